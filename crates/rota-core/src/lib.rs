@@ -1,0 +1,18 @@
+//! Rota's core: the task model, the lifecycle rules (state transitions, retries, backoff), ids,
+//! time and limits. Pure logic: nothing here does I/O, knows of HTTP or SQL, or reads the clock
+//! directly (a [`Clock`] is passed in).
+
+pub mod backoff;
+pub mod clock;
+pub mod id;
+pub mod lifecycle;
+pub mod limits;
+pub mod model;
+pub mod timestamp;
+
+pub use backoff::Backoff;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use id::{IdGenerator, TaskId};
+pub use limits::Limits;
+pub use model::*;
+pub use timestamp::Timestamp;

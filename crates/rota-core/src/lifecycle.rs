@@ -1,0 +1,229 @@
+//! The task state machine: which transitions exist and where a failure leads.
+//!
+//! ```text
+//! scheduled --(run_at reached)--> ready --(claim)--> running --(complete)--> succeeded
+//!     ^                                                 |
+//!     +----(fail / lease expired, attempts left)--------+--(attempts spent or dead)--> dead
+//! any non-final state --(cancel)--> cancelled;  dead | cancelled --(retry)--> ready
+//! ```
+//! Engines call these rules instead of re-deciding them, so every engine agrees.
+
+use crate::{Backoff, TaskState, Timestamp};
+
+/// Something that happens to a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Promote,
+    Claim,
+    Heartbeat,
+    Complete,
+    /// A failure reported by the worker, or a lease that ran out.
+    Fail,
+    Cancel,
+    Retry,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a {from} task cannot {event}")]
+pub struct InvalidTransition {
+    pub from: TaskState,
+    pub event: &'static str,
+}
+
+fn event_name(e: Event) -> &'static str {
+    match e {
+        Event::Promote => "be promoted",
+        Event::Claim => "be claimed",
+        Event::Heartbeat => "heartbeat",
+        Event::Complete => "complete",
+        Event::Fail => "fail",
+        Event::Cancel => "be cancelled",
+        Event::Retry => "be retried (only dead or cancelled tasks can)",
+    }
+}
+
+/// Checks that `event` may happen in state `from`. For `Fail` the target depends on attempts
+/// (see [`after_failure`]); this returns `Scheduled` as the nominal target.
+pub fn transition(from: TaskState, event: Event) -> Result<TaskState, InvalidTransition> {
+    use TaskState::*;
+    let to = match (from, event) {
+        (Scheduled, Event::Promote) => Ready,
+        (Ready, Event::Claim) => Running,
+        (Running, Event::Heartbeat) => Running,
+        (Running, Event::Complete) => Succeeded,
+        (Running, Event::Fail) => Scheduled,
+        (Scheduled | Ready | Running, Event::Cancel) => Cancelled,
+        (Dead | Cancelled, Event::Retry) => Ready,
+        _ => {
+            return Err(InvalidTransition {
+                from,
+                event: event_name(event),
+            })
+        }
+    };
+    Ok(to)
+}
+
+/// The state a task waiting for `run_at` is in at `now`.
+pub fn waiting_state(run_at: Timestamp, now: Timestamp) -> TaskState {
+    if run_at > now {
+        TaskState::Scheduled
+    } else {
+        TaskState::Ready
+    }
+}
+
+/// What a failed attempt asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct Failure {
+    /// The attempt that failed (1-based; a task is on attempt 1 after its first claim).
+    pub attempt: u32,
+    pub max_attempts: u32,
+    /// A delay the worker asked for instead of the backoff.
+    pub retry_in_ms: Option<u64>,
+    /// The worker says retrying is pointless.
+    pub dead: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureOutcome {
+    /// Run again at `run_at` (in state `scheduled`, or `ready` if that is now).
+    Retry { run_at: Timestamp, state: TaskState },
+    Dead,
+}
+
+/// Where a failure leads: `dead` when asked or when the attempts are spent, else a retry after
+/// the worker's delay or the queue's backoff (with `jitter_unit` in `[0, 1)` as the jitter).
+pub fn after_failure(
+    f: Failure,
+    backoff: &Backoff,
+    now: Timestamp,
+    jitter_unit: f64,
+) -> FailureOutcome {
+    if f.dead || f.attempt >= f.max_attempts {
+        return FailureOutcome::Dead;
+    }
+    let delay = f
+        .retry_in_ms
+        .unwrap_or_else(|| backoff.delay_ms(f.attempt, jitter_unit));
+    let run_at = now.plus_ms(i64::try_from(delay).unwrap_or(i64::MAX));
+    FailureOutcome::Retry {
+        run_at,
+        state: waiting_state(run_at, now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Clock, ManualClock};
+    use TaskState::*;
+
+    #[test]
+    fn happy_path() {
+        assert_eq!(transition(Scheduled, Event::Promote), Ok(Ready));
+        assert_eq!(transition(Ready, Event::Claim), Ok(Running));
+        assert_eq!(transition(Running, Event::Heartbeat), Ok(Running));
+        assert_eq!(transition(Running, Event::Complete), Ok(Succeeded));
+    }
+
+    #[test]
+    fn final_states_only_leave_by_retry() {
+        for s in [Succeeded, Dead, Cancelled] {
+            for e in [
+                Event::Promote,
+                Event::Claim,
+                Event::Heartbeat,
+                Event::Complete,
+                Event::Fail,
+                Event::Cancel,
+            ] {
+                assert!(transition(s, e).is_err(), "{s} {e:?}");
+            }
+        }
+        assert_eq!(transition(Dead, Event::Retry), Ok(Ready));
+        assert_eq!(transition(Cancelled, Event::Retry), Ok(Ready));
+        assert!(transition(Succeeded, Event::Retry).is_err());
+    }
+
+    #[test]
+    fn only_running_tasks_complete_fail_or_heartbeat() {
+        for s in [Scheduled, Ready] {
+            assert!(transition(s, Event::Complete).is_err());
+            assert!(transition(s, Event::Fail).is_err());
+            assert!(transition(s, Event::Heartbeat).is_err());
+            assert_eq!(transition(s, Event::Cancel), Ok(Cancelled));
+        }
+        assert!(transition(Running, Event::Claim).is_err());
+        let e = transition(Succeeded, Event::Cancel).unwrap_err();
+        assert_eq!(e.to_string(), "a succeeded task cannot be cancelled");
+    }
+
+    #[test]
+    fn failure_uses_backoff_from_the_manual_clock() {
+        let clock = ManualClock::new(Timestamp(1_000_000));
+        let b = Backoff {
+            base_ms: 100,
+            max_ms: 1_000,
+        };
+        let f = |attempt| Failure {
+            attempt,
+            max_attempts: 5,
+            retry_in_ms: None,
+            dead: false,
+        };
+        let now = clock.now();
+        assert_eq!(
+            after_failure(f(1), &b, now, 0.5),
+            FailureOutcome::Retry {
+                run_at: Timestamp(1_000_050),
+                state: Scheduled
+            }
+        );
+        // Attempt 4: ceiling 800 ms; the whole range is reachable.
+        assert_eq!(
+            after_failure(f(4), &b, now, 0.999_999),
+            FailureOutcome::Retry {
+                run_at: Timestamp(1_000_800),
+                state: Scheduled
+            }
+        );
+        // A zero delay is ready at once.
+        assert_eq!(
+            after_failure(f(4), &b, now, 0.0),
+            FailureOutcome::Retry {
+                run_at: now,
+                state: Ready
+            }
+        );
+        clock.advance_ms(10);
+        assert_eq!(after_failure(f(5), &b, clock.now(), 0.5), FailureOutcome::Dead);
+    }
+
+    #[test]
+    fn worker_overrides_delay_or_kills() {
+        let b = Backoff::default();
+        let now = Timestamp(0);
+        let mut f = Failure {
+            attempt: 1,
+            max_attempts: 25,
+            retry_in_ms: Some(42),
+            dead: false,
+        };
+        assert_eq!(
+            after_failure(f, &b, now, 0.9),
+            FailureOutcome::Retry {
+                run_at: Timestamp(42),
+                state: Scheduled
+            }
+        );
+        f.dead = true;
+        assert_eq!(after_failure(f, &b, now, 0.9), FailureOutcome::Dead);
+    }
+
+    #[test]
+    fn waiting_state_splits_on_run_at() {
+        assert_eq!(waiting_state(Timestamp(5), Timestamp(4)), Scheduled);
+        assert_eq!(waiting_state(Timestamp(5), Timestamp(5)), Ready);
+    }
+}

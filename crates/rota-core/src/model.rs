@@ -1,0 +1,245 @@
+//! The nouns of Rota: tasks, their states, leases, queues and queue settings.
+
+use crate::{Backoff, TaskId, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::fmt;
+use std::str::FromStr;
+
+/// A JSON document kept verbatim (payloads, results, progress): Rota stores and returns the bytes
+/// it was given without parsing them into a tree.
+pub type Json = Box<RawValue>;
+
+pub fn json_null() -> Json {
+    RawValue::from_string("null".to_owned()).expect("null is JSON")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    /// Waiting for `run_at`.
+    Scheduled,
+    /// Claimable now.
+    Ready,
+    /// Leased to a worker.
+    Running,
+    Succeeded,
+    /// Attempts spent, or failed as dead: the dead-letter queue.
+    Dead,
+    Cancelled,
+}
+
+impl TaskState {
+    pub const ALL: [TaskState; 6] = [
+        TaskState::Scheduled,
+        TaskState::Ready,
+        TaskState::Running,
+        TaskState::Succeeded,
+        TaskState::Dead,
+        TaskState::Cancelled,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Scheduled => "scheduled",
+            TaskState::Ready => "ready",
+            TaskState::Running => "running",
+            TaskState::Succeeded => "succeeded",
+            TaskState::Dead => "dead",
+            TaskState::Cancelled => "cancelled",
+        }
+    }
+    /// Final states never change again except by an explicit retry (dead, cancelled).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TaskState::Succeeded | TaskState::Dead | TaskState::Cancelled
+        )
+    }
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for TaskState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        TaskState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "`{s}` is not a task state (one of scheduled, ready, running, succeeded, dead, cancelled)"
+                )
+            })
+    }
+}
+
+/// Who holds a running task, and the fencing token they must present.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub worker: String,
+    pub token: String,
+    pub expires_at: Timestamp,
+}
+
+/// One failed attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptError {
+    pub attempt: u32,
+    pub message: String,
+    pub at: Timestamp,
+}
+
+/// A task as stored and as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Task {
+    pub id: TaskId,
+    pub queue: String,
+    pub kind: String,
+    pub payload: Json,
+    pub priority: i32,
+    pub state: TaskState,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub run_at: Timestamp,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    pub lease: Option<Lease>,
+    pub progress: Option<Json>,
+    pub result: Option<Json>,
+    pub errors: Vec<AttemptError>,
+    pub unique_key: Option<String>,
+    pub tags: Vec<String>,
+}
+
+/// A validated task to enqueue. `run_at` is absolute; `max_attempts` of `None` takes the queue's.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub kind: String,
+    pub payload: Json,
+    pub priority: i32,
+    pub run_at: Option<Timestamp>,
+    pub max_attempts: Option<u32>,
+    pub unique_key: Option<String>,
+    pub tags: Vec<String>,
+}
+
+/// A queue is named within a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueKey {
+    pub tenant: String,
+    pub name: String,
+}
+
+impl QueueKey {
+    pub fn new(tenant: impl Into<String>, name: impl Into<String>) -> Self {
+        QueueKey {
+            tenant: tenant.into(),
+            name: name.into(),
+        }
+    }
+}
+
+pub const DEFAULT_TENANT: &str = "default";
+
+/// Per-queue settings, with the defaults a queue gets on first enqueue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSettings {
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    pub lease_ms: u64,
+    pub retention_ms: u64,
+    pub paused: bool,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            max_attempts: 25,
+            backoff: Backoff::default(),
+            lease_ms: 30_000,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            paused: false,
+        }
+    }
+}
+
+/// A change to queue settings: only the fields present change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueuePatch {
+    pub max_attempts: Option<u32>,
+    pub backoff: Option<Backoff>,
+    pub lease_ms: Option<u64>,
+    pub retention_ms: Option<u64>,
+    pub paused: Option<bool>,
+}
+
+impl QueuePatch {
+    pub fn apply(&self, s: &mut QueueSettings) {
+        if let Some(v) = self.max_attempts {
+            s.max_attempts = v;
+        }
+        if let Some(v) = self.backoff {
+            s.backoff = v;
+        }
+        if let Some(v) = self.lease_ms {
+            s.lease_ms = v;
+        }
+        if let Some(v) = self.retention_ms {
+            s.retention_ms = v;
+        }
+        if let Some(v) = self.paused {
+            s.paused = v;
+        }
+    }
+}
+
+/// Tasks of a queue counted by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateCounts {
+    pub scheduled: u64,
+    pub ready: u64,
+    pub running: u64,
+    pub succeeded: u64,
+    pub dead: u64,
+    pub cancelled: u64,
+}
+
+impl StateCounts {
+    pub fn get_mut(&mut self, s: TaskState) -> &mut u64 {
+        match s {
+            TaskState::Scheduled => &mut self.scheduled,
+            TaskState::Ready => &mut self.ready,
+            TaskState::Running => &mut self.running,
+            TaskState::Succeeded => &mut self.succeeded,
+            TaskState::Dead => &mut self.dead,
+            TaskState::Cancelled => &mut self.cancelled,
+        }
+    }
+    pub fn get(&self, s: TaskState) -> u64 {
+        let mut c = *self;
+        *c.get_mut(s)
+    }
+    pub fn total(&self) -> u64 {
+        TaskState::ALL.iter().map(|s| self.get(*s)).sum()
+    }
+}
+
+/// A queue as `GET /v1/queues/{queue}` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueueInfo {
+    pub name: String,
+    pub settings: QueueSettings,
+    pub counts: StateCounts,
+    /// How long the oldest ready task has been waiting, if any is ready.
+    pub oldest_ready_age_ms: Option<u64>,
+    pub last_claim_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}

@@ -22,10 +22,7 @@ impl Backoff {
     /// `min(max_ms, base_ms * 2^(attempt-1))`.
     pub fn ceiling_ms(&self, attempt: u32) -> u64 {
         let shift = attempt.saturating_sub(1).min(62);
-        self.base_ms
-            .checked_mul(1u64 << shift)
-            .unwrap_or(u64::MAX)
-            .min(self.max_ms)
+        self.base_ms.saturating_mul(1u64 << shift).min(self.max_ms)
     }
 
     /// "Full jitter": a delay drawn uniformly from `[0, ceiling]`. `unit` is a random number in

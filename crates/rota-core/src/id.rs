@@ -125,7 +125,10 @@ mod tests {
         assert_eq!(&s[14..15], "7", "version nibble in {s}");
         assert_eq!(s.parse::<TaskId>().unwrap(), a);
         assert_eq!(b.to_string().parse::<TaskId>().unwrap(), b);
-        assert!(a.to_string() < b.to_string(), "string order follows id order");
+        assert!(
+            a.to_string() < b.to_string(),
+            "string order follows id order"
+        );
         assert_eq!(a.unix_ms(), 1_764_000_000_000);
     }
 
@@ -146,8 +149,8 @@ mod tests {
         for s in [
             "",
             "nope",
-            "0192f8a0-2c4e-4000-8000-000000000000",  // v4
-            "0192f8a0-2c4e-7000-8000-000000000001",  // random low bits set
+            "0192f8a0-2c4e-4000-8000-000000000000", // v4
+            "0192f8a0-2c4e-7000-8000-000000000001", // random low bits set
             "0192f8a0x2c4e-7000-8000-000000000000",
         ] {
             assert!(s.parse::<TaskId>().is_err(), "{s}");

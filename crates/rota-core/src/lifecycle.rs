@@ -88,7 +88,10 @@ pub struct Failure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureOutcome {
     /// Run again at `run_at` (in state `scheduled`, or `ready` if that is now).
-    Retry { run_at: Timestamp, state: TaskState },
+    Retry {
+        run_at: Timestamp,
+        state: TaskState,
+    },
     Dead,
 }
 
@@ -197,7 +200,10 @@ mod tests {
             }
         );
         clock.advance_ms(10);
-        assert_eq!(after_failure(f(5), &b, clock.now(), 0.5), FailureOutcome::Dead);
+        assert_eq!(
+            after_failure(f(5), &b, clock.now(), 0.5),
+            FailureOutcome::Dead
+        );
     }
 
     #[test]

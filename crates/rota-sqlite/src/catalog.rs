@@ -1,0 +1,97 @@
+//! The in-memory catalog of queues: ids, settings, counts by state and last claim time.
+//!
+//! The writer is its only mutator and publishes changes after each commit, so readers see the
+//! counts of committed data. Counts are derived from the rows at open and never stored, so they
+//! cost no write.
+
+use rota_core::{QueueKey, QueueSettings, StateCounts, TaskState, Timestamp};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone)]
+pub struct QueueEntry {
+    pub id: i64,
+    pub key: QueueKey,
+    pub settings: QueueSettings,
+    pub created_at: Timestamp,
+    pub last_claim_at: Option<Timestamp>,
+    pub counts: StateCounts,
+}
+
+#[derive(Debug, Default)]
+pub struct Catalog {
+    by_key: HashMap<QueueKey, i64>,
+    entries: HashMap<i64, QueueEntry>,
+}
+
+impl Catalog {
+    pub fn by_key(&self, key: &QueueKey) -> Option<&QueueEntry> {
+        self.by_key.get(key).and_then(|id| self.entries.get(id))
+    }
+    pub fn by_id(&self, id: i64) -> Option<&QueueEntry> {
+        self.entries.get(&id)
+    }
+    pub fn by_id_mut(&mut self, id: i64) -> Option<&mut QueueEntry> {
+        self.entries.get_mut(&id)
+    }
+    pub fn insert(&mut self, e: QueueEntry) {
+        self.by_key.insert(e.key.clone(), e.id);
+        self.entries.insert(e.id, e);
+    }
+    pub fn for_tenant(&self, tenant: &str) -> Vec<&QueueEntry> {
+        let mut v: Vec<&QueueEntry> = self
+            .entries
+            .values()
+            .filter(|e| e.key.tenant == tenant)
+            .collect();
+        v.sort_by(|a, b| a.key.name.cmp(&b.key.name));
+        v
+    }
+    pub fn all(&self) -> impl Iterator<Item = &QueueEntry> {
+        self.entries.values()
+    }
+}
+
+/// Catalog changes made by one write batch, applied only once it commits.
+#[derive(Debug, Default)]
+pub struct CatalogDelta {
+    pub new_queues: Vec<QueueEntry>,
+    pub settings: HashMap<i64, QueueSettings>,
+    pub counts: HashMap<i64, [i64; 6]>,
+    pub last_claim_at: HashMap<i64, Timestamp>,
+}
+
+impl CatalogDelta {
+    pub fn moved(&mut self, queue_id: i64, from: Option<TaskState>, to: Option<TaskState>) {
+        let c = self.counts.entry(queue_id).or_default();
+        if let Some(f) = from {
+            c[f.index()] -= 1;
+        }
+        if let Some(t) = to {
+            c[t.index()] += 1;
+        }
+    }
+
+    pub fn apply_to(self, catalog: &mut Catalog) {
+        for q in self.new_queues {
+            catalog.insert(q);
+        }
+        for (id, s) in self.settings {
+            if let Some(e) = catalog.by_id_mut(id) {
+                e.settings = s;
+            }
+        }
+        for (id, deltas) in self.counts {
+            if let Some(e) = catalog.by_id_mut(id) {
+                for st in TaskState::ALL {
+                    let c = e.counts.get_mut(st);
+                    *c = c.saturating_add_signed(deltas[st.index()]);
+                }
+            }
+        }
+        for (id, t) in self.last_claim_at {
+            if let Some(e) = catalog.by_id_mut(id) {
+                e.last_claim_at = Some(t);
+            }
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! The embedded engine: one SQLite file in WAL mode.
+//!
+//! Writes go to a single writer thread that group-commits (see [`writer`]); reads run on a
+//! small pool of read connections, which WAL lets proceed while the writer commits. Queue
+//! settings and per-state counts live in an in-memory [`catalog::Catalog`] rebuilt from the
+//! rows at open.
+
+mod catalog;
+mod rows;
+pub mod schema;
+mod writer;
+
+use async_trait::async_trait;
+use catalog::{Catalog, QueueEntry};
+use rota_core::{
+    Clock, NewTask, QueueInfo, QueueKey, QueuePatch, QueueSettings, StateCounts, Task, TaskId,
+    TaskState, Timestamp,
+};
+use rota_store::*;
+use rows::{task_from_row, TASK_COLUMNS};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{mpsc, oneshot, Notify};
+use writer::{Op, Writer};
+
+/// The file name inside the data directory.
+pub const DB_FILE: &str = "rota.db";
+
+/// Open-time settings of the engine.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Page cache of the write connection, in KiB.
+    pub write_cache_kib: i64,
+    /// Page cache of each read connection, in KiB.
+    pub read_cache_kib: i64,
+    /// Read connections kept open between reads.
+    pub idle_readers: usize,
+    /// Ops waiting for the writer before callers wait to send.
+    pub queue_depth: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            write_cache_kib: 64 * 1024,
+            read_cache_kib: 8 * 1024,
+            idle_readers: 4,
+            queue_depth: 8_192,
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub catalog: RwLock<Catalog>,
+    pub clock: Arc<dyn Clock>,
+    pub signals: ReadySignals,
+    pub maintenance: Arc<Notify>,
+}
+
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+    path: PathBuf,
+    options: SqliteOptions,
+    sender: Mutex<Option<mpsc::Sender<Op>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+    closed: AtomicBool,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn configure(conn: &Connection, cache_kib: i64) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "cache_size", -cache_kib)?;
+    conn.pragma_update(None, "temp_store", "memory")?;
+    conn.pragma_update(None, "foreign_keys", false)?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`, a file.
+    pub fn open(
+        path: &Path,
+        clock: Arc<dyn Clock>,
+        options: SqliteOptions,
+    ) -> Result<Self, String> {
+        let mut conn =
+            Connection::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| e.to_string())?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(format!(
+                "{} cannot use WAL mode (got {mode})",
+                path.display()
+            ));
+        }
+        // FULL: every commit fsyncs the WAL, so an acknowledged write survives power loss.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| e.to_string())?;
+        configure(&conn, options.write_cache_kib).map_err(|e| e.to_string())?;
+        schema::migrate(&mut conn)?;
+        let (catalog, last_id) =
+            load_catalog(&conn).map_err(|e| format!("cannot load queues: {e}"))?;
+        let shared = Arc::new(Shared {
+            catalog: RwLock::new(catalog),
+            clock,
+            signals: ReadySignals::default(),
+            maintenance: Arc::new(Notify::new()),
+        });
+        let (tx, rx) = mpsc::channel(options.queue_depth);
+        let writer = Writer::new(conn, shared.clone(), last_id);
+        let handle = std::thread::Builder::new()
+            .name("rota-sqlite-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| e.to_string())?;
+        Ok(SqliteStore {
+            shared,
+            path: path.to_owned(),
+            options,
+            sender: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+            readers: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    async fn send<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Op) -> Result<T, StoreError> {
+        let sender = self
+            .sender
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| unavailable("the store is closed"))?;
+        let (tx, rx) = oneshot::channel();
+        sender
+            .send(make(tx))
+            .await
+            .map_err(|_| unavailable("the store is closed"))?;
+        rx.await.map_err(|_| unavailable("the writer stopped"))
+    }
+
+    /// Runs `f` on a read connection, off the async threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &Shared) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(unavailable("the store is closed"));
+        }
+        let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(unavailable)?;
+                configure(&c, self.options.read_cache_kib).map_err(unavailable)?;
+                c
+            }
+        };
+        let shared = self.shared.clone();
+        let (conn, out) = tokio::task::spawn_blocking(move || {
+            let out = f(&conn, &shared);
+            (conn, out)
+        })
+        .await
+        .map_err(unavailable)?;
+        let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < self.options.idle_readers && !self.closed.load(Ordering::Acquire) {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+fn load_catalog(conn: &Connection) -> rusqlite::Result<(Catalog, Option<TaskId>)> {
+    let mut catalog = Catalog::default();
+    let mut stmt =
+        conn.prepare("SELECT id, tenant, name, settings, created_at, last_claim_at FROM queues")?;
+    let rows = stmt.query_map([], |r| {
+        let settings: String = r.get(3)?;
+        Ok(QueueEntry {
+            id: r.get(0)?,
+            key: QueueKey::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?),
+            settings: serde_json::from_str(&settings).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "unreadable queue settings; using defaults");
+                QueueSettings::default()
+            }),
+            created_at: Timestamp(r.get(4)?),
+            last_claim_at: r.get::<_, Option<i64>>(5)?.map(Timestamp),
+            counts: StateCounts::default(),
+        })
+    })?;
+    for q in rows {
+        catalog.insert(q?);
+    }
+    let mut stmt =
+        conn.prepare("SELECT queue_id, state, COUNT(*) FROM tasks GROUP BY queue_id, state")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (qid, state, n) = row?;
+        if let Some(q) = catalog.by_id_mut(qid) {
+            *q.counts.get_mut(rows::state_from_sql(&state)?) = n as u64;
+        }
+    }
+    let last: Option<i64> = conn.query_row("SELECT MAX(id) FROM tasks", [], |r| r.get(0))?;
+    Ok((catalog, last.map(TaskId::from_i64)))
+}
+
+fn queue_info(conn: &Connection, q: &QueueEntry, now: Timestamp) -> rusqlite::Result<QueueInfo> {
+    let oldest_ready: Option<i64> = if q.counts.ready > 0 {
+        conn.prepare_cached(
+            "SELECT run_at FROM tasks WHERE queue_id = ?1 AND state = 'ready' ORDER BY id LIMIT 1",
+        )?
+        .query_row([q.id], |r| r.get(0))
+        .optional()?
+    } else {
+        None
+    };
+    Ok(QueueInfo {
+        name: q.key.name.clone(),
+        settings: q.settings.clone(),
+        counts: q.counts,
+        oldest_ready_age_ms: oldest_ready.map(|t| now.0.saturating_sub(t).max(0) as u64),
+        last_claim_at: q.last_claim_at,
+        created_at: q.created_at,
+    })
+}
+
+fn db_err(e: rusqlite::Error) -> StoreError {
+    unavailable(e)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn enqueue(&self, queue: &QueueKey, tasks: Vec<NewTask>) -> StoreResult<Vec<Enqueued>> {
+        let q = queue.clone();
+        self.send(|r| Op::Enqueue(q, tasks, r)).await?
+    }
+
+    async fn claim(&self, queue: &QueueKey, req: ClaimRequest) -> StoreResult<Vec<Task>> {
+        let q = queue.clone();
+        self.send(|r| Op::Claim(q, req, r)).await?
+    }
+
+    async fn heartbeat(&self, tenant: &str, hb: Heartbeat) -> StoreResult<Task> {
+        let t = tenant.to_owned();
+        self.send(|r| Op::Heartbeat(t, hb, r)).await?
+    }
+
+    async fn complete(&self, tenant: &str, items: Vec<Completion>) -> Vec<StoreResult<Task>> {
+        let n = items.len();
+        let t = tenant.to_owned();
+        self.send(|r| Op::Complete(t, items, r))
+            .await
+            .unwrap_or_else(|e| vec![Err(e); n])
+    }
+
+    async fn fail(&self, tenant: &str, items: Vec<FailureReport>) -> Vec<StoreResult<Task>> {
+        let n = items.len();
+        let t = tenant.to_owned();
+        self.send(|r| Op::Fail(t, items, r))
+            .await
+            .unwrap_or_else(|e| vec![Err(e); n])
+    }
+
+    async fn cancel(&self, tenant: &str, id: TaskId) -> StoreResult<Task> {
+        let t = tenant.to_owned();
+        self.send(|r| Op::Cancel(t, id, r)).await?
+    }
+
+    async fn retry(&self, tenant: &str, id: TaskId) -> StoreResult<Task> {
+        let t = tenant.to_owned();
+        self.send(|r| Op::Retry(t, id, r)).await?
+    }
+
+    async fn get(&self, tenant: &str, id: TaskId) -> StoreResult<Task> {
+        let tenant = tenant.to_owned();
+        self.read(move |conn, shared| {
+            let row = conn
+                .prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))
+                .and_then(|mut s| s.query_row([id.as_i64()], task_from_row).optional())
+                .map_err(db_err)?;
+            let cat = shared.catalog.read().unwrap_or_else(|e| e.into_inner());
+            row.and_then(|r| r.into_task_for(&cat, &tenant))
+                .ok_or(StoreError::TaskNotFound(id))
+        })
+        .await
+    }
+
+    async fn list(&self, queue: &QueueKey, filter: ListFilter) -> StoreResult<Page> {
+        let queue = queue.clone();
+        self.read(move |conn, shared| {
+            let qid = {
+                let cat = shared.catalog.read().unwrap_or_else(|e| e.into_inner());
+                cat.by_key(&queue)
+                    .map(|q| q.id)
+                    .ok_or_else(|| StoreError::QueueNotFound(queue.name.clone()))?
+            };
+            let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE queue_id = ?1");
+            if filter.state.is_some() {
+                sql.push_str(" AND state = ?2");
+            }
+            if filter.kind.is_some() {
+                sql.push_str(" AND kind = ?3");
+            }
+            if filter.before.is_some() {
+                sql.push_str(" AND id < ?4");
+            }
+            sql.push_str(" ORDER BY id DESC LIMIT ?5");
+            let limit = filter.limit.max(1);
+            let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+            // Unused numbered parameters are fine in SQLite; bind them all.
+            let rows = stmt
+                .query_map(
+                    params![
+                        qid,
+                        filter.state.map(|s| s.as_str()),
+                        filter.kind,
+                        filter.before.map(|b| b.as_i64()),
+                        limit as i64 + 1
+                    ],
+                    task_from_row,
+                )
+                .map_err(db_err)?;
+            let cat = shared.catalog.read().unwrap_or_else(|e| e.into_inner());
+            let mut tasks = Vec::with_capacity(limit);
+            for row in rows {
+                let row = row.map_err(db_err)?;
+                if let Some(t) = row.into_task_for(&cat, &queue.tenant) {
+                    tasks.push(t);
+                }
+            }
+            let next_cursor = if tasks.len() > limit {
+                tasks.truncate(limit);
+                tasks.last().map(|t| t.id)
+            } else {
+                None
+            };
+            Ok(Page { tasks, next_cursor })
+        })
+        .await
+    }
+
+    async fn queues(&self, tenant: &str) -> StoreResult<Vec<QueueInfo>> {
+        let tenant = tenant.to_owned();
+        self.read(move |conn, shared| {
+            let now = shared.clock.now();
+            let entries: Vec<QueueEntry> = {
+                let cat = shared.catalog.read().unwrap_or_else(|e| e.into_inner());
+                cat.for_tenant(&tenant).into_iter().cloned().collect()
+            };
+            entries
+                .iter()
+                .map(|q| queue_info(conn, q, now).map_err(db_err))
+                .collect()
+        })
+        .await
+    }
+
+    async fn queue(&self, queue: &QueueKey) -> StoreResult<QueueInfo> {
+        let queue = queue.clone();
+        self.read(move |conn, shared| {
+            let entry = {
+                let cat = shared.catalog.read().unwrap_or_else(|e| e.into_inner());
+                cat.by_key(&queue)
+                    .cloned()
+                    .ok_or_else(|| StoreError::QueueNotFound(queue.name.clone()))?
+            };
+            queue_info(conn, &entry, shared.clock.now()).map_err(db_err)
+        })
+        .await
+    }
+
+    async fn update_queue(&self, queue: &QueueKey, patch: QueuePatch) -> StoreResult<QueueInfo> {
+        let q = queue.clone();
+        self.send(|r| Op::UpdateQueue(q, patch, r)).await??;
+        self.queue(queue).await
+    }
+
+    async fn purge(&self, queue: &QueueKey, state: TaskState) -> StoreResult<u64> {
+        let q = queue.clone();
+        self.send(|r| Op::Purge(q, state, r)).await?
+    }
+
+    async fn run_maintenance(&self) -> StoreResult<MaintenanceReport> {
+        self.send(Op::Maintenance).await?
+    }
+
+    fn ready_signal(&self, queue: &QueueKey) -> Arc<Notify> {
+        self.shared.signals.get(queue)
+    }
+
+    fn maintenance_signal(&self) -> Arc<Notify> {
+        self.shared.maintenance.clone()
+    }
+
+    async fn health(&self) -> Health {
+        let writer_alive = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|h| !h.is_finished());
+        let writer = if writer_alive {
+            Ok(())
+        } else {
+            Err("the writer thread is not running".to_owned())
+        };
+        let schema = self
+            .read(|conn, _| {
+                let v = schema::version(conn).map_err(db_err)?;
+                if v == schema::CURRENT_VERSION {
+                    Ok(())
+                } else {
+                    Err(StoreError::Unavailable(format!(
+                        "schema version {v}, expected {}",
+                        schema::CURRENT_VERSION
+                    )))
+                }
+            })
+            .await
+            .map_err(|e| e.to_string());
+        Health {
+            checks: vec![
+                ("storage.writer".into(), writer),
+                ("storage.schema".into(), schema),
+            ],
+        }
+    }
+
+    async fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Dropping the sender ends the writer's loop after the ops already queued.
+        self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+        self.readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.shared.signals.notify_all();
+    }
+}

@@ -1,0 +1,77 @@
+//! The file's schema and its migrations, tracked in `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+/// Each entry migrates from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE queues (
+    id            INTEGER PRIMARY KEY,
+    tenant        TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    settings      TEXT NOT NULL,          -- JSON QueueSettings
+    created_at    INTEGER NOT NULL,       -- ms since epoch, like every time here
+    last_claim_at INTEGER,
+    UNIQUE (tenant, name)
+);
+
+CREATE TABLE tasks (
+    id               INTEGER PRIMARY KEY, -- rota_core::TaskId: unix_ms << 20 | sequence
+    queue_id         INTEGER NOT NULL REFERENCES queues (id),
+    kind             TEXT NOT NULL,
+    payload          TEXT NOT NULL,
+    priority         INTEGER NOT NULL,
+    state            TEXT NOT NULL,
+    run_at           INTEGER NOT NULL,
+    attempt          INTEGER NOT NULL,
+    max_attempts     INTEGER NOT NULL,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    finished_at      INTEGER,
+    lease_worker     TEXT,
+    lease_token      INTEGER,
+    lease_expires_at INTEGER,
+    progress         TEXT,
+    result           TEXT,
+    errors           TEXT,                -- JSON [{attempt, message, at}], NULL when none
+    unique_key       TEXT,
+    tags             TEXT                 -- JSON array, NULL when none
+);
+
+-- Claims: the next ready task of a queue (of a kind) is the first index entry.
+CREATE INDEX tasks_ready ON tasks (queue_id, priority DESC, id) WHERE state = 'ready';
+CREATE INDEX tasks_ready_kind ON tasks (queue_id, kind, priority DESC, id) WHERE state = 'ready';
+-- Maintenance: due scheduled tasks, expired leases, final tasks past retention.
+CREATE INDEX tasks_scheduled ON tasks (run_at) WHERE state = 'scheduled';
+CREATE INDEX tasks_running ON tasks (lease_expires_at) WHERE state = 'running';
+CREATE INDEX tasks_finished ON tasks (queue_id, finished_at) WHERE finished_at IS NOT NULL;
+-- Listing, newest first, with and without a state filter.
+CREATE INDEX tasks_queue ON tasks (queue_id, id);
+CREATE INDEX tasks_queue_state ON tasks (queue_id, state, id);
+-- One live task per unique key and queue.
+CREATE UNIQUE INDEX tasks_unique_live ON tasks (queue_id, unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'ready', 'running');
+"#];
+
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Applies the migrations this file lacks, each in its own transaction.
+pub fn migrate(conn: &mut Connection) -> Result<(), String> {
+    let found = version(conn).map_err(|e| e.to_string())?;
+    if found > CURRENT_VERSION {
+        return Err(format!(
+            "the data file has schema version {found}, newer than this Rota understands ({CURRENT_VERSION}); upgrade Rota"
+        ));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction().map_err(|e| e.to_string())?;
+        tx.execute_batch(sql)
+            .and_then(|_| tx.pragma_update(None, "user_version", i as i64 + 1))
+            .map_err(|e| format!("migration {} failed: {e}", i + 1))?;
+        tx.commit().map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! The storage trait: queue operations at the level the server needs them (enqueue a batch,
+//! claim a batch, heartbeat, complete/fail a batch, maintenance, queries). Engines implement it;
+//! [`conformance`] holds the test bodies every engine must pass.
+//!
+//! Architecture Invariant: nothing outside an engine crate knows SQL or file formats; the server
+//! talks only to `dyn Store`.
+
+pub mod conformance;
+mod signals;
+
+pub use signals::ReadySignals;
+
+use async_trait::async_trait;
+use rota_core::lifecycle::InvalidTransition;
+use rota_core::{Json, QueueInfo, QueueKey, QueuePatch, Task, TaskId, TaskState, Timestamp};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum StoreError {
+    #[error("task {0} does not exist")]
+    TaskNotFound(TaskId),
+    #[error("queue `{0}` does not exist")]
+    QueueNotFound(String),
+    /// The lease token is not the task's current lease: it expired and the task moved on.
+    #[error("the lease on task {0} is no longer held by this token (it expired or the task was claimed again)")]
+    LeaseLost(TaskId),
+    #[error("task {id}: {source}")]
+    InvalidState {
+        id: TaskId,
+        source: InvalidTransition,
+    },
+    /// The change would break a rule that involves another task (e.g. a unique key).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The store cannot serve requests now (disk full, I/O error, shutting down).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One enqueued task; `duplicate` when its `unique_key` matched a live task, which is returned
+/// instead.
+#[derive(Debug, Clone)]
+pub struct Enqueued {
+    pub task: Task,
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub worker: String,
+    /// Only tasks of these kinds; empty means any kind.
+    pub kinds: Vec<String>,
+    pub max: usize,
+    /// Lease length; `None` takes the queue's `lease_ms`.
+    pub lease_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    pub id: TaskId,
+    pub lease: String,
+    pub lease_ms: Option<u64>,
+    pub progress: Option<Json>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub id: TaskId,
+    pub lease: String,
+    pub result: Option<Json>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FailureReport {
+    pub id: TaskId,
+    pub lease: String,
+    pub error: String,
+    pub retry_in_ms: Option<u64>,
+    pub dead: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub state: Option<TaskState>,
+    pub kind: Option<String>,
+    pub limit: usize,
+    /// Only tasks older than this one (the previous page's cursor).
+    pub before: Option<TaskId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub tasks: Vec<Task>,
+    pub next_cursor: Option<TaskId>,
+}
+
+/// What one maintenance pass did, and when the next one is due.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    pub promoted: u64,
+    pub expired: u64,
+    pub deleted: u64,
+    /// The earliest `run_at` of a scheduled task or lease expiry still ahead.
+    pub next_due: Option<Timestamp>,
+}
+
+/// Health of the store's parts, each named.
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub checks: Vec<(String, Result<(), String>)>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Enqueues all tasks in one atomic write, creating the queue on first use.
+    async fn enqueue(
+        &self,
+        queue: &QueueKey,
+        tasks: Vec<rota_core::NewTask>,
+    ) -> StoreResult<Vec<Enqueued>>;
+    /// Leases up to `max` ready tasks, highest priority first and FIFO within a priority. Never
+    /// waits: long-polling is built on [`Store::ready_signal`].
+    async fn claim(&self, queue: &QueueKey, req: ClaimRequest) -> StoreResult<Vec<Task>>;
+    async fn heartbeat(&self, tenant: &str, hb: Heartbeat) -> StoreResult<Task>;
+    /// One outcome per item, in order; the items that succeed are committed together.
+    async fn complete(&self, tenant: &str, items: Vec<Completion>) -> Vec<StoreResult<Task>>;
+    async fn fail(&self, tenant: &str, items: Vec<FailureReport>) -> Vec<StoreResult<Task>>;
+    async fn cancel(&self, tenant: &str, id: TaskId) -> StoreResult<Task>;
+    /// A dead or cancelled task back to ready with its attempts reset.
+    async fn retry(&self, tenant: &str, id: TaskId) -> StoreResult<Task>;
+    async fn get(&self, tenant: &str, id: TaskId) -> StoreResult<Task>;
+    async fn list(&self, queue: &QueueKey, filter: ListFilter) -> StoreResult<Page>;
+    async fn queues(&self, tenant: &str) -> StoreResult<Vec<QueueInfo>>;
+    async fn queue(&self, queue: &QueueKey) -> StoreResult<QueueInfo>;
+    /// Changes settings, creating the queue if it does not exist yet.
+    async fn update_queue(&self, queue: &QueueKey, patch: QueuePatch) -> StoreResult<QueueInfo>;
+    /// Deletes the queue's tasks in `state`, which must be final. Returns how many.
+    async fn purge(&self, queue: &QueueKey, state: TaskState) -> StoreResult<u64>;
+    /// Promotes due scheduled tasks, returns expired leases to the queue (or the DLQ), and
+    /// deletes final tasks past their queue's retention.
+    async fn run_maintenance(&self) -> StoreResult<MaintenanceReport>;
+    /// Notified whenever tasks of `queue` may have become ready.
+    fn ready_signal(&self, queue: &QueueKey) -> Arc<Notify>;
+    /// Notified when a write creates a due time (run_at, lease expiry) that maintenance may not
+    /// know of yet.
+    fn maintenance_signal(&self) -> Arc<Notify>;
+    async fn health(&self) -> Health;
+    /// Finishes pending writes and closes the store; later calls fail with `Unavailable`.
+    async fn close(&self);
+}
+
+pub type DynStore = Arc<dyn Store>;

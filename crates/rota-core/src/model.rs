@@ -15,6 +15,7 @@ pub fn json_null() -> Json {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {
     /// Waiting for `run_at`.
@@ -82,37 +83,51 @@ impl FromStr for TaskState {
 
 /// Who holds a running task, and the fencing token they must present.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Lease {
     pub worker: String,
+    /// The fencing token to present on heartbeat, complete and fail.
     pub token: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Timestamp,
 }
 
 /// One failed attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttemptError {
     pub attempt: u32,
     pub message: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Timestamp,
 }
 
 /// A task as stored and as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Task {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "019ab8f0-2c4e-7000-8000-000000000000"))]
     pub id: TaskId,
     pub queue: String,
     pub kind: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: Json,
     pub priority: i32,
     pub state: TaskState,
     pub attempt: u32,
     pub max_attempts: u32,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub run_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub finished_at: Option<Timestamp>,
     pub lease: Option<Lease>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub progress: Option<Json>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub result: Option<Json>,
     pub errors: Vec<AttemptError>,
     pub unique_key: Option<String>,
@@ -151,6 +166,7 @@ pub const DEFAULT_TENANT: &str = "default";
 
 /// Per-queue settings, with the defaults a queue gets on first enqueue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueSettings {
     pub max_attempts: u32,
     pub backoff: Backoff,
@@ -203,6 +219,7 @@ impl QueuePatch {
 
 /// Tasks of a queue counted by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StateCounts {
     pub scheduled: u64,
     pub ready: u64,
@@ -234,12 +251,15 @@ impl StateCounts {
 
 /// A queue as `GET /v1/queues/{queue}` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueInfo {
     pub name: String,
     pub settings: QueueSettings,
     pub counts: StateCounts,
     /// How long the oldest ready task has been waiting, if any is ready.
     pub oldest_ready_age_ms: Option<u64>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_claim_at: Option<Timestamp>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
 }

@@ -1,0 +1,546 @@
+//! A typed async client for Rota's HTTP API. Server errors come back as [`Error`] variants a
+//! caller can branch on; connections are pooled and reused.
+
+use reqwest::{Method, StatusCode};
+use rota_core::{Backoff, Json, QueueInfo, Task, TaskId, TaskState, Timestamp};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("not found: {message}")]
+    NotFound { message: String },
+    #[error("lease lost: {message}")]
+    LeaseLost { message: String },
+    #[error("invalid request: {message}")]
+    Invalid { message: String },
+    #[error("conflict: {message}")]
+    Conflict { message: String },
+    #[error("too large: {message}")]
+    TooLarge { message: String },
+    #[error("server unavailable: {message}")]
+    Unavailable { message: String },
+    /// Any other error answer from the server.
+    #[error("server answered {status} {code}: {message}")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The request did not get an answer (connection refused, timeout, reset).
+    #[error("cannot reach the Rota server: {0}")]
+    Transport(#[source] reqwest::Error),
+    #[error("unexpected answer from the server: {0}")]
+    Decode(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+impl Error {
+    fn from_answer(status: StatusCode, detail: ErrorDetail) -> Self {
+        let ErrorDetail { code, message } = detail;
+        match (status.as_u16(), code.as_str()) {
+            (404, _) => Error::NotFound { message },
+            (409, "lease_lost") => Error::LeaseLost { message },
+            (409, _) => Error::Conflict { message },
+            (400 | 422, _) => Error::Invalid { message },
+            (413, _) => Error::TooLarge { message },
+            (503, _) => Error::Unavailable { message },
+            (s, _) => Error::Api {
+                status: s,
+                code,
+                message,
+            },
+        }
+    }
+}
+
+/// A task to enqueue.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewTask {
+    pub kind: String,
+    pub payload: Json,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+impl NewTask {
+    /// A task of `kind` whose payload is `payload` serialized as JSON.
+    pub fn new(kind: impl Into<String>, payload: &impl Serialize) -> Self {
+        let payload = serde_json::value::to_raw_value(payload).expect("payload serializes");
+        NewTask {
+            kind: kind.into(),
+            payload,
+            priority: None,
+            run_at: None,
+            delay_ms: None,
+            max_attempts: None,
+            unique_key: None,
+            tags: Vec::new(),
+        }
+    }
+    pub fn priority(mut self, p: i32) -> Self {
+        self.priority = Some(p);
+        self
+    }
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.delay_ms = Some(d.as_millis() as u64);
+        self
+    }
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = Some(n);
+        self
+    }
+    pub fn unique_key(mut self, k: impl Into<String>) -> Self {
+        self.unique_key = Some(k.into());
+        self
+    }
+}
+
+/// A task as enqueue answers it.
+#[derive(Debug, Clone)]
+pub struct Enqueued {
+    pub task: Task,
+    /// The `unique_key` matched a live task, which is returned instead.
+    pub duplicate: bool,
+}
+
+/// The `duplicate` flag of an enqueue answer. Read as a second view of the same bytes because
+/// `#[serde(flatten)]` cannot carry the task's verbatim JSON fields.
+#[derive(Deserialize)]
+struct DuplicateFlag {
+    duplicate: bool,
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Decode(e.to_string()))
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClaimOptions {
+    pub worker: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
+    pub max: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CompleteItem {
+    pub id: TaskId,
+    pub lease: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Json>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FailItem {
+    pub id: TaskId,
+    pub lease: String,
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_in_ms: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dead: bool,
+}
+
+/// One item's outcome in a batch complete or fail.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ItemOutcome {
+    pub id: String,
+    pub ok: bool,
+    pub state: Option<TaskState>,
+    pub error: Option<ErrorDetail>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct QueueSettingsPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Backoff>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TaskPage {
+    pub tasks: Vec<Task>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub state: Option<TaskState>,
+    pub kind: Option<String>,
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+#[derive(Deserialize)]
+struct Tasks<T> {
+    tasks: Vec<T>,
+}
+
+#[derive(Deserialize)]
+struct Items {
+    items: Vec<ItemOutcome>,
+}
+
+impl Client {
+    /// A client for the server at `base_url` (e.g. `http://127.0.0.1:7070`).
+    pub fn new(base_url: &str) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(1024)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(Error::Transport)?;
+        Ok(Client {
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+        timeout: Duration,
+    ) -> Result<T> {
+        decode(&self.call_raw(method, path, body, timeout).await?)
+    }
+
+    /// The body of a successful answer; an error answer becomes its [`Error`].
+    async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .timeout(timeout);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(Error::Transport)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(Error::Transport)?;
+        if status.is_success() {
+            Ok(bytes.to_vec())
+        } else {
+            match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(b) => Err(Error::from_answer(status, b.error)),
+                Err(_) => Err(Error::Api {
+                    status: status.as_u16(),
+                    code: "unknown".into(),
+                    message: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
+                }),
+            }
+        }
+    }
+
+    const TIMEOUT: Duration = Duration::from_secs(30);
+
+    pub async fn enqueue(&self, queue: &str, task: &NewTask) -> Result<Enqueued> {
+        let bytes = self
+            .call_raw(
+                Method::POST,
+                &format!("/v1/queues/{queue}/tasks"),
+                Some(task),
+                Self::TIMEOUT,
+            )
+            .await?;
+        Ok(Enqueued {
+            task: decode(&bytes)?,
+            duplicate: decode::<DuplicateFlag>(&bytes)?.duplicate,
+        })
+    }
+
+    pub async fn enqueue_batch(&self, queue: &str, tasks: &[NewTask]) -> Result<Vec<Enqueued>> {
+        #[derive(Serialize)]
+        struct Batch<'a> {
+            tasks: &'a [NewTask],
+        }
+        let bytes = self
+            .call_raw(
+                Method::POST,
+                &format!("/v1/queues/{queue}/tasks"),
+                Some(&Batch { tasks }),
+                Self::TIMEOUT,
+            )
+            .await?;
+        let out: Tasks<Task> = decode(&bytes)?;
+        let flags: Tasks<DuplicateFlag> = decode(&bytes)?;
+        Ok(out
+            .tasks
+            .into_iter()
+            .zip(flags.tasks)
+            .map(|(task, f)| Enqueued {
+                task,
+                duplicate: f.duplicate,
+            })
+            .collect())
+    }
+
+    /// Claims up to `opts.max` tasks, waiting up to `opts.wait_ms` for one to be ready.
+    pub async fn claim(&self, queue: &str, opts: &ClaimOptions) -> Result<Vec<Task>> {
+        let timeout = Self::TIMEOUT + Duration::from_millis(opts.wait_ms.unwrap_or(0));
+        let out: Tasks<Task> = self
+            .call(
+                Method::POST,
+                &format!("/v1/queues/{queue}/claim"),
+                Some(opts),
+                timeout,
+            )
+            .await?;
+        Ok(out.tasks)
+    }
+
+    pub async fn heartbeat(
+        &self,
+        id: TaskId,
+        lease: &str,
+        lease_ms: Option<u64>,
+        progress: Option<Json>,
+    ) -> Result<Task> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            lease: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            lease_ms: Option<u64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            progress: Option<Json>,
+        }
+        let body = Body {
+            lease,
+            lease_ms,
+            progress,
+        };
+        self.call(
+            Method::POST,
+            &format!("/v1/tasks/{id}/heartbeat"),
+            Some(&body),
+            Self::TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn complete(&self, id: TaskId, lease: &str, result: Option<Json>) -> Result<Task> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            lease: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            result: Option<Json>,
+        }
+        self.call(
+            Method::POST,
+            &format!("/v1/tasks/{id}/complete"),
+            Some(&Body { lease, result }),
+            Self::TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn fail(
+        &self,
+        id: TaskId,
+        lease: &str,
+        error: &str,
+        retry_in_ms: Option<u64>,
+        dead: bool,
+    ) -> Result<Task> {
+        let body = FailItem {
+            id,
+            lease: lease.to_owned(),
+            error: error.to_owned(),
+            retry_in_ms,
+            dead,
+        };
+        self.call(
+            Method::POST,
+            &format!("/v1/tasks/{id}/fail"),
+            Some(&body),
+            Self::TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn complete_batch(&self, items: &[CompleteItem]) -> Result<Vec<ItemOutcome>> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            items: &'a [CompleteItem],
+        }
+        let out: Items = self
+            .call(
+                Method::POST,
+                "/v1/tasks/complete",
+                Some(&Body { items }),
+                Self::TIMEOUT,
+            )
+            .await?;
+        Ok(out.items)
+    }
+
+    pub async fn fail_batch(&self, items: &[FailItem]) -> Result<Vec<ItemOutcome>> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            items: &'a [FailItem],
+        }
+        let out: Items = self
+            .call(
+                Method::POST,
+                "/v1/tasks/fail",
+                Some(&Body { items }),
+                Self::TIMEOUT,
+            )
+            .await?;
+        Ok(out.items)
+    }
+
+    pub async fn get(&self, id: TaskId) -> Result<Task> {
+        self.call(
+            Method::GET,
+            &format!("/v1/tasks/{id}"),
+            None::<&()>,
+            Self::TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn cancel(&self, id: TaskId) -> Result<Task> {
+        self.call(
+            Method::POST,
+            &format!("/v1/tasks/{id}/cancel"),
+            None::<&()>,
+            Self::TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn retry(&self, id: TaskId) -> Result<Task> {
+        self.call(
+            Method::POST,
+            &format!("/v1/tasks/{id}/retry"),
+            None::<&()>,
+            Self::TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn list(&self, queue: &str, opts: &ListOptions) -> Result<TaskPage> {
+        let mut q = vec![];
+        if let Some(s) = opts.state {
+            q.push(format!("state={s}"));
+        }
+        if let Some(k) = &opts.kind {
+            q.push(format!("kind={k}"));
+        }
+        if let Some(l) = opts.limit {
+            q.push(format!("limit={l}"));
+        }
+        if let Some(c) = &opts.cursor {
+            q.push(format!("cursor={c}"));
+        }
+        let path = format!("/v1/queues/{queue}/tasks?{}", q.join("&"));
+        self.call(Method::GET, &path, None::<&()>, Self::TIMEOUT)
+            .await
+    }
+
+    pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        #[derive(Deserialize)]
+        struct Queues {
+            queues: Vec<QueueInfo>,
+        }
+        let out: Queues = self
+            .call(Method::GET, "/v1/queues", None::<&()>, Self::TIMEOUT)
+            .await?;
+        Ok(out.queues)
+    }
+
+    pub async fn queue(&self, queue: &str) -> Result<QueueInfo> {
+        self.call(
+            Method::GET,
+            &format!("/v1/queues/{queue}"),
+            None::<&()>,
+            Self::TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn update_queue(&self, queue: &str, patch: &QueueSettingsPatch) -> Result<QueueInfo> {
+        self.call(
+            Method::PATCH,
+            &format!("/v1/queues/{queue}"),
+            Some(patch),
+            Self::TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn purge(&self, queue: &str, state: TaskState) -> Result<u64> {
+        #[derive(Deserialize)]
+        struct Purged {
+            deleted: u64,
+        }
+        let out: Purged = self
+            .call(
+                Method::DELETE,
+                &format!("/v1/queues/{queue}/tasks?state={state}"),
+                None::<&()>,
+                Self::TIMEOUT,
+            )
+            .await?;
+        Ok(out.deleted)
+    }
+
+    /// True when `/healthz` answers.
+    pub async fn healthy(&self) -> bool {
+        self.call::<serde_json::Value>(Method::GET, "/healthz", None::<&()>, Duration::from_secs(2))
+            .await
+            .is_ok()
+    }
+}

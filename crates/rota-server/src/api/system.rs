@@ -1,0 +1,110 @@
+//! Operational routes: liveness, readiness, Prometheus metrics, the OpenAPI document.
+
+use crate::AppState;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::OpenApi;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Status {
+    pub status: &'static str,
+    /// Each part checked, `ok` or what is wrong with it.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, String>,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = Status)))]
+pub async fn healthz() -> axum::Json<Status> {
+    axum::Json(Status {
+        status: "ok",
+        checks: BTreeMap::new(),
+    })
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "system",
+    responses((status = 200, body = Status), (status = 503, description = "a part failed; each is named", body = Status)))]
+pub async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
+    let health = st.store.health().await;
+    let mut ready = !st.shutdown.is_cancelled();
+    let mut checks = BTreeMap::new();
+    checks.insert(
+        "server".to_owned(),
+        if ready {
+            "ok".to_owned()
+        } else {
+            "shutting down".to_owned()
+        },
+    );
+    for (name, r) in health.checks {
+        ready &= r.is_ok();
+        checks.insert(name, r.err().unwrap_or_else(|| "ok".to_owned()));
+    }
+    let (code, status) = if ready {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    };
+    (code, axum::Json(Status { status, checks }))
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Rota",
+        description = "A durable, multi-tenant task queue. Errors are always {\"error\": {\"code\", \"message\"}}; times are RFC 3339 UTC; durations are integer milliseconds (`_ms`)."
+    ),
+    paths(
+        crate::api::tasks::enqueue,
+        crate::api::tasks::claim,
+        crate::api::tasks::heartbeat,
+        crate::api::tasks::complete,
+        crate::api::tasks::fail,
+        crate::api::tasks::complete_batch,
+        crate::api::tasks::fail_batch,
+        crate::api::tasks::get,
+        crate::api::tasks::list,
+        crate::api::tasks::cancel,
+        crate::api::tasks::retry,
+        crate::api::queues::list,
+        crate::api::queues::get,
+        crate::api::queues::update,
+        crate::api::queues::pause,
+        crate::api::queues::resume,
+        crate::api::queues::purge,
+        healthz,
+        readyz,
+        metrics,
+        openapi
+    ),
+    components(schemas(
+        crate::api::tasks::CompleteItem,
+        crate::api::tasks::FailItem,
+        crate::error::ErrorBody,
+        crate::api::EnqueuedBatch
+    ))
+)]
+pub struct ApiDoc;
+
+#[utoipa::path(get, path = "/openapi.json", tag = "system",
+    responses((status = 200, description = "this document", content_type = "application/json")))]
+pub async fn openapi() -> impl IntoResponse {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_pretty_json()
+            .expect("the document serializes")
+    });
+    ([(header::CONTENT_TYPE, "application/json")], doc.as_str())
+}

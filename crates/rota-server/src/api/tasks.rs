@@ -1,0 +1,495 @@
+//! Task routes: enqueue, claim (long-poll), heartbeat, complete, fail, get, list, cancel, retry.
+
+use super::*;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{queue_key, task_id, JsonBody, Tenant};
+use crate::{metrics as m, AppState};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use rota_store::{ClaimRequest, Completion, FailureReport, Heartbeat, ListFilter, StoreResult};
+use serde::Deserialize;
+use std::time::Duration;
+
+#[utoipa::path(post, path = "/v1/queues/{queue}/tasks", tag = "tasks",
+    params(("queue" = String, Path, description = "queue name, [A-Za-z0-9._-]{1,128}")),
+    request_body = TaskInput,
+    responses(
+        (status = 201, description = "created; a batch answers {\"tasks\": [...]}", body = EnqueuedTask),
+        (status = 200, description = "every task was a duplicate of a live task", body = EnqueuedTask),
+        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn enqueue(
+    State(st): State<AppState>,
+    tenant: Tenant,
+    Path(queue): Path<String>,
+    JsonBody(body): JsonBody<TaskInput>,
+) -> ApiResult<Response> {
+    let key = queue_key(&tenant, &queue)?;
+    let limits = &st.config.limits;
+    let now = st.clock.now();
+    let (inputs, is_batch) = body.into_batch(limits)?;
+    let mut tasks = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.into_iter().enumerate() {
+        let at = if is_batch {
+            format!("tasks[{i}]")
+        } else {
+            "task".to_owned()
+        };
+        tasks.push(input.validate(&at, now, limits)?);
+    }
+    let out = st.store.enqueue(&key, tasks).await?;
+    let created = out.iter().filter(|e| !e.duplicate).count();
+    m::tasks_enqueued(&queue, created);
+    let status = if created > 0 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut views = out.into_iter().map(|e| EnqueuedTask {
+        task: e.task,
+        duplicate: e.duplicate,
+    });
+    Ok(if is_batch {
+        (
+            status,
+            axum::Json(EnqueuedBatch {
+                tasks: views.collect(),
+            }),
+        )
+            .into_response()
+    } else {
+        let one = views.next().expect("one task in, one out");
+        (status, axum::Json(one)).into_response()
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimBody {
+    /// Who claims: shown in the lease and in lease-expiry errors.
+    pub worker: String,
+    /// Only these kinds; absent or empty means any.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Most tasks to return, 1 to limits.max_claim. Default 1.
+    pub max: Option<usize>,
+    /// Wait up to this long for a task when none is ready. Default 0.
+    pub wait_ms: Option<u64>,
+    /// Lease length. Default: the queue's `lease_ms`.
+    pub lease_ms: Option<u64>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Claimed {
+    pub tasks: Vec<rota_core::Task>,
+}
+
+pub fn check_lease_ms(lease_ms: Option<u64>, limits: &rota_core::Limits) -> ApiResult<()> {
+    if let Some(l) = lease_ms {
+        if l < limits.min_lease_ms || l > limits.max_lease_ms {
+            return Err(ApiError::invalid(format!(
+                "lease_ms is {l}; use {} to {} (limits.min_lease_ms, limits.max_lease_ms)",
+                limits.min_lease_ms, limits.max_lease_ms
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/v1/queues/{queue}/claim", tag = "tasks",
+    params(("queue" = String, Path)), request_body = ClaimBody,
+    responses((status = 200, body = Claimed), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn claim(
+    State(st): State<AppState>,
+    tenant: Tenant,
+    Path(queue): Path<String>,
+    JsonBody(body): JsonBody<ClaimBody>,
+) -> ApiResult<axum::Json<Claimed>> {
+    let key = queue_key(&tenant, &queue)?;
+    let limits = &st.config.limits;
+    check_name("worker", &body.worker, limits)?;
+    for k in &body.kinds {
+        check_name("kinds[]", k, limits)?;
+    }
+    let max = body.max.unwrap_or(1);
+    if max == 0 || max > limits.max_claim {
+        return Err(ApiError::invalid(format!(
+            "max is {max}; use 1 to {} (limits.max_claim)",
+            limits.max_claim
+        )));
+    }
+    let wait_ms = body.wait_ms.unwrap_or(0);
+    if wait_ms > limits.max_wait_ms {
+        return Err(ApiError::invalid(format!(
+            "wait_ms is {wait_ms}; the limit is {} (limits.max_wait_ms)",
+            limits.max_wait_ms
+        )));
+    }
+    check_lease_ms(body.lease_ms, limits)?;
+    let req = ClaimRequest {
+        worker: body.worker,
+        kinds: body.kinds,
+        max,
+        lease_ms: body.lease_ms,
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    let signal = st.store.ready_signal(&key);
+    loop {
+        // Register for the wake-up before looking, so a task enqueued between the look and the
+        // wait still wakes this claim.
+        let notified = signal.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let tasks = st.store.claim(&key, req.clone()).await?;
+        if !tasks.is_empty() || wait_ms == 0 {
+            m::tasks_claimed(&queue, tasks.len());
+            return Ok(axum::Json(Claimed { tasks }));
+        }
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = tokio::time::sleep_until(deadline) => break,
+            _ = st.shutdown.cancelled() => break,
+        }
+    }
+    Ok(axum::Json(Claimed { tasks: Vec::new() }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatBody {
+    /// The lease token from the claim.
+    pub lease: String,
+    /// New lease length from now. Default: the queue's `lease_ms`.
+    pub lease_ms: Option<u64>,
+    /// Any JSON describing progress; kept on the task.
+    #[schema(value_type = Option<Object>)]
+    pub progress: Option<Json>,
+}
+
+#[utoipa::path(post, path = "/v1/tasks/{id}/heartbeat", tag = "tasks",
+    params(("id" = String, Path)), request_body = HeartbeatBody,
+    responses((status = 200, body = rota_core::Task), (status = 404, body = ErrorBody),
+        (status = 409, description = "lease_lost", body = ErrorBody)))]
+pub async fn heartbeat(
+    State(st): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<HeartbeatBody>,
+) -> ApiResult<axum::Json<rota_core::Task>> {
+    let id = task_id(&id)?;
+    let limits = &st.config.limits;
+    check_lease_ms(body.lease_ms, limits)?;
+    if let Some(p) = &body.progress {
+        check_json_size("progress", p, limits)?;
+    }
+    let hb = Heartbeat {
+        id,
+        lease: body.lease,
+        lease_ms: body.lease_ms,
+        progress: body.progress,
+    };
+    Ok(axum::Json(st.store.heartbeat(&tenant.0, hb).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteBody {
+    pub lease: String,
+    /// Any JSON; kept on the task.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Json>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailBody {
+    pub lease: String,
+    /// What went wrong; kept in the task's `errors`.
+    pub error: String,
+    /// Retry after this delay instead of the queue's backoff.
+    pub retry_in_ms: Option<u64>,
+    /// Do not retry: the task goes dead now.
+    #[serde(default)]
+    pub dead: bool,
+}
+
+fn completion(id: rota_core::TaskId, body: CompleteBody, limits: &Limits) -> ApiResult<Completion> {
+    if let Some(r) = &body.result {
+        check_json_size("result", r, limits)?;
+    }
+    Ok(Completion {
+        id,
+        lease: body.lease,
+        result: body.result,
+    })
+}
+
+fn failure(id: rota_core::TaskId, body: FailBody, limits: &Limits) -> FailureReport {
+    let mut error = body.error;
+    if error.len() > limits.max_error_len {
+        let mut cut = limits.max_error_len;
+        while !error.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        error.truncate(cut);
+        error.push_str("… (truncated)");
+    }
+    FailureReport {
+        id,
+        lease: body.lease,
+        error,
+        retry_in_ms: body.retry_in_ms,
+        dead: body.dead,
+    }
+}
+
+fn record_outcomes(queue_of: &[StoreResult<rota_core::Task>]) {
+    for t in queue_of.iter().flatten() {
+        m::task_outcome(&t.queue, t.state);
+    }
+}
+
+#[utoipa::path(post, path = "/v1/tasks/{id}/complete", tag = "tasks",
+    params(("id" = String, Path)), request_body = CompleteBody,
+    responses((status = 200, body = rota_core::Task), (status = 404, body = ErrorBody),
+        (status = 409, description = "lease_lost", body = ErrorBody)))]
+pub async fn complete(
+    State(st): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<CompleteBody>,
+) -> ApiResult<axum::Json<rota_core::Task>> {
+    let item = completion(task_id(&id)?, body, &st.config.limits)?;
+    let out = st.store.complete(&tenant.0, vec![item]).await;
+    record_outcomes(&out);
+    Ok(axum::Json(out.into_iter().next().expect("one outcome")?))
+}
+
+#[utoipa::path(post, path = "/v1/tasks/{id}/fail", tag = "tasks",
+    params(("id" = String, Path)), request_body = FailBody,
+    responses((status = 200, body = rota_core::Task), (status = 404, body = ErrorBody),
+        (status = 409, description = "lease_lost", body = ErrorBody)))]
+pub async fn fail(
+    State(st): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<FailBody>,
+) -> ApiResult<axum::Json<rota_core::Task>> {
+    let item = failure(task_id(&id)?, body, &st.config.limits);
+    let out = st.store.fail(&tenant.0, vec![item]).await;
+    record_outcomes(&out);
+    Ok(axum::Json(out.into_iter().next().expect("one outcome")?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchItems<T> {
+    pub items: Vec<T>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteItem {
+    pub id: String,
+    pub lease: String,
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Json>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailItem {
+    pub id: String,
+    pub lease: String,
+    pub error: String,
+    pub retry_in_ms: Option<u64>,
+    #[serde(default)]
+    pub dead: bool,
+}
+
+fn check_batch_len(n: usize, limits: &Limits) -> ApiResult<()> {
+    if n == 0 {
+        return Err(ApiError::invalid(
+            "`items` is empty; send at least one item",
+        ));
+    }
+    if n > limits.max_batch {
+        return Err(ApiError::too_large(format!(
+            "{n} items in one request; the limit is {} (limits.max_batch)",
+            limits.max_batch
+        )));
+    }
+    Ok(())
+}
+
+fn outcomes(out: Vec<StoreResult<rota_core::Task>>, ids: Vec<String>) -> BatchOutcome {
+    let items = out
+        .into_iter()
+        .zip(ids)
+        .map(|(r, id)| match r {
+            Ok(t) => ItemOutcome {
+                id,
+                ok: true,
+                state: Some(t.state),
+                error: None,
+            },
+            Err(e) => ItemOutcome {
+                id,
+                ok: false,
+                state: None,
+                error: Some(ApiError::from(e).detail()),
+            },
+        })
+        .collect();
+    BatchOutcome { items }
+}
+
+#[utoipa::path(post, path = "/v1/tasks/complete", tag = "tasks",
+    request_body(content = Object, description = "{\"items\": [{\"id\", \"lease\", \"result\"?}]}"),
+    responses((status = 200, body = BatchOutcome), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn complete_batch(
+    State(st): State<AppState>,
+    tenant: Tenant,
+    JsonBody(body): JsonBody<BatchItems<CompleteItem>>,
+) -> ApiResult<axum::Json<BatchOutcome>> {
+    let limits = &st.config.limits;
+    check_batch_len(body.items.len(), limits)?;
+    let mut ids = Vec::with_capacity(body.items.len());
+    let mut items = Vec::with_capacity(body.items.len());
+    for (i, item) in body.items.into_iter().enumerate() {
+        let id = task_id(&item.id)
+            .map_err(|e| ApiError::invalid(format!("items[{i}].id: {}", e.message)))?;
+        let body = CompleteBody {
+            lease: item.lease,
+            result: item.result,
+        };
+        items.push(completion(id, body, limits)?);
+        ids.push(item.id);
+    }
+    let out = st.store.complete(&tenant.0, items).await;
+    record_outcomes(&out);
+    Ok(axum::Json(outcomes(out, ids)))
+}
+
+#[utoipa::path(post, path = "/v1/tasks/fail", tag = "tasks",
+    request_body(content = Object, description = "{\"items\": [{\"id\", \"lease\", \"error\", \"retry_in_ms\"?, \"dead\"?}]}"),
+    responses((status = 200, body = BatchOutcome), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn fail_batch(
+    State(st): State<AppState>,
+    tenant: Tenant,
+    JsonBody(body): JsonBody<BatchItems<FailItem>>,
+) -> ApiResult<axum::Json<BatchOutcome>> {
+    let limits = &st.config.limits;
+    check_batch_len(body.items.len(), limits)?;
+    let mut ids = Vec::with_capacity(body.items.len());
+    let mut items = Vec::with_capacity(body.items.len());
+    for (i, item) in body.items.into_iter().enumerate() {
+        let id = task_id(&item.id)
+            .map_err(|e| ApiError::invalid(format!("items[{i}].id: {}", e.message)))?;
+        let body = FailBody {
+            lease: item.lease,
+            error: item.error,
+            retry_in_ms: item.retry_in_ms,
+            dead: item.dead,
+        };
+        items.push(failure(id, body, limits));
+        ids.push(item.id);
+    }
+    let out = st.store.fail(&tenant.0, items).await;
+    record_outcomes(&out);
+    Ok(axum::Json(outcomes(out, ids)))
+}
+
+#[utoipa::path(get, path = "/v1/tasks/{id}", tag = "tasks", params(("id" = String, Path)),
+    responses((status = 200, body = rota_core::Task), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(st): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<rota_core::Task>> {
+    Ok(axum::Json(st.store.get(&tenant.0, task_id(&id)?).await?))
+}
+
+#[utoipa::path(post, path = "/v1/tasks/{id}/cancel", tag = "tasks", params(("id" = String, Path)),
+    responses((status = 200, body = rota_core::Task), (status = 404, body = ErrorBody),
+        (status = 409, description = "already final", body = ErrorBody)))]
+pub async fn cancel(
+    State(st): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<rota_core::Task>> {
+    let t = st.store.cancel(&tenant.0, task_id(&id)?).await?;
+    m::task_outcome(&t.queue, t.state);
+    Ok(axum::Json(t))
+}
+
+#[utoipa::path(post, path = "/v1/tasks/{id}/retry", tag = "tasks", params(("id" = String, Path)),
+    responses((status = 200, body = rota_core::Task), (status = 404, body = ErrorBody),
+        (status = 409, description = "not dead or cancelled", body = ErrorBody)))]
+pub async fn retry(
+    State(st): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<rota_core::Task>> {
+    Ok(axum::Json(st.store.retry(&tenant.0, task_id(&id)?).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Only tasks in this state.
+    pub state: Option<String>,
+    /// Only tasks of this kind.
+    pub kind: Option<String>,
+    /// Page size, 1 to limits.max_list. Default 100.
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/queues/{queue}/tasks", tag = "tasks",
+    params(("queue" = String, Path), ListParams),
+    responses((status = 200, body = TaskList), (status = 404, body = ErrorBody)))]
+pub async fn list(
+    State(st): State<AppState>,
+    tenant: Tenant,
+    Path(queue): Path<String>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<axum::Json<TaskList>> {
+    let key = queue_key(&tenant, &queue)?;
+    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limits = &st.config.limits;
+    let state = p
+        .state
+        .map(|s| s.parse::<TaskState>())
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let limit = p.limit.unwrap_or(100);
+    if limit == 0 || limit > limits.max_list {
+        return Err(ApiError::bad_request(format!(
+            "limit is {limit}; use 1 to {} (limits.max_list)",
+            limits.max_list
+        )));
+    }
+    let before = p
+        .cursor
+        .map(|c| task_id(&c))
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("cursor: {}", e.message)))?;
+    let page = st
+        .store
+        .list(
+            &key,
+            ListFilter {
+                state,
+                kind: p.kind,
+                limit,
+                before,
+            },
+        )
+        .await?;
+    Ok(axum::Json(TaskList {
+        tasks: page.tasks,
+        next_cursor: page.next_cursor.map(|c| c.to_string()),
+    }))
+}

@@ -1,0 +1,96 @@
+//! The one error shape of the API, `{"error": {"code", "message"}}`, and the single mapping
+//! from every error to a status and code.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rota_store::StoreError;
+use serde::Serialize;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// A stable snake_case code to branch on.
+    pub code: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+    }
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+    }
+    pub fn detail(&self) -> ErrorDetail {
+        ErrorDetail {
+            code: self.code.to_owned(),
+            message: self.message.clone(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let message = e.to_string();
+        match e {
+            StoreError::TaskNotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "task_not_found", message)
+            }
+            StoreError::QueueNotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "queue_not_found", message)
+            }
+            StoreError::LeaseLost(_) => Self::new(StatusCode::CONFLICT, "lease_lost", message),
+            StoreError::InvalidState { .. } => {
+                Self::new(StatusCode::CONFLICT, "invalid_state", message)
+            }
+            StoreError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            StoreError::Invalid(_) => Self::new(StatusCode::BAD_REQUEST, "bad_request", message),
+            StoreError::Unavailable(_) => {
+                tracing::error!(error = %message, "storage unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    message,
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.detail(),
+        };
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

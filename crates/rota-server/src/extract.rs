@@ -1,0 +1,76 @@
+//! Request extractors that turn every kind of bad input into a clear [`ApiError`].
+
+use crate::error::ApiError;
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use rota_core::{limits::validate_queue_name, QueueKey, TaskId, DEFAULT_TENANT};
+use serde::de::DeserializeOwned;
+
+/// A JSON body: malformed JSON is 400, a wrong field type or value is 422 naming the field, a
+/// body over `limits.max_body_bytes` is 413. The content type is not checked, so
+/// `curl -d '{...}'` works as is.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
+            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::too_large(format!(
+                    "the request body is larger than {} bytes (limits.max_body_bytes); send fewer tasks per request",
+                    state.config.limits.max_body_bytes
+                ))
+            } else {
+                ApiError::bad_request(format!("cannot read the request body: {rej}"))
+            }
+        })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "the request body is empty; send a JSON object",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let at = if path == "." || path.is_empty() {
+            String::new()
+        } else {
+            format!("field `{path}`: ")
+        };
+        match inner.classify() {
+            serde_json::error::Category::Data => ApiError::invalid(format!("{at}{inner}")),
+            _ => ApiError::bad_request(format!("malformed JSON: {inner}")),
+        }
+    })?;
+    Ok(value)
+}
+
+/// The tenant the request acts for. Until credentials exist every request is in `default`.
+pub struct Tenant(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Tenant {
+    type Rejection = ApiError;
+    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Ok(Tenant(DEFAULT_TENANT.to_owned()))
+    }
+}
+
+pub fn queue_key(tenant: &Tenant, name: &str) -> Result<QueueKey, ApiError> {
+    validate_queue_name(name).map_err(ApiError::bad_request)?;
+    Ok(QueueKey::new(tenant.0.clone(), name))
+}
+
+pub fn task_id(s: &str) -> Result<TaskId, ApiError> {
+    s.parse()
+        .map_err(|e: rota_core::id::InvalidTaskId| ApiError::bad_request(e.to_string()))
+}

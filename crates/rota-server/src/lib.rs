@@ -1,0 +1,155 @@
+//! Rota's HTTP server. The caller owns the listener, the store, the clock and the shutdown
+//! signal and passes them to [`run`], so tests bind port 0 and stop the server at will.
+//!
+//! Architecture Invariant: handlers know the store only as `dyn Store`; no SQL or file format
+//! is visible here. Every error leaves through [`error::ApiError`].
+
+pub mod api;
+pub mod error;
+pub mod extract;
+mod listener;
+pub mod maintenance;
+pub mod metrics;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use rota_core::{Clock, Limits};
+use rota_store::DynStore;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The server's settings (the `rota serve` config minus where to listen and store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub limits: Limits,
+    /// Longest pause between maintenance passes (retention is enforced on each pass).
+    pub maintenance_interval_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            limits: Limits::default(),
+            maintenance_interval_ms: 1_000,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        self.limits.validate()?;
+        if self.maintenance_interval_ms == 0 {
+            return Err("maintenance_interval_ms must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: DynStore,
+    pub config: Arc<ServerConfig>,
+    pub clock: Arc<dyn Clock>,
+    /// Cancelled when the server begins shutting down: long-polls return at once.
+    pub shutdown: CancellationToken,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+pub fn router(state: AppState) -> Router {
+    use api::{queues, system, tasks};
+    let body_limit = state.config.limits.max_body_bytes;
+    Router::new()
+        .route("/v1/queues", get(queues::list))
+        .route("/v1/queues/{queue}", get(queues::get).patch(queues::update))
+        .route("/v1/queues/{queue}/pause", post(queues::pause))
+        .route("/v1/queues/{queue}/resume", post(queues::resume))
+        .route(
+            "/v1/queues/{queue}/tasks",
+            post(tasks::enqueue).get(tasks::list).delete(queues::purge),
+        )
+        .route("/v1/queues/{queue}/claim", post(tasks::claim))
+        .route("/v1/tasks/complete", post(tasks::complete_batch))
+        .route("/v1/tasks/fail", post(tasks::fail_batch))
+        .route("/v1/tasks/{id}", get(tasks::get))
+        .route("/v1/tasks/{id}/heartbeat", post(tasks::heartbeat))
+        .route("/v1/tasks/{id}/complete", post(tasks::complete))
+        .route("/v1/tasks/{id}/fail", post(tasks::fail))
+        .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
+        .route("/v1/tasks/{id}/retry", post(tasks::retry))
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
+        .route("/metrics", get(system::metrics))
+        .route("/openapi.json", get(system::openapi))
+        .fallback(|| async {
+            error::ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route; see /openapi.json",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method; see /openapi.json",
+            )
+        })
+        .layer(axum::middleware::from_fn(metrics::track_http))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, ends long-polls, lets in-flight
+/// requests finish and stops maintenance. The caller closes the store afterwards.
+pub async fn run(
+    listener: TcpListener,
+    store: DynStore,
+    config: ServerConfig,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let token = CancellationToken::new();
+    let metrics = metrics::handle();
+    let interval = Duration::from_millis(config.maintenance_interval_ms);
+    let state = AppState {
+        store: store.clone(),
+        config: Arc::new(config.clone()),
+        clock: clock.clone(),
+        shutdown: token.clone(),
+        metrics: metrics.clone(),
+    };
+    let maintenance = tokio::spawn(maintenance::run(store, clock, interval, token.clone()));
+    let upkeep = {
+        let token = token.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => metrics.run_upkeep(),
+                    _ = token.cancelled() => return,
+                }
+            }
+        })
+    };
+    let listener = listener::LimitedListener::new(listener, config.limits.max_connections);
+    let on_signal = {
+        let token = token.clone();
+        async move {
+            shutdown.await;
+            token.cancel();
+        }
+    };
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(on_signal)
+        .await;
+    token.cancel();
+    let _ = maintenance.await;
+    let _ = upkeep.await;
+    served
+}

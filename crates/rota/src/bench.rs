@@ -1,0 +1,424 @@
+//! `rota bench`: throughput and claim latency through the HTTP API, with the client library.
+//!
+//! Unless `--url` is given it starts `rota serve` as a child process on a temporary data dir (so
+//! the server's RSS can be read and the figures include real durable commits), then runs:
+//! - `batch`: producers enqueue N no-op tasks in batches; then consumers drain them with batch
+//!   claim and batch complete.
+//! - `single`: many clients each loop enqueue one → claim one → complete one.
+//! - `backlog`: claim latency (one task per claim) on a nearly empty queue, then on a queue with
+//!   `--backlog` ready tasks; and the server's RSS.
+
+use anyhow::{bail, Context, Result};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use rota_client::{ClaimOptions, Client, CompleteItem, NewTask};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Target this server instead of starting one.
+    #[arg(long)]
+    url: Option<String>,
+    /// Which measurements to run.
+    #[arg(long, value_enum, default_value = "all")]
+    mode: Mode,
+    /// Tasks enqueued and drained in the batch mode.
+    #[arg(long, default_value_t = 200_000)]
+    tasks: u64,
+    #[arg(long, default_value_t = 4)]
+    producers: usize,
+    #[arg(long, default_value_t = 4)]
+    consumers: usize,
+    /// Tasks per enqueue request and per claim in the batch mode.
+    #[arg(long, default_value_t = 1_000)]
+    batch: usize,
+    /// Concurrent clients in the single mode.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Full cycles (enqueue, claim, complete) in the single mode.
+    #[arg(long, default_value_t = 40_000)]
+    cycles: u64,
+    /// Ready tasks queued for the backlog latency figure.
+    #[arg(long, default_value_t = 1_000_000)]
+    backlog: u64,
+    /// Claims timed for each latency figure.
+    #[arg(long, default_value_t = 2_000)]
+    samples: u64,
+    /// Repeat the whole run this many times and report the median of each figure.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Hide progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    All,
+    Batch,
+    Single,
+    Backlog,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    let mut all: Vec<Vec<(String, f64, &'static str)>> = Vec::new();
+    for i in 0..args.runs {
+        if args.runs > 1 {
+            eprintln!("run {} of {}", i + 1, args.runs);
+        }
+        all.push(rt.block_on(run_once(&args))?);
+    }
+    println!();
+    println!(
+        "{:<44} {:>14}",
+        "figure",
+        if args.runs > 1 { "median" } else { "value" }
+    );
+    for (idx, (name, _, unit)) in all[0].iter().enumerate() {
+        let mut vals: Vec<f64> = all.iter().map(|r| r[idx].1).collect();
+        vals.sort_by(|a, b| a.total_cmp(b));
+        let median = vals[vals.len() / 2];
+        println!("{name:<44} {median:>14.1} {unit}");
+    }
+    Ok(())
+}
+
+struct Server {
+    child: Option<std::process::Child>,
+    _dir: Option<tempfile::TempDir>,
+    url: String,
+}
+
+impl Server {
+    async fn start(args: &BenchArgs) -> Result<Server> {
+        if let Some(url) = &args.url {
+            return Ok(Server {
+                child: None,
+                _dir: None,
+                url: url.clone(),
+            });
+        }
+        let dir = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let exe = std::env::current_exe()?;
+        let child = std::process::Command::new(exe)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .env("ROTA_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("cannot start the server")?;
+        let url = format!("http://127.0.0.1:{port}");
+        let client = Client::new(&url)?;
+        let start = Instant::now();
+        while !client.healthy().await {
+            if start.elapsed() > Duration::from_secs(20) {
+                bail!("the server did not start within 20 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(Server {
+            child: Some(child),
+            _dir: Some(dir),
+            url,
+        })
+    }
+
+    /// Resident set size of the server process, in MiB.
+    fn rss_mib(&self) -> Option<f64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGTERM for a clean close; the data dir is thrown away anyway.
+            let _ = std::process::Command::new("kill")
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn bar(args: &BenchArgs, len: u64, what: &str) -> ProgressBar {
+    if args.quiet {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+            .expect("template parses")
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_owned());
+    pb
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 120_000_000, 3).expect("bounds are valid")
+}
+
+fn noop_tasks(n: usize) -> Vec<NewTask> {
+    (0..n)
+        .map(|_| NewTask::new("noop", &serde_json::json!({})))
+        .collect()
+}
+
+async fn run_once(args: &BenchArgs) -> Result<Vec<(String, f64, &'static str)>> {
+    let server = Server::start(args).await?;
+    let client = Client::new(&server.url)?;
+    let mut out = Vec::new();
+    let tag = std::process::id();
+    if matches!(args.mode, Mode::All | Mode::Batch) {
+        let queue = format!("bench-batch-{tag}");
+        let (enq, drain, p50, p99) = batch_mode(args, &client, &queue).await?;
+        out.push(("batch enqueue".into(), enq, "tasks/s"));
+        out.push(("batch drain (claim + complete)".into(), drain, "tasks/s"));
+        out.push(("batch claim latency p50".into(), p50, "ms"));
+        out.push(("batch claim latency p99".into(), p99, "ms"));
+    }
+    if matches!(args.mode, Mode::All | Mode::Single) {
+        let queue = format!("bench-single-{tag}");
+        let (rate, p50, p99) = single_mode(args, &client, &queue).await?;
+        out.push((
+            "single: enqueue+claim+complete cycles".into(),
+            rate,
+            "tasks/s",
+        ));
+        out.push(("single: claim latency p50".into(), p50, "ms"));
+        out.push(("single: claim latency p99".into(), p99, "ms"));
+    }
+    if matches!(args.mode, Mode::All | Mode::Backlog) {
+        let (empty, full, rss) = backlog_mode(args, &client, &server, tag).await?;
+        out.push(("claim p50, nearly empty queue".into(), empty, "ms"));
+        out.push((
+            format!("claim p50, {} ready tasks", args.backlog),
+            full,
+            "ms",
+        ));
+        out.push((
+            "claim p50 ratio (backlog / empty)".into(),
+            full / empty,
+            "x",
+        ));
+        if let Some(rss) = rss {
+            out.push((
+                format!("server RSS with {} ready tasks", args.backlog),
+                rss,
+                "MiB",
+            ));
+        }
+    }
+    Ok(out)
+}
+
+async fn enqueue_all(
+    args: &BenchArgs,
+    client: &Client,
+    queue: &str,
+    total: u64,
+    batch: usize,
+    what: &str,
+) -> Result<f64> {
+    let pb = bar(args, total, what);
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..args.producers {
+        let (client, queue, next, pb) =
+            (client.clone(), queue.to_owned(), next.clone(), pb.clone());
+        handles.push(tokio::spawn(async move {
+            let tasks = noop_tasks(batch);
+            loop {
+                let from = next.fetch_add(batch as u64, Ordering::Relaxed);
+                if from >= total {
+                    return anyhow::Ok(());
+                }
+                let n = (total - from).min(batch as u64) as usize;
+                client.enqueue_batch(&queue, &tasks[..n]).await?;
+                pb.inc(n as u64);
+            }
+        }));
+    }
+    for h in handles {
+        h.await??;
+    }
+    pb.finish_and_clear();
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn batch_mode(
+    args: &BenchArgs,
+    client: &Client,
+    queue: &str,
+) -> Result<(f64, f64, f64, f64)> {
+    let enq = enqueue_all(args, client, queue, args.tasks, args.batch, "enqueue").await?;
+    let pb = bar(args, args.tasks, "drain");
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for w in 0..args.consumers {
+        let (client, queue, done, pb) =
+            (client.clone(), queue.to_owned(), done.clone(), pb.clone());
+        let (total, max) = (args.tasks, args.batch);
+        handles.push(tokio::spawn(async move {
+            let mut hist = histogram();
+            let opts = ClaimOptions {
+                worker: format!("bench-{w}"),
+                max,
+                wait_ms: Some(100),
+                lease_ms: Some(300_000),
+                ..Default::default()
+            };
+            while done.load(Ordering::Relaxed) < total {
+                let t = Instant::now();
+                let tasks = client.claim(&queue, &opts).await?;
+                hist.record(t.elapsed().as_micros() as u64)?;
+                if tasks.is_empty() {
+                    continue;
+                }
+                let items: Vec<CompleteItem> = tasks
+                    .iter()
+                    .map(|t| CompleteItem {
+                        id: t.id,
+                        lease: t
+                            .lease
+                            .as_ref()
+                            .map(|l| l.token.clone())
+                            .unwrap_or_default(),
+                        result: None,
+                    })
+                    .collect();
+                let outcomes = client.complete_batch(&items).await?;
+                if let Some(bad) = outcomes.iter().find(|o| !o.ok) {
+                    bail!("completion refused: {bad:?}");
+                }
+                done.fetch_add(items.len() as u64, Ordering::Relaxed);
+                pb.inc(items.len() as u64);
+            }
+            anyhow::Ok(hist)
+        }));
+    }
+    let mut hist = histogram();
+    for h in handles {
+        hist.add(h.await??)?;
+    }
+    pb.finish_and_clear();
+    let drain = args.tasks as f64 / start.elapsed().as_secs_f64();
+    let ms = |q| hist.value_at_quantile(q) as f64 / 1000.0;
+    Ok((enq, drain, ms(0.5), ms(0.99)))
+}
+
+async fn single_mode(args: &BenchArgs, client: &Client, queue: &str) -> Result<(f64, f64, f64)> {
+    let pb = bar(args, args.cycles, "single");
+    let started = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for w in 0..args.clients {
+        let (client, queue, started, pb) = (
+            client.clone(),
+            queue.to_owned(),
+            started.clone(),
+            pb.clone(),
+        );
+        let total = args.cycles;
+        handles.push(tokio::spawn(async move {
+            let mut hist = histogram();
+            let task = NewTask::new("noop", &serde_json::json!({}));
+            let opts = ClaimOptions {
+                worker: format!("bench-{w}"),
+                max: 1,
+                wait_ms: Some(1_000),
+                lease_ms: Some(300_000),
+                ..Default::default()
+            };
+            while started.fetch_add(1, Ordering::Relaxed) < total {
+                client.enqueue(&queue, &task).await?;
+                let t = Instant::now();
+                let claimed = client.claim(&queue, &opts).await?;
+                hist.record(t.elapsed().as_micros() as u64)?;
+                for c in claimed {
+                    let lease = c
+                        .lease
+                        .as_ref()
+                        .map(|l| l.token.as_str())
+                        .unwrap_or_default();
+                    client.complete(c.id, lease, None).await?;
+                    pb.inc(1);
+                }
+            }
+            anyhow::Ok(hist)
+        }));
+    }
+    let mut hist = histogram();
+    for h in handles {
+        hist.add(h.await??)?;
+    }
+    pb.finish_and_clear();
+    let rate = args.cycles as f64 / start.elapsed().as_secs_f64();
+    let ms = |q| hist.value_at_quantile(q) as f64 / 1000.0;
+    Ok((rate, ms(0.5), ms(0.99)))
+}
+
+/// Times `samples` claims of one task each (completing each), one at a time.
+async fn claim_latency(client: &Client, queue: &str, samples: u64) -> Result<f64> {
+    let mut hist = histogram();
+    let opts = ClaimOptions {
+        worker: "bench-latency".into(),
+        max: 1,
+        lease_ms: Some(300_000),
+        ..Default::default()
+    };
+    for _ in 0..samples {
+        let t = Instant::now();
+        let claimed = client.claim(queue, &opts).await?;
+        hist.record(t.elapsed().as_micros() as u64)?;
+        let c = claimed.first().context("the queue ran out of tasks")?;
+        let lease = c
+            .lease
+            .as_ref()
+            .map(|l| l.token.as_str())
+            .unwrap_or_default();
+        client.complete(c.id, lease, None).await?;
+    }
+    Ok(hist.value_at_quantile(0.5) as f64 / 1000.0)
+}
+
+async fn backlog_mode(
+    args: &BenchArgs,
+    client: &Client,
+    server: &Server,
+    tag: u32,
+) -> Result<(f64, f64, Option<f64>)> {
+    let small = format!("bench-latency-small-{tag}");
+    let big = format!("bench-latency-big-{tag}");
+    enqueue_all(args, client, &small, args.samples, 1_000, "small").await?;
+    let empty = claim_latency(client, &small, args.samples).await?;
+    enqueue_all(
+        args,
+        client,
+        &big,
+        args.backlog + args.samples,
+        5_000,
+        "backlog",
+    )
+    .await?;
+    let full = claim_latency(client, &big, args.samples).await?;
+    Ok((empty, full, server.rss_mib()))
+}

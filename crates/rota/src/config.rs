@@ -1,0 +1,185 @@
+//! `rota serve` configuration: flags and `ROTA_*` environment variables over an optional TOML
+//! file over defaults, validated into one typed [`ServeConfig`]. A bad value fails the start
+//! with the key that is wrong and why.
+
+use anyhow::{bail, Context, Result};
+use rota_server::ServerConfig;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
+pub const DEFAULT_DATA_DIR: &str = "./rota-data";
+
+/// What may be written in the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    maintenance_interval_ms: Option<u64>,
+    #[serde(default)]
+    limits: Option<toml::Table>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+}
+
+/// Values given as flags or environment variables (clap reads both).
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+}
+
+pub fn load(o: Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeConfig> {
+    let file: FileConfig = match &o.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("config file {} is invalid", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let listen_text = o
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let listen: SocketAddr = listen_text.parse().with_context(|| {
+        format!("listen: `{listen_text}` is not an address such as 127.0.0.1:7070")
+    })?;
+    let data_dir = o
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let mut server = ServerConfig::default();
+    if let Some(ms) = file.maintenance_interval_ms {
+        server.maintenance_interval_ms = ms;
+    }
+    if let Some(v) = env("ROTA_MAINTENANCE_INTERVAL_MS") {
+        server.maintenance_interval_ms = v.parse().with_context(|| {
+            format!("ROTA_MAINTENANCE_INTERVAL_MS: `{v}` is not a whole number")
+        })?;
+    }
+    server.limits = limits(file.limits, env)?;
+    if let Err(e) = server.validate() {
+        bail!("invalid configuration: {e}");
+    }
+    Ok(ServeConfig {
+        listen,
+        data_dir,
+        server,
+    })
+}
+
+/// `[limits]` from the file, then `ROTA_LIMITS_<KEY>` for each key.
+fn limits(
+    file: Option<toml::Table>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<rota_core::Limits> {
+    let mut table = match file {
+        Some(t) => t,
+        None => toml::Table::new(),
+    };
+    let defaults = toml::Table::try_from(rota_core::Limits::default()).expect("limits serialize");
+    for key in defaults.keys() {
+        let var = format!("ROTA_LIMITS_{}", key.to_ascii_uppercase());
+        if let Some(v) = env(&var) {
+            let n: i64 = v
+                .parse()
+                .with_context(|| format!("{var}: `{v}` is not a whole number"))?;
+            table.insert(key.clone(), toml::Value::Integer(n));
+        }
+    }
+    rota_core::Limits::deserialize(toml::Value::Table(table))
+        .map_err(|e| anyhow::anyhow!("limits: {}", e.message()))
+}
+
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(rota_sqlite::DB_FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    fn none() -> Overrides {
+        Overrides {
+            listen: None,
+            data_dir: None,
+            config: None,
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = load(none(), &env_of(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(c.server, ServerConfig::default());
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rota.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/x\"\n[limits]\nmax_batch = 50\nmax_claim = 7\n",
+        )
+        .unwrap();
+        let o = Overrides {
+            listen: Some("127.0.0.1:9001".into()),
+            data_dir: None,
+            config: Some(path),
+        };
+        let c = load(o, &env_of(&[("ROTA_LIMITS_MAX_CLAIM", "9")])).unwrap();
+        assert_eq!(c.listen.port(), 9001, "flag beats file");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.server.limits.max_batch, 50, "file beats default");
+        assert_eq!(c.server.limits.max_claim, 9, "env beats file");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = load(
+            Overrides {
+                listen: Some("nowhere".into()),
+                ..none()
+            },
+            &env_of(&[]),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("listen"), "{e:#}");
+        let e = load(none(), &env_of(&[("ROTA_LIMITS_MAX_BATCH", "lots")])).unwrap_err();
+        assert!(format!("{e:#}").contains("ROTA_LIMITS_MAX_BATCH"), "{e:#}");
+        let e = load(none(), &env_of(&[("ROTA_LIMITS_MAX_BATCH", "0")])).unwrap_err();
+        assert!(format!("{e:#}").contains("limits.max_batch"), "{e:#}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rota.toml");
+        std::fs::write(&path, "[limits]\nmax_bach = 5\n").unwrap();
+        let e = load(
+            Overrides {
+                config: Some(path),
+                ..none()
+            },
+            &env_of(&[]),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("max_bach"), "{e:#}");
+    }
+}

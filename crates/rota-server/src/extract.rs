@@ -48,7 +48,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             format!("field `{path}`: ")
         };
         match inner.classify() {
-            serde_json::error::Category::Data => ApiError::invalid(format!("{at}{inner}")),
+            serde_json::error::Category::Data => {
+                // A type error can come before a syntax error later in the body; malformed JSON
+                // is reported as such. Checked only on failure, so valid requests parse once.
+                match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                    Err(syntax) => ApiError::bad_request(format!("malformed JSON: {syntax}")),
+                    Ok(_) => ApiError::invalid(format!("{at}{inner}")),
+                }
+            }
             _ => ApiError::bad_request(format!("malformed JSON: {inner}")),
         }
     })?;

@@ -1,0 +1,155 @@
+//! A real server on port 0 over a real SQLite file, driven by a manual clock.
+
+use rota_core::{ManualClock, Timestamp};
+use rota_server::ServerConfig;
+use rota_sqlite::{SqliteOptions, SqliteStore};
+use rota_store::Store;
+use serde_json::Value;
+use std::sync::Arc;
+
+pub const T0: i64 = 1_800_000_000_000;
+
+pub struct TestServer {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub store: Arc<SqliteStore>,
+    pub clock: ManualClock,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    /// Asserts an error answer of the one error shape, with this status and code.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) -> &str {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(self.body["error"]["code"], code, "body: {}", self.body);
+        let msg = self.body["error"]["message"].as_str().expect("a message");
+        assert!(!msg.is_empty());
+        msg
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::with_config(ServerConfig::default()).await
+    }
+
+    pub async fn with_config(config: ServerConfig) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(Timestamp(T0));
+        let store = Arc::new(
+            SqliteStore::open(
+                &dir.path().join("rota.db"),
+                Arc::new(clock.clone()),
+                SqliteOptions::default(),
+            )
+            .unwrap(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(rota_server::run(
+            listener,
+            store.clone(),
+            config,
+            Arc::new(clock.clone()),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        TestServer {
+            url,
+            http: reqwest::Client::new(),
+            store,
+            clock,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    pub async fn send(&self, method: &str, path: &str, body: Option<&str>) -> Answer {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(m, format!("{}{}", self.url, path));
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_owned());
+        }
+        let resp = req.send().await.expect("the server answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer { status, body }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.send("POST", path, Some(&body.to_string())).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send("GET", path, None).await
+    }
+
+    /// Enqueues one task and returns it.
+    pub async fn enqueue(&self, queue: &str, task: Value) -> Value {
+        let a = self.post(&format!("/v1/queues/{queue}/tasks"), task).await;
+        assert_eq!(a.status, 201, "{}", a.body);
+        a.body
+    }
+
+    pub async fn claim(&self, queue: &str, body: Value) -> Vec<Value> {
+        let a = self.post(&format!("/v1/queues/{queue}/claim"), body).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        a.body["tasks"].as_array().unwrap().clone()
+    }
+
+    /// Runs one maintenance pass now (promotion, lease expiry, retention).
+    pub async fn maintain(&self) {
+        self.store.run_maintenance().await.unwrap();
+    }
+
+    pub async fn count(&self, queue: &str) -> u64 {
+        let a = self.get(&format!("/v1/queues/{queue}")).await;
+        if a.status == 404 {
+            return 0;
+        }
+        let c = &a.body["counts"];
+        [
+            "scheduled",
+            "ready",
+            "running",
+            "succeeded",
+            "dead",
+            "cancelled",
+        ]
+        .iter()
+        .map(|s| c[*s].as_u64().unwrap())
+        .sum()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+        self.store.close().await;
+    }
+}
+
+pub fn lease(task: &Value) -> String {
+    task["lease"]["token"].as_str().expect("a lease").to_owned()
+}
+
+pub fn id(task: &Value) -> String {
+    task["id"].as_str().expect("an id").to_owned()
+}

@@ -615,7 +615,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
             "/v1/queues/v/tasks".into(),
             Some(format!(
                 r#"{{"tasks": [{}]}}"#,
-                vec![r#"{"kind":"a"}"#; 6].join(",")
+                [r#"{"kind":"a"}"#; 6].join(",")
             )),
             413,
             "too_large",

@@ -44,14 +44,6 @@ pub fn token_to_string(token: i64) -> String {
     format!("{:016x}", token as u64)
 }
 
-/// A token string that is not 16 hex digits can never match a lease.
-pub fn token_from_str(s: &str) -> Option<i64> {
-    if s.len() != 16 {
-        return None;
-    }
-    u64::from_str_radix(s, 16).ok().map(|v| v as i64)
-}
-
 pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRow> {
     let state: String = row.get(5)?;
     let lease_worker: Option<String> = row.get(12)?;

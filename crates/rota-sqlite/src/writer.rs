@@ -12,13 +12,13 @@
 
 use crate::catalog::{CatalogDelta, QueueEntry};
 use crate::rows::{
-    errors_to_sql, tags_to_sql, task_from_row, token_from_str, TaskRow, TASK_COLUMNS,
+    errors_to_sql, tags_to_sql, task_from_row, token_to_string, TaskRow, TASK_COLUMNS,
 };
 use crate::Shared;
 use rand::Rng;
 use rota_core::lifecycle::{self, after_failure, Event, Failure, FailureOutcome};
 use rota_core::{
-    AttemptError, IdGenerator, NewTask, QueueKey, QueuePatch, QueueSettings, Task, TaskId,
+    AttemptError, IdGenerator, Lease, NewTask, QueueKey, QueuePatch, QueueSettings, Task, TaskId,
     TaskState, Timestamp,
 };
 use rota_store::{
@@ -274,14 +274,6 @@ struct Ctx<'a> {
     ids: &'a mut IdGenerator,
 }
 
-/// The lease-holding row a heartbeat, completion or failure acts on.
-struct LeasedRow {
-    queue_id: i64,
-    attempt: u32,
-    max_attempts: u32,
-    errors: Option<String>,
-}
-
 type Res<T> = rusqlite::Result<StoreResult<T>>;
 
 impl Ctx<'_> {
@@ -489,50 +481,61 @@ impl Ctx<'_> {
             return Ok(Ok(Vec::new()));
         }
         let tx = self.tx();
-        let mut ids: Vec<(i32, i64)> = Vec::with_capacity(req.max);
+        let mut rows: Vec<TaskRow> = Vec::with_capacity(req.max);
         if req.kinds.is_empty() {
-            let mut stmt = tx.prepare_cached(
-                "SELECT priority, id FROM tasks WHERE queue_id = ?1 AND state = 'ready' \
-                 ORDER BY priority DESC, id LIMIT ?2",
-            )?;
-            let rows =
-                stmt.query_map(params![qid, req.max as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            for r in rows {
-                ids.push(r?);
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE queue_id = ?1 AND state = 'ready' \
+                 ORDER BY priority DESC, id LIMIT ?2"
+            ))?;
+            let found = stmt.query_map(params![qid, req.max as i64], task_from_row)?;
+            for r in found {
+                rows.push(r?);
             }
         } else {
-            let mut stmt = tx.prepare_cached(
-                "SELECT priority, id FROM tasks WHERE queue_id = ?1 AND kind = ?2 AND state = 'ready' \
-                 ORDER BY priority DESC, id LIMIT ?3",
-            )?;
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE queue_id = ?1 AND kind = ?2 \
+                 AND state = 'ready' ORDER BY priority DESC, id LIMIT ?3"
+            ))?;
             let kinds: HashSet<&String> = req.kinds.iter().collect();
             for kind in kinds {
-                let rows = stmt.query_map(params![qid, kind, req.max as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
-                for r in rows {
-                    ids.push(r?);
+                let found = stmt.query_map(params![qid, kind, req.max as i64], task_from_row)?;
+                for r in found {
+                    rows.push(r?);
                 }
             }
-            ids.sort_by_key(|&(p, id)| (std::cmp::Reverse(p), id));
-            ids.truncate(req.max);
+            rows.sort_by_key(|r| (std::cmp::Reverse(r.task.priority), r.task.id));
+            rows.truncate(req.max);
         }
         let lease_ms = req.lease_ms.unwrap_or(settings.lease_ms);
         let expires = b.now.plus_ms(lease_ms as i64);
-        let sql = format!(
+        // No RETURNING (SQLite buffers it in an ephemeral table): the row read above is changed
+        // here exactly as the UPDATE changes it; the conformance suite checks they agree.
+        let mut update = tx.prepare_cached(
             "UPDATE tasks SET state = 'running', attempt = attempt + 1, lease_worker = ?1, \
-             lease_token = ?2, lease_expires_at = ?3, updated_at = ?4 WHERE id = ?5 \
-             RETURNING {TASK_COLUMNS}"
-        );
+             lease_token = ?2, lease_expires_at = ?3, updated_at = ?4 WHERE id = ?5",
+        )?;
         let mut rng = rand::rng();
-        let mut out = Vec::with_capacity(ids.len());
-        for (_, id) in ids {
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
             let token: i64 = rng.random();
-            out.push(self.update_returning(
-                b,
-                &sql,
-                params![req.worker, token, expires.0, b.now.0, id],
-            )?);
+            let mut t = row.task;
+            update.execute(params![
+                req.worker,
+                token,
+                expires.0,
+                b.now.0,
+                t.id.as_i64()
+            ])?;
+            t.queue = key.name.clone();
+            t.state = TaskState::Running;
+            t.attempt += 1;
+            t.updated_at = b.now;
+            t.lease = Some(Lease {
+                worker: req.worker.clone(),
+                token: token_to_string(token),
+                expires_at: expires,
+            });
+            out.push(t);
             b.delta
                 .moved(qid, Some(TaskState::Ready), Some(TaskState::Running));
         }
@@ -542,39 +545,28 @@ impl Ctx<'_> {
         Ok(Ok(out))
     }
 
-    /// Checks that `token` is the current lease of task `id` in `tenant`.
-    fn leased(&self, b: &Batch, tenant: &str, id: TaskId, token: &str) -> Res<LeasedRow> {
+    /// The task, if `token` is its current lease and it is in `tenant`.
+    fn leased(&self, b: &Batch, tenant: &str, id: TaskId, token: &str) -> Res<TaskRow> {
         let row = self
             .tx()
-            .prepare_cached(
-                "SELECT queue_id, state, lease_token, attempt, max_attempts, errors FROM tasks WHERE id = ?1",
-            )?
-            .query_row([id.as_i64()], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<i64>>(2)?,
-                    LeasedRow {
-                        queue_id: r.get(0)?,
-                        attempt: r.get(3)?,
-                        max_attempts: r.get(4)?,
-                        errors: r.get(5)?,
-                    },
-                ))
-            })
+            .prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?
+            .query_row([id.as_i64()], task_from_row)
             .optional()?;
-        let Some((qid, state, lease_token, leased)) = row else {
+        let Some(row) = row else {
             return Ok(Err(StoreError::TaskNotFound(id)));
         };
-        if self.tenant_of(b, qid).is_none_or(|k| k.tenant != tenant) {
+        if self
+            .tenant_of(b, row.queue_id)
+            .is_none_or(|k| k.tenant != tenant)
+        {
             return Ok(Err(StoreError::TaskNotFound(id)));
         }
-        let holds =
-            state == "running" && lease_token.is_some() && lease_token == token_from_str(token);
+        let holds = row.task.state == TaskState::Running
+            && row.task.lease.as_ref().is_some_and(|l| l.token == token);
         if !holds {
             return Ok(Err(StoreError::LeaseLost(id)));
         }
-        Ok(Ok(leased))
+        Ok(Ok(row))
     }
 
     fn heartbeat(&mut self, b: &mut Batch, tenant: &str, hb: Heartbeat) -> Res<Task> {
@@ -586,16 +578,21 @@ impl Ctx<'_> {
             .lease_ms
             .unwrap_or_else(|| self.settings_of(b, row.queue_id).lease_ms);
         let expires = b.now.plus_ms(lease_ms as i64);
-        let sql = format!(
-            "UPDATE tasks SET lease_expires_at = ?1, progress = COALESCE(?2, progress), updated_at = ?3 \
-             WHERE id = ?4 RETURNING {TASK_COLUMNS}"
-        );
         let progress = hb.progress.as_ref().map(|p| p.get());
-        let t = self.update_returning(
-            b,
-            &sql,
-            params![expires.0, progress, b.now.0, hb.id.as_i64()],
-        )?;
+        self.tx()
+            .prepare_cached(
+                "UPDATE tasks SET lease_expires_at = ?1, progress = COALESCE(?2, progress), \
+                 updated_at = ?3 WHERE id = ?4",
+            )?
+            .execute(params![expires.0, progress, b.now.0, hb.id.as_i64()])?;
+        let mut t = self.named(b, row);
+        if let Some(lease) = t.lease.as_mut() {
+            lease.expires_at = expires;
+        }
+        if hb.progress.is_some() {
+            t.progress = hb.progress;
+        }
+        t.updated_at = b.now;
         b.due(expires);
         Ok(Ok(t))
     }
@@ -606,11 +603,10 @@ impl Ctx<'_> {
         tenant: &str,
         items: Vec<Completion>,
     ) -> rusqlite::Result<Vec<StoreResult<Task>>> {
-        let sql = format!(
+        let mut update = self.tx().prepare_cached(
             "UPDATE tasks SET state = 'succeeded', result = ?1, finished_at = ?2, updated_at = ?2, \
-             lease_worker = NULL, lease_token = NULL, lease_expires_at = NULL \
-             WHERE id = ?3 RETURNING {TASK_COLUMNS}"
-        );
+             lease_worker = NULL, lease_token = NULL, lease_expires_at = NULL WHERE id = ?3",
+        )?;
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             let row = match self.leased(b, tenant, item.id, &item.lease)? {
@@ -621,12 +617,18 @@ impl Ctx<'_> {
                 }
             };
             let result = item.result.as_ref().map(|r| r.get());
-            let t = self.update_returning(b, &sql, params![result, b.now.0, item.id.as_i64()])?;
+            update.execute(params![result, b.now.0, item.id.as_i64()])?;
             b.delta.moved(
                 row.queue_id,
                 Some(TaskState::Running),
                 Some(TaskState::Succeeded),
             );
+            let mut t = self.named(b, row);
+            t.state = TaskState::Succeeded;
+            t.result = item.result;
+            t.finished_at = Some(b.now);
+            t.updated_at = b.now;
+            t.lease = None;
             out.push(Ok(t));
         }
         Ok(out)
@@ -647,8 +649,7 @@ impl Ctx<'_> {
                     continue;
                 }
             };
-            let t =
-                self.record_failure(b, item.id, row, item.error, item.retry_in_ms, item.dead)?;
+            let t = self.record_failure(b, row, item.error, item.retry_in_ms, item.dead)?;
             out.push(Ok(t));
         }
         Ok(out)
@@ -658,17 +659,18 @@ impl Ctx<'_> {
     fn record_failure(
         &mut self,
         b: &mut Batch,
-        id: TaskId,
-        row: LeasedRow,
+        row: TaskRow,
         message: String,
         retry_in_ms: Option<u64>,
         dead: bool,
     ) -> rusqlite::Result<Task> {
-        let settings = self.settings_of(b, row.queue_id);
+        let queue_id = row.queue_id;
+        let settings = self.settings_of(b, queue_id);
+        let mut t = self.named(b, row);
         let outcome = after_failure(
             Failure {
-                attempt: row.attempt,
-                max_attempts: row.max_attempts,
+                attempt: t.attempt,
+                max_attempts: t.max_attempts,
                 retry_in_ms,
                 dead,
             },
@@ -676,41 +678,42 @@ impl Ctx<'_> {
             b.now,
             rand::rng().random::<f64>(),
         );
-        let mut errors: Vec<AttemptError> = match row.errors {
-            Some(s) => serde_json::from_str(&s).unwrap_or_default(),
-            None => Vec::new(),
-        };
-        errors.push(AttemptError {
-            attempt: row.attempt,
+        t.errors.push(AttemptError {
+            attempt: t.attempt,
             message,
             at: b.now,
         });
-        let (state, run_at, finished_at) = match outcome {
-            FailureOutcome::Dead => (TaskState::Dead, None, Some(b.now.0)),
-            FailureOutcome::Retry { run_at, state } => (state, Some(run_at.0), None),
-        };
-        let sql = format!(
-            "UPDATE tasks SET state = ?1, run_at = COALESCE(?2, run_at), finished_at = ?3, errors = ?4, \
-             updated_at = ?5, lease_worker = NULL, lease_token = NULL, lease_expires_at = NULL \
-             WHERE id = ?6 RETURNING {TASK_COLUMNS}"
-        );
-        let t = self.update_returning(
-            b,
-            &sql,
-            params![
-                state.as_str(),
-                run_at,
-                finished_at,
-                errors_to_sql(&errors),
+        match outcome {
+            FailureOutcome::Dead => {
+                t.state = TaskState::Dead;
+                t.finished_at = Some(b.now);
+            }
+            FailureOutcome::Retry { run_at, state } => {
+                t.state = state;
+                t.run_at = run_at;
+            }
+        }
+        t.updated_at = b.now;
+        t.lease = None;
+        self.tx()
+            .prepare_cached(
+                "UPDATE tasks SET state = ?1, run_at = ?2, finished_at = ?3, errors = ?4, \
+                 updated_at = ?5, lease_worker = NULL, lease_token = NULL, \
+                 lease_expires_at = NULL WHERE id = ?6",
+            )?
+            .execute(params![
+                t.state.as_str(),
+                t.run_at.0,
+                t.finished_at.map(|f| f.0),
+                errors_to_sql(&t.errors),
                 b.now.0,
-                id.as_i64()
-            ],
-        )?;
+                t.id.as_i64()
+            ])?;
         b.delta
-            .moved(row.queue_id, Some(TaskState::Running), Some(state));
-        match state {
+            .moved(queue_id, Some(TaskState::Running), Some(t.state));
+        match t.state {
             TaskState::Ready => {
-                b.ready.insert(row.queue_id);
+                b.ready.insert(queue_id);
             }
             TaskState::Scheduled => b.due(t.run_at),
             _ => {}
@@ -853,32 +856,23 @@ impl Ctx<'_> {
         }
         report.promoted = promoted.len() as u64;
         // Return expired leases: each is a failed attempt.
-        let expired: Vec<(i64, String, LeasedRow)> = {
-            let mut stmt = self.tx().prepare_cached(
-                "SELECT id, lease_worker, queue_id, attempt, max_attempts, errors FROM tasks \
-                 WHERE state = 'running' AND lease_expires_at <= ?1 LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![now.0, MAINTENANCE_CHUNK as i64], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                    LeasedRow {
-                        queue_id: r.get(2)?,
-                        attempt: r.get(3)?,
-                        max_attempts: r.get(4)?,
-                        errors: r.get(5)?,
-                    },
-                ))
-            })?;
+        let expired: Vec<TaskRow> = {
+            let mut stmt = self.tx().prepare_cached(&format!(
+                "SELECT {TASK_COLUMNS} FROM tasks \
+                 WHERE state = 'running' AND lease_expires_at <= ?1 LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![now.0, MAINTENANCE_CHUNK as i64], task_from_row)?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         more |= expired.len() == MAINTENANCE_CHUNK;
         report.expired = expired.len() as u64;
-        for (id, worker, row) in expired {
+        for row in expired {
+            let worker = row.task.lease.as_ref().map(|l| l.worker.clone());
             let msg = format!(
-                "lease expired: worker `{worker}` stopped heartbeating before the lease ended"
+                "lease expired: worker `{}` stopped heartbeating before the lease ended",
+                worker.unwrap_or_default()
             );
-            self.record_failure(b, TaskId::from_i64(id), row, msg, None, false)?;
+            self.record_failure(b, row, msg, None, false)?;
         }
         // Delete final tasks past their queue's retention.
         let queues: Vec<(i64, u64)> = {

@@ -42,7 +42,8 @@ macro_rules! conformance_tests {
             tenants_are_isolated,
             data_survives_reopen,
             enqueue_wakes_waiting_claims,
-            unknown_tasks_and_queues_are_not_found
+            unknown_tasks_and_queues_are_not_found,
+            returned_tasks_match_what_is_stored
         );
     };
     (@each $harness:ty; $($name:ident),* $(,)?) => {
@@ -770,4 +771,68 @@ pub async fn unknown_tasks_and_queues_are_not_found<H: Harness>() {
         StoreError::QueueNotFound("ghost".into())
     );
     assert!(s.claim(&q("ghost"), claim_req(1)).await.unwrap().is_empty());
+}
+
+/// Every operation's returned task is exactly what a later `get` reads back, field for field.
+pub async fn returned_tasks_match_what_is_stored<H: Harness>() {
+    let (_h, clock, s) = setup::<H>().await;
+    let queue = q("same");
+    async fn check(s: &DynStore, returned: &Task) {
+        let stored = s.get("default", returned.id).await.unwrap();
+        let a = serde_json::to_value(returned).unwrap();
+        let b = serde_json::to_value(&stored).unwrap();
+        assert_eq!(a, b, "returned task differs from the stored one");
+    }
+    let mut t = task("k");
+    t.tags = vec!["x".into()];
+    t.unique_key = Some("u".into());
+    let e = enqueue_one(&s, &queue, t).await;
+    check(&s, &e).await;
+    let mut req = claim_req(5);
+    req.kinds = vec!["k".into()];
+    let c = s.claim(&queue, req).await.unwrap().remove(0);
+    check(&s, &c).await;
+    clock.advance_ms(10);
+    let hb = s
+        .heartbeat(
+            "default",
+            Heartbeat {
+                id: c.id,
+                lease: lease(&c),
+                lease_ms: Some(20_000),
+                progress: Some(json(r#"{"p":1}"#)),
+            },
+        )
+        .await
+        .unwrap();
+    check(&s, &hb).await;
+    clock.advance_ms(10);
+    let f = fail(&s, &c, Some(0), false).await.unwrap();
+    check(&s, &f).await;
+    let c = claim_one(&s, &queue).await;
+    check(&s, &c).await;
+    let f = fail(&s, &c, Some(60_000), false).await.unwrap();
+    check(&s, &f).await;
+    clock.advance_ms(60_000);
+    s.run_maintenance().await.unwrap();
+    let c = claim_one(&s, &queue).await;
+    clock.advance_ms(10_000);
+    s.run_maintenance().await.unwrap(); // the lease expires
+    let expired = s.get("default", c.id).await.unwrap();
+    assert_eq!(expired.errors.len(), 3);
+    clock.advance_ms(3_600_000);
+    s.run_maintenance().await.unwrap();
+    let c = claim_one(&s, &queue).await;
+    check(&s, &c).await;
+    let done = complete(&s, &c).await.unwrap();
+    check(&s, &done).await;
+    let e2 = enqueue_one(&s, &queue, task("k")).await;
+    let c2 = claim_one(&s, &queue).await;
+    assert_eq!(c2.id, e2.id);
+    let dead = fail(&s, &c2, None, true).await.unwrap();
+    check(&s, &dead).await;
+    let r = s.retry("default", dead.id).await.unwrap();
+    check(&s, &r).await;
+    let x = s.cancel("default", r.id).await.unwrap();
+    check(&s, &x).await;
 }

@@ -832,3 +832,68 @@ async fn shutdown_ends_long_polls() {
     assert!(t.elapsed() < Duration::from_secs(10));
     let _ = T0;
 }
+
+/// Parked claims are woken for tasks they can take: one filtered by another kind must not
+/// swallow the wake-up, and two plain waiters both get one of two new tasks.
+#[tokio::test]
+async fn long_polls_wake_for_their_own_kind() {
+    let s = TestServer::start().await;
+    assert_eq!(
+        s.send("PATCH", "/v1/queues/k", Some("{}")).await.status,
+        200
+    );
+    let park = |body: Value| {
+        let (http, url) = (s.http.clone(), format!("{}/v1/queues/k/claim", s.url));
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let r = http.post(url).json(&body).send().await.unwrap();
+            (r.json::<Value>().await.unwrap(), t.elapsed())
+        })
+    };
+    // Wait until `n` claims have been seen by the queue (each records last_claim_at).
+    let srv = &s;
+    let parked = move |before: Value| async move {
+        loop {
+            let now = srv.get("/v1/queues/k").await.body["last_claim_at"].clone();
+            if now != before && now != Value::Null {
+                return now;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    let wants_a = park(json!({"worker": "a", "kinds": ["a"], "wait_ms": 20000}));
+    let seen = parked(Value::Null).await;
+    // Same clock instant for both claims: advance it so the second one shows.
+    s.clock.advance_ms(1);
+    let wants_b = park(json!({"worker": "b", "kinds": ["b"], "wait_ms": 20000}));
+    parked(seen).await;
+    s.enqueue("k", json!({"kind": "b"})).await;
+    let (got_b, took) = wants_b.await.unwrap();
+    assert_eq!(got_b["tasks"][0]["kind"], "b");
+    assert!(
+        took < Duration::from_secs(15),
+        "the kind-b waiter waited {took:?}"
+    );
+    s.enqueue("k", json!({"kind": "a"})).await;
+    let (got_a, _) = wants_a.await.unwrap();
+    assert_eq!(got_a["tasks"][0]["kind"], "a");
+
+    s.clock.advance_ms(1);
+    let seen = s.get("/v1/queues/k").await.body["last_claim_at"].clone();
+    let one = park(json!({"worker": "p1", "wait_ms": 20000}));
+    let seen = parked(seen).await;
+    s.clock.advance_ms(1);
+    let two = park(json!({"worker": "p2", "wait_ms": 20000}));
+    parked(seen).await;
+    s.post(
+        "/v1/queues/k/tasks",
+        json!({"tasks": [{"kind": "x"}, {"kind": "y"}]}),
+    )
+    .await;
+    let (r1, t1) = one.await.unwrap();
+    let (r2, t2) = two.await.unwrap();
+    assert_eq!(r1["tasks"].as_array().unwrap().len(), 1);
+    assert_eq!(r2["tasks"].as_array().unwrap().len(), 1);
+    assert!(t1.max(t2) < Duration::from_secs(15));
+    s.stop().await;
+}

@@ -897,3 +897,47 @@ async fn long_polls_wake_for_their_own_kind() {
     assert!(t1.max(t2) < Duration::from_secs(15));
     s.stop().await;
 }
+
+/// `limits.max_connections`: with two connections open, a third is not served until one closes.
+#[tokio::test]
+async fn connection_limit_holds_extra_clients_until_one_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = rota_server::ServerConfig {
+        limits: rota_core::Limits {
+            max_connections: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let s = TestServer::with_config(config).await;
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    async fn answer(conn: &mut tokio::net::TcpStream) -> String {
+        let mut buf = vec![0u8; 1024];
+        let n = conn.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+    let mut held1 = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let held2 = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // Both held connections are served: prove the first one is.
+    held1
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(answer(&mut held1).await.starts_with("HTTP/1.1 200"));
+    let mut third = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    third.write_all(request).await.unwrap();
+    let mut buf = [0u8; 64];
+    let early = tokio::time::timeout(Duration::from_millis(300), third.read(&mut buf)).await;
+    assert!(
+        early.is_err(),
+        "the third connection was served while two were open"
+    );
+    drop(held2);
+    let got = tokio::time::timeout(Duration::from_secs(10), answer(&mut third))
+        .await
+        .expect("served once a connection closed");
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    drop(held1);
+    s.stop().await;
+}

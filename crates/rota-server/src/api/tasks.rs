@@ -307,7 +307,15 @@ pub struct FailItem {
     pub dead: bool,
 }
 
-fn check_batch_len(n: usize, limits: &Limits) -> ApiResult<()> {
+/// Checks a batch's size and turns each item into what the store takes, naming the item of
+/// the first bad id; also returns the ids as sent, for the answer.
+fn batch_items<I, O>(
+    items: Vec<I>,
+    limits: &Limits,
+    id_of: impl Fn(&I) -> &String,
+    convert: impl Fn(rota_core::TaskId, I) -> ApiResult<O>,
+) -> ApiResult<(Vec<O>, Vec<String>)> {
+    let n = items.len();
     if n == 0 {
         return Err(ApiError::invalid(
             "`items` is empty; send at least one item",
@@ -319,7 +327,16 @@ fn check_batch_len(n: usize, limits: &Limits) -> ApiResult<()> {
             limits.max_batch
         )));
     }
-    Ok(())
+    let mut ids = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(n);
+    for (i, item) in items.into_iter().enumerate() {
+        let raw = id_of(&item).clone();
+        let id = task_id(&raw)
+            .map_err(|e| ApiError::invalid(format!("items[{i}].id: {}", e.message)))?;
+        out.push(convert(id, item)?);
+        ids.push(raw);
+    }
+    Ok((out, ids))
 }
 
 fn outcomes(out: Vec<StoreResult<rota_core::Task>>, ids: Vec<String>) -> BatchOutcome {
@@ -353,19 +370,18 @@ pub async fn complete_batch(
     JsonBody(body): JsonBody<BatchItems<CompleteItem>>,
 ) -> ApiResult<axum::Json<BatchOutcome>> {
     let limits = &st.config.limits;
-    check_batch_len(body.items.len(), limits)?;
-    let mut ids = Vec::with_capacity(body.items.len());
-    let mut items = Vec::with_capacity(body.items.len());
-    for (i, item) in body.items.into_iter().enumerate() {
-        let id = task_id(&item.id)
-            .map_err(|e| ApiError::invalid(format!("items[{i}].id: {}", e.message)))?;
-        let body = CompleteBody {
-            lease: item.lease,
-            result: item.result,
-        };
-        items.push(completion(id, body, limits)?);
-        ids.push(item.id);
-    }
+    let (items, ids) = batch_items(
+        body.items,
+        limits,
+        |item| &item.id,
+        |id, item| {
+            let body = CompleteBody {
+                lease: item.lease,
+                result: item.result,
+            };
+            completion(id, body, limits)
+        },
+    )?;
     let out = st.store.complete(&tenant.0, items).await;
     record_outcomes(&out);
     Ok(axum::Json(outcomes(out, ids)))
@@ -380,21 +396,20 @@ pub async fn fail_batch(
     JsonBody(body): JsonBody<BatchItems<FailItem>>,
 ) -> ApiResult<axum::Json<BatchOutcome>> {
     let limits = &st.config.limits;
-    check_batch_len(body.items.len(), limits)?;
-    let mut ids = Vec::with_capacity(body.items.len());
-    let mut items = Vec::with_capacity(body.items.len());
-    for (i, item) in body.items.into_iter().enumerate() {
-        let id = task_id(&item.id)
-            .map_err(|e| ApiError::invalid(format!("items[{i}].id: {}", e.message)))?;
-        let body = FailBody {
-            lease: item.lease,
-            error: item.error,
-            retry_in_ms: item.retry_in_ms,
-            dead: item.dead,
-        };
-        items.push(failure(id, body, limits));
-        ids.push(item.id);
-    }
+    let (items, ids) = batch_items(
+        body.items,
+        limits,
+        |item| &item.id,
+        |id, item| {
+            let body = FailBody {
+                lease: item.lease,
+                error: item.error,
+                retry_in_ms: item.retry_in_ms,
+                dead: item.dead,
+            };
+            Ok(failure(id, body, limits))
+        },
+    )?;
     let out = st.store.fail(&tenant.0, items).await;
     record_outcomes(&out);
     Ok(axum::Json(outcomes(out, ids)))

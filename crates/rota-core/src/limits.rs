@@ -13,6 +13,8 @@ pub struct Limits {
     pub max_batch: usize,
     /// Most tasks one claim may return.
     pub max_claim: usize,
+    /// Most entries in a claim's `kinds` filter (each is one index read).
+    pub max_claim_kinds: usize,
     /// Longest long-poll a claim may ask for.
     pub max_wait_ms: u64,
     pub min_lease_ms: u64,
@@ -36,6 +38,7 @@ impl Default for Limits {
             max_payload_bytes: 1 << 20,
             max_batch: 10_000,
             max_claim: 1_000,
+            max_claim_kinds: 64,
             max_wait_ms: 60_000,
             min_lease_ms: 1_000,
             max_lease_ms: 24 * 3600 * 1000,
@@ -55,6 +58,7 @@ impl Limits {
             ("max_payload_bytes", self.max_payload_bytes),
             ("max_batch", self.max_batch),
             ("max_claim", self.max_claim),
+            ("max_claim_kinds", self.max_claim_kinds),
             ("max_body_bytes", self.max_body_bytes),
             ("max_connections", self.max_connections),
             ("max_name_len", self.max_name_len),

@@ -665,6 +665,16 @@ async fn bad_input_is_refused_and_changes_nothing() {
         (
             "POST",
             "/v1/queues/v/claim".into(),
+            Some(format!(
+                r#"{{"worker": "w", "kinds": [{}]}}"#,
+                ["\"k\""; 65].join(",")
+            )),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/v1/queues/v/claim".into(),
             Some(r#"{"worker": "w", "lease_ms": 5}"#.into()),
             422,
             "invalid_field",

@@ -108,6 +108,13 @@ pub async fn claim(
     let key = queue_key(&tenant, &queue)?;
     let limits = &st.config.limits;
     check_name("worker", &body.worker, limits)?;
+    if body.kinds.len() > limits.max_claim_kinds {
+        return Err(ApiError::invalid(format!(
+            "kinds has {} entries; the limit is {} (limits.max_claim_kinds)",
+            body.kinds.len(),
+            limits.max_claim_kinds
+        )));
+    }
     for k in &body.kinds {
         check_name("kinds[]", k, limits)?;
     }

@@ -1,5 +1,8 @@
-//! A typed async client for Rota's HTTP API. Server errors come back as [`Error`] variants a
-//! caller can branch on; connections are pooled and reused.
+//! A typed async client for Rota's HTTP API, and a worker runtime ([`worker::Worker`]). Server
+//! errors come back as [`Error`] variants a caller can branch on; connections are pooled and
+//! reused.
+
+pub mod worker;
 
 use reqwest::{Method, StatusCode};
 use rota_core::{Backoff, Json, QueueInfo, Task, TaskId, TaskState, Timestamp};

@@ -1,0 +1,431 @@
+//! The worker runtime: claim in batches with long-poll, run up to `concurrency` handlers at
+//! once, heartbeat each running task, and report outcomes in batches.
+//!
+//! ```no_run
+//! # async fn demo() -> rota_client::Result<()> {
+//! use rota_client::{worker::{HandlerError, Worker}, Client};
+//! use std::time::Duration;
+//! let client = Client::new("http://127.0.0.1:7070")?;
+//! let stats = Worker::new(client, "emails")
+//!     .kinds(["email.send"])
+//!     .concurrency(8)
+//!     .run(
+//!         |task| async move {
+//!             if task.attempt > 3 {
+//!                 return Err(HandlerError::new("smtp down").retry_in(Duration::from_secs(30)));
+//!             }
+//!             Ok(None) // completed, no result
+//!         },
+//!         async { let _ = tokio::signal::ctrl_c().await; },
+//!     )
+//!     .await?;
+//! println!("{} succeeded", stats.succeeded);
+//! # Ok(()) }
+//! ```
+//!
+//! Guarantees: a handler's panic, error or timeout becomes a failed attempt (the worker keeps
+//! running); a task whose lease is lost (heartbeat answered 409) is abandoned without reporting,
+//! since another worker owns it now; on shutdown, tasks still running after the grace period are
+//! failed with `retry_in_ms: 0` so they run again elsewhere at once.
+
+use crate::{ClaimOptions, Client, CompleteItem, Error, FailItem, Result};
+use rota_core::{Json, Task};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+
+/// Why a handler did not succeed, and what should happen next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerError {
+    pub message: String,
+    /// Retry after this delay instead of the queue's backoff.
+    pub retry_in: Option<Duration>,
+    /// Do not retry: the task goes to the dead-letter queue.
+    pub dead: bool,
+}
+
+impl HandlerError {
+    pub fn new(message: impl Into<String>) -> Self {
+        HandlerError {
+            message: message.into(),
+            retry_in: None,
+            dead: false,
+        }
+    }
+    pub fn retry_in(mut self, delay: Duration) -> Self {
+        self.retry_in = Some(delay);
+        self
+    }
+    pub fn dead(mut self) -> Self {
+        self.dead = true;
+        self
+    }
+}
+
+impl<E: std::error::Error> From<E> for HandlerError {
+    fn from(e: E) -> Self {
+        HandlerError::new(e.to_string())
+    }
+}
+
+/// What a worker did, returned when it stops.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WorkerStats {
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Tasks abandoned because their lease was lost.
+    pub lease_lost: u64,
+    /// Tasks failed back to the queue because the worker shut down.
+    pub interrupted: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    lease_lost: AtomicU64,
+    interrupted: AtomicU64,
+}
+
+enum Report {
+    Complete(CompleteItem),
+    Fail(FailItem),
+}
+
+pub struct Worker {
+    client: Client,
+    queue: String,
+    name: String,
+    kinds: Vec<String>,
+    concurrency: usize,
+    timeout: Option<Duration>,
+    lease: Duration,
+    poll_wait: Duration,
+    grace: Duration,
+}
+
+impl Worker {
+    pub fn new(client: Client, queue: impl Into<String>) -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
+        Worker {
+            client,
+            queue: queue.into(),
+            name: format!("{host}-{}", std::process::id()),
+            kinds: Vec::new(),
+            concurrency: 1,
+            timeout: None,
+            lease: Duration::from_secs(30),
+            poll_wait: Duration::from_secs(20),
+            grace: Duration::from_secs(10),
+        }
+    }
+    /// Only tasks of these kinds.
+    pub fn kinds<S: Into<String>>(mut self, kinds: impl IntoIterator<Item = S>) -> Self {
+        self.kinds = kinds.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Handlers running at once (at least 1).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+    /// Longest a handler may run; past it the attempt fails.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+    /// Lease asked for on claim and on each heartbeat (heartbeats go out every third of it).
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+    /// Longest a claim waits for work before asking again.
+    pub fn poll_wait(mut self, wait: Duration) -> Self {
+        self.poll_wait = wait;
+        self
+    }
+    /// How long running tasks may finish after shutdown begins.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+    /// The worker's name in leases and lease-expiry errors.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Runs until `shutdown` resolves, then drains as described in the module docs.
+    pub async fn run<F, Fut>(
+        self,
+        handler: F,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<WorkerStats>
+    where
+        F: Fn(Task) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<Option<Json>, HandlerError>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        let permits = Arc::new(Semaphore::new(self.concurrency));
+        let counters = Arc::new(Counters::default());
+        let (report_tx, report_rx) = mpsc::channel::<Report>(self.concurrency * 2 + 16);
+        let completer = tokio::spawn(completer(self.client.clone(), report_rx, counters.clone()));
+        let stop = CancellationToken::new();
+        let mut running: JoinSet<()> = JoinSet::new();
+        tokio::pin!(shutdown);
+        let lease_ms = self.lease.as_millis() as u64;
+        loop {
+            // Wait for a free slot, then claim as many tasks as there are free slots.
+            let first = tokio::select! {
+                p = permits.clone().acquire_owned() => p.expect("never closed"),
+                _ = &mut shutdown => break,
+            };
+            let free = permits.available_permits() + 1;
+            let opts = ClaimOptions {
+                worker: self.name.clone(),
+                kinds: self.kinds.clone(),
+                max: free,
+                wait_ms: Some(self.poll_wait.as_millis() as u64),
+                lease_ms: Some(lease_ms),
+            };
+            let claimed = tokio::select! {
+                r = self.client.claim(&self.queue, &opts) => r,
+                _ = &mut shutdown => { drop(first); break; }
+            };
+            let tasks = match claimed {
+                Ok(t) => t,
+                Err(Error::Transport(_) | Error::Unavailable { .. }) => {
+                    // The server is unreachable or busy: back off briefly, keep the slot.
+                    drop(first);
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = &mut shutdown => break,
+                    }
+                }
+                Err(e) => {
+                    drop(first);
+                    stop.cancel();
+                    running.shutdown().await;
+                    drop(report_tx);
+                    let _ = completer.await;
+                    return Err(e);
+                }
+            };
+            let mut first = Some(first);
+            for task in tasks {
+                let permit = match first.take() {
+                    Some(p) => p,
+                    None => permits.clone().acquire_owned().await.expect("never closed"),
+                };
+                let run = RunOne {
+                    client: self.client.clone(),
+                    lease_ms,
+                    timeout: self.timeout,
+                    reports: report_tx.clone(),
+                    counters: counters.clone(),
+                    stop: stop.clone(),
+                };
+                let handler = handler.clone();
+                running.spawn(async move {
+                    run.run(task, move |t| handler(t)).await;
+                    drop(permit);
+                });
+            }
+            while running.try_join_next().is_some() {}
+        }
+        // Shutdown: no more claims; let running tasks finish within the grace period.
+        let drained = tokio::time::timeout(self.grace, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            stop.cancel();
+            while running.join_next().await.is_some() {}
+        }
+        drop(report_tx);
+        let _ = completer.await;
+        Ok(WorkerStats {
+            succeeded: counters.succeeded.load(Ordering::Relaxed),
+            failed: counters.failed.load(Ordering::Relaxed),
+            lease_lost: counters.lease_lost.load(Ordering::Relaxed),
+            interrupted: counters.interrupted.load(Ordering::Relaxed),
+        })
+    }
+}
+
+struct RunOne {
+    client: Client,
+    lease_ms: u64,
+    timeout: Option<Duration>,
+    reports: mpsc::Sender<Report>,
+    counters: Arc<Counters>,
+    stop: CancellationToken,
+}
+
+enum End {
+    Done(std::result::Result<Option<Json>, HandlerError>),
+    Panicked(String),
+    TimedOut,
+    LeaseLost,
+    Interrupted,
+}
+
+impl RunOne {
+    async fn run<F, Fut>(self, task: Task, handler: F)
+    where
+        F: FnOnce(Task) -> Fut,
+        Fut: Future<Output = std::result::Result<Option<Json>, HandlerError>> + Send + 'static,
+    {
+        let id = task.id;
+        let lease = match &task.lease {
+            Some(l) => l.token.clone(),
+            None => return,
+        };
+        // Its own task, so a panic is caught at the join; aborted if this runner is dropped.
+        let mut job = AbortOnDropHandle::new(tokio::spawn(handler(task)));
+        let heartbeat_every = Duration::from_millis((self.lease_ms / 3).max(100));
+        let deadline = self.timeout.map(|t| tokio::time::Instant::now() + t);
+        let mut ticker = tokio::time::interval(heartbeat_every);
+        ticker.tick().await; // the first tick is immediate
+        let end = loop {
+            tokio::select! {
+                joined = &mut job => break match joined {
+                    Ok(r) => End::Done(r),
+                    Err(e) if e.is_panic() => End::Panicked(panic_text(e.into_panic())),
+                    Err(_) => End::Interrupted,
+                },
+                _ = ticker.tick() => {
+                    // A heartbeat that fails otherwise is retried at the next tick: the lease
+                    // has two more ticks of slack.
+                    let beat = self.client.heartbeat(id, &lease, Some(self.lease_ms), None).await;
+                    if let Err(Error::LeaseLost { .. } | Error::NotFound { .. }) = beat {
+                        break End::LeaseLost;
+                    }
+                }
+                _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break End::TimedOut,
+                _ = self.stop.cancelled() => break End::Interrupted,
+            }
+        };
+        if !matches!(end, End::Done(_) | End::Panicked(_)) {
+            job.abort();
+        }
+        let fail = |error: String, retry_in_ms: Option<u64>, dead: bool| {
+            Report::Fail(FailItem {
+                id,
+                lease: lease.clone(),
+                error,
+                retry_in_ms,
+                dead,
+            })
+        };
+        let report = match end {
+            End::Done(Ok(result)) => Report::Complete(CompleteItem {
+                id,
+                lease: lease.clone(),
+                result,
+            }),
+            End::Done(Err(e)) => fail(e.message, e.retry_in.map(|d| d.as_millis() as u64), e.dead),
+            End::Panicked(msg) => fail(format!("handler panicked: {msg}"), None, false),
+            End::TimedOut => fail(
+                format!(
+                    "handler timed out after {:?}",
+                    self.timeout.unwrap_or_default()
+                ),
+                None,
+                false,
+            ),
+            End::Interrupted => {
+                self.counters.interrupted.fetch_add(1, Ordering::Relaxed);
+                fail(
+                    "worker shut down before the task finished".into(),
+                    Some(0),
+                    false,
+                )
+            }
+            End::LeaseLost => {
+                self.counters.lease_lost.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        let _ = self.reports.send(report).await;
+    }
+}
+
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-text panic".to_owned()
+    }
+}
+
+/// Sends outcomes in batches: whatever has arrived while the previous batch was in flight.
+async fn completer(client: Client, mut rx: mpsc::Receiver<Report>, counters: Arc<Counters>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 500 {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let (mut done, mut failed) = (Vec::new(), Vec::new());
+        for r in batch {
+            match r {
+                Report::Complete(c) => done.push(c),
+                Report::Fail(f) => failed.push(f),
+            }
+        }
+        if !done.is_empty() {
+            let n = done.len() as u64;
+            match send_with_retry(|| client.complete_batch(&done)).await {
+                Some(out) => {
+                    let ok = out.iter().filter(|o| o.ok).count() as u64;
+                    counters.succeeded.fetch_add(ok, Ordering::Relaxed);
+                    counters.lease_lost.fetch_add(n - ok, Ordering::Relaxed);
+                }
+                None => {
+                    counters.lease_lost.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+        }
+        if !failed.is_empty() {
+            let n = failed.len() as u64;
+            match send_with_retry(|| client.fail_batch(&failed)).await {
+                Some(out) => {
+                    let ok = out.iter().filter(|o| o.ok).count() as u64;
+                    counters.failed.fetch_add(ok, Ordering::Relaxed);
+                    counters.lease_lost.fetch_add(n - ok, Ordering::Relaxed);
+                }
+                None => {
+                    counters.lease_lost.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// Completing twice is safe (the second answer is `lease_lost`), so transport failures are
+/// retried a few times; if the server stays away, the leases expire and the tasks run again.
+async fn send_with_retry<T, Fut>(call: impl Fn() -> Fut) -> Option<T>
+where
+    Fut: Future<Output = Result<T>>,
+{
+    for attempt in 0..5u32 {
+        match call().await {
+            Ok(v) => return Some(v),
+            Err(Error::Transport(_) | Error::Unavailable { .. }) => {
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            Err(_) => return None,
+        }
+    }
+    None
+}

@@ -1,0 +1,316 @@
+//! The worker runtime against a real server (system clock: leases and heartbeats run in real
+//! time, so leases here are short and every wait has a deadline).
+
+use rota_client::worker::{HandlerError, Worker};
+use rota_client::{Client, NewTask};
+use rota_core::{SystemClock, TaskState};
+use rota_sqlite::{SqliteOptions, SqliteStore};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Server {
+    client: Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+async fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(
+            &dir.path().join("rota.db"),
+            Arc::new(SystemClock),
+            SqliteOptions::default(),
+        )
+        .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = rota_server::run(
+            listener,
+            store.clone(),
+            Default::default(),
+            Arc::new(SystemClock),
+            async move {
+                let _ = stopped.await;
+            },
+        )
+        .await;
+        rota_store::Store::close(&*store).await;
+    });
+    Server {
+        client: Client::new(&url).unwrap(),
+        stop: Some(stop),
+        _dir: dir,
+    }
+}
+
+/// Waits (bounded) until `check` holds, asking the server again every 20 ms.
+async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn count(c: &Client, queue: &str, state: TaskState) -> u64 {
+    c.queue(queue)
+        .await
+        .map(|q| q.counts.get(state))
+        .unwrap_or(0)
+}
+
+fn stopper() -> (
+    tokio::sync::oneshot::Sender<()>,
+    impl std::future::Future<Output = ()> + Send,
+) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    (tx, async move {
+        let _ = rx.await;
+    })
+}
+
+#[tokio::test]
+async fn runs_tasks_with_bounded_concurrency() {
+    let s = server().await;
+    let tasks: Vec<NewTask> = (0..12).map(|i| NewTask::new("job", &i)).collect();
+    s.client.enqueue_batch("conc", &tasks).await.unwrap();
+    let active = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (stop, shutdown) = stopper();
+    let (a, m) = (active.clone(), most.clone());
+    let worker = tokio::spawn(Worker::new(s.client.clone(), "conc").concurrency(3).run(
+        move |_task| {
+            let (a, m) = (a.clone(), m.clone());
+            async move {
+                let now = a.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(30)).await; // the work
+                a.fetch_sub(1, Ordering::SeqCst);
+                Ok(Some(serde_json::value::to_raw_value(&"done").unwrap()))
+            }
+        },
+        shutdown,
+    ));
+    eventually("12 succeeded", || async {
+        count(&s.client, "conc", TaskState::Succeeded).await == 12
+    })
+    .await;
+    stop.send(()).unwrap();
+    let stats = worker.await.unwrap().unwrap();
+    assert_eq!(stats.succeeded, 12);
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        3,
+        "never more than 3 at once, and 3 were used"
+    );
+}
+
+#[tokio::test]
+async fn heartbeats_keep_a_long_task_alive() {
+    let s = server().await;
+    let t = s
+        .client
+        .enqueue("long", &NewTask::new("slow", &()))
+        .await
+        .unwrap()
+        .task;
+    let (stop, shutdown) = stopper();
+    let worker = tokio::spawn(
+        Worker::new(s.client.clone(), "long")
+            .lease(Duration::from_millis(1_000))
+            .run(
+                |_t| async {
+                    tokio::time::sleep(Duration::from_millis(2_500)).await; // 2.5 leases
+                    Ok(None)
+                },
+                shutdown,
+            ),
+    );
+    eventually("the long task succeeded", || async {
+        s.client.get(t.id).await.unwrap().state == TaskState::Succeeded
+    })
+    .await;
+    let done = s.client.get(t.id).await.unwrap();
+    assert_eq!(done.attempt, 1, "never lost its lease");
+    assert!(done.errors.is_empty());
+    stop.send(()).unwrap();
+    assert_eq!(worker.await.unwrap().unwrap().succeeded, 1);
+}
+
+#[tokio::test]
+async fn panics_errors_and_timeouts_become_failed_attempts() {
+    let s = server().await;
+    let mut ids = Vec::new();
+    for kind in ["panic", "error", "hang", "retry"] {
+        let e = s
+            .client
+            .enqueue("bad", &NewTask::new(kind, &()).max_attempts(1))
+            .await
+            .unwrap();
+        ids.push(e.task.id);
+    }
+    let (stop, shutdown) = stopper();
+    let worker = tokio::spawn(
+        Worker::new(s.client.clone(), "bad")
+            .concurrency(4)
+            .timeout(Duration::from_millis(300))
+            .run(
+                |t| async move {
+                    match t.kind.as_str() {
+                        "panic" => panic!("boom"),
+                        "error" => Err(HandlerError::new("bad input").dead()),
+                        "hang" => std::future::pending().await,
+                        _ => Err(HandlerError::new("later").retry_in(Duration::from_secs(60))),
+                    }
+                },
+                shutdown,
+            ),
+    );
+    eventually("all four failed", || async {
+        count(&s.client, "bad", TaskState::Dead).await == 4
+    })
+    .await;
+    let msg = |i: usize| {
+        let c = s.client.clone();
+        let id = ids[i];
+        async move { c.get(id).await.unwrap().errors[0].message.clone() }
+    };
+    assert!(msg(0).await.contains("handler panicked: boom"));
+    assert_eq!(msg(1).await, "bad input");
+    assert!(msg(2).await.contains("timed out"));
+    assert_eq!(msg(3).await, "later");
+    stop.send(()).unwrap();
+    let stats = worker.await.unwrap().unwrap();
+    assert_eq!(
+        (stats.failed, stats.succeeded),
+        (4, 0),
+        "the worker kept running"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_finishes_or_returns_tasks_without_losing_any() {
+    let s = server().await;
+    let tasks: Vec<NewTask> = ["fast", "fast", "stuck", "stuck"]
+        .iter()
+        .map(|k| NewTask::new(*k, &()))
+        .collect();
+    s.client.enqueue_batch("sd", &tasks).await.unwrap();
+    let started = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (stop, shutdown) = stopper();
+    let (st, rel) = (started.clone(), release.clone());
+    let worker = tokio::spawn(
+        Worker::new(s.client.clone(), "sd")
+            .concurrency(4)
+            .grace(Duration::from_millis(500))
+            .run(
+                move |t| {
+                    let (st, rel) = (st.clone(), rel.clone());
+                    async move {
+                        st.fetch_add(1, Ordering::SeqCst);
+                        if t.kind == "fast" {
+                            rel.notified().await; // finishes within the grace period
+                            Ok(None)
+                        } else {
+                            std::future::pending().await
+                        }
+                    }
+                },
+                shutdown,
+            ),
+    );
+    eventually("all four running", || async {
+        started.load(Ordering::SeqCst) == 4
+    })
+    .await;
+    stop.send(()).unwrap();
+    release.notify_waiters();
+    let stats = worker.await.unwrap().unwrap();
+    assert_eq!((stats.succeeded, stats.interrupted), (2, 2), "{stats:?}");
+    let q = s.client.queue("sd").await.unwrap();
+    assert_eq!(q.counts.succeeded, 2);
+    assert_eq!(q.counts.ready, 2, "interrupted tasks go straight back");
+    assert_eq!(q.counts.total(), 4, "nothing lost");
+    let page = s.client.list("sd", &Default::default()).await.unwrap();
+    for t in page.tasks.iter().filter(|t| t.state == TaskState::Ready) {
+        assert!(t.errors[0].message.contains("shut down"), "{:?}", t.errors);
+    }
+}
+
+#[tokio::test]
+async fn a_killed_workers_tasks_come_back_after_their_lease() {
+    let s = server().await;
+    let t = s
+        .client
+        .enqueue("kill", &NewTask::new("x", &()))
+        .await
+        .unwrap()
+        .task;
+    let (_stop, shutdown) = stopper();
+    // Dropped when the handler's future is: shows the handler dies with its worker.
+    struct Dropped(Arc<AtomicUsize>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let d = dropped.clone();
+    let worker = tokio::spawn(
+        Worker::new(s.client.clone(), "kill")
+            .lease(Duration::from_millis(1_000))
+            .name("doomed")
+            .run(
+                move |_t| {
+                    let guard = Dropped(d.clone());
+                    async move {
+                        let _guard = guard;
+                        std::future::pending().await
+                    }
+                },
+                shutdown,
+            ),
+    );
+    eventually("the task is running", || async {
+        s.client.get(t.id).await.unwrap().state == TaskState::Running
+    })
+    .await;
+    worker.abort(); // the process dies: no more heartbeats, no report
+    eventually("the handler was dropped with its worker", || async {
+        dropped.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    eventually("the lease expired and the task came back", || async {
+        let now = s.client.get(t.id).await.unwrap();
+        now.state != TaskState::Running && !now.errors.is_empty()
+    })
+    .await;
+    let back = s.client.get(t.id).await.unwrap();
+    assert!(
+        back.errors[0].message.contains("doomed"),
+        "{:?}",
+        back.errors
+    );
+    assert!(matches!(
+        back.state,
+        TaskState::Scheduled | TaskState::Ready
+    ));
+}

@@ -32,7 +32,7 @@ pub enum Error {
         message: String,
     },
     /// The request did not get an answer (connection refused, timeout, reset).
-    #[error("cannot reach the Rota server: {0}")]
+    #[error("cannot reach the Rota server")]
     Transport(#[source] reqwest::Error),
     #[error("unexpected answer from the server: {0}")]
     Decode(String),
@@ -228,7 +228,22 @@ struct Items {
 impl Client {
     /// A client for the server at `base_url` (e.g. `http://127.0.0.1:7070`).
     pub fn new(base_url: &str) -> Result<Self> {
+        Self::with_token(base_url, None)
+    }
+
+    /// A client that sends `token` as `Authorization: Bearer <token>` on every request.
+    pub fn with_token(base_url: &str, token: Option<&str>) -> Result<Self> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(t) = token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
+                .map_err(|_| Error::Invalid {
+                    message: "the token contains characters not allowed in a header".into(),
+                })?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .connect_timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(1024)
             .tcp_nodelay(true)
@@ -396,10 +411,19 @@ impl Client {
         retry_in_ms: Option<u64>,
         dead: bool,
     ) -> Result<Task> {
-        let body = FailItem {
-            id,
-            lease: lease.to_owned(),
-            error: error.to_owned(),
+        // The single-task body: the id is in the path, not the body.
+        #[derive(Serialize)]
+        struct Body<'a> {
+            lease: &'a str,
+            error: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            retry_in_ms: Option<u64>,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            dead: bool,
+        }
+        let body = Body {
+            lease,
+            error,
             retry_in_ms,
             dead,
         };

@@ -18,9 +18,6 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Target this server instead of starting one.
-    #[arg(long)]
-    url: Option<String>,
     /// Which measurements to run.
     #[arg(long, value_enum, default_value = "all")]
     mode: Mode,
@@ -62,14 +59,14 @@ enum Mode {
     Backlog,
 }
 
-pub fn run(args: BenchArgs) -> Result<()> {
+pub fn run(args: BenchArgs, url: Option<String>) -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     let mut all: Vec<Vec<(String, f64, &'static str)>> = Vec::new();
     for i in 0..args.runs {
         if args.runs > 1 {
             eprintln!("run {} of {}", i + 1, args.runs);
         }
-        all.push(rt.block_on(run_once(&args))?);
+        all.push(rt.block_on(run_once(&args, url.as_deref()))?);
     }
     println!();
     println!(
@@ -93,12 +90,13 @@ struct Server {
 }
 
 impl Server {
-    async fn start(args: &BenchArgs) -> Result<Server> {
-        if let Some(url) = &args.url {
+    /// The server at `url`, or a new one on a temporary data dir.
+    async fn start(url: Option<&str>) -> Result<Server> {
+        if let Some(url) = url {
             return Ok(Server {
                 child: None,
                 _dir: None,
-                url: url.clone(),
+                url: url.to_owned(),
             });
         }
         let dir = tempfile::tempdir()?;
@@ -180,8 +178,8 @@ fn noop_tasks(n: usize) -> Vec<NewTask> {
         .collect()
 }
 
-async fn run_once(args: &BenchArgs) -> Result<Vec<(String, f64, &'static str)>> {
-    let server = Server::start(args).await?;
+async fn run_once(args: &BenchArgs, url: Option<&str>) -> Result<Vec<(String, f64, &'static str)>> {
+    let server = Server::start(url).await?;
     let client = Client::new(&server.url)?;
     let mut out = Vec::new();
     let tag = std::process::id();

@@ -1,7 +1,11 @@
-//! The `rota` binary: `rota serve` runs the server, `rota bench` measures it.
+//! The `rota` binary: `rota serve` runs the server, `rota bench` measures it, and the other
+//! commands drive a server through its HTTP API.
 
 mod bench;
+mod cli;
 mod config;
+mod output;
+mod worker_cmd;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -20,6 +24,15 @@ use std::sync::Arc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The server to talk to [default: http://127.0.0.1:7070].
+    #[arg(long, global = true, env = "ROTA_URL")]
+    url: Option<String>,
+    /// API token, sent as a bearer token.
+    #[arg(long, global = true, env = "ROTA_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// How to print results.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    output: output::Format,
 }
 
 #[derive(Subcommand)]
@@ -32,6 +45,21 @@ enum Command {
     ///
     /// Example: rota bench --tasks 200000
     Bench(bench::BenchArgs),
+    /// Add, show, list, cancel and retry tasks.
+    #[command(subcommand)]
+    Task(cli::TaskCmd),
+    /// Queue counts, settings, pause, resume, purge.
+    #[command(subcommand)]
+    Queue(cli::QueueCmd),
+    /// The dead-letter queue: list and requeue.
+    #[command(subcommand)]
+    Dead(cli::DeadCmd),
+    /// Run a command for each task of a queue.
+    ///
+    /// Example: rota worker emails --kinds email.send --concurrency 4 -- ./send-email.sh
+    Worker(worker_cmd::WorkerArgs),
+    /// Print a shell completion script. Example: rota completions bash > /etc/bash_completion.d/rota
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(clap::Args)]
@@ -60,11 +88,29 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let runtime = || tokio::runtime::Runtime::new().context("cannot start the async runtime");
+    let (url, token, fmt) = (cli.url, cli.token, cli.output);
     let outcome = match cli.command {
-        Command::Serve(args) => tokio::runtime::Runtime::new()
-            .context("cannot start the async runtime")
-            .and_then(|rt| rt.block_on(serve(args))),
-        Command::Bench(args) => bench::run(args),
+        Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve(args))),
+        Command::Bench(args) => bench::run(args, url),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "rota", &mut std::io::stdout());
+            Ok(())
+        }
+        other => cli::client(url.as_deref(), token.as_deref()).and_then(|client| {
+            runtime()?.block_on(async move {
+                match other {
+                    Command::Task(cmd) => cli::task(&client, cmd, fmt).await,
+                    Command::Queue(cmd) => cli::queue(&client, cmd, fmt).await,
+                    Command::Dead(cmd) => cli::dead(&client, cmd, fmt).await,
+                    Command::Worker(args) => worker_cmd::run(client, args).await,
+                    Command::Serve(_) | Command::Bench(_) | Command::Completions { .. } => {
+                        unreachable!("handled above")
+                    }
+                }
+            })
+        }),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -110,13 +156,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
     if args.demo {
         tokio::spawn(demo(format!("http://{addr}")));
     }
-    let served = rota_server::run(
-        listener,
-        store.clone(),
-        cfg.server,
-        clock,
-        shutdown_signal(),
-    )
+    let served = rota_server::run(listener, store.clone(), cfg.server, clock, async {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
     .await;
     rota_store::Store::close(&*store).await;
     drop(lock);
@@ -124,7 +167,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     served.context("the server failed")
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -137,7 +180,6 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-    tracing::info!("shutting down: finishing in-flight requests");
 }
 
 /// Enqueue → claim → complete one task through the HTTP API, printing each step.

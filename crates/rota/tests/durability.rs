@@ -2,58 +2,18 @@
 //! restart it on the same data dir and check that every acknowledged enqueue is present exactly
 //! once and every acknowledged completion is still `succeeded`.
 
+mod common;
+
+use common::start;
 use rota_client::{ClaimOptions, Client, CompleteItem, ListOptions, NewTask};
 use rota_core::{TaskId, TaskState};
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const QUEUE: &str = "durable";
-
-struct Server {
-    child: Child,
-    client: Client,
-}
-
-impl Drop for Server {
-    /// A failing test must not leave a server behind.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start(dir: &std::path::Path) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_rota"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("ROTA_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("the rota binary starts");
-    let client = Client::new(&format!("http://127.0.0.1:{port}")).unwrap();
-    let t = Instant::now();
-    while !client.healthy().await {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "server did not come up"
-        );
-        tokio::task::yield_now().await;
-    }
-    Server { child, client }
-}
 
 #[derive(Default)]
 struct Acked {

@@ -1,0 +1,344 @@
+//! The client commands: `rota task …`, `rota queue …`, `rota dead …`, all through the HTTP API.
+
+use crate::output::{self, Format};
+use anyhow::{bail, Context, Result};
+use rota_client::{Client, ListOptions, NewTask, QueueSettingsPatch};
+use rota_core::{Backoff, TaskId, TaskState};
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const DEFAULT_URL: &str = "http://127.0.0.1:7070";
+
+#[derive(clap::Subcommand)]
+pub enum TaskCmd {
+    /// Enqueue a task. The payload comes from --payload, --payload-file, or standard input.
+    ///
+    /// Example: rota task add emails --kind email.send --payload '{"to": "ada@example.com"}'
+    Add {
+        queue: String,
+        #[arg(long)]
+        kind: String,
+        /// The payload as JSON text.
+        #[arg(long, conflicts_with = "payload_file")]
+        payload: Option<String>,
+        /// Read the payload (JSON) from this file.
+        #[arg(long)]
+        payload_file: Option<PathBuf>,
+        #[arg(long, allow_negative_numbers = true)]
+        priority: Option<i32>,
+        /// Run no sooner than this from now, e.g. 30s, 5m, 2h.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        delay: Option<Duration>,
+        #[arg(long)]
+        unique_key: Option<String>,
+        #[arg(long)]
+        max_attempts: Option<u32>,
+    },
+    /// Show a task. Example: rota task get 01a20c27-4e6d-7000-8000-000000000000
+    Get { id: String },
+    /// Cancel a task that is not finished. Example: rota task cancel <id>
+    Cancel { id: String },
+    /// Bring a dead or cancelled task back. Example: rota task retry <id>
+    Retry { id: String },
+    /// List a queue's tasks, newest first. Example: rota task list emails --state dead
+    List {
+        queue: String,
+        #[arg(long)]
+        state: Option<TaskState>,
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub enum QueueCmd {
+    /// Every queue with its counts. Example: rota queue list
+    List,
+    /// One queue's counts and settings. Example: rota queue stats emails
+    Stats { queue: String },
+    /// Stop handing out tasks. Example: rota queue pause emails
+    Pause { queue: String },
+    /// Hand out tasks again. Example: rota queue resume emails
+    Resume { queue: String },
+    /// Delete the queue's tasks in a final state. Example: rota queue purge emails --state dead
+    Purge {
+        queue: String,
+        #[arg(long)]
+        state: TaskState,
+    },
+    /// Change settings. Example: rota queue set emails --max-attempts 5 --backoff 1s:10m
+    Set {
+        queue: String,
+        #[arg(long)]
+        max_attempts: Option<u32>,
+        /// BASE:MAX, e.g. 1s:1h (exponential, with full jitter).
+        #[arg(long, value_parser = parse_backoff)]
+        backoff: Option<Backoff>,
+        /// Default lease for claims, e.g. 30s.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        lease: Option<Duration>,
+        /// How long finished tasks are kept, e.g. 7d.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        retention: Option<Duration>,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub enum DeadCmd {
+    /// The queue's dead tasks. Example: rota dead list emails
+    List {
+        queue: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Put dead tasks back to ready. Example: rota dead requeue emails --all
+    Requeue {
+        queue: String,
+        /// Every dead task of the queue.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        /// These tasks.
+        #[arg(required_unless_present = "all")]
+        ids: Vec<String>,
+    },
+}
+
+fn parse_backoff(s: &str) -> std::result::Result<Backoff, String> {
+    let (base, max) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}` is not BASE:MAX such as 1s:1h"))?;
+    let ms = |v: &str| {
+        humantime::parse_duration(v)
+            .map(|d| d.as_millis() as u64)
+            .map_err(|e| format!("`{v}`: {e}"))
+    };
+    let b = Backoff {
+        base_ms: ms(base)?,
+        max_ms: ms(max)?,
+    };
+    b.validate()?;
+    Ok(b)
+}
+
+fn task_id(s: &str) -> Result<TaskId> {
+    s.parse()
+        .map_err(|e: rota_core::id::InvalidTaskId| anyhow::anyhow!("{e}"))
+}
+
+fn read_payload(payload: Option<String>, file: Option<PathBuf>) -> Result<String> {
+    if let Some(p) = payload {
+        return Ok(p);
+    }
+    if let Some(f) = file {
+        return std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()));
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Ok("null".into());
+    }
+    let mut s = String::new();
+    stdin
+        .lock()
+        .read_to_string(&mut s)
+        .context("cannot read the payload from standard input")?;
+    Ok(if s.trim().is_empty() {
+        "null".into()
+    } else {
+        s
+    })
+}
+
+pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
+    match cmd {
+        TaskCmd::Add {
+            queue,
+            kind,
+            payload,
+            payload_file,
+            priority,
+            delay,
+            unique_key,
+            max_attempts,
+        } => {
+            let text = read_payload(payload, payload_file)?;
+            let payload = serde_json::value::RawValue::from_string(text.trim().to_owned())
+                .map_err(|e| anyhow::anyhow!("the payload is not valid JSON: {e}"))?;
+            let task = NewTask {
+                kind,
+                payload,
+                priority,
+                run_at: None,
+                delay_ms: delay.map(|d| d.as_millis() as u64),
+                max_attempts,
+                unique_key,
+                tags: Vec::new(),
+            };
+            let e = c.enqueue(&queue, &task).await?;
+            match fmt {
+                Format::Json => {
+                    output::json(&serde_json::json!({"task": e.task, "duplicate": e.duplicate}))
+                }
+                Format::Table if e.duplicate => {
+                    println!(
+                        "{} already holds that unique key ({}); nothing added",
+                        e.task.id, e.task.state
+                    )
+                }
+                Format::Table => println!("{} {} in queue {}", e.task.id, e.task.state, queue),
+            }
+        }
+        TaskCmd::Get { id } => show_task(c.get(task_id(&id)?).await?, fmt),
+        TaskCmd::Cancel { id } => show_task(c.cancel(task_id(&id)?).await?, fmt),
+        TaskCmd::Retry { id } => show_task(c.retry(task_id(&id)?).await?, fmt),
+        TaskCmd::List {
+            queue,
+            state,
+            kind,
+            limit,
+        } => {
+            let page = c
+                .list(
+                    &queue,
+                    &ListOptions {
+                        state,
+                        kind,
+                        limit: Some(limit),
+                        cursor: None,
+                    },
+                )
+                .await?;
+            match fmt {
+                Format::Json => output::json(&page.tasks),
+                Format::Table => output::task_rows(&page.tasks),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn show_task(t: rota_core::Task, fmt: Format) {
+    match fmt {
+        Format::Json => output::json(&t),
+        Format::Table => output::task_detail(&t),
+    }
+}
+
+fn show_queue(q: rota_core::QueueInfo, fmt: Format) {
+    match fmt {
+        Format::Json => output::json(&q),
+        Format::Table => output::queue_detail(&q),
+    }
+}
+
+pub async fn queue(c: &Client, cmd: QueueCmd, fmt: Format) -> Result<()> {
+    let patch = |paused| QueueSettingsPatch {
+        paused: Some(paused),
+        ..Default::default()
+    };
+    match cmd {
+        QueueCmd::List => {
+            let qs = c.queues().await?;
+            match fmt {
+                Format::Json => output::json(&qs),
+                Format::Table => output::queue_rows(&qs),
+            }
+        }
+        QueueCmd::Stats { queue } => show_queue(c.queue(&queue).await?, fmt),
+        QueueCmd::Pause { queue } => {
+            c.queue(&queue).await?; // a typo should say "not found", not create a queue
+            show_queue(c.update_queue(&queue, &patch(true)).await?, fmt)
+        }
+        QueueCmd::Resume { queue } => {
+            c.queue(&queue).await?;
+            show_queue(c.update_queue(&queue, &patch(false)).await?, fmt)
+        }
+        QueueCmd::Purge { queue, state } => {
+            let n = c.purge(&queue, state).await?;
+            match fmt {
+                Format::Json => output::json(&serde_json::json!({"deleted": n})),
+                Format::Table => println!("deleted {n} {state} tasks from {queue}"),
+            }
+        }
+        QueueCmd::Set {
+            queue,
+            max_attempts,
+            backoff,
+            lease,
+            retention,
+        } => {
+            if max_attempts.is_none() && backoff.is_none() && lease.is_none() && retention.is_none()
+            {
+                bail!("nothing to set: give --max-attempts, --backoff, --lease or --retention");
+            }
+            let p = QueueSettingsPatch {
+                max_attempts,
+                backoff,
+                lease_ms: lease.map(|d| d.as_millis() as u64),
+                retention_ms: retention.map(|d| d.as_millis() as u64),
+                paused: None,
+            };
+            show_queue(c.update_queue(&queue, &p).await?, fmt)
+        }
+    }
+    Ok(())
+}
+
+pub async fn dead(c: &Client, cmd: DeadCmd, fmt: Format) -> Result<()> {
+    match cmd {
+        DeadCmd::List { queue, limit } => {
+            task(
+                c,
+                TaskCmd::List {
+                    queue,
+                    state: Some(TaskState::Dead),
+                    kind: None,
+                    limit,
+                },
+                fmt,
+            )
+            .await
+        }
+        DeadCmd::Requeue { queue, all, ids } => {
+            let ids: Vec<TaskId> = if all {
+                let mut found = Vec::new();
+                let mut cursor = None;
+                loop {
+                    let opts = ListOptions {
+                        state: Some(TaskState::Dead),
+                        kind: None,
+                        limit: Some(1_000),
+                        cursor: cursor.take(),
+                    };
+                    let page = c.list(&queue, &opts).await?;
+                    found.extend(page.tasks.iter().map(|t| t.id));
+                    match page.next_cursor {
+                        Some(next) => cursor = Some(next),
+                        None => break found,
+                    }
+                }
+            } else {
+                ids.iter().map(|s| task_id(s)).collect::<Result<_>>()?
+            };
+            let mut requeued = Vec::with_capacity(ids.len());
+            for id in ids {
+                let t = c
+                    .retry(id)
+                    .await
+                    .with_context(|| format!("requeueing {id}"))?;
+                requeued.push(t.id.to_string());
+            }
+            match fmt {
+                Format::Json => output::json(&serde_json::json!({"requeued": requeued})),
+                Format::Table => println!("requeued {} tasks in {queue}", requeued.len()),
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn client(url: Option<&str>, token: Option<&str>) -> Result<Client> {
+    Ok(Client::with_token(url.unwrap_or(DEFAULT_URL), token)?)
+}

@@ -1,0 +1,343 @@
+//! The CLI as people and scripts use it: the real binary against a real server, every
+//! subcommand in table and JSON form, and its errors.
+
+mod common;
+
+use assert_cmd::Command;
+use rota_client::{ClaimOptions, Client, NewTask};
+use rota_core::TaskState;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+fn rota(url: &str) -> Command {
+    let mut c = Command::cargo_bin("rota").unwrap();
+    c.env("ROTA_URL", url).env_remove("ROTA_TOKEN");
+    c
+}
+
+/// Runs the command, asserts success, returns stdout.
+fn ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs the command, asserts failure with one `error:` line, returns it.
+fn fails(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        !out.status.success(),
+        "succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("error: "), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    err
+}
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn task_commands_in_table_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::start(dir.path()).await;
+    let added = ok(rota(&s.url).args([
+        "task",
+        "add",
+        "mail",
+        "--kind",
+        "email.send",
+        "--payload",
+        r#"{"to": "ada"}"#,
+        "--priority",
+        "5",
+    ]));
+    let id = added.split_whitespace().next().unwrap().to_owned();
+    assert!(added.contains("ready in queue mail"), "{added}");
+    let from_stdin = json(&ok(rota(&s.url)
+        .args([
+            "task", "add", "mail", "--kind", "k2", "--delay", "1h", "--output", "json",
+        ])
+        .write_stdin(r#"{"n": 2}"#)));
+    assert_eq!(from_stdin["task"]["payload"], serde_json::json!({"n": 2}));
+    assert_eq!(from_stdin["task"]["state"], "scheduled");
+    let file = dir.path().join("p.json");
+    std::fs::write(&file, "[1, 2, 3]").unwrap();
+    ok(rota(&s.url)
+        .args([
+            "task",
+            "add",
+            "mail",
+            "--kind",
+            "k3",
+            "--unique-key",
+            "u1",
+            "--payload-file",
+        ])
+        .arg(&file));
+    let dup = ok(rota(&s.url).args(["task", "add", "mail", "--kind", "k3", "--unique-key", "u1"]));
+    assert!(dup.contains("already holds that unique key"), "{dup}");
+
+    let shown = ok(rota(&s.url).args(["task", "get", &id]));
+    assert!(shown.contains("state       ready"), "{shown}");
+    assert!(shown.contains(r#"payload     {"to": "ada"}"#), "{shown}");
+    let shown = json(&ok(
+        rota(&s.url).args(["task", "get", &id, "--output", "json"])
+    ));
+    assert_eq!(shown["priority"], 5);
+
+    let list = ok(rota(&s.url).args(["task", "list", "mail"]));
+    let header = list.lines().next().unwrap();
+    assert!(
+        header.starts_with("ID") && header.contains("KIND") && header.contains("STATE"),
+        "{list}"
+    );
+    assert_eq!(list.lines().count(), 4, "header and three tasks: {list}");
+    let scheduled = json(&ok(rota(&s.url).args([
+        "task",
+        "list",
+        "mail",
+        "--state",
+        "scheduled",
+        "--output",
+        "json",
+    ])));
+    assert_eq!(scheduled.as_array().unwrap().len(), 1);
+
+    let cancelled = json(&ok(
+        rota(&s.url).args(["task", "cancel", &id, "--output", "json"])
+    ));
+    assert_eq!(cancelled["state"], "cancelled");
+    let retried = ok(rota(&s.url).args(["task", "retry", &id]));
+    assert!(retried.contains("state       ready"), "{retried}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queue_and_dead_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::start(dir.path()).await;
+    let tasks: Vec<NewTask> = (0..3).map(|i| NewTask::new("x", &i)).collect();
+    s.client.enqueue_batch("ops", &tasks).await.unwrap();
+    // Two dead tasks.
+    let opts = ClaimOptions {
+        worker: "w".into(),
+        max: 2,
+        ..Default::default()
+    };
+    let dead_ids: Vec<String> = {
+        let claimed = s.client.claim("ops", &opts).await.unwrap();
+        for t in &claimed {
+            let lease = &t.lease.as_ref().unwrap().token;
+            s.client
+                .fail(t.id, lease, "broken", None, true)
+                .await
+                .unwrap();
+        }
+        claimed.iter().map(|t| t.id.to_string()).collect()
+    };
+
+    let list = ok(rota(&s.url).args(["queue", "list"]));
+    assert!(list.starts_with("QUEUE"), "{list}");
+    let row = list.lines().nth(1).unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[..7], ["ops", "1", "0", "0", "0", "2", "0"], "{list}");
+    let stats = json(&ok(
+        rota(&s.url).args(["queue", "stats", "ops", "--output", "json"])
+    ));
+    assert_eq!(stats["counts"]["dead"], 2);
+    let paused = ok(rota(&s.url).args(["queue", "pause", "ops"]));
+    assert!(paused.contains("state         paused"), "{paused}");
+    assert!(ok(rota(&s.url).args(["queue", "resume", "ops"])).contains("state         active"));
+    let set = json(&ok(rota(&s.url).args([
+        "queue",
+        "set",
+        "ops",
+        "--max-attempts",
+        "3",
+        "--backoff",
+        "2s:1m",
+        "--lease",
+        "45s",
+        "--output",
+        "json",
+    ])));
+    assert_eq!(set["settings"]["max_attempts"], 3);
+    assert_eq!(
+        set["settings"]["backoff"],
+        serde_json::json!({"base_ms": 2000, "max_ms": 60000})
+    );
+    assert_eq!(set["settings"]["lease_ms"], 45000);
+    let nothing = fails(rota(&s.url).args(["queue", "set", "ops"]));
+    assert!(nothing.contains("nothing to set"), "{nothing}");
+
+    let dead = ok(rota(&s.url).args(["dead", "list", "ops"]));
+    assert_eq!(dead.lines().count(), 3, "{dead}");
+    assert!(dead.contains("broken"), "{dead}");
+    let one = ok(rota(&s.url).args(["dead", "requeue", "ops", &dead_ids[0]]));
+    assert!(one.contains("requeued 1 tasks"), "{one}");
+    let all =
+        json(&ok(rota(&s.url).args([
+            "dead", "requeue", "ops", "--all", "--output", "json",
+        ])));
+    assert_eq!(all["requeued"], serde_json::json!([dead_ids[1]]));
+    assert_eq!(s.client.queue("ops").await.unwrap().counts.ready, 3);
+
+    // Purge: make one dead again, then purge it.
+    let t = s
+        .client
+        .claim("ops", &ClaimOptions { max: 1, ..opts })
+        .await
+        .unwrap()
+        .remove(0);
+    s.client
+        .fail(t.id, &t.lease.unwrap().token, "again", None, true)
+        .await
+        .unwrap();
+    let purged = ok(rota(&s.url).args(["queue", "purge", "ops", "--state", "dead"]));
+    assert_eq!(purged.trim(), "deleted 1 dead tasks from ops");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_are_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::start(dir.path()).await;
+    let down = format!("http://127.0.0.1:{}", common::free_port());
+    assert!(fails(rota(&down).args(["queue", "list"])).contains("cannot reach the Rota server"));
+    let missing = fails(rota(&s.url).args(["task", "get", "01a20c27-4e6d-7000-8000-000000000000"]));
+    assert!(
+        missing.contains("not found") && missing.contains("does not exist"),
+        "{missing}"
+    );
+    let bad_id = fails(rota(&s.url).args(["task", "get", "nope"]));
+    assert!(bad_id.contains("not a Rota task id"), "{bad_id}");
+    let bad_json =
+        fails(rota(&s.url).args(["task", "add", "q", "--kind", "k", "--payload", "{oops"]));
+    assert!(bad_json.contains("not valid JSON"), "{bad_json}");
+    let bad_queue = fails(
+        rota(&s.url)
+            .args(["task", "add", "bad name", "--kind", "k"])
+            .write_stdin("{}"),
+    );
+    assert!(bad_queue.contains("queue name"), "{bad_queue}");
+    let ghost = fails(rota(&s.url).args(["queue", "pause", "ghost"]));
+    assert!(ghost.contains("queue `ghost` does not exist"), "{ghost}");
+    let bad_backoff = rota(&s.url)
+        .args(["queue", "set", "q", "--backoff", "5s"])
+        .output()
+        .unwrap();
+    assert!(!bad_backoff.status.success());
+    assert!(String::from_utf8_lossy(&bad_backoff.stderr).contains("BASE:MAX"));
+}
+
+#[test]
+fn help_has_examples_and_completions_print() {
+    for args in [
+        vec!["task", "add", "--help"],
+        vec!["queue", "set", "--help"],
+        vec!["worker", "--help"],
+    ] {
+        let out = ok(Command::cargo_bin("rota").unwrap().args(&args));
+        assert!(out.contains("Example"), "{args:?}: {out}");
+    }
+    let bash = ok(Command::cargo_bin("rota")
+        .unwrap()
+        .args(["completions", "bash"]));
+    assert!(bash.contains("_rota()"), "{}", &bash[..bash.len().min(200)]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_runs_a_script_for_every_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::start(dir.path()).await;
+    let script = dir.path().join("work.sh");
+    std::fs::write(
+        &script,
+        r#"#!/bin/sh
+payload=$(cat)
+case "$ROTA_TASK_KIND" in
+  ok) echo "{\"echo\": $payload, \"id\": \"$ROTA_TASK_ID\", \"queue\": \"$ROTA_TASK_QUEUE\", \"attempt\": $ROTA_TASK_ATTEMPT}" ;;
+  fail) echo "boom: bad input" >&2; exit 3 ;;
+  retry) echo "database busy" >&2; exit 75 ;;
+  hang) sleep 30 ;;
+esac
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut ids = std::collections::HashMap::new();
+    for kind in ["ok", "fail", "retry", "hang"] {
+        let t = NewTask::new(kind, &serde_json::json!({"kind": kind})).max_attempts(1);
+        ids.insert(kind, s.client.enqueue("scripts", &t).await.unwrap().task.id);
+    }
+    let worker = std::process::Command::new(env!("CARGO_BIN_EXE_rota"))
+        .args([
+            "worker",
+            "scripts",
+            "--concurrency",
+            "4",
+            "--timeout",
+            "1s",
+            "--",
+        ])
+        .arg(&script)
+        .env("ROTA_URL", &s.url)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client: Client = s.client.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let q = client.queue("scripts").await.unwrap();
+        if q.counts.succeeded + q.counts.dead == 4 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tasks did not finish: {:?}",
+            q.counts
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let get = |k: &str| {
+        let (c, id) = (client.clone(), ids[k]);
+        async move { c.get(id).await.unwrap() }
+    };
+    let done = get("ok").await;
+    assert_eq!(done.state, TaskState::Succeeded);
+    let result: Value = serde_json::from_str(done.result.unwrap().get()).unwrap();
+    assert_eq!(result["echo"], serde_json::json!({"kind": "ok"}));
+    assert_eq!(result["id"], done.id.to_string());
+    assert_eq!(
+        (result["queue"].clone(), result["attempt"].clone()),
+        ("scripts".into(), 1.into())
+    );
+    let failed = get("fail").await;
+    assert_eq!(failed.errors[0].message, "exit 3: boom: bad input");
+    let retry = get("retry").await;
+    assert_eq!(
+        retry.errors[0].message,
+        "temporary failure (exit 75): database busy"
+    );
+    let hung = get("hang").await;
+    assert!(
+        hung.errors[0].message.contains("timed out"),
+        "{:?}",
+        hung.errors
+    );
+    // SIGTERM: the worker stops cleanly and reports.
+    std::process::Command::new("kill")
+        .arg(worker.id().to_string())
+        .status()
+        .unwrap();
+    let out = worker.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(report.contains("1 succeeded, 3 failed"), "{report}");
+}

@@ -277,14 +277,29 @@ impl Client {
         body: Option<&(impl Serialize + ?Sized)>,
         timeout: Duration,
     ) -> Result<Vec<u8>> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{}", self.base, path))
-            .timeout(timeout);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(Error::Transport)?;
+        // Only reads are retried: a write whose answer was lost may have happened, and sending
+        // it again would do it twice.
+        let attempts = if method == Method::GET {
+            Self::READ_ATTEMPTS
+        } else {
+            1
+        };
+        let url = format!("{}{}", self.base, path);
+        let mut attempt = 1;
+        let resp = loop {
+            let mut req = self.http.request(method.clone(), &url).timeout(timeout);
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            match req.send().await {
+                Ok(resp) => break resp,
+                Err(e) if attempt < attempts && (e.is_connect() || e.is_timeout()) => {
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(Error::Transport(e)),
+            }
+        };
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(Error::Transport)?;
         if status.is_success() {
@@ -301,6 +316,8 @@ impl Client {
         }
     }
 
+    /// Tries a read gets when the server cannot be reached (200 and 400 ms apart).
+    const READ_ATTEMPTS: u32 = 3;
     const TIMEOUT: Duration = Duration::from_secs(30);
 
     pub async fn enqueue(&self, queue: &str, task: &NewTask) -> Result<Enqueued> {
@@ -564,10 +581,39 @@ impl Client {
         Ok(out.deleted)
     }
 
-    /// True when `/healthz` answers.
+    /// True when `/healthz` answers. A probe: asks once, never retries.
     pub async fn healthy(&self) -> bool {
-        self.call::<serde_json::Value>(Method::GET, "/healthz", None::<&()>, Duration::from_secs(2))
-            .await
-            .is_ok()
+        let req = self
+            .http
+            .get(format!("{}/healthz", self.base))
+            .timeout(Duration::from_secs(2));
+        matches!(req.send().await, Ok(r) if r.status().is_success())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// A port nothing listens on: reads are retried, writes are not.
+    #[tokio::test]
+    async fn only_reads_are_retried_when_the_server_is_unreachable() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let c = Client::new(&format!("http://127.0.0.1:{port}")).unwrap();
+        let t = Instant::now();
+        assert!(matches!(c.queues().await, Err(Error::Transport(_))));
+        let read = t.elapsed();
+        let t = Instant::now();
+        let write = c.enqueue("q", &NewTask::new("k", &1)).await;
+        assert!(matches!(write, Err(Error::Transport(_))));
+        let wrote = t.elapsed();
+        assert!(read >= Duration::from_millis(600), "three tries: {read:?}");
+        assert!(wrote < Duration::from_millis(200), "one try: {wrote:?}");
+        assert!(!c.healthy().await);
     }
 }

@@ -170,6 +170,9 @@ pub struct FailItem {
     pub retry_in_ms: Option<u64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dead: bool,
+    /// The attempt does not count toward `max_attempts`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub temporary: bool,
 }
 
 /// One item's outcome in a batch complete or fail.

@@ -47,6 +47,8 @@ pub struct HandlerError {
     pub retry_in: Option<Duration>,
     /// Do not retry: the task goes to the dead-letter queue.
     pub dead: bool,
+    /// A temporary failure: recorded, but the attempt does not count toward `max_attempts`.
+    pub temporary: bool,
 }
 
 impl HandlerError {
@@ -55,6 +57,7 @@ impl HandlerError {
             message: message.into(),
             retry_in: None,
             dead: false,
+            temporary: false,
         }
     }
     pub fn retry_in(mut self, delay: Duration) -> Self {
@@ -63,6 +66,12 @@ impl HandlerError {
     }
     pub fn dead(mut self) -> Self {
         self.dead = true;
+        self
+    }
+    /// The failure was temporary (a dependency was down): try again without spending an
+    /// attempt.
+    pub fn temporary(mut self) -> Self {
+        self.temporary = true;
         self
     }
 }
@@ -314,13 +323,14 @@ impl RunOne {
         if !matches!(end, End::Done(_) | End::Panicked(_)) {
             job.abort();
         }
-        let fail = |error: String, retry_in_ms: Option<u64>, dead: bool| {
+        let fail = |e: HandlerError| {
             Report::Fail(FailItem {
                 id,
                 lease: lease.clone(),
-                error,
-                retry_in_ms,
-                dead,
+                error: e.message,
+                retry_in_ms: e.retry_in.map(|d| d.as_millis() as u64),
+                dead: e.dead,
+                temporary: e.temporary,
             })
         };
         let report = match end {
@@ -329,22 +339,19 @@ impl RunOne {
                 lease: lease.clone(),
                 result,
             }),
-            End::Done(Err(e)) => fail(e.message, e.retry_in.map(|d| d.as_millis() as u64), e.dead),
-            End::Panicked(msg) => fail(format!("handler panicked: {msg}"), None, false),
-            End::TimedOut => fail(
-                format!(
-                    "handler timed out after {:?}",
-                    self.timeout.unwrap_or_default()
-                ),
-                None,
-                false,
-            ),
+            End::Done(Err(e)) => fail(e),
+            End::Panicked(msg) => fail(HandlerError::new(format!("handler panicked: {msg}"))),
+            End::TimedOut => fail(HandlerError::new(format!(
+                "handler timed out after {:?}",
+                self.timeout.unwrap_or_default()
+            ))),
             End::Interrupted => {
                 self.counters.interrupted.fetch_add(1, Ordering::Relaxed);
+                // Not the task's fault: it runs again at once, and the attempt is given back.
                 fail(
-                    "worker shut down before the task finished".into(),
-                    Some(0),
-                    false,
+                    HandlerError::new("worker shut down before the task finished")
+                        .retry_in(Duration::ZERO)
+                        .temporary(),
                 )
             }
             End::LeaseLost => {

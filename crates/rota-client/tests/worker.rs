@@ -252,6 +252,7 @@ async fn shutdown_finishes_or_returns_tasks_without_losing_any() {
     let page = s.client.list("sd", &Default::default()).await.unwrap();
     for t in page.tasks.iter().filter(|t| t.state == TaskState::Ready) {
         assert!(t.errors[0].message.contains("shut down"), "{:?}", t.errors);
+        assert_eq!(t.attempt, 0, "an interrupted attempt is given back");
     }
 }
 

@@ -83,6 +83,18 @@ pub struct Failure {
     pub retry_in_ms: Option<u64>,
     /// The worker says retrying is pointless.
     pub dead: bool,
+    /// The worker says the failure was temporary (e.g. a dependency was down): the attempt does
+    /// not count toward `max_attempts`, so this failure alone never makes the task dead.
+    pub temporary: bool,
+}
+
+/// The task's attempt counter after a failure: a temporary failure gives its attempt back.
+pub fn attempts_after_failure(f: &Failure) -> u32 {
+    if f.temporary {
+        f.attempt.saturating_sub(1)
+    } else {
+        f.attempt
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +115,7 @@ pub fn after_failure(
     now: Timestamp,
     jitter_unit: f64,
 ) -> FailureOutcome {
-    if f.dead || f.attempt >= f.max_attempts {
+    if f.dead || (!f.temporary && f.attempt >= f.max_attempts) {
         return FailureOutcome::Dead;
     }
     let delay = f
@@ -174,6 +186,7 @@ mod tests {
             max_attempts: 5,
             retry_in_ms: None,
             dead: false,
+            temporary: false,
         };
         let now = clock.now();
         assert_eq!(
@@ -215,6 +228,7 @@ mod tests {
             max_attempts: 25,
             retry_in_ms: Some(42),
             dead: false,
+            temporary: false,
         };
         assert_eq!(
             after_failure(f, &b, now, 0.9),
@@ -225,6 +239,37 @@ mod tests {
         );
         f.dead = true;
         assert_eq!(after_failure(f, &b, now, 0.9), FailureOutcome::Dead);
+    }
+
+    #[test]
+    fn temporary_failures_do_not_spend_attempts() {
+        let b = Backoff::default();
+        let last = Failure {
+            attempt: 3,
+            max_attempts: 3,
+            retry_in_ms: Some(1_000),
+            dead: false,
+            temporary: true,
+        };
+        assert!(matches!(
+            after_failure(last, &b, Timestamp(0), 0.5),
+            FailureOutcome::Retry { .. }
+        ));
+        assert_eq!(attempts_after_failure(&last), 2);
+        let hard = Failure {
+            temporary: false,
+            ..last
+        };
+        assert_eq!(
+            after_failure(hard, &b, Timestamp(0), 0.5),
+            FailureOutcome::Dead
+        );
+        assert_eq!(attempts_after_failure(&hard), 3);
+        let asked_dead = Failure { dead: true, ..last };
+        assert_eq!(
+            after_failure(asked_dead, &b, Timestamp(0), 0.5),
+            FailureOutcome::Dead
+        );
     }
 
     #[test]

@@ -240,6 +240,14 @@ async fn fail_retries_with_backoff_then_dead_then_retry() {
     s.post(&path("retry"), json!({}))
         .await
         .assert_error(409, "invalid_state");
+    // `temporary: true` is recorded but gives the attempt back.
+    let c = &s.claim("f", json!({"worker": "w"})).await[0];
+    let body = json!({"lease": lease(c), "error": "db busy", "temporary": true, "retry_in_ms": 0});
+    let f = s.post(&path("fail"), body).await;
+    assert_eq!(f.status, 200, "{}", f.body);
+    assert_eq!(f.body["state"], "ready");
+    assert_eq!(f.body["attempt"], 0);
+    assert_eq!(f.body["errors"].as_array().unwrap().len(), 3);
     // `dead: true` ends it at once.
     let c = &s.claim("f", json!({"worker": "w"})).await[0];
     let f = s

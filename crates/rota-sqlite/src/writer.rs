@@ -16,7 +16,9 @@ use crate::rows::{
 };
 use crate::Shared;
 use rand::Rng;
-use rota_core::lifecycle::{self, after_failure, Event, Failure, FailureOutcome};
+use rota_core::lifecycle::{
+    self, after_failure, attempts_after_failure, Event, Failure, FailureOutcome,
+};
 use rota_core::{
     AttemptError, IdGenerator, Lease, NewTask, QueueKey, QueuePatch, QueueSettings, Task, TaskId,
     TaskState, Timestamp,
@@ -664,40 +666,41 @@ impl Ctx<'_> {
             else {
                 continue;
             };
-            let t = self.record_failure(b, row, item.error, item.retry_in_ms, item.dead)?;
+            let how = (item.retry_in_ms, item.dead, item.temporary);
+            let t = self.record_failure(b, row, item.error, how)?;
             out.push(Ok(t));
         }
         Ok(out)
     }
 
-    /// Ends a running attempt as failed: back to waiting with backoff, or dead.
+    /// Ends a running attempt as failed: back to waiting with backoff, or dead. `how` carries
+    /// the worker's `retry_in_ms`, `dead` and `temporary`; the rules are rota-core's.
     fn record_failure(
         &mut self,
         b: &mut Batch,
         row: TaskRow,
         message: String,
-        retry_in_ms: Option<u64>,
-        dead: bool,
+        how: (Option<u64>, bool, bool),
     ) -> rusqlite::Result<Task> {
+        let (retry_in_ms, dead, temporary) = how;
         let queue_id = row.queue_id;
         let settings = self.settings_of(b, queue_id);
         let mut t = self.named(b, row);
-        let outcome = after_failure(
-            Failure {
-                attempt: t.attempt,
-                max_attempts: t.max_attempts,
-                retry_in_ms,
-                dead,
-            },
-            &settings.backoff,
-            b.now,
-            rand::rng().random::<f64>(),
-        );
+        let failure = Failure {
+            attempt: t.attempt,
+            max_attempts: t.max_attempts,
+            retry_in_ms,
+            dead,
+            temporary,
+        };
+        let jitter = rand::rng().random::<f64>();
+        let outcome = after_failure(failure, &settings.backoff, b.now, jitter);
         t.errors.push(AttemptError {
             attempt: t.attempt,
             message,
             at: b.now,
         });
+        t.attempt = attempts_after_failure(&failure);
         match outcome {
             FailureOutcome::Dead => {
                 t.state = TaskState::Dead;
@@ -713,7 +716,7 @@ impl Ctx<'_> {
         self.tx()
             .prepare_cached(
                 "UPDATE tasks SET state = ?1, run_at = ?2, finished_at = ?3, errors = ?4, \
-                 updated_at = ?5, lease_worker = NULL, lease_token = NULL, \
+                 updated_at = ?5, attempt = ?7, lease_worker = NULL, lease_token = NULL, \
                  lease_expires_at = NULL WHERE id = ?6",
             )?
             .execute(params![
@@ -722,7 +725,8 @@ impl Ctx<'_> {
                 t.finished_at.map(|f| f.0),
                 errors_to_sql(&t.errors),
                 b.now.0,
-                t.id.as_i64()
+                t.id.as_i64(),
+                t.attempt
             ])?;
         b.delta
             .moved(queue_id, Some(TaskState::Running), Some(t.state));
@@ -887,7 +891,7 @@ impl Ctx<'_> {
                 "lease expired: worker `{}` stopped heartbeating before the lease ended",
                 worker.unwrap_or_default()
             );
-            self.record_failure(b, row, msg, None, false)?;
+            self.record_failure(b, row, msg, (None, false, false))?;
         }
         // Delete final tasks past their queue's retention.
         let queues: Vec<(i64, u64)> = {

@@ -43,6 +43,7 @@ macro_rules! conformance_tests {
             data_survives_reopen,
             enqueue_wakes_waiting_claims,
             unknown_tasks_and_queues_are_not_found,
+            temporary_failures_keep_their_attempt,
             returned_tasks_match_what_is_stored
         );
     };
@@ -130,6 +131,7 @@ async fn fail(s: &DynStore, t: &Task, retry_in_ms: Option<u64>, dead: bool) -> S
         error: format!("boom on attempt {}", t.attempt),
         retry_in_ms,
         dead,
+        temporary: false,
     };
     s.fail("default", vec![item]).await.remove(0)
 }
@@ -495,6 +497,7 @@ pub async fn batch_complete_reports_each_item<H: Harness>() {
         error: "nope".into(),
         retry_in_ms: Some(0),
         dead: false,
+        temporary: false,
     }];
     let out = s.fail("default", failures).await;
     assert_eq!(out[0].as_ref().unwrap().state, TaskState::Ready);
@@ -835,4 +838,46 @@ pub async fn returned_tasks_match_what_is_stored<H: Harness>() {
     check(&s, &r).await;
     let x = s.cancel("default", r.id).await.unwrap();
     check(&s, &x).await;
+}
+
+/// A temporary failure is recorded but gives its attempt back: it never makes a task dead.
+pub async fn temporary_failures_keep_their_attempt<H: Harness>() {
+    let (_h, clock, s) = setup::<H>().await;
+    let queue = q("temp");
+    let mut t = task("x");
+    t.max_attempts = Some(1);
+    let t = enqueue_one(&s, &queue, t).await;
+    for round in 1..=3 {
+        let c = claim_one(&s, &queue).await;
+        assert_eq!(c.attempt, 1, "round {round}: the same attempt again");
+        let f = s
+            .fail(
+                "default",
+                vec![FailureReport {
+                    id: c.id,
+                    lease: lease(&c),
+                    error: "dependency down".into(),
+                    retry_in_ms: Some(1_000),
+                    dead: false,
+                    temporary: true,
+                }],
+            )
+            .await
+            .remove(0)
+            .unwrap();
+        assert_eq!(f.state, TaskState::Scheduled);
+        assert_eq!(f.attempt, 0);
+        assert_eq!(f.errors.len(), round, "every failure is in the history");
+        assert_eq!(f.errors[round - 1].attempt, 1);
+        let stored = s.get("default", t.id).await.unwrap();
+        assert_eq!(stored.attempt, 0);
+        clock.advance_ms(1_000);
+        s.run_maintenance().await.unwrap();
+    }
+    // A real failure on the only attempt ends it.
+    let c = claim_one(&s, &queue).await;
+    assert_eq!(
+        fail(&s, &c, None, false).await.unwrap().state,
+        TaskState::Dead
+    );
 }

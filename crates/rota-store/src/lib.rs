@@ -82,6 +82,8 @@ pub struct FailureReport {
     pub error: String,
     pub retry_in_ms: Option<u64>,
     pub dead: bool,
+    /// The attempt does not count toward `max_attempts` (see `rota_core::lifecycle::Failure`).
+    pub temporary: bool,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -2,9 +2,8 @@
 //! with the payload on standard input and `ROTA_TASK_ID`, `ROTA_TASK_KIND`, `ROTA_TASK_ATTEMPT`
 //! and `ROTA_TASK_QUEUE` in its environment:
 //! - exit 0 completes the task; standard output is the result (JSON if it parses, else a string);
-//! - exit 75 (EX_TEMPFAIL) fails the attempt as temporary (the error says so) and it retries
-//!   after the queue's backoff; the attempt still counts toward `max_attempts`, as the API has
-//!   no way yet to hand a task back without spending an attempt;
+//! - exit 75 (EX_TEMPFAIL) is a temporary failure: recorded, retried after the queue's backoff,
+//!   and not counted toward `max_attempts`;
 //! - any other exit fails the attempt with the tail of standard error;
 //! - past `--timeout` the command is killed and the attempt fails.
 
@@ -106,7 +105,8 @@ async fn run_command(
         Some(75) => Err(HandlerError::new(format!(
             "temporary failure (exit 75): {}",
             tail(&out.stderr, STDERR_TAIL_BYTES)
-        ))),
+        ))
+        .temporary()),
         Some(code) => Err(HandlerError::new(format!(
             "exit {code}: {}",
             tail(&out.stderr, STDERR_TAIL_BYTES)

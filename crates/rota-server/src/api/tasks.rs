@@ -218,6 +218,10 @@ pub struct FailBody {
     /// Do not retry: the task goes dead now.
     #[serde(default)]
     pub dead: bool,
+    /// A temporary failure (a dependency was down): recorded, but the attempt does not count
+    /// toward `max_attempts`.
+    #[serde(default)]
+    pub temporary: bool,
 }
 
 fn completion(id: rota_core::TaskId, body: CompleteBody, limits: &Limits) -> ApiResult<Completion> {
@@ -247,6 +251,7 @@ fn failure(id: rota_core::TaskId, body: FailBody, limits: &Limits) -> FailureRep
         error,
         retry_in_ms: body.retry_in_ms,
         dead: body.dead,
+        temporary: body.temporary,
     }
 }
 
@@ -312,6 +317,8 @@ pub struct FailItem {
     pub retry_in_ms: Option<u64>,
     #[serde(default)]
     pub dead: bool,
+    #[serde(default)]
+    pub temporary: bool,
 }
 
 /// Checks a batch's size and turns each item into what the store takes, naming the item of
@@ -413,6 +420,7 @@ pub async fn fail_batch(
                 error: item.error,
                 retry_in_ms: item.retry_in_ms,
                 dead: item.dead,
+                temporary: item.temporary,
             };
             Ok(failure(id, body, limits))
         },

@@ -393,12 +393,19 @@ async fn completer(client: Client, mut rx: mpsc::Receiver<Report>, counters: Arc
         if !done.is_empty() {
             let n = done.len() as u64;
             match send_with_retry(|| client.complete_batch(&done)).await {
-                Some(out) => {
+                Ok(out) => {
                     let ok = out.iter().filter(|o| o.ok).count() as u64;
                     counters.succeeded.fetch_add(ok, Ordering::Relaxed);
                     counters.lease_lost.fetch_add(n - ok, Ordering::Relaxed);
                 }
-                None => {
+                // One item (say a result over the server's size limit) made the server refuse
+                // the whole batch: send them one by one, so only that item fails.
+                Err(Error::TooLarge { .. } | Error::Invalid { .. }) => {
+                    for item in done {
+                        complete_one(&client, item, &counters).await;
+                    }
+                }
+                Err(_) => {
                     counters.lease_lost.fetch_add(n, Ordering::Relaxed);
                 }
             }
@@ -406,12 +413,12 @@ async fn completer(client: Client, mut rx: mpsc::Receiver<Report>, counters: Arc
         if !failed.is_empty() {
             let n = failed.len() as u64;
             match send_with_retry(|| client.fail_batch(&failed)).await {
-                Some(out) => {
+                Ok(out) => {
                     let ok = out.iter().filter(|o| o.ok).count() as u64;
                     counters.failed.fetch_add(ok, Ordering::Relaxed);
                     counters.lease_lost.fetch_add(n - ok, Ordering::Relaxed);
                 }
-                None => {
+                Err(_) => {
                     counters.lease_lost.fetch_add(n, Ordering::Relaxed);
                 }
             }
@@ -419,20 +426,36 @@ async fn completer(client: Client, mut rx: mpsc::Receiver<Report>, counters: Arc
     }
 }
 
+/// Completes one task; a result the server refuses fails the task with the reason instead.
+async fn complete_one(client: &Client, item: CompleteItem, counters: &Counters) {
+    let counter = match client.complete(item.id, &item.lease, item.result).await {
+        Ok(_) => &counters.succeeded,
+        Err(Error::TooLarge { message } | Error::Invalid { message }) => {
+            let error = format!("the server refused the task's result: {message}");
+            match client.fail(item.id, &item.lease, &error, None, false).await {
+                Ok(_) => &counters.failed,
+                Err(_) => &counters.lease_lost,
+            }
+        }
+        Err(_) => &counters.lease_lost,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Completing twice is safe (the second answer is `lease_lost`), so transport failures are
 /// retried a few times; if the server stays away, the leases expire and the tasks run again.
-async fn send_with_retry<T, Fut>(call: impl Fn() -> Fut) -> Option<T>
+async fn send_with_retry<T, Fut>(call: impl Fn() -> Fut) -> Result<T>
 where
     Fut: Future<Output = Result<T>>,
 {
-    for attempt in 0..5u32 {
+    let mut attempt = 0;
+    loop {
         match call().await {
-            Ok(v) => return Some(v),
-            Err(Error::Transport(_) | Error::Unavailable { .. }) => {
+            Err(Error::Transport(_) | Error::Unavailable { .. }) if attempt < 4 => {
                 tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                attempt += 1;
             }
-            Err(_) => return None,
+            other => return other,
         }
     }
-    None
 }

@@ -315,3 +315,51 @@ async fn a_killed_workers_tasks_come_back_after_their_lease() {
         TaskState::Scheduled | TaskState::Ready
     ));
 }
+
+#[tokio::test]
+async fn a_refused_result_fails_only_its_own_task() {
+    let s = server().await;
+    let tasks = vec![NewTask::new("small", &()), NewTask::new("huge", &())];
+    let ids: Vec<_> = s
+        .client
+        .enqueue_batch("sizes", &tasks)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.task.id)
+        .collect();
+    let (stop, shutdown) = stopper();
+    // Both finish together, so their completions travel in one batch.
+    let gate = Arc::new(tokio::sync::Barrier::new(2));
+    let worker = tokio::spawn(Worker::new(s.client.clone(), "sizes").concurrency(2).run(
+        move |t| {
+            let gate = gate.clone();
+            async move {
+                gate.wait().await;
+                let size = if t.kind == "huge" { 2 << 20 } else { 10 };
+                Ok(Some(
+                    serde_json::value::to_raw_value(&"x".repeat(size)).unwrap(),
+                ))
+            }
+        },
+        shutdown,
+    ));
+    eventually("both tasks settled", || async {
+        let q = s.client.queue("sizes").await.unwrap();
+        q.counts.succeeded == 1 && q.counts.scheduled + q.counts.ready == 1
+    })
+    .await;
+    stop.send(()).unwrap();
+    let stats = worker.await.unwrap().unwrap();
+    assert_eq!((stats.succeeded, stats.failed), (1, 1));
+    assert_eq!(
+        s.client.get(ids[0]).await.unwrap().state,
+        TaskState::Succeeded
+    );
+    let huge = s.client.get(ids[1]).await.unwrap();
+    assert!(
+        huge.errors[0].message.contains("refused the task's result"),
+        "{:?}",
+        huge.errors
+    );
+}

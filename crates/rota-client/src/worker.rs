@@ -26,7 +26,10 @@
 //! Guarantees: a handler's panic, error or timeout becomes a failed attempt (the worker keeps
 //! running); a task whose lease is lost (heartbeat answered 409) is abandoned without reporting,
 //! since another worker owns it now; on shutdown, tasks still running after the grace period are
-//! failed with `retry_in_ms: 0` so they run again elsewhere at once.
+//! failed as temporary with `retry_in_ms: 0` so they run again elsewhere at once, without
+//! spending an attempt. A claim still in flight when shutdown begins is abandoned: tasks it may
+//! have leased come back when that lease ends. A claim the server refuses (4xx) stops the worker
+//! the same way and `run` returns the error.
 
 use crate::{ClaimOptions, Client, CompleteItem, Error, FailItem, Result};
 use rota_core::{Json, Task};
@@ -188,6 +191,7 @@ impl Worker {
         let mut running: JoinSet<()> = JoinSet::new();
         tokio::pin!(shutdown);
         let lease_ms = self.lease.as_millis() as u64;
+        let mut fatal = None;
         loop {
             // Wait for a free slot, then claim as many tasks as there are free slots.
             let first = tokio::select! {
@@ -209,7 +213,7 @@ impl Worker {
             let tasks = match claimed {
                 Ok(t) => t,
                 Err(Error::Transport(_) | Error::Unavailable { .. }) => {
-                    // The server is unreachable or busy: back off briefly, keep the slot.
+                    // The server is unreachable or busy: back off briefly, then ask again.
                     drop(first);
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
@@ -217,12 +221,10 @@ impl Worker {
                     }
                 }
                 Err(e) => {
-                    drop(first);
-                    stop.cancel();
-                    running.shutdown().await;
-                    drop(report_tx);
-                    let _ = completer.await;
-                    return Err(e);
+                    // A request the server refuses (a bad queue name, say) will not improve:
+                    // hand the running tasks back and report it.
+                    fatal = Some(e);
+                    break;
                 }
             };
             let mut first = Some(first);
@@ -248,7 +250,12 @@ impl Worker {
             while running.try_join_next().is_some() {}
         }
         // Shutdown: no more claims; let running tasks finish within the grace period.
-        let drained = tokio::time::timeout(self.grace, async {
+        let grace = if fatal.is_some() {
+            Duration::ZERO
+        } else {
+            self.grace
+        };
+        let drained = tokio::time::timeout(grace, async {
             while running.join_next().await.is_some() {}
         })
         .await;
@@ -258,6 +265,9 @@ impl Worker {
         }
         drop(report_tx);
         let _ = completer.await;
+        if let Some(e) = fatal {
+            return Err(e);
+        }
         Ok(WorkerStats {
             succeeded: counters.succeeded.load(Ordering::Relaxed),
             failed: counters.failed.load(Ordering::Relaxed),

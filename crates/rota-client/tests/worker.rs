@@ -363,3 +363,18 @@ async fn a_refused_result_fails_only_its_own_task() {
         huge.errors
     );
 }
+
+#[tokio::test]
+async fn a_refused_claim_stops_the_worker_with_the_error() {
+    let s = server().await;
+    let (_stop, shutdown) = stopper();
+    let out = Worker::new(s.client.clone(), "not a queue name")
+        .run(|_t| async { Ok(None) }, shutdown)
+        .await;
+    match out {
+        Err(rota_client::Error::Invalid { message }) => {
+            assert!(message.contains("queue name"), "{message}")
+        }
+        other => panic!("expected the server's refusal, got {other:?}"),
+    }
+}

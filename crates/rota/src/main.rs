@@ -45,6 +45,15 @@ enum Command {
     ///
     /// Example: rota bench --tasks 200000
     Bench(bench::BenchArgs),
+    #[command(flatten)]
+    Api(ApiCommand),
+    /// Print a shell completion script. Example: rota completions bash > /etc/bash_completion.d/rota
+    Completions { shell: clap_complete::Shell },
+}
+
+/// The commands that talk to a server through its HTTP API.
+#[derive(Subcommand)]
+enum ApiCommand {
     /// Add, show, list, cancel and retry tasks.
     #[command(subcommand)]
     Task(cli::TaskCmd),
@@ -58,8 +67,17 @@ enum Command {
     ///
     /// Example: rota worker emails --kinds email.send --concurrency 4 -- ./send-email.sh
     Worker(worker_cmd::WorkerArgs),
-    /// Print a shell completion script. Example: rota completions bash > /etc/bash_completion.d/rota
-    Completions { shell: clap_complete::Shell },
+}
+
+impl ApiCommand {
+    async fn run(self, client: rota_client::Client, fmt: output::Format) -> Result<()> {
+        match self {
+            ApiCommand::Task(cmd) => cli::task(&client, cmd, fmt).await,
+            ApiCommand::Queue(cmd) => cli::queue(&client, cmd, fmt).await,
+            ApiCommand::Dead(cmd) => cli::dead(&client, cmd, fmt).await,
+            ApiCommand::Worker(args) => worker_cmd::run(client, args).await,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -98,19 +116,8 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut cmd, "rota", &mut std::io::stdout());
             Ok(())
         }
-        other => cli::client(url.as_deref(), token.as_deref()).and_then(|client| {
-            runtime()?.block_on(async move {
-                match other {
-                    Command::Task(cmd) => cli::task(&client, cmd, fmt).await,
-                    Command::Queue(cmd) => cli::queue(&client, cmd, fmt).await,
-                    Command::Dead(cmd) => cli::dead(&client, cmd, fmt).await,
-                    Command::Worker(args) => worker_cmd::run(client, args).await,
-                    Command::Serve(_) | Command::Bench(_) | Command::Completions { .. } => {
-                        unreachable!("handled above")
-                    }
-                }
-            })
-        }),
+        Command::Api(command) => cli::client(url.as_deref(), token.as_deref())
+            .and_then(|client| runtime()?.block_on(command.run(client, fmt))),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

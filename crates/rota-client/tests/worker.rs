@@ -1,60 +1,15 @@
 //! The worker runtime against a real server (system clock: leases and heartbeats run in real
 //! time, so leases here are short and every wait has a deadline).
 
+mod common;
+
+use common::server;
 use rota_client::worker::{HandlerError, Worker};
 use rota_client::{Client, NewTask};
-use rota_core::{SystemClock, TaskState};
-use rota_sqlite::{SqliteOptions, SqliteStore};
+use rota_core::TaskState;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-struct Server {
-    client: Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
-}
-
-async fn server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        SqliteStore::open(
-            &dir.path().join("rota.db"),
-            Arc::new(SystemClock),
-            SqliteOptions::default(),
-        )
-        .unwrap(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = rota_server::run(
-            listener,
-            store.clone(),
-            Default::default(),
-            Arc::new(SystemClock),
-            async move {
-                let _ = stopped.await;
-            },
-        )
-        .await;
-        rota_store::Store::close(&*store).await;
-    });
-    Server {
-        client: Client::new(&url).unwrap(),
-        stop: Some(stop),
-        _dir: dir,
-    }
-}
 
 /// Waits (bounded) until `check` holds, asking the server again every 20 ms.
 async fn eventually<F, Fut>(what: &str, check: F)

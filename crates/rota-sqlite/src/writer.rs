@@ -190,20 +190,13 @@ impl Writer {
             Ok(()) => {
                 {
                     let mut cat = shared.catalog.write().unwrap_or_else(|e| e.into_inner());
+                    std::mem::take(&mut b.delta).apply_to(&mut cat);
+                    // After the batch's queues joined the catalog, every id resolves there.
                     let ready_keys: Vec<QueueKey> = b
                         .ready
                         .iter()
-                        .filter_map(|id| {
-                            cat.by_id(*id).map(|q| q.key.clone()).or_else(|| {
-                                b.delta
-                                    .new_queues
-                                    .iter()
-                                    .find(|q| q.id == *id)
-                                    .map(|q| q.key.clone())
-                            })
-                        })
+                        .filter_map(|id| cat.by_id(*id).map(|q| q.key.clone()))
                         .collect();
-                    std::mem::take(&mut b.delta).apply_to(&mut cat);
                     drop(cat);
                     finishes.into_iter().for_each(|f| f(None));
                     for key in &ready_keys {
@@ -278,52 +271,61 @@ struct Ctx<'a> {
 
 type Res<T> = rusqlite::Result<StoreResult<T>>;
 
+/// A queue named by id or by key.
+#[derive(Clone, Copy)]
+enum Which<'a> {
+    Id(i64),
+    Key(&'a QueueKey),
+}
+
 impl Ctx<'_> {
     fn tx(&self) -> &Transaction<'_> {
         self.tx
     }
 
+    /// Reads a queue as this batch sees it: one created in this batch, else the catalog's.
+    fn queue_entry<T>(
+        &self,
+        b: &Batch,
+        which: Which<'_>,
+        read: impl FnOnce(&QueueEntry) -> T,
+    ) -> Option<T> {
+        let fresh = b.delta.new_queues.iter().find(|e| match which {
+            Which::Id(id) => e.id == id,
+            Which::Key(key) => &e.key == key,
+        });
+        if let Some(e) = fresh {
+            return Some(read(e));
+        }
+        let cat = self
+            .shared
+            .catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        match which {
+            Which::Id(id) => cat.by_id(id),
+            Which::Key(key) => cat.by_key(key),
+        }
+        .map(read)
+    }
+
     /// The queue's id and settings as this batch sees them.
     fn lookup(&self, b: &Batch, key: &QueueKey) -> Option<(i64, QueueSettings)> {
-        let found = b
-            .delta
-            .new_queues
-            .iter()
-            .find(|q| &q.key == key)
-            .map(|q| (q.id, q.settings.clone()))
-            .or_else(|| {
-                let cat = self
-                    .shared
-                    .catalog
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner());
-                cat.by_key(key).map(|q| (q.id, q.settings.clone()))
-            })?;
-        let settings = b.delta.settings.get(&found.0).cloned().unwrap_or(found.1);
-        Some((found.0, settings))
+        let id = self.queue_entry(b, Which::Key(key), |q| q.id)?;
+        Some((id, self.settings_of(b, id)))
     }
 
     fn tenant_of(&self, b: &Batch, queue_id: i64) -> Option<QueueKey> {
-        b.delta
-            .new_queues
-            .iter()
-            .find(|q| q.id == queue_id)
-            .map(|q| q.key.clone())
-            .or_else(|| {
-                let cat = self
-                    .shared
-                    .catalog
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner());
-                cat.by_id(queue_id).map(|q| q.key.clone())
-            })
+        self.queue_entry(b, Which::Id(queue_id), |q| q.key.clone())
     }
 
     fn settings_of(&self, b: &Batch, queue_id: i64) -> QueueSettings {
-        self.tenant_of(b, queue_id)
-            .and_then(|k| self.lookup(b, &k))
-            .map(|(_, s)| s)
-            .unwrap_or_default()
+        match b.delta.settings.get(&queue_id) {
+            Some(changed) => changed.clone(),
+            None => self
+                .queue_entry(b, Which::Id(queue_id), |q| q.settings.clone())
+                .unwrap_or_default(),
+        }
     }
 
     fn lookup_or_create(

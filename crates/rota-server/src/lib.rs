@@ -102,6 +102,9 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(axum::middleware::from_fn(metrics::track_http))
+        // A span per request (method, path) with its status and latency at DEBUG:
+        // `ROTA_LOG=tower_http=debug` shows them; at the default level they cost nothing.
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

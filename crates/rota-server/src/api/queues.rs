@@ -4,9 +4,9 @@
 use super::MAX_ATTEMPTS_CEILING;
 use crate::api::tasks::check_lease_ms;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{queue_key, JsonBody, Tenant};
+use crate::extract::{queue_key, ApiQuery, JsonBody, Tenant};
 use crate::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use rota_core::{Backoff, QueueInfo, QueuePatch, TaskState};
 use serde::{Deserialize, Serialize};
 
@@ -130,10 +130,9 @@ pub async fn purge(
     State(st): State<AppState>,
     tenant: Tenant,
     Path(queue): Path<String>,
-    params: Result<Query<PurgeParams>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(p): ApiQuery<PurgeParams>,
 ) -> ApiResult<axum::Json<Purged>> {
     let key = queue_key(&tenant, &queue)?;
-    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let state: TaskState = p
         .state
         .ok_or_else(|| {

@@ -2,9 +2,9 @@
 
 use super::*;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{queue_key, task_id, JsonBody, Tenant};
+use crate::extract::{queue_key, task_id, ApiQuery, JsonBody, Tenant};
 use crate::{metrics as m, AppState};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rota_store::{ClaimRequest, Completion, FailureReport, Heartbeat, ListFilter, StoreResult};
@@ -484,10 +484,9 @@ pub async fn list(
     State(st): State<AppState>,
     tenant: Tenant,
     Path(queue): Path<String>,
-    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(p): ApiQuery<ListParams>,
 ) -> ApiResult<axum::Json<TaskList>> {
     let key = queue_key(&tenant, &queue)?;
-    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limits = &st.config.limits;
     let state = p
         .state

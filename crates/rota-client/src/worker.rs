@@ -109,6 +109,9 @@ enum Report {
     Fail(FailItem),
 }
 
+/// Most tasks one claim asks for; a worker with more free slots claims again at once.
+const MAX_CLAIM: usize = 100;
+
 pub struct Worker {
     client: Client,
     queue: String,
@@ -198,7 +201,8 @@ impl Worker {
                 p = permits.clone().acquire_owned() => p.expect("never closed"),
                 _ = &mut shutdown => break,
             };
-            let free = permits.available_permits() + 1;
+            // At most MAX_CLAIM per request, well under the server's `limits.max_claim`.
+            let free = (permits.available_permits() + 1).min(MAX_CLAIM);
             let opts = ClaimOptions {
                 worker: self.name.clone(),
                 kinds: self.kinds.clone(),

@@ -333,3 +333,42 @@ async fn a_refused_claim_stops_the_worker_with_the_error() {
         other => panic!("expected the server's refusal, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn concurrency_beyond_one_claim_still_fills_every_slot() {
+    let s = server().await;
+    let tasks: Vec<NewTask> = (0..150).map(|i| NewTask::new("job", &i)).collect();
+    s.client.enqueue_batch("wide", &tasks).await.unwrap();
+    let running = Arc::new(AtomicUsize::new(0));
+    let all_in = Arc::new(tokio::sync::Notify::new());
+    let (stop, shutdown) = stopper();
+    let (r, a) = (running.clone(), all_in.clone());
+    // 150 slots: more than one claim may ask for; every task must be running at once.
+    let worker = tokio::spawn(
+        Worker::new(s.client.clone(), "wide")
+            .concurrency(5_000)
+            .run(
+                move |_t| {
+                    let (r, a) = (r.clone(), a.clone());
+                    async move {
+                        if r.fetch_add(1, Ordering::SeqCst) + 1 == 150 {
+                            a.notify_waiters();
+                        } else {
+                            let notified = a.notified();
+                            if r.load(Ordering::SeqCst) < 150 {
+                                notified.await;
+                            }
+                        }
+                        Ok(None)
+                    }
+                },
+                shutdown,
+            ),
+    );
+    eventually("150 succeeded", || async {
+        count(&s.client, "wide", TaskState::Succeeded).await == 150
+    })
+    .await;
+    stop.send(()).unwrap();
+    assert_eq!(worker.await.unwrap().unwrap().succeeded, 150);
+}

@@ -1,8 +1,8 @@
 //! The embedded engine: one SQLite file in WAL mode.
 //!
-//! Writes go to a single writer thread that group-commits (see [`writer`]); reads run on a
+//! Writes go to a single writer thread that group-commits (see `writer.rs`); reads run on a
 //! small pool of read connections, which WAL lets proceed while the writer commits. Queue
-//! settings and per-state counts live in an in-memory [`catalog::Catalog`] rebuilt from the
+//! settings and per-state counts live in an in-memory catalog (`catalog.rs`) rebuilt from the
 //! rows at open.
 
 mod catalog;

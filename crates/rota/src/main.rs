@@ -1,5 +1,8 @@
 //! The `rota` binary: `rota serve` runs the server, `rota bench` measures it, and the other
 //! commands drive a server through its HTTP API.
+// Doc comments on the clap types are `--help` text, where `<id>` and `[limits]` mean what they
+// say; they are not rustdoc markup.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
 mod bench;
 mod cli;

@@ -56,6 +56,30 @@ pub fn task_outcome(queue: &str, state: TaskState) {
         .increment(1);
 }
 
+/// Per queue: tasks by state, how long the oldest ready task has waited, and how long since a
+/// worker last asked for work ("queued, and nobody is claiming").
+pub fn queue_gauges(queues: &[(String, rota_core::QueueInfo)], now: rota_core::Timestamp) {
+    for (tenant, q) in queues {
+        for state in TaskState::ALL {
+            metrics::gauge!(
+                "rota_queue_tasks",
+                "tenant" => tenant.clone(),
+                "queue" => q.name.clone(),
+                "state" => state.as_str()
+            )
+            .set(q.counts.get(state) as f64);
+        }
+        let oldest = q.oldest_ready_age_ms.unwrap_or(0) as f64 / 1000.0;
+        metrics::gauge!("rota_queue_oldest_ready_seconds", "tenant" => tenant.clone(), "queue" => q.name.clone())
+            .set(oldest);
+        if let Some(t) = q.last_claim_at {
+            let age = (now.millis() - t.millis()).max(0) as f64 / 1000.0;
+            metrics::gauge!("rota_queue_last_claim_age_seconds", "tenant" => tenant.clone(), "queue" => q.name.clone())
+                .set(age);
+        }
+    }
+}
+
 pub fn maintenance(report: &rota_store::MaintenanceReport) {
     metrics::counter!("rota_tasks_promoted_total").increment(report.promoted);
     metrics::counter!("rota_leases_expired_total").increment(report.expired);

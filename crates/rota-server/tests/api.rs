@@ -474,6 +474,15 @@ async fn health_readiness_metrics_and_openapi() {
         text.contains("rota_http_request_duration_seconds_bucket"),
         "{text}"
     );
+    // Queue gauges, read at scrape time: one succeeded task, nothing waiting, claimed just now.
+    for series in [
+        r#"rota_queue_tasks{tenant="default",queue="m",state="succeeded"} 1"#,
+        r#"rota_queue_tasks{tenant="default",queue="m",state="ready"} 0"#,
+        r#"rota_queue_oldest_ready_seconds{tenant="default",queue="m"} 0"#,
+        r#"rota_queue_last_claim_age_seconds{tenant="default",queue="m"} 0"#,
+    ] {
+        assert!(text.contains(series), "missing {series} in:\n{text}");
+    }
     let doc = s.get("/openapi.json").await.body;
     let paths = doc["paths"].as_object().unwrap();
     for p in [

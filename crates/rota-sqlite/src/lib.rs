@@ -383,6 +383,25 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn all_queues(&self) -> StoreResult<Vec<(String, QueueInfo)>> {
+        self.read(move |conn, shared| {
+            let now = shared.clock.now();
+            let mut entries: Vec<QueueEntry> = {
+                let cat = shared.catalog.read().unwrap_or_else(|e| e.into_inner());
+                cat.all().cloned().collect()
+            };
+            entries.sort_by(|a, b| a.key.cmp(&b.key));
+            entries
+                .iter()
+                .map(|q| {
+                    let info = queue_info(conn, q, now).map_err(db_err)?;
+                    Ok((q.key.tenant.clone(), info))
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn update_queue(&self, queue: &QueueKey, patch: QueuePatch) -> StoreResult<QueueInfo> {
         let q = queue.clone();
         self.send(|r| Op::UpdateQueue(q, patch, r)).await??;

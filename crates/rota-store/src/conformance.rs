@@ -44,6 +44,7 @@ macro_rules! conformance_tests {
             enqueue_wakes_waiting_claims,
             unknown_tasks_and_queues_are_not_found,
             temporary_failures_keep_their_attempt,
+            all_queues_spans_tenants,
             returned_tasks_match_what_is_stored
         );
     };
@@ -879,5 +880,28 @@ pub async fn temporary_failures_keep_their_attempt<H: Harness>() {
     assert_eq!(
         fail(&s, &c, None, false).await.unwrap().state,
         TaskState::Dead
+    );
+}
+
+/// The operators' view lists every tenant's queues, each with its tenant.
+pub async fn all_queues_spans_tenants<H: Harness>() {
+    let (_h, _c, s) = setup::<H>().await;
+    enqueue_one(&s, &QueueKey::new("acme", "jobs"), task("x")).await;
+    enqueue_one(&s, &QueueKey::new("globex", "jobs"), task("x")).await;
+    enqueue_one(&s, &QueueKey::new("globex", "mail"), task("x")).await;
+    let all: Vec<(String, String, u64)> = s
+        .all_queues()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(tenant, q)| (tenant, q.name, q.counts.ready))
+        .collect();
+    assert_eq!(
+        all,
+        [
+            ("acme".to_owned(), "jobs".to_owned(), 1),
+            ("globex".to_owned(), "jobs".to_owned(), 1),
+            ("globex".to_owned(), "mail".to_owned(), 1),
+        ]
     );
 }

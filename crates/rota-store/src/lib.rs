@@ -139,6 +139,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list(&self, queue: &QueueKey, filter: ListFilter) -> StoreResult<Page>;
     async fn queues(&self, tenant: &str) -> StoreResult<Vec<QueueInfo>>;
     async fn queue(&self, queue: &QueueKey) -> StoreResult<QueueInfo>;
+    /// Every queue of every tenant, with its tenant: for operators' metrics, never for a
+    /// tenant's own requests.
+    async fn all_queues(&self) -> StoreResult<Vec<(String, QueueInfo)>>;
     /// Changes settings, creating the queue if it does not exist yet.
     async fn update_queue(&self, queue: &QueueKey, patch: QueuePatch) -> StoreResult<QueueInfo>;
     /// Deletes the queue's tasks in `state`, which must be final. Returns how many.

@@ -53,6 +53,11 @@ pub async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
+    // Queue depth is read at scrape time, so it is exact whenever Prometheus asks.
+    match st.store.all_queues().await {
+        Ok(queues) => crate::metrics::queue_gauges(&queues, st.clock.now()),
+        Err(e) => tracing::warn!(error = %e, "queue gauges left out of this scrape"),
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.metrics.render(),

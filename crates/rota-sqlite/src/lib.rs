@@ -147,6 +147,25 @@ impl SqliteStore {
         rx.await.map_err(|_| unavailable("the writer stopped"))
     }
 
+    /// The chosen queues (a snapshot of the catalog) with their stats, each with its tenant.
+    async fn queue_infos(
+        &self,
+        choose: impl FnOnce(&Catalog) -> Vec<QueueEntry> + Send + 'static,
+    ) -> StoreResult<Vec<(String, QueueInfo)>> {
+        self.read(move |conn, shared| {
+            let now = shared.clock.now();
+            let entries = choose(&shared.catalog.read().unwrap_or_else(|e| e.into_inner()));
+            entries
+                .iter()
+                .map(|q| {
+                    let info = queue_info(conn, q, now).map_err(db_err)?;
+                    Ok((q.key.tenant.clone(), info))
+                })
+                .collect()
+        })
+        .await
+    }
+
     /// Runs `f` on a read connection, off the async threads.
     async fn read<T: Send + 'static>(
         &self,
@@ -355,18 +374,10 @@ impl Store for SqliteStore {
 
     async fn queues(&self, tenant: &str) -> StoreResult<Vec<QueueInfo>> {
         let tenant = tenant.to_owned();
-        self.read(move |conn, shared| {
-            let now = shared.clock.now();
-            let entries: Vec<QueueEntry> = {
-                let cat = shared.catalog.read().unwrap_or_else(|e| e.into_inner());
-                cat.for_tenant(&tenant).into_iter().cloned().collect()
-            };
-            entries
-                .iter()
-                .map(|q| queue_info(conn, q, now).map_err(db_err))
-                .collect()
-        })
-        .await
+        let infos = self
+            .queue_infos(move |cat| cat.for_tenant(&tenant).into_iter().cloned().collect())
+            .await?;
+        Ok(infos.into_iter().map(|(_, info)| info).collect())
     }
 
     async fn queue(&self, queue: &QueueKey) -> StoreResult<QueueInfo> {
@@ -384,20 +395,10 @@ impl Store for SqliteStore {
     }
 
     async fn all_queues(&self) -> StoreResult<Vec<(String, QueueInfo)>> {
-        self.read(move |conn, shared| {
-            let now = shared.clock.now();
-            let mut entries: Vec<QueueEntry> = {
-                let cat = shared.catalog.read().unwrap_or_else(|e| e.into_inner());
-                cat.all().cloned().collect()
-            };
-            entries.sort_by(|a, b| a.key.cmp(&b.key));
-            entries
-                .iter()
-                .map(|q| {
-                    let info = queue_info(conn, q, now).map_err(db_err)?;
-                    Ok((q.key.tenant.clone(), info))
-                })
-                .collect()
+        self.queue_infos(|cat| {
+            let mut all: Vec<QueueEntry> = cat.all().cloned().collect();
+            all.sort_by(|a, b| a.key.cmp(&b.key));
+            all
         })
         .await
     }

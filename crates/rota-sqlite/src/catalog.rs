@@ -5,7 +5,7 @@
 //! cost no write.
 
 use rota_core::{QueueKey, QueueSettings, StateCounts, TaskState, Timestamp};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone)]
 pub struct QueueEntry {
@@ -37,6 +37,11 @@ impl Catalog {
         self.by_key.insert(e.key.clone(), e.id);
         self.entries.insert(e.id, e);
     }
+    pub fn remove(&mut self, id: i64) {
+        if let Some(e) = self.entries.remove(&id) {
+            self.by_key.remove(&e.key);
+        }
+    }
     pub fn for_tenant(&self, tenant: &str) -> Vec<&QueueEntry> {
         let mut v: Vec<&QueueEntry> = self
             .entries
@@ -58,6 +63,8 @@ pub struct CatalogDelta {
     pub settings: HashMap<i64, QueueSettings>,
     pub counts: HashMap<i64, [i64; 6]>,
     pub last_claim_at: HashMap<i64, Timestamp>,
+    /// Queues deleted with their tenant.
+    pub removed_queues: HashSet<i64>,
 }
 
 impl CatalogDelta {
@@ -92,6 +99,9 @@ impl CatalogDelta {
             if let Some(e) = catalog.by_id_mut(id) {
                 e.last_claim_at = Some(t);
             }
+        }
+        for id in self.removed_queues {
+            catalog.remove(id);
         }
     }
 }

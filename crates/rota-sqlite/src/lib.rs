@@ -460,6 +460,15 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn load_auth(&self) -> StoreResult<AuthData> {
+        self.read(|conn, _| load_auth(conn).map_err(unavailable))
+            .await
+    }
+
+    async fn change_auth(&self, change: AuthChange) -> StoreResult<()> {
+        self.send(|reply| Op::Auth(change, reply)).await?
+    }
+
     async fn close(&self) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
@@ -476,4 +485,27 @@ impl Store for SqliteStore {
             .clear();
         self.shared.signals.notify_all();
     }
+}
+
+fn load_auth(conn: &Connection) -> Result<AuthData, String> {
+    fn docs<T: serde::de::DeserializeOwned>(
+        conn: &Connection,
+        sql: &str,
+    ) -> Result<Vec<T>, String> {
+        let mut stmt = conn.prepare(sql).map_err(|e| e.to_string())?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| e.to_string())?;
+        rows.map(|doc| {
+            let doc = doc.map_err(|e| e.to_string())?;
+            serde_json::from_str(&doc)
+                .map_err(|e| format!("a stored auth record is unreadable: {e}"))
+        })
+        .collect()
+    }
+    Ok(AuthData {
+        tenants: docs(conn, "SELECT doc FROM tenants ORDER BY name")?,
+        keys: docs(conn, "SELECT doc FROM api_keys ORDER BY tenant, id")?,
+        roles: docs(conn, "SELECT doc FROM roles ORDER BY tenant, name")?,
+    })
 }

@@ -3,7 +3,8 @@
 use rusqlite::Connection;
 
 /// Each entry migrates from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE queues (
     id            INTEGER PRIMARY KEY,
     tenant        TEXT NOT NULL,
@@ -52,7 +53,31 @@ CREATE INDEX tasks_queue_state ON tasks (queue_id, state, id);
 -- journal (measured: ~10% of the writer's time in the drain benchmark).
 CREATE INDEX tasks_unique_live ON tasks (queue_id, unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'ready', 'running');
-"#];
+"#,
+    r#"
+-- Access control. Each row's `doc` is the JSON record (rota_core::auth); the few rows here are
+-- loaded into memory at start and written only on changes.
+CREATE TABLE tenants (
+    name TEXT PRIMARY KEY,
+    doc  TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE api_keys (
+    id     TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    doc    TEXT NOT NULL             -- holds the SHA-256 of the token, never the token
+) WITHOUT ROWID;
+CREATE TABLE roles (
+    tenant TEXT NOT NULL,
+    name   TEXT NOT NULL,
+    doc    TEXT NOT NULL,
+    PRIMARY KEY (tenant, name)
+) WITHOUT ROWID;
+-- Whatever existed before tenants did belongs to `default`, as do the queues' own tenants.
+INSERT INTO tenants (name, doc)
+SELECT name, json_object('name', name, 'created_at', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+FROM (SELECT 'default' AS name UNION SELECT DISTINCT tenant FROM queues);
+"#,
+];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 

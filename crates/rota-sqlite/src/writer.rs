@@ -24,8 +24,8 @@ use rota_core::{
     TaskState, Timestamp,
 };
 use rota_store::{
-    ClaimRequest, Completion, Enqueued, FailureReport, Heartbeat, MaintenanceReport, StoreError,
-    StoreResult,
+    AuthChange, ClaimRequest, Completion, Enqueued, FailureReport, Heartbeat, MaintenanceReport,
+    StoreError, StoreResult,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::collections::{HashMap, HashSet};
@@ -50,6 +50,7 @@ pub enum Op {
     UpdateQueue(QueueKey, QueuePatch, Reply<StoreResult<()>>),
     Purge(QueueKey, TaskState, Reply<StoreResult<u64>>),
     Maintenance(Reply<StoreResult<MaintenanceReport>>),
+    Auth(AuthChange, Reply<StoreResult<()>>),
 }
 
 /// Sends an op's answer once the batch's fate is known: its value if the batch committed, or
@@ -259,6 +260,7 @@ fn apply(ctx: Option<&mut Ctx<'_>>, b: &mut Batch, op: Op, failed: &mut Option<S
         }
         Op::Purge(q, state, reply) => run!(reply, |ctx: &mut Ctx<'_>| ctx.purge(b, &q, state)),
         Op::Maintenance(reply) => run!(reply, |ctx: &mut Ctx<'_>| ctx.maintenance(b)),
+        Op::Auth(change, reply) => run!(reply, |ctx: &mut Ctx<'_>| ctx.change_auth(b, change)),
     }
 }
 
@@ -290,6 +292,11 @@ impl Ctx<'_> {
         which: Which<'_>,
         read: impl FnOnce(&QueueEntry) -> T,
     ) -> Option<T> {
+        if let Which::Id(id) = which {
+            if b.delta.removed_queues.contains(&id) {
+                return None;
+            }
+        }
         let fresh = b.delta.new_queues.iter().find(|e| match which {
             Which::Id(id) => e.id == id,
             Which::Key(key) => &e.key == key,
@@ -306,6 +313,7 @@ impl Ctx<'_> {
             Which::Id(id) => cat.by_id(id),
             Which::Key(key) => cat.by_key(key),
         }
+        .filter(|e| !b.delta.removed_queues.contains(&e.id))
         .map(read)
     }
 
@@ -853,6 +861,65 @@ impl Ctx<'_> {
         )?;
         b.delta.counts.entry(qid).or_default()[state.index()] -= n as i64;
         Ok(Ok(n as u64))
+    }
+
+    fn change_auth(&mut self, b: &mut Batch, change: AuthChange) -> Res<()> {
+        fn doc<T: serde::Serialize>(v: &T) -> String {
+            serde_json::to_string(v).expect("auth records serialize")
+        }
+        let tx = self.tx();
+        match change {
+            AuthChange::PutTenant(t) => {
+                tx.prepare_cached("INSERT OR REPLACE INTO tenants (name, doc) VALUES (?1, ?2)")?
+                    .execute(params![t.name, doc(&t)])?;
+            }
+            AuthChange::DeleteTenant(name) => {
+                let queues: Vec<i64> = {
+                    let mut stmt = tx.prepare_cached("SELECT id FROM queues WHERE tenant = ?1")?;
+                    let rows = stmt.query_map(params![name], |r| r.get(0))?;
+                    rows.collect::<rusqlite::Result<_>>()?
+                };
+                for qid in &queues {
+                    tx.prepare_cached("DELETE FROM tasks WHERE queue_id = ?1")?
+                        .execute(params![qid])?;
+                    b.delta.counts.remove(qid);
+                    b.ready.remove(qid);
+                }
+                b.delta.new_queues.retain(|q| q.key.tenant != name);
+                b.delta.removed_queues.extend(queues);
+                tx.execute("DELETE FROM queues WHERE tenant = ?1", params![name])?;
+                tx.execute("DELETE FROM api_keys WHERE tenant = ?1", params![name])?;
+                tx.execute("DELETE FROM roles WHERE tenant = ?1", params![name])?;
+                tx.execute("DELETE FROM tenants WHERE name = ?1", params![name])?;
+            }
+            AuthChange::PutKey(k) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO api_keys (id, tenant, doc) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![k.id, k.tenant, doc(&k)])?;
+            }
+            AuthChange::TouchKeys(touched) => {
+                let mut stmt = tx.prepare_cached(
+                    "UPDATE api_keys SET doc = json_set(doc, '$.last_used_at', ?2) WHERE id = ?1",
+                )?;
+                for (id, at) in touched {
+                    stmt.execute(params![id, at.to_string()])?;
+                }
+            }
+            AuthChange::PutRole(r) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO roles (tenant, name, doc) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![r.tenant, r.name, doc(&r)])?;
+            }
+            AuthChange::DeleteRole { tenant, name } => {
+                tx.execute(
+                    "DELETE FROM roles WHERE tenant = ?1 AND name = ?2",
+                    params![tenant, name],
+                )?;
+            }
+        }
+        Ok(Ok(()))
     }
 
     fn maintenance(&mut self, b: &mut Batch) -> Res<MaintenanceReport> {

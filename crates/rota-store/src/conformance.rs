@@ -5,6 +5,7 @@
 //! [`ManualClock`] and call [`Store::run_maintenance`] themselves, so nothing sleeps.
 
 use crate::*;
+use rota_core::auth::{ClientLimits, Effect, Rule};
 use rota_core::{json_null, Backoff, Clock, ManualClock, NewTask, QueuePatch, TaskState};
 use serde_json::value::RawValue;
 
@@ -45,7 +46,9 @@ macro_rules! conformance_tests {
             unknown_tasks_and_queues_are_not_found,
             temporary_failures_keep_their_attempt,
             all_queues_spans_tenants,
-            returned_tasks_match_what_is_stored
+            returned_tasks_match_what_is_stored,
+            auth_data_round_trips_and_survives_reopen,
+            deleting_a_tenant_removes_everything_it_owns
         );
     };
     (@each $harness:ty; $($name:ident),* $(,)?) => {
@@ -904,4 +907,144 @@ pub async fn all_queues_spans_tenants<H: Harness>() {
             ("globex".to_owned(), "mail".to_owned(), 1),
         ]
     );
+}
+
+fn key_record(id: &str, tenant: &str) -> KeyRecord {
+    KeyRecord {
+        id: id.to_owned(),
+        tenant: tenant.to_owned(),
+        name: Some("ci".into()),
+        hash: "ab".repeat(32),
+        roles: vec!["worker".into(), "custom".into()],
+        queues: vec!["emails-*".into()],
+        expires_at: Some(Timestamp(T0 + 60_000)),
+        created_at: Timestamp(T0),
+        last_used_at: None,
+        revoked_at: None,
+        limits: ClientLimits {
+            requests_per_minute: Some(600),
+            max_in_flight: None,
+        },
+    }
+}
+
+fn role_record(tenant: &str, name: &str) -> RoleRecord {
+    RoleRecord {
+        tenant: tenant.to_owned(),
+        name: name.to_owned(),
+        rules: vec![
+            Rule::new("queues/*", "tasks:*", Effect::Allow),
+            Rule::new("queues/secret", "*", Effect::Deny),
+        ],
+        updated_at: Timestamp(T0),
+    }
+}
+
+pub async fn auth_data_round_trips_and_survives_reopen<H: Harness>() {
+    let (h, clock, s) = setup::<H>().await;
+    // A new store has the `default` tenant, which owns whatever existed before tenants did.
+    let fresh = s.load_auth().await.unwrap();
+    assert_eq!(
+        fresh
+            .tenants
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>(),
+        ["default"]
+    );
+    assert!(fresh.keys.is_empty() && fresh.roles.is_empty());
+    let acme = TenantRecord {
+        name: "acme".into(),
+        created_at: Timestamp(T0),
+        limits: ClientLimits {
+            requests_per_minute: None,
+            max_in_flight: Some(7),
+        },
+    };
+    s.change_auth(AuthChange::PutTenant(acme.clone()))
+        .await
+        .unwrap();
+    let mut key = key_record("k1", "acme");
+    s.change_auth(AuthChange::PutKey(key.clone()))
+        .await
+        .unwrap();
+    let role = role_record("acme", "custom");
+    s.change_auth(AuthChange::PutRole(role.clone()))
+        .await
+        .unwrap();
+    s.change_auth(AuthChange::PutRole(role_record("acme", "gone")))
+        .await
+        .unwrap();
+    s.change_auth(AuthChange::DeleteRole {
+        tenant: "acme".into(),
+        name: "gone".into(),
+    })
+    .await
+    .unwrap();
+    s.change_auth(AuthChange::TouchKeys(vec![(
+        "k1".into(),
+        Timestamp(T0 + 5),
+    )]))
+    .await
+    .unwrap();
+    key.last_used_at = Some(Timestamp(T0 + 5));
+    // Replacing a key (revocation) keeps one row.
+    key.revoked_at = Some(Timestamp(T0 + 9));
+    s.change_auth(AuthChange::PutKey(key.clone()))
+        .await
+        .unwrap();
+    s.close().await;
+    let s = h.open(clock).await;
+    let mut data = s.load_auth().await.unwrap();
+    data.tenants.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(data.tenants[0], acme);
+    assert_eq!(data.tenants[1].name, "default");
+    assert_eq!(data.keys, vec![key]);
+    assert_eq!(data.roles, vec![role]);
+    s.close().await;
+}
+
+pub async fn deleting_a_tenant_removes_everything_it_owns<H: Harness>() {
+    let (_h, _c, s) = setup::<H>().await;
+    for name in ["acme", "globex"] {
+        let t = TenantRecord {
+            name: name.into(),
+            created_at: Timestamp(T0),
+            limits: ClientLimits::default(),
+        };
+        s.change_auth(AuthChange::PutTenant(t)).await.unwrap();
+        s.change_auth(AuthChange::PutKey(key_record(&format!("{name}-key"), name)))
+            .await
+            .unwrap();
+        s.change_auth(AuthChange::PutRole(role_record(name, "custom")))
+            .await
+            .unwrap();
+    }
+    let acme = QueueKey::new("acme", "jobs");
+    let globex = QueueKey::new("globex", "jobs");
+    let a = enqueue_one(&s, &acme, task("x")).await;
+    enqueue_one(&s, &acme, task("x")).await;
+    claim_one(&s, &acme).await;
+    let g = enqueue_one(&s, &globex, task("y")).await;
+    s.change_auth(AuthChange::DeleteTenant("acme".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get("acme", a.id).await.unwrap_err(),
+        StoreError::TaskNotFound(a.id)
+    );
+    assert!(s.queues("acme").await.unwrap().is_empty());
+    assert!(s.claim(&acme, claim_req(5)).await.unwrap().is_empty());
+    let data = s.load_auth().await.unwrap();
+    assert!(data.tenants.iter().all(|t| t.name != "acme"));
+    assert!(data.keys.iter().all(|k| k.tenant != "acme"));
+    assert!(data.roles.iter().all(|r| r.tenant != "acme"));
+    assert_eq!(data.keys.len(), 1);
+    // The other tenant is untouched, and the deleted tenant's names can be used again.
+    assert_eq!(s.get("globex", g.id).await.unwrap().state, TaskState::Ready);
+    assert_eq!(s.queue(&globex).await.unwrap().counts.total(), 1);
+    let again = enqueue_one(&s, &acme, task("z")).await;
+    assert_eq!(s.queue(&acme).await.unwrap().counts.ready, 1);
+    assert_eq!(s.all_queues().await.unwrap().len(), 2);
+    assert!(again.id > g.id);
 }

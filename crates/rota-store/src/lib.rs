@@ -11,6 +11,7 @@ mod signals;
 pub use signals::ReadySignals;
 
 use async_trait::async_trait;
+pub use rota_core::auth::{KeyRecord, RoleRecord, TenantRecord};
 use rota_core::lifecycle::InvalidTransition;
 use rota_core::{Json, QueueInfo, QueueKey, QueuePatch, Task, TaskId, TaskState, Timestamp};
 use std::sync::Arc;
@@ -117,6 +118,32 @@ pub struct Health {
     pub checks: Vec<(String, Result<(), String>)>,
 }
 
+/// Everything access control keeps: tenants, API keys (hashes only) and custom roles.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuthData {
+    pub tenants: Vec<TenantRecord>,
+    pub keys: Vec<KeyRecord>,
+    pub roles: Vec<RoleRecord>,
+}
+
+/// One change to access-control data. Each is a plain write (insert or replace, delete); the
+/// server checks existence and permissions before asking, because it serializes these changes
+/// and holds the data in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthChange {
+    PutTenant(TenantRecord),
+    /// Deletes the tenant with its queues, tasks, keys and roles, in one transaction.
+    DeleteTenant(String),
+    PutKey(KeyRecord),
+    /// Records when keys were last used (written in batches, not per request).
+    TouchKeys(Vec<(String, Timestamp)>),
+    PutRole(RoleRecord),
+    DeleteRole {
+        tenant: String,
+        name: String,
+    },
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Enqueues all tasks in one atomic write, creating the queue on first use.
@@ -155,6 +182,10 @@ pub trait Store: Send + Sync + 'static {
     /// know of yet.
     fn maintenance_signal(&self) -> Arc<Notify>;
     async fn health(&self) -> Health;
+    /// Every tenant, key and role.
+    async fn load_auth(&self) -> StoreResult<AuthData>;
+    /// Applies one change durably (answers after it is committed).
+    async fn change_auth(&self, change: AuthChange) -> StoreResult<()>;
     /// Finishes pending writes and closes the store; later calls fail with `Unavailable`.
     async fn close(&self);
 }

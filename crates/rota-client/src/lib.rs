@@ -24,6 +24,15 @@ pub enum Error {
     TooLarge { message: String },
     #[error("server unavailable: {message}")]
     Unavailable { message: String },
+    /// No, bad, expired or revoked credentials (401).
+    #[error("unauthorized: {message}")]
+    Unauthorized { message: String },
+    /// The credential lacks a permission (403); the message names it.
+    #[error("forbidden: {message}")]
+    Forbidden { message: String },
+    /// Over a rate limit (429); retry after the server's `Retry-After`.
+    #[error("rate limited: {message}")]
+    RateLimited { message: String },
     /// Any other error answer from the server.
     #[error("server answered {status} {code}: {message}")]
     Api {
@@ -60,6 +69,9 @@ impl Error {
             (409, _) => Error::Conflict { message },
             (400 | 422, _) => Error::Invalid { message },
             (413, _) => Error::TooLarge { message },
+            (401, _) => Error::Unauthorized { message },
+            (403, _) => Error::Forbidden { message },
+            (429, _) => Error::RateLimited { message },
             (503, _) => Error::Unavailable { message },
             (s, _) => Error::Api {
                 status: s,
@@ -212,10 +224,67 @@ pub struct ListOptions {
     pub cursor: Option<String>,
 }
 
+pub use rota_core::auth::{ClientLimits, Effect, Rule, TenantRecord};
+
+/// What `POST /v1/keys` takes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NewKey {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub roles: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in_s: Option<u64>,
+    pub limits: ClientLimits,
+}
+
+/// An API key as the server shows it (never its token or hash).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub tenant: String,
+    pub name: Option<String>,
+    pub roles: Vec<String>,
+    pub queues: Vec<String>,
+    pub expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub limits: ClientLimits,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    /// The bearer token, shown once.
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Role {
+    pub name: String,
+    pub builtin: bool,
+    pub rules: Vec<Rule>,
+    pub updated_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct WhoAmI {
+    pub principal: String,
+    pub tenant: String,
+    pub acting_tenant: String,
+    pub roles: Vec<String>,
+    pub queues: Vec<String>,
+    pub kinds: Option<Vec<String>>,
+}
+
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    tenant: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -255,7 +324,15 @@ impl Client {
         Ok(Client {
             http,
             base: base_url.trim_end_matches('/').to_owned(),
+            tenant: None,
         })
+    }
+
+    /// Acts in `tenant` (sent as `Rota-Tenant`); only an admin credential may name a tenant
+    /// other than its own.
+    pub fn with_tenant(mut self, tenant: Option<&str>) -> Self {
+        self.tenant = tenant.map(str::to_owned);
+        self
     }
 
     pub fn base_url(&self) -> &str {
@@ -291,6 +368,9 @@ impl Client {
         let mut attempt = 1;
         let resp = loop {
             let mut req = self.http.request(method.clone(), &url).timeout(timeout);
+            if let Some(t) = &self.tenant {
+                req = req.header("rota-tenant", t);
+            }
             if let Some(b) = body {
                 req = req.json(b);
             }
@@ -582,6 +662,119 @@ impl Client {
             )
             .await?;
         Ok(out.deleted)
+    }
+
+    // ---- access control --------------------------------------------------------------------
+
+    pub async fn whoami(&self) -> Result<WhoAmI> {
+        self.call(Method::GET, "/v1/whoami", None::<&()>, Self::TIMEOUT)
+            .await
+    }
+
+    pub async fn tenants(&self) -> Result<Vec<TenantRecord>> {
+        #[derive(Deserialize)]
+        struct L {
+            tenants: Vec<TenantRecord>,
+        }
+        let l: L = self
+            .call(Method::GET, "/v1/admin/tenants", None::<&()>, Self::TIMEOUT)
+            .await?;
+        Ok(l.tenants)
+    }
+
+    pub async fn create_tenant(&self, name: &str, limits: ClientLimits) -> Result<TenantRecord> {
+        let body = serde_json::json!({ "name": name, "limits": limits });
+        self.call(
+            Method::POST,
+            "/v1/admin/tenants",
+            Some(&body),
+            Self::TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn update_tenant(&self, name: &str, limits: ClientLimits) -> Result<TenantRecord> {
+        let body = serde_json::json!({ "limits": limits });
+        self.call(
+            Method::PATCH,
+            &format!("/v1/admin/tenants/{name}"),
+            Some(&body),
+            Self::TIMEOUT,
+        )
+        .await
+    }
+
+    /// Deletes the tenant with its queues, tasks, keys and roles.
+    pub async fn delete_tenant(&self, name: &str) -> Result<()> {
+        self.call_raw(
+            Method::DELETE,
+            &format!("/v1/admin/tenants/{name}"),
+            None::<&()>,
+            Self::TIMEOUT,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Creates a key in the acting tenant; the answer holds its token, shown this once.
+    pub async fn create_key(&self, spec: &NewKey) -> Result<CreatedKey> {
+        self.call(Method::POST, "/v1/keys", Some(spec), Self::TIMEOUT)
+            .await
+    }
+
+    pub async fn keys(&self) -> Result<Vec<ApiKey>> {
+        #[derive(Deserialize)]
+        struct L {
+            keys: Vec<ApiKey>,
+        }
+        let l: L = self
+            .call(Method::GET, "/v1/keys", None::<&()>, Self::TIMEOUT)
+            .await?;
+        Ok(l.keys)
+    }
+
+    pub async fn revoke_key(&self, id: &str) -> Result<ApiKey> {
+        self.call(
+            Method::DELETE,
+            &format!("/v1/keys/{id}"),
+            None::<&()>,
+            Self::TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn roles(&self) -> Result<Vec<Role>> {
+        #[derive(Deserialize)]
+        struct L {
+            roles: Vec<Role>,
+        }
+        let l: L = self
+            .call(Method::GET, "/v1/roles", None::<&()>, Self::TIMEOUT)
+            .await?;
+        Ok(l.roles)
+    }
+
+    /// Creates or replaces a custom role; it applies to the next request of every key holding it.
+    pub async fn put_role(&self, name: &str, rules: &[Rule]) -> Result<Role> {
+        let body = serde_json::json!({ "rules": rules });
+        self.call(
+            Method::PUT,
+            &format!("/v1/roles/{name}"),
+            Some(&body),
+            Self::TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn delete_role(&self, name: &str) -> Result<()> {
+        self.call_raw(
+            Method::DELETE,
+            &format!("/v1/roles/{name}"),
+            None::<&()>,
+            Self::TIMEOUT,
+        )
+        .await
+        .map(drop)
     }
 
     /// True when `/healthz` answers. A probe: asks once, never retries.

@@ -216,7 +216,9 @@ impl Worker {
             };
             let tasks = match claimed {
                 Ok(t) => t,
-                Err(Error::Transport(_) | Error::Unavailable { .. }) => {
+                Err(
+                    Error::Transport(_) | Error::Unavailable { .. } | Error::RateLimited { .. },
+                ) => {
                     // The server is unreachable or busy: back off briefly, then ask again.
                     drop(first);
                     tokio::select! {
@@ -465,7 +467,9 @@ where
     let mut attempt = 0;
     loop {
         match call().await {
-            Err(Error::Transport(_) | Error::Unavailable { .. }) if attempt < 4 => {
+            Err(Error::Transport(_) | Error::Unavailable { .. } | Error::RateLimited { .. })
+                if attempt < 4 =>
+            {
                 tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
                 attempt += 1;
             }

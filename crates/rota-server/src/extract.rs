@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use rota_core::{limits::validate_queue_name, QueueKey, TaskId, DEFAULT_TENANT};
+use rota_core::TaskId;
 use serde::de::DeserializeOwned;
 
 /// A JSON body: malformed JSON is 400, a wrong field type or value is 422 naming the field, a
@@ -74,21 +74,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
             .map(|q| ApiQuery(q.0))
             .map_err(|e| ApiError::bad_request(e.body_text()))
     }
-}
-
-/// The tenant the request acts for. Until credentials exist every request is in `default`.
-pub struct Tenant(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for Tenant {
-    type Rejection = ApiError;
-    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        Ok(Tenant(DEFAULT_TENANT.to_owned()))
-    }
-}
-
-pub fn queue_key(tenant: &Tenant, name: &str) -> Result<QueueKey, ApiError> {
-    validate_queue_name(name).map_err(ApiError::bad_request)?;
-    Ok(QueueKey::new(tenant.0.clone(), name))
 }
 
 pub fn task_id(s: &str) -> Result<TaskId, ApiError> {

@@ -5,6 +5,7 @@
 //! is visible here. Every error leaves through [`error::ApiError`].
 
 pub mod api;
+pub mod auth;
 pub mod error;
 pub mod extract;
 mod listener;
@@ -29,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     pub limits: Limits,
+    /// Credentials, access control and per-client limits.
+    pub auth: auth::AuthConfig,
     /// Longest pause between maintenance passes (retention is enforced on each pass).
     pub maintenance_interval_ms: u64,
 }
@@ -37,6 +40,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             limits: Limits::default(),
+            auth: auth::AuthConfig::default(),
             maintenance_interval_ms: 1_000,
         }
     }
@@ -45,6 +49,7 @@ impl Default for ServerConfig {
 impl ServerConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.limits.validate()?;
+        self.auth.validate()?;
         if self.maintenance_interval_ms == 0 {
             return Err("maintenance_interval_ms must be at least 1".into());
         }
@@ -60,12 +65,13 @@ pub struct AppState {
     /// Cancelled when the server begins shutting down: long-polls return at once.
     pub shutdown: CancellationToken,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub auth: Arc<auth::Auth>,
 }
 
 pub fn router(state: AppState) -> Router {
-    use api::{queues, system, tasks};
+    use api::{admin, queues, system, tasks};
     let body_limit = state.config.limits.max_body_bytes;
-    Router::new()
+    let v1 = Router::new()
         .route("/v1/queues", get(queues::list))
         .route("/v1/queues/{queue}", get(queues::get).patch(queues::update))
         .route("/v1/queues/{queue}/pause", post(queues::pause))
@@ -83,6 +89,35 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tasks/{id}/fail", post(tasks::fail))
         .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
         .route("/v1/tasks/{id}/retry", post(tasks::retry))
+        .route(
+            "/v1/admin/tenants",
+            get(admin::list_tenants).post(admin::create_tenant),
+        )
+        .route(
+            "/v1/admin/tenants/{tenant}",
+            get(admin::get_tenant)
+                .patch(admin::update_tenant)
+                .delete(admin::delete_tenant),
+        )
+        .route("/v1/keys", get(admin::list_keys).post(admin::create_key))
+        .route(
+            "/v1/keys/{id}",
+            get(admin::get_key).delete(admin::revoke_key),
+        )
+        .route("/v1/roles", get(admin::list_roles))
+        .route(
+            "/v1/roles/{name}",
+            get(admin::get_role)
+                .put(admin::put_role)
+                .delete(admin::delete_role),
+        )
+        .route("/v1/whoami", get(admin::whoami))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
+    Router::new()
+        .merge(v1)
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))
@@ -118,6 +153,22 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let auth = auth::Auth::load(store.clone(), clock.clone(), config.auth.clone())
+        .await
+        .map_err(std::io::Error::other)?;
+    run_with_auth(listener, store, config, clock, auth, shutdown).await
+}
+
+/// [`run`] with access control already loaded (`rota serve` creates the first admin key
+/// before it serves).
+pub async fn run_with_auth(
+    listener: TcpListener,
+    store: DynStore,
+    config: ServerConfig,
+    clock: Arc<dyn Clock>,
+    auth: Arc<auth::Auth>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let token = CancellationToken::new();
     let metrics = metrics::handle();
     let interval = Duration::from_millis(config.maintenance_interval_ms);
@@ -127,6 +178,7 @@ pub async fn run(
         clock: clock.clone(),
         shutdown: token.clone(),
         metrics: metrics.clone(),
+        auth: auth.clone(),
     };
     let maintenance = tokio::spawn(maintenance::run(store, clock, interval, token.clone()));
     let upkeep = {
@@ -136,6 +188,18 @@ pub async fn run(
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(5)) => metrics.run_upkeep(),
                     _ = token.cancelled() => return,
+                }
+            }
+        })
+    };
+    let touch = {
+        let token = token.clone();
+        let auth = auth.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(auth::TOUCH_INTERVAL) => auth.flush_last_used().await,
+                    _ = token.cancelled() => break,
                 }
             }
         })
@@ -154,5 +218,7 @@ pub async fn run(
     token.cancel();
     let _ = maintenance.await;
     let _ = upkeep.await;
+    let _ = touch.await;
+    auth.flush_last_used().await;
     served
 }

@@ -49,6 +49,17 @@ pub struct BenchArgs {
     /// Hide progress bars.
     #[arg(long)]
     quiet: bool,
+    /// Access control on the server it starts: `on` (a producer+worker API key of its own
+    /// tenant, as in production), `off`, or `compare` (both in each run, with the ratios).
+    #[arg(long, value_enum, default_value = "on")]
+    auth: AuthMode,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthMode {
+    On,
+    Off,
+    Compare,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,14 +70,52 @@ enum Mode {
     Backlog,
 }
 
-pub fn run(args: BenchArgs, url: Option<String>) -> Result<()> {
+pub fn run(args: BenchArgs, url: Option<String>, token: Option<String>) -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
+    if url.is_some() && args.auth == AuthMode::Compare {
+        bail!("--auth compare starts its own servers; leave out --url");
+    }
+    let modes: &[bool] = match args.auth {
+        AuthMode::On => &[true],
+        AuthMode::Off => &[false],
+        AuthMode::Compare => &[false, true],
+    };
     let mut all: Vec<Vec<(String, f64, &'static str)>> = Vec::new();
     for i in 0..args.runs {
         if args.runs > 1 {
             eprintln!("run {} of {}", i + 1, args.runs);
         }
-        all.push(rt.block_on(run_once(&args, url.as_deref()))?);
+        let mut figures = Vec::new();
+        for &auth in modes {
+            let target = match &url {
+                Some(u) => Target::Given(u.clone(), token.clone()),
+                None => Target::Start { auth },
+            };
+            let mut got = rt.block_on(run_once(&args, target))?;
+            if args.auth == AuthMode::Compare {
+                let tag = if auth { "auth on" } else { "auth off" };
+                for f in &mut got {
+                    f.0 = format!("{} [{tag}]", f.0);
+                }
+            }
+            figures.extend(got);
+        }
+        if args.auth == AuthMode::Compare {
+            let n = figures.len() / 2;
+            let ratios: Vec<(String, f64, &'static str)> = (0..n)
+                .filter(|i| figures[*i].2 == "tasks/s")
+                .map(|i| {
+                    let name = figures[i].0.trim_end_matches(" [auth off]").to_owned();
+                    (
+                        format!("{name}: auth on / off"),
+                        figures[n + i].1 / figures[i].1,
+                        "x",
+                    )
+                })
+                .collect();
+            figures.extend(ratios);
+        }
+        all.push(figures);
     }
     println!();
     println!(
@@ -89,16 +138,30 @@ struct Server {
     url: String,
 }
 
+enum Target {
+    /// A running server and the token to use.
+    Given(String, Option<String>),
+    /// A new server, with access control on or off.
+    Start { auth: bool },
+}
+
 impl Server {
-    /// The server at `url`, or a new one on a temporary data dir.
-    async fn start(url: Option<&str>) -> Result<Server> {
-        if let Some(url) = url {
-            return Ok(Server {
-                child: None,
-                _dir: None,
-                url: url.to_owned(),
-            });
-        }
+    /// The server given, or a new one on a temporary data dir; and a client for it. With access
+    /// control on, the client holds a `producer`+`worker` key of a tenant of its own.
+    async fn start(target: Target) -> Result<(Server, Client)> {
+        let auth = match target {
+            Target::Given(url, token) => {
+                let client = Client::with_token(&url, token.as_deref())?;
+                let server = Server {
+                    child: None,
+                    _dir: None,
+                    url,
+                };
+                return Ok((server, client));
+            }
+            Target::Start { auth } => auth,
+        };
+        let admin = rota_server::auth::token::generate().0;
         let dir = tempfile::tempdir()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -113,6 +176,8 @@ impl Server {
             ])
             .arg(dir.path())
             .env("ROTA_LOG", "warn")
+            .env("ROTA_AUTH_ENABLED", if auth { "true" } else { "false" })
+            .env("ROTA_ADMIN_TOKEN", &admin)
             .stdout(std::process::Stdio::null())
             .spawn()
             .context("cannot start the server")?;
@@ -125,11 +190,30 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(Server {
+        let server = Server {
             child: Some(child),
             _dir: Some(dir),
             url,
-        })
+        };
+        if !auth {
+            return Ok((server, client));
+        }
+        let admin = Client::with_token(&server.url, Some(&admin))?;
+        admin
+            .create_tenant("bench", Default::default())
+            .await
+            .context("cannot create the bench tenant")?;
+        let key = admin
+            .with_tenant(Some("bench"))
+            .create_key(&rota_client::NewKey {
+                name: Some("bench".into()),
+                roles: vec!["producer".into(), "worker".into()],
+                ..Default::default()
+            })
+            .await
+            .context("cannot create the bench key")?;
+        let client = Client::with_token(&server.url, Some(&key.token))?;
+        Ok((server, client))
     }
 
     /// Resident set size of the server process, in MiB.
@@ -178,9 +262,8 @@ fn noop_tasks(n: usize) -> Vec<NewTask> {
         .collect()
 }
 
-async fn run_once(args: &BenchArgs, url: Option<&str>) -> Result<Vec<(String, f64, &'static str)>> {
-    let server = Server::start(url).await?;
-    let client = Client::new(&server.url)?;
+async fn run_once(args: &BenchArgs, target: Target) -> Result<Vec<(String, f64, &'static str)>> {
+    let (server, client) = Server::start(target).await?;
     let mut out = Vec::new();
     let tag = std::process::id();
     if matches!(args.mode, Mode::All | Mode::Batch) {

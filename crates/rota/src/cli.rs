@@ -339,6 +339,8 @@ pub async fn dead(c: &Client, cmd: DeadCmd, fmt: Format) -> Result<()> {
     }
 }
 
-pub fn client(url: Option<&str>, token: Option<&str>) -> Result<Client> {
-    Ok(Client::with_token(url.unwrap_or(DEFAULT_URL), token)?)
+pub fn client(url: Option<&str>, token: Option<&str>, tenant: Option<&str>) -> Result<Client> {
+    let url = url.unwrap_or(DEFAULT_URL);
+    let token = crate::access::resolve_token(url, token, &|k| std::env::var(k).ok());
+    Ok(Client::with_token(url, token.as_deref())?.with_tenant(tenant))
 }

@@ -20,6 +20,8 @@ struct FileConfig {
     maintenance_interval_ms: Option<u64>,
     #[serde(default)]
     limits: Option<toml::Table>,
+    #[serde(default)]
+    auth: Option<rota_server::auth::AuthConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +69,19 @@ pub fn load(o: Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeC
         })?;
     }
     server.limits = limits(file.limits, env)?;
+    if let Some(auth) = file.auth {
+        server.auth = auth;
+    }
+    if let Some(v) = env("ROTA_AUTH_ENABLED") {
+        server.auth.enabled = match v.as_str() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => bail!("ROTA_AUTH_ENABLED: `{v}` is not true or false"),
+        };
+    }
+    if let Some(v) = env("ROTA_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
+        server.auth.admin_token = Some(rota_server::auth::Secret(v));
+    }
     if let Err(e) = server.validate() {
         bail!("invalid configuration: {e}");
     }
@@ -181,5 +196,45 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{e:#}").contains("max_bach"), "{e:#}");
+    }
+}
+
+#[cfg(test)]
+mod auth_tests {
+    use super::*;
+
+    #[test]
+    fn auth_from_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rota.toml");
+        std::fs::write(
+            &path,
+            "[auth]\nenabled = true\n[auth.key_limits]\nrequests_per_minute = 600\nmax_in_flight = 8\n\
+             [auth.jwt]\njwks_url = \"https://idp.example/jwks.json\"\nissuer = \"https://idp.example\"\naudience = \"rota\"\n",
+        )
+        .unwrap();
+        let o = || Overrides {
+            listen: None,
+            data_dir: None,
+            config: Some(path.clone()),
+        };
+        let token = "t".repeat(40);
+        let env = |k: &str| match k {
+            "ROTA_ADMIN_TOKEN" => Some(token.clone()),
+            _ => None,
+        };
+        let c = load(o(), &env).unwrap();
+        assert_eq!(c.server.auth.key_limits.requests_per_minute, 600);
+        assert_eq!(c.server.auth.jwt.as_ref().unwrap().audience, "rota");
+        assert_eq!(c.server.auth.admin_token.as_ref().unwrap().0, token);
+        // The token never shows in the config's debug form.
+        assert!(!format!("{c:?}").contains(&token));
+        let e = load(o(), &|k| (k == "ROTA_ADMIN_TOKEN").then(|| "short".into())).unwrap_err();
+        assert!(format!("{e:#}").contains("ROTA_ADMIN_TOKEN"), "{e:#}");
+        let e = load(o(), &|k| (k == "ROTA_AUTH_ENABLED").then(|| "maybe".into())).unwrap_err();
+        assert!(format!("{e:#}").contains("ROTA_AUTH_ENABLED"), "{e:#}");
+        std::fs::write(&path, "[auth.jwt]\njwks_url = \"https://x\"\n").unwrap();
+        let e = load(o(), &|_| None).unwrap_err();
+        assert!(format!("{e:#}").contains("issuer"), "{e:#}");
     }
 }

@@ -4,6 +4,7 @@
 // say; they are not rustdoc markup.
 #![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
+mod access;
 mod bench;
 mod cli;
 mod config;
@@ -30,9 +31,14 @@ struct Cli {
     /// The server to talk to [default: http://127.0.0.1:7070].
     #[arg(long, global = true, env = "ROTA_URL")]
     url: Option<String>,
-    /// API token, sent as a bearer token.
+    /// API token (an API key or a JWT), sent as a bearer token. Unset, the CLI uses
+    /// ROTA_ADMIN_TOKEN, or for a server on this machine the admin token `rota serve` saved in
+    /// $ROTA_DATA_DIR/admin-token (default ./rota-data/admin-token).
     #[arg(long, global = true, env = "ROTA_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Act in this tenant (an admin only; other credentials act in their own).
+    #[arg(long, global = true, env = "ROTA_TENANT")]
+    tenant: Option<String>,
     /// How to print results.
     #[arg(long, global = true, value_enum, default_value = "table")]
     output: output::Format,
@@ -66,6 +72,17 @@ enum ApiCommand {
     /// The dead-letter queue: list and requeue.
     #[command(subcommand)]
     Dead(cli::DeadCmd),
+    /// Tenants (admin only): create, list, set limits, delete.
+    #[command(subcommand)]
+    Tenant(access::TenantCmd),
+    /// API keys of a tenant: create, list, revoke.
+    #[command(subcommand)]
+    Key(access::KeyCmd),
+    /// Roles: list, and create, replace or delete custom ones.
+    #[command(subcommand)]
+    Role(access::RoleCmd),
+    /// Show who the token is: tenant, roles, limits on queues and kinds.
+    Whoami,
     /// Run a command for each task of a queue.
     ///
     /// Example: rota worker emails --kinds email.send --concurrency 4 -- ./send-email.sh
@@ -79,6 +96,10 @@ impl ApiCommand {
             ApiCommand::Queue(cmd) => cli::queue(&client, cmd, fmt).await,
             ApiCommand::Dead(cmd) => cli::dead(&client, cmd, fmt).await,
             ApiCommand::Worker(args) => worker_cmd::run(client, args).await,
+            ApiCommand::Tenant(cmd) => access::tenant(&client, cmd, fmt).await,
+            ApiCommand::Key(cmd) => access::key(&client, cmd, fmt).await,
+            ApiCommand::Role(cmd) => access::role(&client, cmd, fmt).await,
+            ApiCommand::Whoami => access::whoami(&client, fmt).await,
         }
     }
 }
@@ -110,16 +131,16 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let runtime = || tokio::runtime::Runtime::new().context("cannot start the async runtime");
-    let (url, token, fmt) = (cli.url, cli.token, cli.output);
+    let (url, token, tenant, fmt) = (cli.url, cli.token, cli.tenant, cli.output);
     let outcome = match cli.command {
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve(args))),
-        Command::Bench(args) => bench::run(args, url),
+        Command::Bench(args) => bench::run(args, url, token),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "rota", &mut std::io::stdout());
             Ok(())
         }
-        Command::Api(command) => cli::client(url.as_deref(), token.as_deref())
+        Command::Api(command) => cli::client(url.as_deref(), token.as_deref(), tenant.as_deref())
             .and_then(|client| runtime()?.block_on(command.run(client, fmt))),
     };
     match outcome {
@@ -158,45 +179,111 @@ async fn serve(args: ServeArgs) -> Result<()> {
         SqliteStore::open(&db, clock.clone(), SqliteOptions::default())
             .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))?,
     );
+    let auth = rota_server::auth::Auth::load(store.clone(), clock.clone(), cfg.server.auth.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start access control: {e}"))?;
+    let admin_token = bootstrap(&auth, &cfg).await?;
+    let stop = shutdown_signal();
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, store = %db.display(), "rota is serving on http://{addr}");
+    tracing::info!(%addr, store = %db.display(), auth = auth.enabled(), "rota is serving on http://{addr}");
     if args.demo {
-        tokio::spawn(demo(format!("http://{addr}")));
+        let token_file = access::admin_token_path(&cfg.data_dir);
+        tokio::spawn(demo(format!("http://{addr}"), admin_token, token_file));
     }
-    let served = rota_server::run(listener, store.clone(), cfg.server, clock, async {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing in-flight requests");
-    })
-    .await;
+    let served =
+        rota_server::run_with_auth(listener, store.clone(), cfg.server, clock, auth, async {
+            stop.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+        })
+        .await;
     rota_store::Store::close(&*store).await;
     drop(lock);
     tracing::info!("stopped");
     served.context("the server failed")
 }
 
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// On the first start of a store with no API key (and no `ROTA_ADMIN_TOKEN`), creates an
+/// admin key, writes its token to `<data-dir>/admin-token` (mode 0600) and prints it once on
+/// stdout (never to the log). Returns the admin token this process knows, for `--demo`.
+async fn bootstrap(
+    auth: &rota_server::auth::Auth,
+    cfg: &config::ServeConfig,
+) -> Result<Option<String>> {
+    if !auth.enabled() {
+        tracing::warn!(
+            "access control is disabled: every request acts as admin of tenant `default`"
+        );
+        return Ok(None);
+    }
+    if let Some(t) = &cfg.server.auth.admin_token {
+        return Ok(Some(t.0.clone()));
+    }
+    let path = access::admin_token_path(&cfg.data_dir);
+    if !auth.has_no_keys() {
+        return Ok(std::fs::read_to_string(&path)
+            .ok()
+            .map(|t| t.trim().to_owned()));
+    }
+    let (key, token) = auth
+        .create_bootstrap_key()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the first admin key: {}", e.message))?;
+    write_secret(&path, &token)?;
+    println!(
+        "rota: created the first admin key `{}`. Its token is shown this once and saved in {} (mode 0600):\n\n    {token}\n",
+        key.id,
+        path.display()
+    );
+    tracing::info!(key = %key.id, file = %path.display(), "created the first admin key");
+    Ok(Some(token))
+}
+
+/// Writes a file only its owner can read.
+fn write_secret(path: &std::path::Path, secret: &str) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    writeln!(f, "{secret}")?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when it
+/// is first awaited, so a signal sent right after the server is reachable is not lost.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler installs");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+        async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Enqueue → claim → complete one task through the HTTP API, printing each step.
-async fn demo(url: String) {
+async fn demo(url: String, token: Option<String>, token_file: PathBuf) {
     use rota_client::{ClaimOptions, Client, NewTask};
     let run = async {
-        let c = Client::new(&url)?;
+        let c = Client::with_token(&url, token.as_deref())?;
         let task = NewTask::new("email.send", &serde_json::json!({"to": "ada@example.com"}));
         let e = c.enqueue("demo", &task).await?;
         println!(
@@ -222,7 +309,11 @@ async fn demo(url: String) {
             "demo: completed it: state {}, attempt {}",
             done.state, done.attempt
         );
-        println!("demo: try it yourself: curl -s {url}/v1/queues/demo | head");
+        println!("demo: try it yourself: rota queue stats demo");
+        println!(
+            "demo: or: curl -s -H \"Authorization: Bearer $(cat {})\" {url}/v1/queues/demo",
+            token_file.display()
+        );
         anyhow::Ok(())
     };
     if let Err(e) = run.await {

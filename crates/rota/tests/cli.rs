@@ -11,7 +11,18 @@ use std::time::{Duration, Instant};
 
 fn rota(url: &str) -> Command {
     let mut c = Command::cargo_bin("rota").unwrap();
-    c.env("ROTA_URL", url).env_remove("ROTA_TOKEN");
+    c.env("ROTA_URL", url)
+        .env_remove("ROTA_TOKEN")
+        .env_remove("ROTA_ADMIN_TOKEN")
+        .env_remove("ROTA_TENANT");
+    c
+}
+
+/// The CLI against a server on this machine: it finds the admin token `rota serve` saved in the
+/// data dir, as after the README's first start.
+fn rota_at(s: &common::Server) -> Command {
+    let mut c = rota(&s.url);
+    c.env("ROTA_DATA_DIR", &s.dir);
     c
 }
 
@@ -48,7 +59,7 @@ fn json(s: &str) -> Value {
 async fn task_commands_in_table_and_json() {
     let dir = tempfile::tempdir().unwrap();
     let s = common::start(dir.path()).await;
-    let added = ok(rota(&s.url).args([
+    let added = ok(rota_at(&s).args([
         "task",
         "add",
         "mail",
@@ -61,7 +72,7 @@ async fn task_commands_in_table_and_json() {
     ]));
     let id = added.split_whitespace().next().unwrap().to_owned();
     assert!(added.contains("ready in queue mail"), "{added}");
-    let from_stdin = json(&ok(rota(&s.url)
+    let from_stdin = json(&ok(rota_at(&s)
         .args([
             "task", "add", "mail", "--kind", "k2", "--delay", "1h", "--output", "json",
         ])
@@ -70,7 +81,7 @@ async fn task_commands_in_table_and_json() {
     assert_eq!(from_stdin["task"]["state"], "scheduled");
     let file = dir.path().join("p.json");
     std::fs::write(&file, "[1, 2, 3]").unwrap();
-    ok(rota(&s.url)
+    ok(rota_at(&s)
         .args([
             "task",
             "add",
@@ -82,25 +93,25 @@ async fn task_commands_in_table_and_json() {
             "--payload-file",
         ])
         .arg(&file));
-    let dup = ok(rota(&s.url).args(["task", "add", "mail", "--kind", "k3", "--unique-key", "u1"]));
+    let dup = ok(rota_at(&s).args(["task", "add", "mail", "--kind", "k3", "--unique-key", "u1"]));
     assert!(dup.contains("already holds that unique key"), "{dup}");
 
-    let shown = ok(rota(&s.url).args(["task", "get", &id]));
+    let shown = ok(rota_at(&s).args(["task", "get", &id]));
     assert!(shown.contains("state       ready"), "{shown}");
     assert!(shown.contains(r#"payload     {"to": "ada"}"#), "{shown}");
     let shown = json(&ok(
-        rota(&s.url).args(["task", "get", &id, "--output", "json"])
+        rota_at(&s).args(["task", "get", &id, "--output", "json"])
     ));
     assert_eq!(shown["priority"], 5);
 
-    let list = ok(rota(&s.url).args(["task", "list", "mail"]));
+    let list = ok(rota_at(&s).args(["task", "list", "mail"]));
     let header = list.lines().next().unwrap();
     assert!(
         header.starts_with("ID") && header.contains("KIND") && header.contains("STATE"),
         "{list}"
     );
     assert_eq!(list.lines().count(), 4, "header and three tasks: {list}");
-    let scheduled = json(&ok(rota(&s.url).args([
+    let scheduled = json(&ok(rota_at(&s).args([
         "task",
         "list",
         "mail",
@@ -112,10 +123,10 @@ async fn task_commands_in_table_and_json() {
     assert_eq!(scheduled.as_array().unwrap().len(), 1);
 
     let cancelled = json(&ok(
-        rota(&s.url).args(["task", "cancel", &id, "--output", "json"])
+        rota_at(&s).args(["task", "cancel", &id, "--output", "json"])
     ));
     assert_eq!(cancelled["state"], "cancelled");
-    let retried = ok(rota(&s.url).args(["task", "retry", &id]));
+    let retried = ok(rota_at(&s).args(["task", "retry", &id]));
     assert!(retried.contains("state       ready"), "{retried}");
 }
 
@@ -143,19 +154,19 @@ async fn queue_and_dead_commands() {
         claimed.iter().map(|t| t.id.to_string()).collect()
     };
 
-    let list = ok(rota(&s.url).args(["queue", "list"]));
+    let list = ok(rota_at(&s).args(["queue", "list"]));
     assert!(list.starts_with("QUEUE"), "{list}");
     let row = list.lines().nth(1).unwrap();
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(&cells[..7], ["ops", "1", "0", "0", "0", "2", "0"], "{list}");
     let stats = json(&ok(
-        rota(&s.url).args(["queue", "stats", "ops", "--output", "json"])
+        rota_at(&s).args(["queue", "stats", "ops", "--output", "json"])
     ));
     assert_eq!(stats["counts"]["dead"], 2);
-    let paused = ok(rota(&s.url).args(["queue", "pause", "ops"]));
+    let paused = ok(rota_at(&s).args(["queue", "pause", "ops"]));
     assert!(paused.contains("state         paused"), "{paused}");
-    assert!(ok(rota(&s.url).args(["queue", "resume", "ops"])).contains("state         active"));
-    let set = json(&ok(rota(&s.url).args([
+    assert!(ok(rota_at(&s).args(["queue", "resume", "ops"])).contains("state         active"));
+    let set = json(&ok(rota_at(&s).args([
         "queue",
         "set",
         "ops",
@@ -174,16 +185,16 @@ async fn queue_and_dead_commands() {
         serde_json::json!({"base_ms": 2000, "max_ms": 60000})
     );
     assert_eq!(set["settings"]["lease_ms"], 45000);
-    let nothing = fails(rota(&s.url).args(["queue", "set", "ops"]));
+    let nothing = fails(rota_at(&s).args(["queue", "set", "ops"]));
     assert!(nothing.contains("nothing to set"), "{nothing}");
 
-    let dead = ok(rota(&s.url).args(["dead", "list", "ops"]));
+    let dead = ok(rota_at(&s).args(["dead", "list", "ops"]));
     assert_eq!(dead.lines().count(), 3, "{dead}");
     assert!(dead.contains("broken"), "{dead}");
-    let one = ok(rota(&s.url).args(["dead", "requeue", "ops", &dead_ids[0]]));
+    let one = ok(rota_at(&s).args(["dead", "requeue", "ops", &dead_ids[0]]));
     assert!(one.contains("requeued 1 tasks"), "{one}");
     let all =
-        json(&ok(rota(&s.url).args([
+        json(&ok(rota_at(&s).args([
             "dead", "requeue", "ops", "--all", "--output", "json",
         ])));
     assert_eq!(all["requeued"], serde_json::json!([dead_ids[1]]));
@@ -200,7 +211,7 @@ async fn queue_and_dead_commands() {
         .fail(t.id, &t.lease.unwrap().token, "again", None, true)
         .await
         .unwrap();
-    let purged = ok(rota(&s.url).args(["queue", "purge", "ops", "--state", "dead"]));
+    let purged = ok(rota_at(&s).args(["queue", "purge", "ops", "--state", "dead"]));
     assert_eq!(purged.trim(), "deleted 1 dead tasks from ops");
 }
 
@@ -210,25 +221,25 @@ async fn errors_are_one_clear_line() {
     let s = common::start(dir.path()).await;
     let down = format!("http://127.0.0.1:{}", common::free_port());
     assert!(fails(rota(&down).args(["queue", "list"])).contains("cannot reach the Rota server"));
-    let missing = fails(rota(&s.url).args(["task", "get", "01a20c27-4e6d-7000-8000-000000000000"]));
+    let missing = fails(rota_at(&s).args(["task", "get", "01a20c27-4e6d-7000-8000-000000000000"]));
     assert!(
         missing.contains("not found") && missing.contains("does not exist"),
         "{missing}"
     );
-    let bad_id = fails(rota(&s.url).args(["task", "get", "nope"]));
+    let bad_id = fails(rota_at(&s).args(["task", "get", "nope"]));
     assert!(bad_id.contains("not a Rota task id"), "{bad_id}");
     let bad_json =
-        fails(rota(&s.url).args(["task", "add", "q", "--kind", "k", "--payload", "{oops"]));
+        fails(rota_at(&s).args(["task", "add", "q", "--kind", "k", "--payload", "{oops"]));
     assert!(bad_json.contains("not valid JSON"), "{bad_json}");
     let bad_queue = fails(
-        rota(&s.url)
+        rota_at(&s)
             .args(["task", "add", "bad name", "--kind", "k"])
             .write_stdin("{}"),
     );
     assert!(bad_queue.contains("queue name"), "{bad_queue}");
-    let ghost = fails(rota(&s.url).args(["queue", "pause", "ghost"]));
+    let ghost = fails(rota_at(&s).args(["queue", "pause", "ghost"]));
     assert!(ghost.contains("queue `ghost` does not exist"), "{ghost}");
-    let bad_backoff = rota(&s.url)
+    let bad_backoff = rota_at(&s)
         .args(["queue", "set", "q", "--backoff", "5s"])
         .output()
         .unwrap();
@@ -288,6 +299,7 @@ esac
         ])
         .arg(&script)
         .env("ROTA_URL", &s.url)
+        .env("ROTA_DATA_DIR", &s.dir)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

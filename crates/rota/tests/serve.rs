@@ -112,3 +112,103 @@ fn one_server_per_data_dir_and_sigterm_stops_cleanly() {
     );
     assert!(dir.path().join("rota.db").exists());
 }
+
+/// The first start creates an admin key: its token is printed once on stdout and saved in
+/// `<data-dir>/admin-token`; a restart prints nothing new. Even with debug logging, no token
+/// (the admin's, a created key's, or a wrong one sent in) reaches the log.
+#[tokio::test]
+async fn first_start_creates_one_admin_key_and_no_token_reaches_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        let port = free_port();
+        let child = rota()
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .env("ROTA_LOG", "debug")
+            .env_remove("ROTA_ADMIN_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        (child, format!("http://127.0.0.1:{port}"))
+    };
+    let wait_up = |url: &str| {
+        let addr = url.trim_start_matches("http://").to_owned();
+        let t = Instant::now();
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let stop = |child: std::process::Child| {
+        let term = Command::new("kill")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(term.success());
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (child, url) = start();
+    wait_up(&url);
+    let admin_token = std::fs::read_to_string(dir.path().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let admin = rota_client::Client::with_token(&url, Some(&admin_token)).unwrap();
+    admin
+        .create_tenant("acme", Default::default())
+        .await
+        .unwrap();
+    let key = admin
+        .clone()
+        .with_tenant(Some("acme"))
+        .create_key(&rota_client::NewKey {
+            roles: vec!["producer".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let producer = rota_client::Client::with_token(&url, Some(&key.token)).unwrap();
+    producer
+        .enqueue("q", &rota_client::NewTask::new("k", &serde_json::json!({})))
+        .await
+        .unwrap();
+    let refused = producer.claim("q", &Default::default()).await.unwrap_err();
+    assert!(
+        matches!(refused, rota_client::Error::Forbidden { .. }),
+        "{refused}"
+    );
+    let wrong = format!("rota_{}_{}", &key.key.id, "f".repeat(64));
+    let bad = rota_client::Client::with_token(&url, Some(&wrong)).unwrap();
+    assert!(matches!(
+        bad.queues().await,
+        Err(rota_client::Error::Unauthorized { .. })
+    ));
+    let (stdout, log) = stop(child);
+    assert_eq!(stdout.matches(&admin_token).count(), 1, "{stdout}");
+    assert!(stdout.contains("admin-token"), "{stdout}");
+    assert!(log.contains("API key created"), "the log is on: {log}");
+    for secret in [&admin_token, &key.token, &wrong[22..].to_owned()] {
+        assert!(!log.contains(secret.as_str()), "a token is in the log");
+    }
+    // A restart keeps the key and prints no token.
+    let (child, url) = start();
+    wait_up(&url);
+    let admin = rota_client::Client::with_token(&url, Some(&admin_token)).unwrap();
+    assert_eq!(admin.tenants().await.unwrap().len(), 2);
+    let (stdout, _) = stop(child);
+    assert!(!stdout.contains(&admin_token), "{stdout}");
+}

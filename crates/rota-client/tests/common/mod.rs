@@ -6,6 +6,9 @@ use rota_core::SystemClock;
 use rota_sqlite::{SqliteOptions, SqliteStore};
 use std::sync::Arc;
 
+/// The admin credential the test servers accept.
+pub const ADMIN: &str = "client-tests-admin-token-0123456789abcdef";
+
 pub struct Server {
     pub client: Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -33,11 +36,13 @@ pub async fn server() -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut config = rota_server::ServerConfig::default();
+    config.auth.admin_token = Some(rota_server::auth::Secret(ADMIN.into()));
     tokio::spawn(async move {
         let _ = rota_server::run(
             listener,
             store.clone(),
-            Default::default(),
+            config,
             Arc::new(SystemClock),
             async move {
                 let _ = stopped.await;
@@ -47,7 +52,7 @@ pub async fn server() -> Server {
         rota_store::Store::close(&*store).await;
     });
     Server {
-        client: Client::new(&url).unwrap(),
+        client: Client::with_token(&url, Some(ADMIN)).unwrap(),
         stop: Some(stop),
         _dir: dir,
     }

@@ -1,5 +1,6 @@
 //! The HTTP API: request and response shapes, their validation, and the handlers.
 
+pub mod admin;
 pub mod queues;
 pub mod system;
 pub mod tasks;

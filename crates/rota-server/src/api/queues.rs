@@ -3,10 +3,12 @@
 
 use super::MAX_ATTEMPTS_CEILING;
 use crate::api::tasks::check_lease_ms;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{queue_key, ApiQuery, JsonBody, Tenant};
+use crate::extract::{ApiQuery, JsonBody};
 use crate::AppState;
 use axum::extract::{Path, State};
+use rota_core::auth::{actions, queue_resource};
 use rota_core::{Backoff, QueueInfo, QueuePatch, TaskState};
 use serde::{Deserialize, Serialize};
 
@@ -16,9 +18,15 @@ pub struct QueueList {
 }
 
 #[utoipa::path(get, path = "/v1/queues", tag = "queues", responses((status = 200, body = QueueList)))]
-pub async fn list(State(st): State<AppState>, tenant: Tenant) -> ApiResult<axum::Json<QueueList>> {
+pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<axum::Json<QueueList>> {
     Ok(axum::Json(QueueList {
-        queues: st.store.queues(&tenant.0).await?,
+        queues: st
+            .store
+            .queues(&caller.tenant)
+            .await?
+            .into_iter()
+            .filter(|q| caller.can(actions::QUEUES_READ, &queue_resource(&q.name)))
+            .collect(),
     }))
 }
 
@@ -26,10 +34,10 @@ pub async fn list(State(st): State<AppState>, tenant: Tenant) -> ApiResult<axum:
     responses((status = 200, body = QueueInfo), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(st): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     Path(queue): Path<String>,
 ) -> ApiResult<axum::Json<QueueInfo>> {
-    let key = queue_key(&tenant, &queue)?;
+    let key = caller.queue(&queue, actions::QUEUES_READ)?;
     Ok(axum::Json(st.store.queue(&key).await?))
 }
 
@@ -49,11 +57,11 @@ pub struct QueuePatchBody {
     responses((status = 200, body = QueueInfo), (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(st): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     Path(queue): Path<String>,
     JsonBody(body): JsonBody<QueuePatchBody>,
 ) -> ApiResult<axum::Json<QueueInfo>> {
-    let key = queue_key(&tenant, &queue)?;
+    let key = caller.queue(&queue, actions::QUEUES_UPDATE)?;
     if let Some(m) = body.max_attempts {
         if m == 0 || m > MAX_ATTEMPTS_CEILING {
             return Err(ApiError::invalid(format!(
@@ -77,11 +85,11 @@ pub async fn update(
 
 async fn set_paused(
     st: AppState,
-    tenant: Tenant,
+    caller: Caller,
     queue: String,
     paused: bool,
 ) -> ApiResult<axum::Json<QueueInfo>> {
-    let key = queue_key(&tenant, &queue)?;
+    let key = caller.queue(&queue, actions::QUEUES_UPDATE)?;
     // Pausing a queue that does not exist is most likely a typo: say so instead of creating it.
     st.store.queue(&key).await?;
     let patch = QueuePatch {
@@ -95,20 +103,20 @@ async fn set_paused(
     responses((status = 200, body = QueueInfo), (status = 404, body = ErrorBody)))]
 pub async fn pause(
     State(st): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     Path(queue): Path<String>,
 ) -> ApiResult<axum::Json<QueueInfo>> {
-    set_paused(st, tenant, queue, true).await
+    set_paused(st, caller, queue, true).await
 }
 
 #[utoipa::path(post, path = "/v1/queues/{queue}/resume", tag = "queues", params(("queue" = String, Path)),
     responses((status = 200, body = QueueInfo), (status = 404, body = ErrorBody)))]
 pub async fn resume(
     State(st): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     Path(queue): Path<String>,
 ) -> ApiResult<axum::Json<QueueInfo>> {
-    set_paused(st, tenant, queue, false).await
+    set_paused(st, caller, queue, false).await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -128,11 +136,11 @@ pub struct Purged {
     responses((status = 200, body = Purged), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn purge(
     State(st): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     Path(queue): Path<String>,
     ApiQuery(p): ApiQuery<PurgeParams>,
 ) -> ApiResult<axum::Json<Purged>> {
-    let key = queue_key(&tenant, &queue)?;
+    let key = caller.queue(&queue, actions::QUEUES_PURGE)?;
     let state: TaskState = p
         .state
         .ok_or_else(|| {

@@ -68,7 +68,7 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
 #[openapi(
     info(
         title = "Rota",
-        description = "A durable, multi-tenant task queue. Errors are always {\"error\": {\"code\", \"message\"}}; times are RFC 3339 UTC; durations are integer milliseconds (`_ms`)."
+        description = "A durable, multi-tenant task queue. Every /v1 route takes `Authorization: Bearer <token>` (an API key or a JWT); an admin may add `Rota-Tenant: <tenant>` to act in another tenant. Errors are always {\"error\": {\"code\", \"message\"}}; times are RFC 3339 UTC; durations are integer milliseconds (`_ms`)."
     ),
     paths(
         crate::api::tasks::enqueue,
@@ -88,6 +88,20 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         crate::api::queues::pause,
         crate::api::queues::resume,
         crate::api::queues::purge,
+        crate::api::admin::list_tenants,
+        crate::api::admin::create_tenant,
+        crate::api::admin::get_tenant,
+        crate::api::admin::update_tenant,
+        crate::api::admin::delete_tenant,
+        crate::api::admin::create_key,
+        crate::api::admin::list_keys,
+        crate::api::admin::get_key,
+        crate::api::admin::revoke_key,
+        crate::api::admin::list_roles,
+        crate::api::admin::get_role,
+        crate::api::admin::put_role,
+        crate::api::admin::delete_role,
+        crate::api::admin::whoami,
         healthz,
         readyz,
         metrics,

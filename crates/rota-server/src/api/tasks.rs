@@ -1,12 +1,14 @@
 //! Task routes: enqueue, claim (long-poll), heartbeat, complete, fail, get, list, cancel, retry.
 
 use super::*;
+use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{queue_key, task_id, ApiQuery, JsonBody, Tenant};
+use crate::extract::{task_id, ApiQuery, JsonBody};
 use crate::{metrics as m, AppState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use rota_core::auth::{actions, queue_resource};
 use rota_store::{ClaimRequest, Completion, FailureReport, Heartbeat, ListFilter, StoreResult};
 use serde::Deserialize;
 use std::time::Duration;
@@ -20,11 +22,11 @@ use std::time::Duration;
         (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn enqueue(
     State(st): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     Path(queue): Path<String>,
     JsonBody(body): JsonBody<TaskInput>,
 ) -> ApiResult<Response> {
-    let key = queue_key(&tenant, &queue)?;
+    let key = caller.queue(&queue, actions::TASKS_ENQUEUE)?;
     let limits = &st.config.limits;
     let now = st.clock.now();
     let (inputs, is_batch) = body.into_batch(limits)?;
@@ -37,6 +39,7 @@ pub async fn enqueue(
         };
         tasks.push(input.validate(&at, now, limits)?);
     }
+    caller.require_kinds(tasks.iter().map(|t| t.kind.as_str()))?;
     let out = st.store.enqueue(&key, tasks).await?;
     let created = out.iter().filter(|e| !e.duplicate).count();
     m::tasks_enqueued(&queue, created);
@@ -101,11 +104,16 @@ pub fn check_lease_ms(lease_ms: Option<u64>, limits: &rota_core::Limits) -> ApiR
     responses((status = 200, body = Claimed), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn claim(
     State(st): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     Path(queue): Path<String>,
-    JsonBody(body): JsonBody<ClaimBody>,
+    JsonBody(mut body): JsonBody<ClaimBody>,
 ) -> ApiResult<axum::Json<Claimed>> {
-    let key = queue_key(&tenant, &queue)?;
+    let key = caller.queue(&queue, actions::TASKS_CLAIM)?;
+    // A credential limited to some kinds claims only those.
+    match &caller.principal.kinds {
+        Some(allowed) if body.kinds.is_empty() => body.kinds = allowed.clone(),
+        _ => caller.require_kinds(body.kinds.iter().map(String::as_str))?,
+    }
     let limits = &st.config.limits;
     check_name("worker", &body.worker, limits)?;
     if body.kinds.len() > limits.max_claim_kinds {
@@ -179,7 +187,7 @@ pub struct HeartbeatBody {
         (status = 409, description = "lease_lost", body = ErrorBody)))]
 pub async fn heartbeat(
     State(st): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<HeartbeatBody>,
 ) -> ApiResult<axum::Json<rota_core::Task>> {
@@ -189,13 +197,14 @@ pub async fn heartbeat(
     if let Some(p) = &body.progress {
         check_json_size("progress", p, limits)?;
     }
+    authorize_task(&st, &caller, actions::TASKS_HEARTBEAT, id).await?;
     let hb = Heartbeat {
         id,
         lease: body.lease,
         lease_ms: body.lease_ms,
         progress: body.progress,
     };
-    Ok(axum::Json(st.store.heartbeat(&tenant.0, hb).await?))
+    Ok(axum::Json(st.store.heartbeat(&caller.tenant, hb).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -267,12 +276,13 @@ fn record_outcomes(queue_of: &[StoreResult<rota_core::Task>]) {
         (status = 409, description = "lease_lost", body = ErrorBody)))]
 pub async fn complete(
     State(st): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<CompleteBody>,
 ) -> ApiResult<axum::Json<rota_core::Task>> {
     let item = completion(task_id(&id)?, body, &st.config.limits)?;
-    let out = st.store.complete(&tenant.0, vec![item]).await;
+    authorize_task(&st, &caller, actions::TASKS_COMPLETE, item.id).await?;
+    let out = st.store.complete(&caller.tenant, vec![item]).await;
     record_outcomes(&out);
     Ok(axum::Json(out.into_iter().next().expect("one outcome")?))
 }
@@ -283,12 +293,13 @@ pub async fn complete(
         (status = 409, description = "lease_lost", body = ErrorBody)))]
 pub async fn fail(
     State(st): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<FailBody>,
 ) -> ApiResult<axum::Json<rota_core::Task>> {
     let item = failure(task_id(&id)?, body, &st.config.limits);
-    let out = st.store.fail(&tenant.0, vec![item]).await;
+    authorize_task(&st, &caller, actions::TASKS_FAIL, item.id).await?;
+    let out = st.store.fail(&caller.tenant, vec![item]).await;
     record_outcomes(&out);
     Ok(axum::Json(out.into_iter().next().expect("one outcome")?))
 }
@@ -353,7 +364,66 @@ fn batch_items<I, O>(
     Ok((out, ids))
 }
 
-fn outcomes(out: Vec<StoreResult<rota_core::Task>>, ids: Vec<String>) -> BatchOutcome {
+/// 403 unless the caller may do `action` on the queue of task `id`. Looks the task up only
+/// when the caller's roles do not allow `action` on every queue.
+async fn authorize_task(
+    st: &AppState,
+    caller: &Caller,
+    action: &str,
+    id: rota_core::TaskId,
+) -> ApiResult<()> {
+    if caller.on_every_queue(action) {
+        return Ok(());
+    }
+    let task = st.store.get(&caller.tenant, id).await?;
+    caller.require(action, &queue_resource(&task.queue))
+}
+
+/// Runs a batch on the items the caller may act on; the others answer 403 on their own.
+async fn permitted<I>(
+    st: &AppState,
+    caller: &Caller,
+    action: &str,
+    items: Vec<I>,
+    id_of: impl Fn(&I) -> rota_core::TaskId,
+    run: impl AsyncFnOnce(Vec<I>) -> Vec<StoreResult<rota_core::Task>>,
+) -> Vec<Result<rota_core::Task, ApiError>> {
+    let mut refused: Vec<Option<ApiError>> = Vec::with_capacity(items.len());
+    for item in &items {
+        refused.push(
+            match authorize_task(st, caller, action, id_of(item)).await {
+                // An unknown task is the store's to report, in its place in the batch.
+                Err(e) if e.status == StatusCode::FORBIDDEN => Some(e),
+                _ => None,
+            },
+        );
+    }
+    let allowed: Vec<I> = items
+        .into_iter()
+        .zip(&refused)
+        .filter(|(_, r)| r.is_none())
+        .map(|(i, _)| i)
+        .collect();
+    let done = if allowed.is_empty() {
+        Vec::new()
+    } else {
+        run(allowed).await
+    };
+    record_outcomes(&done);
+    let mut done = done.into_iter();
+    refused
+        .into_iter()
+        .map(|r| match r {
+            Some(e) => Err(e),
+            None => done
+                .next()
+                .expect("one outcome per allowed item")
+                .map_err(ApiError::from),
+        })
+        .collect()
+}
+
+fn outcomes(out: Vec<Result<rota_core::Task, ApiError>>, ids: Vec<String>) -> BatchOutcome {
     let items = out
         .into_iter()
         .zip(ids)
@@ -368,7 +438,7 @@ fn outcomes(out: Vec<StoreResult<rota_core::Task>>, ids: Vec<String>) -> BatchOu
                 id,
                 ok: false,
                 state: None,
-                error: Some(ApiError::from(e).detail()),
+                error: Some(e.detail()),
             },
         })
         .collect();
@@ -380,7 +450,7 @@ fn outcomes(out: Vec<StoreResult<rota_core::Task>>, ids: Vec<String>) -> BatchOu
     responses((status = 200, body = BatchOutcome), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn complete_batch(
     State(st): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     JsonBody(body): JsonBody<BatchItems<CompleteItem>>,
 ) -> ApiResult<axum::Json<BatchOutcome>> {
     let limits = &st.config.limits;
@@ -396,8 +466,15 @@ pub async fn complete_batch(
             completion(id, body, limits)
         },
     )?;
-    let out = st.store.complete(&tenant.0, items).await;
-    record_outcomes(&out);
+    let out = permitted(
+        &st,
+        &caller,
+        actions::TASKS_COMPLETE,
+        items,
+        |c| c.id,
+        async |items| st.store.complete(&caller.tenant, items).await,
+    )
+    .await;
     Ok(axum::Json(outcomes(out, ids)))
 }
 
@@ -406,7 +483,7 @@ pub async fn complete_batch(
     responses((status = 200, body = BatchOutcome), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn fail_batch(
     State(st): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     JsonBody(body): JsonBody<BatchItems<FailItem>>,
 ) -> ApiResult<axum::Json<BatchOutcome>> {
     let limits = &st.config.limits;
@@ -425,8 +502,15 @@ pub async fn fail_batch(
             Ok(failure(id, body, limits))
         },
     )?;
-    let out = st.store.fail(&tenant.0, items).await;
-    record_outcomes(&out);
+    let out = permitted(
+        &st,
+        &caller,
+        actions::TASKS_FAIL,
+        items,
+        |f| f.id,
+        async |items| st.store.fail(&caller.tenant, items).await,
+    )
+    .await;
     Ok(axum::Json(outcomes(out, ids)))
 }
 
@@ -434,10 +518,12 @@ pub async fn fail_batch(
     responses((status = 200, body = rota_core::Task), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(st): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<rota_core::Task>> {
-    Ok(axum::Json(st.store.get(&tenant.0, task_id(&id)?).await?))
+    let task = st.store.get(&caller.tenant, task_id(&id)?).await?;
+    caller.require(actions::TASKS_READ, &queue_resource(&task.queue))?;
+    Ok(axum::Json(task))
 }
 
 #[utoipa::path(post, path = "/v1/tasks/{id}/cancel", tag = "tasks", params(("id" = String, Path)),
@@ -445,10 +531,12 @@ pub async fn get(
         (status = 409, description = "already final", body = ErrorBody)))]
 pub async fn cancel(
     State(st): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<rota_core::Task>> {
-    let t = st.store.cancel(&tenant.0, task_id(&id)?).await?;
+    let id = task_id(&id)?;
+    authorize_task(&st, &caller, actions::TASKS_CANCEL, id).await?;
+    let t = st.store.cancel(&caller.tenant, id).await?;
     m::task_outcome(&t.queue, t.state);
     Ok(axum::Json(t))
 }
@@ -458,10 +546,12 @@ pub async fn cancel(
         (status = 409, description = "not dead or cancelled", body = ErrorBody)))]
 pub async fn retry(
     State(st): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<rota_core::Task>> {
-    Ok(axum::Json(st.store.retry(&tenant.0, task_id(&id)?).await?))
+    let id = task_id(&id)?;
+    authorize_task(&st, &caller, actions::TASKS_RETRY, id).await?;
+    Ok(axum::Json(st.store.retry(&caller.tenant, id).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -482,11 +572,11 @@ pub struct ListParams {
     responses((status = 200, body = TaskList), (status = 404, body = ErrorBody)))]
 pub async fn list(
     State(st): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     Path(queue): Path<String>,
     ApiQuery(p): ApiQuery<ListParams>,
 ) -> ApiResult<axum::Json<TaskList>> {
-    let key = queue_key(&tenant, &queue)?;
+    let key = caller.queue(&queue, actions::TASKS_READ)?;
     let limits = &st.config.limits;
     let state = p
         .state

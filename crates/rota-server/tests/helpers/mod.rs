@@ -1,4 +1,5 @@
 //! A real server on port 0 over a real SQLite file, driven by a manual clock.
+#![allow(dead_code)] // each test binary uses a different part
 
 use rota_core::{ManualClock, Timestamp};
 use rota_server::ServerConfig;
@@ -8,10 +9,15 @@ use serde_json::Value;
 use std::sync::Arc;
 
 pub const T0: i64 = 1_800_000_000_000;
+/// The admin credential every test server accepts (as `ROTA_ADMIN_TOKEN` would set it).
+pub const ADMIN: &str = "test-admin-token-not-secret-0123456789abcdef";
 
 pub struct TestServer {
     pub url: String,
+    /// A client that sends the admin token with every request.
     pub http: reqwest::Client,
+    /// A client that sends only what each request says.
+    raw: reqwest::Client,
     pub store: Arc<SqliteStore>,
     pub clock: ManualClock,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -41,7 +47,10 @@ impl TestServer {
         Self::with_config(ServerConfig::default()).await
     }
 
-    pub async fn with_config(config: ServerConfig) -> TestServer {
+    pub async fn with_config(mut config: ServerConfig) -> TestServer {
+        if config.auth.admin_token.is_none() {
+            config.auth.admin_token = Some(rota_server::auth::Secret(ADMIN.into()));
+        }
         let dir = tempfile::tempdir().unwrap();
         let clock = ManualClock::new(Timestamp(T0));
         let store = Arc::new(
@@ -66,7 +75,8 @@ impl TestServer {
         ));
         TestServer {
             url,
-            http: reqwest::Client::new(),
+            http: admin_client(),
+            raw: reqwest::Client::new(),
             store,
             clock,
             stop: Some(stop),
@@ -75,9 +85,39 @@ impl TestServer {
         }
     }
 
+    /// Sends as the admin.
     pub async fn send(&self, method: &str, path: &str, body: Option<&str>) -> Answer {
+        self.send_as(Some(ADMIN), method, path, body).await
+    }
+
+    /// Sends with `token` as the bearer token, or with no credentials.
+    pub async fn send_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Answer {
+        self.send_full(token, &[], method, path, body).await.0
+    }
+
+    /// Sends with extra headers and returns the response headers too.
+    pub async fn send_full(
+        &self,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (Answer, reqwest::header::HeaderMap) {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.http.request(m, format!("{}{}", self.url, path));
+        let mut req = self.raw.request(m, format!("{}{}", self.url, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
         if let Some(b) = body {
             req = req
                 .header("content-type", "application/json")
@@ -85,9 +125,10 @@ impl TestServer {
         }
         let resp = req.send().await.expect("the server answers");
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let text = resp.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Answer { status, body }
+        (Answer { status, body }, headers)
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Answer {
@@ -152,4 +193,16 @@ pub fn lease(task: &Value) -> String {
 
 pub fn id(task: &Value) -> String {
     task["id"].as_str().expect("an id").to_owned()
+}
+
+fn admin_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {ADMIN}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }

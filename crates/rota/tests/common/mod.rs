@@ -15,8 +15,11 @@ pub fn free_port() -> u16 {
 
 pub struct Server {
     pub child: Child,
+    /// A client with the admin token the server created on its first start.
     pub client: Client,
     pub url: String,
+    pub dir: std::path::PathBuf,
+    pub admin_token: String,
 }
 
 impl Drop for Server {
@@ -39,18 +42,42 @@ pub async fn start(dir: &std::path::Path) -> Server {
         ])
         .arg(dir)
         .env("ROTA_LOG", "warn")
+        .env_remove("ROTA_ADMIN_TOKEN")
+        .env_remove("ROTA_AUTH_ENABLED")
         .stdout(Stdio::null())
         .spawn()
         .expect("the rota binary starts");
     let url = format!("http://127.0.0.1:{port}");
-    let client = Client::new(&url).unwrap();
+    let probe = Client::new(&url).unwrap();
     let t = Instant::now();
-    while !client.healthy().await {
+    while !probe.healthy().await {
         assert!(
             t.elapsed() < Duration::from_secs(30),
             "server did not come up"
         );
         tokio::task::yield_now().await;
     }
-    Server { child, client, url }
+    let token_file = dir.join("admin-token");
+    let admin_token = std::fs::read_to_string(&token_file)
+        .expect("the first start writes the admin token")
+        .trim()
+        .to_owned();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "only the owner may read the admin token"
+        );
+    }
+    let client = Client::with_token(&url, Some(&admin_token)).unwrap();
+    Server {
+        child,
+        client,
+        url,
+        dir: dir.to_owned(),
+        admin_token,
+    }
 }

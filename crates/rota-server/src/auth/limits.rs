@@ -1,0 +1,207 @@
+//! Per-client flow control: a request rate over a sliding minute and a bound on requests in
+//! flight. Everything is in memory; no external service.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Requests in each of the last 60 seconds. The window slides a second at a time, so a client
+/// at its limit gets a slot back as soon as its oldest requests are a minute old.
+#[derive(Debug)]
+pub struct RateWindow {
+    buckets: [u32; 60],
+    /// The second (unix) the newest bucket stands for.
+    newest: i64,
+    total: u32,
+}
+
+impl Default for RateWindow {
+    fn default() -> Self {
+        RateWindow {
+            buckets: [0; 60],
+            newest: 0,
+            total: 0,
+        }
+    }
+}
+
+impl RateWindow {
+    fn advance(&mut self, now_s: i64) {
+        if now_s <= self.newest {
+            return;
+        }
+        let steps = (now_s - self.newest).min(60);
+        for i in 1..=steps {
+            let slot = (self.newest + i).rem_euclid(60) as usize;
+            self.total -= self.buckets[slot];
+            self.buckets[slot] = 0;
+        }
+        self.newest = now_s;
+    }
+
+    /// Seconds until the window holds fewer than `limit` requests, if it holds `limit` or more
+    /// now.
+    pub fn wait_for(&mut self, now_s: i64, limit: u32) -> Option<u64> {
+        self.advance(now_s);
+        if self.total < limit {
+            return None;
+        }
+        // The oldest buckets leave first: bucket `now-59` leaves in 1 s, `now-58` in 2 s, ...
+        let mut left = self.total;
+        for age in (0..60i64).rev() {
+            let slot = (now_s - age).rem_euclid(60) as usize;
+            left -= self.buckets[slot];
+            if left < limit {
+                return Some((60 - age) as u64);
+            }
+        }
+        Some(60)
+    }
+
+    pub fn record(&mut self, now_s: i64) {
+        self.advance(now_s);
+        self.buckets[now_s.rem_euclid(60) as usize] += 1;
+        self.total += 1;
+    }
+}
+
+/// The live counters of one client (a key, a JWT subject) or one tenant.
+#[derive(Debug, Default)]
+pub struct ClientState {
+    pub window: Mutex<RateWindow>,
+    pub in_flight: AtomicU32,
+}
+
+/// Limits in force for one client; 0 is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Effective {
+    pub requests_per_minute: u32,
+    pub max_in_flight: u32,
+}
+
+/// Which limit refused a request, and for how long to back off.
+pub enum Refusal {
+    Rate {
+        who: usize,
+        limit: u32,
+        retry_after: u64,
+    },
+    InFlight {
+        who: usize,
+        limit: u32,
+    },
+}
+
+/// A request's hold on its clients' in-flight slots; released when dropped.
+pub struct Permit {
+    held: Vec<Arc<ClientState>>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        for c in &self.held {
+            c.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Admits one request against several clients' limits (the key, then its tenant) or refuses it
+/// without counting it anywhere.
+pub fn admit(clients: &[(&Arc<ClientState>, Effective)], now_s: i64) -> Result<Permit, Refusal> {
+    let mut guards = Vec::with_capacity(clients.len());
+    for (who, (c, lim)) in clients.iter().enumerate() {
+        if lim.requests_per_minute == 0 {
+            guards.push(None);
+            continue;
+        }
+        let mut w = c.window.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(retry_after) = w.wait_for(now_s, lim.requests_per_minute) {
+            return Err(Refusal::Rate {
+                who,
+                limit: lim.requests_per_minute,
+                retry_after,
+            });
+        }
+        guards.push(Some(w));
+    }
+    let mut permit = Permit {
+        held: Vec::with_capacity(clients.len()),
+    };
+    for (who, (c, lim)) in clients.iter().enumerate() {
+        let before = c.in_flight.fetch_add(1, Ordering::AcqRel);
+        permit.held.push(Arc::clone(c));
+        if lim.max_in_flight != 0 && before >= lim.max_in_flight {
+            // Dropping the permit gives back every slot taken so far, this one included.
+            return Err(Refusal::InFlight {
+                who,
+                limit: lim.max_in_flight,
+            });
+        }
+    }
+    for mut w in guards.into_iter().flatten() {
+        w.record(now_s);
+    }
+    Ok(permit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_slides_by_the_second() {
+        let mut w = RateWindow::default();
+        let t0 = 1_000_000;
+        for _ in 0..3 {
+            w.record(t0);
+        }
+        w.record(t0 + 10);
+        w.record(t0 + 20);
+        assert_eq!(w.wait_for(t0 + 30, 6), None);
+        // Full at 5: the three from t0 leave at t0 + 60, 30 s from now.
+        assert_eq!(w.wait_for(t0 + 30, 5), Some(30));
+        // At 3, two of the three must leave, which still takes until t0 + 60.
+        assert_eq!(w.wait_for(t0 + 30, 3), Some(30));
+        // At 2 the one from t0 + 10 must leave too.
+        assert_eq!(w.wait_for(t0 + 30, 2), Some(40));
+        assert_eq!(w.wait_for(t0 + 60, 5), None);
+        assert_eq!(w.wait_for(t0 + 90, 1), None);
+        w.record(t0 + 1_000);
+        assert_eq!(w.wait_for(t0 + 1_000, 1), Some(60));
+    }
+
+    #[test]
+    fn admission_counts_only_admitted_requests() {
+        let key = Arc::new(ClientState::default());
+        let tenant = Arc::new(ClientState::default());
+        let k = Effective {
+            requests_per_minute: 3,
+            max_in_flight: 2,
+        };
+        let t = Effective {
+            requests_per_minute: 0,
+            max_in_flight: 1,
+        };
+        let p1 = admit(&[(&key, k), (&tenant, t)], 10).ok().unwrap();
+        // The tenant's single slot is taken: refused, and nothing stays counted.
+        let Err(Refusal::InFlight { who: 1, limit: 1 }) = admit(&[(&key, k), (&tenant, t)], 10)
+        else {
+            panic!("expected the tenant's in-flight limit")
+        };
+        assert_eq!(key.in_flight.load(Ordering::Relaxed), 1);
+        drop(p1);
+        assert_eq!(key.in_flight.load(Ordering::Relaxed), 0);
+        let _p2 = admit(&[(&key, k), (&tenant, t)], 11).ok().unwrap();
+        drop(_p2);
+        let _p3 = admit(&[(&key, k), (&tenant, t)], 12).ok().unwrap();
+        drop(_p3);
+        let Err(Refusal::Rate {
+            who: 0,
+            limit: 3,
+            retry_after,
+        }) = admit(&[(&key, k), (&tenant, t)], 13)
+        else {
+            panic!("expected the key's rate limit")
+        };
+        assert_eq!(retry_after, 57);
+    }
+}

@@ -1,0 +1,287 @@
+//! Worker tokens from an identity provider, verified against a JWKS served by the test itself.
+
+mod helpers;
+
+use helpers::*;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rota_server::auth::jwt::JwtConfig;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+const ISSUER: &str = "https://idp.test";
+const AUDIENCE: &str = "rota";
+
+struct Signer {
+    kid: &'static str,
+    alg: Algorithm,
+    key: EncodingKey,
+}
+
+impl Signer {
+    fn load(kid: &'static str, alg: Algorithm, file: &str) -> Signer {
+        let pem = std::fs::read(format!(
+            "{}/tests/fixtures/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let key = match alg {
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
+            Algorithm::ES256 => EncodingKey::from_ec_pem(&pem),
+            Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem),
+            _ => unreachable!(),
+        }
+        .unwrap();
+        Signer { kid, alg, key }
+    }
+
+    fn jwk(&self) -> Jwk {
+        let mut jwk = Jwk::from_encoding_key(&self.key, self.alg).unwrap();
+        jwk.common.key_id = Some(self.kid.to_owned());
+        jwk
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let mut header = Header::new(self.alg);
+        header.kid = Some(self.kid.to_owned());
+        jsonwebtoken::encode(&header, claims, &self.key).unwrap()
+    }
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn claims(tenant: &str) -> Value {
+    json!({
+        "iss": ISSUER, "aud": AUDIENCE, "sub": "worker-7", "tenant": tenant,
+        "roles": ["worker"], "kinds": ["email"], "exp": now_s() + 300, "nbf": now_s() - 10,
+    })
+}
+
+/// A JWKS endpoint whose key set the test can swap, counting fetches.
+struct Idp {
+    url: String,
+    keys: Arc<Mutex<Vec<Jwk>>>,
+    fetches: Arc<AtomicUsize>,
+}
+
+async fn idp(keys: Vec<Jwk>) -> Idp {
+    let keys = Arc::new(Mutex::new(keys));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let app = {
+        let (keys, fetches) = (keys.clone(), fetches.clone());
+        axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                let (keys, fetches) = (keys.clone(), fetches.clone());
+                async move {
+                    fetches.fetch_add(1, Ordering::SeqCst);
+                    let set = JwkSet {
+                        keys: keys.lock().unwrap().clone(),
+                    };
+                    axum::Json(serde_json::to_value(set).unwrap())
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Idp { url, keys, fetches }
+}
+
+async fn server(idp: &Idp) -> TestServer {
+    let mut config = rota_server::ServerConfig::default();
+    config.auth.jwt = Some(JwtConfig {
+        jwks_url: idp.url.clone(),
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        leeway_s: 5,
+        refresh_min_interval_ms: 0,
+        ..Default::default()
+    });
+    let s = TestServer::with_config(config).await;
+    let a = s
+        .send("POST", "/v1/admin/tenants", Some(r#"{"name": "acme"}"#))
+        .await;
+    assert_eq!(a.status, 201);
+    s
+}
+
+async fn as_jwt(
+    s: &TestServer,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Answer {
+    let body = body.map(|b| b.to_string());
+    s.send_as(Some(token), method, path, body.as_deref()).await
+}
+
+#[tokio::test]
+async fn good_tokens_of_each_algorithm_act_in_their_tenant_with_their_role_and_kinds() {
+    let signers = [
+        Signer::load("rsa", Algorithm::RS256, "rsa-a.pem"),
+        Signer::load("ec", Algorithm::ES256, "ec.pem"),
+        Signer::load("ed", Algorithm::EdDSA, "ed25519.pem"),
+    ];
+    let idp = idp(signers.iter().map(Signer::jwk).collect()).await;
+    let s = server(&idp).await;
+    for signer in &signers {
+        let token = signer.sign(&claims("acme"));
+        let me = as_jwt(&s, &token, "GET", "/v1/whoami", None).await;
+        assert_eq!(me.status, 200, "{:?}: {}", signer.alg, me.body);
+        assert_eq!(me.body["tenant"], "acme");
+        assert_eq!(me.body["principal"], "jwt subject worker-7");
+        assert_eq!(me.body["kinds"], json!(["email"]));
+    }
+    // Verified keys are cached: many requests, one fetch.
+    let token = signers[0].sign(&claims("acme"));
+    for _ in 0..5 {
+        assert_eq!(
+            as_jwt(&s, &token, "GET", "/v1/queues", None).await.status,
+            200
+        );
+    }
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 1);
+    // The role is `worker`: it claims but does not enqueue.
+    as_jwt(
+        &s,
+        &token,
+        "POST",
+        "/v1/queues/q/tasks",
+        Some(json!({"kind": "email"})),
+    )
+    .await
+    .assert_error(403, "forbidden");
+    let (a, _) = s
+        .send_full(
+            Some(ADMIN),
+            &[("rota-tenant", "acme")],
+            "POST",
+            "/v1/queues/q/tasks",
+            Some(r#"{"tasks": [{"kind": "sms"}, {"kind": "email"}]}"#),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    // It claims only the kinds its token names, asked or not.
+    let claimed = as_jwt(
+        &s,
+        &token,
+        "POST",
+        "/v1/queues/q/claim",
+        Some(json!({"worker": "w", "max": 10})),
+    )
+    .await;
+    let kinds: Vec<&str> = claimed.body["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["email"]);
+    let msg = as_jwt(
+        &s,
+        &token,
+        "POST",
+        "/v1/queues/q/claim",
+        Some(json!({"worker": "w", "kinds": ["sms"]})),
+    )
+    .await
+    .assert_error(403, "forbidden")
+    .to_owned();
+    assert!(msg.contains("sms"), "{msg}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_with_the_reason() {
+    let rsa = Signer::load("rsa", Algorithm::RS256, "rsa-a.pem");
+    let idp = idp(vec![rsa.jwk()]).await;
+    let s = server(&idp).await;
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut c = claims("acme");
+        f(&mut c);
+        rsa.sign(&c)
+    };
+    let good = rsa.sign(&claims("acme"));
+    let (head, rest) = good.split_once('.').unwrap();
+    let (_, sig) = rest.split_once('.').unwrap();
+    // Same signature, payload changed to another tenant.
+    let forged_payload = {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut c = claims("acme");
+        c["roles"] = json!(["tenant-admin"]);
+        b64.encode(c.to_string())
+    };
+    let tampered = format!("{head}.{forged_payload}.{sig}");
+    let stranger = Signer::load("rsa", Algorithm::RS256, "rsa-b.pem");
+    let cases: Vec<(String, &str)> = vec![
+        (with(&|c| c["exp"] = json!(now_s() - 120)), "expired"),
+        (with(&|c| c["nbf"] = json!(now_s() + 600)), "not valid yet"),
+        (with(&|c| c["iss"] = json!("https://evil.test")), "issuer"),
+        (with(&|c| c["aud"] = json!("another-service")), "audience"),
+        (tampered, "signature"),
+        // Signed by a key the provider does not have, under a kid it does have.
+        (stranger.sign(&claims("acme")), "signature"),
+        (
+            Signer {
+                kid: "nope",
+                ..Signer::load("x", Algorithm::RS256, "rsa-a.pem")
+            }
+            .sign(&claims("acme")),
+            "not in the identity provider's key set",
+        ),
+        (with(&|c| c["tenant"] = json!("globex")), "globex"),
+        (with(&|c| c["roles"] = json!(["admin"])), "admin"),
+        (
+            with(&|c| c["roles"] = json!(["no-such-role"])),
+            "no-such-role",
+        ),
+        (
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("tenant");
+            }),
+            "tenant",
+        ),
+    ];
+    for (token, needle) in cases {
+        let a = as_jwt(&s, &token, "GET", "/v1/queues", None).await;
+        let msg = a.assert_error(401, "unauthorized");
+        assert!(msg.contains(needle), "{needle}: {msg}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_rotated_key_set_is_fetched_on_an_unknown_kid() {
+    let old = Signer::load("2026-a", Algorithm::RS256, "rsa-a.pem");
+    let new = Signer::load("2026-b", Algorithm::RS256, "rsa-b.pem");
+    let idp = idp(vec![old.jwk()]).await;
+    let s = server(&idp).await;
+    let before = old.sign(&claims("acme"));
+    assert_eq!(
+        as_jwt(&s, &before, "GET", "/v1/queues", None).await.status,
+        200
+    );
+    // The provider rotates: the new key replaces the old one.
+    *idp.keys.lock().unwrap() = vec![new.jwk()];
+    let after = new.sign(&claims("acme"));
+    let a = as_jwt(&s, &after, "GET", "/v1/queues", None).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 2);
+    // Tokens under the retired key stop working once the set no longer has it.
+    let msg = as_jwt(&s, &before, "GET", "/v1/queues", None)
+        .await
+        .assert_error(401, "unauthorized")
+        .to_owned();
+    assert!(msg.contains("2026-a"), "{msg}");
+    s.stop().await;
+}

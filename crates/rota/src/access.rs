@@ -1,0 +1,440 @@
+//! `rota tenant …`, `rota key …`, `rota role …`, `rota whoami`, and how the CLI finds its
+//! token.
+
+use crate::output::{self, Format};
+use anyhow::{bail, Context, Result};
+use rota_client::{Client, ClientLimits, NewKey, Rule};
+use rota_core::{Clock, SystemClock};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where `rota serve` writes the first admin key's token.
+pub fn admin_token_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("admin-token")
+}
+
+fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The token to send: `--token`/`ROTA_TOKEN`, else `ROTA_ADMIN_TOKEN`, else, for a server on
+/// this machine, the admin token `rota serve` saved in its data dir (`ROTA_DATA_DIR`, default
+/// `./rota-data`).
+pub fn resolve_token(
+    url: &str,
+    explicit: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
+    if let Some(t) = explicit.filter(|t| !t.is_empty()) {
+        return Some(t.to_owned());
+    }
+    if let Some(t) = env("ROTA_ADMIN_TOKEN").filter(|t| !t.is_empty()) {
+        return Some(t);
+    }
+    if !is_loopback(url) {
+        return None;
+    }
+    let dir = env("ROTA_DATA_DIR").unwrap_or_else(|| crate::config::DEFAULT_DATA_DIR.into());
+    std::fs::read_to_string(admin_token_path(Path::new(&dir)))
+        .ok()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+#[derive(clap::Args)]
+pub struct LimitArgs {
+    /// Requests per sliding minute (0 = unlimited; unset = the server's default).
+    #[arg(long)]
+    rate: Option<u32>,
+    /// Requests in flight at once (0 = unlimited; unset = the server's default).
+    #[arg(long)]
+    max_in_flight: Option<u32>,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> ClientLimits {
+        ClientLimits {
+            requests_per_minute: self.rate,
+            max_in_flight: self.max_in_flight,
+        }
+    }
+}
+
+#[derive(clap::Subcommand)]
+pub enum TenantCmd {
+    /// Create a tenant (admin only). Example: rota tenant create acme --rate 60000
+    Create {
+        name: String,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// List tenants (admin only). Example: rota tenant list
+    List,
+    /// Set a tenant's limits. Example: rota tenant limits acme --max-in-flight 500
+    Limits {
+        name: String,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Delete a tenant with all its queues, tasks, keys and roles. Example: rota tenant delete acme --yes
+    Delete {
+        name: String,
+        /// Confirm: this deletes every task of the tenant.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub enum KeyCmd {
+    /// Create an API key; its token is printed once.
+    ///
+    /// Example: rota key create --tenant acme --role producer --name billing-api
+    Create {
+        /// A role for the key (repeat for several): admin, tenant-admin, producer, worker,
+        /// reader or a custom role.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Limit the key to queues matching this pattern (`*` wildcard; repeat for several).
+        #[arg(long = "queue")]
+        queues: Vec<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// Expire after this long, e.g. 90d, 12h.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires_in: Option<Duration>,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// List the tenant's keys. Example: rota key list --tenant acme
+    List,
+    /// Revoke a key; its next request is refused. Example: rota key revoke 3f2a9c01d4e5b6a7
+    Revoke { id: String },
+}
+
+#[derive(clap::Subcommand)]
+pub enum RoleCmd {
+    /// Built-in and custom roles. Example: rota role list
+    List,
+    /// Create or replace a custom role from rules RESOURCE:ACTION:EFFECT.
+    ///
+    /// Example: rota role put mailer 'queues/emails-*:tasks:*:allow' 'queues/emails-vip:tasks:claim:deny'
+    Put {
+        name: String,
+        /// RESOURCE:ACTION:EFFECT, e.g. queues/emails-*:tasks:*:allow (the action may hold a
+        /// colon; the resource may not).
+        #[arg(required = true, value_parser = parse_rule)]
+        rules: Vec<Rule>,
+    },
+    /// Delete a custom role no live key holds. Example: rota role delete mailer
+    Delete { name: String },
+}
+
+fn parse_rule(s: &str) -> Result<Rule, String> {
+    let bad = || format!("`{s}` is not RESOURCE:ACTION:EFFECT, e.g. queues/*:tasks:claim:allow");
+    let (resource, rest) = s.split_once(':').ok_or_else(bad)?;
+    let (action, effect) = rest.rsplit_once(':').ok_or_else(bad)?;
+    let effect = match effect {
+        "allow" => rota_client::Effect::Allow,
+        "deny" => rota_client::Effect::Deny,
+        _ => return Err(format!("effect `{effect}` must be allow or deny")),
+    };
+    Ok(Rule {
+        resource: resource.to_owned(),
+        action: action.to_owned(),
+        effect,
+    })
+}
+
+fn limits_text(l: &ClientLimits) -> String {
+    let one = |v: Option<u32>, what: &str| match v {
+        None => format!("default {what}"),
+        Some(0) => format!("unlimited {what}"),
+        Some(n) => format!("{n} {what}"),
+    };
+    format!(
+        "{}, {}",
+        one(l.requests_per_minute, "req/min"),
+        one(l.max_in_flight, "in flight")
+    )
+}
+
+pub async fn tenant(c: &Client, cmd: TenantCmd, fmt: Format) -> Result<()> {
+    let show = |t: rota_client::TenantRecord| match fmt {
+        Format::Json => output::json(&t),
+        Format::Table => println!("tenant {} ({})", t.name, limits_text(&t.limits)),
+    };
+    match cmd {
+        TenantCmd::Create { name, limits } => show(c.create_tenant(&name, limits.limits()).await?),
+        TenantCmd::Limits { name, limits } => show(c.update_tenant(&name, limits.limits()).await?),
+        TenantCmd::List => {
+            let ts = c.tenants().await?;
+            match fmt {
+                Format::Json => output::json(&ts),
+                Format::Table => {
+                    let now = SystemClock.now();
+                    let rows: Vec<Vec<String>> = ts
+                        .iter()
+                        .map(|t| {
+                            vec![
+                                t.name.clone(),
+                                output::relative(t.created_at, now),
+                                limits_text(&t.limits),
+                            ]
+                        })
+                        .collect();
+                    output::table(&["TENANT", "CREATED", "LIMITS"], &rows);
+                }
+            }
+        }
+        TenantCmd::Delete { name, yes } => {
+            if !yes {
+                bail!("deleting tenant `{name}` deletes all its queues, tasks, keys and roles; add --yes to confirm");
+            }
+            c.delete_tenant(&name).await?;
+            match fmt {
+                Format::Json => output::json(&serde_json::json!({"deleted": name})),
+                Format::Table => println!("deleted tenant {name}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn key(c: &Client, cmd: KeyCmd, fmt: Format) -> Result<()> {
+    match cmd {
+        KeyCmd::Create {
+            roles,
+            queues,
+            name,
+            expires_in,
+            limits,
+        } => {
+            let spec = NewKey {
+                name,
+                roles,
+                queues,
+                expires_in_s: expires_in.map(|d| d.as_secs().max(1)),
+                limits: limits.limits(),
+            };
+            let k = c.create_key(&spec).await?;
+            match fmt {
+                Format::Json => output::json(&k),
+                Format::Table => {
+                    println!(
+                        "created key {} in tenant {} with roles {}",
+                        k.key.id,
+                        k.key.tenant,
+                        k.key.roles.join(", ")
+                    );
+                    println!(
+                        "token (shown once; Rota keeps only its hash):\n\n    {}\n",
+                        k.token
+                    );
+                }
+            }
+        }
+        KeyCmd::List => {
+            let keys = c.keys().await?;
+            match fmt {
+                Format::Json => output::json(&keys),
+                Format::Table => {
+                    let now = SystemClock.now();
+                    let when = |t: Option<rota_core::Timestamp>| {
+                        t.map_or("-".to_owned(), |t| output::relative(t, now))
+                    };
+                    let rows: Vec<Vec<String>> = keys
+                        .iter()
+                        .map(|k| {
+                            let state = match (k.revoked_at, k.expires_at) {
+                                (Some(_), _) => "revoked",
+                                (None, Some(e)) if e <= now => "expired",
+                                _ => "active",
+                            };
+                            vec![
+                                k.id.clone(),
+                                k.name.clone().unwrap_or_default(),
+                                k.roles.join(","),
+                                if k.queues.is_empty() {
+                                    "*".into()
+                                } else {
+                                    k.queues.join(",")
+                                },
+                                state.into(),
+                                when(k.last_used_at),
+                                when(k.expires_at),
+                            ]
+                        })
+                        .collect();
+                    output::table(
+                        &[
+                            "ID",
+                            "NAME",
+                            "ROLES",
+                            "QUEUES",
+                            "STATE",
+                            "LAST USED",
+                            "EXPIRES",
+                        ],
+                        &rows,
+                    );
+                }
+            }
+        }
+        KeyCmd::Revoke { id } => {
+            let k = c.revoke_key(&id).await?;
+            match fmt {
+                Format::Json => output::json(&k),
+                Format::Table => println!("revoked key {}", k.id),
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn role(c: &Client, cmd: RoleCmd, fmt: Format) -> Result<()> {
+    let rule_text = |r: &Rule| {
+        let effect = match r.effect {
+            rota_client::Effect::Allow => "allow",
+            rota_client::Effect::Deny => "deny",
+        };
+        format!("{}:{}:{effect}", r.resource, r.action)
+    };
+    match cmd {
+        RoleCmd::List => {
+            let roles = c.roles().await?;
+            match fmt {
+                Format::Json => output::json(&roles),
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = roles
+                        .iter()
+                        .map(|r| {
+                            vec![
+                                r.name.clone(),
+                                if r.builtin { "built-in" } else { "custom" }.into(),
+                                r.rules.iter().map(rule_text).collect::<Vec<_>>().join(" "),
+                            ]
+                        })
+                        .collect();
+                    output::table(&["ROLE", "KIND", "RULES"], &rows);
+                }
+            }
+        }
+        RoleCmd::Put { name, rules } => {
+            let r = c.put_role(&name, &rules).await?;
+            match fmt {
+                Format::Json => output::json(&r),
+                Format::Table => println!(
+                    "role {}: {}",
+                    r.name,
+                    r.rules.iter().map(rule_text).collect::<Vec<_>>().join(" ")
+                ),
+            }
+        }
+        RoleCmd::Delete { name } => {
+            c.delete_role(&name).await?;
+            match fmt {
+                Format::Json => output::json(&serde_json::json!({"deleted": name})),
+                Format::Table => println!("deleted role {name}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn whoami(c: &Client, fmt: Format) -> Result<()> {
+    let me = c
+        .whoami()
+        .await
+        .context("cannot ask the server who this is")?;
+    match fmt {
+        Format::Json => output::json(&me),
+        Format::Table => {
+            println!("{} in tenant {}", me.principal, me.tenant);
+            if me.acting_tenant != me.tenant {
+                println!("acting in tenant {}", me.acting_tenant);
+            }
+            println!("roles: {}", me.roles.join(", "));
+            if !me.queues.is_empty() {
+                println!("queues: {}", me.queues.join(", "));
+            }
+            if let Some(k) = &me.kinds {
+                println!("kinds: {}", k.join(", "));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_comes_from_flag_env_then_the_local_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(admin_token_path(dir.path()), "from-file\n").unwrap();
+        let d = dir.path().to_str().unwrap().to_owned();
+        let env = |admin: Option<&str>| {
+            let (d, admin) = (d.clone(), admin.map(str::to_owned));
+            move |k: &str| match k {
+                "ROTA_DATA_DIR" => Some(d.clone()),
+                "ROTA_ADMIN_TOKEN" => admin.clone(),
+                _ => None,
+            }
+        };
+        let local = "http://127.0.0.1:7070";
+        assert_eq!(
+            resolve_token(local, Some("flag"), &env(Some("env"))).as_deref(),
+            Some("flag")
+        );
+        assert_eq!(
+            resolve_token(local, None, &env(Some("env"))).as_deref(),
+            Some("env")
+        );
+        assert_eq!(
+            resolve_token(local, None, &env(None)).as_deref(),
+            Some("from-file")
+        );
+        assert_eq!(
+            resolve_token("http://[::1]:1", None, &env(None)).as_deref(),
+            Some("from-file")
+        );
+        assert_eq!(
+            resolve_token("http://localhost", None, &env(None)).as_deref(),
+            Some("from-file")
+        );
+        // A remote server never gets the local admin token.
+        assert_eq!(
+            resolve_token("https://rota.example.com", None, &env(None)),
+            None
+        );
+        assert_eq!(
+            resolve_token("http://10.0.0.5:7070", None, &env(None)),
+            None
+        );
+    }
+
+    #[test]
+    fn rules_parse_with_colons_in_the_action() {
+        let r = parse_rule("queues/emails-*:tasks:claim:deny").unwrap();
+        assert_eq!(
+            (r.resource.as_str(), r.action.as_str()),
+            ("queues/emails-*", "tasks:claim")
+        );
+        assert_eq!(r.effect, rota_client::Effect::Deny);
+        assert!(parse_rule("queues/*:tasks:claim:maybe")
+            .unwrap_err()
+            .contains("maybe"));
+        assert!(parse_rule("nothing").is_err());
+    }
+}

@@ -115,6 +115,15 @@ async fn fill(s: &TestServer, tenant: &str) -> Holdings {
         .body["tasks"][0]
         .clone();
     let ready = id(&enq("r2").await);
+    let own = s
+        .as_(
+            &token,
+            "POST",
+            &format!("/v1/queues/only-{tenant}/tasks"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(own.status, 201);
     Holdings {
         token,
         key_id,
@@ -148,6 +157,7 @@ async fn nothing_crosses_between_tenants() {
                 );
             }
             out.push(s.as_(&token, "GET", "/v1/queues/jobs", None).await.body["counts"].clone());
+            out.push(s.as_(&token, "GET", "/v1/queues", None).await.body);
             out.push(s.as_(&token, "GET", "/v1/keys", None).await.body);
             out.push(s.as_(&token, "GET", "/v1/roles/custom", None).await.body);
             out
@@ -182,6 +192,16 @@ async fn nothing_crosses_between_tenants() {
             ("DELETE", format!("/v1/keys/{}", other.key_id), None),
             // The other tenant's role of the same name is not this tenant's.
             ("GET", "/v1/roles/nothere".into(), None),
+            // Queues that exist only in the other tenant.
+            ("GET", format!("/v1/queues/only-{other_name}"), None),
+            ("GET", format!("/v1/queues/only-{other_name}/tasks"), None),
+            ("POST", format!("/v1/queues/only-{other_name}/pause"), None),
+            ("POST", format!("/v1/queues/only-{other_name}/resume"), None),
+            (
+                "DELETE",
+                format!("/v1/queues/only-{other_name}/tasks?state=dead"),
+                None,
+            ),
             ("DELETE", "/v1/roles/nothere".into(), None),
         ];
         for (m, path, body) in &not_found {
@@ -209,6 +229,15 @@ async fn nothing_crosses_between_tenants() {
             )
             .await;
         a.assert_error(404, "not_found");
+        let empty = s
+            .as_(
+                t,
+                "POST",
+                &format!("/v1/queues/only-{other_name}/claim"),
+                Some(json!({"worker": "x"})),
+            )
+            .await;
+        assert_eq!(empty.body["tasks"], json!([]), "{}", empty.body);
         // Batches answer per item.
         for (path, items) in [
             (
@@ -230,7 +259,18 @@ async fn nothing_crosses_between_tenants() {
         }
         // Same-named queue: this tenant's own, separate one.
         let q = s.as_(t, "GET", "/v1/queues", None).await;
-        assert_eq!(q.body["queues"].as_array().unwrap().len(), 1);
+        let names: Vec<&str> = q.body["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["name"].as_str().unwrap())
+            .collect();
+        let mine = if other_name == "acme" {
+            "only-globex"
+        } else {
+            "only-acme"
+        };
+        assert_eq!(names, ["jobs", mine]);
         let c = s.as_(t, "GET", "/v1/queues/jobs", None).await;
         assert_eq!(c.body["counts"]["ready"], 1, "only its own ready task");
         // Claims take only this tenant's own task, never the other's.

@@ -366,3 +366,110 @@ esac
     let report = String::from_utf8_lossy(&out.stderr);
     assert!(report.contains("1 succeeded, "), "{report}");
 }
+
+/// Tenants, keys and roles from the CLI, as the README shows them: the admin token comes from
+/// the data dir; a producer key then works from `ROTA_TOKEN`, is refused what it may not do,
+/// and stops working once revoked.
+#[tokio::test(flavor = "multi_thread")]
+async fn tenants_keys_and_roles_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::start(dir.path()).await;
+    let created = ok(rota_at(&s).args(["tenant", "create", "acme", "--rate", "600"]));
+    assert!(created.contains("tenant acme (600 req/min"), "{created}");
+    let listed = ok(rota_at(&s).args(["tenant", "list"]));
+    assert!(
+        listed.contains("acme") && listed.contains("default"),
+        "{listed}"
+    );
+    let key: Value = serde_json::from_str(&ok(rota_at(&s).args([
+        "key", "create", "--tenant", "acme", "--role", "producer", "--name", "checkout",
+        "--output", "json",
+    ])))
+    .unwrap();
+    let token = key["token"].as_str().unwrap().to_owned();
+    let id = key["id"].as_str().unwrap().to_owned();
+    assert!(token.starts_with(&format!("rota_{id}_")));
+    let as_producer = || {
+        let mut c = rota(&s.url);
+        c.env("ROTA_TOKEN", &token);
+        c
+    };
+    let me = ok(as_producer().arg("whoami"));
+    assert!(
+        me.contains(&format!("key {id} in tenant acme")) && me.contains("producer"),
+        "{me}"
+    );
+    ok(as_producer().args([
+        "task",
+        "add",
+        "emails",
+        "--kind",
+        "email.send",
+        "--payload",
+        "{}",
+    ]));
+    let refused = fails(as_producer().args(["queue", "purge", "emails", "--state", "dead"]));
+    assert!(
+        refused.contains("lacks permission `queues:purge` on `queues/emails`"),
+        "{refused}"
+    );
+    // The admin sees acme's queue only when acting there.
+    let default_queues = ok(rota_at(&s).args(["queue", "list"]));
+    assert!(!default_queues.contains("emails"), "{default_queues}");
+    let acme_queues = ok(rota_at(&s).args(["queue", "list", "--tenant", "acme"]));
+    assert!(acme_queues.contains("emails"), "{acme_queues}");
+    // Custom roles.
+    let put = ok(rota_at(&s).args([
+        "role",
+        "put",
+        "mail-ops",
+        "queues/emails-*:tasks:*:allow",
+        "queues/emails-vip:tasks:claim:deny",
+        "--tenant",
+        "acme",
+    ]));
+    assert!(put.contains("queues/emails-vip:tasks:claim:deny"), "{put}");
+    let roles = ok(rota_at(&s).args(["role", "list", "--tenant", "acme"]));
+    assert!(
+        roles.contains("mail-ops") && roles.contains("built-in"),
+        "{roles}"
+    );
+    // A rule that does not parse is refused by the argument parser, with its usage hint.
+    let bad_rule = rota_at(&s)
+        .args(["role", "put", "x", "queues/*:tasks:claim:maybe"])
+        .output()
+        .unwrap();
+    assert!(!bad_rule.status.success());
+    let err = String::from_utf8_lossy(&bad_rule.stderr);
+    assert!(
+        err.contains("effect `maybe` must be allow or deny"),
+        "{err}"
+    );
+    // Keys list, revoke.
+    let keys = ok(rota_at(&s).args(["key", "list", "--tenant", "acme"]));
+    assert!(
+        keys.contains(&id) && keys.contains("active") && keys.contains("checkout"),
+        "{keys}"
+    );
+    ok(rota_at(&s).args(["key", "revoke", &id, "--tenant", "acme"]));
+    let revoked = fails(as_producer().args(["queue", "list"]));
+    assert!(
+        revoked.contains("unauthorized") && revoked.contains("revoked"),
+        "{revoked}"
+    );
+    assert!(
+        !revoked.contains(&token[22..]),
+        "the error never echoes the token"
+    );
+    // Deleting a tenant asks for confirmation.
+    let unconfirmed = fails(rota_at(&s).args(["tenant", "delete", "acme"]));
+    assert!(unconfirmed.contains("--yes"), "{unconfirmed}");
+    ok(rota_at(&s).args(["tenant", "delete", "acme", "--yes"]));
+    // Without a token, a remote-looking server gets none, and says how to authenticate.
+    let no_token = fails(
+        rota(&s.url.replace("127.0.0.1", "localhost"))
+            .env("ROTA_DATA_DIR", "/nonexistent")
+            .args(["queue", "list"]),
+    );
+    assert!(no_token.contains("Authorization: Bearer"), "{no_token}");
+}

@@ -57,8 +57,8 @@ pub fn key_id(token: &str) -> Option<&str> {
 }
 
 /// Compares in time independent of where the hashes differ.
-pub fn matches(token: &str, stored: &[u8; 32]) -> bool {
-    hash(token).ct_eq(stored).into()
+pub fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.ct_eq(b).into()
 }
 
 #[cfg(test)]
@@ -72,11 +72,11 @@ mod tests {
         assert_eq!(key_id(&token), Some(id.as_str()));
         assert_eq!(token.len(), 5 + 16 + 1 + 64);
         let stored = parse_hex32(&hash_hex(&token)).unwrap();
-        assert!(matches(&token, &stored));
+        assert!(same(&hash(&token), &stored));
         let mut other = token.clone();
         other.pop();
         other.push('x');
-        assert!(!matches(&other, &stored));
+        assert!(!same(&hash(&other), &stored));
         assert_ne!(generate().0, token);
         assert_eq!(key_id("rota_short_x"), None);
         assert_eq!(key_id("bearer"), None);

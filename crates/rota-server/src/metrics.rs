@@ -31,28 +31,28 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
-pub fn tasks_enqueued(queue: &str, n: usize) {
+pub fn tasks_enqueued(tenant: &str, queue: &str, n: usize) {
     if n > 0 {
-        metrics::counter!("rota_tasks_enqueued_total", "queue" => queue.to_owned())
+        metrics::counter!("rota_tasks_enqueued_total", "tenant" => tenant.to_owned(), "queue" => queue.to_owned())
             .increment(n as u64);
     }
 }
 
-pub fn tasks_claimed(queue: &str, n: usize) {
+pub fn tasks_claimed(tenant: &str, queue: &str, n: usize) {
     if n > 0 {
-        metrics::counter!("rota_tasks_claimed_total", "queue" => queue.to_owned())
+        metrics::counter!("rota_tasks_claimed_total", "tenant" => tenant.to_owned(), "queue" => queue.to_owned())
             .increment(n as u64);
     }
 }
 
 /// A task finished an attempt or was cancelled: `outcome` is the state it went to
 /// (`succeeded`, `scheduled`/`ready` for a retry, `dead`, `cancelled`).
-pub fn task_outcome(queue: &str, state: TaskState) {
+pub fn task_outcome(tenant: &str, queue: &str, state: TaskState) {
     let outcome = match state {
         TaskState::Scheduled | TaskState::Ready => "retry",
         other => other.as_str(),
     };
-    metrics::counter!("rota_task_outcomes_total", "queue" => queue.to_owned(), "outcome" => outcome)
+    metrics::counter!("rota_task_outcomes_total", "tenant" => tenant.to_owned(), "queue" => queue.to_owned(), "outcome" => outcome)
         .increment(1);
 }
 

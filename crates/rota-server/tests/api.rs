@@ -463,11 +463,13 @@ async fn health_readiness_metrics_and_openapi() {
     let m = s.get("/metrics").await;
     let text = m.body.as_str().unwrap();
     assert!(
-        text.contains(r#"rota_tasks_enqueued_total{queue="m"}"#),
+        text.contains(r#"rota_tasks_enqueued_total{tenant="default",queue="m"}"#),
         "{text}"
     );
     assert!(
-        text.contains(r#"rota_task_outcomes_total{queue="m",outcome="succeeded"}"#),
+        text.contains(
+            r#"rota_task_outcomes_total{tenant="default",queue="m",outcome="succeeded"}"#
+        ),
         "{text}"
     );
     assert!(

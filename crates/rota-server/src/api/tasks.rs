@@ -42,7 +42,7 @@ pub async fn enqueue(
     caller.require_kinds(tasks.iter().map(|t| t.kind.as_str()))?;
     let out = st.store.enqueue(&key, tasks).await?;
     let created = out.iter().filter(|e| !e.duplicate).count();
-    m::tasks_enqueued(&queue, created);
+    m::tasks_enqueued(&caller.tenant, &queue, created);
     let status = if created > 0 {
         StatusCode::CREATED
     } else {
@@ -157,7 +157,7 @@ pub async fn claim(
         notified.as_mut().enable();
         let tasks = st.store.claim(&key, req.clone()).await?;
         if !tasks.is_empty() || wait_ms == 0 {
-            m::tasks_claimed(&queue, tasks.len());
+            m::tasks_claimed(&caller.tenant, &queue, tasks.len());
             return Ok(axum::Json(Claimed { tasks }));
         }
         tokio::select! {
@@ -264,9 +264,9 @@ fn failure(id: rota_core::TaskId, body: FailBody, limits: &Limits) -> FailureRep
     }
 }
 
-fn record_outcomes(queue_of: &[StoreResult<rota_core::Task>]) {
+fn record_outcomes(tenant: &str, queue_of: &[StoreResult<rota_core::Task>]) {
     for t in queue_of.iter().flatten() {
-        m::task_outcome(&t.queue, t.state);
+        m::task_outcome(tenant, &t.queue, t.state);
     }
 }
 
@@ -283,7 +283,7 @@ pub async fn complete(
     let item = completion(task_id(&id)?, body, &st.config.limits)?;
     authorize_task(&st, &caller, actions::TASKS_COMPLETE, item.id).await?;
     let out = st.store.complete(&caller.tenant, vec![item]).await;
-    record_outcomes(&out);
+    record_outcomes(&caller.tenant, &out);
     Ok(axum::Json(out.into_iter().next().expect("one outcome")?))
 }
 
@@ -300,7 +300,7 @@ pub async fn fail(
     let item = failure(task_id(&id)?, body, &st.config.limits);
     authorize_task(&st, &caller, actions::TASKS_FAIL, item.id).await?;
     let out = st.store.fail(&caller.tenant, vec![item]).await;
-    record_outcomes(&out);
+    record_outcomes(&caller.tenant, &out);
     Ok(axum::Json(out.into_iter().next().expect("one outcome")?))
 }
 
@@ -409,7 +409,7 @@ async fn permitted<I>(
     } else {
         run(allowed).await
     };
-    record_outcomes(&done);
+    record_outcomes(&caller.tenant, &done);
     let mut done = done.into_iter();
     refused
         .into_iter()
@@ -537,7 +537,7 @@ pub async fn cancel(
     let id = task_id(&id)?;
     authorize_task(&st, &caller, actions::TASKS_CANCEL, id).await?;
     let t = st.store.cancel(&caller.tenant, id).await?;
-    m::task_outcome(&t.queue, t.state);
+    m::task_outcome(&caller.tenant, &t.queue, t.state);
     Ok(axum::Json(t))
 }
 

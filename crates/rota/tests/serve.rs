@@ -209,6 +209,9 @@ async fn first_start_creates_one_admin_key_and_no_token_reaches_the_log() {
     wait_up(&url);
     let admin = rota_client::Client::with_token(&url, Some(&admin_token)).unwrap();
     assert_eq!(admin.tenants().await.unwrap().len(), 2);
+    // When the producer key was last used was written at shutdown and survives the restart.
+    let keys = admin.with_tenant(Some("acme")).keys().await.unwrap();
+    assert!(keys[0].last_used_at.is_some(), "{keys:?}");
     let (stdout, _) = stop(child);
     assert!(!stdout.contains(&admin_token), "{stdout}");
 }

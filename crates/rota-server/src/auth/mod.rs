@@ -475,16 +475,23 @@ impl Auth {
             created_at: self.clock.now(),
             limits,
         };
+        self.put_tenant(record, Default::default()).await
+    }
+
+    /// Writes a tenant to the store, then to memory, keeping its live counters.
+    async fn put_tenant(
+        &self,
+        record: TenantRecord,
+        client: Arc<ClientState>,
+    ) -> ApiResult<TenantRecord> {
         self.store
             .change_auth(AuthChange::PutTenant(record.clone()))
             .await?;
-        self.write().tenants.insert(
-            name.to_owned(),
-            Arc::new(TenantEntry {
-                record: record.clone(),
-                client: Default::default(),
-            }),
-        );
+        let entry = Arc::new(TenantEntry {
+            record: record.clone(),
+            client,
+        });
+        self.write().tenants.insert(record.name.clone(), entry);
         Ok(record)
     }
 
@@ -500,17 +507,7 @@ impl Auth {
             limits,
             ..old.record.clone()
         };
-        self.store
-            .change_auth(AuthChange::PutTenant(record.clone()))
-            .await?;
-        self.write().tenants.insert(
-            name.to_owned(),
-            Arc::new(TenantEntry {
-                record: record.clone(),
-                client: old.client.clone(),
-            }),
-        );
-        Ok(record)
+        self.put_tenant(record, old.client.clone()).await
     }
 
     pub async fn delete_tenant(&self, caller: &Principal, name: &str) -> ApiResult<()> {

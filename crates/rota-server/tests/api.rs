@@ -503,9 +503,23 @@ async fn health_readiness_metrics_and_openapi() {
         "/healthz",
         "/readyz",
         "/metrics",
+        "/v1/admin/tenants",
+        "/v1/keys",
+        "/v1/roles/{name}",
+        "/v1/whoami",
     ] {
         assert!(paths.contains_key(p), "openapi lacks {p}");
     }
+    // Every /v1 route takes the bearer token; the system routes need none.
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(doc["security"][0]["bearer"], serde_json::json!([]));
+    assert_eq!(
+        doc["paths"]["/healthz"]["get"]["security"],
+        serde_json::json!([{}])
+    );
     assert!(doc["components"]["schemas"]["Task"].is_object());
     // After the store closes, readiness names the failing part.
     s.store.close().await;

@@ -16,7 +16,7 @@ pub struct Status {
     pub checks: BTreeMap<String, String>,
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = Status)))]
+#[utoipa::path(get, path = "/healthz", tag = "system", security(()), responses((status = 200, body = Status)))]
 pub async fn healthz() -> axum::Json<Status> {
     axum::Json(Status {
         status: "ok",
@@ -24,7 +24,7 @@ pub async fn healthz() -> axum::Json<Status> {
     })
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "system",
+#[utoipa::path(get, path = "/readyz", tag = "system", security(()),
     responses((status = 200, body = Status), (status = 503, description = "a part failed; each is named", body = Status)))]
 pub async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     let health = st.store.health().await;
@@ -50,7 +50,7 @@ pub async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     (code, axum::Json(Status { status, checks }))
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "system",
+#[utoipa::path(get, path = "/metrics", tag = "system", security(()),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     // Queue depth is read at scrape time, so it is exact whenever Prometheus asks.
@@ -64,8 +64,31 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// Declares the bearer token every `/v1` route takes (the system routes opt out).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "an API key (rota_…) or a JWT from the configured identity provider",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
     info(
         title = "Rota",
         description = "A durable, multi-tenant task queue. Every /v1 route takes `Authorization: Bearer <token>` (an API key or a JWT); an admin may add `Rota-Tenant: <tenant>` to act in another tenant. Errors are always {\"error\": {\"code\", \"message\"}}; times are RFC 3339 UTC; durations are integer milliseconds (`_ms`)."
@@ -116,7 +139,7 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
 )]
 pub struct ApiDoc;
 
-#[utoipa::path(get, path = "/openapi.json", tag = "system",
+#[utoipa::path(get, path = "/openapi.json", tag = "system", security(()),
     responses((status = 200, description = "this document", content_type = "application/json")))]
 pub async fn openapi() -> impl IntoResponse {
     static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();

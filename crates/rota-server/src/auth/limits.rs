@@ -106,7 +106,7 @@ impl Drop for Permit {
 
 /// Admits one request against several clients' limits (the key, then its tenant) or refuses it
 /// without counting it anywhere.
-pub fn admit(clients: &[(&Arc<ClientState>, Effective)], now_s: i64) -> Result<Permit, Refusal> {
+pub fn admit(clients: &[(Arc<ClientState>, Effective)], now_s: i64) -> Result<Permit, Refusal> {
     let mut guards = Vec::with_capacity(clients.len());
     for (who, (c, lim)) in clients.iter().enumerate() {
         if lim.requests_per_minute == 0 {
@@ -128,7 +128,7 @@ pub fn admit(clients: &[(&Arc<ClientState>, Effective)], now_s: i64) -> Result<P
     };
     for (who, (c, lim)) in clients.iter().enumerate() {
         let before = c.in_flight.fetch_add(1, Ordering::AcqRel);
-        permit.held.push(Arc::clone(c));
+        permit.held.push(c.clone());
         if lim.max_in_flight != 0 && before >= lim.max_in_flight {
             // Dropping the permit gives back every slot taken so far, this one included.
             return Err(Refusal::InFlight {
@@ -181,24 +181,31 @@ mod tests {
             requests_per_minute: 0,
             max_in_flight: 1,
         };
-        let p1 = admit(&[(&key, k), (&tenant, t)], 10).ok().unwrap();
+        let p1 = admit(&[(key.clone(), k), (tenant.clone(), t)], 10)
+            .ok()
+            .unwrap();
         // The tenant's single slot is taken: refused, and nothing stays counted.
-        let Err(Refusal::InFlight { who: 1, limit: 1 }) = admit(&[(&key, k), (&tenant, t)], 10)
+        let Err(Refusal::InFlight { who: 1, limit: 1 }) =
+            admit(&[(key.clone(), k), (tenant.clone(), t)], 10)
         else {
             panic!("expected the tenant's in-flight limit")
         };
         assert_eq!(key.in_flight.load(Ordering::Relaxed), 1);
         drop(p1);
         assert_eq!(key.in_flight.load(Ordering::Relaxed), 0);
-        let _p2 = admit(&[(&key, k), (&tenant, t)], 11).ok().unwrap();
+        let _p2 = admit(&[(key.clone(), k), (tenant.clone(), t)], 11)
+            .ok()
+            .unwrap();
         drop(_p2);
-        let _p3 = admit(&[(&key, k), (&tenant, t)], 12).ok().unwrap();
+        let _p3 = admit(&[(key.clone(), k), (tenant.clone(), t)], 12)
+            .ok()
+            .unwrap();
         drop(_p3);
         let Err(Refusal::Rate {
             who: 0,
             limit: 3,
             retry_after,
-        }) = admit(&[(&key, k), (&tenant, t)], 13)
+        }) = admit(&[(key.clone(), k), (tenant.clone(), t)], 13)
         else {
             panic!("expected the key's rate limit")
         };

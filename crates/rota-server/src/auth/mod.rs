@@ -1058,9 +1058,8 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
             return ApiError::bad_request("the Rota-Tenant header is not text").into_response()
         }
     };
-    let refs: Vec<(&Arc<ClientState>, Effective)> = clients.iter().map(|(c, e)| (c, *e)).collect();
     let now_s = auth.clock.now().0.div_euclid(1000);
-    let permit = match limits::admit(&refs, now_s) {
+    let permit = match limits::admit(&clients, now_s) {
         Ok(p) => p,
         Err(r) => return refusal(&principal, r).into_response(),
     };

@@ -112,7 +112,7 @@ struct ServeArgs {
     /// Directory holding the store (created on first start).
     #[arg(long, env = "ROTA_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// TOML config file: listen, data_dir, maintenance_interval_ms, [limits].
+    /// TOML config file: listen, data_dir, maintenance_interval_ms, [limits], [auth].
     #[arg(long, env = "ROTA_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// After starting, enqueue, claim and complete one task against this server and print each

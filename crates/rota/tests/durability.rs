@@ -210,3 +210,55 @@ async fn acknowledged_writes_survive_sigkill() {
         server.child.wait().unwrap();
     }
 }
+
+/// Tenants, keys, revocations and roles are acknowledged writes too: each survives SIGKILL
+/// right after its answer, and the first start's admin key is not created again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_access_control_changes_survive_sigkill() {
+    use rota_client::{Effect, NewKey, Rule};
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path()).await;
+    let admin_token = server.admin_token.clone();
+    server
+        .client
+        .create_tenant("acme", Default::default())
+        .await
+        .unwrap();
+    let acme = server.client.clone().with_tenant(Some("acme"));
+    let spec = |role: &str| NewKey {
+        roles: vec![role.into()],
+        ..Default::default()
+    };
+    let kept = acme.create_key(&spec("producer")).await.unwrap();
+    let revoked = acme.create_key(&spec("worker")).await.unwrap();
+    acme.revoke_key(&revoked.key.id).await.unwrap();
+    let rule = Rule {
+        resource: "queues/*".into(),
+        action: "tasks:read".into(),
+        effect: Effect::Allow,
+    };
+    acme.put_role("auditor", &[rule]).await.unwrap();
+    server.child.kill().unwrap(); // SIGKILL, right after the last answer
+    server.child.wait().unwrap();
+
+    let server = start(dir.path()).await;
+    assert_eq!(server.admin_token, admin_token, "no second bootstrap key");
+    let producer = Client::with_token(&server.url, Some(&kept.token)).unwrap();
+    let me = producer.whoami().await.unwrap();
+    assert_eq!(
+        (me.tenant.as_str(), me.roles.as_slice()),
+        ("acme", &["producer".to_owned()][..])
+    );
+    let worker = Client::with_token(&server.url, Some(&revoked.token)).unwrap();
+    assert!(matches!(
+        worker.whoami().await,
+        Err(rota_client::Error::Unauthorized { .. })
+    ));
+    let acme = server.client.clone().with_tenant(Some("acme"));
+    assert!(acme
+        .roles()
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.name == "auditor"));
+}

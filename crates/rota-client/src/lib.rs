@@ -224,61 +224,9 @@ pub struct ListOptions {
     pub cursor: Option<String>,
 }
 
-pub use rota_core::auth::{ClientLimits, Effect, Rule, TenantRecord};
-
-/// What `POST /v1/keys` takes.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct NewKey {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    pub roles: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub queues: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_in_s: Option<u64>,
-    pub limits: ClientLimits,
-}
-
-/// An API key as the server shows it (never its token or hash).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct ApiKey {
-    pub id: String,
-    pub tenant: String,
-    pub name: Option<String>,
-    pub roles: Vec<String>,
-    pub queues: Vec<String>,
-    pub expires_at: Option<Timestamp>,
-    pub created_at: Timestamp,
-    pub last_used_at: Option<Timestamp>,
-    pub revoked_at: Option<Timestamp>,
-    pub limits: ClientLimits,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct CreatedKey {
-    #[serde(flatten)]
-    pub key: ApiKey,
-    /// The bearer token, shown once.
-    pub token: String,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct Role {
-    pub name: String,
-    pub builtin: bool,
-    pub rules: Vec<Rule>,
-    pub updated_at: Option<Timestamp>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct WhoAmI {
-    pub principal: String,
-    pub tenant: String,
-    pub acting_tenant: String,
-    pub roles: Vec<String>,
-    pub queues: Vec<String>,
-    pub kinds: Option<Vec<String>>,
-}
+pub use rota_core::auth::{
+    ClientLimits, CreatedKey, Effect, KeyInfo, NewKey, RoleInfo, Rule, TenantRecord, WhoAmI,
+};
 
 #[derive(Clone)]
 pub struct Client {
@@ -722,10 +670,10 @@ impl Client {
             .await
     }
 
-    pub async fn keys(&self) -> Result<Vec<ApiKey>> {
+    pub async fn keys(&self) -> Result<Vec<KeyInfo>> {
         #[derive(Deserialize)]
         struct L {
-            keys: Vec<ApiKey>,
+            keys: Vec<KeyInfo>,
         }
         let l: L = self
             .call(Method::GET, "/v1/keys", None::<&()>, Self::TIMEOUT)
@@ -733,7 +681,7 @@ impl Client {
         Ok(l.keys)
     }
 
-    pub async fn revoke_key(&self, id: &str) -> Result<ApiKey> {
+    pub async fn revoke_key(&self, id: &str) -> Result<KeyInfo> {
         self.call(
             Method::DELETE,
             &format!("/v1/keys/{id}"),
@@ -743,10 +691,10 @@ impl Client {
         .await
     }
 
-    pub async fn roles(&self) -> Result<Vec<Role>> {
+    pub async fn roles(&self) -> Result<Vec<RoleInfo>> {
         #[derive(Deserialize)]
         struct L {
-            roles: Vec<Role>,
+            roles: Vec<RoleInfo>,
         }
         let l: L = self
             .call(Method::GET, "/v1/roles", None::<&()>, Self::TIMEOUT)
@@ -755,7 +703,7 @@ impl Client {
     }
 
     /// Creates or replaces a custom role; it applies to the next request of every key holding it.
-    pub async fn put_role(&self, name: &str, rules: &[Rule]) -> Result<Role> {
+    pub async fn put_role(&self, name: &str, rules: &[Rule]) -> Result<RoleInfo> {
         let body = serde_json::json!({ "rules": rules });
         self.call(
             Method::PUT,

@@ -225,6 +225,7 @@ pub async fn key(c: &Client, cmd: KeyCmd, fmt: Format) -> Result<()> {
                 queues,
                 expires_in_s: expires_in.map(|d| d.as_secs().max(1)),
                 limits: limits.limits(),
+                ..Default::default()
             };
             let k = c.create_key(&spec).await?;
             match fmt {

@@ -7,9 +7,8 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rota_core::auth::{
-    actions, builtin_rules, ClientLimits, KeyRecord, RoleRecord, Rule, TenantRecord, BUILTIN_ROLES,
+    actions, ClientLimits, CreatedKey, KeyInfo, RoleInfo, Rule, TenantRecord, WhoAmI, BUILTIN_ROLES,
 };
-use rota_core::Timestamp;
 use serde::{Deserialize, Serialize};
 
 // ---- tenants ----------------------------------------------------------------------------------
@@ -104,54 +103,9 @@ pub async fn delete_tenant(
 
 // ---- keys -------------------------------------------------------------------------------------
 
-/// An API key as the API shows it: everything but the hash.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct KeyView {
-    pub id: String,
-    pub tenant: String,
-    pub name: Option<String>,
-    pub roles: Vec<String>,
-    pub queues: Vec<String>,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub expires_at: Option<Timestamp>,
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: Timestamp,
-    /// Precise to about a second.
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub last_used_at: Option<Timestamp>,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub revoked_at: Option<Timestamp>,
-    pub limits: ClientLimits,
-}
-
-impl From<KeyRecord> for KeyView {
-    fn from(k: KeyRecord) -> Self {
-        KeyView {
-            id: k.id,
-            tenant: k.tenant,
-            name: k.name,
-            roles: k.roles,
-            queues: k.queues,
-            expires_at: k.expires_at,
-            created_at: k.created_at,
-            last_used_at: k.last_used_at,
-            revoked_at: k.revoked_at,
-            limits: k.limits,
-        }
-    }
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct CreatedKey {
-    #[serde(flatten)]
-    pub key: KeyView,
-    /// The bearer token. Shown this once; Rota keeps only its SHA-256.
-    pub token: String,
-}
-
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct KeyList {
-    pub keys: Vec<KeyView>,
+    pub keys: Vec<KeyInfo>,
 }
 
 #[utoipa::path(post, path = "/v1/keys", tag = "admin", request_body = NewKey,
@@ -182,23 +136,23 @@ pub async fn list_keys(caller: Caller) -> ApiResult<axum::Json<KeyList>> {
         keys: keys
             .into_iter()
             .filter(|k| caller.can(actions::KEYS_READ, &format!("keys/{}", k.id)))
-            .map(KeyView::from)
+            .map(KeyInfo::from)
             .collect(),
     }))
 }
 
 #[utoipa::path(get, path = "/v1/keys/{id}", tag = "admin", params(("id" = String, Path)),
-    responses((status = 200, body = KeyView), (status = 404, body = ErrorBody)))]
-pub async fn get_key(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<KeyView>> {
+    responses((status = 200, body = KeyInfo), (status = 404, body = ErrorBody)))]
+pub async fn get_key(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<KeyInfo>> {
     let key = caller.auth().key(&caller.tenant, &id)?;
     caller.require(actions::KEYS_READ, &format!("keys/{id}"))?;
     Ok(axum::Json(key.into()))
 }
 
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "admin", params(("id" = String, Path)),
-    responses((status = 200, description = "revoked; the next request with it answers 401", body = KeyView),
+    responses((status = 200, description = "revoked; the next request with it answers 401", body = KeyInfo),
         (status = 404, body = ErrorBody)))]
-pub async fn revoke_key(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<KeyView>> {
+pub async fn revoke_key(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<KeyInfo>> {
     caller.auth().key(&caller.tenant, &id)?;
     caller.require(actions::KEYS_REVOKE, &format!("keys/{id}"))?;
     let key = caller.auth().revoke_key(&caller.tenant, &id).await?;
@@ -209,28 +163,8 @@ pub async fn revoke_key(caller: Caller, Path(id): Path<String>) -> ApiResult<axu
 // ---- roles ------------------------------------------------------------------------------------
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct RoleView {
-    pub name: String,
-    pub builtin: bool,
-    pub rules: Vec<Rule>,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub updated_at: Option<Timestamp>,
-}
-
-impl From<RoleRecord> for RoleView {
-    fn from(r: RoleRecord) -> Self {
-        RoleView {
-            name: r.name,
-            builtin: false,
-            rules: r.rules,
-            updated_at: Some(r.updated_at),
-        }
-    }
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
 pub struct RoleList {
-    pub roles: Vec<RoleView>,
+    pub roles: Vec<RoleInfo>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -240,38 +174,29 @@ pub struct RoleBody {
     pub rules: Vec<Rule>,
 }
 
-fn builtin_view(name: &str) -> Option<RoleView> {
-    builtin_rules(name).map(|rules| RoleView {
-        name: name.to_owned(),
-        builtin: true,
-        rules: rules.to_vec(),
-        updated_at: None,
-    })
-}
-
 #[utoipa::path(get, path = "/v1/roles", tag = "admin",
     responses((status = 200, description = "built-in roles, then the tenant's own", body = RoleList)))]
 pub async fn list_roles(caller: Caller) -> ApiResult<axum::Json<RoleList>> {
     caller.require(actions::ROLES_READ, "roles/*")?;
-    let mut roles: Vec<RoleView> = BUILTIN_ROLES
+    let mut roles: Vec<RoleInfo> = BUILTIN_ROLES
         .iter()
-        .filter_map(|n| builtin_view(n))
+        .filter_map(|n| RoleInfo::builtin(n))
         .collect();
     roles.extend(
         caller
             .auth()
             .roles(&caller.tenant)
             .into_iter()
-            .map(RoleView::from),
+            .map(RoleInfo::from),
     );
     Ok(axum::Json(RoleList { roles }))
 }
 
 #[utoipa::path(get, path = "/v1/roles/{name}", tag = "admin", params(("name" = String, Path)),
-    responses((status = 200, body = RoleView), (status = 404, body = ErrorBody)))]
-pub async fn get_role(caller: Caller, Path(name): Path<String>) -> ApiResult<axum::Json<RoleView>> {
+    responses((status = 200, body = RoleInfo), (status = 404, body = ErrorBody)))]
+pub async fn get_role(caller: Caller, Path(name): Path<String>) -> ApiResult<axum::Json<RoleInfo>> {
     caller.require(actions::ROLES_READ, &format!("roles/{name}"))?;
-    if let Some(v) = builtin_view(&name) {
+    if let Some(v) = RoleInfo::builtin(&name) {
         return Ok(axum::Json(v));
     }
     caller
@@ -291,7 +216,7 @@ pub async fn get_role(caller: Caller, Path(name): Path<String>) -> ApiResult<axu
 
 #[utoipa::path(put, path = "/v1/roles/{name}", tag = "admin", params(("name" = String, Path)),
     request_body = RoleBody,
-    responses((status = 201, description = "created", body = RoleView), (status = 200, description = "replaced; applies to the next request", body = RoleView),
+    responses((status = 201, description = "created", body = RoleInfo), (status = 200, description = "replaced; applies to the next request", body = RoleInfo),
         (status = 409, description = "a built-in role", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_role(
     caller: Caller,
@@ -309,7 +234,7 @@ pub async fn put_role(
     } else {
         StatusCode::OK
     };
-    Ok((status, axum::Json(RoleView::from(role))).into_response())
+    Ok((status, axum::Json(RoleInfo::from(role))).into_response())
 }
 
 #[utoipa::path(delete, path = "/v1/roles/{name}", tag = "admin", params(("name" = String, Path)),
@@ -325,19 +250,6 @@ pub async fn delete_role(
 }
 
 // ---- whoami -----------------------------------------------------------------------------------
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct WhoAmI {
-    /// How the server names this credential: `key <id>`, `jwt subject <sub>`, `admin token`.
-    pub principal: String,
-    /// The credential's own tenant.
-    pub tenant: String,
-    /// The tenant this request acted in (differs for an admin using `Rota-Tenant`).
-    pub acting_tenant: String,
-    pub roles: Vec<String>,
-    pub queues: Vec<String>,
-    pub kinds: Option<Vec<String>>,
-}
 
 #[utoipa::path(get, path = "/v1/whoami", tag = "admin",
     responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody)))]

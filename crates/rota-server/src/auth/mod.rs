@@ -17,6 +17,8 @@ pub mod jwt;
 pub mod limits;
 pub mod token;
 
+pub use rota_core::auth::NewKey;
+
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 use axum::extract::{FromRequestParts, Request, State};
@@ -827,25 +829,6 @@ impl Auth {
         }
         Ok(())
     }
-}
-
-/// What a key is created with (`POST /v1/keys`).
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewKey {
-    /// A label for people.
-    pub name: Option<String>,
-    /// Built-in (`admin`, `tenant-admin`, `producer`, `worker`, `reader`) or custom role names.
-    pub roles: Vec<String>,
-    /// Queue name patterns (`*` wildcards) the key is limited to; empty or absent is every queue.
-    #[serde(default)]
-    pub queues: Vec<String>,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub expires_at: Option<Timestamp>,
-    /// Expires this many seconds from now. Exclusive with `expires_at`.
-    pub expires_in_s: Option<u64>,
-    #[serde(default)]
-    pub limits: ClientLimits,
 }
 
 // ---- the request path -------------------------------------------------------------------------

@@ -424,14 +424,7 @@ pub struct WhoAmI {
 
 /// Tenant, role and key names: 1 to 64 of `[A-Za-z0-9._-]`.
 pub fn validate_name(what: &str, name: &str) -> Result<(), String> {
-    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    if name.is_empty() || name.len() > 64 || !name.chars().all(ok_char) {
-        let shown: String = name.chars().take(70).collect();
-        return Err(format!(
-            "{what} `{shown}` is invalid: use 1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-'"
-        ));
-    }
-    Ok(())
+    crate::limits::validate_identifier(what, name, 64)
 }
 
 #[cfg(test)]

@@ -81,11 +81,16 @@ impl Limits {
 
 /// Queue names: 1 to 128 characters from `[A-Za-z0-9._-]`.
 pub fn validate_queue_name(name: &str) -> Result<(), String> {
+    validate_identifier("queue name", name, 128)
+}
+
+/// Names (`what` says which) of 1 to `max_len` characters from `[A-Za-z0-9._-]`.
+pub fn validate_identifier(what: &str, name: &str, max_len: usize) -> Result<(), String> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    if name.is_empty() || name.len() > 128 || !name.chars().all(ok_char) {
-        let shown: String = name.chars().take(140).collect();
+    if name.is_empty() || name.len() > max_len || !name.chars().all(ok_char) {
+        let shown: String = name.chars().take(max_len + 12).collect();
         return Err(format!(
-            "queue name `{shown}` is invalid: use 1 to 128 characters from A-Z, a-z, 0-9, '.', '_' and '-'"
+            "{what} `{shown}` is invalid: use 1 to {max_len} characters from A-Z, a-z, 0-9, '.', '_' and '-'"
         ));
     }
     Ok(())

@@ -133,6 +133,19 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// An admin of tenant `default` that is not an API key (the admin token, the first start,
+    /// access control turned off).
+    fn admin(label: &str) -> Principal {
+        Principal {
+            tenant: DEFAULT_TENANT.into(),
+            label: label.into(),
+            key_id: None,
+            roles: vec![ADMIN_ROLE.into()],
+            queues: vec![],
+            kinds: None,
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.roles.iter().any(|r| r == ADMIN_ROLE)
     }
@@ -281,14 +294,7 @@ impl Auth {
         let hash = token::hash(token);
         if let Some(h) = &self.env_admin {
             if token::same(&hash, h) {
-                let p = Principal {
-                    tenant: DEFAULT_TENANT.into(),
-                    label: "admin token".into(),
-                    key_id: None,
-                    roles: vec![ADMIN_ROLE.into()],
-                    queues: vec![],
-                    kinds: None,
-                };
+                let p = Principal::admin("admin token");
                 let unlimited = Effective::default();
                 return Ok((p, vec![(self.env_client.clone(), unlimited)]));
             }
@@ -695,14 +701,7 @@ impl Auth {
 
     /// The first admin key of a new store (see `rota serve`).
     pub async fn create_bootstrap_key(&self) -> ApiResult<(KeyRecord, String)> {
-        let admin = Principal {
-            tenant: DEFAULT_TENANT.into(),
-            label: "bootstrap".into(),
-            key_id: None,
-            roles: vec![ADMIN_ROLE.into()],
-            queues: vec![],
-            kinds: None,
-        };
+        let admin = Principal::admin("bootstrap");
         let spec = NewKey {
             name: Some("bootstrap admin".into()),
             roles: vec![ADMIN_ROLE.into()],
@@ -1019,14 +1018,7 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
             Err(e) => return e.into_response(),
         }
     } else {
-        let p = Principal {
-            tenant: DEFAULT_TENANT.into(),
-            label: "anonymous (auth disabled)".into(),
-            key_id: None,
-            roles: vec![ADMIN_ROLE.into()],
-            queues: vec![],
-            kinds: None,
-        };
+        let p = Principal::admin("anonymous (auth disabled)");
         (p, Vec::new())
     };
     let tenant = match req.headers().get(TENANT_HEADER).map(|v| v.to_str()) {

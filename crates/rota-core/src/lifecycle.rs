@@ -8,7 +8,7 @@
 //! ```
 //! Engines call these rules instead of re-deciding them, so every engine agrees.
 
-use crate::{Backoff, TaskState, Timestamp};
+use crate::{Backoff, Lease, TaskState, Timestamp};
 
 /// Something that happens to a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +62,58 @@ pub fn transition(from: TaskState, event: Event) -> Result<TaskState, InvalidTra
         }
     };
     Ok(to)
+}
+
+/// Why a lease token no longer proves a lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseLoss {
+    /// The token was the lease, but its time ran out; the task returns to the queue.
+    Expired(Timestamp),
+    /// The task is running under another lease, or waiting to be claimed again.
+    Replaced,
+    /// The task already ended in this (final) state.
+    Final(TaskState),
+}
+
+impl std::fmt::Display for LeaseLoss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeaseLoss::Expired(at) => write!(
+                f,
+                "the lease expired at {at}; the task goes back to the queue, so stop working on it"
+            ),
+            LeaseLoss::Replaced => f.write_str(
+                "the lease is no longer held by this token (it expired and the task was claimed again)",
+            ),
+            LeaseLoss::Final(state) => {
+                write!(f, "the task is already {state}, a final state; nothing to do")
+            }
+        }
+    }
+}
+
+/// The one rule heartbeat, complete and fail apply: `token` proves the lease only while the
+/// task runs under it and before it expires. An expired lease is refused at once, not only
+/// after maintenance has returned the task.
+pub fn check_lease(
+    state: TaskState,
+    lease: Option<&Lease>,
+    token: &str,
+    now: Timestamp,
+) -> Result<(), LeaseLoss> {
+    if state.is_final() {
+        return Err(LeaseLoss::Final(state));
+    }
+    match lease {
+        Some(l) if state == TaskState::Running && l.token == token => {
+            if l.expires_at <= now {
+                Err(LeaseLoss::Expired(l.expires_at))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Err(LeaseLoss::Replaced),
+    }
 }
 
 /// The state a task waiting for `run_at` is in at `now`.
@@ -269,6 +321,33 @@ mod tests {
         assert_eq!(
             after_failure(asked_dead, &b, Timestamp(0), 0.5),
             FailureOutcome::Dead
+        );
+    }
+
+    #[test]
+    fn a_lease_holds_only_for_its_token_and_until_it_expires() {
+        let now = Timestamp(10_000);
+        let lease = Lease {
+            worker: "w".into(),
+            token: "t1".into(),
+            expires_at: Timestamp(10_500),
+        };
+        assert_eq!(check_lease(Running, Some(&lease), "t1", now), Ok(()));
+        assert_eq!(
+            check_lease(Running, Some(&lease), "t2", now),
+            Err(LeaseLoss::Replaced)
+        );
+        assert_eq!(
+            check_lease(Running, Some(&lease), "t1", Timestamp(10_500)),
+            Err(LeaseLoss::Expired(Timestamp(10_500)))
+        );
+        assert_eq!(
+            check_lease(Succeeded, None, "t1", now),
+            Err(LeaseLoss::Final(Succeeded))
+        );
+        assert_eq!(
+            check_lease(Ready, None, "t1", now),
+            Err(LeaseLoss::Replaced)
         );
     }
 

@@ -1,5 +1,6 @@
 //! Bounds on everything a client can send, and the checks that enforce them.
 
+use crate::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// Every bound has a config key of the same name (`[limits]` in the config file,
@@ -30,6 +31,26 @@ pub struct Limits {
     pub max_error_len: usize,
     /// Most tasks a list request returns.
     pub max_list: usize,
+    /// Longest delay anything may ask for: `delay_ms`, `run_at` ahead of now, `retry_in_ms`,
+    /// `backoff.max_ms`, `retention_ms`, key expiry. Keeps every stored time a real date.
+    pub max_delay_ms: u64,
+    /// Most queues one tenant may have; enqueueing into one more answers 409.
+    pub max_queues_per_tenant: usize,
+    /// Request body bytes being read at once, over all clients; a request that would pass it
+    /// waits for room.
+    pub max_body_bytes_in_flight: usize,
+    /// Request body bytes being read at once for one credential, and for one tenant; a request
+    /// that would pass it answers 503 with Retry-After.
+    pub max_body_bytes_in_flight_per_client: usize,
+    /// Most open connections from one client address. At this cap (or at `max_connections`) a
+    /// new connection closes the address's (or the server's) oldest idle one.
+    pub max_connections_per_address: usize,
+    /// A client must send a request's headers within this time, or the connection closes.
+    pub header_read_timeout_ms: u64,
+    /// A connection with no request in progress closes after this long.
+    pub idle_timeout_ms: u64,
+    /// A request's body must arrive within this time (413/408 otherwise).
+    pub body_read_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -42,12 +63,20 @@ impl Default for Limits {
             max_wait_ms: 60_000,
             min_lease_ms: 1_000,
             max_lease_ms: 24 * 3600 * 1000,
-            max_body_bytes: 64 << 20,
+            max_body_bytes: 8 << 20,
             max_connections: 4_096,
             max_name_len: 256,
             max_tags: 32,
             max_error_len: 16 * 1024,
             max_list: 1_000,
+            max_delay_ms: MAX_DELAY_CEILING_MS,
+            max_queues_per_tenant: 10_000,
+            max_body_bytes_in_flight: 256 << 20,
+            max_body_bytes_in_flight_per_client: 64 << 20,
+            max_connections_per_address: 1_024,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            body_read_timeout_ms: 30_000,
         }
     }
 }
@@ -63,6 +92,17 @@ impl Limits {
             ("max_connections", self.max_connections),
             ("max_name_len", self.max_name_len),
             ("max_list", self.max_list),
+            ("max_queues_per_tenant", self.max_queues_per_tenant),
+            (
+                "max_connections_per_address",
+                self.max_connections_per_address,
+            ),
+            (
+                "header_read_timeout_ms",
+                self.header_read_timeout_ms as usize,
+            ),
+            ("idle_timeout_ms", self.idle_timeout_ms as usize),
+            ("body_read_timeout_ms", self.body_read_timeout_ms as usize),
         ];
         for (k, v) in positive {
             if v == 0 {
@@ -75,13 +115,64 @@ impl Limits {
                 self.min_lease_ms, self.max_lease_ms
             ));
         }
+        if self.max_delay_ms == 0 || self.max_delay_ms > MAX_DELAY_CEILING_MS {
+            return Err(format!(
+                "limits.max_delay_ms must be 1 to {MAX_DELAY_CEILING_MS} (about 10 years)"
+            ));
+        }
+        if self.max_lease_ms > self.max_delay_ms {
+            return Err("limits.max_lease_ms must not exceed limits.max_delay_ms".into());
+        }
+        if self.max_body_bytes_in_flight_per_client < self.max_body_bytes
+            || self.max_body_bytes_in_flight < self.max_body_bytes_in_flight_per_client
+        {
+            return Err(format!(
+                "limits must satisfy max_body_bytes ({}) <= max_body_bytes_in_flight_per_client ({}) <= max_body_bytes_in_flight ({})",
+                self.max_body_bytes,
+                self.max_body_bytes_in_flight_per_client,
+                self.max_body_bytes_in_flight
+            ));
+        }
+        Ok(())
+    }
+
+    /// 422-style message unless `ms` (named `field`) is within `max_delay_ms`.
+    pub fn check_delay(&self, field: &str, ms: u64) -> Result<(), String> {
+        if ms > self.max_delay_ms {
+            return Err(format!(
+                "{field} is {ms} ms; the limit is {} ms, about {} days (limits.max_delay_ms)",
+                self.max_delay_ms,
+                self.max_delay_ms / 86_400_000
+            ));
+        }
+        Ok(())
+    }
+
+    /// Unless `t` (named `field`) lies within `max_delay_ms` of `now`, either way.
+    pub fn check_time(&self, field: &str, t: Timestamp, now: Timestamp) -> Result<(), String> {
+        if t.0.abs_diff(now.0) > self.max_delay_ms {
+            return Err(format!(
+                "{field} is {t}, more than {} days from now (limits.max_delay_ms)",
+                self.max_delay_ms / 86_400_000
+            ));
+        }
         Ok(())
     }
 }
 
+/// The longest `limits.max_delay_ms` may be: ten years.
+pub const MAX_DELAY_CEILING_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
+
 /// Queue names: 1 to 128 characters from `[A-Za-z0-9._-]`.
 pub fn validate_queue_name(name: &str) -> Result<(), String> {
-    validate_identifier("queue name", name, 128)
+    validate_identifier("queue name", name, 128)?;
+    // `.` and `..` are path segments to every HTTP client, which would resolve them away.
+    if name == "." || name == ".." {
+        return Err(format!(
+            "queue name `{name}` is invalid: `.` and `..` cannot appear in a URL path"
+        ));
+    }
+    Ok(())
 }
 
 /// Names (`what` says which) of 1 to `max_len` characters from `[A-Za-z0-9._-]`.
@@ -105,7 +196,15 @@ mod tests {
         for ok in ["a", "emails", "sync.hourly", "A_b-9", &"q".repeat(128)] {
             assert!(validate_queue_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "has space", "slash/y", "ünï", &"q".repeat(129)] {
+        for bad in [
+            "",
+            "has space",
+            "slash/y",
+            "ünï",
+            ".",
+            "..",
+            &"q".repeat(129),
+        ] {
             assert!(validate_queue_name(bad).is_err(), "{bad}");
         }
     }
@@ -118,5 +217,20 @@ mod tests {
             ..Limits::default()
         };
         assert!(l.validate().unwrap_err().contains("limits.max_batch"));
+    }
+
+    #[test]
+    fn delays_and_times_are_bounded() {
+        let l = Limits::default();
+        assert!(l.check_delay("delay_ms", 3_600_000).is_ok());
+        let e = l.check_delay("delay_ms", u64::MAX).unwrap_err();
+        assert!(
+            e.contains("delay_ms") && e.contains("limits.max_delay_ms"),
+            "{e}"
+        );
+        let now = Timestamp(1_764_000_000_000);
+        assert!(l.check_time("run_at", now.plus_ms(86_400_000), now).is_ok());
+        assert!(l.check_time("run_at", Timestamp(i64::MAX), now).is_err());
+        assert!(l.check_time("run_at", Timestamp(i64::MIN), now).is_err());
     }
 }

@@ -58,6 +58,10 @@ impl ApiError {
     }
 }
 
+/// The one message a client sees when storage fails; the cause goes to the server's log.
+pub const STORAGE_UNAVAILABLE: &str =
+    "the server could not read or write its storage; the request changed nothing and can be retried (the cause is in the server's log)";
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let message = e.to_string();
@@ -65,21 +69,29 @@ impl From<StoreError> for ApiError {
             StoreError::TaskNotFound(_) => {
                 Self::new(StatusCode::NOT_FOUND, "task_not_found", message)
             }
+            StoreError::TenantNotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "tenant_not_found", message)
+            }
+            StoreError::LimitReached(_) => {
+                Self::new(StatusCode::CONFLICT, "limit_reached", message)
+            }
             StoreError::QueueNotFound(_) => {
                 Self::new(StatusCode::NOT_FOUND, "queue_not_found", message)
             }
-            StoreError::LeaseLost(_) => Self::new(StatusCode::CONFLICT, "lease_lost", message),
+            StoreError::LeaseLost(..) => Self::new(StatusCode::CONFLICT, "lease_lost", message),
             StoreError::InvalidState { .. } => {
                 Self::new(StatusCode::CONFLICT, "invalid_state", message)
             }
             StoreError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
             StoreError::Invalid(_) => Self::new(StatusCode::BAD_REQUEST, "bad_request", message),
-            StoreError::Unavailable(_) => {
-                tracing::error!(error = %message, "storage unavailable");
+            StoreError::Unavailable(detail) => {
+                // The engine's own words (SQL errors, file names, another tenant's data) stay
+                // in the log; the client gets a stable message.
+                tracing::error!(error = %detail, "storage unavailable");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "storage_unavailable",
-                    message,
+                    STORAGE_UNAVAILABLE,
                 )
             }
         }

@@ -39,7 +39,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
+    let value: T = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let at = if path == "." || path.is_empty() {
@@ -59,7 +59,29 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             _ => ApiError::bad_request(format!("malformed JSON: {inner}")),
         }
     })?;
+    // One JSON value per body: anything after it (a second object, stray text) is refused
+    // rather than silently dropped.
+    de.end().map_err(|e| {
+        ApiError::bad_request(format!(
+            "malformed JSON: {e}; send exactly one JSON value (a batch is {{\"tasks\": [...]}})"
+        ))
+    })?;
     Ok(value)
+}
+
+/// Path parameters; one that does not decode (not UTF-8, say) is a 400 in the API's JSON shape.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e| {
+                ApiError::bad_request(format!("the URL path is invalid: {}", e.body_text()))
+            })
+    }
 }
 
 /// Query-string parameters; anything that does not parse (an unknown parameter, a wrong type)

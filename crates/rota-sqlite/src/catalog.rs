@@ -6,6 +6,7 @@
 
 use rota_core::{QueueKey, QueueSettings, StateCounts, TaskState, Timestamp};
 use std::collections::{HashMap, HashSet};
+use std::sync::RwLock;
 
 #[derive(Debug, Clone)]
 pub struct QueueEntry {
@@ -21,6 +22,8 @@ pub struct QueueEntry {
 pub struct Catalog {
     by_key: HashMap<QueueKey, i64>,
     entries: HashMap<i64, QueueEntry>,
+    /// Queues per tenant, for `limits.max_queues_per_tenant`.
+    per_tenant: HashMap<String, usize>,
 }
 
 impl Catalog {
@@ -34,13 +37,29 @@ impl Catalog {
         self.entries.get_mut(&id)
     }
     pub fn insert(&mut self, e: QueueEntry) {
-        self.by_key.insert(e.key.clone(), e.id);
+        if let Some(old) = self.by_key.insert(e.key.clone(), e.id) {
+            self.entries.remove(&old);
+        } else {
+            *self.per_tenant.entry(e.key.tenant.clone()).or_default() += 1;
+        }
         self.entries.insert(e.id, e);
     }
+    /// Forgets queue `id`; its key is forgotten only while it still names this queue.
     pub fn remove(&mut self, id: i64) {
         if let Some(e) = self.entries.remove(&id) {
-            self.by_key.remove(&e.key);
+            if self.by_key.get(&e.key) == Some(&id) {
+                self.by_key.remove(&e.key);
+                if let Some(n) = self.per_tenant.get_mut(&e.key.tenant) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.per_tenant.remove(&e.key.tenant);
+                    }
+                }
+            }
         }
+    }
+    pub fn tenant_queue_count(&self, tenant: &str) -> usize {
+        self.per_tenant.get(tenant).copied().unwrap_or(0)
     }
     pub fn for_tenant(&self, tenant: &str) -> Vec<&QueueEntry> {
         let mut v: Vec<&QueueEntry> = self
@@ -65,6 +84,8 @@ pub struct CatalogDelta {
     pub last_claim_at: HashMap<i64, Timestamp>,
     /// Queues deleted with their tenant.
     pub removed_queues: HashSet<i64>,
+    pub new_tenants: HashSet<String>,
+    pub removed_tenants: HashSet<String>,
 }
 
 impl CatalogDelta {
@@ -78,7 +99,18 @@ impl CatalogDelta {
         }
     }
 
-    pub fn apply_to(self, catalog: &mut Catalog) {
+    /// Publishes a committed batch's changes to the catalog and the set of tenants.
+    pub fn apply_to(self, catalog: &mut Catalog, tenants: &RwLock<HashSet<String>>) {
+        for id in self.removed_queues {
+            catalog.remove(id);
+        }
+        {
+            let mut t = tenants.write().unwrap_or_else(|e| e.into_inner());
+            for name in self.removed_tenants {
+                t.remove(&name);
+            }
+            t.extend(self.new_tenants);
+        }
         for q in self.new_queues {
             catalog.insert(q);
         }
@@ -99,9 +131,6 @@ impl CatalogDelta {
             if let Some(e) = catalog.by_id_mut(id) {
                 e.last_claim_at = Some(t);
             }
-        }
-        for id in self.removed_queues {
-            catalog.remove(id);
         }
     }
 }

@@ -19,6 +19,7 @@ use rota_core::{
 use rota_store::*;
 use rows::{task_from_row, TASK_COLUMNS};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -39,6 +40,8 @@ pub struct SqliteOptions {
     pub idle_readers: usize,
     /// Ops waiting for the writer before callers wait to send.
     pub queue_depth: usize,
+    /// Most queues one tenant may have (`limits.max_queues_per_tenant`).
+    pub max_queues_per_tenant: usize,
 }
 
 impl Default for SqliteOptions {
@@ -48,15 +51,21 @@ impl Default for SqliteOptions {
             read_cache_kib: 8 * 1024,
             idle_readers: 4,
             queue_depth: 8_192,
+            max_queues_per_tenant: rota_core::Limits::default().max_queues_per_tenant,
         }
     }
 }
 
 pub(crate) struct Shared {
     pub catalog: RwLock<Catalog>,
+    /// Tenants that exist; the writer refuses to create queues for any other.
+    pub tenants: RwLock<HashSet<String>>,
     pub clock: Arc<dyn Clock>,
     pub signals: ReadySignals,
     pub maintenance: Arc<Notify>,
+    /// Whether the last write batch failed to begin or commit (a full disk, say).
+    pub write_failing: AtomicBool,
+    pub max_queues_per_tenant: usize,
 }
 
 pub struct SqliteStore {
@@ -109,11 +118,15 @@ impl SqliteStore {
         schema::migrate(&mut conn)?;
         let (catalog, last_id) =
             load_catalog(&conn).map_err(|e| format!("cannot load queues: {e}"))?;
+        let tenants = load_tenant_names(&conn).map_err(|e| format!("cannot load tenants: {e}"))?;
         let shared = Arc::new(Shared {
             catalog: RwLock::new(catalog),
+            tenants: RwLock::new(tenants),
             clock,
             signals: ReadySignals::default(),
             maintenance: Arc::new(Notify::new()),
+            write_failing: AtomicBool::new(false),
+            max_queues_per_tenant: options.max_queues_per_tenant,
         });
         let (tx, rx) = mpsc::channel(options.queue_depth);
         let writer = Writer::new(conn, shared.clone(), last_id);
@@ -200,6 +213,12 @@ impl SqliteStore {
         }
         out
     }
+}
+
+fn load_tenant_names(conn: &Connection) -> rusqlite::Result<HashSet<String>> {
+    let mut stmt = conn.prepare("SELECT name FROM tenants")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    rows.collect()
 }
 
 fn load_catalog(conn: &Connection) -> rusqlite::Result<(Catalog, Option<TaskId>)> {
@@ -452,10 +471,19 @@ impl Store for SqliteStore {
             })
             .await
             .map_err(|e| e.to_string());
+        // A write through the writer, so readiness says whether commits succeed now; a batch
+        // that failed to commit moments ago is reported even if the probe gets through.
+        let failing = self.shared.write_failing.load(Ordering::Relaxed);
+        let writes = match self.send(Op::Probe).await {
+            Ok(Ok(())) if !failing => Ok(()),
+            Ok(Ok(())) => Err("a recent write failed to commit (see the server log)".to_owned()),
+            Ok(Err(e)) | Err(e) => Err(format!("writes do not commit: {e}")),
+        };
         Health {
             checks: vec![
                 ("storage.writer".into(), writer),
                 ("storage.schema".into(), schema),
+                ("storage.writes".into(), writes),
             ],
         }
     }

@@ -77,6 +77,20 @@ INSERT INTO tenants (name, doc)
 SELECT name, json_object('name', name, 'created_at', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 FROM (SELECT 'default' AS name UNION SELECT DISTINCT tenant FROM queues);
 "#,
+    r#"
+-- Retention by due time: each finished task carries when it is deleted (finished_at + its
+-- queue's retention_ms), so a maintenance pass reads only what is due instead of visiting every
+-- queue. A retention change rewrites the queue's purge_at.
+ALTER TABLE tasks ADD COLUMN purge_at INTEGER;
+UPDATE tasks SET purge_at = finished_at + COALESCE(
+    (SELECT json_extract(q.settings, '$.retention_ms') FROM queues q WHERE q.id = tasks.queue_id),
+    604800000)
+WHERE finished_at IS NOT NULL;
+DROP INDEX tasks_finished;
+CREATE INDEX tasks_purge ON tasks (purge_at) WHERE purge_at IS NOT NULL;
+-- One row, rewritten by each readiness probe: proves a write commits.
+CREATE TABLE probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

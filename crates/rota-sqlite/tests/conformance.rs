@@ -21,6 +21,68 @@ impl Harness for Sqlite {
 
 rota_store::conformance_tests!(Sqlite);
 
+/// Undoes migration 3 (purge times, the probe table).
+const TO_VERSION_2: &str = "DROP TABLE probe; DROP INDEX tasks_purge; \
+    ALTER TABLE tasks DROP COLUMN purge_at; \
+    CREATE INDEX tasks_finished ON tasks (queue_id, finished_at) WHERE finished_at IS NOT NULL; \
+    PRAGMA user_version = 2;";
+
+/// A file from before retention by due time (schema 2) gets each finished task's deletion time
+/// from its queue's retention, and retention then deletes it when due.
+#[tokio::test]
+async fn a_store_from_schema_2_gets_purge_times() {
+    use rota_store::{Completion, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(rota_sqlite::DB_FILE);
+    let clock = ManualClock::new(rota_core::Timestamp(1_800_000_000_000));
+    let store =
+        SqliteStore::open(&path, Arc::new(clock.clone()), SqliteOptions::default()).unwrap();
+    let queue = rota_core::QueueKey::new("default", "old");
+    let patch = rota_core::QueuePatch {
+        retention_ms: Some(60_000),
+        ..Default::default()
+    };
+    store.update_queue(&queue, patch).await.unwrap();
+    store
+        .enqueue(&queue, vec![rota_store::conformance::task("x")])
+        .await
+        .unwrap();
+    let claimed = store
+        .claim(
+            &queue,
+            rota_store::ClaimRequest {
+                worker: "w".into(),
+                kinds: vec![],
+                max: 1,
+                lease_ms: None,
+            },
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    let done = Completion {
+        id: claimed.id,
+        lease: claimed.lease.unwrap().token,
+        result: None,
+    };
+    store
+        .complete("default", vec![done])
+        .await
+        .remove(0)
+        .unwrap();
+    store.close().await;
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(TO_VERSION_2)
+        .unwrap();
+    let store =
+        SqliteStore::open(&path, Arc::new(clock.clone()), SqliteOptions::default()).unwrap();
+    assert_eq!(store.run_maintenance().await.unwrap().deleted, 0);
+    clock.advance_ms(60_000);
+    assert_eq!(store.run_maintenance().await.unwrap().deleted, 1);
+    store.close().await;
+}
+
 /// A file written before access control existed (schema version 1) opens with its queues and
 /// tasks in tenant `default`, which now exists as a tenant.
 #[tokio::test]
@@ -38,9 +100,10 @@ async fn a_store_from_before_tenants_opens_in_default() {
     rota_store::Store::close(&store).await;
     // Take the file back to version 1, as an older Rota left it.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(
-        "DROP TABLE tenants; DROP TABLE api_keys; DROP TABLE roles; PRAGMA user_version = 1;",
-    )
+    conn.execute_batch(&format!(
+        "{TO_VERSION_2} DROP TABLE tenants; DROP TABLE api_keys; DROP TABLE roles; \
+         PRAGMA user_version = 1;"
+    ))
     .unwrap();
     drop(conn);
     let store = SqliteStore::open(&path, clock, SqliteOptions::default()).unwrap();

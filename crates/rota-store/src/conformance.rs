@@ -6,6 +6,7 @@
 
 use crate::*;
 use rota_core::auth::{ClientLimits, Effect, Rule};
+use rota_core::lifecycle::LeaseLoss;
 use rota_core::{json_null, Backoff, Clock, ManualClock, NewTask, QueuePatch, TaskState};
 use serde_json::value::RawValue;
 
@@ -31,6 +32,7 @@ macro_rules! conformance_tests {
             stale_lease_is_refused_after_expiry,
             expired_lease_with_no_attempts_left_goes_dead,
             heartbeat_extends_the_lease,
+            an_expired_lease_is_refused_before_maintenance_runs,
             failures_back_off_record_errors_and_end_dead,
             retry_brings_a_dead_task_back,
             unique_key_deduplicates_live_tasks,
@@ -48,7 +50,8 @@ macro_rules! conformance_tests {
             all_queues_spans_tenants,
             returned_tasks_match_what_is_stored,
             auth_data_round_trips_and_survives_reopen,
-            deleting_a_tenant_removes_everything_it_owns
+            deleting_a_tenant_removes_everything_it_owns,
+            deleting_a_tenant_under_concurrent_writes_leaves_nothing
         );
     };
     (@each $harness:ty; $($name:ident),* $(,)?) => {
@@ -97,6 +100,15 @@ fn claim_req(max: usize) -> ClaimRequest {
         max,
         lease_ms: Some(10_000),
     }
+}
+
+async fn create_tenant(s: &DynStore, name: &str) {
+    let t = TenantRecord {
+        name: name.into(),
+        created_at: Timestamp(T0),
+        limits: ClientLimits::default(),
+    };
+    s.change_auth(AuthChange::PutTenant(t)).await.unwrap();
 }
 
 async fn enqueue_one(s: &DynStore, queue: &QueueKey, t: NewTask) -> Task {
@@ -273,17 +285,20 @@ pub async fn stale_lease_is_refused_after_expiry<H: Harness>() {
         )
         .await,
     ] {
-        assert_eq!(stale.unwrap_err(), StoreError::LeaseLost(first.id));
+        assert_eq!(
+            stale.unwrap_err(),
+            StoreError::LeaseLost(first.id, LeaseLoss::Replaced)
+        );
     }
     let done = complete(&s, &second).await.unwrap();
     assert_eq!(done.state, TaskState::Succeeded);
     assert_eq!(done.result.unwrap().get(), r#"{"ok":true}"#);
     assert!(done.lease.is_none());
     assert_eq!(done.finished_at, Some(clock.now()));
-    // Completing twice is a lost lease too: the token no longer names a lease.
+    // Completing twice is refused too, and says the task is already final.
     assert_eq!(
         complete(&s, &second).await.unwrap_err(),
-        StoreError::LeaseLost(first.id)
+        StoreError::LeaseLost(first.id, LeaseLoss::Final(TaskState::Succeeded))
     );
 }
 
@@ -331,6 +346,37 @@ pub async fn heartbeat_extends_the_lease<H: Harness>() {
         assert_eq!(s.run_maintenance().await.unwrap().expired, 0);
     }
     assert_eq!(complete(&s, &t).await.unwrap().state, TaskState::Succeeded);
+}
+
+/// Heartbeat, complete and fail check the lease's expiry themselves: a lease past its time is
+/// refused even though no maintenance pass has returned the task yet.
+pub async fn an_expired_lease_is_refused_before_maintenance_runs<H: Harness>() {
+    let (_h, clock, s) = setup::<H>().await;
+    let queue = q("expiry");
+    enqueue_one(&s, &queue, task("x")).await;
+    let t = claim_one(&s, &queue).await;
+    let expires = t.lease.as_ref().unwrap().expires_at;
+    clock.set(expires);
+    let hb = s
+        .heartbeat(
+            "default",
+            Heartbeat {
+                id: t.id,
+                lease: lease(&t),
+                lease_ms: None,
+                progress: None,
+            },
+        )
+        .await;
+    let want = StoreError::LeaseLost(t.id, LeaseLoss::Expired(expires));
+    assert_eq!(hb.unwrap_err(), want);
+    assert_eq!(complete(&s, &t).await.unwrap_err(), want);
+    assert_eq!(fail(&s, &t, None, false).await.unwrap_err(), want);
+    // Nothing changed: the task is still running until maintenance returns it.
+    let stored = s.get("default", t.id).await.unwrap();
+    assert_eq!(stored.state, TaskState::Running);
+    assert!(stored.errors.is_empty());
+    assert_eq!(s.run_maintenance().await.unwrap().expired, 1);
 }
 
 pub async fn failures_back_off_record_errors_and_end_dead<H: Harness>() {
@@ -446,7 +492,7 @@ pub async fn cancel_only_non_final_tasks<H: Harness>() {
     s.cancel("default", r.id).await.unwrap();
     assert_eq!(
         complete(&s, &r).await.unwrap_err(),
-        StoreError::LeaseLost(r.id)
+        StoreError::LeaseLost(r.id, LeaseLoss::Final(TaskState::Cancelled))
     );
     // Cancelled tasks can be retried.
     assert_eq!(
@@ -484,7 +530,7 @@ pub async fn batch_complete_reports_each_item<H: Harness>() {
     assert_eq!(out[0].as_ref().unwrap().state, TaskState::Succeeded);
     assert_eq!(
         out[1].as_ref().unwrap_err(),
-        &StoreError::LeaseLost(got[1].id)
+        &StoreError::LeaseLost(got[1].id, LeaseLoss::Replaced)
     );
     assert_eq!(
         out[2].as_ref().unwrap_err(),
@@ -652,6 +698,8 @@ pub async fn retention_deletes_old_final_tasks<H: Harness>() {
 
 pub async fn tenants_are_isolated<H: Harness>() {
     let (_h, _c, s) = setup::<H>().await;
+    create_tenant(&s, "acme").await;
+    create_tenant(&s, "globex").await;
     let acme = QueueKey::new("acme", "jobs");
     let globex = QueueKey::new("globex", "jobs");
     let t = enqueue_one(&s, &acme, task("x")).await;
@@ -889,6 +937,8 @@ pub async fn temporary_failures_keep_their_attempt<H: Harness>() {
 /// The operators' view lists every tenant's queues, each with its tenant.
 pub async fn all_queues_spans_tenants<H: Harness>() {
     let (_h, _c, s) = setup::<H>().await;
+    create_tenant(&s, "acme").await;
+    create_tenant(&s, "globex").await;
     enqueue_one(&s, &QueueKey::new("acme", "jobs"), task("x")).await;
     enqueue_one(&s, &QueueKey::new("globex", "jobs"), task("x")).await;
     enqueue_one(&s, &QueueKey::new("globex", "mail"), task("x")).await;
@@ -1040,11 +1090,89 @@ pub async fn deleting_a_tenant_removes_everything_it_owns<H: Harness>() {
     assert!(data.keys.iter().all(|k| k.tenant != "acme"));
     assert!(data.roles.iter().all(|r| r.tenant != "acme"));
     assert_eq!(data.keys.len(), 1);
-    // The other tenant is untouched, and the deleted tenant's names can be used again.
+    // The other tenant is untouched. A write for the deleted tenant (one authenticated just
+    // before the delete, say) cannot bring it back; a new tenant of the same name starts empty.
     assert_eq!(s.get("globex", g.id).await.unwrap().state, TaskState::Ready);
     assert_eq!(s.queue(&globex).await.unwrap().counts.total(), 1);
+    assert_eq!(
+        s.enqueue(&acme, vec![task("z")]).await.unwrap_err(),
+        StoreError::TenantNotFound("acme".into())
+    );
+    assert_eq!(
+        s.update_queue(&acme, QueuePatch::default())
+            .await
+            .unwrap_err(),
+        StoreError::TenantNotFound("acme".into())
+    );
+    assert!(s.queues("acme").await.unwrap().is_empty());
+    create_tenant(&s, "acme").await;
+    assert!(s.queues("acme").await.unwrap().is_empty());
     let again = enqueue_one(&s, &acme, task("z")).await;
     assert_eq!(s.queue(&acme).await.unwrap().counts.ready, 1);
     assert_eq!(s.all_queues().await.unwrap().len(), 2);
     assert!(again.id > g.id);
+}
+
+/// Deleting a tenant while its writes (and another tenant's) are on their way: every write of
+/// the other tenant succeeds, and once the delete is answered nothing of the deleted tenant
+/// exists or comes back, whichever order the writes landed in. Many rounds, so writes land
+/// before, beside (in one commit) and after the delete.
+pub async fn deleting_a_tenant_under_concurrent_writes_leaves_nothing<H: Harness>() {
+    let (_h, _c, s) = setup::<H>().await;
+    create_tenant(&s, "bystander").await;
+    let other = QueueKey::new("bystander", "jobs");
+    for round in 0..20 {
+        create_tenant(&s, "doomed").await;
+        let doomed = QueueKey::new("doomed", format!("q{}", round % 3));
+        enqueue_one(&s, &doomed, task("x")).await;
+        let mut writes = Vec::new();
+        for i in 0..24 {
+            let store = s.clone();
+            let (q, o) = (doomed.clone(), other.clone());
+            writes.push(tokio::spawn(async move {
+                if i % 6 == 0 {
+                    tokio::task::yield_now().await;
+                }
+                let mine = store.enqueue(&q, vec![task("x")]).await;
+                let theirs = store.enqueue(&o, vec![task("y")]).await;
+                (mine, theirs)
+            }));
+            if i == 12 {
+                let s = s.clone();
+                writes.push(tokio::spawn(async move {
+                    s.change_auth(AuthChange::DeleteTenant("doomed".into()))
+                        .await
+                        .unwrap();
+                    (Ok(vec![]), Ok(vec![]))
+                }));
+            }
+        }
+        for w in writes {
+            let (mine, theirs) = w.await.unwrap();
+            theirs.expect("another tenant's write is never affected");
+            match mine {
+                Ok(_) | Err(StoreError::TenantNotFound(_)) => {}
+                Err(e) => panic!("round {round}: unexpected error {e:?}"),
+            }
+        }
+        assert!(
+            s.queues("doomed").await.unwrap().is_empty(),
+            "round {round}: the deleted tenant's queues came back"
+        );
+        assert!(s
+            .all_queues()
+            .await
+            .unwrap()
+            .iter()
+            .all(|(t, _)| t != "doomed"));
+        assert_eq!(
+            s.enqueue(&doomed, vec![task("x")]).await.unwrap_err(),
+            StoreError::TenantNotFound("doomed".into())
+        );
+    }
+    let total: u64 = s.queue(&other).await.unwrap().counts.total();
+    assert_eq!(total, 20 * 24);
+    // A new tenant with the old name inherits nothing.
+    create_tenant(&s, "doomed").await;
+    assert!(s.queues("doomed").await.unwrap().is_empty());
 }

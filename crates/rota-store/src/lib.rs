@@ -12,7 +12,7 @@ pub use signals::ReadySignals;
 
 use async_trait::async_trait;
 pub use rota_core::auth::{KeyRecord, RoleRecord, TenantRecord};
-use rota_core::lifecycle::InvalidTransition;
+use rota_core::lifecycle::{InvalidTransition, LeaseLoss};
 use rota_core::{Json, QueueInfo, QueueKey, QueuePatch, Task, TaskId, TaskState, Timestamp};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -23,9 +23,15 @@ pub enum StoreError {
     TaskNotFound(TaskId),
     #[error("queue `{0}` does not exist")]
     QueueNotFound(String),
-    /// The lease token is not the task's current lease: it expired and the task moved on.
-    #[error("the lease on task {0} is no longer held by this token (it expired or the task was claimed again)")]
-    LeaseLost(TaskId),
+    /// The tenant does not exist (or was deleted while the request was on its way).
+    #[error("tenant `{0}` does not exist")]
+    TenantNotFound(String),
+    /// A bound of the store would be passed (e.g. queues per tenant); the message names it.
+    #[error("{0}")]
+    LimitReached(String),
+    /// The lease token is not (or no longer) the task's live lease; the reason says why.
+    #[error("task {0}: {1}")]
+    LeaseLost(TaskId, LeaseLoss),
     #[error("task {id}: {source}")]
     InvalidState {
         id: TaskId,
@@ -181,6 +187,8 @@ pub trait Store: Send + Sync + 'static {
     /// Notified when a write creates a due time (run_at, lease expiry) that maintenance may not
     /// know of yet.
     fn maintenance_signal(&self) -> Arc<Notify>;
+    /// Each part's health. Includes whether a write commits now (a probe through the write
+    /// path), so a full disk makes the store unready.
     async fn health(&self) -> Health;
     /// Every tenant, key and role.
     async fn load_auth(&self) -> StoreResult<AuthData>;

@@ -176,8 +176,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let db = config::db_path(&cfg.data_dir);
     let store = Arc::new(
-        SqliteStore::open(&db, clock.clone(), SqliteOptions::default())
-            .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))?,
+        SqliteStore::open(
+            &db,
+            clock.clone(),
+            SqliteOptions {
+                max_queues_per_tenant: cfg.server.limits.max_queues_per_tenant,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))?,
     );
     let auth = rota_server::auth::Auth::load(store.clone(), clock.clone(), cfg.server.auth.clone())
         .await

@@ -2,8 +2,7 @@
 
 use crate::auth::{Caller, NewKey};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::JsonBody;
-use axum::extract::Path;
+use crate::extract::{ApiPath, JsonBody};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rota_core::auth::{
@@ -60,7 +59,7 @@ pub async fn create_tenant(
     responses((status = 200, body = TenantRecord), (status = 404, body = ErrorBody)))]
 pub async fn get_tenant(
     caller: Caller,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
 ) -> ApiResult<axum::Json<TenantRecord>> {
     caller.require_admin(actions::TENANTS_READ, &format!("tenants/{tenant}"))?;
     Ok(axum::Json(caller.auth().tenant(&tenant)?))
@@ -71,7 +70,7 @@ pub async fn get_tenant(
     responses((status = 200, body = TenantRecord), (status = 404, body = ErrorBody)))]
 pub async fn update_tenant(
     caller: Caller,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
     JsonBody(body): JsonBody<TenantPatch>,
 ) -> ApiResult<axum::Json<TenantRecord>> {
     caller.require_admin(actions::TENANTS_WRITE, &format!("tenants/{tenant}"))?;
@@ -90,7 +89,7 @@ pub struct Deleted {
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete_tenant(
     caller: Caller,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
 ) -> ApiResult<axum::Json<Deleted>> {
     caller.require_admin(actions::TENANTS_WRITE, &format!("tenants/{tenant}"))?;
     caller
@@ -143,7 +142,10 @@ pub async fn list_keys(caller: Caller) -> ApiResult<axum::Json<KeyList>> {
 
 #[utoipa::path(get, path = "/v1/keys/{id}", tag = "admin", params(("id" = String, Path)),
     responses((status = 200, body = KeyInfo), (status = 404, body = ErrorBody)))]
-pub async fn get_key(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<KeyInfo>> {
+pub async fn get_key(
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<axum::Json<KeyInfo>> {
     let key = caller.auth().key(&caller.tenant, &id)?;
     caller.require(actions::KEYS_READ, &format!("keys/{id}"))?;
     Ok(axum::Json(key.into()))
@@ -152,7 +154,10 @@ pub async fn get_key(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "admin", params(("id" = String, Path)),
     responses((status = 200, description = "revoked; the next request with it answers 401", body = KeyInfo),
         (status = 404, body = ErrorBody)))]
-pub async fn revoke_key(caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<KeyInfo>> {
+pub async fn revoke_key(
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<axum::Json<KeyInfo>> {
     caller.auth().key(&caller.tenant, &id)?;
     caller.require(actions::KEYS_REVOKE, &format!("keys/{id}"))?;
     let key = caller.auth().revoke_key(&caller.tenant, &id).await?;
@@ -194,7 +199,10 @@ pub async fn list_roles(caller: Caller) -> ApiResult<axum::Json<RoleList>> {
 
 #[utoipa::path(get, path = "/v1/roles/{name}", tag = "admin", params(("name" = String, Path)),
     responses((status = 200, body = RoleInfo), (status = 404, body = ErrorBody)))]
-pub async fn get_role(caller: Caller, Path(name): Path<String>) -> ApiResult<axum::Json<RoleInfo>> {
+pub async fn get_role(
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<axum::Json<RoleInfo>> {
     caller.require(actions::ROLES_READ, &format!("roles/{name}"))?;
     if let Some(v) = RoleInfo::builtin(&name) {
         return Ok(axum::Json(v));
@@ -220,7 +228,7 @@ pub async fn get_role(caller: Caller, Path(name): Path<String>) -> ApiResult<axu
         (status = 409, description = "a built-in role", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_role(
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     JsonBody(body): JsonBody<RoleBody>,
 ) -> ApiResult<Response> {
     caller.require(actions::ROLES_WRITE, &format!("roles/{name}"))?;
@@ -242,7 +250,7 @@ pub async fn put_role(
         (status = 409, description = "still held by a key", body = ErrorBody)))]
 pub async fn delete_role(
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<axum::Json<Deleted>> {
     caller.require(actions::ROLES_WRITE, &format!("roles/{name}"))?;
     caller.auth().delete_role(&caller.tenant, &name).await?;

@@ -117,8 +117,18 @@ impl TaskInput {
                     "{at}: set run_at or delay_ms, not both"
                 )))
             }
-            (Some(t), None) => Some(t),
-            (None, Some(d)) => Some(now.plus_ms(i64::try_from(d).unwrap_or(i64::MAX))),
+            (Some(t), None) => {
+                limits
+                    .check_time(&format!("{at}.run_at"), t, now)
+                    .map_err(ApiError::invalid)?;
+                Some(t)
+            }
+            (None, Some(d)) => {
+                limits
+                    .check_delay(&format!("{at}.delay_ms"), d)
+                    .map_err(ApiError::invalid)?;
+                Some(now.plus_ms(d as i64))
+            }
             (None, None) => None,
         };
         if let Some(m) = self.max_attempts {

@@ -5,9 +5,9 @@ use super::MAX_ATTEMPTS_CEILING;
 use crate::api::tasks::check_lease_ms;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiQuery, JsonBody};
+use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use rota_core::auth::{actions, queue_resource};
 use rota_core::{Backoff, QueueInfo, QueuePatch, TaskState};
 use serde::{Deserialize, Serialize};
@@ -35,7 +35,7 @@ pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<axum:
 pub async fn get(
     State(st): State<AppState>,
     caller: Caller,
-    Path(queue): Path<String>,
+    ApiPath(queue): ApiPath<String>,
 ) -> ApiResult<axum::Json<QueueInfo>> {
     let key = caller.queue(&queue, actions::QUEUES_READ)?;
     Ok(axum::Json(st.store.queue(&key).await?))
@@ -58,7 +58,7 @@ pub struct QueuePatchBody {
 pub async fn update(
     State(st): State<AppState>,
     caller: Caller,
-    Path(queue): Path<String>,
+    ApiPath(queue): ApiPath<String>,
     JsonBody(body): JsonBody<QueuePatchBody>,
 ) -> ApiResult<axum::Json<QueueInfo>> {
     let key = caller.queue(&queue, actions::QUEUES_UPDATE)?;
@@ -69,10 +69,19 @@ pub async fn update(
             )));
         }
     }
+    let limits = &st.config.limits;
     if let Some(b) = &body.backoff {
         b.validate().map_err(ApiError::invalid)?;
+        limits
+            .check_delay("backoff.max_ms", b.max_ms)
+            .map_err(ApiError::invalid)?;
     }
-    check_lease_ms(body.lease_ms, &st.config.limits)?;
+    if let Some(ms) = body.retention_ms {
+        limits
+            .check_delay("retention_ms", ms)
+            .map_err(ApiError::invalid)?;
+    }
+    check_lease_ms(body.lease_ms, limits)?;
     let patch = QueuePatch {
         max_attempts: body.max_attempts,
         backoff: body.backoff,
@@ -104,7 +113,7 @@ async fn set_paused(
 pub async fn pause(
     State(st): State<AppState>,
     caller: Caller,
-    Path(queue): Path<String>,
+    ApiPath(queue): ApiPath<String>,
 ) -> ApiResult<axum::Json<QueueInfo>> {
     set_paused(st, caller, queue, true).await
 }
@@ -114,7 +123,7 @@ pub async fn pause(
 pub async fn resume(
     State(st): State<AppState>,
     caller: Caller,
-    Path(queue): Path<String>,
+    ApiPath(queue): ApiPath<String>,
 ) -> ApiResult<axum::Json<QueueInfo>> {
     set_paused(st, caller, queue, false).await
 }
@@ -137,7 +146,7 @@ pub struct Purged {
 pub async fn purge(
     State(st): State<AppState>,
     caller: Caller,
-    Path(queue): Path<String>,
+    ApiPath(queue): ApiPath<String>,
     ApiQuery(p): ApiQuery<PurgeParams>,
 ) -> ApiResult<axum::Json<Purged>> {
     let key = caller.queue(&queue, actions::QUEUES_PURGE)?;

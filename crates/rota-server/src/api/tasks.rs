@@ -3,9 +3,9 @@
 use super::*;
 use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{task_id, ApiQuery, JsonBody};
+use crate::extract::{task_id, ApiPath, ApiQuery, JsonBody};
 use crate::{metrics as m, AppState};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rota_core::auth::{actions, queue_resource};
@@ -23,7 +23,7 @@ use std::time::Duration;
 pub async fn enqueue(
     State(st): State<AppState>,
     caller: Caller,
-    Path(queue): Path<String>,
+    ApiPath(queue): ApiPath<String>,
     JsonBody(body): JsonBody<TaskInput>,
 ) -> ApiResult<Response> {
     let key = caller.queue(&queue, actions::TASKS_ENQUEUE)?;
@@ -105,7 +105,7 @@ pub fn check_lease_ms(lease_ms: Option<u64>, limits: &rota_core::Limits) -> ApiR
 pub async fn claim(
     State(st): State<AppState>,
     caller: Caller,
-    Path(queue): Path<String>,
+    ApiPath(queue): ApiPath<String>,
     JsonBody(mut body): JsonBody<ClaimBody>,
 ) -> ApiResult<axum::Json<Claimed>> {
     let key = caller.queue(&queue, actions::TASKS_CLAIM)?;
@@ -189,7 +189,7 @@ pub struct HeartbeatBody {
 pub async fn heartbeat(
     State(st): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     JsonBody(body): JsonBody<HeartbeatBody>,
 ) -> ApiResult<axum::Json<rota_core::Task>> {
     let id = task_id(&id)?;
@@ -245,7 +245,12 @@ fn completion(id: rota_core::TaskId, body: CompleteBody, limits: &Limits) -> Api
     })
 }
 
-fn failure(id: rota_core::TaskId, body: FailBody, limits: &Limits) -> FailureReport {
+fn failure(id: rota_core::TaskId, body: FailBody, limits: &Limits) -> ApiResult<FailureReport> {
+    if let Some(ms) = body.retry_in_ms {
+        limits
+            .check_delay("retry_in_ms", ms)
+            .map_err(ApiError::invalid)?;
+    }
     let mut error = body.error;
     if error.len() > limits.max_error_len {
         let mut cut = limits.max_error_len;
@@ -255,14 +260,14 @@ fn failure(id: rota_core::TaskId, body: FailBody, limits: &Limits) -> FailureRep
         error.truncate(cut);
         error.push_str("… (truncated)");
     }
-    FailureReport {
+    Ok(FailureReport {
         id,
         lease: body.lease,
         error,
         retry_in_ms: body.retry_in_ms,
         dead: body.dead,
         temporary: body.temporary,
-    }
+    })
 }
 
 fn record_outcomes(tenant: &str, queue_of: &[StoreResult<rota_core::Task>]) {
@@ -278,7 +283,7 @@ fn record_outcomes(tenant: &str, queue_of: &[StoreResult<rota_core::Task>]) {
 pub async fn complete(
     State(st): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     JsonBody(body): JsonBody<CompleteBody>,
 ) -> ApiResult<axum::Json<rota_core::Task>> {
     let item = completion(task_id(&id)?, body, &st.config.limits)?;
@@ -295,10 +300,10 @@ pub async fn complete(
 pub async fn fail(
     State(st): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     JsonBody(body): JsonBody<FailBody>,
 ) -> ApiResult<axum::Json<rota_core::Task>> {
-    let item = failure(task_id(&id)?, body, &st.config.limits);
+    let item = failure(task_id(&id)?, body, &st.config.limits)?;
     authorize_task(&st, &caller, actions::TASKS_FAIL, item.id).await?;
     let out = st.store.fail(&caller.tenant, vec![item]).await;
     record_outcomes(&caller.tenant, &out);
@@ -500,7 +505,8 @@ pub async fn fail_batch(
                 dead: item.dead,
                 temporary: item.temporary,
             };
-            Ok(failure(id, body, limits))
+            failure(id, body, limits)
+                .map_err(|e| ApiError::invalid(format!("items[].{}", e.message)))
         },
     )?;
     let out = permitted(
@@ -520,7 +526,7 @@ pub async fn fail_batch(
 pub async fn get(
     State(st): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::Json<rota_core::Task>> {
     let task = st.store.get(&caller.tenant, task_id(&id)?).await?;
     caller.require(actions::TASKS_READ, &queue_resource(&task.queue))?;
@@ -533,7 +539,7 @@ pub async fn get(
 pub async fn cancel(
     State(st): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::Json<rota_core::Task>> {
     let id = task_id(&id)?;
     authorize_task(&st, &caller, actions::TASKS_CANCEL, id).await?;
@@ -548,7 +554,7 @@ pub async fn cancel(
 pub async fn retry(
     State(st): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::Json<rota_core::Task>> {
     let id = task_id(&id)?;
     authorize_task(&st, &caller, actions::TASKS_RETRY, id).await?;
@@ -574,7 +580,7 @@ pub struct ListParams {
 pub async fn list(
     State(st): State<AppState>,
     caller: Caller,
-    Path(queue): Path<String>,
+    ApiPath(queue): ApiPath<String>,
     ApiQuery(p): ApiQuery<ListParams>,
 ) -> ApiResult<axum::Json<TaskList>> {
     let key = caller.queue(&queue, actions::TASKS_READ)?;

@@ -622,6 +622,12 @@ impl Auth {
             validate_queue_name(&pat.replace('*', "x"))
                 .map_err(|e| ApiError::invalid(format!("queues: {e} (`*` is a wildcard)")))?;
         }
+        // Keys expire within the same horizon as every other time (limits.max_delay_ms's
+        // ceiling), so a stored time is always a real date.
+        let horizon = rota_core::Limits {
+            max_delay_ms: rota_core::limits::MAX_DELAY_CEILING_MS,
+            ..Default::default()
+        };
         let expires_at = match (spec.expires_at, spec.expires_in_s) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::invalid(
@@ -630,12 +636,21 @@ impl Auth {
             }
             (Some(t), None) => Some(t),
             (None, Some(s)) => {
-                Some(now.plus_ms(i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX)))
+                let ms = s.saturating_mul(1000);
+                horizon
+                    .check_delay("expires_in_s (in ms)", ms)
+                    .map_err(ApiError::invalid)?;
+                Some(now.plus_ms(ms as i64))
             }
             (None, None) => None,
         };
-        if expires_at.is_some_and(|t| t <= now) {
-            return Err(ApiError::invalid("expires_at is in the past"));
+        if let Some(t) = expires_at {
+            if t <= now {
+                return Err(ApiError::invalid("expires_at is in the past"));
+            }
+            horizon
+                .check_time("expires_at", t, now)
+                .map_err(ApiError::invalid)?;
         }
         let _one = self.changes.lock().await;
         if !self.tenant_exists(tenant) {

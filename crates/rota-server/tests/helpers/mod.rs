@@ -57,7 +57,10 @@ impl TestServer {
             SqliteStore::open(
                 &dir.path().join("rota.db"),
                 Arc::new(clock.clone()),
-                SqliteOptions::default(),
+                SqliteOptions {
+                    max_queues_per_tenant: config.limits.max_queues_per_tenant,
+                    ..Default::default()
+                },
             )
             .unwrap(),
         );
@@ -150,6 +153,11 @@ impl TestServer {
         let a = self.post(&format!("/v1/queues/{queue}/claim"), body).await;
         assert_eq!(a.status, 200, "{}", a.body);
         a.body["tasks"].as_array().unwrap().clone()
+    }
+
+    /// The store's file, for tests that change rows behind the server's back.
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("rota.db")
     }
 
     /// Runs one maintenance pass now (promotion, lease expiry, retention).

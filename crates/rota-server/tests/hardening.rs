@@ -1,0 +1,198 @@
+//! Findings of the outside review, each checked through a real server: bad input is refused
+//! with a clear 4xx in the one error shape and changes nothing; storage failures do not leak
+//! the engine's words; leases end when they expire.
+
+mod helpers;
+
+use helpers::*;
+use serde_json::json;
+
+/// Trailing data after the JSON value is malformed JSON, not silently dropped.
+#[tokio::test]
+async fn trailing_data_after_the_body_is_refused() {
+    let s = TestServer::start().await;
+    for body in [
+        r#"{"kind":"a"}{"kind":"b"}"#,
+        r#"{"kind":"a"} trailing"#,
+        r#"{"tasks":[{"kind":"a"}]}]"#,
+    ] {
+        let a = s.send("POST", "/v1/queues/q/tasks", Some(body)).await;
+        let msg = a.assert_error(400, "bad_request");
+        assert!(msg.contains("malformed JSON"), "{body}: {msg}");
+    }
+    // Whitespace after the value is fine.
+    let a = s
+        .send("POST", "/v1/queues/q/tasks", Some("{\"kind\":\"a\"}\n  "))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert_eq!(s.count("q").await, 1);
+    s.stop().await;
+}
+
+/// A path that does not decode, and the queue names `.` and `..`, get a JSON 400.
+#[tokio::test]
+async fn undecodable_paths_and_dot_queue_names_are_refused_as_json() {
+    let s = TestServer::start().await;
+    for (method, path) in [
+        ("POST", "/v1/queues/%FF/tasks"),
+        ("GET", "/v1/tasks/%FF%FE"),
+    ] {
+        let body = (method == "POST").then_some(r#"{"kind":"a"}"#);
+        let a = s.send(method, path, body).await;
+        assert!(
+            a.body["error"]["code"].is_string(),
+            "{path}: not the JSON error shape: {}",
+            a.body
+        );
+        assert_eq!(a.status, 400, "{path}: {}", a.body);
+    }
+    // HTTP clients resolve `.` and `..` away; a raw request (curl --path-as-is) still arrives.
+    for name in [".", "..", "%2E", "%2E%2E"] {
+        let (status, body) = raw_post(&s.url, &format!("/v1/queues/{name}/tasks"), "{}").await;
+        assert_eq!(status, 400, "{name}: {body}");
+        assert!(
+            body.contains("cannot appear in a URL path"),
+            "{name}: {body}"
+        );
+    }
+    let a = s.get("/v1/queues").await;
+    assert_eq!(a.body["queues"].as_array().unwrap().len(), 0);
+    s.stop().await;
+}
+
+/// One HTTP/1.1 request written by hand, path as is; returns the status and body.
+async fn raw_post(url: &str, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {ADMIN}\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    c.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).await.unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
+}
+
+/// Delays and times are bounded (limits.max_delay_ms), so no stored time is ever invalid.
+#[tokio::test]
+async fn unbounded_delays_are_refused_naming_the_field() {
+    let s = TestServer::start().await;
+    let huge = u64::MAX / 2;
+    for (body, field) in [
+        (json!({"kind": "a", "delay_ms": huge}), "task.delay_ms"),
+        (
+            json!({"kind": "a", "run_at": "9999-12-31T00:00:00Z"}),
+            "task.run_at",
+        ),
+        (
+            json!({"tasks": [{"kind": "a"}, {"kind": "b", "delay_ms": huge}]}),
+            "tasks[1].delay_ms",
+        ),
+    ] {
+        let a = s.post("/v1/queues/q/tasks", body.clone()).await;
+        let msg = a.assert_error(422, "invalid_field");
+        assert!(msg.contains(field), "{body}: {msg}");
+    }
+    assert_eq!(s.count("q").await, 0);
+    for (body, field) in [
+        (
+            json!({"backoff": {"base_ms": 1, "max_ms": huge}}),
+            "backoff.max_ms",
+        ),
+        (json!({"retention_ms": huge}), "retention_ms"),
+    ] {
+        let a = s
+            .send("PATCH", "/v1/queues/q", Some(&body.to_string()))
+            .await;
+        let msg = a.assert_error(422, "invalid_field");
+        assert!(msg.contains(field), "{body}: {msg}");
+    }
+    s.enqueue("q", json!({"kind": "a"})).await;
+    let t = s.claim("q", json!({"worker": "w"})).await.remove(0);
+    let a = s
+        .post(
+            &format!("/v1/tasks/{}/fail", id(&t)),
+            json!({"lease": lease(&t), "error": "x", "retry_in_ms": huge}),
+        )
+        .await;
+    let msg = a.assert_error(422, "invalid_field");
+    assert!(msg.contains("retry_in_ms"), "{msg}");
+    let a = s
+        .post(
+            "/v1/tasks/fail",
+            json!({"items": [{"id": id(&t), "lease": lease(&t), "error": "x", "retry_in_ms": huge}]}),
+        )
+        .await;
+    a.assert_error(422, "invalid_field");
+    // Nothing changed: the task still runs, and every listed time is a real one.
+    let got = s.get(&format!("/v1/tasks/{}", id(&t))).await;
+    assert_eq!(got.body["state"], "running");
+    let list = s.get("/v1/queues/q/tasks").await;
+    assert_eq!(list.status, 200);
+    assert!(!list.body.to_string().contains("invalid-timestamp"));
+    s.stop().await;
+}
+
+/// An expired lease is refused by heartbeat, complete and fail at once, before maintenance;
+/// a second completion says the task is already final.
+#[tokio::test]
+async fn leases_end_when_they_expire_and_final_tasks_say_so() {
+    let s = TestServer::start().await;
+    s.enqueue("q", json!({"kind": "a"})).await;
+    let t = s
+        .claim("q", json!({"worker": "w", "lease_ms": 1000}))
+        .await
+        .remove(0);
+    s.clock.advance_ms(1_000);
+    for (path, body) in [
+        ("heartbeat", json!({"lease": lease(&t)})),
+        ("complete", json!({"lease": lease(&t)})),
+        ("fail", json!({"lease": lease(&t), "error": "late"})),
+    ] {
+        let a = s.post(&format!("/v1/tasks/{}/{path}", id(&t)), body).await;
+        let msg = a.assert_error(409, "lease_lost");
+        assert!(msg.contains("expired"), "{path}: {msg}");
+    }
+    s.maintain().await;
+    s.clock.advance_ms(3_600_000);
+    s.maintain().await;
+    let t = s.claim("q", json!({"worker": "w"})).await.remove(0);
+    let path = format!("/v1/tasks/{}/complete", id(&t));
+    assert_eq!(s.post(&path, json!({"lease": lease(&t)})).await.status, 200);
+    let again = s.post(&path, json!({"lease": lease(&t)})).await;
+    let msg = again.assert_error(409, "lease_lost");
+    assert!(msg.contains("already succeeded"), "{msg}");
+    s.stop().await;
+}
+
+/// A storage failure answers 503 `storage_unavailable` with a stable message: the engine's own
+/// words (SQL, JSON errors, file names) stay in the log.
+#[tokio::test]
+async fn storage_errors_do_not_leak_engine_text() {
+    let s = TestServer::start().await;
+    s.enqueue("q", json!({"kind": "a"})).await;
+    let t = s.claim("q", json!({"worker": "w"})).await.remove(0);
+    let conn = rusqlite::Connection::open(s.db_path()).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    conn.execute("UPDATE tasks SET errors = 'not json'", [])
+        .unwrap();
+    drop(conn);
+    let a = s
+        .post(
+            &format!("/v1/tasks/{}/complete", id(&t)),
+            json!({"lease": lease(&t)}),
+        )
+        .await;
+    let msg = a.assert_error(503, "storage_unavailable").to_owned();
+    assert_eq!(msg, rota_server::error::STORAGE_UNAVAILABLE);
+    for leaked in ["json", "sqlite", "SQL", "column", "rota.db"] {
+        assert!(!msg.contains(leaked), "{msg}");
+    }
+    s.stop().await;
+}

@@ -1,0 +1,82 @@
+//! Access-control writes (tenants, keys, roles) and the readiness probe.
+
+use super::ctx::{Ctx, Res};
+use super::Batch;
+use rota_store::AuthChange;
+use rusqlite::params;
+
+impl Ctx<'_> {
+    pub fn change_auth(&mut self, b: &mut Batch, change: &AuthChange) -> Res<()> {
+        fn doc<T: serde::Serialize>(v: &T) -> String {
+            serde_json::to_string(v).expect("auth records serialize")
+        }
+        let tx = self.tx();
+        match change {
+            AuthChange::PutTenant(t) => {
+                tx.prepare_cached("INSERT OR REPLACE INTO tenants (name, doc) VALUES (?1, ?2)")?
+                    .execute(params![t.name, doc(t)])?;
+                b.delta.removed_tenants.remove(&t.name);
+                b.delta.new_tenants.insert(t.name.clone());
+            }
+            AuthChange::DeleteTenant(name) => {
+                let queues: Vec<i64> = {
+                    let mut stmt = tx.prepare_cached("SELECT id FROM queues WHERE tenant = ?1")?;
+                    let rows = stmt.query_map(params![name], |r| r.get(0))?;
+                    rows.collect::<rusqlite::Result<_>>()?
+                };
+                for qid in &queues {
+                    tx.prepare_cached("DELETE FROM tasks WHERE queue_id = ?1")?
+                        .execute(params![qid])?;
+                    b.delta.counts.remove(qid);
+                    b.delta.settings.remove(qid);
+                    b.delta.last_claim_at.remove(qid);
+                    b.ready.remove(qid);
+                }
+                b.delta.new_queues.retain(|q| &q.key.tenant != name);
+                b.delta.removed_queues.extend(queues);
+                b.delta.new_tenants.remove(name);
+                b.delta.removed_tenants.insert(name.clone());
+                tx.execute("DELETE FROM queues WHERE tenant = ?1", params![name])?;
+                tx.execute("DELETE FROM api_keys WHERE tenant = ?1", params![name])?;
+                tx.execute("DELETE FROM roles WHERE tenant = ?1", params![name])?;
+                tx.execute("DELETE FROM tenants WHERE name = ?1", params![name])?;
+            }
+            AuthChange::PutKey(k) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO api_keys (id, tenant, doc) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![k.id, k.tenant, doc(k)])?;
+            }
+            AuthChange::TouchKeys(touched) => {
+                let mut stmt = tx.prepare_cached(
+                    "UPDATE api_keys SET doc = json_set(doc, '$.last_used_at', ?2) WHERE id = ?1",
+                )?;
+                for (id, at) in touched {
+                    stmt.execute(params![id, at.to_string()])?;
+                }
+            }
+            AuthChange::PutRole(r) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO roles (tenant, name, doc) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![r.tenant, r.name, doc(r)])?;
+            }
+            AuthChange::DeleteRole { tenant, name } => {
+                tx.execute(
+                    "DELETE FROM roles WHERE tenant = ?1 AND name = ?2",
+                    params![tenant, name],
+                )?;
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Writes one row (the time of this probe), so readiness learns whether commits succeed
+    /// now: a full disk fails it even when no client is writing.
+    pub fn probe(&mut self, b: &mut Batch) -> Res<()> {
+        self.tx()
+            .prepare_cached("INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?1)")?
+            .execute(params![b.now.0])?;
+        Ok(Ok(()))
+    }
+}

@@ -1,0 +1,132 @@
+//! Fair batching: waiting ops sit in one FIFO lane per tenant (and one for the server's own
+//! work), and a batch takes them round-robin across lanes within a budget of rows. A tenant that
+//! sends thousands of large batches fills its own lane; another tenant's request waits for at
+//! most the commit in progress and shares the next one.
+
+use super::Op;
+use std::collections::{HashMap, VecDeque};
+
+#[derive(Default)]
+pub struct Lanes {
+    /// Lane name (`None`: the server's own) to its ops, oldest first.
+    lanes: HashMap<Option<String>, VecDeque<Op>>,
+    /// Lanes with ops, in the order they are served; the first is served next.
+    order: VecDeque<Option<String>>,
+    len: usize,
+}
+
+impl Lanes {
+    pub fn push(&mut self, op: Op) {
+        let lane = op.lane().map(str::to_owned);
+        let q = self.lanes.entry(lane.clone()).or_default();
+        if q.is_empty() {
+            self.order.push_back(lane);
+        }
+        q.push_back(op);
+        self.len += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Takes ops round-robin, one per lane per round, until `max_ops` or `max_rows` would be
+    /// passed. Always takes at least one op, however large. A lane left with ops goes to the
+    /// back, so the next batch starts with the lanes this one did not reach.
+    pub fn take_batch(&mut self, max_ops: usize, max_rows: usize) -> Vec<Op> {
+        let mut out: Vec<Op> = Vec::new();
+        let mut rows = 0;
+        'rounds: while !self.order.is_empty() && out.len() < max_ops {
+            let mut took_any = false;
+            for _ in 0..self.order.len() {
+                let Some(lane) = self.order.pop_front() else {
+                    break;
+                };
+                let q = self.lanes.get_mut(&lane).expect("ordered lanes exist");
+                let fits = q
+                    .front()
+                    .is_some_and(|op| out.is_empty() || rows + op.rows() <= max_rows);
+                if fits && out.len() < max_ops {
+                    let op = q.pop_front().expect("checked above");
+                    rows += op.rows();
+                    out.push(op);
+                    self.len -= 1;
+                    took_any = true;
+                }
+                if q.is_empty() {
+                    self.lanes.remove(&lane);
+                } else {
+                    self.order.push_back(lane);
+                }
+            }
+            if !took_any || rows >= max_rows {
+                break 'rounds;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rota_core::{json_null, NewTask, QueueKey};
+    use tokio::sync::oneshot;
+
+    fn enqueue(tenant: &str, n: usize) -> Op {
+        let task = NewTask {
+            kind: "k".into(),
+            payload: json_null(),
+            priority: 0,
+            run_at: None,
+            max_attempts: None,
+            unique_key: None,
+            tags: vec![],
+        };
+        let (tx, _rx) = oneshot::channel();
+        Op::Enqueue(QueueKey::new(tenant, "q"), vec![task; n], tx)
+    }
+
+    fn tenants(ops: &[Op]) -> Vec<String> {
+        ops.iter().map(|o| o.lane().unwrap().to_owned()).collect()
+    }
+
+    #[test]
+    fn a_flooding_tenant_shares_each_batch_with_the_others() {
+        let mut lanes = Lanes::default();
+        for _ in 0..100 {
+            lanes.push(enqueue("flood", 2_000));
+        }
+        lanes.push(enqueue("small", 1));
+        let first = lanes.take_batch(2_048, 4_096);
+        assert_eq!(tenants(&first), ["flood", "small", "flood"]);
+        assert_eq!(lanes.len(), 98);
+        let second = lanes.take_batch(2_048, 4_096);
+        assert_eq!(tenants(&second), ["flood", "flood"]);
+    }
+
+    #[test]
+    fn an_op_larger_than_the_budget_still_runs_alone() {
+        let mut lanes = Lanes::default();
+        lanes.push(enqueue("a", 10_000));
+        lanes.push(enqueue("b", 10_000));
+        assert_eq!(tenants(&lanes.take_batch(2_048, 4_096)), ["a"]);
+        assert_eq!(tenants(&lanes.take_batch(2_048, 4_096)), ["b"]);
+        assert!(lanes.is_empty());
+    }
+
+    #[test]
+    fn small_ops_fill_a_batch_up_to_the_op_limit() {
+        let mut lanes = Lanes::default();
+        for i in 0..10 {
+            lanes.push(enqueue(&format!("t{}", i % 3), 1));
+        }
+        let batch = lanes.take_batch(4, 4_096);
+        assert_eq!(tenants(&batch), ["t0", "t1", "t2", "t0"]);
+        assert_eq!(lanes.take_batch(100, 4_096).len(), 6);
+    }
+}

@@ -100,6 +100,7 @@ impl SqliteStore {
         clock: Arc<dyn Clock>,
         options: SqliteOptions,
     ) -> Result<Self, String> {
+        make_private(path)?;
         let mut conn =
             Connection::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         let mode: String = conn
@@ -213,6 +214,35 @@ impl SqliteStore {
         }
         out
     }
+}
+
+/// The store's files are readable by their owner only (0600): the file is created so before
+/// SQLite opens it, and SQLite gives its `-wal` and `-shm` files the same mode. Files left by
+/// an older Rota are narrowed.
+fn make_private(path: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let file = Path::new(&name);
+            if file.exists() {
+                std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| format!("cannot make {} private: {e}", file.display()))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn load_tenant_names(conn: &Connection) -> rusqlite::Result<HashSet<String>> {

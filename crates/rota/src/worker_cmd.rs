@@ -134,7 +134,7 @@ pub async fn run(client: Client, args: WorkerArgs) -> Result<()> {
         .grace(args.grace)
         .run(
             move |task| run_command(command.clone(), task),
-            crate::shutdown_signal(),
+            crate::serve::shutdown_signal(),
         )
         .await?;
     eprintln!(

@@ -528,6 +528,14 @@ impl Auth {
                 "tenant `{name}` holds the credential making this request; delete it with a key of another tenant"
             )));
         }
+        let holds_admin = self
+            .read()
+            .keys
+            .values()
+            .any(|k| k.record.tenant == name && k.record.roles.iter().any(|r| r == ADMIN_ROLE));
+        if holds_admin && !self.admin_remains(|r| r.tenant == name) {
+            return Err(Self::last_admin(&format!("tenant `{name}` holds")));
+        }
         self.store
             .change_auth(AuthChange::DeleteTenant(name.to_owned()))
             .await?;
@@ -703,10 +711,35 @@ impl Auth {
         Ok(())
     }
 
-    /// Revokes a key of `tenant` for good; the next request with it is refused.
+    /// Whether an active admin key would remain without the keys `gone` picks.
+    fn admin_remains(&self, gone: impl Fn(&KeyRecord) -> bool) -> bool {
+        let now = self.clock.now();
+        self.read().keys.values().any(|k| {
+            let r = &k.record;
+            r.revoked_at.is_none()
+                && r.expires_at.is_none_or(|e| e > now)
+                && r.roles.iter().any(|role| role == ADMIN_ROLE)
+                && !gone(r)
+        })
+    }
+
+    fn last_admin(what: &str) -> ApiError {
+        conflict(format!(
+            "{what} the last active admin key, and without one nobody could manage tenants or \
+             keys again; create another admin key first (rota key create --role admin). If \
+             every admin key is lost, stop the server and run `rota recover-admin`"
+        ))
+    }
+
+    /// Revokes a key of `tenant` for good; the next request with it is refused. The last
+    /// active admin key cannot be revoked.
     pub async fn revoke_key(&self, tenant: &str, id: &str) -> ApiResult<KeyRecord> {
         let _one = self.changes.lock().await;
         let mut record = self.key(tenant, id)?;
+        let is_admin = record.roles.iter().any(|r| r == ADMIN_ROLE);
+        if record.revoked_at.is_none() && is_admin && !self.admin_remains(|r| r.id == id) {
+            return Err(Self::last_admin(&format!("key `{id}` is")));
+        }
         if record.revoked_at.is_none() {
             record.revoked_at = Some(self.clock.now());
             self.put_key(record.clone()).await?;
@@ -714,11 +747,12 @@ impl Auth {
         Ok(record)
     }
 
-    /// The first admin key of a new store (see `rota serve`).
-    pub async fn create_bootstrap_key(&self) -> ApiResult<(KeyRecord, String)> {
+    /// A new admin key in tenant `default`: the first one of a new store (`rota serve`), or
+    /// one made offline when every admin key is lost (`rota recover-admin`).
+    pub async fn create_admin_key(&self, name: &str) -> ApiResult<(KeyRecord, String)> {
         let admin = Principal::admin("bootstrap");
         let spec = NewKey {
-            name: Some("bootstrap admin".into()),
+            name: Some(name.into()),
             roles: vec![ADMIN_ROLE.into()],
             ..Default::default()
         };

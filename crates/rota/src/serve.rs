@@ -1,0 +1,276 @@
+//! `rota serve`: configuration, the data directory (its lock, its permissions, the first
+//! admin key), the listener, graceful shutdown and `--demo`; and `rota recover-admin`.
+
+use crate::{access, config};
+use anyhow::{Context, Result};
+use rota_core::{Clock, SystemClock};
+use rota_sqlite::{SqliteOptions, SqliteStore};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ROTA_LISTEN", value_name = "ADDR")]
+    listen: Option<String>,
+    /// Directory holding the store (created on first start).
+    #[arg(long, env = "ROTA_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML config file: listen, data_dir, maintenance_interval_ms, [limits], [auth].
+    #[arg(long, env = "ROTA_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// After starting, enqueue, claim and complete one task against this server and print each
+    /// step: a quick look at the main job.
+    #[arg(long)]
+    demo: bool,
+}
+
+pub async fn serve(args: ServeArgs) -> Result<()> {
+    let cfg = config::load(
+        config::Overrides {
+            listen: args.listen,
+            data_dir: args.data_dir,
+            config: args.config,
+        },
+        &|k| std::env::var(k).ok(),
+    )?;
+    // Signal handlers before the port opens, so a SIGTERM sent as soon as it answers is not
+    // lost; the port before the store, so a busy port leaves no new store and key behind.
+    let stop = shutdown_signal();
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (set another address with --listen or ROTA_LISTEN)",
+                cfg.listen
+            )
+        })?;
+    let lock = lock_data_dir(&cfg.data_dir)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = open_store(&cfg, clock.clone())?;
+    let auth = rota_server::auth::Auth::load(store.clone(), clock.clone(), cfg.server.auth.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start access control: {e}"))?;
+    let admin_token = bootstrap(&auth, &cfg).await?;
+    let addr = listener.local_addr()?;
+    let db = config::db_path(&cfg.data_dir);
+    tracing::info!(%addr, store = %db.display(), auth = auth.enabled(), "rota is serving on http://{addr}");
+    if args.demo {
+        let token_file = access::admin_token_path(&cfg.data_dir);
+        tokio::spawn(demo(format!("http://{addr}"), admin_token, token_file));
+    }
+    let served =
+        rota_server::run_with_auth(listener, store.clone(), cfg.server, clock, auth, async {
+            stop.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+        })
+        .await;
+    rota_store::Store::close(&*store).await;
+    drop(lock);
+    tracing::info!("stopped");
+    served.context("the server failed")
+}
+
+/// Creates the data directory (mode 0700; an existing one is narrowed to it) and takes its
+/// lock: one server per data directory, since the embedded store has a single writer.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    #[cfg(unix)]
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .with_context(|| format!("cannot make {} private (mode 0700)", dir.display()))?;
+    let lock_path = dir.join("rota.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("cannot create {}", lock_path.display()))?;
+    lock.try_lock().map_err(|_| {
+        anyhow::anyhow!(
+            "another rota server is using {}; stop it or choose another --data-dir",
+            dir.display()
+        )
+    })?;
+    Ok(lock)
+}
+
+fn open_store(cfg: &config::ServeConfig, clock: Arc<dyn Clock>) -> Result<Arc<SqliteStore>> {
+    let options = SqliteOptions {
+        max_queues_per_tenant: cfg.server.limits.max_queues_per_tenant,
+        ..Default::default()
+    };
+    let store = SqliteStore::open(&config::db_path(&cfg.data_dir), clock, options)
+        .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))?;
+    Ok(Arc::new(store))
+}
+
+#[derive(clap::Args)]
+pub struct RecoverArgs {
+    /// The data directory of the stopped server.
+    #[arg(long, env = "ROTA_DATA_DIR", value_name = "DIR", default_value = config::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+}
+
+/// `rota recover-admin`: the way back when every admin key was revoked or lost. It needs the
+/// data directory's lock, so it runs only while the server is stopped, by whoever can read
+/// the directory (who could read the store itself anyway).
+pub async fn recover_admin(args: RecoverArgs) -> Result<()> {
+    if !config::db_path(&args.data_dir).exists() {
+        anyhow::bail!(
+            "{} holds no store; `rota serve --data-dir {}` creates one with an admin key",
+            args.data_dir.display(),
+            args.data_dir.display()
+        );
+    }
+    let lock = lock_data_dir(&args.data_dir)?;
+    let cfg = config::load(
+        config::Overrides {
+            listen: None,
+            data_dir: Some(args.data_dir.clone()),
+            config: None,
+        },
+        &|_| None,
+    )?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = open_store(&cfg, clock.clone())?;
+    let auth = rota_server::auth::Auth::load(store.clone(), clock, Default::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot load access control: {e}"))?;
+    let made = auth.create_admin_key("recovered admin").await;
+    rota_store::Store::close(&*store).await;
+    let (key, token) =
+        made.map_err(|e| anyhow::anyhow!("cannot create an admin key: {}", e.message))?;
+    let path = access::admin_token_path(&args.data_dir);
+    write_secret(&path, &token)?;
+    drop(lock);
+    println!(
+        "rota: created admin key `{}`. Its token is shown this once and saved in {} (mode 0600):\n\n    {token}\n",
+        key.id,
+        path.display()
+    );
+    Ok(())
+}
+
+/// On the first start of a store with no API key (and no `ROTA_ADMIN_TOKEN`), creates an
+/// admin key, writes its token to `<data-dir>/admin-token` (mode 0600) and prints it once on
+/// stdout (never to the log). Returns the admin token this process knows, for `--demo`.
+async fn bootstrap(
+    auth: &rota_server::auth::Auth,
+    cfg: &config::ServeConfig,
+) -> Result<Option<String>> {
+    if !auth.enabled() {
+        tracing::warn!(
+            "access control is disabled: every request acts as admin of tenant `default`"
+        );
+        return Ok(None);
+    }
+    if let Some(t) = &cfg.server.auth.admin_token {
+        return Ok(Some(t.0.clone()));
+    }
+    let path = access::admin_token_path(&cfg.data_dir);
+    if !auth.has_no_keys() {
+        return Ok(std::fs::read_to_string(&path)
+            .ok()
+            .map(|t| t.trim().to_owned()));
+    }
+    let (key, token) = auth
+        .create_admin_key("bootstrap admin")
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the first admin key: {}", e.message))?;
+    write_secret(&path, &token)?;
+    println!(
+        "rota: created the first admin key `{}`. Its token is shown this once and saved in {} (mode 0600):\n\n    {token}\n",
+        key.id,
+        path.display()
+    );
+    tracing::info!(key = %key.id, file = %path.display(), "created the first admin key");
+    Ok(Some(token))
+}
+
+/// Writes a file only its owner can read.
+fn write_secret(path: &Path, secret: &str) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    writeln!(f, "{secret}")?;
+    f.sync_all()?;
+    // The file's name is durable only once its directory is.
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when it
+/// is first awaited, so a signal sent right after the server is reachable is not lost.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+        async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Enqueue → claim → complete one task through the HTTP API, printing each step.
+async fn demo(url: String, token: Option<String>, token_file: PathBuf) {
+    use rota_client::{ClaimOptions, Client, NewTask};
+    let run = async {
+        let c = Client::with_token(&url, token.as_deref())?;
+        let task = NewTask::new("email.send", &serde_json::json!({"to": "ada@example.com"}));
+        let e = c.enqueue("demo", &task).await?;
+        println!(
+            "demo: enqueued {} ({}) in queue `demo`: {}",
+            e.task.id, e.task.kind, e.task.state
+        );
+        let opts = ClaimOptions {
+            worker: "demo-worker".into(),
+            max: 1,
+            wait_ms: Some(1_000),
+            ..Default::default()
+        };
+        let claimed = c.claim("demo", &opts).await?;
+        let t = claimed.first().context("the demo task was not claimable")?;
+        let lease = t.lease.as_ref().context("a claimed task has a lease")?;
+        println!(
+            "demo: claimed it as `demo-worker`, lease {} until {}",
+            lease.token, lease.expires_at
+        );
+        let result = serde_json::value::to_raw_value(&serde_json::json!({"sent": true}))?;
+        let done = c.complete(t.id, &lease.token, Some(result)).await?;
+        println!(
+            "demo: completed it: state {}, attempt {}",
+            done.state, done.attempt
+        );
+        println!("demo: try it yourself: rota queue stats demo");
+        println!(
+            "demo: or: curl -s -H \"Authorization: Bearer $(cat {})\" {url}/v1/queues/demo",
+            token_file.display()
+        );
+        anyhow::Ok(())
+    };
+    if let Err(e) = run.await {
+        eprintln!("demo failed: {e:#}");
+    }
+}

@@ -86,7 +86,9 @@ impl FromStr for TaskState {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Lease {
     pub worker: String,
-    /// The fencing token to present on heartbeat, complete and fail.
+    /// The fencing token to present on heartbeat, complete and fail. Shown only to a caller
+    /// that may complete the task; absent for others.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub token: String,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Timestamp,

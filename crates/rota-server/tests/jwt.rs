@@ -285,3 +285,84 @@ async fn a_rotated_key_set_is_fetched_on_an_unknown_kid() {
     assert!(msg.contains("2026-a"), "{msg}");
     s.stop().await;
 }
+
+/// A JWT's `kinds` limit holds on every operation, not only enqueue and claim: it cannot read
+/// another kind's lease token through get or list, nor heartbeat, complete or fail that task
+/// with a token learned elsewhere.
+#[tokio::test]
+async fn the_kinds_limit_holds_on_every_operation() {
+    let rsa = Signer::load("rsa", Algorithm::RS256, "rsa-a.pem");
+    let idp = idp(vec![rsa.jwk()]).await;
+    let s = server(&idp).await;
+    let token = rsa.sign(&claims("acme"));
+    let admin = |method: &'static str, path: String, body: Value| {
+        let s = &s;
+        async move {
+            s.send_full(
+                Some(ADMIN),
+                &[("rota-tenant", "acme")],
+                method,
+                &path,
+                Some(&body.to_string()),
+            )
+            .await
+            .0
+        }
+    };
+    let a = admin("POST", "/v1/queues/q/tasks".into(), json!({"kind": "sms"})).await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    // Another worker (the admin, here) holds the sms task.
+    let claimed = admin(
+        "POST",
+        "/v1/queues/q/claim".into(),
+        json!({"worker": "other", "kinds": ["sms"]}),
+    )
+    .await;
+    let sms = claimed.body["tasks"][0].clone();
+    let sms_id = id(&sms);
+    // The email-only JWT reads the task, but not its lease token.
+    let got = as_jwt(&s, &token, "GET", &format!("/v1/tasks/{sms_id}"), None).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(got.body["lease"]["worker"], "other");
+    assert!(got.body["lease"].get("token").is_none(), "{}", got.body);
+    let list = as_jwt(&s, &token, "GET", "/v1/queues/q/tasks", None).await;
+    assert!(list.body["tasks"][0]["lease"].get("token").is_none());
+    // With the token learned elsewhere, it still cannot act on that kind.
+    for (op, body) in [
+        ("heartbeat", json!({"lease": lease(&sms)})),
+        ("complete", json!({"lease": lease(&sms)})),
+        ("fail", json!({"lease": lease(&sms), "error": "x"})),
+    ] {
+        let a = as_jwt(
+            &s,
+            &token,
+            "POST",
+            &format!("/v1/tasks/{sms_id}/{op}"),
+            Some(body),
+        )
+        .await;
+        let msg = a.assert_error(403, "forbidden");
+        assert!(msg.contains("sms"), "{op}: {msg}");
+    }
+    let batch = as_jwt(
+        &s,
+        &token,
+        "POST",
+        "/v1/tasks/complete",
+        Some(json!({"items": [{"id": sms_id, "lease": lease(&sms)}]})),
+    )
+    .await;
+    assert_eq!(batch.body["items"][0]["ok"], false, "{}", batch.body);
+    assert_eq!(batch.body["items"][0]["error"]["code"], "forbidden");
+    // The holder of the lease still sees its token and completes it.
+    let mine = admin("GET", format!("/v1/tasks/{sms_id}"), json!(null)).await;
+    assert_eq!(mine.body["lease"]["token"], sms["lease"]["token"]);
+    let done = admin(
+        "POST",
+        format!("/v1/tasks/{sms_id}/complete"),
+        json!({"lease": lease(&sms)}),
+    )
+    .await;
+    assert_eq!(done.body["state"], "succeeded", "{}", done.body);
+    s.stop().await;
+}

@@ -370,19 +370,33 @@ fn batch_items<I, O>(
     Ok((out, ids))
 }
 
-/// 403 unless the caller may do `action` on the queue of task `id`. Looks the task up only
-/// when the caller's roles do not allow `action` on every queue.
+/// 403 unless the caller may do `action` on the queue of task `id`, and handle its kind. Looks
+/// the task up only when the caller's roles do not allow `action` on every queue or its
+/// credential is limited to some kinds.
 async fn authorize_task(
     st: &AppState,
     caller: &Caller,
     action: &str,
     id: rota_core::TaskId,
 ) -> ApiResult<()> {
-    if caller.on_every_queue(action) {
+    if caller.on_every_queue(action) && caller.principal.kinds.is_none() {
         return Ok(());
     }
     let task = st.store.get(&caller.tenant, id).await?;
-    caller.require(action, &queue_resource(&task.queue))
+    caller.require(action, &queue_resource(&task.queue))?;
+    caller.require_kinds([task.kind.as_str()])
+}
+
+/// A lease token proves the lease: only a caller who may complete the task sees it (a reader,
+/// a producer, or a worker limited to other kinds sees the lease without its token).
+fn hide_token_unless_allowed(caller: &Caller, task: &mut rota_core::Task) {
+    if let Some(lease) = task.lease.as_mut() {
+        let may_act = caller.can(actions::TASKS_COMPLETE, &queue_resource(&task.queue))
+            && caller.require_kinds([task.kind.as_str()]).is_ok();
+        if !may_act {
+            lease.token.clear();
+        }
+    }
 }
 
 /// Runs a batch on the items the caller may act on; the others answer 403 on their own.
@@ -528,8 +542,9 @@ pub async fn get(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::Json<rota_core::Task>> {
-    let task = st.store.get(&caller.tenant, task_id(&id)?).await?;
+    let mut task = st.store.get(&caller.tenant, task_id(&id)?).await?;
     caller.require(actions::TASKS_READ, &queue_resource(&task.queue))?;
+    hide_token_unless_allowed(&caller, &mut task);
     Ok(axum::Json(task))
 }
 
@@ -614,8 +629,12 @@ pub async fn list(
             },
         )
         .await?;
+    let mut tasks = page.tasks;
+    for t in &mut tasks {
+        hide_token_unless_allowed(&caller, t);
+    }
     Ok(axum::Json(TaskList {
-        tasks: page.tasks,
+        tasks,
         next_cursor: page.next_cursor.map(|c| c.to_string()),
     }))
 }

@@ -63,28 +63,52 @@ fn claims(tenant: &str) -> Value {
     })
 }
 
-/// A JWKS endpoint whose key set the test can swap, counting fetches.
+/// A JWKS endpoint whose key set the test can swap, counting fetches; `mode` makes it
+/// misbehave.
 struct Idp {
     url: String,
     keys: Arc<Mutex<Vec<Jwk>>>,
     fetches: Arc<AtomicUsize>,
+    mode: Arc<AtomicUsize>,
 }
 
+const SERVE: usize = 0;
+const FAIL: usize = 1;
+const HANG: usize = 2;
+const HUGE: usize = 3;
+const REDIRECT: usize = 4;
+
 async fn idp(keys: Vec<Jwk>) -> Idp {
+    use axum::response::IntoResponse;
     let keys = Arc::new(Mutex::new(keys));
     let fetches = Arc::new(AtomicUsize::new(0));
+    let mode = Arc::new(AtomicUsize::new(SERVE));
     let app = {
-        let (keys, fetches) = (keys.clone(), fetches.clone());
+        let (keys, fetches, mode) = (keys.clone(), fetches.clone(), mode.clone());
         axum::Router::new().route(
             "/jwks.json",
             axum::routing::get(move || {
-                let (keys, fetches) = (keys.clone(), fetches.clone());
+                let (keys, fetches, mode) = (keys.clone(), fetches.clone(), mode.clone());
                 async move {
                     fetches.fetch_add(1, Ordering::SeqCst);
-                    let set = JwkSet {
-                        keys: keys.lock().unwrap().clone(),
-                    };
-                    axum::Json(serde_json::to_value(set).unwrap())
+                    match mode.load(Ordering::SeqCst) {
+                        FAIL => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                        HANG => {
+                            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                            axum::http::StatusCode::OK.into_response()
+                        }
+                        HUGE => format!(r#"{{"keys": [], "pad": "{}"}}"#, "x".repeat(1 << 20))
+                            .into_response(),
+                        REDIRECT => {
+                            axum::response::Redirect::temporary("/elsewhere").into_response()
+                        }
+                        _ => {
+                            let set = JwkSet {
+                                keys: keys.lock().unwrap().clone(),
+                            };
+                            axum::Json(serde_json::to_value(set).unwrap()).into_response()
+                        }
+                    }
                 }
             }),
         )
@@ -92,18 +116,34 @@ async fn idp(keys: Vec<Jwk>) -> Idp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Idp { url, keys, fetches }
+    Idp {
+        url,
+        keys,
+        fetches,
+        mode,
+    }
 }
 
 async fn server(idp: &Idp) -> TestServer {
+    server_with(
+        idp,
+        JwtConfig {
+            refresh_min_interval_ms: 0,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+async fn server_with(idp: &Idp, jwt: JwtConfig) -> TestServer {
     let mut config = rota_server::ServerConfig::default();
     config.auth.jwt = Some(JwtConfig {
         jwks_url: idp.url.clone(),
         issuer: ISSUER.into(),
         audience: AUDIENCE.into(),
         leeway_s: 5,
-        refresh_min_interval_ms: 0,
-        ..Default::default()
+        allow_http: true,
+        ..jwt
     });
     let s = TestServer::with_config(config).await;
     let a = s
@@ -365,4 +405,186 @@ async fn the_kinds_limit_holds_on_every_operation() {
     .await;
     assert_eq!(done.body["state"], "succeeded", "{}", done.body);
     s.stop().await;
+}
+
+/// With a stale key set and a provider that fails or hangs, the provider is asked at most once
+/// per refresh interval, and requests whose kid is known never wait for it.
+#[tokio::test]
+async fn a_failing_or_hanging_provider_is_asked_rarely_and_never_waited_for() {
+    let rsa = Signer::load("rsa", Algorithm::RS256, "rsa-a.pem");
+    let idp = idp(vec![rsa.jwk()]).await;
+    // cache_ttl_s = 0: the key set is stale as soon as it is fetched. With no throttle, a
+    // hanging provider holds its one fetch in flight while known kids go on without it.
+    let token = rsa.sign(&claims("acme"));
+    let unthrottled = JwtConfig {
+        cache_ttl_s: 0,
+        refresh_min_interval_ms: 0,
+        ..Default::default()
+    };
+    let s = server_with(&idp, unthrottled).await;
+    let whoami = |s: &TestServer| {
+        let (url, token) = (s.url.clone(), token.clone());
+        async move {
+            reqwest::Client::new()
+                .get(format!("{url}/v1/whoami"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(whoami(&s).await, 200);
+    idp.mode.store(HANG, Ordering::SeqCst);
+    let before = idp.fetches.load(Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    for _ in 0..50 {
+        assert_eq!(whoami(&s).await, 200);
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    let during = idp.fetches.load(Ordering::SeqCst) - before;
+    assert_eq!(during, 1, "one fetch in flight at a time");
+    s.stop().await;
+    idp.mode.store(SERVE, Ordering::SeqCst);
+    idp.fetches.store(0, Ordering::SeqCst);
+
+    let s = server_with(
+        &idp,
+        JwtConfig {
+            cache_ttl_s: 0,
+            refresh_min_interval_ms: 60_000,
+            fetch_timeout_ms: 5_000,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        as_jwt(&s, &token, "GET", "/v1/whoami", None).await.status,
+        200
+    );
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 1);
+    for mode in [FAIL, HANG] {
+        idp.mode.store(mode, Ordering::SeqCst);
+        let started = std::time::Instant::now();
+        let mut calls = Vec::new();
+        for _ in 0..100 {
+            let (url, token) = (s.url.clone(), token.clone());
+            calls.push(tokio::spawn(async move {
+                reqwest::Client::new()
+                    .get(format!("{url}/v1/whoami"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }));
+        }
+        for c in calls {
+            assert_eq!(c.await.unwrap(), 200);
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "known kids waited on the provider: {:?}",
+            started.elapsed()
+        );
+    }
+    // One fetch at the start; the throttle allowed no other in the minute.
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 1);
+    // Unknown kids are throttled too: a flood of made-up kids asks nobody.
+    let stranger = Signer::load("other", Algorithm::RS256, "rsa-b.pem");
+    for _ in 0..20 {
+        let t = stranger.sign(&claims("acme"));
+        as_jwt(&s, &t, "GET", "/v1/whoami", None)
+            .await
+            .assert_error(401, "unauthorized");
+    }
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 1);
+    s.stop().await;
+}
+
+/// Concurrent requests with a new kid share one fetch; a key set too large, or a redirect,
+/// is refused and the keys already known stay.
+#[tokio::test]
+async fn unknown_kids_share_one_fetch_and_bad_key_sets_are_refused() {
+    let rsa = Signer::load("rsa", Algorithm::RS256, "rsa-a.pem");
+    let idp = idp(vec![rsa.jwk()]).await;
+    let s = server(&idp).await;
+    let token = rsa.sign(&claims("acme"));
+    assert_eq!(
+        as_jwt(&s, &token, "GET", "/v1/whoami", None).await.status,
+        200
+    );
+    let fetches = idp.fetches.load(Ordering::SeqCst);
+    let rotated = Signer::load("rsa-next", Algorithm::RS256, "rsa-b.pem");
+    idp.keys.lock().unwrap().push(rotated.jwk());
+    let new_token = rotated.sign(&claims("acme"));
+    let mut calls = Vec::new();
+    for _ in 0..16 {
+        let (url, t) = (s.url.clone(), new_token.clone());
+        calls.push(tokio::spawn(async move {
+            reqwest::Client::new()
+                .get(format!("{url}/v1/whoami"))
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let statuses: Vec<u16> = futures_join(calls).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let used = idp.fetches.load(Ordering::SeqCst) - fetches;
+    assert!(used <= 2, "{used} fetches for one rotation");
+    for mode in [HUGE, REDIRECT] {
+        idp.mode.store(mode, Ordering::SeqCst);
+        let stranger = Signer::load("unknown", Algorithm::RS256, "rsa-b.pem");
+        let msg = as_jwt(
+            &s,
+            &stranger.sign(&claims("acme")),
+            "GET",
+            "/v1/whoami",
+            None,
+        )
+        .await
+        .assert_error(401, "unauthorized")
+        .to_owned();
+        assert!(
+            msg.contains("not in the identity provider's key set"),
+            "{msg}"
+        );
+        // The keys already known still work.
+        assert_eq!(
+            as_jwt(&s, &token, "GET", "/v1/whoami", None).await.status,
+            200
+        );
+    }
+    s.stop().await;
+}
+
+async fn futures_join(calls: Vec<tokio::task::JoinHandle<u16>>) -> Vec<u16> {
+    let mut out = Vec::new();
+    for c in calls {
+        out.push(c.await.unwrap());
+    }
+    out
+}
+
+#[test]
+fn plain_http_key_sets_need_allow_http() {
+    let cfg = JwtConfig {
+        jwks_url: "http://idp.example/jwks.json".into(),
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        ..Default::default()
+    };
+    let e = cfg.validate().unwrap_err();
+    assert!(e.contains("allow_http"), "{e}");
+    let ok = JwtConfig {
+        allow_http: true,
+        ..cfg
+    };
+    assert!(ok.validate().is_ok());
 }

@@ -1,9 +1,12 @@
 //! Worker tokens from an identity provider: JWTs verified against the provider's JWKS.
 //!
-//! Keys are fetched from `jwks_url` and cached by `kid`. A token naming a `kid` the cache lacks
-//! triggers a refetch (at most once per `refresh_min_interval_ms`, so a flood of made-up kids
-//! cannot turn into a flood of fetches), and the whole set is refetched once it is older than
-//! `cache_ttl_s`. A failed fetch keeps the keys already known.
+//! Keys are fetched from `jwks_url` and cached by `kid`. The provider is asked at most once per
+//! `refresh_min_interval_ms` whatever happens (unknown kids, an expired cache, a provider that
+//! fails or hangs), and one fetch at a time: requests that need the fetch's answer (an unknown
+//! kid) wait for that one fetch; a request whose kid is already cached never waits, even when
+//! the set is older than `cache_ttl_s` (the refresh then runs in the background). A failed fetch
+//! keeps the keys already known. Only `https` URLs unless `allow_http`; redirects are not
+//! followed; a key set larger than `max_jwks_bytes` is refused.
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -34,6 +37,10 @@ pub struct JwtConfig {
     pub refresh_min_interval_ms: u64,
     pub cache_ttl_s: u64,
     pub fetch_timeout_ms: u64,
+    /// Largest key set accepted from the provider, in bytes.
+    pub max_jwks_bytes: usize,
+    /// Accept an `http://` jwks_url (a provider on a trusted network only).
+    pub allow_http: bool,
 }
 
 impl Default for JwtConfig {
@@ -49,17 +56,29 @@ impl Default for JwtConfig {
             refresh_min_interval_ms: 10_000,
             cache_ttl_s: 3_600,
             fetch_timeout_ms: 5_000,
+            max_jwks_bytes: 256 * 1024,
+            allow_http: false,
         }
     }
 }
 
 impl JwtConfig {
     pub fn validate(&self) -> Result<(), String> {
-        if !(self.jwks_url.starts_with("https://") || self.jwks_url.starts_with("http://")) {
+        let http = self.jwks_url.starts_with("http://");
+        if !(self.jwks_url.starts_with("https://") || http) {
             return Err(format!(
-                "auth.jwt.jwks_url must be an http(s) URL, not `{}`",
+                "auth.jwt.jwks_url must be an https URL, not `{}`",
                 self.jwks_url
             ));
+        }
+        if http && !self.allow_http {
+            return Err(format!(
+                "auth.jwt.jwks_url `{}` is plain http, where keys can be replaced in transit; use https, or set auth.jwt.allow_http = true for a provider on a trusted network",
+                self.jwks_url
+            ));
+        }
+        if self.max_jwks_bytes == 0 {
+            return Err("auth.jwt.max_jwks_bytes must be at least 1".into());
         }
         if self.issuer.is_empty() {
             return Err("auth.jwt.issuer must be set: tokens from any issuer would pass".into());
@@ -108,9 +127,16 @@ pub struct JwtVerifier {
     cfg: JwtConfig,
     http: reqwest::Client,
     set: RwLock<KeySet>,
-    /// One fetch at a time; the last attempt's time bounds how often unknown kids refetch.
-    fetching: tokio::sync::Mutex<()>,
-    last_attempt: Mutex<Option<Instant>>,
+    fetch: Mutex<FetchState>,
+    /// Wakes the requests waiting for the fetch in flight.
+    fetched: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct FetchState {
+    in_flight: bool,
+    /// When the provider was last asked: bounds how often it is asked, in every state.
+    last_attempt: Option<Instant>,
 }
 
 const ACCEPTED: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
@@ -137,6 +163,7 @@ impl JwtVerifier {
         cfg.validate()?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(cfg.fetch_timeout_ms))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
         Ok(JwtVerifier {
@@ -146,22 +173,48 @@ impl JwtVerifier {
                 keys: HashMap::new(),
                 fetched_at: None,
             }),
-            fetching: tokio::sync::Mutex::new(()),
-            last_attempt: Mutex::new(None),
+            fetch: Mutex::new(FetchState::default()),
+            fetched: tokio::sync::Notify::new(),
         })
     }
 
-    async fn fetch(&self) -> Result<(), String> {
-        let body: Value = self
+    /// Reads the key set, refusing one over `max_jwks_bytes` without reading it all.
+    async fn download(&self) -> Result<Vec<u8>, String> {
+        let mut resp = self
             .http
             .get(&self.cfg.jwks_url)
             .send()
             .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| format!("cannot fetch the JWKS: {e}"))?
-            .json()
+            .map_err(|e| format!("cannot fetch the JWKS: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!(
+                "the JWKS answered {} (redirects are not followed)",
+                resp.status()
+            ));
+        }
+        let max = self.cfg.max_jwks_bytes;
+        let too_big = || format!("the JWKS is larger than {max} bytes (auth.jwt.max_jwks_bytes)");
+        if resp.content_length().is_some_and(|n| n > max as u64) {
+            return Err(too_big());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
             .await
-            .map_err(|e| format!("the JWKS is not JSON: {e}"))?;
+            .map_err(|e| format!("cannot read the JWKS: {e}"))?
+        {
+            if body.len() + chunk.len() > max {
+                return Err(too_big());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    async fn fetch_now(&self) -> Result<(), String> {
+        let bytes = self.download().await?;
+        let body: Value =
+            serde_json::from_slice(&bytes).map_err(|e| format!("the JWKS is not JSON: {e}"))?;
         let entries = body
             .get("keys")
             .and_then(Value::as_array)
@@ -196,37 +249,62 @@ impl JwtVerifier {
         (set.keys.get(kid).cloned(), stale)
     }
 
-    async fn key(&self, kid: &str) -> Result<Arc<CachedKey>, String> {
+    /// Starts a fetch if none is in flight and the provider was not asked within
+    /// `refresh_min_interval_ms`. Returns whether the caller now owns that fetch.
+    fn start_fetch(&self) -> bool {
+        let mut st = self.fetch.lock().unwrap_or_else(|e| e.into_inner());
+        let min = Duration::from_millis(self.cfg.refresh_min_interval_ms);
+        if st.in_flight || st.last_attempt.is_some_and(|t| t.elapsed() < min) {
+            return false;
+        }
+        st.in_flight = true;
+        st.last_attempt = Some(Instant::now());
+        true
+    }
+
+    /// Runs the fetch this caller owns, then wakes everyone waiting for it.
+    async fn run_fetch(&self) {
+        if let Err(e) = self.fetch_now().await {
+            tracing::warn!(error = %e, url = %self.cfg.jwks_url, "JWKS refresh failed; keeping the keys already known");
+        }
+        self.fetch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .in_flight = false;
+        self.fetched.notify_waiters();
+    }
+
+    async fn key(self: &Arc<Self>, kid: &str) -> Result<Arc<CachedKey>, String> {
         let (found, stale) = self.cached(kid);
-        if let (Some(k), false) = (&found, stale) {
-            return Ok(k.clone());
-        }
-        let _one = self.fetching.lock().await;
-        // Another request may have fetched while this one waited.
-        let (again, stale) = self.cached(kid);
-        if let (Some(k), false) = (&again, stale) {
-            return Ok(k.clone());
-        }
-        let may_fetch = {
-            let mut last = self.last_attempt.lock().unwrap_or_else(|e| e.into_inner());
-            let min = Duration::from_millis(self.cfg.refresh_min_interval_ms);
-            let ok = stale || last.is_none_or(|t| t.elapsed() >= min);
-            if ok {
-                *last = Some(Instant::now());
+        if let Some(k) = found {
+            if stale && self.start_fetch() {
+                let me = self.clone();
+                tokio::spawn(async move { me.run_fetch().await });
             }
-            ok
-        };
-        if may_fetch {
-            if let Err(e) = self.fetch().await {
-                tracing::warn!(error = %e, url = %self.cfg.jwks_url, "JWKS refresh failed");
-            }
+            return Ok(k);
+        }
+        // An unknown kid: the key set may have rotated. Ask once, or wait for the fetch in
+        // flight; never more often than the throttle allows.
+        let waiting = self.fetched.notified();
+        tokio::pin!(waiting);
+        waiting.as_mut().enable();
+        if self.start_fetch() {
+            self.run_fetch().await;
+        } else if self
+            .fetch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .in_flight
+        {
+            let limit = Duration::from_millis(self.cfg.fetch_timeout_ms);
+            let _ = tokio::time::timeout(limit, waiting).await;
         }
         self.cached(kid).0.ok_or_else(|| {
             format!("the JWT's key `{kid}` is not in the identity provider's key set")
         })
     }
 
-    pub async fn verify(&self, token: &str) -> Result<JwtIdentity, String> {
+    pub async fn verify(self: &Arc<Self>, token: &str) -> Result<JwtIdentity, String> {
         use jsonwebtoken::errors::ErrorKind;
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| "the token is not a valid JWT")?;

@@ -184,7 +184,7 @@ pub struct Auth {
     changes: tokio::sync::Mutex<()>,
     env_admin: Option<[u8; 32]>,
     env_client: Arc<ClientState>,
-    jwt: Option<jwt::JwtVerifier>,
+    jwt: Option<Arc<jwt::JwtVerifier>>,
     jwt_clients: Mutex<HashMap<(String, String), Arc<ClientState>>>,
 }
 
@@ -256,7 +256,11 @@ impl Auth {
                 .or_default()
                 .insert(r.name.clone(), Arc::new(r));
         }
-        let jwt = config.jwt.clone().map(jwt::JwtVerifier::new).transpose()?;
+        let jwt = config
+            .jwt
+            .clone()
+            .map(|c| jwt::JwtVerifier::new(c).map(Arc::new))
+            .transpose()?;
         Ok(Arc::new(Auth {
             env_admin: config.admin_token.as_ref().map(|t| token::hash(&t.0)),
             config,

@@ -1,5 +1,6 @@
 //! Request extractors that turn every kind of bad input into a clear [`ApiError`].
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::AppState;
 use axum::body::Bytes;
@@ -18,18 +19,49 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
-            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::too_large(format!(
-                    "the request body is larger than {} bytes (limits.max_body_bytes); send fewer tasks per request",
-                    state.config.limits.max_body_bytes
-                ))
-            } else {
-                ApiError::bad_request(format!("cannot read the request body: {rej}"))
+        let limits = &state.config.limits;
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limits.max_body_bytes) {
+            return Err(too_large(limits.max_body_bytes));
+        }
+        // Budgets and the tenant's parse slot, taken before a byte of the body is read (the
+        // caller's permission to make this request was checked before that, in `auth`).
+        let caller = req.extensions().get::<Caller>().cloned();
+        let (_budget, _slot) = match &caller {
+            Some(c) => {
+                let charge = declared.unwrap_or(limits.max_body_bytes);
+                let budget = state
+                    .bodies
+                    .admit(c.body_clients(), &c.principal.label, charge)
+                    .await?;
+                (Some(budget), c.parse_slot().await)
             }
-        })?;
+            None => (None, None),
+        };
+        let read = Bytes::from_request(req, state);
+        let wait = std::time::Duration::from_millis(limits.body_read_timeout_ms);
+        let bytes = tokio::time::timeout(wait, read)
+            .await
+            .map_err(|_| crate::bodies::read_timeout(limits.body_read_timeout_ms))?
+            .map_err(|rej| {
+                if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    too_large(limits.max_body_bytes)
+                } else {
+                    ApiError::bad_request(format!("cannot read the request body: {rej}"))
+                }
+            })?;
         parse_json(&bytes).map(JsonBody)
     }
+}
+
+fn too_large(max: usize) -> ApiError {
+    ApiError::too_large(format!(
+        "the request body is larger than {max} bytes (limits.max_body_bytes); send fewer tasks per request"
+    ))
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bodies;
 pub mod error;
 pub mod extract;
 mod listener;
@@ -66,6 +67,7 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub auth: Arc<auth::Auth>,
+    pub bodies: Arc<bodies::BodyBudget>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -179,14 +181,19 @@ pub async fn run_with_auth(
         shutdown: token.clone(),
         metrics: metrics.clone(),
         auth: auth.clone(),
+        bodies: Arc::new(bodies::BodyBudget::new(&config.limits)),
     };
     let maintenance = tokio::spawn(maintenance::run(store, clock, interval, token.clone()));
     let upkeep = {
         let token = token.clone();
+        let bodies = state.bodies.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => metrics.run_upkeep(),
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {
+                        metrics.run_upkeep();
+                        bodies.return_memory();
+                    }
                     _ = token.cancelled() => return,
                 }
             }

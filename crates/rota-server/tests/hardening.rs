@@ -196,3 +196,116 @@ async fn storage_errors_do_not_leak_engine_text() {
     }
     s.stop().await;
 }
+
+async fn new_key(s: &TestServer, tenant: &str, role: &str) -> String {
+    if tenant != "default" {
+        let t = s.post("/v1/admin/tenants", json!({ "name": tenant })).await;
+        assert!(t.status == 201 || t.status == 409, "{}", t.body);
+    }
+    let (a, _) = s
+        .send_full(
+            Some(ADMIN),
+            &[("rota-tenant", tenant)],
+            "POST",
+            "/v1/keys",
+            Some(&json!({ "roles": [role] }).to_string()),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    a.body["token"].as_str().unwrap().to_owned()
+}
+
+/// A request the caller may not make is refused from its method and path, before its body is
+/// read: a `reader` sending a large body to enqueue gets 403, not a parse error.
+#[tokio::test]
+async fn permission_is_decided_before_the_body_is_read() {
+    let s = TestServer::start().await;
+    let reader = new_key(&s, "default", "reader").await;
+    let junk = "x".repeat(7 << 20);
+    for path in [
+        "/v1/queues/q/tasks",
+        "/v1/queues/q/claim",
+        "/v1/tasks/complete",
+        "/v1/tasks/019ab8f0-2c4e-7000-8000-000000000000/fail",
+    ] {
+        let a = s.send_as(Some(&reader), "POST", path, Some(&junk)).await;
+        a.assert_error(403, "forbidden");
+    }
+    assert_eq!(s.count("q").await, 0);
+    s.stop().await;
+}
+
+/// Opens a connection that sends a request's headers (declaring `len` body bytes) and only
+/// part of its body, then stalls: a slow client holding body budget.
+async fn stalled_body(url: &str, token: &str, len: usize) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = url.trim_start_matches("http://");
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/queues/q/tasks HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
+         content-length: {len}\r\n\r\n{{\"kind\":"
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    c
+}
+
+/// Bodies in flight are bounded per credential and tenant (503 with Retry-After past it, other
+/// tenants unaffected) and a body that does not arrive in time gets 408.
+#[tokio::test]
+async fn bodies_in_flight_are_bounded_per_client_and_in_time() {
+    let mut config = rota_server::ServerConfig::default();
+    config.limits.max_body_bytes = 10_000;
+    config.limits.max_body_bytes_in_flight_per_client = 20_000;
+    config.limits.max_body_bytes_in_flight = 100_000;
+    config.limits.body_read_timeout_ms = 1_500;
+    let s = TestServer::with_config(config).await;
+    let mine = new_key(&s, "default", "producer").await;
+    let theirs = new_key(&s, "other", "producer").await;
+    let stalled = [
+        stalled_body(&s.url, &mine, 10_000).await,
+        stalled_body(&s.url, &mine, 10_000).await,
+    ];
+    // Wait until both stalled bodies hold their budget.
+    let body = json!({"kind": "a"}).to_string();
+    let mut refused = None;
+    for _ in 0..200 {
+        let (a, h) = s
+            .send_full(Some(&mine), &[], "POST", "/v1/queues/q/tasks", Some(&body))
+            .await;
+        if a.status == 503 {
+            refused = Some((a, h));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let (a, h) = refused.expect("the third body is refused while two stall");
+    let msg = a.assert_error(503, "too_many_in_flight");
+    assert!(
+        msg.contains("limits.max_body_bytes_in_flight_per_client"),
+        "{msg}"
+    );
+    assert_eq!(h["retry-after"], "1");
+    let other = s
+        .send_as(Some(&theirs), "POST", "/v1/queues/q/tasks", Some(&body))
+        .await;
+    assert_eq!(
+        other.status, 201,
+        "another tenant is not affected: {}",
+        other.body
+    );
+    // The stalled bodies time out (408) and give their budget back.
+    let started = std::time::Instant::now();
+    for mut c in stalled {
+        use tokio::io::AsyncReadExt;
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out).await;
+        assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+        assert!(out.contains("limits.body_read_timeout_ms"), "{out}");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let after = s
+        .send_as(Some(&mine), "POST", "/v1/queues/q/tasks", Some(&body))
+        .await;
+    assert_eq!(after.status, 201, "{}", after.body);
+    s.stop().await;
+}

@@ -1,7 +1,7 @@
 //! Per-client flow control: a request rate over a sliding minute and a bound on requests in
 //! flight. Everything is in memory; no external service.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Requests in each of the last 60 seconds. The window slides a second at a time, so a client
@@ -65,10 +65,31 @@ impl RateWindow {
 }
 
 /// The live counters of one client (a key, a JWT subject) or one tenant.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ClientState {
     pub window: Mutex<RateWindow>,
     pub in_flight: AtomicU32,
+    /// Bytes of request bodies being read for this client now.
+    pub body_bytes: AtomicUsize,
+    /// Request bodies of this client being read and parsed at once: a tenant sending huge
+    /// batches takes turns with itself, not with other tenants (see `crate::bodies`).
+    pub parsing: tokio::sync::Semaphore,
+}
+
+/// Bodies one tenant may have being read and parsed at once.
+pub fn parse_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
+
+impl Default for ClientState {
+    fn default() -> Self {
+        ClientState {
+            window: Mutex::default(),
+            in_flight: AtomicU32::new(0),
+            body_bytes: AtomicUsize::new(0),
+            parsing: tokio::sync::Semaphore::new(parse_slots()),
+        }
+    }
 }
 
 /// Limits in force for one client; 0 is unlimited.

@@ -15,6 +15,7 @@
 
 pub mod jwt;
 pub mod limits;
+mod routes;
 pub mod token;
 
 pub use rota_core::auth::NewKey;
@@ -435,6 +436,22 @@ impl Auth {
         } else {
             Decision::NotAllowed
         }
+    }
+
+    /// Whether some rule of the principal's roles allows `action` on some queue.
+    fn may_on_some_queue(&self, p: &Principal, action: &str) -> bool {
+        let st = self.read();
+        let custom = st.roles.get(&p.tenant);
+        p.roles.iter().any(|role| {
+            let rules = builtin_rules(role)
+                .or_else(|| custom.and_then(|m| m.get(role)).map(|r| r.rules.as_slice()))
+                .unwrap_or(&[]);
+            rules.iter().any(|r| {
+                r.effect == rota_core::auth::Effect::Allow
+                    && glob_match(&r.action, action)
+                    && (glob_match(&r.resource, "queues/x") || r.resource.starts_with("queues/"))
+            })
+        })
     }
 
     fn on_every_queue(&self, p: &Principal, action: &str) -> bool {
@@ -892,9 +909,21 @@ pub struct Caller {
     /// The caller's own tenant, or, for an admin, the one named by the `Rota-Tenant` header.
     pub tenant: String,
     auth: Arc<Auth>,
+    /// The live counters the request counts against: its credential's, then its tenant's.
+    clients: Arc<[Arc<ClientState>]>,
 }
 
 impl Caller {
+    pub(crate) fn body_clients(&self) -> &[Arc<ClientState>] {
+        &self.clients
+    }
+
+    /// One of the tenant's parse slots (none to take when access control is off).
+    pub(crate) async fn parse_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let tenant = self.clients.last()?;
+        tenant.parsing.acquire().await.ok()
+    }
+
     pub fn can(&self, action: &str, resource: &str) -> bool {
         self.auth.decide(&self.principal, action, resource) == Decision::Allowed
     }
@@ -932,6 +961,23 @@ impl Caller {
         validate_queue_name(name).map_err(ApiError::bad_request)?;
         self.require(action, &rota_core::auth::queue_resource(name))?;
         Ok(QueueKey::new(self.tenant.clone(), name))
+    }
+
+    /// 403 unless some queue exists on which the caller may do `action` (for by-id task
+    /// routes, checked before the task is known).
+    pub fn require_on_some_queue(&self, action: &str) -> ApiResult<()> {
+        if self.auth.may_on_some_queue(&self.principal, action) {
+            return Ok(());
+        }
+        metrics::counter!("rota_auth_failures_total", "reason" => "forbidden").increment(1);
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "{} lacks permission `{action}` on every queue",
+                self.principal.label
+            ),
+        ))
     }
 
     /// Whether `action` is allowed on every queue, so a task need not be looked up first.
@@ -1091,11 +1137,18 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
         Ok(p) => p,
         Err(r) => return refusal(&principal, r).into_response(),
     };
-    req.extensions_mut().insert(Caller {
+    let caller = Caller {
         principal: Arc::new(principal),
         tenant,
         auth,
-    });
+        clients: clients.iter().map(|(c, _)| c.clone()).collect(),
+    };
+    // Refused from the method and path alone, before a byte of the body is read.
+    if let Err(e) = routes::precheck(&caller, &mut req).await {
+        drop(permit);
+        return e.into_response();
+    }
+    req.extensions_mut().insert(caller);
     let resp = next.run(req).await;
     drop(permit);
     resp

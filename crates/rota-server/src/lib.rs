@@ -7,9 +7,9 @@
 pub mod api;
 pub mod auth;
 pub mod bodies;
+pub mod connections;
 pub mod error;
 pub mod extract;
-mod listener;
 pub mod maintenance;
 pub mod metrics;
 
@@ -211,17 +211,17 @@ pub async fn run_with_auth(
             }
         })
     };
-    let listener = listener::LimitedListener::new(listener, config.limits.max_connections);
     let on_signal = {
         let token = token.clone();
-        async move {
-            shutdown.await;
-            token.cancel();
-        }
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown => token.cancel(),
+                _ = token.cancelled() => {}
+            }
+        })
     };
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(on_signal)
-        .await;
+    let served = connections::serve(listener, router(state), &config.limits, token.clone()).await;
+    on_signal.abort();
     token.cancel();
     let _ = maintenance.await;
     let _ = upkeep.await;

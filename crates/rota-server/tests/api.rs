@@ -941,9 +941,10 @@ async fn long_polls_wake_for_their_own_kind() {
     s.stop().await;
 }
 
-/// `limits.max_connections`: with two connections open, a third is not served until one closes.
+/// `limits.max_connections`: with two connections busy (long-polling claims), a third is not
+/// served until one finishes; an idle connection is closed to make room for a new one.
 #[tokio::test]
-async fn connection_limit_holds_extra_clients_until_one_closes() {
+async fn connection_limit_waits_for_busy_connections_and_closes_idle_ones() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let config = rota_server::ServerConfig {
         limits: rota_core::Limits {
@@ -956,31 +957,38 @@ async fn connection_limit_holds_extra_clients_until_one_closes() {
     let addr = s.url.trim_start_matches("http://").to_owned();
     let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     async fn answer(conn: &mut tokio::net::TcpStream) -> String {
-        let mut buf = vec![0u8; 1024];
+        let mut buf = vec![0u8; 4096];
         let n = conn.read(&mut buf).await.unwrap();
         String::from_utf8_lossy(&buf[..n]).into_owned()
     }
-    let mut held1 = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let held2 = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    // Both held connections are served: prove the first one is.
-    held1
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    assert!(answer(&mut held1).await.starts_with("HTTP/1.1 200"));
+    let claim = |wait_ms: u64| {
+        let body = format!(r#"{{"worker": "w", "wait_ms": {wait_ms}}}"#);
+        format!(
+            "POST /v1/queues/idle/claim HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            helpers::ADMIN,
+            body.len()
+        )
+    };
+    let mut busy1 = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    busy1.write_all(claim(60_000).as_bytes()).await.unwrap();
+    let mut busy2 = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    busy2.write_all(claim(1_500).as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut third = tokio::net::TcpStream::connect(&addr).await.unwrap();
     third.write_all(request).await.unwrap();
     let mut buf = [0u8; 64];
     let early = tokio::time::timeout(Duration::from_millis(300), third.read(&mut buf)).await;
     assert!(
         early.is_err(),
-        "the third connection was served while two were open"
+        "the third connection was served while two were busy"
     );
-    drop(held2);
+    // The shorter long-poll ends; its connection is then idle and gives way.
     let got = tokio::time::timeout(Duration::from_secs(10), answer(&mut third))
         .await
-        .expect("served once a connection closed");
+        .expect("served once a connection was no longer busy");
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
-    drop(held1);
+    assert!(answer(&mut busy2).await.starts_with("HTTP/1.1 200"));
+    drop(busy1);
     s.stop().await;
 }

@@ -309,3 +309,144 @@ async fn bodies_in_flight_are_bounded_per_client_and_in_time() {
     assert_eq!(after.status, 201, "{}", after.body);
     s.stop().await;
 }
+
+/// Opens `n` connections that send a request head a few bytes at a time and never finish it.
+async fn slowloris(url: &str, n: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    use tokio::io::AsyncWriteExt;
+    let addr = url.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let Ok(mut c) = tokio::net::TcpStream::connect(&addr).await else {
+            continue;
+        };
+        held.push(tokio::spawn(async move {
+            let _ = c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
+            for i in 0..100 {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                if c.write_all(format!("X-{i}: y\r\n").as_bytes())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }));
+    }
+    held
+}
+
+/// (limit + 50) slowloris connections cannot keep normal requests from being answered within a
+/// second: at the limit, a new connection closes the oldest one that has no request in progress.
+#[tokio::test]
+async fn slowloris_connections_do_not_starve_real_requests() {
+    let mut config = rota_server::ServerConfig::default();
+    config.limits.max_connections = 16;
+    let s = TestServer::with_config(config).await;
+    let attackers = slowloris(&s.url, 16 + 50).await;
+    for i in 0..20 {
+        let started = std::time::Instant::now();
+        // A new client each time: a new connection, as a new user would open.
+        let status = reqwest::Client::new()
+            .get(format!("{}/v1/queues", s.url))
+            .bearer_auth(ADMIN)
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await
+            .map(|r| r.status().as_u16());
+        assert_eq!(status.ok(), Some(200), "request {i}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "request {i} took {:?}",
+            started.elapsed()
+        );
+    }
+    for a in attackers {
+        a.abort();
+    }
+    s.stop().await;
+}
+
+/// A head must be complete within limits.header_read_timeout_ms of its first byte; a silent
+/// connection closes after limits.idle_timeout_ms; shutdown does not wait for either.
+#[tokio::test]
+async fn slow_heads_and_idle_connections_are_closed_and_never_delay_shutdown() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = rota_server::ServerConfig::default();
+    config.limits.header_read_timeout_ms = 300;
+    config.limits.idle_timeout_ms = 600;
+    let s = TestServer::with_config(config).await;
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), slow.read(&mut buf))
+        .await
+        .expect("the slow head is cut off")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    assert!(started.elapsed() < std::time::Duration::from_millis(550));
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), silent.read(&mut buf))
+        .await
+        .expect("the idle connection is closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    // A half-sent request does not hold up shutdown.
+    let mut half = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    half.write_all(b"POST /v1/queues/q/tasks HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    s.stop().await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    drop(half);
+}
+
+/// Past limits.max_connections_per_address, a new connection from that address closes its
+/// oldest idle one, or is refused when all of them are busy; other addresses are unaffected.
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = rota_server::ServerConfig::default();
+    config.limits.max_connections_per_address = 3;
+    let s = TestServer::with_config(config).await;
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let body = r#"{"worker": "w", "wait_ms": 30000}"#;
+    let claim = format!(
+        "POST /v1/queues/q/claim HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut busy = Vec::new();
+    for _ in 0..3 {
+        let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        c.write_all(claim.as_bytes()).await.unwrap();
+        busy.push(c);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut fourth = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let _ = fourth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), fourth.read(&mut buf))
+        .await
+        .expect("refused at once")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "a fourth connection from a busy address is closed");
+    // Another address (127.0.0.2 is loopback too) is served.
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let r = other
+        .get(format!("{}/healthz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drop(busy);
+    s.stop().await;
+}

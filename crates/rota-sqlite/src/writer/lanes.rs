@@ -35,39 +35,42 @@ impl Lanes {
     }
 
     /// Takes ops round-robin, one per lane per round, until `max_ops` or `max_rows` would be
-    /// passed. Always takes at least one op, however large. A lane left with ops goes to the
-    /// back, so the next batch starts with the lanes this one did not reach.
+    /// passed. Always takes at least one op, however large. Lanes whose next op did not fit
+    /// go first next time, ahead of the lanes served now, so no lane waits behind a busier one
+    /// for more than one batch.
     pub fn take_batch(&mut self, max_ops: usize, max_rows: usize) -> Vec<Op> {
         let mut out: Vec<Op> = Vec::new();
         let mut rows = 0;
-        'rounds: while !self.order.is_empty() && out.len() < max_ops {
+        loop {
             let mut took_any = false;
-            for _ in 0..self.order.len() {
-                let Some(lane) = self.order.pop_front() else {
-                    break;
-                };
+            let mut skipped = VecDeque::new();
+            let mut served = VecDeque::new();
+            while let Some(lane) = self.order.pop_front() {
                 let q = self.lanes.get_mut(&lane).expect("ordered lanes exist");
-                let fits = q
-                    .front()
-                    .is_some_and(|op| out.is_empty() || rows + op.rows() <= max_rows);
-                if fits && out.len() < max_ops {
-                    let op = q.pop_front().expect("checked above");
-                    rows += op.rows();
-                    out.push(op);
-                    self.len -= 1;
-                    took_any = true;
+                let fits = out.len() < max_ops
+                    && q.front()
+                        .is_some_and(|op| out.is_empty() || rows + op.rows() <= max_rows);
+                if !fits {
+                    skipped.push_back(lane);
+                    continue;
                 }
+                let op = q.pop_front().expect("checked above");
+                rows += op.rows();
+                out.push(op);
+                self.len -= 1;
+                took_any = true;
                 if q.is_empty() {
                     self.lanes.remove(&lane);
                 } else {
-                    self.order.push_back(lane);
+                    served.push_back(lane);
                 }
             }
-            if !took_any || rows >= max_rows {
-                break 'rounds;
+            skipped.append(&mut served);
+            self.order = skipped;
+            if !took_any || rows >= max_rows || out.len() >= max_ops || self.order.is_empty() {
+                return out;
             }
         }
-        out
     }
 }
 
@@ -107,6 +110,20 @@ mod tests {
         assert_eq!(lanes.len(), 98);
         let second = lanes.take_batch(2_048, 4_096);
         assert_eq!(tenants(&second), ["flood", "flood"]);
+    }
+
+    #[test]
+    fn a_lane_whose_op_did_not_fit_goes_first_next_time() {
+        let mut lanes = Lanes::default();
+        for _ in 0..10 {
+            lanes.push(enqueue("flood", 2_000));
+        }
+        assert_eq!(tenants(&lanes.take_batch(2_048, 1_024)), ["flood"]);
+        lanes.push(enqueue("small", 1));
+        // The flood's next op no longer fits after `small`'s: `small` is served at once.
+        assert_eq!(tenants(&lanes.take_batch(2_048, 1_024)), ["flood"]);
+        assert_eq!(tenants(&lanes.take_batch(2_048, 1_024)), ["small"]);
+        assert_eq!(tenants(&lanes.take_batch(2_048, 1_024)), ["flood"]);
     }
 
     #[test]

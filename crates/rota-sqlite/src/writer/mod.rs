@@ -37,7 +37,7 @@ use tokio::sync::{mpsc, oneshot};
 pub const MAX_OPS_PER_COMMIT: usize = 2_048;
 /// Bounds one transaction's work in rows (a task enqueued, claimed, completed … is one): large
 /// batches of one tenant take turns with other tenants' requests instead of filling a commit.
-pub const MAX_ROWS_PER_COMMIT: usize = 4_096;
+pub const MAX_ROWS_PER_COMMIT: usize = 1_024;
 /// Ops the writer holds in its lanes; past this, senders wait on the channel.
 const MAX_PENDING_OPS: usize = 16_384;
 

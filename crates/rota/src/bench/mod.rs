@@ -7,6 +7,9 @@
 //! - `single`: many clients each loop enqueue one → claim one → complete one.
 //! - `backlog`: claim latency (one task per claim) on a nearly empty queue, then on a queue with
 //!   `--backlog` ready tasks; and the server's RSS.
+//! - `fairness` (not part of `all`): see [`fairness`].
+
+mod fairness;
 
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
@@ -40,9 +43,15 @@ pub struct BenchArgs {
     /// Ready tasks queued for the backlog latency figure.
     #[arg(long, default_value_t = 1_000_000)]
     backlog: u64,
-    /// Claims timed for each latency figure.
+    /// Claims timed for each latency figure (and enqueues, in the fairness mode).
     #[arg(long, default_value_t = 2_000)]
     samples: u64,
+    /// Flooding clients in the fairness mode, each keeping one batch in flight.
+    #[arg(long, default_value_t = 32)]
+    flood_clients: usize,
+    /// Tasks per flooding request in the fairness mode.
+    #[arg(long, default_value_t = 2_000)]
+    flood_batch: usize,
     /// Repeat the whole run this many times and report the median of each figure.
     #[arg(long, default_value_t = 1)]
     runs: usize,
@@ -68,7 +77,12 @@ enum Mode {
     Batch,
     Single,
     Backlog,
+    /// One tenant floods with large batches; another's enqueue latency, alone and beside it.
+    Fairness,
 }
+
+/// A figure: name, value, unit (`x` for ratios).
+type Figure = (String, f64, &'static str);
 
 pub fn run(args: BenchArgs, url: Option<String>, token: Option<String>) -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
@@ -147,6 +161,8 @@ struct Server {
     child: Option<std::process::Child>,
     _dir: Option<tempfile::TempDir>,
     url: String,
+    /// The admin token of a server this bench started.
+    admin: Option<String>,
 }
 
 enum Target {
@@ -163,10 +179,12 @@ impl Server {
         let auth = match target {
             Target::Given(url, token) => {
                 let client = Client::with_token(&url, token.as_deref())?;
+                // The fairness mode makes its flooding tenant with this token (an admin's).
                 let server = Server {
                     child: None,
                     _dir: None,
                     url,
+                    admin: token,
                 };
                 return Ok((server, client));
             }
@@ -205,26 +223,36 @@ impl Server {
             child: Some(child),
             _dir: Some(dir),
             url,
+            admin: auth.then_some(admin),
         };
         if !auth {
             return Ok((server, client));
         }
-        let admin = Client::with_token(&server.url, Some(&admin))?;
+        let client = server.tenant_client("bench").await?;
+        Ok((server, client))
+    }
+
+    /// A client with a `producer`+`worker` key of a new tenant `name` (the admin's client when
+    /// access control is off, so every tenant is `default`).
+    async fn tenant_client(&self, name: &str) -> Result<Client> {
+        let Some(admin) = &self.admin else {
+            return Ok(Client::new(&self.url)?);
+        };
+        let admin = Client::with_token(&self.url, Some(admin))?;
         admin
-            .create_tenant("bench", Default::default())
+            .create_tenant(name, Default::default())
             .await
-            .context("cannot create the bench tenant")?;
+            .with_context(|| format!("cannot create the {name} tenant"))?;
         let key = admin
-            .with_tenant(Some("bench"))
+            .with_tenant(Some(name))
             .create_key(&rota_client::NewKey {
-                name: Some("bench".into()),
+                name: Some(name.into()),
                 roles: vec!["producer".into(), "worker".into()],
                 ..Default::default()
             })
             .await
-            .context("cannot create the bench key")?;
-        let client = Client::with_token(&server.url, Some(&key.token))?;
-        Ok((server, client))
+            .with_context(|| format!("cannot create the {name} key"))?;
+        Ok(Client::with_token(&self.url, Some(&key.token))?)
     }
 
     /// Resident set size of the server process, in MiB.
@@ -295,6 +323,10 @@ async fn run_once(args: &BenchArgs, target: Target) -> Result<Vec<(String, f64, 
         ));
         out.push(("single: claim latency p50".into(), p50, "ms"));
         out.push(("single: claim latency p99".into(), p99, "ms"));
+    }
+    if args.mode == Mode::Fairness {
+        let flood = server.tenant_client("flood").await?;
+        out.extend(fairness::run(args, &client, &flood, tag).await?);
     }
     if matches!(args.mode, Mode::All | Mode::Backlog) {
         let (empty, full, rss) = backlog_mode(args, &client, &server, tag).await?;

@@ -702,6 +702,17 @@ impl Client {
         Ok(l.roles)
     }
 
+    /// One role, built-in or custom, with its rules.
+    pub async fn role(&self, name: &str) -> Result<RoleInfo> {
+        self.call(
+            Method::GET,
+            &format!("/v1/roles/{name}"),
+            None::<&()>,
+            Self::TIMEOUT,
+        )
+        .await
+    }
+
     /// Creates or replaces a custom role; it applies to the next request of every key holding it.
     pub async fn put_role(&self, name: &str, rules: &[Rule]) -> Result<RoleInfo> {
         let body = serde_json::json!({ "rules": rules });

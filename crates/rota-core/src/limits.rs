@@ -49,8 +49,11 @@ pub struct Limits {
     pub header_read_timeout_ms: u64,
     /// A connection with no request in progress closes after this long.
     pub idle_timeout_ms: u64,
-    /// A request's body must arrive within this time (413/408 otherwise).
+    /// A request's body must arrive within this time (408 otherwise).
     pub body_read_timeout_ms: u64,
+    /// Queues shown one by one in `/metrics` (the deepest ones); the rest are summed under
+    /// `queue="_other"`, so a scrape costs the same with 100 queues or 100,000. 0 sums all.
+    pub max_metrics_queues: usize,
 }
 
 impl Default for Limits {
@@ -77,6 +80,7 @@ impl Default for Limits {
             header_read_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             body_read_timeout_ms: 30_000,
+            max_metrics_queues: 1_000,
         }
     }
 }

@@ -141,7 +141,15 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(metrics::track_http))
         // A span per request (method, path) with its status and latency at DEBUG:
         // `ROTA_LOG=tower_http=debug` shows them; at the default level they cost nothing.
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                // A 503 for a client's own in-flight limit, or a 429, is the client's doing, not
+                // a server fault: nothing at ERROR here. Storage failures are logged at ERROR
+                // where they happen (error.rs), with their cause.
+                .on_failure(
+                    tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+                ),
+        )
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

@@ -4,8 +4,35 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
 use rota_core::TaskState;
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// A gauge not set for this long is dropped from `/metrics`.
+const GAUGE_IDLE: Duration = Duration::from_secs(120);
+
+/// Queues that get their own label on task counters; others count under `_other`, so the
+/// number of series stays bounded however many queues exist.
+const MAX_COUNTER_QUEUES: usize = 1_000;
+
+/// The `queue` label for a task counter: the queue's name while fewer than
+/// [`MAX_COUNTER_QUEUES`] queues have one, else `_other`.
+fn queue_label(tenant: &str, queue: &str) -> (String, String) {
+    static SEEN: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
+    let key = (tenant.to_owned(), queue.to_owned());
+    let mut seen = SEEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if seen.contains(&key) || seen.len() < MAX_COUNTER_QUEUES {
+        seen.insert(key.clone());
+        key
+    } else {
+        ("_other".into(), "_other".into())
+    }
+}
 
 /// The process-wide recorder (metrics are global; several servers in one test process share it).
 pub fn handle() -> PrometheusHandle {
@@ -13,6 +40,9 @@ pub fn handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
+                // Queue gauges are set at each scrape; a queue that left the deepest set (or
+                // was deleted) drops out instead of showing its last value for ever.
+                .idle_timeout(MetricKindMask::GAUGE, Some(GAUGE_IDLE))
                 .set_buckets_for_metric(
                     Matcher::Full("rota_http_request_duration_seconds".into()),
                     &[
@@ -33,14 +63,16 @@ pub fn handle() -> PrometheusHandle {
 
 pub fn tasks_enqueued(tenant: &str, queue: &str, n: usize) {
     if n > 0 {
-        metrics::counter!("rota_tasks_enqueued_total", "tenant" => tenant.to_owned(), "queue" => queue.to_owned())
+        let (tenant, queue) = queue_label(tenant, queue);
+        metrics::counter!("rota_tasks_enqueued_total", "tenant" => tenant, "queue" => queue)
             .increment(n as u64);
     }
 }
 
 pub fn tasks_claimed(tenant: &str, queue: &str, n: usize) {
     if n > 0 {
-        metrics::counter!("rota_tasks_claimed_total", "tenant" => tenant.to_owned(), "queue" => queue.to_owned())
+        let (tenant, queue) = queue_label(tenant, queue);
+        metrics::counter!("rota_tasks_claimed_total", "tenant" => tenant, "queue" => queue)
             .increment(n as u64);
     }
 }
@@ -52,14 +84,16 @@ pub fn task_outcome(tenant: &str, queue: &str, state: TaskState) {
         TaskState::Scheduled | TaskState::Ready => "retry",
         other => other.as_str(),
     };
-    metrics::counter!("rota_task_outcomes_total", "tenant" => tenant.to_owned(), "queue" => queue.to_owned(), "outcome" => outcome)
+    let (tenant, queue) = queue_label(tenant, queue);
+    metrics::counter!("rota_task_outcomes_total", "tenant" => tenant, "queue" => queue, "outcome" => outcome)
         .increment(1);
 }
 
-/// Per queue: tasks by state, how long the oldest ready task has waited, and how long since a
-/// worker last asked for work ("queued, and nobody is claiming").
-pub fn queue_gauges(queues: &[(String, rota_core::QueueInfo)], now: rota_core::Timestamp) {
-    for (tenant, q) in queues {
+/// Per queue (the deepest `limits.max_metrics_queues`): tasks by state, how long the oldest
+/// ready task has waited, and how long since a worker last asked for work ("queued, and nobody
+/// is claiming"). The other queues' tasks are summed under `tenant="_other", queue="_other"`.
+pub fn queue_gauges(overview: &rota_store::QueueOverview, now: rota_core::Timestamp) {
+    for (tenant, q) in &overview.top {
         for state in TaskState::ALL {
             metrics::gauge!(
                 "rota_queue_tasks",
@@ -78,6 +112,16 @@ pub fn queue_gauges(queues: &[(String, rota_core::QueueInfo)], now: rota_core::T
                 .set(age);
         }
     }
+    for state in TaskState::ALL {
+        metrics::gauge!(
+            "rota_queue_tasks",
+            "tenant" => "_other",
+            "queue" => "_other",
+            "state" => state.as_str()
+        )
+        .set(overview.rest.get(state) as f64);
+    }
+    metrics::gauge!("rota_queues_summed").set(overview.rest_queues as f64);
 }
 
 pub fn maintenance(report: &rota_store::MaintenanceReport) {

@@ -450,3 +450,46 @@ async fn one_address_cannot_take_every_connection() {
     drop(busy);
     s.stop().await;
 }
+
+/// `/metrics` shows the deepest `limits.max_metrics_queues` queues one by one and sums the
+/// rest, so its size does not grow with the number of queues.
+#[tokio::test]
+async fn metrics_stay_bounded_however_many_queues_exist() {
+    let mut config = rota_server::ServerConfig::default();
+    config.limits.max_metrics_queues = 5;
+    let s = TestServer::with_config(config).await;
+    for i in 0..60 {
+        s.enqueue(&format!("mq-{i}"), json!({"kind": "a"})).await;
+    }
+    let deep: Vec<_> = (0..20).map(|_| json!({"kind": "a"})).collect();
+    let a = s
+        .post("/v1/queues/mq-deep/tasks", json!({ "tasks": deep }))
+        .await;
+    assert_eq!(a.status, 201);
+    let text = reqwest::get(format!("{}/metrics", s.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let queues: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("rota_queue_tasks{"))
+        .filter_map(|l| l.split("queue=\"").nth(1)?.split('"').next())
+        .collect();
+    assert!(queues.len() <= 6, "{queues:?}");
+    assert!(queues.contains("mq-deep"), "{queues:?}");
+    assert!(queues.contains("_other"), "{queues:?}");
+    let other_ready = text
+        .lines()
+        .find(|l| {
+            l.starts_with("rota_queue_tasks{")
+                && l.contains("queue=\"_other\"")
+                && l.contains("state=\"ready\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap();
+    // 61 queues: 5 shown, 56 summed (the deepest is shown, so 56 single tasks).
+    assert_eq!(other_ready, 56.0);
+    s.stop().await;
+}

@@ -452,6 +452,38 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn queue_overview(&self, max: usize) -> StoreResult<QueueOverview> {
+        let (chosen, rest, rest_queues) = {
+            let cat = self
+                .shared
+                .catalog
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            let mut all: Vec<&QueueEntry> = cat.all().collect();
+            let live = |q: &QueueEntry| q.counts.scheduled + q.counts.ready + q.counts.running;
+            if all.len() > max {
+                // The deepest `max` first, in O(n): no full sort of every queue.
+                all.select_nth_unstable_by_key(max, |q| std::cmp::Reverse(live(q)));
+            }
+            let split = all.len().min(max);
+            let mut rest = StateCounts::default();
+            for q in &all[split..] {
+                for st in TaskState::ALL {
+                    *rest.get_mut(st) += q.counts.get(st);
+                }
+            }
+            let mut top: Vec<QueueEntry> = all[..split].iter().map(|q| (*q).clone()).collect();
+            top.sort_by(|a, b| a.key.cmp(&b.key));
+            (top, rest, all.len() - split)
+        };
+        let top = self.queue_infos(move |_| chosen).await?;
+        Ok(QueueOverview {
+            top,
+            rest,
+            rest_queues,
+        })
+    }
+
     async fn update_queue(&self, queue: &QueueKey, patch: QueuePatch) -> StoreResult<QueueInfo> {
         let q = queue.clone();
         self.send(|r| Op::UpdateQueue(q, patch, r)).await??;

@@ -48,6 +48,7 @@ macro_rules! conformance_tests {
             unknown_tasks_and_queues_are_not_found,
             temporary_failures_keep_their_attempt,
             all_queues_spans_tenants,
+            queue_overview_shows_the_deepest_and_sums_the_rest,
             returned_tasks_match_what_is_stored,
             auth_data_round_trips_and_survives_reopen,
             deleting_a_tenant_removes_everything_it_owns,
@@ -932,6 +933,32 @@ pub async fn temporary_failures_keep_their_attempt<H: Harness>() {
         fail(&s, &c, None, false).await.unwrap().state,
         TaskState::Dead
     );
+}
+
+/// `/metrics`' view: the deepest queues in full, every other queue's counts summed.
+pub async fn queue_overview_shows_the_deepest_and_sums_the_rest<H: Harness>() {
+    let (_h, _c, s) = setup::<H>().await;
+    create_tenant(&s, "acme").await;
+    for (name, n) in [("a", 1), ("b", 5), ("c", 2), ("d", 7), ("e", 3)] {
+        let tasks = (0..n).map(|_| task("x")).collect();
+        s.enqueue(&QueueKey::new("acme", name), tasks)
+            .await
+            .unwrap();
+    }
+    let o = s.queue_overview(2).await.unwrap();
+    let names: Vec<&str> = o.top.iter().map(|(_, q)| q.name.as_str()).collect();
+    assert_eq!(names, ["b", "d"]);
+    assert!(o.top.iter().all(|(t, _)| t == "acme"));
+    assert_eq!(o.top[1].1.counts.ready, 7);
+    assert_eq!(o.rest.ready, 1 + 2 + 3);
+    assert_eq!(o.rest_queues, 3);
+    let all = s.queue_overview(100).await.unwrap();
+    assert_eq!(
+        (all.top.len(), all.rest_queues, all.rest.total()),
+        (5, 0, 0)
+    );
+    let none = s.queue_overview(0).await.unwrap();
+    assert_eq!((none.top.len(), none.rest.ready), (0, 18));
 }
 
 /// The operators' view lists every tenant's queues, each with its tenant.

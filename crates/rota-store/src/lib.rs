@@ -118,6 +118,17 @@ pub struct MaintenanceReport {
     pub next_due: Option<Timestamp>,
 }
 
+/// The deepest queues one by one, the rest summed (see [`Store::queue_overview`]).
+#[derive(Debug, Clone, Default)]
+pub struct QueueOverview {
+    /// `(tenant, queue)` of the deepest queues.
+    pub top: Vec<(String, QueueInfo)>,
+    /// The other queues' tasks by state, summed.
+    pub rest: rota_core::StateCounts,
+    /// How many queues `rest` sums.
+    pub rest_queues: usize,
+}
+
 /// Health of the store's parts, each named.
 #[derive(Debug, Clone)]
 pub struct Health {
@@ -172,9 +183,12 @@ pub trait Store: Send + Sync + 'static {
     async fn list(&self, queue: &QueueKey, filter: ListFilter) -> StoreResult<Page>;
     async fn queues(&self, tenant: &str) -> StoreResult<Vec<QueueInfo>>;
     async fn queue(&self, queue: &QueueKey) -> StoreResult<QueueInfo>;
-    /// Every queue of every tenant, with its tenant: for operators' metrics, never for a
-    /// tenant's own requests.
+    /// Every queue of every tenant, with its tenant: for operators, never for a tenant's own
+    /// requests.
     async fn all_queues(&self) -> StoreResult<Vec<(String, QueueInfo)>>;
+    /// The `max` queues (of any tenant) with the most live tasks, in full, and the counts of
+    /// all others summed: what `/metrics` shows, at a cost bounded by `max`.
+    async fn queue_overview(&self, max: usize) -> StoreResult<QueueOverview>;
     /// Changes settings, creating the queue if it does not exist yet.
     async fn update_queue(&self, queue: &QueueKey, patch: QueuePatch) -> StoreResult<QueueInfo>;
     /// Deletes the queue's tasks in `state`, which must be final. Returns how many.

@@ -44,10 +44,66 @@ pub fn resolve_token(
         return None;
     }
     let dir = env("ROTA_DATA_DIR").unwrap_or_else(|| crate::config::DEFAULT_DATA_DIR.into());
-    std::fs::read_to_string(admin_token_path(Path::new(&dir)))
+    let dir = Path::new(&dir);
+    // Only to the server that wrote the token: another one on this machine (another port)
+    // would be sent a credential that is not its own.
+    let written_by = std::fs::read_to_string(listen_path(dir)).ok()?;
+    if port_of(url)
+        != written_by
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+    {
+        return None;
+    }
+    std::fs::read_to_string(admin_token_path(dir))
         .ok()
         .map(|t| t.trim().to_owned())
         .filter(|t| !t.is_empty())
+}
+
+/// Where `rota serve` records the address it listens on, so the CLI sends the data dir's token
+/// to that server only.
+pub fn listen_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("listen")
+}
+
+fn port_of(url: &str) -> Option<u16> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or("");
+    let port = authority.rsplit_once(':').map(|(_, p)| p);
+    match port {
+        Some(p) if !p.ends_with(']') => p.parse().ok(),
+        _ if url.starts_with("https://") => Some(443),
+        _ => Some(80),
+    }
+}
+
+/// What the CLI tried, for an error saying the server wants credentials.
+pub fn where_tokens_come_from(url: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
+    let dir = env("ROTA_DATA_DIR").unwrap_or_else(|| crate::config::DEFAULT_DATA_DIR.into());
+    let file = admin_token_path(Path::new(&dir));
+    let local = if !is_loopback(url) {
+        format!(
+            "{url} is not on this machine, so {} was not read",
+            file.display()
+        )
+    } else if !file.exists() {
+        format!(
+            "{} does not exist (run this where `rota serve` keeps its data, or set ROTA_DATA_DIR)",
+            file.display()
+        )
+    } else {
+        format!(
+            "{} belongs to the server that wrote {} (a different port than {url})",
+            file.display(),
+            listen_path(Path::new(&dir)).display()
+        )
+    };
+    format!(
+        "the CLI sent no token: --token and ROTA_TOKEN are unset, ROTA_ADMIN_TOKEN is unset, and {local}. Pass a key with --token rota_… or ROTA_TOKEN=rota_…"
+    )
 }
 
 #[derive(clap::Args)]
@@ -125,10 +181,16 @@ pub enum KeyCmd {
 pub enum RoleCmd {
     /// Built-in and custom roles. Example: rota role list
     List,
+    /// One role and its rules. Example: rota role get worker
+    Get {
+        /// The role's name (built-in or custom).
+        name: String,
+    },
     /// Create or replace a custom role from rules RESOURCE:ACTION:EFFECT.
     ///
     /// Example: rota role put mailer 'queues/emails-*:tasks:*:allow' 'queues/emails-vip:tasks:claim:deny'
     Put {
+        /// The custom role's name: 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'.
         name: String,
         /// RESOURCE:ACTION:EFFECT, e.g. queues/emails-*:tasks:*:allow (the action may hold a
         /// colon; the resource may not).
@@ -136,7 +198,10 @@ pub enum RoleCmd {
         rules: Vec<Rule>,
     },
     /// Delete a custom role no live key holds. Example: rota role delete mailer
-    Delete { name: String },
+    Delete {
+        /// The custom role's name.
+        name: String,
+    },
 }
 
 fn parse_rule(s: &str) -> Result<Rule, String> {
@@ -311,6 +376,18 @@ pub async fn role(c: &Client, cmd: RoleCmd, fmt: Format) -> Result<()> {
         format!("{}:{}:{effect}", r.resource, r.action)
     };
     match cmd {
+        RoleCmd::Get { name } => {
+            let r = c.role(&name).await?;
+            match fmt {
+                Format::Json => output::json(&r),
+                Format::Table => println!(
+                    "role {} ({}): {}",
+                    r.name,
+                    if r.builtin { "built-in" } else { "custom" },
+                    r.rules.iter().map(rule_text).collect::<Vec<_>>().join(" ")
+                ),
+            }
+        }
         RoleCmd::List => {
             let roles = c.roles().await?;
             match fmt {
@@ -384,6 +461,8 @@ mod tests {
     fn the_token_comes_from_flag_env_then_the_local_data_dir() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(admin_token_path(dir.path()), "from-file\n").unwrap();
+        // The server that wrote it listens on port 7070.
+        std::fs::write(listen_path(dir.path()), "127.0.0.1:7070\n").unwrap();
         let d = dir.path().to_str().unwrap().to_owned();
         let env = |admin: Option<&str>| {
             let (d, admin) = (d.clone(), admin.map(str::to_owned));
@@ -407,13 +486,19 @@ mod tests {
             Some("from-file")
         );
         assert_eq!(
-            resolve_token("http://[::1]:1", None, &env(None)).as_deref(),
+            resolve_token("http://[::1]:7070", None, &env(None)).as_deref(),
             Some("from-file")
         );
         assert_eq!(
-            resolve_token("http://localhost", None, &env(None)).as_deref(),
+            resolve_token("http://localhost:7070/", None, &env(None)).as_deref(),
             Some("from-file")
         );
+        // Another server on this machine (another port) does not get this one's token.
+        assert_eq!(
+            resolve_token("http://127.0.0.1:7071", None, &env(None)),
+            None
+        );
+        assert_eq!(resolve_token("http://localhost", None, &env(None)), None);
         // A remote server never gets the local admin token.
         assert_eq!(
             resolve_token("https://rota.example.com", None, &env(None)),

@@ -16,7 +16,9 @@ pub enum TaskCmd {
     ///
     /// Example: rota task add emails --kind email.send --payload '{"to": "ada@example.com"}'
     Add {
+        /// The queue: 1 to 128 of A-Z, a-z, 0-9, '.', '_', '-' (created on first use).
         queue: String,
+        /// The command name workers filter on, e.g. email.send.
         #[arg(long)]
         kind: String,
         /// The payload as JSON text.
@@ -25,13 +27,16 @@ pub enum TaskCmd {
         /// Read the payload (JSON) from this file.
         #[arg(long)]
         payload_file: Option<PathBuf>,
+        /// Higher runs first; FIFO within a priority [default: 0].
         #[arg(long, allow_negative_numbers = true)]
         priority: Option<i32>,
         /// Run no sooner than this from now, e.g. 30s, 5m, 2h.
         #[arg(long, value_parser = humantime::parse_duration)]
         delay: Option<Duration>,
+        /// While a task with this key is not finished, adding it again returns that task.
         #[arg(long)]
         unique_key: Option<String>,
+        /// Attempts before the task is dead [default: the queue's, 25 unless set].
         #[arg(long)]
         max_attempts: Option<u32>,
     },
@@ -72,6 +77,7 @@ pub enum QueueCmd {
     /// Change settings. Example: rota queue set emails --max-attempts 5 --backoff 1s:10m
     Set {
         queue: String,
+        /// Attempts before a task is dead, for tasks added from now on.
         #[arg(long)]
         max_attempts: Option<u32>,
         /// BASE:MAX, e.g. 1s:1h (exponential, with full jitter).
@@ -332,15 +338,28 @@ pub async fn dead(c: &Client, cmd: DeadCmd, fmt: Format) -> Result<()> {
             }
             match fmt {
                 Format::Json => output::json(&serde_json::json!({"requeued": requeued})),
-                Format::Table => println!("requeued {} tasks in {queue}", requeued.len()),
+                Format::Table => {
+                    let n = requeued.len();
+                    let tasks = if n == 1 { "task" } else { "tasks" };
+                    println!("requeued {n} {tasks} in {queue}")
+                }
             }
             Ok(())
         }
     }
 }
 
-pub fn client(url: Option<&str>, token: Option<&str>, tenant: Option<&str>) -> Result<Client> {
+/// The client for `url`, and whether it carries a token (to explain a 401 if not).
+pub fn client(
+    url: Option<&str>,
+    token: Option<&str>,
+    tenant: Option<&str>,
+) -> Result<(Client, bool)> {
     let url = url.unwrap_or(DEFAULT_URL);
     let token = crate::access::resolve_token(url, token, &|k| std::env::var(k).ok());
-    Ok(Client::with_token(url, token.as_deref())?.with_tenant(tenant))
+    let has_token = token.is_some();
+    Ok((
+        Client::with_token(url, token.as_deref())?.with_tenant(tenant),
+        has_token,
+    ))
 }

@@ -114,6 +114,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into a file or a log collector.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = || tokio::runtime::Runtime::new().context("cannot start the async runtime");
     let (url, token, tenant, fmt) = (cli.url, cli.token, cli.tenant, cli.output);
@@ -128,8 +130,29 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut cmd, "rota", &mut std::io::stdout());
             Ok(())
         }
-        Command::Api(command) => cli::client(url.as_deref(), token.as_deref(), tenant.as_deref())
-            .and_then(|client| runtime()?.block_on(command.run(client, fmt))),
+        Command::Api(command) => {
+            let target = url.clone().unwrap_or_else(|| cli::DEFAULT_URL.to_owned());
+            cli::client(url.as_deref(), token.as_deref(), tenant.as_deref()).and_then(
+                |(client, has_token)| {
+                    let ran = runtime()?.block_on(command.run(client, fmt));
+                    // A 401 with no token sent: say where the CLI looked and how to pass one.
+                    let unauthorized = ran.as_ref().err().is_some_and(|e| {
+                        e.chain().any(|c| {
+                            matches!(
+                                c.downcast_ref::<rota_client::Error>(),
+                                Some(rota_client::Error::Unauthorized { .. })
+                            )
+                        })
+                    });
+                    if unauthorized && !has_token {
+                        let hint =
+                            access::where_tokens_come_from(&target, &|k| std::env::var(k).ok());
+                        return ran.context(hint);
+                    }
+                    ran
+                },
+            )
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,13 +10,15 @@ use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on [default: 127.0.0.1:7070, or `listen` in the config file].
     #[arg(long, env = "ROTA_LISTEN", value_name = "ADDR")]
     listen: Option<String>,
-    /// Directory holding the store (created on first start).
+    /// Directory holding the store, created on first start with mode 0700
+    /// [default: ./rota-data, or `data_dir` in the config file].
     #[arg(long, env = "ROTA_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// TOML config file: listen, data_dir, maintenance_interval_ms, [limits], [auth].
+    /// TOML config file: listen, data_dir, maintenance_interval_ms, [limits], [auth]
+    /// [default: none]. docs/configuration.md lists every key and its default.
     #[arg(long, env = "ROTA_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// After starting, enqueue, claim and complete one task against this server and print each
@@ -53,6 +55,9 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot start access control: {e}"))?;
     let admin_token = bootstrap(&auth, &cfg).await?;
     let addr = listener.local_addr()?;
+    // The CLI sends this data dir's admin token only to the server listening here.
+    std::fs::write(access::listen_path(&cfg.data_dir), format!("{addr}\n"))
+        .context("cannot record the listen address in the data dir")?;
     let db = config::db_path(&cfg.data_dir);
     tracing::info!(%addr, store = %db.display(), auth = auth.enabled(), "rota is serving on http://{addr}");
     if args.demo {
@@ -263,7 +268,9 @@ async fn demo(url: String, token: Option<String>, token_file: PathBuf) {
             "demo: completed it: state {}, attempt {}",
             done.state, done.attempt
         );
-        println!("demo: try it yourself: rota queue stats demo");
+        // The binary as it was started: `rota` may not be on PATH yet.
+        let exe = std::env::args().next().unwrap_or_else(|| "rota".into());
+        println!("demo: try it yourself: {exe} queue stats demo");
         println!(
             "demo: or: curl -s -H \"Authorization: Bearer $(cat {})\" {url}/v1/queues/demo",
             token_file.display()

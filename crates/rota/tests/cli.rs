@@ -192,7 +192,7 @@ async fn queue_and_dead_commands() {
     assert_eq!(dead.lines().count(), 3, "{dead}");
     assert!(dead.contains("broken"), "{dead}");
     let one = ok(rota_at(&s).args(["dead", "requeue", "ops", &dead_ids[0]]));
-    assert!(one.contains("requeued 1 tasks"), "{one}");
+    assert!(one.contains("requeued 1 task in ops"), "{one}");
     let all =
         json(&ok(rota_at(&s).args([
             "dead", "requeue", "ops", "--all", "--output", "json",

@@ -100,3 +100,41 @@ async fn a_lost_admin_key_is_recovered_offline() {
     assert_eq!(me.roles, ["admin"]);
     assert_ne!(me.principal, whoami.principal);
 }
+
+/// The CLI with no credential says where it looked and how to pass one; the data dir's token
+/// goes only to the server that wrote it, not to another server on this machine.
+#[tokio::test]
+async fn the_cli_says_where_it_looked_for_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = common::start(&data).await;
+    let other = tempfile::tempdir().unwrap();
+    let second = common::start(&other.path().join("data")).await;
+    let run = |url: &str, data_dir: &std::path::Path| {
+        rota()
+            .args(["queue", "list"])
+            .env("ROTA_URL", url)
+            .env("ROTA_DATA_DIR", data_dir)
+            .env_remove("ROTA_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let out = run(&server.url, &data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The first server's data dir, pointed at the second server: no token is sent.
+    let out = run(&second.url, &data);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--token"), "{stderr}");
+    assert!(stderr.contains("different port"), "{stderr}");
+    let missing = dir.path().join("nowhere");
+    let out = run(&server.url, &missing);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(stderr.contains("ROTA_TOKEN"), "{stderr}");
+}

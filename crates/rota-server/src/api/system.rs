@@ -53,9 +53,14 @@ pub async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/metrics", tag = "system", security(()),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
-    // Queue depth is read at scrape time, so it is exact whenever Prometheus asks.
-    match st.store.all_queues().await {
-        Ok(queues) => crate::metrics::queue_gauges(&queues, st.clock.now()),
+    // Queue depth is read at scrape time, so it is exact whenever Prometheus asks; only the
+    // deepest queues are shown one by one, so the scrape's cost is bounded.
+    match st
+        .store
+        .queue_overview(st.config.limits.max_metrics_queues)
+        .await
+    {
+        Ok(overview) => crate::metrics::queue_gauges(&overview, st.clock.now()),
         Err(e) => tracing::warn!(error = %e, "queue gauges left out of this scrape"),
     }
     (

@@ -29,7 +29,12 @@ async fn paced_enqueues(client: &Client, queue: &str, n: u64, pace: Duration) ->
     Ok([ms(0.5), ms(0.9), ms(0.99)])
 }
 
-pub async fn run(args: &BenchArgs, quiet: &Client, flood: &Client, tag: u32) -> Result<Vec<Figure>> {
+pub async fn run(
+    args: &BenchArgs,
+    quiet: &Client,
+    flood: &Client,
+    tag: u32,
+) -> Result<Vec<Figure>> {
     let pace = Duration::from_millis(5);
     let n = args.samples.min(2_000);
     let queue = format!("bench-quiet-{tag}");
@@ -55,7 +60,8 @@ pub async fn run(args: &BenchArgs, quiet: &Client, flood: &Client, tag: u32) -> 
     let started = Instant::now();
     let before = flooded.load(Ordering::Relaxed);
     let under = paced_enqueues(quiet, &queue, n, pace).await;
-    let flood_rate = (flooded.load(Ordering::Relaxed) - before) as f64 / started.elapsed().as_secs_f64();
+    let flood_rate =
+        (flooded.load(Ordering::Relaxed) - before) as f64 / started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     for f in flooders {
         f.await??;
@@ -64,11 +70,31 @@ pub async fn run(args: &BenchArgs, quiet: &Client, flood: &Client, tag: u32) -> 
     Ok(vec![
         ("fairness: quiet enqueue p50 alone".into(), alone[0], "ms"),
         ("fairness: quiet enqueue p90 alone".into(), alone[1], "ms"),
-        ("fairness: quiet enqueue p50 under flood".into(), under[0], "ms"),
-        ("fairness: quiet enqueue p90 under flood".into(), under[1], "ms"),
-        ("fairness: quiet enqueue p99 under flood".into(), under[2], "ms"),
-        ("fairness: p50 ratio (flood / alone)".into(), under[0] / alone[0], "x"),
-        ("fairness: p90 ratio (flood / alone)".into(), under[1] / alone[1], "x"),
+        (
+            "fairness: quiet enqueue p50 under flood".into(),
+            under[0],
+            "ms",
+        ),
+        (
+            "fairness: quiet enqueue p90 under flood".into(),
+            under[1],
+            "ms",
+        ),
+        (
+            "fairness: quiet enqueue p99 under flood".into(),
+            under[2],
+            "ms",
+        ),
+        (
+            "fairness: p50 ratio (flood / alone)".into(),
+            under[0] / alone[0],
+            "x",
+        ),
+        (
+            "fairness: p90 ratio (flood / alone)".into(),
+            under[1] / alone[1],
+            "x",
+        ),
         ("fairness: flood enqueue rate".into(), flood_rate, "tasks/s"),
     ])
 }

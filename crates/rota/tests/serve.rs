@@ -10,6 +10,24 @@ fn rota() -> Command {
     c
 }
 
+/// Whether the server at `addr` answers `/healthz` (the port opens before the store is ready,
+/// so a connection alone does not say the server serves).
+fn healthy(addr: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut c) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+    if c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    out.starts_with("HTTP/1.1 200")
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -79,7 +97,7 @@ fn one_server_per_data_dir_and_sigterm_stops_cleanly() {
         .unwrap();
     // Ready once it answers.
     let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !healthy(&format!("127.0.0.1:{port}")) {
         assert!(
             t.elapsed() < Duration::from_secs(30),
             "server did not start"
@@ -140,7 +158,7 @@ async fn first_start_creates_one_admin_key_and_no_token_reaches_the_log() {
     let wait_up = |url: &str| {
         let addr = url.trim_start_matches("http://").to_owned();
         let t = Instant::now();
-        while std::net::TcpStream::connect(&addr).is_err() {
+        while !healthy(&addr) {
             assert!(
                 t.elapsed() < Duration::from_secs(30),
                 "server did not start"

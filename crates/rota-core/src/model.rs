@@ -112,7 +112,7 @@ pub struct Task {
     pub id: TaskId,
     pub queue: String,
     pub kind: String,
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = serde_json::Value))]
     pub payload: Json,
     pub priority: i32,
     pub state: TaskState,
@@ -127,9 +127,9 @@ pub struct Task {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub finished_at: Option<Timestamp>,
     pub lease: Option<Lease>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
     pub progress: Option<Json>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
     pub result: Option<Json>,
     pub errors: Vec<AttemptError>,
     pub unique_key: Option<String>,

@@ -16,7 +16,7 @@ pub struct TaskInput {
     /// The command name workers filter on. Default `default`.
     pub kind: Option<String>,
     /// Any JSON; stored and returned verbatim. Default `null`.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub payload: Option<Json>,
     /// Higher runs first; FIFO within a priority. Default 0.
     pub priority: Option<i32>,

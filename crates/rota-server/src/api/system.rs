@@ -90,9 +90,89 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Documents the errors every `/v1` operation can answer, in the one error shape, beside the
+/// answers each operation documents itself: any request can be malformed (400), lack or fail
+/// its credential (401), lack a permission (403), name something absent (404), pass a rate
+/// limit (429) or meet an unavailable store or its client's in-flight limit (503); one with a
+/// body can also be too large (413), arrive too slowly (408), have a bad field (422) or conflict
+/// with the state (409).
+struct ErrorResponses;
+
+impl utoipa::Modify for ErrorResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |what: &str| {
+            ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        let common = [
+            ("400", "malformed request: bad JSON, path or query"),
+            ("401", "no credential, or one that is not valid"),
+            (
+                "403",
+                "the credential lacks the permission (named in the message)",
+            ),
+            (
+                "404",
+                "not found (another tenant's things are not found either)",
+            ),
+            ("429", "rate limit reached; see Retry-After"),
+            (
+                "503",
+                "storage unavailable, or the client's in-flight limit; see Retry-After",
+            ),
+        ];
+        let with_body = [
+            ("408", "the request body did not arrive in time"),
+            (
+                "409",
+                "conflicts with the current state (lease lost, already exists, a limit)",
+            ),
+            ("413", "the body or a batch is too large"),
+            ("422", "a field has a bad value (named in the message)"),
+        ];
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            let ops = [
+                (&mut item.get, false),
+                (&mut item.delete, false),
+                (&mut item.post, true),
+                (&mut item.put, true),
+                (&mut item.patch, true),
+            ];
+            for (op, body) in ops {
+                let Some(op) = op.as_mut() else { continue };
+                let extra = if body { &with_body[..] } else { &[][..] };
+                for (status, what) in common.iter().chain(extra) {
+                    op.responses
+                        .responses
+                        .entry((*status).to_owned())
+                        .or_insert_with(|| error(what).into());
+                }
+            }
+            // Purging and revoking can conflict too.
+            if let Some(op) = item.delete.as_mut() {
+                op.responses
+                    .responses
+                    .entry("409".to_owned())
+                    .or_insert_with(|| error("conflicts with the current state").into());
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ErrorResponses),
     security(("bearer" = [])),
     info(
         title = "Rota",

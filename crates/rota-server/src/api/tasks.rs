@@ -178,7 +178,7 @@ pub struct HeartbeatBody {
     /// New lease length from now. Default: the queue's `lease_ms`.
     pub lease_ms: Option<u64>,
     /// Any JSON describing progress; kept on the task.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub progress: Option<Json>,
 }
 
@@ -213,7 +213,7 @@ pub async fn heartbeat(
 pub struct CompleteBody {
     pub lease: String,
     /// Any JSON; kept on the task.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub result: Option<Json>,
 }
 
@@ -321,7 +321,7 @@ pub struct BatchItems<T> {
 pub struct CompleteItem {
     pub id: String,
     pub lease: String,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub result: Option<Json>,
 }
 

@@ -71,7 +71,7 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    use api::{admin, queues, system, tasks};
+    use api::{admin, batch, queues, system, tasks};
     let body_limit = state.config.limits.max_body_bytes;
     let v1 = Router::new()
         .route("/v1/queues", get(queues::list))
@@ -83,8 +83,8 @@ pub fn router(state: AppState) -> Router {
             post(tasks::enqueue).get(tasks::list).delete(queues::purge),
         )
         .route("/v1/queues/{queue}/claim", post(tasks::claim))
-        .route("/v1/tasks/complete", post(tasks::complete_batch))
-        .route("/v1/tasks/fail", post(tasks::fail_batch))
+        .route("/v1/tasks/complete", post(batch::complete_batch))
+        .route("/v1/tasks/fail", post(batch::fail_batch))
         .route("/v1/tasks/{id}", get(tasks::get))
         .route("/v1/tasks/{id}/heartbeat", post(tasks::heartbeat))
         .route("/v1/tasks/{id}/complete", post(tasks::complete))

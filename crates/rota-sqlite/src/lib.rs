@@ -6,6 +6,7 @@
 //! rows at open.
 
 mod catalog;
+mod load;
 mod rows;
 pub mod schema;
 mod writer;
@@ -13,8 +14,8 @@ mod writer;
 use async_trait::async_trait;
 use catalog::{Catalog, QueueEntry};
 use rota_core::{
-    Clock, NewTask, QueueInfo, QueueKey, QueuePatch, QueueSettings, StateCounts, Task, TaskId,
-    TaskState, Timestamp,
+    Clock, NewTask, QueueInfo, QueueKey, QueuePatch, StateCounts, Task, TaskId, TaskState,
+    Timestamp,
 };
 use rota_store::*;
 use rows::{task_from_row, TASK_COLUMNS};
@@ -100,7 +101,7 @@ impl SqliteStore {
         clock: Arc<dyn Clock>,
         options: SqliteOptions,
     ) -> Result<Self, String> {
-        make_private(path)?;
+        load::make_private(path)?;
         let mut conn =
             Connection::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         let mode: String = conn
@@ -118,8 +119,9 @@ impl SqliteStore {
         configure(&conn, options.write_cache_kib).map_err(|e| e.to_string())?;
         schema::migrate(&mut conn)?;
         let (catalog, last_id) =
-            load_catalog(&conn).map_err(|e| format!("cannot load queues: {e}"))?;
-        let tenants = load_tenant_names(&conn).map_err(|e| format!("cannot load tenants: {e}"))?;
+            load::load_catalog(&conn).map_err(|e| format!("cannot load queues: {e}"))?;
+        let tenants =
+            load::load_tenant_names(&conn).map_err(|e| format!("cannot load tenants: {e}"))?;
         let shared = Arc::new(Shared {
             catalog: RwLock::new(catalog),
             tenants: RwLock::new(tenants),
@@ -214,81 +216,6 @@ impl SqliteStore {
         }
         out
     }
-}
-
-/// The store's files are readable by their owner only (0600): the file is created so before
-/// SQLite opens it, and SQLite gives its `-wal` and `-shm` files the same mode. Files left by
-/// an older Rota are narrowed.
-fn make_private(path: &Path) -> Result<(), String> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-        for suffix in ["", "-wal", "-shm"] {
-            let mut name = path.as_os_str().to_owned();
-            name.push(suffix);
-            let file = Path::new(&name);
-            if file.exists() {
-                std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
-                    .map_err(|e| format!("cannot make {} private: {e}", file.display()))?;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
-}
-
-fn load_tenant_names(conn: &Connection) -> rusqlite::Result<HashSet<String>> {
-    let mut stmt = conn.prepare("SELECT name FROM tenants")?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
-    rows.collect()
-}
-
-fn load_catalog(conn: &Connection) -> rusqlite::Result<(Catalog, Option<TaskId>)> {
-    let mut catalog = Catalog::default();
-    let mut stmt =
-        conn.prepare("SELECT id, tenant, name, settings, created_at, last_claim_at FROM queues")?;
-    let rows = stmt.query_map([], |r| {
-        let settings: String = r.get(3)?;
-        Ok(QueueEntry {
-            id: r.get(0)?,
-            key: QueueKey::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?),
-            settings: serde_json::from_str(&settings).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "unreadable queue settings; using defaults");
-                QueueSettings::default()
-            }),
-            created_at: Timestamp(r.get(4)?),
-            last_claim_at: r.get::<_, Option<i64>>(5)?.map(Timestamp),
-            counts: StateCounts::default(),
-        })
-    })?;
-    for q in rows {
-        catalog.insert(q?);
-    }
-    let mut stmt =
-        conn.prepare("SELECT queue_id, state, COUNT(*) FROM tasks GROUP BY queue_id, state")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })?;
-    for row in rows {
-        let (qid, state, n) = row?;
-        if let Some(q) = catalog.by_id_mut(qid) {
-            *q.counts.get_mut(rows::state_from_sql(&state)?) = n as u64;
-        }
-    }
-    let last: Option<i64> = conn.query_row("SELECT MAX(id) FROM tasks", [], |r| r.get(0))?;
-    Ok((catalog, last.map(TaskId::from_i64)))
 }
 
 fn queue_info(conn: &Connection, q: &QueueEntry, now: Timestamp) -> rusqlite::Result<QueueInfo> {
@@ -551,7 +478,7 @@ impl Store for SqliteStore {
     }
 
     async fn load_auth(&self) -> StoreResult<AuthData> {
-        self.read(|conn, _| load_auth(conn).map_err(unavailable))
+        self.read(|conn, _| load::load_auth(conn).map_err(unavailable))
             .await
     }
 
@@ -575,27 +502,4 @@ impl Store for SqliteStore {
             .clear();
         self.shared.signals.notify_all();
     }
-}
-
-fn load_auth(conn: &Connection) -> Result<AuthData, String> {
-    fn docs<T: serde::de::DeserializeOwned>(
-        conn: &Connection,
-        sql: &str,
-    ) -> Result<Vec<T>, String> {
-        let mut stmt = conn.prepare(sql).map_err(|e| e.to_string())?;
-        let rows = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(|e| e.to_string())?;
-        rows.map(|doc| {
-            let doc = doc.map_err(|e| e.to_string())?;
-            serde_json::from_str(&doc)
-                .map_err(|e| format!("a stored auth record is unreadable: {e}"))
-        })
-        .collect()
-    }
-    Ok(AuthData {
-        tenants: docs(conn, "SELECT doc FROM tenants ORDER BY name")?,
-        keys: docs(conn, "SELECT doc FROM api_keys ORDER BY tenant, id")?,
-        roles: docs(conn, "SELECT doc FROM roles ORDER BY tenant, name")?,
-    })
 }

@@ -184,8 +184,8 @@ impl utoipa::Modify for ErrorResponses {
         crate::api::tasks::heartbeat,
         crate::api::tasks::complete,
         crate::api::tasks::fail,
-        crate::api::tasks::complete_batch,
-        crate::api::tasks::fail_batch,
+        crate::api::batch::complete_batch,
+        crate::api::batch::fail_batch,
         crate::api::tasks::get,
         crate::api::tasks::list,
         crate::api::tasks::cancel,
@@ -216,8 +216,8 @@ impl utoipa::Modify for ErrorResponses {
         openapi
     ),
     components(schemas(
-        crate::api::tasks::CompleteItem,
-        crate::api::tasks::FailItem,
+        crate::api::batch::CompleteItem,
+        crate::api::batch::FailItem,
         crate::error::ErrorBody,
         crate::api::EnqueuedBatch
     ))

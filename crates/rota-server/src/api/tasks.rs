@@ -234,7 +234,11 @@ pub struct FailBody {
     pub temporary: bool,
 }
 
-fn completion(id: rota_core::TaskId, body: CompleteBody, limits: &Limits) -> ApiResult<Completion> {
+pub(super) fn completion(
+    id: rota_core::TaskId,
+    body: CompleteBody,
+    limits: &Limits,
+) -> ApiResult<Completion> {
     if let Some(r) = &body.result {
         check_json_size("result", r, limits)?;
     }
@@ -245,7 +249,11 @@ fn completion(id: rota_core::TaskId, body: CompleteBody, limits: &Limits) -> Api
     })
 }
 
-fn failure(id: rota_core::TaskId, body: FailBody, limits: &Limits) -> ApiResult<FailureReport> {
+pub(super) fn failure(
+    id: rota_core::TaskId,
+    body: FailBody,
+    limits: &Limits,
+) -> ApiResult<FailureReport> {
     if let Some(ms) = body.retry_in_ms {
         limits
             .check_delay("retry_in_ms", ms)
@@ -270,7 +278,7 @@ fn failure(id: rota_core::TaskId, body: FailBody, limits: &Limits) -> ApiResult<
     })
 }
 
-fn record_outcomes(tenant: &str, queue_of: &[StoreResult<rota_core::Task>]) {
+pub(super) fn record_outcomes(tenant: &str, queue_of: &[StoreResult<rota_core::Task>]) {
     for t in queue_of.iter().flatten() {
         m::task_outcome(tenant, &t.queue, t.state);
     }
@@ -310,70 +318,10 @@ pub async fn fail(
     Ok(axum::Json(out.into_iter().next().expect("one outcome")?))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BatchItems<T> {
-    pub items: Vec<T>,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CompleteItem {
-    pub id: String,
-    pub lease: String,
-    #[schema(value_type = Option<serde_json::Value>)]
-    pub result: Option<Json>,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FailItem {
-    pub id: String,
-    pub lease: String,
-    pub error: String,
-    pub retry_in_ms: Option<u64>,
-    #[serde(default)]
-    pub dead: bool,
-    #[serde(default)]
-    pub temporary: bool,
-}
-
-/// Checks a batch's size and turns each item into what the store takes, naming the item of
-/// the first bad id; also returns the ids as sent, for the answer.
-fn batch_items<I, O>(
-    items: Vec<I>,
-    limits: &Limits,
-    id_of: impl Fn(&I) -> &String,
-    convert: impl Fn(rota_core::TaskId, I) -> ApiResult<O>,
-) -> ApiResult<(Vec<O>, Vec<String>)> {
-    let n = items.len();
-    if n == 0 {
-        return Err(ApiError::invalid(
-            "`items` is empty; send at least one item",
-        ));
-    }
-    if n > limits.max_batch {
-        return Err(ApiError::too_large(format!(
-            "{n} items in one request; the limit is {} (limits.max_batch)",
-            limits.max_batch
-        )));
-    }
-    let mut ids = Vec::with_capacity(n);
-    let mut out = Vec::with_capacity(n);
-    for (i, item) in items.into_iter().enumerate() {
-        let raw = id_of(&item).clone();
-        let id = task_id(&raw)
-            .map_err(|e| ApiError::invalid(format!("items[{i}].id: {}", e.message)))?;
-        out.push(convert(id, item)?);
-        ids.push(raw);
-    }
-    Ok((out, ids))
-}
-
 /// 403 unless the caller may do `action` on the queue of task `id`, and handle its kind. Looks
 /// the task up only when the caller's roles do not allow `action` on every queue or its
 /// credential is limited to some kinds.
-async fn authorize_task(
+pub(super) async fn authorize_task(
     st: &AppState,
     caller: &Caller,
     action: &str,
@@ -397,142 +345,6 @@ fn hide_token_unless_allowed(caller: &Caller, task: &mut rota_core::Task) {
             lease.token.clear();
         }
     }
-}
-
-/// Runs a batch on the items the caller may act on; the others answer 403 on their own.
-async fn permitted<I>(
-    st: &AppState,
-    caller: &Caller,
-    action: &str,
-    items: Vec<I>,
-    id_of: impl Fn(&I) -> rota_core::TaskId,
-    run: impl AsyncFnOnce(Vec<I>) -> Vec<StoreResult<rota_core::Task>>,
-) -> Vec<Result<rota_core::Task, ApiError>> {
-    let mut refused: Vec<Option<ApiError>> = Vec::with_capacity(items.len());
-    for item in &items {
-        refused.push(
-            match authorize_task(st, caller, action, id_of(item)).await {
-                // An unknown task is the store's to report, in its place in the batch.
-                Err(e) if e.status == StatusCode::FORBIDDEN => Some(e),
-                _ => None,
-            },
-        );
-    }
-    let allowed: Vec<I> = items
-        .into_iter()
-        .zip(&refused)
-        .filter(|(_, r)| r.is_none())
-        .map(|(i, _)| i)
-        .collect();
-    let done = if allowed.is_empty() {
-        Vec::new()
-    } else {
-        run(allowed).await
-    };
-    record_outcomes(&caller.tenant, &done);
-    let mut done = done.into_iter();
-    refused
-        .into_iter()
-        .map(|r| match r {
-            Some(e) => Err(e),
-            None => done
-                .next()
-                .expect("one outcome per allowed item")
-                .map_err(ApiError::from),
-        })
-        .collect()
-}
-
-fn outcomes(out: Vec<Result<rota_core::Task, ApiError>>, ids: Vec<String>) -> BatchOutcome {
-    let items = out
-        .into_iter()
-        .zip(ids)
-        .map(|(r, id)| match r {
-            Ok(t) => ItemOutcome {
-                id,
-                ok: true,
-                state: Some(t.state),
-                error: None,
-            },
-            Err(e) => ItemOutcome {
-                id,
-                ok: false,
-                state: None,
-                error: Some(e.detail()),
-            },
-        })
-        .collect();
-    BatchOutcome { items }
-}
-
-#[utoipa::path(post, path = "/v1/tasks/complete", tag = "tasks",
-    request_body(content = Object, description = "{\"items\": [{\"id\", \"lease\", \"result\"?}]}"),
-    responses((status = 200, body = BatchOutcome), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn complete_batch(
-    State(st): State<AppState>,
-    caller: Caller,
-    JsonBody(body): JsonBody<BatchItems<CompleteItem>>,
-) -> ApiResult<axum::Json<BatchOutcome>> {
-    let limits = &st.config.limits;
-    let (items, ids) = batch_items(
-        body.items,
-        limits,
-        |item| &item.id,
-        |id, item| {
-            let body = CompleteBody {
-                lease: item.lease,
-                result: item.result,
-            };
-            completion(id, body, limits)
-        },
-    )?;
-    let out = permitted(
-        &st,
-        &caller,
-        actions::TASKS_COMPLETE,
-        items,
-        |c| c.id,
-        async |items| st.store.complete(&caller.tenant, items).await,
-    )
-    .await;
-    Ok(axum::Json(outcomes(out, ids)))
-}
-
-#[utoipa::path(post, path = "/v1/tasks/fail", tag = "tasks",
-    request_body(content = Object, description = "{\"items\": [{\"id\", \"lease\", \"error\", \"retry_in_ms\"?, \"dead\"?}]}"),
-    responses((status = 200, body = BatchOutcome), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn fail_batch(
-    State(st): State<AppState>,
-    caller: Caller,
-    JsonBody(body): JsonBody<BatchItems<FailItem>>,
-) -> ApiResult<axum::Json<BatchOutcome>> {
-    let limits = &st.config.limits;
-    let (items, ids) = batch_items(
-        body.items,
-        limits,
-        |item| &item.id,
-        |id, item| {
-            let body = FailBody {
-                lease: item.lease,
-                error: item.error,
-                retry_in_ms: item.retry_in_ms,
-                dead: item.dead,
-                temporary: item.temporary,
-            };
-            failure(id, body, limits)
-                .map_err(|e| ApiError::invalid(format!("items[].{}", e.message)))
-        },
-    )?;
-    let out = permitted(
-        &st,
-        &caller,
-        actions::TASKS_FAIL,
-        items,
-        |f| f.id,
-        async |items| st.store.fail(&caller.tenant, items).await,
-    )
-    .await;
-    Ok(axum::Json(outcomes(out, ids)))
 }
 
 #[utoipa::path(get, path = "/v1/tasks/{id}", tag = "tasks", params(("id" = String, Path)),

@@ -1,0 +1,162 @@
+//! The conformance suite: one test body per behaviour, run against every engine.
+//!
+//! An engine crate provides a [`Harness`] and expands [`conformance_tests!`](crate::conformance_tests)
+//! in a test file; each body below becomes one `#[tokio::test]` there. Bodies drive a
+//! [`ManualClock`] and call [`Store::run_maintenance`] themselves, so nothing sleeps.
+
+mod queues;
+mod tasks;
+mod tenants;
+
+pub use queues::*;
+pub use tasks::*;
+pub use tenants::*;
+
+use crate::*;
+use rota_core::auth::{ClientLimits, Effect, Rule};
+use rota_core::lifecycle::LeaseLoss;
+use rota_core::{json_null, Backoff, Clock, ManualClock, NewTask, QueuePatch, TaskState};
+use serde_json::value::RawValue;
+
+/// Where an engine keeps one test's data.
+#[async_trait]
+pub trait Harness: Send + Sync + Sized + 'static {
+    /// A new, empty location (a temp file, a fresh database).
+    async fn new() -> Self;
+    /// Opens the store at this location, creating it if empty; opening again after `close`
+    /// must find the same data.
+    async fn open(&self, clock: ManualClock) -> DynStore;
+}
+
+/// Expands to one `#[tokio::test]` per conformance body for the given [`Harness`] type.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($harness:ty) => {
+        $crate::conformance_tests!(@each $harness;
+            enqueue_then_get_round_trips,
+            claim_orders_by_priority_then_fifo,
+            claim_filters_by_kind,
+            delayed_tasks_wait_for_run_at,
+            stale_lease_is_refused_after_expiry,
+            expired_lease_with_no_attempts_left_goes_dead,
+            heartbeat_extends_the_lease,
+            an_expired_lease_is_refused_before_maintenance_runs,
+            failures_back_off_record_errors_and_end_dead,
+            retry_brings_a_dead_task_back,
+            unique_key_deduplicates_live_tasks,
+            cancel_only_non_final_tasks,
+            batch_complete_reports_each_item,
+            list_filters_and_paginates_newest_first,
+            queue_stats_settings_and_pause,
+            purge_removes_only_final_states,
+            retention_deletes_old_final_tasks,
+            tenants_are_isolated,
+            data_survives_reopen,
+            enqueue_wakes_waiting_claims,
+            unknown_tasks_and_queues_are_not_found,
+            temporary_failures_keep_their_attempt,
+            all_queues_spans_tenants,
+            queue_overview_shows_the_deepest_and_sums_the_rest,
+            returned_tasks_match_what_is_stored,
+            auth_data_round_trips_and_survives_reopen,
+            deleting_a_tenant_removes_everything_it_owns,
+            deleting_a_tenant_under_concurrent_writes_leaves_nothing
+        );
+    };
+    (@each $harness:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                $crate::conformance::$name::<$harness>().await;
+            }
+        )*
+    };
+}
+
+const T0: i64 = 1_800_000_000_000;
+
+fn q(name: &str) -> QueueKey {
+    QueueKey::new("default", name)
+}
+
+fn json(s: &str) -> Json {
+    RawValue::from_string(s.to_owned()).unwrap()
+}
+
+pub fn task(kind: &str) -> NewTask {
+    NewTask {
+        kind: kind.into(),
+        payload: json(r#"{"n":1}"#),
+        priority: 0,
+        run_at: None,
+        max_attempts: None,
+        unique_key: None,
+        tags: vec![],
+    }
+}
+
+async fn setup<H: Harness>() -> (H, ManualClock, DynStore) {
+    let h = H::new().await;
+    let clock = ManualClock::new(Timestamp(T0));
+    let s = h.open(clock.clone()).await;
+    (h, clock, s)
+}
+
+fn claim_req(max: usize) -> ClaimRequest {
+    ClaimRequest {
+        worker: "w1".into(),
+        kinds: vec![],
+        max,
+        lease_ms: Some(10_000),
+    }
+}
+
+async fn create_tenant(s: &DynStore, name: &str) {
+    let t = TenantRecord {
+        name: name.into(),
+        created_at: Timestamp(T0),
+        limits: ClientLimits::default(),
+    };
+    s.change_auth(AuthChange::PutTenant(t)).await.unwrap();
+}
+
+async fn enqueue_one(s: &DynStore, queue: &QueueKey, t: NewTask) -> Task {
+    let mut out = s.enqueue(queue, vec![t]).await.unwrap();
+    assert_eq!(out.len(), 1);
+    out.remove(0).task
+}
+
+async fn claim_one(s: &DynStore, queue: &QueueKey) -> Task {
+    let mut got = s.claim(queue, claim_req(1)).await.unwrap();
+    assert_eq!(got.len(), 1, "expected one claimable task");
+    got.remove(0)
+}
+
+fn lease(t: &Task) -> String {
+    t.lease
+        .as_ref()
+        .expect("running task has a lease")
+        .token
+        .clone()
+}
+
+async fn complete(s: &DynStore, t: &Task) -> StoreResult<Task> {
+    let item = Completion {
+        id: t.id,
+        lease: lease(t),
+        result: Some(json(r#"{"ok":true}"#)),
+    };
+    s.complete("default", vec![item]).await.remove(0)
+}
+
+async fn fail(s: &DynStore, t: &Task, retry_in_ms: Option<u64>, dead: bool) -> StoreResult<Task> {
+    let item = FailureReport {
+        id: t.id,
+        lease: lease(t),
+        error: format!("boom on attempt {}", t.attempt),
+        retry_in_ms,
+        dead,
+        temporary: false,
+    };
+    s.fail("default", vec![item]).await.remove(0)
+}

@@ -25,7 +25,8 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// The server to talk to [default: http://127.0.0.1:7070].
+    /// The server to talk to [default: http://127.0.0.1:7070]. Client commands only; `serve`
+    /// and `recover-admin` ignore it.
     #[arg(long, global = true, env = "ROTA_URL")]
     url: Option<String>,
     /// API token (an API key or a JWT), sent as a bearer token. Unset, the CLI uses

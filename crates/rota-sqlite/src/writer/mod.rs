@@ -118,82 +118,36 @@ impl Op {
         })
     }
 
-    /// Sends the op's answer, or `err` for every part of it.
+    /// Sends the op's answer, or the batch's error (for every item of a batch op).
     fn answer(self, outcome: Result<Answer, StoreError>) {
-        fn pick<T>(
-            o: Result<Answer, StoreError>,
-            f: impl FnOnce(Answer) -> Option<T>,
-        ) -> Result<T, StoreError> {
-            o.map(|a| f(a).expect("an op's answer matches its kind"))
+        macro_rules! reply {
+            ($r:expr, $pat:pat => $v:expr, $err:expr) => {{
+                let _ = $r.send(match outcome {
+                    Ok($pat) => $v,
+                    Ok(_) => unreachable!("an op's answer matches its kind"),
+                    Err(e) => $err(e),
+                });
+            }};
         }
-        fn each(o: Result<Answer, StoreError>, n: usize) -> Vec<StoreResult<Task>> {
-            pick(o, |a| match a {
-                Answer::Each(v) => Some(v),
-                _ => None,
-            })
-            .unwrap_or_else(|e| vec![Err(e); n])
-        }
+        let items = match &self {
+            Op::Complete(_, items, _) => items.len(),
+            Op::Fail(_, items, _) => items.len(),
+            _ => 0,
+        };
         match self {
-            Op::Enqueue(.., r) => {
-                let _ = r.send(
-                    pick(outcome, |a| match a {
-                        Answer::Enqueued(v) => Some(v),
-                        _ => None,
-                    })
-                    .and_then(|v| v),
-                );
-            }
-            Op::Claim(.., r) => {
-                let _ = r.send(
-                    pick(outcome, |a| match a {
-                        Answer::Tasks(v) => Some(v),
-                        _ => None,
-                    })
-                    .and_then(|v| v),
-                );
-            }
+            Op::Enqueue(.., r) => reply!(r, Answer::Enqueued(v) => v, Err),
+            Op::Claim(.., r) => reply!(r, Answer::Tasks(v) => v, Err),
             Op::Heartbeat(.., r) | Op::Cancel(.., r) | Op::Retry(.., r) => {
-                let _ = r.send(
-                    pick(outcome, |a| match a {
-                        Answer::Task(v) => Some(*v),
-                        _ => None,
-                    })
-                    .and_then(|v| v),
-                );
+                reply!(r, Answer::Task(v) => *v, Err)
             }
-            Op::Complete(_, items, r) => {
-                let _ = r.send(each(outcome, items.len()));
-            }
-            Op::Fail(_, items, r) => {
-                let _ = r.send(each(outcome, items.len()));
+            Op::Complete(.., r) | Op::Fail(.., r) => {
+                reply!(r, Answer::Each(v) => v, |e| vec![Err(e); items])
             }
             Op::UpdateQueue(.., r) | Op::Auth(_, r) | Op::Probe(r) => {
-                let _ = r.send(
-                    pick(outcome, |a| match a {
-                        Answer::Unit(v) => Some(v),
-                        _ => None,
-                    })
-                    .and_then(|v| v),
-                );
+                reply!(r, Answer::Unit(v) => v, Err)
             }
-            Op::Purge(.., r) => {
-                let _ = r.send(
-                    pick(outcome, |a| match a {
-                        Answer::Count(v) => Some(v),
-                        _ => None,
-                    })
-                    .and_then(|v| v),
-                );
-            }
-            Op::Maintenance(r) => {
-                let _ = r.send(
-                    pick(outcome, |a| match a {
-                        Answer::Report(v) => Some(v),
-                        _ => None,
-                    })
-                    .and_then(|v| v),
-                );
-            }
+            Op::Purge(.., r) => reply!(r, Answer::Count(v) => v, Err),
+            Op::Maintenance(r) => reply!(r, Answer::Report(v) => v, Err),
         }
     }
 }

@@ -219,6 +219,24 @@ impl Ctx<'_> {
         Ok(Ok(row))
     }
 
+    /// The leased row, or `None` once the refusal is pushed to a batch's outcomes.
+    fn leased_or_refuse(
+        &self,
+        b: &Batch,
+        tenant: &str,
+        id: TaskId,
+        token: &str,
+        out: &mut Vec<StoreResult<Task>>,
+    ) -> rusqlite::Result<Option<TaskRow>> {
+        Ok(match self.leased(b, tenant, id, token)? {
+            Ok(row) => Some(row),
+            Err(e) => {
+                out.push(Err(e));
+                None
+            }
+        })
+    }
+
     pub fn heartbeat(&mut self, b: &mut Batch, tenant: &str, hb: &Heartbeat) -> Res<Task> {
         let row = match self.leased(b, tenant, hb.id, &hb.lease)? {
             Ok(r) => r,
@@ -260,12 +278,9 @@ impl Ctx<'_> {
         )?;
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            let row = match self.leased(b, tenant, item.id, &item.lease)? {
-                Ok(row) => row,
-                Err(e) => {
-                    out.push(Err(e));
-                    continue;
-                }
+            let Some(row) = self.leased_or_refuse(b, tenant, item.id, &item.lease, &mut out)?
+            else {
+                continue;
             };
             let retention = self.settings_of(b, row.queue_id).retention_ms;
             let result = item.result.as_ref().map(|r| r.get());
@@ -299,12 +314,9 @@ impl Ctx<'_> {
     ) -> rusqlite::Result<Vec<StoreResult<Task>>> {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            let row = match self.leased(b, tenant, item.id, &item.lease)? {
-                Ok(row) => row,
-                Err(e) => {
-                    out.push(Err(e));
-                    continue;
-                }
+            let Some(row) = self.leased_or_refuse(b, tenant, item.id, &item.lease, &mut out)?
+            else {
+                continue;
             };
             let how = (item.retry_in_ms, item.dead, item.temporary);
             let t = self.record_failure(b, row, item.error.clone(), how)?;

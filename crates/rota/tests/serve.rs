@@ -219,6 +219,8 @@ async fn first_start_creates_one_admin_key_and_no_token_reaches_the_log() {
     assert_eq!(stdout.matches(&admin_token).count(), 1, "{stdout}");
     assert!(stdout.contains("admin-token"), "{stdout}");
     assert!(log.contains("API key created"), "the log is on: {log}");
+    // stderr is a pipe here, not a terminal: no colour codes in the log.
+    assert!(!log.contains('\u{1b}'), "ANSI escapes in the log: {log}");
     for secret in [&admin_token, &key.token, &wrong[22..].to_owned()] {
         assert!(!log.contains(secret.as_str()), "a token is in the log");
     }

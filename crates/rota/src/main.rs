@@ -16,6 +16,10 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// The heading of the flags that only commands talking to a server use (`serve`,
+/// `recover-admin` and a `bench` that starts its own server ignore them).
+const CLIENT: &str = "Client options (commands that talk to a server; serve ignores them)";
+
 #[derive(Parser)]
 #[command(
     name = "rota",
@@ -25,20 +29,19 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// The server to talk to [default: http://127.0.0.1:7070]. Client commands only; `serve`
-    /// and `recover-admin` ignore it.
-    #[arg(long, global = true, env = "ROTA_URL")]
+    /// The server to talk to [default: http://127.0.0.1:7070].
+    #[arg(long, global = true, env = "ROTA_URL", help_heading = CLIENT)]
     url: Option<String>,
     /// API token (an API key or a JWT), sent as a bearer token. Unset, the CLI uses
     /// ROTA_ADMIN_TOKEN, or for a server on this machine the admin token `rota serve` saved in
     /// $ROTA_DATA_DIR/admin-token (default ./rota-data/admin-token).
-    #[arg(long, global = true, env = "ROTA_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "ROTA_TOKEN", hide_env_values = true, help_heading = CLIENT)]
     token: Option<String>,
     /// Act in this tenant (an admin only; other credentials act in their own).
-    #[arg(long, global = true, env = "ROTA_TENANT")]
+    #[arg(long, global = true, env = "ROTA_TENANT", help_heading = CLIENT)]
     tenant: Option<String>,
     /// How to print results.
-    #[arg(long, global = true, value_enum, default_value = "table")]
+    #[arg(long, global = true, value_enum, default_value = "table", help_heading = CLIENT)]
     output: output::Format,
 }
 

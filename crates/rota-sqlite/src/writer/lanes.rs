@@ -1,10 +1,13 @@
 //! Fair batching: waiting ops sit in one FIFO lane per tenant (and one for the server's own
 //! work), and a batch takes them round-robin across lanes within a budget of rows. A tenant that
 //! sends thousands of large batches fills its own lane; another tenant's request waits for at
-//! most the commit in progress and shares the next one.
+//! most the commit in progress, and goes into the next one.
+//!
+//! Lanes that are owed a turn (newly active, or skipped because their op did not fit) stand
+//! ahead of lanes that were just served, in the order they became owed.
 
 use super::Op;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 #[derive(Default)]
 pub struct Lanes {
@@ -12,6 +15,8 @@ pub struct Lanes {
     lanes: HashMap<Option<String>, VecDeque<Op>>,
     /// Lanes with ops, in the order they are served; the first is served next.
     order: VecDeque<Option<String>>,
+    /// Lanes not served since they became active or were skipped; they lead `order`.
+    owed: HashSet<Option<String>>,
     len: usize,
 }
 
@@ -19,11 +24,19 @@ impl Lanes {
     pub fn push(&mut self, op: Op) {
         let lane = op.lane().map(str::to_owned);
         let q = self.lanes.entry(lane.clone()).or_default();
-        if q.is_empty() {
-            self.order.push_back(lane);
-        }
+        let newly_active = q.is_empty();
         q.push_back(op);
         self.len += 1;
+        if newly_active {
+            // Behind the other lanes owed a turn, ahead of the lanes just served.
+            let at = self
+                .order
+                .iter()
+                .position(|l| !self.owed.contains(l))
+                .unwrap_or(self.order.len());
+            self.order.insert(at, lane.clone());
+            self.owed.insert(lane);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -51,9 +64,11 @@ impl Lanes {
                     && q.front()
                         .is_some_and(|op| out.is_empty() || rows + op.rows() <= max_rows);
                 if !fits {
+                    self.owed.insert(lane.clone());
                     skipped.push_back(lane);
                     continue;
                 }
+                self.owed.remove(&lane);
                 let op = q.pop_front().expect("checked above");
                 rows += op.rows();
                 out.push(op);
@@ -107,9 +122,12 @@ mod tests {
         lanes.push(enqueue("small", 1));
         let first = lanes.take_batch(2_048, 4_096);
         assert_eq!(tenants(&first), ["flood", "small", "flood"]);
-        assert_eq!(lanes.len(), 98);
+        // The flood's op that did not fit is owed the next turn; a lane that becomes active
+        // now is served right after it, in the same batch.
+        lanes.push(enqueue("late", 1));
+        assert_eq!(lanes.len(), 99);
         let second = lanes.take_batch(2_048, 4_096);
-        assert_eq!(tenants(&second), ["flood", "flood"]);
+        assert_eq!(tenants(&second), ["flood", "late", "flood"]);
     }
 
     #[test]
@@ -119,10 +137,13 @@ mod tests {
             lanes.push(enqueue("flood", 2_000));
         }
         assert_eq!(tenants(&lanes.take_batch(2_048, 1_024)), ["flood"]);
+        // `small` arrives while the flood's batch commits: it goes ahead of the flood, and the
+        // flood's op, which no longer fits beside it, is owed the next batch.
         lanes.push(enqueue("small", 1));
-        // The flood's next op no longer fits after `small`'s: `small` is served at once.
-        assert_eq!(tenants(&lanes.take_batch(2_048, 1_024)), ["flood"]);
         assert_eq!(tenants(&lanes.take_batch(2_048, 1_024)), ["small"]);
+        lanes.push(enqueue("other", 1));
+        assert_eq!(tenants(&lanes.take_batch(2_048, 1_024)), ["flood"]);
+        assert_eq!(tenants(&lanes.take_batch(2_048, 1_024)), ["other"]);
         assert_eq!(tenants(&lanes.take_batch(2_048, 1_024)), ["flood"]);
     }
 

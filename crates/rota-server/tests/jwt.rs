@@ -422,25 +422,18 @@ async fn a_failing_or_hanging_provider_is_asked_rarely_and_never_waited_for() {
         ..Default::default()
     };
     let s = server_with(&idp, unthrottled).await;
-    let whoami = |s: &TestServer| {
-        let (url, token) = (s.url.clone(), token.clone());
-        async move {
-            reqwest::Client::new()
-                .get(format!("{url}/v1/whoami"))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
-    assert_eq!(whoami(&s).await, 200);
+    assert_eq!(
+        as_jwt(&s, &token, "GET", "/v1/whoami", None).await.status,
+        200
+    );
     idp.mode.store(HANG, Ordering::SeqCst);
     let before = idp.fetches.load(Ordering::SeqCst);
     let started = std::time::Instant::now();
     for _ in 0..50 {
-        assert_eq!(whoami(&s).await, 200);
+        assert_eq!(
+            as_jwt(&s, &token, "GET", "/v1/whoami", None).await.status,
+            200
+        );
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
     let during = idp.fetches.load(Ordering::SeqCst) - before;
@@ -467,23 +460,8 @@ async fn a_failing_or_hanging_provider_is_asked_rarely_and_never_waited_for() {
     for mode in [FAIL, HANG] {
         idp.mode.store(mode, Ordering::SeqCst);
         let started = std::time::Instant::now();
-        let mut calls = Vec::new();
-        for _ in 0..100 {
-            let (url, token) = (s.url.clone(), token.clone());
-            calls.push(tokio::spawn(async move {
-                reqwest::Client::new()
-                    .get(format!("{url}/v1/whoami"))
-                    .bearer_auth(token)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            }));
-        }
-        for c in calls {
-            assert_eq!(c.await.unwrap(), 200);
-        }
+        let statuses = concurrent_whoami(&s.url, &token, 100).await;
+        assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
         assert!(
             started.elapsed() < std::time::Duration::from_secs(2),
             "known kids waited on the provider: {:?}",
@@ -520,21 +498,7 @@ async fn unknown_kids_share_one_fetch_and_bad_key_sets_are_refused() {
     let rotated = Signer::load("rsa-next", Algorithm::RS256, "rsa-b.pem");
     idp.keys.lock().unwrap().push(rotated.jwk());
     let new_token = rotated.sign(&claims("acme"));
-    let mut calls = Vec::new();
-    for _ in 0..16 {
-        let (url, t) = (s.url.clone(), new_token.clone());
-        calls.push(tokio::spawn(async move {
-            reqwest::Client::new()
-                .get(format!("{url}/v1/whoami"))
-                .bearer_auth(t)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
-    }
-    let statuses: Vec<u16> = futures_join(calls).await;
+    let statuses = concurrent_whoami(&s.url, &new_token, 16).await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     let used = idp.fetches.load(Ordering::SeqCst) - fetches;
     assert!(used <= 2, "{used} fetches for one rotation");
@@ -564,8 +528,24 @@ async fn unknown_kids_share_one_fetch_and_bad_key_sets_are_refused() {
     s.stop().await;
 }
 
-async fn futures_join(calls: Vec<tokio::task::JoinHandle<u16>>) -> Vec<u16> {
-    let mut out = Vec::new();
+/// `n` whoami requests with `token` at once, each on its own connection; their statuses.
+async fn concurrent_whoami(url: &str, token: &str, n: usize) -> Vec<u16> {
+    let calls: Vec<_> = (0..n)
+        .map(|_| {
+            let (url, token) = (url.to_owned(), token.to_owned());
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .get(format!("{url}/v1/whoami"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
     for c in calls {
         out.push(c.await.unwrap());
     }

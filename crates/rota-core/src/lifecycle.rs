@@ -8,7 +8,7 @@
 //! ```
 //! Engines call these rules instead of re-deciding them, so every engine agrees.
 
-use crate::{Backoff, Lease, TaskState, Timestamp};
+use crate::{AttemptError, Backoff, Lease, Task, TaskState, Timestamp};
 
 /// Something that happens to a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +178,52 @@ pub fn after_failure(
         run_at,
         state: waiting_state(run_at, now),
     }
+}
+
+/// The error recorded when a lease runs out before its worker finished.
+pub fn expired_lease_message(worker: &str) -> String {
+    format!("lease expired: worker `{worker}` stopped heartbeating before the lease ended")
+}
+
+/// `task` (running) after its attempt failed with `message`: the error appended to its history,
+/// the attempt counted (or given back when `temporary`), and the task waiting for its retry or
+/// dead, without a lease. Engines store exactly this.
+pub fn fail_attempt(
+    task: &Task,
+    message: String,
+    how: (Option<u64>, bool, bool),
+    backoff: &Backoff,
+    now: Timestamp,
+    jitter_unit: f64,
+) -> Task {
+    let (retry_in_ms, dead, temporary) = how;
+    let mut t = task.clone();
+    let failure = Failure {
+        attempt: t.attempt,
+        max_attempts: t.max_attempts,
+        retry_in_ms,
+        dead,
+        temporary,
+    };
+    t.errors.push(AttemptError {
+        attempt: t.attempt,
+        message,
+        at: now,
+    });
+    t.attempt = attempts_after_failure(&failure);
+    match after_failure(failure, backoff, now, jitter_unit) {
+        FailureOutcome::Dead => {
+            t.state = TaskState::Dead;
+            t.finished_at = Some(now);
+        }
+        FailureOutcome::Retry { run_at, state } => {
+            t.state = state;
+            t.run_at = run_at;
+        }
+    }
+    t.updated_at = now;
+    t.lease = None;
+    t
 }
 
 #[cfg(test)]

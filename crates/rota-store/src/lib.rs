@@ -201,6 +201,35 @@ pub trait Store: Send + Sync + 'static {
     /// Notified when a write creates a due time (run_at, lease expiry) that maintenance may not
     /// know of yet.
     fn maintenance_signal(&self) -> Arc<Notify>;
+    /// Notified when tenants, keys or roles may have changed through another server, so the
+    /// caller reloads them. An engine with one server never notifies it.
+    fn auth_signal(&self) -> Arc<Notify> {
+        Arc::new(Notify::new())
+    }
+    /// Takes or renews leadership of `service` for `holder` (a server's id) for `ttl`; `true`
+    /// while `holder` leads. Background services run only while they lead, so with several
+    /// servers on one database each runs on exactly one of them. An engine with one server
+    /// always leads.
+    async fn lead(
+        &self,
+        service: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> StoreResult<bool> {
+        let _ = (service, holder, ttl);
+        Ok(true)
+    }
+    /// Gives up leadership of `service` at once (at shutdown), so another server takes over
+    /// without waiting for the lease to run out.
+    async fn resign(&self, service: &str, holder: &str) {
+        let _ = (service, holder);
+    }
+    /// Records that `server` is alive and returns how many servers are (itself included):
+    /// limits shared across servers divide by it. Called about once a second.
+    async fn servers_alive(&self, server: &str) -> StoreResult<usize> {
+        let _ = server;
+        Ok(1)
+    }
     /// Each part's health. Includes whether a write commits now (a probe through the write
     /// path), so a full disk makes the store unready.
     async fn health(&self) -> Health;
@@ -208,6 +237,16 @@ pub trait Store: Send + Sync + 'static {
     async fn load_auth(&self) -> StoreResult<AuthData>;
     /// Applies one change durably (answers after it is committed).
     async fn change_auth(&self, change: AuthChange) -> StoreResult<()>;
+    /// Stores `key` only if no key exists yet, atomically across servers: of several servers
+    /// starting on one empty database, exactly one creates the first admin key. `true` when
+    /// this call stored it.
+    async fn put_first_key(&self, key: KeyRecord) -> StoreResult<bool> {
+        if !self.load_auth().await?.keys.is_empty() {
+            return Ok(false);
+        }
+        self.change_auth(AuthChange::PutKey(key)).await?;
+        Ok(true)
+    }
     /// Finishes pending writes and closes the store; later calls fail with `Unavailable`.
     async fn close(&self);
 }

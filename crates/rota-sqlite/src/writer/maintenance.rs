@@ -54,10 +54,8 @@ impl Ctx<'_> {
             match row {
                 Ok(row) => {
                     let worker = row.task.lease.as_ref().map(|l| l.worker.clone());
-                    let msg = format!(
-                        "lease expired: worker `{}` stopped heartbeating before the lease ended",
-                        worker.unwrap_or_default()
-                    );
+                    let msg =
+                        rota_core::lifecycle::expired_lease_message(&worker.unwrap_or_default());
                     self.record_failure(b, row, msg, (None, false, false))?;
                     report.expired += 1;
                 }

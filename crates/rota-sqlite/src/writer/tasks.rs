@@ -8,10 +8,8 @@ use crate::rows::{
     errors_to_sql, tags_to_sql, task_from_row, token_to_string, TaskRow, TASK_COLUMNS,
 };
 use rand::Rng;
-use rota_core::lifecycle::{
-    self, after_failure, attempts_after_failure, Event, Failure, FailureOutcome,
-};
-use rota_core::{AttemptError, Lease, NewTask, QueueKey, Task, TaskId, TaskState, Timestamp};
+use rota_core::lifecycle::{self, Event};
+use rota_core::{Lease, NewTask, QueueKey, Task, TaskId, TaskState, Timestamp};
 use rota_store::{
     ClaimRequest, Completion, Enqueued, FailureReport, Heartbeat, StoreError, StoreResult,
 };
@@ -334,37 +332,11 @@ impl Ctx<'_> {
         message: String,
         how: (Option<u64>, bool, bool),
     ) -> rusqlite::Result<Task> {
-        let (retry_in_ms, dead, temporary) = how;
         let queue_id = row.queue_id;
         let settings = self.settings_of(b, queue_id);
-        let mut t = self.named(b, row);
-        let failure = Failure {
-            attempt: t.attempt,
-            max_attempts: t.max_attempts,
-            retry_in_ms,
-            dead,
-            temporary,
-        };
+        let t = self.named(b, row);
         let jitter = rand::rng().random::<f64>();
-        let outcome = after_failure(failure, &settings.backoff, b.now, jitter);
-        t.errors.push(AttemptError {
-            attempt: t.attempt,
-            message,
-            at: b.now,
-        });
-        t.attempt = attempts_after_failure(&failure);
-        match outcome {
-            FailureOutcome::Dead => {
-                t.state = TaskState::Dead;
-                t.finished_at = Some(b.now);
-            }
-            FailureOutcome::Retry { run_at, state } => {
-                t.state = state;
-                t.run_at = run_at;
-            }
-        }
-        t.updated_at = b.now;
-        t.lease = None;
+        let t = lifecycle::fail_attempt(&t, message, how, &settings.backoff, b.now, jitter);
         let purge = t.finished_at.map(|f| purge_at(f, settings.retention_ms));
         self.tx()
             .prepare_cached(

@@ -1,0 +1,174 @@
+//! Tenants, keys and roles. Every change but a last-used touch sends `rota_auth` in its
+//! transaction, so every server reloads access control right after the commit.
+//!
+//! Deleting a tenant takes its row, then its queues' rows, `FOR UPDATE` before deleting
+//! anything: an enqueue holds its queue's row `FOR KEY SHARE` for its one statement, and a new
+//! queue's insert holds the tenant's row, so the delete waits for writes in progress and every
+//! later write finds the tenant gone. Nothing of a deleted tenant remains or comes back.
+
+use crate::listen::AUTH;
+use crate::{db, PostgresStore};
+use rota_store::{AuthChange, AuthData, StoreError, StoreResult};
+use serde::de::DeserializeOwned;
+
+fn parse<T: DeserializeOwned>(what: &str, doc: &str) -> StoreResult<T> {
+    serde_json::from_str(doc)
+        .map_err(|e| StoreError::Unavailable(format!("unreadable {what} record: {e}")))
+}
+
+fn doc<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("auth records serialize")
+}
+
+impl PostgresStore {
+    pub(crate) async fn load_access(&self) -> StoreResult<AuthData> {
+        let client = self.conn().await?;
+        let mut data = AuthData::default();
+        for r in client
+            .query("SELECT doc FROM rota_tenants ORDER BY name", &[])
+            .await
+            .map_err(db)?
+        {
+            data.tenants.push(parse("tenant", r.get(0))?);
+        }
+        for r in client
+            .query("SELECT doc FROM rota_api_keys ORDER BY id", &[])
+            .await
+            .map_err(db)?
+        {
+            data.keys.push(parse("key", r.get(0))?);
+        }
+        for r in client
+            .query("SELECT doc FROM rota_roles ORDER BY tenant, name", &[])
+            .await
+            .map_err(db)?
+        {
+            data.roles.push(parse("role", r.get(0))?);
+        }
+        Ok(data)
+    }
+
+    pub(crate) async fn change_access(&self, change: AuthChange) -> StoreResult<()> {
+        let mut client = self.conn().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let mut announce = true;
+        match &change {
+            AuthChange::PutTenant(t) => {
+                tx.execute(
+                    "INSERT INTO rota_tenants (name, doc) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO UPDATE SET doc = EXCLUDED.doc",
+                    &[&t.name, &doc(t)],
+                )
+                .await
+                .map_err(db)?;
+            }
+            AuthChange::DeleteTenant(name) => {
+                tx.execute(
+                    "SELECT 1 FROM rota_tenants WHERE name = $1 FOR UPDATE",
+                    &[name],
+                )
+                .await
+                .map_err(db)?;
+                tx.execute(
+                    "SELECT 1 FROM rota_queues WHERE tenant = $1 FOR UPDATE",
+                    &[name],
+                )
+                .await
+                .map_err(db)?;
+                tx.execute(
+                    "DELETE FROM rota_tasks WHERE queue_id IN \
+                     (SELECT id FROM rota_queues WHERE tenant = $1)",
+                    &[name],
+                )
+                .await
+                .map_err(db)?;
+                for sql in [
+                    "DELETE FROM rota_queues WHERE tenant = $1",
+                    "DELETE FROM rota_api_keys WHERE tenant = $1",
+                    "DELETE FROM rota_roles WHERE tenant = $1",
+                    "DELETE FROM rota_tenants WHERE name = $1",
+                ] {
+                    tx.execute(sql, &[name]).await.map_err(db)?;
+                }
+            }
+            AuthChange::PutKey(k) => {
+                tx.execute(
+                    "INSERT INTO rota_api_keys (id, tenant, doc) VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO UPDATE SET tenant = EXCLUDED.tenant, doc = EXCLUDED.doc",
+                    &[&k.id, &k.tenant, &doc(k)],
+                )
+                .await
+                .map_err(db)?;
+            }
+            AuthChange::TouchKeys(touched) => {
+                announce = false;
+                let ids: Vec<&str> = touched.iter().map(|(id, _)| id.as_str()).collect();
+                let at: Vec<String> = touched.iter().map(|(_, at)| at.to_string()).collect();
+                tx.execute(
+                    "UPDATE rota_api_keys k SET doc = jsonb_set(k.doc::jsonb, '{last_used_at}', \
+                     to_jsonb(u.at))::text FROM unnest($1::text[], $2::text[]) AS u(id, at) \
+                     WHERE k.id = u.id",
+                    &[&ids, &at],
+                )
+                .await
+                .map_err(db)?;
+            }
+            AuthChange::PutRole(r) => {
+                tx.execute(
+                    "INSERT INTO rota_roles (tenant, name, doc) VALUES ($1, $2, $3) \
+                     ON CONFLICT (tenant, name) DO UPDATE SET doc = EXCLUDED.doc",
+                    &[&r.tenant, &r.name, &doc(r)],
+                )
+                .await
+                .map_err(db)?;
+            }
+            AuthChange::DeleteRole { tenant, name } => {
+                tx.execute(
+                    "DELETE FROM rota_roles WHERE tenant = $1 AND name = $2",
+                    &[tenant, name],
+                )
+                .await
+                .map_err(db)?;
+            }
+        }
+        if announce {
+            tx.execute(&format!("SELECT pg_notify('{AUTH}', '')"), &[])
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    /// Creates the first admin key, unless a key exists: under an advisory lock, so of several
+    /// servers starting at once exactly one creates it. `true` when this call created it.
+    pub(crate) async fn put_first(&self, key: rota_core::auth::KeyRecord) -> StoreResult<bool> {
+        let mut client = self.conn().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&crate::schema::BOOTSTRAP_LOCK],
+        )
+        .await
+        .map_err(db)?;
+        let any: i64 = tx
+            .query_one("SELECT count(*) FROM rota_api_keys", &[])
+            .await
+            .map_err(db)?
+            .get(0);
+        if any > 0 {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO rota_api_keys (id, tenant, doc) VALUES ($1, $2, $3)",
+            &[&key.id, &key.tenant, &doc(&key)],
+        )
+        .await
+        .map_err(db)?;
+        tx.execute(&format!("SELECT pg_notify('{AUTH}', '')"), &[])
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,338 @@
+//! The PostgreSQL engine: several Rota servers on one database.
+//!
+//! Every operation is one or a few statements on a pooled connection; the database, not a
+//! writer in one process, serializes what must be serialized: row locks (`FOR UPDATE SKIP
+//! LOCKED`) hand each ready task to one claimer, a partial unique index keeps one live task per
+//! unique key, and lock order makes tenant deletion safe against concurrent enqueues. Task ids
+//! come from blocks reserved in the database (`ids.rs`), so they are unique across servers.
+//! Commits that make tasks ready `NOTIFY` the other servers (`listen.rs`), which wake their
+//! long-polls; access-control changes notify too, so every server reloads them.
+//!
+//! Architecture Invariant: the times stored are the store's [`Clock`]'s (as on the embedded
+//! engine), except leadership leases, which use the database's clock so that servers with
+//! skewed clocks still agree who leads.
+
+mod access;
+mod ids;
+mod listen;
+mod maintenance;
+mod queues;
+mod rows;
+pub mod schema;
+mod tasks;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use rota_core::{Clock, NewTask, QueueInfo, QueueKey, QueuePatch, Task, TaskId, TaskState};
+use rota_store::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Open-time settings of the engine.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// Connections in the pool.
+    pub pool_size: usize,
+    /// How long a request waits for a free connection before it is answered 503.
+    pub pool_wait_ms: u64,
+    /// How long opening a connection may take.
+    pub connect_timeout_ms: u64,
+    /// Most queues one tenant may have (`limits.max_queues_per_tenant`).
+    pub max_queues_per_tenant: usize,
+    /// Apply missing migrations at open (else refuse a schema that is not at head).
+    pub migrate: bool,
+    /// A PEM file of CA certificates to trust for TLS, besides the bundled web roots.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            pool_size: 16,
+            pool_wait_ms: 5_000,
+            connect_timeout_ms: 5_000,
+            max_queues_per_tenant: rota_core::Limits::default().max_queues_per_tenant,
+            migrate: true,
+            ca_file: None,
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub clock: Arc<dyn Clock>,
+    pub signals: ReadySignals,
+    pub maintenance: Arc<Notify>,
+    pub auth_changed: Arc<Notify>,
+    /// Whether the change feed (LISTEN) is connected; while it is not, waits fall back to
+    /// short timeouts (see `listen.rs`).
+    pub listening: AtomicBool,
+}
+
+pub struct PostgresStore {
+    pool: Pool,
+    shared: Arc<Shared>,
+    ids: ids::IdBlocks,
+    options: PostgresOptions,
+    closed: AtomicBool,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+pub(crate) fn db(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Unavailable(format!("database: {}", describe(&e)))
+}
+
+/// The error with its database message, if the server sent one.
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{}: {}", d.code().code(), d.message()),
+        None => e.to_string(),
+    }
+}
+
+/// The connection settings in `url`, with Rota's timeouts.
+pub fn parse_url(url: &str, options: &PostgresOptions) -> Result<tokio_postgres::Config, String> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+        format!("--database-url is not a PostgreSQL URL (postgres://user:pass@host:5432/db): {e}")
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_millis(options.connect_timeout_ms));
+    }
+    config.keepalives(true);
+    config.keepalives_idle(Duration::from_secs(30));
+    if config.get_application_name().is_none() {
+        config.application_name("rota");
+    }
+    Ok(config)
+}
+
+/// TLS for connections that ask for it (`sslmode=require` or `prefer` in the URL).
+pub fn tls(options: &PostgresOptions) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = &options.ca_file {
+        let pem =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut found = 0;
+        for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+            let cert: rustls::pki_types::CertificateDer =
+                cert.map_err(|e| format!("{} is not a PEM certificate file: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            found += 1;
+        }
+        if found == 0 {
+            return Err(format!("{} holds no certificate", path.display()));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// One connection outside the pool (migrations, the change feed).
+pub async fn connect_one(
+    url: &str,
+    options: &PostgresOptions,
+) -> Result<tokio_postgres::Client, String> {
+    let config = parse_url(url, options)?;
+    let (client, conn) = config
+        .connect(tls(options)?)
+        .await
+        .map_err(|e| format!("cannot connect to PostgreSQL: {}", describe(&e)))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "database connection ended");
+        }
+    });
+    Ok(client)
+}
+
+impl PostgresStore {
+    /// Connects, applies missing migrations (unless `options.migrate` is false, when a schema
+    /// not at head is refused) and starts the change feed.
+    pub async fn open(
+        url: &str,
+        clock: Arc<dyn Clock>,
+        options: PostgresOptions,
+    ) -> Result<Self, String> {
+        let config = parse_url(url, &options)?;
+        let mut client = connect_one(url, &options).await?;
+        if options.migrate {
+            schema::migrate(&mut client).await?;
+        } else {
+            let st = schema::status(&client)
+                .await
+                .map_err(|e| format!("reading the schema version: {}", describe(&e)))?;
+            st.check()?;
+        }
+        drop(client);
+        let manager = Manager::from_config(
+            config,
+            tls(&options)?,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let wait = Duration::from_millis(options.pool_wait_ms);
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size)
+            .wait_timeout(Some(wait))
+            .create_timeout(Some(Duration::from_millis(options.connect_timeout_ms)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let shared = Arc::new(Shared {
+            clock,
+            signals: ReadySignals::default(),
+            maintenance: Arc::new(Notify::new()),
+            auth_changed: Arc::new(Notify::new()),
+            listening: AtomicBool::new(false),
+        });
+        let listener = tokio::spawn(listen::run(url.to_owned(), options.clone(), shared.clone()));
+        listen::wait_connected(&shared, Duration::from_secs(10)).await;
+        Ok(PostgresStore {
+            pool,
+            shared,
+            ids: ids::IdBlocks::default(),
+            options,
+            closed: AtomicBool::new(false),
+            listener,
+        })
+    }
+
+    pub(crate) async fn conn(&self) -> StoreResult<deadpool_postgres::Object> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(unavailable("the store is closed"));
+        }
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Timeout(_) => StoreError::Unavailable(format!(
+                "no free database connection within {} ms (the pool of {} is exhausted)",
+                self.options.pool_wait_ms, self.options.pool_size
+            )),
+            deadpool_postgres::PoolError::Backend(e) => db(e),
+            other => unavailable(other),
+        })
+    }
+
+    pub(crate) fn now(&self) -> rota_core::Timestamp {
+        self.shared.clock.now()
+    }
+
+    /// The pool's size, connections in use and requests waiting for one.
+    pub fn pool_status(&self) -> (usize, usize, usize) {
+        let s = self.pool.status();
+        (s.max_size, s.size - s.available, s.waiting)
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn enqueue(&self, queue: &QueueKey, tasks: Vec<NewTask>) -> StoreResult<Vec<Enqueued>> {
+        self.enqueue_tasks(queue, tasks).await
+    }
+    async fn claim(&self, queue: &QueueKey, req: ClaimRequest) -> StoreResult<Vec<Task>> {
+        self.claim_tasks(queue, req).await
+    }
+    async fn heartbeat(&self, tenant: &str, hb: Heartbeat) -> StoreResult<Task> {
+        self.heartbeat_task(tenant, hb).await
+    }
+    async fn complete(&self, tenant: &str, items: Vec<Completion>) -> Vec<StoreResult<Task>> {
+        let n = items.len();
+        self.complete_tasks(tenant, items)
+            .await
+            .unwrap_or_else(|e| vec![Err(e); n])
+    }
+    async fn fail(&self, tenant: &str, items: Vec<FailureReport>) -> Vec<StoreResult<Task>> {
+        let n = items.len();
+        self.fail_tasks(tenant, items)
+            .await
+            .unwrap_or_else(|e| vec![Err(e); n])
+    }
+    async fn cancel(&self, tenant: &str, id: TaskId) -> StoreResult<Task> {
+        self.cancel_task(tenant, id).await
+    }
+    async fn retry(&self, tenant: &str, id: TaskId) -> StoreResult<Task> {
+        self.retry_task(tenant, id).await
+    }
+    async fn get(&self, tenant: &str, id: TaskId) -> StoreResult<Task> {
+        self.get_task(tenant, id).await
+    }
+    async fn list(&self, queue: &QueueKey, filter: ListFilter) -> StoreResult<Page> {
+        self.list_tasks(queue, filter).await
+    }
+    async fn queues(&self, tenant: &str) -> StoreResult<Vec<QueueInfo>> {
+        let all = self.queue_infos(Some(tenant), None).await?;
+        Ok(all.into_iter().map(|(_, q)| q).collect())
+    }
+    async fn queue(&self, queue: &QueueKey) -> StoreResult<QueueInfo> {
+        self.queue_infos(Some(&queue.tenant), Some(&queue.name))
+            .await?
+            .pop()
+            .map(|(_, q)| q)
+            .ok_or_else(|| StoreError::QueueNotFound(queue.name.clone()))
+    }
+    async fn all_queues(&self) -> StoreResult<Vec<(String, QueueInfo)>> {
+        self.queue_infos(None, None).await
+    }
+    async fn queue_overview(&self, max: usize) -> StoreResult<QueueOverview> {
+        self.overview(max).await
+    }
+    async fn update_queue(&self, queue: &QueueKey, patch: QueuePatch) -> StoreResult<QueueInfo> {
+        self.update_queue_settings(queue, patch).await
+    }
+    async fn purge(&self, queue: &QueueKey, state: TaskState) -> StoreResult<u64> {
+        self.purge_tasks(queue, state).await
+    }
+    async fn run_maintenance(&self) -> StoreResult<MaintenanceReport> {
+        self.maintenance_pass().await
+    }
+    fn ready_signal(&self, queue: &QueueKey) -> Arc<Notify> {
+        self.shared.signals.get(queue)
+    }
+    fn maintenance_signal(&self) -> Arc<Notify> {
+        self.shared.maintenance.clone()
+    }
+    fn auth_signal(&self) -> Arc<Notify> {
+        self.shared.auth_changed.clone()
+    }
+    async fn health(&self) -> Health {
+        self.health_checks().await
+    }
+    async fn load_auth(&self) -> StoreResult<AuthData> {
+        self.load_access().await
+    }
+    async fn change_auth(&self, change: AuthChange) -> StoreResult<()> {
+        self.change_access(change).await
+    }
+    async fn put_first_key(&self, key: rota_core::auth::KeyRecord) -> StoreResult<bool> {
+        self.put_first(key).await
+    }
+    async fn lead(&self, service: &str, holder: &str, ttl: Duration) -> StoreResult<bool> {
+        self.try_lead(service, holder, ttl).await
+    }
+    async fn resign(&self, service: &str, holder: &str) {
+        self.give_up(service, holder).await
+    }
+    async fn servers_alive(&self, server: &str) -> StoreResult<usize> {
+        self.register_server(server).await
+    }
+    async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.listener.abort();
+        self.pool.close();
+    }
+}

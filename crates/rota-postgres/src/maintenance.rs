@@ -1,0 +1,228 @@
+//! One maintenance pass (promote due tasks, return expired leases, delete finished tasks past
+//! retention), readiness checks, leadership and the list of live servers.
+//!
+//! A pass is safe on any server at any time (rows are taken `FOR UPDATE SKIP LOCKED`, so two
+//! passes never handle one task twice); the server runs it only on the elected leader so the
+//! work is not done twice over.
+
+use crate::rows::{task_from_row, TASK_COLUMNS};
+use crate::tasks::FailedAttempt;
+use crate::{db, describe, PostgresStore};
+use rota_core::{lifecycle, Backoff, Timestamp};
+use rota_store::{Health, MaintenanceReport, StoreResult};
+use std::time::Duration;
+
+/// Rows one maintenance step touches per pass; more are left to the next pass.
+pub const CHUNK: i64 = 5_000;
+
+/// A server not seen for this long is no longer counted as alive.
+const SERVER_TTL_S: f64 = 3.0;
+
+impl PostgresStore {
+    pub(crate) async fn maintenance_pass(&self) -> StoreResult<MaintenanceReport> {
+        let now = self.now();
+        let mut report = MaintenanceReport::default();
+        let mut client = self.conn().await?;
+        // Promote due scheduled tasks, telling every server which queues got ready tasks.
+        let rows = client
+            .query(
+                "WITH due AS (SELECT id FROM rota_tasks WHERE state = 0 AND run_at <= $1 \
+                   ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED), \
+                 up AS (UPDATE rota_tasks t SET state = 1, updated_at = $1 FROM due \
+                   WHERE t.id = due.id RETURNING t.queue_id), \
+                 qs AS (SELECT DISTINCT q.tenant || '/' || q.name AS k FROM up \
+                   JOIN rota_queues q ON q.id = up.queue_id), \
+                 n AS (SELECT pg_notify('rota_ready', k) FROM qs) \
+                 SELECT (SELECT count(*) FROM up), (SELECT count(*) FROM n), array(SELECT k FROM qs)",
+                &[&now.0, &CHUNK],
+            )
+            .await
+            .map_err(db)?;
+        let promoted: i64 = rows[0].get(0);
+        let ready: Vec<String> = rows[0].get(2);
+        for k in &ready {
+            if let Some((tenant, name)) = k.split_once('/') {
+                self.shared
+                    .signals
+                    .notify(&rota_core::QueueKey::new(tenant, name));
+            }
+        }
+        report.promoted = promoted as u64;
+        let mut more = promoted == CHUNK;
+        // Return expired leases: each is a failed attempt, by rota-core's rule.
+        let tx = client.transaction().await.map_err(db)?;
+        let expired = tx
+            .query(
+                &format!(
+                    "SELECT {TASK_COLUMNS}, q.tenant, q.backoff_base_ms, q.backoff_max_ms, \
+                     q.retention_ms FROM rota_tasks t JOIN rota_queues q ON q.id = t.queue_id \
+                     WHERE t.state = 2 AND t.lease_expires_at <= $1 \
+                     ORDER BY t.lease_expires_at LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
+                ),
+                &[&now.0, &CHUNK],
+            )
+            .await
+            .map_err(db)?;
+        more |= expired.len() as i64 == CHUNK;
+        let mut attempts = Vec::with_capacity(expired.len());
+        for r in &expired {
+            let (_, task) = task_from_row(r)?;
+            let worker = task
+                .lease
+                .as_ref()
+                .map(|l| l.worker.clone())
+                .unwrap_or_default();
+            let u = |v: i64| v.max(0) as u64;
+            attempts.push(FailedAttempt {
+                message: lifecycle::expired_lease_message(&worker),
+                how: (None, false, false),
+                tenant: r.get(21),
+                backoff: Backoff {
+                    base_ms: u(r.get(22)),
+                    max_ms: u(r.get(23)),
+                },
+                retention_ms: u(r.get(24)),
+                task,
+            });
+        }
+        report.expired = attempts.len() as u64;
+        let stored = self.store_failures(&tx, attempts, now).await?;
+        tx.commit().await.map_err(db)?;
+        self.announce(&stored);
+        // Delete finished tasks past their queue's retention.
+        let deleted: i64 = client
+            .query_one(
+                "WITH d AS (DELETE FROM rota_tasks WHERE id IN (SELECT id FROM rota_tasks \
+                 WHERE purge_at <= $1 LIMIT $2) RETURNING 1) SELECT count(*) FROM d",
+                &[&now.0, &CHUNK],
+            )
+            .await
+            .map_err(db)?
+            .get(0);
+        report.deleted = deleted as u64;
+        more |= deleted == CHUNK;
+        report.next_due = if more {
+            Some(now)
+        } else {
+            let r = client
+                .query_one(
+                    "SELECT (SELECT min(run_at) FROM rota_tasks WHERE state = 0), \
+                     (SELECT min(lease_expires_at) FROM rota_tasks WHERE state = 2), \
+                     (SELECT min(purge_at) FROM rota_tasks WHERE purge_at IS NOT NULL)",
+                    &[],
+                )
+                .await
+                .map_err(db)?;
+            [r.get::<_, Option<i64>>(0), r.get(1), r.get(2)]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(Timestamp)
+        };
+        Ok(report)
+    }
+
+    pub(crate) async fn health_checks(&self) -> Health {
+        let mut checks = Vec::new();
+        let (size, busy, waiting) = self.pool_status();
+        let storage = async {
+            let client = self.conn().await.map_err(|e| e.to_string())?;
+            client
+                .execute(
+                    "INSERT INTO rota_probe (id, at) VALUES (1, $1) \
+                     ON CONFLICT (id) DO UPDATE SET at = EXCLUDED.at",
+                    &[&self.now().0],
+                )
+                .await
+                .map_err(|e| describe(&e))?;
+            let st = crate::schema::status(&client)
+                .await
+                .map_err(|e| describe(&e))?;
+            Ok::<_, String>(st)
+        };
+        let probe = tokio::time::timeout(Duration::from_secs(5), storage).await;
+        match probe {
+            Ok(Ok(st)) => {
+                checks.push(("storage".to_owned(), Ok(())));
+                checks.push(("schema".to_owned(), st.check()));
+            }
+            Ok(Err(e)) => checks.push(("storage".to_owned(), Err(e))),
+            Err(_) => checks.push((
+                "storage".to_owned(),
+                Err("the database did not answer a write within 5 s".to_owned()),
+            )),
+        }
+        let pool = if waiting > 0 && busy >= size {
+            Err(format!(
+                "all {size} database connections are in use and {waiting} requests wait for one; \
+                 raise [storage] pool_size (and the database's max_connections) or find what \
+                 holds them"
+            ))
+        } else {
+            Ok(())
+        };
+        checks.push(("pool".to_owned(), pool));
+        let feed = if self
+            .shared
+            .listening
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            Ok(())
+        } else {
+            Err("the LISTEN connection is down; other servers' changes wake nothing here until it reconnects".to_owned())
+        };
+        checks.push(("change_feed".to_owned(), feed));
+        Health { checks }
+    }
+
+    pub(crate) async fn try_lead(
+        &self,
+        service: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        let client = self.conn().await?;
+        let ttl_s = ttl.as_secs_f64();
+        let row = client
+            .query_opt(
+                "INSERT INTO rota_leaders (name, holder, expires_at) \
+                 VALUES ($1, $2, now() + make_interval(secs => $3)) \
+                 ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, \
+                   expires_at = EXCLUDED.expires_at \
+                 WHERE rota_leaders.holder = EXCLUDED.holder OR rota_leaders.expires_at < now() \
+                 RETURNING holder",
+                &[&service, &holder, &ttl_s],
+            )
+            .await
+            .map_err(db)?;
+        Ok(row.is_some())
+    }
+
+    pub(crate) async fn give_up(&self, service: &str, holder: &str) {
+        if let Ok(client) = self.conn().await {
+            let _ = client
+                .execute(
+                    "DELETE FROM rota_leaders WHERE name = $1 AND holder = $2",
+                    &[&service, &holder],
+                )
+                .await;
+        }
+    }
+
+    pub(crate) async fn register_server(&self, server: &str) -> StoreResult<usize> {
+        let client = self.conn().await?;
+        let row = client
+            .query_one(
+                "WITH me AS (INSERT INTO rota_servers (id, seen_at) VALUES ($1, now()) \
+                   ON CONFLICT (id) DO UPDATE SET seen_at = now()), \
+                 gone AS (DELETE FROM rota_servers \
+                   WHERE seen_at < now() - make_interval(secs => $2 * 10)) \
+                 SELECT count(*) + 1 FROM rota_servers \
+                   WHERE id <> $1 AND seen_at >= now() - make_interval(secs => $2)",
+                &[&server, &SERVER_TTL_S],
+            )
+            .await
+            .map_err(db)?;
+        Ok(row.get::<_, i64>(0).max(1) as usize)
+    }
+}

@@ -1,0 +1,174 @@
+//! Rows to rota-core types and back.
+
+use rota_core::{
+    AttemptError, Backoff, Json, Lease, QueueInfo, QueueSettings, StateCounts, Task, TaskId,
+    TaskState, Timestamp,
+};
+use rota_store::{StoreError, StoreResult};
+use serde_json::value::RawValue;
+use tokio_postgres::Row;
+
+/// The task columns every task-returning statement selects, in this order, followed by the
+/// queue's name (`t` is `rota_tasks`, `q` is `rota_queues`).
+pub const TASK_COLUMNS: &str = "t.id, t.queue_id, t.kind, t.payload, t.priority, t.state, \
+     t.run_at, t.attempt, t.max_attempts, t.created_at, t.updated_at, t.finished_at, \
+     t.lease_worker, t.lease_token, t.lease_expires_at, t.progress, t.result, t.errors, \
+     t.unique_key, t.tags, q.name";
+
+/// The queue columns every queue-returning statement selects, in this order.
+pub const QUEUE_COLUMNS: &str = "q.id, q.tenant, q.name, q.max_attempts, q.backoff_base_ms, \
+     q.backoff_max_ms, q.lease_ms, q.retention_ms, q.paused, q.created_at, q.last_claim_at";
+
+pub fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("unreadable row: {what}"))
+}
+
+pub fn state_from_sql(v: i16) -> StoreResult<TaskState> {
+    TaskState::ALL
+        .get(usize::try_from(v).unwrap_or(usize::MAX))
+        .copied()
+        .ok_or_else(|| corrupt(format!("task state {v}")))
+}
+
+pub fn state_to_sql(s: TaskState) -> i16 {
+    s.index() as i16
+}
+
+pub fn token_to_string(token: i64) -> String {
+    format!("{:016x}", token as u64)
+}
+
+/// A lease token as the client sent it; `None` when it cannot be one of ours.
+pub fn token_from_str(s: &str) -> Option<i64> {
+    if s.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(s, 16).ok().map(|v| v as i64)
+}
+
+fn raw(s: Option<String>) -> StoreResult<Option<Json>> {
+    s.map(|s| RawValue::from_string(s).map_err(corrupt))
+        .transpose()
+}
+
+pub fn errors_to_sql(errors: &[AttemptError]) -> Option<String> {
+    (!errors.is_empty()).then(|| serde_json::to_string(errors).expect("errors serialize"))
+}
+
+pub fn tags_to_sql(tags: &[String]) -> Option<String> {
+    (!tags.is_empty()).then(|| serde_json::to_string(tags).expect("tags serialize"))
+}
+
+/// A task row selected with [`TASK_COLUMNS`] starting at column 0, with its queue id.
+pub fn task_from_row(r: &Row) -> StoreResult<(i64, Task)> {
+    let get = |e: tokio_postgres::Error| corrupt(e);
+    let lease_worker: Option<String> = r.try_get(12).map_err(get)?;
+    let lease_token: Option<i64> = r.try_get(13).map_err(get)?;
+    let lease_expires_at: Option<i64> = r.try_get(14).map_err(get)?;
+    let lease = match (lease_worker, lease_token, lease_expires_at) {
+        (Some(worker), Some(token), Some(at)) => Some(Lease {
+            worker,
+            token: token_to_string(token),
+            expires_at: Timestamp(at),
+        }),
+        _ => None,
+    };
+    let errors: Option<String> = r.try_get(17).map_err(get)?;
+    let errors = match errors {
+        Some(s) => serde_json::from_str(&s).map_err(corrupt)?,
+        None => Vec::new(),
+    };
+    let tags: Option<String> = r.try_get(19).map_err(get)?;
+    let tags = match tags {
+        Some(s) => serde_json::from_str(&s).map_err(corrupt)?,
+        None => Vec::new(),
+    };
+    let payload: String = r.try_get(3).map_err(get)?;
+    let attempt: i32 = r.try_get(7).map_err(get)?;
+    let max_attempts: i32 = r.try_get(8).map_err(get)?;
+    let task = Task {
+        id: TaskId::from_i64(r.try_get(0).map_err(get)?),
+        queue: r.try_get(20).map_err(get)?,
+        kind: r.try_get(2).map_err(get)?,
+        payload: RawValue::from_string(payload).map_err(corrupt)?,
+        priority: r.try_get(4).map_err(get)?,
+        state: state_from_sql(r.try_get(5).map_err(get)?)?,
+        attempt: attempt.max(0) as u32,
+        max_attempts: max_attempts.max(0) as u32,
+        run_at: Timestamp(r.try_get(6).map_err(get)?),
+        created_at: Timestamp(r.try_get(9).map_err(get)?),
+        updated_at: Timestamp(r.try_get(10).map_err(get)?),
+        finished_at: r.try_get::<_, Option<i64>>(11).map_err(get)?.map(Timestamp),
+        lease,
+        progress: raw(r.try_get(15).map_err(get)?)?,
+        result: raw(r.try_get(16).map_err(get)?)?,
+        errors,
+        unique_key: r.try_get(18).map_err(get)?,
+        tags,
+    };
+    Ok((r.try_get(1).map_err(get)?, task))
+}
+
+/// A queue's row selected with [`QUEUE_COLUMNS`] starting at column `at`.
+pub struct QueueRow {
+    pub id: i64,
+    pub tenant: String,
+    pub name: String,
+    pub settings: QueueSettings,
+    pub created_at: Timestamp,
+    pub last_claim_at: Option<Timestamp>,
+}
+
+pub fn queue_from_row(r: &Row, at: usize) -> StoreResult<QueueRow> {
+    let get = |e: tokio_postgres::Error| corrupt(e);
+    let u = |v: i64| v.max(0) as u64;
+    let max_attempts: i32 = r.try_get(at + 3).map_err(get)?;
+    Ok(QueueRow {
+        id: r.try_get(at).map_err(get)?,
+        tenant: r.try_get(at + 1).map_err(get)?,
+        name: r.try_get(at + 2).map_err(get)?,
+        settings: QueueSettings {
+            max_attempts: max_attempts.max(0) as u32,
+            backoff: Backoff {
+                base_ms: u(r.try_get(at + 4).map_err(get)?),
+                max_ms: u(r.try_get(at + 5).map_err(get)?),
+            },
+            lease_ms: u(r.try_get(at + 6).map_err(get)?),
+            retention_ms: u(r.try_get(at + 7).map_err(get)?),
+            paused: r.try_get(at + 8).map_err(get)?,
+        },
+        created_at: Timestamp(r.try_get(at + 9).map_err(get)?),
+        last_claim_at: r
+            .try_get::<_, Option<i64>>(at + 10)
+            .map_err(get)?
+            .map(Timestamp),
+    })
+}
+
+/// Milliseconds as a BIGINT (settings are validated far below `i64::MAX`).
+pub fn ms(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl QueueRow {
+    pub fn info(
+        &self,
+        counts: StateCounts,
+        oldest_ready_run_at: Option<i64>,
+        now: Timestamp,
+    ) -> QueueInfo {
+        QueueInfo {
+            name: self.name.clone(),
+            settings: self.settings.clone(),
+            counts,
+            oldest_ready_age_ms: oldest_ready_run_at.map(|t| now.0.saturating_sub(t).max(0) as u64),
+            last_claim_at: self.last_claim_at,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// When a task that finished at `at` in a queue with `retention_ms` is deleted.
+pub fn purge_at(at: Timestamp, retention_ms: u64) -> i64 {
+    at.plus_ms(ms(retention_ms)).0
+}

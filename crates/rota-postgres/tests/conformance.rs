@@ -24,6 +24,9 @@ impl Harness for Pg {
             .unwrap();
         Pg { url }
     }
+    async fn open_peer(&self, clock: ManualClock) -> Option<DynStore> {
+        Some(self.open(clock).await)
+    }
     async fn open(&self, clock: ManualClock) -> DynStore {
         let options = PostgresOptions {
             pool_size: 8,

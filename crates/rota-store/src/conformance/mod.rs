@@ -4,10 +4,12 @@
 //! in a test file; each body below becomes one `#[tokio::test]` there. Bodies drive a
 //! [`ManualClock`] and call [`Store::run_maintenance`] themselves, so nothing sleeps.
 
+mod peers;
 mod queues;
 mod tasks;
 mod tenants;
 
+pub use peers::*;
 pub use queues::*;
 pub use tasks::*;
 pub use tenants::*;
@@ -26,6 +28,13 @@ pub trait Harness: Send + Sync + Sized + 'static {
     /// Opens the store at this location, creating it if empty; opening again after `close`
     /// must find the same data.
     async fn open(&self, clock: ManualClock) -> DynStore;
+    /// A second store on the same location while the first is open, as a second server on
+    /// one database; `None` for an engine that allows one server per location (the bodies in
+    /// `peers` then race through the one store).
+    async fn open_peer(&self, clock: ManualClock) -> Option<DynStore> {
+        let _ = clock;
+        None
+    }
 }
 
 /// Expands to one `#[tokio::test]` per conformance body for the given [`Harness`] type.
@@ -60,7 +69,14 @@ macro_rules! conformance_tests {
             returned_tasks_match_what_is_stored,
             auth_data_round_trips_and_survives_reopen,
             deleting_a_tenant_removes_everything_it_owns,
-            deleting_a_tenant_under_concurrent_writes_leaves_nothing
+            deleting_a_tenant_under_concurrent_writes_leaves_nothing,
+            concurrent_claims_through_two_stores_never_share_a_task,
+            one_unique_key_enqueued_through_both_yields_one_live_task,
+            a_lease_taken_through_one_is_reclaimed_through_the_other,
+            heartbeat_complete_and_fail_work_through_the_other_store,
+            queue_counts_agree_whichever_store_wrote,
+            an_enqueue_through_one_wakes_claims_waiting_on_the_other,
+            deleting_a_tenant_under_enqueues_through_both_leaves_nothing
         );
     };
     (@each $harness:ty; $($name:ident),* $(,)?) => {

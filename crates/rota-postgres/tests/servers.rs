@@ -27,7 +27,10 @@ async fn one_leader_at_a_time_and_resigning_hands_over_at_once() {
     let ttl = Duration::from_secs(2);
     assert!(a.lead("maintenance", "server-a", ttl).await.unwrap());
     assert!(!b.lead("maintenance", "server-b", ttl).await.unwrap());
-    assert!(a.lead("maintenance", "server-a", ttl).await.unwrap(), "renewal");
+    assert!(
+        a.lead("maintenance", "server-a", ttl).await.unwrap(),
+        "renewal"
+    );
     // Another service is elected on its own.
     assert!(b.lead("webhooks", "server-b", ttl).await.unwrap());
     a.resign("maintenance", "server-a").await;
@@ -116,7 +119,10 @@ async fn a_newer_or_dirty_schema_is_refused_with_the_way_out() {
     .await
     .unwrap();
     let e = open(&url).await.err().expect("a dirty schema is refused");
-    assert!(e.contains("did not finish") && e.contains("rota migrate"), "{e}");
+    assert!(
+        e.contains("did not finish") && e.contains("rota migrate"),
+        "{e}"
+    );
 }
 
 #[tokio::test]

@@ -6,11 +6,11 @@
 
 pub mod api;
 pub mod auth;
+pub mod background;
 pub mod bodies;
 pub mod connections;
 pub mod error;
 pub mod extract;
-pub mod maintenance;
 pub mod metrics;
 
 use axum::extract::DefaultBodyLimit;
@@ -191,7 +191,28 @@ pub async fn run_with_auth(
         auth: auth.clone(),
         bodies: Arc::new(bodies::BodyBudget::new(&config.limits)),
     };
-    let maintenance = tokio::spawn(maintenance::run(store, clock, interval, token.clone()));
+    let me: Arc<str> = background::server_id().into();
+    let maintenance = {
+        let (store, clock) = (store.clone(), clock.clone());
+        tokio::spawn(background::elected(
+            store.clone(),
+            "maintenance",
+            me.clone(),
+            token.clone(),
+            move |stop| background::maintenance::run(store.clone(), clock.clone(), interval, stop),
+        ))
+    };
+    let access_feed = tokio::spawn(background::access_feed(
+        store.clone(),
+        auth.clone(),
+        token.clone(),
+    ));
+    let membership = tokio::spawn(background::membership(
+        store,
+        auth.clone(),
+        me,
+        token.clone(),
+    ));
     let upkeep = {
         let token = token.clone();
         let bodies = state.bodies.clone();
@@ -232,6 +253,8 @@ pub async fn run_with_auth(
     on_signal.abort();
     token.cancel();
     let _ = maintenance.await;
+    let _ = access_feed.await;
+    let _ = membership.await;
     let _ = upkeep.await;
     let _ = touch.await;
     auth.flush_last_used().await;

@@ -22,12 +22,14 @@ struct FileConfig {
     limits: Option<toml::Table>,
     #[serde(default)]
     auth: Option<rota_server::auth::AuthConfig>,
+    storage: Option<crate::storage::StorageFile>,
 }
 
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    pub storage: crate::storage::Storage,
     pub server: ServerConfig,
 }
 
@@ -36,6 +38,7 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub config: Option<PathBuf>,
+    pub database_url: Option<String>,
 }
 
 pub fn load(o: Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeConfig> {
@@ -85,9 +88,11 @@ pub fn load(o: Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeC
     if let Err(e) = server.validate() {
         bail!("invalid configuration: {e}");
     }
+    let storage = crate::storage::resolve(o.database_url, file.storage)?;
     Ok(ServeConfig {
         listen,
         data_dir,
+        storage,
         server,
     })
 }
@@ -137,6 +142,7 @@ mod tests {
             listen: None,
             data_dir: None,
             config: None,
+            database_url: None,
         }
     }
 
@@ -161,6 +167,7 @@ mod tests {
             listen: Some("127.0.0.1:9001".into()),
             data_dir: None,
             config: Some(path),
+            database_url: None,
         };
         let c = load(o, &env_of(&[("ROTA_LIMITS_MAX_CLAIM", "9")])).unwrap();
         assert_eq!(c.listen.port(), 9001, "flag beats file");
@@ -217,6 +224,7 @@ mod auth_tests {
             listen: None,
             data_dir: None,
             config: Some(path.clone()),
+            database_url: None,
         };
         let token = "t".repeat(40);
         let env = |k: &str| match k {

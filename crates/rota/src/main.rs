@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod output;
 mod serve;
+mod storage;
 mod worker_cmd;
 
 use anyhow::{Context, Result};
@@ -47,10 +48,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server on the embedded store.
+    /// Run the server: on the embedded store, or on PostgreSQL with --database-url.
     ///
     /// Example: rota serve --listen 127.0.0.1:7070 --data-dir ./rota-data
     Serve(serve::ServeArgs),
+    /// Show or apply the PostgreSQL schema's migrations (servers apply them at start unless
+    /// started with --no-migrate).
+    ///
+    /// Example: rota migrate status --database-url postgres://rota@db/rota
+    Migrate(storage::MigrateArgs),
     /// Make a new admin key for a data directory whose admin keys are all lost or revoked.
     /// The server must be stopped; the token is printed once and saved in <DIR>/admin-token.
     ///
@@ -125,6 +131,7 @@ fn main() -> ExitCode {
     let (url, token, tenant, fmt) = (cli.url, cli.token, cli.tenant, cli.output);
     let outcome = match cli.command {
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::serve(args))),
+        Command::Migrate(args) => runtime().and_then(|rt| rt.block_on(storage::migrate(args))),
         Command::RecoverAdmin(args) => {
             runtime().and_then(|rt| rt.block_on(serve::recover_admin(args)))
         }

@@ -4,7 +4,6 @@
 use crate::{access, config};
 use anyhow::{Context, Result};
 use rota_core::{Clock, SystemClock};
-use rota_sqlite::{SqliteOptions, SqliteStore};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -21,6 +20,15 @@ pub struct ServeArgs {
     /// [default: none]. docs/configuration.md lists every key and its default.
     #[arg(long, env = "ROTA_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Keep the data in PostgreSQL (postgres://user:pass@host:5432/db, `sslmode=require` for
+    /// TLS) instead of the embedded file; several servers may share one database
+    /// [default: `[storage]` in the config file, else the embedded store].
+    #[arg(long, env = "ROTA_DATABASE_URL", value_name = "URL")]
+    database_url: Option<String>,
+    /// Do not apply missing PostgreSQL migrations at start (apply them with `rota migrate
+    /// up`); a schema not at this binary's version is then refused.
+    #[arg(long)]
+    no_migrate: bool,
     /// After starting, enqueue, claim and complete one task against this server and print each
     /// step: a quick look at the main job.
     #[arg(long)]
@@ -33,6 +41,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             listen: args.listen,
             data_dir: args.data_dir,
             config: args.config,
+            database_url: args.database_url,
         },
         &|k| std::env::var(k).ok(),
     )?;
@@ -47,9 +56,24 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
                 cfg.listen
             )
         })?;
-    let lock = lock_data_dir(&cfg.data_dir)?;
+    let embedded = cfg.storage == crate::storage::Storage::Embedded;
+    // The embedded store has one writer: one server per data directory. On PostgreSQL the
+    // directory only keeps this server's admin token and address.
+    let lock = if embedded {
+        Some(lock_data_dir(&cfg.data_dir)?)
+    } else {
+        make_private_dir(&cfg.data_dir)?;
+        None
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = open_store(&cfg, clock.clone())?;
+    let store = crate::storage::open(
+        &cfg.storage,
+        &cfg.data_dir,
+        &cfg.server.limits,
+        clock.clone(),
+        !args.no_migrate,
+    )
+    .await?;
     let auth = rota_server::auth::Auth::load(store.clone(), clock.clone(), cfg.server.auth.clone())
         .await
         .map_err(|e| anyhow::anyhow!("cannot start access control: {e}"))?;
@@ -58,8 +82,11 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     // The CLI sends this data dir's admin token only to the server listening here.
     std::fs::write(access::listen_path(&cfg.data_dir), format!("{addr}\n"))
         .context("cannot record the listen address in the data dir")?;
-    let db = config::db_path(&cfg.data_dir);
-    tracing::info!(%addr, store = %db.display(), auth = auth.enabled(), "rota is serving on http://{addr}");
+    let store_name = match &cfg.storage {
+        crate::storage::Storage::Embedded => config::db_path(&cfg.data_dir).display().to_string(),
+        crate::storage::Storage::Postgres { url, .. } => crate::storage::redact(url),
+    };
+    tracing::info!(%addr, store = %store_name, auth = auth.enabled(), "rota is serving on http://{addr}");
     if args.demo {
         let token_file = access::admin_token_path(&cfg.data_dir);
         tokio::spawn(demo(format!("http://{addr}"), admin_token, token_file));
@@ -79,16 +106,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
 /// Creates the data directory (mode 0700; an existing one is narrowed to it) and takes its
 /// lock: one server per data directory, since the embedded store has a single writer.
 fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .with_context(|| format!("cannot create data dir {}", dir.display()))?;
-    #[cfg(unix)]
-    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .with_context(|| format!("cannot make {} private (mode 0700)", dir.display()))?;
+    make_private_dir(dir)?;
     let lock_path = dir.join("rota.lock");
     let lock = std::fs::File::create(&lock_path)
         .with_context(|| format!("cannot create {}", lock_path.display()))?;
@@ -101,14 +119,19 @@ fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
     Ok(lock)
 }
 
-fn open_store(cfg: &config::ServeConfig, clock: Arc<dyn Clock>) -> Result<Arc<SqliteStore>> {
-    let options = SqliteOptions {
-        max_queues_per_tenant: cfg.server.limits.max_queues_per_tenant,
-        ..Default::default()
-    };
-    let store = SqliteStore::open(&config::db_path(&cfg.data_dir), clock, options)
-        .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))?;
-    Ok(Arc::new(store))
+/// Creates the directory with mode 0700, or narrows an existing one to it.
+fn make_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    #[cfg(unix)]
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .with_context(|| format!("cannot make {} private (mode 0700)", dir.display()))?;
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -135,11 +158,19 @@ pub async fn recover_admin(args: RecoverArgs) -> Result<()> {
             listen: None,
             data_dir: Some(args.data_dir.clone()),
             config: None,
+            database_url: None,
         },
         &|_| None,
     )?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = open_store(&cfg, clock.clone())?;
+    let store = crate::storage::open(
+        &cfg.storage,
+        &cfg.data_dir,
+        &cfg.server.limits,
+        clock.clone(),
+        true,
+    )
+    .await?;
     let auth = rota_server::auth::Auth::load(store.clone(), clock, Default::default())
         .await
         .map_err(|e| anyhow::anyhow!("cannot load access control: {e}"))?;
@@ -175,15 +206,25 @@ async fn bootstrap(
         return Ok(Some(t.0.clone()));
     }
     let path = access::admin_token_path(&cfg.data_dir);
-    if !auth.has_no_keys() {
-        return Ok(std::fs::read_to_string(&path)
+    let existing = || {
+        std::fs::read_to_string(&path)
             .ok()
-            .map(|t| t.trim().to_owned()));
+            .map(|t| t.trim().to_owned())
+    };
+    if !auth.has_no_keys() {
+        return Ok(existing());
     }
-    let (key, token) = auth
-        .create_admin_key("bootstrap admin")
+    // Several servers may start on one empty database: exactly one creates the key.
+    let made = auth
+        .create_first_admin_key("bootstrap admin")
         .await
         .map_err(|e| anyhow::anyhow!("cannot create the first admin key: {}", e.message))?;
+    let Some((key, token)) = made else {
+        tracing::info!(
+            "another server created the first admin key; its token is in that server's data dir"
+        );
+        return Ok(existing());
+    };
     write_secret(&path, &token)?;
     println!(
         "rota: created the first admin key `{}`. Its token is shown this once and saved in {} (mode 0600):\n\n    {token}\n",

@@ -40,7 +40,7 @@ use rota_core::{limits::validate_queue_name, Clock, QueueKey, Timestamp, DEFAULT
 use rota_store::{AuthChange, DynStore};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// The header with which an admin acts in another tenant.
@@ -180,11 +180,62 @@ struct Registry {
     roles: HashMap<String, HashMap<String, Arc<RoleRecord>>>,
 }
 
+impl Registry {
+    /// The registry for `data`, keeping `old`'s limit counters and last-used times for the
+    /// tenants and keys that remain.
+    fn from_data(data: rota_store::AuthData, old: &Registry) -> Result<Registry, String> {
+        let mut state = Registry::default();
+        for t in data.tenants {
+            let client = old
+                .tenants
+                .get(&t.name)
+                .map(|e| e.client.clone())
+                .unwrap_or_default();
+            state
+                .tenants
+                .insert(t.name.clone(), Arc::new(TenantEntry { record: t, client }));
+        }
+        for k in data.keys {
+            let hash = token::parse_hex32(&k.hash)
+                .ok_or_else(|| format!("key `{}` has a malformed stored hash", k.id))?;
+            let stored = k.last_used_at.map_or(0, |t| t.0);
+            let (client, used) = match old.keys.get(&k.id) {
+                Some(e) => (
+                    e.client.clone(),
+                    e.last_used.load(Ordering::Relaxed).max(stored),
+                ),
+                None => (Default::default(), stored),
+            };
+            state.keys.insert(
+                k.id.clone(),
+                Arc::new(KeyEntry {
+                    record: k,
+                    hash,
+                    client,
+                    last_used: AtomicI64::new(used),
+                    persisted_last_used: AtomicI64::new(stored),
+                }),
+            );
+        }
+        for r in data.roles {
+            state
+                .roles
+                .entry(r.tenant.clone())
+                .or_default()
+                .insert(r.name.clone(), Arc::new(r));
+        }
+        Ok(state)
+    }
+}
+
 pub struct Auth {
     config: AuthConfig,
     store: DynStore,
     clock: Arc<dyn Clock>,
     state: RwLock<Registry>,
+    /// Servers sharing the store (1 on the embedded engine): each holds this share of every
+    /// per-key and per-tenant limit.
+    servers: AtomicUsize,
     /// Changes apply one at a time: check, write the store, then memory.
     changes: tokio::sync::Mutex<()>,
     env_admin: Option<[u8; 32]>,
@@ -229,38 +280,7 @@ impl Auth {
             .load_auth()
             .await
             .map_err(|e| format!("cannot load tenants and keys: {e}"))?;
-        let mut state = Registry::default();
-        for t in data.tenants {
-            state.tenants.insert(
-                t.name.clone(),
-                Arc::new(TenantEntry {
-                    record: t,
-                    client: Default::default(),
-                }),
-            );
-        }
-        for k in data.keys {
-            let hash = token::parse_hex32(&k.hash)
-                .ok_or_else(|| format!("key `{}` has a malformed stored hash", k.id))?;
-            let used = k.last_used_at.map_or(0, |t| t.0);
-            state.keys.insert(
-                k.id.clone(),
-                Arc::new(KeyEntry {
-                    record: k,
-                    hash,
-                    client: Default::default(),
-                    last_used: AtomicI64::new(used),
-                    persisted_last_used: AtomicI64::new(used),
-                }),
-            );
-        }
-        for r in data.roles {
-            state
-                .roles
-                .entry(r.tenant.clone())
-                .or_default()
-                .insert(r.name.clone(), Arc::new(r));
-        }
+        let state = Registry::from_data(data, &Registry::default())?;
         let jwt = config
             .jwt
             .clone()
@@ -272,6 +292,7 @@ impl Auth {
             store,
             clock,
             state: RwLock::new(state),
+            servers: AtomicUsize::new(1),
             changes: tokio::sync::Mutex::new(()),
             env_client: Default::default(),
             jwt,
@@ -281,6 +302,36 @@ impl Auth {
 
     pub fn enabled(&self) -> bool {
         self.config.enabled
+    }
+
+    /// Reloads tenants, keys and roles from the store (another server changed them), keeping
+    /// each remaining key's and tenant's limit counters.
+    pub async fn reload(&self) -> Result<(), String> {
+        let _one = self.changes.lock().await;
+        let data = self
+            .store
+            .load_auth()
+            .await
+            .map_err(|e| format!("cannot reload tenants and keys: {e}"))?;
+        let fresh = Registry::from_data(data, &self.read())?;
+        *self.write() = fresh;
+        Ok(())
+    }
+
+    /// Sets how many servers share the store; limits are divided among them.
+    pub fn set_servers(&self, n: usize) {
+        self.servers.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// This server's share of a limit: `ceil(limit / servers)`, so with requests spread over
+    /// the servers the total stays at the configured figure (0, no limit, stays 0).
+    fn share(&self, e: Effective) -> Effective {
+        let n = self.servers.load(Ordering::Relaxed).max(1) as u32;
+        let part = |v: u32| if v == 0 { 0 } else { v.div_ceil(n) };
+        Effective {
+            requests_per_minute: part(e.requests_per_minute),
+            max_in_flight: part(e.max_in_flight),
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
@@ -333,11 +384,11 @@ impl Auth {
             let clients = vec![
                 (
                     entry.client.clone(),
-                    self.config.key_limits.with(rec.limits),
+                    self.share(self.config.key_limits.with(rec.limits)),
                 ),
                 (
                     tenant.client.clone(),
-                    self.config.tenant_limits.with(tenant.record.limits),
+                    self.share(self.config.tenant_limits.with(tenant.record.limits)),
                 ),
             ];
             let p = Principal {
@@ -392,10 +443,13 @@ impl Auth {
                 .clone()
         };
         let clients = vec![
-            (client, self.config.key_limits.with(ClientLimits::default())),
+            (
+                client,
+                self.share(self.config.key_limits.with(ClientLimits::default())),
+            ),
             (
                 tenant.client.clone(),
-                self.config.tenant_limits.with(tenant.record.limits),
+                self.share(self.config.tenant_limits.with(tenant.record.limits)),
             ),
         ];
         let p = Principal {

@@ -249,6 +249,12 @@ impl Auth {
         self.store
             .change_auth(AuthChange::PutKey(record.clone()))
             .await?;
+        self.remember_key(record);
+        Ok(())
+    }
+
+    /// Puts a stored key into memory.
+    fn remember_key(&self, record: KeyRecord) {
         let hash = token::parse_hex32(&record.hash).expect("hashes are made here");
         let mut st = self.write();
         let (client, used) = match st.keys.get(&record.id) {
@@ -265,7 +271,6 @@ impl Auth {
                 persisted_last_used: AtomicI64::new(used),
             }),
         );
-        Ok(())
     }
 
     /// Whether an active admin key would remain without the keys `gone` picks.
@@ -314,6 +319,39 @@ impl Auth {
             ..Default::default()
         };
         self.create_key(&admin, DEFAULT_TENANT, spec).await
+    }
+
+    /// The first admin key of a store that has no key, created by exactly one of several
+    /// servers starting together on one database. `None` when another server created one
+    /// first (its keys are then loaded).
+    pub async fn create_first_admin_key(
+        &self,
+        name: &str,
+    ) -> ApiResult<Option<(KeyRecord, String)>> {
+        let (secret, id) = token::generate();
+        let record = KeyRecord {
+            id,
+            tenant: DEFAULT_TENANT.to_owned(),
+            name: Some(name.into()),
+            hash: token::hash_hex(&secret),
+            roles: vec![ADMIN_ROLE.into()],
+            queues: vec![],
+            expires_at: None,
+            created_at: self.clock.now(),
+            last_used_at: None,
+            revoked_at: None,
+            limits: ClientLimits::default(),
+        };
+        let one = self.changes.lock().await;
+        if !self.store.put_first_key(record.clone()).await? {
+            drop(one);
+            self.reload()
+                .await
+                .map_err(|e| ApiError::from(rota_store::StoreError::Unavailable(e)))?;
+            return Ok(None);
+        }
+        self.remember_key(record.clone());
+        Ok(Some((record, secret)))
     }
 
     /// Writes changed `last_used_at` times to the store.

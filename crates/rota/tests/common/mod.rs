@@ -32,31 +32,63 @@ impl Drop for Server {
 
 /// Starts `rota serve` on `dir` and waits until it answers.
 pub async fn start(dir: &std::path::Path) -> Server {
+    start_with(dir, &[]).await
+}
+
+/// [`start`] with extra environment (`ROTA_DATABASE_URL` for PostgreSQL, say). With
+/// `ROTA_ADMIN_TOKEN` among them, that is the admin token; else the first start's file is.
+pub async fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
+    let (child, url) = spawn_with(dir, env);
+    wait_healthy(&url).await;
+    if let Some((_, t)) = env.iter().find(|(k, _)| *k == "ROTA_ADMIN_TOKEN") {
+        return Server {
+            child,
+            client: Client::with_token(&url, Some(t)).unwrap(),
+            url,
+            dir: dir.to_owned(),
+            admin_token: t.to_string(),
+        };
+    }
+    finish_start(child, url, dir)
+}
+
+/// Spawns `rota serve` without waiting for it.
+pub fn spawn_with(dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, String) {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_rota"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("ROTA_LOG", "warn")
-        .env_remove("ROTA_ADMIN_TOKEN")
-        .env_remove("ROTA_AUTH_ENABLED")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("the rota binary starts");
-    let url = format!("http://127.0.0.1:{port}");
-    let probe = Client::new(&url).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rota"));
+    cmd.args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+    ])
+    .arg(dir)
+    .env("ROTA_LOG", "warn")
+    .env_remove("ROTA_ADMIN_TOKEN")
+    .env_remove("ROTA_AUTH_ENABLED")
+    .env_remove("ROTA_DATABASE_URL")
+    .stdout(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("the rota binary starts");
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+pub async fn wait_healthy(url: &str) {
+    let probe = Client::new(url).unwrap();
     let t = Instant::now();
     while !probe.healthy().await {
         assert!(
             t.elapsed() < Duration::from_secs(30),
             "server did not come up"
         );
-        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// The server started by [`spawn_with`], with the admin token its first start wrote.
+pub fn finish_start(child: Child, url: String, dir: &std::path::Path) -> Server {
     let token_file = dir.join("admin-token");
     let admin_token = std::fs::read_to_string(&token_file)
         .expect("the first start writes the admin token")

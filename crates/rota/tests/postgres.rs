@@ -1,0 +1,246 @@
+//! Several real `rota serve` processes on one PostgreSQL database (a throwaway server this
+//! test binary starts): one first admin key however many start at once, wake-ups across
+//! servers, access-control changes everywhere within a second, and SIGKILL of one server
+//! under load losing nothing acknowledged.
+
+mod common;
+
+use common::{finish_start, spawn_with, start_with, wait_healthy, Server};
+use rota_client::{ClaimOptions, Client, NewTask, QueueSettingsPatch};
+use rota_postgres::testing::TestCluster;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+const ADMIN: &str = "pg-test-admin-token-0123456789abcdef0123456789";
+
+async fn database() -> String {
+    tokio::task::spawn_blocking(|| TestCluster::shared().create_database())
+        .await
+        .unwrap()
+}
+
+async fn server(url: &str) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_with(
+        dir.path(),
+        &[("ROTA_DATABASE_URL", url), ("ROTA_ADMIN_TOKEN", ADMIN)],
+    )
+    .await;
+    (dir, s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_starting_together_create_one_first_admin_key() {
+    let url = database().await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let spawned: Vec<_> = dirs
+        .iter()
+        .map(|d| spawn_with(d.path(), &[("ROTA_DATABASE_URL", url.as_str())]))
+        .collect();
+    let mut servers = Vec::new();
+    let mut creators = 0;
+    for ((child, u), d) in spawned.into_iter().zip(&dirs) {
+        wait_healthy(&u).await;
+        if d.path().join("admin-token").exists() {
+            creators += 1;
+            servers.push(finish_start(child, u, d.path()));
+        } else {
+            servers.push(Server {
+                child,
+                client: Client::new(&u).unwrap(),
+                url: u,
+                dir: d.path().to_owned(),
+                admin_token: String::new(),
+            });
+        }
+    }
+    assert_eq!(
+        creators, 1,
+        "exactly one server created the first admin key"
+    );
+    let admin = servers.iter().find(|s| !s.admin_token.is_empty()).unwrap();
+    // Every server knows the one key.
+    for s in &servers {
+        let c = Client::with_token(&s.url, Some(&admin.admin_token)).unwrap();
+        assert_eq!(c.keys().await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enqueue_on_one_server_wakes_a_claim_waiting_on_another() {
+    let url = database().await;
+    let (_da, a) = server(&url).await;
+    let (_db, b) = server(&url).await;
+    let mut latencies = Vec::new();
+    for i in 0..30 {
+        let bc = b.client.clone();
+        let waiter = tokio::spawn(async move {
+            let opts = ClaimOptions {
+                worker: "w".into(),
+                max: 1,
+                wait_ms: Some(5_000),
+                ..Default::default()
+            };
+            let got = bc.claim("wake", &opts).await.unwrap();
+            (Instant::now(), got.len())
+        });
+        // Let the claim reach B and start waiting.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let sent = Instant::now();
+        a.client
+            .enqueue("wake", &NewTask::new("x", &serde_json::json!({ "i": i })))
+            .await
+            .unwrap();
+        let (woke, n) = waiter.await.unwrap();
+        assert_eq!(n, 1, "the waiting claim got the task");
+        latencies.push(woke.duration_since(sent));
+    }
+    latencies.sort();
+    let p50 = latencies[latencies.len() / 2];
+    eprintln!(
+        "enqueue on A -> claim returns on B: p50 {p50:?}, max {:?}",
+        latencies.last().unwrap()
+    );
+    assert!(p50 < Duration::from_millis(10), "p50 {p50:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_server_applies_on_another_within_a_second() {
+    let url = database().await;
+    let (_da, a) = server(&url).await;
+    let (_db, b) = server(&url).await;
+    let created = a
+        .client
+        .create_key(&rota_core::auth::NewKey {
+            name: Some("doomed".into()),
+            roles: vec!["producer".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let on_b = Client::with_token(&b.url, Some(&created.token)).unwrap();
+    // Known on B shortly after its creation on A.
+    let t = Instant::now();
+    while on_b.whoami().await.is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "the new key is unknown on B"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    a.client.revoke_key(&created.key.id).await.unwrap();
+    let t = Instant::now();
+    while on_b.whoami().await.is_ok() {
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "the revoked key still works on B after a second"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("revocation reached the other server in {:?}", t.elapsed());
+}
+
+/// Two servers under mixed load; one is killed with SIGKILL. Everything acknowledged by
+/// either is in the database, and the killed server's leases come back to the queue once
+/// they expire, through the survivor (which takes over maintenance if it was not leading).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_of_one_of_two_servers_loses_nothing_acknowledged() {
+    let url = database().await;
+    let (_da, mut a) = server(&url).await;
+    let (_db, b) = server(&url).await;
+    let patch = QueueSettingsPatch {
+        lease_ms: Some(2_000),
+        ..Default::default()
+    };
+    a.client.update_queue("mixed", &patch).await.unwrap();
+    let mut acked: Vec<tokio::task::JoinHandle<(Vec<String>, Vec<String>)>> = Vec::new();
+    for (n, client) in [
+        a.client.clone(),
+        b.client.clone(),
+        a.client.clone(),
+        b.client.clone(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        acked.push(tokio::spawn(async move {
+            let (mut enq, mut done) = (Vec::new(), Vec::new());
+            let opts = ClaimOptions {
+                worker: format!("w{n}"),
+                max: 5,
+                wait_ms: Some(100),
+                ..Default::default()
+            };
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(4) {
+                let tasks: Vec<NewTask> = (0..5)
+                    .map(|i| NewTask::new("job", &serde_json::json!({ "n": n, "i": i })))
+                    .collect();
+                match client.enqueue_batch("mixed", &tasks).await {
+                    Ok(out) => enq.extend(out.into_iter().map(|e| e.task.id.to_string())),
+                    Err(_) => break,
+                }
+                let Ok(claimed) = client.claim("mixed", &opts).await else {
+                    break;
+                };
+                for t in claimed.iter().take(3) {
+                    let lease = &t.lease.as_ref().unwrap().token;
+                    if client.complete(t.id, lease, None).await.is_ok() {
+                        done.push(t.id.to_string());
+                    } else {
+                        break;
+                    }
+                }
+            }
+            (enq, done)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    a.child.kill().unwrap(); // SIGKILL, mid-traffic
+    a.child.wait().unwrap();
+    let (mut enqueued, mut completed) = (HashSet::new(), HashSet::new());
+    for h in acked {
+        let (e, d) = h.await.unwrap();
+        enqueued.extend(e);
+        completed.extend(d);
+    }
+    assert!(
+        enqueued.len() > 100,
+        "too little traffic: {}",
+        enqueued.len()
+    );
+    for id in &enqueued {
+        let t = b
+            .client
+            .get(id.parse().unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("acknowledged task {id} is lost: {e}"));
+        if completed.contains(id) {
+            assert_eq!(
+                t.state,
+                rota_core::TaskState::Succeeded,
+                "completion of {id} lost"
+            );
+        }
+    }
+    // Every lease the killed server handed out expires and its task returns; nothing stays
+    // running once the survivor's maintenance has run.
+    let t = Instant::now();
+    loop {
+        let info = b.client.queue("mixed").await.unwrap();
+        if info.counts.running == 0 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{} tasks still running long after their leases expired",
+            info.counts.running
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "{} acknowledged enqueues and {} completions survived SIGKILL of one of two servers",
+        enqueued.len(),
+        completed.len()
+    );
+}

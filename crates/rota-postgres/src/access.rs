@@ -1,10 +1,12 @@
 //! Tenants, keys and roles. Every change but a last-used touch sends `rota_auth` in its
 //! transaction, so every server reloads access control right after the commit.
 //!
-//! Deleting a tenant takes its row, then its queues' rows, `FOR UPDATE` before deleting
-//! anything: an enqueue holds its queue's row `FOR KEY SHARE` for its one statement, and a new
-//! queue's insert holds the tenant's row, so the delete waits for writes in progress and every
-//! later write finds the tenant gone. Nothing of a deleted tenant remains or comes back.
+//! Deleting a tenant takes the tenant's advisory lock exclusively before deleting anything;
+//! every write that may create queues or tasks holds it shared for its transaction (and reads
+//! the queue only after taking it), so the delete waits for writes in progress and every later
+//! write finds the tenant gone. Nothing of a deleted tenant remains or comes back. (A row lock
+//! on the queue, `FOR KEY SHARE`, did the same but made concurrent enqueues share MultiXacts:
+//! 2.1 ms per enqueue under 64 clients.)
 
 use crate::listen::AUTH;
 use crate::{db, PostgresStore};
@@ -63,6 +65,7 @@ impl PostgresStore {
                 .map_err(db)?;
             }
             AuthChange::DeleteTenant(name) => {
+                crate::tasks::lock_tenant(&tx, name, true).await?;
                 tx.execute(
                     "SELECT 1 FROM rota_tenants WHERE name = $1 FOR UPDATE",
                     &[name],

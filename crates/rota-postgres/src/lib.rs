@@ -52,7 +52,7 @@ pub struct PostgresOptions {
 impl Default for PostgresOptions {
     fn default() -> Self {
         PostgresOptions {
-            pool_size: 16,
+            pool_size: 32,
             pool_wait_ms: 5_000,
             connect_timeout_ms: 5_000,
             max_queues_per_tenant: rota_core::Limits::default().max_queues_per_tenant,
@@ -74,6 +74,9 @@ pub(crate) struct Shared {
 
 pub struct PostgresStore {
     pool: Pool,
+    /// Connections whose commits do not wait for the WAL flush, for claims and heartbeats
+    /// only (see [`PostgresStore::lease_conn`]).
+    lease_pool: Pool,
     shared: Arc<Shared>,
     ids: ids::IdBlocks,
     options: PostgresOptions,
@@ -142,6 +145,28 @@ pub fn tls(options: &PostgresOptions) -> Result<tokio_postgres_rustls::MakeRustl
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
+fn build_pool(
+    config: tokio_postgres::Config,
+    options: &PostgresOptions,
+    size: usize,
+) -> Result<Pool, String> {
+    let manager = Manager::from_config(
+        config,
+        tls(options)?,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(Duration::from_millis(options.pool_wait_ms)))
+        .create_timeout(Some(Duration::from_millis(options.connect_timeout_ms)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 /// One connection outside the pool (migrations, the change feed).
 pub async fn connect_one(
     url: &str,
@@ -179,22 +204,10 @@ impl PostgresStore {
             st.check()?;
         }
         drop(client);
-        let manager = Manager::from_config(
-            config,
-            tls(&options)?,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let wait = Duration::from_millis(options.pool_wait_ms);
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size)
-            .wait_timeout(Some(wait))
-            .create_timeout(Some(Duration::from_millis(options.connect_timeout_ms)))
-            .recycle_timeout(Some(Duration::from_secs(5)))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|e| e.to_string())?;
+        let pool = build_pool(config.clone(), &options, options.pool_size)?;
+        let mut lease_config = config;
+        lease_config.options("-c synchronous_commit=off");
+        let lease_pool = build_pool(lease_config, &options, options.pool_size.div_ceil(2))?;
         let shared = Arc::new(Shared {
             clock,
             signals: ReadySignals::default(),
@@ -206,6 +219,7 @@ impl PostgresStore {
         listen::wait_connected(&shared, Duration::from_secs(10)).await;
         Ok(PostgresStore {
             pool,
+            lease_pool,
             shared,
             ids: ids::IdBlocks::default(),
             options,
@@ -215,10 +229,23 @@ impl PostgresStore {
     }
 
     pub(crate) async fn conn(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.get(&self.pool).await
+    }
+
+    /// A connection for claims and heartbeats, whose commits are answered before their WAL
+    /// is flushed. A claim lost in a crash only makes its task ready again, which
+    /// at-least-once delivery allows; a lost heartbeat only shortens the lease. And PostgreSQL
+    /// writes WAL in order, so any later durable commit (a completion of that task, say)
+    /// flushes the claim first: no completion is acknowledged for a claim that is lost.
+    pub(crate) async fn lease_conn(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.get(&self.lease_pool).await
+    }
+
+    async fn get(&self, pool: &Pool) -> StoreResult<deadpool_postgres::Object> {
         if self.closed.load(Ordering::Acquire) {
             return Err(unavailable("the store is closed"));
         }
-        self.pool.get().await.map_err(|e| match e {
+        pool.get().await.map_err(|e| match e {
             deadpool_postgres::PoolError::Timeout(_) => StoreError::Unavailable(format!(
                 "no free database connection within {} ms (the pool of {} is exhausted)",
                 self.options.pool_wait_ms, self.options.pool_size
@@ -234,8 +261,12 @@ impl PostgresStore {
 
     /// The pool's size, connections in use and requests waiting for one.
     pub fn pool_status(&self) -> (usize, usize, usize) {
-        let s = self.pool.status();
-        (s.max_size, s.size - s.available, s.waiting)
+        let (s, l) = (self.pool.status(), self.lease_pool.status());
+        (
+            s.max_size + l.max_size,
+            s.size + l.size - s.available - l.available,
+            s.waiting + l.waiting,
+        )
     }
 }
 
@@ -334,5 +365,6 @@ impl Store for PostgresStore {
         self.closed.store(true, Ordering::Release);
         self.listener.abort();
         self.pool.close();
+        self.lease_pool.close();
     }
 }

@@ -141,6 +141,7 @@ impl PostgresStore {
         let now = self.now();
         let mut client = self.conn().await?;
         let tx = client.transaction().await.map_err(db)?;
+        crate::tasks::lock_tenant(&tx, &key.tenant, false).await?;
         self.queue_for_write(&tx, key, now).await?;
         let row = tx
             .query_one(

@@ -62,6 +62,10 @@ pub struct BenchArgs {
     /// tenant, as in production), `off`, or `compare` (both in each run, with the ratios).
     #[arg(long, value_enum, default_value = "on")]
     auth: AuthMode,
+    /// Run the servers it starts on this PostgreSQL database instead of the embedded store
+    /// (each run uses a tenant of its own, so the database may hold earlier runs).
+    #[arg(long, env = "ROTA_BENCH_DATABASE_URL", value_name = "URL")]
+    database_url: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +113,10 @@ pub fn run(args: BenchArgs, url: Option<String>, token: Option<String>) -> Resul
         for (slot, auth) in order {
             let target = match &url {
                 Some(u) => Target::Given(u.clone(), token.clone()),
-                None => Target::Start { auth },
+                None => Target::Start {
+                    auth,
+                    database_url: args.database_url.clone(),
+                },
             };
             let mut got = rt.block_on(run_once(&args, target))?;
             if args.auth == AuthMode::Compare {
@@ -168,8 +175,11 @@ struct Server {
 enum Target {
     /// A running server and the token to use.
     Given(String, Option<String>),
-    /// A new server, with access control on or off.
-    Start { auth: bool },
+    /// A new server, with access control on or off, on the embedded store or PostgreSQL.
+    Start {
+        auth: bool,
+        database_url: Option<String>,
+    },
 }
 
 impl Server {
@@ -188,8 +198,9 @@ impl Server {
                 };
                 return Ok((server, client));
             }
-            Target::Start { auth } => auth,
+            Target::Start { auth, database_url } => (auth, database_url),
         };
+        let (auth, database_url) = auth;
         let admin = rota_server::auth::token::generate().0;
         let dir = tempfile::tempdir()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -207,6 +218,7 @@ impl Server {
             .env("ROTA_LOG", "warn")
             .env("ROTA_AUTH_ENABLED", if auth { "true" } else { "false" })
             .env("ROTA_ADMIN_TOKEN", &admin)
+            .env("ROTA_DATABASE_URL", database_url.unwrap_or_default())
             .stdout(std::process::Stdio::null())
             .spawn()
             .context("cannot start the server")?;
@@ -228,7 +240,11 @@ impl Server {
         if !auth {
             return Ok((server, client));
         }
-        let client = server.tenant_client("bench").await?;
+        // A tenant of its own per server: a shared PostgreSQL database keeps earlier runs.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let client = server.tenant_client(&format!("bench-{nanos:08x}")).await?;
         Ok((server, client))
     }
 

@@ -16,6 +16,7 @@ mod access;
 mod ids;
 mod listen;
 mod maintenance;
+mod outcomes;
 mod queues;
 mod rows;
 pub mod schema;

@@ -5,8 +5,8 @@
 //! passes never handle one task twice); the server runs it only on the elected leader so the
 //! work is not done twice over.
 
+use crate::outcomes::FailedAttempt;
 use crate::rows::{task_from_row, TASK_COLUMNS};
-use crate::tasks::FailedAttempt;
 use crate::{db, describe, PostgresStore};
 use rota_core::{lifecycle, Backoff, Timestamp};
 use rota_store::{Health, MaintenanceReport, StoreResult};

@@ -53,7 +53,7 @@ pub struct PostgresOptions {
 impl Default for PostgresOptions {
     fn default() -> Self {
         PostgresOptions {
-            pool_size: 32,
+            pool_size: 16,
             pool_wait_ms: 5_000,
             connect_timeout_ms: 5_000,
             max_queues_per_tenant: rota_core::Limits::default().max_queues_per_tenant,

@@ -34,7 +34,7 @@ impl PostgresStore {
         if b.end - b.next < n || now.0 - b.taken_at > BLOCK_AGE_MS || now.0 < b.taken_at {
             let size = n.max(BLOCK);
             let floor = now.0.max(0) << SEQ_BITS;
-            let client = self.conn().await?;
+            let client = self.task_conn().await?;
             let stmt = client
                 .prepare_cached(
                     "UPDATE rota_id_blocks SET next = GREATEST(next, $1) + $2 RETURNING next",

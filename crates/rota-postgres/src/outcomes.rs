@@ -31,7 +31,7 @@ impl PostgresStore {
         items: Vec<FailureReport>,
     ) -> StoreResult<Vec<StoreResult<Task>>> {
         let now = self.now();
-        let mut client = self.conn().await?;
+        let mut client = self.task_conn().await?;
         let tx = client.transaction().await.map_err(db)?;
         let ids: Vec<i64> = items.iter().map(|i| i.id.as_i64()).collect();
         let locked = self.lock_for_failure(&tx, &ids).await?;

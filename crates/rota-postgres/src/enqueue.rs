@@ -1,0 +1,310 @@
+//! Enqueue. A batch is one INSERT from arrays inside a transaction that first takes the
+//! tenant's lock (shared; a tenant's deletion takes it exclusively, so it waits for enqueues
+//! in flight and later ones find the queue gone). The four statements (BEGIN, the lock, the
+//! INSERT, COMMIT) are sent together and answered in one round trip: the INSERT finds the
+//! queue by name itself, so nothing it needs comes from an earlier answer. Only a queue's
+//! first enqueue takes a second trip, to create the queue.
+
+use crate::rows::{state_to_sql, tags_to_sql, task_from_row, TASK_COLUMNS};
+use crate::tasks::{lock_tenant, LOCK_SHARED};
+use crate::{db, PostgresStore};
+use deadpool_postgres::GenericClient;
+use rota_core::lifecycle;
+use rota_core::{NewTask, QueueKey, Task, TaskId, Timestamp};
+use rota_store::{Enqueued, StoreError, StoreResult};
+use std::collections::{HashMap, HashSet};
+use tokio_postgres::types::ToSql;
+
+/// The INSERT: the queue by tenant and name, its default `max_attempts` for rows that give
+/// none, and a wake-up for each of `rota_ready`/`rota_due` when a row is ready/scheduled.
+const INSERT: &str = "WITH q AS (SELECT id, max_attempts FROM rota_queues \
+       WHERE tenant = $1 AND name = $2), \
+     ins AS (INSERT INTO rota_tasks (id, queue_id, kind, payload, priority, state, \
+       run_at, attempt, max_attempts, created_at, updated_at, unique_key, tags) \
+     SELECT u.id, q.id, u.kind, u.payload, u.priority, u.state, u.run_at, 0, \
+       COALESCE(u.max_attempts, q.max_attempts), $3, $3, u.unique_key, u.tags \
+     FROM q, unnest($4::bigint[], $5::text[], $6::text[], $7::int[], \
+       $8::smallint[], $9::bigint[], $10::int[], $11::text[], $12::text[]) \
+       AS u(id, kind, payload, priority, state, run_at, max_attempts, unique_key, tags) \
+     ON CONFLICT (queue_id, unique_key) \
+       WHERE unique_key IS NOT NULL AND state IN (0, 1, 2) DO NOTHING \
+     RETURNING id, state), \
+     r AS (SELECT pg_notify('rota_ready', $1 || '/' || $2) \
+       FROM (SELECT 1 FROM ins WHERE state = 1 LIMIT 1) x), \
+     d AS (SELECT pg_notify('rota_due', '') FROM (SELECT 1 FROM ins WHERE state = 0 LIMIT 1) x) \
+     SELECT (SELECT id FROM q), (SELECT max_attempts FROM q), array(SELECT id FROM ins), \
+       (SELECT count(*) FROM r), (SELECT count(*) FROM d)";
+
+/// What one INSERT round did.
+struct Inserted {
+    queue_id: i64,
+    default_max_attempts: u32,
+    ids: HashSet<i64>,
+}
+
+impl PostgresStore {
+    pub(crate) async fn enqueue_tasks(
+        &self,
+        key: &QueueKey,
+        tasks: Vec<NewTask>,
+    ) -> StoreResult<Vec<Enqueued>> {
+        let now = self.now();
+        // Within one request a repeated unique key is the first task's duplicate.
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        let mut same_as: Vec<Option<usize>> = Vec::with_capacity(tasks.len());
+        for (i, t) in tasks.iter().enumerate() {
+            let earlier = t.unique_key.as_deref().and_then(|k| first.get(k).copied());
+            if earlier.is_none() {
+                if let Some(k) = t.unique_key.as_deref() {
+                    first.insert(k, i);
+                }
+            }
+            same_as.push(earlier);
+        }
+        let fresh: Vec<usize> = (0..tasks.len()).filter(|i| same_as[*i].is_none()).collect();
+        let ids = self.new_ids(fresh.len(), now).await?;
+        let mut client = self.task_conn().await?;
+        let mut out: Vec<Option<Enqueued>> = vec![None; tasks.len()];
+        let mut pending: Vec<(usize, TaskId)> = fresh.into_iter().zip(ids).collect();
+        for _round in 0..5 {
+            let mut cols = EnqueueColumns::default();
+            for (i, id) in &pending {
+                cols.push(*id, &tasks[*i], now);
+            }
+            let Some(done) = self.insert(&client, key, &cols, now).await? else {
+                // The queue's first enqueue (or its tenant was deleted meanwhile, which
+                // creating it finds out).
+                self.create_queue(&mut client, key, now).await?;
+                continue;
+            };
+            let mut conflicted = Vec::new();
+            for (n, (i, id)) in pending.iter().enumerate() {
+                if done.ids.contains(&id.as_i64()) {
+                    let task = cols.task(n, &tasks[*i], key, now, done.default_max_attempts);
+                    out[*i] = Some(Enqueued {
+                        task,
+                        duplicate: false,
+                    });
+                } else {
+                    conflicted.push((*i, *id));
+                }
+            }
+            pending = self
+                .duplicates(&client, done.queue_id, &tasks, conflicted, &mut out)
+                .await?;
+            if pending.is_empty() {
+                break;
+            }
+        }
+        if !pending.is_empty() {
+            return Err(StoreError::Unavailable(
+                "the queue or its unique keys kept changing under this enqueue; try again".into(),
+            ));
+        }
+        let mut result = Vec::with_capacity(tasks.len());
+        for (i, slot) in out.iter().enumerate() {
+            let e = match (slot, same_as[i]) {
+                (Some(e), _) => e.clone(),
+                (None, Some(j)) => Enqueued {
+                    task: out[j]
+                        .as_ref()
+                        .expect("the first of a key is decided")
+                        .task
+                        .clone(),
+                    duplicate: true,
+                },
+                (None, None) => unreachable!("every task is decided"),
+            };
+            result.push(e);
+        }
+        Ok(result)
+    }
+
+    /// BEGIN, the tenant's lock, the INSERT and COMMIT, sent together. `None` when the queue
+    /// does not exist (nothing was written). A failed statement aborts the transaction, and
+    /// the COMMIT after it then rolls back, so the connection is left outside a transaction
+    /// whatever happened.
+    async fn insert(
+        &self,
+        client: &deadpool_postgres::Object,
+        key: &QueueKey,
+        cols: &EnqueueColumns,
+        now: Timestamp,
+    ) -> StoreResult<Option<Inserted>> {
+        let (lock, insert) = tokio::join!(
+            client.prepare_cached(LOCK_SHARED),
+            client.prepare_cached(INSERT)
+        );
+        let (lock, insert) = (lock.map_err(db)?, insert.map_err(db)?);
+        // Each request is written when its future is first polled, and `join!` polls them in
+        // order: one write, one round trip.
+        let lock_params: [&(dyn ToSql + Sync); 1] = [&key.tenant];
+        let insert_params: [&(dyn ToSql + Sync); 12] = [
+            &key.tenant,
+            &key.name,
+            &now.0,
+            &cols.id,
+            &cols.kind,
+            &cols.payload,
+            &cols.priority,
+            &cols.state,
+            &cols.run_at,
+            &cols.max_attempts,
+            &cols.unique_key,
+            &cols.tags,
+        ];
+        let (begin, locked, row, commit) = tokio::join!(
+            client.batch_execute("BEGIN"),
+            client.execute(&lock, &lock_params),
+            client.query_one(&insert, &insert_params),
+            client.batch_execute("COMMIT"),
+        );
+        begin.map_err(db)?;
+        locked.map_err(db)?;
+        let row = row.map_err(db)?;
+        commit.map_err(db)?;
+        let Some(queue_id) = row.get::<_, Option<i64>>(0) else {
+            return Ok(None);
+        };
+        let (ready, due): (i64, i64) = (row.get(3), row.get(4));
+        if ready > 0 {
+            self.shared.signals.notify(key);
+        }
+        if due > 0 {
+            self.shared.maintenance.notify_waiters();
+        }
+        Ok(Some(Inserted {
+            queue_id,
+            default_max_attempts: row.get::<_, i32>(1).max(0) as u32,
+            ids: row.get::<_, Vec<i64>>(2).into_iter().collect(),
+        }))
+    }
+
+    /// Creates the queue (default settings) under the tenant's lock; refuses a tenant that
+    /// does not exist and one at its queue limit.
+    async fn create_queue(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        key: &QueueKey,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let tx = client.transaction().await.map_err(db)?;
+        lock_tenant(&tx, &key.tenant, false).await?;
+        self.queue_for_write(&tx, key, now).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    /// Each conflicted task's live holder of its unique key, returned as the duplicate; the
+    /// tasks whose holder finished in the meantime (freeing the key) are returned to insert
+    /// again.
+    async fn duplicates(
+        &self,
+        client: &deadpool_postgres::Object,
+        queue_id: i64,
+        tasks: &[NewTask],
+        conflicted: Vec<(usize, TaskId)>,
+        out: &mut [Option<Enqueued>],
+    ) -> StoreResult<Vec<(usize, TaskId)>> {
+        if conflicted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<&str> = conflicted
+            .iter()
+            .filter_map(|(i, _)| tasks[*i].unique_key.as_deref())
+            .collect();
+        let holders = client
+            .query(
+                &format!(
+                    "SELECT {TASK_COLUMNS} FROM rota_tasks t JOIN rota_queues q ON q.id = t.queue_id \
+                     WHERE t.queue_id = $1 AND t.unique_key = ANY($2) AND t.state IN (0, 1, 2)"
+                ),
+                &[&queue_id, &keys],
+            )
+            .await
+            .map_err(db)?;
+        let mut by_key: HashMap<String, Task> = HashMap::new();
+        for h in &holders {
+            let (_, t) = task_from_row(h)?;
+            if let Some(k) = t.unique_key.clone() {
+                by_key.insert(k, t);
+            }
+        }
+        let mut again = Vec::new();
+        for (i, id) in conflicted {
+            let k = tasks[i].unique_key.as_deref().unwrap_or_default();
+            match by_key.get(k) {
+                Some(t) => {
+                    out[i] = Some(Enqueued {
+                        task: t.clone(),
+                        duplicate: true,
+                    })
+                }
+                None => again.push((i, id)),
+            }
+        }
+        Ok(again)
+    }
+}
+
+/// The columns of an enqueue's INSERT, as arrays.
+#[derive(Default)]
+struct EnqueueColumns {
+    id: Vec<i64>,
+    kind: Vec<String>,
+    payload: Vec<String>,
+    priority: Vec<i32>,
+    state: Vec<i16>,
+    run_at: Vec<i64>,
+    /// `None`: the queue's default.
+    max_attempts: Vec<Option<i32>>,
+    unique_key: Vec<Option<String>>,
+    tags: Vec<Option<String>>,
+}
+
+impl EnqueueColumns {
+    fn push(&mut self, id: TaskId, t: &NewTask, now: Timestamp) {
+        let run_at = t.run_at.unwrap_or(now);
+        self.id.push(id.as_i64());
+        self.kind.push(t.kind.clone());
+        self.payload.push(t.payload.get().to_owned());
+        self.priority.push(t.priority);
+        self.state
+            .push(state_to_sql(lifecycle::waiting_state(run_at, now)));
+        self.run_at.push(run_at.0);
+        self.max_attempts
+            .push(t.max_attempts.map(|m| m.min(i32::MAX as u32) as i32));
+        self.unique_key.push(t.unique_key.clone());
+        self.tags.push(tags_to_sql(&t.tags));
+    }
+
+    /// The `n`th row as the task it stored.
+    fn task(
+        &self,
+        n: usize,
+        t: &NewTask,
+        key: &QueueKey,
+        now: Timestamp,
+        default_max_attempts: u32,
+    ) -> Task {
+        Task {
+            id: TaskId::from_i64(self.id[n]),
+            queue: key.name.clone(),
+            kind: t.kind.clone(),
+            payload: t.payload.clone(),
+            priority: t.priority,
+            state: crate::rows::state_from_sql(self.state[n]).expect("a state we wrote"),
+            attempt: 0,
+            max_attempts: self.max_attempts[n].map_or(default_max_attempts, |m| m as u32),
+            run_at: Timestamp(self.run_at[n]),
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            lease: None,
+            progress: None,
+            result: None,
+            errors: Vec::new(),
+            unique_key: t.unique_key.clone(),
+            tags: t.tags.clone(),
+        }
+    }
+}

@@ -171,7 +171,9 @@ impl PostgresStore {
             self.shared.signals.notify(key);
         }
         if due > 0 {
-            self.shared.maintenance.notify_waiters();
+            if let Some(at) = cols.run_at.iter().min() {
+                self.due_at(Timestamp(*at));
+            }
         }
         Ok(Some(Inserted {
             queue_id,

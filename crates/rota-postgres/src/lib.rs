@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use rota_core::{Clock, NewTask, QueueInfo, QueueKey, QueuePatch, Task, TaskId, TaskState};
 use rota_store::*;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -72,6 +72,9 @@ pub(crate) struct Shared {
     /// Whether the change feed (LISTEN) is connected; while it is not, waits fall back to
     /// short timeouts (see `listen.rs`).
     pub listening: AtomicBool,
+    /// When this server's maintenance pass next plans to run (ms; `i64::MAX`: at its
+    /// interval), so that only a write that makes something due sooner wakes it.
+    pub next_due: AtomicI64,
 }
 
 /// The connection pools. Task and lease writes run a handful of fixed statements thousands
@@ -237,6 +240,7 @@ impl PostgresStore {
             maintenance: Arc::new(Notify::new()),
             auth_changed: Arc::new(Notify::new()),
             listening: AtomicBool::new(false),
+            next_due: AtomicI64::new(i64::MAX),
         });
         let listener = tokio::spawn(listen::run(url.to_owned(), options.clone(), shared.clone()));
         listen::wait_connected(&shared, Duration::from_secs(10)).await;
@@ -282,6 +286,14 @@ impl PostgresStore {
             deadpool_postgres::PoolError::Backend(e) => db(e),
             other => unavailable(other),
         })
+    }
+
+    /// Wakes this server's maintenance pass if `at` (a scheduled run or a lease expiry) comes
+    /// before the time it already plans to run.
+    pub(crate) fn due_at(&self, at: rota_core::Timestamp) {
+        if self.shared.next_due.fetch_min(at.0, Ordering::AcqRel) > at.0 {
+            self.shared.maintenance.notify_waiters();
+        }
     }
 
     pub(crate) fn now(&self) -> rota_core::Timestamp {

@@ -119,6 +119,10 @@ impl PostgresStore {
                 .min()
                 .map(Timestamp)
         };
+        self.shared.next_due.store(
+            report.next_due.map_or(i64::MAX, |t| t.0),
+            std::sync::atomic::Ordering::Release,
+        );
         Ok(report)
     }
 

@@ -186,7 +186,7 @@ impl PostgresStore {
                     .shared
                     .signals
                     .notify(&QueueKey::new(tenant.as_str(), t.queue.as_str())),
-                TaskState::Scheduled => self.shared.maintenance.notify_waiters(),
+                TaskState::Scheduled => self.due_at(t.run_at),
                 _ => {}
             }
         }

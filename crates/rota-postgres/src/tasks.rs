@@ -142,10 +142,14 @@ impl PostgresStore {
             .map(|r| task_from_row(r).map(|(_, t)| t))
             .collect::<StoreResult<Vec<Task>>>()?;
         tasks.sort_by_key(|t| (std::cmp::Reverse(t.priority), t.id));
-        if !tasks.is_empty() {
-            // Lease expiries are due times for the maintenance leader, which wakes at least
-            // every maintenance interval; nothing to announce.
-            self.shared.maintenance.notify_waiters();
+        // A lease's expiry is a due time for maintenance (another server's leader wakes at
+        // least every maintenance interval).
+        if let Some(at) = tasks
+            .iter()
+            .filter_map(|t| t.lease.as_ref().map(|l| l.expires_at))
+            .min()
+        {
+            self.due_at(at);
         }
         Ok(tasks)
     }

@@ -137,7 +137,7 @@ pub fn parse_url(url: &str, options: &PostgresOptions) -> Result<tokio_postgres:
 }
 
 /// TLS for connections that ask for it (`sslmode=require` or `prefer` in the URL).
-pub fn tls(options: &PostgresOptions) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+pub fn tls(options: &PostgresOptions) -> Result<Tls, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = &options.ca_file {
@@ -162,7 +162,31 @@ pub fn tls(options: &PostgresOptions) -> Result<tokio_postgres_rustls::MakeRustl
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    Ok(Tls(tokio_postgres_rustls::MakeRustlsConnect::new(config)))
+}
+
+/// rustls, and a Unix socket (`host=/run/postgresql`). PostgreSQL has no TLS on Unix
+/// sockets, but tokio-postgres still asks for a connector, with an empty host name that
+/// rustls refuses; it gets one named `localhost` that is never used.
+#[derive(Clone)]
+pub struct Tls(tokio_postgres_rustls::MakeRustlsConnect);
+
+impl<S> tokio_postgres::tls::MakeTlsConnect<S> for Tls
+where
+    tokio_postgres_rustls::MakeRustlsConnect: tokio_postgres::tls::MakeTlsConnect<S>,
+{
+    type Stream =
+        <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<S>>::Stream;
+    type TlsConnect = <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<
+        S,
+    >>::TlsConnect;
+    type Error =
+        <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<S>>::Error;
+
+    fn make_tls_connect(&mut self, host: &str) -> Result<Self::TlsConnect, Self::Error> {
+        let host = if host.is_empty() { "localhost" } else { host };
+        self.0.make_tls_connect(host)
+    }
 }
 
 fn build_pool(

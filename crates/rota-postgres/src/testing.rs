@@ -207,6 +207,13 @@ impl TestCluster {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// `url` (one of [`TestCluster::create_database`]'s) through the Unix socket instead.
+    pub fn socket_url(&self, url: &str) -> String {
+        let db = url.rsplit('/').next().unwrap_or("postgres");
+        let dir = self.dir.display().to_string().replace('/', "%2F");
+        format!("postgres://postgres@{dir}:{}/{db}", self.port)
+    }
+
     /// Creates an empty database and returns its URL.
     pub fn create_database(&self) -> String {
         let n = self.next_db.fetch_add(1, Ordering::Relaxed);

@@ -139,3 +139,12 @@ async fn a_server_that_must_not_migrate_refuses_a_schema_behind() {
         .expect("an empty database is behind");
     assert!(e.contains("migrations not at head"), "{e}");
 }
+
+#[tokio::test]
+async fn a_unix_socket_url_connects_without_tls() {
+    let url = database().await;
+    let socket = TestCluster::shared().socket_url(&url);
+    let store = open(&socket).await.expect("opens through the socket");
+    assert!(store.health().await.checks.iter().all(|(_, c)| c.is_ok()));
+    store.close().await;
+}

@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use rota_core::{Clock, NewTask, QueueInfo, QueueKey, QueuePatch, Task, TaskId, TaskState};
 use rota_store::*;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -101,6 +101,8 @@ pub struct PostgresStore {
     ids: ids::IdBlocks,
     options: PostgresOptions,
     closed: AtomicBool,
+    /// Requests refused because no connection came free within `pool_wait_ms`.
+    pool_timeouts: AtomicU64,
     listener: tokio::task::JoinHandle<()>,
 }
 
@@ -274,6 +276,7 @@ impl PostgresStore {
             ids: ids::IdBlocks::default(),
             options,
             closed: AtomicBool::new(false),
+            pool_timeouts: AtomicU64::new(0),
             listener,
         })
     }
@@ -302,11 +305,14 @@ impl PostgresStore {
             return Err(unavailable("the store is closed"));
         }
         pool.get().await.map_err(|e| match e {
-            deadpool_postgres::PoolError::Timeout(_) => StoreError::Unavailable(format!(
-                "no free database connection within {} ms (the pool of {} is exhausted)",
-                self.options.pool_wait_ms,
-                pool.status().max_size
-            )),
+            deadpool_postgres::PoolError::Timeout(_) => {
+                self.pool_timeouts.fetch_add(1, Ordering::Relaxed);
+                StoreError::Unavailable(format!(
+                    "no free database connection within {} ms (the pool of {} is exhausted)",
+                    self.options.pool_wait_ms,
+                    pool.status().max_size
+                ))
+            }
             deadpool_postgres::PoolError::Backend(e) => db(e),
             other => unavailable(other),
         })
@@ -325,18 +331,28 @@ impl PostgresStore {
     }
 
     /// The pool's size, connections in use and requests waiting for one.
-    pub fn pool_status(&self) -> (usize, usize, usize) {
+    /// Each pool's name (as `/readyz` names it) and state.
+    pub(crate) fn each_pool(&self) -> [(&'static str, deadpool_postgres::Status); 3] {
         let p = &self.pools;
-        [&p.tasks, &p.leases, &p.other]
-            .map(|pool| pool.status())
-            .iter()
-            .fold((0, 0, 0), |(max, busy, waiting), s| {
-                (
-                    max + s.max_size,
-                    busy + s.size - s.available,
-                    waiting + s.waiting,
-                )
-            })
+        [
+            ("task", p.tasks.status()),
+            ("lease", p.leases.status()),
+            ("other", p.other.status()),
+        ]
+    }
+
+    /// All three pools together.
+    pub fn pools(&self) -> PoolStatus {
+        let mut total = PoolStatus {
+            timeouts: self.pool_timeouts.load(Ordering::Relaxed),
+            ..PoolStatus::default()
+        };
+        for (_, s) in self.each_pool() {
+            total.max += s.max_size;
+            total.busy += s.size - s.available;
+            total.waiting += s.waiting;
+        }
+        total
     }
 }
 
@@ -409,6 +425,9 @@ impl Store for PostgresStore {
     }
     fn auth_signal(&self) -> Arc<Notify> {
         self.shared.auth_changed.clone()
+    }
+    fn pool_status(&self) -> Option<PoolStatus> {
+        Some(self.pools())
     }
     async fn health(&self) -> Health {
         self.health_checks().await

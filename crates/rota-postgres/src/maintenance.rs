@@ -128,7 +128,6 @@ impl PostgresStore {
 
     pub(crate) async fn health_checks(&self) -> Health {
         let mut checks = Vec::new();
-        let (size, busy, waiting) = self.pool_status();
         let storage = async {
             let client = self.conn().await.map_err(|e| e.to_string())?;
             client
@@ -156,14 +155,25 @@ impl PostgresStore {
                 Err("the database did not answer a write within 5 s".to_owned()),
             )),
         }
-        let pool = if waiting > 0 && busy >= size {
-            Err(format!(
-                "all {size} database connections are in use and {waiting} requests wait for one; \
-                 raise [storage] pool_size (and the database's max_connections) or find what \
-                 holds them"
-            ))
-        } else {
+        let exhausted: Vec<String> = self
+            .each_pool()
+            .iter()
+            .filter(|(_, s)| s.waiting > 0 && s.size - s.available >= s.max_size)
+            .map(|(name, s)| {
+                format!(
+                    "all {} connections of the {name} pool are in use and {} requests wait",
+                    s.max_size, s.waiting
+                )
+            })
+            .collect();
+        let pool = if exhausted.is_empty() {
             Ok(())
+        } else {
+            Err(format!(
+                "{}; raise [storage] pool_size (and the database's max_connections) or find \
+                 what holds them",
+                exhausted.join("; ")
+            ))
         };
         checks.push(("pool".to_owned(), pool));
         let feed = if self

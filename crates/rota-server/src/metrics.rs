@@ -124,6 +124,15 @@ pub fn queue_gauges(overview: &rota_store::QueueOverview, now: rota_core::Timest
     metrics::gauge!("rota_queues_summed").set(overview.rest_queues as f64);
 }
 
+/// The database connection pool, for engines that have one: an exhausted pool shows as
+/// `busy == max` with requests waiting, and as timeouts that grow.
+pub fn pool_gauges(pool: &rota_store::PoolStatus) {
+    metrics::gauge!("rota_storage_pool_connections_max").set(pool.max as f64);
+    metrics::gauge!("rota_storage_pool_connections_busy").set(pool.busy as f64);
+    metrics::gauge!("rota_storage_pool_requests_waiting").set(pool.waiting as f64);
+    metrics::counter!("rota_storage_pool_timeouts_total").absolute(pool.timeouts);
+}
+
 pub fn maintenance(report: &rota_store::MaintenanceReport) {
     metrics::counter!("rota_tasks_promoted_total").increment(report.promoted);
     metrics::counter!("rota_leases_expired_total").increment(report.expired);

@@ -135,6 +135,19 @@ pub struct Health {
     pub checks: Vec<(String, Result<(), String>)>,
 }
 
+/// A database connection pool's state, for engines that have one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections the pool may open.
+    pub max: usize,
+    /// Connections handed out now.
+    pub busy: usize,
+    /// Requests waiting for a connection now.
+    pub waiting: usize,
+    /// Requests refused since start because no connection came free in time.
+    pub timeouts: u64,
+}
+
 /// Everything access control keeps: tenants, API keys (hashes only) and custom roles.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuthData {
@@ -229,6 +242,10 @@ pub trait Store: Send + Sync + 'static {
     async fn servers_alive(&self, server: &str) -> StoreResult<usize> {
         let _ = server;
         Ok(1)
+    }
+    /// The connection pool, for engines that have one (shown in `/metrics`).
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
     }
     /// Each part's health. Includes whether a write commits now (a probe through the write
     /// path), so a full disk makes the store unready.

@@ -2,7 +2,7 @@
 //! started again: meanwhile requests are answered 503 `storage_unavailable` with Retry-After
 //! (never hang, never exit the server), `/readyz` names `storage`; afterwards the server
 //! resumes by itself and nothing acknowledged is lost. Its own PostgreSQL server, since it is
-//! stopped here.
+//! stopped here. And an exhausted connection pool, visible in `/readyz` and `/metrics`.
 
 mod common;
 
@@ -114,4 +114,79 @@ async fn a_database_outage_is_503_then_heals_by_itself() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _ = server.child.kill();
+}
+
+/// A seed's "connection pool exhaustion": every connection of a pool busy (here the one task
+/// connection, held by an enqueue waiting on its tenant's lock) and a request waiting shows
+/// in `/readyz` (naming `pool`) and `/metrics`; the waiting request is answered 503 when its
+/// wait runs out, and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_pool_shows_in_readyz_and_metrics() {
+    let url = tokio::task::spawn_blocking(|| TestCluster::shared().create_database())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rota.toml");
+    std::fs::write(
+        &config,
+        format!("[storage]\nurl = \"{url}\"\npool_size = 1\n"),
+    )
+    .unwrap();
+    let server = start_with(
+        dir.path(),
+        &[
+            ("ROTA_CONFIG", config.to_str().unwrap()),
+            ("ROTA_ADMIN_TOKEN", ADMIN),
+        ],
+    )
+    .await;
+    let t = NewTask::new("x", &serde_json::json!({}));
+    server.client.enqueue("pool", &t).await.unwrap();
+    // Another session holds the tenant's lock exclusively (as a tenant deletion would).
+    let (u, held) = (url.clone(), std::sync::mpsc::channel::<()>());
+    let holder = std::thread::spawn(move || {
+        TestCluster::shared().psql(
+            &u,
+            "SELECT pg_advisory_lock(1919906913, hashtext('default')); SELECT pg_sleep(7);",
+        );
+        drop(held.0);
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let enqueue = |client: rota_client::Client| async move {
+        let t = NewTask::new("x", &serde_json::json!({}));
+        client.enqueue("pool", &t).await
+    };
+    let first = tokio::spawn(enqueue(server.client.clone()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = tokio::spawn(enqueue(server.client.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let http = reqwest::Client::new();
+    let ready = http
+        .get(format!("{}/readyz", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let text = ready.text().await.unwrap();
+    assert!(text.contains("pool") && text.contains("wait"), "{text}");
+    let metrics = || async {
+        http.get(format!("{}/metrics", server.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let m = metrics().await;
+    assert!(m.contains("rota_storage_pool_requests_waiting 1"), "{m}");
+    let e = second.await.unwrap().expect_err("no connection came free");
+    assert!(e.to_string().contains("server unavailable"), "{e}");
+    let m = metrics().await;
+    assert!(m.contains("rota_storage_pool_timeouts_total 1"), "{m}");
+    holder.join().unwrap();
+    first
+        .await
+        .unwrap()
+        .expect("enqueued once the lock is free");
 }

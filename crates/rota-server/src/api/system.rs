@@ -63,6 +63,9 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         Ok(overview) => crate::metrics::queue_gauges(&overview, st.clock.now()),
         Err(e) => tracing::warn!(error = %e, "queue gauges left out of this scrape"),
     }
+    if let Some(pool) = st.store.pool_status() {
+        crate::metrics::pool_gauges(&pool);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.metrics.render(),

@@ -15,12 +15,14 @@
 mod access;
 mod enqueue;
 mod ids;
+mod import;
 mod listen;
 mod maintenance;
 mod outcomes;
 mod queues;
 mod rows;
 pub mod schema;
+pub use import::Contents;
 mod tasks;
 #[cfg(feature = "testing")]
 pub mod testing;

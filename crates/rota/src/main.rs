@@ -8,6 +8,7 @@ mod access;
 mod bench;
 mod cli;
 mod config;
+mod copy;
 mod output;
 mod serve;
 mod storage;
@@ -57,6 +58,12 @@ enum Command {
     ///
     /// Example: rota migrate status --database-url postgres://rota@db/rota
     Migrate(storage::MigrateArgs),
+    /// Copy an embedded data directory (server stopped) into an empty PostgreSQL database:
+    /// tenants, keys, roles, queues and tasks in every state. Then start the servers with
+    /// --database-url.
+    ///
+    /// Example: rota copy --from ./rota-data --to postgres://rota@db/rota
+    Copy(copy::CopyArgs),
     /// Make a new admin key for a data directory whose admin keys are all lost or revoked.
     /// The server must be stopped; the token is printed once and saved in <DIR>/admin-token.
     ///
@@ -132,6 +139,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::serve(args))),
         Command::Migrate(args) => runtime().and_then(|rt| rt.block_on(storage::migrate(args))),
+        Command::Copy(args) => runtime().and_then(|rt| rt.block_on(copy::copy(args))),
         Command::RecoverAdmin(args) => {
             runtime().and_then(|rt| rt.block_on(serve::recover_admin(args)))
         }

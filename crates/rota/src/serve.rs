@@ -105,7 +105,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
 
 /// Creates the data directory (mode 0700; an existing one is narrowed to it) and takes its
 /// lock: one server per data directory, since the embedded store has a single writer.
-fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
+pub(crate) fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
     make_private_dir(dir)?;
     let lock_path = dir.join("rota.lock");
     let lock = std::fs::File::create(&lock_path)

@@ -8,8 +8,10 @@
 //! - `backlog`: claim latency (one task per claim) on a nearly empty queue, then on a queue with
 //!   `--backlog` ready tasks; and the server's RSS.
 //! - `fairness` (not part of `all`): see [`fairness`].
+//! - `soak` (not part of `all`): see [`soak`].
 
 mod fairness;
+mod soak;
 
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
@@ -66,6 +68,8 @@ pub struct BenchArgs {
     /// (each run uses a tenant of its own, so the database may hold earlier runs).
     #[arg(long, env = "ROTA_BENCH_DATABASE_URL", value_name = "URL")]
     database_url: Option<String>,
+    #[command(flatten)]
+    soak: soak::SoakArgs,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +87,8 @@ enum Mode {
     Backlog,
     /// One tenant floods with large batches; another's enqueue latency, alone and beside it.
     Fairness,
+    /// Minutes of churn at full drain speed, sampling the task table's size (see [`soak`]).
+    Soak,
 }
 
 /// A figure: name, value, unit (`x` for ratios).
@@ -170,6 +176,8 @@ struct Server {
     url: String,
     /// The admin token of a server this bench started.
     admin: Option<String>,
+    /// The tenant the bench's client works in, when the bench made one.
+    tenant: Option<String>,
 }
 
 enum Target {
@@ -195,6 +203,7 @@ impl Server {
                     _dir: None,
                     url,
                     admin: token,
+                    tenant: None,
                 };
                 return Ok((server, client));
             }
@@ -236,6 +245,7 @@ impl Server {
             _dir: Some(dir),
             url,
             admin: auth.then_some(admin),
+            tenant: None,
         };
         if !auth {
             return Ok((server, client));
@@ -244,7 +254,10 @@ impl Server {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let client = server.tenant_client(&format!("bench-{nanos:08x}")).await?;
+        let mut server = server;
+        let tenant = format!("bench-{nanos:08x}");
+        let client = server.tenant_client(&tenant).await?;
+        server.tenant = Some(tenant);
         Ok((server, client))
     }
 
@@ -269,6 +282,17 @@ impl Server {
             .await
             .with_context(|| format!("cannot create the {name} key"))?;
         Ok(Client::with_token(&self.url, Some(&key.token))?)
+    }
+
+    /// A client that may change the bench tenant's queue settings (`client` itself when the
+    /// bench made no tenant).
+    fn settings_client(&self, client: &Client) -> Result<Client> {
+        Ok(match (&self.admin, &self.tenant) {
+            (Some(admin), Some(tenant)) => {
+                Client::with_token(&self.url, Some(admin))?.with_tenant(Some(tenant))
+            }
+            _ => client.clone(),
+        })
     }
 
     /// Resident set size of the server process, in MiB.
@@ -343,6 +367,10 @@ async fn run_once(args: &BenchArgs, target: Target) -> Result<Vec<(String, f64, 
     if args.mode == Mode::Fairness {
         let flood = server.tenant_client("flood").await?;
         out.extend(fairness::run(args, &client, &flood, tag).await?);
+    }
+    if args.mode == Mode::Soak {
+        let settings = server.settings_client(&client)?;
+        out.extend(soak::run(args, &client, &settings, tag).await?);
     }
     if matches!(args.mode, Mode::All | Mode::Backlog) {
         let (empty, full, rss) = backlog_mode(args, &client, &server, tag).await?;

@@ -88,12 +88,15 @@ pub async fn wait_healthy(url: &str) {
 }
 
 /// The server started by [`spawn_with`], with the admin token its first start wrote.
-pub fn finish_start(child: Child, url: String, dir: &std::path::Path) -> Server {
+pub fn finish_start(mut child: Child, url: String, dir: &std::path::Path) -> Server {
     let token_file = dir.join("admin-token");
-    let admin_token = std::fs::read_to_string(&token_file)
-        .expect("the first start writes the admin token")
-        .trim()
-        .to_owned();
+    let admin_token = match std::fs::read_to_string(&token_file) {
+        Ok(t) => t.trim().to_owned(),
+        Err(e) => {
+            let _ = child.kill(); // not left running after the test
+            panic!("the first start writes the admin token: {e}");
+        }
+    };
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

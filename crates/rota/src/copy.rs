@@ -1,0 +1,145 @@
+//! `rota copy --from ./rota-data --to postgres://…`: moves an embedded data directory into an
+//! empty PostgreSQL database — tenants, keys (hashes), roles, queues with their settings, and
+//! tasks in every state with their ids, attempts, errors, results and leases — then checks
+//! that every queue's counts by state match. The embedded server must be stopped (the data
+//! directory's lock is taken), so nothing changes while it copies.
+
+use anyhow::{bail, Context, Result};
+use rota_core::{Clock, QueueKey, SystemClock, TaskState};
+use rota_postgres::{PostgresOptions, PostgresStore};
+use rota_sqlite::{SqliteOptions, SqliteStore};
+use rota_store::{AuthChange, ListFilter, Store};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct CopyArgs {
+    /// The embedded server's data directory (stopped).
+    #[arg(long, value_name = "DIR")]
+    from: PathBuf,
+    /// The PostgreSQL database to fill; it must hold no queues, tasks, keys, roles or tenants
+    /// besides `default`. Missing migrations are applied first.
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// Tasks read and written per statement.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    batch: u16,
+}
+
+pub async fn copy(args: CopyArgs) -> Result<()> {
+    let db = crate::config::db_path(&args.from);
+    if !db.exists() {
+        bail!(
+            "{} holds no Rota data ({} does not exist)",
+            args.from.display(),
+            db.display()
+        );
+    }
+    let lock = crate::serve::lock_data_dir(&args.from)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let source = SqliteStore::open(&db, clock.clone(), SqliteOptions::default())
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", db.display()))?;
+    let target = PostgresStore::open(&args.to, clock, PostgresOptions::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", crate::storage::redact(&args.to)))?;
+    let found = target.contents().await?;
+    if !found.is_empty() {
+        bail!(
+            "{} is not empty ({} tenants besides default, {} keys, {} roles, {} queues, {} \
+             tasks); rota copy fills an empty database only",
+            crate::storage::redact(&args.to),
+            found.tenants,
+            found.keys,
+            found.roles,
+            found.queues,
+            found.tasks
+        );
+    }
+    let result = copy_all(&source, &target, usize::from(args.batch)).await;
+    source.close().await;
+    target.close().await;
+    drop(lock);
+    let copied = result?;
+    println!(
+        "copied {} tenants, {} keys, {} roles, {} queues and {} tasks from {} to {}; every \
+         queue's counts by state match",
+        copied.tenants,
+        copied.keys,
+        copied.roles,
+        copied.queues,
+        copied.tasks,
+        args.from.display(),
+        crate::storage::redact(&args.to)
+    );
+    Ok(())
+}
+
+#[derive(Default)]
+struct Copied {
+    tenants: usize,
+    keys: usize,
+    roles: usize,
+    queues: usize,
+    tasks: u64,
+}
+
+async fn copy_all(source: &SqliteStore, target: &PostgresStore, batch: usize) -> Result<Copied> {
+    let auth = source.load_auth().await?;
+    let mut copied = Copied {
+        tenants: auth.tenants.len(),
+        keys: auth.keys.len(),
+        roles: auth.roles.len(),
+        ..Default::default()
+    };
+    // Tenants first: keys and roles belong to one.
+    let changes = (auth.tenants.into_iter().map(AuthChange::PutTenant))
+        .chain(auth.roles.into_iter().map(AuthChange::PutRole))
+        .chain(auth.keys.into_iter().map(AuthChange::PutKey));
+    for change in changes {
+        target.change_auth(change).await?;
+    }
+    for (tenant, queue) in source.all_queues().await? {
+        let key = QueueKey::new(tenant.as_str(), queue.name.as_str());
+        let id = target
+            .import_queue(&tenant, &queue)
+            .await
+            .with_context(|| format!("queue {tenant}/{}", queue.name))?;
+        let mut before = None;
+        loop {
+            let filter = ListFilter {
+                state: None,
+                kind: None,
+                limit: batch,
+                before,
+            };
+            let page = source.list(&key, filter).await?;
+            target
+                .import_tasks(id, queue.settings.retention_ms, &page.tasks)
+                .await
+                .with_context(|| format!("tasks of {tenant}/{}", queue.name))?;
+            copied.tasks += page.tasks.len() as u64;
+            match page.next_cursor {
+                Some(c) => before = Some(c),
+                None => break,
+            }
+        }
+        let now = target.queue(&key).await?;
+        if now.counts != queue.counts {
+            let show = |c: &rota_core::StateCounts| {
+                TaskState::ALL
+                    .iter()
+                    .map(|s| format!("{} {}", s.as_str(), c.get(*s)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            bail!(
+                "queue {tenant}/{}: the copy holds {} but the source holds {}",
+                queue.name,
+                show(&now.counts),
+                show(&queue.counts)
+            );
+        }
+        copied.queues += 1;
+    }
+    Ok(copied)
+}

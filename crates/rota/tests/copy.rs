@@ -1,0 +1,178 @@
+//! `rota copy`: an embedded data directory moved into an empty PostgreSQL database, then
+//! served from there with everything as it was — tasks in every state with their errors,
+//! results and leases, queue settings, tenants, keys and roles — and refused into a database
+//! that is not empty.
+
+mod common;
+
+use common::start_with;
+use rota_client::{ClaimOptions, Client, NewKey, NewTask, QueueSettingsPatch};
+use rota_core::auth::{Effect, Rule};
+use rota_core::{QueueInfo, Task, TaskState};
+use rota_postgres::testing::TestCluster;
+use std::process::Command;
+
+const ADMIN: &str = "copy-admin-token-0123456789abcdef0123456789ab";
+
+fn copy(from: &std::path::Path, to: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rota"))
+        .args(["copy", "--from"])
+        .arg(from)
+        .args(["--to", to, "--batch", "3"])
+        .env("ROTA_LOG", "warn")
+        .output()
+        .expect("rota copy runs")
+}
+
+fn same(a: &Task, b: &Task) {
+    let json = |t: &Task| serde_json::to_value(t).unwrap();
+    assert_eq!(json(a), json(b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_moves_to_postgres_with_everything_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("ROTA_ADMIN_TOKEN", ADMIN)];
+    let mut embedded = start_with(dir.path(), &env).await;
+    let admin = embedded.client.clone();
+    admin
+        .create_tenant("acme", Default::default())
+        .await
+        .unwrap();
+    let rules = vec![Rule {
+        resource: "queues/*".into(),
+        action: "tasks:read".into(),
+        effect: Effect::Allow,
+    }];
+    let acme_admin = admin.clone().with_tenant(Some("acme"));
+    acme_admin.put_role("peek", &rules).await.unwrap();
+    let key = acme_admin
+        .create_key(&NewKey {
+            name: Some("acme worker".into()),
+            roles: vec!["producer".into(), "worker".into(), "peek".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let acme = Client::with_token(&embedded.url, Some(&key.token)).unwrap();
+    // A task in every state, over ten tasks so that the copy takes several pages of three.
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let t = NewTask::new("mail", &serde_json::json!({ "n": i })).max_attempts(1);
+        tasks.push(acme.enqueue("mail", &t).await.unwrap().task.id);
+    }
+    let mut later = NewTask::new("mail", &serde_json::json!("later")).unique_key("weekly");
+    later.delay_ms = Some(3_600_000);
+    let scheduled = acme.enqueue("mail", &later).await.unwrap().task.id;
+    let claim = |n| ClaimOptions {
+        worker: "w1".into(),
+        max: n,
+        ..Default::default()
+    };
+    let claimed = acme.claim("mail", &claim(4)).await.unwrap();
+    let lease = |t: &Task| t.lease.as_ref().unwrap().token.clone();
+    acme.complete(
+        claimed[0].id,
+        &lease(&claimed[0]),
+        Some(serde_json::value::to_raw_value(&serde_json::json!({"sent": true})).unwrap()),
+    )
+    .await
+    .unwrap();
+    acme.fail(
+        claimed[1].id,
+        &lease(&claimed[1]),
+        "smtp said no",
+        None,
+        false,
+    )
+    .await
+    .unwrap();
+    acme_admin.cancel(tasks[9]).await.unwrap();
+    let running = claimed[2].clone();
+    admin
+        .enqueue("other", &NewTask::new("x", &serde_json::json!(null)))
+        .await
+        .unwrap();
+    admin
+        .update_queue(
+            "other",
+            &QueueSettingsPatch {
+                paused: Some(true),
+                max_attempts: Some(7),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let acme_admin = admin.clone().with_tenant(Some("acme"));
+    let mut before = Vec::new();
+    for id in tasks.iter().chain([&scheduled]) {
+        before.push(acme_admin.get(*id).await.unwrap());
+    }
+    let queues_before = (
+        acme_admin.queues().await.unwrap(),
+        admin.queues().await.unwrap(),
+    );
+    let _ = embedded.child.kill();
+    embedded.child.wait().unwrap();
+
+    let url = tokio::task::spawn_blocking(|| TestCluster::shared().create_database())
+        .await
+        .unwrap();
+    let out = copy(dir.path(), &url);
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("12 tasks"), "{said}");
+
+    let pg_dir = tempfile::tempdir().unwrap();
+    let pg = start_with(
+        pg_dir.path(),
+        &[("ROTA_DATABASE_URL", &url), ("ROTA_ADMIN_TOKEN", ADMIN)],
+    )
+    .await;
+    let admin = Client::with_token(&pg.url, Some(ADMIN)).unwrap();
+    let acme_admin = admin.clone().with_tenant(Some("acme"));
+    for (id, was) in tasks.iter().chain([&scheduled]).zip(&before) {
+        same(&acme_admin.get(*id).await.unwrap(), was);
+    }
+    let queues_after = (
+        acme_admin.queues().await.unwrap(),
+        admin.queues().await.unwrap(),
+    );
+    // Everything but the oldest ready task's age, which grew meanwhile.
+    let settled = |q: &(Vec<QueueInfo>, Vec<QueueInfo>)| {
+        let mut v = serde_json::to_value(q).unwrap();
+        for list in v.as_array_mut().unwrap() {
+            for q in list.as_array_mut().unwrap() {
+                q.as_object_mut().unwrap().remove("oldest_ready_age_ms");
+            }
+        }
+        v
+    };
+    assert_eq!(settled(&queues_after), settled(&queues_before));
+    assert_eq!(acme_admin.role("peek").await.unwrap().rules, rules);
+    // The key works, the running task's lease still holds, the unique key is still taken.
+    let acme = Client::with_token(&pg.url, Some(&key.token)).unwrap();
+    let done = acme
+        .complete(running.id, &lease(&running), None)
+        .await
+        .unwrap();
+    assert_eq!(done.state, TaskState::Succeeded);
+    let again = acme.enqueue("mail", &later).await.unwrap();
+    assert!(again.duplicate && again.task.id == scheduled);
+    let new = acme
+        .enqueue("mail", &NewTask::new("mail", &serde_json::json!(1)))
+        .await
+        .unwrap();
+    assert!(tasks.iter().all(|id| new.task.id > *id));
+
+    // Into a database that is no longer empty: refused, naming what is there.
+    let out = copy(dir.path(), &url);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("is not empty") && said.contains("queues"),
+        "{said}"
+    );
+}

@@ -94,6 +94,10 @@ impl PostgresStore {
         } else {
             "AND t.kind = ANY($7)"
         };
+        // Generic plans (see lib.rs) cannot see `max`: they guess a tenth of the table. The
+        // picked ids are therefore handed to the UPDATE as an array, which only the primary
+        // key can serve; joined to `picked`, a table of a million rows got a hash join over
+        // all of it (seconds per claim).
         let sql = format!(
             "WITH p AS (SELECT $1::text AS tenant, $2::text AS name, $3::bigint AS max, \
                $4::text AS worker, $5::bigint AS now, $6::bigint AS lease_ms), \
@@ -107,7 +111,7 @@ impl PostgresStore {
              claimed AS (UPDATE rota_tasks t SET state = 2, attempt = t.attempt + 1, \
                lease_worker = $4, lease_token = ((random() - 0.5) * 1.8e19)::bigint, \
                lease_expires_at = $5 + COALESCE($6, (SELECT lease_ms FROM q)), updated_at = $5 \
-               FROM picked WHERE t.id = picked.id RETURNING t.*) \
+               WHERE t.id = ANY(ARRAY(SELECT id FROM picked)) RETURNING t.*) \
              SELECT {TASK_COLUMNS} FROM claimed t CROSS JOIN (SELECT $2::text AS name) q"
         );
         let stmt = client.prepare_cached(&sql).await.map_err(db)?;

@@ -1,0 +1,149 @@
+//! What the client sends and receives besides rota-core's own types.
+
+use crate::{Error, ErrorDetail, Result};
+use rota_core::{Backoff, Json, Task, TaskId, TaskState, Timestamp};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A task to enqueue.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewTask {
+    pub kind: String,
+    pub payload: Json,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+impl NewTask {
+    /// A task of `kind` whose payload is `payload` serialized as JSON.
+    pub fn new(kind: impl Into<String>, payload: &impl Serialize) -> Self {
+        let payload = serde_json::value::to_raw_value(payload).expect("payload serializes");
+        NewTask {
+            kind: kind.into(),
+            payload,
+            priority: None,
+            run_at: None,
+            delay_ms: None,
+            max_attempts: None,
+            unique_key: None,
+            tags: Vec::new(),
+        }
+    }
+    pub fn priority(mut self, p: i32) -> Self {
+        self.priority = Some(p);
+        self
+    }
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.delay_ms = Some(d.as_millis() as u64);
+        self
+    }
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = Some(n);
+        self
+    }
+    pub fn unique_key(mut self, k: impl Into<String>) -> Self {
+        self.unique_key = Some(k.into());
+        self
+    }
+}
+
+/// A task as enqueue answers it.
+#[derive(Debug, Clone)]
+pub struct Enqueued {
+    pub task: Task,
+    /// The `unique_key` matched a live task, which is returned instead.
+    pub duplicate: bool,
+}
+
+/// The `duplicate` flag of an enqueue answer. Read as a second view of the same bytes because
+/// `#[serde(flatten)]` cannot carry the task's verbatim JSON fields.
+#[derive(Deserialize)]
+pub(crate) struct DuplicateFlag {
+    pub(crate) duplicate: bool,
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Decode(e.to_string()))
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClaimOptions {
+    pub worker: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
+    pub max: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CompleteItem {
+    pub id: TaskId,
+    pub lease: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Json>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FailItem {
+    pub id: TaskId,
+    pub lease: String,
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_in_ms: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dead: bool,
+    /// The attempt does not count toward `max_attempts`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub temporary: bool,
+}
+
+/// One item's outcome in a batch complete or fail.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ItemOutcome {
+    pub id: String,
+    pub ok: bool,
+    pub state: Option<TaskState>,
+    pub error: Option<ErrorDetail>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct QueueSettingsPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Backoff>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TaskPage {
+    pub tasks: Vec<Task>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub state: Option<TaskState>,
+    pub kind: Option<String>,
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}

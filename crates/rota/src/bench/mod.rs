@@ -8,18 +8,21 @@
 //! - `backlog`: claim latency (one task per claim) on a nearly empty queue, then on a queue with
 //!   `--backlog` ready tasks; and the server's RSS.
 //! - `fairness` (not part of `all`): see [`fairness`].
-//! - `soak` (not part of `all`): see [`soak`].
+//! - `soak` and `servers` (not part of `all`): see [`soak`] and [`servers`].
 
 mod fairness;
+mod server;
+mod servers;
 mod soak;
 
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use rota_client::{ClaimOptions, Client, CompleteItem, NewTask};
+use server::{Server, Target};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -89,6 +92,8 @@ enum Mode {
     Fairness,
     /// Minutes of churn at full drain speed, sampling the task table's size (see [`soak`]).
     Soak,
+    /// The drain through one server, then two on one database (see [`servers`]).
+    Servers,
 }
 
 /// A figure: name, value, unit (`x` for ratios).
@@ -170,153 +175,6 @@ pub fn run(args: BenchArgs, url: Option<String>, token: Option<String>) -> Resul
     Ok(())
 }
 
-struct Server {
-    child: Option<std::process::Child>,
-    _dir: Option<tempfile::TempDir>,
-    url: String,
-    /// The admin token of a server this bench started.
-    admin: Option<String>,
-    /// The tenant the bench's client works in, when the bench made one.
-    tenant: Option<String>,
-}
-
-enum Target {
-    /// A running server and the token to use.
-    Given(String, Option<String>),
-    /// A new server, with access control on or off, on the embedded store or PostgreSQL.
-    Start {
-        auth: bool,
-        database_url: Option<String>,
-    },
-}
-
-impl Server {
-    /// The server given, or a new one on a temporary data dir; and a client for it. With access
-    /// control on, the client holds a `producer`+`worker` key of a tenant of its own.
-    async fn start(target: Target) -> Result<(Server, Client)> {
-        let auth = match target {
-            Target::Given(url, token) => {
-                let client = Client::with_token(&url, token.as_deref())?;
-                // The fairness mode makes its flooding tenant with this token (an admin's).
-                let server = Server {
-                    child: None,
-                    _dir: None,
-                    url,
-                    admin: token,
-                    tenant: None,
-                };
-                return Ok((server, client));
-            }
-            Target::Start { auth, database_url } => (auth, database_url),
-        };
-        let (auth, database_url) = auth;
-        let admin = rota_server::auth::token::generate().0;
-        let dir = tempfile::tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let exe = std::env::current_exe()?;
-        let child = std::process::Command::new(exe)
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(dir.path())
-            .env("ROTA_LOG", "warn")
-            .env("ROTA_AUTH_ENABLED", if auth { "true" } else { "false" })
-            .env("ROTA_ADMIN_TOKEN", &admin)
-            .env("ROTA_DATABASE_URL", database_url.unwrap_or_default())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .context("cannot start the server")?;
-        let url = format!("http://127.0.0.1:{port}");
-        let client = Client::new(&url)?;
-        let start = Instant::now();
-        while !client.healthy().await {
-            if start.elapsed() > Duration::from_secs(20) {
-                bail!("the server did not start within 20 s");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let server = Server {
-            child: Some(child),
-            _dir: Some(dir),
-            url,
-            admin: auth.then_some(admin),
-            tenant: None,
-        };
-        if !auth {
-            return Ok((server, client));
-        }
-        // A tenant of its own per server: a shared PostgreSQL database keeps earlier runs.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let mut server = server;
-        let tenant = format!("bench-{nanos:08x}");
-        let client = server.tenant_client(&tenant).await?;
-        server.tenant = Some(tenant);
-        Ok((server, client))
-    }
-
-    /// A client with a `producer`+`worker` key of a new tenant `name` (the admin's client when
-    /// access control is off, so every tenant is `default`).
-    async fn tenant_client(&self, name: &str) -> Result<Client> {
-        let Some(admin) = &self.admin else {
-            return Ok(Client::new(&self.url)?);
-        };
-        let admin = Client::with_token(&self.url, Some(admin))?;
-        admin
-            .create_tenant(name, Default::default())
-            .await
-            .with_context(|| format!("cannot create the {name} tenant"))?;
-        let key = admin
-            .with_tenant(Some(name))
-            .create_key(&rota_client::NewKey {
-                name: Some(name.into()),
-                roles: vec!["producer".into(), "worker".into()],
-                ..Default::default()
-            })
-            .await
-            .with_context(|| format!("cannot create the {name} key"))?;
-        Ok(Client::with_token(&self.url, Some(&key.token))?)
-    }
-
-    /// A client that may change the bench tenant's queue settings (`client` itself when the
-    /// bench made no tenant).
-    fn settings_client(&self, client: &Client) -> Result<Client> {
-        Ok(match (&self.admin, &self.tenant) {
-            (Some(admin), Some(tenant)) => {
-                Client::with_token(&self.url, Some(admin))?.with_tenant(Some(tenant))
-            }
-            _ => client.clone(),
-        })
-    }
-
-    /// Resident set size of the server process, in MiB.
-    fn rss_mib(&self) -> Option<f64> {
-        let pid = self.child.as_ref()?.id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib / 1024.0)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SIGTERM for a clean close; the data dir is thrown away anyway.
-            let _ = std::process::Command::new("kill")
-                .arg(c.id().to_string())
-                .status();
-            let _ = c.wait();
-        }
-    }
-}
-
 fn bar(args: &BenchArgs, len: u64, what: &str) -> ProgressBar {
     if args.quiet {
         return ProgressBar::hidden();
@@ -367,6 +225,9 @@ async fn run_once(args: &BenchArgs, target: Target) -> Result<Vec<(String, f64, 
     if args.mode == Mode::Fairness {
         let flood = server.tenant_client("flood").await?;
         out.extend(fairness::run(args, &client, &flood, tag).await?);
+    }
+    if args.mode == Mode::Servers {
+        out.extend(servers::run(args, &server, &client, tag).await?);
     }
     if args.mode == Mode::Soak {
         let settings = server.settings_client(&client)?;
@@ -437,13 +298,26 @@ async fn batch_mode(
     queue: &str,
 ) -> Result<(f64, f64, f64, f64)> {
     let enq = enqueue_all(args, client, queue, args.tasks, args.batch, "enqueue").await?;
+    let (drain, hist) = drain(args, std::slice::from_ref(client), queue, args.consumers).await?;
+    let ms = |q| hist.value_at_quantile(q) as f64 / 1000.0;
+    Ok((enq, drain, ms(0.5), ms(0.99)))
+}
+
+/// Drains `args.tasks` from `queue` with `consumers` batch claimers, spread over `clients`
+/// (one per server); the rate and the claim latency histogram (µs).
+async fn drain(
+    args: &BenchArgs,
+    clients: &[Client],
+    queue: &str,
+    consumers: usize,
+) -> Result<(f64, Histogram<u64>)> {
     let pb = bar(args, args.tasks, "drain");
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut handles = Vec::new();
-    for w in 0..args.consumers {
-        let (client, queue, done, pb) =
-            (client.clone(), queue.to_owned(), done.clone(), pb.clone());
+    for w in 0..consumers {
+        let client = clients[w % clients.len()].clone();
+        let (queue, done, pb) = (queue.to_owned(), done.clone(), pb.clone());
         let (total, max) = (args.tasks, args.batch);
         handles.push(tokio::spawn(async move {
             let mut hist = histogram();
@@ -488,9 +362,7 @@ async fn batch_mode(
         hist.add(h.await??)?;
     }
     pb.finish_and_clear();
-    let drain = args.tasks as f64 / start.elapsed().as_secs_f64();
-    let ms = |q| hist.value_at_quantile(q) as f64 / 1000.0;
-    Ok((enq, drain, ms(0.5), ms(0.99)))
+    Ok((args.tasks as f64 / start.elapsed().as_secs_f64(), hist))
 }
 
 async fn single_mode(args: &BenchArgs, client: &Client, queue: &str) -> Result<(f64, f64, f64)> {

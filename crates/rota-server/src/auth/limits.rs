@@ -74,6 +74,12 @@ pub struct ClientState {
     /// Request bodies of this client being read and parsed at once: a tenant sending huge
     /// batches takes turns with itself, not with other tenants (see `crate::bodies`).
     pub parsing: tokio::sync::Semaphore,
+    /// Requests (admitted or not) since the last exchange with other servers.
+    pub demand: AtomicU32,
+    /// This server's and the other servers' requests in the last exchange's second: limits
+    /// are shared by them (see [`share_of`]).
+    pub last_demand: AtomicU32,
+    pub others_demand: AtomicU32,
 }
 
 /// Bodies one tenant may have being read and parsed at once.
@@ -88,6 +94,9 @@ impl Default for ClientState {
             in_flight: AtomicU32::new(0),
             body_bytes: AtomicUsize::new(0),
             parsing: tokio::sync::Semaphore::new(parse_slots()),
+            demand: AtomicU32::new(0),
+            last_demand: AtomicU32::new(0),
+            others_demand: AtomicU32::new(0),
         }
     }
 }
@@ -97,6 +106,25 @@ impl Default for ClientState {
 pub struct Effective {
     pub requests_per_minute: u32,
     pub max_in_flight: u32,
+}
+
+/// This server's share of a limit that `servers` servers enforce together, by each one's demand
+/// in the last second: a client whose requests all reach one server gets (nearly) the whole
+/// limit there, one spread evenly gets an even split, so the total holds whichever way a load
+/// balancer sends it. Without demand yet, an even split. A server always keeps a tenth of its
+/// even split so that a client moving to it is not refused outright for the second before the
+/// next exchange; with two servers that lets the total exceed the limit by at most 5 %.
+pub fn share_of(limit: u32, servers: u32, mine: u64, others: u64) -> u32 {
+    if limit == 0 || servers <= 1 {
+        return limit;
+    }
+    let even = limit.div_ceil(servers);
+    if mine + others == 0 {
+        return even;
+    }
+    let by_demand = (u64::from(limit) * mine).div_ceil(mine + others);
+    let floor = limit.div_ceil(servers * 10);
+    (by_demand.min(u64::from(limit)) as u32).max(floor)
 }
 
 /// Which limit refused a request, and for how long to back off.
@@ -128,6 +156,9 @@ impl Drop for Permit {
 /// Admits one request against several clients' limits (the key, then its tenant) or refuses it
 /// without counting it anywhere.
 pub fn admit(clients: &[(Arc<ClientState>, Effective)], now_s: i64) -> Result<Permit, Refusal> {
+    for (c, _) in clients {
+        c.demand.fetch_add(1, Ordering::Relaxed);
+    }
     let mut guards = Vec::with_capacity(clients.len());
     for (who, (c, lim)) in clients.iter().enumerate() {
         if lim.requests_per_minute == 0 {
@@ -167,6 +198,23 @@ pub fn admit(clients: &[(Arc<ClientState>, Effective)], now_s: i64) -> Result<Pe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_are_shared_by_demand() {
+        // One server: the whole limit, whatever the demand.
+        assert_eq!(share_of(100, 1, 5, 50), 100);
+        // No demand yet: an even split.
+        assert_eq!(share_of(100, 2, 0, 0), 50);
+        // A client pinned to this server gets the whole limit; the idle server keeps a tenth of
+        // its even split, so the total is within 5 %.
+        assert_eq!(share_of(100, 2, 40, 0), 100);
+        assert_eq!(share_of(100, 2, 0, 40), 5);
+        // Spread 3:1, shared 3:1.
+        assert_eq!(share_of(100, 2, 30, 10), 75);
+        assert_eq!(share_of(100, 2, 10, 30), 25);
+        // No limit stays no limit.
+        assert_eq!(share_of(0, 3, 1, 1), 0);
+    }
 
     #[test]
     fn the_window_slides_by_the_second() {

@@ -428,6 +428,13 @@ impl Store for PostgresStore {
     fn auth_signal(&self) -> Arc<Notify> {
         self.shared.auth_changed.clone()
     }
+    async fn exchange_demand(
+        &self,
+        server: &str,
+        mine: Vec<(String, u64)>,
+    ) -> StoreResult<std::collections::HashMap<String, u64>> {
+        self.exchange_demand(server, mine).await
+    }
     fn pool_status(&self) -> Option<PoolStatus> {
         Some(self.pools())
     }

@@ -10,6 +10,7 @@ use crate::rows::{task_from_row, TASK_COLUMNS};
 use crate::{db, describe, PostgresStore};
 use rota_core::{lifecycle, Backoff, Timestamp};
 use rota_store::{Health, MaintenanceReport, StoreResult};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Rows one maintenance step touches per pass; more are left to the next pass.
@@ -230,7 +231,7 @@ impl PostgresStore {
                 "WITH me AS (INSERT INTO rota_servers (id, seen_at) VALUES ($1, now()) \
                    ON CONFLICT (id) DO UPDATE SET seen_at = now()), \
                  gone AS (DELETE FROM rota_servers \
-                   WHERE seen_at < now() - make_interval(secs => $2 * 10)) \
+                   WHERE seen_at < now() - make_interval(secs => $2::float8 * 10)) \
                  SELECT count(*) + 1 FROM rota_servers \
                    WHERE id <> $1 AND seen_at >= now() - make_interval(secs => $2)",
                 &[&server, &SERVER_TTL_S],
@@ -238,5 +239,38 @@ impl PostgresStore {
             .await
             .map_err(db)?;
         Ok(row.get::<_, i64>(0).max(1) as usize)
+    }
+
+    pub(crate) async fn exchange_demand(
+        &self,
+        server: &str,
+        mine: Vec<(String, u64)>,
+    ) -> StoreResult<HashMap<String, u64>> {
+        let (clients, demand): (Vec<String>, Vec<i64>) = mine
+            .into_iter()
+            .map(|(c, d)| (c, i64::try_from(d).unwrap_or(i64::MAX)))
+            .unzip();
+        let client = self.conn().await?;
+        // Rows of this server that had no demand this second, and rows of servers gone for a
+        // minute, are deleted; others' rows count only while fresh.
+        let rows = client
+            .query(
+                "WITH up AS (INSERT INTO rota_limit_demand (server, client, demand, seen_at) \
+                   SELECT $1, c, d, now() FROM unnest($2::text[], $3::bigint[]) u(c, d) \
+                   ON CONFLICT (server, client) DO UPDATE SET demand = EXCLUDED.demand, \
+                     seen_at = EXCLUDED.seen_at), \
+                 gone AS (DELETE FROM rota_limit_demand WHERE (server = $1 AND client <> ALL($2)) \
+                   OR (server <> $1 AND seen_at < now() - interval '1 minute')) \
+                 SELECT client, sum(demand)::bigint FROM rota_limit_demand \
+                 WHERE server <> $1 AND seen_at >= now() - make_interval(secs => $4) \
+                 GROUP BY client",
+                &[&server, &clients, &demand, &SERVER_TTL_S],
+            )
+            .await
+            .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1).max(0) as u64))
+            .collect())
     }
 }

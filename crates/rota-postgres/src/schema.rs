@@ -15,9 +15,10 @@ const MIGRATION_LOCK: i64 = 0x726f_7461_0001;
 pub const BOOTSTRAP_LOCK: i64 = 0x726f_7461_0002;
 
 /// Each entry migrates from version `i` to `i + 1`: its name and its SQL.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "initial",
-    r#"
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "initial",
+        r#"
 CREATE TABLE rota_tenants (
     name TEXT PRIMARY KEY,
     doc  TEXT NOT NULL                  -- JSON rota_core::auth::TenantRecord
@@ -125,7 +126,22 @@ CREATE TABLE rota_probe (
     at BIGINT NOT NULL
 );
 "#,
-)];
+    ),
+    (
+        "limit demand",
+        r#"
+-- Each server's requests per limited client (a key, a tenant, a JWT subject) in its last
+-- second, rewritten every second: limits are shared among servers by demand.
+CREATE TABLE rota_limit_demand (
+    server  TEXT NOT NULL,
+    client  TEXT NOT NULL,
+    demand  BIGINT NOT NULL,
+    seen_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (server, client)
+);
+"#,
+    ),
+];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 

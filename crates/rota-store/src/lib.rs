@@ -243,6 +243,17 @@ pub trait Store: Send + Sync + 'static {
         let _ = server;
         Ok(1)
     }
+    /// Records `server`'s demand on each limited client in its last second (`(client,
+    /// requests)`) and returns the other live servers' demand by client, so limits can be
+    /// shared by demand. Called about once a second; a single-server engine has no others.
+    async fn exchange_demand(
+        &self,
+        server: &str,
+        mine: Vec<(String, u64)>,
+    ) -> StoreResult<std::collections::HashMap<String, u64>> {
+        let _ = (server, mine);
+        Ok(Default::default())
+    }
     /// The connection pool, for engines that have one (shown in `/metrics`).
     fn pool_status(&self) -> Option<PoolStatus> {
         None

@@ -244,3 +244,83 @@ async fn sigkill_of_one_of_two_servers_loses_nothing_acknowledged() {
         completed.len()
     );
 }
+
+/// Limits are shared among servers by demand, exchanged every second: a client whose requests
+/// all reach one of two servers gets its whole in-flight limit there (not half of it), and
+/// never more than the limit plus the idle server's tenth of its even split.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_pinned_to_one_of_two_servers_gets_its_whole_limit() {
+    let url = database().await;
+    let (_da, a) = server(&url).await;
+    let (_db, _b) = server(&url).await;
+    let created = a
+        .client
+        .create_key(&rota_core::auth::NewKey {
+            name: Some("pinned".into()),
+            roles: vec!["worker".into()],
+            limits: rota_core::auth::ClientLimits {
+                max_in_flight: Some(10),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let pinned = Client::with_token(&a.url, Some(&created.token)).unwrap();
+    // Until A counts two servers it holds the whole limit anyway.
+    let t = Instant::now();
+    loop {
+        let m = reqwest::get(format!("{}/metrics", a.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if m.lines().any(|l| l == "rota_servers 2") {
+            break;
+        }
+        let servers: Vec<&str> = m.lines().filter(|l| l.contains("rota_servers")).collect();
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "A never saw B: {servers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let t = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        // Twenty long-polls at once on an empty queue: those admitted wait, the rest are
+        // refused at once.
+        let polls: Vec<_> = (0..20)
+            .map(|i| {
+                let c = pinned.clone();
+                tokio::spawn(async move {
+                    let opts = ClaimOptions {
+                        worker: format!("w{i}"),
+                        max: 1,
+                        wait_ms: Some(600),
+                        ..Default::default()
+                    };
+                    c.claim("pinned", &opts).await
+                })
+            })
+            .collect();
+        let mut admitted = 0;
+        for p in polls {
+            if p.await.unwrap().is_ok() {
+                admitted += 1;
+            }
+        }
+        seen.push(admitted);
+        assert!(admitted <= 11, "over the limit: {seen:?}");
+        if admitted >= 9 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(8),
+            "the pinned client never got its limit: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    eprintln!("in flight admitted per round: {seen:?}");
+}

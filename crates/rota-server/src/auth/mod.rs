@@ -323,14 +323,62 @@ impl Auth {
         self.servers.store(n.max(1), Ordering::Relaxed);
     }
 
-    /// This server's share of a limit: `ceil(limit / servers)`, so with requests spread over
-    /// the servers the total stays at the configured figure (0, no limit, stays 0).
-    fn share(&self, e: Effective) -> Effective {
+    /// This server's share of `client`'s limits among the live servers, by demand (see
+    /// [`limits::share_of`]); the whole limit on a single server.
+    fn share(&self, e: Effective, client: &ClientState) -> Effective {
         let n = self.servers.load(Ordering::Relaxed).max(1) as u32;
-        let part = |v: u32| if v == 0 { 0 } else { v.div_ceil(n) };
+        let mine = u64::from(client.last_demand.load(Ordering::Relaxed));
+        let others = u64::from(client.others_demand.load(Ordering::Relaxed));
+        let part = |v: u32| limits::share_of(v, n, mine, others);
         Effective {
             requests_per_minute: part(e.requests_per_minute),
             max_in_flight: part(e.max_in_flight),
+        }
+    }
+
+    /// Every limited client's counters with the name other servers know it by.
+    fn demand_clients(&self) -> Vec<(String, Arc<ClientState>)> {
+        let st = self.read();
+        let mut all: Vec<(String, Arc<ClientState>)> = Vec::new();
+        all.extend(
+            st.keys
+                .iter()
+                .map(|(id, k)| (format!("k/{id}"), k.client.clone())),
+        );
+        all.extend(
+            st.tenants
+                .iter()
+                .map(|(name, t)| (format!("t/{name}"), t.client.clone())),
+        );
+        drop(st);
+        let jwt = self.jwt_clients.lock().unwrap_or_else(|e| e.into_inner());
+        all.extend(
+            jwt.iter()
+                .map(|((tenant, sub), c)| (format!("j/{tenant}/{sub}"), c.clone())),
+        );
+        all
+    }
+
+    /// Each client's requests since the last call (kept as the last second's demand), for the
+    /// clients that had any.
+    pub fn take_demand(&self) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        for (name, c) in self.demand_clients() {
+            let d = c.demand.swap(0, Ordering::Relaxed);
+            c.last_demand.store(d, Ordering::Relaxed);
+            if d > 0 {
+                out.push((name, u64::from(d)));
+            }
+        }
+        out
+    }
+
+    /// The other servers' demand by client, from [`rota_store::Store::exchange_demand`].
+    pub fn set_others_demand(&self, others: &HashMap<String, u64>) {
+        for (name, c) in self.demand_clients() {
+            let d = others.get(&name).copied().unwrap_or(0);
+            c.others_demand
+                .store(u32::try_from(d).unwrap_or(u32::MAX), Ordering::Relaxed);
         }
     }
 
@@ -384,11 +432,14 @@ impl Auth {
             let clients = vec![
                 (
                     entry.client.clone(),
-                    self.share(self.config.key_limits.with(rec.limits)),
+                    self.share(self.config.key_limits.with(rec.limits), &entry.client),
                 ),
                 (
                     tenant.client.clone(),
-                    self.share(self.config.tenant_limits.with(tenant.record.limits)),
+                    self.share(
+                        self.config.tenant_limits.with(tenant.record.limits),
+                        &tenant.client,
+                    ),
                 ),
             ];
             let p = Principal {
@@ -444,12 +495,18 @@ impl Auth {
         };
         let clients = vec![
             (
-                client,
-                self.share(self.config.key_limits.with(ClientLimits::default())),
+                client.clone(),
+                self.share(
+                    self.config.key_limits.with(ClientLimits::default()),
+                    &client,
+                ),
             ),
             (
                 tenant.client.clone(),
-                self.share(self.config.tenant_limits.with(tenant.record.limits)),
+                self.share(
+                    self.config.tenant_limits.with(tenant.record.limits),
+                    &tenant.client,
+                ),
             ),
         ];
         let p = Principal {

@@ -102,7 +102,8 @@ pub async fn access_feed(
     }
 }
 
-/// Keeps this server in the store's list of live servers and divides limits by their count.
+/// Keeps this server in the store's list of live servers, and shares limits with the others
+/// by demand.
 pub async fn membership(
     store: DynStore,
     auth: Arc<crate::auth::Auth>,
@@ -115,7 +116,12 @@ pub async fn membership(
                 auth.set_servers(n);
                 metrics::gauge!("rota_servers").set(n as f64);
             }
-            Err(e) => tracing::debug!(error = %e, "cannot renew server membership"),
+            Err(e) => tracing::warn!(error = %e, "cannot renew server membership"),
+        }
+        // Limits are shared by demand: this server's last second against the others'.
+        match store.exchange_demand(&me, auth.take_demand()).await {
+            Ok(others) => auth.set_others_demand(&others),
+            Err(e) => tracing::warn!(error = %e, "cannot exchange limit demand"),
         }
         tokio::select! {
             _ = tokio::time::sleep(RENEW) => {}

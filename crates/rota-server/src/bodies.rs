@@ -11,7 +11,7 @@
 
 use crate::auth::limits::ClientState;
 use crate::error::ApiError;
-use axum::http::StatusCode;
+use crate::error::ErrorKind;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -78,7 +78,7 @@ impl BodyBudget {
                     label.to_owned()
                 };
                 return Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorKind::Unavailable,
                     "too_many_in_flight",
                     format!(
                         "{who} has {before} bytes of request bodies in flight; with this one's {bytes} that passes its limit of {} (limits.max_body_bytes_in_flight_per_client); retry when they finish",
@@ -121,7 +121,7 @@ impl BodyBudget {
 /// Answer for a body that does not arrive within `limits.body_read_timeout_ms`.
 pub fn read_timeout(ms: u64) -> ApiError {
     ApiError::new(
-        StatusCode::REQUEST_TIMEOUT,
+        ErrorKind::Timeout,
         "request_timeout",
         format!("the request body did not arrive within {ms} ms (limits.body_read_timeout_ms)"),
     )

@@ -6,9 +6,57 @@ use axum::response::{IntoResponse, Response};
 use rota_store::StoreError;
 use serde::Serialize;
 
+/// What kind of failure an error is, whichever front door reports it: HTTP maps each kind to a
+/// status code in [`ErrorKind::http_status`] (the one place), and other protocols to their own
+/// error replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is malformed.
+    BadRequest,
+    /// A field's value breaks a rule.
+    Invalid,
+    TooLarge,
+    /// No valid credential.
+    Unauthenticated,
+    /// A valid credential without the permission.
+    Forbidden,
+    NotFound,
+    /// The current state does not allow it (a lost lease, a taken unique key, a limit).
+    Conflict,
+    /// Over a rate limit; `retry_after` says when to come back.
+    RateLimited,
+    /// Cannot serve it now (storage, an in-flight limit, shutting down); retry later.
+    Unavailable,
+    /// The request took too long to arrive.
+    Timeout,
+    MethodNotAllowed,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn http_status(self) -> StatusCode {
+        match self {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Timeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// An error of the service layer: its kind, a stable code and a message that names the
+/// problem.
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    pub status: StatusCode,
+    pub kind: ErrorKind,
     pub code: &'static str,
     pub message: String,
     /// Seconds for `Retry-After` (429 and 503).
@@ -29,9 +77,9 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
-            status,
+            kind,
             code,
             message: message.into(),
             retry_after: None,
@@ -42,13 +90,13 @@ impl ApiError {
         self
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(ErrorKind::BadRequest, "bad_request", message)
     }
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+        Self::new(ErrorKind::Invalid, "invalid_field", message)
     }
     pub fn too_large(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+        Self::new(ErrorKind::TooLarge, "too_large", message)
     }
     pub fn detail(&self) -> ErrorDetail {
         ErrorDetail {
@@ -67,29 +115,27 @@ impl From<StoreError> for ApiError {
         let message = e.to_string();
         match e {
             StoreError::TaskNotFound(_) => {
-                Self::new(StatusCode::NOT_FOUND, "task_not_found", message)
+                Self::new(ErrorKind::NotFound, "task_not_found", message)
             }
             StoreError::TenantNotFound(_) => {
-                Self::new(StatusCode::NOT_FOUND, "tenant_not_found", message)
+                Self::new(ErrorKind::NotFound, "tenant_not_found", message)
             }
-            StoreError::LimitReached(_) => {
-                Self::new(StatusCode::CONFLICT, "limit_reached", message)
-            }
+            StoreError::LimitReached(_) => Self::new(ErrorKind::Conflict, "limit_reached", message),
             StoreError::QueueNotFound(_) => {
-                Self::new(StatusCode::NOT_FOUND, "queue_not_found", message)
+                Self::new(ErrorKind::NotFound, "queue_not_found", message)
             }
-            StoreError::LeaseLost(..) => Self::new(StatusCode::CONFLICT, "lease_lost", message),
+            StoreError::LeaseLost(..) => Self::new(ErrorKind::Conflict, "lease_lost", message),
             StoreError::InvalidState { .. } => {
-                Self::new(StatusCode::CONFLICT, "invalid_state", message)
+                Self::new(ErrorKind::Conflict, "invalid_state", message)
             }
-            StoreError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
-            StoreError::Invalid(_) => Self::new(StatusCode::BAD_REQUEST, "bad_request", message),
+            StoreError::Conflict(_) => Self::new(ErrorKind::Conflict, "conflict", message),
+            StoreError::Invalid(_) => Self::new(ErrorKind::BadRequest, "bad_request", message),
             StoreError::Unavailable(detail) => {
                 // The engine's own words (SQL errors, file names, another tenant's data) stay
                 // in the log; the client gets a stable message.
                 tracing::error!(error = %detail, "storage unavailable");
                 Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorKind::Unavailable,
                     "storage_unavailable",
                     STORAGE_UNAVAILABLE,
                 )
@@ -103,15 +149,15 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: self.detail(),
         };
-        let mut resp = (self.status, axum::Json(body)).into_response();
+        let mut resp = (self.kind.http_status(), axum::Json(body)).into_response();
         let retry_after = self
             .retry_after
-            .or((self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(1));
+            .or((self.kind == ErrorKind::Unavailable).then_some(1));
         if let Some(s) = retry_after {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(s.max(1)));
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        if self.kind == ErrorKind::Unauthenticated {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer realm=\"rota\""),

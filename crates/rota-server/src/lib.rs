@@ -13,8 +13,8 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 
+use crate::error::ErrorKind;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use rota_core::{Clock, Limits};
@@ -126,14 +126,14 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(system::openapi))
         .fallback(|| async {
             error::ApiError::new(
-                StatusCode::NOT_FOUND,
+                ErrorKind::NotFound,
                 "not_found",
                 "no such route; see /openapi.json",
             )
         })
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorKind::MethodNotAllowed,
                 "method_not_allowed",
                 "this route does not take that method; see /openapi.json",
             )

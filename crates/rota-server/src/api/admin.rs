@@ -1,6 +1,7 @@
 //! Tenants (admin only), API keys and custom roles (per tenant), and `whoami`.
 
 use crate::auth::{Caller, NewKey};
+use crate::error::ErrorKind;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiPath, JsonBody};
 use axum::http::StatusCode;
@@ -215,7 +216,7 @@ pub async fn get_role(
         .map(|r| axum::Json(r.into()))
         .ok_or_else(|| {
             crate::error::ApiError::new(
-                StatusCode::NOT_FOUND,
+                ErrorKind::NotFound,
                 "not_found",
                 format!("role `{name}` does not exist"),
             )

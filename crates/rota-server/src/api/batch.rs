@@ -2,11 +2,11 @@
 
 use super::*;
 use crate::auth::Caller;
+use crate::error::ErrorKind;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{task_id, JsonBody};
 use crate::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
 use rota_core::auth::actions;
 use rota_store::StoreResult;
 use serde::Deserialize;
@@ -86,7 +86,7 @@ async fn permitted<I>(
         refused.push(
             match authorize_task(st, caller, action, id_of(item)).await {
                 // An unknown task is the store's to report, in its place in the batch.
-                Err(e) if e.status == StatusCode::FORBIDDEN => Some(e),
+                Err(e) if e.kind == ErrorKind::Forbidden => Some(e),
                 _ => None,
             },
         );

@@ -24,11 +24,12 @@ pub use request::{authenticate, Caller};
 
 pub use rota_core::auth::NewKey;
 
+use crate::error::ErrorKind;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use limits::{ClientState, Effective, Refusal};
@@ -246,19 +247,19 @@ pub struct Auth {
 
 fn unauthorized(message: impl Into<String>) -> ApiError {
     metrics::counter!("rota_auth_failures_total", "reason" => "unauthenticated").increment(1);
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    ApiError::new(ErrorKind::Unauthenticated, "unauthorized", message)
 }
 
 fn not_found(what: &str, name: &str) -> ApiError {
     ApiError::new(
-        StatusCode::NOT_FOUND,
+        ErrorKind::NotFound,
         "not_found",
         format!("{what} `{name}` does not exist"),
     )
 }
 
 fn conflict(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, "conflict", message)
+    ApiError::new(ErrorKind::Conflict, "conflict", message)
 }
 
 const MAX_ROLES_PER_KEY: usize = 16;

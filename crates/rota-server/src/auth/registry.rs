@@ -2,6 +2,7 @@
 //! then applied to the in-memory registry, one change at a time.
 
 use super::*;
+use crate::error::ErrorKind;
 
 impl Auth {
     // ---- tenants ---------------------------------------------------------------------------
@@ -150,7 +151,7 @@ impl Auth {
         for r in roles {
             if r == ADMIN_ROLE && !caller.is_admin() {
                 return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
+                    ErrorKind::Forbidden,
                     "forbidden",
                     "only an admin can grant the `admin` role",
                 ));

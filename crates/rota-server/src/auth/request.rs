@@ -2,6 +2,7 @@
 //! [`Caller`] handlers ask for permissions.
 
 use super::*;
+use crate::error::ErrorKind;
 
 /// The authenticated caller of a request and the tenant it acts in.
 #[derive(Clone)]
@@ -46,7 +47,7 @@ impl Caller {
                     String::new()
                 };
                 Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
+                    ErrorKind::Forbidden,
                     "forbidden",
                     format!(
                         "{} lacks permission `{action}` on `{resource}`{why}",
@@ -72,7 +73,7 @@ impl Caller {
         }
         metrics::counter!("rota_auth_failures_total", "reason" => "forbidden").increment(1);
         Err(ApiError::new(
-            StatusCode::FORBIDDEN,
+            ErrorKind::Forbidden,
             "forbidden",
             format!(
                 "{} lacks permission `{action}` on every queue",
@@ -92,7 +93,7 @@ impl Caller {
             for k in kinds {
                 if !allowed.iter().any(|a| a == k) {
                     return Err(ApiError::new(
-                        StatusCode::FORBIDDEN,
+                        ErrorKind::Forbidden,
                         "forbidden",
                         format!(
                             "{} may only handle task kinds {}, not `{k}`",
@@ -110,7 +111,7 @@ impl Caller {
     pub fn require_admin(&self, action: &str, resource: &str) -> ApiResult<()> {
         if !self.principal.is_admin() {
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
+                ErrorKind::Forbidden,
                 "forbidden",
                 format!(
                     "{} lacks permission `{action}` on `{resource}` (only the admin role manages tenants)",
@@ -131,7 +132,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
             ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorKind::Internal,
                 "internal",
                 "the route is not behind authentication",
             )
@@ -180,7 +181,7 @@ fn refusal(p: &Principal, r: Refusal) -> ApiError {
             metrics::counter!("rota_rate_limited_total", "tenant" => p.tenant.clone(), "scope" => client(i))
                 .increment(1);
             ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
+                ErrorKind::RateLimited,
                 "rate_limited",
                 format!(
                     "{} made {limit} requests in the last minute, its limit; retry in {retry_after} s",
@@ -193,7 +194,7 @@ fn refusal(p: &Principal, r: Refusal) -> ApiError {
             metrics::counter!("rota_concurrency_limited_total", "tenant" => p.tenant.clone(), "scope" => client(i))
                 .increment(1);
             ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKind::Unavailable,
                 "too_many_in_flight",
                 format!(
                     "{} has {limit} requests in flight, its limit; retry when one finishes",

@@ -8,7 +8,7 @@
 //! ```
 //! Engines call these rules instead of re-deciding them, so every engine agrees.
 
-use crate::{AttemptError, Backoff, Lease, Task, TaskState, Timestamp};
+use crate::{AttemptError, Backoff, Lease, NewTask, Task, TaskId, TaskState, Timestamp};
 
 /// Something that happens to a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +122,32 @@ pub fn waiting_state(run_at: Timestamp, now: Timestamp) -> TaskState {
         TaskState::Scheduled
     } else {
         TaskState::Ready
+    }
+}
+
+/// The task an enqueue stores: `new` in `queue`, not yet attempted, waiting for its `run_at`
+/// (now when it gives none).
+pub fn enqueued(id: TaskId, queue: &str, new: &NewTask, max_attempts: u32, now: Timestamp) -> Task {
+    let run_at = new.run_at.unwrap_or(now);
+    Task {
+        id,
+        queue: queue.to_owned(),
+        kind: new.kind.clone(),
+        payload: new.payload.clone(),
+        priority: new.priority,
+        state: waiting_state(run_at, now),
+        attempt: 0,
+        max_attempts,
+        run_at,
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+        lease: None,
+        progress: None,
+        result: None,
+        errors: Vec::new(),
+        unique_key: new.unique_key.clone(),
+        tags: new.tags.clone(),
     }
 }
 

@@ -288,25 +288,13 @@ impl EnqueueColumns {
         now: Timestamp,
         default_max_attempts: u32,
     ) -> Task {
-        Task {
-            id: TaskId::from_i64(self.id[n]),
-            queue: key.name.clone(),
-            kind: t.kind.clone(),
-            payload: t.payload.clone(),
-            priority: t.priority,
-            state: crate::rows::state_from_sql(self.state[n]).expect("a state we wrote"),
-            attempt: 0,
-            max_attempts: self.max_attempts[n].map_or(default_max_attempts, |m| m as u32),
-            run_at: Timestamp(self.run_at[n]),
-            created_at: now,
-            updated_at: now,
-            finished_at: None,
-            lease: None,
-            progress: None,
-            result: None,
-            errors: Vec::new(),
-            unique_key: t.unique_key.clone(),
-            tags: t.tags.clone(),
-        }
+        let max_attempts = self.max_attempts[n].map_or(default_max_attempts, |m| m as u32);
+        lifecycle::enqueued(
+            TaskId::from_i64(self.id[n]),
+            &key.name,
+            t,
+            max_attempts,
+            now,
+        )
     }
 }

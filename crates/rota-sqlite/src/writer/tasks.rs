@@ -92,26 +92,7 @@ impl Ctx<'_> {
                 b.due(run_at);
             }
             out.push(Enqueued {
-                task: Task {
-                    id,
-                    queue: key.name.clone(),
-                    kind: t.kind.clone(),
-                    payload: t.payload.clone(),
-                    priority: t.priority,
-                    state,
-                    attempt: 0,
-                    max_attempts,
-                    run_at,
-                    created_at: now,
-                    updated_at: now,
-                    finished_at: None,
-                    lease: None,
-                    progress: None,
-                    result: None,
-                    errors: Vec::new(),
-                    unique_key: t.unique_key.clone(),
-                    tags: t.tags.clone(),
-                },
+                task: lifecycle::enqueued(id, &key.name, t, max_attempts, now),
                 duplicate: false,
             });
         }

@@ -303,6 +303,27 @@ async fn batch_mode(
     Ok((enq, drain, ms(0.5), ms(0.99)))
 }
 
+/// Completes claimed tasks in one batch; how many, or an error if any was refused.
+async fn complete_all(client: &Client, tasks: &[rota_core::Task]) -> Result<u64> {
+    let items: Vec<CompleteItem> = tasks
+        .iter()
+        .map(|t| CompleteItem {
+            id: t.id,
+            lease: t
+                .lease
+                .as_ref()
+                .map(|l| l.token.clone())
+                .unwrap_or_default(),
+            result: None,
+        })
+        .collect();
+    let outcomes = client.complete_batch(&items).await?;
+    if let Some(bad) = outcomes.iter().find(|o| !o.ok) {
+        bail!("completion refused: {bad:?}");
+    }
+    Ok(items.len() as u64)
+}
+
 /// Drains `args.tasks` from `queue` with `consumers` batch claimers, spread over `clients`
 /// (one per server); the rate and the claim latency histogram (µs).
 async fn drain(
@@ -335,24 +356,9 @@ async fn drain(
                     continue; // the drain's tail: a long-poll that ran out is not claim latency
                 }
                 hist.record(t.elapsed().as_micros() as u64)?;
-                let items: Vec<CompleteItem> = tasks
-                    .iter()
-                    .map(|t| CompleteItem {
-                        id: t.id,
-                        lease: t
-                            .lease
-                            .as_ref()
-                            .map(|l| l.token.clone())
-                            .unwrap_or_default(),
-                        result: None,
-                    })
-                    .collect();
-                let outcomes = client.complete_batch(&items).await?;
-                if let Some(bad) = outcomes.iter().find(|o| !o.ok) {
-                    bail!("completion refused: {bad:?}");
-                }
-                done.fetch_add(items.len() as u64, Ordering::Relaxed);
-                pb.inc(items.len() as u64);
+                let n = complete_all(&client, &tasks).await?;
+                done.fetch_add(n, Ordering::Relaxed);
+                pb.inc(n);
             }
             anyhow::Ok(hist)
         }));

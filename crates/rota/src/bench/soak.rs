@@ -4,9 +4,9 @@
 //! `--soak-retention-secs`. Every `--soak-sample-secs` it prints the drain rate and, on
 //! PostgreSQL (`--database-url`), the task table's live and dead rows and its size on disk.
 
-use super::{noop_tasks, BenchArgs, Figure};
-use anyhow::{bail, Result};
-use rota_client::{ClaimOptions, Client, CompleteItem, QueueSettingsPatch};
+use super::{complete_all, noop_tasks, BenchArgs, Figure};
+use anyhow::Result;
+use rota_client::{ClaimOptions, Client, QueueSettingsPatch};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -109,26 +109,10 @@ pub async fn run(
         workers.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let tasks = client.claim(&queue, &opts).await?;
-                let items: Vec<CompleteItem> = tasks
-                    .iter()
-                    .map(|t| CompleteItem {
-                        id: t.id,
-                        lease: t
-                            .lease
-                            .as_ref()
-                            .map(|l| l.token.clone())
-                            .unwrap_or_default(),
-                        result: None,
-                    })
-                    .collect();
-                if items.is_empty() {
-                    continue;
+                if !tasks.is_empty() {
+                    let n = complete_all(&client, &tasks).await?;
+                    done.fetch_add(n, Ordering::Relaxed);
                 }
-                let outcomes = client.complete_batch(&items).await?;
-                if let Some(bad) = outcomes.iter().find(|o| !o.ok) {
-                    bail!("completion refused: {bad:?}");
-                }
-                done.fetch_add(items.len() as u64, Ordering::Relaxed);
             }
             anyhow::Ok(())
         }));

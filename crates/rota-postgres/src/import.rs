@@ -2,10 +2,11 @@
 //! in every state, with their ids, attempts, errors, results and leases. Access control goes
 //! through [`rota_store::Store::change_auth`] like any other change.
 
-use crate::rows::{errors_to_sql, ms, state_to_sql, tags_to_sql, token_from_str};
+use crate::rows::{errors_to_sql, ms, state_to_sql, tags_to_sql, token_from_str, SettingsColumns};
 use crate::{db, PostgresStore};
 use rota_core::{QueueInfo, Task};
 use rota_store::{StoreError, StoreResult};
+use tokio_postgres::types::ToSql;
 
 /// What a database holds besides its schema, by table.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -48,24 +49,17 @@ impl PostgresStore {
     /// Creates `tenant`'s queue `q` with its settings and times; returns its id.
     pub async fn import_queue(&self, tenant: &str, q: &QueueInfo) -> StoreResult<i64> {
         let client = self.conn().await?;
-        let s = &q.settings;
+        let settings = SettingsColumns::new(&q.settings);
+        let last_claim_at = q.last_claim_at.map(|t| t.0);
+        let head: [&(dyn ToSql + Sync); 2] = [&tenant, &q.name];
+        let tail: [&(dyn ToSql + Sync); 2] = [&q.created_at.0, &last_claim_at];
+        let params = [&head[..], &settings.params(), &tail].concat();
         let row = client
             .query_one(
                 "INSERT INTO rota_queues (tenant, name, max_attempts, backoff_base_ms, \
                  backoff_max_ms, lease_ms, retention_ms, paused, created_at, last_claim_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-                &[
-                    &tenant,
-                    &q.name,
-                    &(s.max_attempts.min(i32::MAX as u32) as i32),
-                    &ms(s.backoff.base_ms),
-                    &ms(s.backoff.max_ms),
-                    &ms(s.lease_ms),
-                    &ms(s.retention_ms),
-                    &s.paused,
-                    &q.created_at.0,
-                    &q.last_claim_at.map(|t| t.0),
-                ],
+                &params,
             )
             .await
             .map_err(|e| match e.code() {

@@ -2,7 +2,8 @@
 //! server wrote), listing, settings, purge.
 
 use crate::rows::{
-    ms, queue_from_row, state_from_sql, task_from_row, QueueRow, QUEUE_COLUMNS, TASK_COLUMNS,
+    ms, queue_from_row, state_from_sql, task_from_row, QueueRow, SettingsColumns, QUEUE_COLUMNS,
+    TASK_COLUMNS,
 };
 use crate::{db, PostgresStore};
 use deadpool_postgres::GenericClient;
@@ -156,18 +157,12 @@ impl PostgresStore {
         let q = queue_from_row(&row, 0)?;
         let mut s = q.settings.clone();
         patch.apply(&mut s);
+        let settings = SettingsColumns::new(&s);
+        let params = [&[&q.id as &(dyn ToSql + Sync)][..], &settings.params()].concat();
         tx.execute(
             "UPDATE rota_queues SET max_attempts = $2, backoff_base_ms = $3, backoff_max_ms = $4, \
              lease_ms = $5, retention_ms = $6, paused = $7 WHERE id = $1",
-            &[
-                &q.id,
-                &(s.max_attempts as i32),
-                &ms(s.backoff.base_ms),
-                &ms(s.backoff.max_ms),
-                &ms(s.lease_ms),
-                &ms(s.retention_ms),
-                &s.paused,
-            ],
+            &params,
         )
         .await
         .map_err(db)?;

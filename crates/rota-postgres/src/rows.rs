@@ -6,6 +6,7 @@ use rota_core::{
 };
 use rota_store::{StoreError, StoreResult};
 use serde_json::value::RawValue;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 /// The task columns every task-returning statement selects, in this order, followed by the
@@ -148,6 +149,42 @@ pub fn queue_from_row(r: &Row, at: usize) -> StoreResult<QueueRow> {
 /// Milliseconds as a BIGINT (settings are validated far below `i64::MAX`).
 pub fn ms(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A queue's settings as the columns `max_attempts, backoff_base_ms, backoff_max_ms,
+/// lease_ms, retention_ms, paused` hold them: the one conversion every write of them uses.
+pub struct SettingsColumns {
+    max_attempts: i32,
+    backoff_base_ms: i64,
+    backoff_max_ms: i64,
+    lease_ms: i64,
+    retention_ms: i64,
+    paused: bool,
+}
+
+impl SettingsColumns {
+    pub fn new(s: &QueueSettings) -> Self {
+        SettingsColumns {
+            max_attempts: i32::try_from(s.max_attempts).unwrap_or(i32::MAX),
+            backoff_base_ms: ms(s.backoff.base_ms),
+            backoff_max_ms: ms(s.backoff.max_ms),
+            lease_ms: ms(s.lease_ms),
+            retention_ms: ms(s.retention_ms),
+            paused: s.paused,
+        }
+    }
+
+    /// The six values in column order.
+    pub fn params(&self) -> [&(dyn ToSql + Sync); 6] {
+        [
+            &self.max_attempts,
+            &self.backoff_base_ms,
+            &self.backoff_max_ms,
+            &self.lease_ms,
+            &self.retention_ms,
+            &self.paused,
+        ]
+    }
 }
 
 impl QueueRow {

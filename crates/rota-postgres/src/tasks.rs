@@ -5,7 +5,9 @@
 //! `outcomes.rs`.
 
 use crate::listen::{DUE, READY};
-use crate::rows::{ms, task_from_row, token_from_str, QUEUE_COLUMNS, TASK_COLUMNS};
+use crate::rows::{
+    ms, task_from_row, token_from_str, SettingsColumns, QUEUE_COLUMNS, TASK_COLUMNS,
+};
 use crate::{db, PostgresStore};
 use deadpool_postgres::GenericClient;
 use rota_core::lifecycle;
@@ -13,6 +15,7 @@ use rota_core::{QueueKey, Task, TaskId, Timestamp};
 use rota_store::{ClaimRequest, Completion, Heartbeat, StoreError, StoreResult};
 use std::collections::HashMap;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 
 impl PostgresStore {
     /// The queue's id and settings, creating it (with default settings) on first use; refuses
@@ -51,23 +54,16 @@ impl PostgresStore {
                 )));
             }
             let s = rota_core::QueueSettings::default();
+            let settings = SettingsColumns::new(&s);
+            let head: [&(dyn ToSql + Sync); 2] = [&key.tenant, &key.name];
+            let params = [&head[..], &settings.params(), &[&now.0]].concat();
             let created = client
                 .query_opt(
                     "INSERT INTO rota_queues (tenant, name, max_attempts, backoff_base_ms, \
                      backoff_max_ms, lease_ms, retention_ms, paused, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                      ON CONFLICT (tenant, name) DO NOTHING RETURNING id",
-                    &[
-                        &key.tenant,
-                        &key.name,
-                        &(s.max_attempts as i32),
-                        &ms(s.backoff.base_ms),
-                        &ms(s.backoff.max_ms),
-                        &ms(s.lease_ms),
-                        &ms(s.retention_ms),
-                        &s.paused,
-                        &now.0,
-                    ],
+                    &params,
                 )
                 .await;
             match created {

@@ -12,6 +12,7 @@ pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod service;
 
 use crate::error::ErrorKind;
 use axum::extract::DefaultBodyLimit;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub auth: Arc<auth::Auth>,
     pub bodies: Arc<bodies::BodyBudget>,
+    /// The operations every front door shares.
+    pub service: service::Service,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -182,9 +185,16 @@ pub async fn run_with_auth(
     let token = CancellationToken::new();
     let metrics = metrics::handle();
     let interval = Duration::from_millis(config.maintenance_interval_ms);
+    let shared_config = Arc::new(config.clone());
     let state = AppState {
+        service: service::Service::new(
+            store.clone(),
+            shared_config.clone(),
+            clock.clone(),
+            token.clone(),
+        ),
         store: store.clone(),
-        config: Arc::new(config.clone()),
+        config: shared_config,
         clock: clock.clone(),
         shutdown: token.clone(),
         metrics: metrics.clone(),

@@ -1,16 +1,15 @@
-//! Batch completion and failure: one outcome per item, each item authorised on its own.
+//! Batch completion and failure: one outcome per item, each item authorised on its own (by
+//! the service).
 
 use super::*;
 use crate::auth::Caller;
-use crate::error::ErrorKind;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{task_id, JsonBody};
 use crate::AppState;
 use axum::extract::State;
-use rota_core::auth::actions;
-use rota_store::StoreResult;
+use rota_store::Completion;
 use serde::Deserialize;
-use tasks::{authorize_task, completion, failure, record_outcomes, CompleteBody, FailBody};
+use tasks::FailBody;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -40,80 +39,23 @@ pub struct FailItem {
     pub temporary: bool,
 }
 
-/// Checks a batch's size and turns each item into what the store takes, naming the item of
-/// the first bad id; also returns the ids as sent, for the answer.
+/// Parses each item's id, naming the first bad one; also returns the ids as sent, for the
+/// answer. (The batch's size and the items' fields are the service's to check.)
 fn batch_items<I, O>(
     items: Vec<I>,
-    limits: &Limits,
     id_of: impl Fn(&I) -> &String,
-    convert: impl Fn(rota_core::TaskId, I) -> ApiResult<O>,
+    convert: impl Fn(rota_core::TaskId, I) -> O,
 ) -> ApiResult<(Vec<O>, Vec<String>)> {
-    let n = items.len();
-    if n == 0 {
-        return Err(ApiError::invalid(
-            "`items` is empty; send at least one item",
-        ));
-    }
-    if n > limits.max_batch {
-        return Err(ApiError::too_large(format!(
-            "{n} items in one request; the limit is {} (limits.max_batch)",
-            limits.max_batch
-        )));
-    }
-    let mut ids = Vec::with_capacity(n);
-    let mut out = Vec::with_capacity(n);
+    let mut ids = Vec::with_capacity(items.len());
+    let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let raw = id_of(&item).clone();
         let id = task_id(&raw)
             .map_err(|e| ApiError::invalid(format!("items[{i}].id: {}", e.message)))?;
-        out.push(convert(id, item)?);
+        out.push(convert(id, item));
         ids.push(raw);
     }
     Ok((out, ids))
-}
-
-/// Runs a batch on the items the caller may act on; the others answer 403 on their own.
-async fn permitted<I>(
-    st: &AppState,
-    caller: &Caller,
-    action: &str,
-    items: Vec<I>,
-    id_of: impl Fn(&I) -> rota_core::TaskId,
-    run: impl AsyncFnOnce(Vec<I>) -> Vec<StoreResult<rota_core::Task>>,
-) -> Vec<Result<rota_core::Task, ApiError>> {
-    let mut refused: Vec<Option<ApiError>> = Vec::with_capacity(items.len());
-    for item in &items {
-        refused.push(
-            match authorize_task(st, caller, action, id_of(item)).await {
-                // An unknown task is the store's to report, in its place in the batch.
-                Err(e) if e.kind == ErrorKind::Forbidden => Some(e),
-                _ => None,
-            },
-        );
-    }
-    let allowed: Vec<I> = items
-        .into_iter()
-        .zip(&refused)
-        .filter(|(_, r)| r.is_none())
-        .map(|(i, _)| i)
-        .collect();
-    let done = if allowed.is_empty() {
-        Vec::new()
-    } else {
-        run(allowed).await
-    };
-    record_outcomes(&caller.tenant, &done);
-    let mut done = done.into_iter();
-    refused
-        .into_iter()
-        .map(|r| match r {
-            Some(e) => Err(e),
-            None => done
-                .next()
-                .expect("one outcome per allowed item")
-                .map_err(ApiError::from),
-        })
-        .collect()
 }
 
 fn outcomes(out: Vec<Result<rota_core::Task, ApiError>>, ids: Vec<String>) -> BatchOutcome {
@@ -146,28 +88,16 @@ pub async fn complete_batch(
     caller: Caller,
     JsonBody(body): JsonBody<BatchItems<CompleteItem>>,
 ) -> ApiResult<axum::Json<BatchOutcome>> {
-    let limits = &st.config.limits;
     let (items, ids) = batch_items(
         body.items,
-        limits,
         |item| &item.id,
-        |id, item| {
-            let body = CompleteBody {
-                lease: item.lease,
-                result: item.result,
-            };
-            completion(id, body, limits)
+        |id, item| Completion {
+            id,
+            lease: item.lease,
+            result: item.result,
         },
     )?;
-    let out = permitted(
-        &st,
-        &caller,
-        actions::TASKS_COMPLETE,
-        items,
-        |c| c.id,
-        async |items| st.store.complete(&caller.tenant, items).await,
-    )
-    .await;
+    let out = st.service.complete(&caller, items, true).await?;
     Ok(axum::Json(outcomes(out, ids)))
 }
 
@@ -179,31 +109,20 @@ pub async fn fail_batch(
     caller: Caller,
     JsonBody(body): JsonBody<BatchItems<FailItem>>,
 ) -> ApiResult<axum::Json<BatchOutcome>> {
-    let limits = &st.config.limits;
     let (items, ids) = batch_items(
         body.items,
-        limits,
         |item| &item.id,
         |id, item| {
-            let body = FailBody {
+            FailBody {
                 lease: item.lease,
                 error: item.error,
                 retry_in_ms: item.retry_in_ms,
                 dead: item.dead,
                 temporary: item.temporary,
-            };
-            failure(id, body, limits)
-                .map_err(|e| ApiError::invalid(format!("items[].{}", e.message)))
+            }
+            .into_report(id)
         },
     )?;
-    let out = permitted(
-        &st,
-        &caller,
-        actions::TASKS_FAIL,
-        items,
-        |f| f.id,
-        async |items| st.store.fail(&caller.tenant, items).await,
-    )
-    .await;
+    let out = st.service.fail(&caller, items, true).await?;
     Ok(axum::Json(outcomes(out, ids)))
 }

@@ -37,33 +37,6 @@ pub struct TaskInput {
     pub tasks: Option<Vec<TaskInput>>,
 }
 
-pub const MAX_ATTEMPTS_CEILING: u32 = 10_000;
-
-fn check_name(field: &str, value: &str, limits: &Limits) -> Result<(), ApiError> {
-    if value.is_empty() {
-        return Err(ApiError::invalid(format!("{field} must not be empty")));
-    }
-    if value.len() > limits.max_name_len {
-        return Err(ApiError::invalid(format!(
-            "{field} is {} bytes long; the limit is {} (limits.max_name_len)",
-            value.len(),
-            limits.max_name_len
-        )));
-    }
-    Ok(())
-}
-
-pub fn check_json_size(field: &str, value: &Json, limits: &Limits) -> Result<(), ApiError> {
-    let n = value.get().len();
-    if n > limits.max_payload_bytes {
-        return Err(ApiError::too_large(format!(
-            "{field} is {n} bytes; the limit is {} bytes (limits.max_payload_bytes)",
-            limits.max_payload_bytes
-        )));
-    }
-    Ok(())
-}
-
 impl TaskInput {
     fn is_single_task(&self) -> bool {
         self.kind.is_some()
@@ -76,54 +49,39 @@ impl TaskInput {
             || !self.tags.is_empty()
     }
 
-    /// Splits the body into the tasks it asks for: one, or the `tasks` batch.
-    pub fn into_batch(self, limits: &Limits) -> Result<(Vec<TaskInput>, bool), ApiError> {
+    /// Splits the body into the tasks it asks for: one, or the `tasks` batch (whose size the
+    /// service checks).
+    pub fn into_batch(self) -> (Vec<TaskInput>, bool) {
         match self.tasks {
-            Some(_) if self.is_single_task() => Err(ApiError::invalid(
-                "send either one task or {\"tasks\": [...]}, not task fields beside `tasks`",
-            )),
-            Some(tasks) => {
-                if tasks.is_empty() {
-                    return Err(ApiError::invalid(
-                        "`tasks` is empty; send at least one task",
-                    ));
-                }
-                if tasks.len() > limits.max_batch {
-                    return Err(ApiError::too_large(format!(
-                        "{} tasks in one request; the limit is {} (limits.max_batch)",
-                        tasks.len(),
-                        limits.max_batch
-                    )));
-                }
-                Ok((tasks, true))
-            }
-            None => Ok((vec![self], false)),
+            Some(tasks) if !self.is_single_task() => (tasks, true),
+            // Task fields beside `tasks`: `into_new_task` refuses it.
+            _ => (vec![self], false),
         }
     }
 
-    /// Validates one task; `at` names it in messages (`tasks[3]` or `task`).
-    pub fn validate(self, at: &str, now: Timestamp, limits: &Limits) -> Result<NewTask, ApiError> {
+    /// The task this input describes, `at` naming it in messages (`tasks[3]` or `task`); only
+    /// the shape is checked here, the rules of a task in [`crate::service::check_task`].
+    pub fn into_new_task(
+        self,
+        at: &str,
+        now: Timestamp,
+        limits: &Limits,
+    ) -> Result<NewTask, ApiError> {
         if self.tasks.is_some() {
-            return Err(ApiError::invalid(format!(
-                "{at}.tasks: batches do not nest"
-            )));
+            return Err(ApiError::invalid(if at == "task" {
+                "send either one task or {\"tasks\": [...]}, not task fields beside `tasks`"
+                    .to_owned()
+            } else {
+                format!("{at}.tasks: batches do not nest")
+            }));
         }
-        let kind = self.kind.unwrap_or_else(|| "default".to_owned());
-        check_name(&format!("{at}.kind"), &kind, limits)?;
-        let payload = self.payload.unwrap_or_else(rota_core::json_null);
-        check_json_size(&format!("{at}.payload"), &payload, limits)?;
         let run_at = match (self.run_at, self.delay_ms) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::invalid(format!(
                     "{at}: set run_at or delay_ms, not both"
                 )))
             }
-            (Some(t), None) => {
-                limits
-                    .check_time(&format!("{at}.run_at"), t, now)
-                    .map_err(ApiError::invalid)?;
-                Some(t)
-            }
+            (Some(t), None) => Some(t),
             (None, Some(d)) => {
                 limits
                     .check_delay(&format!("{at}.delay_ms"), d)
@@ -132,29 +90,9 @@ impl TaskInput {
             }
             (None, None) => None,
         };
-        if let Some(m) = self.max_attempts {
-            if m == 0 || m > MAX_ATTEMPTS_CEILING {
-                return Err(ApiError::invalid(format!(
-                    "{at}.max_attempts is {m}; use 1 to {MAX_ATTEMPTS_CEILING}"
-                )));
-            }
-        }
-        if let Some(k) = &self.unique_key {
-            check_name(&format!("{at}.unique_key"), k, limits)?;
-        }
-        if self.tags.len() > limits.max_tags {
-            return Err(ApiError::invalid(format!(
-                "{at}.tags has {} tags; the limit is {} (limits.max_tags)",
-                self.tags.len(),
-                limits.max_tags
-            )));
-        }
-        for t in &self.tags {
-            check_name(&format!("{at}.tags[]"), t, limits)?;
-        }
         Ok(NewTask {
-            kind,
-            payload,
+            kind: self.kind.unwrap_or_else(|| "default".to_owned()),
+            payload: self.payload.unwrap_or_else(rota_core::json_null),
             priority: self.priority.unwrap_or(0),
             run_at,
             max_attempts: self.max_attempts,

@@ -1,14 +1,11 @@
 //! Queue routes: list with counts, one queue's stats and settings, settings changes, pause,
 //! resume, purge.
 
-use super::MAX_ATTEMPTS_CEILING;
-use crate::api::tasks::check_lease_ms;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::AppState;
 use axum::extract::State;
-use rota_core::auth::{actions, queue_resource};
 use rota_core::{Backoff, QueueInfo, QueuePatch, TaskState};
 use serde::{Deserialize, Serialize};
 
@@ -19,15 +16,8 @@ pub struct QueueList {
 
 #[utoipa::path(get, path = "/v1/queues", tag = "queues", responses((status = 200, body = QueueList)))]
 pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<axum::Json<QueueList>> {
-    Ok(axum::Json(QueueList {
-        queues: st
-            .store
-            .queues(&caller.tenant)
-            .await?
-            .into_iter()
-            .filter(|q| caller.can(actions::QUEUES_READ, &queue_resource(&q.name)))
-            .collect(),
-    }))
+    let queues = st.service.queues(&caller).await?;
+    Ok(axum::Json(QueueList { queues }))
 }
 
 #[utoipa::path(get, path = "/v1/queues/{queue}", tag = "queues", params(("queue" = String, Path)),
@@ -37,8 +27,7 @@ pub async fn get(
     caller: Caller,
     ApiPath(queue): ApiPath<String>,
 ) -> ApiResult<axum::Json<QueueInfo>> {
-    let key = caller.queue(&queue, actions::QUEUES_READ)?;
-    Ok(axum::Json(st.store.queue(&key).await?))
+    Ok(axum::Json(st.service.queue(&caller, &queue).await?))
 }
 
 /// Settings to change; absent fields keep their value.
@@ -61,27 +50,6 @@ pub async fn update(
     ApiPath(queue): ApiPath<String>,
     JsonBody(body): JsonBody<QueuePatchBody>,
 ) -> ApiResult<axum::Json<QueueInfo>> {
-    let key = caller.queue(&queue, actions::QUEUES_UPDATE)?;
-    if let Some(m) = body.max_attempts {
-        if m == 0 || m > MAX_ATTEMPTS_CEILING {
-            return Err(ApiError::invalid(format!(
-                "max_attempts is {m}; use 1 to {MAX_ATTEMPTS_CEILING}"
-            )));
-        }
-    }
-    let limits = &st.config.limits;
-    if let Some(b) = &body.backoff {
-        b.validate().map_err(ApiError::invalid)?;
-        limits
-            .check_delay("backoff.max_ms", b.max_ms)
-            .map_err(ApiError::invalid)?;
-    }
-    if let Some(ms) = body.retention_ms {
-        limits
-            .check_delay("retention_ms", ms)
-            .map_err(ApiError::invalid)?;
-    }
-    check_lease_ms(body.lease_ms, limits)?;
     let patch = QueuePatch {
         max_attempts: body.max_attempts,
         backoff: body.backoff,
@@ -89,23 +57,9 @@ pub async fn update(
         retention_ms: body.retention_ms,
         paused: body.paused,
     };
-    Ok(axum::Json(st.store.update_queue(&key, patch).await?))
-}
-
-async fn set_paused(
-    st: AppState,
-    caller: Caller,
-    queue: String,
-    paused: bool,
-) -> ApiResult<axum::Json<QueueInfo>> {
-    let key = caller.queue(&queue, actions::QUEUES_UPDATE)?;
-    // Pausing a queue that does not exist is most likely a typo: say so instead of creating it.
-    st.store.queue(&key).await?;
-    let patch = QueuePatch {
-        paused: Some(paused),
-        ..Default::default()
-    };
-    Ok(axum::Json(st.store.update_queue(&key, patch).await?))
+    Ok(axum::Json(
+        st.service.update_queue(&caller, &queue, patch).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/queues/{queue}/pause", tag = "queues", params(("queue" = String, Path)),
@@ -115,7 +69,9 @@ pub async fn pause(
     caller: Caller,
     ApiPath(queue): ApiPath<String>,
 ) -> ApiResult<axum::Json<QueueInfo>> {
-    set_paused(st, caller, queue, true).await
+    Ok(axum::Json(
+        st.service.set_paused(&caller, &queue, true).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/queues/{queue}/resume", tag = "queues", params(("queue" = String, Path)),
@@ -125,7 +81,9 @@ pub async fn resume(
     caller: Caller,
     ApiPath(queue): ApiPath<String>,
 ) -> ApiResult<axum::Json<QueueInfo>> {
-    set_paused(st, caller, queue, false).await
+    Ok(axum::Json(
+        st.service.set_paused(&caller, &queue, false).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -149,7 +107,6 @@ pub async fn purge(
     ApiPath(queue): ApiPath<String>,
     ApiQuery(p): ApiQuery<PurgeParams>,
 ) -> ApiResult<axum::Json<Purged>> {
-    let key = caller.queue(&queue, actions::QUEUES_PURGE)?;
     let state: TaskState = p
         .state
         .ok_or_else(|| {
@@ -157,12 +114,7 @@ pub async fn purge(
         })?
         .parse()
         .map_err(ApiError::bad_request)?;
-    if !state.is_final() {
-        return Err(ApiError::bad_request(format!(
-            "only final states can be purged (succeeded, dead, cancelled), not `{state}`; cancel tasks first"
-        )));
-    }
     Ok(axum::Json(Purged {
-        deleted: st.store.purge(&key, state).await?,
+        deleted: st.service.purge(&caller, &queue, state).await?,
     }))
 }

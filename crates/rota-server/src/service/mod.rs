@@ -1,0 +1,144 @@
+//! The operations of Rota, whichever front door asks: each takes the authenticated [`Caller`]
+//! and domain values, checks the request against the limits and the caller's permissions,
+//! calls the store and counts the outcome, and answers a domain value or an [`ApiError`] whose
+//! [`ErrorKind`](crate::error::ErrorKind) each door maps its own way (HTTP in `error.rs`).
+//!
+//! Doors only translate: the HTTP handlers in `api/` turn JSON into these calls and the answers
+//! into JSON. No rule lives in a door, so a second door cannot drift from the first.
+//!
+//! Architecture Invariant: nothing here knows about HTTP (no status codes, headers or axum
+//! types).
+
+mod queues;
+mod tasks;
+
+pub use tasks::{check_task, Claim};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::ServerConfig;
+use rota_core::auth::{actions, queue_resource};
+use rota_core::{Clock, Json, Limits, Task, TaskId};
+use rota_store::DynStore;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// The highest `max_attempts` a task or queue may ask for.
+pub const MAX_ATTEMPTS_CEILING: u32 = 10_000;
+
+/// The operations, over one store.
+#[derive(Clone)]
+pub struct Service {
+    store: DynStore,
+    config: Arc<ServerConfig>,
+    clock: Arc<dyn Clock>,
+    /// Cancelled when the server begins shutting down: long-polls return at once.
+    shutdown: CancellationToken,
+}
+
+impl Service {
+    pub fn new(
+        store: DynStore,
+        config: Arc<ServerConfig>,
+        clock: Arc<dyn Clock>,
+        shutdown: CancellationToken,
+    ) -> Service {
+        Service {
+            store,
+            config,
+            clock,
+            shutdown,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.config.limits
+    }
+
+    /// 403 unless the caller may do `action` on the queue of task `id`, and handle its kind.
+    /// Looks the task up only when the caller's roles do not allow `action` on every queue or
+    /// its credential is limited to some kinds.
+    async fn authorize_task(&self, caller: &Caller, action: &str, id: TaskId) -> ApiResult<()> {
+        if caller.on_every_queue(action) && caller.principal.kinds.is_none() {
+            return Ok(());
+        }
+        let task = self.store.get(&caller.tenant, id).await?;
+        caller.require(action, &queue_resource(&task.queue))?;
+        caller.require_kinds([task.kind.as_str()])
+    }
+}
+
+/// A lease token proves the lease: only a caller who may complete the task sees it (a reader,
+/// a producer, or a worker limited to other kinds sees the lease without its token).
+fn hide_token_unless_allowed(caller: &Caller, task: &mut Task) {
+    if let Some(lease) = task.lease.as_mut() {
+        let may_act = caller.can(actions::TASKS_COMPLETE, &queue_resource(&task.queue))
+            && caller.require_kinds([task.kind.as_str()]).is_ok();
+        if !may_act {
+            lease.token.clear();
+        }
+    }
+}
+
+pub fn check_name(field: &str, value: &str, limits: &Limits) -> ApiResult<()> {
+    if value.is_empty() {
+        return Err(ApiError::invalid(format!("{field} must not be empty")));
+    }
+    if value.len() > limits.max_name_len {
+        return Err(ApiError::invalid(format!(
+            "{field} is {} bytes long; the limit is {} (limits.max_name_len)",
+            value.len(),
+            limits.max_name_len
+        )));
+    }
+    Ok(())
+}
+
+pub fn check_json_size(field: &str, value: &Json, limits: &Limits) -> ApiResult<()> {
+    let n = value.get().len();
+    if n > limits.max_payload_bytes {
+        return Err(ApiError::too_large(format!(
+            "{field} is {n} bytes; the limit is {} bytes (limits.max_payload_bytes)",
+            limits.max_payload_bytes
+        )));
+    }
+    Ok(())
+}
+
+pub fn check_lease_ms(field: &str, lease_ms: Option<u64>, limits: &Limits) -> ApiResult<()> {
+    if let Some(l) = lease_ms {
+        if l < limits.min_lease_ms || l > limits.max_lease_ms {
+            return Err(ApiError::invalid(format!(
+                "{field} is {l}; use {} to {} (limits.min_lease_ms, limits.max_lease_ms)",
+                limits.min_lease_ms, limits.max_lease_ms
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn check_max_attempts(field: &str, max_attempts: Option<u32>) -> ApiResult<()> {
+    match max_attempts {
+        Some(m) if m == 0 || m > MAX_ATTEMPTS_CEILING => Err(ApiError::invalid(format!(
+            "{field} is {m}; use 1 to {MAX_ATTEMPTS_CEILING}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// 422 unless a request of `n` items (named `field`) holds at least one and at most
+/// `limits.max_batch`.
+fn check_batch_size(field: &str, what: &str, n: usize, limits: &Limits) -> ApiResult<()> {
+    if n == 0 {
+        return Err(ApiError::invalid(format!(
+            "`{field}` is empty; send at least one {what}"
+        )));
+    }
+    if n > limits.max_batch {
+        return Err(ApiError::too_large(format!(
+            "{n} {what}s in one request; the limit is {} (limits.max_batch)",
+            limits.max_batch
+        )));
+    }
+    Ok(())
+}

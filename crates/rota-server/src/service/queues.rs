@@ -1,0 +1,75 @@
+//! Queue operations: list with counts, one queue, settings changes, pause, resume, purge.
+
+use super::*;
+use rota_core::{QueueInfo, QueuePatch, TaskState};
+
+impl Service {
+    /// The tenant's queues the caller may read.
+    pub async fn queues(&self, caller: &Caller) -> ApiResult<Vec<QueueInfo>> {
+        Ok(self
+            .store
+            .queues(&caller.tenant)
+            .await?
+            .into_iter()
+            .filter(|q| caller.can(actions::QUEUES_READ, &queue_resource(&q.name)))
+            .collect())
+    }
+
+    pub async fn queue(&self, caller: &Caller, queue: &str) -> ApiResult<QueueInfo> {
+        let key = caller.queue(queue, actions::QUEUES_READ)?;
+        Ok(self.store.queue(&key).await?)
+    }
+
+    /// Changes a queue's settings (creating the queue when it does not exist yet).
+    pub async fn update_queue(
+        &self,
+        caller: &Caller,
+        queue: &str,
+        patch: QueuePatch,
+    ) -> ApiResult<QueueInfo> {
+        let key = caller.queue(queue, actions::QUEUES_UPDATE)?;
+        check_max_attempts("max_attempts", patch.max_attempts)?;
+        let limits = self.limits();
+        if let Some(b) = &patch.backoff {
+            b.validate().map_err(ApiError::invalid)?;
+            limits
+                .check_delay("backoff.max_ms", b.max_ms)
+                .map_err(ApiError::invalid)?;
+        }
+        if let Some(ms) = patch.retention_ms {
+            limits
+                .check_delay("retention_ms", ms)
+                .map_err(ApiError::invalid)?;
+        }
+        check_lease_ms("lease_ms", patch.lease_ms, limits)?;
+        Ok(self.store.update_queue(&key, patch).await?)
+    }
+
+    /// Pauses or resumes a queue that exists: pausing an unknown queue is most likely a typo,
+    /// so it is reported rather than created.
+    pub async fn set_paused(
+        &self,
+        caller: &Caller,
+        queue: &str,
+        paused: bool,
+    ) -> ApiResult<QueueInfo> {
+        let key = caller.queue(queue, actions::QUEUES_UPDATE)?;
+        self.store.queue(&key).await?;
+        let patch = QueuePatch {
+            paused: Some(paused),
+            ..Default::default()
+        };
+        Ok(self.store.update_queue(&key, patch).await?)
+    }
+
+    /// Deletes a queue's tasks in a final state; answers how many.
+    pub async fn purge(&self, caller: &Caller, queue: &str, state: TaskState) -> ApiResult<u64> {
+        let key = caller.queue(queue, actions::QUEUES_PURGE)?;
+        if !state.is_final() {
+            return Err(ApiError::bad_request(format!(
+                "only final states can be purged (succeeded, dead, cancelled), not `{state}`; cancel tasks first"
+            )));
+        }
+        Ok(self.store.purge(&key, state).await?)
+    }
+}

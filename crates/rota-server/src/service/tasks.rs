@@ -1,0 +1,329 @@
+//! Task operations: enqueue, claim (waiting for work), heartbeat, complete, fail, get, list,
+//! cancel, retry.
+
+use super::*;
+use crate::metrics as m;
+use rota_core::{NewTask, QueueKey, Timestamp};
+use rota_store::{
+    ClaimRequest, Completion, Enqueued, FailureReport, Heartbeat, ListFilter, Page, StoreResult,
+};
+use std::time::Duration;
+
+/// A claim: lease up to `max` ready tasks, waiting up to `wait_ms` for one.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// Who claims: shown in the lease and in lease-expiry errors.
+    pub worker: String,
+    /// Only these kinds; empty is any (or, for a credential limited to some kinds, those).
+    pub kinds: Vec<String>,
+    pub max: usize,
+    pub wait_ms: u64,
+    /// Lease length; `None` is the queue's `lease_ms`.
+    pub lease_ms: Option<u64>,
+}
+
+impl Service {
+    /// Validates and enqueues tasks; each answer says whether a live task with the same unique
+    /// key was returned instead. In a `batch`, messages name a task by its index
+    /// (`tasks[3].kind`), otherwise `task.kind`.
+    pub async fn enqueue(
+        &self,
+        caller: &Caller,
+        queue: &str,
+        tasks: Vec<NewTask>,
+        batch: bool,
+    ) -> ApiResult<Vec<Enqueued>> {
+        let key = caller.queue(queue, actions::TASKS_ENQUEUE)?;
+        let limits = self.limits();
+        check_batch_size("tasks", "task", tasks.len(), limits)?;
+        let now = self.clock.now();
+        for (i, t) in tasks.iter().enumerate() {
+            let at = if batch {
+                format!("tasks[{i}]")
+            } else {
+                "task".to_owned()
+            };
+            check_task(&at, t, now, limits)?;
+        }
+        caller.require_kinds(tasks.iter().map(|t| t.kind.as_str()))?;
+        let out = self.store.enqueue(&key, tasks).await?;
+        let created = out.iter().filter(|e| !e.duplicate).count();
+        m::tasks_enqueued(&caller.tenant, queue, created);
+        Ok(out)
+    }
+
+    /// Leases ready tasks; with `wait_ms`, waits for one to become ready (woken by the store's
+    /// ready signal, not by polling) and answers empty when the wait or the server ends.
+    pub async fn claim(
+        &self,
+        caller: &Caller,
+        queue: &str,
+        mut req: Claim,
+    ) -> ApiResult<Vec<Task>> {
+        let key = caller.queue(queue, actions::TASKS_CLAIM)?;
+        let limits = self.limits();
+        check_name("worker", &req.worker, limits)?;
+        if req.kinds.len() > limits.max_claim_kinds {
+            return Err(ApiError::invalid(format!(
+                "kinds has {} entries; the limit is {} (limits.max_claim_kinds)",
+                req.kinds.len(),
+                limits.max_claim_kinds
+            )));
+        }
+        for k in &req.kinds {
+            check_name("kinds[]", k, limits)?;
+        }
+        // A credential limited to some kinds claims only those (its own list is not held to the
+        // request limit on `kinds`: the operator's identity provider set it).
+        match &caller.principal.kinds {
+            Some(allowed) if req.kinds.is_empty() => req.kinds = allowed.clone(),
+            _ => caller.require_kinds(req.kinds.iter().map(String::as_str))?,
+        }
+        if req.max == 0 || req.max > limits.max_claim {
+            return Err(ApiError::invalid(format!(
+                "max is {}; use 1 to {} (limits.max_claim)",
+                req.max, limits.max_claim
+            )));
+        }
+        if req.wait_ms > limits.max_wait_ms {
+            return Err(ApiError::invalid(format!(
+                "wait_ms is {}; the limit is {} (limits.max_wait_ms)",
+                req.wait_ms, limits.max_wait_ms
+            )));
+        }
+        check_lease_ms("lease_ms", req.lease_ms, limits)?;
+        let tasks = self.claim_waiting(&key, req).await?;
+        m::tasks_claimed(&caller.tenant, queue, tasks.len());
+        Ok(tasks)
+    }
+
+    async fn claim_waiting(&self, key: &QueueKey, req: Claim) -> ApiResult<Vec<Task>> {
+        let wait_ms = req.wait_ms;
+        let req = ClaimRequest {
+            worker: req.worker,
+            kinds: req.kinds,
+            max: req.max,
+            lease_ms: req.lease_ms,
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+        let signal = self.store.ready_signal(key);
+        loop {
+            // Register for the wake-up before looking, so a task enqueued between the look and
+            // the wait still wakes this claim.
+            let notified = signal.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let tasks = self.store.claim(key, req.clone()).await?;
+            if !tasks.is_empty() || wait_ms == 0 {
+                return Ok(tasks);
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(deadline) => return Ok(Vec::new()),
+                _ = self.shutdown.cancelled() => return Ok(Vec::new()),
+            }
+        }
+    }
+
+    /// Extends a lease, optionally recording progress.
+    pub async fn heartbeat(&self, caller: &Caller, hb: Heartbeat) -> ApiResult<Task> {
+        let limits = self.limits();
+        check_lease_ms("lease_ms", hb.lease_ms, limits)?;
+        if let Some(p) = &hb.progress {
+            check_json_size("progress", p, limits)?;
+        }
+        self.authorize_task(caller, actions::TASKS_HEARTBEAT, hb.id)
+            .await?;
+        Ok(self.store.heartbeat(&caller.tenant, hb).await?)
+    }
+
+    /// Completes leased tasks: an error for the whole request when an item is malformed,
+    /// otherwise one outcome per item (each authorised on its own).
+    pub async fn complete(
+        &self,
+        caller: &Caller,
+        items: Vec<Completion>,
+        batch: bool,
+    ) -> ApiResult<Vec<ApiResult<Task>>> {
+        let limits = self.limits();
+        check_batch_size("items", "item", items.len(), limits)?;
+        for (i, c) in items.iter().enumerate() {
+            if let Some(r) = &c.result {
+                check_json_size(&field(batch, i, "result"), r, limits)?;
+            }
+        }
+        let store = &self.store;
+        Ok(self
+            .permitted(
+                caller,
+                actions::TASKS_COMPLETE,
+                items,
+                |c| c.id,
+                async |items| store.complete(&caller.tenant, items).await,
+            )
+            .await)
+    }
+
+    /// Fails leased tasks, as [`Service::complete`]; an over-long error is cut to
+    /// `limits.max_error_len`.
+    pub async fn fail(
+        &self,
+        caller: &Caller,
+        mut items: Vec<FailureReport>,
+        batch: bool,
+    ) -> ApiResult<Vec<ApiResult<Task>>> {
+        let limits = self.limits();
+        check_batch_size("items", "item", items.len(), limits)?;
+        for (i, f) in items.iter_mut().enumerate() {
+            if let Some(ms) = f.retry_in_ms {
+                limits
+                    .check_delay(&field(batch, i, "retry_in_ms"), ms)
+                    .map_err(ApiError::invalid)?;
+            }
+            truncate_error(&mut f.error, limits.max_error_len);
+        }
+        let store = &self.store;
+        Ok(self
+            .permitted(
+                caller,
+                actions::TASKS_FAIL,
+                items,
+                |f| f.id,
+                async |items| store.fail(&caller.tenant, items).await,
+            )
+            .await)
+    }
+
+    /// Runs a batch on the items the caller may act on; the others answer 403 on their own.
+    async fn permitted<I>(
+        &self,
+        caller: &Caller,
+        action: &str,
+        items: Vec<I>,
+        id_of: impl Fn(&I) -> TaskId,
+        run: impl AsyncFnOnce(Vec<I>) -> Vec<StoreResult<Task>>,
+    ) -> Vec<ApiResult<Task>> {
+        let mut refused: Vec<Option<ApiError>> = Vec::with_capacity(items.len());
+        for item in &items {
+            refused.push(
+                match self.authorize_task(caller, action, id_of(item)).await {
+                    // An unknown task is the store's to report, in its place in the batch.
+                    Err(e) if e.kind == crate::error::ErrorKind::Forbidden => Some(e),
+                    _ => None,
+                },
+            );
+        }
+        let allowed: Vec<I> = items
+            .into_iter()
+            .zip(&refused)
+            .filter(|(_, r)| r.is_none())
+            .map(|(i, _)| i)
+            .collect();
+        let done = if allowed.is_empty() {
+            Vec::new()
+        } else {
+            run(allowed).await
+        };
+        for t in done.iter().flatten() {
+            m::task_outcome(&caller.tenant, &t.queue, t.state);
+        }
+        let mut done = done.into_iter();
+        refused
+            .into_iter()
+            .map(|r| match r {
+                Some(e) => Err(e),
+                None => done
+                    .next()
+                    .expect("one outcome per allowed item")
+                    .map_err(ApiError::from),
+            })
+            .collect()
+    }
+
+    /// One task, its lease token hidden from callers who may not act on it.
+    pub async fn get(&self, caller: &Caller, id: TaskId) -> ApiResult<Task> {
+        let mut task = self.store.get(&caller.tenant, id).await?;
+        caller.require(actions::TASKS_READ, &queue_resource(&task.queue))?;
+        hide_token_unless_allowed(caller, &mut task);
+        Ok(task)
+    }
+
+    /// A page of a queue's tasks, newest first.
+    pub async fn list(&self, caller: &Caller, queue: &str, filter: ListFilter) -> ApiResult<Page> {
+        let key = caller.queue(queue, actions::TASKS_READ)?;
+        let max = self.limits().max_list;
+        if filter.limit == 0 || filter.limit > max {
+            return Err(ApiError::bad_request(format!(
+                "limit is {}; use 1 to {max} (limits.max_list)",
+                filter.limit
+            )));
+        }
+        let mut page = self.store.list(&key, filter).await?;
+        for t in &mut page.tasks {
+            hide_token_unless_allowed(caller, t);
+        }
+        Ok(page)
+    }
+
+    /// Cancels a task that is not final.
+    pub async fn cancel(&self, caller: &Caller, id: TaskId) -> ApiResult<Task> {
+        self.authorize_task(caller, actions::TASKS_CANCEL, id)
+            .await?;
+        let t = self.store.cancel(&caller.tenant, id).await?;
+        m::task_outcome(&caller.tenant, &t.queue, t.state);
+        Ok(t)
+    }
+
+    /// Brings a dead or cancelled task back to ready.
+    pub async fn retry(&self, caller: &Caller, id: TaskId) -> ApiResult<Task> {
+        self.authorize_task(caller, actions::TASKS_RETRY, id)
+            .await?;
+        Ok(self.store.retry(&caller.tenant, id).await?)
+    }
+}
+
+/// `items[3].result` in a batch, `result` alone.
+fn field(batch: bool, i: usize, name: &str) -> String {
+    if batch {
+        format!("items[{i}].{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
+fn truncate_error(error: &mut String, max: usize) {
+    if error.len() > max {
+        let mut cut = max;
+        while !error.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        error.truncate(cut);
+        error.push_str("… (truncated)");
+    }
+}
+
+/// The rules every new task must keep, whichever door it came through; `at` names it.
+pub fn check_task(at: &str, t: &NewTask, now: Timestamp, limits: &Limits) -> ApiResult<()> {
+    check_name(&format!("{at}.kind"), &t.kind, limits)?;
+    check_json_size(&format!("{at}.payload"), &t.payload, limits)?;
+    if let Some(run_at) = t.run_at {
+        limits
+            .check_time(&format!("{at}.run_at"), run_at, now)
+            .map_err(ApiError::invalid)?;
+    }
+    check_max_attempts(&format!("{at}.max_attempts"), t.max_attempts)?;
+    if let Some(k) = &t.unique_key {
+        check_name(&format!("{at}.unique_key"), k, limits)?;
+    }
+    if t.tags.len() > limits.max_tags {
+        return Err(ApiError::invalid(format!(
+            "{at}.tags has {} tags; the limit is {} (limits.max_tags)",
+            t.tags.len(),
+            limits.max_tags
+        )));
+    }
+    for tag in &t.tags {
+        check_name(&format!("{at}.tags[]"), tag, limits)?;
+    }
+    Ok(())
+}

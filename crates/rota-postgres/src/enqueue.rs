@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use tokio_postgres::types::ToSql;
 
 /// The INSERT: the queue by tenant and name, its default `max_attempts` for rows that give
-/// none, and a wake-up for each of `rota_ready`/`rota_due` when a row is ready/scheduled.
+/// none; answers how many rows are ready and scheduled, for the wake-ups sent after commit.
 const INSERT: &str = "WITH q AS (SELECT id, max_attempts FROM rota_queues \
        WHERE tenant = $1 AND name = $2), \
      ins AS (INSERT INTO rota_tasks (id, queue_id, kind, payload, priority, state, \
@@ -28,12 +28,9 @@ const INSERT: &str = "WITH q AS (SELECT id, max_attempts FROM rota_queues \
        AS u(id, kind, payload, priority, state, run_at, max_attempts, unique_key, tags) \
      ON CONFLICT (queue_id, unique_key) \
        WHERE unique_key IS NOT NULL AND state IN (0, 1, 2) DO NOTHING \
-     RETURNING id, state), \
-     r AS (SELECT pg_notify('rota_ready', $1 || '/' || $2) \
-       FROM (SELECT 1 FROM ins WHERE state = 1 LIMIT 1) x), \
-     d AS (SELECT pg_notify('rota_due', '') FROM (SELECT 1 FROM ins WHERE state = 0 LIMIT 1) x) \
+     RETURNING id, state) \
      SELECT (SELECT id FROM q), (SELECT max_attempts FROM q), array(SELECT id FROM ins), \
-       (SELECT count(*) FROM r), (SELECT count(*) FROM d)";
+       (SELECT count(*) FROM ins WHERE state = 1), (SELECT count(*) FROM ins WHERE state = 0)";
 
 /// What one INSERT round did.
 struct Inserted {
@@ -169,8 +166,10 @@ impl PostgresStore {
         let (ready, due): (i64, i64) = (row.get(3), row.get(4));
         if ready > 0 {
             self.shared.signals.notify(key);
+            self.shared.notifier.ready(&key.tenant, &key.name);
         }
         if due > 0 {
+            self.shared.notifier.due();
             if let Some(at) = cols.run_at.iter().min() {
                 self.due_at(Timestamp(*at));
             }

@@ -34,7 +34,11 @@ impl PostgresStore {
         if b.end - b.next < n || now.0 - b.taken_at > BLOCK_AGE_MS || now.0 < b.taken_at {
             let size = n.max(BLOCK);
             let floor = now.0.max(0) << SEQ_BITS;
-            let client = self.task_conn().await?;
+            // On a connection whose commit does not wait for the WAL flush: every enqueue
+            // waits while a block is reserved, and the reservation needs no flush of its own.
+            // A task with an id from it commits durably after it, and WAL is flushed in
+            // order, so no durable task can use a block that a crash forgets.
+            let client = self.lease_conn().await?;
             let stmt = client
                 .prepare_cached(
                     "UPDATE rota_id_blocks SET next = GREATEST(next, $1) + $2 RETURNING next",

@@ -32,20 +32,20 @@ impl PostgresStore {
                  up AS (UPDATE rota_tasks t SET state = 1, updated_at = $1 FROM due \
                    WHERE t.id = due.id RETURNING t.queue_id), \
                  qs AS (SELECT DISTINCT q.tenant || '/' || q.name AS k FROM up \
-                   JOIN rota_queues q ON q.id = up.queue_id), \
-                 n AS (SELECT pg_notify('rota_ready', k) FROM qs) \
-                 SELECT (SELECT count(*) FROM up), (SELECT count(*) FROM n), array(SELECT k FROM qs)",
+                   JOIN rota_queues q ON q.id = up.queue_id) \
+                 SELECT (SELECT count(*) FROM up), array(SELECT k FROM qs)",
                 &[&now.0, &CHUNK],
             )
             .await
             .map_err(db)?;
         let promoted: i64 = rows[0].get(0);
-        let ready: Vec<String> = rows[0].get(2);
+        let ready: Vec<String> = rows[0].get(1);
         for k in &ready {
             if let Some((tenant, name)) = k.split_once('/') {
                 self.shared
                     .signals
                     .notify(&rota_core::QueueKey::new(tenant, name));
+                self.shared.notifier.ready(tenant, name);
             }
         }
         report.promoted = promoted as u64;

@@ -3,7 +3,6 @@
 //! retry lock the task and check rota-core's transition first.
 
 use crate::rows::{errors_to_sql, purge_at, state_to_sql, task_from_row, TASK_COLUMNS};
-use crate::tasks::notify_in;
 use crate::{db, PostgresStore};
 use deadpool_postgres::GenericClient;
 use rand::Rng;
@@ -165,28 +164,24 @@ impl PostgresStore {
         )
         .await
         .map_err(db)?;
-        let ready: Vec<String> = out
-            .iter()
-            .filter(|(_, t)| t.state == TaskState::Ready)
-            .map(|(tenant, t)| format!("{tenant}/{}", t.queue))
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let due = out.iter().any(|(_, t)| t.state == TaskState::Scheduled);
-        notify_in(tx, &ready, due).await?;
         Ok(out)
     }
 
-    /// Wakes this server's waiters for tasks that became ready or scheduled (other servers hear
-    /// the NOTIFY sent in the transaction).
+    /// After the commit: wakes this server's waiters, and the other servers, for tasks that
+    /// became ready or scheduled.
     pub(crate) fn announce(&self, tasks: &[(String, Task)]) {
         for (tenant, t) in tasks {
             match t.state {
-                TaskState::Ready => self
-                    .shared
-                    .signals
-                    .notify(&QueueKey::new(tenant.as_str(), t.queue.as_str())),
-                TaskState::Scheduled => self.due_at(t.run_at),
+                TaskState::Ready => {
+                    self.shared
+                        .signals
+                        .notify(&QueueKey::new(tenant.as_str(), t.queue.as_str()));
+                    self.shared.notifier.ready(tenant, &t.queue);
+                }
+                TaskState::Scheduled => {
+                    self.due_at(t.run_at);
+                    self.shared.notifier.due();
+                }
                 _ => {}
             }
         }
@@ -262,11 +257,11 @@ impl PostgresStore {
             Err(e) => return Err(db(e)),
         };
         let t = task_from_row(&row)?.1;
-        notify_in(&tx, &[format!("{tenant}/{}", t.queue)], false).await?;
         tx.commit().await.map_err(db)?;
         self.shared
             .signals
             .notify(&QueueKey::new(tenant, t.queue.as_str()));
+        self.shared.notifier.ready(tenant, &t.queue);
         Ok(t)
     }
 

@@ -175,15 +175,16 @@ impl PostgresStore {
             )
             .await
             .map_err(db)?;
-            crate::tasks::notify_in(&tx, &[], true).await?;
         }
         let resumed = q.settings.paused && !s.paused;
-        if resumed {
-            crate::tasks::notify_in(&tx, &[format!("{}/{}", key.tenant, key.name)], false).await?;
-        }
         tx.commit().await.map_err(db)?;
+        if s.retention_ms != q.settings.retention_ms {
+            // Purge times moved: the elected maintenance plans its next pass again.
+            self.shared.notifier.due();
+        }
         if resumed {
             self.shared.signals.notify(key);
+            self.shared.notifier.ready(&key.tenant, &key.name);
         }
         self.queue_infos(Some(&key.tenant), Some(&key.name))
             .await?

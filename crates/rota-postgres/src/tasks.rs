@@ -4,7 +4,6 @@
 //! the row and asking rota-core's `check_lease`. Failures, cancels and retries are in
 //! `outcomes.rs`.
 
-use crate::listen::{DUE, READY};
 use crate::rows::{
     ms, task_from_row, token_from_str, SettingsColumns, QUEUE_COLUMNS, TASK_COLUMNS,
 };
@@ -235,22 +234,24 @@ impl PostgresStore {
             .map(|i| i.result.as_ref().map(|r| r.get()))
             .collect();
         // Each item's row is found by primary key from the array (a nested loop over the
-        // unnest). The state and expiry tests are written so that no index on them can lead
-        // the plan (the running-lease index made the planner visit every running task once
-        // per item, 537 ms for a batch of 1,000). And no `id = ANY($2)` beside the join: its
-        // generic plan scans the array once per matched row, 225 ms for 1,000.
+        // unnest), whatever the table's statistics were when the connection made its generic
+        // plan. So nothing else may lead the plan: the state and expiry tests are written so
+        // that no index on them matches (the running-lease index made the planner visit every
+        // running task once per item, 537 ms for a batch of 1,000); the queue is read by
+        // subqueries, not joined (planned on a nearly empty table, the join led from the
+        // tenant's queues through every task of the queue, 580 buffers per completion); and no
+        // `id = ANY($2)` beside the join (its generic plan scans the array once per matched
+        // row, 225 ms for 1,000).
         let sql = format!(
             "WITH u AS (UPDATE rota_tasks t SET state = 3, result = i.result, finished_at = $1, \
                updated_at = $1, lease_worker = NULL, lease_token = NULL, lease_expires_at = NULL, \
-               purge_at = $1 + q.retention_ms \
-             FROM unnest($2::bigint[], $3::bigint[], $4::text[]) AS i(id, token, result), \
-               rota_queues q \
+               purge_at = $1 + (SELECT q.retention_ms FROM rota_queues q WHERE q.id = t.queue_id) \
+             FROM unnest($2::bigint[], $3::bigint[], $4::text[]) AS i(id, token, result) \
              WHERE t.id = i.id AND t.lease_token = i.token \
                AND t.state::int = 2 AND t.lease_expires_at - $1 > 0 \
-               AND q.id = t.queue_id AND q.tenant = $5 \
-             RETURNING t.*, q.name AS qname) \
-             SELECT {} FROM u t CROSS JOIN LATERAL (SELECT t.qname AS name) q",
-            TASK_COLUMNS
+               AND (SELECT q.tenant FROM rota_queues q WHERE q.id = t.queue_id) = $5 \
+             RETURNING t.*) \
+             SELECT {TASK_COLUMNS} FROM u t JOIN rota_queues q ON q.id = t.queue_id"
         );
         let stmt = client.prepare_cached(&sql).await.map_err(db)?;
         let rows = client
@@ -312,28 +313,5 @@ pub(crate) async fn lock_tenant(
         .await
         .map_err(db)?;
     tx.execute(&stmt, &[&tenant]).await.map_err(db)?;
-    Ok(())
-}
-
-/// Sends `rota_ready` for each `tenant/queue` and `rota_due` if `due`, within the transaction
-/// (delivered at its commit).
-pub(crate) async fn notify_in(
-    tx: &impl GenericClient,
-    ready: &[String],
-    due: bool,
-) -> StoreResult<()> {
-    if !ready.is_empty() {
-        tx.execute(
-            &format!("SELECT pg_notify('{READY}', x) FROM unnest($1::text[]) x"),
-            &[&ready],
-        )
-        .await
-        .map_err(db)?;
-    }
-    if due {
-        tx.execute(&format!("SELECT pg_notify('{DUE}', '')"), &[])
-            .await
-            .map_err(db)?;
-    }
     Ok(())
 }

@@ -189,10 +189,13 @@ impl PostgresStore {
         let now = self.now();
         let client = self.lease_conn().await?;
         let sql = format!(
+            // Found by primary key whatever the statistics said when the plan was made: the
+            // state test does not match the running-lease index's predicate (planned on an
+            // empty table, that index led, visiting every running task).
             "WITH u AS (UPDATE rota_tasks t SET \
                lease_expires_at = $3 + COALESCE($4, q.lease_ms), \
                progress = COALESCE($5, t.progress), updated_at = $3 \
-             FROM rota_queues q WHERE t.id = $1 AND t.lease_token = $2 AND t.state = 2 \
+             FROM rota_queues q WHERE t.id = $1 AND t.lease_token = $2 AND t.state::int = 2 \
                AND t.lease_expires_at - $3 > 0 AND q.id = t.queue_id AND q.tenant = $6 \
              RETURNING t.*, q.name AS qname) \
              SELECT {} FROM u t CROSS JOIN LATERAL (SELECT t.qname AS name) q",

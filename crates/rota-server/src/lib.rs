@@ -59,8 +59,19 @@ impl ServerConfig {
     }
 }
 
+/// What every handler shares; cloned for each request, so it is one `Arc` (a clone of the
+/// fields themselves took the cancellation tokens' locks twice per request).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub store: DynStore,
     pub config: Arc<ServerConfig>,
     pub clock: Arc<dyn Clock>,
@@ -186,7 +197,7 @@ pub async fn run_with_auth(
     let metrics = metrics::handle();
     let interval = Duration::from_millis(config.maintenance_interval_ms);
     let shared_config = Arc::new(config.clone());
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         service: service::Service::new(
             store.clone(),
             shared_config.clone(),
@@ -200,7 +211,7 @@ pub async fn run_with_auth(
         metrics: metrics.clone(),
         auth: auth.clone(),
         bodies: Arc::new(bodies::BodyBudget::new(&config.limits)),
-    };
+    }));
     let me: Arc<str> = background::server_id().into();
     let maintenance = {
         let (store, clock) = (store.clone(), clock.clone());

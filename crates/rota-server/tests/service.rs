@@ -76,7 +76,7 @@ fn claim(max: usize, wait_ms: u64) -> Claim {
 #[tokio::test]
 async fn a_caller_admitted_from_a_token_enqueues_waits_claims_and_completes() {
     let f = fixture().await;
-    let (admin, _permit) = f.auth.admit(Some(ADMIN), None).await.unwrap();
+    let (admin, _permit) = f.auth.admit(Some(ADMIN.into()), None).await.unwrap();
 
     // A claim that waits is woken by an enqueue made after it began, not by a poll.
     let waiting = {
@@ -119,7 +119,7 @@ async fn a_caller_admitted_from_a_token_enqueues_waits_claims_and_completes() {
 #[tokio::test]
 async fn the_rules_and_permissions_hold_without_http() {
     let f = fixture().await;
-    let (admin, _p) = f.auth.admit(Some(ADMIN), None).await.unwrap();
+    let (admin, _p) = f.auth.admit(Some(ADMIN.into()), None).await.unwrap();
 
     let err = f
         .service
@@ -154,7 +154,11 @@ async fn the_rules_and_permissions_hold_without_http() {
         )
         .await
         .unwrap();
-    let (reader, _p) = f.auth.admit(Some(&token), None).await.unwrap();
+    let (reader, _p) = f
+        .auth
+        .admit(Some(token.as_str().into()), None)
+        .await
+        .unwrap();
     let err = f
         .service
         .enqueue(&reader, "q", vec![task("k")], false)
@@ -164,14 +168,19 @@ async fn the_rules_and_permissions_hold_without_http() {
     assert!(err.message.contains("tasks:enqueue"), "{}", err.message);
     assert!(f.service.queues(&reader).await.unwrap().is_empty());
 
-    let err = f.auth.admit(Some("not-a-key"), None).await.err().unwrap();
+    let err = f
+        .auth
+        .admit(Some("not-a-key".into()), None)
+        .await
+        .err()
+        .unwrap();
     assert_eq!(err.kind, ErrorKind::Unauthenticated);
     let err = f.auth.admit(None, None).await.err().unwrap();
     assert_eq!(err.kind, ErrorKind::Unauthenticated);
     // Another tenant does not exist for a tenant's key.
     let err = f
         .auth
-        .admit(Some(&token), Some("other"))
+        .admit(Some(token.as_str().into()), Some("other"))
         .await
         .err()
         .unwrap();

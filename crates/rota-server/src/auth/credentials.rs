@@ -6,61 +6,45 @@ use super::*;
 use crate::error::ErrorKind;
 use limits::{Permit, Refusal};
 
+/// A credential as a front door received it.
+#[derive(Clone, Copy)]
+pub enum Credential<'a> {
+    /// A bearer token: an API key, a JWT or the admin token.
+    Token(&'a str),
+    /// A Faktory client's password proof ([`token::proof`]); `key` names the key it matched
+    /// before, so that later requests on the connection need not search.
+    FaktoryProof {
+        proof: [u8; 32],
+        key: Option<&'a str>,
+    },
+}
+
+impl<'a> From<&'a str> for Credential<'a> {
+    fn from(token: &'a str) -> Self {
+        Credential::Token(token)
+    }
+}
+
 impl Auth {
+    async fn authenticate(&self, cred: Credential<'_>) -> ApiResult<Authenticated> {
+        match cred {
+            Credential::Token(token) => self.authenticate_token(token).await,
+            Credential::FaktoryProof { proof, key } => self.authenticate_proof(&proof, key),
+        }
+    }
+
     async fn authenticate_token(&self, token: &str) -> ApiResult<Authenticated> {
-        let now = self.clock.now();
-        let hash = token::hash(token);
-        if let Some(h) = &self.env_admin {
-            if token::same(&hash, h) {
-                let p = Principal::admin("admin token");
-                let unlimited = Effective::default();
-                return Ok((p, vec![(self.env_client.clone(), unlimited)]));
-            }
+        if self.env_admin.is_some_and(|h| h.matches(token)) {
+            return Ok(self.env_admin_principal());
         }
         if let Some(id) = token::key_id(token) {
             let st = self.read();
             let entry = st
                 .keys
                 .get(id)
-                .filter(|k| token::same(&hash, &k.hash))
+                .filter(|k| k.hash.matches(token))
                 .ok_or_else(|| unauthorized("the API key is not valid"))?;
-            let rec = &entry.record;
-            if let Some(at) = rec.revoked_at {
-                return Err(unauthorized(format!("API key `{id}` was revoked at {at}")));
-            }
-            if let Some(exp) = rec.expires_at.filter(|exp| *exp <= now) {
-                return Err(unauthorized(format!("API key `{id}` expired at {exp}")));
-            }
-            let tenant = st
-                .tenants
-                .get(&rec.tenant)
-                .ok_or_else(|| unauthorized("the API key's tenant no longer exists"))?;
-            // Coarse on purpose: one store per second at most, shared cache line or not.
-            if now.0 - entry.last_used.load(Ordering::Relaxed) >= 1_000 {
-                entry.last_used.store(now.0, Ordering::Relaxed);
-            }
-            let clients = vec![
-                (
-                    entry.client.clone(),
-                    self.share(self.config.key_limits.with(rec.limits), &entry.client),
-                ),
-                (
-                    tenant.client.clone(),
-                    self.share(
-                        self.config.tenant_limits.with(tenant.record.limits),
-                        &tenant.client,
-                    ),
-                ),
-            ];
-            let p = Principal {
-                tenant: rec.tenant.clone(),
-                label: format!("key {id}"),
-                key_id: Some(id.to_owned()),
-                roles: rec.roles.clone(),
-                queues: rec.queues.clone(),
-                kinds: None,
-            };
-            return Ok((p, clients));
+            return self.key_principal(&st, entry);
         }
         if let Some(v) = &self.jwt {
             if token.split('.').count() == 3 {
@@ -69,6 +53,76 @@ impl Auth {
             }
         }
         Err(unauthorized("the token is not a valid API key or JWT"))
+    }
+
+    /// A Faktory password proof: the admin token's, or a key's whose stored hash is the proof's
+    /// verifier (keys made before the Faktory door, and JWTs, cannot sign in this way).
+    fn authenticate_proof(&self, proof: &[u8; 32], hint: Option<&str>) -> ApiResult<Authenticated> {
+        let v = token::Stored::Verifier(token::verifier(proof));
+        if self.env_admin.is_some_and(|h| h == v) {
+            return Ok(self.env_admin_principal());
+        }
+        let st = self.read();
+        let entry = match hint.and_then(|id| st.keys.get(id)) {
+            Some(e) if e.hash == v => Some(e),
+            _ => st.keys.values().find(|e| e.hash == v),
+        };
+        let entry = entry.ok_or_else(|| {
+            unauthorized(
+                "the password is not a valid Rota API key (keys made before the Faktory door \
+                 cannot sign in over it; make a new key)",
+            )
+        })?;
+        self.key_principal(&st, entry)
+    }
+
+    fn env_admin_principal(&self) -> Authenticated {
+        let p = Principal::admin("admin token");
+        (p, vec![(self.env_client.clone(), Effective::default())])
+    }
+
+    /// The principal of a key whose secret was proven: refused when revoked, expired or its
+    /// tenant is gone.
+    fn key_principal(&self, st: &Registry, entry: &KeyEntry) -> ApiResult<Authenticated> {
+        let now = self.clock.now();
+        let rec = &entry.record;
+        let id = &rec.id;
+        if let Some(at) = rec.revoked_at {
+            return Err(unauthorized(format!("API key `{id}` was revoked at {at}")));
+        }
+        if let Some(exp) = rec.expires_at.filter(|exp| *exp <= now) {
+            return Err(unauthorized(format!("API key `{id}` expired at {exp}")));
+        }
+        let tenant = st
+            .tenants
+            .get(&rec.tenant)
+            .ok_or_else(|| unauthorized("the API key's tenant no longer exists"))?;
+        // Coarse on purpose: one store per second at most, shared cache line or not.
+        if now.0 - entry.last_used.load(Ordering::Relaxed) >= 1_000 {
+            entry.last_used.store(now.0, Ordering::Relaxed);
+        }
+        let clients = vec![
+            (
+                entry.client.clone(),
+                self.share(self.config.key_limits.with(rec.limits), &entry.client),
+            ),
+            (
+                tenant.client.clone(),
+                self.share(
+                    self.config.tenant_limits.with(tenant.record.limits),
+                    &tenant.client,
+                ),
+            ),
+        ];
+        let p = Principal {
+            tenant: rec.tenant.clone(),
+            label: format!("key {id}"),
+            key_id: Some(id.clone()),
+            roles: rec.roles.clone(),
+            queues: rec.queues.clone(),
+            kinds: None,
+        };
+        Ok((p, clients))
     }
 
     fn jwt_principal(&self, id: jwt::JwtIdentity) -> ApiResult<Authenticated> {
@@ -132,17 +186,17 @@ impl Auth {
 
     /// The caller a credential makes, acting in its own tenant or, for an admin, in `tenant`,
     /// admitted against its key's and tenant's limits: every front door calls this once per
-    /// request and holds the permit until the request ends. `token` is ignored when access
-    /// control is off (every caller is then an admin of tenant `default`).
+    /// request and holds the permit until the request ends. The credential is ignored when
+    /// access control is off (every caller is then an admin of tenant `default`).
     pub async fn admit(
         self: &Arc<Self>,
-        token: Option<&str>,
+        cred: Option<Credential<'_>>,
         tenant: Option<&str>,
     ) -> ApiResult<(Caller, Permit)> {
         let (principal, clients) = if self.enabled() {
-            let token =
-                token.ok_or_else(|| unauthorized("no credentials: send an API key or a JWT"))?;
-            self.authenticate_token(token).await?
+            let cred =
+                cred.ok_or_else(|| unauthorized("no credentials: send an API key or a JWT"))?;
+            self.authenticate(cred).await?
         } else {
             (Principal::admin("anonymous (auth disabled)"), Vec::new())
         };

@@ -28,6 +28,7 @@ pub mod token;
 
 pub use caller::Caller;
 pub use config::{AuthConfig, LimitDefaults, Secret};
+pub use credentials::Credential;
 pub use request::authenticate;
 
 pub use rota_core::auth::NewKey;
@@ -99,7 +100,7 @@ struct TenantEntry {
 
 struct KeyEntry {
     record: KeyRecord,
-    hash: [u8; 32],
+    hash: token::Stored,
     client: Arc<ClientState>,
     last_used: AtomicI64,
     persisted_last_used: AtomicI64,
@@ -129,7 +130,7 @@ impl Registry {
                 .insert(t.name.clone(), Arc::new(TenantEntry { record: t, client }));
         }
         for k in data.keys {
-            let hash = token::parse_hex32(&k.hash)
+            let hash = token::Stored::parse(&k.hash)
                 .ok_or_else(|| format!("key `{}` has a malformed stored hash", k.id))?;
             let stored = k.last_used_at.map_or(0, |t| t.0);
             let (client, used) = match old.keys.get(&k.id) {
@@ -171,7 +172,7 @@ pub struct Auth {
     servers: AtomicUsize,
     /// Changes apply one at a time: check, write the store, then memory.
     changes: tokio::sync::Mutex<()>,
-    env_admin: Option<[u8; 32]>,
+    env_admin: Option<token::Stored>,
     env_client: Arc<ClientState>,
     jwt: Option<Arc<jwt::JwtVerifier>>,
     jwt_clients: Mutex<HashMap<(String, String), Arc<ClientState>>>,
@@ -220,7 +221,7 @@ impl Auth {
             .map(|c| jwt::JwtVerifier::new(c).map(Arc::new))
             .transpose()?;
         Ok(Arc::new(Auth {
-            env_admin: config.admin_token.as_ref().map(|t| token::hash(&t.0)),
+            env_admin: config.admin_token.as_ref().map(|t| token::Stored::of(&t.0)),
             config,
             store,
             clock,

@@ -233,7 +233,7 @@ impl Auth {
             id: id.clone(),
             tenant: tenant.to_owned(),
             name: spec.name,
-            hash: token::hash_hex(&secret),
+            hash: token::Stored::of(&secret).to_text(),
             roles: spec.roles,
             queues: spec.queues,
             expires_at,
@@ -256,7 +256,7 @@ impl Auth {
 
     /// Puts a stored key into memory.
     fn remember_key(&self, record: KeyRecord) {
-        let hash = token::parse_hex32(&record.hash).expect("hashes are made here");
+        let hash = token::Stored::parse(&record.hash).expect("hashes are made here");
         let mut st = self.write();
         let (client, used) = match st.keys.get(&record.id) {
             Some(old) => (old.client.clone(), old.last_used.load(Ordering::Relaxed)),
@@ -334,7 +334,7 @@ impl Auth {
             id,
             tenant: DEFAULT_TENANT.to_owned(),
             name: Some(name.into()),
-            hash: token::hash_hex(&secret),
+            hash: token::Stored::of(&secret).to_text(),
             roles: vec![ADMIN_ROLE.into()],
             queues: vec![],
             expires_at: None,

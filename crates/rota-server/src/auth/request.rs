@@ -58,7 +58,7 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
             return ApiError::bad_request("the Rota-Tenant header is not text").into_response()
         }
     };
-    let (caller, permit) = match st.auth.admit(token, tenant).await {
+    let (caller, permit) = match st.auth.admit(token.map(Credential::Token), tenant).await {
         Ok(admitted) => admitted,
         Err(e) => return e.into_response(),
     };

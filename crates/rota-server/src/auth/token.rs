@@ -1,6 +1,14 @@
 //! API key tokens: `rota_<id>_<secret>`, where `id` is 16 hex digits (public, names the key)
-//! and `secret` is 32 random bytes in hex. Only the SHA-256 of the whole token is stored; the
-//! token itself is shown once, at creation.
+//! and `secret` is 32 random bytes in hex. The token itself is shown once, at creation; what
+//! is stored is a hash it cannot be recovered from, in one of two forms:
+//!
+//! - `v2:<hex>` (every key made now): `SHA-256(SHA-256(token + FAKTORY_SALT))`. A Faktory
+//!   client never sends its password, only `SHA-256(password + salt)` for the salt the server
+//!   announces ([`proof`]); hashing that proof once more gives the stored value, so the
+//!   Faktory door can check a key without the server knowing it, and the stored value alone
+//!   does not let anyone in (it is one hash past what a client must send).
+//! - `<hex>` (keys made before): `SHA-256(token)`. Still accepted over HTTP; such a key
+//!   cannot sign in to the Faktory door (its proof cannot be checked).
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -30,12 +38,60 @@ pub fn generate() -> (String, String) {
     (format!("{PREFIX}{id}_{}", hex(&secret)), id)
 }
 
-pub fn hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+/// The salt the Faktory door announces (`HI {"s": ..., "i": 1}`). Fixed, so that stored
+/// hashes can be checked against it; keys carry 256 random bits, so a salt adds nothing
+/// against guessing.
+pub const FAKTORY_SALT: &str = "rota-faktory-v1";
+
+/// What a Faktory client sends for `token`: `SHA-256(token + salt)`, one iteration.
+pub fn proof(token: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(token.as_bytes());
+    h.update(FAKTORY_SALT.as_bytes());
+    h.finalize().into()
 }
 
-pub fn hash_hex(token: &str) -> String {
-    hex(&hash(token))
+/// The stored form of a proof.
+pub fn verifier(proof: &[u8; 32]) -> [u8; 32] {
+    Sha256::digest(proof).into()
+}
+
+/// A stored key hash, as parsed from its record.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// `SHA-256(token)`: keys made before the Faktory door.
+    Plain([u8; 32]),
+    /// [`verifier`] of the token's [`proof`].
+    Verifier([u8; 32]),
+}
+
+impl Stored {
+    /// What is stored for a new token.
+    pub fn of(token: &str) -> Stored {
+        Stored::Verifier(verifier(&proof(token)))
+    }
+
+    pub fn parse(s: &str) -> Option<Stored> {
+        match s.strip_prefix("v2:") {
+            Some(v) => parse_hex32(v).map(Stored::Verifier),
+            None => parse_hex32(s).map(Stored::Plain),
+        }
+    }
+
+    pub fn to_text(self) -> String {
+        match self {
+            Stored::Plain(h) => hex(&h),
+            Stored::Verifier(v) => format!("v2:{}", hex(&v)),
+        }
+    }
+
+    /// Whether `token` is the token this was stored for (in constant time).
+    pub fn matches(&self, token: &str) -> bool {
+        match self {
+            Stored::Plain(h) => same(&Sha256::digest(token.as_bytes()).into(), h),
+            Stored::Verifier(v) => same(&verifier(&proof(token)), v),
+        }
+    }
 }
 
 pub fn parse_hex32(s: &str) -> Option<[u8; 32]> {
@@ -71,12 +127,20 @@ mod tests {
         assert!(token.starts_with("rota_"));
         assert_eq!(key_id(&token), Some(id.as_str()));
         assert_eq!(token.len(), 5 + 16 + 1 + 64);
-        let stored = parse_hex32(&hash_hex(&token)).unwrap();
-        assert!(same(&hash(&token), &stored));
+        let stored = Stored::parse(&Stored::of(&token).to_text()).unwrap();
+        assert!(stored.matches(&token));
         let mut other = token.clone();
         other.pop();
         other.push('x');
-        assert!(!same(&hash(&other), &stored));
+        assert!(!stored.matches(&other));
+        // Keys stored before the Faktory door still match.
+        let plain = Stored::parse(&hex(&Sha256::digest(token.as_bytes()))).unwrap();
+        assert!(plain.matches(&token) && !plain.matches(&other));
+        // A Faktory client's proof, hashed once more, is what is stored.
+        let Stored::Verifier(v) = stored else {
+            panic!()
+        };
+        assert!(same(&verifier(&proof(&token)), &v));
         assert_ne!(generate().0, token);
         assert_eq!(key_id("rota_short_x"), None);
         assert_eq!(key_id("bearer"), None);

@@ -7,6 +7,7 @@ use rota_core::{NewTask, QueueKey, Timestamp};
 use rota_store::{
     ClaimRequest, Completion, Enqueued, FailureReport, Heartbeat, ListFilter, Page, StoreResult,
 };
+use std::future::Future;
 use std::time::Duration;
 
 /// A claim: lease up to `max` ready tasks, waiting up to `wait_ms` for one.
@@ -54,13 +55,29 @@ impl Service {
 
     /// Leases ready tasks; with `wait_ms`, waits for one to become ready (woken by the store's
     /// ready signal, not by polling) and answers empty when the wait or the server ends.
-    pub async fn claim(
+    pub async fn claim(&self, caller: &Caller, queue: &str, req: Claim) -> ApiResult<Vec<Task>> {
+        Ok(self
+            .claim_first(caller, &[queue], req)
+            .await?
+            .map(|(_, tasks)| tasks)
+            .unwrap_or_default())
+    }
+
+    /// [`Service::claim`] over several queues, tried in the order given: the index of the
+    /// queue the tasks came from, or `None` when none had any within the wait.
+    pub async fn claim_first(
         &self,
         caller: &Caller,
-        queue: &str,
+        queues: &[&str],
         mut req: Claim,
-    ) -> ApiResult<Vec<Task>> {
-        let key = caller.queue(queue, actions::TASKS_CLAIM)?;
+    ) -> ApiResult<Option<(usize, Vec<Task>)>> {
+        let keys = queues
+            .iter()
+            .map(|q| caller.queue(q, actions::TASKS_CLAIM))
+            .collect::<ApiResult<Vec<_>>>()?;
+        if keys.is_empty() {
+            return Err(ApiError::invalid("name at least one queue to claim from"));
+        }
         let limits = self.limits();
         check_name("worker", &req.worker, limits)?;
         if req.kinds.len() > limits.max_claim_kinds {
@@ -92,12 +109,18 @@ impl Service {
             )));
         }
         check_lease_ms("lease_ms", req.lease_ms, limits)?;
-        let tasks = self.claim_waiting(&key, req).await?;
-        m::tasks_claimed(&caller.tenant, queue, tasks.len());
-        Ok(tasks)
+        let got = self.claim_waiting(&keys, req).await?;
+        let n = got.as_ref().map_or(0, |(_, t)| t.len());
+        let i = got.as_ref().map_or(0, |(i, _)| *i);
+        m::tasks_claimed(&caller.tenant, queues[i], n);
+        Ok(got)
     }
 
-    async fn claim_waiting(&self, key: &QueueKey, req: Claim) -> ApiResult<Vec<Task>> {
+    async fn claim_waiting(
+        &self,
+        keys: &[QueueKey],
+        req: Claim,
+    ) -> ApiResult<Option<(usize, Vec<Task>)>> {
         let wait_ms = req.wait_ms;
         let req = ClaimRequest {
             worker: req.worker,
@@ -106,21 +129,35 @@ impl Service {
             lease_ms: req.lease_ms,
         };
         let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
-        let signal = self.store.ready_signal(key);
+        let signals: Vec<_> = keys.iter().map(|k| self.store.ready_signal(k)).collect();
         loop {
-            // Register for the wake-up before looking, so a task enqueued between the look and
-            // the wait still wakes this claim.
-            let notified = signal.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let tasks = self.store.claim(key, req.clone()).await?;
-            if !tasks.is_empty() || wait_ms == 0 {
-                return Ok(tasks);
+            // Register for the wake-ups before looking, so a task enqueued between the look
+            // and the wait still wakes this claim.
+            let mut woken: Vec<_> = signals.iter().map(|s| Box::pin(s.notified())).collect();
+            for w in &mut woken {
+                w.as_mut().enable();
             }
+            for (i, key) in keys.iter().enumerate() {
+                let tasks = self.store.claim(key, req.clone()).await?;
+                if !tasks.is_empty() {
+                    return Ok(Some((i, tasks)));
+                }
+            }
+            if wait_ms == 0 {
+                return Ok(None);
+            }
+            let any = std::future::poll_fn(|cx| {
+                for w in &mut woken {
+                    if w.as_mut().poll(cx).is_ready() {
+                        return std::task::Poll::Ready(());
+                    }
+                }
+                std::task::Poll::Pending
+            });
             tokio::select! {
-                _ = &mut notified => {}
-                _ = tokio::time::sleep_until(deadline) => return Ok(Vec::new()),
-                _ = self.shutdown.cancelled() => return Ok(Vec::new()),
+                _ = any => {}
+                _ = tokio::time::sleep_until(deadline) => return Ok(None),
+                _ = self.shutdown.cancelled() => return Ok(None),
             }
         }
     }

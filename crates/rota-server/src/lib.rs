@@ -11,6 +11,7 @@ pub mod bodies;
 pub mod connections;
 pub mod error;
 pub mod extract;
+pub mod faktory;
 pub mod metrics;
 pub mod service;
 
@@ -82,6 +83,8 @@ pub struct Shared {
     pub bodies: Arc<bodies::BodyBudget>,
     /// The operations every front door shares.
     pub service: service::Service,
+    /// The Faktory door's worker processes and handed-out leases.
+    pub faktory: faktory::workers::Registry,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -193,6 +196,32 @@ pub async fn run_with_auth(
     auth: Arc<auth::Auth>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let doors = Doors {
+        http: listener,
+        faktory: None,
+    };
+    run_doors(doors, store, config, clock, auth, shutdown).await
+}
+
+/// Where the server listens: the HTTP API, and the Faktory protocol if asked for.
+pub struct Doors {
+    pub http: TcpListener,
+    pub faktory: Option<TcpListener>,
+}
+
+/// [`run_with_auth`] on every door in `doors`.
+pub async fn run_doors(
+    doors: Doors,
+    store: DynStore,
+    config: ServerConfig,
+    clock: Arc<dyn Clock>,
+    auth: Arc<auth::Auth>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let Doors {
+        http: listener,
+        faktory,
+    } = doors;
     let token = CancellationToken::new();
     let metrics = metrics::handle();
     let interval = Duration::from_millis(config.maintenance_interval_ms);
@@ -211,6 +240,7 @@ pub async fn run_with_auth(
         metrics: metrics.clone(),
         auth: auth.clone(),
         bodies: Arc::new(bodies::BodyBudget::new(&config.limits)),
+        faktory: Default::default(),
     }));
     let me: Arc<str> = background::server_id().into();
     let maintenance = {
@@ -270,8 +300,12 @@ pub async fn run_with_auth(
             }
         })
     };
+    let faktory = faktory.map(|l| tokio::spawn(faktory::serve(l, state.clone())));
     let served = connections::serve(listener, router(state), &config.limits, token.clone()).await;
     on_signal.abort();
+    if let Some(f) = faktory {
+        let _ = f.await;
+    }
     token.cancel();
     let _ = maintenance.await;
     let _ = access_feed.await;

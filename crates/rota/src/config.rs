@@ -23,11 +23,22 @@ struct FileConfig {
     #[serde(default)]
     auth: Option<rota_server::auth::AuthConfig>,
     storage: Option<crate::storage::StorageFile>,
+    faktory: Option<FaktoryFile>,
+}
+
+/// `[faktory]` in the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaktoryFile {
+    /// Where to speak the Faktory protocol, e.g. 127.0.0.1:7419.
+    listen: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
+    /// The Faktory protocol's listener, when asked for.
+    pub faktory_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub storage: crate::storage::Storage,
     pub server: ServerConfig,
@@ -36,6 +47,7 @@ pub struct ServeConfig {
 /// Values given as flags or environment variables (clap reads both).
 pub struct Overrides {
     pub listen: Option<String>,
+    pub faktory_listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub config: Option<PathBuf>,
     pub database_url: Option<String>,
@@ -58,6 +70,20 @@ pub fn load(o: Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeC
     let listen: SocketAddr = listen_text.parse().with_context(|| {
         format!("listen: `{listen_text}` is not an address such as 127.0.0.1:7070")
     })?;
+    let faktory_listen = o
+        .faktory_listen
+        .or(file.faktory.and_then(|f| f.listen))
+        .map(|text| {
+            text.parse::<SocketAddr>().with_context(|| {
+                format!("faktory listen: `{text}` is not an address such as 127.0.0.1:7419")
+            })
+        })
+        .transpose()?;
+    if faktory_listen == Some(listen) {
+        bail!(
+            "faktory listen: {listen} is the HTTP address too; give the Faktory door its own port"
+        );
+    }
     let data_dir = o
         .data_dir
         .or(file.data_dir)
@@ -91,6 +117,7 @@ pub fn load(o: Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeC
     let storage = crate::storage::resolve(o.database_url, file.storage)?;
     Ok(ServeConfig {
         listen,
+        faktory_listen,
         data_dir,
         storage,
         server,
@@ -140,6 +167,7 @@ mod tests {
     fn none() -> Overrides {
         Overrides {
             listen: None,
+            faktory_listen: None,
             data_dir: None,
             config: None,
             database_url: None,
@@ -165,6 +193,7 @@ mod tests {
         .unwrap();
         let o = Overrides {
             listen: Some("127.0.0.1:9001".into()),
+            faktory_listen: None,
             data_dir: None,
             config: Some(path),
             database_url: None,
@@ -222,6 +251,7 @@ mod auth_tests {
         .unwrap();
         let o = || Overrides {
             listen: None,
+            faktory_listen: None,
             data_dir: None,
             config: Some(path.clone()),
             database_url: None,

@@ -12,6 +12,11 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:7070, or `listen` in the config file].
     #[arg(long, env = "ROTA_LISTEN", value_name = "ADDR")]
     listen: Option<String>,
+    /// Also speak the Faktory Work Protocol here (e.g. 127.0.0.1:7419), so Faktory's client
+    /// libraries work against Rota; their password is a Rota API key (docs/faktory.md)
+    /// [default: off, or `[faktory] listen` in the config file].
+    #[arg(long, env = "ROTA_FAKTORY_LISTEN", value_name = "ADDR")]
+    faktory_listen: Option<String>,
     /// Directory holding the store, created on first start with mode 0700
     /// [default: ./rota-data, or `data_dir` in the config file].
     #[arg(long, env = "ROTA_DATA_DIR", value_name = "DIR")]
@@ -39,6 +44,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let cfg = config::load(
         config::Overrides {
             listen: args.listen,
+            faktory_listen: args.faktory_listen,
             data_dir: args.data_dir,
             config: args.config,
             database_url: args.database_url,
@@ -56,6 +62,15 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
                 cfg.listen
             )
         })?;
+    let faktory = match cfg.faktory_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!(
+                "cannot listen for Faktory clients on {addr} (set another address with \
+                 --faktory-listen or ROTA_FAKTORY_LISTEN)"
+            )
+        })?),
+        None => None,
+    };
     let embedded = cfg.storage == crate::storage::Storage::Embedded;
     // The embedded store has one writer: one server per data directory. On PostgreSQL the
     // directory only keeps this server's admin token and address.
@@ -91,12 +106,18 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         let token_file = access::admin_token_path(&cfg.data_dir);
         tokio::spawn(demo(format!("http://{addr}"), admin_token, token_file));
     }
-    let served =
-        rota_server::run_with_auth(listener, store.clone(), cfg.server, clock, auth, async {
-            stop.await;
-            tracing::info!("shutting down: finishing in-flight requests");
-        })
-        .await;
+    if let Some(f) = &faktory {
+        tracing::info!(addr = %f.local_addr()?, "speaking the Faktory protocol");
+    }
+    let doors = rota_server::Doors {
+        http: listener,
+        faktory,
+    };
+    let served = rota_server::run_doors(doors, store.clone(), cfg.server, clock, auth, async {
+        stop.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
+    .await;
     rota_store::Store::close(&*store).await;
     drop(lock);
     tracing::info!("stopped");
@@ -156,6 +177,7 @@ pub async fn recover_admin(args: RecoverArgs) -> Result<()> {
     let cfg = config::load(
         config::Overrides {
             listen: None,
+            faktory_listen: None,
             data_dir: Some(args.data_dir.clone()),
             config: None,
             database_url: None,

@@ -1,0 +1,417 @@
+//! The Faktory commands, each a call into the service as the connection's caller.
+
+use super::job::{self, Pushed};
+use super::workers::{Leased, Signal, Worker};
+use super::{invalid, parse_json, Reply, Session};
+use crate::auth::{Caller, Credential};
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::service::Claim;
+use crate::AppState;
+use rota_core::TaskId;
+use rota_store::{Completion, FailureReport, Heartbeat};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// How long FETCH waits for a job, as Faktory's server does.
+const FETCH_WAIT_MS: u64 = 2_000;
+use job::DEFAULT_RESERVE_S;
+
+#[derive(Deserialize)]
+struct Hello {
+    v: Option<i64>,
+    pwdhash: Option<String>,
+    wid: Option<String>,
+    hostname: Option<String>,
+    pid: Option<i64>,
+    #[serde(default)]
+    labels: Vec<String>,
+}
+
+fn unauthorized(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorKind::Unauthenticated, "unauthorized", message)
+}
+
+/// `HELLO {...}`: checks the password proof (an API key's, or the admin token's) and records a
+/// worker process.
+pub(super) async fn hello(st: &AppState, arg: &str) -> ApiResult<Session> {
+    let h: Hello = parse_json("HELLO", arg)?;
+    if h.v.is_some_and(|v| v < 2) {
+        return Err(invalid("this server speaks protocol version 2"));
+    }
+    let proof = match (&h.pwdhash, st.auth.enabled()) {
+        (_, false) => None,
+        (None, true) => {
+            return Err(unauthorized(
+                "Invalid password: this server requires one; use a Rota API key as the password",
+            ))
+        }
+        (Some(hex), true) => Some(
+            crate::auth::token::parse_hex32(hex)
+                .ok_or_else(|| unauthorized("Invalid password: pwdhash is not 64 hex digits"))?,
+        ),
+    };
+    let cred = proof.map(|proof| Credential::FaktoryProof { proof, key: None });
+    let (caller, _permit) = st.auth.admit(cred, None).await.map_err(|e| match e.kind {
+        ErrorKind::Unauthenticated => unauthorized(format!("Invalid password: {}", e.message)),
+        _ => e,
+    })?;
+    if let Some(wid) = &h.wid {
+        crate::service::check_name("wid", wid, &st.config.limits)?;
+        st.faktory.connected(
+            &caller.tenant,
+            Worker {
+                wid: wid.clone(),
+                hostname: h.hostname.unwrap_or_default(),
+                pid: h.pid.unwrap_or(0),
+                labels: h.labels,
+                connections: 0,
+                connected_at: st.clock.now(),
+                last_beat: None,
+                signal: None,
+            },
+        );
+    }
+    Ok(Session {
+        proof,
+        key: caller.principal.key_id.clone(),
+        tenant: caller.tenant.clone(),
+        wid: h.wid,
+    })
+}
+
+/// Any command after HELLO.
+pub(super) async fn run(st: &AppState, s: &Session, verb: &str, arg: &str) -> Reply {
+    // Checked again for every command, so a revoked key stops at its next command.
+    let (caller, _permit) = match st.auth.admit(s.credential(), None).await {
+        Ok(admitted) => admitted,
+        Err(e) => return e.into(),
+    };
+    st.faktory.command();
+    let done = match verb {
+        "PUSH" => push(st, &caller, arg).await,
+        "PUSHB" => push_batch(st, &caller, arg).await,
+        "FETCH" => fetch(st, &caller, s, arg).await,
+        "ACK" => ack(st, &caller, s, arg).await,
+        "FAIL" => fail(st, &caller, s, arg).await,
+        "BEAT" => beat(st, &caller, s, arg),
+        "INFO" => info(st, &caller).await,
+        "FLUSH" => Err(ApiError::new(
+            ErrorKind::Conflict,
+            "unsupported",
+            "FLUSH is not supported: Rota keeps jobs durable and does not wipe a tenant's \
+             queues in one command; purge finished jobs per queue through the HTTP API",
+        )),
+        _ => Err(ApiError::new(
+            ErrorKind::BadRequest,
+            "unknown_command",
+            format!("unknown command `{verb}`"),
+        )),
+    };
+    done.unwrap_or_else(Reply::from)
+}
+
+async fn enqueue(
+    st: &AppState,
+    caller: &Caller,
+    jobs: Vec<Pushed>,
+    batch: bool,
+) -> Vec<(String, ApiResult<()>)> {
+    // One enqueue per queue, in the order the queues first appear.
+    let mut by_queue: BTreeMap<usize, (String, Vec<Pushed>)> = BTreeMap::new();
+    let mut first: std::collections::HashMap<String, usize> = Default::default();
+    for (i, p) in jobs.into_iter().enumerate() {
+        let slot = *first.entry(p.queue.clone()).or_insert(i);
+        by_queue
+            .entry(slot)
+            .or_insert_with(|| (p.queue.clone(), Vec::new()))
+            .1
+            .push(p);
+    }
+    let mut out = Vec::new();
+    for (_, (queue, jobs)) in by_queue {
+        let jids: Vec<String> = jobs.iter().map(|p| p.jid.clone()).collect();
+        let tasks = jobs.into_iter().map(|p| p.task).collect();
+        match st.service.enqueue(caller, &queue, tasks, batch).await {
+            Ok(done) => {
+                for (jid, e) in jids.into_iter().zip(done) {
+                    let r = if e.duplicate {
+                        Err(ApiError::new(
+                            ErrorKind::Conflict,
+                            "duplicate_jid",
+                            format!("a job with jid `{jid}` is already queued or running"),
+                        ))
+                    } else {
+                        Ok(())
+                    };
+                    out.push((jid, r));
+                }
+            }
+            Err(e) => out.extend(jids.into_iter().map(|j| (j, Err(e.clone())))),
+        }
+    }
+    out
+}
+
+async fn push(st: &AppState, caller: &Caller, arg: &str) -> ApiResult<Reply> {
+    let job: Value = parse_json("PUSH", arg)?;
+    let pushed = job::from_push(job, st.clock.now()).map_err(invalid)?;
+    let (_, r) = enqueue(st, caller, vec![pushed], false)
+        .await
+        .pop()
+        .expect("one job in, one out");
+    r.map(|()| Reply::Ok)
+}
+
+/// `PUSHB [jobs]`: answers a JSON object of `jid → error` for the jobs not pushed.
+async fn push_batch(st: &AppState, caller: &Caller, arg: &str) -> ApiResult<Reply> {
+    let jobs: Vec<Value> = parse_json("PUSHB", arg)?;
+    let now = st.clock.now();
+    let mut failed = serde_json::Map::new();
+    let mut ok = Vec::with_capacity(jobs.len());
+    for (i, j) in jobs.into_iter().enumerate() {
+        let jid = j.get("jid").and_then(Value::as_str).map(str::to_owned);
+        match job::from_push(j, now) {
+            Ok(p) => ok.push(p),
+            Err(e) => {
+                failed.insert(jid.unwrap_or_else(|| format!("[{i}]")), Value::String(e));
+            }
+        }
+    }
+    if !ok.is_empty() {
+        for (jid, r) in enqueue(st, caller, ok, true).await {
+            if let Err(e) = r {
+                failed.insert(jid, Value::String(format!("{}: {}", e.code, e.message)));
+            }
+        }
+    }
+    Ok(Reply::Bulk(Some(Value::Object(failed).to_string())))
+}
+
+/// `FETCH q1 q2 ...`: the first job of the first queue that has one, waiting up to 2 s.
+async fn fetch(st: &AppState, caller: &Caller, s: &Session, arg: &str) -> ApiResult<Reply> {
+    let queues: Vec<&str> = arg.split(' ').filter(|q| !q.is_empty()).collect();
+    if queues.is_empty() {
+        return Err(invalid(
+            "FETCH names the queues to fetch from: FETCH critical default",
+        ));
+    }
+    let limits = &st.config.limits;
+    let lease_ms = |secs: u64| {
+        secs.saturating_mul(1_000)
+            .clamp(limits.min_lease_ms, limits.max_lease_ms)
+    };
+    let req = Claim {
+        worker: s.wid.clone().unwrap_or_else(|| "faktory".into()),
+        kinds: vec![],
+        max: 1,
+        wait_ms: FETCH_WAIT_MS,
+        lease_ms: Some(lease_ms(DEFAULT_RESERVE_S)),
+    };
+    let Some((_, mut tasks)) = st.service.claim_first(caller, &queues, req).await? else {
+        return Ok(Reply::Bulk(None));
+    };
+    let Some(mut task) = tasks.pop() else {
+        return Ok(Reply::Bulk(None));
+    };
+    let (jid, job) = job::to_job(&task);
+    let token = task
+        .lease
+        .as_ref()
+        .map(|l| l.token.clone())
+        .unwrap_or_default();
+    // The job's own reservation, when it asked for another than the default.
+    if let Some(secs) = job.get("reserve_for").and_then(Value::as_u64) {
+        if lease_ms(secs) != lease_ms(DEFAULT_RESERVE_S) {
+            let hb = Heartbeat {
+                id: task.id,
+                lease: token.clone(),
+                lease_ms: Some(lease_ms(secs)),
+                progress: None,
+            };
+            task = st.service.heartbeat(caller, hb).await?;
+        }
+    }
+    st.faktory.leased(
+        &caller.tenant,
+        &jid,
+        Leased {
+            id: task.id,
+            token,
+            wid: s.wid.clone(),
+        },
+    );
+    Ok(Reply::Bulk(Some(job.to_string())))
+}
+
+#[derive(Deserialize)]
+struct JobRef {
+    jid: String,
+}
+
+/// The lease of `jid`: remembered from FETCH, or read from the task when the jid is a task id
+/// and the task is leased to this worker.
+async fn lease_of(st: &AppState, caller: &Caller, s: &Session, jid: &str) -> ApiResult<Leased> {
+    if let Some(l) = st.faktory.take_lease(&caller.tenant, jid) {
+        return Ok(l);
+    }
+    let unknown = || {
+        ApiError::new(
+            ErrorKind::NotFound,
+            "unknown_jid",
+            format!("no job `{jid}` was fetched from this server (or its lease was lost)"),
+        )
+    };
+    let id: TaskId = jid.parse().map_err(|_| unknown())?;
+    let task = st.service.get(caller, id).await?;
+    match task.lease {
+        Some(l) if s.wid.as_deref().is_none_or(|w| w == l.worker) && !l.token.is_empty() => {
+            Ok(Leased {
+                id,
+                token: l.token,
+                wid: s.wid.clone(),
+            })
+        }
+        _ => Err(unknown()),
+    }
+}
+
+async fn ack(st: &AppState, caller: &Caller, s: &Session, arg: &str) -> ApiResult<Reply> {
+    let r: JobRef = parse_json("ACK", arg)?;
+    let lease = lease_of(st, caller, s, &r.jid).await?;
+    let item = Completion {
+        id: lease.id,
+        lease: lease.token.clone(),
+        result: None,
+    };
+    let out = st.service.complete(caller, vec![item], false).await;
+    finish(st, caller, &r.jid, lease, out)
+}
+
+#[derive(Deserialize)]
+struct FailArg {
+    jid: String,
+    message: Option<String>,
+    errtype: Option<String>,
+    #[serde(default)]
+    backtrace: Vec<String>,
+}
+
+async fn fail(st: &AppState, caller: &Caller, s: &Session, arg: &str) -> ApiResult<Reply> {
+    let f: FailArg = parse_json("FAIL", arg)?;
+    let lease = lease_of(st, caller, s, &f.jid).await?;
+    let mut error = match (f.errtype.as_deref(), f.message.as_deref()) {
+        (Some(t), Some(m)) => format!("{t}: {m}"),
+        (Some(t), None) => t.to_owned(),
+        (None, Some(m)) => m.to_owned(),
+        (None, None) => "failed".to_owned(),
+    };
+    for line in &f.backtrace {
+        error.push('\n');
+        error.push_str(line);
+    }
+    // Faktory's backoff, by the number of failures so far (the service ends the job in the
+    // dead letters once its retries are spent).
+    let task = st.service.get(caller, lease.id).await?;
+    let retries = task.attempt.saturating_sub(1);
+    let report = FailureReport {
+        id: lease.id,
+        lease: lease.token.clone(),
+        error,
+        retry_in_ms: Some(job::retry_delay_ms(retries, rand::random::<u32>())),
+        dead: false,
+        temporary: false,
+    };
+    let out = st.service.fail(caller, vec![report], false).await;
+    finish(st, caller, &f.jid, lease, out)
+}
+
+/// The reply to an ACK or FAIL; a lease whose outcome was not recorded for a reason that may
+/// pass (storage unavailable, a limit) is kept for the client's retry.
+fn finish(
+    st: &AppState,
+    caller: &Caller,
+    jid: &str,
+    lease: Leased,
+    out: ApiResult<Vec<ApiResult<rota_core::Task>>>,
+) -> ApiResult<Reply> {
+    let r = out.and_then(|mut v| v.pop().expect("one outcome"));
+    match r {
+        Ok(_) => Ok(Reply::Ok),
+        Err(e) => {
+            if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::RateLimited) {
+                st.faktory.keep_lease(&caller.tenant, jid, lease);
+            }
+            Err(e)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Beat {
+    wid: String,
+}
+
+fn beat(st: &AppState, caller: &Caller, s: &Session, arg: &str) -> ApiResult<Reply> {
+    let b: Beat = parse_json("BEAT", arg)?;
+    if s.wid.as_deref() != Some(b.wid.as_str()) {
+        return Err(invalid(format!(
+            "BEAT names worker `{}`, but this connection's HELLO named {}",
+            b.wid,
+            s.wid
+                .as_deref()
+                .map_or("none".to_owned(), |w| format!("`{w}`"))
+        )));
+    }
+    Ok(
+        match st.faktory.beat(&caller.tenant, &b.wid, st.clock.now()) {
+            None => Reply::Ok,
+            Some(Signal::Quiet) => Reply::Bulk(Some(r#"{"state":"quiet"}"#.into())),
+            Some(Signal::Terminate) => Reply::Bulk(Some(r#"{"state":"terminate"}"#.into())),
+        },
+    )
+}
+
+/// `INFO`: the tenant's queues and their sizes, in the shape Faktory answers.
+async fn info(st: &AppState, caller: &Caller) -> ApiResult<Reply> {
+    let queues = st.service.queues(caller).await?;
+    let mut sizes = serde_json::Map::new();
+    let (mut enqueued, mut processed, mut failures) = (0u64, 0u64, 0u64);
+    for q in &queues {
+        enqueued += q.counts.ready;
+        processed += q.counts.succeeded;
+        failures += q.counts.dead;
+        sizes.insert(q.name.clone(), Value::from(q.counts.ready));
+    }
+    let (commands, uptime) = st.faktory.activity();
+    let now = st.clock.now().to_string();
+    // `HH:MM:SS UTC`, from the RFC 3339 time.
+    let time_of_day = now.get(11..19).unwrap_or("00:00:00");
+    let connections: usize = st
+        .faktory
+        .list(&caller.tenant)
+        .iter()
+        .map(|w| w.connections)
+        .sum();
+    let info = serde_json::json!({
+        "faktory": {
+            "total_failures": failures,
+            "total_processed": processed,
+            "total_enqueued": enqueued,
+            "total_queues": queues.len(),
+            "queues": sizes,
+            "tasks": {},
+        },
+        "server": {
+            "description": "Rota",
+            "faktory_version": env!("CARGO_PKG_VERSION"),
+            "uptime": uptime,
+            "connections": connections,
+            "command_count": commands,
+            "used_memory_mb": 0,
+        },
+        "now": now,
+        "server_utc_time": format!("{time_of_day} UTC"),
+    });
+    Ok(Reply::Bulk(Some(info.to_string())))
+}

@@ -1,0 +1,251 @@
+//! The Faktory door driven by an unmodified Faktory client library (the `faktory` crate),
+//! against the real `rota serve` binary: pushes, bulk pushes, fetch and ack, failures into
+//! retries and dead letters, scheduled jobs, and jobs crossing between the two doors.
+
+mod common;
+
+use faktory::{Client as Faktory, Job, Worker};
+use rota_client::{NewKey, NewTask};
+use rota_core::TaskState;
+use std::time::Duration;
+
+struct Rota {
+    server: common::Server,
+    /// `tcp://:<key>@127.0.0.1:<port>`: a worker key as the Faktory password.
+    url: String,
+    port: u16,
+}
+
+async fn start(dir: &std::path::Path) -> Rota {
+    let port = common::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let server = common::start_with(dir, &[("ROTA_FAKTORY_LISTEN", &addr)]).await;
+    let key = server
+        .client
+        .create_key(&NewKey {
+            name: Some("faktory worker".into()),
+            roles: vec!["producer".into(), "worker".into(), "reader".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    Rota {
+        url: format!("tcp://:{}@{addr}", key.token),
+        server,
+        port,
+    }
+}
+
+async fn worker_ok(url: &str, kind: &'static str) -> faktory::Worker<std::io::Error> {
+    Worker::builder()
+        .hostname("test-host".into())
+        .register_fn(kind, |_job| async { Ok::<(), std::io::Error>(()) })
+        .connect_to(url)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_faktory_client_pushes_fetches_acks_and_fails_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let rota = start(dir.path()).await;
+    let http = &rota.server.client;
+    let mut producer = Faktory::connect_to(&rota.url).await.unwrap();
+
+    // PUSH, then a worker FETCHes and ACKs it: the task succeeded, visible over HTTP.
+    let job = Job::builder("add")
+        .args(vec![serde_json::json!(1), serde_json::json!(2)])
+        .queue("math")
+        .build();
+    producer.enqueue(job).await.unwrap();
+    let q = http.queue("math").await.unwrap();
+    assert_eq!(q.counts.ready, 1);
+    let mut w = worker_ok(&rota.url, "add").await;
+    assert!(w.run_one(0, &["math"]).await.unwrap(), "a job was run");
+    let q = http.queue("math").await.unwrap();
+    assert_eq!((q.counts.ready, q.counts.succeeded), (0, 1));
+
+    // PUSHB: every job in; a second live job with a used jid is refused by jid.
+    let jobs: Vec<Job> = (0..3)
+        .map(|i| {
+            Job::builder("add")
+                .args(vec![serde_json::json!(i)])
+                .queue("bulk")
+                .build()
+        })
+        .collect();
+    let again = jobs[0].clone();
+    let again_jid = again.id().to_string();
+    let (n, errors) = producer.enqueue_many(jobs).await.unwrap();
+    assert_eq!((n, errors), (3, None));
+    let (n, errors) = producer.enqueue_many([again.clone()]).await.unwrap();
+    assert_eq!(n, 0);
+    let errors = errors.expect("the duplicate is reported");
+    assert!(errors[&again_jid].contains("already"), "{errors:?}");
+    assert!(producer.enqueue(again).await.is_err());
+    assert_eq!(http.queue("bulk").await.unwrap().counts.ready, 3);
+
+    // A failing job with retry 0 goes to the dead letters on its first failure, with the
+    // worker's error; with retry 2 it is scheduled again, by Faktory's backoff (15 s or more).
+    let mut failing = Worker::builder()
+        .register_fn("boom", |_job| async {
+            Err::<(), _>(std::io::Error::other("kaboom"))
+        })
+        .connect_to(&rota.url)
+        .await
+        .unwrap();
+    let mut once = Job::builder("boom").queue("fails").build();
+    once.retry = Some(0);
+    producer.enqueue(once).await.unwrap();
+    failing.run_one(0, &["fails"]).await.unwrap();
+    let dead = http
+        .list(
+            "fails",
+            &rota_client::ListOptions {
+                state: Some(TaskState::Dead),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(dead.tasks.len(), 1);
+    assert!(
+        dead.tasks[0].errors[0].message.contains("kaboom"),
+        "{:?}",
+        dead.tasks[0].errors
+    );
+    let mut twice = Job::builder("boom").queue("fails").build();
+    twice.retry = Some(2);
+    producer.enqueue(twice).await.unwrap();
+    failing.run_one(0, &["fails"]).await.unwrap();
+    let q = http.queue("fails").await.unwrap();
+    assert_eq!((q.counts.scheduled, q.counts.dead), (1, 1));
+    let retrying = http
+        .list(
+            "fails",
+            &rota_client::ListOptions {
+                state: Some(TaskState::Scheduled),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let t = &retrying.tasks[0];
+    assert_eq!((t.attempt, t.max_attempts), (1, 3));
+    let wait = t.run_at.0 - t.updated_at.0;
+    assert!((15_000..=45_000).contains(&wait), "retry in {wait} ms");
+
+    // A job scheduled with `at` waits; INFO counts the ready ones by queue.
+    let mut later = Job::builder("add").queue("later").build();
+    later.at = Some(chrono::Utc::now() + chrono::Duration::hours(1));
+    producer.enqueue(later).await.unwrap();
+    assert_eq!(http.queue("later").await.unwrap().counts.scheduled, 1);
+    let info = producer.current_info().await.unwrap();
+    assert_eq!(info.data.queues.get("bulk"), Some(&3));
+    assert_eq!(info.data.total_processed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_cross_between_the_http_and_faktory_doors() {
+    let dir = tempfile::tempdir().unwrap();
+    let rota = start(dir.path()).await;
+    let http = &rota.server.client;
+
+    // Enqueued over HTTP, fetched and acknowledged by a Faktory worker: the task id is the jid
+    // and the payload the one argument.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let task = http
+        .enqueue(
+            "mixed",
+            &NewTask::new("email", &serde_json::json!({"to": "a@b"})),
+        )
+        .await
+        .unwrap();
+    let mut w = Worker::builder()
+        .register_fn("email", move |job| {
+            let sink = sink.clone();
+            async move {
+                sink.lock()
+                    .unwrap()
+                    .push((job.id().to_string(), job.args().to_vec()));
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .connect_to(&rota.url)
+        .await
+        .unwrap();
+    assert!(w.run_one(0, &["mixed"]).await.unwrap());
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(
+        got,
+        vec![(
+            task.task.id.to_string(),
+            vec![serde_json::json!({"to": "a@b"})]
+        )]
+    );
+    assert_eq!(
+        http.get(task.task.id).await.unwrap().state,
+        TaskState::Succeeded
+    );
+
+    // Pushed over Faktory, claimed and completed by an HTTP worker: the payload is the job.
+    let mut producer = Faktory::connect_to(&rota.url).await.unwrap();
+    let job = Job::builder("report")
+        .args(vec![serde_json::json!("q3")])
+        .queue("mixed")
+        .build();
+    let jid = job.id().to_string();
+    producer.enqueue(job).await.unwrap();
+    let claimed = http
+        .claim(
+            "mixed",
+            &rota_client::ClaimOptions {
+                worker: "http-worker".into(),
+                max: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let payload: serde_json::Value = serde_json::from_str(claimed[0].payload.get()).unwrap();
+    assert_eq!(payload["jid"], jid.as_str());
+    assert_eq!(payload["args"], serde_json::json!(["q3"]));
+    assert_eq!(claimed[0].kind, "report");
+    let lease = claimed[0].lease.as_ref().unwrap().token.clone();
+    http.complete(claimed[0].id, &lease, None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_refused_and_bad_frames_close_only_their_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let rota = start(dir.path()).await;
+    let wrong = format!("tcp://:rota_0000000000000000_nope@127.0.0.1:{}", rota.port);
+    let err = Faktory::connect_to(&wrong).await.err().expect("refused");
+    assert!(format!("{err:?}").contains("Invalid password"), "{err:?}");
+
+    // A line that is not a command closes that connection; the server goes on serving.
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", rota.port))
+        .await
+        .unwrap();
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r).lines();
+    let hi = lines.next_line().await.unwrap().unwrap();
+    assert!(hi.starts_with("+HI {\"v\":2,\"i\":1,\"s\":"), "{hi}");
+    w.write_all(b"PUSH {}\r\n").await.unwrap();
+    let answer = lines.next_line().await.unwrap().unwrap();
+    assert!(answer.starts_with("-ERR send HELLO first"), "{answer}");
+    let big = vec![b'x'; 9 << 20]; // over the default limits.max_body_bytes, 8 MiB
+    let _ = w.write_all(&big).await;
+    let _ = w.write_all(b"\r\n").await;
+    let answer = tokio::time::timeout(Duration::from_secs(5), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_or_default();
+    assert!(answer.contains("limits.max_body_bytes"), "{answer}");
+    let mut ok = Faktory::connect_to(&rota.url).await.unwrap();
+    ok.enqueue(Job::builder("still").build()).await.unwrap();
+}

@@ -3,11 +3,13 @@
 //! reused.
 
 mod error;
+mod processes;
 mod types;
 pub mod worker;
 
 use error::ErrorBody;
 pub use error::{Error, ErrorDetail, Result};
+pub use processes::WorkerProcess;
 pub use types::*;
 use types::{decode, DuplicateFlag};
 

@@ -34,6 +34,10 @@ pub mod actions {
     pub const ROLES_WRITE: &str = "roles:write";
     pub const TENANTS_READ: &str = "tenants:read";
     pub const TENANTS_WRITE: &str = "tenants:write";
+    /// See the worker processes connected through the Faktory door (`workers/<wid>`).
+    pub const WORKERS_READ: &str = "workers:read";
+    /// Ask a worker process to quiet down or stop.
+    pub const WORKERS_SIGNAL: &str = "workers:signal";
 
     /// Every action, for validating custom rules and for documentation.
     pub const ALL: &[&str] = &[
@@ -55,6 +59,8 @@ pub mod actions {
         ROLES_WRITE,
         TENANTS_READ,
         TENANTS_WRITE,
+        WORKERS_READ,
+        WORKERS_SIGNAL,
     ];
 }
 
@@ -115,13 +121,13 @@ impl Rule {
         if self.resource.is_empty() || self.resource.len() > 256 {
             return Err("resource must be 1 to 256 characters".into());
         }
-        let kinds = ["queues/", "keys/", "roles/", "tenants/"];
+        let kinds = ["queues/", "keys/", "roles/", "tenants/", "workers/"];
         if !kinds
             .iter()
             .any(|k| glob_match(&self.resource, &format!("{k}x")) || self.resource.starts_with(k))
         {
             return Err(format!(
-                "resource `{}` names nothing; use queues/<name>, keys/<id>, roles/<name> or tenants/<name>, with * as a wildcard",
+                "resource `{}` names nothing; use queues/<name>, keys/<id>, roles/<name>, tenants/<name> or workers/<wid>, with * as a wildcard",
                 self.resource
             ));
         }
@@ -172,6 +178,7 @@ pub fn builtin_rules(name: &str) -> Option<&'static [Rule]> {
                     Rule::new("queues/*", "*", Effect::Allow),
                     Rule::new("keys/*", "*", Effect::Allow),
                     Rule::new("roles/*", "*", Effect::Allow),
+                    Rule::new("workers/*", "*", Effect::Allow),
                 ],
             ),
             ("producer", allow(&[TASKS_ENQUEUE, TASKS_READ, QUEUES_READ])),
@@ -186,7 +193,11 @@ pub fn builtin_rules(name: &str) -> Option<&'static [Rule]> {
                     QUEUES_READ,
                 ]),
             ),
-            ("reader", allow(&[TASKS_READ, QUEUES_READ])),
+            ("reader", {
+                let mut r = allow(&[TASKS_READ, QUEUES_READ]);
+                r.push(Rule::new("workers/*", WORKERS_READ, Effect::Allow));
+                r
+            }),
         ]
     });
     roles
@@ -500,6 +511,19 @@ mod tests {
         assert_eq!(evaluate(ta, KEYS_CREATE, "keys/x"), Decision::Allowed);
         assert_eq!(
             evaluate(ta, TENANTS_WRITE, "tenants/x"),
+            Decision::NotAllowed
+        );
+        assert_eq!(
+            evaluate(ta, WORKERS_SIGNAL, "workers/w1"),
+            Decision::Allowed
+        );
+        let reader = builtin_rules("reader").unwrap();
+        assert_eq!(
+            evaluate(reader, WORKERS_READ, "workers/*"),
+            Decision::Allowed
+        );
+        assert_eq!(
+            evaluate(reader, WORKERS_SIGNAL, "workers/w1"),
             Decision::NotAllowed
         );
         assert!(builtin_rules("nope").is_none());

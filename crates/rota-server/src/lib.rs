@@ -84,11 +84,11 @@ pub struct Shared {
     /// The operations every front door shares.
     pub service: service::Service,
     /// The Faktory door's worker processes and handed-out leases.
-    pub faktory: faktory::workers::Registry,
+    pub faktory: Arc<faktory::workers::Registry>,
 }
 
 pub fn router(state: AppState) -> Router {
-    use api::{admin, batch, queues, system, tasks};
+    use api::{admin, batch, queues, system, tasks, workers};
     let body_limit = state.config.limits.max_body_bytes;
     let v1 = Router::new()
         .route("/v1/queues", get(queues::list))
@@ -131,6 +131,9 @@ pub fn router(state: AppState) -> Router {
                 .delete(admin::delete_role),
         )
         .route("/v1/whoami", get(admin::whoami))
+        .route("/v1/workers", get(workers::list))
+        .route("/v1/workers/{wid}/quiet", post(workers::quiet))
+        .route("/v1/workers/{wid}/terminate", post(workers::terminate))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -226,12 +229,14 @@ pub async fn run_doors(
     let metrics = metrics::handle();
     let interval = Duration::from_millis(config.maintenance_interval_ms);
     let shared_config = Arc::new(config.clone());
+    let faktory_registry = Arc::new(faktory::workers::Registry::default());
     let state = AppState(Arc::new(Shared {
         service: service::Service::new(
             store.clone(),
             shared_config.clone(),
             clock.clone(),
             token.clone(),
+            faktory_registry.clone(),
         ),
         store: store.clone(),
         config: shared_config,
@@ -240,7 +245,7 @@ pub async fn run_doors(
         metrics: metrics.clone(),
         auth: auth.clone(),
         bodies: Arc::new(bodies::BodyBudget::new(&config.limits)),
-        faktory: Default::default(),
+        faktory: faktory_registry,
     }));
     let me: Arc<str> = background::server_id().into();
     let maintenance = {

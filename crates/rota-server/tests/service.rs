@@ -43,6 +43,7 @@ async fn fixture() -> Fixture {
         Arc::new(ServerConfig::default()),
         Arc::new(clock),
         CancellationToken::new(),
+        Default::default(),
     );
     Fixture {
         service,

@@ -183,6 +183,44 @@ mod tests {
     }
 
     #[test]
+    fn the_faktory_listener_comes_from_the_file_or_the_flag_and_needs_its_own_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rota.toml");
+        std::fs::write(&path, "[faktory]\nlisten = \"127.0.0.1:7419\"\n").unwrap();
+        let file = || Overrides {
+            config: Some(path.clone()),
+            ..none()
+        };
+        let c = load(file(), &env_of(&[])).unwrap();
+        assert_eq!(c.faktory_listen.unwrap().port(), 7419);
+        assert!(load(none(), &env_of(&[])).unwrap().faktory_listen.is_none());
+        let flag = Overrides {
+            faktory_listen: Some("127.0.0.1:7420".into()),
+            ..file()
+        };
+        assert_eq!(
+            load(flag, &env_of(&[]))
+                .unwrap()
+                .faktory_listen
+                .unwrap()
+                .port(),
+            7420
+        );
+        let clash = Overrides {
+            faktory_listen: Some(DEFAULT_LISTEN.into()),
+            ..none()
+        };
+        let e = format!("{:#}", load(clash, &env_of(&[])).unwrap_err());
+        assert!(e.contains("its own port"), "{e}");
+        let bad = Overrides {
+            faktory_listen: Some("7419".into()),
+            ..none()
+        };
+        let e = format!("{:#}", load(bad, &env_of(&[])).unwrap_err());
+        assert!(e.contains("faktory listen"), "{e}");
+    }
+
+    #[test]
     fn file_then_env_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rota.toml");

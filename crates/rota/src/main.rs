@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod copy;
 mod output;
+mod processes;
 mod serve;
 mod storage;
 mod worker_cmd;
@@ -102,6 +103,9 @@ enum ApiCommand {
     Role(access::RoleCmd),
     /// Show who the token is: tenant, roles, limits on queues and kinds.
     Whoami,
+    /// Worker processes connected over the Faktory protocol: list, quiet, terminate.
+    #[command(subcommand)]
+    Workers(processes::WorkersCmd),
     /// Run a command for each task of a queue.
     ///
     /// Example: rota worker emails --kinds email.send --concurrency 4 -- ./send-email.sh
@@ -119,6 +123,7 @@ impl ApiCommand {
             ApiCommand::Key(cmd) => access::key(&client, cmd, fmt).await,
             ApiCommand::Role(cmd) => access::role(&client, cmd, fmt).await,
             ApiCommand::Whoami => access::whoami(&client, fmt).await,
+            ApiCommand::Workers(cmd) => processes::workers(&client, cmd, fmt).await,
         }
     }
 }

@@ -249,3 +249,49 @@ async fn a_wrong_password_is_refused_and_bad_frames_close_only_their_connection(
     let mut ok = Faktory::connect_to(&rota.url).await.unwrap();
     ok.enqueue(Job::builder("still").build()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_process_stops_when_an_operator_asks_it_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let rota = start(dir.path()).await;
+    let http = &rota.server.client;
+    let wid = faktory::WorkerId::random();
+    let mut w = Worker::builder()
+        .wid(wid.clone())
+        .hostname("box-7".into())
+        .labels(["rust".to_owned()])
+        .register_fn("noop", |_job| async { Ok::<(), std::io::Error>(()) })
+        .connect_to(&rota.url)
+        .await
+        .unwrap();
+    let running = tokio::spawn(async move { w.run(&["idle"]).await });
+
+    // It is listed while connected, with what its HELLO said.
+    let t = std::time::Instant::now();
+    let me = loop {
+        let all = http.workers().await.unwrap();
+        if let Some(me) = all.into_iter().find(|p| p.wid == wid.to_string()) {
+            break me;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the worker never showed up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (me.hostname.as_str(), me.labels.clone()),
+        ("box-7", vec!["rust".to_owned()])
+    );
+    assert!(http.quiet_worker("nobody").await.is_err());
+
+    // Asked to terminate, it stops at its next BEAT (the crate beats every 5 s).
+    let asked = http.terminate_worker(wid.as_ref()).await.unwrap();
+    assert_eq!(asked.signal.as_deref(), Some("terminate"));
+    let stopped = tokio::time::timeout(Duration::from_secs(20), running)
+        .await
+        .expect("the worker stopped")
+        .unwrap()
+        .unwrap();
+    assert_eq!(stopped.reason, faktory::StopReason::ServerInstruction);
+}

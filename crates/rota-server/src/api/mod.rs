@@ -5,6 +5,7 @@ pub mod batch;
 pub mod queues;
 pub mod system;
 pub mod tasks;
+pub mod workers;
 
 use crate::error::{ApiError, ErrorDetail};
 use rota_core::{Json, Limits, NewTask, Task, TaskState, Timestamp};

@@ -11,6 +11,7 @@
 
 mod queues;
 mod tasks;
+mod workers;
 
 pub use tasks::{check_task, Claim};
 
@@ -34,6 +35,8 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     /// Cancelled when the server begins shutting down: long-polls return at once.
     shutdown: CancellationToken,
+    /// Worker processes connected through the Faktory door.
+    workers: Arc<crate::faktory::workers::Registry>,
 }
 
 impl Service {
@@ -42,12 +45,14 @@ impl Service {
         config: Arc<ServerConfig>,
         clock: Arc<dyn Clock>,
         shutdown: CancellationToken,
+        workers: Arc<crate::faktory::workers::Registry>,
     ) -> Service {
         Service {
             store,
             config,
             clock,
             shutdown,
+            workers,
         }
     }
 

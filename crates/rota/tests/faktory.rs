@@ -1,5 +1,5 @@
 //! The Faktory door driven by an unmodified Faktory client library (the `faktory` crate),
-//! against the real `rota serve` binary: pushes, bulk pushes, fetch and ack, failures into
+//! against the real `rota serve` binary (embedded, and PostgreSQL for the main scenario): pushes, bulk pushes, fetch and ack, failures into
 //! retries and dead letters, scheduled jobs, and jobs crossing between the two doors.
 
 mod common;
@@ -17,9 +17,30 @@ struct Rota {
 }
 
 async fn start(dir: &std::path::Path) -> Rota {
+    start_with(dir, &[]).await
+}
+
+/// On PostgreSQL: a database of the shared throwaway cluster.
+async fn start_on_postgres(dir: &std::path::Path) -> Rota {
+    let url = tokio::task::spawn_blocking(|| {
+        rota_postgres::testing::TestCluster::shared().create_database()
+    })
+    .await
+    .unwrap();
+    let admin = "faktory-pg-admin-token-0123456789abcdef0123";
+    start_with(
+        dir,
+        &[("ROTA_DATABASE_URL", &url), ("ROTA_ADMIN_TOKEN", admin)],
+    )
+    .await
+}
+
+async fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Rota {
     let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");
-    let server = common::start_with(dir, &[("ROTA_FAKTORY_LISTEN", &addr)]).await;
+    let mut env = env.to_vec();
+    env.push(("ROTA_FAKTORY_LISTEN", &addr));
+    let server = common::start_with(dir, &env).await;
     let key = server
         .client
         .create_key(&NewKey {
@@ -48,7 +69,16 @@ async fn worker_ok(url: &str, kind: &'static str) -> faktory::Worker<std::io::Er
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_faktory_client_pushes_fetches_acks_and_fails_jobs() {
     let dir = tempfile::tempdir().unwrap();
-    let rota = start(dir.path()).await;
+    pushes_fetches_acks_and_fails(start(dir.path()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_faktory_client_pushes_fetches_acks_and_fails_jobs_on_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    pushes_fetches_acks_and_fails(start_on_postgres(dir.path()).await).await;
+}
+
+async fn pushes_fetches_acks_and_fails(rota: Rota) {
     let http = &rota.server.client;
     let mut producer = Faktory::connect_to(&rota.url).await.unwrap();
 

@@ -1,6 +1,7 @@
 //! The Faktory door driven by an unmodified Faktory client library (the `faktory` crate),
-//! against the real `rota serve` binary (embedded, and PostgreSQL for the main scenario): pushes, bulk pushes, fetch and ack, failures into
-//! retries and dead letters, scheduled jobs, and jobs crossing between the two doors.
+//! against the real `rota serve` binary (the main scenario on both engines): pushes, bulk
+//! pushes, fetch and ack, failures into retries and dead letters, scheduled jobs, and jobs
+//! crossing between the two doors.
 
 mod common;
 

@@ -239,6 +239,7 @@ async fn fetch(st: &AppState, caller: &Caller, s: &Session, arg: &str) -> ApiRes
             id: task.id,
             token,
             wid: s.wid.clone(),
+            attempt: task.attempt,
         },
     );
     Ok(Reply::Bulk(Some(job.to_string())))
@@ -270,6 +271,7 @@ async fn lease_of(st: &AppState, caller: &Caller, s: &Session, jid: &str) -> Api
                 id,
                 token: l.token,
                 wid: s.wid.clone(),
+                attempt: task.attempt,
             })
         }
         _ => Err(unknown()),
@@ -312,8 +314,7 @@ async fn fail(st: &AppState, caller: &Caller, s: &Session, arg: &str) -> ApiResu
     }
     // Faktory's backoff, by the number of failures so far (the service ends the job in the
     // dead letters once its retries are spent).
-    let task = st.service.get(caller, lease.id).await?;
-    let retries = task.attempt.saturating_sub(1);
+    let retries = lease.attempt.saturating_sub(1);
     let report = FailureReport {
         id: lease.id,
         lease: lease.token.clone(),

@@ -44,6 +44,8 @@ pub struct Leased {
     pub id: TaskId,
     pub token: String,
     pub wid: Option<String>,
+    /// The attempt the lease is for (1 for the first), for FAIL's backoff.
+    pub attempt: u32,
 }
 
 /// Most leases remembered per server; beyond it the oldest are forgotten (and found again

@@ -14,6 +14,8 @@ struct Rota {
     server: common::Server,
     /// `tcp://:<key>@127.0.0.1:<port>`: a worker key as the Faktory password.
     url: String,
+    /// The same with the server's admin token.
+    admin_url: String,
     port: u16,
 }
 
@@ -53,6 +55,7 @@ async fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Rota {
         .unwrap();
     Rota {
         url: format!("tcp://:{}@{addr}", key.token),
+        admin_url: format!("tcp://:{}@{addr}", server.admin_token),
         server,
         port,
     }
@@ -174,6 +177,20 @@ async fn pushes_fetches_acks_and_fails(rota: Rota) {
     let info = producer.current_info().await.unwrap();
     assert_eq!(info.data.queues.get("bulk"), Some(&3));
     assert_eq!(info.data.total_processed, 1);
+
+    // QUEUE PAUSE and RESUME, by name and for every queue, with `queues:update` (the worker
+    // key lacks it).
+    let err = producer.queue_pause(&["bulk"]).await.unwrap_err();
+    assert!(format!("{err:?}").contains("queues:update"), "{err:?}");
+    let mut producer = Faktory::connect_to(&rota.admin_url).await.unwrap();
+    producer.queue_pause(&["bulk"]).await.unwrap();
+    assert!(http.queue("bulk").await.unwrap().settings.paused);
+    assert!(!http.queue("math").await.unwrap().settings.paused);
+    producer.queue_pause_all().await.unwrap();
+    assert!(http.queue("math").await.unwrap().settings.paused);
+    producer.queue_resume_all().await.unwrap();
+    assert!(!http.queue("bulk").await.unwrap().settings.paused);
+    assert!(producer.queue_remove(&["bulk"]).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -96,6 +96,7 @@ pub(super) async fn run(st: &AppState, s: &Session, verb: &str, arg: &str) -> Re
         "FAIL" => fail(st, &caller, s, arg).await,
         "BEAT" => beat(st, &caller, s, arg),
         "INFO" => info(st, &caller).await,
+        "QUEUE" => queue_control(st, &caller, arg).await,
         "FLUSH" => Err(ApiError::new(
             ErrorKind::Conflict,
             "unsupported",
@@ -371,6 +372,45 @@ fn beat(st: &AppState, caller: &Caller, s: &Session, arg: &str) -> ApiResult<Rep
             Some(Signal::Terminate) => Reply::Bulk(Some(r#"{"state":"terminate"}"#.into())),
         },
     )
+}
+
+/// `QUEUE PAUSE|RESUME q1 q2 …` (`*` for every queue of the tenant): claims stop and restart,
+/// through both doors. `QUEUE REMOVE` is refused for now, as FLUSH is.
+async fn queue_control(st: &AppState, caller: &Caller, arg: &str) -> ApiResult<Reply> {
+    let (action, rest) = arg.split_once(' ').unwrap_or((arg, ""));
+    let paused =
+        match action {
+            "PAUSE" => true,
+            "RESUME" => false,
+            "REMOVE" => return Err(ApiError::new(
+                ErrorKind::Conflict,
+                "unsupported",
+                "QUEUE REMOVE is not supported yet: purge finished jobs with `rota queue purge`",
+            )),
+            other => {
+                return Err(invalid(format!(
+                    "QUEUE takes PAUSE, RESUME or REMOVE, not `{other}`"
+                )))
+            }
+        };
+    let named: Vec<&str> = rest.split(' ').filter(|q| !q.is_empty()).collect();
+    if named.is_empty() {
+        return Err(invalid("QUEUE names the queues, or * for all of them"));
+    }
+    let queues: Vec<String> = if named.contains(&"*") {
+        st.service
+            .queues(caller)
+            .await?
+            .into_iter()
+            .map(|q| q.name)
+            .collect()
+    } else {
+        named.into_iter().map(str::to_owned).collect()
+    };
+    for q in &queues {
+        st.service.set_paused(caller, q, paused).await?;
+    }
+    Ok(Reply::Ok)
 }
 
 /// `INFO`: the tenant's queues and their sizes, in the shape Faktory answers.

@@ -194,11 +194,6 @@ impl PostgresStore {
     }
 
     pub(crate) async fn purge_tasks(&self, key: &QueueKey, state: TaskState) -> StoreResult<u64> {
-        if !state.is_final() {
-            return Err(StoreError::Invalid(format!(
-                "only final states (succeeded, dead, cancelled) can be purged, not {state}"
-            )));
-        }
         let client = self.conn().await?;
         let row = client
             .query_one(

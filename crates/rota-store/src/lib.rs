@@ -204,7 +204,9 @@ pub trait Store: Send + Sync + 'static {
     async fn queue_overview(&self, max: usize) -> StoreResult<QueueOverview>;
     /// Changes settings, creating the queue if it does not exist yet.
     async fn update_queue(&self, queue: &QueueKey, patch: QueuePatch) -> StoreResult<QueueInfo>;
-    /// Deletes the queue's tasks in `state`, which must be final. Returns how many.
+    /// Deletes the queue's tasks in `state`, live ones too (a worker holding a deleted task's
+    /// lease then finds it gone). Returns how many. Which states a caller may purge is the
+    /// service's rule, not the store's.
     async fn purge(&self, queue: &QueueKey, state: TaskState) -> StoreResult<u64>;
     /// Promotes due scheduled tasks, returns expired leases to the queue (or the DLQ), and
     /// deletes final tasks past their queue's retention.

@@ -61,6 +61,29 @@ async fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Rota {
     }
 }
 
+/// Sends one command after a HELLO with `password`, as a Faktory client would, and answers
+/// the reply line.
+async fn raw(port: u16, password: &str, command: &str) -> String {
+    use sha2::{Digest, Sha256};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r).lines();
+    let hi = lines.next_line().await.unwrap().unwrap();
+    let hi: serde_json::Value = serde_json::from_str(hi.trim_start_matches("+HI ")).unwrap();
+    let salt = hi["s"].as_str().unwrap();
+    let hash: String = Sha256::digest(format!("{password}{salt}"))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let hello = format!("HELLO {{\"v\":2,\"pwdhash\":\"{hash}\"}}\r\n{command}\r\n");
+    w.write_all(hello.as_bytes()).await.unwrap();
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "+OK");
+    lines.next_line().await.unwrap().unwrap()
+}
+
 async fn worker_ok(url: &str, kind: &'static str) -> faktory::Worker<std::io::Error> {
     Worker::builder()
         .hostname("test-host".into())
@@ -190,7 +213,40 @@ async fn pushes_fetches_acks_and_fails(rota: Rota) {
     assert!(http.queue("math").await.unwrap().settings.paused);
     producer.queue_resume_all().await.unwrap();
     assert!(!http.queue("bulk").await.unwrap().settings.paused);
-    assert!(producer.queue_remove(&["bulk"]).await.is_err());
+
+    // QUEUE REMOVE deletes every task of a queue, live ones too; FLUSH every queue's.
+    producer.queue_remove(&["bulk"]).await.unwrap();
+    let q = http.queue("bulk").await.unwrap();
+    assert_eq!((q.counts.ready, q.counts.succeeded), (0, 0));
+    assert_eq!(http.queue("later").await.unwrap().counts.scheduled, 1);
+    let mut worker_conn = Faktory::connect_to(&rota.url).await.unwrap();
+    let refused = worker_conn.queue_remove(&["later"]).await.unwrap_err();
+    assert!(
+        format!("{refused:?}").contains("queues:purge"),
+        "{refused:?}"
+    );
+    // FLUSH (not in this crate's API): the admin role only.
+    let key = rota
+        .url
+        .trim_start_matches("tcp://:")
+        .split('@')
+        .next()
+        .unwrap()
+        .to_owned();
+    let refused = raw(rota.port, &key, "FLUSH").await;
+    assert!(refused.starts_with("-ERR forbidden"), "{refused}");
+    assert_eq!(
+        raw(rota.port, &rota.server.admin_token, "FLUSH").await,
+        "+OK"
+    );
+    for name in ["math", "fails", "later"] {
+        let c = http.queue(name).await.unwrap().counts;
+        assert_eq!(
+            c.scheduled + c.ready + c.succeeded + c.dead,
+            0,
+            "{name}: {c:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -97,12 +97,7 @@ pub(super) async fn run(st: &AppState, s: &Session, verb: &str, arg: &str) -> Re
         "BEAT" => beat(st, &caller, s, arg),
         "INFO" => info(st, &caller).await,
         "QUEUE" => queue_control(st, &caller, arg).await,
-        "FLUSH" => Err(ApiError::new(
-            ErrorKind::Conflict,
-            "unsupported",
-            "FLUSH is not supported: Rota keeps jobs durable and does not wipe a tenant's \
-             queues in one command; purge finished jobs per queue through the HTTP API",
-        )),
+        "FLUSH" => flush(st, &caller).await,
         _ => Err(ApiError::new(
             ErrorKind::BadRequest,
             "unknown_command",
@@ -374,41 +369,59 @@ fn beat(st: &AppState, caller: &Caller, s: &Session, arg: &str) -> ApiResult<Rep
     )
 }
 
-/// `QUEUE PAUSE|RESUME q1 q2 …` (`*` for every queue of the tenant): claims stop and restart,
-/// through both doors. `QUEUE REMOVE` is refused for now, as FLUSH is.
+/// The tenant's queue names.
+async fn all_queues(st: &AppState, caller: &Caller) -> ApiResult<Vec<String>> {
+    Ok(st
+        .service
+        .queues(caller)
+        .await?
+        .into_iter()
+        .map(|q| q.name)
+        .collect())
+}
+
+/// `FLUSH`: deletes every task of every queue of the tenant. The admin role only.
+async fn flush(st: &AppState, caller: &Caller) -> ApiResult<Reply> {
+    caller.require_admin(rota_core::auth::actions::QUEUES_PURGE, "queues/*")?;
+    for q in all_queues(st, caller).await? {
+        st.service.remove_tasks(caller, &q).await?;
+    }
+    Ok(Reply::Ok)
+}
+
+/// `QUEUE PAUSE|RESUME|REMOVE q1 q2 …` (`*` for every queue of the tenant): claims stop and
+/// restart through both doors (`queues:update`), or every task of the queues is deleted
+/// (`queues:purge`).
 async fn queue_control(st: &AppState, caller: &Caller, arg: &str) -> ApiResult<Reply> {
     let (action, rest) = arg.split_once(' ').unwrap_or((arg, ""));
-    let paused =
-        match action {
-            "PAUSE" => true,
-            "RESUME" => false,
-            "REMOVE" => return Err(ApiError::new(
-                ErrorKind::Conflict,
-                "unsupported",
-                "QUEUE REMOVE is not supported yet: purge finished jobs with `rota queue purge`",
-            )),
-            other => {
-                return Err(invalid(format!(
-                    "QUEUE takes PAUSE, RESUME or REMOVE, not `{other}`"
-                )))
-            }
-        };
+    let paused = match action {
+        "PAUSE" => Some(true),
+        "RESUME" => Some(false),
+        "REMOVE" => None,
+        other => {
+            return Err(invalid(format!(
+                "QUEUE takes PAUSE, RESUME or REMOVE, not `{other}`"
+            )))
+        }
+    };
     let named: Vec<&str> = rest.split(' ').filter(|q| !q.is_empty()).collect();
     if named.is_empty() {
         return Err(invalid("QUEUE names the queues, or * for all of them"));
     }
     let queues: Vec<String> = if named.contains(&"*") {
-        st.service
-            .queues(caller)
-            .await?
-            .into_iter()
-            .map(|q| q.name)
-            .collect()
+        all_queues(st, caller).await?
     } else {
         named.into_iter().map(str::to_owned).collect()
     };
     for q in &queues {
-        st.service.set_paused(caller, q, paused).await?;
+        match paused {
+            Some(p) => {
+                st.service.set_paused(caller, q, p).await?;
+            }
+            None => {
+                st.service.remove_tasks(caller, q).await?;
+            }
+        }
     }
     Ok(Reply::Ok)
 }

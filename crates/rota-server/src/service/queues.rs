@@ -62,6 +62,17 @@ impl Service {
         Ok(self.store.update_queue(&key, patch).await?)
     }
 
+    /// Deletes every task of a queue, live ones included (Faktory's `QUEUE REMOVE` and
+    /// `FLUSH`); answers how many. A worker holding a deleted task's lease finds it gone.
+    pub async fn remove_tasks(&self, caller: &Caller, queue: &str) -> ApiResult<u64> {
+        let key = caller.queue(queue, actions::QUEUES_PURGE)?;
+        let mut n = 0;
+        for state in TaskState::ALL {
+            n += self.store.purge(&key, state).await?;
+        }
+        Ok(n)
+    }
+
     /// Deletes a queue's tasks in a final state; answers how many.
     pub async fn purge(&self, caller: &Caller, queue: &str, state: TaskState) -> ApiResult<u64> {
         let key = caller.queue(queue, actions::QUEUES_PURGE)?;

@@ -223,11 +223,6 @@ impl<'a> Ctx<'a> {
         let Some((qid, _)) = self.lookup(b, key) else {
             return Ok(Err(StoreError::QueueNotFound(key.name.clone())));
         };
-        if !state.is_final() {
-            return Ok(Err(StoreError::Invalid(format!(
-                "only final states can be purged (succeeded, dead, cancelled), not `{state}`"
-            ))));
-        }
         let n = self.tx().execute(
             "DELETE FROM tasks WHERE queue_id = ?1 AND state = ?2",
             params![qid, state.as_str()],

@@ -57,7 +57,7 @@ macro_rules! conformance_tests {
             batch_complete_reports_each_item,
             list_filters_and_paginates_newest_first,
             queue_stats_settings_and_pause,
-            purge_removes_only_final_states,
+            purge_removes_the_tasks_of_one_state,
             retention_deletes_old_final_tasks,
             tenants_are_isolated,
             data_survives_reopen,

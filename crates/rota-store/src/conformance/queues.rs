@@ -99,7 +99,7 @@ pub async fn queue_stats_settings_and_pause<H: Harness>() {
     assert_eq!(all[0].counts.running, 3);
 }
 
-pub async fn purge_removes_only_final_states<H: Harness>() {
+pub async fn purge_removes_the_tasks_of_one_state<H: Harness>() {
     let (_h, _c, s) = setup::<H>().await;
     let queue = q("purge");
     s.enqueue(&queue, vec![task("x"), task("x"), task("x")])
@@ -113,8 +113,16 @@ pub async fn purge_removes_only_final_states<H: Harness>() {
     assert_eq!(s.purge(&queue, TaskState::Dead).await.unwrap(), 0);
     let info = s.queue(&queue).await.unwrap();
     assert_eq!((info.counts.dead, info.counts.ready), (0, 1));
-    let e = s.purge(&queue, TaskState::Ready).await.unwrap_err();
-    assert!(matches!(e, StoreError::Invalid(_)), "{e:?}");
+    // Live tasks too: a purged running task's lease finds it gone.
+    s.enqueue(&queue, vec![task("x")]).await.unwrap();
+    let running = claim_one(&s, &queue).await;
+    assert_eq!(s.purge(&queue, TaskState::Running).await.unwrap(), 1);
+    assert_eq!(s.purge(&queue, TaskState::Ready).await.unwrap(), 1);
+    let info = s.queue(&queue).await.unwrap();
+    assert_eq!((info.counts.ready, info.counts.running), (0, 0));
+    let gone = complete(&s, &running).await.unwrap_err();
+    assert!(matches!(gone, StoreError::TaskNotFound(_)), "{gone:?}");
+    assert!(s.claim(&queue, claim_req(10)).await.unwrap().is_empty());
 }
 
 pub async fn retention_deletes_old_final_tasks<H: Harness>() {

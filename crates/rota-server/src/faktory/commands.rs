@@ -11,7 +11,7 @@ use rota_core::TaskId;
 use rota_store::{Completion, FailureReport, Heartbeat};
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 /// How long FETCH waits for a job, as Faktory's server does.
 const FETCH_WAIT_MS: u64 = 2_000;
@@ -114,18 +114,17 @@ async fn enqueue(
     batch: bool,
 ) -> Vec<(String, ApiResult<()>)> {
     // One enqueue per queue, in the order the queues first appear.
-    let mut by_queue: BTreeMap<usize, (String, Vec<Pushed>)> = BTreeMap::new();
-    let mut first: std::collections::HashMap<String, usize> = Default::default();
-    for (i, p) in jobs.into_iter().enumerate() {
-        let slot = *first.entry(p.queue.clone()).or_insert(i);
-        by_queue
-            .entry(slot)
-            .or_insert_with(|| (p.queue.clone(), Vec::new()))
-            .1
-            .push(p);
+    let mut groups: Vec<(String, Vec<Pushed>)> = Vec::new();
+    let mut slot: HashMap<String, usize> = HashMap::new();
+    for p in jobs {
+        let i = *slot.entry(p.queue.clone()).or_insert_with(|| {
+            groups.push((p.queue.clone(), Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push(p);
     }
     let mut out = Vec::new();
-    for (_, (queue, jobs)) in by_queue {
+    for (queue, jobs) in groups {
         let jids: Vec<String> = jobs.iter().map(|p| p.jid.clone()).collect();
         let tasks = jobs.into_iter().map(|p| p.task).collect();
         match st.service.enqueue(caller, &queue, tasks, batch).await {

@@ -11,6 +11,12 @@ use rota_client::NewTask;
 use rota_postgres::testing::TestCluster;
 use std::time::{Duration, Instant};
 
+/// `/readyz`'s status and body.
+async fn readyz(http: &reqwest::Client, url: &str) -> (u16, String) {
+    let r = http.get(format!("{url}/readyz")).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
 const ADMIN: &str = "pg-outage-admin-token-0123456789abcdef01234567";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,13 +65,8 @@ async fn a_database_outage_is_503_then_heals_by_itself() {
         let body: serde_json::Value = r.json().await.unwrap();
         assert_eq!(body["error"]["code"], "storage_unavailable", "{body}");
     }
-    let ready = http
-        .get(format!("{}/readyz", server.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
-    let text = ready.text().await.unwrap();
+    let (status, text) = readyz(&http, &server.url).await;
+    assert_eq!(status, 503);
     assert!(text.contains("storage"), "{text}");
     assert!(
         server.child.try_wait().unwrap().is_none(),
@@ -98,15 +99,10 @@ async fn a_database_outage_is_503_then_heals_by_itself() {
     // Ready again once the change feed has reconnected too (it retries with backoff).
     let t = Instant::now();
     loop {
-        let ready = http
-            .get(format!("{}/readyz", server.url))
-            .send()
-            .await
-            .unwrap();
-        if ready.status() == 200 {
+        let (status, text) = readyz(&http, &server.url).await;
+        if status == 200 {
             break;
         }
-        let text = ready.text().await.unwrap();
         assert!(
             t.elapsed() < Duration::from_secs(10),
             "still unready: {text}"
@@ -161,13 +157,8 @@ async fn an_exhausted_pool_shows_in_readyz_and_metrics() {
     let second = tokio::spawn(enqueue(server.client.clone()));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let http = reqwest::Client::new();
-    let ready = http
-        .get(format!("{}/readyz", server.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
-    let text = ready.text().await.unwrap();
+    let (status, text) = readyz(&http, &server.url).await;
+    assert_eq!(status, 503);
     assert!(text.contains("pool") && text.contains("wait"), "{text}");
     let metrics = || async {
         http.get(format!("{}/metrics", server.url))

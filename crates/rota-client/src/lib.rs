@@ -341,6 +341,28 @@ impl Client {
         .await
     }
 
+    /// Runs a scheduled task (or a retry waiting for its backoff) now.
+    pub async fn run_now(&self, id: TaskId) -> Result<Task> {
+        let path = format!("/v1/tasks/{id}/run-now");
+        self.call(Method::POST, &path, None::<&()>, Self::TIMEOUT)
+            .await
+    }
+
+    /// Sends a scheduled or ready task to the dead letters, recording `reason`.
+    pub async fn kill(&self, id: TaskId, reason: Option<&str>) -> Result<Task> {
+        let body = serde_json::json!({ "reason": reason });
+        let path = format!("/v1/tasks/{id}/kill");
+        self.call(Method::POST, &path, Some(&body), Self::TIMEOUT)
+            .await
+    }
+
+    /// Deletes a task that is not running; answers the task as it was.
+    pub async fn delete_task(&self, id: TaskId) -> Result<Task> {
+        let path = format!("/v1/tasks/{id}");
+        self.call(Method::DELETE, &path, None::<&()>, Self::TIMEOUT)
+            .await
+    }
+
     pub async fn list(&self, queue: &str, opts: &ListOptions) -> Result<TaskPage> {
         let mut q = vec![];
         if let Some(s) = opts.state {

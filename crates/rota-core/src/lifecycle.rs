@@ -5,6 +5,8 @@
 //!     ^                                                 |
 //!     +----(fail / lease expired, attempts left)--------+--(attempts spent or dead)--> dead
 //! any non-final state --(cancel)--> cancelled;  dead | cancelled --(retry)--> ready
+//! scheduled --(run now)--> ready;  scheduled | ready --(kill)--> dead
+//! any state but running --(delete)--> gone
 //! ```
 //! Engines call these rules instead of re-deciding them, so every engine agrees.
 
@@ -21,6 +23,12 @@ pub enum Event {
     Fail,
     Cancel,
     Retry,
+    /// An operator runs a scheduled task (or a retry waiting for its backoff) now.
+    RunNow,
+    /// An operator sends a waiting task to the dead letters without running it.
+    Kill,
+    /// An operator removes a task that is not running.
+    Delete,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,11 +47,15 @@ fn event_name(e: Event) -> &'static str {
         Event::Fail => "fail",
         Event::Cancel => "be cancelled",
         Event::Retry => "be retried (only dead or cancelled tasks can)",
+        Event::RunNow => "be run now (only scheduled tasks wait to run)",
+        Event::Kill => "be killed (only scheduled or ready tasks can; cancel a running one)",
+        Event::Delete => "be deleted while it runs (cancel it first)",
     }
 }
 
 /// Checks that `event` may happen in state `from`. For `Fail` the target depends on attempts
-/// (see [`after_failure`]); this returns `Scheduled` as the nominal target.
+/// (see [`after_failure`]); this returns `Scheduled` as the nominal target. `Delete` removes the
+/// task; its nominal target is the state it had.
 pub fn transition(from: TaskState, event: Event) -> Result<TaskState, InvalidTransition> {
     use TaskState::*;
     let to = match (from, event) {
@@ -54,6 +66,9 @@ pub fn transition(from: TaskState, event: Event) -> Result<TaskState, InvalidTra
         (Running, Event::Fail) => Scheduled,
         (Scheduled | Ready | Running, Event::Cancel) => Cancelled,
         (Dead | Cancelled, Event::Retry) => Ready,
+        (Scheduled, Event::RunNow) => Ready,
+        (Scheduled | Ready, Event::Kill) => Dead,
+        (s, Event::Delete) if s != Running => s,
         _ => {
             return Err(InvalidTransition {
                 from,
@@ -211,6 +226,20 @@ pub fn expired_lease_message(worker: &str) -> String {
     format!("lease expired: worker `{worker}` stopped heartbeating before the lease ended")
 }
 
+/// The error a killed task records: who killed it and why, after its last attempt.
+pub fn kill(task: &Task, reason: String, now: Timestamp) -> Task {
+    let mut t = task.clone();
+    t.errors.push(AttemptError {
+        attempt: t.attempt,
+        message: reason,
+        at: now,
+    });
+    t.state = TaskState::Dead;
+    t.finished_at = Some(now);
+    t.updated_at = now;
+    t
+}
+
 /// `task` (running) after its attempt failed with `message`: the error appended to its history,
 /// the attempt counted (or given back when `temporary`), and the task waiting for its retry or
 /// dead, without a lease. Engines store exactly this.
@@ -296,6 +325,27 @@ mod tests {
         assert!(transition(Running, Event::Claim).is_err());
         let e = transition(Succeeded, Event::Cancel).unwrap_err();
         assert_eq!(e.to_string(), "a succeeded task cannot be cancelled");
+    }
+
+    #[test]
+    fn operators_run_now_kill_and_delete_only_tasks_that_do_not_run() {
+        assert_eq!(transition(Scheduled, Event::RunNow), Ok(Ready));
+        for s in [Ready, Running, Succeeded, Dead, Cancelled] {
+            assert!(transition(s, Event::RunNow).is_err(), "{s}");
+        }
+        assert_eq!(transition(Scheduled, Event::Kill), Ok(Dead));
+        assert_eq!(transition(Ready, Event::Kill), Ok(Dead));
+        for s in [Running, Succeeded, Dead, Cancelled] {
+            assert!(transition(s, Event::Kill).is_err(), "{s}");
+        }
+        for s in [Scheduled, Ready, Succeeded, Dead, Cancelled] {
+            assert_eq!(transition(s, Event::Delete), Ok(s));
+        }
+        let e = transition(Running, Event::Delete).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "a running task cannot be deleted while it runs (cancel it first)"
+        );
     }
 
     #[test]

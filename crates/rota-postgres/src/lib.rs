@@ -14,6 +14,7 @@
 //! skewed clocks still agree who leads.
 
 mod access;
+mod changes;
 mod enqueue;
 mod ids;
 mod import;
@@ -401,11 +402,8 @@ impl Store for PostgresStore {
             .await
             .unwrap_or_else(|e| vec![Err(e); n])
     }
-    async fn cancel(&self, tenant: &str, id: TaskId) -> StoreResult<Task> {
-        self.cancel_task(tenant, id).await
-    }
-    async fn retry(&self, tenant: &str, id: TaskId) -> StoreResult<Task> {
-        self.retry_task(tenant, id).await
+    async fn change(&self, tenant: &str, id: TaskId, change: Change) -> StoreResult<Task> {
+        self.change_task(tenant, id, change).await
     }
     async fn get(&self, tenant: &str, id: TaskId) -> StoreResult<Task> {
         self.get_task(tenant, id).await

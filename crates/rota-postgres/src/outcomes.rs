@@ -1,16 +1,14 @@
-//! Outcomes of running tasks and operator actions: failures (from workers or expired
-//! leases) lock their rows and store what rota-core's `fail_attempt` returns; cancel and
-//! retry lock the task and check rota-core's transition first.
+//! Outcomes of running tasks: failures (from workers or expired leases) lock their rows and
+//! store what rota-core's `fail_attempt` returns.
 
 use crate::rows::{errors_to_sql, purge_at, state_to_sql, task_from_row, TASK_COLUMNS};
 use crate::{db, PostgresStore};
 use deadpool_postgres::GenericClient;
 use rand::Rng;
-use rota_core::lifecycle::{self, Event};
+use rota_core::lifecycle;
 use rota_core::{Backoff, QueueKey, Task, TaskId, TaskState, Timestamp};
 use rota_store::{FailureReport, StoreError, StoreResult};
 use std::collections::{HashMap, HashSet};
-use tokio_postgres::error::SqlState;
 
 /// A failed attempt to record: the task as locked, its queue's backoff and retention, the
 /// message and the worker's `(retry_in_ms, dead, temporary)`.
@@ -184,112 +182,6 @@ impl PostgresStore {
                 }
                 _ => {}
             }
-        }
-    }
-
-    /// Locks the task (in `tenant`) and checks that `event` may happen to it.
-    async fn lock_for(
-        &self,
-        tx: &impl GenericClient,
-        tenant: &str,
-        id: TaskId,
-        event: Event,
-    ) -> StoreResult<(TaskState, u64)> {
-        let row = tx
-            .query_opt(
-                "SELECT t.state, q.retention_ms FROM rota_tasks t \
-                 JOIN rota_queues q ON q.id = t.queue_id \
-                 WHERE t.id = $1 AND q.tenant = $2 FOR UPDATE OF t",
-                &[&id.as_i64(), &tenant],
-            )
-            .await
-            .map_err(db)?
-            .ok_or(StoreError::TaskNotFound(id))?;
-        let state = crate::rows::state_from_sql(row.get(0))?;
-        lifecycle::transition(state, event)
-            .map_err(|source| StoreError::InvalidState { id, source })?;
-        Ok((state, row.get::<_, i64>(1).max(0) as u64))
-    }
-
-    pub(crate) async fn cancel_task(&self, tenant: &str, id: TaskId) -> StoreResult<Task> {
-        let now = self.now();
-        let mut client = self.conn().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        let (_, retention) = self.lock_for(&tx, tenant, id, Event::Cancel).await?;
-        let row = tx
-            .query_one(
-                &format!(
-                    "UPDATE rota_tasks t SET state = 5, finished_at = $1, updated_at = $1, \
-                     lease_worker = NULL, lease_token = NULL, lease_expires_at = NULL, \
-                     purge_at = $3 FROM rota_queues q WHERE t.id = $2 AND q.id = t.queue_id \
-                     RETURNING {TASK_COLUMNS}"
-                ),
-                &[&now.0, &id.as_i64(), &purge_at(now, retention)],
-            )
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(task_from_row(&row)?.1)
-    }
-
-    pub(crate) async fn retry_task(&self, tenant: &str, id: TaskId) -> StoreResult<Task> {
-        let now = self.now();
-        let mut client = self.conn().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        self.lock_for(&tx, tenant, id, Event::Retry).await?;
-        let updated = tx
-            .query_one(
-                &format!(
-                    "UPDATE rota_tasks t SET state = 1, attempt = 0, run_at = $1, \
-                     finished_at = NULL, purge_at = NULL, updated_at = $1 \
-                     FROM rota_queues q WHERE t.id = $2 AND q.id = t.queue_id \
-                     RETURNING {TASK_COLUMNS}"
-                ),
-                &[&now.0, &id.as_i64()],
-            )
-            .await;
-        let row = match updated {
-            Ok(row) => row,
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                drop(tx);
-                return Err(self.unique_conflict(tenant, id).await);
-            }
-            Err(e) => return Err(db(e)),
-        };
-        let t = task_from_row(&row)?.1;
-        tx.commit().await.map_err(db)?;
-        self.shared
-            .signals
-            .notify(&QueueKey::new(tenant, t.queue.as_str()));
-        self.shared.notifier.ready(tenant, &t.queue);
-        Ok(t)
-    }
-
-    /// The error for a retry whose unique key another live task holds.
-    async fn unique_conflict(&self, tenant: &str, id: TaskId) -> StoreError {
-        let holder = async {
-            let client = self.conn().await?;
-            client
-                .query_opt(
-                    "SELECT o.id, o.unique_key FROM rota_tasks t JOIN rota_tasks o \
-                     ON o.queue_id = t.queue_id AND o.unique_key = t.unique_key \
-                     AND o.state IN (0, 1, 2) AND o.id <> t.id \
-                     JOIN rota_queues q ON q.id = t.queue_id WHERE t.id = $1 AND q.tenant = $2",
-                    &[&id.as_i64(), &tenant],
-                )
-                .await
-                .map_err(db)
-        };
-        match holder.await {
-            Ok(Some(r)) => StoreError::Conflict(format!(
-                "task {} holds unique_key `{}` and is not final; retrying {id} would duplicate it",
-                TaskId::from_i64(r.get(0)),
-                r.get::<_, String>(1)
-            )),
-            Ok(None) => StoreError::Conflict(format!(
-                "another live task holds task {id}'s unique_key; retrying it would duplicate it"
-            )),
-            Err(e) => e,
         }
     }
 }

@@ -88,7 +88,7 @@ pub struct Shared {
 }
 
 pub fn router(state: AppState) -> Router {
-    use api::{admin, batch, queues, system, tasks, workers};
+    use api::{admin, batch, changes, queues, system, tasks, workers};
     let body_limit = state.config.limits.max_body_bytes;
     let v1 = Router::new()
         .route("/v1/queues", get(queues::list))
@@ -102,12 +102,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/queues/{queue}/claim", post(tasks::claim))
         .route("/v1/tasks/complete", post(batch::complete_batch))
         .route("/v1/tasks/fail", post(batch::fail_batch))
-        .route("/v1/tasks/{id}", get(tasks::get))
+        .route("/v1/tasks/{id}", get(tasks::get).delete(changes::delete))
         .route("/v1/tasks/{id}/heartbeat", post(tasks::heartbeat))
         .route("/v1/tasks/{id}/complete", post(tasks::complete))
         .route("/v1/tasks/{id}/fail", post(tasks::fail))
-        .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
-        .route("/v1/tasks/{id}/retry", post(tasks::retry))
+        .route("/v1/tasks/{id}/cancel", post(changes::cancel))
+        .route("/v1/tasks/{id}/retry", post(changes::retry))
+        .route("/v1/tasks/{id}/run-now", post(changes::run_now))
+        .route("/v1/tasks/{id}/kill", post(changes::kill))
         .route(
             "/v1/admin/tenants",
             get(admin::list_tenants).post(admin::create_tenant),

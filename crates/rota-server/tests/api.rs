@@ -355,28 +355,6 @@ async fn list_filters_and_paginates() {
 }
 
 #[tokio::test]
-async fn cancel_and_retry() {
-    let s = TestServer::start().await;
-    let t = s.enqueue("c", json!({"kind": "x"})).await;
-    let c = s
-        .post(&format!("/v1/tasks/{}/cancel", id(&t)), json!({}))
-        .await;
-    assert_eq!(c.status, 200);
-    assert_eq!(c.body["state"], "cancelled");
-    let msg = s
-        .post(&format!("/v1/tasks/{}/cancel", id(&t)), json!({}))
-        .await
-        .assert_error(409, "invalid_state")
-        .to_owned();
-    assert!(msg.contains("cancelled task cannot be cancelled"), "{msg}");
-    let r = s
-        .post(&format!("/v1/tasks/{}/retry", id(&t)), json!({}))
-        .await;
-    assert_eq!(r.body["state"], "ready");
-    s.stop().await;
-}
-
-#[tokio::test]
 async fn queues_stats_settings_pause_and_purge() {
     let s = TestServer::start().await;
     for _ in 0..3 {

@@ -429,6 +429,24 @@ async fn built_in_roles_allow_what_they_say_and_nothing_else() {
             None,
             &["tenant-admin"],
         ),
+        (
+            "POST",
+            format!("/v1/tasks/{tid}/run-now"),
+            None,
+            &["tenant-admin"],
+        ),
+        (
+            "POST",
+            format!("/v1/tasks/{tid}/kill"),
+            Some(json!({"reason": 7})),
+            &["tenant-admin"],
+        ),
+        (
+            "DELETE",
+            format!("/v1/tasks/{tid}"),
+            None,
+            &["tenant-admin"],
+        ),
         ("GET", "/v1/keys".into(), None, &["tenant-admin"]),
         (
             "POST",

@@ -275,14 +275,9 @@ impl Store for SqliteStore {
             .unwrap_or_else(|e| vec![Err(e); n])
     }
 
-    async fn cancel(&self, tenant: &str, id: TaskId) -> StoreResult<Task> {
+    async fn change(&self, tenant: &str, id: TaskId, change: Change) -> StoreResult<Task> {
         let t = tenant.to_owned();
-        self.send(|r| Op::Cancel(t, id, r)).await?
-    }
-
-    async fn retry(&self, tenant: &str, id: TaskId) -> StoreResult<Task> {
-        let t = tenant.to_owned();
-        self.send(|r| Op::Retry(t, id, r)).await?
+        self.send(|r| Op::Change(t, id, change, r)).await?
     }
 
     async fn get(&self, tenant: &str, id: TaskId) -> StoreResult<Task> {

@@ -12,7 +12,7 @@ pub use signals::ReadySignals;
 
 use async_trait::async_trait;
 pub use rota_core::auth::{KeyRecord, RoleRecord, TenantRecord};
-use rota_core::lifecycle::{InvalidTransition, LeaseLoss};
+use rota_core::lifecycle::{Event, InvalidTransition, LeaseLoss};
 use rota_core::{Json, QueueInfo, QueueKey, QueuePatch, Task, TaskId, TaskState, Timestamp};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -174,6 +174,35 @@ pub enum AuthChange {
     },
 }
 
+/// What an operator does to one task by its id, through [`Store::change`]. The transitions
+/// are [`rota_core::lifecycle`]'s; a task that may not take one answers `InvalidState`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Any task not final → cancelled (a running one loses its lease).
+    Cancel,
+    /// Dead or cancelled → ready, its attempts reset; refused while another live task holds
+    /// its unique key.
+    Retry,
+    /// Scheduled (or waiting for a retry) → ready now, its attempts kept.
+    RunNow,
+    /// Scheduled or ready → dead without running, `reason` recorded as its last error.
+    Kill { reason: String },
+    /// Any task not running → removed, with its unique key.
+    Delete,
+}
+
+impl Change {
+    pub fn event(&self) -> Event {
+        match self {
+            Change::Cancel => Event::Cancel,
+            Change::Retry => Event::Retry,
+            Change::RunNow => Event::RunNow,
+            Change::Kill { .. } => Event::Kill,
+            Change::Delete => Event::Delete,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Enqueues all tasks in one atomic write, creating the queue on first use.
@@ -189,9 +218,9 @@ pub trait Store: Send + Sync + 'static {
     /// One outcome per item, in order; the items that succeed are committed together.
     async fn complete(&self, tenant: &str, items: Vec<Completion>) -> Vec<StoreResult<Task>>;
     async fn fail(&self, tenant: &str, items: Vec<FailureReport>) -> Vec<StoreResult<Task>>;
-    async fn cancel(&self, tenant: &str, id: TaskId) -> StoreResult<Task>;
-    /// A dead or cancelled task back to ready with its attempts reset.
-    async fn retry(&self, tenant: &str, id: TaskId) -> StoreResult<Task>;
+    /// An operator's change to one task (see [`Change`]): the task as it is after, or as it was
+    /// for a delete.
+    async fn change(&self, tenant: &str, id: TaskId, change: Change) -> StoreResult<Task>;
     async fn get(&self, tenant: &str, id: TaskId) -> StoreResult<Task>;
     async fn list(&self, queue: &QueueKey, filter: ListFilter) -> StoreResult<Page>;
     async fn queues(&self, tenant: &str) -> StoreResult<Vec<QueueInfo>>;

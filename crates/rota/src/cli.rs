@@ -46,6 +46,18 @@ pub enum TaskCmd {
     Cancel { id: String },
     /// Bring a dead or cancelled task back. Example: rota task retry <id>
     Retry { id: String },
+    /// Run a scheduled task, or a retry waiting for its backoff, now. Example: rota task run-now <id>
+    RunNow { id: String },
+    /// Send a scheduled or ready task to the dead letters without running it.
+    /// Example: rota task kill <id> --reason "customer closed"
+    Kill {
+        id: String,
+        /// Recorded as the task's last error.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Delete a task that is not running. Example: rota task delete <id>
+    Delete { id: String },
     /// List a queue's tasks, newest first. Example: rota task list emails --state dead
     List {
         queue: String,
@@ -199,6 +211,11 @@ pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
         TaskCmd::Get { id } => show_task(c.get(task_id(&id)?).await?, fmt),
         TaskCmd::Cancel { id } => show_task(c.cancel(task_id(&id)?).await?, fmt),
         TaskCmd::Retry { id } => show_task(c.retry(task_id(&id)?).await?, fmt),
+        TaskCmd::RunNow { id } => show_task(c.run_now(task_id(&id)?).await?, fmt),
+        TaskCmd::Kill { id, reason } => {
+            show_task(c.kill(task_id(&id)?, reason.as_deref()).await?, fmt)
+        }
+        TaskCmd::Delete { id } => show_task(c.delete_task(task_id(&id)?).await?, fmt),
         TaskCmd::List {
             queue,
             state,

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod batch;
+pub mod changes;
 pub mod queues;
 pub mod system;
 pub mod tasks;

@@ -219,28 +219,6 @@ pub async fn get(
     Ok(axum::Json(st.service.get(&caller, task_id(&id)?).await?))
 }
 
-#[utoipa::path(post, path = "/v1/tasks/{id}/cancel", tag = "tasks", params(("id" = String, Path)),
-    responses((status = 200, body = rota_core::Task), (status = 404, body = ErrorBody),
-        (status = 409, description = "already final", body = ErrorBody)))]
-pub async fn cancel(
-    State(st): State<AppState>,
-    caller: Caller,
-    ApiPath(id): ApiPath<String>,
-) -> ApiResult<axum::Json<rota_core::Task>> {
-    Ok(axum::Json(st.service.cancel(&caller, task_id(&id)?).await?))
-}
-
-#[utoipa::path(post, path = "/v1/tasks/{id}/retry", tag = "tasks", params(("id" = String, Path)),
-    responses((status = 200, body = rota_core::Task), (status = 404, body = ErrorBody),
-        (status = 409, description = "not dead or cancelled", body = ErrorBody)))]
-pub async fn retry(
-    State(st): State<AppState>,
-    caller: Caller,
-    ApiPath(id): ApiPath<String>,
-) -> ApiResult<axum::Json<rota_core::Task>> {
-    Ok(axum::Json(st.service.retry(&caller, task_id(&id)?).await?))
-}
-
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {

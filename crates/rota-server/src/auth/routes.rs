@@ -33,6 +33,7 @@ fn permission(method: &Method, route: &str) -> Option<(&'static str, On)> {
         "/v1/tasks/complete" | "/v1/tasks/{id}/complete" if post => (TASKS_COMPLETE, On::SomeQueue),
         "/v1/tasks/fail" | "/v1/tasks/{id}/fail" if post => (TASKS_FAIL, On::SomeQueue),
         "/v1/tasks/{id}/heartbeat" if post => (TASKS_HEARTBEAT, On::SomeQueue),
+        "/v1/tasks/{id}/kill" if post => (TASKS_CANCEL, On::SomeQueue),
         "/v1/keys" if post => (KEYS_CREATE, On::Resource("keys/*")),
         "/v1/roles/{name}" if method == Method::PUT => (ROLES_WRITE, On::Named("roles/")),
         "/v1/admin/tenants" | "/v1/admin/tenants/{tenant}" if post || method == Method::PATCH => {

@@ -1,11 +1,12 @@
 //! Task operations: enqueue, claim (waiting for work), heartbeat, complete, fail, get, list,
-//! cancel, retry.
+//! and an operator's changes (cancel, retry, run now, kill, delete).
 
 use super::*;
 use crate::metrics as m;
 use rota_core::{NewTask, QueueKey, Timestamp};
 use rota_store::{
-    ClaimRequest, Completion, Enqueued, FailureReport, Heartbeat, ListFilter, Page, StoreResult,
+    Change, ClaimRequest, Completion, Enqueued, FailureReport, Heartbeat, ListFilter, Page,
+    StoreResult,
 };
 use std::future::Future;
 use std::time::Duration;
@@ -302,20 +303,25 @@ impl Service {
         Ok(page)
     }
 
-    /// Cancels a task that is not final.
-    pub async fn cancel(&self, caller: &Caller, id: TaskId) -> ApiResult<Task> {
-        self.authorize_task(caller, actions::TASKS_CANCEL, id)
-            .await?;
-        let t = self.store.cancel(&caller.tenant, id).await?;
-        m::task_outcome(&caller.tenant, &t.queue, t.state);
+    /// An operator's change to one task: cancel (`tasks:cancel`), retry or run now
+    /// (`tasks:retry`), kill (`tasks:cancel`), delete (`queues:purge`). Answers the task as it is
+    /// after, or as it was before a delete.
+    pub async fn change(&self, caller: &Caller, id: TaskId, mut change: Change) -> ApiResult<Task> {
+        if let Change::Kill { reason } = &mut change {
+            truncate_error(reason, self.limits().max_error_len);
+        }
+        let action = match change {
+            Change::Cancel | Change::Kill { .. } => actions::TASKS_CANCEL,
+            Change::Retry | Change::RunNow => actions::TASKS_RETRY,
+            Change::Delete => actions::QUEUES_PURGE,
+        };
+        self.authorize_task(caller, action, id).await?;
+        let counted = matches!(change, Change::Cancel | Change::Kill { .. });
+        let t = self.store.change(&caller.tenant, id, change).await?;
+        if counted {
+            m::task_outcome(&caller.tenant, &t.queue, t.state);
+        }
         Ok(t)
-    }
-
-    /// Brings a dead or cancelled task back to ready.
-    pub async fn retry(&self, caller: &Caller, id: TaskId) -> ApiResult<Task> {
-        self.authorize_task(caller, actions::TASKS_RETRY, id)
-            .await?;
-        Ok(self.store.retry(&caller.tenant, id).await?)
     }
 }
 

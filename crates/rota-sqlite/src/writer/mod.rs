@@ -13,6 +13,7 @@
 //! fails the requests that happened to share its commit.
 
 mod access;
+mod changes;
 mod ctx;
 mod lanes;
 mod maintenance;
@@ -24,8 +25,8 @@ use ctx::Ctx;
 use lanes::Lanes;
 use rota_core::{IdGenerator, NewTask, QueueKey, QueuePatch, Task, TaskId, TaskState, Timestamp};
 use rota_store::{
-    AuthChange, ClaimRequest, Completion, Enqueued, FailureReport, Heartbeat, MaintenanceReport,
-    StoreError, StoreResult,
+    AuthChange, Change, ClaimRequest, Completion, Enqueued, FailureReport, Heartbeat,
+    MaintenanceReport, StoreError, StoreResult,
 };
 use rusqlite::{Connection, TransactionBehavior};
 use std::collections::HashSet;
@@ -49,8 +50,7 @@ pub enum Op {
     Heartbeat(String, Heartbeat, Reply<StoreResult<Task>>),
     Complete(String, Vec<Completion>, Reply<Vec<StoreResult<Task>>>),
     Fail(String, Vec<FailureReport>, Reply<Vec<StoreResult<Task>>>),
-    Cancel(String, TaskId, Reply<StoreResult<Task>>),
-    Retry(String, TaskId, Reply<StoreResult<Task>>),
+    Change(String, TaskId, Change, Reply<StoreResult<Task>>),
     UpdateQueue(QueueKey, QueuePatch, Reply<StoreResult<()>>),
     Purge(QueueKey, TaskState, Reply<StoreResult<u64>>),
     Maintenance(Reply<StoreResult<MaintenanceReport>>),
@@ -77,11 +77,9 @@ impl Op {
             Op::Enqueue(q, ..) | Op::Claim(q, ..) | Op::UpdateQueue(q, ..) | Op::Purge(q, ..) => {
                 Some(&q.tenant)
             }
-            Op::Heartbeat(t, ..)
-            | Op::Complete(t, ..)
-            | Op::Fail(t, ..)
-            | Op::Cancel(t, ..)
-            | Op::Retry(t, ..) => Some(t),
+            Op::Heartbeat(t, ..) | Op::Complete(t, ..) | Op::Fail(t, ..) | Op::Change(t, ..) => {
+                Some(t)
+            }
             Op::Auth(..) | Op::Maintenance(_) | Op::Probe(_) => None,
         }
     }
@@ -108,8 +106,9 @@ impl Op {
             Op::Heartbeat(tenant, hb, _) => Answer::Task(Box::new(ctx.heartbeat(b, tenant, hb)?)),
             Op::Complete(tenant, items, _) => Answer::Each(ctx.complete(b, tenant, items)?),
             Op::Fail(tenant, items, _) => Answer::Each(ctx.fail(b, tenant, items)?),
-            Op::Cancel(tenant, id, _) => Answer::Task(Box::new(ctx.cancel(b, tenant, *id)?)),
-            Op::Retry(tenant, id, _) => Answer::Task(Box::new(ctx.retry(b, tenant, *id)?)),
+            Op::Change(tenant, id, change, _) => {
+                Answer::Task(Box::new(ctx.change(b, tenant, *id, change)?))
+            }
             Op::UpdateQueue(q, patch, _) => Answer::Unit(ctx.update_queue(b, q, patch)?),
             Op::Purge(q, state, _) => Answer::Count(ctx.purge(b, q, *state)?),
             Op::Maintenance(_) => Answer::Report(ctx.maintenance(b)?),
@@ -137,7 +136,7 @@ impl Op {
         match self {
             Op::Enqueue(.., r) => reply!(r, Answer::Enqueued(v) => v, Err),
             Op::Claim(.., r) => reply!(r, Answer::Tasks(v) => v, Err),
-            Op::Heartbeat(.., r) | Op::Cancel(.., r) | Op::Retry(.., r) => {
+            Op::Heartbeat(.., r) | Op::Change(.., r) => {
                 reply!(r, Answer::Task(v) => *v, Err)
             }
             Op::Complete(.., r) | Op::Fail(.., r) => {

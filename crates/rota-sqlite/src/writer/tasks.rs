@@ -1,4 +1,4 @@
-//! Task writes: enqueue, claim, heartbeat, complete, fail, cancel, retry. The rules (which
+//! Task writes: enqueue, claim, heartbeat, complete, fail. The rules (which
 //! transition is allowed, where a failure leads, whether a lease holds) are rota-core's; this
 //! file stores their outcome.
 
@@ -8,7 +8,7 @@ use crate::rows::{
     errors_to_sql, tags_to_sql, task_from_row, token_to_string, TaskRow, TASK_COLUMNS,
 };
 use rand::Rng;
-use rota_core::lifecycle::{self, Event};
+use rota_core::lifecycle;
 use rota_core::{Lease, NewTask, QueueKey, Task, TaskId, TaskState, Timestamp};
 use rota_store::{
     ClaimRequest, Completion, Enqueued, FailureReport, Heartbeat, StoreError, StoreResult,
@@ -345,83 +345,5 @@ impl Ctx<'_> {
             _ => {}
         }
         Ok(t)
-    }
-
-    /// The task's queue, state and unique key, if it exists in `tenant`.
-    fn find(
-        &self,
-        b: &Batch,
-        tenant: &str,
-        id: TaskId,
-    ) -> rusqlite::Result<Option<(i64, TaskState, Option<String>)>> {
-        let row = self
-            .tx()
-            .prepare_cached("SELECT queue_id, state, unique_key FROM tasks WHERE id = ?1")?
-            .query_row([id.as_i64()], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                ))
-            })
-            .optional()?;
-        let Some((qid, state, key)) = row else {
-            return Ok(None);
-        };
-        if self.queue_key(b, qid).is_none_or(|k| k.tenant != tenant) {
-            return Ok(None);
-        }
-        Ok(Some((qid, crate::rows::state_from_sql(&state)?, key)))
-    }
-
-    pub fn cancel(&mut self, b: &mut Batch, tenant: &str, id: TaskId) -> Res<Task> {
-        let Some((qid, state, _)) = self.find(b, tenant, id)? else {
-            return Ok(Err(StoreError::TaskNotFound(id)));
-        };
-        if let Err(source) = lifecycle::transition(state, Event::Cancel) {
-            return Ok(Err(StoreError::InvalidState { id, source }));
-        }
-        let purge = purge_at(b.now, self.settings_of(b, qid).retention_ms);
-        let sql = format!(
-            "UPDATE tasks SET state = 'cancelled', finished_at = ?1, updated_at = ?1, \
-             lease_worker = NULL, lease_token = NULL, lease_expires_at = NULL, purge_at = ?3 \
-             WHERE id = ?2 RETURNING {TASK_COLUMNS}"
-        );
-        let t = self.update_returning(b, &sql, params![b.now.0, id.as_i64(), purge])?;
-        b.delta.moved(qid, Some(state), Some(TaskState::Cancelled));
-        Ok(Ok(t))
-    }
-
-    pub fn retry(&mut self, b: &mut Batch, tenant: &str, id: TaskId) -> Res<Task> {
-        let Some((qid, state, unique_key)) = self.find(b, tenant, id)? else {
-            return Ok(Err(StoreError::TaskNotFound(id)));
-        };
-        if let Err(source) = lifecycle::transition(state, Event::Retry) {
-            return Ok(Err(StoreError::InvalidState { id, source }));
-        }
-        if let Some(k) = unique_key {
-            let holder: Option<i64> = self
-                .tx()
-                .prepare_cached(
-                    "SELECT id FROM tasks WHERE queue_id = ?1 AND unique_key = ?2 \
-                     AND state IN ('scheduled', 'ready', 'running')",
-                )?
-                .query_row(params![qid, k], |r| r.get(0))
-                .optional()?;
-            if let Some(other) = holder {
-                return Ok(Err(StoreError::Conflict(format!(
-                    "task {} holds unique_key `{k}` and is not final; retrying {id} would duplicate it",
-                    TaskId::from_i64(other)
-                ))));
-            }
-        }
-        let sql = format!(
-            "UPDATE tasks SET state = 'ready', attempt = 0, run_at = ?1, finished_at = NULL, \
-             purge_at = NULL, updated_at = ?1 WHERE id = ?2 RETURNING {TASK_COLUMNS}"
-        );
-        let t = self.update_returning(b, &sql, params![b.now.0, id.as_i64()])?;
-        b.delta.moved(qid, Some(state), Some(TaskState::Ready));
-        b.ready.insert(qid);
-        Ok(Ok(t))
     }
 }

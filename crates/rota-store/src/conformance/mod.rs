@@ -4,11 +4,13 @@
 //! in a test file; each body below becomes one `#[tokio::test]` there. Bodies drive a
 //! [`ManualClock`] and call [`Store::run_maintenance`] themselves, so nothing sleeps.
 
+mod changes;
 mod peers;
 mod queues;
 mod tasks;
 mod tenants;
 
+pub use changes::*;
 pub use peers::*;
 pub use queues::*;
 pub use tasks::*;
@@ -54,6 +56,9 @@ macro_rules! conformance_tests {
             retry_brings_a_dead_task_back,
             unique_key_deduplicates_live_tasks,
             cancel_only_non_final_tasks,
+            run_now_starts_a_waiting_task_and_keeps_its_attempts,
+            kill_sends_a_waiting_task_to_the_dead_letters,
+            delete_removes_a_task_that_is_not_running,
             batch_complete_reports_each_item,
             list_filters_and_paginates_newest_first,
             queue_stats_settings_and_pause,

@@ -142,7 +142,7 @@ pub async fn retention_deletes_old_final_tasks<H: Harness>() {
     complete(&s, &c).await.unwrap();
     clock.advance_ms(30_000);
     let b = enqueue_one(&s, &queue, task("x")).await;
-    s.cancel("default", b.id).await.unwrap();
+    s.change("default", b.id, Change::Cancel).await.unwrap();
     clock.advance_ms(30_000);
     assert_eq!(s.run_maintenance().await.unwrap().deleted, 1);
     assert_eq!(
@@ -166,7 +166,7 @@ pub async fn tenants_are_isolated<H: Harness>() {
     );
     assert!(s.claim(&globex, claim_req(5)).await.unwrap().is_empty());
     assert_eq!(
-        s.cancel("globex", t.id).await.unwrap_err(),
+        s.change("globex", t.id, Change::Cancel).await.unwrap_err(),
         StoreError::TaskNotFound(t.id)
     );
     let c = claim_one(&s, &acme).await;
@@ -257,11 +257,11 @@ pub async fn unknown_tasks_and_queues_are_not_found<H: Harness>() {
         StoreError::TaskNotFound(id)
     );
     assert_eq!(
-        s.cancel("default", id).await.unwrap_err(),
+        s.change("default", id, Change::Cancel).await.unwrap_err(),
         StoreError::TaskNotFound(id)
     );
     assert_eq!(
-        s.retry("default", id).await.unwrap_err(),
+        s.change("default", id, Change::Retry).await.unwrap_err(),
         StoreError::TaskNotFound(id)
     );
     let hb = Heartbeat {

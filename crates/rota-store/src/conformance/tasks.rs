@@ -287,14 +287,14 @@ pub async fn retry_brings_a_dead_task_back<H: Harness>() {
     let t = enqueue_one(&s, &queue, task("x")).await;
     let c = claim_one(&s, &queue).await;
     fail(&s, &c, None, true).await.unwrap();
-    let r = s.retry("default", t.id).await.unwrap();
+    let r = s.change("default", t.id, Change::Retry).await.unwrap();
     assert_eq!(r.state, TaskState::Ready);
     assert_eq!(r.attempt, 0);
     assert!(r.finished_at.is_none());
     assert_eq!(r.errors.len(), 1, "history is kept");
     let c = claim_one(&s, &queue).await;
     assert_eq!(c.attempt, 1);
-    let e = s.retry("default", t.id).await.unwrap_err();
+    let e = s.change("default", t.id, Change::Retry).await.unwrap_err();
     assert!(matches!(e, StoreError::InvalidState { .. }), "{e:?}");
 }
 
@@ -330,23 +330,26 @@ pub async fn cancel_only_non_final_tasks<H: Harness>() {
     let (_h, _c, s) = setup::<H>().await;
     let queue = q("cancel");
     let a = enqueue_one(&s, &queue, task("x")).await;
-    let c = s.cancel("default", a.id).await.unwrap();
+    let c = s.change("default", a.id, Change::Cancel).await.unwrap();
     assert_eq!(c.state, TaskState::Cancelled);
     assert!(c.finished_at.is_some());
     assert!(s.claim(&queue, claim_req(1)).await.unwrap().is_empty());
-    let e = s.cancel("default", a.id).await.unwrap_err();
+    let e = s.change("default", a.id, Change::Cancel).await.unwrap_err();
     assert!(matches!(e, StoreError::InvalidState { .. }), "{e:?}");
     // A running task can be cancelled; its worker's lease is then lost.
     enqueue_one(&s, &queue, task("x")).await;
     let r = claim_one(&s, &queue).await;
-    s.cancel("default", r.id).await.unwrap();
+    s.change("default", r.id, Change::Cancel).await.unwrap();
     assert_eq!(
         complete(&s, &r).await.unwrap_err(),
         StoreError::LeaseLost(r.id, LeaseLoss::Final(TaskState::Cancelled))
     );
     // Cancelled tasks can be retried.
     assert_eq!(
-        s.retry("default", a.id).await.unwrap().state,
+        s.change("default", a.id, Change::Retry)
+            .await
+            .unwrap()
+            .state,
         TaskState::Ready
     );
 }
@@ -461,9 +464,9 @@ pub async fn returned_tasks_match_what_is_stored<H: Harness>() {
     assert_eq!(c2.id, e2.id);
     let dead = fail(&s, &c2, None, true).await.unwrap();
     check(&s, &dead).await;
-    let r = s.retry("default", dead.id).await.unwrap();
+    let r = s.change("default", dead.id, Change::Retry).await.unwrap();
     check(&s, &r).await;
-    let x = s.cancel("default", r.id).await.unwrap();
+    let x = s.change("default", r.id, Change::Cancel).await.unwrap();
     check(&s, &x).await;
 }
 

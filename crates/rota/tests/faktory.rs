@@ -62,7 +62,7 @@ async fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Rota {
 }
 
 /// Sends one command after a HELLO with `password`, as a Faktory client would, and answers
-/// the reply line.
+/// the reply line (a bulk reply's content).
 async fn raw(port: u16, password: &str, command: &str) -> String {
     use sha2::{Digest, Sha256};
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -81,7 +81,11 @@ async fn raw(port: u16, password: &str, command: &str) -> String {
     let hello = format!("HELLO {{\"v\":2,\"pwdhash\":\"{hash}\"}}\r\n{command}\r\n");
     w.write_all(hello.as_bytes()).await.unwrap();
     assert_eq!(lines.next_line().await.unwrap().unwrap(), "+OK");
-    lines.next_line().await.unwrap().unwrap()
+    let reply = lines.next_line().await.unwrap().unwrap();
+    if reply.starts_with('$') && reply != "$-1" {
+        return lines.next_line().await.unwrap().unwrap();
+    }
+    reply
 }
 
 async fn worker_ok(url: &str, kind: &'static str) -> faktory::Worker<std::io::Error> {
@@ -96,16 +100,20 @@ async fn worker_ok(url: &str, kind: &'static str) -> faktory::Worker<std::io::Er
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_faktory_client_pushes_fetches_acks_and_fails_jobs() {
     let dir = tempfile::tempdir().unwrap();
-    pushes_fetches_acks_and_fails(start(dir.path()).await).await;
+    let rota = start(dir.path()).await;
+    pushes_fetches_acks_and_fails(&rota).await;
+    mutates_the_retry_scheduled_and_dead_sets(&rota).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_faktory_client_pushes_fetches_acks_and_fails_jobs_on_postgresql() {
     let dir = tempfile::tempdir().unwrap();
-    pushes_fetches_acks_and_fails(start_on_postgres(dir.path()).await).await;
+    let rota = start_on_postgres(dir.path()).await;
+    pushes_fetches_acks_and_fails(&rota).await;
+    mutates_the_retry_scheduled_and_dead_sets(&rota).await;
 }
 
-async fn pushes_fetches_acks_and_fails(rota: Rota) {
+async fn pushes_fetches_acks_and_fails(rota: &Rota) {
     let http = &rota.server.client;
     let mut producer = Faktory::connect_to(&rota.url).await.unwrap();
 
@@ -247,6 +255,99 @@ async fn pushes_fetches_acks_and_fails(rota: Rota) {
             "{name}: {c:?}"
         );
     }
+}
+
+/// MUTATE over Faktory's sets (retries, scheduled, dead), as the `faktory` crate sends it.
+async fn mutates_the_retry_scheduled_and_dead_sets(rota: &Rota) {
+    use faktory::mutate::{Filter, JobSet};
+    let http = &rota.server.client;
+    let counts = || async { http.queue("m").await.unwrap().counts };
+    let mut producer = Faktory::connect_to(&rota.url).await.unwrap();
+    let mut admin = Faktory::connect_to(&rota.admin_url).await.unwrap();
+    for arg in ["keep", "drop"] {
+        let mut j = Job::builder("sync")
+            .args(vec![serde_json::json!(arg)])
+            .queue("m")
+            .build();
+        j.at = Some(chrono::Utc::now() + chrono::Duration::hours(1));
+        producer.enqueue(j).await.unwrap();
+    }
+    let mut failing = Worker::builder()
+        .register_fn("flaky", |_job| async {
+            Err::<(), _>(std::io::Error::other("flaked"))
+        })
+        .connect_to(&rota.url)
+        .await
+        .unwrap();
+    let mut retried = Job::builder("flaky").queue("m").build();
+    retried.retry = Some(3);
+    let retried_jid = retried.id().clone();
+    let mut dead = Job::builder("flaky").queue("m").build();
+    dead.retry = Some(0);
+    producer.enqueue_many([retried, dead]).await.unwrap();
+    failing.run_one(0, &["m"]).await.unwrap();
+    failing.run_one(0, &["m"]).await.unwrap();
+    let c = counts().await;
+    assert_eq!((c.scheduled, c.dead), (3, 1));
+    // INFO's `tasks` (which the `faktory` crate marks deprecated; the Node library reads it).
+    let info = raw(rota.port, &rota.server.admin_token, "INFO").await;
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    let tasks = &info["faktory"]["tasks"];
+    let size = |set: &str| tasks[set]["size"].as_u64();
+    assert_eq!(
+        (size("Retries"), size("Scheduled"), size("Dead")),
+        (Some(1), Some(2), Some(1)),
+        "{tasks}"
+    );
+
+    // A worker key may not change the sets; the refusal names the permission.
+    let refused = producer
+        .requeue(JobSet::Retries, Filter::empty())
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{refused:?}").contains("tasks:retry"),
+        "{refused:?}"
+    );
+    assert_eq!(counts().await.scheduled, 3);
+
+    // discard by pattern: only the matching scheduled job goes.
+    let pattern = r#"*\"args\":\[\"drop\"\]*"#;
+    admin
+        .discard(JobSet::Scheduled, Filter::from_pattern(pattern))
+        .await
+        .unwrap();
+    assert_eq!((counts().await.scheduled, counts().await.dead), (2, 1));
+    // kill by job type moves the retry (not the scheduled job) to the dead letters.
+    admin
+        .kill(JobSet::Retries, Filter::from_kind("flaky"))
+        .await
+        .unwrap();
+    let c = counts().await;
+    assert_eq!((c.scheduled, c.dead), (1, 2));
+    // requeue by jid brings that dead job back, ready now.
+    admin
+        .requeue_by_ids(JobSet::Dead, &[&retried_jid])
+        .await
+        .unwrap();
+    let c = counts().await;
+    assert_eq!((c.ready, c.dead), (1, 1));
+    // requeue of the scheduled set runs it now; clear empties the dead letters.
+    admin
+        .requeue(JobSet::Scheduled, Filter::empty())
+        .await
+        .unwrap();
+    admin.clear(JobSet::Dead).await.unwrap();
+    let c = counts().await;
+    assert_eq!((c.scheduled, c.ready, c.dead), (0, 2, 0));
+
+    // What Rota cannot read the way Redis would is refused, naming it.
+    let bad = r#"MUTATE {"cmd":"kill","target":"scheduled","filter":{"regexp":"*[ab]*"}}"#;
+    let refused = raw(rota.port, &rota.server.admin_token, bad).await;
+    assert!(refused.contains("character classes"), "{refused}");
+    let bad = r#"MUTATE {"cmd":"kill","target":"busy"}"#;
+    let refused = raw(rota.port, &rota.server.admin_token, bad).await;
+    assert!(refused.contains("retries, scheduled or dead"), "{refused}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

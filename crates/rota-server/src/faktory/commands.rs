@@ -98,6 +98,7 @@ pub(super) async fn run(st: &AppState, s: &Session, verb: &str, arg: &str) -> Re
         "INFO" => info(st, &caller).await,
         "QUEUE" => queue_control(st, &caller, arg).await,
         "FLUSH" => flush(st, &caller).await,
+        "MUTATE" => super::mutate::mutate(st, &caller, arg).await,
         _ => Err(ApiError::new(
             ErrorKind::BadRequest,
             "unknown_command",
@@ -440,12 +441,11 @@ async fn info(st: &AppState, caller: &Caller) -> ApiResult<Reply> {
     let now = st.clock.now().to_string();
     // `HH:MM:SS UTC`, from the RFC 3339 time.
     let time_of_day = now.get(11..19).unwrap_or("00:00:00");
-    let connections: usize = st
-        .faktory
-        .list(&caller.tenant)
-        .iter()
-        .map(|w| w.connections)
-        .sum();
+    let workers = st.faktory.list(&caller.tenant);
+    let connections: usize = workers.iter().map(|w| w.connections).sum();
+    let (retries, scheduled, dead) = super::mutate::set_sizes(st, caller, &queues).await?;
+    let busy: u64 = queues.iter().map(|q| q.counts.running).sum();
+    let size = |n: u64| serde_json::json!({ "size": n });
     let info = serde_json::json!({
         "faktory": {
             "total_failures": failures,
@@ -453,7 +453,13 @@ async fn info(st: &AppState, caller: &Caller) -> ApiResult<Reply> {
             "total_enqueued": enqueued,
             "total_queues": queues.len(),
             "queues": sizes,
-            "tasks": {},
+            "tasks": {
+                "Retries": size(retries),
+                "Scheduled": size(scheduled),
+                "Dead": size(dead),
+                "Busy": size(busy),
+                "Workers": size(workers.len() as u64),
+            },
         },
         "server": {
             "description": "Rota",

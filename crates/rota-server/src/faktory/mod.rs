@@ -11,6 +11,7 @@
 
 mod commands;
 pub mod job;
+mod mutate;
 pub mod workers;
 
 use crate::auth::{token, Credential};

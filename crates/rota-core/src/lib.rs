@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod backoff;
 pub mod clock;
+pub mod events;
 pub mod id;
 pub mod lifecycle;
 pub mod limits;

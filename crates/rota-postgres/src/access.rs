@@ -86,6 +86,7 @@ impl PostgresStore {
                 .await
                 .map_err(db)?;
                 for sql in [
+                    "DELETE FROM rota_events WHERE tenant = $1",
                     "DELETE FROM rota_queues WHERE tenant = $1",
                     "DELETE FROM rota_api_keys WHERE tenant = $1",
                     "DELETE FROM rota_roles WHERE tenant = $1",

@@ -74,7 +74,9 @@ impl PostgresStore {
                 tx.execute("DELETE FROM rota_tasks WHERE id = $1", &[&id.as_i64()])
                     .await
                     .map_err(db)?;
+                self.log_change(&tx, tenant, &change, &before, now).await?;
                 tx.commit().await.map_err(db)?;
+                self.announce_events();
                 return Ok(before);
             }
         };
@@ -87,7 +89,9 @@ impl PostgresStore {
             Err(e) => return Err(db(e)),
         };
         let t = task_from_row(&row)?.1;
+        self.log_change(&tx, tenant, &change, &t, now).await?;
         tx.commit().await.map_err(db)?;
+        self.announce_events();
         if t.state == TaskState::Ready {
             self.shared
                 .signals
@@ -95,6 +99,21 @@ impl PostgresStore {
             self.shared.notifier.ready(tenant, &t.queue);
         }
         Ok(t)
+    }
+
+    /// Logs the change's event, if it makes one, in the change's transaction.
+    async fn log_change(
+        &self,
+        tx: &impl deadpool_postgres::GenericClient,
+        tenant: &str,
+        change: &Change,
+        t: &Task,
+        now: rota_core::Timestamp,
+    ) -> StoreResult<()> {
+        match rota_core::events::changed(change.event(), t, now) {
+            Some(e) => crate::events::append(tx, &[(tenant.to_owned(), e)]).await,
+            None => Ok(()),
+        }
     }
 
     /// The error for a retry whose unique key another live task holds.

@@ -28,7 +28,12 @@ const INSERT: &str = "WITH q AS (SELECT id, max_attempts FROM rota_queues \
        AS u(id, kind, payload, priority, state, run_at, max_attempts, unique_key, tags) \
      ON CONFLICT (queue_id, unique_key) \
        WHERE unique_key IS NOT NULL AND state IN (0, 1, 2) DO NOTHING \
-     RETURNING id, state) \
+     RETURNING id, state, kind, run_at), \
+     ev AS (INSERT INTO rota_events (tenant, cursor, at, queue, kind, task_id, attempt, type, \
+       state, due) \
+     SELECT $1, ((pg_current_xact_id()::text::bigint << 20) + row_number() OVER (ORDER BY id)), \
+       $3, $2, kind, id, 0, 'task.enqueued', state, CASE WHEN state = 0 THEN run_at END \
+     FROM ins) \
      SELECT (SELECT id FROM q), (SELECT max_attempts FROM q), array(SELECT id FROM ins), \
        (SELECT count(*) FROM ins WHERE state = 1), (SELECT count(*) FROM ins WHERE state = 0)";
 
@@ -164,6 +169,9 @@ impl PostgresStore {
             return Ok(None);
         };
         let (ready, due): (i64, i64) = (row.get(3), row.get(4));
+        if ready + due > 0 {
+            self.announce_events();
+        }
         if ready > 0 {
             self.shared.signals.notify(key);
             self.shared.notifier.ready(&key.tenant, &key.name);

@@ -16,6 +16,7 @@
 mod access;
 mod changes;
 mod enqueue;
+mod events;
 mod ids;
 mod import;
 mod listen;
@@ -54,6 +55,8 @@ pub struct PostgresOptions {
     pub migrate: bool,
     /// A PEM file of CA certificates to trust for TLS, besides the bundled web roots.
     pub ca_file: Option<std::path::PathBuf>,
+    /// How long the event log keeps an event (`events.retention_ms`).
+    pub event_retention_ms: u64,
 }
 
 impl Default for PostgresOptions {
@@ -65,6 +68,7 @@ impl Default for PostgresOptions {
             max_queues_per_tenant: rota_core::Limits::default().max_queues_per_tenant,
             migrate: true,
             ca_file: None,
+            event_retention_ms: DEFAULT_EVENT_RETENTION_MS,
         }
     }
 }
@@ -82,6 +86,8 @@ pub(crate) struct Shared {
     pub next_due: AtomicI64,
     /// Wake-ups for the other servers, sent after commits.
     pub notifier: notifier::Notifier,
+    /// Notified when events were logged, here or (through the feed) on another server.
+    pub events: Arc<Notify>,
 }
 
 /// The connection pools. Task and lease writes run a handful of fixed statements thousands
@@ -285,6 +291,7 @@ impl PostgresStore {
             listening: AtomicBool::new(false),
             next_due: AtomicI64::new(i64::MAX),
             notifier: Default::default(),
+            events: Arc::new(Notify::new()),
         });
         let listener = tokio::spawn(listen::run(url.to_owned(), options.clone(), shared.clone()));
         let notifier = {
@@ -442,6 +449,19 @@ impl Store for PostgresStore {
     }
     fn maintenance_signal(&self) -> Arc<Notify> {
         self.shared.maintenance.clone()
+    }
+    async fn events(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: usize,
+        keep: EventKeep,
+    ) -> StoreResult<EventPage> {
+        let client = self.conn().await?;
+        events::read(&client, tenant, after, limit, &*keep).await
+    }
+    fn event_signal(&self) -> Arc<Notify> {
+        self.shared.events.clone()
     }
     fn auth_signal(&self) -> Arc<Notify> {
         self.shared.auth_changed.clone()

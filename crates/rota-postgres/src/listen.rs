@@ -4,6 +4,7 @@
 //!   wake. Sent in the same transaction as the change, so it arrives only after the commit.
 //! - `rota_due`: a write created a due time (a scheduled task); the maintenance leader wakes.
 //! - `rota_auth`: tenants, keys or roles changed; every server reloads them.
+//! - `rota_events`: events were logged; readers of the event log wake.
 //!
 //! When the feed's connection drops, every waiter is woken (they re-check the database) and it
 //! reconnects with backoff; on reconnecting, access data is reloaded, since changes made while
@@ -20,6 +21,7 @@ use tokio_postgres::AsyncMessage;
 pub const READY: &str = "rota_ready";
 pub const DUE: &str = "rota_due";
 pub const AUTH: &str = "rota_auth";
+pub const EVENTS: &str = "rota_events";
 
 pub async fn run(url: String, options: PostgresOptions, shared: Arc<Shared>) {
     let mut backoff = Duration::from_millis(100);
@@ -70,7 +72,9 @@ async fn listen_once(
         }
     });
     let setup = client
-        .batch_execute(&format!("LISTEN {READY}; LISTEN {DUE}; LISTEN {AUTH}"))
+        .batch_execute(&format!(
+            "LISTEN {READY}; LISTEN {DUE}; LISTEN {AUTH}; LISTEN {EVENTS}"
+        ))
         .await;
     if let Err(e) = setup {
         driver.abort();
@@ -113,6 +117,7 @@ fn dispatch(shared: &Shared, channel: &str, payload: &str) {
         }
         DUE => shared.maintenance.notify_waiters(),
         AUTH => shared.auth_changed.notify_waiters(),
+        EVENTS => shared.events.notify_waiters(),
         _ => {}
     }
 }

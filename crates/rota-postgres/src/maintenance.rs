@@ -66,6 +66,7 @@ impl PostgresStore {
             .map_err(db)?;
         more |= expired.len() as i64 == CHUNK;
         let mut attempts = Vec::with_capacity(expired.len());
+        let mut workers = Vec::with_capacity(expired.len());
         for r in &expired {
             let (_, task) = task_from_row(r)?;
             let worker = task
@@ -74,6 +75,7 @@ impl PostgresStore {
                 .map(|l| l.worker.clone())
                 .unwrap_or_default();
             let u = |v: i64| v.max(0) as u64;
+            workers.push(worker.clone());
             attempts.push(FailedAttempt {
                 message: lifecycle::expired_lease_message(&worker),
                 how: (None, false, false),
@@ -88,8 +90,20 @@ impl PostgresStore {
         }
         report.expired = attempts.len() as u64;
         let stored = self.store_failures(&tx, attempts, now).await?;
+        let logged: Vec<_> = stored
+            .iter()
+            .zip(&workers)
+            .flat_map(|((tenant, t), w)| {
+                let events = rota_core::events::lease_expired(t, w, now);
+                events.into_iter().map(|e| (tenant.clone(), e))
+            })
+            .collect();
+        crate::events::append(&tx, &logged).await?;
         tx.commit().await.map_err(db)?;
         self.announce(&stored);
+        if !logged.is_empty() {
+            self.announce_events();
+        }
         // Delete finished tasks past their queue's retention.
         let deleted: i64 = client
             .query_one(
@@ -102,6 +116,10 @@ impl PostgresStore {
             .get(0);
         report.deleted = deleted as u64;
         more |= deleted == CHUNK;
+        // Events past their retention.
+        let retention = self.options.event_retention_ms.min(i64::MAX as u64) as i64;
+        let trimmed = crate::events::trim(&client, now.plus_ms(-retention), CHUNK as usize).await?;
+        more |= trimmed == CHUNK as u64;
         report.next_due = if more {
             Some(now)
         } else {

@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::Notify;
 
-use crate::listen::{DUE, READY};
+use crate::listen::{DUE, EVENTS, READY};
 
 #[derive(Default)]
 struct Pending {
@@ -29,6 +29,8 @@ struct Pending {
     ready: BTreeSet<String>,
     /// A task was scheduled: the elected maintenance may need to run sooner.
     due: bool,
+    /// Events were logged: readers waiting for them wake.
+    events: bool,
 }
 
 #[derive(Default)]
@@ -50,6 +52,12 @@ impl Notifier {
         self.wake.notify_one();
     }
 
+    /// A commit that has finished logged events.
+    pub fn events(&self) {
+        self.lock().events = true;
+        self.wake.notify_one();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -63,6 +71,10 @@ impl Notifier {
             channels.push(DUE);
             payloads.push(String::new());
         }
+        if p.events {
+            channels.push(EVENTS);
+            payloads.push(String::new());
+        }
         (channels, payloads)
     }
 
@@ -72,6 +84,8 @@ impl Notifier {
         for (c, k) in channels.into_iter().zip(payloads) {
             if c == DUE {
                 p.due = true;
+            } else if c == EVENTS {
+                p.events = true;
             } else {
                 p.ready.insert(k);
             }

@@ -5,7 +5,7 @@ use crate::rows::{errors_to_sql, purge_at, state_to_sql, task_from_row, TASK_COL
 use crate::{db, PostgresStore};
 use deadpool_postgres::GenericClient;
 use rand::Rng;
-use rota_core::lifecycle;
+use rota_core::{events, lifecycle};
 use rota_core::{Backoff, QueueKey, Task, TaskId, TaskState, Timestamp};
 use rota_store::{FailureReport, StoreError, StoreResult};
 use std::collections::{HashMap, HashSet};
@@ -64,8 +64,14 @@ impl PostgresStore {
         }
         let (slots, attempts): (Vec<usize>, Vec<FailedAttempt>) = attempts.into_iter().unzip();
         let stored = self.store_failures(&tx, attempts, now).await?;
+        let logged: Vec<_> = stored
+            .iter()
+            .map(|(tenant, t)| (tenant.clone(), events::failed(t, now)))
+            .collect();
+        crate::events::append(&tx, &logged).await?;
         tx.commit().await.map_err(db)?;
         self.announce(&stored);
+        self.announce_events();
         for (n, (_, t)) in slots.into_iter().zip(stored) {
             out[n] = Some(Ok(t));
         }
@@ -167,6 +173,12 @@ impl PostgresStore {
 
     /// After the commit: wakes this server's waiters, and the other servers, for tasks that
     /// became ready or scheduled.
+    /// After a commit that logged events: wakes this server's readers, and the others'.
+    pub(crate) fn announce_events(&self) {
+        self.shared.events.notify_waiters();
+        self.shared.notifier.events();
+    }
+
     pub(crate) fn announce(&self, tasks: &[(String, Task)]) {
         for (tenant, t) in tasks {
             match t.state {

@@ -141,6 +141,32 @@ CREATE TABLE rota_limit_demand (
 );
 "#,
     ),
+    (
+        "event log",
+        r#"
+-- The event log, one row per task transition, written in the transaction of the change. The
+-- cursor is the writing transaction's id (xid8) times 2^20 plus the event's place in it, and a
+-- reader sees only cursors below its snapshot's xmin: every transaction that could still add
+-- a smaller cursor has ended, so a cursor read is never followed by a smaller one.
+CREATE TABLE rota_events (
+    tenant  TEXT NOT NULL,
+    cursor  BIGINT NOT NULL,
+    at      BIGINT NOT NULL,
+    queue   TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    task_id BIGINT NOT NULL,
+    attempt INT NOT NULL,
+    type    TEXT NOT NULL,
+    state   SMALLINT,
+    worker  TEXT,
+    error   TEXT,
+    due     BIGINT,
+    PRIMARY KEY (tenant, cursor)
+);
+-- Retention trims by time; rows arrive in time order, so a BRIN index is enough.
+CREATE INDEX rota_events_at ON rota_events USING brin (at);
+"#,
+    ),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -4,6 +4,7 @@
 //! the row and asking rota-core's `check_lease`. Failures, cancels and retries are in
 //! `outcomes.rs`.
 
+use crate::events::CURSOR;
 use crate::rows::{
     ms, task_from_row, token_from_str, SettingsColumns, QUEUE_COLUMNS, TASK_COLUMNS,
 };
@@ -106,7 +107,11 @@ impl PostgresStore {
              claimed AS (UPDATE rota_tasks t SET state = 2, attempt = t.attempt + 1, \
                lease_worker = $4, lease_token = ((random() - 0.5) * 1.8e19)::bigint, \
                lease_expires_at = $5 + COALESCE($6, (SELECT lease_ms FROM q)), updated_at = $5 \
-               WHERE t.id = ANY(ARRAY(SELECT id FROM picked)) RETURNING t.*) \
+               WHERE t.id = ANY(ARRAY(SELECT id FROM picked)) RETURNING t.*), \
+             ev AS (INSERT INTO rota_events (tenant, cursor, at, queue, kind, task_id, attempt, \
+               type, worker, due) \
+               SELECT $1, {CURSOR}row_number() OVER (ORDER BY c.priority DESC, c.id)), $5, $2, \
+                 c.kind, c.id, c.attempt, 'task.claimed', $4, c.lease_expires_at FROM claimed c) \
              SELECT {TASK_COLUMNS} FROM claimed t CROSS JOIN (SELECT $2::text AS name) q"
         );
         let stmt = client.prepare_cached(&sql).await.map_err(db)?;
@@ -136,6 +141,9 @@ impl PostgresStore {
                 .await
         }
         .map_err(db)?;
+        if !rows.is_empty() {
+            self.announce_events();
+        }
         let mut tasks = rows
             .iter()
             .map(|r| task_from_row(r).map(|(_, t)| t))
@@ -253,7 +261,12 @@ impl PostgresStore {
              WHERE t.id = i.id AND t.lease_token = i.token \
                AND t.state::int = 2 AND t.lease_expires_at - $1 > 0 \
                AND (SELECT q.tenant FROM rota_queues q WHERE q.id = t.queue_id) = $5 \
-             RETURNING t.*) \
+             RETURNING t.*), \
+             ev AS (INSERT INTO rota_events (tenant, cursor, at, queue, kind, task_id, attempt, \
+               type) \
+               SELECT $5, {CURSOR}row_number() OVER (ORDER BY u.id)), $1, \
+                 (SELECT q.name FROM rota_queues q WHERE q.id = u.queue_id), u.kind, u.id, \
+                 u.attempt, 'task.succeeded' FROM u) \
              SELECT {TASK_COLUMNS} FROM u t JOIN rota_queues q ON q.id = t.queue_id"
         );
         let stmt = client.prepare_cached(&sql).await.map_err(db)?;
@@ -261,6 +274,9 @@ impl PostgresStore {
             .query(&stmt, &[&now.0, &ids, &tokens, &results, &tenant])
             .await
             .map_err(db)?;
+        if !rows.is_empty() {
+            self.announce_events();
+        }
         let mut done: HashMap<TaskId, Task> = HashMap::with_capacity(rows.len());
         for r in &rows {
             let (_, t) = task_from_row(r)?;

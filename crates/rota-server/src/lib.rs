@@ -88,7 +88,7 @@ pub struct Shared {
 }
 
 pub fn router(state: AppState) -> Router {
-    use api::{admin, batch, changes, queues, system, tasks, workers};
+    use api::{admin, batch, changes, events, queues, system, tasks, workers};
     let body_limit = state.config.limits.max_body_bytes;
     let v1 = Router::new()
         .route("/v1/queues", get(queues::list))
@@ -103,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tasks/complete", post(batch::complete_batch))
         .route("/v1/tasks/fail", post(batch::fail_batch))
         .route("/v1/tasks/{id}", get(tasks::get).delete(changes::delete))
+        .route("/v1/events", get(events::events))
         .route("/v1/tasks/{id}/heartbeat", post(tasks::heartbeat))
         .route("/v1/tasks/{id}/complete", post(tasks::complete))
         .route("/v1/tasks/{id}/fail", post(tasks::fail))

@@ -6,6 +6,7 @@
 //! rows at open.
 
 mod catalog;
+mod events;
 mod load;
 mod rows;
 pub mod schema;
@@ -43,6 +44,8 @@ pub struct SqliteOptions {
     pub queue_depth: usize,
     /// Most queues one tenant may have (`limits.max_queues_per_tenant`).
     pub max_queues_per_tenant: usize,
+    /// How long the event log keeps an event (`events.retention_ms`).
+    pub event_retention_ms: u64,
 }
 
 impl Default for SqliteOptions {
@@ -53,6 +56,7 @@ impl Default for SqliteOptions {
             idle_readers: 4,
             queue_depth: 8_192,
             max_queues_per_tenant: rota_core::Limits::default().max_queues_per_tenant,
+            event_retention_ms: DEFAULT_EVENT_RETENTION_MS,
         }
     }
 }
@@ -67,6 +71,10 @@ pub(crate) struct Shared {
     /// Whether the last write batch failed to begin or commit (a full disk, say).
     pub write_failing: AtomicBool,
     pub max_queues_per_tenant: usize,
+    /// Notified after every commit that logged events.
+    pub events: Arc<Notify>,
+    /// How long events are kept.
+    pub event_retention_ms: u64,
 }
 
 pub struct SqliteStore {
@@ -130,6 +138,8 @@ impl SqliteStore {
             maintenance: Arc::new(Notify::new()),
             write_failing: AtomicBool::new(false),
             max_queues_per_tenant: options.max_queues_per_tenant,
+            events: Arc::new(Notify::new()),
+            event_retention_ms: options.event_retention_ms,
         });
         let (tx, rx) = mpsc::channel(options.queue_depth);
         let writer = Writer::new(conn, shared.clone(), last_id);
@@ -427,6 +437,22 @@ impl Store for SqliteStore {
 
     fn maintenance_signal(&self) -> Arc<Notify> {
         self.shared.maintenance.clone()
+    }
+
+    async fn events(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: usize,
+        keep: EventKeep,
+    ) -> StoreResult<EventPage> {
+        let tenant = tenant.to_owned();
+        self.read(move |conn, _| events::read(conn, &tenant, after, limit, &*keep))
+            .await
+    }
+
+    fn event_signal(&self) -> Arc<Notify> {
+        self.shared.events.clone()
     }
 
     async fn health(&self) -> Health {

@@ -91,6 +91,25 @@ CREATE INDEX tasks_purge ON tasks (purge_at) WHERE purge_at IS NOT NULL;
 -- One row, rewritten by each readiness probe: proves a write commits.
 CREATE TABLE probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 "#,
+    r#"
+-- The event log: one row per task transition, written in the transaction of the change.
+-- AUTOINCREMENT so a cursor is never given twice, even after retention emptied the table.
+-- No secondary index: readers scan a bounded range of cursors, retention trims the head.
+CREATE TABLE events (
+    cursor INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    tenant TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    task_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    state TEXT,
+    worker TEXT,
+    error TEXT,
+    due INTEGER
+);
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -12,7 +12,8 @@ pub use signals::ReadySignals;
 
 use async_trait::async_trait;
 pub use rota_core::auth::{KeyRecord, RoleRecord, TenantRecord};
-use rota_core::lifecycle::{Event, InvalidTransition, LeaseLoss};
+use rota_core::events::Event;
+use rota_core::lifecycle::{InvalidTransition, LeaseLoss};
 use rota_core::{Json, QueueInfo, QueueKey, QueuePatch, Task, TaskId, TaskState, Timestamp};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -192,7 +193,8 @@ pub enum Change {
 }
 
 impl Change {
-    pub fn event(&self) -> Event {
+    pub fn event(&self) -> rota_core::lifecycle::Event {
+        use rota_core::lifecycle::Event;
         match self {
             Change::Cancel => Event::Cancel,
             Change::Retry => Event::Retry,
@@ -202,6 +204,26 @@ impl Change {
         }
     }
 }
+
+/// A page of the event log (see [`Store::events`]).
+#[derive(Debug, Clone, Default)]
+pub struct EventPage {
+    /// Oldest first.
+    pub events: Vec<Event>,
+    /// Where the next read continues: past every event this read looked at, kept or not, and
+    /// never past an event that is not yet readable.
+    pub next_cursor: i64,
+}
+
+/// Cursors one event read looks through at most, so a reader of a quiet tenant beside a busy
+/// one pays a bounded cost per call; it goes on from `next_cursor`.
+pub const EVENT_SCAN: i64 = 10_000;
+
+/// How long the event log keeps an event unless configured otherwise: a day.
+pub const DEFAULT_EVENT_RETENTION_MS: u64 = 24 * 3_600_000;
+
+/// Which events a read keeps (the reader's filter and permissions).
+pub type EventKeep = Arc<dyn Fn(&Event) -> bool + Send + Sync>;
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -218,6 +240,17 @@ pub trait Store: Send + Sync + 'static {
     /// One outcome per item, in order; the items that succeed are committed together.
     async fn complete(&self, tenant: &str, items: Vec<Completion>) -> Vec<StoreResult<Task>>;
     async fn fail(&self, tenant: &str, items: Vec<FailureReport>) -> Vec<StoreResult<Task>>;
+    /// Events of `tenant` after cursor `after`, oldest first: at most `limit` of those `keep`
+    /// accepts, looking through at most [`EVENT_SCAN`] cursors.
+    async fn events(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: usize,
+        keep: EventKeep,
+    ) -> StoreResult<EventPage>;
+    /// Notified after every commit that logged events.
+    fn event_signal(&self) -> Arc<Notify>;
     /// An operator's change to one task (see [`Change`]): the task as it is after, or as it was
     /// for a delete.
     async fn change(&self, tenant: &str, id: TaskId, change: Change) -> StoreResult<Task>;

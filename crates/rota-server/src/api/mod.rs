@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod batch;
 pub mod changes;
+pub mod events;
 pub mod queues;
 pub mod system;
 pub mod tasks;

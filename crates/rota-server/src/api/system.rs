@@ -196,6 +196,7 @@ impl utoipa::Modify for ErrorResponses {
         crate::api::changes::run_now,
         crate::api::changes::kill,
         crate::api::changes::delete,
+        crate::api::events::events,
         crate::api::queues::list,
         crate::api::queues::get,
         crate::api::queues::update,

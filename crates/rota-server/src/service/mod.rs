@@ -9,10 +9,12 @@
 //! Architecture Invariant: nothing here knows about HTTP (no status codes, headers or axum
 //! types).
 
+mod events;
 mod queues;
 mod tasks;
 mod workers;
 
+pub use events::EventQuery;
 pub use tasks::{check_task, Claim};
 
 use crate::auth::Caller;

@@ -36,6 +36,8 @@ impl Ctx<'_> {
                 b.delta.removed_queues.extend(queues);
                 b.delta.new_tenants.remove(name);
                 b.delta.removed_tenants.insert(name.clone());
+                b.events.retain(|(t, _)| t != name);
+                crate::events::forget_tenant(tx, name)?;
                 tx.execute("DELETE FROM queues WHERE tenant = ?1", params![name])?;
                 tx.execute("DELETE FROM api_keys WHERE tenant = ?1", params![name])?;
                 tx.execute("DELETE FROM roles WHERE tenant = ?1", params![name])?;

@@ -5,7 +5,7 @@ use super::ctx::{Ctx, Res};
 use super::tasks::purge_at;
 use super::Batch;
 use crate::rows::{errors_to_sql, task_from_row, TASK_COLUMNS};
-use rota_core::lifecycle;
+use rota_core::{events, lifecycle};
 use rota_core::{Task, TaskId, TaskState};
 use rota_store::{Change, StoreError};
 use rusqlite::{params, OptionalExtension};
@@ -75,9 +75,15 @@ impl Ctx<'_> {
                 let sql = format!("DELETE FROM tasks WHERE id = ?1 RETURNING {TASK_COLUMNS}");
                 let t = self.update_returning(b, &sql, params![id.as_i64()])?;
                 b.delta.moved(qid, Some(state), None);
+                if let Some(e) = events::changed(change.event(), &t, b.now) {
+                    b.log(tenant, e);
+                }
                 return Ok(Ok(t));
             }
         };
+        if let Some(e) = events::changed(change.event(), &t, b.now) {
+            b.log(tenant, e);
+        }
         b.delta.moved(qid, Some(state), Some(t.state));
         if t.state == TaskState::Ready {
             b.ready.insert(qid);

@@ -7,7 +7,7 @@
 use super::ctx::{Ctx, Res};
 use super::Batch;
 use crate::rows::{state_from_sql, task_from_row, TASK_COLUMNS};
-use rota_core::{TaskState, Timestamp};
+use rota_core::{events, TaskState, Timestamp};
 use rota_store::MaintenanceReport;
 use rusqlite::params;
 
@@ -54,9 +54,15 @@ impl Ctx<'_> {
             match row {
                 Ok(row) => {
                     let worker = row.task.lease.as_ref().map(|l| l.worker.clone());
-                    let msg =
-                        rota_core::lifecycle::expired_lease_message(&worker.unwrap_or_default());
-                    self.record_failure(b, row, msg, (None, false, false))?;
+                    let worker = worker.unwrap_or_default();
+                    let msg = rota_core::lifecycle::expired_lease_message(&worker);
+                    let qid = row.queue_id;
+                    let t = self.record_failure(b, row, msg, (None, false, false))?;
+                    if let Some(key) = self.queue_key(b, qid) {
+                        for e in events::lease_expired(&t, &worker, now) {
+                            b.log(&key.tenant, e);
+                        }
+                    }
                     report.expired += 1;
                 }
                 Err(e) => self.set_aside(b, id, &e)?,
@@ -79,6 +85,9 @@ impl Ctx<'_> {
             }
         }
         report.deleted = deleted.len() as u64;
+        // Events past their retention, from the head of the log.
+        let cutoff = now.plus_ms(-(self.shared.event_retention_ms.min(i64::MAX as u64) as i64));
+        more |= crate::events::trim(self.tx(), cutoff, CHUNK)? == CHUNK;
         report.next_due = if more {
             Some(now)
         } else {

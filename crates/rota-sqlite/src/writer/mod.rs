@@ -23,6 +23,7 @@ use crate::catalog::CatalogDelta;
 use crate::Shared;
 use ctx::Ctx;
 use lanes::Lanes;
+use rota_core::events::Event;
 use rota_core::{IdGenerator, NewTask, QueueKey, QueuePatch, Task, TaskId, TaskState, Timestamp};
 use rota_store::{
     AuthChange, Change, ClaimRequest, Completion, Enqueued, FailureReport, Heartbeat,
@@ -158,6 +159,8 @@ pub(crate) struct Batch {
     pub ready: HashSet<i64>,
     pub earliest_due: Option<Timestamp>,
     pub maintenance_next_due: Option<Option<Timestamp>>,
+    /// The events the batch logs, with their tenants, in order.
+    pub events: Vec<(String, Event)>,
 }
 
 impl Batch {
@@ -168,7 +171,12 @@ impl Batch {
             ready: HashSet::new(),
             earliest_due: None,
             maintenance_next_due: None,
+            events: Vec::new(),
         }
+    }
+
+    pub fn log(&mut self, tenant: &str, e: Event) {
+        self.events.push((tenant.to_owned(), e));
     }
 
     pub fn due(&mut self, t: Timestamp) {
@@ -283,6 +291,9 @@ impl Writer {
             if let Err(e) = ctx.persist_last_claims(b) {
                 return Ok(Err(StoreError::Unavailable(format!("write failed: {e}"))));
             }
+            if let Err(e) = crate::events::append(&tx, &b.events) {
+                return Ok(Err(StoreError::Unavailable(format!("write failed: {e}"))));
+            }
         }
         Ok(match tx.commit() {
             Ok(()) => Ok(answers),
@@ -310,6 +321,9 @@ impl Writer {
         }
         for key in &ready_keys {
             shared.signals.notify(key);
+        }
+        if !b.events.is_empty() {
+            shared.events.notify_waiters();
         }
         if let Some(next) = b.maintenance_next_due {
             self.known_next_due = next;

@@ -8,7 +8,7 @@ use crate::rows::{
     errors_to_sql, tags_to_sql, task_from_row, token_to_string, TaskRow, TASK_COLUMNS,
 };
 use rand::Rng;
-use rota_core::lifecycle;
+use rota_core::{events, lifecycle};
 use rota_core::{Lease, NewTask, QueueKey, Task, TaskId, TaskState, Timestamp};
 use rota_store::{
     ClaimRequest, Completion, Enqueued, FailureReport, Heartbeat, StoreError, StoreResult,
@@ -91,8 +91,10 @@ impl Ctx<'_> {
             } else {
                 b.due(run_at);
             }
+            let task = lifecycle::enqueued(id, &key.name, t, max_attempts, now);
+            b.log(&key.tenant, events::enqueued(&task));
             out.push(Enqueued {
-                task: lifecycle::enqueued(id, &key.name, t, max_attempts, now),
+                task,
                 duplicate: false,
             });
         }
@@ -165,6 +167,7 @@ impl Ctx<'_> {
                 token: token_to_string(token),
                 expires_at: expires,
             });
+            b.log(&key.tenant, events::claimed(&t, b.now));
             out.push(t);
             b.delta
                 .moved(qid, Some(TaskState::Ready), Some(TaskState::Running));
@@ -280,6 +283,7 @@ impl Ctx<'_> {
             t.finished_at = Some(b.now);
             t.updated_at = b.now;
             t.lease = None;
+            b.log(tenant, events::succeeded(&t, b.now));
             out.push(Ok(t));
         }
         Ok(out)
@@ -299,6 +303,7 @@ impl Ctx<'_> {
             };
             let how = (item.retry_in_ms, item.dead, item.temporary);
             let t = self.record_failure(b, row, item.error.clone(), how)?;
+            b.log(tenant, events::failed(&t, b.now));
             out.push(Ok(t));
         }
         Ok(out)

@@ -5,12 +5,14 @@
 //! [`ManualClock`] and call [`Store::run_maintenance`] themselves, so nothing sleeps.
 
 mod changes;
+mod events;
 mod peers;
 mod queues;
 mod tasks;
 mod tenants;
 
 pub use changes::*;
+pub use events::*;
 pub use peers::*;
 pub use queues::*;
 pub use tasks::*;
@@ -59,6 +61,9 @@ macro_rules! conformance_tests {
             run_now_starts_a_waiting_task_and_keeps_its_attempts,
             kill_sends_a_waiting_task_to_the_dead_letters,
             delete_removes_a_task_that_is_not_running,
+            every_transition_is_logged_in_commit_order,
+            events_past_retention_are_trimmed_and_cursors_keep_growing,
+            deleting_a_tenant_deletes_its_events,
             batch_complete_reports_each_item,
             list_filters_and_paginates_newest_first,
             queue_stats_settings_and_pause,

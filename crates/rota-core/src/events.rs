@@ -1,0 +1,275 @@
+//! The event log's records: one per task transition, written by the engine in the same
+//! transaction as the change, so the log and the tasks never disagree. The functions here say
+//! which event a transition makes and what it carries (what changed, never the payload), so
+//! every engine records the same log.
+
+use crate::lifecycle;
+use crate::{Task, TaskId, TaskState, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum EventType {
+    #[serde(rename = "task.enqueued")]
+    Enqueued,
+    #[serde(rename = "task.claimed")]
+    Claimed,
+    #[serde(rename = "task.succeeded")]
+    Succeeded,
+    /// An attempt failed and a retry is scheduled.
+    #[serde(rename = "task.failed")]
+    Failed,
+    /// The task went to the dead letters (attempts spent, failed as dead, or killed).
+    #[serde(rename = "task.dead")]
+    Dead,
+    #[serde(rename = "task.cancelled")]
+    Cancelled,
+    /// Brought back from dead or cancelled.
+    #[serde(rename = "task.retried")]
+    Retried,
+    /// The worker stopped heartbeating before its lease ended.
+    #[serde(rename = "task.lease_expired")]
+    LeaseExpired,
+    /// Deleted by an operator (purges and retention are not logged task by task).
+    #[serde(rename = "task.deleted")]
+    Deleted,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 9] = [
+        EventType::Enqueued,
+        EventType::Claimed,
+        EventType::Succeeded,
+        EventType::Failed,
+        EventType::Dead,
+        EventType::Cancelled,
+        EventType::Retried,
+        EventType::LeaseExpired,
+        EventType::Deleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Enqueued => "task.enqueued",
+            EventType::Claimed => "task.claimed",
+            EventType::Succeeded => "task.succeeded",
+            EventType::Failed => "task.failed",
+            EventType::Dead => "task.dead",
+            EventType::Cancelled => "task.cancelled",
+            EventType::Retried => "task.retried",
+            EventType::LeaseExpired => "task.lease_expired",
+            EventType::Deleted => "task.deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One event. `cursor` only grows: an engine gives it when the event is stored, in the order
+/// its transactions commit, so a reader that resumes after a cursor misses nothing retained.
+/// What changed is kept as typed fields, which engines store as columns; [`Event::data`]
+/// renders them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub cursor: i64,
+    pub event_type: EventType,
+    pub at: Timestamp,
+    pub queue: String,
+    /// The task's kind.
+    pub kind: String,
+    pub task_id: TaskId,
+    pub attempt: u32,
+    /// The state the task went to (enqueued, lease expired, deleted).
+    pub state: Option<TaskState>,
+    /// The worker (claimed, lease expired).
+    pub worker: Option<String>,
+    /// The error (failed, dead).
+    pub error: Option<String>,
+    /// When something is due: the scheduled run (enqueued), the lease's end (claimed), the
+    /// retry (failed).
+    pub due: Option<Timestamp>,
+}
+
+impl Event {
+    fn of(event_type: EventType, t: &Task, at: Timestamp) -> Event {
+        Event {
+            cursor: 0,
+            event_type,
+            at,
+            queue: t.queue.clone(),
+            kind: t.kind.clone(),
+            task_id: t.id,
+            attempt: t.attempt,
+            state: None,
+            worker: None,
+            error: None,
+            due: None,
+        }
+    }
+
+    /// What changed, as the API shows it: `state`, `worker`, `error`, and `due` named for what
+    /// is due (`run_at`, `lease_expires_at`, `retry_at`).
+    pub fn data(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        if let Some(s) = self.state {
+            m.insert("state".into(), json!(s));
+        }
+        if let Some(w) = &self.worker {
+            m.insert("worker".into(), json!(w));
+        }
+        if let Some(e) = &self.error {
+            m.insert("error".into(), json!(e));
+        }
+        if let Some(d) = self.due {
+            let name = match self.event_type {
+                EventType::Claimed => "lease_expires_at",
+                EventType::Failed => "retry_at",
+                _ => "run_at",
+            };
+            m.insert(name.into(), json!(d));
+        }
+        Value::Object(m)
+    }
+}
+
+fn last_error(t: &Task) -> Option<String> {
+    t.errors.last().map(|e| e.message.clone())
+}
+
+/// A new task (not a duplicate answered instead).
+pub fn enqueued(t: &Task) -> Event {
+    let mut e = Event::of(EventType::Enqueued, t, t.created_at);
+    e.state = Some(t.state);
+    e.due = (t.state == TaskState::Scheduled).then_some(t.run_at);
+    e
+}
+
+/// A claimed task, with its lease.
+pub fn claimed(t: &Task, now: Timestamp) -> Event {
+    let mut e = Event::of(EventType::Claimed, t, now);
+    e.worker = t.lease.as_ref().map(|l| l.worker.clone());
+    e.due = t.lease.as_ref().map(|l| l.expires_at);
+    e
+}
+
+pub fn succeeded(t: &Task, now: Timestamp) -> Event {
+    Event::of(EventType::Succeeded, t, now)
+}
+
+/// A failed attempt, as `fail_attempt` left the task: a retry, or dead.
+pub fn failed(t: &Task, now: Timestamp) -> Event {
+    let dead = t.state == TaskState::Dead;
+    let ty = if dead {
+        EventType::Dead
+    } else {
+        EventType::Failed
+    };
+    let mut e = Event::of(ty, t, now);
+    e.error = last_error(t);
+    e.due = (!dead).then_some(t.run_at);
+    e
+}
+
+/// A lease that ran out (`t` as the expiry left it, `worker` the lease's holder): the expiry,
+/// then the dead letters if no attempt is left.
+pub fn lease_expired(t: &Task, worker: &str, now: Timestamp) -> Vec<Event> {
+    let mut e = Event::of(EventType::LeaseExpired, t, now);
+    e.worker = Some(worker.to_owned());
+    e.state = Some(t.state);
+    let mut out = vec![e];
+    if t.state == TaskState::Dead {
+        let mut d = Event::of(EventType::Dead, t, now);
+        d.error = last_error(t);
+        out.push(d);
+    }
+    out
+}
+
+/// An operator's change (`t` as it is after, or was before a delete); running a scheduled
+/// task now makes none, as the scheduled run it brings forward would make none.
+pub fn changed(event: lifecycle::Event, t: &Task, now: Timestamp) -> Option<Event> {
+    let mut e = match event {
+        lifecycle::Event::Cancel => Event::of(EventType::Cancelled, t, now),
+        lifecycle::Event::Retry => Event::of(EventType::Retried, t, now),
+        lifecycle::Event::Kill => {
+            let mut e = Event::of(EventType::Dead, t, now);
+            e.error = last_error(t);
+            e
+        }
+        lifecycle::Event::Delete => {
+            let mut e = Event::of(EventType::Deleted, t, now);
+            e.state = Some(t.state);
+            e
+        }
+        _ => return None,
+    };
+    e.at = now;
+    Some(e)
+}
+
+/// Which events a reader asks for: types (`task.*` patterns) and queues (`emails-*`), each
+/// empty for all.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub types: Vec<String>,
+    pub queues: Vec<String>,
+}
+
+impl EventFilter {
+    pub fn matches(&self, e: &Event) -> bool {
+        let any = |patterns: &[String], s: &str| {
+            patterns.is_empty() || patterns.iter().any(|p| crate::auth::glob_match(p, s))
+        };
+        any(&self.types, e.event_type.as_str()) && any(&self.queues, &e.queue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_round_trip_through_their_names() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), json!(t.as_str()));
+        }
+        assert_eq!(EventType::parse("task.unknown"), None);
+    }
+
+    #[test]
+    fn filters_match_types_and_queues_by_pattern() {
+        let e = Event {
+            cursor: 1,
+            event_type: EventType::Dead,
+            at: Timestamp(0),
+            queue: "emails-eu".into(),
+            kind: "send".into(),
+            task_id: TaskId::from_i64(1),
+            attempt: 1,
+            state: None,
+            worker: None,
+            error: Some("boom".into()),
+            due: None,
+        };
+        assert_eq!(e.data(), json!({"error": "boom"}));
+        assert!(EventFilter::default().matches(&e));
+        let f = |types: &[&str], queues: &[&str]| EventFilter {
+            types: types.iter().map(|s| s.to_string()).collect(),
+            queues: queues.iter().map(|s| s.to_string()).collect(),
+        };
+        assert!(f(&["task.*"], &["emails-*"]).matches(&e));
+        assert!(f(&["task.claimed", "task.dead"], &[]).matches(&e));
+        assert!(!f(&["task.claimed"], &[]).matches(&e));
+        assert!(!f(&[], &["reports"]).matches(&e));
+    }
+}

@@ -1,0 +1,181 @@
+//! The event log in PostgreSQL (see the schema's "event log" migration for the cursor rule).
+//! Events made in Rust are appended with [`append`]; the enqueue, claim and completion
+//! statements add theirs in SQL with [`CURSOR`], in the same statement.
+
+use crate::db;
+use crate::rows::{state_from_sql, state_to_sql};
+use deadpool_postgres::GenericClient;
+use rota_core::events::{Event, EventType};
+use rota_core::{TaskId, Timestamp};
+use rota_store::{EventPage, StoreError, StoreResult, EVENT_SCAN};
+use std::time::Duration;
+
+/// The cursor of the event at place `ord` (1, 2, …) in the writing transaction.
+pub const CURSOR: &str = "((pg_current_xact_id()::text::bigint << 20) + ";
+
+/// Events one transaction may log: the place in it has 20 bits.
+pub const MAX_PER_TRANSACTION: usize = (1 << 20) - 1;
+
+/// The cursor below which every transaction has ended, as of this statement's snapshot.
+const HORIZON: &str = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)";
+
+/// Appends `events` (with their tenants) in order. At most once per transaction, since the
+/// places start at 1.
+pub async fn append(tx: &impl GenericClient, events: &[(String, Event)]) -> StoreResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    if events.len() > MAX_PER_TRANSACTION {
+        return Err(StoreError::Invalid(format!(
+            "one write may log at most {MAX_PER_TRANSACTION} events"
+        )));
+    }
+    let mut c = Columns::default();
+    for (tenant, e) in events {
+        c.tenant.push(tenant.clone());
+        c.at.push(e.at.0);
+        c.queue.push(e.queue.clone());
+        c.kind.push(e.kind.clone());
+        c.task_id.push(e.task_id.as_i64());
+        c.attempt.push(e.attempt as i32);
+        c.ty.push(e.event_type.as_str());
+        c.state.push(e.state.map(state_to_sql));
+        c.worker.push(e.worker.clone());
+        c.error.push(e.error.clone());
+        c.due.push(e.due.map(|d| d.0));
+    }
+    let sql = format!(
+        "INSERT INTO rota_events (tenant, cursor, at, queue, kind, task_id, attempt, type, \
+           state, worker, error, due) \
+         SELECT u.tenant, {CURSOR}u.ord), u.at, u.queue, u.kind, u.task_id, u.attempt, u.type, \
+           u.state, u.worker, u.error, u.due \
+         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], \
+           $6::int[], $7::text[], $8::smallint[], $9::text[], $10::text[], $11::bigint[]) \
+           WITH ORDINALITY AS u(tenant, at, queue, kind, task_id, attempt, type, state, worker, \
+           error, due, ord)"
+    );
+    tx.execute(
+        &sql,
+        &[
+            &c.tenant, &c.at, &c.queue, &c.kind, &c.task_id, &c.attempt, &c.ty, &c.state,
+            &c.worker, &c.error, &c.due,
+        ],
+    )
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+#[derive(Default)]
+struct Columns {
+    tenant: Vec<String>,
+    at: Vec<i64>,
+    queue: Vec<String>,
+    kind: Vec<String>,
+    task_id: Vec<i64>,
+    attempt: Vec<i32>,
+    ty: Vec<&'static str>,
+    state: Vec<Option<i16>>,
+    worker: Vec<Option<String>>,
+    error: Vec<Option<String>>,
+    due: Vec<Option<i64>>,
+}
+
+/// Deletes up to `max` events logged before `cutoff`; answers how many.
+pub async fn trim(client: &impl GenericClient, cutoff: Timestamp, max: usize) -> StoreResult<u64> {
+    client
+        .execute(
+            "DELETE FROM rota_events WHERE ctid = ANY(ARRAY(\
+               SELECT ctid FROM rota_events WHERE at < $1 LIMIT $2))",
+            &[&cutoff.0, &(max as i64)],
+        )
+        .await
+        .map_err(db)
+}
+
+/// How long a read waits for logged events to pass the horizon when none has yet.
+const HORIZON_WAIT: Duration = Duration::from_millis(250);
+
+/// The tenant's events after `after` and below the horizon, up to `limit` of those `keep`
+/// accepts, reading at most [`EVENT_SCAN`] rows. When events after `after` exist but none is
+/// below the horizon yet (an older transaction, anywhere in the cluster, is still running),
+/// waits a little for them, so a reader sees a commit that finished before its read.
+pub async fn read(
+    client: &impl GenericClient,
+    tenant: &str,
+    after: i64,
+    limit: usize,
+    keep: &(dyn Fn(&Event) -> bool + Send + Sync),
+) -> StoreResult<EventPage> {
+    let deadline = tokio::time::Instant::now() + HORIZON_WAIT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let page = read_visible(client, tenant, after, limit, keep).await?;
+        if page.next_cursor > after || tokio::time::Instant::now() >= deadline {
+            return Ok(page);
+        }
+        let newest: Option<i64> = client
+            .query_one(
+                "SELECT max(cursor) FROM rota_events WHERE tenant = $1",
+                &[&tenant],
+            )
+            .await
+            .map_err(db)?
+            .get(0);
+        if newest.is_none_or(|n| n <= after) {
+            return Ok(page);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+async fn read_visible(
+    client: &impl GenericClient,
+    tenant: &str,
+    after: i64,
+    limit: usize,
+    keep: &(dyn Fn(&Event) -> bool + Send + Sync),
+) -> StoreResult<EventPage> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT cursor, at, queue, kind, task_id, attempt, type, state, worker, error, \
+                   due FROM rota_events \
+                 WHERE tenant = $1 AND cursor > $2 AND cursor < {HORIZON} \
+                 ORDER BY cursor LIMIT $3"
+            ),
+            &[&tenant, &after, &EVENT_SCAN],
+        )
+        .await
+        .map_err(db)?;
+    let mut page = EventPage {
+        events: Vec::new(),
+        next_cursor: after,
+    };
+    for r in &rows {
+        let ty: String = r.get(6);
+        let e = Event {
+            cursor: r.get(0),
+            at: Timestamp(r.get(1)),
+            queue: r.get(2),
+            kind: r.get(3),
+            task_id: TaskId::from_i64(r.get(4)),
+            attempt: r.get::<_, i32>(5).max(0) as u32,
+            event_type: EventType::parse(&ty)
+                .ok_or_else(|| StoreError::Unavailable(format!("unknown event type {ty}")))?,
+            state: r.get::<_, Option<i16>>(7).map(state_from_sql).transpose()?,
+            worker: r.get(8),
+            error: r.get(9),
+            due: r.get::<_, Option<i64>>(10).map(Timestamp),
+        };
+        page.next_cursor = e.cursor;
+        if keep(&e) {
+            page.events.push(e);
+            if page.events.len() == limit {
+                break;
+            }
+        }
+    }
+    Ok(page)
+}

@@ -1,0 +1,118 @@
+//! The event log in the file: rows appended by the writer in each batch's transaction, read by
+//! cursor range, trimmed from the head by retention.
+
+use rota_core::events::{Event, EventType};
+use rota_core::{TaskId, Timestamp};
+use rota_store::{EventPage, StoreError, StoreResult, EVENT_SCAN};
+use rusqlite::{params, Connection, Transaction};
+
+/// Appends a batch's events, in order, so cursors follow commit order.
+pub fn append(tx: &Transaction<'_>, events: &[(String, Event)]) -> rusqlite::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO events (at, tenant, queue, kind, task_id, attempt, type, state, worker, \
+         error, due) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    for (tenant, e) in events {
+        insert.execute(params![
+            e.at.0,
+            tenant,
+            e.queue,
+            e.kind,
+            e.task_id.as_i64(),
+            e.attempt,
+            e.event_type.as_str(),
+            e.state.map(|s| s.as_str()),
+            e.worker,
+            e.error,
+            e.due.map(|d| d.0),
+        ])?;
+    }
+    Ok(())
+}
+
+/// Deletes up to `max` of the oldest events logged before `cutoff`; answers how many.
+pub fn trim(tx: &Transaction<'_>, cutoff: Timestamp, max: usize) -> rusqlite::Result<usize> {
+    tx.prepare_cached(
+        "DELETE FROM events WHERE cursor IN \
+         (SELECT cursor FROM events ORDER BY cursor LIMIT ?2) AND at < ?1",
+    )?
+    .execute(params![cutoff.0, max as i64])
+}
+
+/// Deletes a tenant's events (the tenant is being deleted).
+pub fn forget_tenant(tx: &Transaction<'_>, tenant: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM events WHERE tenant = ?1")?
+        .execute([tenant])?;
+    Ok(())
+}
+
+/// Reads within one snapshot: the newest cursor, then the tenant's events in the next
+/// [`EVENT_SCAN`] cursors, so `next_cursor` never passes an event not yet committed.
+pub fn read(
+    conn: &Connection,
+    tenant: &str,
+    after: i64,
+    limit: usize,
+    keep: &(dyn Fn(&Event) -> bool + Send + Sync),
+) -> StoreResult<EventPage> {
+    let db = |e: rusqlite::Error| StoreError::Unavailable(e.to_string());
+    let tx = conn.unchecked_transaction().map_err(db)?;
+    let newest: i64 = tx
+        .query_row("SELECT COALESCE(MAX(cursor), 0) FROM events", [], |r| {
+            r.get(0)
+        })
+        .map_err(db)?;
+    let end = after.saturating_add(EVENT_SCAN).min(newest);
+    let mut page = EventPage {
+        events: Vec::new(),
+        next_cursor: after.max(end),
+    };
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT cursor, at, queue, kind, task_id, attempt, type, state, worker, error, due \
+             FROM events \
+             WHERE cursor > ?1 AND cursor <= ?2 AND tenant = ?3 ORDER BY cursor",
+        )
+        .map_err(db)?;
+    let mut rows = stmt.query(params![after, end, tenant]).map_err(db)?;
+    while let Some(r) = rows.next().map_err(db)? {
+        let e = event_from_row(r)?;
+        if !keep(&e) {
+            continue;
+        }
+        let cursor = e.cursor;
+        page.events.push(e);
+        if page.events.len() == limit {
+            page.next_cursor = cursor;
+            break;
+        }
+    }
+    Ok(page)
+}
+
+fn event_from_row(r: &rusqlite::Row<'_>) -> StoreResult<Event> {
+    let corrupt = |what: &str| StoreError::Unavailable(format!("unreadable event: {what}"));
+    let get = |e: rusqlite::Error| StoreError::Unavailable(format!("unreadable event: {e}"));
+    let ty: String = r.get(6).map_err(get)?;
+    let state: Option<String> = r.get(7).map_err(get)?;
+    let state = match state {
+        Some(s) => Some(crate::rows::state_from_sql(&s).map_err(get)?),
+        None => None,
+    };
+    Ok(Event {
+        cursor: r.get(0).map_err(get)?,
+        at: Timestamp(r.get(1).map_err(get)?),
+        queue: r.get(2).map_err(get)?,
+        kind: r.get(3).map_err(get)?,
+        task_id: TaskId::from_i64(r.get(4).map_err(get)?),
+        attempt: r.get(5).map_err(get)?,
+        event_type: EventType::parse(&ty).ok_or_else(|| corrupt(&ty))?,
+        state,
+        worker: r.get(8).map_err(get)?,
+        error: r.get(9).map_err(get)?,
+        due: r.get::<_, Option<i64>>(10).map_err(get)?.map(Timestamp),
+    })
+}

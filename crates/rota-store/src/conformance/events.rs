@@ -1,0 +1,159 @@
+//! The event log: one event per transition, in commit order, per tenant, resumable by cursor,
+//! trimmed by retention.
+
+use super::*;
+use rota_core::events::{Event, EventType};
+
+fn all() -> EventKeep {
+    Arc::new(|_: &Event| true)
+}
+
+async fn read_all(s: &DynStore, tenant: &str, after: i64) -> Vec<Event> {
+    let mut out = Vec::new();
+    let mut cursor = after;
+    loop {
+        let page = s.events(tenant, cursor, 1_000, all()).await.unwrap();
+        let done = page.events.is_empty() && page.next_cursor == cursor;
+        out.extend(page.events);
+        if done {
+            return out;
+        }
+        cursor = page.next_cursor;
+    }
+}
+
+fn types(events: &[Event]) -> Vec<&'static str> {
+    events.iter().map(|e| e.event_type.as_str()).collect()
+}
+
+pub async fn every_transition_is_logged_in_commit_order<H: Harness>() {
+    let (_h, clock, s) = setup::<H>().await;
+    create_tenant(&s, "globex").await;
+    let queue = q("ev");
+    let signal = s.event_signal();
+    let woken = signal.notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+    let mut keyed = task("x");
+    keyed.unique_key = Some("k".into());
+    let a = enqueue_one(&s, &queue, keyed.clone()).await;
+    tokio::time::timeout(std::time::Duration::from_secs(5), woken)
+        .await
+        .expect("a commit with events wakes readers");
+    // A duplicate logs nothing.
+    assert!(s.enqueue(&queue, vec![keyed]).await.unwrap()[0].duplicate);
+    let claimed = claim_one(&s, &queue).await;
+    complete(&s, &claimed).await.unwrap();
+    let b = enqueue_one(&s, &queue, task("x")).await;
+    let c = claim_one(&s, &queue).await;
+    fail(&s, &c, Some(60_000), false).await.unwrap();
+    s.change("default", b.id, Change::RunNow).await.unwrap();
+    let c = claim_one(&s, &queue).await;
+    fail(&s, &c, None, true).await.unwrap();
+    s.change("default", b.id, Change::Retry).await.unwrap();
+    s.change("default", b.id, Change::Cancel).await.unwrap();
+    s.change("default", b.id, Change::Delete).await.unwrap();
+    let d = enqueue_one(&s, &queue, task("y")).await;
+    claim_one(&s, &queue).await;
+    clock.advance_ms(20_000);
+    s.run_maintenance().await.unwrap();
+    let kill = Change::Kill {
+        reason: "stop".into(),
+    };
+    s.change("default", d.id, kill).await.unwrap();
+    // Another tenant's work is not in this tenant's log.
+    enqueue_one(&s, &QueueKey::new("globex", "ev"), task("x")).await;
+
+    let events = read_all(&s, "default", 0).await;
+    assert_eq!(
+        types(&events),
+        [
+            "task.enqueued",
+            "task.claimed",
+            "task.succeeded",
+            "task.enqueued",
+            "task.claimed",
+            "task.failed",
+            "task.claimed",
+            "task.dead",
+            "task.retried",
+            "task.cancelled",
+            "task.deleted",
+            "task.enqueued",
+            "task.claimed",
+            "task.lease_expired",
+            "task.dead",
+        ]
+    );
+    assert!(events.windows(2).all(|w| w[0].cursor < w[1].cursor));
+    let e = &events[0];
+    assert_eq!(
+        (e.task_id, e.queue.as_str(), e.kind.as_str()),
+        (a.id, "ev", "x")
+    );
+    assert_eq!((e.attempt, e.at), (0, Timestamp(T0)));
+    assert_eq!(e.data()["state"], "ready");
+    assert_eq!(events[1].data()["worker"], "w1");
+    assert_eq!(events[1].attempt, 1);
+    assert_eq!(events[5].data()["error"], "boom on attempt 1");
+    assert!(
+        events[5].data()["retry_at"].is_string(),
+        "{}",
+        events[5].data()
+    );
+    assert_eq!(events[7].data()["error"], "boom on attempt 2");
+    assert_eq!(events[13].data()["worker"], "w1");
+    assert_eq!(events[13].data()["state"], "scheduled");
+    assert_eq!(events[14].data()["error"], "stop");
+    assert_eq!(events[14].at, Timestamp(T0 + 20_000));
+    let theirs = read_all(&s, "globex", 0).await;
+    assert_eq!(types(&theirs), ["task.enqueued"]);
+
+    // Resuming after any cursor gives exactly what follows it; `keep` filters.
+    let from = events[6].cursor;
+    let rest = read_all(&s, "default", from).await;
+    assert_eq!(rest, events[7..]);
+    let page = s.events("default", 0, 2, all()).await.unwrap();
+    assert_eq!(page.events, events[..2]);
+    assert_eq!(page.next_cursor, events[1].cursor);
+    let dead_only: EventKeep = Arc::new(|e: &Event| e.event_type == EventType::Dead);
+    let page = s.events("default", 0, 10, dead_only).await.unwrap();
+    assert_eq!(types(&page.events), ["task.dead", "task.dead"]);
+    // Past the end, the cursor stays put.
+    let last = events.last().unwrap().cursor;
+    let page = s.events("default", last, 10, all()).await.unwrap();
+    assert!(page.events.is_empty());
+    assert!(page.next_cursor >= last);
+}
+
+pub async fn events_past_retention_are_trimmed_and_cursors_keep_growing<H: Harness>() {
+    let (_h, clock, s) = setup::<H>().await;
+    let queue = q("old");
+    enqueue_one(&s, &queue, task("x")).await;
+    let before = read_all(&s, "default", 0).await;
+    assert_eq!(before.len(), 1);
+    clock.advance_ms(DEFAULT_EVENT_RETENTION_MS as i64 + 1);
+    s.run_maintenance().await.unwrap();
+    assert!(read_all(&s, "default", 0).await.is_empty(), "trimmed");
+    enqueue_one(&s, &queue, task("x")).await;
+    let after = read_all(&s, "default", 0).await;
+    assert_eq!(after.len(), 1);
+    assert!(
+        after[0].cursor > before[0].cursor,
+        "a cursor is never given twice"
+    );
+    // A reader resuming from the trimmed cursor gets what is still retained.
+    assert_eq!(read_all(&s, "default", before[0].cursor).await, after);
+}
+
+pub async fn deleting_a_tenant_deletes_its_events<H: Harness>() {
+    let (_h, _c, s) = setup::<H>().await;
+    create_tenant(&s, "doomed").await;
+    enqueue_one(&s, &QueueKey::new("doomed", "q"), task("x")).await;
+    assert_eq!(read_all(&s, "doomed", 0).await.len(), 1);
+    s.change_auth(AuthChange::DeleteTenant("doomed".into()))
+        .await
+        .unwrap();
+    create_tenant(&s, "doomed").await;
+    assert!(read_all(&s, "doomed", 0).await.is_empty());
+}

@@ -4,7 +4,7 @@
 use crate::rows::{errors_to_sql, purge_at, task_from_row, TASK_COLUMNS};
 use crate::{db, PostgresStore};
 use rota_core::lifecycle;
-use rota_core::{QueueKey, Task, TaskId, TaskState};
+use rota_core::{Task, TaskId};
 use rota_store::{Change, StoreError, StoreResult};
 use tokio_postgres::error::SqlState;
 
@@ -41,24 +41,30 @@ impl PostgresStore {
             )
         };
         let updated = match &change {
+            Change::Delete => {
+                tx.execute("DELETE FROM rota_tasks WHERE id = $1", &[&id.as_i64()])
+                    .await
+                    .map_err(db)?;
+                None
+            }
             Change::Cancel => {
                 let sql = returning(
                     "state = 5, finished_at = $2, updated_at = $2, lease_worker = NULL, \
                      lease_token = NULL, lease_expires_at = NULL, purge_at = $3",
                 );
                 let purge = purge_at(now, retention);
-                tx.query_one(&sql, &[&id.as_i64(), &now.0, &purge]).await
+                Some(tx.query_one(&sql, &[&id.as_i64(), &now.0, &purge]).await)
             }
             Change::Retry => {
                 let sql = returning(
                     "state = 1, attempt = 0, run_at = $2, finished_at = NULL, \
                      purge_at = NULL, updated_at = $2",
                 );
-                tx.query_one(&sql, &[&id.as_i64(), &now.0]).await
+                Some(tx.query_one(&sql, &[&id.as_i64(), &now.0]).await)
             }
             Change::RunNow => {
                 let sql = returning("state = 1, run_at = $2, updated_at = $2");
-                tx.query_one(&sql, &[&id.as_i64(), &now.0]).await
+                Some(tx.query_one(&sql, &[&id.as_i64(), &now.0]).await)
             }
             Change::Kill { reason } => {
                 let t = lifecycle::kill(&before, reason.clone(), now);
@@ -67,36 +73,27 @@ impl PostgresStore {
                 );
                 let errors = errors_to_sql(&t.errors);
                 let purge = purge_at(now, retention);
-                tx.query_one(&sql, &[&id.as_i64(), &now.0, &errors, &purge])
-                    .await
-            }
-            Change::Delete => {
-                tx.execute("DELETE FROM rota_tasks WHERE id = $1", &[&id.as_i64()])
-                    .await
-                    .map_err(db)?;
-                self.log_change(&tx, tenant, &change, &before, now).await?;
-                tx.commit().await.map_err(db)?;
-                self.announce_events();
-                return Ok(before);
+                Some(
+                    tx.query_one(&sql, &[&id.as_i64(), &now.0, &errors, &purge])
+                        .await,
+                )
             }
         };
-        let row = match updated {
-            Ok(row) => row,
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+        // The task as it is after the change; a deleted one as it was.
+        let t = match updated {
+            None => before,
+            Some(Ok(row)) => task_from_row(&row)?.1,
+            Some(Err(e)) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
                 drop(tx);
                 return Err(self.unique_conflict(tenant, id).await);
             }
-            Err(e) => return Err(db(e)),
+            Some(Err(e)) => return Err(db(e)),
         };
-        let t = task_from_row(&row)?.1;
         self.log_change(&tx, tenant, &change, &t, now).await?;
         tx.commit().await.map_err(db)?;
         self.announce_events();
-        if t.state == TaskState::Ready {
-            self.shared
-                .signals
-                .notify(&QueueKey::new(tenant, t.queue.as_str()));
-            self.shared.notifier.ready(tenant, &t.queue);
+        if change != Change::Delete {
+            self.announce(&[(tenant.to_owned(), t.clone())]);
         }
         Ok(t)
     }

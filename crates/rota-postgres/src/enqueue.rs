@@ -5,6 +5,7 @@
 //! queue by name itself, so nothing it needs comes from an earlier answer. Only a queue's
 //! first enqueue takes a second trip, to create the queue.
 
+use crate::events::CURSOR;
 use crate::rows::{state_to_sql, tags_to_sql, task_from_row, TASK_COLUMNS};
 use crate::tasks::{lock_tenant, LOCK_SHARED};
 use crate::{db, PostgresStore};
@@ -13,11 +14,15 @@ use rota_core::lifecycle;
 use rota_core::{NewTask, QueueKey, Task, TaskId, Timestamp};
 use rota_store::{Enqueued, StoreError, StoreResult};
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 use tokio_postgres::types::ToSql;
 
 /// The INSERT: the queue by tenant and name, its default `max_attempts` for rows that give
-/// none; answers how many rows are ready and scheduled, for the wake-ups sent after commit.
-const INSERT: &str = "WITH q AS (SELECT id, max_attempts FROM rota_queues \
+/// none, and the new tasks' `task.enqueued` events; answers how many rows are ready and
+/// scheduled, for the wake-ups sent after commit.
+static INSERT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH q AS (SELECT id, max_attempts FROM rota_queues \
        WHERE tenant = $1 AND name = $2), \
      ins AS (INSERT INTO rota_tasks (id, queue_id, kind, payload, priority, state, \
        run_at, attempt, max_attempts, created_at, updated_at, unique_key, tags) \
@@ -31,11 +36,13 @@ const INSERT: &str = "WITH q AS (SELECT id, max_attempts FROM rota_queues \
      RETURNING id, state, kind, run_at), \
      ev AS (INSERT INTO rota_events (tenant, cursor, at, queue, kind, task_id, attempt, type, \
        state, due) \
-     SELECT $1, ((pg_current_xact_id()::text::bigint << 20) + row_number() OVER (ORDER BY id)), \
+     SELECT $1, {CURSOR}row_number() OVER (ORDER BY id)), \
        $3, $2, kind, id, 0, 'task.enqueued', state, CASE WHEN state = 0 THEN run_at END \
      FROM ins) \
      SELECT (SELECT id FROM q), (SELECT max_attempts FROM q), array(SELECT id FROM ins), \
-       (SELECT count(*) FROM ins WHERE state = 1), (SELECT count(*) FROM ins WHERE state = 0)";
+       (SELECT count(*) FROM ins WHERE state = 1), (SELECT count(*) FROM ins WHERE state = 0)"
+    )
+});
 
 /// What one INSERT round did.
 struct Inserted {
@@ -135,7 +142,7 @@ impl PostgresStore {
     ) -> StoreResult<Option<Inserted>> {
         let (lock, insert) = tokio::join!(
             client.prepare_cached(LOCK_SHARED),
-            client.prepare_cached(INSERT)
+            client.prepare_cached(&INSERT)
         );
         let (lock, insert) = (lock.map_err(db)?, insert.map_err(db)?);
         // Each request is written when its future is first polled, and `join!` polls them in

@@ -73,18 +73,15 @@ impl Ctx<'_> {
             }
             Change::Delete => {
                 let sql = format!("DELETE FROM tasks WHERE id = ?1 RETURNING {TASK_COLUMNS}");
-                let t = self.update_returning(b, &sql, params![id.as_i64()])?;
-                b.delta.moved(qid, Some(state), None);
-                if let Some(e) = events::changed(change.event(), &t, b.now) {
-                    b.log(tenant, e);
-                }
-                return Ok(Ok(t));
+                self.update_returning(b, &sql, params![id.as_i64()])?
             }
         };
         if let Some(e) = events::changed(change.event(), &t, b.now) {
             b.log(tenant, e);
         }
-        b.delta.moved(qid, Some(state), Some(t.state));
+        // A deleted task leaves its state's count; it is answered as it was.
+        let to = (*change != Change::Delete).then_some(t.state);
+        b.delta.moved(qid, Some(state), to);
         if t.state == TaskState::Ready {
             b.ready.insert(qid);
         }

@@ -101,7 +101,9 @@ async fn an_enqueue_on_one_server_wakes_a_claim_waiting_on_another() {
         "enqueue on A -> claim returns on B: p50 {p50:?}, max {:?}",
         latencies.last().unwrap()
     );
-    assert!(p50 < Duration::from_millis(10), "p50 {p50:?}");
+    // Claims wait up to 5 s and never poll, so answering within 100 ms means woken (typical
+    // here: 2-4 ms; 14 ms on a loaded CI machine, which failed a 10 ms bound).
+    assert!(p50 < Duration::from_millis(100), "p50 {p50:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,12 +3,14 @@
 //! reused.
 
 mod error;
+mod events;
 mod processes;
 mod types;
 pub mod worker;
 
 use error::ErrorBody;
 pub use error::{Error, ErrorDetail, Result};
+pub use events::{EventOptions, EventPage, EventRecord};
 pub use processes::WorkerProcess;
 pub use types::*;
 use types::{decode, DuplicateFlag};

@@ -54,6 +54,9 @@ pub struct Limits {
     /// Queues shown one by one in `/metrics` (the deepest ones); the rest are summed under
     /// `queue="_other"`, so a scrape costs the same with 100 queues or 100,000. 0 sums all.
     pub max_metrics_queues: usize,
+    /// Event streams (`GET /v1/events/stream`) one tenant may hold open on one server; one more
+    /// answers 503 with Retry-After.
+    pub max_streams_per_tenant: usize,
 }
 
 impl Default for Limits {
@@ -81,6 +84,7 @@ impl Default for Limits {
             idle_timeout_ms: 60_000,
             body_read_timeout_ms: 30_000,
             max_metrics_queues: 1_000,
+            max_streams_per_tenant: 100,
         }
     }
 }

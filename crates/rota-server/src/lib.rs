@@ -37,6 +37,27 @@ pub struct ServerConfig {
     pub auth: auth::AuthConfig,
     /// Longest pause between maintenance passes (retention is enforced on each pass).
     pub maintenance_interval_ms: u64,
+    /// The event log and its streams.
+    pub events: EventsConfig,
+}
+
+/// `[events]` in the config file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// An idle event stream sends a comment line this often, so proxies keep it open.
+    pub keepalive_ms: u64,
+    /// How long the event log keeps an event (a tenant may set its own).
+    pub retention_ms: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            keepalive_ms: 15_000,
+            retention_ms: rota_store::DEFAULT_EVENT_RETENTION_MS,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -45,6 +66,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             auth: auth::AuthConfig::default(),
             maintenance_interval_ms: 1_000,
+            events: EventsConfig::default(),
         }
     }
 }
@@ -55,6 +77,14 @@ impl ServerConfig {
         self.auth.validate()?;
         if self.maintenance_interval_ms == 0 {
             return Err("maintenance_interval_ms must be at least 1".into());
+        }
+        if self.events.keepalive_ms == 0 {
+            return Err("events.keepalive_ms must be at least 1".into());
+        }
+        if self.events.retention_ms == 0 || self.events.retention_ms > self.limits.max_delay_ms {
+            return Err(
+                "events.retention_ms must be at least 1 and at most limits.max_delay_ms".into(),
+            );
         }
         Ok(())
     }
@@ -104,6 +134,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tasks/fail", post(batch::fail_batch))
         .route("/v1/tasks/{id}", get(tasks::get).delete(changes::delete))
         .route("/v1/events", get(events::events))
+        .route(auth::STREAM_ROUTE, get(events::stream))
+        .route("/v1/events/tickets", post(events::ticket))
         .route("/v1/tasks/{id}/heartbeat", post(tasks::heartbeat))
         .route("/v1/tasks/{id}/complete", post(tasks::complete))
         .route("/v1/tasks/{id}/fail", post(tasks::fail))

@@ -143,3 +143,241 @@ async fn a_caller_sees_only_its_tenant_and_the_queues_it_may_read() {
     assert_eq!(queues, ["a"], "{seen}");
     s.stop().await;
 }
+
+/// One Server-Sent Events connection, read frame by frame.
+struct Sse {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+/// A frame: its `id:`, `event:` and `data:` fields, or the text of a comment line.
+#[derive(Debug)]
+enum Frame {
+    Event { id: i64, kind: String, data: Value },
+    Comment(String),
+}
+
+impl Sse {
+    async fn open(url: &str, token: Option<&str>, last_id: Option<i64>) -> Result<Sse, u16> {
+        let mut req = reqwest::Client::new().get(url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(id) = last_id {
+            req = req.header("last-event-id", id.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        if resp.status() != 200 {
+            return Err(resp.status().as_u16());
+        }
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        assert_eq!(ct, "text/event-stream");
+        Ok(Sse {
+            resp,
+            buf: String::new(),
+        })
+    }
+
+    /// The next frame, or `None` when the server ended the stream.
+    async fn next(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let frame: String = self.buf.drain(..end + 2).collect();
+                let (mut id, mut kind, mut data) = (None, None, None);
+                for line in frame.lines().filter(|l| !l.is_empty()) {
+                    if let Some(c) = line.strip_prefix(':') {
+                        return Some(Frame::Comment(c.trim().to_owned()));
+                    }
+                    let (k, v) = line.split_once(':').unwrap_or_else(|| panic!("{frame:?}"));
+                    let v = v.trim_start().to_owned();
+                    match k {
+                        "id" => id = Some(v.parse().unwrap()),
+                        "event" => kind = Some(v),
+                        "data" => data = Some(serde_json::from_str(&v).unwrap()),
+                        other => panic!("unexpected field {other}"),
+                    }
+                }
+                return Some(Frame::Event {
+                    id: id.unwrap(),
+                    kind: kind.unwrap(),
+                    data: data.unwrap(),
+                });
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.resp.chunk())
+                .await
+                .expect("a frame within 10 s")
+                .unwrap()?;
+            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    /// The next `n` events, skipping comments.
+    async fn events(&mut self, n: usize) -> Vec<(i64, String, Value)> {
+        let mut out = vec![];
+        while out.len() < n {
+            match self.next().await.expect("the stream goes on") {
+                Frame::Event { id, kind, data } => out.push((id, kind, data)),
+                Frame::Comment(_) => {}
+            }
+        }
+        out
+    }
+}
+
+#[tokio::test]
+async fn a_stream_resumes_after_a_dropped_connection_with_nothing_missed() {
+    let mut config = rota_server::ServerConfig::default();
+    config.events.keepalive_ms = 200;
+    let s = TestServer::with_config(config).await;
+    for n in 0..3 {
+        s.enqueue("mail", json!({"kind": "send", "payload": n}))
+            .await;
+    }
+    let url = format!("{}/v1/events/stream", s.url);
+    let mut sse = Sse::open(&url, Some(ADMIN), None).await.unwrap();
+    let first = sse.events(3).await;
+    assert!(first.iter().all(|(_, kind, _)| kind == "task.enqueued"));
+    assert_eq!(first[0].2["type"], "task.enqueued");
+    assert_eq!(first[0].2["cursor"], first[0].0);
+    let last = first[2].0;
+
+    // An idle stream sends comment lines.
+    match sse.next().await.unwrap() {
+        Frame::Comment(c) => assert_eq!(c, "keep-alive"),
+        other => panic!("expected a keep-alive comment, got {other:?}"),
+    }
+
+    // Dropped; two events commit meanwhile; the reconnect (Last-Event-ID beats ?after=)
+    // gets exactly those, then live ones.
+    drop(sse);
+    let a = s.enqueue("mail", json!({"kind": "send"})).await;
+    let c = s.claim("mail", json!({"worker": "w1"})).await.remove(0);
+    let resumed_url = format!("{url}?after=0");
+    let mut sse = Sse::open(&resumed_url, Some(ADMIN), Some(last))
+        .await
+        .unwrap();
+    let missed = sse.events(2).await;
+    assert_eq!(missed[0].1, "task.enqueued");
+    assert_eq!(missed[0].2["task_id"], a["id"]);
+    assert_eq!(missed[1].1, "task.claimed");
+    assert!(missed[0].0 > last && missed[1].0 > missed[0].0);
+    s.post(
+        &format!("/v1/tasks/{}/complete", id(&c)),
+        json!({"lease": lease(&c)}),
+    )
+    .await;
+    let live = sse.events(1).await;
+    assert_eq!(live[0].1, "task.succeeded");
+
+    // Filters apply; a bad Last-Event-ID is refused.
+    let mut dead_only = Sse::open(&format!("{url}?types=task.succeeded"), Some(ADMIN), None)
+        .await
+        .unwrap();
+    assert_eq!(dead_only.events(1).await[0].0, live[0].0);
+    let bad = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(ADMIN)
+        .header("last-event-id", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_ticket_opens_only_its_tenants_stream_and_only_for_a_minute() {
+    let mut config = rota_server::ServerConfig::default();
+    config.events.keepalive_ms = 200;
+    let s = TestServer::with_config(config).await;
+    assert_eq!(
+        s.post("/v1/admin/tenants", json!({"name": "acme"}))
+            .await
+            .status,
+        201
+    );
+    let (key, _) = s
+        .send_full(
+            Some(ADMIN),
+            &[("rota-tenant", "acme")],
+            "POST",
+            "/v1/keys",
+            Some(r#"{"roles": ["reader"]}"#),
+        )
+        .await;
+    let token = key.body["token"].as_str().unwrap().to_owned();
+    let key_id = key.body["id"].as_str().unwrap().to_owned();
+    s.enqueue("mail", json!({"kind": "default-tenant"})).await;
+    let (r, _) = s
+        .send_full(
+            Some(ADMIN),
+            &[("rota-tenant", "acme")],
+            "POST",
+            "/v1/queues/mail/tasks",
+            Some(r#"{"kind":"acme-task"}"#),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+
+    let issued = s
+        .send_as(Some(&token), "POST", "/v1/events/tickets", None)
+        .await;
+    assert_eq!(issued.status, 201, "{}", issued.body);
+    let ticket = issued.body["ticket"].as_str().unwrap().to_owned();
+    assert!(issued.body["expires_at"].is_string());
+    let url = format!("{}/v1/events/stream?ticket={ticket}", s.url);
+    let mut sse = Sse::open(&url, None, None).await.unwrap();
+    let seen = sse.events(1).await;
+    assert_eq!(seen[0].2["kind"], "acme-task");
+
+    // The ticket opens the stream and nothing else; a changed one opens nothing.
+    let elsewhere = s
+        .send_as(None, "GET", &format!("/v1/events?ticket={ticket}"), None)
+        .await;
+    assert_eq!(elsewhere.status, 401);
+    let forged = ticket.replace("_acme", "_default");
+    assert_eq!(
+        Sse::open(
+            &format!("{}/v1/events/stream?ticket={forged}", s.url),
+            None,
+            None
+        )
+        .await
+        .err(),
+        Some(401)
+    );
+
+    // Revoking the key ends the open stream; after a minute the ticket opens nothing.
+    let revoked = s
+        .send_full(
+            Some(ADMIN),
+            &[("rota-tenant", "acme")],
+            "DELETE",
+            &format!("/v1/keys/{key_id}"),
+            None,
+        )
+        .await
+        .0;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    loop {
+        match sse.next().await {
+            None => break,
+            Some(Frame::Comment(_)) => {}
+            Some(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(Sse::open(&url, None, None).await.err(), Some(401));
+
+    let admin_ticket = s.post("/v1/events/tickets", json!({})).await;
+    assert_eq!(admin_ticket.status, 201);
+    s.clock.advance_ms(61_000);
+    let late = format!(
+        "{}/v1/events/stream?ticket={}",
+        s.url,
+        admin_ticket.body["ticket"].as_str().unwrap()
+    );
+    let r = s.send_as(None, "GET", &late[s.url.len()..], None).await;
+    assert_eq!(r.status, 401);
+    assert!(r.body.to_string().contains("expired"), "{}", r.body);
+    s.stop().await;
+}

@@ -24,6 +24,8 @@ struct FileConfig {
     auth: Option<rota_server::auth::AuthConfig>,
     storage: Option<crate::storage::StorageFile>,
     faktory: Option<FaktoryFile>,
+    #[serde(default)]
+    events: Option<toml::Table>,
 }
 
 /// `[faktory]` in the config file.
@@ -97,7 +99,8 @@ pub fn load(o: Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeC
             format!("ROTA_MAINTENANCE_INTERVAL_MS: `{v}` is not a whole number")
         })?;
     }
-    server.limits = limits(file.limits, env)?;
+    server.limits = numbers(file.limits, "limits", env)?;
+    server.events = numbers(file.events, "events", env)?;
     if let Some(auth) = file.auth {
         server.auth = auth;
     }
@@ -124,18 +127,24 @@ pub fn load(o: Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeC
     })
 }
 
-/// `[limits]` from the file, then `ROTA_LIMITS_<KEY>` for each key.
-fn limits(
+/// A section of numbers (`[limits]`, `[events]`) from the file, then `ROTA_<SECTION>_<KEY>`
+/// for each key.
+fn numbers<T: Default + serde::Serialize + serde::de::DeserializeOwned>(
     file: Option<toml::Table>,
+    section: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<rota_core::Limits> {
+) -> Result<T> {
     let mut table = match file {
         Some(t) => t,
         None => toml::Table::new(),
     };
-    let defaults = toml::Table::try_from(rota_core::Limits::default()).expect("limits serialize");
+    let defaults = toml::Table::try_from(T::default()).expect("settings serialize");
     for key in defaults.keys() {
-        let var = format!("ROTA_LIMITS_{}", key.to_ascii_uppercase());
+        let var = format!(
+            "ROTA_{}_{}",
+            section.to_ascii_uppercase(),
+            key.to_ascii_uppercase()
+        );
         if let Some(v) = env(&var) {
             let n: i64 = v
                 .parse()
@@ -143,8 +152,8 @@ fn limits(
             table.insert(key.clone(), toml::Value::Integer(n));
         }
     }
-    rota_core::Limits::deserialize(toml::Value::Table(table))
-        .map_err(|e| anyhow::anyhow!("limits: {}", e.message()))
+    T::deserialize(toml::Value::Table(table))
+        .map_err(|e| anyhow::anyhow!("{section}: {}", e.message()))
 }
 
 pub fn db_path(data_dir: &Path) -> PathBuf {

@@ -9,6 +9,7 @@ mod bench;
 mod cli;
 mod config;
 mod copy;
+mod events;
 mod output;
 mod processes;
 mod serve;
@@ -106,6 +107,10 @@ enum ApiCommand {
     /// Worker processes connected over the Faktory protocol: list, quiet, terminate.
     #[command(subcommand)]
     Workers(processes::WorkersCmd),
+    /// The event log: every task transition, a page at a time or followed live.
+    ///
+    /// Example: rota events --follow --types task.dead
+    Events(events::EventsArgs),
     /// Run a command for each task of a queue.
     ///
     /// Example: rota worker emails --kinds email.send --concurrency 4 -- ./send-email.sh
@@ -124,6 +129,7 @@ impl ApiCommand {
             ApiCommand::Role(cmd) => access::role(&client, cmd, fmt).await,
             ApiCommand::Whoami => access::whoami(&client, fmt).await,
             ApiCommand::Workers(cmd) => processes::workers(&client, cmd, fmt).await,
+            ApiCommand::Events(args) => events::events(&client, args, fmt).await,
         }
     }
 }

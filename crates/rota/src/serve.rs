@@ -84,7 +84,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let store = crate::storage::open(
         &cfg.storage,
         &cfg.data_dir,
-        &cfg.server.limits,
+        &cfg.server,
         clock.clone(),
         !args.no_migrate,
     )
@@ -188,7 +188,7 @@ pub async fn recover_admin(args: RecoverArgs) -> Result<()> {
     let store = crate::storage::open(
         &cfg.storage,
         &cfg.data_dir,
-        &cfg.server.limits,
+        &cfg.server,
         clock.clone(),
         true,
     )

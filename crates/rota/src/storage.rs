@@ -104,14 +104,16 @@ pub fn resolve(url_flag: Option<String>, file: Option<StorageFile>) -> Result<St
 pub async fn open(
     storage: &Storage,
     data_dir: &Path,
-    limits: &rota_core::Limits,
+    server: &rota_server::ServerConfig,
     clock: Arc<dyn Clock>,
     migrate: bool,
 ) -> Result<DynStore> {
+    let limits = &server.limits;
     match storage {
         Storage::Embedded => {
             let options = SqliteOptions {
                 max_queues_per_tenant: limits.max_queues_per_tenant,
+                event_retention_ms: server.events.retention_ms,
                 ..Default::default()
             };
             let store = SqliteStore::open(&crate::config::db_path(data_dir), clock, options)
@@ -128,6 +130,7 @@ pub async fn open(
                 max_queues_per_tenant: limits.max_queues_per_tenant,
                 migrate,
                 ca_file: ca_file.clone(),
+                event_retention_ms: server.events.retention_ms,
                 ..Default::default()
             };
             let store = PostgresStore::open(url, clock, options)

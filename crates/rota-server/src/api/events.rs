@@ -1,4 +1,5 @@
-//! `GET /v1/events`: the event log, paged by cursor and long-polled.
+//! The event log: `GET /v1/events` pages by cursor and long-polls; `GET /v1/events/stream`
+//! follows it as Server-Sent Events; `POST /v1/events/tickets` lets a browser open a stream.
 
 use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody};
@@ -6,9 +7,14 @@ use crate::extract::ApiQuery;
 use crate::service::EventQuery;
 use crate::AppState;
 use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{self, KeepAlive, Sse};
 use axum::Json;
+use futures_util::stream::{self, Stream, StreamExt};
 use rota_core::events::{Event, EventFilter, EventType};
 use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
+use std::time::Duration;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -101,4 +107,106 @@ pub async fn events(
         events: page.events.into_iter().map(EventBody::from).collect(),
         next_cursor: page.next_cursor,
     }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StreamParams {
+    /// Events after this cursor when the request has no `Last-Event-ID` header (a reconnecting
+    /// `EventSource` sends one, and it wins). 0 or absent: from the oldest still retained.
+    pub after: Option<i64>,
+    /// Comma-separated event types or patterns, e.g. `task.dead,task.failed` or `task.*`.
+    pub types: Option<String>,
+    /// Comma-separated queue names or patterns.
+    pub queue: Option<String>,
+    /// A ticket from `POST /v1/events/tickets`, for clients that cannot send headers.
+    pub ticket: Option<String>,
+}
+
+/// The cursor a stream resumes after: `Last-Event-ID`, else `?after=`.
+fn resume_cursor(headers: &HeaderMap, after: Option<i64>) -> ApiResult<i64> {
+    match headers.get("last-event-id") {
+        None => Ok(after.unwrap_or(0)),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|c| *c >= 0)
+            .ok_or_else(|| {
+                crate::error::ApiError::bad_request(
+                    "Last-Event-ID must be an event cursor (an `id:` this stream sent)",
+                )
+            }),
+    }
+}
+
+fn sse_event(e: Event) -> sse::Event {
+    let id = e.cursor.to_string();
+    let name = e.event_type.as_str();
+    let body = EventBody::from(e);
+    sse::Event::default()
+        .id(id)
+        .event(name)
+        .json_data(body)
+        .expect("an event serializes")
+}
+
+/// Each event as `id: <cursor>`, `event: <type>` and `data: <the event as GET /v1/events shows
+/// it>`; an idle stream sends a comment line every `events.keepalive_ms`. The stream ends when
+/// the server shuts down or the credential stops being valid.
+#[utoipa::path(get, path = "/v1/events/stream", tag = "events", params(StreamParams),
+    responses((status = 200, description = "text/event-stream of events", content_type = "text/event-stream", body = String),
+              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn stream(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiQuery(p): ApiQuery<StreamParams>,
+) -> ApiResult<Sse<impl Stream<Item = Result<sse::Event, Infallible>>>> {
+    let q = EventQuery {
+        after: resume_cursor(&headers, p.after)?,
+        filter: EventFilter {
+            types: list(p.types),
+            queues: list(p.queue),
+        },
+        limit: st.config.limits.max_list,
+        wait_ms: 0,
+    };
+    let follow = st.service.follow_events(&caller, q)?;
+    let hello = sse::Event::default().comment(format!("following after {}", follow.cursor()));
+    let events = stream::unfold(follow, |mut f| async move {
+        match f.next().await? {
+            Ok(events) => Some((events, f)),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "event stream ends on a read error; the client resumes by reconnecting");
+                None
+            }
+        }
+    })
+    .flat_map(|events| stream::iter(events.into_iter().map(sse_event)));
+    let body = stream::once(async { hello }).chain(events).map(Ok);
+    let keepalive = Duration::from_millis(st.config.events.keepalive_ms);
+    Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(keepalive).text("keep-alive")))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Ticket {
+    /// Pass as `?ticket=` to `GET /v1/events/stream`; it opens nothing else.
+    pub ticket: String,
+    /// A stream must be opened before this time; once open it lives on.
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: rota_core::Timestamp,
+}
+
+/// A short-lived ticket that opens this caller's event stream, for a browser's `EventSource`
+/// (which cannot send an `Authorization` header). Issued to API keys and the admin token.
+#[utoipa::path(post, path = "/v1/events/tickets", tag = "events",
+    responses((status = 201, body = Ticket), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn ticket(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> ApiResult<(StatusCode, Json<Ticket>)> {
+    caller.require_on_some_queue(rota_core::auth::actions::TASKS_READ)?;
+    let (ticket, expires_at) = st.auth.issue_ticket(&caller)?;
+    Ok((StatusCode::CREATED, Json(Ticket { ticket, expires_at })))
 }

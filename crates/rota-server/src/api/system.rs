@@ -197,6 +197,8 @@ impl utoipa::Modify for ErrorResponses {
         crate::api::changes::kill,
         crate::api::changes::delete,
         crate::api::events::events,
+        crate::api::events::stream,
+        crate::api::events::ticket,
         crate::api::queues::list,
         crate::api::queues::get,
         crate::api::queues::update,

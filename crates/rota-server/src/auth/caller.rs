@@ -40,6 +40,11 @@ impl Caller {
         tenant.parsing.acquire().await.ok()
     }
 
+    /// Whether the credential still holds (see [`Auth::still_valid`]).
+    pub fn still_valid(&self) -> bool {
+        self.auth.still_valid(&self.principal)
+    }
+
     pub fn can(&self, action: &str, resource: &str) -> bool {
         self.auth.decide(&self.principal, action, resource) == Decision::Allowed
     }

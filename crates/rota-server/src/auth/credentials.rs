@@ -17,6 +17,8 @@ pub enum Credential<'a> {
         proof: [u8; 32],
         key: Option<&'a str>,
     },
+    /// An event-stream ticket ([`super::tickets`]); it names the tenant it acts in.
+    Ticket(&'a str),
 }
 
 impl<'a> From<&'a str> for Credential<'a> {
@@ -26,10 +28,20 @@ impl<'a> From<&'a str> for Credential<'a> {
 }
 
 impl Auth {
-    async fn authenticate(&self, cred: Credential<'_>) -> ApiResult<Authenticated> {
+    /// The principal a credential proves, and the tenant it names when it names one.
+    async fn authenticate(
+        &self,
+        cred: Credential<'_>,
+    ) -> ApiResult<(Authenticated, Option<String>)> {
         match cred {
-            Credential::Token(token) => self.authenticate_token(token).await,
-            Credential::FaktoryProof { proof, key } => self.authenticate_proof(&proof, key),
+            Credential::Token(token) => Ok((self.authenticate_token(token).await?, None)),
+            Credential::FaktoryProof { proof, key } => {
+                Ok((self.authenticate_proof(&proof, key)?, None))
+            }
+            Credential::Ticket(ticket) => {
+                let (a, tenant) = self.authenticate_ticket(ticket)?;
+                Ok((a, Some(tenant)))
+            }
         }
     }
 
@@ -76,14 +88,18 @@ impl Auth {
         self.key_principal(&st, entry)
     }
 
-    fn env_admin_principal(&self) -> Authenticated {
-        let p = Principal::admin("admin token");
+    pub(super) fn env_admin_principal(&self) -> Authenticated {
+        let p = Principal::admin(ADMIN_TOKEN_LABEL);
         (p, vec![(self.env_client.clone(), Effective::default())])
     }
 
     /// The principal of a key whose secret was proven: refused when revoked, expired or its
     /// tenant is gone.
-    fn key_principal(&self, st: &Registry, entry: &KeyEntry) -> ApiResult<Authenticated> {
+    pub(super) fn key_principal(
+        &self,
+        st: &Registry,
+        entry: &KeyEntry,
+    ) -> ApiResult<Authenticated> {
         let now = self.clock.now();
         let rec = &entry.record;
         let id = &rec.id;
@@ -193,13 +209,25 @@ impl Auth {
         cred: Option<Credential<'_>>,
         tenant: Option<&str>,
     ) -> ApiResult<(Caller, Permit)> {
-        let (principal, clients) = if self.enabled() {
+        let (principal, clients, named) = if self.enabled() {
             let cred =
                 cred.ok_or_else(|| unauthorized("no credentials: send an API key or a JWT"))?;
-            self.authenticate(cred).await?
+            let ((principal, clients), named) = self.authenticate(cred).await?;
+            (principal, clients, named)
         } else {
-            (Principal::admin("anonymous (auth disabled)"), Vec::new())
+            let named = match cred {
+                Some(Credential::Ticket(t)) => {
+                    super::tickets::Ticket::parse(t).map(|t| t.tenant.to_owned())
+                }
+                _ => None,
+            };
+            (
+                Principal::admin("anonymous (auth disabled)"),
+                Vec::new(),
+                named,
+            )
         };
+        let tenant = named.as_deref().or(tenant);
         let tenant = match tenant {
             None => principal.tenant.clone(),
             Some(t) if t == principal.tenant => principal.tenant.clone(),

@@ -24,12 +24,14 @@ mod registry;
 mod request;
 mod routes;
 mod shares;
+mod tickets;
 pub mod token;
 
 pub use caller::Caller;
 pub use config::{AuthConfig, LimitDefaults, Secret};
 pub use credentials::Credential;
-pub use request::authenticate;
+pub use request::{authenticate, STREAM_ROUTE};
+pub use tickets::TICKET_TTL_MS;
 
 pub use rota_core::auth::NewKey;
 
@@ -52,6 +54,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+
+/// How the `ROTA_ADMIN_TOKEN` caller is named.
+const ADMIN_TOKEN_LABEL: &str = "admin token";
 
 /// The header with which an admin acts in another tenant.
 pub const TENANT_HEADER: &str = "rota-tenant";

@@ -41,15 +41,34 @@ fn bearer(headers: &HeaderMap) -> ApiResult<&str> {
     }
 }
 
+/// The route a ticket opens, and nothing else.
+pub const STREAM_ROUTE: &str = "/v1/events/stream";
+
+#[derive(Deserialize)]
+struct TicketParam {
+    ticket: Option<String>,
+}
+
 /// The middleware in front of every `/v1` route.
 pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
-    let token = if st.auth.enabled() {
-        match bearer(req.headers()) {
-            Ok(t) => Some(t),
-            Err(e) => return e.into_response(),
+    let ticket = (req.uri().path() == STREAM_ROUTE)
+        .then(|| axum::extract::Query::<TicketParam>::try_from_uri(req.uri()).ok())
+        .flatten()
+        .and_then(|q| q.0.ticket);
+    let cred = match &ticket {
+        // The header wins when both are sent.
+        Some(t)
+            if !req
+                .headers()
+                .contains_key(axum::http::header::AUTHORIZATION) =>
+        {
+            Some(Credential::Ticket(t))
         }
-    } else {
-        None
+        _ if st.auth.enabled() => match bearer(req.headers()) {
+            Ok(t) => Some(Credential::Token(t)),
+            Err(e) => return e.into_response(),
+        },
+        _ => None,
     };
     let tenant = match req.headers().get(TENANT_HEADER).map(|v| v.to_str()) {
         None => None,
@@ -58,7 +77,7 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
             return ApiError::bad_request("the Rota-Tenant header is not text").into_response()
         }
     };
-    let (caller, permit) = match st.auth.admit(token.map(Credential::Token), tenant).await {
+    let (caller, permit) = match st.auth.admit(cred, tenant).await {
         Ok(admitted) => admitted,
         Err(e) => return e.into_response(),
     };

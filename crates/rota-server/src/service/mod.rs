@@ -14,7 +14,7 @@ mod queues;
 mod tasks;
 mod workers;
 
-pub use events::EventQuery;
+pub use events::{EventFollow, EventQuery};
 pub use tasks::{check_task, Claim};
 
 use crate::auth::Caller;
@@ -39,6 +39,8 @@ pub struct Service {
     shutdown: CancellationToken,
     /// Worker processes connected through the Faktory door.
     workers: Arc<crate::faktory::workers::Registry>,
+    /// Open event streams per tenant on this server.
+    streams: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 impl Service {
@@ -55,6 +57,7 @@ impl Service {
             clock,
             shutdown,
             workers,
+            streams: Default::default(),
         }
     }
 

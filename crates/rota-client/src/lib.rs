@@ -323,6 +323,19 @@ impl Client {
         .await
     }
 
+    /// The task once it is final (succeeded, dead or cancelled), or as it is after `wait`
+    /// (at most the server's `limits.max_wait_ms`). Check `task.state` to tell which.
+    pub async fn wait_for(&self, id: TaskId, wait: Duration) -> Result<Task> {
+        let ms = wait.as_millis() as u64;
+        self.call(
+            Method::GET,
+            &format!("/v1/tasks/{id}?wait_ms={ms}"),
+            None::<&()>,
+            Self::TIMEOUT + wait,
+        )
+        .await
+    }
+
     pub async fn cancel(&self, id: TaskId) -> Result<Task> {
         self.call(
             Method::POST,

@@ -381,3 +381,54 @@ async fn a_ticket_opens_only_its_tenants_stream_and_only_for_a_minute() {
     assert!(r.body.to_string().contains("expired"), "{}", r.body);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn get_with_wait_answers_when_the_task_is_final() {
+    let s = TestServer::start().await;
+    let t = s.enqueue("jobs", json!({"kind": "report"})).await;
+    let path = format!("/v1/tasks/{}?wait_ms=10000", id(&t));
+    let waiting = {
+        let (url, path) = (s.url.clone(), path.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let body = reqwest::Client::new()
+                .get(format!("{url}{path}"))
+                .bearer_auth(ADMIN)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap();
+            (body, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let c = s.claim("jobs", json!({"worker": "w"})).await.remove(0);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "a claim is not final");
+    s.post(
+        &format!("/v1/tasks/{}/complete", id(&c)),
+        json!({"lease": lease(&c), "result": {"rows": 3}}),
+    )
+    .await;
+    let (done, took) = waiting.await.unwrap();
+    assert_eq!(done["state"], "succeeded");
+    assert_eq!(done["result"], json!({"rows": 3}));
+    assert!(took < Duration::from_secs(5), "{took:?}");
+
+    // Already final: at once. Not final by the end of the wait: as it is.
+    let again = s.get(&path).await;
+    assert_eq!(again.body["state"], "succeeded");
+    let other = s.enqueue("jobs", json!({"kind": "report"})).await;
+    let started = Instant::now();
+    let late = s
+        .get(&format!("/v1/tasks/{}?wait_ms=300", id(&other)))
+        .await;
+    assert_eq!(late.body["state"], "ready");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    s.get(&format!("/v1/tasks/{}?wait_ms=999999999", id(&other)))
+        .await
+        .assert_error(422, "invalid_field");
+    s.stop().await;
+}

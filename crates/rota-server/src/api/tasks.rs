@@ -209,14 +209,28 @@ pub async fn fail(
     only(st.service.fail(&caller, vec![item], false).await?)
 }
 
-#[utoipa::path(get, path = "/v1/tasks/{id}", tag = "tasks", params(("id" = String, Path)),
-    responses((status = 200, body = rota_core::Task), (status = 404, body = ErrorBody)))]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct GetParams {
+    /// Wait up to this long (0 to limits.max_wait_ms) for the task to be final (succeeded,
+    /// dead or cancelled); the answer comes when it is, or with the task as it is at the end.
+    pub wait_ms: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/v1/tasks/{id}", tag = "tasks", params(("id" = String, Path), GetParams),
+    responses((status = 200, body = rota_core::Task), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn get(
     State(st): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(p): ApiQuery<GetParams>,
 ) -> ApiResult<axum::Json<rota_core::Task>> {
-    Ok(axum::Json(st.service.get(&caller, task_id(&id)?).await?))
+    let id = task_id(&id)?;
+    let task = match p.wait_ms {
+        Some(ms) if ms > 0 => st.service.wait_final(&caller, id, ms).await?,
+        _ => st.service.get(&caller, id).await?,
+    };
+    Ok(axum::Json(task))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -24,6 +24,9 @@ pub struct Claim {
     pub lease_ms: Option<u64>,
 }
 
+/// The shortest pause between two reads of a task waited on (see [`Service::wait_final`]).
+const RESULT_RECHECK: std::time::Duration = std::time::Duration::from_millis(5);
+
 impl Service {
     /// Validates and enqueues tasks; each answer says whether a live task with the same unique
     /// key was returned instead. In a `batch`, messages name a task by its index
@@ -284,6 +287,36 @@ impl Service {
         caller.require(actions::TASKS_READ, &queue_resource(&task.queue))?;
         hide_token_unless_allowed(caller, &mut task);
         Ok(task)
+    }
+
+    /// The task once it is final (succeeded, dead or cancelled), or as it is when `wait_ms`
+    /// ends first. Woken by commits that log events, not by a timer; a burst of commits costs
+    /// one read per [`RESULT_RECHECK`] at most.
+    pub async fn wait_final(&self, caller: &Caller, id: TaskId, wait_ms: u64) -> ApiResult<Task> {
+        let max = self.limits().max_wait_ms;
+        if wait_ms > max {
+            return Err(ApiError::invalid(format!(
+                "wait_ms is {wait_ms}; the limit is {max} (limits.max_wait_ms)"
+            )));
+        }
+        let signal = self.store.event_signal();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(wait_ms);
+        loop {
+            let woken = signal.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let task = self.get(caller, id).await?;
+            if task.state.is_final() || tokio::time::Instant::now() >= deadline {
+                return Ok(task);
+            }
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = self.shutdown.cancelled() => return Ok(task),
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            tokio::time::sleep(RESULT_RECHECK.min(left)).await;
+        }
     }
 
     /// A page of a queue's tasks, newest first.

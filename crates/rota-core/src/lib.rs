@@ -10,6 +10,7 @@ pub mod id;
 pub mod lifecycle;
 pub mod limits;
 pub mod model;
+pub mod schedule;
 pub mod timestamp;
 
 pub use backoff::Backoff;

@@ -90,6 +90,7 @@ impl PostgresStore {
                     "DELETE FROM rota_queues WHERE tenant = $1",
                     "DELETE FROM rota_api_keys WHERE tenant = $1",
                     "DELETE FROM rota_roles WHERE tenant = $1",
+                    "DELETE FROM rota_schedules WHERE tenant = $1",
                     "DELETE FROM rota_tenants WHERE name = $1",
                 ] {
                     tx.execute(sql, &[name]).await.map_err(db)?;

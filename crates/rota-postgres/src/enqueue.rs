@@ -196,6 +196,92 @@ impl PostgresStore {
         }))
     }
 
+    /// Enqueues `tasks` inside the caller's transaction (which holds the tenant's lock),
+    /// creating the queue if missing: the ids of the tasks, inserted or the live holders of
+    /// their unique keys (`None` when a holder finished meanwhile). The caller announces the
+    /// enqueue after commit ([`Self::after_enqueue`]).
+    pub(crate) async fn enqueue_in(
+        &self,
+        tx: &impl GenericClient,
+        key: &QueueKey,
+        tasks: &[NewTask],
+        now: Timestamp,
+    ) -> StoreResult<Vec<Option<TaskId>>> {
+        let (queue_id, _) = self.queue_for_write(tx, key, now).await?;
+        let ids = self.new_ids(tasks.len(), now).await?;
+        let mut cols = EnqueueColumns::default();
+        for (t, id) in tasks.iter().zip(&ids) {
+            cols.push(*id, t, now);
+        }
+        let row = tx
+            .query_one(
+                INSERT.as_str(),
+                &[
+                    &key.tenant,
+                    &key.name,
+                    &now.0,
+                    &cols.id,
+                    &cols.kind,
+                    &cols.payload,
+                    &cols.priority,
+                    &cols.state,
+                    &cols.run_at,
+                    &cols.max_attempts,
+                    &cols.unique_key,
+                    &cols.tags,
+                ],
+            )
+            .await
+            .map_err(db)?;
+        let inserted: HashSet<i64> = row.get::<_, Vec<i64>>(2).into_iter().collect();
+        let keys: Vec<&str> = tasks
+            .iter()
+            .zip(&ids)
+            .filter(|(_, id)| !inserted.contains(&id.as_i64()))
+            .filter_map(|(t, _)| t.unique_key.as_deref())
+            .collect();
+        let holders: HashMap<String, i64> = tx
+            .query(
+                "SELECT unique_key, id FROM rota_tasks WHERE queue_id = $1 \
+                 AND unique_key = ANY($2) AND state IN (0, 1, 2)",
+                &[&queue_id, &keys],
+            )
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        Ok(tasks
+            .iter()
+            .zip(&ids)
+            .map(|(t, id)| {
+                if inserted.contains(&id.as_i64()) {
+                    Some(*id)
+                } else {
+                    let k = t.unique_key.as_deref()?;
+                    holders.get(k).map(|h| TaskId::from_i64(*h))
+                }
+            })
+            .collect())
+    }
+
+    /// Wakes what an enqueue into `key` committed may concern: event readers, claims waiting
+    /// on the queue, maintenance for scheduled tasks.
+    pub(crate) fn after_enqueue(&self, key: &QueueKey, tasks: &[NewTask], now: Timestamp) {
+        self.announce_events();
+        self.shared.signals.notify(key);
+        self.shared.notifier.ready(&key.tenant, &key.name);
+        if let Some(at) = tasks
+            .iter()
+            .filter_map(|t| t.run_at)
+            .filter(|t| *t > now)
+            .min()
+        {
+            self.shared.notifier.due();
+            self.due_at(at);
+        }
+    }
+
     /// Creates the queue (default settings) under the tenant's lock; refuses a tenant that
     /// does not exist and one at its queue limit.
     async fn create_queue(

@@ -25,6 +25,7 @@ mod notifier;
 mod outcomes;
 mod queues;
 mod rows;
+mod schedules;
 pub mod schema;
 pub use import::Contents;
 mod tasks;
@@ -496,6 +497,29 @@ impl Store for PostgresStore {
     }
     async fn servers_alive(&self, server: &str) -> StoreResult<usize> {
         self.register_server(server).await
+    }
+    async fn put_schedule(&self, rec: ScheduleRecord) -> StoreResult<(ScheduleRecord, bool)> {
+        self.put_schedule_row(rec).await
+    }
+    async fn schedules(
+        &self,
+        tenant: &str,
+        name: Option<&str>,
+    ) -> StoreResult<Vec<ScheduleRecord>> {
+        self.schedule_rows(tenant, name).await
+    }
+    async fn delete_schedule(&self, tenant: &str, name: &str) -> StoreResult<()> {
+        self.delete_schedule_row(tenant, name).await
+    }
+    async fn due_schedules(
+        &self,
+        now: rota_core::Timestamp,
+        limit: usize,
+    ) -> StoreResult<DueSchedules> {
+        self.due_schedule_rows(now, limit).await
+    }
+    async fn fire_schedule(&self, firing: Firing) -> StoreResult<Option<ScheduleRecord>> {
+        self.fire(firing).await
     }
     async fn close(&self) {
         self.closed.store(true, Ordering::Release);

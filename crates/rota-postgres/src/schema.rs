@@ -167,6 +167,24 @@ CREATE TABLE rota_events (
 CREATE INDEX rota_events_at ON rota_events USING brin (at);
 "#,
     ),
+    (
+        "schedules",
+        r#"
+-- Schedules: the definition as JSON (rota_core::schedule::ScheduleSpec), the next tick to fire
+-- (NULL while paused), and the latest runs as a JSON array, newest first.
+CREATE TABLE rota_schedules (
+    tenant      TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    doc         TEXT NOT NULL,
+    next_run_at BIGINT,
+    runs        TEXT NOT NULL DEFAULT '[]',
+    created_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+CREATE INDEX rota_schedules_due ON rota_schedules (next_run_at) WHERE next_run_at IS NOT NULL;
+"#,
+    ),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -124,6 +124,9 @@ impl From<StoreError> for ApiError {
             StoreError::QueueNotFound(_) => {
                 Self::new(ErrorKind::NotFound, "queue_not_found", message)
             }
+            StoreError::ScheduleNotFound(_) => {
+                Self::new(ErrorKind::NotFound, "schedule_not_found", message)
+            }
             StoreError::LeaseLost(..) => Self::new(ErrorKind::Conflict, "lease_lost", message),
             StoreError::InvalidState { .. } => {
                 Self::new(ErrorKind::Conflict, "invalid_state", message)

@@ -9,6 +9,7 @@ mod catalog;
 mod events;
 mod load;
 mod rows;
+mod schedules;
 pub mod schema;
 mod writer;
 
@@ -505,6 +506,31 @@ impl Store for SqliteStore {
 
     async fn change_auth(&self, change: AuthChange) -> StoreResult<()> {
         self.send(|reply| Op::Auth(change, reply)).await?
+    }
+
+    async fn put_schedule(&self, rec: ScheduleRecord) -> StoreResult<(ScheduleRecord, bool)> {
+        self.send(|r| Op::PutSchedule(rec, r)).await?
+    }
+
+    async fn schedules(
+        &self,
+        tenant: &str,
+        name: Option<&str>,
+    ) -> StoreResult<Vec<ScheduleRecord>> {
+        self.read_schedules(tenant, name).await
+    }
+
+    async fn delete_schedule(&self, tenant: &str, name: &str) -> StoreResult<()> {
+        let (t, n) = (tenant.to_owned(), name.to_owned());
+        self.send(|r| Op::DeleteSchedule(t, n, r)).await?
+    }
+
+    async fn due_schedules(&self, now: Timestamp, limit: usize) -> StoreResult<DueSchedules> {
+        self.read_due_schedules(now, limit).await
+    }
+
+    async fn fire_schedule(&self, firing: Firing) -> StoreResult<Option<ScheduleRecord>> {
+        self.send(|r| Op::Fire(firing, r)).await?
     }
 
     async fn close(&self) {

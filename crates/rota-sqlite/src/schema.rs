@@ -110,6 +110,21 @@ CREATE TABLE events (
     due INTEGER
 );
 "#,
+    r#"
+-- Schedules: the definition as JSON (rota_core::schedule::ScheduleSpec), the next tick to fire
+-- (NULL while paused), and the latest runs as a JSON array, newest first.
+CREATE TABLE schedules (
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    next_run_at INTEGER,
+    runs TEXT NOT NULL DEFAULT '[]',
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+CREATE INDEX schedules_due ON schedules (next_run_at) WHERE next_run_at IS NOT NULL;
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -6,8 +6,10 @@
 //! talks only to `dyn Store`.
 
 pub mod conformance;
+mod schedules;
 mod signals;
 
+pub use schedules::{DueSchedules, Firing, ScheduleRecord, Tick};
 pub use signals::ReadySignals;
 
 use async_trait::async_trait;
@@ -24,6 +26,8 @@ pub enum StoreError {
     TaskNotFound(TaskId),
     #[error("queue `{0}` does not exist")]
     QueueNotFound(String),
+    #[error("schedule `{0}` does not exist")]
+    ScheduleNotFound(String),
     /// The tenant does not exist (or was deleted while the request was on its way).
     #[error("tenant `{0}` does not exist")]
     TenantNotFound(String),
@@ -339,6 +343,19 @@ pub trait Store: Send + Sync + 'static {
         self.change_auth(AuthChange::PutKey(key)).await?;
         Ok(true)
     }
+    /// Creates or replaces a schedule's definition and `next_run_at` (a replaced one keeps its
+    /// runs and `created_at`). `true` when it was created.
+    async fn put_schedule(&self, rec: ScheduleRecord) -> StoreResult<(ScheduleRecord, bool)>;
+    /// The tenant's schedules by name, or only `name` (`ScheduleNotFound` when it does not
+    /// exist).
+    async fn schedules(&self, tenant: &str, name: Option<&str>)
+        -> StoreResult<Vec<ScheduleRecord>>;
+    async fn delete_schedule(&self, tenant: &str, name: &str) -> StoreResult<()>;
+    /// Schedules of every tenant whose `next_run_at` is at or before `now`, at most `limit`.
+    async fn due_schedules(&self, now: Timestamp, limit: usize) -> StoreResult<DueSchedules>;
+    /// Fires ticks (see [`Firing`]): the schedule as it is after, with the tasks' ids in its
+    /// runs, or `None` when `expect` no longer matched (another firing came first).
+    async fn fire_schedule(&self, firing: Firing) -> StoreResult<Option<ScheduleRecord>>;
     /// Finishes pending writes and closes the store; later calls fail with `Unavailable`.
     async fn close(&self);
 }

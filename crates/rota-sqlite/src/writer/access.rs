@@ -41,6 +41,7 @@ impl Ctx<'_> {
                 tx.execute("DELETE FROM queues WHERE tenant = ?1", params![name])?;
                 tx.execute("DELETE FROM api_keys WHERE tenant = ?1", params![name])?;
                 tx.execute("DELETE FROM roles WHERE tenant = ?1", params![name])?;
+                tx.execute("DELETE FROM schedules WHERE tenant = ?1", params![name])?;
                 tx.execute("DELETE FROM tenants WHERE name = ?1", params![name])?;
             }
             AuthChange::PutKey(k) => {

@@ -17,6 +17,7 @@ mod changes;
 mod ctx;
 mod lanes;
 mod maintenance;
+mod schedules;
 mod tasks;
 
 use crate::catalog::CatalogDelta;
@@ -26,8 +27,8 @@ use lanes::Lanes;
 use rota_core::events::Event;
 use rota_core::{IdGenerator, NewTask, QueueKey, QueuePatch, Task, TaskId, TaskState, Timestamp};
 use rota_store::{
-    AuthChange, Change, ClaimRequest, Completion, Enqueued, FailureReport, Heartbeat,
-    MaintenanceReport, StoreError, StoreResult,
+    AuthChange, Change, ClaimRequest, Completion, Enqueued, FailureReport, Firing, Heartbeat,
+    MaintenanceReport, ScheduleRecord, StoreError, StoreResult,
 };
 use rusqlite::{Connection, TransactionBehavior};
 use std::collections::HashSet;
@@ -56,6 +57,9 @@ pub enum Op {
     Purge(QueueKey, TaskState, Reply<StoreResult<u64>>),
     Maintenance(Reply<StoreResult<MaintenanceReport>>),
     Auth(AuthChange, Reply<StoreResult<()>>),
+    PutSchedule(ScheduleRecord, Reply<StoreResult<(ScheduleRecord, bool)>>),
+    DeleteSchedule(String, String, Reply<StoreResult<()>>),
+    Fire(Firing, Reply<StoreResult<Option<ScheduleRecord>>>),
     /// A write that changes nothing visible: tells readiness whether commits succeed.
     Probe(Reply<StoreResult<()>>),
 }
@@ -69,6 +73,8 @@ enum Answer {
     Unit(StoreResult<()>),
     Count(StoreResult<u64>),
     Report(StoreResult<MaintenanceReport>),
+    Schedule(StoreResult<(ScheduleRecord, bool)>),
+    Fired(StoreResult<Option<ScheduleRecord>>),
 }
 
 impl Op {
@@ -81,6 +87,9 @@ impl Op {
             Op::Heartbeat(t, ..) | Op::Complete(t, ..) | Op::Fail(t, ..) | Op::Change(t, ..) => {
                 Some(t)
             }
+            Op::PutSchedule(s, _) => Some(&s.tenant),
+            Op::DeleteSchedule(t, ..) => Some(t),
+            Op::Fire(f, _) => Some(&f.tenant),
             Op::Auth(..) | Op::Maintenance(_) | Op::Probe(_) => None,
         }
     }
@@ -115,6 +124,9 @@ impl Op {
             Op::Maintenance(_) => Answer::Report(ctx.maintenance(b)?),
             Op::Auth(change, _) => Answer::Unit(ctx.change_auth(b, change)?),
             Op::Probe(_) => Answer::Unit(ctx.probe(b)?),
+            Op::PutSchedule(s, _) => Answer::Schedule(ctx.put_schedule(s)?),
+            Op::DeleteSchedule(t, name, _) => Answer::Unit(ctx.delete_schedule(t, name)?),
+            Op::Fire(f, _) => Answer::Fired(ctx.fire_schedule(b, f)?),
         })
     }
 
@@ -143,7 +155,9 @@ impl Op {
             Op::Complete(.., r) | Op::Fail(.., r) => {
                 reply!(r, Answer::Each(v) => v, |e| vec![Err(e); items])
             }
-            Op::UpdateQueue(.., r) | Op::Auth(_, r) | Op::Probe(r) => {
+            Op::PutSchedule(_, r) => reply!(r, Answer::Schedule(v) => v, Err),
+            Op::Fire(_, r) => reply!(r, Answer::Fired(v) => v, Err),
+            Op::UpdateQueue(.., r) | Op::Auth(_, r) | Op::Probe(r) | Op::DeleteSchedule(.., r) => {
                 reply!(r, Answer::Unit(v) => v, Err)
             }
             Op::Purge(.., r) => reply!(r, Answer::Count(v) => v, Err),

@@ -8,6 +8,7 @@ mod changes;
 mod events;
 mod peers;
 mod queues;
+mod schedules;
 mod tasks;
 mod tenants;
 
@@ -15,6 +16,7 @@ pub use changes::*;
 pub use events::*;
 pub use peers::*;
 pub use queues::*;
+pub use schedules::*;
 pub use tasks::*;
 pub use tenants::*;
 
@@ -64,6 +66,9 @@ macro_rules! conformance_tests {
             every_transition_is_logged_in_commit_order,
             events_past_retention_are_trimmed_and_cursors_keep_growing,
             deleting_a_tenant_deletes_its_events,
+            schedules_round_trip_per_tenant_and_survive_reopen,
+            firing_a_tick_enqueues_once_and_moves_next_run_at,
+            a_tick_fired_through_two_stores_at_once_runs_once,
             batch_complete_reports_each_item,
             list_filters_and_paginates_newest_first,
             queue_stats_settings_and_pause,

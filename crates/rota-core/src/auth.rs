@@ -38,6 +38,11 @@ pub mod actions {
     pub const WORKERS_READ: &str = "workers:read";
     /// Ask a worker process to quiet down or stop.
     pub const WORKERS_SIGNAL: &str = "workers:signal";
+    /// See schedules (`schedules/<name>`).
+    pub const SCHEDULES_READ: &str = "schedules:read";
+    /// Create, change, pause, trigger and delete schedules (a schedule's writer must also
+    /// hold `tasks:enqueue` on its queue).
+    pub const SCHEDULES_WRITE: &str = "schedules:write";
 
     /// Every action, for validating custom rules and for documentation.
     pub const ALL: &[&str] = &[
@@ -61,6 +66,8 @@ pub mod actions {
         TENANTS_WRITE,
         WORKERS_READ,
         WORKERS_SIGNAL,
+        SCHEDULES_READ,
+        SCHEDULES_WRITE,
     ];
 }
 
@@ -121,13 +128,20 @@ impl Rule {
         if self.resource.is_empty() || self.resource.len() > 256 {
             return Err("resource must be 1 to 256 characters".into());
         }
-        let kinds = ["queues/", "keys/", "roles/", "tenants/", "workers/"];
+        let kinds = [
+            "queues/",
+            "keys/",
+            "roles/",
+            "tenants/",
+            "workers/",
+            "schedules/",
+        ];
         if !kinds
             .iter()
             .any(|k| glob_match(&self.resource, &format!("{k}x")) || self.resource.starts_with(k))
         {
             return Err(format!(
-                "resource `{}` names nothing; use queues/<name>, keys/<id>, roles/<name>, tenants/<name> or workers/<wid>, with * as a wildcard",
+                "resource `{}` names nothing; use queues/<name>, keys/<id>, roles/<name>, tenants/<name>, workers/<wid> or schedules/<name>, with * as a wildcard",
                 self.resource
             ));
         }
@@ -179,9 +193,14 @@ pub fn builtin_rules(name: &str) -> Option<&'static [Rule]> {
                     Rule::new("keys/*", "*", Effect::Allow),
                     Rule::new("roles/*", "*", Effect::Allow),
                     Rule::new("workers/*", "*", Effect::Allow),
+                    Rule::new("schedules/*", "*", Effect::Allow),
                 ],
             ),
-            ("producer", allow(&[TASKS_ENQUEUE, TASKS_READ, QUEUES_READ])),
+            ("producer", {
+                let mut r = allow(&[TASKS_ENQUEUE, TASKS_READ, QUEUES_READ]);
+                r.push(Rule::new("schedules/*", SCHEDULES_READ, Effect::Allow));
+                r
+            }),
             (
                 "worker",
                 allow(&[
@@ -196,6 +215,7 @@ pub fn builtin_rules(name: &str) -> Option<&'static [Rule]> {
             ("reader", {
                 let mut r = allow(&[TASKS_READ, QUEUES_READ]);
                 r.push(Rule::new("workers/*", WORKERS_READ, Effect::Allow));
+                r.push(Rule::new("schedules/*", SCHEDULES_READ, Effect::Allow));
                 r
             }),
         ]
@@ -525,6 +545,18 @@ mod tests {
         assert_eq!(
             evaluate(reader, WORKERS_SIGNAL, "workers/w1"),
             Decision::NotAllowed
+        );
+        assert_eq!(
+            evaluate(reader, SCHEDULES_READ, "schedules/nightly"),
+            Decision::Allowed
+        );
+        assert_eq!(
+            evaluate(reader, SCHEDULES_WRITE, "schedules/nightly"),
+            Decision::NotAllowed
+        );
+        assert_eq!(
+            evaluate(ta, SCHEDULES_WRITE, "schedules/nightly"),
+            Decision::Allowed
         );
         assert!(builtin_rules("nope").is_none());
         for r in BUILTIN_ROLES {

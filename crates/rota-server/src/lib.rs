@@ -118,7 +118,7 @@ pub struct Shared {
 }
 
 pub fn router(state: AppState) -> Router {
-    use api::{admin, batch, changes, events, queues, system, tasks, workers};
+    use api::{admin, batch, changes, events, queues, schedules, system, tasks, workers};
     let body_limit = state.config.limits.max_body_bytes;
     let v1 = Router::new()
         .route("/v1/queues", get(queues::list))
@@ -136,6 +136,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events", get(events::events))
         .route(auth::STREAM_ROUTE, get(events::stream))
         .route("/v1/events/tickets", post(events::ticket))
+        .route("/v1/schedules", get(schedules::list))
+        .route(
+            "/v1/schedules/{name}",
+            get(schedules::get)
+                .put(schedules::put)
+                .delete(schedules::delete),
+        )
+        .route("/v1/schedules/{name}/trigger", post(schedules::trigger))
+        .route("/v1/schedules/{name}/pause", post(schedules::pause))
+        .route("/v1/schedules/{name}/resume", post(schedules::resume))
         .route("/v1/tasks/{id}/heartbeat", post(tasks::heartbeat))
         .route("/v1/tasks/{id}/complete", post(tasks::complete))
         .route("/v1/tasks/{id}/fail", post(tasks::fail))
@@ -293,6 +303,19 @@ pub async fn run_doors(
             move |stop| background::maintenance::run(store.clone(), clock.clone(), interval, stop),
         ))
     };
+    let scheduler = {
+        let (store, clock) = (store.clone(), clock.clone());
+        let wake = state.service.schedules_changed();
+        tokio::spawn(background::elected(
+            store.clone(),
+            "schedules",
+            me.clone(),
+            token.clone(),
+            move |stop| {
+                background::schedules::run(store.clone(), clock.clone(), wake.clone(), stop)
+            },
+        ))
+    };
     let access_feed = tokio::spawn(background::access_feed(
         store.clone(),
         auth.clone(),
@@ -348,6 +371,7 @@ pub async fn run_doors(
     }
     token.cancel();
     let _ = maintenance.await;
+    let _ = scheduler.await;
     let _ = access_feed.await;
     let _ = membership.await;
     let _ = upkeep.await;

@@ -22,7 +22,8 @@ impl Harness for Sqlite {
 rota_store::conformance_tests!(Sqlite);
 
 /// Takes a file back to schema 2 (before schema 3's purge times and schema 4's event log).
-const TO_VERSION_2: &str = "DROP TABLE schedules; DROP TABLE events; DROP TABLE probe; DROP INDEX tasks_purge; \
+const TO_VERSION_2: &str =
+    "DROP TABLE schedules; DROP TABLE events; DROP TABLE probe; DROP INDEX tasks_purge; \
     ALTER TABLE tasks DROP COLUMN purge_at; \
     CREATE INDEX tasks_finished ON tasks (queue_id, finished_at) WHERE finished_at IS NOT NULL; \
     PRAGMA user_version = 2;";

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod changes;
 pub mod events;
 pub mod queues;
+pub mod schedules;
 pub mod system;
 pub mod tasks;
 pub mod workers;

@@ -36,6 +36,9 @@ fn permission(method: &Method, route: &str) -> Option<(&'static str, On)> {
         "/v1/tasks/{id}/kill" if post => (TASKS_CANCEL, On::SomeQueue),
         "/v1/keys" if post => (KEYS_CREATE, On::Resource("keys/*")),
         "/v1/roles/{name}" if method == Method::PUT => (ROLES_WRITE, On::Named("roles/")),
+        "/v1/schedules/{name}" if method == Method::PUT => {
+            (SCHEDULES_WRITE, On::Named("schedules/"))
+        }
         "/v1/admin/tenants" | "/v1/admin/tenants/{tenant}" if post || method == Method::PATCH => {
             (TENANTS_WRITE, On::Admin)
         }

@@ -11,10 +11,12 @@
 
 mod events;
 mod queues;
+mod schedules;
 mod tasks;
 mod workers;
 
 pub use events::{EventFollow, EventQuery};
+pub use schedules::ScheduleView;
 pub use tasks::{check_task, Claim};
 
 use crate::auth::Caller;
@@ -41,6 +43,8 @@ pub struct Service {
     workers: Arc<crate::faktory::workers::Registry>,
     /// Open event streams per tenant on this server.
     streams: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    /// Notified when a schedule changes, so the scheduler plans again.
+    schedules_changed: Arc<tokio::sync::Notify>,
 }
 
 impl Service {
@@ -58,7 +62,13 @@ impl Service {
             shutdown,
             workers,
             streams: Default::default(),
+            schedules_changed: Default::default(),
         }
+    }
+
+    /// Notified whenever a schedule is written through this server.
+    pub fn schedules_changed(&self) -> Arc<tokio::sync::Notify> {
+        self.schedules_changed.clone()
     }
 
     pub fn limits(&self) -> &Limits {

@@ -5,6 +5,7 @@
 mod error;
 mod events;
 mod processes;
+mod schedules;
 mod types;
 pub mod worker;
 
@@ -12,6 +13,7 @@ use error::ErrorBody;
 pub use error::{Error, ErrorDetail, Result};
 pub use events::{EventOptions, EventPage, EventRecord};
 pub use processes::WorkerProcess;
+pub use schedules::{ScheduleDef, ScheduleInfo, ScheduleRunInfo};
 pub use types::*;
 use types::{decode, DuplicateFlag};
 

@@ -12,6 +12,7 @@ mod copy;
 mod events;
 mod output;
 mod processes;
+mod schedules;
 mod serve;
 mod storage;
 mod worker_cmd;
@@ -107,6 +108,9 @@ enum ApiCommand {
     /// Worker processes connected over the Faktory protocol: list, quiet, terminate.
     #[command(subcommand)]
     Workers(processes::WorkersCmd),
+    /// Schedules: a task on every tick of a cron expression or an interval.
+    #[command(subcommand)]
+    Schedule(schedules::ScheduleCmd),
     /// The event log: every task transition, a page at a time or followed live.
     ///
     /// Example: rota events --follow --types task.dead
@@ -130,6 +134,7 @@ impl ApiCommand {
             ApiCommand::Whoami => access::whoami(&client, fmt).await,
             ApiCommand::Workers(cmd) => processes::workers(&client, cmd, fmt).await,
             ApiCommand::Events(args) => events::events(&client, args, fmt).await,
+            ApiCommand::Schedule(cmd) => schedules::schedule(&client, cmd, fmt).await,
         }
     }
 }

@@ -473,3 +473,64 @@ async fn tenants_keys_and_roles_from_the_cli() {
     );
     assert!(no_token.contains("Authorization: Bearer"), "{no_token}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schedule_and_events_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::start(dir.path()).await;
+    let made = ok(rota_at(&s).args([
+        "schedule",
+        "put",
+        "nightly",
+        "--queue",
+        "mirrors",
+        "--kind",
+        "sync",
+        "--cron",
+        "0 3 * * *",
+        "--timezone",
+        "Europe/Berlin",
+        "--payload",
+        r#"{"mirror":"crates"}"#,
+    ]));
+    assert!(made.starts_with("NAME"), "{made}");
+    assert!(made.contains("0 3 * * * (Europe/Berlin)"), "{made}");
+    let triggered =
+        json(&ok(rota_at(&s).args([
+            "schedule", "trigger", "nightly", "--output", "json",
+        ])));
+    assert_eq!(triggered["runs"][0]["trigger"], "manual");
+    let got = ok(rota_at(&s).args(["schedule", "get", "nightly"]));
+    assert!(got.contains("TICK") && got.contains("manual"), "{got}");
+    let paused = json(&ok(
+        rota_at(&s).args(["schedule", "pause", "nightly", "--output", "json"])
+    ));
+    assert_eq!(paused["paused"], true);
+    let list = ok(rota_at(&s).args(["schedule", "list"]));
+    assert!(list.contains("paused"), "{list}");
+    let err = fails(rota_at(&s).args([
+        "schedule",
+        "put",
+        "bad",
+        "--queue",
+        "q",
+        "--cron",
+        "99 * * * *",
+    ]));
+    assert!(err.contains("cron"), "{err}");
+
+    // The trigger's task is in the event log.
+    let events = json(&ok(rota_at(&s).args(["events", "--output", "json"])));
+    let first = &events["events"][0];
+    assert_eq!(
+        (first["type"].as_str(), first["queue"].as_str()),
+        (Some("task.enqueued"), Some("mirrors"))
+    );
+    let table = ok(rota_at(&s).args(["events", "--types", "task.enqueued"]));
+    assert!(
+        table.starts_with("CURSOR") && table.contains("sync"),
+        "{table}"
+    );
+    ok(rota_at(&s).args(["schedule", "delete", "nightly"]));
+    assert!(ok(rota_at(&s).args(["schedule", "list"])).lines().count() == 1);
+}

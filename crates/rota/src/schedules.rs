@@ -10,7 +10,7 @@ pub enum ScheduleCmd {
     /// Create or replace a schedule.
     ///
     /// Example: rota schedule put nightly-sync --queue mirrors --kind sync --cron "0 3 * * *" --timezone Europe/Berlin
-    Put(PutArgs),
+    Put(Box<PutArgs>),
     /// Every schedule of the tenant. Example: rota schedule list
     List,
     /// One schedule with its latest runs and their outcomes. Example: rota schedule get nightly-sync

@@ -218,7 +218,7 @@ pub fn changed(event: lifecycle::Event, t: &Task, now: Timestamp) -> Option<Even
 
 /// Which events a reader asks for: types (`task.*` patterns) and queues (`emails-*`), each
 /// empty for all.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventFilter {
     pub types: Vec<String>,
     pub queues: Vec<String>,

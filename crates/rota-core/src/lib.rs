@@ -12,6 +12,7 @@ pub mod limits;
 pub mod model;
 pub mod schedule;
 pub mod timestamp;
+pub mod webhooks;
 
 pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock};

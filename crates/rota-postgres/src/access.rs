@@ -91,6 +91,8 @@ impl PostgresStore {
                     "DELETE FROM rota_api_keys WHERE tenant = $1",
                     "DELETE FROM rota_roles WHERE tenant = $1",
                     "DELETE FROM rota_schedules WHERE tenant = $1",
+                    "DELETE FROM rota_deliveries WHERE tenant = $1",
+                    "DELETE FROM rota_webhooks WHERE tenant = $1",
                     "DELETE FROM rota_tenants WHERE name = $1",
                 ] {
                     tx.execute(sql, &[name]).await.map_err(db)?;

@@ -140,8 +140,7 @@ async fn read_visible(
     let rows = client
         .query(
             &format!(
-                "SELECT cursor, at, queue, kind, task_id, attempt, type, state, worker, error, \
-                   due FROM rota_events \
+                "SELECT {EVENT_COLUMNS} FROM rota_events \
                  WHERE tenant = $1 AND cursor > $2 AND cursor < {HORIZON} \
                  ORDER BY cursor LIMIT $3"
             ),
@@ -154,21 +153,7 @@ async fn read_visible(
         next_cursor: after,
     };
     for r in &rows {
-        let ty: String = r.get(6);
-        let e = Event {
-            cursor: r.get(0),
-            at: Timestamp(r.get(1)),
-            queue: r.get(2),
-            kind: r.get(3),
-            task_id: TaskId::from_i64(r.get(4)),
-            attempt: r.get::<_, i32>(5).max(0) as u32,
-            event_type: EventType::parse(&ty)
-                .ok_or_else(|| StoreError::Unavailable(format!("unknown event type {ty}")))?,
-            state: r.get::<_, Option<i16>>(7).map(state_from_sql).transpose()?,
-            worker: r.get(8),
-            error: r.get(9),
-            due: r.get::<_, Option<i64>>(10).map(Timestamp),
-        };
+        let e = event_from_row(r)?;
         page.next_cursor = e.cursor;
         if keep(&e) {
             page.events.push(e);
@@ -178,4 +163,26 @@ async fn read_visible(
         }
     }
     Ok(page)
+}
+
+/// An event's columns, in the order [`event_from_row`] reads them (deliveries store the same).
+pub(crate) const EVENT_COLUMNS: &str =
+    "cursor, at, queue, kind, task_id, attempt, type, state, worker, error, due";
+
+pub(crate) fn event_from_row(r: &tokio_postgres::Row) -> StoreResult<Event> {
+    let ty: String = r.get(6);
+    Ok(Event {
+        cursor: r.get(0),
+        at: Timestamp(r.get(1)),
+        queue: r.get(2),
+        kind: r.get(3),
+        task_id: TaskId::from_i64(r.get(4)),
+        attempt: r.get::<_, i32>(5).max(0) as u32,
+        event_type: EventType::parse(&ty)
+            .ok_or_else(|| StoreError::Unavailable(format!("unknown event type {ty}")))?,
+        state: r.get::<_, Option<i16>>(7).map(state_from_sql).transpose()?,
+        worker: r.get(8),
+        error: r.get(9),
+        due: r.get::<_, Option<i64>>(10).map(Timestamp),
+    })
 }

@@ -27,6 +27,7 @@ mod queues;
 mod rows;
 mod schedules;
 pub mod schema;
+mod webhooks;
 pub use import::Contents;
 mod tasks;
 #[cfg(feature = "testing")]
@@ -520,6 +521,56 @@ impl Store for PostgresStore {
     }
     async fn fire_schedule(&self, firing: Firing) -> StoreResult<Option<ScheduleRecord>> {
         self.fire(firing).await
+    }
+    async fn put_webhook(&self, w: rota_core::webhooks::Webhook) -> StoreResult<()> {
+        self.put_webhook_row(w).await
+    }
+    async fn webhooks(
+        &self,
+        tenant: &str,
+        id: Option<&str>,
+    ) -> StoreResult<Vec<rota_core::webhooks::Webhook>> {
+        self.webhook_rows(tenant, id).await
+    }
+    async fn delete_webhook(&self, tenant: &str, id: &str) -> StoreResult<()> {
+        self.delete_webhook_row(tenant, id).await
+    }
+    async fn deliveries(
+        &self,
+        tenant: &str,
+        f: DeliveryFilter,
+    ) -> StoreResult<Vec<rota_core::webhooks::Delivery>> {
+        self.delivery_rows(tenant, f).await
+    }
+    async fn due_deliveries(
+        &self,
+        now: rota_core::Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<DueDelivery>> {
+        self.due_delivery_rows(now, limit).await
+    }
+    async fn take_deliveries(
+        &self,
+        ids: Vec<i64>,
+        now: rota_core::Timestamp,
+        until: rota_core::Timestamp,
+    ) -> StoreResult<Vec<(rota_core::webhooks::Delivery, rota_core::webhooks::Webhook)>> {
+        self.take_delivery_rows(ids, now, until).await
+    }
+    async fn record_attempts(
+        &self,
+        results: Vec<(i64, rota_core::webhooks::Attempt)>,
+        now: rota_core::Timestamp,
+    ) -> StoreResult<Vec<rota_core::webhooks::Webhook>> {
+        self.record_attempt_rows(results, now).await
+    }
+    async fn retry_delivery(
+        &self,
+        tenant: &str,
+        webhook_id: &str,
+        id: i64,
+    ) -> StoreResult<rota_core::webhooks::Delivery> {
+        self.retry_delivery_row(tenant, webhook_id, id).await
     }
     async fn close(&self) {
         self.closed.store(true, Ordering::Release);

@@ -185,6 +185,63 @@ CREATE TABLE rota_schedules (
 CREATE INDEX rota_schedules_due ON rota_schedules (next_run_at) WHERE next_run_at IS NOT NULL;
 "#,
     ),
+    (
+        "webhooks",
+        r#"
+-- Webhooks (JSON rota_core::webhooks::Webhook, with its filter as LIKE patterns for the
+-- fan-out) and their deliveries, which copy their event's columns.
+CREATE TABLE rota_webhooks (
+    tenant      TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    doc         TEXT NOT NULL,
+    enabled     BOOLEAN NOT NULL,
+    type_likes  TEXT[] NOT NULL,
+    queue_likes TEXT[] NOT NULL,
+    PRIMARY KEY (tenant, id)
+);
+CREATE TABLE rota_deliveries (
+    id           BIGSERIAL PRIMARY KEY,
+    tenant       TEXT NOT NULL,
+    webhook_id   TEXT NOT NULL,
+    cursor       BIGINT NOT NULL,
+    at           BIGINT NOT NULL,
+    queue        TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    task_id      BIGINT NOT NULL,
+    attempt      INT NOT NULL,
+    type         TEXT NOT NULL,
+    state        SMALLINT,
+    worker       TEXT,
+    error        TEXT,
+    due          BIGINT,
+    dstate       TEXT NOT NULL,
+    attempts     INT NOT NULL DEFAULT 0,
+    next_at      BIGINT,
+    last_status  INT,
+    last_error   TEXT,
+    latency_ms   BIGINT,
+    created_at   BIGINT NOT NULL,
+    updated_at   BIGINT NOT NULL,
+    delivered_at BIGINT
+);
+CREATE INDEX rota_deliveries_due ON rota_deliveries (next_at) WHERE dstate IN ('pending', 'failed');
+CREATE INDEX rota_deliveries_webhook ON rota_deliveries (tenant, webhook_id, id);
+-- Every statement that logs events makes their deliveries in the same transaction.
+CREATE FUNCTION rota_fan_out() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO rota_deliveries (tenant, webhook_id, cursor, at, queue, kind, task_id, attempt,
+        type, state, worker, error, due, dstate, attempts, next_at, created_at, updated_at)
+    SELECT e.tenant, w.id, e.cursor, e.at, e.queue, e.kind, e.task_id, e.attempt, e.type,
+        e.state, e.worker, e.error, e.due, 'pending', 0, e.at, e.at, e.at
+    FROM new_events e JOIN rota_webhooks w ON w.tenant = e.tenant AND w.enabled
+    WHERE e.type LIKE ANY (w.type_likes)
+      AND (cardinality(w.queue_likes) = 0 OR e.queue LIKE ANY (w.queue_likes));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER rota_events_fan_out AFTER INSERT ON rota_events
+    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION rota_fan_out();
+"#,
+    ),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

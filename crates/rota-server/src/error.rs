@@ -127,6 +127,12 @@ impl From<StoreError> for ApiError {
             StoreError::ScheduleNotFound(_) => {
                 Self::new(ErrorKind::NotFound, "schedule_not_found", message)
             }
+            StoreError::WebhookNotFound(_) => {
+                Self::new(ErrorKind::NotFound, "webhook_not_found", message)
+            }
+            StoreError::DeliveryNotFound(_) => {
+                Self::new(ErrorKind::NotFound, "delivery_not_found", message)
+            }
             StoreError::LeaseLost(..) => Self::new(ErrorKind::Conflict, "lease_lost", message),
             StoreError::InvalidState { .. } => {
                 Self::new(ErrorKind::Conflict, "invalid_state", message)

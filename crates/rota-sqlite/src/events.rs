@@ -6,8 +6,13 @@ use rota_core::{TaskId, Timestamp};
 use rota_store::{EventPage, StoreError, StoreResult, EVENT_SCAN};
 use rusqlite::{params, Connection, Transaction};
 
-/// Appends a batch's events, in order, so cursors follow commit order.
-pub fn append(tx: &Transaction<'_>, events: &[(String, Event)]) -> rusqlite::Result<()> {
+/// An event's columns, in the order [`event_from_row`] reads them.
+pub(crate) const EVENT_COLUMNS: &str =
+    "cursor, at, queue, kind, task_id, attempt, type, state, worker, error, due";
+
+/// Appends a batch's events, in order, so cursors follow commit order; each event learns its
+/// cursor.
+pub fn append(tx: &Transaction<'_>, events: &mut [(String, Event)]) -> rusqlite::Result<()> {
     if events.is_empty() {
         return Ok(());
     }
@@ -15,8 +20,9 @@ pub fn append(tx: &Transaction<'_>, events: &[(String, Event)]) -> rusqlite::Res
         "INSERT INTO events (at, tenant, queue, kind, task_id, attempt, type, state, worker, \
          error, due) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
-    for (tenant, e) in events {
-        insert.execute(params![
+    for (tenant, e) in events.iter_mut() {
+        let tenant = tenant.as_str();
+        e.cursor = insert.insert(params![
             e.at.0,
             tenant,
             e.queue,
@@ -71,11 +77,10 @@ pub fn read(
         next_cursor: after.max(end),
     };
     let mut stmt = tx
-        .prepare_cached(
-            "SELECT cursor, at, queue, kind, task_id, attempt, type, state, worker, error, due \
-             FROM events \
-             WHERE cursor > ?1 AND cursor <= ?2 AND tenant = ?3 ORDER BY cursor",
-        )
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events \
+                 WHERE cursor > ?1 AND cursor <= ?2 AND tenant = ?3 ORDER BY cursor"
+        ))
         .map_err(db)?;
     let mut rows = stmt.query(params![after, end, tenant]).map_err(db)?;
     while let Some(r) = rows.next().map_err(db)? {
@@ -93,7 +98,9 @@ pub fn read(
     Ok(page)
 }
 
-fn event_from_row(r: &rusqlite::Row<'_>) -> StoreResult<Event> {
+/// The event in columns `cursor, at, queue, kind, task_id, attempt, type, state, worker,
+/// error, due` (as [`EVENT_COLUMNS`] lists them; deliveries store the same).
+pub(crate) fn event_from_row(r: &rusqlite::Row<'_>) -> StoreResult<Event> {
     let corrupt = |what: &str| StoreError::Unavailable(format!("unreadable event: {what}"));
     let get = |e: rusqlite::Error| StoreError::Unavailable(format!("unreadable event: {e}"));
     let ty: String = r.get(6).map_err(get)?;

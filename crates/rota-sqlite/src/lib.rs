@@ -11,6 +11,7 @@ mod load;
 mod rows;
 mod schedules;
 pub mod schema;
+mod webhooks;
 mod writer;
 
 use async_trait::async_trait;
@@ -143,7 +144,8 @@ impl SqliteStore {
             event_retention_ms: options.event_retention_ms,
         });
         let (tx, rx) = mpsc::channel(options.queue_depth);
-        let writer = Writer::new(conn, shared.clone(), last_id);
+        let hooks = webhooks::load_all(&conn)?;
+        let writer = Writer::new(conn, shared.clone(), last_id, hooks);
         let handle = std::thread::Builder::new()
             .name("rota-sqlite-writer".into())
             .spawn(move || writer.run(rx))
@@ -531,6 +533,66 @@ impl Store for SqliteStore {
 
     async fn fire_schedule(&self, firing: Firing) -> StoreResult<Option<ScheduleRecord>> {
         self.send(|r| Op::Fire(firing, r)).await?
+    }
+
+    async fn put_webhook(&self, w: rota_core::webhooks::Webhook) -> StoreResult<()> {
+        self.send(|r| Op::PutWebhook(w, r)).await?
+    }
+
+    async fn webhooks(
+        &self,
+        tenant: &str,
+        id: Option<&str>,
+    ) -> StoreResult<Vec<rota_core::webhooks::Webhook>> {
+        self.read_webhooks(tenant, id).await
+    }
+
+    async fn delete_webhook(&self, tenant: &str, id: &str) -> StoreResult<()> {
+        let (t, i) = (tenant.to_owned(), id.to_owned());
+        self.send(|r| Op::DeleteWebhook(t, i, r)).await?
+    }
+
+    async fn deliveries(
+        &self,
+        tenant: &str,
+        f: DeliveryFilter,
+    ) -> StoreResult<Vec<rota_core::webhooks::Delivery>> {
+        self.read_deliveries(tenant, f).await
+    }
+
+    async fn due_deliveries(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<DueDelivery>> {
+        self.read_due_deliveries(now, limit).await
+    }
+
+    async fn take_deliveries(
+        &self,
+        ids: Vec<i64>,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Vec<(rota_core::webhooks::Delivery, rota_core::webhooks::Webhook)>> {
+        self.send(|r| Op::TakeDeliveries(ids, now, until, r))
+            .await?
+    }
+
+    async fn record_attempts(
+        &self,
+        results: Vec<(i64, rota_core::webhooks::Attempt)>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<rota_core::webhooks::Webhook>> {
+        self.send(|r| Op::RecordAttempts(results, now, r)).await?
+    }
+
+    async fn retry_delivery(
+        &self,
+        tenant: &str,
+        webhook_id: &str,
+        id: i64,
+    ) -> StoreResult<rota_core::webhooks::Delivery> {
+        let (t, w) = (tenant.to_owned(), webhook_id.to_owned());
+        let d = self.send(|r| Op::RetryDelivery(t, w, id, r)).await??;
+        // The deliverer waits on the event signal.
+        self.shared.events.notify_waiters();
+        Ok(d)
     }
 
     async fn close(&self) {

@@ -125,6 +125,43 @@ CREATE TABLE schedules (
 );
 CREATE INDEX schedules_due ON schedules (next_run_at) WHERE next_run_at IS NOT NULL;
 "#,
+    r#"
+-- Webhooks (JSON rota_core::webhooks::Webhook) and their deliveries. A delivery copies its
+-- event's columns (events are trimmed by retention; a delivery may outlive its event).
+CREATE TABLE webhooks (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (tenant, id)
+);
+CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    cursor INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    queue TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    task_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    state TEXT,
+    worker TEXT,
+    error TEXT,
+    due INTEGER,
+    dstate TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER,
+    last_status INTEGER,
+    last_error TEXT,
+    latency_ms INTEGER,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    delivered_at INTEGER
+);
+CREATE INDEX deliveries_due ON deliveries (next_at) WHERE dstate IN ('pending', 'failed');
+CREATE INDEX deliveries_webhook ON deliveries (tenant, webhook_id, id);
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

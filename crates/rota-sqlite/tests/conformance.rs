@@ -21,9 +21,10 @@ impl Harness for Sqlite {
 
 rota_store::conformance_tests!(Sqlite);
 
-/// Takes a file back to schema 2 (before schema 3's purge times and schema 4's event log).
+/// Takes a file back to schema 2 (before schema 3's purge times, 4's event log, 5's schedules
+/// and 6's webhooks).
 const TO_VERSION_2: &str =
-    "DROP TABLE schedules; DROP TABLE events; DROP TABLE probe; DROP INDEX tasks_purge; \
+    "DROP TABLE deliveries; DROP TABLE webhooks; DROP TABLE schedules; DROP TABLE events; DROP TABLE probe; DROP INDEX tasks_purge; \
     ALTER TABLE tasks DROP COLUMN purge_at; \
     CREATE INDEX tasks_finished ON tasks (queue_id, finished_at) WHERE finished_at IS NOT NULL; \
     PRAGMA user_version = 2;";

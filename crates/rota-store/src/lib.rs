@@ -8,9 +8,12 @@
 pub mod conformance;
 mod schedules;
 mod signals;
+mod webhooks;
 
+use rota_core::webhooks::{Attempt, Delivery, Webhook};
 pub use schedules::{DueSchedules, Firing, ScheduleRecord, Tick};
 pub use signals::ReadySignals;
+pub use webhooks::{DeliveryFilter, DueDelivery};
 
 use async_trait::async_trait;
 pub use rota_core::auth::{KeyRecord, RoleRecord, TenantRecord};
@@ -28,6 +31,10 @@ pub enum StoreError {
     QueueNotFound(String),
     #[error("schedule `{0}` does not exist")]
     ScheduleNotFound(String),
+    #[error("webhook `{0}` does not exist")]
+    WebhookNotFound(String),
+    #[error("delivery {0} does not exist")]
+    DeliveryNotFound(i64),
     /// The tenant does not exist (or was deleted while the request was on its way).
     #[error("tenant `{0}` does not exist")]
     TenantNotFound(String),
@@ -356,6 +363,42 @@ pub trait Store: Send + Sync + 'static {
     /// Fires ticks (see [`Firing`]): the schedule as it is after, with the tasks' ids in its
     /// runs, or `None` when `expect` no longer matched (another firing came first).
     async fn fire_schedule(&self, firing: Firing) -> StoreResult<Option<ScheduleRecord>>;
+    /// Creates or replaces a webhook (the tenant must exist). Events logged after it commits
+    /// become deliveries when it wants them.
+    async fn put_webhook(&self, w: Webhook) -> StoreResult<()>;
+    /// The tenant's webhooks by id, or only `id` (`WebhookNotFound` when it does not exist).
+    async fn webhooks(&self, tenant: &str, id: Option<&str>) -> StoreResult<Vec<Webhook>>;
+    /// Deletes a webhook with its deliveries.
+    async fn delete_webhook(&self, tenant: &str, id: &str) -> StoreResult<()>;
+    /// One webhook's deliveries, newest first.
+    async fn deliveries(&self, tenant: &str, f: DeliveryFilter) -> StoreResult<Vec<Delivery>>;
+    /// Deliveries of any tenant that are due (pending or failed, `next_at` at or before
+    /// `now`), oldest first, at most `limit`.
+    async fn due_deliveries(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<DueDelivery>>;
+    /// Starts an attempt on each of `ids` still due at `now`: its attempts counted, `next_at`
+    /// moved to `until` (when the attempt is given up if no outcome is recorded, e.g. after a
+    /// crash). Answers those taken, with their webhooks.
+    async fn take_deliveries(
+        &self,
+        ids: Vec<i64>,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Vec<(Delivery, Webhook)>>;
+    /// Records attempts' outcomes ([`rota_core::webhooks::after_attempt`]) and each webhook's
+    /// failing streak; a webhook failing for [`rota_core::webhooks::DISABLE_AFTER_MS`] is
+    /// disabled. Answers the webhooks this disabled.
+    async fn record_attempts(
+        &self,
+        results: Vec<(i64, Attempt)>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Webhook>>;
+    /// Sends a delivery again (any state): pending, due now.
+    async fn retry_delivery(
+        &self,
+        tenant: &str,
+        webhook_id: &str,
+        id: i64,
+    ) -> StoreResult<Delivery>;
     /// Finishes pending writes and closes the store; later calls fail with `Unavailable`.
     async fn close(&self);
 }

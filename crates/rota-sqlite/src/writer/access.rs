@@ -42,6 +42,10 @@ impl Ctx<'_> {
                 tx.execute("DELETE FROM api_keys WHERE tenant = ?1", params![name])?;
                 tx.execute("DELETE FROM roles WHERE tenant = ?1", params![name])?;
                 tx.execute("DELETE FROM schedules WHERE tenant = ?1", params![name])?;
+                tx.execute("DELETE FROM deliveries WHERE tenant = ?1", params![name])?;
+                tx.execute("DELETE FROM webhooks WHERE tenant = ?1", params![name])?;
+                b.webhooks
+                    .push(super::webhooks::CacheChange::DropTenant(name.clone()));
                 tx.execute("DELETE FROM tenants WHERE name = ?1", params![name])?;
             }
             AuthChange::PutKey(k) => {

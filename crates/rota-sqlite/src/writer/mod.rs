@@ -19,12 +19,14 @@ mod lanes;
 mod maintenance;
 mod schedules;
 mod tasks;
+mod webhooks;
 
 use crate::catalog::CatalogDelta;
 use crate::Shared;
 use ctx::Ctx;
 use lanes::Lanes;
 use rota_core::events::Event;
+use rota_core::webhooks::{Attempt, Delivery, Webhook};
 use rota_core::{IdGenerator, NewTask, QueueKey, QueuePatch, Task, TaskId, TaskState, Timestamp};
 use rota_store::{
     AuthChange, Change, ClaimRequest, Completion, Enqueued, FailureReport, Firing, Heartbeat,
@@ -60,6 +62,21 @@ pub enum Op {
     PutSchedule(ScheduleRecord, Reply<StoreResult<(ScheduleRecord, bool)>>),
     DeleteSchedule(String, String, Reply<StoreResult<()>>),
     Fire(Firing, Reply<StoreResult<Option<ScheduleRecord>>>),
+    PutWebhook(Webhook, Reply<StoreResult<()>>),
+    DeleteWebhook(String, String, Reply<StoreResult<()>>),
+    /// Ids, now, the attempt's deadline.
+    TakeDeliveries(
+        Vec<i64>,
+        Timestamp,
+        Timestamp,
+        Reply<StoreResult<Vec<(Delivery, Webhook)>>>,
+    ),
+    RecordAttempts(
+        Vec<(i64, Attempt)>,
+        Timestamp,
+        Reply<StoreResult<Vec<Webhook>>>,
+    ),
+    RetryDelivery(String, String, i64, Reply<StoreResult<Delivery>>),
     /// A write that changes nothing visible: tells readiness whether commits succeed.
     Probe(Reply<StoreResult<()>>),
 }
@@ -75,6 +92,9 @@ enum Answer {
     Report(StoreResult<MaintenanceReport>),
     Schedule(StoreResult<(ScheduleRecord, bool)>),
     Fired(StoreResult<Option<ScheduleRecord>>),
+    Taken(StoreResult<Vec<(Delivery, Webhook)>>),
+    Webhooks(StoreResult<Vec<Webhook>>),
+    Delivery(Box<StoreResult<Delivery>>),
 }
 
 impl Op {
@@ -90,6 +110,9 @@ impl Op {
             Op::PutSchedule(s, _) => Some(&s.tenant),
             Op::DeleteSchedule(t, ..) => Some(t),
             Op::Fire(f, _) => Some(&f.tenant),
+            Op::PutWebhook(w, _) => Some(&w.tenant),
+            Op::DeleteWebhook(t, ..) | Op::RetryDelivery(t, ..) => Some(t),
+            Op::TakeDeliveries(..) | Op::RecordAttempts(..) => None,
             Op::Auth(..) | Op::Maintenance(_) | Op::Probe(_) => None,
         }
     }
@@ -127,6 +150,17 @@ impl Op {
             Op::PutSchedule(s, _) => Answer::Schedule(ctx.put_schedule(s)?),
             Op::DeleteSchedule(t, name, _) => Answer::Unit(ctx.delete_schedule(t, name)?),
             Op::Fire(f, _) => Answer::Fired(ctx.fire_schedule(b, f)?),
+            Op::PutWebhook(w, _) => Answer::Unit(ctx.put_webhook(b, w)?),
+            Op::DeleteWebhook(t, id, _) => Answer::Unit(ctx.delete_webhook(b, t, id)?),
+            Op::TakeDeliveries(ids, now, until, _) => {
+                Answer::Taken(ctx.take_deliveries(ids, *now, *until)?)
+            }
+            Op::RecordAttempts(results, now, _) => {
+                Answer::Webhooks(ctx.record_attempts(b, results, *now)?)
+            }
+            Op::RetryDelivery(t, w, id, _) => {
+                Answer::Delivery(Box::new(ctx.retry_delivery(t, w, *id, b.now)?))
+            }
         })
     }
 
@@ -157,7 +191,15 @@ impl Op {
             }
             Op::PutSchedule(_, r) => reply!(r, Answer::Schedule(v) => v, Err),
             Op::Fire(_, r) => reply!(r, Answer::Fired(v) => v, Err),
-            Op::UpdateQueue(.., r) | Op::Auth(_, r) | Op::Probe(r) | Op::DeleteSchedule(.., r) => {
+            Op::TakeDeliveries(.., r) => reply!(r, Answer::Taken(v) => v, Err),
+            Op::RecordAttempts(.., r) => reply!(r, Answer::Webhooks(v) => v, Err),
+            Op::RetryDelivery(.., r) => reply!(r, Answer::Delivery(v) => *v, Err),
+            Op::UpdateQueue(.., r)
+            | Op::Auth(_, r)
+            | Op::Probe(r)
+            | Op::DeleteSchedule(.., r)
+            | Op::PutWebhook(_, r)
+            | Op::DeleteWebhook(.., r) => {
                 reply!(r, Answer::Unit(v) => v, Err)
             }
             Op::Purge(.., r) => reply!(r, Answer::Count(v) => v, Err),
@@ -175,6 +217,8 @@ pub(crate) struct Batch {
     pub maintenance_next_due: Option<Option<Timestamp>>,
     /// The events the batch logs, with their tenants, in order.
     pub events: Vec<(String, Event)>,
+    /// Changes to the writer's webhook cache, applied after commit.
+    pub webhooks: Vec<webhooks::CacheChange>,
 }
 
 impl Batch {
@@ -186,6 +230,7 @@ impl Batch {
             earliest_due: None,
             maintenance_next_due: None,
             events: Vec::new(),
+            webhooks: Vec::new(),
         }
     }
 
@@ -204,18 +249,30 @@ pub struct Writer {
     ids: IdGenerator,
     /// The next due time maintenance knows of; an earlier one wakes it.
     known_next_due: Option<Timestamp>,
+    /// Every webhook, for turning events into deliveries.
+    hooks: webhooks::WebhookCache,
 }
 
 /// A batch's fate: committed with each op's answer, or failed as a whole.
 type Applied = Result<Vec<Answer>, StoreError>;
 
 impl Writer {
-    pub fn new(conn: Connection, shared: Arc<Shared>, last_id: Option<TaskId>) -> Self {
+    pub fn new(
+        conn: Connection,
+        shared: Arc<Shared>,
+        last_id: Option<TaskId>,
+        hooks: Vec<Webhook>,
+    ) -> Self {
+        let mut cache = webhooks::WebhookCache::new();
+        for w in hooks {
+            webhooks::apply(&mut cache, webhooks::CacheChange::Put(Box::new(w)));
+        }
         Writer {
             conn,
             shared,
             ids: IdGenerator::starting_after(last_id),
             known_next_due: None,
+            hooks: cache,
         }
     }
 
@@ -305,7 +362,9 @@ impl Writer {
             if let Err(e) = ctx.persist_last_claims(b) {
                 return Ok(Err(StoreError::Unavailable(format!("write failed: {e}"))));
             }
-            if let Err(e) = crate::events::append(&tx, &b.events) {
+            if let Err(e) = crate::events::append(&tx, &mut b.events)
+                .and_then(|_| webhooks::fan_out(&tx, &self.hooks, &b.events))
+            {
                 return Ok(Err(StoreError::Unavailable(format!("write failed: {e}"))));
             }
         }
@@ -320,6 +379,9 @@ impl Writer {
     /// After a commit: the catalog learns the batch's changes, every op gets its answer, and
     /// waiting claims and maintenance are woken.
     fn publish(&mut self, mut b: Batch, ops: Vec<Op>, answers: Vec<Answer>) {
+        for change in std::mem::take(&mut b.webhooks) {
+            webhooks::apply(&mut self.hooks, change);
+        }
         let shared = self.shared.clone();
         let ready_keys: Vec<QueueKey> = {
             let mut cat = shared.catalog.write().unwrap_or_else(|e| e.into_inner());

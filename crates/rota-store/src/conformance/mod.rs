@@ -11,6 +11,7 @@ mod queues;
 mod schedules;
 mod tasks;
 mod tenants;
+mod webhooks;
 
 pub use changes::*;
 pub use events::*;
@@ -19,6 +20,7 @@ pub use queues::*;
 pub use schedules::*;
 pub use tasks::*;
 pub use tenants::*;
+pub use webhooks::*;
 
 use crate::*;
 use rota_core::auth::{ClientLimits, Effect, Rule};
@@ -69,6 +71,9 @@ macro_rules! conformance_tests {
             schedules_round_trip_per_tenant_and_survive_reopen,
             firing_a_tick_enqueues_once_and_moves_next_run_at,
             a_tick_fired_through_two_stores_at_once_runs_once,
+            events_a_webhook_wants_become_deliveries,
+            attempts_end_dead_and_a_failing_endpoint_is_disabled,
+            deleting_a_webhook_or_its_tenant_deletes_its_deliveries,
             batch_complete_reports_each_item,
             list_filters_and_paginates_newest_first,
             queue_stats_settings_and_pause,

@@ -1,0 +1,219 @@
+//! Webhooks: an endpoint that receives the tenant's events it subscribes to, each as a
+//! delivery stored with the event, retried with backoff until delivered or dead.
+
+use crate::events::{Event, EventFilter, EventType};
+use crate::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Attempts a delivery gets before it is dead: with [`retry_delay_ms`], about a day.
+pub const MAX_ATTEMPTS: u32 = 15;
+/// An endpoint that failed every delivery for this long is disabled.
+pub const DISABLE_AFTER_MS: i64 = 3 * 24 * 3_600_000;
+/// Longest URL a webhook may have.
+pub const MAX_URL_LEN: usize = 2_048;
+
+/// A webhook as stored. The secret signs deliveries, so it is kept (not only a hash).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Webhook {
+    pub tenant: String,
+    pub id: String,
+    pub url: String,
+    /// Event types or patterns (`task.*`) and queue patterns it receives; empty queues: all.
+    pub filter: EventFilter,
+    pub description: Option<String>,
+    pub enabled: bool,
+    /// Why it was disabled automatically (cleared when it is enabled again).
+    pub disabled_reason: Option<String>,
+    pub secret: String,
+    /// The secret before the last rotation, still signing until `previous_until`.
+    pub previous_secret: Option<String>,
+    pub previous_until: Option<Timestamp>,
+    /// Since when every delivery failed (cleared by a success).
+    pub failing_since: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Webhook {
+    /// Whether an event of the tenant becomes a delivery to this webhook.
+    pub fn wants(&self, e: &Event) -> bool {
+        self.enabled && self.filter.matches(e)
+    }
+
+    /// The secrets that sign a delivery sent at `now`: the current one, and the previous one
+    /// during its grace period.
+    pub fn signing_secrets(&self, now: Timestamp) -> Vec<&str> {
+        let mut s = vec![self.secret.as_str()];
+        if let (Some(old), Some(until)) = (&self.previous_secret, self.previous_until) {
+            if now < until {
+                s.push(old);
+            }
+        }
+        s
+    }
+}
+
+/// Checks a subscription: at least one type, each matching some event type.
+pub fn check_filter(filter: &EventFilter) -> Result<(), String> {
+    if filter.types.is_empty() {
+        return Err("events: name at least one event type or pattern, e.g. [\"task.*\"]".into());
+    }
+    for t in &filter.types {
+        if !EventType::ALL
+            .iter()
+            .any(|e| crate::auth::glob_match(t, e.as_str()))
+        {
+            let names: Vec<&str> = EventType::ALL.iter().map(|e| e.as_str()).collect();
+            return Err(format!(
+                "events: `{t}` matches no event type; types are {} (or patterns such as task.*)",
+                names.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Not sent yet (or being sent).
+    Pending,
+    /// An attempt failed; another is scheduled.
+    Failed,
+    /// Every attempt failed; retried only by hand.
+    Dead,
+    Delivered,
+}
+
+impl DeliveryState {
+    pub const ALL: [DeliveryState; 4] = [
+        DeliveryState::Pending,
+        DeliveryState::Failed,
+        DeliveryState::Dead,
+        DeliveryState::Delivered,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Dead => "dead",
+            DeliveryState::Delivered => "delivered",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryState> {
+        DeliveryState::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// One event on its way to one webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub id: i64,
+    pub tenant: String,
+    pub webhook_id: String,
+    pub event: Event,
+    pub state: DeliveryState,
+    /// Attempts started (an attempt cut short by a crash counts).
+    pub attempts: u32,
+    /// When it is (re)sent next; while an attempt is in flight, when that attempt is given up.
+    pub next_at: Option<Timestamp>,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub latency_ms: Option<u64>,
+    pub created_at: Timestamp,
+    pub delivered_at: Option<Timestamp>,
+}
+
+/// What an attempt came to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    /// The HTTP status, when the endpoint answered.
+    pub status: Option<u16>,
+    /// Why it failed (absent on a 2xx).
+    pub error: Option<String>,
+    pub latency_ms: u64,
+}
+
+impl Attempt {
+    pub fn delivered(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// The delay before the attempt after `attempts` failed ones: 10 s doubling, at most 6 h; the
+/// [`MAX_ATTEMPTS`] attempts span about a day.
+pub fn retry_delay_ms(attempts: u32) -> i64 {
+    let exp = attempts.saturating_sub(1).min(20);
+    (10_000i64 << exp).min(6 * 3_600_000)
+}
+
+/// Where a delivery goes after an attempt at `now`: its state and next time.
+pub fn after_attempt(
+    attempts: u32,
+    a: &Attempt,
+    now: Timestamp,
+) -> (DeliveryState, Option<Timestamp>) {
+    if a.delivered() {
+        (DeliveryState::Delivered, None)
+    } else if attempts >= MAX_ATTEMPTS {
+        (DeliveryState::Dead, None)
+    } else {
+        (
+            DeliveryState::Failed,
+            Some(now.plus_ms(retry_delay_ms(attempts))),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_reach_about_a_day() {
+        let total: i64 = (1..MAX_ATTEMPTS).map(retry_delay_ms).sum();
+        assert!((20 * 3_600_000..30 * 3_600_000).contains(&total), "{total}");
+        assert_eq!(retry_delay_ms(1), 10_000);
+        assert_eq!(retry_delay_ms(2), 20_000);
+    }
+
+    #[test]
+    fn an_attempt_delivers_retries_or_ends_dead() {
+        let ok = Attempt {
+            status: Some(204),
+            error: None,
+            latency_ms: 3,
+        };
+        let bad = Attempt {
+            status: Some(500),
+            error: Some("500".into()),
+            latency_ms: 3,
+        };
+        let now = Timestamp(1_000);
+        assert_eq!(after_attempt(1, &ok, now), (DeliveryState::Delivered, None));
+        assert_eq!(
+            after_attempt(1, &bad, now),
+            (DeliveryState::Failed, Some(Timestamp(11_000)))
+        );
+        assert_eq!(
+            after_attempt(MAX_ATTEMPTS, &bad, now),
+            (DeliveryState::Dead, None)
+        );
+    }
+
+    #[test]
+    fn subscriptions_name_real_event_types() {
+        let f = |t: &[&str]| EventFilter {
+            types: t.iter().map(|s| s.to_string()).collect(),
+            queues: vec![],
+        };
+        assert!(check_filter(&f(&["task.*"])).is_ok());
+        assert!(check_filter(&f(&[])).is_err());
+        assert!(check_filter(&f(&["job.done"]))
+            .unwrap_err()
+            .contains("task.dead"));
+    }
+}

@@ -1,0 +1,345 @@
+//! Webhooks and deliveries. The fan-out is the `rota_events_fan_out` trigger (see schema.rs):
+//! every statement that logs events inserts their deliveries in its transaction, matching each
+//! webhook's filter kept as LIKE patterns beside its JSON.
+
+use crate::events::{event_from_row, EVENT_COLUMNS};
+use crate::{db, PostgresStore};
+use deadpool_postgres::GenericClient;
+use rota_core::webhooks::{
+    after_attempt, Attempt, Delivery, DeliveryState, Webhook, DISABLE_AFTER_MS,
+};
+use rota_core::Timestamp;
+use rota_store::{DeliveryFilter, DueDelivery, StoreError, StoreResult};
+use std::collections::HashMap;
+
+/// A `*` glob as a LIKE pattern (`\\` escapes).
+fn like(glob: &str) -> String {
+    let mut out = String::with_capacity(glob.len());
+    for c in glob.chars() {
+        match c {
+            '*' => out.push('%'),
+            '%' | '_' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn columns() -> String {
+    format!(
+        "{EVENT_COLUMNS}, id, tenant, webhook_id, dstate, attempts, next_at, last_status, \
+         last_error, latency_ms, created_at, delivered_at"
+    )
+}
+
+fn delivery_from_row(r: &tokio_postgres::Row) -> StoreResult<Delivery> {
+    let state: String = r.get(14);
+    Ok(Delivery {
+        event: event_from_row(r)?,
+        id: r.get(11),
+        tenant: r.get(12),
+        webhook_id: r.get(13),
+        state: DeliveryState::parse(&state)
+            .ok_or_else(|| StoreError::Unavailable(format!("unreadable delivery: {state}")))?,
+        attempts: r.get::<_, i32>(15).max(0) as u32,
+        next_at: r.get::<_, Option<i64>>(16).map(Timestamp),
+        last_status: r.get::<_, Option<i32>>(17).map(|s| s as u16),
+        last_error: r.get(18),
+        latency_ms: r.get::<_, Option<i64>>(19).map(|l| l.max(0) as u64),
+        created_at: Timestamp(r.get(20)),
+        delivered_at: r.get::<_, Option<i64>>(21).map(Timestamp),
+    })
+}
+
+fn parse(doc: &str) -> StoreResult<Webhook> {
+    serde_json::from_str(doc)
+        .map_err(|e| StoreError::Unavailable(format!("a stored webhook is not valid: {e}")))
+}
+
+async fn write(c: &impl GenericClient, w: &Webhook) -> StoreResult<()> {
+    let types: Vec<String> = w.filter.types.iter().map(|t| like(t)).collect();
+    let queues: Vec<String> = w.filter.queues.iter().map(|q| like(q)).collect();
+    c.execute(
+        "INSERT INTO rota_webhooks (tenant, id, doc, enabled, type_likes, queue_likes) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant, id) DO UPDATE SET \
+         doc = EXCLUDED.doc, enabled = EXCLUDED.enabled, type_likes = EXCLUDED.type_likes, \
+         queue_likes = EXCLUDED.queue_likes",
+        &[
+            &w.tenant,
+            &w.id,
+            &serde_json::to_string(w).expect("webhooks serialize"),
+            &w.enabled,
+            &types,
+            &queues,
+        ],
+    )
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+async fn webhook(c: &impl GenericClient, tenant: &str, id: &str) -> StoreResult<Option<Webhook>> {
+    c.query_opt(
+        "SELECT doc FROM rota_webhooks WHERE tenant = $1 AND id = $2",
+        &[&tenant, &id],
+    )
+    .await
+    .map_err(db)?
+    .map(|r| parse(r.get(0)))
+    .transpose()
+}
+
+impl PostgresStore {
+    pub(crate) async fn put_webhook_row(&self, w: Webhook) -> StoreResult<()> {
+        let mut client = self.conn().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        crate::tasks::lock_tenant(&tx, &w.tenant, false).await?;
+        let exists = tx
+            .query_opt("SELECT 1 FROM rota_tenants WHERE name = $1", &[&w.tenant])
+            .await
+            .map_err(db)?
+            .is_some();
+        if !exists {
+            return Err(StoreError::TenantNotFound(w.tenant.clone()));
+        }
+        write(&tx, &w).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    pub(crate) async fn webhook_rows(
+        &self,
+        tenant: &str,
+        id: Option<&str>,
+    ) -> StoreResult<Vec<Webhook>> {
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                "SELECT doc FROM rota_webhooks WHERE tenant = $1 \
+                 AND ($2::text IS NULL OR id = $2) ORDER BY id",
+                &[&tenant, &id],
+            )
+            .await
+            .map_err(db)?;
+        match id {
+            Some(i) if rows.is_empty() => Err(StoreError::WebhookNotFound(i.to_owned())),
+            _ => rows.iter().map(|r| parse(r.get(0))).collect(),
+        }
+    }
+
+    pub(crate) async fn delete_webhook_row(&self, tenant: &str, id: &str) -> StoreResult<()> {
+        let mut client = self.conn().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let n = tx
+            .execute(
+                "DELETE FROM rota_webhooks WHERE tenant = $1 AND id = $2",
+                &[&tenant, &id],
+            )
+            .await
+            .map_err(db)?;
+        if n == 0 {
+            return Err(StoreError::WebhookNotFound(id.to_owned()));
+        }
+        tx.execute(
+            "DELETE FROM rota_deliveries WHERE tenant = $1 AND webhook_id = $2",
+            &[&tenant, &id],
+        )
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    pub(crate) async fn delivery_rows(
+        &self,
+        tenant: &str,
+        f: DeliveryFilter,
+    ) -> StoreResult<Vec<Delivery>> {
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {} FROM rota_deliveries WHERE tenant = $1 AND webhook_id = $2 \
+                     AND ($3::text IS NULL OR dstate = $3) AND ($4::bigint IS NULL OR id < $4) \
+                     ORDER BY id DESC LIMIT $5",
+                    columns()
+                ),
+                &[
+                    &tenant,
+                    &f.webhook_id,
+                    &f.state.map(|s| s.as_str()),
+                    &f.before,
+                    &(f.limit as i64),
+                ],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    pub(crate) async fn due_delivery_rows(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<DueDelivery>> {
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                "SELECT id, tenant, webhook_id FROM rota_deliveries \
+                 WHERE dstate IN ('pending', 'failed') AND next_at <= $1 \
+                 ORDER BY next_at LIMIT $2",
+                &[&now.0, &(limit as i64)],
+            )
+            .await
+            .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| DueDelivery {
+                id: r.get(0),
+                tenant: r.get(1),
+                webhook_id: r.get(2),
+            })
+            .collect())
+    }
+
+    pub(crate) async fn take_delivery_rows(
+        &self,
+        ids: Vec<i64>,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Vec<(Delivery, Webhook)>> {
+        let client = self.conn().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "UPDATE rota_deliveries SET attempts = attempts + 1, next_at = $3, \
+                     updated_at = $2 WHERE id = ANY($1) AND dstate IN ('pending', 'failed') \
+                     AND next_at <= $2 RETURNING {}",
+                    columns()
+                ),
+                &[&ids, &now.0, &until.0],
+            )
+            .await
+            .map_err(db)?;
+        let mut hooks: HashMap<(String, String), Webhook> = HashMap::new();
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let d = delivery_from_row(r)?;
+            let key = (d.tenant.clone(), d.webhook_id.clone());
+            if !hooks.contains_key(&key) {
+                match webhook(&client, &key.0, &key.1).await? {
+                    Some(w) => hooks.insert(key.clone(), w),
+                    None => continue,
+                };
+            }
+            out.push((d, hooks[&key].clone()));
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn record_attempt_rows(
+        &self,
+        results: Vec<(i64, Attempt)>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Webhook>> {
+        let mut client = self.conn().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let mut disabled = Vec::new();
+        for (id, a) in results {
+            let Some(row) = tx
+                .query_opt(
+                    "SELECT attempts, tenant, webhook_id FROM rota_deliveries WHERE id = $1 \
+                     FOR UPDATE",
+                    &[&id],
+                )
+                .await
+                .map_err(db)?
+            else {
+                continue;
+            };
+            let (attempts, tenant, hook): (i32, String, String) =
+                (row.get(0), row.get(1), row.get(2));
+            let (state, next) = after_attempt(attempts.max(0) as u32, &a, now);
+            tx.execute(
+                "UPDATE rota_deliveries SET dstate = $2, next_at = $3, last_status = $4, \
+                 last_error = $5, latency_ms = $6, updated_at = $7, \
+                 delivered_at = CASE WHEN $2 = 'delivered' THEN $7 ELSE delivered_at END \
+                 WHERE id = $1",
+                &[
+                    &id,
+                    &state.as_str(),
+                    &next.map(|t| t.0),
+                    &a.status.map(i32::from),
+                    &a.error,
+                    &(a.latency_ms as i64),
+                    &now.0,
+                ],
+            )
+            .await
+            .map_err(db)?;
+            let Some(mut w) = tx
+                .query_opt(
+                    "SELECT doc FROM rota_webhooks WHERE tenant = $1 AND id = $2 FOR UPDATE",
+                    &[&tenant, &hook],
+                )
+                .await
+                .map_err(db)?
+                .map(|r| parse(r.get(0)))
+                .transpose()?
+            else {
+                continue;
+            };
+            let before = w.clone();
+            if a.delivered() {
+                w.failing_since = None;
+            } else {
+                let since = *w.failing_since.get_or_insert(now);
+                if w.enabled && now.0 - since.0 >= DISABLE_AFTER_MS {
+                    w.enabled = false;
+                    w.disabled_reason = Some(format!(
+                        "every delivery failed since {since} (last: {})",
+                        a.error.as_deref().unwrap_or("no answer")
+                    ));
+                    disabled.push(w.clone());
+                }
+            }
+            if w != before {
+                w.updated_at = now;
+                write(&tx, &w).await?;
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(disabled)
+    }
+
+    pub(crate) async fn retry_delivery_row(
+        &self,
+        tenant: &str,
+        webhook_id: &str,
+        id: i64,
+    ) -> StoreResult<Delivery> {
+        let now = self.now();
+        let row = self
+            .conn()
+            .await?
+            .query_opt(
+                &format!(
+                    "UPDATE rota_deliveries SET dstate = 'pending', next_at = $4, updated_at = $4 \
+                     WHERE id = $1 AND tenant = $2 AND webhook_id = $3 RETURNING {}",
+                    columns()
+                ),
+                &[&id, &tenant, &webhook_id, &now.0],
+            )
+            .await
+            .map_err(db)?
+            .ok_or(StoreError::DeliveryNotFound(id))?;
+        let d = delivery_from_row(&row)?;
+        // Wake the deliverer wherever it runs.
+        self.announce_events();
+        Ok(d)
+    }
+}

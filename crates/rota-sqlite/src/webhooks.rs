@@ -1,0 +1,141 @@
+//! Webhooks and deliveries: reads (any reader connection) and the row formats the writer
+//! shares.
+
+use crate::events::{event_from_row, EVENT_COLUMNS};
+use crate::{db_err, SqliteStore};
+use rota_core::webhooks::{Delivery, DeliveryState, Webhook};
+use rota_core::Timestamp;
+use rota_store::{DeliveryFilter, DueDelivery, StoreError, StoreResult};
+use rusqlite::{params, Connection, Row};
+
+/// A delivery's columns: its event's (as the events table has them), then its own.
+pub(crate) fn delivery_columns() -> String {
+    format!(
+        "{EVENT_COLUMNS}, id, tenant, webhook_id, dstate, attempts, next_at, last_status, \
+         last_error, latency_ms, created_at, delivered_at"
+    )
+}
+
+pub(crate) fn delivery_from_row(r: &Row<'_>) -> StoreResult<Delivery> {
+    let get = |e: rusqlite::Error| StoreError::Unavailable(format!("unreadable delivery: {e}"));
+    let state: String = r.get(14).map_err(get)?;
+    Ok(Delivery {
+        event: event_from_row(r)?,
+        id: r.get(11).map_err(get)?,
+        tenant: r.get(12).map_err(get)?,
+        webhook_id: r.get(13).map_err(get)?,
+        state: DeliveryState::parse(&state)
+            .ok_or_else(|| StoreError::Unavailable(format!("unreadable delivery: {state}")))?,
+        attempts: r.get(15).map_err(get)?,
+        next_at: r.get::<_, Option<i64>>(16).map_err(get)?.map(Timestamp),
+        last_status: r.get(17).map_err(get)?,
+        last_error: r.get(18).map_err(get)?,
+        latency_ms: r.get(19).map_err(get)?,
+        created_at: Timestamp(r.get(20).map_err(get)?),
+        delivered_at: r.get::<_, Option<i64>>(21).map_err(get)?.map(Timestamp),
+    })
+}
+
+pub(crate) fn webhook_from_doc(doc: &str) -> StoreResult<Webhook> {
+    serde_json::from_str(doc)
+        .map_err(|e| StoreError::Unavailable(format!("a stored webhook is not valid: {e}")))
+}
+
+/// Every webhook, for the writer's fan-out.
+pub(crate) fn load_all(conn: &Connection) -> Result<Vec<Webhook>, String> {
+    let mut stmt = conn
+        .prepare("SELECT doc FROM webhooks")
+        .map_err(|e| e.to_string())?;
+    let docs: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| e.to_string())?;
+    docs.iter()
+        .map(|d| webhook_from_doc(d).map_err(|e| e.to_string()))
+        .collect()
+}
+
+impl SqliteStore {
+    pub(crate) async fn read_webhooks(
+        &self,
+        tenant: &str,
+        id: Option<&str>,
+    ) -> StoreResult<Vec<Webhook>> {
+        let (tenant, id) = (tenant.to_owned(), id.map(str::to_owned));
+        self.read(move |conn, _| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT doc FROM webhooks WHERE tenant = ?1 AND (?2 IS NULL OR id = ?2) \
+                     ORDER BY id",
+                )
+                .map_err(db_err)?;
+            let docs: Vec<String> = stmt
+                .query_map(params![tenant, id], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+                .map_err(db_err)?;
+            match id {
+                Some(i) if docs.is_empty() => Err(StoreError::WebhookNotFound(i)),
+                _ => docs.iter().map(|d| webhook_from_doc(d)).collect(),
+            }
+        })
+        .await
+    }
+
+    pub(crate) async fn read_deliveries(
+        &self,
+        tenant: &str,
+        f: DeliveryFilter,
+    ) -> StoreResult<Vec<Delivery>> {
+        let tenant = tenant.to_owned();
+        self.read(move |conn, _| {
+            let sql = format!(
+                "SELECT {} FROM deliveries WHERE tenant = ?1 AND webhook_id = ?2 \
+                 AND (?3 IS NULL OR dstate = ?3) AND (?4 IS NULL OR id < ?4) \
+                 ORDER BY id DESC LIMIT {}",
+                delivery_columns(),
+                f.limit
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+            let mut rows = stmt
+                .query(params![
+                    tenant,
+                    f.webhook_id,
+                    f.state.map(|s| s.as_str()),
+                    f.before
+                ])
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().map_err(db_err)? {
+                out.push(delivery_from_row(r)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub(crate) async fn read_due_deliveries(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<DueDelivery>> {
+        self.read(move |conn, _| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT id, tenant, webhook_id FROM deliveries \
+                     WHERE dstate IN ('pending', 'failed') AND next_at <= ?1 \
+                     ORDER BY next_at LIMIT {limit}"
+                ))
+                .map_err(db_err)?;
+            stmt.query_map(params![now.0], |r| {
+                Ok(DueDelivery {
+                    id: r.get(0)?,
+                    tenant: r.get(1)?,
+                    webhook_id: r.get(2)?,
+                })
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(db_err)
+        })
+        .await
+    }
+}

@@ -1,0 +1,278 @@
+//! Webhooks: each logged event a webhook wants becomes a delivery in the same transaction;
+//! attempts are taken, recorded and retried; an endpoint failing for days is disabled.
+
+use super::*;
+use rota_core::events::EventFilter;
+use rota_core::webhooks::{Attempt, DeliveryState, Webhook, DISABLE_AFTER_MS, MAX_ATTEMPTS};
+
+fn hook(tenant: &str, id: &str, types: &[&str], queues: &[&str]) -> Webhook {
+    Webhook {
+        tenant: tenant.into(),
+        id: id.into(),
+        url: "https://hooks.example.com/rota".into(),
+        filter: EventFilter {
+            types: types.iter().map(|s| s.to_string()).collect(),
+            queues: queues.iter().map(|s| s.to_string()).collect(),
+        },
+        description: Some("ops".into()),
+        enabled: true,
+        disabled_reason: None,
+        secret: "s3cret".into(),
+        previous_secret: None,
+        previous_until: None,
+        failing_since: None,
+        created_at: Timestamp(T0),
+        updated_at: Timestamp(T0),
+    }
+}
+
+fn filter(id: &str, state: Option<DeliveryState>) -> DeliveryFilter {
+    DeliveryFilter {
+        webhook_id: id.into(),
+        state,
+        limit: 100,
+        before: None,
+    }
+}
+
+fn failed(status: u16) -> Attempt {
+    Attempt {
+        status: Some(status),
+        error: Some(format!("answered {status}")),
+        latency_ms: 5,
+    }
+}
+
+fn ok() -> Attempt {
+    Attempt {
+        status: Some(204),
+        error: None,
+        latency_ms: 2,
+    }
+}
+
+pub async fn events_a_webhook_wants_become_deliveries<H: Harness>() {
+    let (h, clock, s) = setup::<H>().await;
+    create_tenant(&s, "acme").await;
+    s.put_webhook(hook(
+        "default",
+        "wh1",
+        &["task.succeeded", "task.dead"],
+        &["mail*"],
+    ))
+    .await
+    .unwrap();
+    let mut off = hook("default", "off", &["task.*"], &[]);
+    off.enabled = false;
+    s.put_webhook(off).await.unwrap();
+    s.put_webhook(hook("acme", "theirs", &["task.*"], &[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.put_webhook(hook("ghost", "x", &["task.*"], &[]))
+            .await
+            .unwrap_err(),
+        StoreError::TenantNotFound("ghost".into())
+    );
+    let queue = q("mail-eu");
+    enqueue_one(&s, &queue, task("send")).await;
+    let t = claim_one(&s, &queue).await;
+    complete(&s, &t).await.unwrap();
+    enqueue_one(&s, &q("other"), task("send")).await;
+    let c = claim_one(&s, &q("other")).await;
+    complete(&s, &c).await.unwrap();
+
+    let mine = s.deliveries("default", filter("wh1", None)).await.unwrap();
+    assert_eq!(mine.len(), 1, "only task.succeeded on mail*: {mine:?}");
+    let d = &mine[0];
+    assert_eq!(d.event.event_type.as_str(), "task.succeeded");
+    assert_eq!((d.event.task_id, d.event.queue.as_str()), (t.id, "mail-eu"));
+    assert!(d.event.cursor > 0);
+    assert_eq!((d.state, d.attempts), (DeliveryState::Pending, 0));
+    assert!(s
+        .deliveries("default", filter("off", None))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .deliveries("acme", filter("theirs", None))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        s.webhooks("default", None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|w| w.id.as_str())
+            .collect::<Vec<_>>(),
+        ["off", "wh1"]
+    );
+
+    // Due, taken (an attempt in flight until `until`), failed, due again, delivered.
+    let now = clock.now();
+    let due = s.due_deliveries(now, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].id, due[0].webhook_id.as_str()), (d.id, "wh1"));
+    let until = now.plus_ms(15_000);
+    let taken = s.take_deliveries(vec![d.id], now, until).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(
+        (taken[0].0.attempts, taken[0].1.secret.as_str()),
+        (1, "s3cret")
+    );
+    assert!(s
+        .take_deliveries(vec![d.id], now, until)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s.due_deliveries(now, 10).await.unwrap().is_empty());
+    s.record_attempts(vec![(d.id, failed(503))], now)
+        .await
+        .unwrap();
+    let after = &s
+        .deliveries("default", filter("wh1", Some(DeliveryState::Failed)))
+        .await
+        .unwrap()[0];
+    assert_eq!(after.last_status, Some(503));
+    assert_eq!(after.next_at, Some(now.plus_ms(10_000)));
+    assert_eq!(
+        s.webhooks("default", Some("wh1")).await.unwrap()[0].failing_since,
+        Some(now)
+    );
+    clock.advance_ms(10_000);
+    let now = clock.now();
+    s.take_deliveries(vec![d.id], now, now.plus_ms(15_000))
+        .await
+        .unwrap();
+    s.record_attempts(vec![(d.id, ok())], now).await.unwrap();
+    let done = &s.deliveries("default", filter("wh1", None)).await.unwrap()[0];
+    assert_eq!((done.state, done.attempts), (DeliveryState::Delivered, 2));
+    assert_eq!(done.delivered_at, Some(now));
+    assert_eq!(
+        s.webhooks("default", Some("wh1")).await.unwrap()[0].failing_since,
+        None
+    );
+
+    // A delivered or dead delivery can be sent again by hand; it survives a reopen.
+    let again = s.retry_delivery("default", "wh1", d.id).await.unwrap();
+    assert_eq!(again.state, DeliveryState::Pending);
+    assert_eq!(
+        s.retry_delivery("acme", "wh1", d.id).await.unwrap_err(),
+        StoreError::DeliveryNotFound(d.id)
+    );
+    s.close().await;
+    let s = h.open(clock.clone()).await;
+    assert_eq!(s.due_deliveries(clock.now(), 10).await.unwrap().len(), 1);
+    s.close().await;
+}
+
+pub async fn attempts_end_dead_and_a_failing_endpoint_is_disabled<H: Harness>() {
+    let (_h, clock, s) = setup::<H>().await;
+    s.put_webhook(hook("default", "flaky", &["task.enqueued"], &[]))
+        .await
+        .unwrap();
+    let queue = q("jobs");
+    enqueue_one(&s, &queue, task("x")).await;
+    let id = s
+        .deliveries("default", filter("flaky", None))
+        .await
+        .unwrap()[0]
+        .id;
+    for attempt in 1..=MAX_ATTEMPTS {
+        let now = clock.now();
+        let taken = s
+            .take_deliveries(vec![id], now, now.plus_ms(1_000))
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 1);
+        s.record_attempts(vec![(id, failed(500))], now)
+            .await
+            .unwrap();
+        clock.advance_ms(rota_core::webhooks::retry_delay_ms(attempt));
+    }
+    let dead = &s
+        .deliveries("default", filter("flaky", None))
+        .await
+        .unwrap()[0];
+    assert_eq!(
+        (dead.state, dead.attempts),
+        (DeliveryState::Dead, MAX_ATTEMPTS)
+    );
+    assert!(s.due_deliveries(clock.now(), 10).await.unwrap().is_empty());
+
+    // Failing since the first attempt, long enough: the next failure disables it.
+    enqueue_one(&s, &queue, task("x")).await;
+    let second = s
+        .deliveries("default", filter("flaky", Some(DeliveryState::Pending)))
+        .await
+        .unwrap()[0]
+        .id;
+    clock.advance_ms(DISABLE_AFTER_MS);
+    let now = clock.now();
+    s.take_deliveries(vec![second], now, now.plus_ms(1_000))
+        .await
+        .unwrap();
+    let disabled = s
+        .record_attempts(vec![(second, failed(500))], now)
+        .await
+        .unwrap();
+    assert_eq!(disabled.len(), 1);
+    let w = &s.webhooks("default", Some("flaky")).await.unwrap()[0];
+    assert!(!w.enabled);
+    assert!(
+        w.disabled_reason
+            .as_deref()
+            .unwrap()
+            .contains("answered 500"),
+        "{w:?}"
+    );
+    let before = s
+        .deliveries("default", filter("flaky", None))
+        .await
+        .unwrap()
+        .len();
+    enqueue_one(&s, &queue, task("x")).await;
+    assert_eq!(
+        s.deliveries("default", filter("flaky", None))
+            .await
+            .unwrap()
+            .len(),
+        before
+    );
+}
+
+pub async fn deleting_a_webhook_or_its_tenant_deletes_its_deliveries<H: Harness>() {
+    let (_h, _c, s) = setup::<H>().await;
+    create_tenant(&s, "acme").await;
+    s.put_webhook(hook("default", "a", &["task.*"], &[]))
+        .await
+        .unwrap();
+    s.put_webhook(hook("acme", "b", &["task.*"], &[]))
+        .await
+        .unwrap();
+    enqueue_one(&s, &q("jobs"), task("x")).await;
+    enqueue_one(&s, &QueueKey::new("acme", "jobs"), task("x")).await;
+    assert_eq!(s.due_deliveries(Timestamp(T0), 10).await.unwrap().len(), 2);
+    s.delete_webhook("default", "a").await.unwrap();
+    assert_eq!(
+        s.delete_webhook("default", "a").await.unwrap_err(),
+        StoreError::WebhookNotFound("a".into())
+    );
+    s.change_auth(AuthChange::DeleteTenant("acme".into()))
+        .await
+        .unwrap();
+    assert!(s
+        .due_deliveries(Timestamp(T0), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s.webhooks("acme", None).await.unwrap().is_empty());
+    // No webhook left: events make no deliveries.
+    enqueue_one(&s, &q("jobs"), task("x")).await;
+    assert!(s
+        .due_deliveries(Timestamp(T0), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}

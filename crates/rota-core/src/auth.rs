@@ -43,6 +43,11 @@ pub mod actions {
     /// Create, change, pause, trigger and delete schedules (a schedule's writer must also
     /// hold `tasks:enqueue` on its queue).
     pub const SCHEDULES_WRITE: &str = "schedules:write";
+    /// See webhooks and their deliveries (`webhooks/<id>`).
+    pub const WEBHOOKS_READ: &str = "webhooks:read";
+    /// Create, change, rotate, delete webhooks and retry deliveries (a webhook's writer must
+    /// also hold `tasks:read` on the queues it covers).
+    pub const WEBHOOKS_WRITE: &str = "webhooks:write";
 
     /// Every action, for validating custom rules and for documentation.
     pub const ALL: &[&str] = &[
@@ -68,6 +73,8 @@ pub mod actions {
         WORKERS_SIGNAL,
         SCHEDULES_READ,
         SCHEDULES_WRITE,
+        WEBHOOKS_READ,
+        WEBHOOKS_WRITE,
     ];
 }
 
@@ -135,13 +142,14 @@ impl Rule {
             "tenants/",
             "workers/",
             "schedules/",
+            "webhooks/",
         ];
         if !kinds
             .iter()
             .any(|k| glob_match(&self.resource, &format!("{k}x")) || self.resource.starts_with(k))
         {
             return Err(format!(
-                "resource `{}` names nothing; use queues/<name>, keys/<id>, roles/<name>, tenants/<name>, workers/<wid> or schedules/<name>, with * as a wildcard",
+                "resource `{}` names nothing; use queues/<name>, keys/<id>, roles/<name>, tenants/<name>, workers/<wid>, schedules/<name> or webhooks/<id>, with * as a wildcard",
                 self.resource
             ));
         }
@@ -194,6 +202,7 @@ pub fn builtin_rules(name: &str) -> Option<&'static [Rule]> {
                     Rule::new("roles/*", "*", Effect::Allow),
                     Rule::new("workers/*", "*", Effect::Allow),
                     Rule::new("schedules/*", "*", Effect::Allow),
+                    Rule::new("webhooks/*", "*", Effect::Allow),
                 ],
             ),
             ("producer", {
@@ -216,6 +225,7 @@ pub fn builtin_rules(name: &str) -> Option<&'static [Rule]> {
                 let mut r = allow(&[TASKS_READ, QUEUES_READ]);
                 r.push(Rule::new("workers/*", WORKERS_READ, Effect::Allow));
                 r.push(Rule::new("schedules/*", SCHEDULES_READ, Effect::Allow));
+                r.push(Rule::new("webhooks/*", WEBHOOKS_READ, Effect::Allow));
                 r
             }),
         ]

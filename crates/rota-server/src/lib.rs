@@ -14,6 +14,7 @@ pub mod extract;
 pub mod faktory;
 pub mod metrics;
 pub mod service;
+pub mod webhooks;
 
 use crate::error::ErrorKind;
 use axum::extract::DefaultBodyLimit;
@@ -39,6 +40,8 @@ pub struct ServerConfig {
     pub maintenance_interval_ms: u64,
     /// The event log and its streams.
     pub events: EventsConfig,
+    /// Webhook delivery.
+    pub webhooks: webhooks::WebhooksConfig,
 }
 
 /// `[events]` in the config file.
@@ -67,6 +70,7 @@ impl Default for ServerConfig {
             auth: auth::AuthConfig::default(),
             maintenance_interval_ms: 1_000,
             events: EventsConfig::default(),
+            webhooks: webhooks::WebhooksConfig::default(),
         }
     }
 }
@@ -78,6 +82,7 @@ impl ServerConfig {
         if self.maintenance_interval_ms == 0 {
             return Err("maintenance_interval_ms must be at least 1".into());
         }
+        self.webhooks.validate()?;
         if self.events.keepalive_ms == 0 {
             return Err("events.keepalive_ms must be at least 1".into());
         }
@@ -118,7 +123,7 @@ pub struct Shared {
 }
 
 pub fn router(state: AppState) -> Router {
-    use api::{admin, batch, changes, events, queues, schedules, system, tasks, workers};
+    use api::{admin, batch, changes, events, queues, schedules, system, tasks, webhooks, workers};
     let body_limit = state.config.limits.max_body_bytes;
     let v1 = Router::new()
         .route("/v1/queues", get(queues::list))
@@ -146,6 +151,19 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/schedules/{name}/trigger", post(schedules::trigger))
         .route("/v1/schedules/{name}/pause", post(schedules::pause))
         .route("/v1/schedules/{name}/resume", post(schedules::resume))
+        .route("/v1/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/v1/webhooks/{id}",
+            get(webhooks::get)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route("/v1/webhooks/{id}/rotate-secret", post(webhooks::rotate))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route(
+            "/v1/webhooks/{id}/deliveries/{delivery}/retry",
+            post(webhooks::retry),
+        )
         .route("/v1/tasks/{id}/heartbeat", post(tasks::heartbeat))
         .route("/v1/tasks/{id}/complete", post(tasks::complete))
         .route("/v1/tasks/{id}/fail", post(tasks::fail))
@@ -316,6 +334,20 @@ pub async fn run_doors(
             },
         ))
     };
+    let deliverer = {
+        let deliverer = webhooks::deliver::Deliverer::new(
+            store.clone(),
+            clock.clone(),
+            config.webhooks.clone(),
+        );
+        tokio::spawn(background::elected(
+            store.clone(),
+            "webhooks",
+            me.clone(),
+            token.clone(),
+            move |stop| deliverer.clone().run(stop),
+        ))
+    };
     let access_feed = tokio::spawn(background::access_feed(
         store.clone(),
         auth.clone(),
@@ -372,6 +404,7 @@ pub async fn run_doors(
     token.cancel();
     let _ = maintenance.await;
     let _ = scheduler.await;
+    let _ = deliverer.await;
     let _ = access_feed.await;
     let _ = membership.await;
     let _ = upkeep.await;

@@ -26,6 +26,8 @@ struct FileConfig {
     faktory: Option<FaktoryFile>,
     #[serde(default)]
     events: Option<toml::Table>,
+    #[serde(default)]
+    webhooks: Option<toml::Table>,
 }
 
 /// `[faktory]` in the config file.
@@ -101,6 +103,7 @@ pub fn load(o: Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeC
     }
     server.limits = numbers(file.limits, "limits", env)?;
     server.events = numbers(file.events, "events", env)?;
+    server.webhooks = numbers(file.webhooks, "webhooks", env)?;
     if let Some(auth) = file.auth {
         server.auth = auth;
     }
@@ -127,8 +130,8 @@ pub fn load(o: Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeC
     })
 }
 
-/// A section of numbers (`[limits]`, `[events]`) from the file, then `ROTA_<SECTION>_<KEY>`
-/// for each key.
+/// A section of numbers and switches (`[limits]`, `[events]`, `[webhooks]`) from the file,
+/// then `ROTA_<SECTION>_<KEY>` for each key.
 fn numbers<T: Default + serde::Serialize + serde::de::DeserializeOwned>(
     file: Option<toml::Table>,
     section: &str,
@@ -139,17 +142,26 @@ fn numbers<T: Default + serde::Serialize + serde::de::DeserializeOwned>(
         None => toml::Table::new(),
     };
     let defaults = toml::Table::try_from(T::default()).expect("settings serialize");
-    for key in defaults.keys() {
+    for (key, default) in &defaults {
         let var = format!(
             "ROTA_{}_{}",
             section.to_ascii_uppercase(),
             key.to_ascii_uppercase()
         );
         if let Some(v) = env(&var) {
-            let n: i64 = v
-                .parse()
-                .with_context(|| format!("{var}: `{v}` is not a whole number"))?;
-            table.insert(key.clone(), toml::Value::Integer(n));
+            let value = if default.is_bool() {
+                toml::Value::Boolean(match v.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => bail!("{var}: `{v}` is not true or false"),
+                })
+            } else {
+                toml::Value::Integer(
+                    v.parse()
+                        .with_context(|| format!("{var}: `{v}` is not a whole number"))?,
+                )
+            };
+            table.insert(key.clone(), value);
         }
     }
     T::deserialize(toml::Value::Table(table))

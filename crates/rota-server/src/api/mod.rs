@@ -8,6 +8,7 @@ pub mod queues;
 pub mod schedules;
 pub mod system;
 pub mod tasks;
+pub mod webhooks;
 pub mod workers;
 
 use crate::error::{ApiError, ErrorDetail};

@@ -39,6 +39,7 @@ fn permission(method: &Method, route: &str) -> Option<(&'static str, On)> {
         "/v1/schedules/{name}" if method == Method::PUT => {
             (SCHEDULES_WRITE, On::Named("schedules/"))
         }
+        "/v1/webhooks" if post => (WEBHOOKS_WRITE, On::Resource("webhooks/*")),
         "/v1/admin/tenants" | "/v1/admin/tenants/{tenant}" if post || method == Method::PATCH => {
             (TENANTS_WRITE, On::Admin)
         }

@@ -13,11 +13,13 @@ mod events;
 mod queues;
 mod schedules;
 mod tasks;
+mod webhooks;
 mod workers;
 
 pub use events::{EventFollow, EventQuery};
 pub use schedules::ScheduleView;
 pub use tasks::{check_task, Claim};
+pub use webhooks::{WebhookInput, WebhookPatch};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};

@@ -1,0 +1,257 @@
+//! Webhooks: create, change, rotate and delete them, list their deliveries and send one again.
+//! A webhook receives events of its tenant; its writer must be able to read those events
+//! itself (`tasks:read` on the queues it covers), since the webhook hands them on.
+
+use super::*;
+use crate::webhooks::target;
+use rota_core::events::EventFilter;
+use rota_core::webhooks::{check_filter, Delivery, DeliveryState, Webhook};
+use rota_store::DeliveryFilter;
+
+/// Webhooks one tenant may have.
+pub const MAX_WEBHOOKS_PER_TENANT: usize = 100;
+const MAX_DESCRIPTION: usize = 1_024;
+
+/// A new webhook.
+#[derive(Debug, Clone)]
+pub struct WebhookInput {
+    pub url: String,
+    pub filter: EventFilter,
+    pub description: Option<String>,
+}
+
+/// Changes to a webhook; `None` keeps a field.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookPatch {
+    pub url: Option<String>,
+    pub filter_types: Option<Vec<String>>,
+    pub filter_queues: Option<Vec<String>>,
+    pub description: Option<String>,
+    /// `true` also clears an automatic disabling and its failing streak.
+    pub enabled: Option<bool>,
+}
+
+fn resource(id: &str) -> String {
+    format!("webhooks/{id}")
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut b)
+        .expect("the OS random source works");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Service {
+    /// The caller may read every event the filter lets through.
+    fn check_webhook_reads(&self, caller: &Caller, filter: &EventFilter) -> ApiResult<()> {
+        if caller.principal.kinds.is_some() {
+            return Err(ApiError::new(
+                crate::error::ErrorKind::Forbidden,
+                "forbidden",
+                "a credential limited to some task kinds cannot create webhooks (a webhook \
+                 receives every kind)",
+            ));
+        }
+        if filter.queues.is_empty() {
+            return caller.require(actions::TASKS_READ, "queues/*");
+        }
+        for q in &filter.queues {
+            caller.require(actions::TASKS_READ, &queue_resource(q))?;
+        }
+        Ok(())
+    }
+
+    async fn check_webhook(
+        &self,
+        caller: &Caller,
+        url: &str,
+        filter: &EventFilter,
+    ) -> ApiResult<()> {
+        check_filter(filter).map_err(ApiError::invalid)?;
+        for q in &filter.queues {
+            check_name("queues[]", q, self.limits())?;
+        }
+        self.check_webhook_reads(caller, filter)?;
+        target::check(url, self.config.webhooks.allow_private)
+            .await
+            .map_err(ApiError::invalid)?;
+        Ok(())
+    }
+
+    fn check_description(d: &Option<String>) -> ApiResult<()> {
+        match d {
+            Some(d) if d.len() > MAX_DESCRIPTION => Err(ApiError::invalid(format!(
+                "description is {} bytes; the limit is {MAX_DESCRIPTION}",
+                d.len()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// A new webhook, with its secret (shown this once).
+    pub async fn create_webhook(&self, caller: &Caller, input: WebhookInput) -> ApiResult<Webhook> {
+        caller.require(actions::WEBHOOKS_WRITE, "webhooks/*")?;
+        Self::check_description(&input.description)?;
+        self.check_webhook(caller, &input.url, &input.filter)
+            .await?;
+        let existing = self.store.webhooks(&caller.tenant, None).await?;
+        if existing.len() >= MAX_WEBHOOKS_PER_TENANT {
+            return Err(ApiError::new(
+                crate::error::ErrorKind::Conflict,
+                "limit_reached",
+                format!(
+                    "tenant `{}` has {MAX_WEBHOOKS_PER_TENANT} webhooks, the most it may have",
+                    caller.tenant
+                ),
+            ));
+        }
+        let now = self.clock.now();
+        let w = Webhook {
+            tenant: caller.tenant.clone(),
+            id: format!("wh_{}", random_hex(8)),
+            url: input.url,
+            filter: input.filter,
+            description: input.description,
+            enabled: true,
+            disabled_reason: None,
+            secret: format!("whsec_{}", random_hex(32)),
+            previous_secret: None,
+            previous_until: None,
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.put_webhook(w.clone()).await?;
+        Ok(w)
+    }
+
+    /// The webhooks the caller may read.
+    pub async fn webhooks(&self, caller: &Caller) -> ApiResult<Vec<Webhook>> {
+        let all = self.store.webhooks(&caller.tenant, None).await?;
+        Ok(all
+            .into_iter()
+            .filter(|w| caller.can(actions::WEBHOOKS_READ, &resource(&w.id)))
+            .collect())
+    }
+
+    pub async fn webhook(&self, caller: &Caller, id: &str) -> ApiResult<Webhook> {
+        caller.require(actions::WEBHOOKS_READ, &resource(id))?;
+        Ok(self
+            .store
+            .webhooks(&caller.tenant, Some(id))
+            .await?
+            .remove(0))
+    }
+
+    pub async fn update_webhook(
+        &self,
+        caller: &Caller,
+        id: &str,
+        patch: WebhookPatch,
+    ) -> ApiResult<Webhook> {
+        caller.require(actions::WEBHOOKS_WRITE, &resource(id))?;
+        let mut w = self
+            .store
+            .webhooks(&caller.tenant, Some(id))
+            .await?
+            .remove(0);
+        if let Some(u) = patch.url {
+            w.url = u;
+        }
+        if let Some(t) = patch.filter_types {
+            w.filter.types = t;
+        }
+        if let Some(q) = patch.filter_queues {
+            w.filter.queues = q;
+        }
+        if patch.description.is_some() {
+            Self::check_description(&patch.description)?;
+            w.description = patch.description;
+        }
+        if let Some(e) = patch.enabled {
+            w.enabled = e;
+            if e {
+                w.disabled_reason = None;
+                w.failing_since = None;
+            }
+        }
+        self.check_webhook(caller, &w.url, &w.filter).await?;
+        w.updated_at = self.clock.now();
+        self.store.put_webhook(w.clone()).await?;
+        Ok(w)
+    }
+
+    pub async fn delete_webhook(&self, caller: &Caller, id: &str) -> ApiResult<()> {
+        caller.require(actions::WEBHOOKS_WRITE, &resource(id))?;
+        Ok(self.store.delete_webhook(&caller.tenant, id).await?)
+    }
+
+    /// A new secret (returned this once); the old one keeps signing for `grace_ms`.
+    pub async fn rotate_webhook_secret(
+        &self,
+        caller: &Caller,
+        id: &str,
+        grace_ms: Option<u64>,
+    ) -> ApiResult<Webhook> {
+        caller.require(actions::WEBHOOKS_WRITE, &resource(id))?;
+        let grace = grace_ms.unwrap_or(self.config.webhooks.rotation_grace_ms);
+        self.limits()
+            .check_delay("grace_ms", grace)
+            .map_err(ApiError::invalid)?;
+        let mut w = self
+            .store
+            .webhooks(&caller.tenant, Some(id))
+            .await?
+            .remove(0);
+        let now = self.clock.now();
+        let old = std::mem::replace(&mut w.secret, format!("whsec_{}", random_hex(32)));
+        (w.previous_secret, w.previous_until) = if grace > 0 {
+            (Some(old), Some(now.plus_ms(grace as i64)))
+        } else {
+            (None, None)
+        };
+        w.updated_at = now;
+        self.store.put_webhook(w.clone()).await?;
+        Ok(w)
+    }
+
+    pub async fn deliveries(
+        &self,
+        caller: &Caller,
+        id: &str,
+        state: Option<DeliveryState>,
+        limit: usize,
+        before: Option<i64>,
+    ) -> ApiResult<Vec<Delivery>> {
+        caller.require(actions::WEBHOOKS_READ, &resource(id))?;
+        let max = self.limits().max_list;
+        if limit == 0 || limit > max {
+            return Err(ApiError::bad_request(format!(
+                "limit is {limit}; use 1 to {max} (limits.max_list)"
+            )));
+        }
+        // 404 for a webhook that does not exist, not an empty list.
+        self.store.webhooks(&caller.tenant, Some(id)).await?;
+        let f = DeliveryFilter {
+            webhook_id: id.to_owned(),
+            state,
+            limit,
+            before,
+        };
+        Ok(self.store.deliveries(&caller.tenant, f).await?)
+    }
+
+    pub async fn retry_delivery(
+        &self,
+        caller: &Caller,
+        id: &str,
+        delivery: i64,
+    ) -> ApiResult<Delivery> {
+        caller.require(actions::WEBHOOKS_WRITE, &resource(id))?;
+        Ok(self
+            .store
+            .retry_delivery(&caller.tenant, id, delivery)
+            .await?)
+    }
+}

@@ -7,6 +7,7 @@ mod events;
 mod processes;
 mod schedules;
 mod types;
+mod webhooks;
 pub mod worker;
 
 use error::ErrorBody;
@@ -16,6 +17,7 @@ pub use processes::WorkerProcess;
 pub use schedules::{ScheduleDef, ScheduleInfo, ScheduleRunInfo};
 pub use types::*;
 use types::{decode, DuplicateFlag};
+pub use webhooks::{DeliveryInfo, NewWebhook, WebhookInfo};
 
 use reqwest::Method;
 use rota_core::{Json, QueueInfo, Task, TaskId, TaskState};

@@ -15,6 +15,7 @@ mod processes;
 mod schedules;
 mod serve;
 mod storage;
+mod webhooks;
 mod worker_cmd;
 
 use anyhow::{Context, Result};
@@ -111,6 +112,9 @@ enum ApiCommand {
     /// Schedules: a task on every tick of a cron expression or an interval.
     #[command(subcommand)]
     Schedule(schedules::ScheduleCmd),
+    /// Webhooks: endpoints that receive events as signed POSTs, and their deliveries.
+    #[command(subcommand)]
+    Webhook(webhooks::WebhookCmd),
     /// The event log: every task transition, a page at a time or followed live.
     ///
     /// Example: rota events --follow --types task.dead
@@ -135,6 +139,7 @@ impl ApiCommand {
             ApiCommand::Workers(cmd) => processes::workers(&client, cmd, fmt).await,
             ApiCommand::Events(args) => events::events(&client, args, fmt).await,
             ApiCommand::Schedule(cmd) => schedules::schedule(&client, cmd, fmt).await,
+            ApiCommand::Webhook(cmd) => webhooks::webhook(&client, cmd, fmt).await,
         }
     }
 }

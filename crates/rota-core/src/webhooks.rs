@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub const MAX_ATTEMPTS: u32 = 15;
 /// An endpoint that failed every delivery for this long is disabled.
 pub const DISABLE_AFTER_MS: i64 = 3 * 24 * 3_600_000;
+/// Delivered and dead deliveries are kept this long after their last attempt, then deleted.
+pub const KEEP_FINISHED_MS: i64 = 7 * 24 * 3_600_000;
 /// Longest URL a webhook may have.
 pub const MAX_URL_LEN: usize = 2_048;
 

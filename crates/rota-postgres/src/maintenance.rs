@@ -120,6 +120,17 @@ impl PostgresStore {
         let retention = self.options.event_retention_ms.min(i64::MAX as u64) as i64;
         let trimmed = crate::events::trim(&client, now.plus_ms(-retention), CHUNK as usize).await?;
         more |= trimmed == CHUNK as u64;
+        // Finished deliveries past their retention.
+        let kept = now.plus_ms(-rota_core::webhooks::KEEP_FINISHED_MS);
+        let dropped = client
+            .execute(
+                "DELETE FROM rota_deliveries WHERE id = ANY(ARRAY(SELECT id FROM rota_deliveries \
+                 WHERE dstate IN ('delivered', 'dead') AND updated_at < $1 LIMIT $2))",
+                &[&kept.0, &CHUNK],
+            )
+            .await
+            .map_err(db)?;
+        more |= dropped == CHUNK as u64;
         report.next_due = if more {
             Some(now)
         } else {

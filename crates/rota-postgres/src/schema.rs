@@ -226,6 +226,8 @@ CREATE TABLE rota_deliveries (
 );
 CREATE INDEX rota_deliveries_due ON rota_deliveries (next_at) WHERE dstate IN ('pending', 'failed');
 CREATE INDEX rota_deliveries_webhook ON rota_deliveries (tenant, webhook_id, id);
+CREATE INDEX rota_deliveries_finished ON rota_deliveries (updated_at)
+    WHERE dstate IN ('delivered', 'dead');
 -- Every statement that logs events makes their deliveries in the same transaction.
 CREATE FUNCTION rota_fan_out() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -161,6 +161,7 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_due ON deliveries (next_at) WHERE dstate IN ('pending', 'failed');
 CREATE INDEX deliveries_webhook ON deliveries (tenant, webhook_id, id);
+CREATE INDEX deliveries_finished ON deliveries (updated_at) WHERE dstate IN ('delivered', 'dead');
 "#,
 ];
 

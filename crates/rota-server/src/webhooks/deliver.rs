@@ -25,6 +25,9 @@ const PER_PASS: usize = 512;
 /// Added to the timeout for how long a taken attempt is reserved.
 const MARGIN_MS: i64 = 2_000;
 const MAX_SLEEP: Duration = Duration::from_secs(1);
+/// The shortest gap between passes: under a stream of commits (each wakes the deliverer)
+/// passes are coalesced, so a server with no webhooks pays at most this many reads.
+const MIN_GAP: Duration = Duration::from_millis(5);
 
 pub struct Deliverer {
     store: DynStore,
@@ -61,7 +64,12 @@ impl Deliverer {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let signal = self.store.event_signal();
         let mut attempts = tokio::task::JoinSet::new();
+        let mut last = Instant::now() - MIN_GAP;
         loop {
+            if let Some(rest) = MIN_GAP.checked_sub(last.elapsed()) {
+                tokio::time::sleep(rest).await;
+            }
+            last = Instant::now();
             let woken = signal.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();

@@ -88,6 +88,16 @@ impl Ctx<'_> {
         // Events past their retention, from the head of the log.
         let cutoff = now.plus_ms(-(self.shared.event_retention_ms.min(i64::MAX as u64) as i64));
         more |= crate::events::trim(self.tx(), cutoff, CHUNK)? == CHUNK;
+        // Finished deliveries past their retention.
+        let kept = now.plus_ms(-rota_core::webhooks::KEEP_FINISHED_MS);
+        more |= self
+            .tx()
+            .prepare_cached(
+                "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries \
+                 WHERE dstate IN ('delivered', 'dead') AND updated_at < ?1 LIMIT ?2)",
+            )?
+            .execute(rusqlite::params![kept.0, CHUNK as i64])?
+            == CHUNK;
         report.next_due = if more {
             Some(now)
         } else {

@@ -227,6 +227,15 @@ pub async fn attempts_end_dead_and_a_failing_endpoint_is_disabled<H: Harness>() 
             .contains("answered 500"),
         "{w:?}"
     );
+    // Finished deliveries are deleted a week after their last attempt; the failed one stays.
+    clock.advance_ms(rota_core::webhooks::KEEP_FINISHED_MS + 1);
+    s.run_maintenance().await.unwrap();
+    let left = s
+        .deliveries("default", filter("flaky", None))
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].state, DeliveryState::Failed);
     let before = s
         .deliveries("default", filter("flaky", None))
         .await

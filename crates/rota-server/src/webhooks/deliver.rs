@@ -142,6 +142,18 @@ impl Deliverer {
 
     async fn attempt(self: Arc<Self>, d: Delivery, w: Webhook) {
         let outcome = self.send(&d, &w).await;
+        // The slot frees as soon as the endpoint answered: the outcome is recorded beside the
+        // next attempts (the delivery stays reserved until then, so it is not sent twice).
+        {
+            let mut slots = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = slots.get_mut(&w.id) {
+                *n -= 1;
+                if *n == 0 {
+                    slots.remove(&w.id);
+                }
+            }
+        }
+        self.freed.notify_one();
         if !outcome.delivered() {
             tracing::info!(webhook = %w.id, delivery = d.id, attempt = d.attempts,
                 error = outcome.error.as_deref().unwrap_or(""), "webhook delivery failed");
@@ -165,16 +177,6 @@ impl Deliverer {
                 tracing::error!(error = %e, delivery = d.id, "cannot record a webhook attempt")
             }
         }
-        {
-            let mut slots = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = slots.get_mut(&w.id) {
-                *n -= 1;
-                if *n == 0 {
-                    slots.remove(&w.id);
-                }
-            }
-        }
-        self.freed.notify_one();
     }
 
     /// One signed POST of the delivery's event.

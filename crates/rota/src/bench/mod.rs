@@ -9,11 +9,13 @@
 //!   `--backlog` ready tasks; and the server's RSS.
 //! - `fairness` (not part of `all`): see [`fairness`].
 //! - `soak` and `servers` (not part of `all`): see [`soak`] and [`servers`].
+//! - `webhooks` (not part of `all`): see [`webhooks`].
 
 mod fairness;
 mod server;
 mod servers;
 mod soak;
+mod webhooks;
 
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
@@ -94,6 +96,8 @@ enum Mode {
     Soak,
     /// The drain through one server, then two on one database (see [`servers`]).
     Servers,
+    /// Webhook deliveries to a local receiver: rate and commit-to-receipt latency.
+    Webhooks,
 }
 
 /// A figure: name, value, unit (`x` for ratios).
@@ -228,6 +232,10 @@ async fn run_once(args: &BenchArgs, target: Target) -> Result<Vec<(String, f64, 
     }
     if args.mode == Mode::Servers {
         out.extend(servers::run(args, &server, &client, tag).await?);
+    }
+    if args.mode == Mode::Webhooks {
+        let admin = server.settings_client(&client)?;
+        out.extend(webhooks::run(args, &client, &admin, tag).await?);
     }
     if args.mode == Mode::Soak {
         let settings = server.settings_client(&client)?;

@@ -91,6 +91,8 @@ impl Server {
             .env("ROTA_AUTH_ENABLED", if auth { "true" } else { "false" })
             .env("ROTA_ADMIN_TOKEN", &admin)
             .env("ROTA_DATABASE_URL", database_url.unwrap_or_default())
+            // The webhooks mode delivers to a receiver on this machine.
+            .env("ROTA_WEBHOOKS_ALLOW_PRIVATE", "true")
             .stdout(std::process::Stdio::null())
             .spawn()
             .context("cannot start the server")?;

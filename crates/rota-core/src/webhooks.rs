@@ -42,6 +42,26 @@ impl Webhook {
         self.enabled && self.filter.matches(e)
     }
 
+    /// Notes an attempt's outcome in the failing streak: a success ends it; a failure starts it
+    /// or, once it has lasted [`DISABLE_AFTER_MS`], disables the webhook with the reason.
+    /// `true` when this disabled it.
+    pub fn note_attempt(&mut self, a: &Attempt, now: Timestamp) -> bool {
+        if a.delivered() {
+            self.failing_since = None;
+            return false;
+        }
+        let since = *self.failing_since.get_or_insert(now);
+        if !self.enabled || now.0 - since.0 < DISABLE_AFTER_MS {
+            return false;
+        }
+        self.enabled = false;
+        self.disabled_reason = Some(format!(
+            "every delivery failed since {since} (last: {})",
+            a.error.as_deref().unwrap_or("no answer")
+        ));
+        true
+    }
+
     /// The secrets that sign a delivery sent at `now`: the current one, and the previous one
     /// during its grace period.
     pub fn signing_secrets(&self, now: Timestamp) -> Vec<&str> {

@@ -5,9 +5,7 @@
 use crate::events::{event_from_row, EVENT_COLUMNS};
 use crate::{db, PostgresStore};
 use deadpool_postgres::GenericClient;
-use rota_core::webhooks::{
-    after_attempt, Attempt, Delivery, DeliveryState, Webhook, DISABLE_AFTER_MS,
-};
+use rota_core::webhooks::{after_attempt, Attempt, Delivery, DeliveryState, Webhook};
 use rota_core::Timestamp;
 use rota_store::{DeliveryFilter, DueDelivery, StoreError, StoreResult};
 use std::collections::HashMap;
@@ -294,18 +292,8 @@ impl PostgresStore {
                 continue;
             };
             let before = w.clone();
-            if a.delivered() {
-                w.failing_since = None;
-            } else {
-                let since = *w.failing_since.get_or_insert(now);
-                if w.enabled && now.0 - since.0 >= DISABLE_AFTER_MS {
-                    w.enabled = false;
-                    w.disabled_reason = Some(format!(
-                        "every delivery failed since {since} (last: {})",
-                        a.error.as_deref().unwrap_or("no answer")
-                    ));
-                    disabled.push(w.clone());
-                }
+            if w.note_attempt(&a, now) {
+                disabled.push(w.clone());
             }
             if w != before {
                 w.updated_at = now;

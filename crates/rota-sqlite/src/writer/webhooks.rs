@@ -5,7 +5,7 @@ use super::ctx::{Ctx, Res};
 use super::Batch;
 use crate::webhooks::{delivery_columns, delivery_from_row, webhook_from_doc};
 use rota_core::events::Event;
-use rota_core::webhooks::{after_attempt, Attempt, Delivery, Webhook, DISABLE_AFTER_MS};
+use rota_core::webhooks::{after_attempt, Attempt, Delivery, Webhook};
 use rota_core::Timestamp;
 use rota_store::StoreError;
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -225,18 +225,8 @@ impl Ctx<'_> {
                 continue;
             };
             let before = w.clone();
-            if a.delivered() {
-                w.failing_since = None;
-            } else {
-                let since = *w.failing_since.get_or_insert(now);
-                if w.enabled && now.0 - since.0 >= DISABLE_AFTER_MS {
-                    w.enabled = false;
-                    w.disabled_reason = Some(format!(
-                        "every delivery failed since {since} (last: {})",
-                        a.error.as_deref().unwrap_or("no answer")
-                    ));
-                    disabled.push(w.clone());
-                }
+            if w.note_attempt(a, now) {
+                disabled.push(w.clone());
             }
             if w != before {
                 w.updated_at = now;

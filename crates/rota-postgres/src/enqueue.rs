@@ -148,20 +148,7 @@ impl PostgresStore {
         // Each request is written when its future is first polled, and `join!` polls them in
         // order: one write, one round trip.
         let lock_params: [&(dyn ToSql + Sync); 1] = [&key.tenant];
-        let insert_params: [&(dyn ToSql + Sync); 12] = [
-            &key.tenant,
-            &key.name,
-            &now.0,
-            &cols.id,
-            &cols.kind,
-            &cols.payload,
-            &cols.priority,
-            &cols.state,
-            &cols.run_at,
-            &cols.max_attempts,
-            &cols.unique_key,
-            &cols.tags,
-        ];
+        let insert_params = cols.params(key, &now.0);
         let (begin, locked, row, commit) = tokio::join!(
             client.batch_execute("BEGIN"),
             client.execute(&lock, &lock_params),
@@ -214,23 +201,7 @@ impl PostgresStore {
             cols.push(*id, t, now);
         }
         let row = tx
-            .query_one(
-                INSERT.as_str(),
-                &[
-                    &key.tenant,
-                    &key.name,
-                    &now.0,
-                    &cols.id,
-                    &cols.kind,
-                    &cols.payload,
-                    &cols.priority,
-                    &cols.state,
-                    &cols.run_at,
-                    &cols.max_attempts,
-                    &cols.unique_key,
-                    &cols.tags,
-                ],
-            )
+            .query_one(INSERT.as_str(), &cols.params(key, &now.0))
             .await
             .map_err(db)?;
         let inserted: HashSet<i64> = row.get::<_, Vec<i64>>(2).into_iter().collect();
@@ -364,6 +335,24 @@ struct EnqueueColumns {
 }
 
 impl EnqueueColumns {
+    /// The INSERT's parameters, in its order.
+    fn params<'a>(&'a self, key: &'a QueueKey, now: &'a i64) -> [&'a (dyn ToSql + Sync); 12] {
+        [
+            &key.tenant,
+            &key.name,
+            now,
+            &self.id,
+            &self.kind,
+            &self.payload,
+            &self.priority,
+            &self.state,
+            &self.run_at,
+            &self.max_attempts,
+            &self.unique_key,
+            &self.tags,
+        ]
+    }
+
     fn push(&mut self, id: TaskId, t: &NewTask, now: Timestamp) {
         let run_at = t.run_at.unwrap_or(now);
         self.id.push(id.as_i64());

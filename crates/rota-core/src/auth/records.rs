@@ -1,0 +1,182 @@
+//! The stored records of access control (tenants, API keys, custom roles) and the shapes the
+//! API shows them in.
+
+use super::{builtin_rules, Rule};
+use crate::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Per-client flow control. `None` means "use the configured default"; 0 means unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ClientLimits {
+    /// Requests per sliding minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+    /// Requests in flight at once (a waiting long-poll claim counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TenantRecord {
+    pub name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
+    #[serde(default)]
+    pub limits: ClientLimits,
+}
+
+/// An API key as stored: never the secret, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// The public part of the token, `rota_<id>_<secret>`.
+    pub id: String,
+    pub tenant: String,
+    /// A label for people.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// SHA-256 of the whole token, lowercase hex.
+    pub hash: String,
+    pub roles: Vec<String>,
+    /// Queue name patterns (`*` wildcards) the key is limited to; empty means every queue.
+    #[serde(default)]
+    pub queues: Vec<String>,
+    pub expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    #[serde(default)]
+    pub limits: ClientLimits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RoleRecord {
+    pub tenant: String,
+    pub name: String,
+    pub rules: Vec<Rule>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub updated_at: Timestamp,
+}
+
+/// What a key is created with (`POST /v1/keys`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    /// A label for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Built-in (`admin`, `tenant-admin`, `producer`, `worker`, `reader`) or custom role names.
+    pub roles: Vec<String>,
+    /// Queue name patterns (`*` wildcards) the key is limited to; empty or absent is every queue.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// Expires this many seconds from now. Exclusive with `expires_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_s: Option<u64>,
+    #[serde(default)]
+    pub limits: ClientLimits,
+}
+
+/// An API key as the API shows it: the record without its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyInfo {
+    pub id: String,
+    pub tenant: String,
+    pub name: Option<String>,
+    pub roles: Vec<String>,
+    pub queues: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub expires_at: Option<Timestamp>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
+    /// Precise to about a second.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub last_used_at: Option<Timestamp>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub revoked_at: Option<Timestamp>,
+    pub limits: ClientLimits,
+}
+
+impl From<KeyRecord> for KeyInfo {
+    fn from(k: KeyRecord) -> Self {
+        KeyInfo {
+            id: k.id,
+            tenant: k.tenant,
+            name: k.name,
+            roles: k.roles,
+            queues: k.queues,
+            expires_at: k.expires_at,
+            created_at: k.created_at,
+            last_used_at: k.last_used_at,
+            revoked_at: k.revoked_at,
+            limits: k.limits,
+        }
+    }
+}
+
+/// The answer to key creation: the key and, this once, its token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub key: KeyInfo,
+    /// The bearer token. Shown this once; Rota keeps only its SHA-256.
+    pub token: String,
+}
+
+/// A role as the API shows it, built-in or custom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RoleInfo {
+    pub name: String,
+    pub builtin: bool,
+    pub rules: Vec<Rule>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub updated_at: Option<Timestamp>,
+}
+
+impl RoleInfo {
+    /// A built-in role, or `None` if `name` is not one.
+    pub fn builtin(name: &str) -> Option<RoleInfo> {
+        builtin_rules(name).map(|rules| RoleInfo {
+            name: name.to_owned(),
+            builtin: true,
+            rules: rules.to_vec(),
+            updated_at: None,
+        })
+    }
+}
+
+impl From<RoleRecord> for RoleInfo {
+    fn from(r: RoleRecord) -> Self {
+        RoleInfo {
+            name: r.name,
+            builtin: false,
+            rules: r.rules,
+            updated_at: Some(r.updated_at),
+        }
+    }
+}
+
+/// Who a credential is (`GET /v1/whoami`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WhoAmI {
+    /// How the server names this credential: `key <id>`, `jwt subject <sub>`, `admin token`.
+    pub principal: String,
+    /// The credential's own tenant.
+    pub tenant: String,
+    /// The tenant this request acted in (differs for an admin using `Rota-Tenant`).
+    pub acting_tenant: String,
+    pub roles: Vec<String>,
+    pub queues: Vec<String>,
+    pub kinds: Option<Vec<String>>,
+}

@@ -61,16 +61,26 @@ pub async fn copy(args: CopyArgs) -> Result<()> {
     drop(lock);
     let copied = result?;
     println!(
-        "copied {} tenants, {} keys, {} roles, {} queues and {} tasks from {} to {}; every \
-         queue's counts by state match",
+        "copied {} tenants, {} keys, {} roles, {} schedules, {} webhooks, {} queues and {} tasks \
+         from {} to {}; every queue's counts by state match",
         copied.tenants,
         copied.keys,
         copied.roles,
+        copied.schedules,
+        copied.webhooks,
         copied.queues,
         copied.tasks,
         args.from.display(),
         crate::storage::redact(&args.to)
     );
+    if copied.unsent > 0 {
+        eprintln!(
+            "note: {} webhook deliveries were still pending in {} and were not copied; their \
+             events are in the source's event log",
+            copied.unsent,
+            args.from.display()
+        );
+    }
     Ok(())
 }
 
@@ -79,6 +89,10 @@ struct Copied {
     tenants: usize,
     keys: usize,
     roles: usize,
+    schedules: usize,
+    webhooks: usize,
+    /// Deliveries pending or failed in the source (not copied).
+    unsent: usize,
     queues: usize,
     tasks: u64,
 }
@@ -91,6 +105,7 @@ async fn copy_all(source: &SqliteStore, target: &PostgresStore, batch: usize) ->
         roles: auth.roles.len(),
         ..Default::default()
     };
+    let tenants: Vec<String> = auth.tenants.iter().map(|t| t.name.clone()).collect();
     // Tenants first: keys and roles belong to one.
     let changes = (auth.tenants.into_iter().map(AuthChange::PutTenant))
         .chain(auth.roles.into_iter().map(AuthChange::PutRole))
@@ -98,6 +113,22 @@ async fn copy_all(source: &SqliteStore, target: &PostgresStore, batch: usize) ->
     for change in changes {
         target.change_auth(change).await?;
     }
+    // Schedules (with their runs) and webhooks (with their secrets). Deliveries are not
+    // copied; those not yet delivered or dead are counted and reported.
+    for tenant in &tenants {
+        for s in source.schedules(tenant, None).await? {
+            target.put_schedule(s).await?;
+            copied.schedules += 1;
+        }
+        for w in source.webhooks(tenant, None).await? {
+            target.put_webhook(w).await?;
+            copied.webhooks += 1;
+        }
+    }
+    copied.unsent = source
+        .due_deliveries(rota_core::Timestamp(i64::MAX), 1_000_000)
+        .await?
+        .len();
     for (tenant, queue) in source.all_queues().await? {
         let key = QueueKey::new(tenant.as_str(), queue.name.as_str());
         let id = target

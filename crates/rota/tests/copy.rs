@@ -32,7 +32,10 @@ fn same(a: &Task, b: &Task) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_directory_moves_to_postgres_with_everything_in_it() {
     let dir = tempfile::tempdir().unwrap();
-    let env = [("ROTA_ADMIN_TOKEN", ADMIN)];
+    let env = [
+        ("ROTA_ADMIN_TOKEN", ADMIN),
+        ("ROTA_WEBHOOKS_ALLOW_PRIVATE", "true"),
+    ];
     let mut embedded = start_with(dir.path(), &env).await;
     let admin = embedded.client.clone();
     admin
@@ -55,6 +58,22 @@ async fn a_data_directory_moves_to_postgres_with_everything_in_it() {
         .await
         .unwrap();
     let acme = Client::with_token(&embedded.url, Some(&key.token)).unwrap();
+    let schedule = rota_client::ScheduleDef {
+        queue: "sync".into(),
+        cron: Some("0 3 * * *".into()),
+        timezone: Some("Europe/Berlin".into()),
+        paused: Some(true),
+        ..Default::default()
+    };
+    acme_admin.put_schedule("nightly", &schedule).await.unwrap();
+    let hook = acme_admin
+        .create_webhook(&rota_client::NewWebhook {
+            url: "http://127.0.0.1:9/hook".into(),
+            events: vec!["task.dead".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     // A task in every state, over ten tasks so that the copy takes several pages of three.
     let mut tasks = Vec::new();
     for i in 0..10 {
@@ -124,6 +143,7 @@ async fn a_data_directory_moves_to_postgres_with_everything_in_it() {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{said}");
     assert!(said.contains("12 tasks"), "{said}");
+    assert!(said.contains("1 schedules, 1 webhooks"), "{said}");
 
     let pg_dir = tempfile::tempdir().unwrap();
     let pg = start_with(
@@ -133,6 +153,17 @@ async fn a_data_directory_moves_to_postgres_with_everything_in_it() {
     .await;
     let admin = Client::with_token(&pg.url, Some(ADMIN)).unwrap();
     let acme_admin = admin.clone().with_tenant(Some("acme"));
+    let copied = acme_admin.schedule("nightly").await.unwrap();
+    assert_eq!(
+        (
+            copied.cron.as_deref(),
+            copied.timezone.as_str(),
+            copied.paused
+        ),
+        (Some("0 3 * * *"), "Europe/Berlin", true)
+    );
+    let copied_hook = acme_admin.webhook(&hook.id).await.unwrap();
+    assert_eq!(copied_hook.events, ["task.dead"]);
     for (id, was) in tasks.iter().chain([&scheduled]).zip(&before) {
         same(&acme_admin.get(*id).await.unwrap(), was);
     }

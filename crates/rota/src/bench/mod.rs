@@ -9,8 +9,9 @@
 //!   `--backlog` ready tasks; and the server's RSS.
 //! - `fairness` (not part of `all`): see [`fairness`].
 //! - `soak` and `servers` (not part of `all`): see [`soak`] and [`servers`].
-//! - `webhooks` (not part of `all`): see [`webhooks`].
+//! - `webhooks` and `events` (not part of `all`): see [`webhooks`] and [`events`].
 
+mod events;
 mod fairness;
 mod server;
 mod servers;
@@ -98,6 +99,8 @@ enum Mode {
     Servers,
     /// Webhook deliveries to a local receiver: rate and commit-to-receipt latency.
     Webhooks,
+    /// An event-stream client following the batch drain (see [`events`]).
+    Events,
 }
 
 /// A figure: name, value, unit (`x` for ratios).
@@ -232,6 +235,9 @@ async fn run_once(args: &BenchArgs, target: Target) -> Result<Vec<(String, f64, 
     }
     if args.mode == Mode::Servers {
         out.extend(servers::run(args, &server, &client, tag).await?);
+    }
+    if args.mode == Mode::Events {
+        out.extend(events::run(args, &client, &server, tag).await?);
     }
     if args.mode == Mode::Webhooks {
         let admin = server.settings_client(&client)?;

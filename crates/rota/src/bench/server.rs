@@ -157,6 +157,15 @@ impl Server {
         })
     }
 
+    pub(super) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The token the bench's client sends (its tenant's key, or the admin token given).
+    pub(super) fn token(&self) -> Option<&str> {
+        self.key.as_deref().or(self.admin.as_deref())
+    }
+
     /// Resident set size of the server process, in MiB.
     pub(super) fn rss_mib(&self) -> Option<f64> {
         let pid = self.child.as_ref()?.id();

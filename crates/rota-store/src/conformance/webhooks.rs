@@ -87,7 +87,22 @@ pub async fn events_a_webhook_wants_become_deliveries<H: Harness>() {
     let d = &mine[0];
     assert_eq!(d.event.event_type.as_str(), "task.succeeded");
     assert_eq!((d.event.task_id, d.event.queue.as_str()), (t.id, "mail-eu"));
-    assert!(d.event.cursor > 0);
+    // The delivery carries the logged event, cursor and all.
+    let logged = s
+        .events(
+            "default",
+            0,
+            1_000,
+            Arc::new(|_: &rota_core::events::Event| true),
+        )
+        .await
+        .unwrap();
+    let same = logged
+        .events
+        .iter()
+        .find(|e| e.task_id == t.id && e.event_type.as_str() == "task.succeeded")
+        .unwrap();
+    assert_eq!(same, &d.event);
     assert_eq!((d.state, d.attempts), (DeliveryState::Pending, 0));
     assert!(s
         .deliveries("default", filter("off", None))

@@ -1,14 +1,26 @@
 //! The event log in the file: rows appended by the writer in each batch's transaction, read by
-//! cursor range, trimmed from the head by retention.
+//! cursor range, trimmed from the head by retention. A row names its queue by id (tenant and
+//! name come from `queues`) and its type by a small code: about half the bytes of the names,
+//! on the hottest write path there is.
 
+use crate::writer::Logged;
 use rota_core::events::{Event, EventType};
 use rota_core::{TaskId, Timestamp};
 use rota_store::{EventPage, StoreError, StoreResult, EVENT_SCAN};
 use rusqlite::{params, Connection, Transaction};
 
-/// An event's columns, in the order [`event_from_row`] reads them.
+/// An event's columns, in the order [`event_from_row`] reads them, as deliveries store them.
 pub(crate) const EVENT_COLUMNS: &str =
     "cursor, at, queue, kind, task_id, attempt, type, state, worker, error, due";
+
+/// The stored code of an event type: its place in [`EventType::ALL`], which only grows at the
+/// end.
+fn type_code(t: EventType) -> i64 {
+    EventType::ALL
+        .iter()
+        .position(|x| *x == t)
+        .expect("every type is listed") as i64
+}
 
 /// Rows per multi-row INSERT; a batch's events go in statements of these sizes, largest first,
 /// so a drain batch of 1,000 transitions takes 16 statements, not 1,000 (with AUTOINCREMENT,
@@ -16,10 +28,10 @@ pub(crate) const EVENT_COLUMNS: &str =
 const CHUNKS: [usize; 3] = [64, 8, 1];
 
 fn insert_sql(rows: usize) -> String {
-    let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     format!(
-        "INSERT INTO events (at, tenant, queue, kind, task_id, attempt, type, state, worker, \
-         error, due) VALUES {}",
+        "INSERT INTO events (at, queue_id, kind, task_id, attempt, type, state, worker, error, \
+         due) VALUES {}",
         vec![row; rows].join(", ")
     )
 }
@@ -28,7 +40,7 @@ fn insert_sql(rows: usize) -> String {
 struct Derived {
     at: i64,
     task_id: i64,
-    event_type: &'static str,
+    event_type: i64,
     state: Option<&'static str>,
     due: Option<i64>,
 }
@@ -38,7 +50,7 @@ impl Derived {
         Derived {
             at: e.at.0,
             task_id: e.task_id.as_i64(),
-            event_type: e.event_type.as_str(),
+            event_type: type_code(e.event_type),
             state: e.state.map(|s| s.as_str()),
             due: e.due.map(|d| d.0),
         }
@@ -48,20 +60,20 @@ impl Derived {
 /// Appends a batch's events, in order, so cursors follow commit order; each event learns its
 /// cursor. One statement's rows take consecutive cursors (AUTOINCREMENT gives each new row
 /// the largest ever plus one, and only this writer inserts).
-pub fn append(tx: &Transaction<'_>, events: &mut [(String, Event)]) -> rusqlite::Result<()> {
+pub(crate) fn append(tx: &Transaction<'_>, events: &mut [Logged]) -> rusqlite::Result<()> {
     let mut rest = events;
     for size in CHUNKS {
         while rest.len() >= size {
             let (chunk, tail) = rest.split_at_mut(size);
             let mut stmt = tx.prepare_cached(&insert_sql(size))?;
-            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(size * 11);
+            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(size * 10);
             // Values that are computed, kept alive beside the rows they belong to.
-            let derived: Vec<Derived> = chunk.iter().map(|(_, e)| Derived::of(e)).collect();
-            for ((tenant, e), d) in chunk.iter().zip(&derived) {
+            let derived: Vec<Derived> = chunk.iter().map(|l| Derived::of(&l.event)).collect();
+            for (l, d) in chunk.iter().zip(&derived) {
+                let e = &l.event;
                 values.extend_from_slice(&[
                     &d.at as &dyn rusqlite::ToSql,
-                    tenant,
-                    &e.queue,
+                    &l.queue_id,
                     &e.kind,
                     &d.task_id,
                     &e.attempt,
@@ -74,8 +86,8 @@ pub fn append(tx: &Transaction<'_>, events: &mut [(String, Event)]) -> rusqlite:
             }
             stmt.execute(values.as_slice())?;
             let last = tx.last_insert_rowid();
-            for (i, (_, e)) in chunk.iter_mut().enumerate() {
-                e.cursor = last - (size - 1 - i) as i64;
+            for (i, l) in chunk.iter_mut().enumerate() {
+                l.event.cursor = last - (size - 1 - i) as i64;
             }
             rest = tail;
         }
@@ -94,8 +106,10 @@ pub fn trim(tx: &Transaction<'_>, cutoff: Timestamp, max: usize) -> rusqlite::Re
 
 /// Deletes a tenant's events (the tenant is being deleted).
 pub fn forget_tenant(tx: &Transaction<'_>, tenant: &str) -> rusqlite::Result<()> {
-    tx.prepare_cached("DELETE FROM events WHERE tenant = ?1")?
-        .execute([tenant])?;
+    tx.prepare_cached(
+        "DELETE FROM events WHERE queue_id IN (SELECT id FROM queues WHERE tenant = ?1)",
+    )?
+    .execute([tenant])?;
     Ok(())
 }
 
@@ -121,10 +135,11 @@ pub fn read(
         next_cursor: after.max(end),
     };
     let mut stmt = tx
-        .prepare_cached(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events \
-                 WHERE cursor > ?1 AND cursor <= ?2 AND tenant = ?3 ORDER BY cursor"
-        ))
+        .prepare_cached(
+            "SELECT e.cursor, e.at, q.name, e.kind, e.task_id, e.attempt, e.type, e.state, \
+             e.worker, e.error, e.due FROM events e JOIN queues q ON q.id = e.queue_id \
+             WHERE e.cursor > ?1 AND e.cursor <= ?2 AND q.tenant = ?3 ORDER BY e.cursor",
+        )
         .map_err(db)?;
     let mut rows = stmt.query(params![after, end, tenant]).map_err(db)?;
     while let Some(r) = rows.next().map_err(db)? {
@@ -147,7 +162,17 @@ pub fn read(
 pub(crate) fn event_from_row(r: &rusqlite::Row<'_>) -> StoreResult<Event> {
     let corrupt = |what: &str| StoreError::Unavailable(format!("unreadable event: {what}"));
     let get = |e: rusqlite::Error| StoreError::Unavailable(format!("unreadable event: {e}"));
-    let ty: String = r.get(6).map_err(get)?;
+    // A code in the event log, the name in a delivery.
+    let event_type = match r.get_ref(6).map_err(get)? {
+        rusqlite::types::ValueRef::Integer(code) => usize::try_from(code)
+            .ok()
+            .and_then(|i| EventType::ALL.get(i).copied())
+            .ok_or_else(|| corrupt(&code.to_string()))?,
+        v => {
+            let ty = v.as_str().map_err(|e| get(e.into()))?;
+            EventType::parse(ty).ok_or_else(|| corrupt(ty))?
+        }
+    };
     let state: Option<String> = r.get(7).map_err(get)?;
     let state = match state {
         Some(s) => Some(crate::rows::state_from_sql(&s).map_err(get)?),
@@ -160,7 +185,7 @@ pub(crate) fn event_from_row(r: &rusqlite::Row<'_>) -> StoreResult<Event> {
         kind: r.get(3).map_err(get)?,
         task_id: TaskId::from_i64(r.get(4).map_err(get)?),
         attempt: r.get(5).map_err(get)?,
-        event_type: EventType::parse(&ty).ok_or_else(|| corrupt(&ty))?,
+        event_type,
         state,
         worker: r.get(8).map_err(get)?,
         error: r.get(9).map_err(get)?,

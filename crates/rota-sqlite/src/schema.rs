@@ -163,6 +163,35 @@ CREATE INDEX deliveries_due ON deliveries (next_at) WHERE dstate IN ('pending', 
 CREATE INDEX deliveries_webhook ON deliveries (tenant, webhook_id, id);
 CREATE INDEX deliveries_finished ON deliveries (updated_at) WHERE dstate IN ('delivered', 'dead');
 "#,
+    r#"
+-- Narrower event rows: the queue by id (tenant and name from queues) and the type as its code
+-- (its place in rota_core::events::EventType::ALL). The cursor sequence carries over, so
+-- cursors keep growing past every one ever given.
+CREATE TABLE events_new (
+    cursor INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    queue_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    task_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    type INTEGER NOT NULL,
+    state TEXT,
+    worker TEXT,
+    error TEXT,
+    due INTEGER
+);
+INSERT INTO events_new (cursor, at, queue_id, kind, task_id, attempt, type, state, worker, error, due)
+SELECT e.cursor, e.at, q.id, e.kind, e.task_id, e.attempt,
+    CASE e.type WHEN 'task.enqueued' THEN 0 WHEN 'task.claimed' THEN 1 WHEN 'task.succeeded' THEN 2 WHEN 'task.failed' THEN 3 WHEN 'task.dead' THEN 4 WHEN 'task.cancelled' THEN 5 WHEN 'task.retried' THEN 6 WHEN 'task.lease_expired' THEN 7 WHEN 'task.deleted' THEN 8 END,
+    e.state, e.worker, e.error, e.due
+FROM events e JOIN queues q ON q.tenant = e.tenant AND q.name = e.queue;
+INSERT INTO sqlite_sequence (name, seq)
+SELECT 'events_new', 0 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'events_new');
+UPDATE sqlite_sequence SET seq = max(seq, COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))
+WHERE name = 'events_new';
+DROP TABLE events;
+ALTER TABLE events_new RENAME TO events;
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -122,3 +122,55 @@ async fn a_store_from_before_tenants_opens_in_default() {
     );
     rota_store::Store::close(&store).await;
 }
+
+/// A file whose event log names queues and types in full (schema 6) opens with the same events
+/// at the same cursors, and new events take cursors past every one ever given (the sequence
+/// carries over, even past events already trimmed).
+#[tokio::test]
+async fn a_store_from_schema_6_keeps_its_event_log_and_cursors() {
+    use rota_store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(rota_sqlite::DB_FILE);
+    let clock = Arc::new(rota_core::SystemClock);
+    let store = SqliteStore::open(&path, clock.clone(), SqliteOptions::default()).unwrap();
+    let queue = rota_core::QueueKey::new("default", "old");
+    let t = store
+        .enqueue(&queue, vec![rota_store::conformance::task("x")])
+        .await
+        .unwrap()
+        .remove(0)
+        .task;
+    store.close().await;
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE events_old (cursor INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, \
+           tenant TEXT NOT NULL, queue TEXT NOT NULL, kind TEXT NOT NULL, task_id INTEGER NOT NULL, \
+           attempt INTEGER NOT NULL, type TEXT NOT NULL, state TEXT, worker TEXT, error TEXT, \
+           due INTEGER); \
+         INSERT INTO events_old SELECT e.cursor, e.at, q.tenant, q.name, e.kind, e.task_id, \
+           e.attempt, 'task.enqueued', e.state, e.worker, e.error, e.due \
+           FROM events e JOIN queues q ON q.id = e.queue_id; \
+         DROP TABLE events; ALTER TABLE events_old RENAME TO events; \
+         UPDATE sqlite_sequence SET seq = 100 WHERE name = 'events'; \
+         PRAGMA user_version = 6;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path, clock, SqliteOptions::default()).unwrap();
+    let keep_all: rota_store::EventKeep = Arc::new(|_| true);
+    let page = store
+        .events("default", 0, 100, keep_all.clone())
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 1);
+    let e = &page.events[0];
+    assert_eq!((e.cursor, e.task_id, e.queue.as_str()), (1, t.id, "old"));
+    assert_eq!(e.event_type.as_str(), "task.enqueued");
+    store
+        .enqueue(&queue, vec![rota_store::conformance::task("y")])
+        .await
+        .unwrap();
+    let page = store.events("default", 1, 100, keep_all).await.unwrap();
+    assert_eq!(page.events[0].cursor, 101);
+    store.close().await;
+}

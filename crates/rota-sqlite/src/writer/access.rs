@@ -33,10 +33,10 @@ impl Ctx<'_> {
                     b.ready.remove(qid);
                 }
                 b.delta.new_queues.retain(|q| &q.key.tenant != name);
+                b.events.retain(|l| !queues.contains(&l.queue_id));
                 b.delta.removed_queues.extend(queues);
                 b.delta.new_tenants.remove(name);
                 b.delta.removed_tenants.insert(name.clone());
-                b.events.retain(|(t, _)| t != name);
                 crate::events::forget_tenant(tx, name)?;
                 tx.execute("DELETE FROM queues WHERE tenant = ?1", params![name])?;
                 tx.execute("DELETE FROM api_keys WHERE tenant = ?1", params![name])?;

@@ -58,10 +58,8 @@ impl Ctx<'_> {
                     let msg = rota_core::lifecycle::expired_lease_message(&worker);
                     let qid = row.queue_id;
                     let t = self.record_failure(b, row, msg, (None, false, false))?;
-                    if let Some(key) = self.queue_key(b, qid) {
-                        for e in events::lease_expired(&t, &worker, now) {
-                            b.log(&key.tenant, e);
-                        }
+                    for e in events::lease_expired(&t, &worker, now) {
+                        b.log(qid, e);
                     }
                     report.expired += 1;
                 }

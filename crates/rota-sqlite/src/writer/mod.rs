@@ -208,6 +208,12 @@ impl Op {
     }
 }
 
+/// An event a batch logs, with its queue's id (what the row stores; the tenant is the queue's).
+pub(crate) struct Logged {
+    pub queue_id: i64,
+    pub event: Event,
+}
+
 /// What one batch changed, beyond its rows.
 pub(crate) struct Batch {
     pub now: Timestamp,
@@ -215,8 +221,8 @@ pub(crate) struct Batch {
     pub ready: HashSet<i64>,
     pub earliest_due: Option<Timestamp>,
     pub maintenance_next_due: Option<Option<Timestamp>>,
-    /// The events the batch logs, with their tenants, in order.
-    pub events: Vec<(String, Event)>,
+    /// The events the batch logs, in order.
+    pub events: Vec<Logged>,
     /// Changes to the writer's webhook cache, applied after commit.
     pub webhooks: Vec<webhooks::CacheChange>,
 }
@@ -234,8 +240,8 @@ impl Batch {
         }
     }
 
-    pub fn log(&mut self, tenant: &str, e: Event) {
-        self.events.push((tenant.to_owned(), e));
+    pub fn log(&mut self, queue_id: i64, event: Event) {
+        self.events.push(Logged { queue_id, event });
     }
 
     pub fn due(&mut self, t: Timestamp) {
@@ -362,9 +368,12 @@ impl Writer {
             if let Err(e) = ctx.persist_last_claims(b) {
                 return Ok(Err(StoreError::Unavailable(format!("write failed: {e}"))));
             }
-            if let Err(e) = crate::events::append(&tx, &mut b.events)
-                .and_then(|_| webhooks::fan_out(&tx, &self.hooks, &b.events))
-            {
+            let logged = crate::events::append(&tx, &mut b.events).and_then(|_| {
+                webhooks::fan_out(&tx, &self.hooks, &b.events, |qid| {
+                    ctx.queue_key(b, qid).map(|k| k.tenant)
+                })
+            });
+            if let Err(e) = logged {
                 return Ok(Err(StoreError::Unavailable(format!("write failed: {e}"))));
             }
         }

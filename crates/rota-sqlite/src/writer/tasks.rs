@@ -92,7 +92,7 @@ impl Ctx<'_> {
                 b.due(run_at);
             }
             let task = lifecycle::enqueued(id, &key.name, t, max_attempts, now);
-            b.log(&key.tenant, events::enqueued(&task));
+            b.log(qid, events::enqueued(&task));
             out.push(Enqueued {
                 task,
                 duplicate: false,
@@ -167,7 +167,7 @@ impl Ctx<'_> {
                 token: token_to_string(token),
                 expires_at: expires,
             });
-            b.log(&key.tenant, events::claimed(&t, b.now));
+            b.log(qid, events::claimed(&t, b.now));
             out.push(t);
             b.delta
                 .moved(qid, Some(TaskState::Ready), Some(TaskState::Running));
@@ -277,13 +277,14 @@ impl Ctx<'_> {
                 Some(TaskState::Running),
                 Some(TaskState::Succeeded),
             );
+            let qid = row.queue_id;
             let mut t = self.named(b, row);
             t.state = TaskState::Succeeded;
             t.result = item.result.clone();
             t.finished_at = Some(b.now);
             t.updated_at = b.now;
             t.lease = None;
-            b.log(tenant, events::succeeded(&t, b.now));
+            b.log(qid, events::succeeded(&t, b.now));
             out.push(Ok(t));
         }
         Ok(out)
@@ -302,8 +303,9 @@ impl Ctx<'_> {
                 continue;
             };
             let how = (item.retry_in_ms, item.dead, item.temporary);
+            let qid = row.queue_id;
             let t = self.record_failure(b, row, item.error.clone(), how)?;
-            b.log(tenant, events::failed(&t, b.now));
+            b.log(qid, events::failed(&t, b.now));
             out.push(Ok(t));
         }
         Ok(out)

@@ -4,7 +4,6 @@
 use super::ctx::{Ctx, Res};
 use super::Batch;
 use crate::webhooks::{delivery_columns, delivery_from_row, webhook_from_doc};
-use rota_core::events::Event;
 use rota_core::webhooks::{after_attempt, Attempt, Delivery, Webhook};
 use rota_core::Timestamp;
 use rota_store::StoreError;
@@ -46,14 +45,18 @@ pub(crate) fn apply(cache: &mut WebhookCache, change: CacheChange) {
 pub(crate) fn fan_out(
     tx: &Transaction<'_>,
     cache: &WebhookCache,
-    events: &[(String, Event)],
+    events: &[super::Logged],
+    tenant_of: impl Fn(i64) -> Option<String>,
 ) -> rusqlite::Result<usize> {
     if cache.is_empty() {
         return Ok(0);
     }
     let mut made = 0;
-    for (tenant, e) in events {
-        let Some(hooks) = cache.get(tenant) else {
+    for super::Logged { queue_id, event: e } in events {
+        let Some(tenant) = tenant_of(*queue_id) else {
+            continue;
+        };
+        let Some(hooks) = cache.get(&tenant) else {
             continue;
         };
         for w in hooks.iter().filter(|w| w.wants(e)) {

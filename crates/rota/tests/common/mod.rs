@@ -1,6 +1,8 @@
 //! The real `rota serve` binary on a free port, for tests that drive it from outside.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod cli;
+
 use rota_client::Client;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,14 +1,16 @@
 //! The single writer: owns the write connection and commits many requests per transaction.
 //!
 //! Requests arrive as [`Op`]s on a channel. The writer sorts them into one lane per tenant
-//! ([`lanes`]), takes a batch round-robin across the lanes up to a budget of rows, applies it in
-//! one `BEGIN IMMEDIATE` transaction, commits (an fsync of the WAL, `synchronous=FULL`), and only
-//! then answers each op. Under load one fsync carries hundreds of requests (group commit), and a
+//! ([`lanes`]), takes a batch round-robin across the lanes up to a budget of rows, applies its
+//! claims and heartbeats in one `BEGIN IMMEDIATE` transaction committed without an fsync
+//! (`synchronous=NORMAL`) and answers them, then the rest in a second one that commits with an
+//! fsync of the WAL (`synchronous=FULL`, which also makes the first durable), and only then
+//! answers those. Under load one fsync carries hundreds of requests (group commit), and a
 //! tenant flooding the server with large batches delays another tenant's request by about one
 //! commit, not by its whole backlog.
 //!
 //! Architecture Invariant: no reply is sent before the transaction holding its writes has
-//! committed. An op whose statements fail is answered with its own error and left out; the
+//! committed, and none but a claim's or heartbeat's before an fsync (see ARCHITECTURE.md). An op whose statements fail is answered with its own error and left out; the
 //! batch is rolled back and applied again without it, so one bad op (a poison row, say) never
 //! fails the requests that happened to share its commit.
 
@@ -115,6 +117,15 @@ impl Op {
             Op::TakeDeliveries(..) | Op::RecordAttempts(..) => None,
             Op::Auth(..) | Op::Maintenance(_) | Op::Probe(_) => None,
         }
+    }
+
+    /// Whether the op's answer must wait for an fsync. A claim or heartbeat lost in a crash only
+    /// leaves the task as it was before (ready again, or its lease as long as before), which
+    /// at-least-once delivery allows; and the next durable commit makes it durable too, since
+    /// the WAL is one file synced whole. Everything else (enqueue, complete, fail, operator
+    /// changes, access control, schedules, webhooks, maintenance, the probe) waits.
+    fn must_be_durable(&self) -> bool {
+        !matches!(self, Op::Claim(..) | Op::Heartbeat(..))
     }
 
     /// Rows the op may touch, for the per-commit budget.
@@ -257,6 +268,8 @@ pub struct Writer {
     known_next_due: Option<Timestamp>,
     /// Every webhook, for turning events into deliveries.
     hooks: webhooks::WebhookCache,
+    /// Whether commits fsync now (`synchronous=FULL`, as the store opens).
+    durable: bool,
 }
 
 /// A batch's fate: committed with each op's answer, or failed as a whole.
@@ -279,7 +292,20 @@ impl Writer {
             ids: IdGenerator::starting_after(last_id),
             known_next_due: None,
             hooks: cache,
+            durable: true,
         }
+    }
+
+    /// `synchronous=FULL` (the commit fsyncs the WAL) or `NORMAL` (it does not: the frames
+    /// reach the file, so a killed process loses nothing, and the next FULL commit's fsync
+    /// covers them), set only when it changes.
+    fn set_durability(&mut self, durable: bool) -> rusqlite::Result<()> {
+        if self.durable != durable {
+            let mode = if durable { "FULL" } else { "NORMAL" };
+            self.conn.pragma_update(None, "synchronous", mode)?;
+            self.durable = durable;
+        }
+        Ok(())
     }
 
     pub fn run(mut self, mut rx: mpsc::Receiver<Op>) {
@@ -303,7 +329,15 @@ impl Writer {
                 }
             }
             let ops = lanes.take_batch(MAX_OPS_PER_COMMIT, MAX_ROWS_PER_COMMIT);
-            self.commit_batch(ops);
+            // Claims and heartbeats first, in a commit that does not wait for an fsync, so
+            // their answers go out at once; then the rest, whose fsync covers both.
+            let (quick, durable): (Vec<Op>, Vec<Op>) =
+                ops.into_iter().partition(|op| !op.must_be_durable());
+            for part in [quick, durable] {
+                if !part.is_empty() {
+                    self.commit_batch(part);
+                }
+            }
         }
         if let Err((_, e)) = self.conn.close() {
             tracing::error!(error = %e, "closing the write connection failed");
@@ -348,6 +382,11 @@ impl Writer {
         ops: &[Op],
         b: &mut Batch,
     ) -> Result<Applied, (usize, rusqlite::Error)> {
+        if let Err(e) = self.set_durability(ops.iter().any(Op::must_be_durable)) {
+            return Ok(Err(StoreError::Unavailable(format!(
+                "cannot set the commit's durability: {e}"
+            ))));
+        }
         let tx = match self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

@@ -23,6 +23,9 @@ pub struct NewTask {
     pub unique_key: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Where the task's final outcome is POSTed, signed with the tenant's callback secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
 }
 
 impl NewTask {
@@ -38,7 +41,14 @@ impl NewTask {
             max_attempts: None,
             unique_key: None,
             tags: Vec::new(),
+            callback_url: None,
         }
+    }
+
+    /// POST the task's final outcome to `url`, signed with the tenant's callback secret.
+    pub fn callback(mut self, url: impl Into<String>) -> Self {
+        self.callback_url = Some(url.into());
+        self
     }
     pub fn priority(mut self, p: i32) -> Self {
         self.priority = Some(p);

@@ -163,6 +163,7 @@ pub fn enqueued(id: TaskId, queue: &str, new: &NewTask, max_attempts: u32, now: 
         errors: Vec::new(),
         unique_key: new.unique_key.clone(),
         tags: new.tags.clone(),
+        callback_url: new.callback_url.clone(),
     }
 }
 

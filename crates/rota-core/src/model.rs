@@ -134,6 +134,9 @@ pub struct Task {
     pub errors: Vec<AttemptError>,
     pub unique_key: Option<String>,
     pub tags: Vec<String>,
+    /// Where the task's final outcome is POSTed (see docs/webhooks.md, "Task results").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
 }
 
 /// A validated task to enqueue. `run_at` is absolute; `max_attempts` of `None` takes the queue's.
@@ -146,6 +149,7 @@ pub struct NewTask {
     pub max_attempts: Option<u32>,
     pub unique_key: Option<String>,
     pub tags: Vec<String>,
+    pub callback_url: Option<String>,
 }
 
 /// A queue is named within a tenant.

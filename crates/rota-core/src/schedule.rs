@@ -144,6 +144,7 @@ impl ScheduleSpec {
             max_attempts: self.max_attempts,
             unique_key: Some(tick_key(name, tick)),
             tags: vec![format!("schedule:{name}")],
+            callback_url: None,
         }
     }
 }

@@ -11,6 +11,16 @@ pub const MAX_ATTEMPTS: u32 = 15;
 pub const DISABLE_AFTER_MS: i64 = 3 * 24 * 3_600_000;
 /// Delivered and dead deliveries are kept this long after their last attempt, then deleted.
 pub const KEEP_FINISHED_MS: i64 = 7 * 24 * 3_600_000;
+/// The id of a tenant's callback signer: a webhook record (never listed, never matched against
+/// events) whose secrets sign the deliveries of task results to their `callback_url`.
+pub const CALLBACKS_ID: &str = "callbacks";
+
+/// Whether an event is a task's final outcome, which its `callback_url` receives.
+pub fn is_outcome(t: crate::events::EventType) -> bool {
+    use crate::events::EventType::*;
+    matches!(t, Succeeded | Dead | Cancelled)
+}
+
 /// Longest URL a webhook may have.
 pub const MAX_URL_LEN: usize = 2_048;
 
@@ -147,6 +157,8 @@ pub struct Delivery {
     pub latency_ms: Option<u64>,
     pub created_at: Timestamp,
     pub delivered_at: Option<Timestamp>,
+    /// A task result's own target (its `callback_url`); `None`: the webhook's URL.
+    pub url: Option<String>,
 }
 
 /// What an attempt came to.

@@ -25,12 +25,13 @@ static INSERT: LazyLock<String> = LazyLock::new(|| {
         "WITH q AS (SELECT id, max_attempts FROM rota_queues \
        WHERE tenant = $1 AND name = $2), \
      ins AS (INSERT INTO rota_tasks (id, queue_id, kind, payload, priority, state, \
-       run_at, attempt, max_attempts, created_at, updated_at, unique_key, tags) \
+       run_at, attempt, max_attempts, created_at, updated_at, unique_key, tags, callback_url) \
      SELECT u.id, q.id, u.kind, u.payload, u.priority, u.state, u.run_at, 0, \
-       COALESCE(u.max_attempts, q.max_attempts), $3, $3, u.unique_key, u.tags \
+       COALESCE(u.max_attempts, q.max_attempts), $3, $3, u.unique_key, u.tags, u.callback_url \
      FROM q, unnest($4::bigint[], $5::text[], $6::text[], $7::int[], \
-       $8::smallint[], $9::bigint[], $10::int[], $11::text[], $12::text[]) \
-       AS u(id, kind, payload, priority, state, run_at, max_attempts, unique_key, tags) \
+       $8::smallint[], $9::bigint[], $10::int[], $11::text[], $12::text[], $13::text[]) \
+       AS u(id, kind, payload, priority, state, run_at, max_attempts, unique_key, tags, \
+         callback_url) \
      ON CONFLICT (queue_id, unique_key) \
        WHERE unique_key IS NOT NULL AND state IN (0, 1, 2) DO NOTHING \
      RETURNING id, state, kind, run_at), \
@@ -332,11 +333,12 @@ struct EnqueueColumns {
     max_attempts: Vec<Option<i32>>,
     unique_key: Vec<Option<String>>,
     tags: Vec<Option<String>>,
+    callback_url: Vec<Option<String>>,
 }
 
 impl EnqueueColumns {
     /// The INSERT's parameters, in its order.
-    fn params<'a>(&'a self, key: &'a QueueKey, now: &'a i64) -> [&'a (dyn ToSql + Sync); 12] {
+    fn params<'a>(&'a self, key: &'a QueueKey, now: &'a i64) -> [&'a (dyn ToSql + Sync); 13] {
         [
             &key.tenant,
             &key.name,
@@ -350,6 +352,7 @@ impl EnqueueColumns {
             &self.max_attempts,
             &self.unique_key,
             &self.tags,
+            &self.callback_url,
         ]
     }
 
@@ -366,6 +369,7 @@ impl EnqueueColumns {
             .push(t.max_attempts.map(|m| m.min(i32::MAX as u32) as i32));
         self.unique_key.push(t.unique_key.clone());
         self.tags.push(tags_to_sql(&t.tags));
+        self.callback_url.push(t.callback_url.clone());
     }
 
     /// The `n`th row as the task it stored.

@@ -92,18 +92,19 @@ impl PostgresStore {
         tx.execute(
             "INSERT INTO rota_tasks (id, queue_id, kind, payload, priority, state, run_at, \
                attempt, max_attempts, created_at, updated_at, finished_at, lease_worker, \
-               lease_token, lease_expires_at, progress, result, errors, unique_key, tags, purge_at) \
+               lease_token, lease_expires_at, progress, result, errors, unique_key, tags, purge_at, \
+               callback_url) \
              SELECT u.id, $1::bigint, u.kind, u.payload, u.priority, u.state, u.run_at, u.attempt, \
                u.max_attempts, u.created_at, u.updated_at, u.finished_at, u.lease_worker, \
                u.lease_token, u.lease_expires_at, u.progress, u.result, u.errors, u.unique_key, \
-               u.tags, u.purge_at \
+               u.tags, u.purge_at, u.callback_url \
              FROM unnest($2::bigint[], $3::text[], $4::text[], $5::int[], $6::smallint[], \
                $7::bigint[], $8::int[], $9::int[], $10::bigint[], $11::bigint[], $12::bigint[], \
                $13::text[], $14::bigint[], $15::bigint[], $16::text[], $17::text[], $18::text[], \
-               $19::text[], $20::text[], $21::bigint[]) \
+               $19::text[], $20::text[], $21::bigint[], $22::text[]) \
              AS u(id, kind, payload, priority, state, run_at, attempt, max_attempts, created_at, \
                updated_at, finished_at, lease_worker, lease_token, lease_expires_at, progress, \
-               result, errors, unique_key, tags, purge_at)",
+               result, errors, unique_key, tags, purge_at, callback_url)",
             &[
                 &queue_id,
                 &c.id,
@@ -126,6 +127,7 @@ impl PostgresStore {
                 &c.unique_key,
                 &c.tags,
                 &c.purge_at,
+                &c.callback_url,
             ],
         )
         .await
@@ -163,6 +165,7 @@ struct ImportColumns {
     unique_key: Vec<Option<String>>,
     tags: Vec<Option<String>>,
     purge_at: Vec<Option<i64>>,
+    callback_url: Vec<Option<String>>,
 }
 
 impl ImportColumns {
@@ -202,6 +205,7 @@ impl ImportColumns {
         self.errors.push(errors_to_sql(&t.errors));
         self.unique_key.push(t.unique_key.clone());
         self.tags.push(tags_to_sql(&t.tags));
+        self.callback_url.push(t.callback_url.clone());
         self.purge_at.push(
             t.state
                 .is_final()

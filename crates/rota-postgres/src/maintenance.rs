@@ -6,7 +6,7 @@
 //! work is not done twice over.
 
 use crate::outcomes::FailedAttempt;
-use crate::rows::{task_from_row, TASK_COLUMNS};
+use crate::rows::{task_from_row, TASK_COLUMNS, TASK_COLUMN_COUNT};
 use crate::{db, describe, PostgresStore};
 use rota_core::{lifecycle, Backoff, Timestamp};
 use rota_store::{Health, MaintenanceReport, StoreResult};
@@ -79,12 +79,12 @@ impl PostgresStore {
             attempts.push(FailedAttempt {
                 message: lifecycle::expired_lease_message(&worker),
                 how: (None, false, false),
-                tenant: r.get(21),
+                tenant: r.get(TASK_COLUMN_COUNT),
                 backoff: Backoff {
-                    base_ms: u(r.get(22)),
-                    max_ms: u(r.get(23)),
+                    base_ms: u(r.get(TASK_COLUMN_COUNT + 1)),
+                    max_ms: u(r.get(TASK_COLUMN_COUNT + 2)),
                 },
-                retention_ms: u(r.get(24)),
+                retention_ms: u(r.get(TASK_COLUMN_COUNT + 3)),
                 task,
             });
         }

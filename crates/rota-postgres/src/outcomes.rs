@@ -1,7 +1,9 @@
 //! Outcomes of running tasks: failures (from workers or expired leases) lock their rows and
 //! store what rota-core's `fail_attempt` returns.
 
-use crate::rows::{errors_to_sql, purge_at, state_to_sql, task_from_row, TASK_COLUMNS};
+use crate::rows::{
+    errors_to_sql, purge_at, state_to_sql, task_from_row, TASK_COLUMNS, TASK_COLUMN_COUNT,
+};
 use crate::{db, PostgresStore};
 use deadpool_postgres::GenericClient;
 use rand::Rng;
@@ -102,12 +104,12 @@ impl PostgresStore {
             found.insert(
                 task.id,
                 FailedAttempt {
-                    tenant: r.get(21),
+                    tenant: r.get(TASK_COLUMN_COUNT),
                     backoff: Backoff {
-                        base_ms: u(r.get(22)),
-                        max_ms: u(r.get(23)),
+                        base_ms: u(r.get(TASK_COLUMN_COUNT + 1)),
+                        max_ms: u(r.get(TASK_COLUMN_COUNT + 2)),
                     },
-                    retention_ms: u(r.get(24)),
+                    retention_ms: u(r.get(TASK_COLUMN_COUNT + 3)),
                     task,
                     message: String::new(),
                     how: (None, false, false),

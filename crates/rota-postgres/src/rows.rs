@@ -14,7 +14,10 @@ use tokio_postgres::Row;
 pub const TASK_COLUMNS: &str = "t.id, t.queue_id, t.kind, t.payload, t.priority, t.state, \
      t.run_at, t.attempt, t.max_attempts, t.created_at, t.updated_at, t.finished_at, \
      t.lease_worker, t.lease_token, t.lease_expires_at, t.progress, t.result, t.errors, \
-     t.unique_key, t.tags, q.name";
+     t.unique_key, t.tags, q.name, t.callback_url";
+
+/// How many columns [`TASK_COLUMNS`] has: a statement that selects more reads them from here.
+pub const TASK_COLUMN_COUNT: usize = 22;
 
 /// The queue columns every queue-returning statement selects, in this order.
 pub const QUEUE_COLUMNS: &str = "q.id, q.tenant, q.name, q.max_attempts, q.backoff_base_ms, \
@@ -106,6 +109,7 @@ pub fn task_from_row(r: &Row) -> StoreResult<(i64, Task)> {
         errors,
         unique_key: r.try_get(18).map_err(get)?,
         tags,
+        callback_url: r.try_get(21).map_err(get)?,
     };
     Ok((r.try_get(1).map_err(get)?, task))
 }

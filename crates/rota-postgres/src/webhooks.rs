@@ -26,10 +26,14 @@ fn like(glob: &str) -> String {
     out
 }
 
+/// Why a delivery whose webhook is gone is dead.
+const NO_SIGNER: &str =
+    "no webhook signs this delivery (for a task result: the tenant has no callback secret)";
+
 fn columns() -> String {
     format!(
         "{EVENT_COLUMNS}, id, tenant, webhook_id, dstate, attempts, next_at, last_status, \
-         last_error, latency_ms, created_at, delivered_at"
+         last_error, latency_ms, created_at, delivered_at, url"
     )
 }
 
@@ -49,6 +53,7 @@ fn delivery_from_row(r: &tokio_postgres::Row) -> StoreResult<Delivery> {
         latency_ms: r.get::<_, Option<i64>>(19).map(|l| l.max(0) as u64),
         created_at: Timestamp(r.get(20)),
         delivered_at: r.get::<_, Option<i64>>(21).map(Timestamp),
+        url: r.get(22),
     })
 }
 
@@ -187,7 +192,7 @@ impl PostgresStore {
             .conn()
             .await?
             .query(
-                "SELECT id, tenant, webhook_id FROM rota_deliveries \
+                "SELECT id, tenant, webhook_id, url FROM rota_deliveries \
                  WHERE dstate IN ('pending', 'failed') AND next_at <= $1 \
                  ORDER BY next_at LIMIT $2",
                 &[&now.0, &(limit as i64)],
@@ -200,6 +205,7 @@ impl PostgresStore {
                 id: r.get(0),
                 tenant: r.get(1),
                 webhook_id: r.get(2),
+                url: r.get(3),
             })
             .collect())
     }
@@ -231,7 +237,18 @@ impl PostgresStore {
             if !hooks.contains_key(&key) {
                 match webhook(&client, &key.0, &key.1).await? {
                     Some(w) => hooks.insert(key.clone(), w),
-                    None => continue,
+                    None => {
+                        // No signer (a callback whose tenant has no callback secret).
+                        client
+                            .execute(
+                                "UPDATE rota_deliveries SET dstate = 'dead', next_at = NULL, \
+                                 last_error = $2 WHERE id = $1",
+                                &[&d.id, &NO_SIGNER],
+                            )
+                            .await
+                            .map_err(db)?;
+                        continue;
+                    }
                 };
             }
             out.push((d, hooks[&key].clone()));

@@ -61,6 +61,7 @@ fn task(kind: &str) -> NewTask {
         max_attempts: None,
         unique_key: None,
         tags: vec![],
+        callback_url: None,
     }
 }
 

@@ -192,6 +192,12 @@ WHERE name = 'events_new';
 DROP TABLE events;
 ALTER TABLE events_new RENAME TO events;
 "#,
+    r#"
+-- Task results: where a task's final outcome is POSTed, and a delivery's own target (a task's
+-- callback; a webhook's deliveries go to the webhook's URL).
+ALTER TABLE tasks ADD COLUMN callback_url TEXT;
+ALTER TABLE deliveries ADD COLUMN url TEXT;
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, Row};
 pub(crate) fn delivery_columns() -> String {
     format!(
         "{EVENT_COLUMNS}, id, tenant, webhook_id, dstate, attempts, next_at, last_status, \
-         last_error, latency_ms, created_at, delivered_at"
+         last_error, latency_ms, created_at, delivered_at, url"
     )
 }
 
@@ -33,6 +33,7 @@ pub(crate) fn delivery_from_row(r: &Row<'_>) -> StoreResult<Delivery> {
         latency_ms: r.get(19).map_err(get)?,
         created_at: Timestamp(r.get(20).map_err(get)?),
         delivered_at: r.get::<_, Option<i64>>(21).map_err(get)?.map(Timestamp),
+        url: r.get(22).map_err(get)?,
     })
 }
 
@@ -121,7 +122,7 @@ impl SqliteStore {
         self.read(move |conn, _| {
             let mut stmt = conn
                 .prepare_cached(&format!(
-                    "SELECT id, tenant, webhook_id FROM deliveries \
+                    "SELECT id, tenant, webhook_id, url FROM deliveries \
                      WHERE dstate IN ('pending', 'failed') AND next_at <= ?1 \
                      ORDER BY next_at LIMIT {limit}"
                 ))
@@ -131,6 +132,7 @@ impl SqliteStore {
                     id: r.get(0)?,
                     tenant: r.get(1)?,
                     webhook_id: r.get(2)?,
+                    url: r.get(3)?,
                 })
             })
             .and_then(|rows| rows.collect())

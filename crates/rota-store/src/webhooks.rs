@@ -20,4 +20,6 @@ pub struct DueDelivery {
     pub id: i64,
     pub tenant: String,
     pub webhook_id: String,
+    /// A task result's own target; `None`: the webhook's URL.
+    pub url: Option<String>,
 }

@@ -193,6 +193,7 @@ pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
                 max_attempts,
                 unique_key,
                 tags: Vec::new(),
+                callback_url: None,
             };
             let e = c.enqueue(&queue, &task).await?;
             match fmt {

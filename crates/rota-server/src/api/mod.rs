@@ -103,6 +103,7 @@ impl TaskInput {
             max_attempts: self.max_attempts,
             unique_key: self.unique_key,
             tags: self.tags,
+            callback_url: None,
         })
     }
 }

@@ -101,6 +101,7 @@ pub fn from_push(job: Value, now: Timestamp) -> Result<Pushed, String> {
             max_attempts: Some(max_attempts),
             unique_key: Some(format!("{JID_KEY}{jid}")),
             tags: vec![TAG.into()],
+            callback_url: None,
         },
         jid,
         queue,
@@ -201,6 +202,7 @@ mod tests {
             errors: vec![],
             unique_key: None,
             tags: vec![TAG.into()],
+            callback_url: None,
         };
         let (jid, back) = to_job(&task);
         assert_eq!(jid, "abc");
@@ -214,6 +216,7 @@ mod tests {
         let http = Task {
             payload: serde_json::value::RawValue::from_string("{\"to\":\"a\"}".into()).unwrap(),
             tags: vec![],
+            callback_url: None,
             ..task
         };
         let (jid, job) = to_job(&http);

@@ -77,7 +77,7 @@ impl Ctx<'_> {
             }
         };
         if let Some(e) = events::changed(change.event(), &t, b.now) {
-            b.log(qid, e);
+            b.log(qid, e, &t);
         }
         // A deleted task leaves its state's count; it is answered as it was.
         let to = (*change != Change::Delete).then_some(t.state);

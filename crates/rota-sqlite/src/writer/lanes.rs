@@ -104,6 +104,7 @@ mod tests {
             max_attempts: None,
             unique_key: None,
             tags: vec![],
+            callback_url: None,
         };
         let (tx, _rx) = oneshot::channel();
         Op::Enqueue(QueueKey::new(tenant, "q"), vec![task; n], tx)

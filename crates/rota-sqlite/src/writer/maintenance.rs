@@ -59,7 +59,7 @@ impl Ctx<'_> {
                     let qid = row.queue_id;
                     let t = self.record_failure(b, row, msg, (None, false, false))?;
                     for e in events::lease_expired(&t, &worker, now) {
-                        b.log(qid, e);
+                        b.log(qid, e, &t);
                     }
                     report.expired += 1;
                 }

@@ -219,10 +219,12 @@ impl Op {
     }
 }
 
-/// An event a batch logs, with its queue's id (what the row stores; the tenant is the queue's).
+/// An event a batch logs, with its queue's id (what the row stores; the tenant is the queue's)
+/// and, for a final outcome, the task's callback URL.
 pub(crate) struct Logged {
     pub queue_id: i64,
     pub event: Event,
+    pub callback: Option<String>,
 }
 
 /// What one batch changed, beyond its rows.
@@ -251,8 +253,18 @@ impl Batch {
         }
     }
 
-    pub fn log(&mut self, queue_id: i64, event: Event) {
-        self.events.push(Logged { queue_id, event });
+    /// Logs `event` of `task` (in queue `queue_id`).
+    pub fn log(&mut self, queue_id: i64, event: Event, task: &Task) {
+        let callback = if rota_core::webhooks::is_outcome(event.event_type) {
+            task.callback_url.clone()
+        } else {
+            None
+        };
+        self.events.push(Logged {
+            queue_id,
+            event,
+            callback,
+        });
     }
 
     pub fn due(&mut self, t: Timestamp) {

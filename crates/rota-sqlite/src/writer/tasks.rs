@@ -38,8 +38,8 @@ impl Ctx<'_> {
         let tx = self.tx;
         let mut insert = tx.prepare_cached(
             "INSERT INTO tasks (id, queue_id, kind, payload, priority, state, run_at, attempt, \
-             max_attempts, created_at, updated_at, unique_key, tags) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?9, ?10, ?11)",
+             max_attempts, created_at, updated_at, unique_key, tags, callback_url) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?9, ?10, ?11, ?12)",
         )?;
         let mut find_unique = tx.prepare_cached(
             "SELECT id FROM tasks WHERE queue_id = ?1 AND unique_key = ?2 \
@@ -84,6 +84,7 @@ impl Ctx<'_> {
                 now.0,
                 t.unique_key,
                 tags_to_sql(&t.tags),
+                t.callback_url,
             ])?;
             b.delta.moved(qid, None, Some(state));
             if state == TaskState::Ready {
@@ -92,7 +93,7 @@ impl Ctx<'_> {
                 b.due(run_at);
             }
             let task = lifecycle::enqueued(id, &key.name, t, max_attempts, now);
-            b.log(qid, events::enqueued(&task));
+            b.log(qid, events::enqueued(&task), &task);
             out.push(Enqueued {
                 task,
                 duplicate: false,
@@ -167,7 +168,7 @@ impl Ctx<'_> {
                 token: token_to_string(token),
                 expires_at: expires,
             });
-            b.log(qid, events::claimed(&t, b.now));
+            b.log(qid, events::claimed(&t, b.now), &t);
             out.push(t);
             b.delta
                 .moved(qid, Some(TaskState::Ready), Some(TaskState::Running));
@@ -284,7 +285,7 @@ impl Ctx<'_> {
             t.finished_at = Some(b.now);
             t.updated_at = b.now;
             t.lease = None;
-            b.log(qid, events::succeeded(&t, b.now));
+            b.log(qid, events::succeeded(&t, b.now), &t);
             out.push(Ok(t));
         }
         Ok(out)
@@ -305,7 +306,7 @@ impl Ctx<'_> {
             let how = (item.retry_in_ms, item.dead, item.temporary);
             let qid = row.queue_id;
             let t = self.record_failure(b, row, item.error.clone(), how)?;
-            b.log(qid, events::failed(&t, b.now));
+            b.log(qid, events::failed(&t, b.now), &t);
             out.push(Ok(t));
         }
         Ok(out)

@@ -4,11 +4,15 @@
 use super::ctx::{Ctx, Res};
 use super::Batch;
 use crate::webhooks::{delivery_columns, delivery_from_row, webhook_from_doc};
-use rota_core::webhooks::{after_attempt, Attempt, Delivery, Webhook};
+use rota_core::webhooks::{after_attempt, Attempt, Delivery, Webhook, CALLBACKS_ID};
 use rota_core::Timestamp;
 use rota_store::StoreError;
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::collections::HashMap;
+
+/// Why a delivery whose webhook is gone is dead.
+pub(crate) const NO_SIGNER: &str =
+    "no webhook signs this delivery (for a task result: the tenant has no callback secret)";
 
 /// The writer's copy of every webhook, by tenant, for the fan-out.
 pub(crate) type WebhookCache = HashMap<String, Vec<Webhook>>;
@@ -41,30 +45,46 @@ pub(crate) fn apply(cache: &mut WebhookCache, change: CacheChange) {
     }
 }
 
-/// One delivery per event a webhook wants, copying the event; answers how many.
+/// One delivery per event a webhook wants, and one per final outcome of a task with a callback
+/// URL (to the tenant's `callbacks` signer), each copying the event; answers how many.
 pub(crate) fn fan_out(
     tx: &Transaction<'_>,
     cache: &WebhookCache,
     events: &[super::Logged],
     tenant_of: impl Fn(i64) -> Option<String>,
 ) -> rusqlite::Result<usize> {
-    if cache.is_empty() {
+    if cache.is_empty() && events.iter().all(|l| l.callback.is_none()) {
         return Ok(0);
     }
     let mut made = 0;
-    for super::Logged { queue_id, event: e } in events {
+    for super::Logged {
+        queue_id,
+        event: e,
+        callback,
+    } in events
+    {
         let Some(tenant) = tenant_of(*queue_id) else {
             continue;
         };
-        let Some(hooks) = cache.get(&tenant) else {
-            continue;
-        };
-        for w in hooks.iter().filter(|w| w.wants(e)) {
+        let hooks = cache.get(&tenant).map(Vec::as_slice).unwrap_or_default();
+        // A result is signed by the tenant's `callbacks` webhook; none, no delivery.
+        let signer = hooks.iter().any(|w| w.id == CALLBACKS_ID);
+        let targets = hooks
+            .iter()
+            .filter(|w| w.wants(e))
+            .map(|w| (w.id.as_str(), None))
+            .chain(
+                callback
+                    .as_deref()
+                    .filter(|_| signer)
+                    .map(|url| (CALLBACKS_ID, Some(url))),
+            );
+        for (webhook_id, url) in targets {
             tx.prepare_cached(
                 "INSERT INTO deliveries (cursor, at, queue, kind, task_id, attempt, type, state, \
-                 worker, error, due, tenant, webhook_id, dstate, attempts, next_at, created_at, \
-                 updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
-                 'pending', 0, ?2, ?2, ?2)",
+                 worker, error, due, tenant, webhook_id, url, dstate, attempts, next_at, \
+                 created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+                 ?12, ?13, ?14, 'pending', 0, ?2, ?2, ?2)",
             )?
             .execute(params![
                 e.cursor,
@@ -79,7 +99,8 @@ pub(crate) fn fan_out(
                 e.error,
                 e.due.map(|d| d.0),
                 tenant,
-                w.id,
+                webhook_id,
+                url,
             ])?;
             made += 1;
         }
@@ -186,7 +207,16 @@ impl Ctx<'_> {
             if !hooks.contains_key(&key) {
                 match self.webhook(&key.0, &key.1)? {
                     Ok(w) => hooks.insert(key.clone(), w),
-                    Err(e) => return Ok(Err(e)),
+                    Err(_) => {
+                        // No signer (a callback whose tenant has no callback secret).
+                        self.tx()
+                            .prepare_cached(
+                                "UPDATE deliveries SET dstate = 'dead', next_at = NULL, \
+                                 last_error = ?2 WHERE id = ?1",
+                            )?
+                            .execute(params![id, NO_SIGNER])?;
+                        continue;
+                    }
                 };
             }
             out.push((d, hooks[&key].clone()));

@@ -74,6 +74,7 @@ macro_rules! conformance_tests {
             events_a_webhook_wants_become_deliveries,
             attempts_end_dead_and_a_failing_endpoint_is_disabled,
             deleting_a_webhook_or_its_tenant_deletes_its_deliveries,
+            a_task_result_goes_to_its_callback_url,
             batch_complete_reports_each_item,
             list_filters_and_paginates_newest_first,
             queue_stats_settings_and_pause,
@@ -128,6 +129,7 @@ pub fn task(kind: &str) -> NewTask {
         max_attempts: None,
         unique_key: None,
         tags: vec![],
+        callback_url: None,
     }
 }
 

@@ -300,3 +300,53 @@ pub async fn deleting_a_webhook_or_its_tenant_deletes_its_deliveries<H: Harness>
         .unwrap()
         .is_empty());
 }
+
+pub async fn a_task_result_goes_to_its_callback_url<H: Harness>() {
+    let (_h, _c, s) = setup::<H>().await;
+    let queue = q("reports");
+    let mut with = task("report");
+    with.callback_url = Some("https://app.example.com/done".into());
+    // No signer yet: the outcome makes no delivery.
+    let first = enqueue_one(&s, &queue, with.clone()).await;
+    assert_eq!(
+        first.callback_url.as_deref(),
+        Some("https://app.example.com/done")
+    );
+    let c = claim_one(&s, &queue).await;
+    complete(&s, &c).await.unwrap();
+    assert!(s
+        .deliveries("default", filter("callbacks", None))
+        .await
+        .unwrap()
+        .is_empty());
+
+    let mut signer = hook("default", rota_core::webhooks::CALLBACKS_ID, &[], &[]);
+    signer.enabled = false;
+    s.put_webhook(signer).await.unwrap();
+    let t = enqueue_one(&s, &queue, with).await;
+    enqueue_one(&s, &queue, task("report")).await;
+    assert_eq!(
+        s.get("default", t.id)
+            .await
+            .unwrap()
+            .callback_url
+            .as_deref(),
+        Some("https://app.example.com/done")
+    );
+    for _ in 0..2 {
+        let c = claim_one(&s, &queue).await;
+        complete(&s, &c).await.unwrap();
+    }
+    let got = s
+        .deliveries("default", filter("callbacks", None))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].url.as_deref(), Some("https://app.example.com/done"));
+    assert_eq!(
+        (got[0].event.task_id, got[0].event.event_type.as_str()),
+        (t.id, "task.succeeded")
+    );
+    let due = s.due_deliveries(Timestamp(T0), 10).await.unwrap();
+    assert_eq!(due[0].url.as_deref(), Some("https://app.example.com/done"));
+}

@@ -128,6 +128,26 @@ impl Client {
         Ok(l.deliveries)
     }
 
+    /// Creates the tenant's callback secret, which signs task results sent to their
+    /// `callback_url`, or rotates it (the old one signs on for `grace_ms`, default a day).
+    /// Answers the new secret.
+    pub async fn rotate_callback_secret(&self, grace_ms: Option<u64>) -> Result<String> {
+        #[derive(Deserialize)]
+        struct S {
+            secret: String,
+        }
+        let body = serde_json::json!({ "grace_ms": grace_ms });
+        let s: S = self
+            .call(
+                Method::POST,
+                "/v1/callbacks/rotate-secret",
+                Some(&body),
+                Self::TIMEOUT,
+            )
+            .await?;
+        Ok(s.secret)
+    }
+
     /// Sends a delivery again (a dead one included).
     pub async fn retry_delivery(&self, id: &str, delivery: i64) -> Result<DeliveryInfo> {
         let path = format!("/v1/webhooks/{id}/deliveries/{delivery}/retry");

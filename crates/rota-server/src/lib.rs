@@ -159,6 +159,11 @@ pub fn router(state: AppState) -> Router {
                 .delete(webhooks::delete),
         )
         .route("/v1/webhooks/{id}/rotate-secret", post(webhooks::rotate))
+        .route("/v1/callbacks", get(webhooks::callbacks))
+        .route(
+            "/v1/callbacks/rotate-secret",
+            post(webhooks::rotate_callbacks),
+        )
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route(
             "/v1/webhooks/{id}/deliveries/{delivery}/retry",

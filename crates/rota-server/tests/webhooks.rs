@@ -345,3 +345,83 @@ async fn targets_are_checked_and_tenants_kept_apart() {
         .assert_error(404, "webhook_not_found");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn task_results_are_posted_to_their_callback_url_signed() {
+    let (rx, base) = receiver().await;
+    let s = TestServer::with_config(config()).await;
+    let callback = format!("{base}/hook/result");
+    let early = s
+        .post(
+            "/v1/queues/reports/tasks",
+            json!({"kind": "report", "callback_url": callback}),
+        )
+        .await;
+    let msg = early.assert_error(422, "invalid_field");
+    assert!(msg.contains("/v1/callbacks"), "{msg}");
+    assert_eq!(s.get("/v1/callbacks").await.body["configured"], false);
+    let made = s.post("/v1/callbacks/rotate-secret", json!({})).await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let secret = made.body["secret"].as_str().unwrap().to_owned();
+    assert_eq!(s.get("/v1/callbacks").await.body["configured"], true);
+    assert!(s.get("/v1/callbacks").await.body.get("secret").is_none());
+
+    let t = s
+        .enqueue(
+            "reports",
+            json!({"kind": "report", "callback_url": callback}),
+        )
+        .await;
+    assert_eq!(t["callback_url"], callback.as_str());
+    let c = s.claim("reports", json!({"worker": "w"})).await.remove(0);
+    s.post(
+        &format!("/v1/tasks/{}/complete", id(&c)),
+        json!({"lease": lease(&c), "result": {"rows": 7}}),
+    )
+    .await;
+    let got = rx.wait_for("result", 1).await.remove(0);
+    assert_eq!(signed_by(&got, &[&secret]), [0]);
+    assert_eq!(got.headers["rota-webhook-id"], "callbacks");
+    let task: Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(task["id"], t["id"]);
+    assert_eq!(task["state"], "succeeded");
+    assert_eq!(task["result"], json!({"rows": 7}));
+
+    // The signer is not a webhook one can list or change; its deliveries are listed.
+    let listed = s.get("/v1/webhooks").await.body;
+    assert_eq!(listed["webhooks"], json!([]));
+    s.send(
+        "PATCH",
+        "/v1/webhooks/callbacks",
+        Some(r#"{"enabled": true}"#),
+    )
+    .await
+    .assert_error(409, "conflict");
+    let deliveries = loop {
+        let l = s
+            .get("/v1/webhooks/callbacks/deliveries?state=delivered")
+            .await
+            .body;
+        if !l["deliveries"].as_array().unwrap().is_empty() {
+            break l;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(deliveries["deliveries"][0]["event"]["task_id"], t["id"]);
+    // A private literal address is refused without the setting.
+    s.stop().await;
+    let s = TestServer::start().await;
+    s.post("/v1/callbacks/rotate-secret", json!({})).await;
+    let r = s
+        .post(
+            "/v1/queues/q/tasks",
+            json!({"kind": "x", "callback_url": "http://10.0.0.7/cb"}),
+        )
+        .await;
+    let msg = r.assert_error(422, "invalid_field");
+    assert!(
+        msg.contains("task.callback_url") && msg.contains("webhooks.allow_private"),
+        "{msg}"
+    );
+    s.stop().await;
+}

@@ -39,6 +39,10 @@ pub enum TaskCmd {
         /// Attempts before the task is dead [default: the queue's, 25 unless set].
         #[arg(long)]
         max_attempts: Option<u32>,
+        /// POST the task's final outcome here (needs the tenant's callback secret: rota
+        /// webhook callbacks-secret).
+        #[arg(long)]
+        callback_url: Option<String>,
     },
     /// Show a task. Example: rota task get 01a20c27-4e6d-7000-8000-000000000000
     Get { id: String },
@@ -180,6 +184,7 @@ pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
             delay,
             unique_key,
             max_attempts,
+            callback_url,
         } => {
             let text = read_payload(payload, payload_file)?;
             let payload = serde_json::value::RawValue::from_string(text.trim().to_owned())
@@ -193,7 +198,7 @@ pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
                 max_attempts,
                 unique_key,
                 tags: Vec::new(),
-                callback_url: None,
+                callback_url,
             };
             let e = c.enqueue(&queue, &task).await?;
             match fmt {

@@ -62,6 +62,14 @@ pub enum WebhookCmd {
     Delete {
         id: String,
     },
+    /// Create or rotate the tenant's callback secret, which signs task results sent to their
+    /// callback_url; prints it once.
+    ///
+    /// Example: rota webhook callbacks-secret
+    CallbacksSecret {
+        #[arg(long)]
+        grace_ms: Option<u64>,
+    },
 }
 
 pub async fn webhook(c: &Client, cmd: WebhookCmd, fmt: Format) -> Result<()> {
@@ -87,6 +95,14 @@ pub async fn webhook(c: &Client, cmd: WebhookCmd, fmt: Format) -> Result<()> {
             match fmt {
                 Format::Json => output::json(&d),
                 Format::Table => println!("delivery {} will be sent again now", d.id),
+            }
+            return Ok(());
+        }
+        WebhookCmd::CallbacksSecret { grace_ms } => {
+            let secret = c.rotate_callback_secret(grace_ms).await?;
+            match fmt {
+                Format::Json => output::json(&serde_json::json!({ "secret": secret })),
+                Format::Table => println!("callback secret (shown once; keep it): {secret}"),
             }
             return Ok(());
         }

@@ -37,6 +37,9 @@ pub struct TaskInput {
     pub unique_key: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Where the task's final outcome (succeeded with its result, dead with its errors, or
+    /// cancelled) is POSTed, signed with the tenant's callback secret (`/v1/callbacks`).
+    pub callback_url: Option<String>,
     /// A batch: `{"tasks": [task, ...]}`, with no other field set.
     #[schema(no_recursion)]
     pub tasks: Option<Vec<TaskInput>>,
@@ -52,6 +55,7 @@ impl TaskInput {
             || self.max_attempts.is_some()
             || self.unique_key.is_some()
             || !self.tags.is_empty()
+            || self.callback_url.is_some()
     }
 
     /// Splits the body into the tasks it asks for: one, or the `tasks` batch (whose size the
@@ -103,7 +107,7 @@ impl TaskInput {
             max_attempts: self.max_attempts,
             unique_key: self.unique_key,
             tags: self.tags,
-            callback_url: None,
+            callback_url: self.callback_url,
         })
     }
 }

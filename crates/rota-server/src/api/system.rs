@@ -214,6 +214,8 @@ impl utoipa::Modify for ErrorResponses {
         crate::api::webhooks::rotate,
         crate::api::webhooks::deliveries,
         crate::api::webhooks::retry,
+        crate::api::webhooks::callbacks,
+        crate::api::webhooks::rotate_callbacks,
         crate::api::queues::list,
         crate::api::queues::get,
         crate::api::queues::update,

@@ -287,3 +287,52 @@ pub async fn retry(
     let d = st.service.retry_delivery(&caller, &id, delivery).await?;
     Ok(Json(d.into()))
 }
+
+/// The tenant's callback signer: whether it has a secret for task results.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CallbacksOut {
+    /// Whether a callback secret exists (tasks may carry a `callback_url`).
+    pub configured: bool,
+    /// Until when the previous secret still signs (after a rotation).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub previous_secret_until: Option<Timestamp>,
+    /// Only when created or rotated: the secret, shown this once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl CallbacksOut {
+    fn of(w: Option<Webhook>, show_secret: bool) -> Self {
+        CallbacksOut {
+            configured: w.is_some(),
+            previous_secret_until: w.as_ref().and_then(|w| w.previous_until),
+            secret: w.filter(|_| show_secret).map(|w| w.secret),
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/v1/callbacks", tag = "webhooks",
+    responses((status = 200, body = CallbacksOut), (status = 403, body = ErrorBody)))]
+pub async fn callbacks(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<CallbacksOut>> {
+    let w = st.service.callback_signer(&caller).await?;
+    Ok(Json(CallbacksOut::of(w, false)))
+}
+
+/// Creates the tenant's callback secret, or rotates it (the old one keeps signing for the
+/// grace period); the answer shows the new secret this once.
+#[utoipa::path(post, path = "/v1/callbacks/rotate-secret", tag = "webhooks", request_body = RotateBody,
+    responses((status = 200, body = CallbacksOut), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn rotate_callbacks(
+    State(st): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<RotateBody>,
+) -> ApiResult<Json<CallbacksOut>> {
+    let w = st
+        .service
+        .rotate_callback_secret(&caller, body.grace_ms)
+        .await?;
+    Ok(Json(CallbacksOut::of(Some(w), true)))
+}

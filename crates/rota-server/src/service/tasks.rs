@@ -49,6 +49,13 @@ impl Service {
                 "task".to_owned()
             };
             check_task(&at, t, now, limits)?;
+            if let Some(url) = &t.callback_url {
+                crate::webhooks::target::check_form(url, self.config.webhooks.allow_private)
+                    .map_err(|e| ApiError::invalid(format!("{at}.callback_url {e}")))?;
+            }
+        }
+        if tasks.iter().any(|t| t.callback_url.is_some()) {
+            self.require_callback_signer(caller).await?;
         }
         caller.require_kinds(tasks.iter().map(|t| t.kind.as_str()))?;
         let out = self.store.enqueue(&key, tasks).await?;

@@ -5,7 +5,7 @@
 use super::*;
 use crate::webhooks::target;
 use rota_core::events::EventFilter;
-use rota_core::webhooks::{check_filter, Delivery, DeliveryState, Webhook};
+use rota_core::webhooks::{check_filter, Delivery, DeliveryState, Webhook, CALLBACKS_ID};
 use rota_store::DeliveryFilter;
 
 /// Webhooks one tenant may have.
@@ -42,7 +42,78 @@ fn random_hex(bytes: usize) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// 409 for the callbacks signer where a webhook is meant.
+fn not_the_signer(id: &str) -> ApiResult<()> {
+    if id == CALLBACKS_ID {
+        return Err(ApiError::new(
+            crate::error::ErrorKind::Conflict,
+            "conflict",
+            "`callbacks` signs task results; manage its secret through /v1/callbacks",
+        ));
+    }
+    Ok(())
+}
+
 impl Service {
+    /// 422 unless the tenant has a callback secret to sign task results with.
+    pub(super) async fn require_callback_signer(&self, caller: &Caller) -> ApiResult<()> {
+        match self.store.webhooks(&caller.tenant, Some(CALLBACKS_ID)).await {
+            Ok(_) => Ok(()),
+            Err(rota_store::StoreError::WebhookNotFound(_)) => Err(ApiError::invalid(format!(
+                "callback_url needs tenant `{}`'s callback secret, which signs the results: \
+                 create it with POST /v1/callbacks/rotate-secret (or rota webhook callbacks-secret)",
+                caller.tenant
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The tenant's callback signer, if it has one.
+    pub async fn callback_signer(&self, caller: &Caller) -> ApiResult<Option<Webhook>> {
+        caller.require(actions::WEBHOOKS_READ, &resource(CALLBACKS_ID))?;
+        match self
+            .store
+            .webhooks(&caller.tenant, Some(CALLBACKS_ID))
+            .await
+        {
+            Ok(mut w) => Ok(Some(w.remove(0))),
+            Err(rota_store::StoreError::WebhookNotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates the tenant's callback secret, or rotates it (the old one signs on for
+    /// `grace_ms`); the signer with its new secret.
+    pub async fn rotate_callback_secret(
+        &self,
+        caller: &Caller,
+        grace_ms: Option<u64>,
+    ) -> ApiResult<Webhook> {
+        caller.require(actions::WEBHOOKS_WRITE, &resource(CALLBACKS_ID))?;
+        if self.callback_signer(caller).await?.is_some() {
+            return self.rotate_secret(caller, CALLBACKS_ID, grace_ms).await;
+        }
+        let now = self.clock.now();
+        let w = Webhook {
+            tenant: caller.tenant.clone(),
+            id: CALLBACKS_ID.to_owned(),
+            url: String::new(),
+            filter: EventFilter::default(),
+            description: Some("signs task results sent to their callback_url".into()),
+            // Never matched against events; it only signs.
+            enabled: false,
+            disabled_reason: None,
+            secret: format!("whsec_{}", random_hex(32)),
+            previous_secret: None,
+            previous_until: None,
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.put_webhook(w.clone()).await?;
+        Ok(w)
+    }
+
     /// The caller may read every event the filter lets through.
     fn check_webhook_reads(&self, caller: &Caller, filter: &EventFilter) -> ApiResult<()> {
         if caller.principal.kinds.is_some() {
@@ -131,11 +202,13 @@ impl Service {
         let all = self.store.webhooks(&caller.tenant, None).await?;
         Ok(all
             .into_iter()
+            .filter(|w| w.id != CALLBACKS_ID)
             .filter(|w| caller.can(actions::WEBHOOKS_READ, &resource(&w.id)))
             .collect())
     }
 
     pub async fn webhook(&self, caller: &Caller, id: &str) -> ApiResult<Webhook> {
+        not_the_signer(id)?;
         caller.require(actions::WEBHOOKS_READ, &resource(id))?;
         Ok(self
             .store
@@ -150,6 +223,7 @@ impl Service {
         id: &str,
         patch: WebhookPatch,
     ) -> ApiResult<Webhook> {
+        not_the_signer(id)?;
         caller.require(actions::WEBHOOKS_WRITE, &resource(id))?;
         let mut w = self
             .store
@@ -183,12 +257,23 @@ impl Service {
     }
 
     pub async fn delete_webhook(&self, caller: &Caller, id: &str) -> ApiResult<()> {
+        not_the_signer(id)?;
         caller.require(actions::WEBHOOKS_WRITE, &resource(id))?;
         Ok(self.store.delete_webhook(&caller.tenant, id).await?)
     }
 
     /// A new secret (returned this once); the old one keeps signing for `grace_ms`.
     pub async fn rotate_webhook_secret(
+        &self,
+        caller: &Caller,
+        id: &str,
+        grace_ms: Option<u64>,
+    ) -> ApiResult<Webhook> {
+        not_the_signer(id)?;
+        self.rotate_secret(caller, id, grace_ms).await
+    }
+
+    async fn rotate_secret(
         &self,
         caller: &Caller,
         id: &str,

@@ -107,11 +107,12 @@ impl Deliverer {
         let full = due.len() == PER_PASS;
         let pick: Vec<i64> = {
             let slots = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            let mut picked = HashMap::<&str, usize>::new();
+            let mut picked = HashMap::<String, usize>::new();
             due.iter()
                 .filter(|d| {
-                    let busy = slots.get(&d.webhook_id).copied().unwrap_or(0);
-                    let n = picked.entry(d.webhook_id.as_str()).or_default();
+                    let key = slot(&d.webhook_id, d.url.as_deref());
+                    let busy = slots.get(&key).copied().unwrap_or(0);
+                    let n = picked.entry(key).or_default();
                     if busy + *n < self.config.concurrency_per_endpoint {
                         *n += 1;
                         true
@@ -132,7 +133,7 @@ impl Deliverer {
                 .in_flight
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .entry(w.id.clone())
+                .entry(slot(&w.id, d.url.as_deref()))
                 .or_default() += 1;
             let me = self.clone();
             attempts.spawn(async move { me.attempt(d, w).await });
@@ -145,11 +146,12 @@ impl Deliverer {
         // The slot frees as soon as the endpoint answered: the outcome is recorded beside the
         // next attempts (the delivery stays reserved until then, so it is not sent twice).
         {
+            let key = slot(&w.id, d.url.as_deref());
             let mut slots = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = slots.get_mut(&w.id) {
+            if let Some(n) = slots.get_mut(&key) {
                 *n -= 1;
                 if *n == 0 {
-                    slots.remove(&w.id);
+                    slots.remove(&key);
                 }
             }
         }
@@ -187,19 +189,32 @@ impl Deliverer {
             error: Some(error),
             latency_ms: started.elapsed().as_millis() as u64,
         };
+        let url = d.url.as_deref().unwrap_or(&w.url);
         // A literal address is not resolved, so the resolver's guard does not see it.
         if !self.config.allow_private {
-            if let Some(e) = target::literal_private(&w.url) {
+            if let Some(e) = target::literal_private(url) {
                 return failed(e);
             }
         }
-        let body = serde_json::to_vec(&EventBody::from(d.event.clone())).expect("events serialize");
+        let body = match d.url {
+            // A task result: the task as it is now (final, unless retried since).
+            Some(_) => match self.store.get(&d.tenant, d.event.task_id).await {
+                Ok(task) => serde_json::to_vec(&task).expect("tasks serialize"),
+                Err(rota_store::StoreError::TaskNotFound(_)) => {
+                    serde_json::to_vec(&EventBody::from(d.event.clone())).expect("events serialize")
+                }
+                Err(e) => return failed(format!("cannot read the task: {e}")),
+            },
+            None => {
+                serde_json::to_vec(&EventBody::from(d.event.clone())).expect("events serialize")
+            }
+        };
         let now = self.clock.now();
         let ts = now.0.div_euclid(1000);
         let signature = signature_header(&w.signing_secrets(now), ts, &body);
         let sent = self
             .http
-            .post(&w.url)
+            .post(url)
             .header("content-type", "application/json")
             .header("rota-webhook-id", &w.id)
             .header("rota-delivery-id", d.id.to_string())
@@ -231,6 +246,15 @@ impl Deliverer {
             )),
             Err(e) => failed(describe(&e)),
         }
+    }
+}
+
+/// What a delivery's attempt counts against: its webhook, or for a task result the callback
+/// URL's origin, so one slow receiver of results delays no other.
+fn slot(webhook_id: &str, url: Option<&str>) -> String {
+    match url.and_then(|u| reqwest::Url::parse(u).ok()) {
+        Some(u) => format!("callback {}", u.origin().ascii_serialization()),
+        None => webhook_id.to_owned(),
     }
 }
 

@@ -87,6 +87,32 @@ pub async fn check(url: &str, allow_private: bool) -> Result<reqwest::Url, Strin
     Ok(u)
 }
 
+/// Checks a task's `callback_url` as an enqueue can afford to: its form, and a literal private
+/// address unless allowed (a name is checked when it is resolved, at delivery).
+pub fn check_form(url: &str, allow_private: bool) -> Result<(), String> {
+    if url.len() > rota_core::webhooks::MAX_URL_LEN {
+        return Err(format!(
+            "is {} bytes; the limit is {}",
+            url.len(),
+            rota_core::webhooks::MAX_URL_LEN
+        ));
+    }
+    let u = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!("must be http or https, not `{}`", u.scheme()));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err("must not carry credentials; the signature authenticates Rota".into());
+    }
+    if u.host_str().is_none() {
+        return Err(format!("`{url}` has no host"));
+    }
+    match literal_private(url) {
+        Some(why) if !allow_private => Err(why),
+        _ => Ok(()),
+    }
+}
+
 /// Why a URL whose host is a literal private address is refused (the resolver never sees a
 /// literal address).
 pub fn literal_private(url: &str) -> Option<String> {

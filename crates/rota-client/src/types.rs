@@ -142,6 +142,9 @@ pub struct QueueSettingsPatch {
     pub retention_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
+    /// Where the outcome of the queue's tasks that name none is POSTed; `""` clears it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -179,6 +179,9 @@ pub struct QueueSettings {
     pub lease_ms: u64,
     pub retention_ms: u64,
     pub paused: bool,
+    /// Where the final outcome of the queue's tasks that name no `callback_url` is POSTed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
 }
 
 impl Default for QueueSettings {
@@ -189,6 +192,7 @@ impl Default for QueueSettings {
             lease_ms: 30_000,
             retention_ms: 7 * 24 * 3600 * 1000,
             paused: false,
+            callback_url: None,
         }
     }
 }
@@ -201,6 +205,8 @@ pub struct QueuePatch {
     pub lease_ms: Option<u64>,
     pub retention_ms: Option<u64>,
     pub paused: Option<bool>,
+    /// `Some(None)` clears it.
+    pub callback_url: Option<Option<String>>,
 }
 
 impl QueuePatch {
@@ -219,6 +225,9 @@ impl QueuePatch {
         }
         if let Some(v) = self.paused {
             s.paused = v;
+        }
+        if let Some(v) = &self.callback_url {
+            s.callback_url = v.clone();
         }
     }
 }

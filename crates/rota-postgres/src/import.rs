@@ -57,8 +57,8 @@ impl PostgresStore {
         let row = client
             .query_one(
                 "INSERT INTO rota_queues (tenant, name, max_attempts, backoff_base_ms, \
-                 backoff_max_ms, lease_ms, retention_ms, paused, created_at, last_claim_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                 backoff_max_ms, lease_ms, retention_ms, paused, callback_url, created_at, \
+                 last_claim_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
                 &params,
             )
             .await

@@ -21,7 +21,8 @@ pub const TASK_COLUMN_COUNT: usize = 22;
 
 /// The queue columns every queue-returning statement selects, in this order.
 pub const QUEUE_COLUMNS: &str = "q.id, q.tenant, q.name, q.max_attempts, q.backoff_base_ms, \
-     q.backoff_max_ms, q.lease_ms, q.retention_ms, q.paused, q.created_at, q.last_claim_at";
+     q.backoff_max_ms, q.lease_ms, q.retention_ms, q.paused, q.created_at, q.last_claim_at, \
+     q.callback_url";
 
 pub fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("unreadable row: {what}"))
@@ -141,6 +142,7 @@ pub fn queue_from_row(r: &Row, at: usize) -> StoreResult<QueueRow> {
             lease_ms: u(r.try_get(at + 6).map_err(get)?),
             retention_ms: u(r.try_get(at + 7).map_err(get)?),
             paused: r.try_get(at + 8).map_err(get)?,
+            callback_url: r.try_get(at + 11).map_err(get)?,
         },
         created_at: Timestamp(r.try_get(at + 9).map_err(get)?),
         last_claim_at: r
@@ -156,7 +158,8 @@ pub fn ms(v: u64) -> i64 {
 }
 
 /// A queue's settings as the columns `max_attempts, backoff_base_ms, backoff_max_ms,
-/// lease_ms, retention_ms, paused` hold them: the one conversion every write of them uses.
+/// lease_ms, retention_ms, paused, callback_url` hold them: the one conversion every write of
+/// them uses.
 pub struct SettingsColumns {
     max_attempts: i32,
     backoff_base_ms: i64,
@@ -164,6 +167,7 @@ pub struct SettingsColumns {
     lease_ms: i64,
     retention_ms: i64,
     paused: bool,
+    callback_url: Option<String>,
 }
 
 impl SettingsColumns {
@@ -175,11 +179,12 @@ impl SettingsColumns {
             lease_ms: ms(s.lease_ms),
             retention_ms: ms(s.retention_ms),
             paused: s.paused,
+            callback_url: s.callback_url.clone(),
         }
     }
 
-    /// The six values in column order.
-    pub fn params(&self) -> [&(dyn ToSql + Sync); 6] {
+    /// The seven values in column order.
+    pub fn params(&self) -> [&(dyn ToSql + Sync); 7] {
         [
             &self.max_attempts,
             &self.backoff_base_ms,
@@ -187,6 +192,7 @@ impl SettingsColumns {
             &self.lease_ms,
             &self.retention_ms,
             &self.paused,
+            &self.callback_url,
         ]
     }
 }

@@ -249,8 +249,10 @@ CREATE TRIGGER rota_events_fan_out AFTER INSERT ON rota_events
         r#"
 -- Task results: where a task's final outcome is POSTed, and a delivery's own target. The
 -- fan-out also makes a delivery for each final outcome (succeeded, dead, cancelled) of a task
--- with a callback URL, signed by the tenant's `callbacks` webhook (no signer, no lookups).
+-- with a callback URL (its own, else its queue's), signed by the tenant's `callbacks` webhook
+-- (no signer, no lookups).
 ALTER TABLE rota_tasks ADD COLUMN callback_url TEXT;
+ALTER TABLE rota_queues ADD COLUMN callback_url TEXT;
 ALTER TABLE rota_deliveries ADD COLUMN url TEXT;
 CREATE OR REPLACE FUNCTION rota_fan_out() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -264,13 +266,15 @@ BEGIN
     INSERT INTO rota_deliveries (tenant, webhook_id, url, cursor, at, queue, kind, task_id,
         attempt, type, state, worker, error, due, dstate, attempts, next_at, created_at,
         updated_at)
-    SELECT e.tenant, w.id, t.callback_url, e.cursor, e.at, e.queue, e.kind, e.task_id,
-        e.attempt, e.type, e.state, e.worker, e.error, e.due, 'pending', 0, e.at, e.at, e.at
+    SELECT e.tenant, w.id, COALESCE(t.callback_url, q.callback_url), e.cursor, e.at, e.queue,
+        e.kind, e.task_id, e.attempt, e.type, e.state, e.worker, e.error, e.due, 'pending', 0,
+        e.at, e.at, e.at
     FROM new_events e
     JOIN rota_webhooks w ON w.tenant = e.tenant AND w.id = 'callbacks'
     JOIN rota_tasks t ON t.id = e.task_id
+    JOIN rota_queues q ON q.id = t.queue_id
     WHERE e.type IN ('task.succeeded', 'task.dead', 'task.cancelled')
-      AND t.callback_url IS NOT NULL;
+      AND COALESCE(t.callback_url, q.callback_url) IS NOT NULL;
     RETURN NULL;
 END $$;
 "#,

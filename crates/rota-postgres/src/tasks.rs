@@ -60,8 +60,8 @@ impl PostgresStore {
             let created = client
                 .query_opt(
                     "INSERT INTO rota_queues (tenant, name, max_attempts, backoff_base_ms, \
-                     backoff_max_ms, lease_ms, retention_ms, paused, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     backoff_max_ms, lease_ms, retention_ms, paused, callback_url, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                      ON CONFLICT (tenant, name) DO NOTHING RETURNING id",
                     &params,
                 )

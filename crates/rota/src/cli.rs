@@ -105,6 +105,9 @@ pub enum QueueCmd {
         /// How long finished tasks are kept, e.g. 7d.
         #[arg(long, value_parser = humantime::parse_duration)]
         retention: Option<Duration>,
+        /// Where the outcome of tasks that name no --callback-url is POSTed; "" clears it.
+        #[arg(long)]
+        callback_url: Option<String>,
     },
 }
 
@@ -297,10 +300,18 @@ pub async fn queue(c: &Client, cmd: QueueCmd, fmt: Format) -> Result<()> {
             backoff,
             lease,
             retention,
+            callback_url,
         } => {
-            if max_attempts.is_none() && backoff.is_none() && lease.is_none() && retention.is_none()
+            if max_attempts.is_none()
+                && backoff.is_none()
+                && lease.is_none()
+                && retention.is_none()
+                && callback_url.is_none()
             {
-                bail!("nothing to set: give --max-attempts, --backoff, --lease or --retention");
+                bail!(
+                    "nothing to set: give --max-attempts, --backoff, --lease, --retention or \
+                     --callback-url"
+                );
             }
             let p = QueueSettingsPatch {
                 max_attempts,
@@ -308,6 +319,7 @@ pub async fn queue(c: &Client, cmd: QueueCmd, fmt: Format) -> Result<()> {
                 lease_ms: lease.map(|d| d.as_millis() as u64),
                 retention_ms: retention.map(|d| d.as_millis() as u64),
                 paused: None,
+                callback_url,
             };
             show_queue(c.update_queue(&queue, &p).await?, fmt)
         }

@@ -39,6 +39,9 @@ pub struct QueuePatchBody {
     pub lease_ms: Option<u64>,
     pub retention_ms: Option<u64>,
     pub paused: Option<bool>,
+    /// Where the final outcome of this queue's tasks that name no `callback_url` is POSTed;
+    /// `""` clears it.
+    pub callback_url: Option<String>,
 }
 
 #[utoipa::path(patch, path = "/v1/queues/{queue}", tag = "queues", params(("queue" = String, Path)),
@@ -56,6 +59,7 @@ pub async fn update(
         lease_ms: body.lease_ms,
         retention_ms: body.retention_ms,
         paused: body.paused,
+        callback_url: body.callback_url.map(|u| Some(u).filter(|u| !u.is_empty())),
     };
     Ok(axum::Json(
         st.service.update_queue(&caller, &queue, patch).await?,

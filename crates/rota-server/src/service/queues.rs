@@ -42,6 +42,11 @@ impl Service {
                 .map_err(ApiError::invalid)?;
         }
         check_lease_ms("lease_ms", patch.lease_ms, limits)?;
+        if let Some(Some(url)) = &patch.callback_url {
+            crate::webhooks::target::check_form(url, self.config.webhooks.allow_private)
+                .map_err(|e| ApiError::invalid(format!("callback_url {e}")))?;
+            self.require_callback_signer(caller).await?;
+        }
         Ok(self.store.update_queue(&key, patch).await?)
     }
 

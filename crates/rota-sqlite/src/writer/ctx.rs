@@ -77,6 +77,18 @@ impl<'a> Ctx<'a> {
         self.queue_entry(b, Which::Id(queue_id), |q| q.key.clone())
     }
 
+    /// The queue's tenant and default callback URL, for the fan-out.
+    pub fn fan_out_target(&self, b: &Batch, queue_id: i64) -> Option<(String, Option<String>)> {
+        let tenant = self.queue_key(b, queue_id)?.tenant;
+        let callback = match b.delta.settings.get(&queue_id) {
+            Some(changed) => changed.callback_url.clone(),
+            None => self
+                .queue_entry(b, Which::Id(queue_id), |q| q.settings.callback_url.clone())
+                .flatten(),
+        };
+        Some((tenant, callback))
+    }
+
     pub fn settings_of(&self, b: &Batch, queue_id: i64) -> QueueSettings {
         match b.delta.settings.get(&queue_id) {
             Some(changed) => changed.clone(),

@@ -421,7 +421,7 @@ impl Writer {
             }
             let logged = crate::events::append(&tx, &mut b.events).and_then(|_| {
                 webhooks::fan_out(&tx, &self.hooks, &b.events, |qid| {
-                    ctx.queue_key(b, qid).map(|k| k.tenant)
+                    ctx.fan_out_target(b, qid)
                 })
             });
             if let Err(e) = logged {

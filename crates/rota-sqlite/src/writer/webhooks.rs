@@ -4,7 +4,7 @@
 use super::ctx::{Ctx, Res};
 use super::Batch;
 use crate::webhooks::{delivery_columns, delivery_from_row, webhook_from_doc};
-use rota_core::webhooks::{after_attempt, Attempt, Delivery, Webhook, CALLBACKS_ID};
+use rota_core::webhooks::{after_attempt, is_outcome, Attempt, Delivery, Webhook, CALLBACKS_ID};
 use rota_core::Timestamp;
 use rota_store::StoreError;
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -46,14 +46,16 @@ pub(crate) fn apply(cache: &mut WebhookCache, change: CacheChange) {
 }
 
 /// One delivery per event a webhook wants, and one per final outcome of a task with a callback
-/// URL (to the tenant's `callbacks` signer), each copying the event; answers how many.
+/// URL, its own or its queue's (to the tenant's `callbacks` signer), each copying the event;
+/// answers how many. `target_of` gives a queue's tenant and default callback URL.
 pub(crate) fn fan_out(
     tx: &Transaction<'_>,
     cache: &WebhookCache,
     events: &[super::Logged],
-    tenant_of: impl Fn(i64) -> Option<String>,
+    target_of: impl Fn(i64) -> Option<(String, Option<String>)>,
 ) -> rusqlite::Result<usize> {
-    if cache.is_empty() && events.iter().all(|l| l.callback.is_none()) {
+    // No webhook and no callback signer anywhere: nothing to deliver.
+    if cache.is_empty() {
         return Ok(0);
     }
     let mut made = 0;
@@ -63,12 +65,17 @@ pub(crate) fn fan_out(
         callback,
     } in events
     {
-        let Some(tenant) = tenant_of(*queue_id) else {
+        let Some((tenant, queue_callback)) = target_of(*queue_id) else {
             continue;
         };
         let hooks = cache.get(&tenant).map(Vec::as_slice).unwrap_or_default();
         // A result is signed by the tenant's `callbacks` webhook; none, no delivery.
         let signer = hooks.iter().any(|w| w.id == CALLBACKS_ID);
+        let callback = if is_outcome(e.event_type) {
+            callback.clone().or(queue_callback)
+        } else {
+            None
+        };
         let targets = hooks
             .iter()
             .filter(|w| w.wants(e))

@@ -349,4 +349,26 @@ pub async fn a_task_result_goes_to_its_callback_url<H: Harness>() {
     );
     let due = s.due_deliveries(Timestamp(T0), 10).await.unwrap();
     assert_eq!(due[0].url.as_deref(), Some("https://app.example.com/done"));
+
+    // A queue's default reaches its tasks that name none; a task's own wins.
+    let patch = QueuePatch {
+        callback_url: Some(Some("https://app.example.com/queue".into())),
+        ..Default::default()
+    };
+    let info = s.update_queue(&queue, patch).await.unwrap();
+    assert_eq!(
+        info.settings.callback_url.as_deref(),
+        Some("https://app.example.com/queue")
+    );
+    let plain = enqueue_one(&s, &queue, task("report")).await;
+    let c = claim_one(&s, &queue).await;
+    assert_eq!(c.id, plain.id);
+    fail(&s, &c, None, true).await.unwrap();
+    let got = s
+        .deliveries("default", filter("callbacks", None))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].url.as_deref(), Some("https://app.example.com/queue"));
+    assert_eq!(got[0].event.event_type.as_str(), "task.dead");
 }

@@ -37,6 +37,10 @@ pub(crate) fn apply(cache: &mut WebhookCache, change: CacheChange) {
         CacheChange::Delete { tenant, id } => {
             if let Some(list) = cache.get_mut(&tenant) {
                 list.retain(|w| w.id != id);
+                // An empty cache lets the fan-out skip every batch at once.
+                if list.is_empty() {
+                    cache.remove(&tenant);
+                }
             }
         }
         CacheChange::DropTenant(t) => {

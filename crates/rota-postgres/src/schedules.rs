@@ -5,7 +5,6 @@
 use crate::tasks::lock_tenant;
 use crate::{db, PostgresStore};
 use deadpool_postgres::GenericClient;
-use rota_core::schedule::KEPT_RUNS;
 use rota_core::{QueueKey, Timestamp};
 use rota_store::{DueSchedules, Firing, ScheduleRecord, StoreError, StoreResult};
 use tokio_postgres::Row;
@@ -177,30 +176,12 @@ impl PostgresStore {
         }
         let key = QueueKey::new(f.tenant.clone(), rec.spec.queue.clone());
         let tasks: Vec<_> = f.ticks.iter().filter_map(|t| t.task.clone()).collect();
-        let mut ids = if tasks.is_empty() {
+        let ids = if tasks.is_empty() {
             Vec::new()
         } else {
             self.enqueue_in(&tx, &key, &tasks, now).await?
-        }
-        .into_iter();
-        let mut runs: Vec<_> = f
-            .ticks
-            .iter()
-            .map(|t| {
-                let mut run = t.run.clone();
-                if t.task.is_some() {
-                    run.task_id = ids.next().flatten();
-                }
-                run
-            })
-            .collect();
-        runs.reverse();
-        runs.extend(std::mem::take(&mut rec.runs));
-        runs.truncate(KEPT_RUNS);
-        rec.runs = runs;
-        if f.expect.is_some() {
-            rec.next_run_at = f.next_run_at;
-        }
+        };
+        rec.record_firing(&f, ids);
         tx.execute(
             "UPDATE rota_schedules SET next_run_at = $3, runs = $4 WHERE tenant = $1 AND name = $2",
             &[

@@ -1,8 +1,8 @@
 //! Schedules as the store keeps them, and one firing of a schedule's ticks (see
 //! [`crate::Store::fire_schedule`]).
 
-use rota_core::schedule::{ScheduleRun, ScheduleSpec};
-use rota_core::{NewTask, Timestamp};
+use rota_core::schedule::{ScheduleRun, ScheduleSpec, KEPT_RUNS};
+use rota_core::{NewTask, TaskId, Timestamp};
 
 /// A schedule as stored.
 #[derive(Debug, Clone)]
@@ -16,6 +16,33 @@ pub struct ScheduleRecord {
     pub runs: Vec<ScheduleRun>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl ScheduleRecord {
+    /// Records a firing whose ticks' tasks got `ids` (in tick order, for the ticks that have a
+    /// task; `None` when the id is not known): the runs, newest first, the oldest dropped past
+    /// [`KEPT_RUNS`], and `next_run_at` moved unless it was a manual trigger.
+    pub fn record_firing(&mut self, f: &Firing, ids: impl IntoIterator<Item = Option<TaskId>>) {
+        let mut ids = ids.into_iter();
+        let mut runs: Vec<ScheduleRun> = f
+            .ticks
+            .iter()
+            .map(|t| {
+                let mut run = t.run.clone();
+                if t.task.is_some() {
+                    run.task_id = ids.next().flatten();
+                }
+                run
+            })
+            .collect();
+        runs.reverse();
+        runs.extend(std::mem::take(&mut self.runs));
+        runs.truncate(KEPT_RUNS);
+        self.runs = runs;
+        if f.expect.is_some() {
+            self.next_run_at = f.next_run_at;
+        }
+    }
 }
 
 /// One tick being fired: the task it enqueues, or why it enqueues none.

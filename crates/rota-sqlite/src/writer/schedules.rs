@@ -4,7 +4,6 @@
 use super::ctx::{Ctx, Res};
 use super::Batch;
 use crate::schedules::{schedule_from_row, SCHEDULE_COLUMNS};
-use rota_core::schedule::KEPT_RUNS;
 use rota_core::QueueKey;
 use rota_store::{Firing, ScheduleRecord, StoreError};
 use rusqlite::{params, OptionalExtension};
@@ -77,33 +76,15 @@ impl Ctx<'_> {
         }
         let key = QueueKey::new(f.tenant.clone(), rec.spec.queue.clone());
         let tasks: Vec<_> = f.ticks.iter().filter_map(|t| t.task.clone()).collect();
-        let mut ids = if tasks.is_empty() {
+        let ids: Vec<_> = if tasks.is_empty() {
             Vec::new()
         } else {
             match self.enqueue(b, &key, &tasks)? {
-                Ok(done) => done.into_iter().map(|e| e.task.id).collect(),
+                Ok(done) => done.into_iter().map(|e| Some(e.task.id)).collect(),
                 Err(e) => return Ok(Err(e)),
             }
-        }
-        .into_iter();
-        let mut runs: Vec<_> = f
-            .ticks
-            .iter()
-            .map(|t| {
-                let mut run = t.run.clone();
-                if t.task.is_some() {
-                    run.task_id = ids.next();
-                }
-                run
-            })
-            .collect();
-        runs.reverse();
-        runs.extend(std::mem::take(&mut rec.runs));
-        runs.truncate(KEPT_RUNS);
-        rec.runs = runs;
-        if f.expect.is_some() {
-            rec.next_run_at = f.next_run_at;
-        }
+        };
+        rec.record_firing(f, ids);
         self.tx()
             .prepare_cached(
                 "UPDATE schedules SET next_run_at = ?3, runs = ?4 WHERE tenant = ?1 AND name = ?2",

@@ -47,6 +47,33 @@ pub struct Webhook {
 }
 
 impl Webhook {
+    /// A new, enabled webhook of `tenant` that has delivered nothing yet.
+    pub fn new(
+        tenant: &str,
+        id: String,
+        url: String,
+        filter: EventFilter,
+        description: Option<String>,
+        secret: String,
+        now: Timestamp,
+    ) -> Webhook {
+        Webhook {
+            tenant: tenant.to_owned(),
+            id,
+            url,
+            filter,
+            description,
+            enabled: true,
+            disabled_reason: None,
+            secret,
+            previous_secret: None,
+            previous_until: None,
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// Whether an event of the tenant becomes a delivery to this webhook.
     pub fn wants(&self, e: &Event) -> bool {
         self.enabled && self.filter.matches(e)

@@ -54,6 +54,11 @@ fn not_the_signer(id: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// A signing secret: 32 random bytes, hex, with a prefix that says what it is.
+fn new_secret() -> String {
+    format!("whsec_{}", random_hex(32))
+}
+
 impl Service {
     /// 422 unless the tenant has a callback secret to sign task results with.
     pub(super) async fn require_callback_signer(&self, caller: &Caller) -> ApiResult<()> {
@@ -94,22 +99,17 @@ impl Service {
             return self.rotate_secret(caller, CALLBACKS_ID, grace_ms).await;
         }
         let now = self.clock.now();
-        let w = Webhook {
-            tenant: caller.tenant.clone(),
-            id: CALLBACKS_ID.to_owned(),
-            url: String::new(),
-            filter: EventFilter::default(),
-            description: Some("signs task results sent to their callback_url".into()),
-            // Never matched against events; it only signs.
-            enabled: false,
-            disabled_reason: None,
-            secret: format!("whsec_{}", random_hex(32)),
-            previous_secret: None,
-            previous_until: None,
-            failing_since: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let mut w = Webhook::new(
+            &caller.tenant,
+            CALLBACKS_ID.to_owned(),
+            String::new(),
+            EventFilter::default(),
+            Some("signs task results sent to their callback_url".into()),
+            new_secret(),
+            now,
+        );
+        // Never matched against events; it only signs.
+        w.enabled = false;
         self.store.put_webhook(w.clone()).await?;
         Ok(w)
     }
@@ -178,21 +178,15 @@ impl Service {
             ));
         }
         let now = self.clock.now();
-        let w = Webhook {
-            tenant: caller.tenant.clone(),
-            id: format!("wh_{}", random_hex(8)),
-            url: input.url,
-            filter: input.filter,
-            description: input.description,
-            enabled: true,
-            disabled_reason: None,
-            secret: format!("whsec_{}", random_hex(32)),
-            previous_secret: None,
-            previous_until: None,
-            failing_since: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let w = Webhook::new(
+            &caller.tenant,
+            format!("wh_{}", random_hex(8)),
+            input.url,
+            input.filter,
+            input.description,
+            new_secret(),
+            now,
+        );
         self.store.put_webhook(w.clone()).await?;
         Ok(w)
     }
@@ -290,7 +284,7 @@ impl Service {
             .await?
             .remove(0);
         let now = self.clock.now();
-        let old = std::mem::replace(&mut w.secret, format!("whsec_{}", random_hex(32)));
+        let old = std::mem::replace(&mut w.secret, new_secret());
         (w.previous_secret, w.previous_until) = if grace > 0 {
             (Some(old), Some(now.plus_ms(grace as i64)))
         } else {

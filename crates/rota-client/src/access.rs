@@ -3,7 +3,7 @@
 use crate::{Client, Result};
 use reqwest::Method;
 use rota_core::auth::{
-    ClientLimits, CreatedKey, KeyInfo, NewKey, RoleInfo, Rule, TenantRecord, WhoAmI,
+    ClientLimits, CreatedKey, KeyInfo, NewKey, RoleInfo, Rule, TenantPatch, TenantRecord, WhoAmI,
 };
 use serde::Deserialize;
 
@@ -24,8 +24,17 @@ impl Client {
         Ok(l.tenants)
     }
 
-    pub async fn create_tenant(&self, name: &str, limits: ClientLimits) -> Result<TenantRecord> {
-        let body = serde_json::json!({ "name": name, "limits": limits });
+    /// Creates a tenant; `event_retention_ms` `None` keeps its events as long as the server's
+    /// `events.retention_ms`.
+    pub async fn create_tenant(
+        &self,
+        name: &str,
+        limits: ClientLimits,
+        event_retention_ms: Option<u64>,
+    ) -> Result<TenantRecord> {
+        let body = serde_json::json!({
+            "name": name, "limits": limits, "event_retention_ms": event_retention_ms
+        });
         self.call(
             Method::POST,
             "/v1/admin/tenants",
@@ -35,12 +44,12 @@ impl Client {
         .await
     }
 
-    pub async fn update_tenant(&self, name: &str, limits: ClientLimits) -> Result<TenantRecord> {
-        let body = serde_json::json!({ "limits": limits });
+    /// Changes a tenant: only the fields the patch has.
+    pub async fn update_tenant(&self, name: &str, patch: &TenantPatch) -> Result<TenantRecord> {
         self.call(
             Method::PATCH,
             &format!("/v1/admin/tenants/{name}"),
-            Some(&body),
+            Some(patch),
             Self::TIMEOUT,
         )
         .await

@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 pub use rota_core::auth::{
-    ClientLimits, CreatedKey, Effect, KeyInfo, NewKey, RoleInfo, Rule, TenantRecord, WhoAmI,
+    ClientLimits, CreatedKey, Effect, KeyInfo, NewKey, RoleInfo, Rule, TenantPatch, TenantRecord,
+    WhoAmI,
 };
 
 #[derive(Clone)]

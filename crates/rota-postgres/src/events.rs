@@ -7,7 +7,11 @@ use crate::rows::{state_from_sql, state_to_sql};
 use deadpool_postgres::GenericClient;
 use rota_core::events::{Event, EventType};
 use rota_core::{TaskId, Timestamp};
-use rota_store::{EventPage, StoreError, StoreResult, EVENT_SCAN};
+use rota_store::{
+    EventPage, EventRetention, StoreError, StoreResult, TrimMarks, TrimRow, EVENT_SCAN,
+};
+use std::collections::HashSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// The cursor of the event at place `ord` (1, 2, …) in the writing transaction.
@@ -81,16 +85,72 @@ struct Columns {
     due: Vec<Option<i64>>,
 }
 
-/// Deletes up to `max` events logged before `cutoff`; answers how many.
-pub async fn trim(client: &impl GenericClient, cutoff: Timestamp, max: usize) -> StoreResult<u64> {
-    client
-        .execute(
-            "DELETE FROM rota_events WHERE ctid = ANY(ARRAY(\
-               SELECT ctid FROM rota_events WHERE at < $1 LIMIT $2))",
-            &[&cutoff.0, &(max as i64)],
+/// Deletes events past their tenant's retention (the server's `default_ms` unless the tenant
+/// has its own), each retention's rows read from its mark, at most `max` of them, through the
+/// index on `at` (see [`rota_store::TrimMarks`]); `true` when more may be due.
+pub async fn trim(
+    client: &impl GenericClient,
+    marks: &Mutex<TrimMarks>,
+    default_ms: u64,
+    now: Timestamp,
+    max: usize,
+) -> StoreResult<bool> {
+    let field = rota_core::auth::EVENT_RETENTION_FIELD;
+    let tenants = client
+        .query(
+            "SELECT name, (doc::jsonb ->> $1)::bigint FROM rota_tenants WHERE doc::jsonb ? $1",
+            &[&field],
         )
         .await
-        .map_err(db)
+        .map_err(db)?
+        .into_iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1).max(0) as u64))
+        .collect();
+    let retention = EventRetention {
+        default_ms,
+        tenants,
+    };
+    let lock = || marks.lock().unwrap_or_else(|e| e.into_inner());
+    let steps = lock().steps(&retention, now);
+    let mut more = false;
+    for step in steps {
+        let rows: Vec<TrimRow> = client
+            .query(
+                "SELECT cursor, at, tenant FROM rota_events WHERE at < $1 AND cursor > $2 \
+                 ORDER BY cursor LIMIT $3",
+                &[&step.cutoff.0, &step.after, &(max as i64)],
+            )
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|r| TrimRow {
+                cursor: r.get(0),
+                at: Timestamp(r.get(1)),
+                tenant: Some(r.get(2)),
+            })
+            .collect();
+        let t = lock().judge(&retention, step, &rows, rows.len() == max);
+        more |= t.more;
+        if t.delete.is_empty() {
+            continue;
+        }
+        // By the primary key, (tenant, cursor).
+        let delete: HashSet<i64> = t.delete.into_iter().collect();
+        let (tenants, cursors): (Vec<&str>, Vec<i64>) = rows
+            .iter()
+            .filter(|r| delete.contains(&r.cursor))
+            .map(|r| (r.tenant.as_deref().unwrap_or_default(), r.cursor))
+            .unzip();
+        client
+            .execute(
+                "DELETE FROM rota_events WHERE (tenant, cursor) IN \
+                 (SELECT * FROM unnest($1::text[], $2::bigint[]))",
+                &[&tenants, &cursors],
+            )
+            .await
+            .map_err(db)?;
+    }
+    Ok(more)
 }
 
 /// How long a read waits for logged events to pass the horizon when none has yet.

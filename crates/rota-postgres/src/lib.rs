@@ -90,6 +90,8 @@ pub(crate) struct Shared {
     pub notifier: notifier::Notifier,
     /// Notified when events were logged, here or (through the feed) on another server.
     pub events: Arc<Notify>,
+    /// Where retention's walks through the log have got to on this server.
+    pub trim_marks: std::sync::Mutex<rota_store::TrimMarks>,
 }
 
 /// The connection pools. Task and lease writes run a handful of fixed statements thousands
@@ -294,6 +296,7 @@ impl PostgresStore {
             next_due: AtomicI64::new(i64::MAX),
             notifier: Default::default(),
             events: Arc::new(Notify::new()),
+            trim_marks: Default::default(),
         });
         let listener = tokio::spawn(listen::run(url.to_owned(), options.clone(), shared.clone()));
         let notifier = {

@@ -116,10 +116,9 @@ impl PostgresStore {
             .get(0);
         report.deleted = deleted as u64;
         more |= deleted == CHUNK;
-        // Events past their retention.
-        let retention = self.options.event_retention_ms.min(i64::MAX as u64) as i64;
-        let trimmed = crate::events::trim(&client, now.plus_ms(-retention), CHUNK as usize).await?;
-        more |= trimmed == CHUNK as u64;
+        // Events past their tenant's retention.
+        let (marks, default_ms) = (&self.shared.trim_marks, self.options.event_retention_ms);
+        more |= crate::events::trim(&client, marks, default_ms, now, CHUNK as usize).await?;
         // Finished deliveries past their retention.
         let kept = now.plus_ms(-rota_core::webhooks::KEEP_FINISHED_MS);
         let dropped = client

@@ -53,6 +53,7 @@ async fn an_access_change_through_one_server_signals_the_other() {
         name: "acme".into(),
         created_at: Timestamp(0),
         limits: ClientLimits::default(),
+        event_retention_ms: None,
     }))
     .await
     .unwrap();

@@ -432,3 +432,69 @@ async fn get_with_wait_answers_when_the_task_is_final() {
         .assert_error(422, "invalid_field");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_tenant_keeps_its_events_for_its_own_retention() {
+    let s = TestServer::start().await;
+    let t = s
+        .post(
+            "/v1/admin/tenants",
+            json!({"name": "brief", "event_retention_ms": 60_000}),
+        )
+        .await;
+    assert_eq!(t.status, 201, "{}", t.body);
+    assert_eq!(t.body["event_retention_ms"], 60_000);
+    let events = |tenant: &'static str| {
+        let s = &s;
+        async move {
+            let (r, _) = s
+                .send_full(
+                    Some(ADMIN),
+                    &[("rota-tenant", tenant)],
+                    "GET",
+                    "/v1/events",
+                    None,
+                )
+                .await;
+            r.body["events"].as_array().unwrap().len()
+        }
+    };
+    let enqueue = |tenant: &'static str| {
+        let s = &s;
+        async move {
+            let (r, _) = s
+                .send_full(
+                    Some(ADMIN),
+                    &[("rota-tenant", tenant)],
+                    "POST",
+                    "/v1/queues/q/tasks",
+                    Some(r#"{"kind": "x"}"#),
+                )
+                .await;
+            assert_eq!(r.status, 201, "{}", r.body);
+        }
+    };
+    enqueue("brief").await;
+    enqueue("default").await;
+    s.clock.advance_ms(61_000);
+    s.maintain().await;
+    assert_eq!((events("brief").await, events("default").await), (0, 1));
+
+    // Bad values are refused and change nothing; null goes back to the default.
+    let path = "/v1/admin/tenants/brief";
+    let r = s
+        .send("PATCH", path, Some(r#"{"event_retention_ms": 5}"#))
+        .await;
+    assert!(r
+        .assert_error(422, "invalid_field")
+        .contains("event_retention_ms is 5"));
+    let r = s
+        .send("PATCH", path, Some(r#"{"event_retention_ms": null}"#))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.get("event_retention_ms").is_none(), "{}", r.body);
+    enqueue("brief").await;
+    s.clock.advance_ms(61_000);
+    s.maintain().await;
+    assert_eq!(events("brief").await, 1, "kept the default day");
+}

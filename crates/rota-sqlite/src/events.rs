@@ -4,10 +4,14 @@
 //! on the hottest write path there is.
 
 use crate::writer::Logged;
+use rota_core::auth::EVENT_RETENTION_FIELD;
 use rota_core::events::{Event, EventType};
 use rota_core::{TaskId, Timestamp};
-use rota_store::{EventPage, StoreError, StoreResult, EVENT_SCAN};
+use rota_store::{
+    EventPage, EventRetention, StoreError, StoreResult, TrimMarks, TrimRow, EVENT_SCAN,
+};
 use rusqlite::{params, Connection, Transaction};
+use std::collections::HashMap;
 
 /// An event's columns, in the order [`event_from_row`] reads them, as deliveries store them.
 pub(crate) const EVENT_COLUMNS: &str =
@@ -95,13 +99,63 @@ pub(crate) fn append(tx: &Transaction<'_>, events: &mut [Logged]) -> rusqlite::R
     Ok(())
 }
 
-/// Deletes up to `max` of the oldest events logged before `cutoff`; answers how many.
-pub fn trim(tx: &Transaction<'_>, cutoff: Timestamp, max: usize) -> rusqlite::Result<usize> {
-    tx.prepare_cached(
-        "DELETE FROM events WHERE cursor IN \
-         (SELECT cursor FROM events ORDER BY cursor LIMIT ?2) AND at < ?1",
-    )?
-    .execute(params![cutoff.0, max as i64])
+/// Deletes events past their tenant's retention (the server's `default_ms` unless the tenant
+/// has its own), walking each retention's rows from its mark in at most `max` rows (see
+/// [`rota_store::TrimMarks`]); `true` when more may be due.
+pub fn trim(
+    tx: &Transaction<'_>,
+    marks: &mut TrimMarks,
+    default_ms: u64,
+    now: Timestamp,
+    max: usize,
+) -> rusqlite::Result<bool> {
+    let retention = EventRetention {
+        default_ms,
+        tenants: tenant_retention(tx)?,
+    };
+    let mut more = false;
+    for step in marks.steps(&retention, now) {
+        let mut rows = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached(
+                "SELECT e.cursor, e.at, q.tenant FROM events e \
+                 LEFT JOIN queues q ON q.id = e.queue_id WHERE e.cursor > ?1 ORDER BY e.cursor",
+            )?;
+            let mut it = stmt.query(params![step.after])?;
+            // Rows come oldest first: stop at the first one the cutoff keeps.
+            while rows.len() < max {
+                let Some(r) = it.next()? else { break };
+                let at = Timestamp(r.get(1)?);
+                if at >= step.cutoff {
+                    break;
+                }
+                rows.push(TrimRow {
+                    cursor: r.get(0)?,
+                    at,
+                    tenant: r.get(2)?,
+                });
+            }
+        }
+        let t = marks.judge(&retention, step, &rows, rows.len() == max);
+        let mut delete = tx.prepare_cached("DELETE FROM events WHERE cursor = ?1")?;
+        for c in &t.delete {
+            delete.execute([c])?;
+        }
+        more |= t.more;
+    }
+    Ok(more)
+}
+
+/// Tenants that keep their events for a time of their own.
+fn tenant_retention(tx: &Transaction<'_>) -> rusqlite::Result<HashMap<String, u64>> {
+    let field = format!("$.{EVENT_RETENTION_FIELD}");
+    let mut stmt = tx.prepare_cached(
+        "SELECT name, json_extract(doc, ?1) FROM tenants WHERE json_extract(doc, ?1) IS NOT NULL",
+    )?;
+    let rows = stmt.query_map([field], |r| {
+        Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+    })?;
+    rows.collect()
 }
 
 /// Deletes a tenant's events (the tenant is being deleted).

@@ -77,8 +77,10 @@ pub(crate) struct Shared {
     pub max_queues_per_tenant: usize,
     /// Notified after every commit that logged events.
     pub events: Arc<Notify>,
-    /// How long events are kept.
+    /// How long events are kept, unless their tenant says otherwise.
     pub event_retention_ms: u64,
+    /// Where retention's walks through the log have got to (only the writer uses it).
+    pub trim_marks: Mutex<rota_store::TrimMarks>,
 }
 
 pub struct SqliteStore {
@@ -144,6 +146,7 @@ impl SqliteStore {
             max_queues_per_tenant: options.max_queues_per_tenant,
             events: Arc::new(Notify::new()),
             event_retention_ms: options.event_retention_ms,
+            trim_marks: Default::default(),
         });
         let (tx, rx) = mpsc::channel(options.queue_depth);
         let hooks = webhooks::load_all(&conn)?;

@@ -6,10 +6,12 @@
 //! talks only to `dyn Store`.
 
 pub mod conformance;
+mod retention;
 mod schedules;
 mod signals;
 mod webhooks;
 
+pub use retention::{EventRetention, TrimMarks, TrimRow, TrimStep, Trimmed, RESCAN_MS};
 use rota_core::webhooks::{Attempt, Delivery, Webhook};
 pub use schedules::{DueSchedules, Firing, ScheduleRecord, Tick};
 pub use signals::ReadySignals;

@@ -3,7 +3,7 @@
 
 use crate::output::{self, Format};
 use anyhow::{bail, Context, Result};
-use rota_client::{Client, ClientLimits, NewKey, Rule};
+use rota_client::{Client, ClientLimits, NewKey, Rule, TenantPatch};
 use rota_core::{Clock, SystemClock};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -132,6 +132,9 @@ pub enum TenantCmd {
         name: String,
         #[command(flatten)]
         limits: LimitArgs,
+        /// Keep its events this long instead of the server's events.retention_ms, e.g. 30d.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        event_retention: Option<Duration>,
     },
     /// List tenants (admin only). Example: rota tenant list
     List,
@@ -140,6 +143,13 @@ pub enum TenantCmd {
         name: String,
         #[command(flatten)]
         limits: LimitArgs,
+    },
+    /// Set how long a tenant's events are kept ("default": the server's events.retention_ms).
+    /// Example: rota tenant retention acme 30d
+    Retention {
+        name: String,
+        /// A duration (e.g. 30d, 12h) or "default".
+        retention: String,
     },
     /// Delete a tenant with all its queues, tasks, keys and roles. Example: rota tenant delete acme --yes
     Delete {
@@ -233,14 +243,53 @@ fn limits_text(l: &ClientLimits) -> String {
     )
 }
 
+fn retention_text(ms: Option<u64>) -> String {
+    match ms {
+        None => "default".into(),
+        Some(ms) => humantime::format_duration(Duration::from_millis(ms)).to_string(),
+    }
+}
+
 pub async fn tenant(c: &Client, cmd: TenantCmd, fmt: Format) -> Result<()> {
     let show = |t: rota_client::TenantRecord| match fmt {
         Format::Json => output::json(&t),
-        Format::Table => println!("tenant {} ({})", t.name, limits_text(&t.limits)),
+        Format::Table => println!(
+            "tenant {} ({}, events kept: {})",
+            t.name,
+            limits_text(&t.limits),
+            retention_text(t.event_retention_ms)
+        ),
     };
+    let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
     match cmd {
-        TenantCmd::Create { name, limits } => show(c.create_tenant(&name, limits.limits()).await?),
-        TenantCmd::Limits { name, limits } => show(c.update_tenant(&name, limits.limits()).await?),
+        TenantCmd::Create {
+            name,
+            limits,
+            event_retention,
+        } => show(
+            c.create_tenant(&name, limits.limits(), event_retention.map(ms))
+                .await?,
+        ),
+        TenantCmd::Limits { name, limits } => {
+            let patch = TenantPatch {
+                limits: Some(limits.limits()),
+                ..Default::default()
+            };
+            show(c.update_tenant(&name, &patch).await?)
+        }
+        TenantCmd::Retention { name, retention } => {
+            let value = match retention.as_str() {
+                "default" => None,
+                text => Some(ms(humantime::parse_duration(text).with_context(|| {
+                    format!("retention `{text}`: give a duration such as 30d or 12h, or default")
+                })?)),
+            };
+            let patch = TenantPatch {
+                event_retention_ms: Some(value),
+                ..Default::default()
+            };
+            show(c.update_tenant(&name, &patch).await?)
+        }
         TenantCmd::List => {
             let ts = c.tenants().await?;
             match fmt {
@@ -254,10 +303,11 @@ pub async fn tenant(c: &Client, cmd: TenantCmd, fmt: Format) -> Result<()> {
                                 t.name.clone(),
                                 output::relative(t.created_at, now),
                                 limits_text(&t.limits),
+                                retention_text(t.event_retention_ms),
                             ]
                         })
                         .collect();
-                    output::table(&["TENANT", "CREATED", "LIMITS"], &rows);
+                    output::table(&["TENANT", "CREATED", "LIMITS", "EVENTS KEPT"], &rows);
                 }
             }
         }

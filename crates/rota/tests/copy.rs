@@ -39,7 +39,7 @@ async fn a_data_directory_moves_to_postgres_with_everything_in_it() {
     let mut embedded = start_with(dir.path(), &env).await;
     let admin = embedded.client.clone();
     admin
-        .create_tenant("acme", Default::default())
+        .create_tenant("acme", Default::default(), None)
         .await
         .unwrap();
     let rules = vec![Rule {

@@ -221,7 +221,7 @@ async fn acknowledged_access_control_changes_survive_sigkill() {
     let admin_token = server.admin_token.clone();
     server
         .client
-        .create_tenant("acme", Default::default())
+        .create_tenant("acme", Default::default(), None)
         .await
         .unwrap();
     let acme = server.client.clone().with_tenant(Some("acme"));

@@ -187,7 +187,7 @@ async fn first_start_creates_one_admin_key_and_no_token_reaches_the_log() {
         .to_owned();
     let admin = rota_client::Client::with_token(&url, Some(&admin_token)).unwrap();
     admin
-        .create_tenant("acme", Default::default())
+        .create_tenant("acme", Default::default(), None)
         .await
         .unwrap();
     let key = admin

@@ -26,7 +26,75 @@ pub struct TenantRecord {
     pub created_at: Timestamp,
     #[serde(default)]
     pub limits: ClientLimits,
+    /// How long the tenant's events are kept; absent: the server's `events.retention_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_retention_ms: Option<u64>,
 }
+
+/// The shortest and longest retention a tenant's events may have.
+pub const EVENT_RETENTION_RANGE_MS: (u64, u64) = (60_000, 3_650 * 86_400_000);
+
+/// A change to a tenant: only the fields present change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TenantPatch {
+    /// Replaces the tenant's limits; a field left out falls back to the configured default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ClientLimits>,
+    /// How long its events are kept, in milliseconds; `null` goes back to the server's
+    /// `events.retention_ms`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
+    pub event_retention_ms: Option<Option<u64>>,
+}
+
+/// A field that is present, even as `null` (which clears it).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl TenantPatch {
+    /// What is wrong with the change, naming the field.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(Some(ms)) = self.event_retention_ms {
+            check_event_retention(ms)?;
+        }
+        Ok(())
+    }
+
+    pub fn apply(&self, t: &mut TenantRecord) {
+        if let Some(l) = self.limits {
+            t.limits = l;
+        }
+        if let Some(r) = self.event_retention_ms {
+            t.event_retention_ms = r;
+        }
+    }
+}
+
+/// Checks a tenant's event retention against [`EVENT_RETENTION_RANGE_MS`].
+pub fn check_event_retention(ms: u64) -> Result<(), String> {
+    let (lo, hi) = EVENT_RETENTION_RANGE_MS;
+    if (lo..=hi).contains(&ms) {
+        Ok(())
+    } else {
+        Err(format!(
+            "event_retention_ms is {ms}; use {lo} (a minute) to {hi} (ten years), or null for \
+             the server's events.retention_ms"
+        ))
+    }
+}
+
+/// The name of [`TenantRecord::event_retention_ms`] in a stored tenant's JSON, for engines
+/// that read it in SQL.
+pub const EVENT_RETENTION_FIELD: &str = "event_retention_ms";
 
 /// An API key as stored: never the secret, only its SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,4 +247,33 @@ pub struct WhoAmI {
     pub roles: Vec<String>,
     pub queues: Vec<String>,
     pub kinds: Option<Vec<String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_patch_tells_absent_from_null() {
+        let p: TenantPatch = serde_json::from_str(r#"{"event_retention_ms": null}"#).unwrap();
+        assert_eq!(p.event_retention_ms, Some(None));
+        let p: TenantPatch = serde_json::from_str(r#"{"limits": {}}"#).unwrap();
+        assert_eq!(p.event_retention_ms, None);
+        let p: TenantPatch = serde_json::from_str(r#"{"event_retention_ms": 5}"#).unwrap();
+        assert!(p.check().unwrap_err().contains("event_retention_ms is 5"));
+        let mut t = TenantRecord {
+            name: "acme".into(),
+            created_at: Timestamp(0),
+            limits: ClientLimits::default(),
+            event_retention_ms: None,
+        };
+        TenantPatch {
+            limits: None,
+            event_retention_ms: Some(Some(3_600_000)),
+        }
+        .apply(&mut t);
+        // Engines read the override by this name.
+        let doc = serde_json::to_value(&t).unwrap();
+        assert_eq!(doc[EVENT_RETENTION_FIELD], 3_600_000);
+    }
 }

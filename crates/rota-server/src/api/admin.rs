@@ -7,7 +7,8 @@ use crate::extract::{ApiPath, JsonBody};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rota_core::auth::{
-    actions, ClientLimits, CreatedKey, KeyInfo, RoleInfo, Rule, TenantRecord, WhoAmI, BUILTIN_ROLES,
+    actions, ClientLimits, CreatedKey, KeyInfo, RoleInfo, Rule, TenantPatch, TenantRecord, WhoAmI,
+    BUILTIN_ROLES,
 };
 use serde::{Deserialize, Serialize};
 
@@ -25,13 +26,10 @@ pub struct NewTenant {
     pub name: String,
     #[serde(default)]
     pub limits: ClientLimits,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TenantPatch {
-    /// Replaces the tenant's limits; a field left out falls back to the configured default.
-    pub limits: ClientLimits,
+    /// How long its events are kept, in milliseconds; absent: the server's
+    /// `events.retention_ms`.
+    #[serde(default)]
+    pub event_retention_ms: Option<u64>,
 }
 
 #[utoipa::path(get, path = "/v1/admin/tenants", tag = "admin",
@@ -51,7 +49,10 @@ pub async fn create_tenant(
     JsonBody(body): JsonBody<NewTenant>,
 ) -> ApiResult<Response> {
     caller.require_admin(actions::TENANTS_WRITE, &format!("tenants/{}", body.name))?;
-    let t = caller.auth().create_tenant(&body.name, body.limits).await?;
+    let t = caller
+        .auth()
+        .create_tenant(&body.name, body.limits, body.event_retention_ms)
+        .await?;
     tracing::info!(tenant = %t.name, by = %caller.principal.label, "tenant created");
     Ok((StatusCode::CREATED, axum::Json(t)).into_response())
 }
@@ -76,7 +77,7 @@ pub async fn update_tenant(
 ) -> ApiResult<axum::Json<TenantRecord>> {
     caller.require_admin(actions::TENANTS_WRITE, &format!("tenants/{tenant}"))?;
     Ok(axum::Json(
-        caller.auth().update_tenant(&tenant, body.limits).await?,
+        caller.auth().update_tenant(&tenant, &body).await?,
     ))
 }
 

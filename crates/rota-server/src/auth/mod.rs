@@ -45,8 +45,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use limits::{ClientState, Effective};
 use rota_core::auth::{
-    allows_on_every_queue, builtin_rules, evaluate, glob_match, validate_name, ClientLimits,
-    Decision, KeyRecord, RoleRecord, Rule, TenantRecord, ADMIN_ROLE,
+    allows_on_every_queue, builtin_rules, check_event_retention, evaluate, glob_match,
+    validate_name, ClientLimits, Decision, KeyRecord, RoleRecord, Rule, TenantPatch, TenantRecord,
+    ADMIN_ROLE,
 };
 use rota_core::{limits::validate_queue_name, Clock, QueueKey, Timestamp, DEFAULT_TENANT};
 use rota_store::{AuthChange, DynStore};

@@ -30,8 +30,16 @@ impl Auth {
             .ok_or_else(|| not_found("tenant", name))
     }
 
-    pub async fn create_tenant(&self, name: &str, limits: ClientLimits) -> ApiResult<TenantRecord> {
+    pub async fn create_tenant(
+        &self,
+        name: &str,
+        limits: ClientLimits,
+        event_retention_ms: Option<u64>,
+    ) -> ApiResult<TenantRecord> {
         validate_name("tenant name", name).map_err(ApiError::invalid)?;
+        if let Some(ms) = event_retention_ms {
+            check_event_retention(ms).map_err(ApiError::invalid)?;
+        }
         let _one = self.changes.lock().await;
         if self.tenant_exists(name) {
             return Err(conflict(format!("tenant `{name}` already exists")));
@@ -40,6 +48,7 @@ impl Auth {
             name: name.to_owned(),
             created_at: self.clock.now(),
             limits,
+            event_retention_ms,
         };
         self.put_tenant(record, Default::default()).await
     }
@@ -61,7 +70,8 @@ impl Auth {
         Ok(record)
     }
 
-    pub async fn update_tenant(&self, name: &str, limits: ClientLimits) -> ApiResult<TenantRecord> {
+    pub async fn update_tenant(&self, name: &str, patch: &TenantPatch) -> ApiResult<TenantRecord> {
+        patch.check().map_err(ApiError::invalid)?;
         let _one = self.changes.lock().await;
         let old = self
             .read()
@@ -69,10 +79,8 @@ impl Auth {
             .get(name)
             .cloned()
             .ok_or_else(|| not_found("tenant", name))?;
-        let record = TenantRecord {
-            limits,
-            ..old.record.clone()
-        };
+        let mut record = old.record.clone();
+        patch.apply(&mut record);
         self.put_tenant(record, old.client.clone()).await
     }
 

@@ -83,9 +83,15 @@ impl Ctx<'_> {
             }
         }
         report.deleted = deleted.len() as u64;
-        // Events past their retention, from the head of the log.
-        let cutoff = now.plus_ms(-(self.shared.event_retention_ms.min(i64::MAX as u64) as i64));
-        more |= crate::events::trim(self.tx(), cutoff, CHUNK)? == CHUNK;
+        // Events past their tenant's retention.
+        let mut marks = self
+            .shared
+            .trim_marks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let default_ms = self.shared.event_retention_ms;
+        more |= crate::events::trim(self.tx(), &mut marks, default_ms, now, CHUNK)?;
+        drop(marks);
         // Finished deliveries past their retention.
         let kept = now.plus_ms(-rota_core::webhooks::KEEP_FINISHED_MS);
         more |= self

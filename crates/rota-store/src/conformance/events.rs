@@ -146,6 +146,52 @@ pub async fn events_past_retention_are_trimmed_and_cursors_keep_growing<H: Harne
     assert_eq!(read_all(&s, "default", before[0].cursor).await, after);
 }
 
+pub async fn each_tenant_keeps_events_for_its_own_retention<H: Harness>() {
+    let (_h, clock, s) = setup::<H>().await;
+    const HOUR: u64 = 3_600_000;
+    let put = |name: &str, ms: Option<u64>| {
+        AuthChange::PutTenant(TenantRecord {
+            name: name.into(),
+            created_at: Timestamp(T0),
+            limits: ClientLimits::default(),
+            event_retention_ms: ms,
+        })
+    };
+    // The default keeps a day; `brief` an hour, `audit` three days.
+    s.change_auth(put("brief", Some(HOUR))).await.unwrap();
+    s.change_auth(put("audit", Some(72 * HOUR))).await.unwrap();
+    for tenant in ["default", "brief", "audit"] {
+        enqueue_one(&s, &QueueKey::new(tenant, "q"), task("x")).await;
+    }
+    let counts = || async {
+        let mut n = Vec::new();
+        for tenant in ["default", "brief", "audit"] {
+            n.push(read_all(&s, tenant, 0).await.len());
+        }
+        n
+    };
+    let pass = |ms: u64| {
+        clock.advance_ms(ms as i64);
+        s.run_maintenance()
+    };
+    pass(2 * HOUR).await.unwrap();
+    assert_eq!(counts().await, [1, 0, 1], "brief's hour is over");
+    pass(DEFAULT_EVENT_RETENTION_MS).await.unwrap();
+    assert_eq!(counts().await, [0, 0, 1], "the default day is over");
+    // An event logged now, for a tenant whose retention then goes back to the default.
+    enqueue_one(&s, &QueueKey::new("audit", "q"), task("x")).await;
+    pass(48 * HOUR).await.unwrap();
+    assert_eq!(
+        counts().await,
+        [0, 0, 1],
+        "audit's first event is three days old"
+    );
+    s.change_auth(put("audit", None)).await.unwrap();
+    pass(DEFAULT_EVENT_RETENTION_MS).await.unwrap();
+    s.run_maintenance().await.unwrap();
+    assert_eq!(counts().await, [0, 0, 0], "audit now keeps the default day");
+}
+
 pub async fn deleting_a_tenant_deletes_its_events<H: Harness>() {
     let (_h, _c, s) = setup::<H>().await;
     create_tenant(&s, "doomed").await;

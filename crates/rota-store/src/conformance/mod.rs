@@ -67,6 +67,7 @@ macro_rules! conformance_tests {
             delete_removes_a_task_that_is_not_running,
             every_transition_is_logged_in_commit_order,
             events_past_retention_are_trimmed_and_cursors_keep_growing,
+            each_tenant_keeps_events_for_its_own_retention,
             deleting_a_tenant_deletes_its_events,
             schedules_round_trip_per_tenant_and_survive_reopen,
             firing_a_tick_enqueues_once_and_moves_next_run_at,
@@ -154,6 +155,7 @@ async fn create_tenant(s: &DynStore, name: &str) {
         name: name.into(),
         created_at: Timestamp(T0),
         limits: ClientLimits::default(),
+        event_retention_ms: None,
     };
     s.change_auth(AuthChange::PutTenant(t)).await.unwrap();
 }

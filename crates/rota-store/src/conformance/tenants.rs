@@ -53,6 +53,7 @@ pub async fn auth_data_round_trips_and_survives_reopen<H: Harness>() {
             requests_per_minute: None,
             max_in_flight: Some(7),
         },
+        event_retention_ms: Some(3_600_000),
     };
     s.change_auth(AuthChange::PutTenant(acme.clone()))
         .await
@@ -104,6 +105,7 @@ pub async fn deleting_a_tenant_removes_everything_it_owns<H: Harness>() {
             name: name.into(),
             created_at: Timestamp(T0),
             limits: ClientLimits::default(),
+            event_retention_ms: None,
         };
         s.change_auth(AuthChange::PutTenant(t)).await.unwrap();
         s.change_auth(AuthChange::PutKey(key_record(&format!("{name}-key"), name)))

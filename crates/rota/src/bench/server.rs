@@ -131,7 +131,7 @@ impl Server {
     async fn tenant_key(&self, name: &str) -> Result<String> {
         let admin = Client::with_token(&self.url, self.admin.as_deref())?;
         admin
-            .create_tenant(name, Default::default())
+            .create_tenant(name, Default::default(), None)
             .await
             .with_context(|| format!("cannot create the {name} tenant"))?;
         let key = admin

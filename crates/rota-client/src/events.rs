@@ -11,15 +11,19 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord {
     pub cursor: i64,
-    /// `task.enqueued`, `task.claimed`, `task.succeeded`, ...
+    /// `task.enqueued`, `task.claimed`, `task.succeeded`, ..., `schedule.fired`,
+    /// `delivery.dead`, ...
     #[serde(rename = "type")]
     pub event_type: String,
     pub at: Timestamp,
     pub queue: String,
     pub kind: String,
-    pub task_id: TaskId,
+    /// Absent for a schedule's tick that enqueued nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<TaskId>,
     pub attempt: u32,
-    /// What changed (`state`, `worker`, `error`, ...), as the type has them.
+    /// What changed (`state`, `worker`, `error`, ...; `schedule`, `webhook_id`, ...), as the
+    /// type has them.
     pub data: serde_json::Value,
 }
 

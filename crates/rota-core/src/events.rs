@@ -34,10 +34,24 @@ pub enum EventType {
     /// Deleted by an operator (purges and retention are not logged task by task).
     #[serde(rename = "task.deleted")]
     Deleted,
+    /// A schedule's tick enqueued its task.
+    #[serde(rename = "schedule.fired")]
+    ScheduleFired,
+    /// A schedule's tick enqueued nothing: missed while the server was down (by `catch_up`), or
+    /// the previous run was live (`overlap: skip`).
+    #[serde(rename = "schedule.skipped")]
+    ScheduleSkipped,
+    /// A delivery (to a webhook, or a task result to its callback URL) spent its attempts.
+    #[serde(rename = "delivery.dead")]
+    DeliveryDead,
+    /// A webhook whose deliveries kept failing was disabled.
+    #[serde(rename = "webhook.disabled")]
+    WebhookDisabled,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 9] = [
+    /// Every type; engines may store a type as its place here, so it only grows at the end.
+    pub const ALL: [EventType; 13] = [
         EventType::Enqueued,
         EventType::Claimed,
         EventType::Succeeded,
@@ -47,6 +61,10 @@ impl EventType {
         EventType::Retried,
         EventType::LeaseExpired,
         EventType::Deleted,
+        EventType::ScheduleFired,
+        EventType::ScheduleSkipped,
+        EventType::DeliveryDead,
+        EventType::WebhookDisabled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,7 +78,21 @@ impl EventType {
             EventType::Retried => "task.retried",
             EventType::LeaseExpired => "task.lease_expired",
             EventType::Deleted => "task.deleted",
+            EventType::ScheduleFired => "schedule.fired",
+            EventType::ScheduleSkipped => "schedule.skipped",
+            EventType::DeliveryDead => "delivery.dead",
+            EventType::WebhookDisabled => "webhook.disabled",
         }
+    }
+
+    /// Whether events of this type are about a schedule (their subject names it).
+    pub fn is_schedule(self) -> bool {
+        matches!(self, EventType::ScheduleFired | EventType::ScheduleSkipped)
+    }
+
+    /// Whether events of this type are about a webhook's delivery (their subject names both).
+    pub fn is_delivery(self) -> bool {
+        matches!(self, EventType::DeliveryDead | EventType::WebhookDisabled)
     }
 
     pub fn parse(s: &str) -> Option<EventType> {
@@ -71,6 +103,51 @@ impl EventType {
 impl std::fmt::Display for EventType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// What an event that is not a task's own transition is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Schedule(String),
+    /// A delivery of a webhook (of `callbacks` for a task result).
+    Delivery {
+        webhook_id: String,
+        delivery_id: i64,
+    },
+}
+
+impl Subject {
+    /// As engines store it in one text column: the schedule's name, or
+    /// `<webhook id>/<delivery id>` (webhook ids have no `/`).
+    pub fn to_column(&self) -> String {
+        match self {
+            Subject::Schedule(name) => name.clone(),
+            Subject::Delivery {
+                webhook_id,
+                delivery_id,
+            } => format!("{webhook_id}/{delivery_id}"),
+        }
+    }
+
+    /// Reads a stored subject of an event of type `t`.
+    pub fn from_column(t: EventType, s: &str) -> Option<Subject> {
+        if t.is_schedule() {
+            return Some(Subject::Schedule(s.to_owned()));
+        }
+        let (w, d) = s.rsplit_once('/')?;
+        Some(Subject::Delivery {
+            webhook_id: w.to_owned(),
+            delivery_id: d.parse().ok()?,
+        })
+    }
+
+    /// The webhook an event is about, if it is about one.
+    pub fn webhook_id(&self) -> Option<&str> {
+        match self {
+            Subject::Delivery { webhook_id, .. } => Some(webhook_id),
+            Subject::Schedule(_) => None,
+        }
     }
 }
 
@@ -86,6 +163,7 @@ pub struct Event {
     pub queue: String,
     /// The task's kind.
     pub kind: String,
+    /// The task; [`TaskId::NONE`] for a schedule's tick that enqueued nothing.
     pub task_id: TaskId,
     pub attempt: u32,
     /// The state the task went to (enqueued, lease expired, deleted).
@@ -95,8 +173,10 @@ pub struct Event {
     /// The error (failed, dead).
     pub error: Option<String>,
     /// When something is due: the scheduled run (enqueued), the lease's end (claimed), the
-    /// retry (failed).
+    /// retry (failed); a schedule's tick.
     pub due: Option<Timestamp>,
+    /// What a schedule or delivery event is about.
+    pub subject: Option<Subject>,
 }
 
 impl Event {
@@ -113,6 +193,7 @@ impl Event {
             worker: None,
             error: None,
             due: None,
+            subject: None,
         }
     }
 
@@ -127,15 +208,33 @@ impl Event {
             m.insert("worker".into(), json!(w));
         }
         if let Some(e) = &self.error {
-            m.insert("error".into(), json!(e));
+            let name = match self.event_type {
+                EventType::ScheduleSkipped | EventType::WebhookDisabled => "reason",
+                _ => "error",
+            };
+            m.insert(name.into(), json!(e));
         }
         if let Some(d) = self.due {
             let name = match self.event_type {
                 EventType::Claimed => "lease_expires_at",
                 EventType::Failed => "retry_at",
+                t if t.is_schedule() => "tick",
                 _ => "run_at",
             };
             m.insert(name.into(), json!(d));
+        }
+        match &self.subject {
+            Some(Subject::Schedule(name)) => {
+                m.insert("schedule".into(), json!(name));
+            }
+            Some(Subject::Delivery {
+                webhook_id,
+                delivery_id,
+            }) => {
+                m.insert("webhook_id".into(), json!(webhook_id));
+                m.insert("delivery_id".into(), json!(delivery_id));
+            }
+            None => {}
         }
         Value::Object(m)
     }
@@ -216,6 +315,67 @@ pub fn changed(event: lifecycle::Event, t: &Task, now: Timestamp) -> Option<Even
     Some(e)
 }
 
+/// A schedule's tick as its firing recorded it: `schedule.fired` when it enqueued a task
+/// (`run.task_id`), or `schedule.skipped` with the reason it enqueued none.
+pub fn schedule_tick(
+    name: &str,
+    queue: &str,
+    kind: &str,
+    run: &crate::schedule::ScheduleRun,
+    fired: bool,
+) -> Event {
+    let event_type = if fired {
+        EventType::ScheduleFired
+    } else {
+        EventType::ScheduleSkipped
+    };
+    Event {
+        cursor: 0,
+        event_type,
+        at: run.fired_at,
+        queue: queue.to_owned(),
+        kind: kind.to_owned(),
+        task_id: run.task_id.unwrap_or(TaskId::NONE),
+        attempt: 0,
+        state: None,
+        worker: None,
+        error: run.skipped.clone(),
+        due: Some(run.tick),
+        subject: Some(Subject::Schedule(name.to_owned())),
+    }
+}
+
+/// A delivery of `event` (a task's) that came to something worth an event of its own:
+/// `delivery.dead` (its attempts spent; `error` the last one's) or `webhook.disabled` (`error`
+/// the reason).
+pub fn about_delivery(
+    event_type: EventType,
+    event: &Event,
+    webhook_id: &str,
+    delivery_id: i64,
+    attempts: u32,
+    error: Option<String>,
+    now: Timestamp,
+) -> Event {
+    Event {
+        cursor: 0,
+        event_type,
+        at: now,
+        queue: event.queue.clone(),
+        kind: event.kind.clone(),
+        task_id: event.task_id,
+        attempt: attempts,
+        state: None,
+        worker: None,
+        error,
+        due: None,
+        subject: Some(Subject::Delivery {
+            webhook_id: webhook_id.to_owned(),
+            delivery_id,
+        }),
+    }
+}
+
 /// Which events a reader asks for: types (`task.*` patterns) and queues (`emails-*`), each
 /// empty for all.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,6 +407,23 @@ mod tests {
     }
 
     #[test]
+    fn subjects_round_trip_through_their_column() {
+        let s = Subject::Schedule("nightly/eu".into());
+        let back = Subject::from_column(EventType::ScheduleFired, &s.to_column());
+        assert_eq!(back, Some(s));
+        let d = Subject::Delivery {
+            webhook_id: "whk_1".into(),
+            delivery_id: 42,
+        };
+        assert_eq!(d.to_column(), "whk_1/42");
+        assert_eq!(
+            Subject::from_column(EventType::DeliveryDead, "whk_1/42"),
+            Some(d)
+        );
+        assert_eq!(Subject::from_column(EventType::DeliveryDead, "x"), None);
+    }
+
+    #[test]
     fn filters_match_types_and_queues_by_pattern() {
         let e = Event {
             cursor: 1,
@@ -260,6 +437,7 @@ mod tests {
             worker: None,
             error: Some("boom".into()),
             due: None,
+            subject: None,
         };
         assert_eq!(e.data(), json!({"error": "boom"}));
         assert!(EventFilter::default().matches(&e));

@@ -16,6 +16,10 @@ const SEQ_BITS: u32 = 20;
 pub struct TaskId(pub u64);
 
 impl TaskId {
+    /// No task: never given (an id carries its creation time), so it stands for "none" where
+    /// a stored column needs a value.
+    pub const NONE: TaskId = TaskId(0);
+
     pub fn as_i64(self) -> i64 {
         self.0 as i64
     }

@@ -74,9 +74,11 @@ impl Webhook {
         }
     }
 
-    /// Whether an event of the tenant becomes a delivery to this webhook.
+    /// Whether an event of the tenant becomes a delivery to this webhook. Never one about
+    /// itself (its own dead deliveries), which would feed on its own failures.
     pub fn wants(&self, e: &Event) -> bool {
-        self.enabled && self.filter.matches(e)
+        let about_self = e.subject.as_ref().and_then(|s| s.webhook_id()) == Some(&self.id);
+        self.enabled && self.filter.matches(e) && !about_self
     }
 
     /// Notes an attempt's outcome in the failing streak: a success ends it; a failure starts it

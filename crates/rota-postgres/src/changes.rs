@@ -108,7 +108,7 @@ impl PostgresStore {
         now: rota_core::Timestamp,
     ) -> StoreResult<()> {
         match rota_core::events::changed(change.event(), t, now) {
-            Some(e) => crate::events::append(tx, &[(tenant.to_owned(), e)]).await,
+            Some(e) => crate::events::append(tx, &[(tenant.to_owned(), e)], 0).await,
             None => Ok(()),
         }
     }

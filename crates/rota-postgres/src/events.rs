@@ -5,7 +5,7 @@
 use crate::db;
 use crate::rows::{state_from_sql, state_to_sql};
 use deadpool_postgres::GenericClient;
-use rota_core::events::{Event, EventType};
+use rota_core::events::{Event, EventType, Subject};
 use rota_core::{TaskId, Timestamp};
 use rota_store::{
     EventPage, EventRetention, StoreError, StoreResult, TrimMarks, TrimRow, EVENT_SCAN,
@@ -23,13 +23,17 @@ pub const MAX_PER_TRANSACTION: usize = (1 << 20) - 1;
 /// The cursor below which every transaction has ended, as of this statement's snapshot.
 const HORIZON: &str = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)";
 
-/// Appends `events` (with their tenants) in order. At most once per transaction, since the
-/// places start at 1.
-pub async fn append(tx: &impl GenericClient, events: &[(String, Event)]) -> StoreResult<()> {
+/// Appends `events` (with their tenants) in order, at places after `logged` (at least as
+/// many events as statements of this transaction logged before).
+pub async fn append(
+    tx: &impl GenericClient,
+    events: &[(String, Event)],
+    logged: usize,
+) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
-    if events.len() > MAX_PER_TRANSACTION {
+    if events.len() + logged > MAX_PER_TRANSACTION {
         return Err(StoreError::Invalid(format!(
             "one write may log at most {MAX_PER_TRANSACTION} events"
         )));
@@ -47,22 +51,24 @@ pub async fn append(tx: &impl GenericClient, events: &[(String, Event)]) -> Stor
         c.worker.push(e.worker.clone());
         c.error.push(e.error.clone());
         c.due.push(e.due.map(|d| d.0));
+        c.subject.push(e.subject.as_ref().map(|s| s.to_column()));
     }
     let sql = format!(
         "INSERT INTO rota_events (tenant, cursor, at, queue, kind, task_id, attempt, type, \
-           state, worker, error, due) \
-         SELECT u.tenant, {CURSOR}u.ord), u.at, u.queue, u.kind, u.task_id, u.attempt, u.type, \
-           u.state, u.worker, u.error, u.due \
+           state, worker, error, due, subject) \
+         SELECT u.tenant, {CURSOR}$13 + u.ord), u.at, u.queue, u.kind, u.task_id, u.attempt, \
+           u.type, u.state, u.worker, u.error, u.due, u.subject \
          FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], \
-           $6::int[], $7::text[], $8::smallint[], $9::text[], $10::text[], $11::bigint[]) \
-           WITH ORDINALITY AS u(tenant, at, queue, kind, task_id, attempt, type, state, worker, \
-           error, due, ord)"
+           $6::int[], $7::text[], $8::smallint[], $9::text[], $10::text[], $11::bigint[], \
+           $12::text[]) WITH ORDINALITY AS u(tenant, at, queue, kind, task_id, attempt, type, \
+           state, worker, error, due, subject, ord)"
     );
+    let logged = logged as i64;
     tx.execute(
         &sql,
         &[
             &c.tenant, &c.at, &c.queue, &c.kind, &c.task_id, &c.attempt, &c.ty, &c.state,
-            &c.worker, &c.error, &c.due,
+            &c.worker, &c.error, &c.due, &c.subject, &logged,
         ],
     )
     .await
@@ -82,6 +88,7 @@ struct Columns {
     state: Vec<Option<i16>>,
     worker: Vec<Option<String>>,
     error: Vec<Option<String>>,
+    subject: Vec<Option<String>>,
     due: Vec<Option<i64>>,
 }
 
@@ -157,9 +164,10 @@ pub async fn trim(
 const HORIZON_WAIT: Duration = Duration::from_millis(250);
 
 /// The tenant's events after `after` and below the horizon, up to `limit` of those `keep`
-/// accepts, reading at most [`EVENT_SCAN`] rows. When events after `after` exist but none is
-/// below the horizon yet (an older transaction, anywhere in the cluster, is still running),
-/// waits a little for them, so a reader sees a commit that finished before its read.
+/// accepts, reading at most [`EVENT_SCAN`] rows at a time. When there is none to answer yet
+/// but events after the last one read exist above the horizon (an older transaction, anywhere
+/// in the cluster, is still running), waits a little for them, so a reader sees a commit that
+/// finished before its read.
 pub async fn read(
     client: &impl GenericClient,
     tenant: &str,
@@ -169,10 +177,16 @@ pub async fn read(
 ) -> StoreResult<EventPage> {
     let deadline = tokio::time::Instant::now() + HORIZON_WAIT;
     let mut pause = Duration::from_millis(1);
+    let mut from = after;
     loop {
-        let page = read_visible(client, tenant, after, limit, keep).await?;
-        if page.next_cursor > after || tokio::time::Instant::now() >= deadline {
+        let page = read_visible(client, tenant, from, limit, keep).await?;
+        if !page.events.is_empty() || tokio::time::Instant::now() >= deadline {
             return Ok(page);
+        }
+        if page.next_cursor > from {
+            // Passed over events this reader does not see; look on.
+            from = page.next_cursor;
+            continue;
         }
         let newest: Option<i64> = client
             .query_one(
@@ -182,7 +196,7 @@ pub async fn read(
             .await
             .map_err(db)?
             .get(0);
-        if newest.is_none_or(|n| n <= after) {
+        if newest.is_none_or(|n| n <= from) {
             return Ok(page);
         }
         tokio::time::sleep(pause).await;
@@ -227,10 +241,22 @@ async fn read_visible(
 
 /// An event's columns, in the order [`event_from_row`] reads them (deliveries store the same).
 pub(crate) const EVENT_COLUMNS: &str =
-    "cursor, at, queue, kind, task_id, attempt, type, state, worker, error, due";
+    "cursor, at, queue, kind, task_id, attempt, type, state, worker, error, due, subject";
+
+/// How many columns [`EVENT_COLUMNS`] names.
+pub(crate) const EVENT_COLUMN_COUNT: usize = 12;
 
 pub(crate) fn event_from_row(r: &tokio_postgres::Row) -> StoreResult<Event> {
     let ty: String = r.get(6);
+    let event_type = EventType::parse(&ty)
+        .ok_or_else(|| StoreError::Unavailable(format!("unknown event type {ty}")))?;
+    let subject = match r.get::<_, Option<String>>(11) {
+        Some(s) => Some(
+            Subject::from_column(event_type, &s)
+                .ok_or_else(|| StoreError::Unavailable(format!("unreadable event subject {s}")))?,
+        ),
+        None => None,
+    };
     Ok(Event {
         cursor: r.get(0),
         at: Timestamp(r.get(1)),
@@ -238,11 +264,11 @@ pub(crate) fn event_from_row(r: &tokio_postgres::Row) -> StoreResult<Event> {
         kind: r.get(3),
         task_id: TaskId::from_i64(r.get(4)),
         attempt: r.get::<_, i32>(5).max(0) as u32,
-        event_type: EventType::parse(&ty)
-            .ok_or_else(|| StoreError::Unavailable(format!("unknown event type {ty}")))?,
+        event_type,
         state: r.get::<_, Option<i16>>(7).map(state_from_sql).transpose()?,
         worker: r.get(8),
         error: r.get(9),
         due: r.get::<_, Option<i64>>(10).map(Timestamp),
+        subject,
     })
 }

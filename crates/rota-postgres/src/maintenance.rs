@@ -98,7 +98,7 @@ impl PostgresStore {
                 events.into_iter().map(|e| (tenant.clone(), e))
             })
             .collect();
-        crate::events::append(&tx, &logged).await?;
+        crate::events::append(&tx, &logged, 0).await?;
         tx.commit().await.map_err(db)?;
         self.announce(&stored);
         if !logged.is_empty() {

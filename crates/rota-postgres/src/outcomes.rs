@@ -70,7 +70,7 @@ impl PostgresStore {
             .iter()
             .map(|(tenant, t)| (tenant.clone(), events::failed(t, now)))
             .collect();
-        crate::events::append(&tx, &logged).await?;
+        crate::events::append(&tx, &logged, 0).await?;
         tx.commit().await.map_err(db)?;
         self.announce(&stored);
         self.announce_events();

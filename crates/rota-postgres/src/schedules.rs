@@ -181,7 +181,13 @@ impl PostgresStore {
         } else {
             self.enqueue_in(&tx, &key, &tasks, now).await?
         };
-        rec.record_firing(&f, ids);
+        // After the places the enqueue's events took (one per task at most).
+        let logged: Vec<_> = rec
+            .record_firing(&f, ids)
+            .into_iter()
+            .map(|e| (f.tenant.clone(), e))
+            .collect();
+        crate::events::append(&tx, &logged, tasks.len()).await?;
         tx.execute(
             "UPDATE rota_schedules SET next_run_at = $3, runs = $4 WHERE tenant = $1 AND name = $2",
             &[
@@ -196,6 +202,8 @@ impl PostgresStore {
         tx.commit().await.map_err(db)?;
         if !tasks.is_empty() {
             self.after_enqueue(&key, &tasks, now);
+        } else if !logged.is_empty() {
+            self.announce_events();
         }
         Ok(Some(rec))
     }

@@ -279,6 +279,42 @@ BEGIN
 END $$;
 "#,
     ),
+    (
+        "event subjects",
+        r#"
+-- Events about schedules and deliveries name what they are about
+-- (rota_core::events::Subject::to_column: a schedule's name, or `<webhook>/<delivery>`); a
+-- delivery keeps its event's. A webhook never receives events about its own deliveries.
+ALTER TABLE rota_events ADD COLUMN subject TEXT;
+ALTER TABLE rota_deliveries ADD COLUMN subject TEXT;
+CREATE OR REPLACE FUNCTION rota_fan_out() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO rota_deliveries (tenant, webhook_id, cursor, at, queue, kind, task_id, attempt,
+        type, state, worker, error, due, subject, dstate, attempts, next_at, created_at,
+        updated_at)
+    SELECT e.tenant, w.id, e.cursor, e.at, e.queue, e.kind, e.task_id, e.attempt, e.type,
+        e.state, e.worker, e.error, e.due, e.subject, 'pending', 0, e.at, e.at, e.at
+    FROM new_events e JOIN rota_webhooks w ON w.tenant = e.tenant AND w.enabled
+    WHERE e.type LIKE ANY (w.type_likes)
+      AND (cardinality(w.queue_likes) = 0 OR e.queue LIKE ANY (w.queue_likes))
+      AND NOT (e.type IN ('delivery.dead', 'webhook.disabled')
+               AND split_part(e.subject, '/', 1) = w.id);
+    INSERT INTO rota_deliveries (tenant, webhook_id, url, cursor, at, queue, kind, task_id,
+        attempt, type, state, worker, error, due, dstate, attempts, next_at, created_at,
+        updated_at)
+    SELECT e.tenant, w.id, COALESCE(t.callback_url, q.callback_url), e.cursor, e.at, e.queue,
+        e.kind, e.task_id, e.attempt, e.type, e.state, e.worker, e.error, e.due, 'pending', 0,
+        e.at, e.at, e.at
+    FROM new_events e
+    JOIN rota_webhooks w ON w.tenant = e.tenant AND w.id = 'callbacks'
+    JOIN rota_tasks t ON t.id = e.task_id
+    JOIN rota_queues q ON q.id = t.queue_id
+    WHERE e.type IN ('task.succeeded', 'task.dead', 'task.cancelled')
+      AND COALESCE(t.callback_url, q.callback_url) IS NOT NULL;
+    RETURN NULL;
+END $$;
+"#,
+    ),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -5,6 +5,7 @@
 use crate::events::{event_from_row, EVENT_COLUMNS};
 use crate::{db, PostgresStore};
 use deadpool_postgres::GenericClient;
+use rota_core::events::{self, EventType};
 use rota_core::webhooks::{after_attempt, Attempt, Delivery, DeliveryState, Webhook};
 use rota_core::Timestamp;
 use rota_store::{DeliveryFilter, DueDelivery, StoreError, StoreResult};
@@ -38,22 +39,24 @@ fn columns() -> String {
 }
 
 fn delivery_from_row(r: &tokio_postgres::Row) -> StoreResult<Delivery> {
-    let state: String = r.get(14);
+    // The event's columns come first.
+    let n = crate::events::EVENT_COLUMN_COUNT;
+    let state: String = r.get(n + 3);
     Ok(Delivery {
         event: event_from_row(r)?,
-        id: r.get(11),
-        tenant: r.get(12),
-        webhook_id: r.get(13),
+        id: r.get(n),
+        tenant: r.get(n + 1),
+        webhook_id: r.get(n + 2),
         state: DeliveryState::parse(&state)
             .ok_or_else(|| StoreError::Unavailable(format!("unreadable delivery: {state}")))?,
-        attempts: r.get::<_, i32>(15).max(0) as u32,
-        next_at: r.get::<_, Option<i64>>(16).map(Timestamp),
-        last_status: r.get::<_, Option<i32>>(17).map(|s| s as u16),
-        last_error: r.get(18),
-        latency_ms: r.get::<_, Option<i64>>(19).map(|l| l.max(0) as u64),
-        created_at: Timestamp(r.get(20)),
-        delivered_at: r.get::<_, Option<i64>>(21).map(Timestamp),
-        url: r.get(22),
+        attempts: r.get::<_, i32>(n + 4).max(0) as u32,
+        next_at: r.get::<_, Option<i64>>(n + 5).map(Timestamp),
+        last_status: r.get::<_, Option<i32>>(n + 6).map(|s| s as u16),
+        last_error: r.get(n + 7),
+        latency_ms: r.get::<_, Option<i64>>(n + 8).map(|l| l.max(0) as u64),
+        created_at: Timestamp(r.get(n + 9)),
+        delivered_at: r.get::<_, Option<i64>>(n + 10).map(Timestamp),
+        url: r.get(n + 11),
     })
 }
 
@@ -264,11 +267,14 @@ impl PostgresStore {
         let mut client = self.conn().await?;
         let tx = client.transaction().await.map_err(db)?;
         let mut disabled = Vec::new();
+        let mut logged = Vec::new();
         for (id, a) in results {
             let Some(row) = tx
                 .query_opt(
-                    "SELECT attempts, tenant, webhook_id FROM rota_deliveries WHERE id = $1 \
-                     FOR UPDATE",
+                    &format!(
+                        "SELECT {} FROM rota_deliveries WHERE id = $1 FOR UPDATE",
+                        columns()
+                    ),
                     &[&id],
                 )
                 .await
@@ -276,9 +282,8 @@ impl PostgresStore {
             else {
                 continue;
             };
-            let (attempts, tenant, hook): (i32, String, String) =
-                (row.get(0), row.get(1), row.get(2));
-            let (state, next) = after_attempt(attempts.max(0) as u32, &a, now);
+            let d = delivery_from_row(&row)?;
+            let (state, next) = after_attempt(d.attempts, &a, now);
             tx.execute(
                 "UPDATE rota_deliveries SET dstate = $2, next_at = $3, last_status = $4, \
                  last_error = $5, latency_ms = $6, updated_at = $7, \
@@ -296,10 +301,18 @@ impl PostgresStore {
             )
             .await
             .map_err(db)?;
+            let about = |ty, error| {
+                let (hook, attempts) = (&d.webhook_id, d.attempts);
+                let e = events::about_delivery(ty, &d.event, hook, d.id, attempts, error, now);
+                (d.tenant.clone(), e)
+            };
+            if state == DeliveryState::Dead {
+                logged.push(about(EventType::DeliveryDead, a.error.clone()));
+            }
             let Some(mut w) = tx
                 .query_opt(
                     "SELECT doc FROM rota_webhooks WHERE tenant = $1 AND id = $2 FOR UPDATE",
-                    &[&tenant, &hook],
+                    &[&d.tenant, &d.webhook_id],
                 )
                 .await
                 .map_err(db)?
@@ -310,6 +323,8 @@ impl PostgresStore {
             };
             let before = w.clone();
             if w.note_attempt(&a, now) {
+                let reason = w.disabled_reason.clone();
+                logged.push(about(EventType::WebhookDisabled, reason));
                 disabled.push(w.clone());
             }
             if w != before {
@@ -317,7 +332,11 @@ impl PostgresStore {
                 write(&tx, &w).await?;
             }
         }
+        crate::events::append(&tx, &logged, 0).await?;
         tx.commit().await.map_err(db)?;
+        if !logged.is_empty() {
+            self.announce_events();
+        }
         Ok(disabled)
     }
 

@@ -253,3 +253,56 @@ async fn schedules_belong_to_a_tenant_and_need_their_permissions() {
     assert_eq!(refused.status, 403);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn ticks_are_logged_and_seen_only_with_leave_to_read_the_schedule() {
+    let s = TestServer::start().await;
+    s.clock.set(local("UTC", 2027, 1, 15, 8, 0).unwrap());
+    let body = json!({"queue": "mirrors", "kind": "sync", "every_ms": 60000, "overlap": "skip"});
+    assert_eq!(put(&s, "sync", body).await.status, 201);
+    s.clock.advance_ms(60_000);
+    pass(&s).await; // fires
+    s.clock.advance_ms(60_000);
+    pass(&s).await; // skipped: the first run is still ready
+    let r = s.get("/v1/events?types=schedule.*").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let events = r.body["events"].as_array().unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["schedule.fired", "schedule.skipped"]);
+    let (fired, skipped) = (&events[0], &events[1]);
+    assert_eq!(fired["data"]["schedule"], "sync");
+    assert_eq!(
+        (fired["queue"].as_str(), fired["kind"].as_str()),
+        (Some("mirrors"), Some("sync"))
+    );
+    let task = s.get("/v1/queues/mirrors/tasks").await.body["tasks"][0].clone();
+    assert_eq!(fired["task_id"], task["id"]);
+    assert!(skipped.get("task_id").is_none(), "{skipped}");
+    assert!(skipped["data"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("overlap"));
+    assert_eq!(
+        at(&skipped["data"]["tick"]),
+        local("UTC", 2027, 1, 15, 8, 2).unwrap()
+    );
+
+    // A key that may read the queue's tasks but not schedules sees the task, not the ticks.
+    let role =
+        json!({"rules": [{"resource": "queues/*", "action": "tasks:read", "effect": "allow"}]});
+    let made = s
+        .send("PUT", "/v1/roles/tasks-only", Some(&role.to_string()))
+        .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let key = s.post("/v1/keys", json!({"roles": ["tasks-only"]})).await;
+    let token = key.body["token"].as_str().unwrap().to_owned();
+    let seen = s.send_as(Some(&token), "GET", "/v1/events", None).await;
+    let types: Vec<&str> = seen.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["task.enqueued"], "{}", seen.body);
+    s.stop().await;
+}

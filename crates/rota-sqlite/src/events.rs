@@ -5,7 +5,7 @@
 
 use crate::writer::Logged;
 use rota_core::auth::EVENT_RETENTION_FIELD;
-use rota_core::events::{Event, EventType};
+use rota_core::events::{Event, EventType, Subject};
 use rota_core::{TaskId, Timestamp};
 use rota_store::{
     EventPage, EventRetention, StoreError, StoreResult, TrimMarks, TrimRow, EVENT_SCAN,
@@ -13,9 +13,11 @@ use rota_store::{
 use rusqlite::{params, Connection, Transaction};
 use std::collections::HashMap;
 
+/// How many columns [`EVENT_COLUMNS`] names.
+pub(crate) const EVENT_COLUMN_COUNT: usize = 12;
 /// An event's columns, in the order [`event_from_row`] reads them, as deliveries store them.
 pub(crate) const EVENT_COLUMNS: &str =
-    "cursor, at, queue, kind, task_id, attempt, type, state, worker, error, due";
+    "cursor, at, queue, kind, task_id, attempt, type, state, worker, error, due, subject";
 
 /// The stored code of an event type: its place in [`EventType::ALL`], which only grows at the
 /// end.
@@ -32,10 +34,10 @@ fn type_code(t: EventType) -> i64 {
 const CHUNKS: [usize; 3] = [64, 8, 1];
 
 fn insert_sql(rows: usize) -> String {
-    let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     format!(
         "INSERT INTO events (at, queue_id, kind, task_id, attempt, type, state, worker, error, \
-         due) VALUES {}",
+         due, subject) VALUES {}",
         vec![row; rows].join(", ")
     )
 }
@@ -47,6 +49,7 @@ struct Derived {
     event_type: i64,
     state: Option<&'static str>,
     due: Option<i64>,
+    subject: Option<String>,
 }
 
 impl Derived {
@@ -57,6 +60,7 @@ impl Derived {
             event_type: type_code(e.event_type),
             state: e.state.map(|s| s.as_str()),
             due: e.due.map(|d| d.0),
+            subject: e.subject.as_ref().map(|s| s.to_column()),
         }
     }
 }
@@ -70,7 +74,7 @@ pub(crate) fn append(tx: &Transaction<'_>, events: &mut [Logged]) -> rusqlite::R
         while rest.len() >= size {
             let (chunk, tail) = rest.split_at_mut(size);
             let mut stmt = tx.prepare_cached(&insert_sql(size))?;
-            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(size * 10);
+            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(size * 11);
             // Values that are computed, kept alive beside the rows they belong to.
             let derived: Vec<Derived> = chunk.iter().map(|l| Derived::of(&l.event)).collect();
             for (l, d) in chunk.iter().zip(&derived) {
@@ -86,6 +90,7 @@ pub(crate) fn append(tx: &Transaction<'_>, events: &mut [Logged]) -> rusqlite::R
                     &e.worker,
                     &e.error,
                     &d.due,
+                    &d.subject,
                 ]);
             }
             stmt.execute(values.as_slice())?;
@@ -191,7 +196,7 @@ pub fn read(
     let mut stmt = tx
         .prepare_cached(
             "SELECT e.cursor, e.at, q.name, e.kind, e.task_id, e.attempt, e.type, e.state, \
-             e.worker, e.error, e.due FROM events e JOIN queues q ON q.id = e.queue_id \
+             e.worker, e.error, e.due, e.subject FROM events e JOIN queues q ON q.id = e.queue_id \
              WHERE e.cursor > ?1 AND e.cursor <= ?2 AND q.tenant = ?3 ORDER BY e.cursor",
         )
         .map_err(db)?;
@@ -212,7 +217,7 @@ pub fn read(
 }
 
 /// The event in columns `cursor, at, queue, kind, task_id, attempt, type, state, worker,
-/// error, due` (as [`EVENT_COLUMNS`] lists them; deliveries store the same).
+/// error, due, subject` (as [`EVENT_COLUMNS`] lists them; deliveries store the same).
 pub(crate) fn event_from_row(r: &rusqlite::Row<'_>) -> StoreResult<Event> {
     let corrupt = |what: &str| StoreError::Unavailable(format!("unreadable event: {what}"));
     let get = |e: rusqlite::Error| StoreError::Unavailable(format!("unreadable event: {e}"));
@@ -244,5 +249,9 @@ pub(crate) fn event_from_row(r: &rusqlite::Row<'_>) -> StoreResult<Event> {
         worker: r.get(8).map_err(get)?,
         error: r.get(9).map_err(get)?,
         due: r.get::<_, Option<i64>>(10).map_err(get)?.map(Timestamp),
+        subject: match r.get::<_, Option<String>>(11).map_err(get)? {
+            Some(s) => Some(Subject::from_column(event_type, &s).ok_or_else(|| corrupt(&s))?),
+            None => None,
+        },
     })
 }

@@ -198,6 +198,12 @@ ALTER TABLE events_new RENAME TO events;
 ALTER TABLE tasks ADD COLUMN callback_url TEXT;
 ALTER TABLE deliveries ADD COLUMN url TEXT;
 "#,
+    r#"
+-- Events about schedules and deliveries name what they are about
+-- (rota_core::events::Subject::to_column); a delivery keeps its event's.
+ALTER TABLE events ADD COLUMN subject TEXT;
+ALTER TABLE deliveries ADD COLUMN subject TEXT;
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

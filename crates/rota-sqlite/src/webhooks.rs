@@ -17,23 +17,25 @@ pub(crate) fn delivery_columns() -> String {
 }
 
 pub(crate) fn delivery_from_row(r: &Row<'_>) -> StoreResult<Delivery> {
+    // The event's columns come first.
+    let n = crate::events::EVENT_COLUMN_COUNT;
     let get = |e: rusqlite::Error| StoreError::Unavailable(format!("unreadable delivery: {e}"));
-    let state: String = r.get(14).map_err(get)?;
+    let state: String = r.get(n + 3).map_err(get)?;
     Ok(Delivery {
         event: event_from_row(r)?,
-        id: r.get(11).map_err(get)?,
-        tenant: r.get(12).map_err(get)?,
-        webhook_id: r.get(13).map_err(get)?,
+        id: r.get(n).map_err(get)?,
+        tenant: r.get(n + 1).map_err(get)?,
+        webhook_id: r.get(n + 2).map_err(get)?,
         state: DeliveryState::parse(&state)
             .ok_or_else(|| StoreError::Unavailable(format!("unreadable delivery: {state}")))?,
-        attempts: r.get(15).map_err(get)?,
-        next_at: r.get::<_, Option<i64>>(16).map_err(get)?.map(Timestamp),
-        last_status: r.get(17).map_err(get)?,
-        last_error: r.get(18).map_err(get)?,
-        latency_ms: r.get(19).map_err(get)?,
-        created_at: Timestamp(r.get(20).map_err(get)?),
-        delivered_at: r.get::<_, Option<i64>>(21).map_err(get)?.map(Timestamp),
-        url: r.get(22).map_err(get)?,
+        attempts: r.get(n + 4).map_err(get)?,
+        next_at: r.get::<_, Option<i64>>(n + 5).map_err(get)?.map(Timestamp),
+        last_status: r.get(n + 6).map_err(get)?,
+        last_error: r.get(n + 7).map_err(get)?,
+        latency_ms: r.get(n + 8).map_err(get)?,
+        created_at: Timestamp(r.get(n + 9).map_err(get)?),
+        delivered_at: r.get::<_, Option<i64>>(n + 10).map_err(get)?.map(Timestamp),
+        url: r.get(n + 11).map_err(get)?,
     })
 }
 

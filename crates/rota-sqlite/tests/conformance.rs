@@ -148,6 +148,7 @@ async fn a_store_from_schema_6_keeps_its_event_log_and_cursors() {
            attempt INTEGER NOT NULL, type TEXT NOT NULL, state TEXT, worker TEXT, error TEXT, \
            due INTEGER); \
          ALTER TABLE tasks DROP COLUMN callback_url; ALTER TABLE deliveries DROP COLUMN url; \
+         ALTER TABLE deliveries DROP COLUMN subject; \
          INSERT INTO events_old SELECT e.cursor, e.at, q.tenant, q.name, e.kind, e.task_id, \
            e.attempt, 'task.enqueued', e.state, e.worker, e.error, e.due \
            FROM events e JOIN queues q ON q.id = e.queue_id; \

@@ -1,6 +1,7 @@
 //! Schedules as the store keeps them, and one firing of a schedule's ticks (see
 //! [`crate::Store::fire_schedule`]).
 
+use rota_core::events::{self, Event};
 use rota_core::schedule::{ScheduleRun, ScheduleSpec, KEPT_RUNS};
 use rota_core::{NewTask, TaskId, Timestamp};
 
@@ -21,9 +22,15 @@ pub struct ScheduleRecord {
 impl ScheduleRecord {
     /// Records a firing whose ticks' tasks got `ids` (in tick order, for the ticks that have a
     /// task; `None` when the id is not known): the runs, newest first, the oldest dropped past
-    /// [`KEPT_RUNS`], and `next_run_at` moved unless it was a manual trigger.
-    pub fn record_firing(&mut self, f: &Firing, ids: impl IntoIterator<Item = Option<TaskId>>) {
+    /// [`KEPT_RUNS`], and `next_run_at` moved unless it was a manual trigger. Answers the
+    /// events to log with it, one per tick in tick order.
+    pub fn record_firing(
+        &mut self,
+        f: &Firing,
+        ids: impl IntoIterator<Item = Option<TaskId>>,
+    ) -> Vec<Event> {
         let mut ids = ids.into_iter();
+        let mut events = Vec::with_capacity(f.ticks.len());
         let mut runs: Vec<ScheduleRun> = f
             .ticks
             .iter()
@@ -32,6 +39,14 @@ impl ScheduleRecord {
                 if t.task.is_some() {
                     run.task_id = ids.next().flatten();
                 }
+                let (queue, kind) = (&self.spec.queue, &self.spec.kind);
+                events.push(events::schedule_tick(
+                    &self.name,
+                    queue,
+                    kind,
+                    &run,
+                    t.task.is_some(),
+                ));
                 run
             })
             .collect();
@@ -42,6 +57,7 @@ impl ScheduleRecord {
         if f.expect.is_some() {
             self.next_run_at = f.next_run_at;
         }
+        events
     }
 }
 

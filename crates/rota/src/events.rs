@@ -72,7 +72,10 @@ fn row(e: &EventRecord) -> Vec<String> {
         e.event_type.clone(),
         e.queue.clone(),
         e.kind.clone(),
-        format!("{} #{}", e.task_id, e.attempt),
+        match e.task_id {
+            Some(id) => format!("{id} #{}", e.attempt),
+            None => "-".into(),
+        },
         e.data.to_string(),
     ]
 }

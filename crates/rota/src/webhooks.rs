@@ -187,7 +187,7 @@ fn deliveries(list: &[DeliveryInfo]) {
             vec![
                 d.id.to_string(),
                 d.event.event_type.clone(),
-                d.event.task_id.to_string(),
+                d.event.task_id.map_or("-".into(), |t| t.to_string()),
                 d.state.clone(),
                 d.attempts.to_string(),
                 d.last_status.map_or("-".into(), |s| s.to_string()),

@@ -43,11 +43,14 @@ pub struct EventBody {
     pub queue: String,
     /// The task's kind.
     pub kind: String,
-    #[schema(value_type = String)]
-    pub task_id: rota_core::TaskId,
+    /// The task; absent for a schedule's tick that enqueued none.
+    #[schema(value_type = Option<String>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<rota_core::TaskId>,
     pub attempt: u32,
     /// What changed: `state`, `worker`, `error`, `run_at`, `lease_expires_at`, `retry_at`, as
-    /// the type has them.
+    /// the type has them; for schedule events `schedule` and `tick` (and `reason` when
+    /// skipped); for delivery events `webhook_id`, `delivery_id` and `error` or `reason`.
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
 }
@@ -61,7 +64,7 @@ impl From<Event> for EventBody {
             at: e.at,
             queue: e.queue,
             kind: e.kind,
-            task_id: e.task_id,
+            task_id: (e.task_id != rota_core::TaskId::NONE).then_some(e.task_id),
             attempt: e.attempt,
             data,
         }

@@ -2,7 +2,7 @@
 //! it may read, and may wait for the next ones (woken by the commit that logs them).
 
 use super::*;
-use rota_core::events::{Event, EventFilter, EventType};
+use rota_core::events::{Event, EventFilter, EventType, Subject};
 use rota_store::{EventKeep, EventPage};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -61,6 +61,7 @@ impl Service {
             filter.matches(e)
                 && caller.can(actions::TASKS_READ, &queue_resource(&e.queue))
                 && caller.require_kinds([e.kind.as_str()]).is_ok()
+                && may_read_subject(&caller, e)
         }))
     }
 
@@ -98,6 +99,20 @@ impl Service {
                 _ = self.shutdown.cancelled() => return Ok(page),
             }
         }
+    }
+}
+
+/// A schedule's events take leave to read the schedule; a delivery's, to read its webhook.
+fn may_read_subject(caller: &Caller, e: &Event) -> bool {
+    match &e.subject {
+        None => true,
+        Some(Subject::Schedule(name)) => {
+            caller.can(actions::SCHEDULES_READ, &super::schedules::resource(name))
+        }
+        Some(Subject::Delivery { webhook_id, .. }) => caller.can(
+            actions::WEBHOOKS_READ,
+            &super::webhooks::resource(webhook_id),
+        ),
     }
 }
 

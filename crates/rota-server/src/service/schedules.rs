@@ -18,7 +18,7 @@ pub struct ScheduleView {
     pub outcomes: Vec<Option<TaskState>>,
 }
 
-fn resource(name: &str) -> String {
+pub(super) fn resource(name: &str) -> String {
     format!("schedules/{name}")
 }
 

@@ -31,7 +31,7 @@ pub struct WebhookPatch {
     pub enabled: Option<bool>,
 }
 
-fn resource(id: &str) -> String {
+pub(super) fn resource(id: &str) -> String {
     format!("webhooks/{id}")
 }
 

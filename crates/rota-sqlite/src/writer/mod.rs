@@ -267,6 +267,15 @@ impl Batch {
         });
     }
 
+    /// Logs an event that is not a task's transition (a schedule's tick, a delivery's end).
+    pub fn log_other(&mut self, queue_id: i64, event: Event) {
+        self.events.push(Logged {
+            queue_id,
+            event,
+            callback: None,
+        });
+    }
+
     pub fn due(&mut self, t: Timestamp) {
         self.earliest_due = Some(self.earliest_due.map_or(t, |d| d.min(t)));
     }

@@ -84,7 +84,13 @@ impl Ctx<'_> {
                 Err(e) => return Ok(Err(e)),
             }
         };
-        rec.record_firing(f, ids);
+        let queue_id = match self.lookup_or_create(b, &key)? {
+            Ok((id, _)) => id,
+            Err(e) => return Ok(Err(e)),
+        };
+        for e in rec.record_firing(f, ids) {
+            b.log_other(queue_id, e);
+        }
         self.tx()
             .prepare_cached(
                 "UPDATE schedules SET next_run_at = ?3, runs = ?4 WHERE tenant = ?1 AND name = ?2",

@@ -4,8 +4,11 @@
 use super::ctx::{Ctx, Res};
 use super::Batch;
 use crate::webhooks::{delivery_columns, delivery_from_row, webhook_from_doc};
-use rota_core::webhooks::{after_attempt, is_outcome, Attempt, Delivery, Webhook, CALLBACKS_ID};
-use rota_core::Timestamp;
+use rota_core::events::{self, EventType};
+use rota_core::webhooks::{
+    after_attempt, is_outcome, Attempt, Delivery, DeliveryState, Webhook, CALLBACKS_ID,
+};
+use rota_core::{QueueKey, Timestamp};
 use rota_store::StoreError;
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::collections::HashMap;
@@ -93,9 +96,9 @@ pub(crate) fn fan_out(
         for (webhook_id, url) in targets {
             tx.prepare_cached(
                 "INSERT INTO deliveries (cursor, at, queue, kind, task_id, attempt, type, state, \
-                 worker, error, due, tenant, webhook_id, url, dstate, attempts, next_at, \
+                 worker, error, due, subject, tenant, webhook_id, url, dstate, attempts, next_at, \
                  created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-                 ?12, ?13, ?14, 'pending', 0, ?2, ?2, ?2)",
+                 ?12, ?13, ?14, ?15, 'pending', 0, ?2, ?2, ?2)",
             )?
             .execute(params![
                 e.cursor,
@@ -109,6 +112,7 @@ pub(crate) fn fan_out(
                 e.worker,
                 e.error,
                 e.due.map(|d| d.0),
+                e.subject.as_ref().map(|s| s.to_column()),
                 tenant,
                 webhook_id,
                 url,
@@ -265,11 +269,24 @@ impl Ctx<'_> {
                     a.latency_ms as i64,
                     now.0
                 ])?;
+            let key = QueueKey::new(d.tenant.clone(), d.event.queue.clone());
+            let queue_id = self.lookup(b, &key).map(|(id, _)| id);
+            let about = |ty, error| {
+                let (hook, attempts) = (&d.webhook_id, d.attempts);
+                events::about_delivery(ty, &d.event, hook, d.id, attempts, error, now)
+            };
+            if let (DeliveryState::Dead, Some(qid)) = (state, queue_id) {
+                b.log_other(qid, about(EventType::DeliveryDead, a.error.clone()));
+            }
             let Ok(mut w) = self.webhook(&d.tenant, &d.webhook_id)? else {
                 continue;
             };
             let before = w.clone();
             if w.note_attempt(a, now) {
+                if let Some(qid) = queue_id {
+                    let reason = w.disabled_reason.clone();
+                    b.log_other(qid, about(EventType::WebhookDisabled, reason));
+                }
                 disabled.push(w.clone());
             }
             if w != before {

@@ -74,6 +74,7 @@ macro_rules! conformance_tests {
             a_tick_fired_through_two_stores_at_once_runs_once,
             events_a_webhook_wants_become_deliveries,
             attempts_end_dead_and_a_failing_endpoint_is_disabled,
+            dead_deliveries_and_disabled_webhooks_are_logged_for_other_webhooks,
             deleting_a_webhook_or_its_tenant_deletes_its_deliveries,
             a_task_result_goes_to_its_callback_url,
             batch_complete_reports_each_item,

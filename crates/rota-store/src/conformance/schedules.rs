@@ -211,6 +211,45 @@ pub async fn firing_a_tick_enqueues_once_and_moves_next_run_at<H: Harness>() {
     assert!(manual.runs[0].task_id.is_some());
     let counts = s.queue(&q("mirrors")).await.unwrap().counts;
     assert_eq!((counts.ready, counts.scheduled), (1, 1));
+    // Each tick is logged after the task it enqueued: fired with the task, or skipped.
+    let keep: EventKeep = Arc::new(|e: &rota_core::events::Event| e.event_type.is_schedule());
+    let logged = s.events("default", 0, 100, keep).await.unwrap().events;
+    let seen: Vec<_> = logged
+        .iter()
+        .map(|e| (e.event_type.as_str(), e.due, e.task_id, e.error.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("schedule.fired", Some(Timestamp(T0)), id, None),
+            (
+                "schedule.skipped",
+                Some(Timestamp(T0 + 60_000)),
+                TaskId::NONE,
+                Some("overlap")
+            ),
+            (
+                "schedule.fired",
+                Some(Timestamp(T0 + 70_000)),
+                manual.runs[0].task_id.unwrap(),
+                None
+            ),
+        ]
+    );
+    let e = &logged[0];
+    assert_eq!((e.queue.as_str(), e.kind.as_str()), ("mirrors", "sync"));
+    assert_eq!(
+        e.subject,
+        Some(rota_core::events::Subject::Schedule("sync".into()))
+    );
+    let all: EventKeep = Arc::new(|_: &rota_core::events::Event| true);
+    let everything = s.events("default", 0, 100, all).await.unwrap().events;
+    let enqueued = everything.iter().position(|e| e.task_id == id).unwrap();
+    assert_eq!(
+        everything[enqueued + 1].event_type.as_str(),
+        "schedule.fired",
+        "the tick's event follows its task's"
+    );
     assert_eq!(
         s.fire_schedule(firing("gone", None, None, vec![]))
             .await

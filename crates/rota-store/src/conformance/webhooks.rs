@@ -372,3 +372,95 @@ pub async fn a_task_result_goes_to_its_callback_url<H: Harness>() {
     assert_eq!(got[0].url.as_deref(), Some("https://app.example.com/queue"));
     assert_eq!(got[0].event.event_type.as_str(), "task.dead");
 }
+
+pub async fn dead_deliveries_and_disabled_webhooks_are_logged_for_other_webhooks<H: Harness>() {
+    let (_h, clock, s) = setup::<H>().await;
+    // `flaky` also asks for delivery events: never its own, or its failures would feed it.
+    let types = ["task.enqueued", "delivery.*", "webhook.*"];
+    s.put_webhook(hook("default", "flaky", &types, &[]))
+        .await
+        .unwrap();
+    s.put_webhook(hook("default", "ops", &["delivery.*", "webhook.*"], &[]))
+        .await
+        .unwrap();
+    let queue = q("jobs");
+    let task_id = enqueue_one(&s, &queue, task("x")).await.id;
+    let id = s
+        .deliveries("default", filter("flaky", None))
+        .await
+        .unwrap()[0]
+        .id;
+    for attempt in 1..=MAX_ATTEMPTS {
+        let now = clock.now();
+        s.take_deliveries(vec![id], now, now.plus_ms(1_000))
+            .await
+            .unwrap();
+        s.record_attempts(vec![(id, failed(500))], now)
+            .await
+            .unwrap();
+        clock.advance_ms(rota_core::webhooks::retry_delay_ms(attempt));
+    }
+    let keep: EventKeep = Arc::new(|e: &rota_core::events::Event| e.event_type.is_delivery());
+    let logged = s
+        .events("default", 0, 10, keep.clone())
+        .await
+        .unwrap()
+        .events;
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    let dead = &logged[0];
+    assert_eq!(dead.event_type.as_str(), "delivery.dead");
+    assert_eq!(
+        (dead.queue.as_str(), dead.task_id, dead.attempt),
+        ("jobs", task_id, MAX_ATTEMPTS)
+    );
+    assert_eq!(dead.error.as_deref(), Some("answered 500"));
+    let about = rota_core::events::Subject::Delivery {
+        webhook_id: "flaky".into(),
+        delivery_id: id,
+    };
+    assert_eq!(dead.subject.as_ref(), Some(&about));
+    let to_ops = s.deliveries("default", filter("ops", None)).await.unwrap();
+    assert_eq!(to_ops.len(), 1);
+    assert_eq!(to_ops[0].event.subject.as_ref(), Some(&about));
+    let to_flaky = s
+        .deliveries("default", filter("flaky", None))
+        .await
+        .unwrap();
+    assert_eq!(to_flaky.len(), 1, "none about its own delivery");
+
+    // Disabled after failing long enough: logged too, with the reason.
+    enqueue_one(&s, &queue, task("x")).await;
+    let second = s
+        .deliveries("default", filter("flaky", Some(DeliveryState::Pending)))
+        .await
+        .unwrap()[0]
+        .id;
+    clock.advance_ms(DISABLE_AFTER_MS);
+    let now = clock.now();
+    s.take_deliveries(vec![second], now, now.plus_ms(1_000))
+        .await
+        .unwrap();
+    s.record_attempts(vec![(second, failed(500))], now)
+        .await
+        .unwrap();
+    // Read on from the last one seen, as a follower does.
+    let logged = s
+        .events("default", dead.cursor, 10, keep)
+        .await
+        .unwrap()
+        .events;
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert_eq!(logged[0].event_type.as_str(), "webhook.disabled");
+    assert!(logged[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("every delivery failed since"));
+    assert_eq!(
+        s.deliveries("default", filter("ops", None))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}

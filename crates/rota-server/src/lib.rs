@@ -28,6 +28,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 
 /// The server's settings (the `rota serve` config minus where to listen and store).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,10 +230,11 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(axum::middleware::from_fn(metrics::track_http))
-        // A span per request (method, path) with its status and latency at DEBUG:
-        // `ROTA_LOG=tower_http=debug` shows them; at the default level they cost nothing.
+        // A span per request with its id, method and path, so every log line of the request
+        // names it; its status and latency at DEBUG (`ROTA_LOG=tower_http=debug`).
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(request_span)
                 // A 503 for a client's own in-flight limit, or a 429, is the client's doing, not
                 // a server fault: nothing at ERROR here. Storage failures are logged at ERROR
                 // where they happen (error.rs), with their cause.
@@ -238,8 +242,40 @@ pub fn router(state: AppState) -> Router {
                     tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
                 ),
         )
+        // The request's id: the client's `X-Request-Id` when it sends one, else a new one;
+        // returned on the response.
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), RequestIds))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+static REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
+
+/// Ids for requests that come without an `X-Request-Id`: 24 random hex digits.
+#[derive(Clone, Copy)]
+struct RequestIds;
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let id: String = rand::random::<[u8; 12]>()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Some(RequestId::new(
+            id.parse().expect("hex is a valid header value"),
+        ))
+    }
+}
+
+/// The span every log line of a request is written in.
+fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!("request", id, method = %req.method(), path = req.uri().path())
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, ends long-polls, lets in-flight

@@ -144,17 +144,36 @@ impl ApiCommand {
     }
 }
 
+/// Logs to stderr, filtered by `ROTA_LOG` (default `info`), as text or, with
+/// `ROTA_LOG_FORMAT=json`, one JSON object per line (with the request's span and its id).
+fn init_logs() -> Result<()> {
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("ROTA_LOG").unwrap_or_else(|_| "info".into())
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter())
+        .with_writer(std::io::stderr);
+    match std::env::var("ROTA_LOG_FORMAT").as_deref() {
+        Ok("json") => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        // Colour codes only for a person at a terminal, never into a file or a log collector.
+        Ok("text") | Err(_) => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        Ok(other) => anyhow::bail!("ROTA_LOG_FORMAT is `{other}`; use text or json"),
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ROTA_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, never into a file or a log collector.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    if let Err(e) = init_logs() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = || tokio::runtime::Runtime::new().context("cannot start the async runtime");
     let (url, token, tenant, fmt) = (cli.url, cli.token, cli.tenant, cli.output);
     let outcome = match cli.command {

@@ -5,6 +5,7 @@
 mod access;
 mod error;
 mod events;
+mod maintenance;
 mod processes;
 mod schedules;
 mod types;
@@ -14,6 +15,7 @@ pub mod worker;
 use error::ErrorBody;
 pub use error::{Error, ErrorDetail, Result};
 pub use events::{EventOptions, EventPage, EventRecord};
+pub use maintenance::Maintenance;
 pub use processes::WorkerProcess;
 pub use schedules::{ScheduleDef, ScheduleInfo, ScheduleRunInfo};
 pub use types::*;

@@ -51,6 +51,8 @@ pub mod actions {
     /// Create, change, rotate, delete webhooks and retry deliveries (a webhook's writer must
     /// also hold `tasks:read` on the queues it covers).
     pub const WEBHOOKS_WRITE: &str = "webhooks:write";
+    /// Turn maintenance mode on, announce it or end it (`maintenance`; admin only).
+    pub const MAINTENANCE_WRITE: &str = "maintenance:write";
 
     /// Every action, for validating custom rules and for documentation.
     pub const ALL: &[&str] = &[
@@ -78,6 +80,7 @@ pub mod actions {
         SCHEDULES_WRITE,
         WEBHOOKS_READ,
         WEBHOOKS_WRITE,
+        MAINTENANCE_WRITE,
     ];
 }
 

@@ -9,6 +9,7 @@ pub mod events;
 pub mod id;
 pub mod lifecycle;
 pub mod limits;
+pub mod maintenance;
 pub mod model;
 pub mod schedule;
 pub mod timestamp;

@@ -47,6 +47,16 @@ impl PostgresStore {
         {
             data.roles.push(parse("role", r.get(0))?);
         }
+        if let Some(r) = client
+            .query_opt(
+                "SELECT doc FROM rota_settings WHERE name = 'maintenance'",
+                &[],
+            )
+            .await
+            .map_err(db)?
+        {
+            data.maintenance = Some(parse("maintenance", r.get(0))?);
+        }
         Ok(data)
     }
 
@@ -136,6 +146,20 @@ impl PostgresStore {
                 )
                 .await
                 .map_err(db)?;
+            }
+            AuthChange::SetMaintenance(Some(m)) => {
+                tx.execute(
+                    "INSERT INTO rota_settings (name, doc) VALUES ('maintenance', $1) \
+                     ON CONFLICT (name) DO UPDATE SET doc = EXCLUDED.doc",
+                    &[&doc(m)],
+                )
+                .await
+                .map_err(db)?;
+            }
+            AuthChange::SetMaintenance(None) => {
+                tx.execute("DELETE FROM rota_settings WHERE name = 'maintenance'", &[])
+                    .await
+                    .map_err(db)?;
             }
         }
         if announce {

@@ -163,11 +163,11 @@ pub async fn trim(
 /// How long a read waits for logged events to pass the horizon when none has yet.
 const HORIZON_WAIT: Duration = Duration::from_millis(250);
 
-/// The tenant's events after `after` and below the horizon, up to `limit` of those `keep`
-/// accepts, reading at most [`EVENT_SCAN`] rows at a time. When there is none to answer yet
-/// but events after the last one read exist above the horizon (an older transaction, anywhere
-/// in the cluster, is still running), waits a little for them, so a reader sees a commit that
-/// finished before its read.
+/// The tenant's events after `after`, up to `limit` of those `keep` accepts, reading at most
+/// [`EVENT_SCAN`] rows. Only cursors below the horizon are read (so none smaller can appear
+/// later); when events that committed before this read are still above it (an older
+/// transaction, anywhere in the cluster, is running), waits a little for them, so a reader
+/// sees every commit that finished before its read.
 pub async fn read(
     client: &impl GenericClient,
     tenant: &str,
@@ -177,26 +177,23 @@ pub async fn read(
 ) -> StoreResult<EventPage> {
     let deadline = tokio::time::Instant::now() + HORIZON_WAIT;
     let mut pause = Duration::from_millis(1);
-    let mut from = after;
+    // The newest event committed before this read.
+    let newest: Option<i64> = client
+        .query_one(
+            "SELECT max(cursor) FROM rota_events WHERE tenant = $1",
+            &[&tenant],
+        )
+        .await
+        .map_err(db)?
+        .get(0);
     loop {
-        let page = read_visible(client, tenant, from, limit, keep).await?;
-        if !page.events.is_empty() || tokio::time::Instant::now() >= deadline {
-            return Ok(page);
-        }
-        if page.next_cursor > from {
-            // Passed over events this reader does not see; look on.
-            from = page.next_cursor;
-            continue;
-        }
-        let newest: Option<i64> = client
-            .query_one(
-                "SELECT max(cursor) FROM rota_events WHERE tenant = $1",
-                &[&tenant],
-            )
-            .await
-            .map_err(db)?
-            .get(0);
-        if newest.is_none_or(|n| n <= from) {
+        let (page, scan_full) = read_visible(client, tenant, after, limit, keep).await?;
+        let covered = newest.is_none_or(|n| page.next_cursor >= n);
+        if page.events.len() == limit
+            || scan_full
+            || covered
+            || tokio::time::Instant::now() >= deadline
+        {
             return Ok(page);
         }
         tokio::time::sleep(pause).await;
@@ -204,13 +201,14 @@ pub async fn read(
     }
 }
 
+/// The events below the horizon, and whether the scan read its whole [`EVENT_SCAN`] rows.
 async fn read_visible(
     client: &impl GenericClient,
     tenant: &str,
     after: i64,
     limit: usize,
     keep: &(dyn Fn(&Event) -> bool + Send + Sync),
-) -> StoreResult<EventPage> {
+) -> StoreResult<(EventPage, bool)> {
     let rows = client
         .query(
             &format!(
@@ -236,7 +234,7 @@ async fn read_visible(
             }
         }
     }
-    Ok(page)
+    Ok((page, rows.len() as i64 == EVENT_SCAN))
 }
 
 /// An event's columns, in the order [`event_from_row`] reads them (deliveries store the same).

@@ -315,6 +315,16 @@ BEGIN
 END $$;
 "#,
     ),
+    (
+        "settings",
+        r#"
+-- Server-wide settings by name, as JSON: `maintenance` (rota_core::maintenance::Maintenance).
+CREATE TABLE rota_settings (
+    name TEXT PRIMARY KEY,
+    doc  TEXT NOT NULL
+);
+"#,
+    ),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

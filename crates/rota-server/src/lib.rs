@@ -12,6 +12,7 @@ pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod faktory;
+pub mod maintenance;
 pub mod metrics;
 pub mod service;
 pub mod webhooks;
@@ -126,7 +127,10 @@ pub struct Shared {
 }
 
 pub fn router(state: AppState) -> Router {
-    use api::{admin, batch, changes, events, queues, schedules, system, tasks, webhooks, workers};
+    use api::{
+        admin, batch, changes, events, maintenance, queues, schedules, system, tasks, webhooks,
+        workers,
+    };
     let body_limit = state.config.limits.max_body_bytes;
     let v1 = Router::new()
         .route("/v1/queues", get(queues::list))
@@ -201,10 +205,21 @@ pub fn router(state: AppState) -> Router {
                 .put(admin::put_role)
                 .delete(admin::delete_role),
         )
+        .route(
+            "/v1/admin/maintenance",
+            get(maintenance::get)
+                .put(maintenance::put)
+                .delete(maintenance::delete),
+        )
         .route("/v1/whoami", get(admin::whoami))
         .route("/v1/workers", get(workers::list))
         .route("/v1/workers/{wid}/quiet", post(workers::quiet))
         .route("/v1/workers/{wid}/terminate", post(workers::terminate))
+        // Maintenance is checked after authentication (a wrong key is still 401).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::maintenance::refuse_writes,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -365,13 +380,20 @@ pub async fn run_doors(
     let scheduler = {
         let (store, clock) = (store.clone(), clock.clone());
         let wake = state.service.schedules_changed();
+        // Maintenance mode holds the scheduler: a tick is an enqueue.
+        let (auth, held_clock) = (state.auth.clone(), clock.clone());
+        let held: background::schedules::Held = Arc::new(move || {
+            let now = held_clock.now();
+            auth.maintenance(now).is_some_and(|m| m.refuses(now))
+        });
         tokio::spawn(background::elected(
             store.clone(),
             "schedules",
             me.clone(),
             token.clone(),
             move |stop| {
-                background::schedules::run(store.clone(), clock.clone(), wake.clone(), stop)
+                let (store, clock) = (store.clone(), clock.clone());
+                background::schedules::run(store, clock, wake.clone(), held.clone(), stop)
             },
         ))
     };

@@ -5,6 +5,7 @@
 //! settings and per-state counts live in an in-memory catalog (`catalog.rs`) rebuilt from the
 //! rows at open.
 
+pub mod backup;
 mod catalog;
 mod events;
 mod load;

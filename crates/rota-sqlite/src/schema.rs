@@ -204,6 +204,13 @@ ALTER TABLE deliveries ADD COLUMN url TEXT;
 ALTER TABLE events ADD COLUMN subject TEXT;
 ALTER TABLE deliveries ADD COLUMN subject TEXT;
 "#,
+    r#"
+-- Server-wide settings by name, as JSON: `maintenance` (rota_core::maintenance::Maintenance).
+CREATE TABLE settings (
+    name TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
+);
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

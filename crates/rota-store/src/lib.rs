@@ -21,6 +21,7 @@ use async_trait::async_trait;
 pub use rota_core::auth::{KeyRecord, RoleRecord, TenantRecord};
 use rota_core::events::Event;
 use rota_core::lifecycle::{InvalidTransition, LeaseLoss};
+use rota_core::maintenance::Maintenance;
 use rota_core::{Json, QueueInfo, QueueKey, QueuePatch, Task, TaskId, TaskState, Timestamp};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -162,12 +163,14 @@ pub struct PoolStatus {
     pub timeouts: u64,
 }
 
-/// Everything access control keeps: tenants, API keys (hashes only) and custom roles.
+/// Everything access control keeps: tenants, API keys (hashes only) and custom roles; and the
+/// maintenance state, which decides what may be written at all.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuthData {
     pub tenants: Vec<TenantRecord>,
     pub keys: Vec<KeyRecord>,
     pub roles: Vec<RoleRecord>,
+    pub maintenance: Option<Maintenance>,
 }
 
 /// One change to access-control data. Each is a plain write (insert or replace, delete); the
@@ -186,6 +189,8 @@ pub enum AuthChange {
         tenant: String,
         name: String,
     },
+    /// Sets or (`None`) ends maintenance mode.
+    SetMaintenance(Option<Maintenance>),
 }
 
 /// What an operator does to one task by its id, through [`Store::change`]. The transitions

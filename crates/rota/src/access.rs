@@ -498,6 +498,10 @@ pub async fn whoami(c: &Client, fmt: Format) -> Result<()> {
             if let Some(k) = &me.kinds {
                 println!("kinds: {}", k.join(", "));
             }
+            if let Some(m) = &me.maintenance {
+                let state = if m.refusing { "ON" } else { "announced" };
+                println!("maintenance {state}: {}", m.message);
+            }
         }
     }
     Ok(())

@@ -5,11 +5,13 @@
 #![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
 mod access;
+mod backup;
 mod bench;
 mod cli;
 mod config;
 mod copy;
 mod events;
+mod maintenance;
 mod output;
 mod processes;
 mod schedules;
@@ -73,6 +75,15 @@ enum Command {
     ///
     /// Example: rota recover-admin --data-dir ./rota-data
     RecoverAdmin(serve::RecoverArgs),
+    /// Copy the embedded store to a file while the server runs (a consistent snapshot: every
+    /// task acknowledged before it began is in it).
+    ///
+    /// Example: rota backup /backups/rota-2026-11-25.db --data-dir ./rota-data
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a new or empty data directory, then start a server on it.
+    ///
+    /// Example: rota restore /backups/rota-2026-11-25.db --data-dir ./rota-restored
+    Restore(backup::RestoreArgs),
     /// Measure throughput and claim latency (starts its own server unless --url is given).
     ///
     /// Example: rota bench --tasks 200000
@@ -119,6 +130,9 @@ enum ApiCommand {
     ///
     /// Example: rota events --follow --types task.dead
     Events(events::EventsArgs),
+    /// Maintenance mode (admin only): refuse writes and claims with a banner, or only announce.
+    #[command(subcommand)]
+    Maintenance(maintenance::MaintenanceCmd),
     /// Run a command for each task of a queue.
     ///
     /// Example: rota worker emails --kinds email.send --concurrency 4 -- ./send-email.sh
@@ -140,6 +154,7 @@ impl ApiCommand {
             ApiCommand::Events(args) => events::events(&client, args, fmt).await,
             ApiCommand::Schedule(cmd) => schedules::schedule(&client, cmd, fmt).await,
             ApiCommand::Webhook(cmd) => webhooks::webhook(&client, cmd, fmt).await,
+            ApiCommand::Maintenance(cmd) => maintenance::maintenance(&client, cmd, fmt).await,
         }
     }
 }
@@ -183,6 +198,8 @@ fn main() -> ExitCode {
         Command::RecoverAdmin(args) => {
             runtime().and_then(|rt| rt.block_on(serve::recover_admin(args)))
         }
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => backup::restore(args),
         Command::Bench(args) => bench::run(args, url, token),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

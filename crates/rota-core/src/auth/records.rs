@@ -247,6 +247,9 @@ pub struct WhoAmI {
     pub roles: Vec<String>,
     pub queues: Vec<String>,
     pub kinds: Option<Vec<String>>,
+    /// The maintenance banner, while maintenance is on or announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<crate::maintenance::Maintenance>,
 }
 
 #[cfg(test)]

@@ -263,9 +263,13 @@ pub async fn delete_role(
 
 #[utoipa::path(get, path = "/v1/whoami", tag = "admin",
     responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody)))]
-pub async fn whoami(caller: Caller) -> axum::Json<WhoAmI> {
+pub async fn whoami(
+    caller: Caller,
+    axum::extract::State(st): axum::extract::State<crate::AppState>,
+) -> axum::Json<WhoAmI> {
     let p = &caller.principal;
     axum::Json(WhoAmI {
+        maintenance: caller.auth().maintenance(st.clock.now()),
         principal: p.label.clone(),
         tenant: p.tenant.clone(),
         acting_tenant: caller.tenant.clone(),

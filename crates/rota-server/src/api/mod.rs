@@ -4,6 +4,7 @@ pub mod admin;
 pub mod batch;
 pub mod changes;
 pub mod events;
+pub mod maintenance;
 pub mod queues;
 pub mod schedules;
 pub mod system;

@@ -14,6 +14,10 @@ pub struct Status {
     /// Each part checked, `ok` or what is wrong with it.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub checks: BTreeMap<String, String>,
+    /// The maintenance banner, while maintenance is on or announced (the server stays ready:
+    /// reads work).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<rota_core::maintenance::Maintenance>,
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "system", security(()), responses((status = 200, body = Status)))]
@@ -21,6 +25,7 @@ pub async fn healthz() -> axum::Json<Status> {
     axum::Json(Status {
         status: "ok",
         checks: BTreeMap::new(),
+        maintenance: None,
     })
 }
 
@@ -47,7 +52,15 @@ pub async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     };
-    (code, axum::Json(Status { status, checks }))
+    let maintenance = st.auth.maintenance(st.clock.now());
+    (
+        code,
+        axum::Json(Status {
+            status,
+            checks,
+            maintenance,
+        }),
+    )
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "system", security(()),
@@ -239,6 +252,9 @@ impl utoipa::Modify for ErrorResponses {
         crate::api::workers::list,
         crate::api::workers::quiet,
         crate::api::workers::terminate,
+        crate::api::maintenance::get,
+        crate::api::maintenance::put,
+        crate::api::maintenance::delete,
         healthz,
         readyz,
         metrics,

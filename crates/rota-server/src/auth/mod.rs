@@ -20,6 +20,7 @@ mod credentials;
 mod decide;
 pub mod jwt;
 pub mod limits;
+mod maintenance;
 mod registry;
 mod request;
 mod routes;
@@ -49,6 +50,7 @@ use rota_core::auth::{
     validate_name, ClientLimits, Decision, KeyRecord, RoleRecord, Rule, TenantPatch, TenantRecord,
     ADMIN_ROLE,
 };
+use rota_core::maintenance::Maintenance;
 use rota_core::{limits::validate_queue_name, Clock, QueueKey, Timestamp, DEFAULT_TENANT};
 use rota_store::{AuthChange, DynStore};
 use serde::{Deserialize, Serialize};
@@ -118,13 +120,17 @@ struct Registry {
     keys: HashMap<String, Arc<KeyEntry>>,
     /// tenant -> role name -> rules
     roles: HashMap<String, HashMap<String, Arc<RoleRecord>>>,
+    maintenance: Option<Maintenance>,
 }
 
 impl Registry {
     /// The registry for `data`, keeping `old`'s limit counters and last-used times for the
     /// tenants and keys that remain.
     fn from_data(data: rota_store::AuthData, old: &Registry) -> Result<Registry, String> {
-        let mut state = Registry::default();
+        let mut state = Registry {
+            maintenance: data.maintenance,
+            ..Registry::default()
+        };
         for t in data.tenants {
             let client = old
                 .tenants

@@ -2,6 +2,7 @@
 //! sleeps until the next tick, a change to a schedule, or a second at most (schedules changed
 //! through another server are seen within that). It runs only on the elected server; firing
 //! is also guarded in the store (see [`rota_store::Firing`]), so a tick is never fired twice.
+//! Maintenance mode holds it.
 
 use rota_core::schedule::{self, Overlap, ScheduleRun};
 use rota_core::{Clock, Timestamp};
@@ -15,13 +16,25 @@ use tokio_util::sync::CancellationToken;
 const PER_PASS: usize = 100;
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
+/// Whether firing is held now (maintenance mode is on).
+pub type Held = Arc<dyn Fn() -> bool + Send + Sync>;
+
 pub async fn run(
     store: DynStore,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
+    held: Held,
     shutdown: CancellationToken,
 ) {
     loop {
+        if held() {
+            // Ticks that pass meanwhile follow each schedule's `catch_up` afterwards.
+            tokio::select! {
+                _ = tokio::time::sleep(MAX_SLEEP) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            continue;
+        }
         let wait = match fire_due(&store, clock.as_ref()).await {
             Ok(Pass { fired, next }) if fired < PER_PASS => next.map_or(MAX_SLEEP, |t| {
                 let ms = t.0.saturating_sub(clock.now().0).max(0) as u64;

@@ -88,6 +88,16 @@ pub(super) async fn run(st: &AppState, s: &Session, verb: &str, arg: &str) -> Re
         Err(e) => return e.into(),
     };
     st.faktory.command();
+    // Maintenance refuses what it refuses at the HTTP door; work handed out may finish.
+    let now = st.clock.now();
+    if let Some(m) = st.auth.maintenance(now).filter(|m| m.refuses(now)) {
+        if matches!(
+            verb,
+            "PUSH" | "PUSHB" | "FETCH" | "QUEUE" | "FLUSH" | "MUTATE"
+        ) {
+            return crate::maintenance::refusal(&m, now).into();
+        }
+    }
     let done = match verb {
         "PUSH" => push(st, &caller, arg).await,
         "PUSHB" => push_batch(st, &caller, arg).await,

@@ -1,4 +1,4 @@
-//! Access-control writes (tenants, keys, roles) and the readiness probe.
+//! Access-control writes (tenants, keys, roles, maintenance mode) and the readiness probe.
 
 use super::ctx::{Ctx, Res};
 use super::Batch;
@@ -73,6 +73,15 @@ impl Ctx<'_> {
                     "DELETE FROM roles WHERE tenant = ?1 AND name = ?2",
                     params![tenant, name],
                 )?;
+            }
+            AuthChange::SetMaintenance(Some(m)) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO settings (name, doc) VALUES ('maintenance', ?1)",
+                )?
+                .execute(params![doc(m)])?;
+            }
+            AuthChange::SetMaintenance(None) => {
+                tx.execute("DELETE FROM settings WHERE name = 'maintenance'", [])?;
             }
         }
         Ok(Ok(()))

@@ -87,8 +87,30 @@ pub async fn auth_data_round_trips_and_survives_reopen<H: Harness>() {
     s.change_auth(AuthChange::PutKey(key.clone()))
         .await
         .unwrap();
+    // Maintenance mode: set, replaced, and kept.
+    assert_eq!(s.load_auth().await.unwrap().maintenance, None);
+    let mut maintenance = rota_core::maintenance::Maintenance {
+        message: "upgrade".into(),
+        refusing: false,
+        until: None,
+        since: Timestamp(T0),
+        by: "admin token".into(),
+    };
+    s.change_auth(AuthChange::SetMaintenance(Some(maintenance.clone())))
+        .await
+        .unwrap();
+    maintenance.refusing = true;
+    maintenance.until = Some(Timestamp(T0 + 60_000));
+    s.change_auth(AuthChange::SetMaintenance(Some(maintenance.clone())))
+        .await
+        .unwrap();
     s.close().await;
     let s = h.open(clock).await;
+    assert_eq!(s.load_auth().await.unwrap().maintenance, Some(maintenance));
+    s.change_auth(AuthChange::SetMaintenance(None))
+        .await
+        .unwrap();
+    assert_eq!(s.load_auth().await.unwrap().maintenance, None);
     let mut data = s.load_auth().await.unwrap();
     data.tenants.sort_by(|a, b| a.name.cmp(&b.name));
     assert_eq!(data.tenants[0], acme);

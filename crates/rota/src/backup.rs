@@ -1,0 +1,68 @@
+//! `rota backup` and `rota restore` for the embedded store. PostgreSQL has its own tools
+//! (docs/operations.md).
+
+use crate::config;
+use anyhow::{bail, Result};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct BackupArgs {
+    /// The file to write (it must not exist yet).
+    file: PathBuf,
+    /// The data directory of the server, which may be running.
+    #[arg(long, env = "ROTA_DATA_DIR", value_name = "DIR", default_value = config::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct RestoreArgs {
+    /// A file `rota backup` wrote.
+    file: PathBuf,
+    /// Where to restore it: a new or empty directory; then `rota serve --data-dir DIR`.
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+}
+
+fn embedded_only(what: &str) -> Result<()> {
+    if std::env::var_os("ROTA_DATABASE_URL").is_some() {
+        bail!(
+            "`rota {what}` copies the embedded store; ROTA_DATABASE_URL names PostgreSQL, whose \
+             own tools do this (pg_dump, or base backups with point-in-time recovery: see \
+             docs/operations.md)"
+        );
+    }
+    Ok(())
+}
+
+/// A consistent copy of the store while the server runs: every task acknowledged before it
+/// began is in it.
+pub fn backup(args: BackupArgs) -> Result<()> {
+    embedded_only("backup")?;
+    let db = config::db_path(&args.data_dir);
+    let started = std::time::Instant::now();
+    let copied = rota_sqlite::backup::backup(&db, &args.file).map_err(anyhow::Error::msg)?;
+    println!(
+        "backed up {} to {} ({} bytes, schema {}) in {} ms",
+        db.display(),
+        args.file.display(),
+        copied.bytes,
+        copied.schema_version,
+        started.elapsed().as_millis()
+    );
+    Ok(())
+}
+
+pub fn restore(args: RestoreArgs) -> Result<()> {
+    embedded_only("restore")?;
+    let copied =
+        rota_sqlite::backup::restore(&args.file, &args.data_dir).map_err(anyhow::Error::msg)?;
+    println!(
+        "restored {} into {} ({} bytes, schema {}); start it with: rota serve --data-dir {}",
+        args.file.display(),
+        args.data_dir.display(),
+        copied.bytes,
+        copied.schema_version,
+        args.data_dir.display()
+    );
+    Ok(())
+}

@@ -3,6 +3,7 @@
 //! reused.
 
 mod access;
+mod doctor;
 mod error;
 mod events;
 mod maintenance;
@@ -12,6 +13,7 @@ mod types;
 mod webhooks;
 pub mod worker;
 
+pub use doctor::{DoctorFinding, DoctorReport};
 use error::ErrorBody;
 pub use error::{Error, ErrorDetail, Result};
 pub use events::{EventOptions, EventPage, EventRecord};

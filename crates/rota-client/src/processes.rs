@@ -50,8 +50,8 @@ impl Client {
     }
 }
 
-/// `wid` as one path segment: every byte but `[A-Za-z0-9._~-]` percent-encoded.
-fn escape(wid: &str) -> String {
+/// `wid` (or any text) as one path segment or query value: every byte but `[A-Za-z0-9._~-]` percent-encoded.
+pub(crate) fn escape(wid: &str) -> String {
     wid.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'~' | b'-' => {

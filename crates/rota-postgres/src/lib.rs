@@ -15,6 +15,7 @@
 
 mod access;
 mod changes;
+mod diagnose;
 mod enqueue;
 mod events;
 mod ids;
@@ -439,6 +440,14 @@ impl Store for PostgresStore {
     }
     async fn queue_overview(&self, max: usize) -> StoreResult<QueueOverview> {
         self.overview(max).await
+    }
+    async fn diagnose(
+        &self,
+        tenant: &str,
+        since: rota_core::Timestamp,
+        far: rota_core::Timestamp,
+    ) -> StoreResult<rota_store::Diagnosis> {
+        self.diagnosis(tenant, since, far).await
     }
     async fn update_queue(&self, queue: &QueueKey, patch: QueuePatch) -> StoreResult<QueueInfo> {
         self.update_queue_settings(queue, patch).await

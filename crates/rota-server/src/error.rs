@@ -145,7 +145,7 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %detail, "storage unavailable");
                 Self::new(
                     ErrorKind::Unavailable,
-                    "storage_unavailable",
+                    STORAGE_UNAVAILABLE_CODE,
                     STORAGE_UNAVAILABLE,
                 )
             }
@@ -158,7 +158,12 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: self.detail(),
         };
+        let note = ErrorNote {
+            code: self.code,
+            message: self.message.clone(),
+        };
         let mut resp = (self.kind.http_status(), axum::Json(body)).into_response();
+        resp.extensions_mut().insert(note);
         let retry_after = self
             .retry_after
             .or((self.kind == ErrorKind::Unavailable).then_some(1));
@@ -177,3 +182,14 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The code of an answer the store could not give (a failed commit or read).
+pub const STORAGE_UNAVAILABLE_CODE: &str = "storage_unavailable";
+
+/// An error answer's code and message, kept on the response for the layers around the handler
+/// (the doctor's record of refusals reads it).
+#[derive(Debug, Clone)]
+pub struct ErrorNote {
+    pub code: &'static str,
+    pub message: String,
+}

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod background;
 pub mod bodies;
 pub mod connections;
+pub mod doctor;
 pub mod error;
 pub mod extract;
 pub mod faktory;
@@ -128,8 +129,8 @@ pub struct Shared {
 
 pub fn router(state: AppState) -> Router {
     use api::{
-        admin, batch, changes, events, maintenance, queues, schedules, system, tasks, webhooks,
-        workers,
+        admin, batch, changes, doctor, events, maintenance, queues, schedules, system, tasks,
+        webhooks, workers,
     };
     let body_limit = state.config.limits.max_body_bytes;
     let v1 = Router::new()
@@ -212,6 +213,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(maintenance::delete),
         )
         .route("/v1/whoami", get(admin::whoami))
+        .route("/v1/doctor", get(doctor::doctor))
         .route("/v1/workers", get(workers::list))
         .route("/v1/workers/{wid}/quiet", post(workers::quiet))
         .route("/v1/workers/{wid}/terminate", post(workers::terminate))

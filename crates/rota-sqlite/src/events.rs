@@ -21,7 +21,7 @@ pub(crate) const EVENT_COLUMNS: &str =
 
 /// The stored code of an event type: its place in [`EventType::ALL`], which only grows at the
 /// end.
-fn type_code(t: EventType) -> i64 {
+pub(crate) fn type_code(t: EventType) -> i64 {
     EventType::ALL
         .iter()
         .position(|x| *x == t)

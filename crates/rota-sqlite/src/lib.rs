@@ -7,6 +7,7 @@
 
 pub mod backup;
 mod catalog;
+mod diagnose;
 mod events;
 mod load;
 mod queries;
@@ -309,6 +310,14 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn diagnose(
+        &self,
+        tenant: &str,
+        since: Timestamp,
+        far: Timestamp,
+    ) -> StoreResult<rota_store::Diagnosis> {
+        self.read_diagnosis(tenant, since, far).await
+    }
     async fn queue_overview(&self, max: usize) -> StoreResult<QueueOverview> {
         let (chosen, rest, rest_queues) = {
             let cat = self

@@ -6,11 +6,13 @@
 //! talks only to `dyn Store`.
 
 pub mod conformance;
+mod diagnosis;
 mod retention;
 mod schedules;
 mod signals;
 mod webhooks;
 
+pub use diagnosis::{top_errors, Diagnosis, QueueActivity, DIAGNOSE_SCAN, READY_KINDS, TOP_ERRORS};
 pub use retention::{EventRetention, TrimMarks, TrimRow, TrimStep, Trimmed, RESCAN_MS};
 use rota_core::webhooks::{Attempt, Delivery, Webhook};
 pub use schedules::{DueSchedules, Firing, ScheduleRecord, Tick};
@@ -282,6 +284,15 @@ pub trait Store: Send + Sync + 'static {
     /// The `max` queues (of any tenant) with the most live tasks, in full, and the counts of
     /// all others summed: what `/metrics` shows, at a cost bounded by `max`.
     async fn queue_overview(&self, max: usize) -> StoreResult<QueueOverview>;
+    /// What `rota doctor` needs of `tenant`: events since `since` summed per queue (the
+    /// newest [`DIAGNOSE_SCAN`] at most) with their most common errors, ready kinds, and tasks
+    /// scheduled after `far`.
+    async fn diagnose(
+        &self,
+        tenant: &str,
+        since: Timestamp,
+        far: Timestamp,
+    ) -> StoreResult<Diagnosis>;
     /// Changes settings, creating the queue if it does not exist yet.
     async fn update_queue(&self, queue: &QueueKey, patch: QueuePatch) -> StoreResult<QueueInfo>;
     /// Deletes the queue's tasks in `state`, live ones too (a worker holding a deleted task's

@@ -10,6 +10,7 @@ mod bench;
 mod cli;
 mod config;
 mod copy;
+mod doctor;
 mod events;
 mod maintenance;
 mod output;
@@ -130,6 +131,12 @@ enum ApiCommand {
     ///
     /// Example: rota events --follow --types task.dead
     Events(events::EventsArgs),
+    /// What is wrong, why, and what to do: stuck queues, expiring leases, failures, dead
+    /// letters, refused credentials, failing webhooks, missed ticks, storage. Exits 1 when it
+    /// finds anything.
+    ///
+    /// Example: rota doctor --queue emails
+    Doctor(doctor::DoctorArgs),
     /// Maintenance mode (admin only): refuse writes and claims with a banner, or only announce.
     #[command(subcommand)]
     Maintenance(maintenance::MaintenanceCmd),
@@ -155,6 +162,7 @@ impl ApiCommand {
             ApiCommand::Schedule(cmd) => schedules::schedule(&client, cmd, fmt).await,
             ApiCommand::Webhook(cmd) => webhooks::webhook(&client, cmd, fmt).await,
             ApiCommand::Maintenance(cmd) => maintenance::maintenance(&client, cmd, fmt).await,
+            ApiCommand::Doctor(args) => doctor::doctor(&client, args, fmt).await,
         }
     }
 }
@@ -232,6 +240,8 @@ fn main() -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // The report said it all.
+        Err(e) if e.downcast_ref::<doctor::Found>().is_some() => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

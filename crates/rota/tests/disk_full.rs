@@ -1,7 +1,7 @@
 //! A full disk, made real: the server runs with a file-size limit (RLIMIT_FSIZE, with SIGXFSZ
 //! ignored, so a write past it fails the way a full disk does). Writes then answer 503 with a
-//! stable message, `/readyz` says writes do not commit, and everything acknowledged before is
-//! still there after a restart without the limit.
+//! stable message, `/readyz` says writes do not commit, `rota doctor` names it, and everything
+//! acknowledged before is still there after a restart without the limit.
 #![cfg(unix)]
 
 mod common;
@@ -98,6 +98,27 @@ async fn a_full_disk_answers_503_makes_readyz_fail_and_loses_nothing() {
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_ne!(body["checks"]["storage.writes"], "ok", "{body}");
+    // `rota doctor` names it.
+    let report: serde_json::Value = http
+        .get(format!("{url}/v1/doctor"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let failing = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "storage_failing")
+        .unwrap_or_else(|| panic!("no storage finding: {report}"));
+    assert!(
+        failing["subject"].as_str().unwrap().starts_with("storage"),
+        "{failing}"
+    );
+    assert_eq!(report["ok"], false);
 
     child.kill().unwrap();
     child.wait().unwrap();

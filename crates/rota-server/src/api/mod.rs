@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod batch;
 pub mod changes;
+pub mod doctor;
 pub mod events;
 pub mod maintenance;
 pub mod queues;

@@ -252,6 +252,7 @@ impl utoipa::Modify for ErrorResponses {
         crate::api::workers::list,
         crate::api::workers::quiet,
         crate::api::workers::terminate,
+        crate::api::doctor::doctor,
         crate::api::maintenance::get,
         crate::api::maintenance::put,
         crate::api::maintenance::delete,

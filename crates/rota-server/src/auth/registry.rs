@@ -114,6 +114,11 @@ impl Auth {
 
     // ---- keys ------------------------------------------------------------------------------
 
+    /// The tenant of key `id`, if it exists.
+    pub fn key_tenant(&self, id: &str) -> Option<String> {
+        self.read().keys.get(id).map(|k| k.record.tenant.clone())
+    }
+
     fn key_view(k: &KeyEntry) -> KeyRecord {
         let mut r = k.record.clone();
         let used = k.last_used.load(Ordering::Relaxed);

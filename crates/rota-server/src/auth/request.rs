@@ -49,6 +49,38 @@ struct TicketParam {
     ticket: Option<String>,
 }
 
+/// How a refusal names a credential it could not admit.
+fn credential_hint(cred: Option<&Credential>) -> String {
+    match cred {
+        Some(Credential::Token(t)) => match token::key_id(t) {
+            Some(id) => format!("key {id}"),
+            None if t.matches('.').count() == 2 => "a JWT".to_owned(),
+            None => "an unknown token".to_owned(),
+        },
+        Some(Credential::Ticket(_)) => "an event-stream ticket".to_owned(),
+        _ => "no credentials".to_owned(),
+    }
+}
+
+/// Notes a 401, 403, 429 or 503 for `rota doctor`.
+fn note_refusal(st: &AppState, tenant: Option<&str>, credential: String, resp: &Response) {
+    let status = resp.status().as_u16();
+    if !matches!(status, 401 | 403 | 429 | 503) {
+        return;
+    }
+    let note = resp.extensions().get::<crate::error::ErrorNote>();
+    st.service
+        .observed()
+        .refused(crate::doctor::observed::Refusal {
+            at: st.clock.now(),
+            tenant: tenant.map(str::to_owned),
+            credential,
+            status,
+            code: note.map_or("", |n| n.code).to_owned(),
+            message: note.map(|n| n.message.clone()).unwrap_or_default(),
+        });
+}
+
 /// The middleware in front of every `/v1` route.
 pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let ticket = (req.uri().path() == STREAM_ROUTE)
@@ -66,7 +98,11 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
         }
         _ if st.auth.enabled() => match bearer(req.headers()) {
             Ok(t) => Some(Credential::Token(t)),
-            Err(e) => return e.into_response(),
+            Err(e) => {
+                let resp = e.into_response();
+                note_refusal(&st, None, credential_hint(None), &resp);
+                return resp;
+            }
         },
         _ => None,
     };
@@ -77,17 +113,32 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
             return ApiError::bad_request("the Rota-Tenant header is not text").into_response()
         }
     };
+    let hint = credential_hint(cred.as_ref());
+    let key_tenant = match &cred {
+        Some(Credential::Token(t)) => token::key_id(t).and_then(|id| st.auth.key_tenant(id)),
+        _ => None,
+    };
     let (caller, permit) = match st.auth.admit(cred, tenant).await {
         Ok(admitted) => admitted,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            let resp = e.into_response();
+            // A known key over its limits: its tenant sees the refusal.
+            let known = key_tenant.filter(|_| resp.status().as_u16() != 401);
+            note_refusal(&st, known.as_deref(), hint, &resp);
+            return resp;
+        }
     };
+    let (acting, label) = (caller.tenant.clone(), caller.principal.label.clone());
     // Refused from the method and path alone, before a byte of the body is read.
     if let Err(e) = routes::precheck(&caller, &mut req).await {
         drop(permit);
-        return e.into_response();
+        let resp = e.into_response();
+        note_refusal(&st, Some(&acting), label, &resp);
+        return resp;
     }
     req.extensions_mut().insert(caller);
     let resp = next.run(req).await;
     drop(permit);
+    note_refusal(&st, Some(&acting), label, &resp);
     resp
 }

@@ -36,9 +36,9 @@ pub const MAX_ATTEMPTS_CEILING: u32 = 10_000;
 /// The operations, over one store.
 #[derive(Clone)]
 pub struct Service {
-    store: DynStore,
+    pub(crate) store: DynStore,
     config: Arc<ServerConfig>,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     /// Cancelled when the server begins shutting down: long-polls return at once.
     shutdown: CancellationToken,
     /// Worker processes connected through the Faktory door.
@@ -47,6 +47,8 @@ pub struct Service {
     streams: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
     /// Notified when a schedule changes, so the scheduler plans again.
     schedules_changed: Arc<tokio::sync::Notify>,
+    /// What this server saw of requests, for `rota doctor`.
+    pub(crate) observed: Arc<crate::doctor::observed::Observed>,
 }
 
 impl Service {
@@ -65,7 +67,13 @@ impl Service {
             workers,
             streams: Default::default(),
             schedules_changed: Default::default(),
+            observed: Default::default(),
         }
+    }
+
+    /// What this server saw of requests (claims, refusals), for `rota doctor`.
+    pub fn observed(&self) -> &crate::doctor::observed::Observed {
+        &self.observed
     }
 
     /// Notified whenever a schedule is written through this server.

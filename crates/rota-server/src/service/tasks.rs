@@ -120,10 +120,18 @@ impl Service {
             )));
         }
         check_lease_ms("lease_ms", req.lease_ms, limits)?;
+        let kinds = req.kinds.clone();
         let got = self.claim_waiting(&keys, req).await?;
         let n = got.as_ref().map_or(0, |(_, t)| t.len());
         let i = got.as_ref().map_or(0, |(i, _)| *i);
         m::tasks_claimed(&caller.tenant, queues[i], n);
+        let seen = crate::doctor::observed::ClaimSeen {
+            at: self.clock.now(),
+            kinds,
+            got: n,
+            by: caller.principal.label.clone(),
+        };
+        self.observed.claimed(&caller.tenant, queues, seen);
         Ok(got)
     }
 

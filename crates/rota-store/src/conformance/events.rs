@@ -203,3 +203,63 @@ pub async fn deleting_a_tenant_deletes_its_events<H: Harness>() {
     create_tenant(&s, "doomed").await;
     assert!(read_all(&s, "doomed", 0).await.is_empty());
 }
+
+pub async fn a_diagnosis_sums_recent_events_errors_kinds_and_far_schedules<H: Harness>() {
+    let (_h, clock, s) = setup::<H>().await;
+    let (orders, mail, later) = (q("orders"), q("mail"), q("later"));
+    for kind in ["ship", "bill", "ship"] {
+        enqueue_one(&s, &orders, task(kind)).await;
+    }
+    enqueue_one(&s, &mail, task("send")).await;
+    // One failed attempt (retry in a minute) and one dead task, with the same error.
+    let first = claim_one(&s, &orders).await;
+    fail(&s, &first, Some(60_000), false).await.unwrap();
+    let second = claim_one(&s, &orders).await;
+    fail(&s, &second, None, true).await.unwrap();
+    let mut far = task("yearly");
+    far.run_at = Some(clock.now().plus_ms(400 * 86_400_000));
+    enqueue_one(&s, &later, far.clone()).await;
+
+    let horizon = clock.now().plus_ms(30 * 86_400_000);
+    let d = s
+        .diagnose("default", Timestamp(T0 - 1), horizon)
+        .await
+        .unwrap();
+    assert!(!d.truncated);
+    let o = &d.queues["orders"];
+    let counts = |a: &crate::QueueActivity| {
+        [
+            EventType::Enqueued,
+            EventType::Claimed,
+            EventType::Failed,
+            EventType::Dead,
+        ]
+        .map(|t| a.count(t))
+    };
+    assert_eq!(counts(o), [3, 2, 1, 1]);
+    assert_eq!(o.errors, vec![("boom on attempt 1".to_owned(), 2)]);
+    assert_eq!(
+        o.ready_kinds,
+        ["ship"],
+        "the third task; the first waits for its retry"
+    );
+    assert_eq!(d.queues["mail"].ready_kinds, ["send"]);
+    assert_eq!(counts(&d.queues["mail"]), [1, 0, 0, 0]);
+    let l = &d.queues["later"];
+    assert_eq!((l.far_scheduled, l.latest_run_at), (1, far.run_at));
+    assert!(l.ready_kinds.is_empty());
+
+    // Events before `since` are not counted; what is ready still is.
+    clock.advance_ms(1_000);
+    let d = s.diagnose("default", clock.now(), horizon).await.unwrap();
+    assert_eq!(counts(&d.queues["orders"]), [0, 0, 0, 0]);
+    assert!(d.queues["orders"].errors.is_empty());
+    assert_eq!(d.queues["orders"].ready_kinds, ["ship"]);
+    // Another tenant sees none of it.
+    create_tenant(&s, "other").await;
+    let d = s
+        .diagnose("other", Timestamp(T0 - 1), horizon)
+        .await
+        .unwrap();
+    assert!(d.queues.is_empty(), "{d:?}");
+}

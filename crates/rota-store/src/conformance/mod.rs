@@ -68,6 +68,7 @@ macro_rules! conformance_tests {
             every_transition_is_logged_in_commit_order,
             events_past_retention_are_trimmed_and_cursors_keep_growing,
             each_tenant_keeps_events_for_its_own_retention,
+            a_diagnosis_sums_recent_events_errors_kinds_and_far_schedules,
             deleting_a_tenant_deletes_its_events,
             schedules_round_trip_per_tenant_and_survive_reopen,
             firing_a_tick_enqueues_once_and_moves_next_run_at,

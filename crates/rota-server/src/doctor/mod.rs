@@ -1,0 +1,146 @@
+//! `rota doctor` and `GET /v1/doctor`: one finding per problem, each with what was seen, the
+//! likely cause and the fix. The store gives the recent event log summed per queue
+//! ([`rota_store::Diagnosis`]); this server adds what it saw of requests ([`observed`]); the
+//! checks ([`checks`]) are pure functions of both. A caller sees findings only about what it
+//! may read.
+
+pub mod checks;
+pub mod observed;
+
+use crate::auth::Caller;
+use crate::error::ApiResult;
+use crate::service::Service;
+use rota_core::auth::{actions, queue_resource};
+use rota_core::webhooks::CALLBACKS_ID;
+use rota_core::Timestamp;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Work is stuck or lost until someone acts.
+    Error,
+    /// Something is wrong or about to be.
+    Warning,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Finding {
+    /// A stable name to branch on: `queue_stalled`, `leases_expiring`, `failing`, …
+    pub check: &'static str,
+    pub severity: Severity,
+    /// What it is about: `queue emails`, `key 3f2a…`, `webhook whk_…`, `storage.writer`.
+    pub subject: String,
+    pub seen: String,
+    pub cause: String,
+    pub fix: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Report {
+    /// No finding.
+    pub ok: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub checked_at: Timestamp,
+    pub findings: Vec<Finding>,
+    /// Limits of what was looked at.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl Service {
+    /// The findings about the caller's tenant (one queue's, with `queue`).
+    pub async fn doctor(&self, caller: &Caller, queue: Option<&str>) -> ApiResult<Report> {
+        if let Some(q) = queue {
+            caller.queue(q, actions::QUEUES_READ)?;
+        }
+        let now = self.clock.now();
+        let store = &self.store;
+        let tenant = caller.tenant.as_str();
+        let only = |name: &str| queue.is_none_or(|q| q == name);
+        let queues: Vec<_> = store
+            .queues(tenant)
+            .await?
+            .into_iter()
+            .filter(|q| only(&q.name))
+            .filter(|q| caller.can(actions::QUEUES_READ, &queue_resource(&q.name)))
+            .collect();
+        let activity = store
+            .diagnose(
+                tenant,
+                now.plus_ms(-checks::WINDOW_MS),
+                now.plus_ms(checks::FAR_MS),
+            )
+            .await?;
+        let whole = queue.is_none();
+        let webhooks: Vec<_> = if whole {
+            store
+                .webhooks(tenant, None)
+                .await?
+                .into_iter()
+                .filter(|w| w.id != CALLBACKS_ID)
+                .filter(|w| caller.can(actions::WEBHOOKS_READ, &format!("webhooks/{}", w.id)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let schedules: Vec<_> = store
+            .schedules(tenant, None)
+            .await?
+            .into_iter()
+            .filter(|s| whole || only(&s.spec.queue))
+            .filter(|s| caller.can(actions::SCHEDULES_READ, &format!("schedules/{}", s.name)))
+            .collect();
+        let refusals: Vec<_> = if whole {
+            let since = now.plus_ms(-checks::REFUSALS_WINDOW_MS);
+            self.observed
+                .refusals_since(since)
+                .into_iter()
+                .filter(|r| r.code != crate::error::STORAGE_UNAVAILABLE_CODE)
+                .filter(|r| match &r.tenant {
+                    Some(t) => t == tenant && caller.can(actions::KEYS_READ, "keys/*"),
+                    // Unknown credentials belong to no tenant: admins see them.
+                    None => caller.principal.is_admin(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let claims = self.observed.claims_since(now.plus_ms(-observed::KEPT_MS));
+        let storage_errors: Vec<_> = self
+            .observed
+            .refusals_since(now.plus_ms(-checks::REFUSALS_WINDOW_MS))
+            .into_iter()
+            .filter(|r| r.code == crate::error::STORAGE_UNAVAILABLE_CODE)
+            .collect();
+        let started = std::time::Instant::now();
+        let health = store.health().await;
+        let health_ms = started.elapsed().as_millis() as u64;
+        let findings = checks::run(&checks::Inputs {
+            now,
+            tenant,
+            queues: &queues,
+            activity: &activity,
+            claims: &claims,
+            refusals: &refusals,
+            webhooks: &webhooks,
+            schedules: &schedules,
+            health: &health,
+            health_ms,
+            storage_errors: &storage_errors,
+        });
+        let mut notes = Vec::new();
+        if activity.truncated {
+            notes.push(format!(
+                "rates count the newest {} events of the last hour only",
+                rota_store::DIAGNOSE_SCAN
+            ));
+        }
+        Ok(Report {
+            ok: findings.is_empty(),
+            checked_at: now,
+            findings,
+            notes,
+        })
+    }
+}

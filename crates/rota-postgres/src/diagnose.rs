@@ -6,7 +6,7 @@ use crate::rows::state_to_sql;
 use crate::{db, PostgresStore};
 use rota_core::events::EventType;
 use rota_core::{TaskState, Timestamp};
-use rota_store::{top_errors, Diagnosis, StoreResult, DIAGNOSE_SCAN, READY_KINDS};
+use rota_store::{add_minutes, top_errors, Diagnosis, StoreResult, DIAGNOSE_SCAN, READY_KINDS};
 
 impl PostgresStore {
     pub(crate) async fn diagnosis(
@@ -17,7 +17,7 @@ impl PostgresStore {
     ) -> StoreResult<Diagnosis> {
         let client = self.conn().await?;
         let mut d = Diagnosis::default();
-        let recent = "WITH recent AS (SELECT queue, type, error FROM rota_events \
+        let recent = "WITH recent AS (SELECT queue, type, error, at FROM rota_events \
                       WHERE tenant = $1 AND at >= $2 ORDER BY cursor DESC LIMIT $3)";
         let scan = DIAGNOSE_SCAN + 1;
         let rows = client
@@ -56,6 +56,23 @@ impl PostgresStore {
             .map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2).max(0) as u64))
             .collect();
         top_errors(errors, &mut d);
+        let minutes = client
+            .query(
+                &format!(
+                    "{recent} SELECT queue, at / 60000, type, count(*) FROM recent \
+                     WHERE type IN ('task.succeeded', 'task.failed', 'task.dead') GROUP BY 1, 2, 3"
+                ),
+                &[&tenant, &since.0, &DIAGNOSE_SCAN],
+            )
+            .await
+            .map_err(db)?
+            .into_iter()
+            .filter_map(|r| {
+                let t = EventType::parse(r.get(2))?;
+                Some((r.get(0), r.get(1), t, r.get::<_, i64>(3).max(0) as u64))
+            })
+            .collect();
+        add_minutes(minutes, &mut d);
         let queues = client
             .query(
                 "SELECT id, name FROM rota_queues WHERE tenant = $1",

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod background;
 pub mod bodies;
 pub mod connections;
+pub mod dashboard;
 pub mod doctor;
 pub mod error;
 pub mod extract;
@@ -228,6 +229,7 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .merge(v1)
+        .merge(dashboard::router(state.clone()))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))

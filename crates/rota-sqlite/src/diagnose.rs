@@ -5,7 +5,7 @@ use crate::events::type_code;
 use crate::{db_err, SqliteStore};
 use rota_core::events::EventType;
 use rota_core::Timestamp;
-use rota_store::{top_errors, Diagnosis, StoreResult, DIAGNOSE_SCAN, READY_KINDS};
+use rota_store::{add_minutes, top_errors, Diagnosis, StoreResult, DIAGNOSE_SCAN, READY_KINDS};
 use rusqlite::{params, OptionalExtension};
 
 impl SqliteStore {
@@ -76,6 +76,26 @@ impl SqliteStore {
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(db_err)?;
             top_errors(errors, &mut d);
+            let succeeded = type_code(EventType::Succeeded);
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT q.name, e.at / 60000, e.type, count(*) {scope} \
+                     AND e.type IN ({succeeded}, {failed}, {dead}) GROUP BY 1, 2, 3"
+                ))
+                .map_err(db_err)?;
+            let minutes = stmt
+                .query_map(params![lo, tenant, since.0], |r| {
+                    let code: i64 = r.get(2)?;
+                    let t = usize::try_from(code)
+                        .ok()
+                        .and_then(|i| EventType::ALL.get(i).copied())
+                        .unwrap_or(EventType::Enqueued);
+                    Ok((r.get(0)?, r.get(1)?, t, r.get::<_, i64>(3)?.max(0) as u64))
+                })
+                .map_err(db_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db_err)?;
+            add_minutes(minutes, &mut d);
             // Ready kinds: one index probe per kind.
             let queues: Vec<(i64, String)> = conn
                 .prepare_cached("SELECT id, name FROM queues WHERE tenant = ?1")

@@ -4,7 +4,7 @@
 
 use rota_core::events::EventType;
 use rota_core::Timestamp;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Events one diagnosis looks at, at most (the newest ones).
 pub const DIAGNOSE_SCAN: i64 = 200_000;
@@ -34,11 +34,32 @@ pub struct QueueActivity {
     /// Scheduled tasks whose run is after `far`, and the latest such run.
     pub far_scheduled: u64,
     pub latest_run_at: Option<Timestamp>,
+    /// By minute (its start, ms) since `since`: tasks succeeded, and attempts failed (retried
+    /// or dead).
+    pub minutes: BTreeMap<i64, (u64, u64)>,
 }
 
 impl QueueActivity {
     pub fn count(&self, t: EventType) -> u64 {
         self.events.get(&t).copied().unwrap_or(0)
+    }
+}
+
+/// Adds `(queue, minute, type, count)` rows to the per-minute outcomes.
+pub fn add_minutes(rows: Vec<(String, i64, EventType, u64)>, d: &mut Diagnosis) {
+    for (queue, minute, t, n) in rows {
+        let m = d
+            .queues
+            .entry(queue)
+            .or_default()
+            .minutes
+            .entry(minute * 60_000)
+            .or_default();
+        match t {
+            EventType::Succeeded => m.0 += n,
+            EventType::Failed | EventType::Dead => m.1 += n,
+            _ => {}
+        }
     }
 }
 

@@ -12,7 +12,9 @@ mod schedules;
 mod signals;
 mod webhooks;
 
-pub use diagnosis::{top_errors, Diagnosis, QueueActivity, DIAGNOSE_SCAN, READY_KINDS, TOP_ERRORS};
+pub use diagnosis::{
+    add_minutes, top_errors, Diagnosis, QueueActivity, DIAGNOSE_SCAN, READY_KINDS, TOP_ERRORS,
+};
 pub use retention::{EventRetention, TrimMarks, TrimRow, TrimStep, Trimmed, RESCAN_MS};
 use rota_core::webhooks::{Attempt, Delivery, Webhook};
 pub use schedules::{DueSchedules, Firing, ScheduleRecord, Tick};

@@ -19,6 +19,8 @@ pub enum Credential<'a> {
     },
     /// An event-stream ticket ([`super::tickets`]); it names the tenant it acts in.
     Ticket(&'a str),
+    /// A dashboard session cookie ([`super::tickets`]).
+    Session(&'a str),
 }
 
 impl<'a> From<&'a str> for Credential<'a> {
@@ -42,6 +44,7 @@ impl Auth {
                 let (a, tenant) = self.authenticate_ticket(ticket)?;
                 Ok((a, Some(tenant)))
             }
+            Credential::Session(session) => Ok((self.authenticate_session(session)?, None)),
         }
     }
 

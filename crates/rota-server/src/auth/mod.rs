@@ -32,7 +32,7 @@ pub use caller::Caller;
 pub use config::{AuthConfig, LimitDefaults, Secret};
 pub use credentials::Credential;
 pub use request::{authenticate, STREAM_ROUTE};
-pub use tickets::TICKET_TTL_MS;
+pub use tickets::{SESSION_TTL_MS, TICKET_TTL_MS};
 
 pub use rota_core::auth::NewKey;
 

@@ -83,19 +83,27 @@ fn note_refusal(st: &AppState, tenant: Option<&str>, credential: String, resp: &
 
 /// The middleware in front of every `/v1` route.
 pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
-    let ticket = (req.uri().path() == STREAM_ROUTE)
+    let stream = req.uri().path() == STREAM_ROUTE;
+    let ticket = stream
         .then(|| axum::extract::Query::<TicketParam>::try_from_uri(req.uri()).ok())
         .flatten()
         .and_then(|q| q.0.ticket);
-    let cred = match &ticket {
+    let has_header = req
+        .headers()
+        .contains_key(axum::http::header::AUTHORIZATION);
+    // The dashboard's pages follow the stream with their session cookie (and its tenant).
+    let (session, session_tenant) = if stream && !has_header {
+        let c = |name| crate::dashboard::cookie(req.headers(), name).map(str::to_owned);
+        let s = c(crate::dashboard::SESSION_COOKIE);
+        let t = c(crate::dashboard::TENANT_COOKIE).filter(|t| !t.is_empty());
+        (s, t)
+    } else {
+        (None, None)
+    };
+    let cred = match (&ticket, &session) {
         // The header wins when both are sent.
-        Some(t)
-            if !req
-                .headers()
-                .contains_key(axum::http::header::AUTHORIZATION) =>
-        {
-            Some(Credential::Ticket(t))
-        }
+        (Some(t), _) if !has_header => Some(Credential::Ticket(t)),
+        (None, Some(s)) => Some(Credential::Session(s)),
         _ if st.auth.enabled() => match bearer(req.headers()) {
             Ok(t) => Some(Credential::Token(t)),
             Err(e) => {
@@ -107,7 +115,7 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
         _ => None,
     };
     let tenant = match req.headers().get(TENANT_HEADER).map(|v| v.to_str()) {
-        None => None,
+        None => session_tenant.as_deref(),
         Some(Ok(t)) => Some(t),
         Some(Err(_)) => {
             return ApiError::bad_request("the Rota-Tenant header is not text").into_response()

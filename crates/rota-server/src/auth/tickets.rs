@@ -16,11 +16,27 @@ const PREFIX: &str = "rtk_";
 /// How long a ticket opens a stream (the stream then lives on while its key stays valid).
 pub const TICKET_TTL_MS: i64 = 60_000;
 const ADMIN_KEY: &str = "admin";
+/// A dashboard session, `rds_<key>_<expires ms>_<mac>`: the same scheme, for the dashboard's
+/// cookie (it names no tenant; an admin picks one per request).
+const SESSION_PREFIX: &str = "rds_";
+/// How long a dashboard session lasts before signing in again.
+pub const SESSION_TTL_MS: i64 = 8 * 3_600_000;
 
 fn mac(secret: &[u8; 32], key: &str, tenant: &str, expires: i64) -> [u8; 32] {
+    sign(
+        secret,
+        &format!("rota-events-ticket\n{key}\n{tenant}\n{expires}"),
+    )
+}
+
+fn sign(secret: &[u8; 32], what: &str) -> [u8; 32] {
     let mut m = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    m.update(format!("rota-events-ticket\n{key}\n{tenant}\n{expires}").as_bytes());
+    m.update(what.as_bytes());
     m.finalize().into_bytes().into()
+}
+
+fn session_mac(secret: &[u8; 32], key: &str, expires: i64) -> [u8; 32] {
+    sign(secret, &format!("rota-dashboard-session\n{key}\n{expires}"))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -56,10 +72,10 @@ impl<'a> Ticket<'a> {
 }
 
 impl Auth {
-    /// A ticket for `caller`'s event stream and when it expires.
-    pub fn issue_ticket(&self, caller: &Caller) -> ApiResult<(String, Timestamp)> {
-        let p = &caller.principal;
-        let (key, secret) = match (&p.key_id, self.enabled()) {
+    /// The name and secret a ticket or session of `p` is signed with: its key's stored hash,
+    /// or the admin token's; `None` for a JWT, which has neither.
+    fn signer(&self, p: &Principal) -> ApiResult<Option<(String, [u8; 32])>> {
+        Ok(Some(match (&p.key_id, self.enabled()) {
             (_, false) => (ADMIN_KEY.to_owned(), [0u8; 32]),
             (Some(id), true) => {
                 let st = self.read();
@@ -71,15 +87,64 @@ impl Auth {
             }
             (None, true) => match self.env_admin.filter(|_| p.label == ADMIN_TOKEN_LABEL) {
                 Some(h) => (ADMIN_KEY.to_owned(), *h.bytes()),
-                None => {
-                    return Err(ApiError::invalid(format!(
-                        "event tickets are issued to API keys and the admin token, not to {}; \
-                         send the Authorization header to GET /v1/events/stream instead",
-                        p.label
-                    )))
-                }
+                None => return Ok(None),
             },
+        }))
+    }
+
+    /// A dashboard session for `caller`'s credential and when it expires.
+    pub fn issue_session(&self, caller: &Caller) -> ApiResult<(String, Timestamp)> {
+        let (key, secret) = self.signer(&caller.principal)?.ok_or_else(|| {
+            unauthorized(format!(
+                "the dashboard signs in with an API key or the admin token, not {}",
+                caller.principal.label
+            ))
+        })?;
+        let expires = Timestamp(self.clock.now().0 + SESSION_TTL_MS);
+        let m = hex(&session_mac(&secret, &key, expires.0));
+        Ok((format!("{SESSION_PREFIX}{key}_{}_{m}", expires.0), expires))
+    }
+
+    /// The principal a dashboard session was issued to.
+    pub(super) fn authenticate_session(&self, session: &str) -> ApiResult<Authenticated> {
+        let bad = || unauthorized("the dashboard session is not valid; sign in again");
+        let mut parts = session
+            .strip_prefix(SESSION_PREFIX)
+            .ok_or_else(bad)?
+            .splitn(3, '_');
+        let (key, expires, m) = (|| {
+            let key = parts.next()?;
+            let expires: i64 = parts.next()?.parse().ok()?;
+            Some((key, expires, token::parse_hex32(parts.next()?)?))
+        })()
+        .ok_or_else(bad)?;
+        let (authenticated, secret) = if key == ADMIN_KEY {
+            let h = self.env_admin.ok_or_else(bad)?;
+            (self.env_admin_principal(), *h.bytes())
+        } else {
+            let st = self.read();
+            let entry = st.keys.get(key).ok_or_else(bad)?;
+            (self.key_principal(&st, entry)?, *entry.hash.bytes())
         };
+        if !token::same(&session_mac(&secret, key, expires), &m) {
+            return Err(bad());
+        }
+        if expires <= self.clock.now().0 {
+            return Err(unauthorized("the dashboard session expired; sign in again"));
+        }
+        Ok(authenticated)
+    }
+
+    /// A ticket for `caller`'s event stream and when it expires.
+    pub fn issue_ticket(&self, caller: &Caller) -> ApiResult<(String, Timestamp)> {
+        let p = &caller.principal;
+        let (key, secret) = self.signer(p)?.ok_or_else(|| {
+            ApiError::invalid(format!(
+                "event tickets are issued to API keys and the admin token, not to {}; \
+                 send the Authorization header to GET /v1/events/stream instead",
+                p.label
+            ))
+        })?;
         let expires = Timestamp(self.clock.now().0 + TICKET_TTL_MS);
         let m = hex(&mac(&secret, &key, &caller.tenant, expires.0));
         Ok((

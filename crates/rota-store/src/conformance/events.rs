@@ -243,6 +243,13 @@ pub async fn a_diagnosis_sums_recent_events_errors_kinds_and_far_schedules<H: Ha
         ["ship"],
         "the third task; the first waits for its retry"
     );
+    let minute = clock.now().0 / 60_000 * 60_000;
+    let per_minute: Vec<_> = o.minutes.iter().collect();
+    assert_eq!(
+        per_minute,
+        [(&minute, &(0, 2))],
+        "two failed attempts this minute"
+    );
     assert_eq!(d.queues["mail"].ready_kinds, ["send"]);
     assert_eq!(counts(&d.queues["mail"]), [1, 0, 0, 0]);
     let l = &d.queues["later"];

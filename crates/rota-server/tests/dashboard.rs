@@ -1,0 +1,162 @@
+//! The dashboard's sessions and rules over plain HTTP (the browser test in crates/rota drives
+//! the pages themselves): sign-in, a session that expires and dies with its key, forged
+//! cookies, changes only from the pages, the event stream on the cookie, pages that follow
+//! permissions.
+
+mod helpers;
+
+use helpers::*;
+use serde_json::json;
+
+/// A client that keeps no cookies and follows no redirects.
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs in with `token`; the session cookie's value.
+async fn sign_in(s: &TestServer, token: &str) -> Option<String> {
+    let r = http()
+        .post(format!("{}/login", s.url))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("rota_session="))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+async fn get(s: &TestServer, path: &str, session: &str) -> reqwest::Response {
+    http()
+        .get(format!("{}{path}", s.url))
+        .header("cookie", format!("rota_session={session}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sessions_sign_in_expire_and_die_with_their_key() {
+    let s = TestServer::start().await;
+    // Without a session, pages lead to sign-in; a wrong key is refused there.
+    let r = http().get(format!("{}/", s.url)).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/login");
+    let refused = http()
+        .post(format!("{}/login", s.url))
+        .form(&[("token", "rota_0123456789abcdef0123456789abcdef_nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert!(refused.text().await.unwrap().contains("not valid"));
+
+    let key = s.post("/v1/keys", json!({"roles": ["reader"]})).await;
+    let (token, id) = (
+        key.body["token"].as_str().unwrap().to_owned(),
+        key.body["id"].as_str().unwrap().to_owned(),
+    );
+    let session = sign_in(&s, &token).await.expect("a session cookie");
+    assert!(!session.contains(&token), "the key is not in the cookie");
+    assert_eq!(get(&s, "/", &session).await.status(), 200);
+
+    // A forged or altered session is refused.
+    let last = if session.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{last}", &session[..session.len() - 1]);
+    assert_eq!(get(&s, "/", &forged).await.status(), 303);
+    // Revoking the key ends the session at once.
+    assert_eq!(
+        s.send("DELETE", &format!("/v1/keys/{id}"), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(get(&s, "/", &session).await.status(), 303);
+
+    // Sessions expire after 8 hours.
+    let other = s.post("/v1/keys", json!({"roles": ["reader"]})).await;
+    let session = sign_in(&s, other.body["token"].as_str().unwrap())
+        .await
+        .unwrap();
+    s.clock.advance_ms(rota_server::auth::SESSION_TTL_MS + 1);
+    assert_eq!(get(&s, "/", &session).await.status(), 303);
+}
+
+#[tokio::test]
+async fn changes_come_only_from_the_pages_and_follow_permissions() {
+    let s = TestServer::start().await;
+    s.enqueue("jobs", json!({"kind": "x"})).await;
+    let session = sign_in(&s, ADMIN).await.unwrap();
+    let post = |path: &str, htmx: bool| {
+        let mut r = http()
+            .post(format!("{}{path}", s.url))
+            .header("cookie", format!("rota_session={session}"));
+        if htmx {
+            r = r.header("hx-request", "true");
+        }
+        r.send()
+    };
+    // A plain cross-site form cannot send HX-Request: refused, nothing changes.
+    assert_eq!(
+        post("/queues/jobs/pause", false).await.unwrap().status(),
+        403
+    );
+    assert_eq!(
+        s.get("/v1/queues/jobs").await.body["settings"]["paused"],
+        false
+    );
+    assert_eq!(
+        post("/queues/jobs/pause", true).await.unwrap().status(),
+        204
+    );
+    assert_eq!(
+        s.get("/v1/queues/jobs").await.body["settings"]["paused"],
+        true
+    );
+
+    // A reader's pages offer no change, and the server refuses one anyway.
+    let key = s.post("/v1/keys", json!({"roles": ["reader"]})).await;
+    let reader = sign_in(&s, key.body["token"].as_str().unwrap())
+        .await
+        .unwrap();
+    let page = get(&s, "/queues/jobs", &reader).await.text().await.unwrap();
+    assert!(
+        page.contains("Queue jobs") && !page.contains("hx-post=\"/queues/"),
+        "{page}"
+    );
+    let refused = http()
+        .post(format!("{}/queues/jobs/resume", s.url))
+        .header("cookie", format!("rota_session={reader}"))
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+}
+
+#[tokio::test]
+async fn the_event_stream_follows_the_session_cookie() {
+    let s = TestServer::start().await;
+    s.enqueue("jobs", json!({"kind": "x"})).await;
+    let session = sign_in(&s, ADMIN).await.unwrap();
+    let mut r = get(&s, "/v1/events/stream", &session).await;
+    assert_eq!(r.status(), 200);
+    let mut seen = String::new();
+    while !seen.contains("task.enqueued") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), r.chunk())
+            .await
+            .expect("an event within 5 s")
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    // Only the stream takes the cookie; the rest of the API wants a bearer token.
+    assert_eq!(get(&s, "/v1/queues", &session).await.status(), 401);
+}

@@ -13,6 +13,7 @@
 
 mod events;
 mod fairness;
+mod latency;
 mod server;
 mod servers;
 mod soak;
@@ -76,6 +77,8 @@ pub struct BenchArgs {
     database_url: Option<String>,
     #[command(flatten)]
     soak: soak::SoakArgs,
+    #[command(flatten)]
+    latency: latency::LatencyArgs,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +104,8 @@ enum Mode {
     Webhooks,
     /// An event-stream client following the batch drain (see [`events`]).
     Events,
+    /// Enqueue→start latency at a paced rate, to long-polling workers (see [`latency`]).
+    Latency,
 }
 
 /// A figure: name, value, unit (`x` for ratios).
@@ -238,6 +243,9 @@ async fn run_once(args: &BenchArgs, target: Target) -> Result<Vec<(String, f64, 
     }
     if args.mode == Mode::Events {
         out.extend(events::run(args, &client, &server, tag).await?);
+    }
+    if args.mode == Mode::Latency {
+        out.extend(latency::run(args, &client, tag).await?);
     }
     if args.mode == Mode::Webhooks {
         let admin = server.settings_client(&client)?;

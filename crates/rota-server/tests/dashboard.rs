@@ -160,3 +160,72 @@ async fn the_event_stream_follows_the_session_cookie() {
     // Only the stream takes the cookie; the rest of the API wants a bearer token.
     assert_eq!(get(&s, "/v1/queues", &session).await.status(), 401);
 }
+
+#[tokio::test]
+async fn an_admin_switches_tenant_and_every_page_shows_the_maintenance_banner() {
+    let s = TestServer::start().await;
+    assert_eq!(
+        s.post("/v1/admin/tenants", json!({"name": "acme"}))
+            .await
+            .status,
+        201
+    );
+    let (made, _) = s
+        .send_full(
+            Some(ADMIN),
+            &[("rota-tenant", "acme")],
+            "POST",
+            "/v1/queues/acme-orders/tasks",
+            Some(r#"{"kind": "x"}"#),
+        )
+        .await;
+    assert_eq!(made.status, 201);
+    let session = sign_in(&s, ADMIN).await.unwrap();
+    let own = get(&s, "/", &session).await.text().await.unwrap();
+    assert!(
+        !own.contains("acme-orders"),
+        "tenant default has no such queue"
+    );
+    let switched = http()
+        .post(format!("{}/tenant", s.url))
+        .header("cookie", format!("rota_session={session}"))
+        .header("hx-request", "true")
+        .form(&[("tenant", "acme")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), 200);
+    let cookie = switched.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("rota_tenant=acme;"), "{cookie}");
+    let page = http()
+        .get(format!("{}/", s.url))
+        .header(
+            "cookie",
+            format!("rota_session={session}; rota_tenant=acme"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("acme-orders"), "{page}");
+
+    let on = json!({"mode": "on", "message": "disk swap"}).to_string();
+    assert_eq!(
+        s.send("PUT", "/v1/admin/maintenance", Some(&on))
+            .await
+            .status,
+        200
+    );
+    for path in ["/", "/dead", "/workers", "/keys"] {
+        let page = get(&s, path, &session).await.text().await.unwrap();
+        assert!(
+            page.contains("id=\"maintenance\"") && page.contains("disk swap"),
+            "{path}: {page}"
+        );
+    }
+}

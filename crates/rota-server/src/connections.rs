@@ -248,7 +248,9 @@ async fn serve_one(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(timeouts.idle.max(timeouts.header));
-    let served = builder.serve_connection(io, service);
+    // Upgrades: the event stream's WebSocket takes the connection over (it then lives until
+    // the server stops or its credential ends, outside the idle and head deadlines here).
+    let served = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(served);
     let mut draining = false;
     loop {

@@ -149,6 +149,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tasks/{id}", get(tasks::get).delete(changes::delete))
         .route("/v1/events", get(events::events))
         .route(auth::STREAM_ROUTE, get(events::stream))
+        .route(auth::WEBSOCKET_ROUTE, get(api::websocket::websocket))
         .route("/v1/events/tickets", post(events::ticket))
         .route("/v1/schedules", get(schedules::list))
         .route(

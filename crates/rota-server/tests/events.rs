@@ -498,3 +498,90 @@ async fn a_tenant_keeps_its_events_for_its_own_retention() {
     s.maintain().await;
     assert_eq!(events("brief").await, 1, "kept the default day");
 }
+
+mod websocket {
+    use super::*;
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    async fn open(
+        s: &TestServer,
+        query: &str,
+        token: Option<&str>,
+    ) -> Result<
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        tokio_tungstenite::tungstenite::Error,
+    > {
+        let url = format!("{}/v1/events/ws{query}", s.url.replace("http://", "ws://"));
+        let mut req = url.into_client_request().unwrap();
+        if let Some(t) = token {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(req)
+            .await
+            .map(|(ws, _)| ws)
+    }
+
+    async fn next_event(
+        ws: &mut tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+    ) -> Value {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+                .await
+                .expect("an event within 5 s")
+                .expect("the socket stays open")
+                .unwrap();
+            if let Message::Text(t) = msg {
+                return serde_json::from_str(&t).unwrap();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_websocket_follows_resumes_and_authenticates_like_the_stream() {
+        let s = TestServer::start().await;
+        let first = s.enqueue("jobs", json!({"kind": "x"})).await;
+        let mut ws = open(&s, "?queue=jobs", Some(ADMIN)).await.unwrap();
+        let e = next_event(&mut ws).await;
+        assert_eq!(
+            (e["type"].as_str(), e["task_id"].as_str()),
+            (Some("task.enqueued"), first["id"].as_str())
+        );
+        let cursor = e["cursor"].as_i64().unwrap();
+        // Woken by the commit: a new task arrives on the open socket.
+        let second = s.enqueue("jobs", json!({"kind": "x"})).await;
+        let e = next_event(&mut ws).await;
+        assert_eq!(e["task_id"], second["id"]);
+        ws.close(None).await.unwrap();
+        // Resuming after the first cursor gives the second event, nothing before it.
+        let mut again = open(&s, &format!("?after={cursor}&queue=jobs"), Some(ADMIN))
+            .await
+            .unwrap();
+        assert_eq!(next_event(&mut again).await["task_id"], second["id"]);
+
+        // A browser's way in: a ticket; no credential or a bad one is refused before the
+        // upgrade.
+        let t = s.post("/v1/events/tickets", json!({})).await;
+        let ticket = t.body["ticket"].as_str().unwrap().to_owned();
+        let mut by_ticket = open(&s, &format!("?ticket={ticket}"), None).await.unwrap();
+        assert_eq!(next_event(&mut by_ticket).await["type"], "task.enqueued");
+        for bad in [None, Some("rota_0123456789abcdef0123456789abcdef_nope")] {
+            match open(&s, "", bad).await {
+                Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+                    assert_eq!(r.status(), 401)
+                }
+                other => panic!("expected 401, got {:?}", other.map(|_| ())),
+            }
+        }
+        let bad_types = open(&s, "?types=job.done", Some(ADMIN)).await;
+        assert!(
+            matches!(bad_types, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 422)
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! The event log: `GET /v1/events` pages by cursor and long-polls; `GET /v1/events/stream`
-//! follows it as Server-Sent Events; `POST /v1/events/tickets` lets a browser open a stream.
+//! follows it as Server-Sent Events (`websocket.rs`: as a WebSocket); `POST /v1/events/tickets`
+//! lets a browser open a stream.
 
 use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody};
@@ -78,7 +79,7 @@ pub struct EventList {
     pub next_cursor: i64,
 }
 
-fn list(text: Option<String>) -> Vec<String> {
+pub(super) fn list(text: Option<String>) -> Vec<String> {
     text.map(|t| {
         t.split(',')
             .map(str::trim)

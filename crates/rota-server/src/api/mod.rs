@@ -11,6 +11,7 @@ pub mod schedules;
 pub mod system;
 pub mod tasks;
 pub mod webhooks;
+pub mod websocket;
 pub mod workers;
 
 use crate::error::{ApiError, ErrorDetail};

@@ -253,6 +253,7 @@ impl utoipa::Modify for ErrorResponses {
         crate::api::workers::quiet,
         crate::api::workers::terminate,
         crate::api::doctor::doctor,
+        crate::api::websocket::websocket,
         crate::api::maintenance::get,
         crate::api::maintenance::put,
         crate::api::maintenance::delete,

@@ -31,7 +31,7 @@ pub mod token;
 pub use caller::Caller;
 pub use config::{AuthConfig, LimitDefaults, Secret};
 pub use credentials::Credential;
-pub use request::{authenticate, STREAM_ROUTE};
+pub use request::{authenticate, STREAM_ROUTE, WEBSOCKET_ROUTE};
 pub use tickets::{SESSION_TTL_MS, TICKET_TTL_MS};
 
 pub use rota_core::auth::NewKey;

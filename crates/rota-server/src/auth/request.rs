@@ -41,8 +41,10 @@ fn bearer(headers: &HeaderMap) -> ApiResult<&str> {
     }
 }
 
-/// The route a ticket opens, and nothing else.
+/// The routes a ticket (or the dashboard's session cookie) opens, and nothing else: the event
+/// stream as Server-Sent Events and as a WebSocket.
 pub const STREAM_ROUTE: &str = "/v1/events/stream";
+pub const WEBSOCKET_ROUTE: &str = "/v1/events/ws";
 
 #[derive(Deserialize)]
 struct TicketParam {
@@ -83,7 +85,7 @@ fn note_refusal(st: &AppState, tenant: Option<&str>, credential: String, resp: &
 
 /// The middleware in front of every `/v1` route.
 pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
-    let stream = req.uri().path() == STREAM_ROUTE;
+    let stream = matches!(req.uri().path(), STREAM_ROUTE | WEBSOCKET_ROUTE);
     let ticket = stream
         .then(|| axum::extract::Query::<TicketParam>::try_from_uri(req.uri()).ok())
         .flatten()

@@ -14,6 +14,9 @@ use axum::response::{IntoResponse, Response};
 use rota_core::maintenance::Maintenance;
 use rota_core::Timestamp;
 
+/// The code of a refusal during maintenance.
+pub const MAINTENANCE_CODE: &str = "maintenance";
+
 /// Routes that change something and still work during maintenance.
 const ALLOWED: &[&str] = &[
     "/v1/tasks/{id}/heartbeat",
@@ -30,7 +33,7 @@ pub fn refusal(m: &Maintenance, now: Timestamp) -> ApiError {
     let until = m.until.map(|u| format!(" until {u}")).unwrap_or_default();
     ApiError::new(
         ErrorKind::Unavailable,
-        "maintenance",
+        MAINTENANCE_CODE,
         format!(
             "maintenance{until}: {}; writes and claims are refused, reads work",
             m.message

@@ -338,3 +338,26 @@ async fn a_schema_this_binary_does_not_expect_is_a_finding() {
     assert!(f["seen"].as_str().unwrap().contains("999"), "{f}");
     assert_eq!(f["severity"], "error");
 }
+
+#[tokio::test]
+async fn refusals_during_maintenance_are_not_blamed_on_the_credential() {
+    let s = TestServer::start().await;
+    let on = json!({"mode": "on", "message": "upgrade"}).to_string();
+    assert_eq!(
+        s.send("PUT", "/v1/admin/maintenance", Some(&on))
+            .await
+            .status,
+        200
+    );
+    for _ in 0..25 {
+        let r = s
+            .send("POST", "/v1/queues/jobs/tasks", Some(r#"{"kind": "x"}"#))
+            .await;
+        assert_eq!(r.status, 503);
+    }
+    let (found, report) = doctor(&s, None).await;
+    assert!(
+        !found.iter().any(|(check, _)| check == "credential_refused"),
+        "{report}"
+    );
+}

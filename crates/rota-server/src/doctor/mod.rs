@@ -96,7 +96,12 @@ impl Service {
             self.observed
                 .refusals_since(since)
                 .into_iter()
-                .filter(|r| r.code != crate::error::STORAGE_UNAVAILABLE_CODE)
+                // Not the credential's doing: the store failing (its own finding) or
+                // maintenance refusing writes on purpose.
+                .filter(|r| {
+                    r.code != crate::error::STORAGE_UNAVAILABLE_CODE
+                        && r.code != crate::maintenance::MAINTENANCE_CODE
+                })
                 .filter(|r| match &r.tenant {
                     Some(t) => t == tenant && caller.can(actions::KEYS_READ, "keys/*"),
                     // Unknown credentials belong to no tenant: admins see them.

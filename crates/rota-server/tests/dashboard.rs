@@ -164,22 +164,9 @@ async fn the_event_stream_follows_the_session_cookie() {
 #[tokio::test]
 async fn an_admin_switches_tenant_and_every_page_shows_the_maintenance_banner() {
     let s = TestServer::start().await;
-    assert_eq!(
-        s.post("/v1/admin/tenants", json!({"name": "acme"}))
-            .await
-            .status,
-        201
-    );
-    let (made, _) = s
-        .send_full(
-            Some(ADMIN),
-            &[("rota-tenant", "acme")],
-            "POST",
-            "/v1/queues/acme-orders/tasks",
-            Some(r#"{"kind": "x"}"#),
-        )
+    s.create_tenant("acme").await;
+    s.enqueue_in("acme", "acme-orders", json!({"kind": "x"}))
         .await;
-    assert_eq!(made.status, 201);
     let session = sign_in(&s, ADMIN).await.unwrap();
     let own = get(&s, "/", &session).await.text().await.unwrap();
     assert!(

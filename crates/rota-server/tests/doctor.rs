@@ -109,22 +109,8 @@ async fn ready_tasks_no_worker_takes_say_why() {
 #[tokio::test]
 async fn a_worker_with_a_key_of_another_tenant_is_named() {
     let s = TestServer::start().await;
-    assert_eq!(
-        s.post("/v1/admin/tenants", json!({"name": "acme"}))
-            .await
-            .status,
-        201
-    );
-    let (made, _) = s
-        .send_full(
-            Some(ADMIN),
-            &[("rota-tenant", "acme")],
-            "POST",
-            "/v1/queues/jobs/tasks",
-            Some(r#"{"kind": "x"}"#),
-        )
-        .await;
-    assert_eq!(made.status, 201);
+    s.create_tenant("acme").await;
+    s.enqueue_in("acme", "jobs", json!({"kind": "x"})).await;
     s.clock.advance_ms(61_000);
     // The agent claims `jobs` with a key of tenant `default`.
     let key = s.post("/v1/keys", json!({"roles": ["worker"]})).await;

@@ -459,21 +459,7 @@ async fn a_tenant_keeps_its_events_for_its_own_retention() {
             r.body["events"].as_array().unwrap().len()
         }
     };
-    let enqueue = |tenant: &'static str| {
-        let s = &s;
-        async move {
-            let (r, _) = s
-                .send_full(
-                    Some(ADMIN),
-                    &[("rota-tenant", tenant)],
-                    "POST",
-                    "/v1/queues/q/tasks",
-                    Some(r#"{"kind": "x"}"#),
-                )
-                .await;
-            assert_eq!(r.status, 201, "{}", r.body);
-        }
-    };
+    let enqueue = |tenant| s.enqueue_in(tenant, "q", json!({"kind": "x"}));
     enqueue("brief").await;
     enqueue("default").await;
     s.clock.advance_ms(61_000);

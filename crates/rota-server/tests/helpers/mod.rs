@@ -149,6 +149,29 @@ impl TestServer {
         a.body
     }
 
+    /// Creates tenant `name` as the admin.
+    pub async fn create_tenant(&self, name: &str) {
+        let a = self
+            .post("/v1/admin/tenants", serde_json::json!({ "name": name }))
+            .await;
+        assert_eq!(a.status, 201, "{}", a.body);
+    }
+
+    /// Enqueues one task in `tenant`'s `queue` as the admin acting there, and returns it.
+    pub async fn enqueue_in(&self, tenant: &str, queue: &str, task: Value) -> Value {
+        let (a, _) = self
+            .send_full(
+                Some(ADMIN),
+                &[("rota-tenant", tenant)],
+                "POST",
+                &format!("/v1/queues/{queue}/tasks"),
+                Some(&task.to_string()),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.body);
+        a.body
+    }
+
     pub async fn claim(&self, queue: &str, body: Value) -> Vec<Value> {
         let a = self.post(&format!("/v1/queues/{queue}/claim"), body).await;
         assert_eq!(a.status, 200, "{}", a.body);

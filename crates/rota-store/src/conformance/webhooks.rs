@@ -43,6 +43,41 @@ fn failed(status: u16) -> Attempt {
     }
 }
 
+/// Fails delivery `id` at every attempt, each when due, until it is dead.
+async fn fail_until_dead(s: &DynStore, clock: &ManualClock, id: i64) {
+    for attempt in 1..=MAX_ATTEMPTS {
+        let now = clock.now();
+        let taken = s
+            .take_deliveries(vec![id], now, now.plus_ms(1_000))
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 1);
+        s.record_attempts(vec![(id, failed(500))], now)
+            .await
+            .unwrap();
+        clock.advance_ms(rota_core::webhooks::retry_delay_ms(attempt));
+    }
+}
+
+/// For webhook `flaky`, failing since its first attempt: a new task's delivery fails once
+/// [`DISABLE_AFTER_MS`] later; answers the webhooks that attempt disabled.
+async fn fail_long_enough(s: &DynStore, clock: &ManualClock, queue: &QueueKey) -> Vec<Webhook> {
+    enqueue_one(s, queue, task("x")).await;
+    let id = s
+        .deliveries("default", filter("flaky", Some(DeliveryState::Pending)))
+        .await
+        .unwrap()[0]
+        .id;
+    clock.advance_ms(DISABLE_AFTER_MS);
+    let now = clock.now();
+    s.take_deliveries(vec![id], now, now.plus_ms(1_000))
+        .await
+        .unwrap();
+    s.record_attempts(vec![(id, failed(500))], now)
+        .await
+        .unwrap()
+}
+
 fn ok() -> Attempt {
     Attempt {
         status: Some(204),
@@ -194,18 +229,7 @@ pub async fn attempts_end_dead_and_a_failing_endpoint_is_disabled<H: Harness>() 
         .await
         .unwrap()[0]
         .id;
-    for attempt in 1..=MAX_ATTEMPTS {
-        let now = clock.now();
-        let taken = s
-            .take_deliveries(vec![id], now, now.plus_ms(1_000))
-            .await
-            .unwrap();
-        assert_eq!(taken.len(), 1);
-        s.record_attempts(vec![(id, failed(500))], now)
-            .await
-            .unwrap();
-        clock.advance_ms(rota_core::webhooks::retry_delay_ms(attempt));
-    }
+    fail_until_dead(&s, &clock, id).await;
     let dead = &s
         .deliveries("default", filter("flaky", None))
         .await
@@ -217,21 +241,7 @@ pub async fn attempts_end_dead_and_a_failing_endpoint_is_disabled<H: Harness>() 
     assert!(s.due_deliveries(clock.now(), 10).await.unwrap().is_empty());
 
     // Failing since the first attempt, long enough: the next failure disables it.
-    enqueue_one(&s, &queue, task("x")).await;
-    let second = s
-        .deliveries("default", filter("flaky", Some(DeliveryState::Pending)))
-        .await
-        .unwrap()[0]
-        .id;
-    clock.advance_ms(DISABLE_AFTER_MS);
-    let now = clock.now();
-    s.take_deliveries(vec![second], now, now.plus_ms(1_000))
-        .await
-        .unwrap();
-    let disabled = s
-        .record_attempts(vec![(second, failed(500))], now)
-        .await
-        .unwrap();
+    let disabled = fail_long_enough(&s, &clock, &queue).await;
     assert_eq!(disabled.len(), 1);
     let w = &s.webhooks("default", Some("flaky")).await.unwrap()[0];
     assert!(!w.enabled);
@@ -390,16 +400,7 @@ pub async fn dead_deliveries_and_disabled_webhooks_are_logged_for_other_webhooks
         .await
         .unwrap()[0]
         .id;
-    for attempt in 1..=MAX_ATTEMPTS {
-        let now = clock.now();
-        s.take_deliveries(vec![id], now, now.plus_ms(1_000))
-            .await
-            .unwrap();
-        s.record_attempts(vec![(id, failed(500))], now)
-            .await
-            .unwrap();
-        clock.advance_ms(rota_core::webhooks::retry_delay_ms(attempt));
-    }
+    fail_until_dead(&s, &clock, id).await;
     let keep: EventKeep = Arc::new(|e: &rota_core::events::Event| e.event_type.is_delivery());
     let logged = s
         .events("default", 0, 10, keep.clone())
@@ -429,20 +430,7 @@ pub async fn dead_deliveries_and_disabled_webhooks_are_logged_for_other_webhooks
     assert_eq!(to_flaky.len(), 1, "none about its own delivery");
 
     // Disabled after failing long enough: logged too, with the reason.
-    enqueue_one(&s, &queue, task("x")).await;
-    let second = s
-        .deliveries("default", filter("flaky", Some(DeliveryState::Pending)))
-        .await
-        .unwrap()[0]
-        .id;
-    clock.advance_ms(DISABLE_AFTER_MS);
-    let now = clock.now();
-    s.take_deliveries(vec![second], now, now.plus_ms(1_000))
-        .await
-        .unwrap();
-    s.record_attempts(vec![(second, failed(500))], now)
-        .await
-        .unwrap();
+    fail_long_enough(&s, &clock, &queue).await;
     // Read on from the last one seen, as a follower does.
     let logged = s
         .events("default", dead.cursor, 10, keep)

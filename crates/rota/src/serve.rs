@@ -101,7 +101,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         crate::storage::Storage::Embedded => config::db_path(&cfg.data_dir).display().to_string(),
         crate::storage::Storage::Postgres { url, .. } => crate::storage::redact(url),
     };
-    tracing::info!(%addr, store = %store_name, auth = auth.enabled(), "rota is serving on http://{addr}");
+    tracing::info!(%addr, store = %store_name, auth = auth.enabled(), "rota is serving on http://{addr} (the dashboard is at /)");
     if args.demo {
         let token_file = access::admin_token_path(&cfg.data_dir);
         tokio::spawn(demo(format!("http://{addr}"), admin_token, token_file));

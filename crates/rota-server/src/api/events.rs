@@ -79,7 +79,7 @@ pub struct EventList {
     pub next_cursor: i64,
 }
 
-pub(super) fn list(text: Option<String>) -> Vec<String> {
+fn list(text: Option<String>) -> Vec<String> {
     text.map(|t| {
         t.split(',')
             .map(str::trim)
@@ -127,6 +127,21 @@ pub struct StreamParams {
     pub ticket: Option<String>,
 }
 
+impl StreamParams {
+    /// What a stream (SSE or WebSocket) follows, after cursor `after`.
+    pub(super) fn query(self, after: i64, st: &AppState) -> EventQuery {
+        EventQuery {
+            after,
+            filter: EventFilter {
+                types: list(self.types),
+                queues: list(self.queue),
+            },
+            limit: st.config.limits.max_list,
+            wait_ms: 0,
+        }
+    }
+}
+
 /// The cursor a stream resumes after: `Last-Event-ID`, else `?after=`.
 fn resume_cursor(headers: &HeaderMap, after: Option<i64>) -> ApiResult<i64> {
     match headers.get("last-event-id") {
@@ -167,16 +182,8 @@ pub async fn stream(
     headers: HeaderMap,
     ApiQuery(p): ApiQuery<StreamParams>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<sse::Event, Infallible>>>> {
-    let q = EventQuery {
-        after: resume_cursor(&headers, p.after)?,
-        filter: EventFilter {
-            types: list(p.types),
-            queues: list(p.queue),
-        },
-        limit: st.config.limits.max_list,
-        wait_ms: 0,
-    };
-    let follow = st.service.follow_events(&caller, q)?;
+    let after = resume_cursor(&headers, p.after)?;
+    let follow = st.service.follow_events(&caller, p.query(after, &st))?;
     let hello = sse::Event::default().comment(format!("following after {}", follow.cursor()));
     let events = stream::unfold(follow, |mut f| async move {
         match f.next().await? {

@@ -7,16 +7,15 @@
 //! `events.keepalive_ms`; it closes (1001) when the server stops or the credential stops
 //! being valid. Frames the client sends are ignored.
 
-use super::events::{list, EventBody, StreamParams};
+use super::events::{EventBody, StreamParams};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::ApiQuery;
-use crate::service::{EventFollow, EventQuery};
+use crate::service::EventFollow;
 use crate::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
-use rota_core::events::EventFilter;
 use std::time::Duration;
 
 #[utoipa::path(get, path = "/v1/events/ws", tag = "events", params(StreamParams),
@@ -29,19 +28,9 @@ pub async fn websocket(
     ApiQuery(p): ApiQuery<StreamParams>,
 ) -> ApiResult<Response> {
     let after = p.after.unwrap_or(0);
-    if after < 0 {
-        return Err(ApiError::bad_request("after is a cursor, 0 or more"));
-    }
-    let q = EventQuery {
-        after,
-        filter: EventFilter {
-            types: list(p.types),
-            queues: list(p.queue),
-        },
-        limit: st.config.limits.max_list,
-        wait_ms: 0,
-    };
-    // Checked (and the stream's slot taken) before the upgrade, so refusals are plain HTTP.
+    let q = p.query(after, &st);
+    // Checked (a negative cursor, unknown types, the stream limit) and the stream's slot taken
+    // before the upgrade, so refusals are plain HTTP.
     let follow = st.service.follow_events(&caller, q)?;
     let keepalive = Duration::from_millis(st.config.events.keepalive_ms);
     Ok(ws.on_upgrade(move |socket| follow_on(socket, follow, keepalive)))

@@ -92,6 +92,21 @@ impl Auth {
         }))
     }
 
+    /// The principal named `key` in a ticket or session and the secret that signed it (the
+    /// inverse of [`Auth::signer`]); `None` when no such credential exists.
+    fn signed_by(&self, key: &str) -> Option<ApiResult<(Authenticated, [u8; 32])>> {
+        if key == ADMIN_KEY {
+            let h = self.env_admin?;
+            return Some(Ok((self.env_admin_principal(), *h.bytes())));
+        }
+        let st = self.read();
+        let entry = st.keys.get(key)?;
+        Some(
+            self.key_principal(&st, entry)
+                .map(|a| (a, *entry.hash.bytes())),
+        )
+    }
+
     /// A dashboard session for `caller`'s credential and when it expires.
     pub fn issue_session(&self, caller: &Caller) -> ApiResult<(String, Timestamp)> {
         let (key, secret) = self.signer(&caller.principal)?.ok_or_else(|| {
@@ -118,14 +133,7 @@ impl Auth {
             Some((key, expires, token::parse_hex32(parts.next()?)?))
         })()
         .ok_or_else(bad)?;
-        let (authenticated, secret) = if key == ADMIN_KEY {
-            let h = self.env_admin.ok_or_else(bad)?;
-            (self.env_admin_principal(), *h.bytes())
-        } else {
-            let st = self.read();
-            let entry = st.keys.get(key).ok_or_else(bad)?;
-            (self.key_principal(&st, entry)?, *entry.hash.bytes())
-        };
+        let (authenticated, secret) = self.signed_by(key).ok_or_else(bad)??;
         if !token::same(&session_mac(&secret, key, expires), &m) {
             return Err(bad());
         }
@@ -162,14 +170,7 @@ impl Auth {
             mac: m,
             tenant,
         } = Ticket::parse(ticket).ok_or_else(bad)?;
-        let (authenticated, secret) = if key == ADMIN_KEY {
-            let h = self.env_admin.ok_or_else(bad)?;
-            (self.env_admin_principal(), *h.bytes())
-        } else {
-            let st = self.read();
-            let entry = st.keys.get(key).ok_or_else(bad)?;
-            (self.key_principal(&st, entry)?, *entry.hash.bytes())
-        };
+        let (authenticated, secret) = self.signed_by(key).ok_or_else(bad)??;
         if !token::same(&mac(&secret, key, tenant, expires), &m) {
             return Err(bad());
         }

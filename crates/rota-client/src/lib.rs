@@ -394,7 +394,10 @@ impl Client {
             q.push(format!("state={s}"));
         }
         if let Some(k) = &opts.kind {
-            q.push(format!("kind={k}"));
+            q.push(format!("kind={}", processes::escape(k)));
+        }
+        if let Some(k) = &opts.unique_key {
+            q.push(format!("unique_key={}", processes::escape(k)));
         }
         if let Some(l) = opts.limit {
             q.push(format!("limit={l}"));

@@ -159,4 +159,6 @@ pub struct ListOptions {
     pub kind: Option<String>,
     pub limit: Option<usize>,
     pub cursor: Option<String>,
+    /// Only the live task (scheduled, ready or running) holding this unique key.
+    pub unique_key: Option<String>,
 }

@@ -238,6 +238,17 @@ impl PostgresStore {
             args.push(k);
             sql.push_str(&format!(" AND t.kind = ${}", args.len()));
         }
+        if let Some(k) = &filter.unique_key {
+            args.push(k);
+            // The live states as literals, so a generic plan may use the partial index.
+            sql.push_str(&format!(
+                " AND t.unique_key = ${} AND t.state IN ({}, {}, {})",
+                args.len(),
+                crate::rows::state_to_sql(TaskState::Scheduled),
+                crate::rows::state_to_sql(TaskState::Ready),
+                crate::rows::state_to_sql(TaskState::Running),
+            ));
+        }
         if let Some(b) = &before {
             args.push(b);
             sql.push_str(&format!(" AND t.id < ${}", args.len()));

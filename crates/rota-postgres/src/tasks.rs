@@ -6,12 +6,12 @@
 
 use crate::events::CURSOR;
 use crate::rows::{
-    ms, task_from_row, token_from_str, SettingsColumns, QUEUE_COLUMNS, TASK_COLUMNS,
+    ms, state_to_sql, task_from_row, token_from_str, SettingsColumns, QUEUE_COLUMNS, TASK_COLUMNS,
 };
 use crate::{db, PostgresStore};
 use deadpool_postgres::GenericClient;
 use rota_core::lifecycle;
-use rota_core::{QueueKey, Task, TaskId, Timestamp};
+use rota_core::{QueueKey, Task, TaskId, TaskState, Timestamp};
 use rota_store::{ClaimRequest, Completion, Heartbeat, StoreError, StoreResult};
 use std::collections::HashMap;
 use tokio_postgres::error::SqlState;
@@ -309,6 +309,30 @@ impl PostgresStore {
             .map_err(db)?
             .ok_or(StoreError::TaskNotFound(id))?;
         Ok(task_from_row(&row)?.1)
+    }
+
+    pub(crate) async fn unique_holders(
+        &self,
+        tenant: &str,
+        unique_key: &str,
+    ) -> StoreResult<Vec<Task>> {
+        let client = self.task_conn().await?;
+        // The live states as literals, so that the partial unique index serves each queue.
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {TASK_COLUMNS} FROM rota_tasks t JOIN rota_queues q ON q.id = t.queue_id \
+                 WHERE q.tenant = $1 AND t.unique_key = $2 AND t.state IN ({}, {}, {})",
+                state_to_sql(TaskState::Scheduled),
+                state_to_sql(TaskState::Ready),
+                state_to_sql(TaskState::Running),
+            ))
+            .await
+            .map_err(db)?;
+        let rows = client
+            .query(&stmt, &[&tenant, &unique_key])
+            .await
+            .map_err(db)?;
+        rows.iter().map(|r| Ok(task_from_row(r)?.1)).collect()
     }
 }
 

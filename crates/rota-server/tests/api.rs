@@ -89,6 +89,21 @@ async fn unique_key_answers_200_with_the_live_task() {
     assert_eq!(again.body["duplicate"], true);
     assert_eq!(again.body["id"], first["id"]);
     assert_eq!(s.count("sync").await, 1);
+    // The live holder is listed by its key (a key with characters a query must escape).
+    s.enqueue("sync", json!({"kind": "mirror"})).await;
+    let held = s
+        .get("/v1/queues/sync/tasks?unique_key=registry%4010%3A00")
+        .await;
+    assert_eq!(held.status, 200);
+    let ids: Vec<_> = held.body["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(id)
+        .collect();
+    assert_eq!(ids, [id(&first)]);
+    let none = s.get("/v1/queues/sync/tasks?unique_key=registry").await;
+    assert_eq!(none.body["tasks"], json!([]));
     s.stop().await;
 }
 

@@ -275,6 +275,10 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn unique_holders(&self, tenant: &str, unique_key: &str) -> StoreResult<Vec<Task>> {
+        self.unique_holders(tenant, unique_key).await
+    }
+
     async fn list(&self, queue: &QueueKey, filter: ListFilter) -> StoreResult<Page> {
         self.list_tasks(queue, filter).await
     }

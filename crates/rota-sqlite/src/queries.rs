@@ -3,7 +3,7 @@
 use crate::catalog::{Catalog, QueueEntry};
 use crate::rows::{task_from_row, TASK_COLUMNS};
 use crate::{db_err, SqliteStore};
-use rota_core::{QueueInfo, QueueKey, Timestamp};
+use rota_core::{QueueInfo, QueueKey, Task, Timestamp};
 use rota_store::{ListFilter, Page, StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension};
 
@@ -28,6 +28,34 @@ impl SqliteStore {
     }
 
     /// A page of a queue's tasks, newest first.
+    pub(crate) async fn unique_holders(
+        &self,
+        tenant: &str,
+        unique_key: &str,
+    ) -> StoreResult<Vec<Task>> {
+        let (tenant, key) = (tenant.to_owned(), unique_key.to_owned());
+        self.read(move |conn, shared| {
+            let cat = shared.catalog.read().unwrap_or_else(|e| e.into_inner());
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {TASK_COLUMNS} FROM tasks WHERE queue_id = ?1 AND unique_key = ?2 \
+                     AND state IN ('scheduled', 'ready', 'running')"
+                ))
+                .map_err(db_err)?;
+            let mut found = Vec::new();
+            // One probe of the unique-key index per queue of the tenant.
+            for q in cat.for_tenant(&tenant) {
+                let row = stmt
+                    .query_row(rusqlite::params![q.id, key], task_from_row)
+                    .optional()
+                    .map_err(db_err)?;
+                found.extend(row.and_then(|r| r.into_task_for(&cat, &tenant)));
+            }
+            Ok(found)
+        })
+        .await
+    }
+
     pub(crate) async fn list_tasks(
         &self,
         queue: &QueueKey,
@@ -50,6 +78,11 @@ impl SqliteStore {
             if let Some(kind) = filter.kind {
                 sql.push_str(" AND kind = ?");
                 args.push(kind.into());
+            }
+            if let Some(key) = filter.unique_key {
+                // The states as literals, so the planner may use the partial index.
+                sql.push_str(" AND unique_key = ? AND state IN ('scheduled', 'ready', 'running')");
+                args.push(key.into());
             }
             if let Some(before) = filter.before {
                 sql.push_str(" AND id < ?");

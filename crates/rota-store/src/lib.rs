@@ -119,6 +119,9 @@ pub struct ListFilter {
     pub limit: usize,
     /// Only tasks older than this one (the previous page's cursor).
     pub before: Option<TaskId>,
+    /// Only the live task (scheduled, ready or running) holding this unique key, found by the
+    /// index that enforces unique keys; finished tasks that once held it are not listed.
+    pub unique_key: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -277,6 +280,9 @@ pub trait Store: Send + Sync + 'static {
     /// for a delete.
     async fn change(&self, tenant: &str, id: TaskId, change: Change) -> StoreResult<Task>;
     async fn get(&self, tenant: &str, id: TaskId) -> StoreResult<Task>;
+    /// The live tasks (scheduled, ready or running) holding `unique_key` in any of the tenant's
+    /// queues (at most one per queue), found by the index that enforces unique keys.
+    async fn unique_holders(&self, tenant: &str, unique_key: &str) -> StoreResult<Vec<Task>>;
     async fn list(&self, queue: &QueueKey, filter: ListFilter) -> StoreResult<Page>;
     async fn queues(&self, tenant: &str) -> StoreResult<Vec<QueueInfo>>;
     async fn queue(&self, queue: &QueueKey) -> StoreResult<QueueInfo>;

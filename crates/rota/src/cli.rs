@@ -69,6 +69,9 @@ pub enum TaskCmd {
         state: Option<TaskState>,
         #[arg(long)]
         kind: Option<String>,
+        /// Only the live task (scheduled, ready or running) holding this unique key.
+        #[arg(long)]
+        unique_key: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
@@ -229,6 +232,7 @@ pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
             queue,
             state,
             kind,
+            unique_key,
             limit,
         } => {
             let page = c
@@ -237,6 +241,7 @@ pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
                     &ListOptions {
                         state,
                         kind,
+                        unique_key,
                         limit: Some(limit),
                         cursor: None,
                     },
@@ -336,6 +341,7 @@ pub async fn dead(c: &Client, cmd: DeadCmd, fmt: Format) -> Result<()> {
                     queue,
                     state: Some(TaskState::Dead),
                     kind: None,
+                    unique_key: None,
                     limit,
                 },
                 fmt,
@@ -349,9 +355,9 @@ pub async fn dead(c: &Client, cmd: DeadCmd, fmt: Format) -> Result<()> {
                 loop {
                     let opts = ListOptions {
                         state: Some(TaskState::Dead),
-                        kind: None,
                         limit: Some(1_000),
                         cursor: cursor.take(),
+                        ..Default::default()
                     };
                     let page = c.list(&queue, &opts).await?;
                     found.extend(page.tasks.iter().map(|t| t.id));

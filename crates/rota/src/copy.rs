@@ -142,6 +142,7 @@ async fn copy_all(source: &SqliteStore, target: &PostgresStore, batch: usize) ->
                 kind: None,
                 limit: batch,
                 before,
+                unique_key: None,
             };
             let page = source.list(&key, filter).await?;
             target

@@ -6,7 +6,7 @@
 mod common;
 
 use faktory::{Client as Faktory, Job, Worker};
-use rota_client::{NewKey, NewTask};
+use rota_client::{ListOptions, NewKey, NewTask};
 use rota_core::TaskState;
 use std::time::Duration;
 
@@ -86,6 +86,114 @@ async fn raw(port: u16, password: &str, command: &str) -> String {
         return lines.next_line().await.unwrap().unwrap();
     }
     reply
+}
+
+/// Pushes one job of `kind` to `queue` and fetches it over a connection of its own, as a worker
+/// would; answers its jid.
+async fn push_and_fetch(rota: &Rota, queue: &str) -> String {
+    let key = rota.url.split([':', '@']).nth(2).unwrap().to_owned();
+    let mut producer = Faktory::connect_to(&rota.url).await.unwrap();
+    let job = Job::builder("sync")
+        .args(vec![serde_json::json!(1)])
+        .queue(queue)
+        .build();
+    let jid = job.id().to_string();
+    producer.enqueue(job).await.unwrap();
+    let fetched = raw(rota.port, &key, &format!("FETCH {queue}")).await;
+    let fetched: serde_json::Value = serde_json::from_str(&fetched).unwrap();
+    assert_eq!(fetched["jid"], jid.as_str());
+    jid
+}
+
+/// The task a job became, found through the HTTP API by its id.
+async fn task_of(rota: &Rota, task: rota_core::TaskId) -> rota_core::Task {
+    rota.server.client.get(task).await.unwrap()
+}
+
+/// The running task that holds a jid, found through the HTTP API by its unique key.
+async fn running(rota: &Rota, queue: &str, jid: &str) -> rota_core::Task {
+    let opts = ListOptions {
+        unique_key: Some(format!("faktory-jid:{jid}")),
+        ..Default::default()
+    };
+    let mut tasks = rota.server.client.list(queue, &opts).await.unwrap().tasks;
+    assert_eq!(tasks.len(), 1, "one live holder of {jid}");
+    let t = tasks.remove(0);
+    assert_eq!(t.state, TaskState::Running);
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_fetched_through_one_server_is_acknowledged_through_another() {
+    // Two servers on one PostgreSQL database, as behind a load balancer that is not sticky.
+    let url = tokio::task::spawn_blocking(|| {
+        rota_postgres::testing::TestCluster::shared().create_database()
+    })
+    .await
+    .unwrap();
+    let env = [
+        ("ROTA_DATABASE_URL", url.as_str()),
+        (
+            "ROTA_ADMIN_TOKEN",
+            "faktory-pg-admin-token-0123456789abcdef0123",
+        ),
+    ];
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start_with(a_dir.path(), &env).await;
+    let b = start_with(b_dir.path(), &env).await;
+    let key = b.url.split([':', '@']).nth(2).unwrap().to_owned();
+
+    let jid = push_and_fetch(&a, "ha").await;
+    let task = running(&b, "ha", &jid).await.id;
+    assert_eq!(
+        raw(b.port, &key, &format!(r#"ACK {{"jid":"{jid}"}}"#)).await,
+        "+OK"
+    );
+    assert_eq!(task_of(&a, task).await.state, TaskState::Succeeded);
+    // Once acknowledged, the lease the fetching server remembers is refused by the store, and
+    // no server knows another.
+    for port in [a.port, b.port] {
+        let again = raw(port, &key, &format!(r#"ACK {{"jid":"{jid}"}}"#)).await;
+        assert!(
+            again.starts_with("-ERR lease_lost") || again.starts_with("-ERR unknown_jid"),
+            "{again}"
+        );
+    }
+    assert_eq!(task_of(&b, task).await.state, TaskState::Succeeded);
+
+    let jid = push_and_fetch(&a, "ha").await;
+    let task = running(&a, "ha", &jid).await.id;
+    let fail = format!(r#"FAIL {{"jid":"{jid}","errtype":"Boom","message":"no"}}"#);
+    assert_eq!(raw(b.port, &key, &fail).await, "+OK");
+    let task = task_of(&b, task).await;
+    assert_eq!(task.state, TaskState::Scheduled, "retried later");
+    assert_eq!(task.errors.last().unwrap().message, "Boom: no");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_fetched_before_a_restart_is_acknowledged_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let rota = start(dir.path()).await;
+    let key = rota.url.split([':', '@']).nth(2).unwrap().to_owned();
+    let jid = push_and_fetch(&rota, "restarted").await;
+    let task = running(&rota, "restarted", &jid).await.id;
+    let Rota { server, port, .. } = rota;
+    let admin = server.admin_token.clone();
+    drop(server);
+    let addr = format!("127.0.0.1:{port}");
+    let server = common::start_with(
+        dir.path(),
+        &[("ROTA_FAKTORY_LISTEN", &addr), ("ROTA_ADMIN_TOKEN", &admin)],
+    )
+    .await;
+    assert_eq!(
+        raw(port, &key, &format!(r#"ACK {{"jid":"{jid}"}}"#)).await,
+        "+OK"
+    );
+    assert_eq!(
+        server.client.get(task).await.unwrap().state,
+        TaskState::Succeeded
+    );
 }
 
 async fn worker_ok(url: &str, kind: &'static str) -> faktory::Worker<std::io::Error> {

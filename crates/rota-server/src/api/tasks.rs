@@ -244,6 +244,8 @@ pub struct ListParams {
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Only the live task (scheduled, ready or running) holding this unique key.
+    pub unique_key: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/queues/{queue}/tasks", tag = "tasks",
@@ -270,6 +272,7 @@ pub async fn list(
         kind: p.kind,
         limit: p.limit.unwrap_or(100),
         before,
+        unique_key: p.unique_key,
     };
     let page = st.service.list(&caller, &queue, filter).await?;
     Ok(axum::Json(TaskList {

@@ -89,6 +89,7 @@ pub async fn page(
         kind: non_empty(&f.kind).map(str::to_owned),
         limit: if search.is_some() { SEARCHED } else { SHOWN },
         before: None,
+        unique_key: None,
     };
     let mut tasks = st.service.list(&caller, &queue, filter).await?.tasks;
     if let Some(key) = search {
@@ -194,7 +195,7 @@ pub async fn dead(
             } }
         }
         @if let Some(queue) = &chosen {
-            @let filter = ListFilter { state: Some(TaskState::Dead), kind: None, limit: SHOWN, before: None };
+            @let filter = ListFilter { state: Some(TaskState::Dead), limit: SHOWN, ..Default::default() };
             @let tasks = st.service.list(&caller, queue, filter).await?.tasks;
             @let may_retry = caller.can(actions::TASKS_RETRY, &queue_resource(queue));
             @let may_purge = caller.can(actions::QUEUES_PURGE, &queue_resource(queue));
@@ -251,6 +252,7 @@ pub async fn requeue(
                 kind: None,
                 limit: st.config.limits.max_list,
                 before,
+                unique_key: None,
             };
             match st.service.list(&caller, queue, filter).await {
                 Ok(page) => {

@@ -256,32 +256,45 @@ struct JobRef {
     jid: String,
 }
 
-/// The lease of `jid`: remembered from FETCH, or read from the task when the jid is a task id
-/// and the task is leased to this worker.
+/// The lease of `jid`: remembered from FETCH on this server, else read from the running task
+/// that holds the jid (a job fetched through another server sharing the database, or before
+/// this server restarted), or whose id it is (a task enqueued over HTTP). Either way only a
+/// task leased to this connection's worker.
 async fn lease_of(st: &AppState, caller: &Caller, s: &Session, jid: &str) -> ApiResult<Leased> {
     if let Some(l) = st.faktory.take_lease(&caller.tenant, jid) {
         return Ok(l);
     }
-    let unknown = || {
-        ApiError::new(
-            ErrorKind::NotFound,
-            "unknown_jid",
-            format!("no job `{jid}` was fetched from this server (or its lease was lost)"),
-        )
-    };
-    let id: TaskId = jid.parse().map_err(|_| unknown())?;
-    let task = st.service.get(caller, id).await?;
-    match task.lease {
-        Some(l) if s.wid.as_deref().is_none_or(|w| w == l.worker) && !l.token.is_empty() => {
-            Ok(Leased {
-                id,
-                token: l.token,
-                wid: s.wid.clone(),
-                attempt: task.attempt,
-            })
+    let mut candidates = st
+        .service
+        .unique_holders(caller, &format!("{}{jid}", job::JID_KEY))
+        .await?;
+    if let Ok(id) = jid.parse::<TaskId>() {
+        match st.service.get(caller, id).await {
+            Ok(t) => candidates.push(t),
+            Err(e) if e.kind == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
-        _ => Err(unknown()),
     }
+    candidates
+        .into_iter()
+        .find_map(|task| match task.lease {
+            Some(l) if s.wid.as_deref().is_none_or(|w| w == l.worker) && !l.token.is_empty() => {
+                Some(Leased {
+                    id: task.id,
+                    token: l.token,
+                    wid: s.wid.clone(),
+                    attempt: task.attempt,
+                })
+            }
+            _ => None,
+        })
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::NotFound,
+                "unknown_jid",
+                format!("no job `{jid}` is running for this worker (or its lease was lost)"),
+            )
+        })
 }
 
 async fn ack(st: &AppState, caller: &Caller, s: &Session, arg: &str) -> ApiResult<Reply> {

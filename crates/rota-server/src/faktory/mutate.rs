@@ -180,6 +180,7 @@ pub(super) async fn mutate(st: &AppState, caller: &Caller, arg: &str) -> ApiResu
                 kind: kind.clone(),
                 limit: st.config.limits.max_list,
                 before,
+                unique_key: None,
             };
             let page = st.service.list(caller, &queue.name, list).await?;
             let ids: Vec<TaskId> = page
@@ -230,6 +231,7 @@ pub(super) async fn set_sizes(
                 kind: None,
                 limit: budget.min(st.config.limits.max_list),
                 before,
+                unique_key: None,
             };
             let page = st.service.list(caller, &q.name, list).await?;
             budget -= page.tasks.len();

@@ -48,8 +48,8 @@ pub struct Leased {
     pub attempt: u32,
 }
 
-/// Most leases remembered per server; beyond it the oldest are forgotten (and found again
-/// from the task when their jid is a task id).
+/// Most leases remembered per server; beyond it they are forgotten, and an ACK or FAIL finds
+/// its lease in the store instead (see `commands::lease_of`).
 const MAX_LEASES: usize = 1_000_000;
 
 pub struct Registry {

@@ -304,6 +304,20 @@ impl Service {
         Ok(task)
     }
 
+    /// The live tasks holding `unique_key` in the caller's tenant, in the queues whose tasks it
+    /// may read.
+    pub async fn unique_holders(&self, caller: &Caller, unique_key: &str) -> ApiResult<Vec<Task>> {
+        let mut found = self
+            .store
+            .unique_holders(&caller.tenant, unique_key)
+            .await?;
+        found.retain(|t| caller.can(actions::TASKS_READ, &queue_resource(&t.queue)));
+        for t in &mut found {
+            hide_token_unless_allowed(caller, t);
+        }
+        Ok(found)
+    }
+
     /// The task once it is final (succeeded, dead or cancelled), or as it is when `wait_ms`
     /// ends first. Woken by commits that log events, not by a timer; a burst of commits costs
     /// one read per [`RESULT_RECHECK`] at most.

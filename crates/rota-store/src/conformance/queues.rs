@@ -16,6 +16,7 @@ pub async fn list_filters_and_paginates_newest_first<H: Harness>() {
         kind: kind.map(str::to_owned),
         limit: 3,
         before,
+        unique_key: None,
     };
     let p1 = s.list(&queue, page(None, None, None)).await.unwrap();
     let got: Vec<_> = p1.tasks.iter().map(|t| t.id).collect();
@@ -49,6 +50,62 @@ pub async fn list_filters_and_paginates_newest_first<H: Harness>() {
         .await
         .unwrap_err();
     assert_eq!(e, StoreError::QueueNotFound("nope".into()));
+
+    // By unique key: the live holder only, whatever its state; a finished one is not listed.
+    let keyed = |key: &str| ListFilter {
+        unique_key: Some(key.to_owned()),
+        limit: 10,
+        ..Default::default()
+    };
+    let mut t = task("keyed");
+    t.unique_key = Some("k-1".into());
+    let queue = q("list-keyed");
+    enqueue_one(&s, &queue, task("other")).await;
+    let first_holder = enqueue_one(&s, &queue, t.clone()).await.id;
+    let ids_of = |p: Page| p.tasks.iter().map(|t| t.id).collect::<Vec<_>>();
+    let got = s.list(&queue, keyed("k-1")).await.unwrap();
+    assert_eq!(ids_of(got), [first_holder]);
+    // Running, beside another running task: still found, and only it.
+    claim_one(&s, &queue).await;
+    let running = claim_one(&s, &queue).await;
+    assert_eq!(running.id, first_holder);
+    let got = s.list(&queue, keyed("k-1")).await.unwrap();
+    assert_eq!(ids_of(got), [first_holder]);
+    complete(&s, &running).await.unwrap();
+    let got = s.list(&queue, keyed("k-1")).await.unwrap();
+    assert!(
+        got.tasks.is_empty(),
+        "a finished task no longer holds its key"
+    );
+    let second_holder = enqueue_one(&s, &queue, t).await.id;
+    let got = s.list(&queue, keyed("k-1")).await.unwrap();
+    assert_eq!(ids_of(got), [second_holder]);
+    assert!(s.list(&queue, keyed("k-2")).await.unwrap().tasks.is_empty());
+
+    // Across the tenant's queues: each queue's live holder, none of another tenant's.
+    let mut t = task("keyed");
+    t.unique_key = Some("k-1".into());
+    let other_queue = enqueue_one(&s, &q("list-keyed-2"), t.clone()).await.id;
+    let acme = QueueKey::new("acme", "list-keyed");
+    create_tenant(&s, "acme").await;
+    enqueue_one(&s, &acme, t).await;
+    let mut got: Vec<_> = s
+        .unique_holders("default", "k-1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.queue, t.id))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("list-keyed".to_owned(), second_holder),
+            ("list-keyed-2".to_owned(), other_queue)
+        ]
+    );
+    assert!(s.unique_holders("default", "k-2").await.unwrap().is_empty());
+    assert_eq!(s.unique_holders("acme", "k-1").await.unwrap().len(), 1);
 }
 
 pub async fn queue_stats_settings_and_pause<H: Harness>() {

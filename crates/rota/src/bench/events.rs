@@ -52,7 +52,7 @@ pub async fn run(
         })
     };
     let started = Instant::now();
-    let (_, drain, _, _) = batch_mode(args, client, &queue).await?;
+    let drain = batch_mode(args, client, &queue, server).await?.drain;
     let drained = Instant::now();
     // Three events per task: enqueued, claimed, succeeded.
     let expected = args.tasks * 3;

@@ -217,14 +217,18 @@ async fn run_once(args: &BenchArgs, target: Target) -> Result<Vec<(String, f64, 
     let tag = std::process::id();
     if matches!(args.mode, Mode::All | Mode::Batch) {
         let queue = format!("bench-batch-{tag}");
-        let (enq, drain, p50, p99) = batch_mode(args, &client, &queue).await?;
-        out.push(("batch enqueue".into(), enq, "tasks/s"));
-        out.push(("batch drain (claim + complete)".into(), drain, "tasks/s"));
-        out.push(("batch claim latency p50".into(), p50, "ms"));
-        out.push(("batch claim latency p99".into(), p99, "ms"));
+        let b = batch_mode(args, &client, &queue, &server).await?;
+        out.push(("batch enqueue".into(), b.enqueue, "tasks/s"));
+        out.push(("batch drain (claim + complete)".into(), b.drain, "tasks/s"));
+        out.push(("batch claim latency p50".into(), b.claim_p50, "ms"));
+        out.push(("batch claim latency p99".into(), b.claim_p99, "ms"));
+        let [start, enqueued, drained] = b.usage;
+        out.extend(per_task("batch enqueue", start, enqueued, args.tasks));
+        out.extend(per_task("batch drain", enqueued, drained, args.tasks));
     }
     if matches!(args.mode, Mode::All | Mode::Single) {
         let queue = format!("bench-single-{tag}");
+        let before = server.usage();
         let (rate, p50, p99) = single_mode(args, &client, &queue).await?;
         out.push((
             "single: enqueue+claim+complete cycles".into(),
@@ -233,6 +237,7 @@ async fn run_once(args: &BenchArgs, target: Target) -> Result<Vec<(String, f64, 
         ));
         out.push(("single: claim latency p50".into(), p50, "ms"));
         out.push(("single: claim latency p99".into(), p99, "ms"));
+        out.extend(per_task("single", before, server.usage(), args.cycles));
     }
     if args.mode == Mode::Fairness {
         let flood = server.tenant_client("flood").await?;
@@ -314,15 +319,53 @@ async fn enqueue_all(
     Ok(total as f64 / start.elapsed().as_secs_f64())
 }
 
+/// Where the time and the bytes of a phase went, per task (a server the bench started only).
+fn per_task(
+    phase: &str,
+    from: Option<server::Usage>,
+    to: Option<server::Usage>,
+    tasks: u64,
+) -> Vec<(String, f64, &'static str)> {
+    let (Some(from), Some(to)) = (from, to) else {
+        return Vec::new();
+    };
+    let (bytes, writer_us, cpu_us) = to.per(&from, tasks);
+    vec![
+        (format!("{phase}: bytes written per task"), bytes, "B"),
+        (format!("{phase}: writer CPU per task"), writer_us, "us"),
+        (format!("{phase}: server CPU per task"), cpu_us, "us"),
+    ]
+}
+
+/// One batch run's figures, and the server's usage before the enqueues, between the phases
+/// and after the drain.
+struct Batch {
+    enqueue: f64,
+    drain: f64,
+    claim_p50: f64,
+    claim_p99: f64,
+    usage: [Option<server::Usage>; 3],
+}
+
+/// Enqueues `--tasks` in batches, then drains them with `--consumers` workers.
 async fn batch_mode(
     args: &BenchArgs,
     client: &Client,
     queue: &str,
-) -> Result<(f64, f64, f64, f64)> {
-    let enq = enqueue_all(args, client, queue, args.tasks, args.batch, "enqueue").await?;
+    server: &Server,
+) -> Result<Batch> {
+    let start = server.usage();
+    let enqueue = enqueue_all(args, client, queue, args.tasks, args.batch, "enqueue").await?;
+    let enqueued = server.usage();
     let (drain, hist) = drain(args, std::slice::from_ref(client), queue, args.consumers).await?;
     let ms = |q| hist.value_at_quantile(q) as f64 / 1000.0;
-    Ok((enq, drain, ms(0.5), ms(0.99)))
+    Ok(Batch {
+        enqueue,
+        drain,
+        claim_p50: ms(0.5),
+        claim_p99: ms(0.99),
+        usage: [start, enqueued, server.usage()],
+    })
 }
 
 /// Completes claimed tasks in one batch; how many, or an error if any was refused.

@@ -176,6 +176,68 @@ impl Server {
     }
 }
 
+/// What the server process has used so far, from /proc (a local server only).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Usage {
+    /// Bytes the process caused to be written to storage (`write_bytes` of /proc/PID/io).
+    pub write_bytes: u64,
+    /// CPU seconds of the embedded engine's writer thread(s).
+    pub writer_cpu_s: f64,
+    /// CPU seconds of the whole process.
+    pub cpu_s: f64,
+}
+
+impl Usage {
+    /// Per-unit figures of the interval from `before` to `self`, over `n` units.
+    pub(super) fn per(&self, before: &Usage, n: u64) -> (f64, f64, f64) {
+        let n = n.max(1) as f64;
+        (
+            (self.write_bytes - before.write_bytes) as f64 / n,
+            (self.writer_cpu_s - before.writer_cpu_s) * 1e6 / n,
+            (self.cpu_s - before.cpu_s) * 1e6 / n,
+        )
+    }
+}
+
+/// utime + stime of a /proc `stat` line, in seconds.
+fn cpu_seconds(stat: &str) -> Option<f64> {
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports in USER_HZ, 100 on every architecture Rota builds for.
+    Some(ticks as f64 / 100.0)
+}
+
+impl Server {
+    /// The server process's usage so far; `None` for a server the bench did not start.
+    pub(super) fn usage(&self) -> Option<Usage> {
+        let pid = self.child.as_ref()?.id();
+        let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+        let write_bytes = io
+            .lines()
+            .find_map(|l| l.strip_prefix("write_bytes: "))?
+            .trim()
+            .parse()
+            .ok()?;
+        let cpu_s = cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
+        let mut writer_cpu_s = 0.0;
+        for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .flatten()
+        {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if comm.starts_with("rota-sqlite-wri") {
+                let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                writer_cpu_s += cpu_seconds(&stat).unwrap_or(0.0);
+            }
+        }
+        Some(Usage {
+            write_bytes,
+            writer_cpu_s,
+            cpu_s,
+        })
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {

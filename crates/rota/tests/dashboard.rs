@@ -222,6 +222,13 @@ async fn the_dashboard_in_a_real_browser() {
         c.get(t.id).await.unwrap().state == TaskState::Ready
     })
     .await;
+    // The answer reloads the page (HX-Refresh); wait for that before going elsewhere, or the
+    // reload could land after the next navigation.
+    let row = format!("tr[data-task='{}']", t.id);
+    eventually("the dead-letter page reloads without the task", || async {
+        !has(&b, &row).await
+    })
+    .await;
 
     // The other pages, photographed.
     b.goto(&format!("{url}/queues/emails")).await.unwrap();

@@ -27,7 +27,8 @@ impl SqliteStore {
         .await
     }
 
-    /// A page of a queue's tasks, newest first.
+    /// The live tasks holding a unique key in any of the tenant's queues: one probe of the
+    /// unique-key index per queue, with the catalog unlocked meanwhile.
     pub(crate) async fn unique_holders(
         &self,
         tenant: &str,
@@ -35,27 +36,34 @@ impl SqliteStore {
     ) -> StoreResult<Vec<Task>> {
         let (tenant, key) = (tenant.to_owned(), unique_key.to_owned());
         self.read(move |conn, shared| {
-            let cat = shared.catalog.read().unwrap_or_else(|e| e.into_inner());
+            let queues: Vec<i64> = {
+                let cat = shared.catalog.read().unwrap_or_else(|e| e.into_inner());
+                cat.for_tenant(&tenant).iter().map(|q| q.id).collect()
+            };
             let mut stmt = conn
                 .prepare_cached(&format!(
                     "SELECT {TASK_COLUMNS} FROM tasks WHERE queue_id = ?1 AND unique_key = ?2 \
                      AND state IN ('scheduled', 'ready', 'running')"
                 ))
                 .map_err(db_err)?;
-            let mut found = Vec::new();
-            // One probe of the unique-key index per queue of the tenant.
-            for q in cat.for_tenant(&tenant) {
+            let mut rows = Vec::new();
+            for id in queues {
                 let row = stmt
-                    .query_row(rusqlite::params![q.id, key], task_from_row)
+                    .query_row(rusqlite::params![id, key], task_from_row)
                     .optional()
                     .map_err(db_err)?;
-                found.extend(row.and_then(|r| r.into_task_for(&cat, &tenant)));
+                rows.extend(row);
             }
-            Ok(found)
+            let cat = shared.catalog.read().unwrap_or_else(|e| e.into_inner());
+            Ok(rows
+                .into_iter()
+                .filter_map(|r| r.into_task_for(&cat, &tenant))
+                .collect())
         })
         .await
     }
 
+    /// A page of a queue's tasks, newest first.
     pub(crate) async fn list_tasks(
         &self,
         queue: &QueueKey,

@@ -37,6 +37,9 @@ use writer::{Op, Writer};
 /// The file name inside the data directory.
 pub const DB_FILE: &str = "rota.db";
 
+/// The name of the writer thread (Linux shows the first 15 bytes in `/proc/PID/task/*/comm`).
+pub const WRITER_THREAD: &str = "rota-sqlite-writer";
+
 /// Open-time settings of the engine.
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -154,7 +157,7 @@ impl SqliteStore {
         let hooks = webhooks::load_all(&conn)?;
         let writer = Writer::new(conn, shared.clone(), last_id, hooks);
         let handle = std::thread::Builder::new()
-            .name("rota-sqlite-writer".into())
+            .name(WRITER_THREAD.into())
             .spawn(move || writer.run(rx))
             .map_err(|e| e.to_string())?;
         Ok(SqliteStore {

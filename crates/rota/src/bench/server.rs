@@ -177,7 +177,7 @@ impl Server {
 }
 
 /// What the server process has used so far, from /proc (a local server only).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Usage {
     /// Bytes the process caused to be written to storage (`write_bytes` of /proc/PID/io).
     pub write_bytes: u64,
@@ -225,7 +225,9 @@ impl Server {
             .flatten()
         {
             let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-            if comm.starts_with("rota-sqlite-wri") {
+            // The kernel keeps the first 15 bytes of a thread's name.
+            let name = rota_sqlite::WRITER_THREAD;
+            if comm.trim_end() == &name[..name.len().min(15)] {
                 let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
                 writer_cpu_s += cpu_seconds(&stat).unwrap_or(0.0);
             }

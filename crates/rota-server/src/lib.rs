@@ -430,12 +430,16 @@ pub async fn run_doors(
     let upkeep = {
         let token = token.clone();
         let bodies = state.bodies.clone();
+        let (store, observed) = (state.store.clone(), state.service.observed.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(5)) => {
                         metrics.run_upkeep();
                         bodies.return_memory();
+                        if let Some(w) = store.writer_status() {
+                            observed.writer_sampled(std::time::Instant::now(), w.busy_seconds);
+                        }
                     }
                     _ = token.cancelled() => return,
                 }

@@ -133,6 +133,16 @@ pub fn pool_gauges(pool: &rota_store::PoolStatus) {
     metrics::counter!("rota_storage_pool_timeouts_total").absolute(pool.timeouts);
 }
 
+/// The embedded store's writer: busy time (its rate is the share of time busy) and commits, by
+/// whether they waited for an fsync.
+pub fn writer_counters(w: &rota_store::WriterStatus) {
+    metrics::counter!("rota_storage_writer_busy_microseconds_total")
+        .absolute((w.busy_seconds * 1e6) as u64);
+    metrics::counter!("rota_storage_commits_total", "fsync" => "yes").absolute(w.synced_commits);
+    metrics::counter!("rota_storage_commits_total", "fsync" => "no")
+        .absolute(w.commits.saturating_sub(w.synced_commits));
+}
+
 pub fn maintenance(report: &rota_store::MaintenanceReport) {
     metrics::counter!("rota_tasks_promoted_total").increment(report.promoted);
     metrics::counter!("rota_leases_expired_total").increment(report.expired);

@@ -478,6 +478,17 @@ async fn health_readiness_metrics_and_openapi() {
     ] {
         assert!(text.contains(series), "missing {series} in:\n{text}");
     }
+    // The embedded writer: the enqueue and the completion waited for an fsync, the claim not.
+    let value = |series: &str| -> u64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(series))
+            .unwrap_or_else(|| panic!("missing {series} in:\n{text}"));
+        line[series.len()..].trim().parse().unwrap()
+    };
+    assert!(value(r#"rota_storage_commits_total{fsync="yes"}"#) >= 2);
+    assert!(value(r#"rota_storage_commits_total{fsync="no"}"#) >= 1);
+    assert!(value("rota_storage_writer_busy_microseconds_total") > 0);
     let doc = s.get("/openapi.json").await.body;
     let paths = doc["paths"].as_object().unwrap();
     for p in [

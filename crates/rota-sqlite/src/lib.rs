@@ -29,7 +29,7 @@ use rows::{task_from_row, TASK_COLUMNS};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot, Notify};
 use writer::{Op, Writer};
@@ -86,6 +86,10 @@ pub(crate) struct Shared {
     pub event_retention_ms: u64,
     /// Where retention's walks through the log have got to (only the writer uses it).
     pub trim_marks: Mutex<rota_store::TrimMarks>,
+    /// What the writer has done (see [`rota_store::WriterStatus`]).
+    pub writer_busy_ns: AtomicU64,
+    pub commits: AtomicU64,
+    pub synced_commits: AtomicU64,
 }
 
 pub struct SqliteStore {
@@ -152,6 +156,9 @@ impl SqliteStore {
             events: Arc::new(Notify::new()),
             event_retention_ms: options.event_retention_ms,
             trim_marks: Default::default(),
+            writer_busy_ns: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            synced_commits: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel(options.queue_depth);
         let hooks = webhooks::load_all(&conn)?;
@@ -394,6 +401,15 @@ impl Store for SqliteStore {
 
     fn event_signal(&self) -> Arc<Notify> {
         self.shared.events.clone()
+    }
+
+    fn writer_status(&self) -> Option<WriterStatus> {
+        let s = &self.shared;
+        Some(WriterStatus {
+            busy_seconds: s.writer_busy_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            commits: s.commits.load(Ordering::Relaxed),
+            synced_commits: s.synced_commits.load(Ordering::Relaxed),
+        })
     }
 
     async fn health(&self) -> Health {

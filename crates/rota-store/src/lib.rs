@@ -170,6 +170,18 @@ pub struct PoolStatus {
     pub timeouts: u64,
 }
 
+/// What an engine's writer thread has done since start, for engines that have one (the embedded
+/// store's single writer). Counters only: a reader takes differences over its own interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WriterStatus {
+    /// Seconds the writer spent applying and committing batches (not waiting for work).
+    pub busy_seconds: f64,
+    /// Transactions committed.
+    pub commits: u64,
+    /// Of those, the ones that waited for an fsync.
+    pub synced_commits: u64,
+}
+
 /// Everything access control keeps: tenants, API keys (hashes only) and custom roles; and the
 /// maintenance state, which decides what may be written at all.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -357,6 +369,11 @@ pub trait Store: Send + Sync + 'static {
     }
     /// The connection pool, for engines that have one (shown in `/metrics`).
     fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
+    /// The writer thread's work so far, for engines with one writer (shown in `/metrics` and
+    /// read by `rota doctor`).
+    fn writer_status(&self) -> Option<WriterStatus> {
         None
     }
     /// Each part's health. Includes whether a write commits now (a probe through the write

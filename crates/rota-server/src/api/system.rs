@@ -79,6 +79,9 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     if let Some(pool) = st.store.pool_status() {
         crate::metrics::pool_gauges(&pool);
     }
+    if let Some(writer) = st.store.writer_status() {
+        crate::metrics::writer_counters(&writer);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.metrics.render(),

@@ -24,6 +24,10 @@ pub const REFUSALS_MIN: usize = 20;
 pub const FAR_MS: i64 = 365 * 86_400_000;
 /// A health probe slower than this is slow storage.
 pub const SLOW_PROBE_MS: u64 = 1_000;
+/// A writer busy this share of the last minute is the bottleneck.
+pub const WRITER_SATURATED: f64 = 0.9;
+/// Seconds of samples needed before the writer is judged.
+pub const WRITER_MIN_SPAN_S: f64 = 30.0;
 /// A webhook failing this long is a finding before it is disabled.
 pub const WEBHOOK_FAILING_MS: i64 = 600_000;
 /// Missed ticks this recent are a finding.
@@ -44,6 +48,9 @@ pub struct Inputs<'a> {
     pub health_ms: u64,
     /// Requests that failed in the store lately (any tenant's): how many, and the last.
     pub storage_errors: &'a [Refusal],
+    /// The share of the last minute the store's one writer was busy, and the seconds sampled
+    /// (engines with one writer).
+    pub writer_busy: Option<(f64, f64)>,
 }
 
 fn finding(
@@ -81,6 +88,7 @@ pub fn run(i: &Inputs) -> Vec<Finding> {
     out.extend(webhooks(i));
     out.extend(schedules(i));
     out.extend(storage(i.health, i.health_ms, i.storage_errors));
+    out.extend(writer_saturated(i.writer_busy));
     out
 }
 
@@ -452,9 +460,45 @@ pub fn storage(health: &Health, ms: u64, errors: &[Refusal]) -> Vec<Finding> {
     out
 }
 
+/// The embedded store's one writer near its limit: writes queue behind it.
+pub fn writer_saturated(busy: Option<(f64, f64)>) -> Option<Finding> {
+    let (share, span) = busy?;
+    (span >= WRITER_MIN_SPAN_S && share >= WRITER_SATURATED).then(|| {
+        finding(
+            "writer_saturated",
+            Severity::Warning,
+            "storage.writer".into(),
+            format!(
+                "the store's writer was busy {:.0} % of the last {span:.0} s",
+                share * 100.0
+            ),
+            "every change of the embedded store goes through one writer thread; at this load \
+             requests wait for it, and more cores do not help it",
+            "send work in batches (many tasks per enqueue, claim and complete), or move to \
+             PostgreSQL and several servers; BENCHMARKS.md shows what one writer carries",
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_writer_busy_most_of_a_minute_is_a_finding() {
+        assert!(writer_saturated(None).is_none());
+        assert!(writer_saturated(Some((0.5, 60.0))).is_none());
+        assert!(
+            writer_saturated(Some((0.95, 10.0))).is_none(),
+            "too short to judge"
+        );
+        let f = writer_saturated(Some((0.94, 60.0))).unwrap();
+        assert_eq!(
+            (f.check, f.subject.as_str()),
+            ("writer_saturated", "storage.writer")
+        );
+        assert!(f.seen.contains("94 %"), "{}", f.seen);
+    }
 
     #[test]
     fn storage_that_fails_or_is_slow_is_a_finding() {

@@ -133,6 +133,7 @@ impl Service {
             health: &health,
             health_ms,
             storage_errors: &storage_errors,
+            writer_busy: self.observed.writer_busy(),
         });
         let mut notes = Vec::new();
         if activity.truncated {

@@ -6,6 +6,7 @@
 use rota_core::Timestamp;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// How long observations are kept.
 pub const KEPT_MS: i64 = 3_600_000;
@@ -39,10 +40,16 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// How far back the writer's samples reach.
+pub const WRITER_WINDOW: Duration = Duration::from_secs(60);
+
 #[derive(Default)]
 pub struct Observed {
     claims: Mutex<HashMap<(String, String), ClaimSeen>>,
     refusals: Mutex<VecDeque<Refusal>>,
+    /// The store writer's busy seconds so far, sampled by the server's upkeep (real time, not
+    /// the store's clock: busy time is real time).
+    writer: Mutex<VecDeque<(Instant, f64)>>,
 }
 
 impl Observed {
@@ -88,5 +95,49 @@ impl Observed {
     pub fn refusals_since(&self, since: Timestamp) -> Vec<Refusal> {
         let list = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
         list.iter().filter(|r| r.at >= since).cloned().collect()
+    }
+
+    /// One sample of the writer's busy seconds so far; samples older than the window are
+    /// dropped, keeping one that spans it.
+    pub fn writer_sampled(&self, at: Instant, busy_seconds: f64) {
+        let mut samples = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        samples.push_back((at, busy_seconds));
+        while samples
+            .get(1)
+            .is_some_and(|(t, _)| at.duration_since(*t) >= WRITER_WINDOW)
+        {
+            samples.pop_front();
+        }
+    }
+
+    /// The share of real time the writer was busy over the samples kept, and the seconds they
+    /// span; `None` before two samples.
+    pub fn writer_busy(&self) -> Option<(f64, f64)> {
+        let samples = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let (first, last) = (samples.front()?, samples.back()?);
+        let span = last.0.duration_since(first.0).as_secs_f64();
+        (span > 0.0).then(|| (((last.1 - first.1) / span).clamp(0.0, 1.0), span))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_writers_busy_share_covers_the_last_minute() {
+        let o = Observed::default();
+        let t0 = Instant::now();
+        assert_eq!(o.writer_busy(), None);
+        o.writer_sampled(t0, 10.0);
+        assert_eq!(o.writer_busy(), None, "one sample spans nothing");
+        // Idle for a minute, then busy 9 s of every 10.
+        o.writer_sampled(t0 + Duration::from_secs(60), 10.0);
+        for i in 1..=6 {
+            o.writer_sampled(t0 + Duration::from_secs(60 + 10 * i), 10.0 + 9.0 * i as f64);
+        }
+        let (share, span) = o.writer_busy().unwrap();
+        assert_eq!(span, 60.0, "the idle minute has left the window");
+        assert!((share - 0.9).abs() < 1e-9, "{share}");
     }
 }

@@ -349,6 +349,7 @@ impl Writer {
                     }
                 }
             }
+            let busy_since = std::time::Instant::now();
             let ops = lanes.take_batch(MAX_OPS_PER_COMMIT, MAX_ROWS_PER_COMMIT);
             // Claims and heartbeats first, in a commit that does not wait for an fsync, so
             // their answers go out at once; then the rest, whose fsync covers both.
@@ -359,6 +360,10 @@ impl Writer {
                     self.commit_batch(part);
                 }
             }
+            let busy = busy_since.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+            self.shared
+                .writer_busy_ns
+                .fetch_add(busy, Ordering::Relaxed);
         }
         if let Err((_, e)) = self.conn.close() {
             tracing::error!(error = %e, "closing the write connection failed");
@@ -372,6 +377,10 @@ impl Writer {
             match self.try_batch(&ops, &mut b) {
                 Ok(Ok(answers)) => {
                     self.shared.write_failing.store(false, Ordering::Relaxed);
+                    self.shared.commits.fetch_add(1, Ordering::Relaxed);
+                    if self.durable {
+                        self.shared.synced_commits.fetch_add(1, Ordering::Relaxed);
+                    }
                     self.publish(b, ops, answers);
                     return;
                 }

@@ -16,6 +16,8 @@ struct Rota {
     url: String,
     /// The same with the server's admin token.
     admin_url: String,
+    /// The worker key in `url`, for raw protocol lines.
+    key: String,
     port: u16,
 }
 
@@ -55,6 +57,7 @@ async fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Rota {
         .unwrap();
     Rota {
         url: format!("tcp://:{}@{addr}", key.token),
+        key: key.token.clone(),
         admin_url: format!("tcp://:{}@{addr}", server.admin_token),
         server,
         port,
@@ -91,7 +94,7 @@ async fn raw(port: u16, password: &str, command: &str) -> String {
 /// Pushes one job of `kind` to `queue` and fetches it over a connection of its own, as a worker
 /// would; answers its jid.
 async fn push_and_fetch(rota: &Rota, queue: &str) -> String {
-    let key = rota.url.split([':', '@']).nth(2).unwrap().to_owned();
+    let key = &rota.key;
     let mut producer = Faktory::connect_to(&rota.url).await.unwrap();
     let job = Job::builder("sync")
         .args(vec![serde_json::json!(1)])
@@ -99,7 +102,7 @@ async fn push_and_fetch(rota: &Rota, queue: &str) -> String {
         .build();
     let jid = job.id().to_string();
     producer.enqueue(job).await.unwrap();
-    let fetched = raw(rota.port, &key, &format!("FETCH {queue}")).await;
+    let fetched = raw(rota.port, key, &format!("FETCH {queue}")).await;
     let fetched: serde_json::Value = serde_json::from_str(&fetched).unwrap();
     assert_eq!(fetched["jid"], jid.as_str());
     jid
@@ -141,7 +144,7 @@ async fn a_job_fetched_through_one_server_is_acknowledged_through_another() {
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = start_with(a_dir.path(), &env).await;
     let b = start_with(b_dir.path(), &env).await;
-    let key = b.url.split([':', '@']).nth(2).unwrap().to_owned();
+    let key = b.key.clone();
 
     let jid = push_and_fetch(&a, "ha").await;
     let task = running(&b, "ha", &jid).await.id;
@@ -174,7 +177,7 @@ async fn a_job_fetched_through_one_server_is_acknowledged_through_another() {
 async fn a_job_fetched_before_a_restart_is_acknowledged_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let rota = start(dir.path()).await;
-    let key = rota.url.split([':', '@']).nth(2).unwrap().to_owned();
+    let key = rota.key.clone();
     let jid = push_and_fetch(&rota, "restarted").await;
     let task = running(&rota, "restarted", &jid).await.id;
     let Rota { server, port, .. } = rota;

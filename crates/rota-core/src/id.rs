@@ -93,11 +93,17 @@ impl<'de> Deserialize<'de> for TaskId {
     }
 }
 
+/// How many stripes ids are dealt over: an engine with several writers gives each its own
+/// stripe (`id % ID_STRIPES`), so ids stay unique across them and name their writer.
+pub const ID_STRIPES: u64 = 64;
+
 /// Hands out strictly increasing ids. One generator per writer; it never goes backwards even if
 /// the wall clock does.
 #[derive(Debug, Default)]
 pub struct IdGenerator {
     last: u64,
+    /// Only ids with `id % ID_STRIPES == stripe` when `striped`.
+    stripe: Option<u64>,
 }
 
 impl IdGenerator {
@@ -105,12 +111,27 @@ impl IdGenerator {
     pub fn starting_after(last: Option<TaskId>) -> Self {
         IdGenerator {
             last: last.map_or(0, |t| t.0),
+            stripe: None,
         }
     }
+
+    /// Starts after `last` and gives only ids of `stripe` (below [`ID_STRIPES`]).
+    pub fn striped(last: Option<TaskId>, stripe: u64) -> Self {
+        assert!(stripe < ID_STRIPES, "stripe {stripe} out of range");
+        IdGenerator {
+            last: last.map_or(0, |t| t.0),
+            stripe: Some(stripe),
+        }
+    }
+
     pub fn next(&mut self, now: crate::Timestamp) -> TaskId {
         let floor = (now.0.max(0) as u64) << SEQ_BITS;
-        self.last = floor.max(self.last + 1);
-        TaskId(self.last)
+        let mut id = floor.max(self.last + 1);
+        if let Some(stripe) = self.stripe {
+            id += (stripe + ID_STRIPES - id % ID_STRIPES) % ID_STRIPES;
+        }
+        self.last = id;
+        TaskId(id)
     }
 }
 
@@ -134,6 +155,20 @@ mod tests {
             "string order follows id order"
         );
         assert_eq!(a.unix_ms(), 1_764_000_000_000);
+    }
+
+    #[test]
+    fn striped_ids_keep_their_stripe_and_order() {
+        let mut g = IdGenerator::striped(Some(TaskId(1_000 << SEQ_BITS | 77)), 5);
+        let mut last = TaskId(0);
+        for ms in [900, 1_000, 1_000, 1_001, 1_001] {
+            let id = g.next(Timestamp(ms));
+            assert_eq!(id.0 % ID_STRIPES, 5);
+            assert!(id > last && id.0 > (1_000 << SEQ_BITS | 77));
+            assert_eq!(id.to_string().parse::<TaskId>().unwrap(), id);
+            last = id;
+        }
+        assert_eq!(last.unix_ms(), 1_001);
     }
 
     #[test]

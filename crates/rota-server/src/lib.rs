@@ -438,7 +438,7 @@ pub async fn run_doors(
                         metrics.run_upkeep();
                         bodies.return_memory();
                         if let Some(w) = store.writer_status() {
-                            observed.writer_sampled(std::time::Instant::now(), w.busy_seconds);
+                            observed.writer_sampled(std::time::Instant::now(), w.busy_by_writer);
                         }
                     }
                     _ = token.cancelled() => return,

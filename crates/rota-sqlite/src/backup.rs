@@ -1,12 +1,16 @@
-//! Backup and restore of the embedded store's file.
+//! Backup and restore of the embedded store's files.
 //!
-//! A backup copies every page of the database through SQLite's online backup in one step, so it
-//! reads one snapshot: every commit acknowledged before it began is in the copy, and the server
-//! keeps serving meanwhile (in WAL mode a reader never blocks the writer). The copy is written
-//! beside its destination, checked, switched to a single file (no WAL), synced, then renamed
-//! into place, so a file at the destination is always a whole backup.
+//! A backup copies every page of each shard file through SQLite's online backup in one step,
+//! so it reads one snapshot of that file, taken after the backup began: every commit
+//! acknowledged before it began is in the copy, and the server keeps serving meanwhile (in WAL
+//! mode a reader never blocks the writer). The shards' snapshots are taken one after another,
+//! which is enough: a task lives in one shard, and what every shard keeps a copy of is brought
+//! in line with shard 0's when the store opens. Each copy is written beside its destination,
+//! checked, switched to a single file (no WAL), synced, then renamed into place, so a file at a
+//! destination is always a whole backup of its shard. Shard `k` of a backup `b.db` is
+//! `b-shard{k}.db` beside it (see [`crate::shard_path`]).
 
-use crate::DB_FILE;
+use crate::{existing_shards, shard_path, DB_FILE};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 
@@ -15,36 +19,76 @@ use std::path::{Path, PathBuf};
 pub struct Copied {
     pub bytes: u64,
     pub schema_version: i64,
+    /// Files copied: `rota.db` and its shards.
+    pub files: usize,
 }
 
 fn err<'a>(what: &'a str, path: &'a Path) -> impl Fn(rusqlite::Error) -> String + 'a {
     move |e| format!("{what} {}: {e}", path.display())
 }
 
-/// Copies the store at `db` (which a server may be using) to the file `to`.
+/// Copies the store whose shard 0 is `db` (which a server may be using) to the file `to` and
+/// its shard files beside it. `bytes` sums them all; `files` says how many.
 pub fn backup(db: &Path, to: &Path) -> Result<Copied, String> {
     if !db.exists() {
         return Err(format!("{} holds no store", db.display()));
     }
-    if to.exists() {
+    let shards = existing_shards(db);
+    let targets: Vec<PathBuf> = (0..shards.len()).map(|i| shard_path(to, i)).collect();
+    if let Some(t) = targets.iter().find(|t| t.exists()) {
         return Err(format!(
             "{} exists; back up to a new file (an older backup is never overwritten)",
-            to.display()
+            t.display()
         ));
     }
-    let src = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(err("cannot open", db))?;
-    // A busy writer holds its lock for milliseconds; wait for it rather than fail.
-    src.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(err("cannot read", db))?;
-    copy_into(&src, to)
+    copy_all(&shards, &targets, |path| {
+        let src = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(err("cannot open", path))?;
+        // A busy writer holds its lock for milliseconds; wait for it rather than fail.
+        src.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err("cannot read", path))?;
+        Ok(src)
+    })
 }
 
-/// Restores the backup `from` into `data_dir`, which must be empty or not exist yet.
+/// Copies each of `from` to the same place in `to`; on a failure, removes the copies made.
+fn copy_all(
+    from: &[PathBuf],
+    to: &[PathBuf],
+    open: impl Fn(&Path) -> Result<Connection, String>,
+) -> Result<Copied, String> {
+    let mut total = Copied {
+        bytes: 0,
+        schema_version: 0,
+        files: 0,
+    };
+    for (src, dst) in from.iter().zip(to) {
+        match open(src).and_then(|c| copy_into(&c, dst)) {
+            Ok(c) => {
+                total.bytes += c.bytes;
+                total.schema_version = c.schema_version;
+                total.files += 1;
+            }
+            Err(e) => {
+                for made in &to[..total.files] {
+                    let _ = std::fs::remove_file(made);
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Restores the backup `from` (and its shard files beside it) into `data_dir`, which must be
+/// empty or not exist yet.
 pub fn restore(from: &Path, data_dir: &Path) -> Result<Copied, String> {
-    let src = Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(err("cannot open", from))?;
-    check(&src, from)?;
+    let shards = existing_shards(from);
+    for path in &shards {
+        let src = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(err("cannot open", path))?;
+        check(&src, path)?;
+    }
     if data_dir.exists() {
         let mut entries = std::fs::read_dir(data_dir)
             .map_err(|e| format!("cannot read {}: {e}", data_dir.display()))?;
@@ -63,7 +107,12 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<Copied, String> {
         std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| format!("cannot make {} private: {e}", data_dir.display()))?;
     }
-    copy_into(&src, &data_dir.join(DB_FILE))
+    let home = data_dir.join(DB_FILE);
+    let targets: Vec<PathBuf> = (0..shards.len()).map(|i| shard_path(&home, i)).collect();
+    copy_all(&shards, &targets, |path| {
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(err("cannot open", path))
+    })
 }
 
 /// Whether `conn` holds a Rota store this build can open: intact, with a known schema.
@@ -129,6 +178,7 @@ fn copy_into(src: &Connection, to: &Path) -> Result<Copied, String> {
         Ok(Copied {
             bytes,
             schema_version: version,
+            files: 1,
         })
     })();
     match copied {

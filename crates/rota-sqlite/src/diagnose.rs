@@ -1,14 +1,15 @@
 //! `Store::diagnose` on a read connection: the newest events summed per queue, ready kinds by
 //! a skip scan of the ready-kind index, and far-scheduled tasks from the scheduled index.
 
+use crate::db_err;
 use crate::events::type_code;
-use crate::{db_err, SqliteStore};
+use crate::shard::Shard;
 use rota_core::events::EventType;
 use rota_core::Timestamp;
 use rota_store::{add_minutes, top_errors, Diagnosis, StoreResult, DIAGNOSE_SCAN, READY_KINDS};
 use rusqlite::{params, OptionalExtension};
 
-impl SqliteStore {
+impl Shard {
     pub(crate) async fn read_diagnosis(
         &self,
         tenant: &str,

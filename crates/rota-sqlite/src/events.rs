@@ -34,9 +34,9 @@ pub(crate) fn type_code(t: EventType) -> i64 {
 const CHUNKS: [usize; 3] = [64, 8, 1];
 
 fn insert_sql(rows: usize) -> String {
-    let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     format!(
-        "INSERT INTO events (at, queue_id, kind, task_id, attempt, type, state, worker, error, \
+        "INSERT INTO events (cursor, at, queue_id, kind, task_id, attempt, type, state, worker, error, \
          due, subject) VALUES {}",
         vec![row; rows].join(", ")
     )
@@ -65,22 +65,29 @@ impl Derived {
     }
 }
 
-/// Appends a batch's events, in order, so cursors follow commit order; each event learns its
-/// cursor. One statement's rows take consecutive cursors (AUTOINCREMENT gives each new row
-/// the largest ever plus one, and only this writer inserts).
-pub(crate) fn append(tx: &Transaction<'_>, events: &mut [Logged]) -> rusqlite::Result<()> {
+/// Appends a batch's events, in order, with the consecutive cursors from `first` on (taken from
+/// [`crate::cursors::Cursors`]); each event learns its cursor.
+pub(crate) fn append(
+    tx: &Transaction<'_>,
+    events: &mut [Logged],
+    first: i64,
+) -> rusqlite::Result<()> {
+    for (i, l) in events.iter_mut().enumerate() {
+        l.event.cursor = first + i as i64;
+    }
     let mut rest = events;
     for size in CHUNKS {
         while rest.len() >= size {
             let (chunk, tail) = rest.split_at_mut(size);
             let mut stmt = tx.prepare_cached(&insert_sql(size))?;
-            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(size * 11);
+            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(size * 12);
             // Values that are computed, kept alive beside the rows they belong to.
             let derived: Vec<Derived> = chunk.iter().map(|l| Derived::of(&l.event)).collect();
             for (l, d) in chunk.iter().zip(&derived) {
                 let e = &l.event;
                 values.extend_from_slice(&[
-                    &d.at as &dyn rusqlite::ToSql,
+                    &e.cursor as &dyn rusqlite::ToSql,
+                    &d.at,
                     &l.queue_id,
                     &e.kind,
                     &d.task_id,
@@ -94,10 +101,6 @@ pub(crate) fn append(tx: &Transaction<'_>, events: &mut [Logged]) -> rusqlite::R
                 ]);
             }
             stmt.execute(values.as_slice())?;
-            let last = tx.last_insert_rowid();
-            for (i, l) in chunk.iter_mut().enumerate() {
-                l.event.cursor = last - (size - 1 - i) as i64;
-            }
             rest = tail;
         }
     }
@@ -172,28 +175,24 @@ pub fn forget_tenant(tx: &Transaction<'_>, tenant: &str) -> rusqlite::Result<()>
     Ok(())
 }
 
-/// Reads within one snapshot: the newest cursor, then the tenant's events in the next
-/// [`EVENT_SCAN`] cursors, so `next_cursor` never passes an event not yet committed.
+/// The tenant's events in the next [`EVENT_SCAN`] cursors below `horizon` (taken before this
+/// read began: every cursor below it is committed), so `next_cursor` never passes an event
+/// not yet committed.
 pub fn read(
     conn: &Connection,
     tenant: &str,
     after: i64,
+    horizon: i64,
     limit: usize,
     keep: &(dyn Fn(&Event) -> bool + Send + Sync),
 ) -> StoreResult<EventPage> {
     let db = |e: rusqlite::Error| StoreError::Unavailable(e.to_string());
-    let tx = conn.unchecked_transaction().map_err(db)?;
-    let newest: i64 = tx
-        .query_row("SELECT COALESCE(MAX(cursor), 0) FROM events", [], |r| {
-            r.get(0)
-        })
-        .map_err(db)?;
-    let end = after.saturating_add(EVENT_SCAN).min(newest);
+    let end = after.saturating_add(EVENT_SCAN).min(horizon - 1);
     let mut page = EventPage {
         events: Vec::new(),
         next_cursor: after.max(end),
     };
-    let mut stmt = tx
+    let mut stmt = conn
         .prepare_cached(
             "SELECT e.cursor, e.at, q.name, e.kind, e.task_id, e.attempt, e.type, e.state, \
              e.worker, e.error, e.due, e.subject FROM events e JOIN queues q ON q.id = e.queue_id \

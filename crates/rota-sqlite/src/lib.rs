@@ -1,12 +1,10 @@
-//! The embedded engine: one SQLite file in WAL mode.
-//!
-//! Writes go to a single writer thread that group-commits (see `writer.rs`); reads run on a
-//! small pool of read connections, which WAL lets proceed while the writer commits. Queue
-//! settings and per-state counts live in an in-memory catalog (`catalog.rs`) rebuilt from the
-//! rows at open.
+//! The embedded engine: SQLite files in WAL mode, one per shard (see `sharded/`), each with a
+//! writer thread that group-commits (see `writer/`) and a small pool of read connections,
+//! which WAL lets proceed while the writer commits.
 
 pub mod backup;
 mod catalog;
+mod cursors;
 mod diagnose;
 mod events;
 mod load;
@@ -14,25 +12,21 @@ mod queries;
 mod rows;
 mod schedules;
 pub mod schema;
+mod shard;
+mod sharded;
 mod webhooks;
 mod writer;
 
-use async_trait::async_trait;
-use catalog::{Catalog, QueueEntry};
-use queries::queue_info;
-use rota_core::{
-    Clock, NewTask, QueueInfo, QueueKey, QueuePatch, StateCounts, Task, TaskId, TaskState,
-    Timestamp,
-};
+pub use sharded::{existing_shards, shard_path, SqliteStore};
+
+use catalog::Catalog;
+use rota_core::Clock;
 use rota_store::*;
-use rows::{task_from_row, TASK_COLUMNS};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::Connection;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::{mpsc, oneshot, Notify};
-use writer::{Op, Writer};
+use tokio::sync::Notify;
 
 /// The file name inside the data directory.
 pub const DB_FILE: &str = "rota.db";
@@ -55,6 +49,9 @@ pub struct SqliteOptions {
     pub max_queues_per_tenant: usize,
     /// How long the event log keeps an event (`events.retention_ms`).
     pub event_retention_ms: u64,
+    /// Shards new queues are spread over (`storage.shards`); a data directory with more
+    /// shard files keeps using them all.
+    pub shards: usize,
 }
 
 impl Default for SqliteOptions {
@@ -66,6 +63,7 @@ impl Default for SqliteOptions {
             queue_depth: 8_192,
             max_queues_per_tenant: rota_core::Limits::default().max_queues_per_tenant,
             event_retention_ms: DEFAULT_EVENT_RETENTION_MS,
+            shards: 1,
         }
     }
 }
@@ -90,23 +88,20 @@ pub(crate) struct Shared {
     pub writer_busy_ns: AtomicU64,
     pub commits: AtomicU64,
     pub synced_commits: AtomicU64,
+    /// This shard's index: its ids' stripe.
+    pub shard: usize,
+    /// Event cursors, shared by every shard's writer.
+    pub cursors: Arc<cursors::Cursors>,
+    /// The last delivery id given, shared by every shard's writer (ids are unique across
+    /// shards, so the deliverer can hand every shard the ids it took).
+    pub delivery_ids: Arc<std::sync::atomic::AtomicI64>,
 }
 
-pub struct SqliteStore {
-    shared: Arc<Shared>,
-    path: PathBuf,
-    options: SqliteOptions,
-    sender: Mutex<Option<mpsc::Sender<Op>>>,
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
-    readers: Mutex<Vec<Connection>>,
-    closed: AtomicBool,
-}
-
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-fn configure(conn: &Connection, cache_kib: i64) -> rusqlite::Result<()> {
+pub(crate) fn configure(conn: &Connection, cache_kib: i64) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     // The writer uses ~25 distinct statements; rusqlite's default cache of 16 would evict and
     // re-parse them on every batch (seen in perf as sqlite3RunParser in the writer thread).
@@ -117,452 +112,6 @@ fn configure(conn: &Connection, cache_kib: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
-impl SqliteStore {
-    /// Opens (creating if needed) the store at `path`, a file.
-    pub fn open(
-        path: &Path,
-        clock: Arc<dyn Clock>,
-        options: SqliteOptions,
-    ) -> Result<Self, String> {
-        load::make_private(path)?;
-        let mut conn =
-            Connection::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(|e| e.to_string())?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(format!(
-                "{} cannot use WAL mode (got {mode})",
-                path.display()
-            ));
-        }
-        // FULL: every commit fsyncs the WAL, so an acknowledged write survives power loss.
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(|e| e.to_string())?;
-        configure(&conn, options.write_cache_kib).map_err(|e| e.to_string())?;
-        schema::migrate(&mut conn)?;
-        let (catalog, last_id) =
-            load::load_catalog(&conn).map_err(|e| format!("cannot load queues: {e}"))?;
-        let tenants =
-            load::load_tenant_names(&conn).map_err(|e| format!("cannot load tenants: {e}"))?;
-        let shared = Arc::new(Shared {
-            catalog: RwLock::new(catalog),
-            tenants: RwLock::new(tenants),
-            clock,
-            signals: ReadySignals::default(),
-            maintenance: Arc::new(Notify::new()),
-            write_failing: AtomicBool::new(false),
-            max_queues_per_tenant: options.max_queues_per_tenant,
-            events: Arc::new(Notify::new()),
-            event_retention_ms: options.event_retention_ms,
-            trim_marks: Default::default(),
-            writer_busy_ns: AtomicU64::new(0),
-            commits: AtomicU64::new(0),
-            synced_commits: AtomicU64::new(0),
-        });
-        let (tx, rx) = mpsc::channel(options.queue_depth);
-        let hooks = webhooks::load_all(&conn)?;
-        let writer = Writer::new(conn, shared.clone(), last_id, hooks);
-        let handle = std::thread::Builder::new()
-            .name(WRITER_THREAD.into())
-            .spawn(move || writer.run(rx))
-            .map_err(|e| e.to_string())?;
-        Ok(SqliteStore {
-            shared,
-            path: path.to_owned(),
-            options,
-            sender: Mutex::new(Some(tx)),
-            writer: Mutex::new(Some(handle)),
-            readers: Mutex::new(Vec::new()),
-            closed: AtomicBool::new(false),
-        })
-    }
-
-    async fn send<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Op) -> Result<T, StoreError> {
-        let sender = self
-            .sender
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or_else(|| unavailable("the store is closed"))?;
-        let (tx, rx) = oneshot::channel();
-        sender
-            .send(make(tx))
-            .await
-            .map_err(|_| unavailable("the store is closed"))?;
-        rx.await.map_err(|_| unavailable("the writer stopped"))
-    }
-
-    /// Runs `f` on a read connection, off the async threads.
-    async fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection, &Shared) -> StoreResult<T> + Send + 'static,
-    ) -> StoreResult<T> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(unavailable("the store is closed"));
-        }
-        let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let conn = match conn {
-            Some(c) => c,
-            None => {
-                let c = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .map_err(unavailable)?;
-                configure(&c, self.options.read_cache_kib).map_err(unavailable)?;
-                c
-            }
-        };
-        let shared = self.shared.clone();
-        let (conn, out) = tokio::task::spawn_blocking(move || {
-            let out = f(&conn, &shared);
-            (conn, out)
-        })
-        .await
-        .map_err(unavailable)?;
-        let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
-        if pool.len() < self.options.idle_readers && !self.closed.load(Ordering::Acquire) {
-            pool.push(conn);
-        }
-        out
-    }
-}
-
-fn db_err(e: rusqlite::Error) -> StoreError {
+pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
     unavailable(e)
-}
-
-#[async_trait]
-impl Store for SqliteStore {
-    async fn enqueue(&self, queue: &QueueKey, tasks: Vec<NewTask>) -> StoreResult<Vec<Enqueued>> {
-        let q = queue.clone();
-        self.send(|r| Op::Enqueue(q, tasks, r)).await?
-    }
-
-    async fn claim(&self, queue: &QueueKey, req: ClaimRequest) -> StoreResult<Vec<Task>> {
-        let q = queue.clone();
-        self.send(|r| Op::Claim(q, req, r)).await?
-    }
-
-    async fn heartbeat(&self, tenant: &str, hb: Heartbeat) -> StoreResult<Task> {
-        let t = tenant.to_owned();
-        self.send(|r| Op::Heartbeat(t, hb, r)).await?
-    }
-
-    async fn complete(&self, tenant: &str, items: Vec<Completion>) -> Vec<StoreResult<Task>> {
-        let n = items.len();
-        let t = tenant.to_owned();
-        self.send(|r| Op::Complete(t, items, r))
-            .await
-            .unwrap_or_else(|e| vec![Err(e); n])
-    }
-
-    async fn fail(&self, tenant: &str, items: Vec<FailureReport>) -> Vec<StoreResult<Task>> {
-        let n = items.len();
-        let t = tenant.to_owned();
-        self.send(|r| Op::Fail(t, items, r))
-            .await
-            .unwrap_or_else(|e| vec![Err(e); n])
-    }
-
-    async fn change(&self, tenant: &str, id: TaskId, change: Change) -> StoreResult<Task> {
-        let t = tenant.to_owned();
-        self.send(|r| Op::Change(t, id, change, r)).await?
-    }
-
-    async fn get(&self, tenant: &str, id: TaskId) -> StoreResult<Task> {
-        let tenant = tenant.to_owned();
-        self.read(move |conn, shared| {
-            let row = conn
-                .prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))
-                .and_then(|mut s| s.query_row([id.as_i64()], task_from_row).optional())
-                .map_err(db_err)?;
-            let cat = shared.catalog.read().unwrap_or_else(|e| e.into_inner());
-            row.and_then(|r| r.into_task_for(&cat, &tenant))
-                .ok_or(StoreError::TaskNotFound(id))
-        })
-        .await
-    }
-
-    async fn unique_holders(&self, tenant: &str, unique_key: &str) -> StoreResult<Vec<Task>> {
-        self.unique_holders(tenant, unique_key).await
-    }
-
-    async fn list(&self, queue: &QueueKey, filter: ListFilter) -> StoreResult<Page> {
-        self.list_tasks(queue, filter).await
-    }
-
-    async fn queues(&self, tenant: &str) -> StoreResult<Vec<QueueInfo>> {
-        let tenant = tenant.to_owned();
-        let infos = self
-            .queue_infos(move |cat| cat.for_tenant(&tenant).into_iter().cloned().collect())
-            .await?;
-        Ok(infos.into_iter().map(|(_, info)| info).collect())
-    }
-
-    async fn queue(&self, queue: &QueueKey) -> StoreResult<QueueInfo> {
-        let queue = queue.clone();
-        self.read(move |conn, shared| {
-            let entry = {
-                let cat = shared.catalog.read().unwrap_or_else(|e| e.into_inner());
-                cat.by_key(&queue)
-                    .cloned()
-                    .ok_or_else(|| StoreError::QueueNotFound(queue.name.clone()))?
-            };
-            queue_info(conn, &entry, shared.clock.now()).map_err(db_err)
-        })
-        .await
-    }
-
-    async fn all_queues(&self) -> StoreResult<Vec<(String, QueueInfo)>> {
-        self.queue_infos(|cat| {
-            let mut all: Vec<QueueEntry> = cat.all().cloned().collect();
-            all.sort_by(|a, b| a.key.cmp(&b.key));
-            all
-        })
-        .await
-    }
-
-    async fn diagnose(
-        &self,
-        tenant: &str,
-        since: Timestamp,
-        far: Timestamp,
-    ) -> StoreResult<rota_store::Diagnosis> {
-        self.read_diagnosis(tenant, since, far).await
-    }
-    async fn queue_overview(&self, max: usize) -> StoreResult<QueueOverview> {
-        let (chosen, rest, rest_queues) = {
-            let cat = self
-                .shared
-                .catalog
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
-            let mut all: Vec<&QueueEntry> = cat.all().collect();
-            let live = |q: &QueueEntry| q.counts.scheduled + q.counts.ready + q.counts.running;
-            if all.len() > max {
-                // The deepest `max` first, in O(n): no full sort of every queue.
-                all.select_nth_unstable_by_key(max, |q| std::cmp::Reverse(live(q)));
-            }
-            let split = all.len().min(max);
-            let mut rest = StateCounts::default();
-            for q in &all[split..] {
-                for st in TaskState::ALL {
-                    *rest.get_mut(st) += q.counts.get(st);
-                }
-            }
-            let mut top: Vec<QueueEntry> = all[..split].iter().map(|q| (*q).clone()).collect();
-            top.sort_by(|a, b| a.key.cmp(&b.key));
-            (top, rest, all.len() - split)
-        };
-        let top = self.queue_infos(move |_| chosen).await?;
-        Ok(QueueOverview {
-            top,
-            rest,
-            rest_queues,
-        })
-    }
-
-    async fn update_queue(&self, queue: &QueueKey, patch: QueuePatch) -> StoreResult<QueueInfo> {
-        let q = queue.clone();
-        self.send(|r| Op::UpdateQueue(q, patch, r)).await??;
-        self.queue(queue).await
-    }
-
-    async fn purge(&self, queue: &QueueKey, state: TaskState) -> StoreResult<u64> {
-        let q = queue.clone();
-        self.send(|r| Op::Purge(q, state, r)).await?
-    }
-
-    async fn run_maintenance(&self) -> StoreResult<MaintenanceReport> {
-        self.send(Op::Maintenance).await?
-    }
-
-    fn ready_signal(&self, queue: &QueueKey) -> Arc<Notify> {
-        self.shared.signals.get(queue)
-    }
-
-    fn maintenance_signal(&self) -> Arc<Notify> {
-        self.shared.maintenance.clone()
-    }
-
-    async fn events(
-        &self,
-        tenant: &str,
-        after: i64,
-        limit: usize,
-        keep: EventKeep,
-    ) -> StoreResult<EventPage> {
-        let tenant = tenant.to_owned();
-        self.read(move |conn, _| events::read(conn, &tenant, after, limit, &*keep))
-            .await
-    }
-
-    fn event_signal(&self) -> Arc<Notify> {
-        self.shared.events.clone()
-    }
-
-    fn writer_status(&self) -> Option<WriterStatus> {
-        let s = &self.shared;
-        Some(WriterStatus {
-            busy_seconds: s.writer_busy_ns.load(Ordering::Relaxed) as f64 / 1e9,
-            commits: s.commits.load(Ordering::Relaxed),
-            synced_commits: s.synced_commits.load(Ordering::Relaxed),
-        })
-    }
-
-    async fn health(&self) -> Health {
-        let writer_alive = self
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .is_some_and(|h| !h.is_finished());
-        let writer = if writer_alive {
-            Ok(())
-        } else {
-            Err("the writer thread is not running".to_owned())
-        };
-        let schema = self
-            .read(|conn, _| {
-                let v = schema::version(conn).map_err(db_err)?;
-                if v == schema::CURRENT_VERSION {
-                    Ok(())
-                } else {
-                    Err(StoreError::Unavailable(format!(
-                        "schema version {v}, expected {}",
-                        schema::CURRENT_VERSION
-                    )))
-                }
-            })
-            .await
-            .map_err(|e| e.to_string());
-        // A write through the writer, so readiness says whether commits succeed now; a batch
-        // that failed to commit moments ago is reported even if the probe gets through.
-        let failing = self.shared.write_failing.load(Ordering::Relaxed);
-        let writes = match self.send(Op::Probe).await {
-            Ok(Ok(())) if !failing => Ok(()),
-            Ok(Ok(())) => Err("a recent write failed to commit (see the server log)".to_owned()),
-            Ok(Err(e)) | Err(e) => Err(format!("writes do not commit: {e}")),
-        };
-        Health {
-            checks: vec![
-                ("storage.writer".into(), writer),
-                ("storage.schema".into(), schema),
-                ("storage.writes".into(), writes),
-            ],
-        }
-    }
-
-    async fn load_auth(&self) -> StoreResult<AuthData> {
-        self.read(|conn, _| load::load_auth(conn).map_err(unavailable))
-            .await
-    }
-
-    async fn change_auth(&self, change: AuthChange) -> StoreResult<()> {
-        self.send(|reply| Op::Auth(change, reply)).await?
-    }
-
-    async fn put_schedule(&self, rec: ScheduleRecord) -> StoreResult<(ScheduleRecord, bool)> {
-        self.send(|r| Op::PutSchedule(rec, r)).await?
-    }
-
-    async fn schedules(
-        &self,
-        tenant: &str,
-        name: Option<&str>,
-    ) -> StoreResult<Vec<ScheduleRecord>> {
-        self.read_schedules(tenant, name).await
-    }
-
-    async fn delete_schedule(&self, tenant: &str, name: &str) -> StoreResult<()> {
-        let (t, n) = (tenant.to_owned(), name.to_owned());
-        self.send(|r| Op::DeleteSchedule(t, n, r)).await?
-    }
-
-    async fn due_schedules(&self, now: Timestamp, limit: usize) -> StoreResult<DueSchedules> {
-        self.read_due_schedules(now, limit).await
-    }
-
-    async fn fire_schedule(&self, firing: Firing) -> StoreResult<Option<ScheduleRecord>> {
-        self.send(|r| Op::Fire(firing, r)).await?
-    }
-
-    async fn put_webhook(&self, w: rota_core::webhooks::Webhook) -> StoreResult<()> {
-        self.send(|r| Op::PutWebhook(w, r)).await?
-    }
-
-    async fn webhooks(
-        &self,
-        tenant: &str,
-        id: Option<&str>,
-    ) -> StoreResult<Vec<rota_core::webhooks::Webhook>> {
-        self.read_webhooks(tenant, id).await
-    }
-
-    async fn delete_webhook(&self, tenant: &str, id: &str) -> StoreResult<()> {
-        let (t, i) = (tenant.to_owned(), id.to_owned());
-        self.send(|r| Op::DeleteWebhook(t, i, r)).await?
-    }
-
-    async fn deliveries(
-        &self,
-        tenant: &str,
-        f: DeliveryFilter,
-    ) -> StoreResult<Vec<rota_core::webhooks::Delivery>> {
-        self.read_deliveries(tenant, f).await
-    }
-
-    async fn due_deliveries(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<DueDelivery>> {
-        self.read_due_deliveries(now, limit).await
-    }
-
-    async fn take_deliveries(
-        &self,
-        ids: Vec<i64>,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> StoreResult<Vec<(rota_core::webhooks::Delivery, rota_core::webhooks::Webhook)>> {
-        self.send(|r| Op::TakeDeliveries(ids, now, until, r))
-            .await?
-    }
-
-    async fn record_attempts(
-        &self,
-        results: Vec<(i64, rota_core::webhooks::Attempt)>,
-        now: Timestamp,
-    ) -> StoreResult<Vec<rota_core::webhooks::Webhook>> {
-        self.send(|r| Op::RecordAttempts(results, now, r)).await?
-    }
-
-    async fn retry_delivery(
-        &self,
-        tenant: &str,
-        webhook_id: &str,
-        id: i64,
-    ) -> StoreResult<rota_core::webhooks::Delivery> {
-        let (t, w) = (tenant.to_owned(), webhook_id.to_owned());
-        let d = self.send(|r| Op::RetryDelivery(t, w, id, r)).await??;
-        // The deliverer waits on the event signal.
-        self.shared.events.notify_waiters();
-        Ok(d)
-    }
-
-    async fn close(&self) {
-        if self.closed.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        // Dropping the sender ends the writer's loop after the ops already queued.
-        self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(h) = handle {
-            let _ = tokio::task::spawn_blocking(move || h.join()).await;
-        }
-        self.readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-        self.shared.signals.notify_all();
-    }
 }

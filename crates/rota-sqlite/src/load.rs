@@ -84,6 +84,18 @@ pub fn load_catalog(conn: &Connection) -> rusqlite::Result<(Catalog, Option<Task
     Ok((catalog, last.map(TaskId::from_i64)))
 }
 
+/// The greatest delivery id and event cursor ever used (trimmed rows included).
+pub fn load_sequences(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    let seq = |table: &str| {
+        conn.query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = ?1",
+            [table],
+            |r| r.get::<_, i64>(0),
+        )
+    };
+    Ok((seq("deliveries")?, seq("events")?))
+}
+
 pub fn load_auth(conn: &Connection) -> Result<AuthData, String> {
     fn docs<T: serde::de::DeserializeOwned>(
         conn: &Connection,

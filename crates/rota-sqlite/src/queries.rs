@@ -1,13 +1,14 @@
 //! Reads of queues and task lists on a read connection.
 
 use crate::catalog::{Catalog, QueueEntry};
+use crate::db_err;
 use crate::rows::{task_from_row, TASK_COLUMNS};
-use crate::{db_err, SqliteStore};
+use crate::shard::Shard;
 use rota_core::{QueueInfo, QueueKey, Task, Timestamp};
 use rota_store::{ListFilter, Page, StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension};
 
-impl SqliteStore {
+impl Shard {
     /// The chosen queues (a snapshot of the catalog) with their stats, each with its tenant.
     pub(crate) async fn queue_infos(
         &self,

@@ -1,6 +1,7 @@
 //! Schedules: reading them (any reader connection) and the row format the writer shares.
 
-use crate::{db_err, SqliteStore};
+use crate::db_err;
+use crate::shard::Shard;
 use rota_core::Timestamp;
 use rota_store::{DueSchedules, ScheduleRecord, StoreError, StoreResult};
 use rusqlite::{params, Row};
@@ -27,7 +28,7 @@ pub(crate) fn schedule_from_row(r: &Row) -> rusqlite::Result<ScheduleRecord> {
     })
 }
 
-impl SqliteStore {
+impl Shard {
     pub(crate) async fn read_schedules(
         &self,
         tenant: &str,

@@ -1,8 +1,9 @@
 //! Webhooks and deliveries: reads (any reader connection) and the row formats the writer
 //! shares.
 
+use crate::db_err;
 use crate::events::{event_from_row, EVENT_COLUMNS};
-use crate::{db_err, SqliteStore};
+use crate::shard::Shard;
 use rota_core::webhooks::{Delivery, DeliveryState, Webhook};
 use rota_core::Timestamp;
 use rota_store::{DeliveryFilter, DueDelivery, StoreError, StoreResult};
@@ -58,7 +59,7 @@ pub(crate) fn load_all(conn: &Connection) -> Result<Vec<Webhook>, String> {
         .collect()
 }
 
-impl SqliteStore {
+impl Shard {
     pub(crate) async fn read_webhooks(
         &self,
         tenant: &str,

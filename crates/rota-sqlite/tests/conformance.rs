@@ -21,6 +21,30 @@ impl Harness for Sqlite {
 
 rota_store::conformance_tests!(Sqlite);
 
+/// The same bodies with four shards: queues spread over four files and writers.
+mod four_shards {
+    use super::*;
+
+    struct Sharded(tempfile::TempDir);
+
+    #[async_trait::async_trait]
+    impl Harness for Sharded {
+        async fn new() -> Self {
+            Sharded(tempfile::tempdir().expect("temp dir"))
+        }
+        async fn open(&self, clock: ManualClock) -> DynStore {
+            let path = self.0.path().join(rota_sqlite::DB_FILE);
+            let options = SqliteOptions {
+                shards: 4,
+                ..SqliteOptions::default()
+            };
+            Arc::new(SqliteStore::open(&path, Arc::new(clock), options).expect("open"))
+        }
+    }
+
+    rota_store::conformance_tests!(Sharded);
+}
+
 /// Takes a file back to schema 2 (before schema 3's purge times, 4's event log, 5's schedules
 /// and 6's webhooks).
 const TO_VERSION_2: &str =

@@ -170,12 +170,15 @@ pub struct PoolStatus {
     pub timeouts: u64,
 }
 
-/// What an engine's writer thread has done since start, for engines that have one (the embedded
-/// store's single writer). Counters only: a reader takes differences over its own interval.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// What an engine's writer threads have done since start, summed, for engines that have them
+/// (the embedded store's, one per shard). Counters only: a reader takes differences over its
+/// own interval.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct WriterStatus {
-    /// Seconds the writer spent applying and committing batches (not waiting for work).
+    /// Seconds the writers spent applying and committing batches (not waiting for work).
     pub busy_seconds: f64,
+    /// The same, by writer (shard order).
+    pub busy_by_writer: Vec<f64>,
     /// Transactions committed.
     pub commits: u64,
     /// Of those, the ones that waited for an fsync.
@@ -371,8 +374,8 @@ pub trait Store: Send + Sync + 'static {
     fn pool_status(&self) -> Option<PoolStatus> {
         None
     }
-    /// The writer thread's work so far, for engines with one writer (shown in `/metrics` and
-    /// read by `rota doctor`).
+    /// The writer threads' work so far, for engines with writer threads (shown in `/metrics`
+    /// and read by `rota doctor`).
     fn writer_status(&self) -> Option<WriterStatus> {
         None
     }

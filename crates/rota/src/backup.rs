@@ -42,9 +42,10 @@ pub fn backup(args: BackupArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let copied = rota_sqlite::backup::backup(&db, &args.file).map_err(anyhow::Error::msg)?;
     println!(
-        "backed up {} to {} ({} bytes, schema {}) in {} ms",
+        "backed up {} to {} ({} files, {} bytes, schema {}) in {} ms",
         db.display(),
         args.file.display(),
+        copied.files,
         copied.bytes,
         copied.schema_version,
         started.elapsed().as_millis()
@@ -57,9 +58,11 @@ pub fn restore(args: RestoreArgs) -> Result<()> {
     let copied =
         rota_sqlite::backup::restore(&args.file, &args.data_dir).map_err(anyhow::Error::msg)?;
     println!(
-        "restored {} into {} ({} bytes, schema {}); start it with: rota serve --data-dir {}",
+        "restored {} into {} ({} files, {} bytes, schema {}); start it with: rota serve \
+         --data-dir {}",
         args.file.display(),
         args.data_dir.display(),
+        copied.files,
         copied.bytes,
         copied.schema_version,
         args.data_dir.display()

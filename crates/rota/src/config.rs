@@ -120,7 +120,14 @@ pub fn load(o: Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeC
     if let Err(e) = server.validate() {
         bail!("invalid configuration: {e}");
     }
-    let storage = crate::storage::resolve(o.database_url, file.storage)?;
+    let mut storage_file = file.storage;
+    if let Some(v) = env("ROTA_SHARDS") {
+        let n = v
+            .parse()
+            .with_context(|| format!("ROTA_SHARDS: `{v}` is not a whole number"))?;
+        storage_file.get_or_insert_with(Default::default).shards = Some(n);
+    }
+    let storage = crate::storage::resolve(o.database_url, storage_file)?;
     Ok(ServeConfig {
         listen,
         faktory_listen,

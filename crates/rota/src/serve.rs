@@ -71,8 +71,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         })?),
         None => None,
     };
-    let embedded = cfg.storage == crate::storage::Storage::Embedded;
-    // The embedded store has one writer: one server per data directory. On PostgreSQL the
+    let embedded = matches!(cfg.storage, crate::storage::Storage::Embedded { .. });
+    // The embedded store's writers are in this process: one server per data directory. On PostgreSQL the
     // directory only keeps this server's admin token and address.
     let lock = if embedded {
         Some(lock_data_dir(&cfg.data_dir)?)
@@ -98,7 +98,10 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     std::fs::write(access::listen_path(&cfg.data_dir), format!("{addr}\n"))
         .context("cannot record the listen address in the data dir")?;
     let store_name = match &cfg.storage {
-        crate::storage::Storage::Embedded => config::db_path(&cfg.data_dir).display().to_string(),
+        crate::storage::Storage::Embedded { shards } => format!(
+            "{} ({shards} shards)",
+            config::db_path(&cfg.data_dir).display()
+        ),
         crate::storage::Storage::Postgres { url, .. } => crate::storage::redact(url),
     };
     tracing::info!(%addr, store = %store_name, auth = auth.enabled(), "rota is serving on http://{addr} (the dashboard is at /)");

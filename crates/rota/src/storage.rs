@@ -23,12 +23,20 @@ pub struct StorageFile {
     pub pool_size: Option<usize>,
     /// PEM file of CA certificates to trust for TLS to the database.
     pub ca_file: Option<PathBuf>,
+    /// Shard files the embedded engine spreads new queues over, each with its own writer
+    /// [default: the number of cores, at most 16].
+    pub shards: Option<usize>,
+}
+
+/// The embedded engine's default shard count: one writer per core, up to 16.
+pub fn default_shards() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(16))
 }
 
 #[derive(Clone, PartialEq, Eq)]
 pub enum Storage {
-    /// One SQLite file in the data directory.
-    Embedded,
+    /// SQLite files in the data directory: `rota.db` and its shards.
+    Embedded { shards: usize },
     Postgres {
         url: String,
         pool_size: usize,
@@ -39,7 +47,9 @@ pub enum Storage {
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Storage::Embedded => f.write_str("Embedded"),
+            Storage::Embedded { shards } => {
+                f.debug_struct("Embedded").field("shards", shards).finish()
+            }
             Storage::Postgres { url, pool_size, .. } => f
                 .debug_struct("Postgres")
                 .field("url", &redact(url))
@@ -77,7 +87,12 @@ pub fn resolve(url_flag: Option<String>, file: Option<StorageFile>) -> Result<St
             if url.is_some() {
                 bail!("storage.engine is `{engine}` but a database URL is set; drop one of them");
             }
-            Ok(Storage::Embedded)
+            let shards = file.shards.unwrap_or_else(default_shards);
+            let most = rota_core::id::ID_STRIPES as usize;
+            if !(1..=most).contains(&shards) {
+                bail!("storage.shards must be 1 to {most}, not {shards}");
+            }
+            Ok(Storage::Embedded { shards })
         }
         "postgres" | "postgresql" => {
             let url = url.context(
@@ -86,6 +101,9 @@ pub fn resolve(url_flag: Option<String>, file: Option<StorageFile>) -> Result<St
             )?;
             let options = PostgresOptions::default();
             rota_postgres::parse_url(&url, &options).map_err(anyhow::Error::msg)?;
+            if file.shards.is_some() {
+                bail!("storage.shards is for the embedded engine; PostgreSQL is not sharded");
+            }
             let pool_size = file.pool_size.unwrap_or(options.pool_size);
             if !(1..=1_000).contains(&pool_size) {
                 bail!("storage.pool_size must be 1 to 1000, not {pool_size}");
@@ -110,10 +128,11 @@ pub async fn open(
 ) -> Result<DynStore> {
     let limits = &server.limits;
     match storage {
-        Storage::Embedded => {
+        Storage::Embedded { shards } => {
             let options = SqliteOptions {
                 max_queues_per_tenant: limits.max_queues_per_tenant,
                 event_retention_ms: server.events.retention_ms,
+                shards: *shards,
                 ..Default::default()
             };
             let store = SqliteStore::open(&crate::config::db_path(data_dir), clock, options)
@@ -235,7 +254,12 @@ mod tests {
             !shown.contains("s3cret") && shown.contains("rota:***@db"),
             "{shown}"
         );
-        assert_eq!(resolve(None, None).unwrap(), Storage::Embedded);
+        assert_eq!(
+            resolve(None, None).unwrap(),
+            Storage::Embedded {
+                shards: default_shards()
+            }
+        );
     }
 
     #[test]
@@ -264,6 +288,24 @@ mod tests {
             }),
         );
         assert!(format!("{:#}", e.unwrap_err()).contains("storage.pool_size"));
+        for shards in [0, 65] {
+            let e = resolve(
+                None,
+                Some(StorageFile {
+                    shards: Some(shards),
+                    ..Default::default()
+                }),
+            );
+            assert!(format!("{:#}", e.unwrap_err()).contains("storage.shards must be 1 to 64"));
+        }
+        let e = resolve(
+            Some("postgres://h/db".into()),
+            Some(StorageFile {
+                shards: Some(2),
+                ..Default::default()
+            }),
+        );
+        assert!(format!("{:#}", e.unwrap_err()).contains("PostgreSQL is not sharded"));
         let e = resolve(Some("mysql://h/db".into()), None);
         assert!(format!("{:#}", e.unwrap_err()).contains("PostgreSQL URL"));
     }

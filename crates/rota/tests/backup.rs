@@ -1,5 +1,6 @@
 //! `rota backup` under load and `rota restore`: the copy holds every task acknowledged before
-//! the backup began, a server starts on the restored directory, and bad input changes nothing.
+//! the backup began (in whichever shard file it is), a server starts on the restored directory,
+//! and bad input changes nothing.
 
 mod common;
 
@@ -22,9 +23,11 @@ fn rota() -> assert_cmd::Command {
 async fn a_backup_under_load_restores_every_acknowledged_task() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let s = common::start_with(&data, &[("ROTA_ADMIN_TOKEN", ADMIN)]).await;
+    let env = [("ROTA_ADMIN_TOKEN", ADMIN), ("ROTA_SHARDS", "4")];
+    let s = common::start_with(&data, &env).await;
 
-    // Producers enqueue one task per request, recording each acknowledged id.
+    // Producers enqueue one task per request into their own queues (spread over the shards),
+    // recording each acknowledged id.
     let acked: Arc<Mutex<Vec<TaskId>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut producers = Vec::new();
@@ -34,7 +37,7 @@ async fn a_backup_under_load_restores_every_acknowledged_task() {
             let mut n = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let t = NewTask::new("load", &serde_json::json!({"p": p, "n": n}));
-                let done = client.enqueue("orders", &t).await.unwrap();
+                let done = client.enqueue(&format!("orders{p}"), &t).await.unwrap();
                 acked.lock().unwrap().push(done.task.id);
                 n += 1;
             }
@@ -57,7 +60,10 @@ async fn a_backup_under_load_restores_every_acknowledged_task() {
     for p in producers {
         p.await.unwrap();
     }
-    assert!(out.contains("backed up"), "{out}");
+    assert!(
+        out.contains("backed up") && out.contains("(4 files,"),
+        "{out}"
+    );
     assert!(
         during > before.len(),
         "the server went on acknowledging enqueues while the backup ran"
@@ -88,9 +94,17 @@ async fn a_backup_under_load_restores_every_acknowledged_task() {
             .await
             .unwrap_or_else(|e| panic!("task {id}, acknowledged before the backup: {e}"));
     }
-    let counts = client.queue("orders").await.unwrap().counts;
-    assert!(counts.ready as usize >= before.len());
-    assert!(counts.ready as usize <= during);
+    let mut ready = 0;
+    for p in 0..4 {
+        ready += client
+            .queue(&format!("orders{p}"))
+            .await
+            .unwrap()
+            .counts
+            .ready as usize;
+    }
+    assert!(ready >= before.len());
+    assert!(ready <= during);
 
     // Restore refuses a directory in use and a file that is not a backup.
     let err = fails(

@@ -1,10 +1,11 @@
 //! Durability: kill the real binary with SIGKILL while clients enqueue, claim and complete, then
 //! restart it on the same data dir and check that every acknowledged enqueue is present exactly
-//! once and every acknowledged completion is still `succeeded`.
+//! once and every acknowledged completion is still `succeeded`; with one shard, and with four
+//! (queues spread over four files and writers).
 
 mod common;
 
-use common::start;
+use common::start_with;
 use rota_client::{ClaimOptions, Client, CompleteItem, ListOptions, NewTask};
 use rota_core::{TaskId, TaskState};
 use std::collections::{HashMap, HashSet};
@@ -13,7 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const QUEUE: &str = "durable";
+/// The queues of a run: one, or four spread over the shards.
+fn queues(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("durable{i}")).collect()
+}
 
 #[derive(Default)]
 struct Acked {
@@ -32,11 +36,17 @@ fn seq_of(payload: &serde_json::value::RawValue) -> u64 {
 
 /// Producers enqueue single tasks and small batches; consumers claim and complete, alone and in
 /// batches. Each records only what the server acknowledged.
-fn workload(client: &Client, acked: &Arc<Acked>, round: u64) -> Vec<tokio::task::JoinHandle<()>> {
+fn workload(
+    client: &Client,
+    acked: &Arc<Acked>,
+    round: u64,
+    queues: &[String],
+) -> Vec<tokio::task::JoinHandle<()>> {
     let next_seq = Arc::new(AtomicU64::new(round * 1_000_000));
     let mut handles = Vec::new();
     for p in 0..4 {
         let (client, acked, next_seq) = (client.clone(), acked.clone(), next_seq.clone());
+        let queue = queues[p % queues.len()].clone();
         handles.push(tokio::spawn(async move {
             loop {
                 let n = if p % 2 == 0 { 1 } else { 10 };
@@ -46,7 +56,7 @@ fn workload(client: &Client, acked: &Arc<Acked>, round: u64) -> Vec<tokio::task:
                         NewTask::new("durable.job", &serde_json::json!({ "seq": seq }))
                     })
                     .collect();
-                let Ok(out) = client.enqueue_batch(QUEUE, &tasks).await else {
+                let Ok(out) = client.enqueue_batch(&queue, &tasks).await else {
                     return; // the server is gone
                 };
                 let mut map = acked.enqueued.lock().unwrap();
@@ -61,6 +71,7 @@ fn workload(client: &Client, acked: &Arc<Acked>, round: u64) -> Vec<tokio::task:
     }
     for w in 0..4 {
         let (client, acked) = (client.clone(), acked.clone());
+        let queue = queues[w % queues.len()].clone();
         handles.push(tokio::spawn(async move {
             let opts = ClaimOptions {
                 worker: format!("w{w}"),
@@ -69,7 +80,7 @@ fn workload(client: &Client, acked: &Arc<Acked>, round: u64) -> Vec<tokio::task:
                 ..Default::default()
             };
             loop {
-                let Ok(tasks) = client.claim(QUEUE, &opts).await else {
+                let Ok(tasks) = client.claim(&queue, &opts).await else {
                     return;
                 };
                 let lease = |t: &rota_core::Task| t.lease.as_ref().unwrap().token.clone();
@@ -113,13 +124,13 @@ fn workload(client: &Client, acked: &Arc<Acked>, round: u64) -> Vec<tokio::task:
     handles
 }
 
-async fn all_tasks(client: &Client) -> Vec<rota_core::Task> {
+async fn all_tasks(client: &Client, queue: &str) -> Vec<rota_core::Task> {
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
         let page = client
             .list(
-                QUEUE,
+                queue,
                 &ListOptions {
                     limit: Some(1_000),
                     cursor: cursor.take(),
@@ -138,12 +149,23 @@ async fn all_tasks(client: &Client) -> Vec<rota_core::Task> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_sigkill() {
+    survive_sigkill("1", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_writes_survive_sigkill_with_four_shards() {
+    survive_sigkill("4", 4).await;
+}
+
+async fn survive_sigkill(shards: &str, queue_count: usize) {
     let dir = tempfile::tempdir().unwrap();
+    let env = [("ROTA_SHARDS", shards)];
+    let queues = queues(queue_count);
     let mut total_enqueued = 0;
     for round in 0..3 {
-        let mut server = start(dir.path()).await;
+        let mut server = start_with(dir.path(), &env).await;
         let acked = Arc::new(Acked::default());
-        let handles = workload(&server.client, &acked, round);
+        let handles = workload(&server.client, &acked, round, &queues);
         // Kill in the middle of the traffic, once enough has been acknowledged.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -165,11 +187,21 @@ async fn acknowledged_writes_survive_sigkill() {
             let _ = h.await;
         }
 
-        let mut server = start(dir.path()).await;
+        let mut server = start_with(dir.path(), &env).await;
         let enqueued = acked.enqueued.lock().unwrap().clone();
         let completed = acked.completed.lock().unwrap().clone();
         total_enqueued += enqueued.len();
-        let tasks = all_tasks(&server.client).await;
+        let mut tasks = Vec::new();
+        let mut counted = 0;
+        for q in &queues {
+            let mine = all_tasks(&server.client, q).await;
+            // The restarted server's counts agree with its rows.
+            let info = server.client.queue(q).await.unwrap();
+            assert_eq!(info.counts.total(), mine.len() as u64);
+            counted += mine.len();
+            tasks.extend(mine);
+        }
+        assert_eq!(counted, tasks.len());
         let mut seen_seq: HashMap<u64, usize> = HashMap::new();
         let mut by_id = HashMap::new();
         for t in &tasks {
@@ -195,11 +227,9 @@ async fn acknowledged_writes_survive_sigkill() {
             "a task was stored twice"
         );
         assert!(tasks.len() >= total_enqueued);
-        // The restarted server's counts agree with its rows.
-        let info = server.client.queue(QUEUE).await.unwrap();
-        assert_eq!(info.counts.total(), tasks.len() as u64);
         eprintln!(
-            "round {round}: {} acknowledged enqueues and {} completions survived SIGKILL",
+            "{shards} shard(s), round {round}: {} acknowledged enqueues and {} completions \
+             survived SIGKILL",
             enqueued.len(),
             completed.len()
         );
@@ -217,7 +247,7 @@ async fn acknowledged_writes_survive_sigkill() {
 async fn acknowledged_access_control_changes_survive_sigkill() {
     use rota_client::{Effect, NewKey, Rule};
     let dir = tempfile::tempdir().unwrap();
-    let mut server = start(dir.path()).await;
+    let mut server = start_with(dir.path(), &[("ROTA_SHARDS", "4")]).await;
     let admin_token = server.admin_token.clone();
     server
         .client
@@ -241,7 +271,7 @@ async fn acknowledged_access_control_changes_survive_sigkill() {
     server.child.kill().unwrap(); // SIGKILL, right after the last answer
     server.child.wait().unwrap();
 
-    let server = start(dir.path()).await;
+    let server = start_with(dir.path(), &[("ROTA_SHARDS", "4")]).await;
     assert_eq!(server.admin_token, admin_token, "no second bootstrap key");
     let producer = Client::with_token(&server.url, Some(&kept.token)).unwrap();
     let me = producer.whoami().await.unwrap();

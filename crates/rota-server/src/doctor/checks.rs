@@ -460,7 +460,7 @@ pub fn storage(health: &Health, ms: u64, errors: &[Refusal]) -> Vec<Finding> {
     out
 }
 
-/// The embedded store's one writer near its limit: writes queue behind it.
+/// One of the embedded store's writers near its limit: writes to its shard queue behind it.
 pub fn writer_saturated(busy: Option<(f64, f64)>) -> Option<Finding> {
     let (share, span) = busy?;
     (span >= WRITER_MIN_SPAN_S && share >= WRITER_SATURATED).then(|| {
@@ -469,13 +469,14 @@ pub fn writer_saturated(busy: Option<(f64, f64)>) -> Option<Finding> {
             Severity::Warning,
             "storage.writer".into(),
             format!(
-                "the store's writer was busy {:.0} % of the last {span:.0} s",
+                "the store's busiest writer was busy {:.0} % of the last {span:.0} s",
                 share * 100.0
             ),
-            "every change of the embedded store goes through one writer thread; at this load \
-             requests wait for it, and more cores do not help it",
-            "send work in batches (many tasks per enqueue, claim and complete), or move to \
-             PostgreSQL and several servers; BENCHMARKS.md shows what one writer carries",
+            "every change to a queue goes through the writer of the shard that holds it; at \
+             this load requests wait for it",
+            "send work in batches (many tasks per enqueue, claim and complete); spread hot \
+             work over several queues, which spread over the shards (storage.shards); or move \
+             to PostgreSQL and several servers. BENCHMARKS.md shows what one writer carries",
         )
     })
 }

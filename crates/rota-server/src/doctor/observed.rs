@@ -49,7 +49,7 @@ pub struct Observed {
     refusals: Mutex<VecDeque<Refusal>>,
     /// The store writer's busy seconds so far, sampled by the server's upkeep (real time, not
     /// the store's clock: busy time is real time).
-    writer: Mutex<VecDeque<(Instant, f64)>>,
+    writer: Mutex<VecDeque<(Instant, Vec<f64>)>>,
 }
 
 impl Observed {
@@ -97,9 +97,9 @@ impl Observed {
         list.iter().filter(|r| r.at >= since).cloned().collect()
     }
 
-    /// One sample of the writer's busy seconds so far; samples older than the window are
+    /// One sample of each writer's busy seconds so far; samples older than the window are
     /// dropped, keeping one that spans it.
-    pub fn writer_sampled(&self, at: Instant, busy_seconds: f64) {
+    pub fn writer_sampled(&self, at: Instant, busy_seconds: Vec<f64>) {
         let mut samples = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         samples.push_back((at, busy_seconds));
         while samples
@@ -110,13 +110,19 @@ impl Observed {
         }
     }
 
-    /// The share of real time the writer was busy over the samples kept, and the seconds they
-    /// span; `None` before two samples.
+    /// The share of real time the busiest writer was busy over the samples kept, and the
+    /// seconds they span; `None` before two samples.
     pub fn writer_busy(&self) -> Option<(f64, f64)> {
         let samples = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let (first, last) = (samples.front()?, samples.back()?);
         let span = last.0.duration_since(first.0).as_secs_f64();
-        (span > 0.0).then(|| (((last.1 - first.1) / span).clamp(0.0, 1.0), span))
+        let busiest = last
+            .1
+            .iter()
+            .zip(&first.1)
+            .map(|(b, a)| b - a)
+            .fold(0.0, f64::max);
+        (span > 0.0).then(|| ((busiest / span).clamp(0.0, 1.0), span))
     }
 }
 
@@ -129,15 +135,28 @@ mod tests {
         let o = Observed::default();
         let t0 = Instant::now();
         assert_eq!(o.writer_busy(), None);
-        o.writer_sampled(t0, 10.0);
+        o.writer_sampled(t0, vec![10.0]);
         assert_eq!(o.writer_busy(), None, "one sample spans nothing");
         // Idle for a minute, then busy 9 s of every 10.
-        o.writer_sampled(t0 + Duration::from_secs(60), 10.0);
+        o.writer_sampled(t0 + Duration::from_secs(60), vec![10.0]);
         for i in 1..=6 {
-            o.writer_sampled(t0 + Duration::from_secs(60 + 10 * i), 10.0 + 9.0 * i as f64);
+            o.writer_sampled(
+                t0 + Duration::from_secs(60 + 10 * i),
+                vec![10.0 + 9.0 * i as f64],
+            );
         }
         let (share, span) = o.writer_busy().unwrap();
         assert_eq!(span, 60.0, "the idle minute has left the window");
         assert!((share - 0.9).abs() < 1e-9, "{share}");
+    }
+
+    #[test]
+    fn the_busiest_writer_counts_not_the_average() {
+        let o = Observed::default();
+        let t0 = Instant::now();
+        o.writer_sampled(t0, vec![0.0, 0.0, 0.0]);
+        o.writer_sampled(t0 + Duration::from_secs(60), vec![1.0, 57.0, 2.0]);
+        let (share, _) = o.writer_busy().unwrap();
+        assert!((share - 0.95).abs() < 1e-9, "{share}");
     }
 }

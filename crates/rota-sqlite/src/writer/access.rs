@@ -5,6 +5,32 @@ use super::Batch;
 use rota_store::AuthChange;
 use rusqlite::params;
 
+/// Deletes the tenant and every row of it (queues, tasks, events, keys, roles, schedules,
+/// webhooks, deliveries); answers the ids its queues had.
+pub(crate) fn delete_tenant_rows(
+    tx: &rusqlite::Transaction<'_>,
+    name: &str,
+) -> rusqlite::Result<Vec<i64>> {
+    let queues: Vec<i64> = {
+        let mut stmt = tx.prepare_cached("SELECT id FROM queues WHERE tenant = ?1")?;
+        let rows = stmt.query_map(params![name], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for qid in &queues {
+        tx.prepare_cached("DELETE FROM tasks WHERE queue_id = ?1")?
+            .execute(params![qid])?;
+    }
+    crate::events::forget_tenant(tx, name)?;
+    tx.execute("DELETE FROM queues WHERE tenant = ?1", params![name])?;
+    tx.execute("DELETE FROM api_keys WHERE tenant = ?1", params![name])?;
+    tx.execute("DELETE FROM roles WHERE tenant = ?1", params![name])?;
+    tx.execute("DELETE FROM schedules WHERE tenant = ?1", params![name])?;
+    tx.execute("DELETE FROM deliveries WHERE tenant = ?1", params![name])?;
+    tx.execute("DELETE FROM webhooks WHERE tenant = ?1", params![name])?;
+    tx.execute("DELETE FROM tenants WHERE name = ?1", params![name])?;
+    Ok(queues)
+}
+
 impl Ctx<'_> {
     pub fn change_auth(&mut self, b: &mut Batch, change: &AuthChange) -> Res<()> {
         fn doc<T: serde::Serialize>(v: &T) -> String {
@@ -19,14 +45,8 @@ impl Ctx<'_> {
                 b.delta.new_tenants.insert(t.name.clone());
             }
             AuthChange::DeleteTenant(name) => {
-                let queues: Vec<i64> = {
-                    let mut stmt = tx.prepare_cached("SELECT id FROM queues WHERE tenant = ?1")?;
-                    let rows = stmt.query_map(params![name], |r| r.get(0))?;
-                    rows.collect::<rusqlite::Result<_>>()?
-                };
+                let queues = delete_tenant_rows(tx, name)?;
                 for qid in &queues {
-                    tx.prepare_cached("DELETE FROM tasks WHERE queue_id = ?1")?
-                        .execute(params![qid])?;
                     b.delta.counts.remove(qid);
                     b.delta.settings.remove(qid);
                     b.delta.last_claim_at.remove(qid);
@@ -37,16 +57,8 @@ impl Ctx<'_> {
                 b.delta.removed_queues.extend(queues);
                 b.delta.new_tenants.remove(name);
                 b.delta.removed_tenants.insert(name.clone());
-                crate::events::forget_tenant(tx, name)?;
-                tx.execute("DELETE FROM queues WHERE tenant = ?1", params![name])?;
-                tx.execute("DELETE FROM api_keys WHERE tenant = ?1", params![name])?;
-                tx.execute("DELETE FROM roles WHERE tenant = ?1", params![name])?;
-                tx.execute("DELETE FROM schedules WHERE tenant = ?1", params![name])?;
-                tx.execute("DELETE FROM deliveries WHERE tenant = ?1", params![name])?;
-                tx.execute("DELETE FROM webhooks WHERE tenant = ?1", params![name])?;
                 b.webhooks
                     .push(super::webhooks::CacheChange::DropTenant(name.clone()));
-                tx.execute("DELETE FROM tenants WHERE name = ?1", params![name])?;
             }
             AuthChange::PutKey(k) => {
                 tx.prepare_cached(

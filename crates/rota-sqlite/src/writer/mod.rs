@@ -23,6 +23,8 @@ mod schedules;
 mod tasks;
 mod webhooks;
 
+pub(crate) use access::delete_tenant_rows;
+
 use crate::catalog::CatalogDelta;
 use crate::Shared;
 use ctx::Ctx;
@@ -73,10 +75,11 @@ pub enum Op {
         Timestamp,
         Reply<StoreResult<Vec<(Delivery, Webhook)>>>,
     ),
+    /// Answers each webhook the attempts changed, and whether they disabled it.
     RecordAttempts(
         Vec<(i64, Attempt)>,
         Timestamp,
-        Reply<StoreResult<Vec<Webhook>>>,
+        Reply<StoreResult<Vec<(Webhook, bool)>>>,
     ),
     RetryDelivery(String, String, i64, Reply<StoreResult<Delivery>>),
     /// A write that changes nothing visible: tells readiness whether commits succeed.
@@ -95,7 +98,7 @@ enum Answer {
     Schedule(StoreResult<(ScheduleRecord, bool)>),
     Fired(StoreResult<Option<ScheduleRecord>>),
     Taken(StoreResult<Vec<(Delivery, Webhook)>>),
-    Webhooks(StoreResult<Vec<Webhook>>),
+    Webhooks(StoreResult<Vec<(Webhook, bool)>>),
     Delivery(Box<StoreResult<Delivery>>),
 }
 
@@ -309,8 +312,8 @@ impl Writer {
         }
         Writer {
             conn,
-            shared,
-            ids: IdGenerator::starting_after(last_id),
+            shared: shared.clone(),
+            ids: IdGenerator::striped(last_id, shared.shard as u64),
             known_next_due: None,
             hooks: cache,
             durable: true,
@@ -374,7 +377,10 @@ impl Writer {
     fn commit_batch(&mut self, mut ops: Vec<Op>) {
         loop {
             let mut b = Batch::new(self.shared.clock.now());
-            match self.try_batch(&ops, &mut b) {
+            let tried = self.try_batch(&ops, &mut b);
+            // Committed or rolled back: its cursors no longer hold readers back.
+            self.shared.cursors.settle(self.shared.shard);
+            match tried {
                 Ok(Ok(answers)) => {
                     self.shared.write_failing.store(false, Ordering::Relaxed);
                     self.shared.commits.fetch_add(1, Ordering::Relaxed);
@@ -437,8 +443,13 @@ impl Writer {
             if let Err(e) = ctx.persist_last_claims(b) {
                 return Ok(Err(StoreError::Unavailable(format!("write failed: {e}"))));
             }
-            let logged = crate::events::append(&tx, &mut b.events).and_then(|_| {
-                webhooks::fan_out(&tx, &self.hooks, &b.events, |qid| {
+            let first = match b.events.len() {
+                0 => 0,
+                n => self.shared.cursors.take(self.shared.shard, n),
+            };
+            let ids = &*self.shared.delivery_ids;
+            let logged = crate::events::append(&tx, &mut b.events, first).and_then(|_| {
+                webhooks::fan_out(&tx, &self.hooks, ids, &b.events, |qid| {
                     ctx.fan_out_target(b, qid)
                 })
             });

@@ -58,6 +58,7 @@ pub(crate) fn apply(cache: &mut WebhookCache, change: CacheChange) {
 pub(crate) fn fan_out(
     tx: &Transaction<'_>,
     cache: &WebhookCache,
+    ids: &std::sync::atomic::AtomicI64,
     events: &[super::Logged],
     target_of: impl Fn(i64) -> Option<(String, Option<String>)>,
 ) -> rusqlite::Result<usize> {
@@ -97,8 +98,8 @@ pub(crate) fn fan_out(
             tx.prepare_cached(
                 "INSERT INTO deliveries (cursor, at, queue, kind, task_id, attempt, type, state, \
                  worker, error, due, subject, tenant, webhook_id, url, dstate, attempts, next_at, \
-                 created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-                 ?12, ?13, ?14, ?15, 'pending', 0, ?2, ?2, ?2)",
+                 created_at, updated_at, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+                 ?11, ?12, ?13, ?14, ?15, 'pending', 0, ?2, ?2, ?2, ?16)",
             )?
             .execute(params![
                 e.cursor,
@@ -116,6 +117,7 @@ pub(crate) fn fan_out(
                 tenant,
                 webhook_id,
                 url,
+                ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
             ])?;
             made += 1;
         }
@@ -244,8 +246,9 @@ impl Ctx<'_> {
         b: &mut Batch,
         results: &[(i64, Attempt)],
         now: Timestamp,
-    ) -> Res<Vec<Webhook>> {
-        let mut disabled = Vec::new();
+    ) -> Res<Vec<(Webhook, bool)>> {
+        // Each webhook the attempts changed, and whether they disabled it.
+        let mut changed: Vec<(Webhook, bool)> = Vec::new();
         for (id, a) in results {
             let d = match self.delivery(*id)? {
                 Ok(d) => d,
@@ -282,19 +285,26 @@ impl Ctx<'_> {
                 continue;
             };
             let before = w.clone();
-            if w.note_attempt(a, now) {
+            let disabled = w.note_attempt(a, now);
+            if disabled {
                 if let Some(qid) = queue_id {
                     let reason = w.disabled_reason.clone();
                     b.log_other(qid, about(EventType::WebhookDisabled, reason));
                 }
-                disabled.push(w.clone());
             }
             if w != before {
                 w.updated_at = now;
                 self.write_webhook(b, &w)?;
+                match changed
+                    .iter_mut()
+                    .find(|(c, _)| c.tenant == w.tenant && c.id == w.id)
+                {
+                    Some(c) => *c = (w, c.1 || disabled),
+                    None => changed.push((w, disabled)),
+                }
             }
         }
-        Ok(Ok(disabled))
+        Ok(Ok(changed))
     }
 
     pub fn retry_delivery(

@@ -1,0 +1,163 @@
+//! The embedded engine: one or more shard files side by side, each with its own writer.
+//!
+//! `rota.db` is shard 0: it alone holds access control (keys, roles, maintenance mode). Every
+//! shard holds a copy of the tenants and webhooks, so each writer checks and fans out on its
+//! own. A queue lives in one shard with its tasks, events and deliveries, and schedules live
+//! with their target queue, so every state change is one shard's own transaction. A new queue
+//! goes to the shard its name hashes to; an existing one stays where its rows are, so a data
+//! directory keeps working when the shard count changes. Task ids carry their shard
+//! (`id % ID_STRIPES`); event cursors come from one sequence shared by the writers, and
+//! readers merge the shards' logs below the cursors still in flight (see `cursors.rs`).
+
+mod merge;
+mod reconcile;
+mod routes;
+
+use crate::cursors::Cursors;
+use crate::shard::{Link, Shard};
+use crate::SqliteOptions;
+use rota_core::id::ID_STRIPES;
+use rota_core::{Clock, QueueKey, TaskId};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+pub struct SqliteStore {
+    shards: Vec<Shard>,
+    /// Shards new queues are spread over (the configured count; files past it keep theirs).
+    placing: usize,
+    cursors: Arc<Cursors>,
+    events: Arc<Notify>,
+    maintenance: Arc<Notify>,
+}
+
+/// The file of shard `index` beside `home` (shard 0): `rota.db`, `rota-shard1.db`, …
+pub fn shard_path(home: &Path, index: usize) -> PathBuf {
+    if index == 0 {
+        return home.to_owned();
+    }
+    let stem = home
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    home.with_file_name(format!("{stem}-shard{index}.db"))
+}
+
+/// Every shard file that exists beside `home`, shard 0 first (it may not exist yet).
+pub fn existing_shards(home: &Path) -> Vec<PathBuf> {
+    let mut out = vec![home.to_owned()];
+    while out.len() < ID_STRIPES as usize {
+        let next = shard_path(home, out.len());
+        if !next.exists() {
+            break;
+        }
+        out.push(next);
+    }
+    out
+}
+
+/// FNV-1a: a hash that is the same in every process, so a new queue's shard does not depend
+/// on a random seed.
+fn stable_hash(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain([0]) {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    h
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store whose shard 0 is the file `path`, with
+    /// `options.shards` shards (or more, when more files are already there).
+    pub fn open(
+        path: &Path,
+        clock: Arc<dyn Clock>,
+        options: SqliteOptions,
+    ) -> Result<Self, String> {
+        if options.shards == 0 || options.shards > ID_STRIPES as usize {
+            return Err(format!(
+                "shards must be between 1 and {ID_STRIPES}, not {}",
+                options.shards
+            ));
+        }
+        let mut paths = existing_shards(path);
+        while paths.len() < options.shards {
+            paths.push(shard_path(path, paths.len()));
+        }
+        let mut conns = paths
+            .iter()
+            .map(|p| Shard::connect(p, &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        reconcile::copies(&mut conns).map_err(|e| format!("cannot reconcile the shards: {e}"))?;
+        let opened = paths
+            .iter()
+            .zip(conns)
+            .map(|(p, c)| Shard::load(p, c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let last_task = opened.iter().filter_map(|o| o.last_task).max();
+        let last_delivery = opened.iter().map(|o| o.last_delivery).max().unwrap_or(0);
+        let last_cursor = opened.iter().map(|o| o.last_cursor).max().unwrap_or(0);
+        let cursors = Arc::new(Cursors::new(last_cursor, opened.len()));
+        let delivery_ids = Arc::new(AtomicI64::new(last_delivery));
+        let events = Arc::new(Notify::new());
+        let maintenance = Arc::new(Notify::new());
+        let mut shards = Vec::with_capacity(opened.len());
+        for (index, o) in opened.into_iter().enumerate() {
+            let link = Link {
+                index,
+                cursors: cursors.clone(),
+                events: events.clone(),
+                maintenance: maintenance.clone(),
+                last_task,
+                delivery_ids: delivery_ids.clone(),
+            };
+            shards.push(Shard::start(o, link, clock.clone(), options.clone())?);
+        }
+        Ok(SqliteStore {
+            shards,
+            placing: options.shards,
+            cursors,
+            events,
+            maintenance,
+        })
+    }
+
+    /// How many shard files the store has.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The shard of `queue`: where it is, or for a new queue the one its name hashes to.
+    fn place(&self, queue: &QueueKey) -> usize {
+        let hashed = (stable_hash(&[&queue.tenant, &queue.name]) % self.placing as u64) as usize;
+        if self.shards.len() == 1 || self.shards[hashed].has_queue(queue) {
+            return hashed;
+        }
+        (0..self.shards.len())
+            .find(|&i| i != hashed && self.shards[i].has_queue(queue))
+            .unwrap_or(hashed)
+    }
+
+    fn of_queue(&self, queue: &QueueKey) -> &Shard {
+        &self.shards[self.place(queue)]
+    }
+
+    /// The shard a task id names; ids from before the store had shards live in shard 0, which
+    /// [`SqliteStore::fallback`] tries next.
+    fn of_id(&self, id: TaskId) -> usize {
+        let stripe = (id.0 % ID_STRIPES) as usize;
+        if stripe < self.shards.len() {
+            stripe
+        } else {
+            0
+        }
+    }
+
+    /// Whether a task not found in shard `i` may still be in shard 0.
+    fn fallback(i: usize, e: &rota_store::StoreError) -> bool {
+        i != 0 && matches!(e, rota_store::StoreError::TaskNotFound(_))
+    }
+}

@@ -1,0 +1,86 @@
+//! At open, before any writer starts: the copies every shard keeps are brought in line with
+//! shard 0's, and a schedule found in two shards keeps only its newer copy. Writes to several
+//! shards go to shard 0 first, so this finishes what a crash between two of them left undone.
+
+use rusqlite::{params, Connection};
+use std::collections::{HashMap, HashSet};
+
+/// Brings shards 1.. in line with shard 0 (`conns[0]`).
+pub(super) fn copies(conns: &mut [Connection]) -> rusqlite::Result<()> {
+    let Some((home, others)) = conns.split_first_mut() else {
+        return Ok(());
+    };
+    if others.is_empty() {
+        return Ok(());
+    }
+    let tenants: Vec<(String, String)> = rows(home, "SELECT name, doc FROM tenants")?;
+    let hooks: Vec<(String, String, String)> = {
+        let mut stmt = home.prepare("SELECT tenant, id, doc FROM webhooks")?;
+        let it = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        it.collect::<rusqlite::Result<_>>()?
+    };
+    let names: HashSet<&str> = tenants.iter().map(|t| t.0.as_str()).collect();
+    for conn in others.iter_mut() {
+        let tx = conn.transaction()?;
+        let theirs: Vec<(String, String)> = rows(
+            &tx,
+            "SELECT name, '' FROM tenants UNION SELECT DISTINCT tenant, '' FROM queues",
+        )?;
+        for (gone, _) in theirs.iter().filter(|t| !names.contains(t.0.as_str())) {
+            tracing::info!(tenant = %gone, "removing a deleted tenant's rows from a shard");
+            crate::writer::delete_tenant_rows(&tx, gone)?;
+        }
+        for (name, doc) in &tenants {
+            tx.execute(
+                "INSERT OR REPLACE INTO tenants (name, doc) VALUES (?1, ?2)",
+                params![name, doc],
+            )?;
+        }
+        tx.execute("DELETE FROM webhooks", [])?;
+        for (tenant, id, doc) in &hooks {
+            tx.execute(
+                "INSERT INTO webhooks (tenant, id, doc) VALUES (?1, ?2, ?3)",
+                params![tenant, id, doc],
+            )?;
+        }
+        tx.commit()?;
+    }
+    schedules(conns)
+}
+
+fn rows(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare(sql)?;
+    let it = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    it.collect()
+}
+
+/// A schedule moves to its target queue's shard by being put there and then deleted where it
+/// was; of two copies, the newer one stays.
+fn schedules(conns: &mut [Connection]) -> rusqlite::Result<()> {
+    let mut newest: HashMap<(String, String), (i64, usize)> = HashMap::new();
+    let mut seen: Vec<Vec<(String, String, i64)>> = Vec::with_capacity(conns.len());
+    for (i, conn) in conns.iter().enumerate() {
+        let mut stmt = conn.prepare("SELECT tenant, name, updated_at FROM schedules")?;
+        let it = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let found: Vec<(String, String, i64)> = it.collect::<rusqlite::Result<_>>()?;
+        for (t, n, at) in &found {
+            let e = newest.entry((t.clone(), n.clone())).or_insert((*at, i));
+            if *at > e.0 {
+                *e = (*at, i);
+            }
+        }
+        seen.push(found);
+    }
+    for (i, conn) in conns.iter_mut().enumerate() {
+        for (t, n, _) in &seen[i] {
+            if newest[&(t.clone(), n.clone())].1 != i {
+                tracing::info!(tenant = %t, schedule = %n, "removing a moved schedule's old copy");
+                conn.execute(
+                    "DELETE FROM schedules WHERE tenant = ?1 AND name = ?2",
+                    params![t, n],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}

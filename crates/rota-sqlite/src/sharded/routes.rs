@@ -1,0 +1,478 @@
+//! Which shard answers each request: a queue's own, a task id's, every shard merged, or shard
+//! 0 first and then the others for the rows every shard keeps a copy of.
+
+use super::{merge, SqliteStore};
+use async_trait::async_trait;
+use futures_util::future::join_all;
+use rota_core::webhooks::{Attempt, Delivery, Webhook};
+use rota_core::{NewTask, QueueInfo, QueueKey, QueuePatch, Task, TaskId, TaskState, Timestamp};
+use rota_store::*;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+impl SqliteStore {
+    /// Runs `items` (each naming a task) through the shard their ids name, then the ones a
+    /// shard did not find through shard 0 (ids from before the store had shards); outcomes in
+    /// the items' order.
+    async fn by_id<I, F, Fut>(
+        &self,
+        items: Vec<I>,
+        id: impl Fn(&I) -> TaskId,
+        run: F,
+    ) -> Vec<StoreResult<Task>>
+    where
+        I: Clone,
+        F: Fn(usize, Vec<I>) -> Fut,
+        Fut: std::future::Future<Output = Vec<StoreResult<Task>>>,
+    {
+        let n = self.shards.len();
+        let mut groups: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, item) in items.iter().enumerate() {
+            groups[self.of_id(id(item))].push(i);
+        }
+        let mut out: Vec<Option<StoreResult<Task>>> = vec![None; items.len()];
+        let runs = groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| !g.is_empty())
+            .map(|(s, g)| {
+                let batch = g.iter().map(|&i| items[i].clone()).collect();
+                let fut = run(s, batch);
+                async move { (s, fut.await) }
+            });
+        let mut retry = Vec::new();
+        for (s, results) in join_all(runs).await {
+            for (&i, r) in groups[s].iter().zip(results) {
+                match r {
+                    Err(e) if Self::fallback(s, &e) => retry.push(i),
+                    r => out[i] = Some(r),
+                }
+            }
+        }
+        if !retry.is_empty() {
+            let batch = retry.iter().map(|&i| items[i].clone()).collect();
+            for (&i, r) in retry.iter().zip(run(0, batch).await) {
+                out[i] = Some(r);
+            }
+        }
+        out.into_iter()
+            .map(|r| r.expect("every item has an outcome"))
+            .collect()
+    }
+
+    /// One task's request through its id's shard, then shard 0 (see [`SqliteStore::by_id`]).
+    async fn one_by_id<T, F, Fut>(&self, id: TaskId, run: F) -> StoreResult<T>
+    where
+        F: Fn(usize) -> Fut,
+        Fut: std::future::Future<Output = StoreResult<T>>,
+    {
+        let s = self.of_id(id);
+        match run(s).await {
+            Err(e) if Self::fallback(s, &e) => run(0).await,
+            r => r,
+        }
+    }
+
+    /// Runs `f` on every shard at once; the answers in shard order.
+    async fn each<'a, T, F, Fut>(&'a self, f: F) -> Vec<T>
+    where
+        F: Fn(&'a crate::shard::Shard) -> Fut,
+        Fut: std::future::Future<Output = T> + 'a,
+    {
+        join_all(self.shards.iter().map(f)).await
+    }
+
+    /// Writes a row every shard keeps a copy of: shard 0 first (its answer is the answer),
+    /// then the others. A shard that fails after shard 0 succeeded is brought back in line
+    /// when the store next opens.
+    async fn everywhere<'a, F, Fut>(&'a self, f: F) -> StoreResult<()>
+    where
+        F: Fn(&'a crate::shard::Shard) -> Fut,
+        Fut: std::future::Future<Output = StoreResult<()>> + 'a,
+    {
+        f(&self.shards[0]).await?;
+        for r in join_all(self.shards[1..].iter().map(f)).await {
+            r?;
+        }
+        Ok(())
+    }
+
+    /// The shard holding schedule `name`, if any.
+    async fn schedule_shard(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> StoreResult<Option<(usize, ScheduleRecord)>> {
+        for (i, found) in self
+            .each(|s| s.schedules(tenant, Some(name)))
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            match found {
+                Ok(mut v) if !v.is_empty() => return Ok(Some((i, v.remove(0)))),
+                Ok(_) | Err(StoreError::ScheduleNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn enqueue(&self, queue: &QueueKey, tasks: Vec<NewTask>) -> StoreResult<Vec<Enqueued>> {
+        self.of_queue(queue).enqueue(queue, tasks).await
+    }
+
+    async fn claim(&self, queue: &QueueKey, req: ClaimRequest) -> StoreResult<Vec<Task>> {
+        self.of_queue(queue).claim(queue, req).await
+    }
+
+    async fn heartbeat(&self, tenant: &str, hb: Heartbeat) -> StoreResult<Task> {
+        self.one_by_id(hb.id, |s| self.shards[s].heartbeat(tenant, hb.clone()))
+            .await
+    }
+
+    async fn complete(&self, tenant: &str, items: Vec<Completion>) -> Vec<StoreResult<Task>> {
+        self.by_id(
+            items,
+            |c| c.id,
+            |s, batch| self.shards[s].complete(tenant, batch),
+        )
+        .await
+    }
+
+    async fn fail(&self, tenant: &str, items: Vec<FailureReport>) -> Vec<StoreResult<Task>> {
+        self.by_id(
+            items,
+            |f| f.id,
+            |s, batch| self.shards[s].fail(tenant, batch),
+        )
+        .await
+    }
+
+    async fn events(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: usize,
+        keep: EventKeep,
+    ) -> StoreResult<EventPage> {
+        let horizon = self.cursors.horizon();
+        let pages = self
+            .each(|s| s.events_below(tenant, after, horizon, limit, keep.clone()))
+            .await;
+        merge::events(pages.into_iter().collect::<StoreResult<_>>()?, limit)
+    }
+
+    fn event_signal(&self) -> Arc<Notify> {
+        self.events.clone()
+    }
+
+    async fn change(&self, tenant: &str, id: TaskId, change: Change) -> StoreResult<Task> {
+        self.one_by_id(id, |s| self.shards[s].change(tenant, id, change.clone()))
+            .await
+    }
+
+    async fn get(&self, tenant: &str, id: TaskId) -> StoreResult<Task> {
+        self.one_by_id(id, |s| self.shards[s].get(tenant, id)).await
+    }
+
+    async fn unique_holders(&self, tenant: &str, unique_key: &str) -> StoreResult<Vec<Task>> {
+        let found = self.each(|s| s.unique_holders(tenant, unique_key)).await;
+        let mut all: Vec<Task> = found.into_iter().collect::<StoreResult<Vec<_>>>()?.concat();
+        all.sort_by(|a, b| a.queue.cmp(&b.queue));
+        Ok(all)
+    }
+
+    async fn list(&self, queue: &QueueKey, filter: ListFilter) -> StoreResult<Page> {
+        self.of_queue(queue).list(queue, filter).await
+    }
+
+    async fn queues(&self, tenant: &str) -> StoreResult<Vec<QueueInfo>> {
+        let found = self.each(|s| s.queues(tenant)).await;
+        let mut all: Vec<QueueInfo> = found.into_iter().collect::<StoreResult<Vec<_>>>()?.concat();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
+    }
+
+    async fn queue(&self, queue: &QueueKey) -> StoreResult<QueueInfo> {
+        self.of_queue(queue).queue(queue).await
+    }
+
+    async fn all_queues(&self) -> StoreResult<Vec<(String, QueueInfo)>> {
+        let found = self.each(|s| s.all_queues()).await;
+        let mut all: Vec<(String, QueueInfo)> =
+            found.into_iter().collect::<StoreResult<Vec<_>>>()?.concat();
+        all.sort_by(|a, b| (&a.0, &a.1.name).cmp(&(&b.0, &b.1.name)));
+        Ok(all)
+    }
+
+    async fn queue_overview(&self, max: usize) -> StoreResult<QueueOverview> {
+        let found = self.each(|s| s.queue_overview(max)).await;
+        Ok(merge::overviews(
+            found.into_iter().collect::<StoreResult<_>>()?,
+            max,
+        ))
+    }
+
+    async fn diagnose(
+        &self,
+        tenant: &str,
+        since: Timestamp,
+        far: Timestamp,
+    ) -> StoreResult<Diagnosis> {
+        let found = self.each(|s| s.diagnose(tenant, since, far)).await;
+        let mut out = Diagnosis::default();
+        for d in found {
+            let d = d?;
+            out.truncated |= d.truncated;
+            out.queues.extend(d.queues);
+        }
+        Ok(out)
+    }
+
+    async fn update_queue(&self, queue: &QueueKey, patch: QueuePatch) -> StoreResult<QueueInfo> {
+        self.of_queue(queue).update_queue(queue, patch).await
+    }
+
+    async fn purge(&self, queue: &QueueKey, state: TaskState) -> StoreResult<u64> {
+        self.of_queue(queue).purge(queue, state).await
+    }
+
+    async fn run_maintenance(&self) -> StoreResult<MaintenanceReport> {
+        let mut out = MaintenanceReport::default();
+        for r in self.each(|s| s.run_maintenance()).await {
+            let r = r?;
+            out.promoted += r.promoted;
+            out.expired += r.expired;
+            out.deleted += r.deleted;
+            out.next_due = match (out.next_due, r.next_due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(out)
+    }
+
+    fn ready_signal(&self, queue: &QueueKey) -> Arc<Notify> {
+        self.of_queue(queue).ready_signal(queue)
+    }
+
+    fn maintenance_signal(&self) -> Arc<Notify> {
+        self.maintenance.clone()
+    }
+
+    fn writer_status(&self) -> Option<WriterStatus> {
+        let mut out = WriterStatus::default();
+        for w in self.shards.iter().filter_map(|s| s.writer_status()) {
+            out.busy_seconds += w.busy_seconds;
+            out.busy_by_writer.extend(w.busy_by_writer);
+            out.commits += w.commits;
+            out.synced_commits += w.synced_commits;
+        }
+        Some(out)
+    }
+
+    async fn health(&self) -> Health {
+        let mut checks = Vec::new();
+        for (i, h) in self.each(|s| s.health()).await.into_iter().enumerate() {
+            for (name, r) in h.checks {
+                let name = match i {
+                    0 => name,
+                    _ => name.replacen("storage.", &format!("storage.shard{i}."), 1),
+                };
+                checks.push((name, r));
+            }
+        }
+        Health { checks }
+    }
+
+    async fn load_auth(&self) -> StoreResult<AuthData> {
+        self.shards[0].load_auth().await
+    }
+
+    async fn change_auth(&self, change: AuthChange) -> StoreResult<()> {
+        match &change {
+            // Every shard keeps the tenants: its writer checks them, and deletes a tenant's rows.
+            AuthChange::PutTenant(_) | AuthChange::DeleteTenant(_) => {
+                self.everywhere(|s| s.change_auth(change.clone())).await
+            }
+            _ => self.shards[0].change_auth(change).await,
+        }
+    }
+
+    async fn put_schedule(&self, mut rec: ScheduleRecord) -> StoreResult<(ScheduleRecord, bool)> {
+        // A schedule lives with its target queue, so a firing is one shard's transaction.
+        let target = self.place(&QueueKey::new(rec.tenant.clone(), rec.spec.queue.clone()));
+        let old = self.schedule_shard(&rec.tenant, &rec.name).await?;
+        let moved_from = match &old {
+            Some((from, old)) if *from != target => {
+                rec.runs = old.runs.clone();
+                rec.created_at = old.created_at;
+                Some(*from)
+            }
+            _ => None,
+        };
+        let (out, _) = self.shards[target].put_schedule(rec).await?;
+        if let Some(from) = moved_from {
+            self.shards[from]
+                .delete_schedule(&out.tenant, &out.name)
+                .await?;
+        }
+        Ok((out, old.is_none()))
+    }
+
+    async fn schedules(
+        &self,
+        tenant: &str,
+        name: Option<&str>,
+    ) -> StoreResult<Vec<ScheduleRecord>> {
+        if let Some(name) = name {
+            return match self.schedule_shard(tenant, name).await? {
+                Some((_, rec)) => Ok(vec![rec]),
+                None => Err(StoreError::ScheduleNotFound(name.to_owned())),
+            };
+        }
+        let found = self.each(|s| s.schedules(tenant, None)).await;
+        let mut all: Vec<ScheduleRecord> =
+            found.into_iter().collect::<StoreResult<Vec<_>>>()?.concat();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
+    }
+
+    async fn delete_schedule(&self, tenant: &str, name: &str) -> StoreResult<()> {
+        let mut found = false;
+        for r in self.each(|s| s.delete_schedule(tenant, name)).await {
+            match r {
+                Ok(()) => found = true,
+                Err(StoreError::ScheduleNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if found {
+            Ok(())
+        } else {
+            Err(StoreError::ScheduleNotFound(name.to_owned()))
+        }
+    }
+
+    async fn due_schedules(&self, now: Timestamp, limit: usize) -> StoreResult<DueSchedules> {
+        let found = self.each(|s| s.due_schedules(now, limit)).await;
+        let mut out = DueSchedules::default();
+        for d in found {
+            let d = d?;
+            out.due.extend(d.due);
+            out.next = match (out.next, d.next) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        out.due.sort_by_key(|s| s.next_run_at);
+        for late in out.due.drain(limit.min(out.due.len())..) {
+            out.next = match (out.next, late.next_run_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(out)
+    }
+
+    async fn fire_schedule(&self, firing: Firing) -> StoreResult<Option<ScheduleRecord>> {
+        let Some((at, rec)) = self.schedule_shard(&firing.tenant, &firing.name).await? else {
+            return Err(StoreError::ScheduleNotFound(firing.name.clone()));
+        };
+        // The target queue may have been created in another shard since the schedule was put
+        // (the shard count changed): the schedule follows it before it fires.
+        let target = self.place(&QueueKey::new(rec.tenant.clone(), rec.spec.queue.clone()));
+        if target != at {
+            self.put_schedule(rec).await?;
+        }
+        self.shards[target].fire_schedule(firing).await
+    }
+
+    async fn put_webhook(&self, w: Webhook) -> StoreResult<()> {
+        self.everywhere(|s| s.put_webhook(w.clone())).await
+    }
+
+    async fn webhooks(&self, tenant: &str, id: Option<&str>) -> StoreResult<Vec<Webhook>> {
+        self.shards[0].webhooks(tenant, id).await
+    }
+
+    async fn delete_webhook(&self, tenant: &str, id: &str) -> StoreResult<()> {
+        self.everywhere(|s| s.delete_webhook(tenant, id)).await
+    }
+
+    async fn deliveries(&self, tenant: &str, f: DeliveryFilter) -> StoreResult<Vec<Delivery>> {
+        let limit = f.limit;
+        let found = self.each(|s| s.deliveries(tenant, f.clone())).await;
+        let mut all: Vec<Delivery> = found.into_iter().collect::<StoreResult<Vec<_>>>()?.concat();
+        all.sort_by_key(|d| std::cmp::Reverse(d.id));
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    async fn due_deliveries(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<DueDelivery>> {
+        let found = self.each(|s| s.due_deliveries(now, limit)).await;
+        let lists = found.into_iter().collect::<StoreResult<Vec<_>>>()?;
+        Ok(merge::interleave(lists, limit))
+    }
+
+    async fn take_deliveries(
+        &self,
+        ids: Vec<i64>,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Vec<(Delivery, Webhook)>> {
+        // Delivery ids are unique across shards: each shard takes the ones it has.
+        let taken = self
+            .each(|s| s.take_deliveries(ids.clone(), now, until))
+            .await;
+        Ok(taken.into_iter().collect::<StoreResult<Vec<_>>>()?.concat())
+    }
+
+    async fn record_attempts(
+        &self,
+        results: Vec<(i64, Attempt)>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Webhook>> {
+        let changed = self
+            .each(|s| s.record_attempts_changed(results.clone(), now))
+            .await;
+        let mut disabled = Vec::new();
+        for (i, c) in changed.into_iter().enumerate() {
+            for (w, off) in c? {
+                // The webhook's health is one record: the other shards' copies follow.
+                for (j, s) in self.shards.iter().enumerate() {
+                    if j != i {
+                        s.put_webhook(w.clone()).await?;
+                    }
+                }
+                if off {
+                    disabled.push(w);
+                }
+            }
+        }
+        Ok(disabled)
+    }
+
+    async fn retry_delivery(
+        &self,
+        tenant: &str,
+        webhook_id: &str,
+        id: i64,
+    ) -> StoreResult<Delivery> {
+        for s in &self.shards {
+            match s.retry_delivery(tenant, webhook_id, id).await {
+                Err(StoreError::DeliveryNotFound(_)) => continue,
+                r => return r,
+            }
+        }
+        Err(StoreError::DeliveryNotFound(id))
+    }
+
+    async fn close(&self) {
+        self.each(|s| s.close()).await;
+    }
+}

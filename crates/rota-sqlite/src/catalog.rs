@@ -58,6 +58,10 @@ impl Catalog {
             }
         }
     }
+    /// Each tenant with queues, and how many.
+    pub fn tenant_queue_counts(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.per_tenant.iter().map(|(t, n)| (t.as_str(), *n))
+    }
     pub fn tenant_queue_count(&self, tenant: &str) -> usize {
         self.per_tenant.get(tenant).copied().unwrap_or(0)
     }

@@ -9,6 +9,7 @@ mod diagnose;
 mod events;
 mod load;
 mod queries;
+mod quota;
 mod rows;
 mod schedules;
 pub mod schema;
@@ -37,11 +38,13 @@ pub const WRITER_THREAD: &str = "rota-sqlite-writer";
 /// Open-time settings of the engine.
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
-    /// Page cache of the write connection, in KiB.
+    /// Page cache of the write connections, in KiB, shared out over the shards (each gets
+    /// its part, at least 16 MiB).
     pub write_cache_kib: i64,
     /// Page cache of each read connection, in KiB.
     pub read_cache_kib: i64,
-    /// Read connections kept open between reads.
+    /// Read connections kept open between reads, shared out over the shards (each keeps at
+    /// least 2).
     pub idle_readers: usize,
     /// Ops waiting for the writer before callers wait to send.
     pub queue_depth: usize,
@@ -64,6 +67,19 @@ impl Default for SqliteOptions {
             max_queues_per_tenant: rota_core::Limits::default().max_queues_per_tenant,
             event_retention_ms: DEFAULT_EVENT_RETENTION_MS,
             shards: 1,
+        }
+    }
+}
+
+impl SqliteOptions {
+    /// One of `shards` shards' options: its part of the caches and idle readers, so the
+    /// memory the store holds does not grow with the shard count.
+    pub(crate) fn per_shard(&self, shards: usize) -> SqliteOptions {
+        let n = shards.max(1);
+        SqliteOptions {
+            write_cache_kib: (self.write_cache_kib / n as i64).max(16 * 1024),
+            idle_readers: (self.idle_readers / n).max(2),
+            ..self.clone()
         }
     }
 }
@@ -95,6 +111,8 @@ pub(crate) struct Shared {
     /// The last delivery id given, shared by every shard's writer (ids are unique across
     /// shards, so the deliverer can hand every shard the ids it took).
     pub delivery_ids: Arc<std::sync::atomic::AtomicI64>,
+    /// Each tenant's queues across every shard, for `max_queues_per_tenant`.
+    pub quota: Arc<quota::QueueQuota>,
 }
 
 pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {

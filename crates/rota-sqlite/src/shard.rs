@@ -46,6 +46,13 @@ pub(crate) struct Opened {
     pub last_cursor: i64,
 }
 
+impl Opened {
+    /// Each tenant with queues in this file, and how many.
+    pub fn tenant_queue_counts(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.catalog.tenant_queue_counts()
+    }
+}
+
 /// What the shards of one store share.
 pub(crate) struct Link {
     pub index: usize,
@@ -55,6 +62,7 @@ pub(crate) struct Link {
     /// The greatest task id of any shard.
     pub last_task: Option<TaskId>,
     pub delivery_ids: Arc<std::sync::atomic::AtomicI64>,
+    pub quota: Arc<crate::quota::QueueQuota>,
 }
 
 impl Shard {
@@ -125,6 +133,7 @@ impl Shard {
             shard: link.index,
             cursors: link.cursors,
             delivery_ids: link.delivery_ids,
+            quota: link.quota,
         });
         let (tx, rx) = mpsc::channel(options.queue_depth);
         let writer = Writer::new(opened.conn, shared.clone(), link.last_task, opened.hooks);

@@ -237,3 +237,45 @@ async fn ids_are_unique_across_shards_and_name_theirs() {
     assert_eq!(all.len(), 160);
     s.close().await;
 }
+
+/// `max_queues_per_tenant` is the store's limit, not each shard's: new queues created at once
+/// on four shards stop at the limit, and still do after the store opens again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_queue_limit_holds_across_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join(rota_sqlite::DB_FILE);
+    let options = SqliteOptions {
+        shards: 4,
+        max_queues_per_tenant: 5,
+        ..SqliteOptions::default()
+    };
+    let s = Arc::new(SqliteStore::open(&home, Arc::new(SystemClock), options.clone()).unwrap());
+    let mut tries = Vec::new();
+    for i in 0..24 {
+        let s = s.clone();
+        tries.push(tokio::spawn(async move {
+            let q = QueueKey::new("default", format!("q{i}"));
+            s.enqueue(&q, vec![task("x")]).await
+        }));
+    }
+    let mut made = 0;
+    for t in tries {
+        match t.await.unwrap() {
+            Ok(_) => made += 1,
+            Err(StoreError::LimitReached(msg)) => assert!(msg.contains("max_queues_per_tenant")),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(made, 5);
+    assert_eq!(s.queues("default").await.unwrap().len(), 5);
+    s.close().await;
+    let s = SqliteStore::open(&home, Arc::new(SystemClock), options).unwrap();
+    let refused = s
+        .enqueue(&QueueKey::new("default", "one-more"), vec![task("x")])
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::LimitReached(_))),
+        "{refused:?}"
+    );
+    s.close().await;
+}

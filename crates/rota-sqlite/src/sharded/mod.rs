@@ -14,6 +14,7 @@ mod reconcile;
 mod routes;
 
 use crate::cursors::Cursors;
+use crate::quota::QueueQuota;
 use crate::shard::{Link, Shard};
 use crate::SqliteOptions;
 use rota_core::id::ID_STRIPES;
@@ -87,9 +88,10 @@ impl SqliteStore {
         while paths.len() < options.shards {
             paths.push(shard_path(path, paths.len()));
         }
+        let each = options.per_shard(paths.len());
         let mut conns = paths
             .iter()
-            .map(|p| Shard::connect(p, &options))
+            .map(|p| Shard::connect(p, &each))
             .collect::<Result<Vec<_>, _>>()?;
         reconcile::copies(&mut conns).map_err(|e| format!("cannot reconcile the shards: {e}"))?;
         let opened = paths
@@ -102,6 +104,12 @@ impl SqliteStore {
         let last_cursor = opened.iter().map(|o| o.last_cursor).max().unwrap_or(0);
         let cursors = Arc::new(Cursors::new(last_cursor, opened.len()));
         let delivery_ids = Arc::new(AtomicI64::new(last_delivery));
+        let quota = Arc::new(QueueQuota::new(opened.len()));
+        for (i, o) in opened.iter().enumerate() {
+            for (tenant, n) in o.tenant_queue_counts() {
+                quota.settle(tenant, i, n);
+            }
+        }
         let events = Arc::new(Notify::new());
         let maintenance = Arc::new(Notify::new());
         let mut shards = Vec::with_capacity(opened.len());
@@ -113,8 +121,9 @@ impl SqliteStore {
                 maintenance: maintenance.clone(),
                 last_task,
                 delivery_ids: delivery_ids.clone(),
+                quota: quota.clone(),
             };
-            shards.push(Shard::start(o, link, clock.clone(), options.clone())?);
+            shards.push(Shard::start(o, link, clock.clone(), each.clone())?);
         }
         Ok(SqliteStore {
             shards,

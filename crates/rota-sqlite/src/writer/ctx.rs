@@ -127,20 +127,7 @@ impl<'a> Ctx<'a> {
             return Ok(Ok(found));
         }
         let max = self.shared.max_queues_per_tenant;
-        let have = {
-            let cat = self
-                .shared
-                .catalog
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
-            cat.tenant_queue_count(&key.tenant)
-        } + b
-            .delta
-            .new_queues
-            .iter()
-            .filter(|q| q.key.tenant == key.tenant)
-            .count();
-        if have >= max {
+        if let Err(have) = self.shared.quota.take(&key.tenant, self.shared.shard, max) {
             return Ok(Err(StoreError::LimitReached(format!(
                 "tenant `{}` has {have} queues, its limit (limits.max_queues_per_tenant = {max}); use an existing queue, or delete tasks of unused queues and ask an operator to raise the limit",
                 key.tenant

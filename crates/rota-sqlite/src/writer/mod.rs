@@ -380,33 +380,56 @@ impl Writer {
             let tried = self.try_batch(&ops, &mut b);
             // Committed or rolled back: its cursors no longer hold readers back.
             self.shared.cursors.settle(self.shared.shard);
-            match tried {
+            let touched: HashSet<String> = b
+                .delta
+                .new_queues
+                .iter()
+                .map(|q| q.key.tenant.clone())
+                .chain(b.delta.removed_tenants.iter().cloned())
+                .collect();
+            let done = match tried {
                 Ok(Ok(answers)) => {
                     self.shared.write_failing.store(false, Ordering::Relaxed);
                     self.shared.commits.fetch_add(1, Ordering::Relaxed);
                     if self.durable {
                         self.shared.synced_commits.fetch_add(1, Ordering::Relaxed);
                     }
-                    self.publish(b, ops, answers);
-                    return;
+                    self.publish(b, std::mem::take(&mut ops), answers);
+                    true
                 }
                 Ok(Err(e)) => {
                     self.shared.write_failing.store(true, Ordering::Relaxed);
                     tracing::error!(error = %e, ops = ops.len(), "write batch failed");
-                    for op in ops {
+                    for op in ops.drain(..) {
                         op.answer(Err(e.clone()));
                     }
-                    return;
+                    true
                 }
                 Err((i, e)) => {
                     tracing::error!(error = %e, "a write failed; it was rolled back and the other writes of its batch are applied without it");
                     let bad = ops.remove(i);
                     bad.answer(Err(StoreError::Unavailable(format!("write failed: {e}"))));
-                    if ops.is_empty() {
-                        return;
-                    }
+                    ops.is_empty()
                 }
+            };
+            // The queues the batch created are in the catalog now, or were never made.
+            self.settle_quota(touched);
+            if done {
+                return;
             }
+        }
+    }
+
+    /// Sets this shard's count of each tenant's queues back to its catalog's.
+    fn settle_quota(&self, tenants: HashSet<String>) {
+        let cat = self
+            .shared
+            .catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        for t in tenants {
+            let n = cat.tenant_queue_count(&t);
+            self.shared.quota.settle(&t, self.shared.shard, n);
         }
     }
 

@@ -52,7 +52,9 @@ pub async fn run(
         })
     };
     let started = Instant::now();
-    let drain = batch_mode(args, client, &queue, server).await?.drain;
+    let drain = batch_mode(args, client, std::slice::from_ref(&queue), server)
+        .await?
+        .drain;
     let drained = Instant::now();
     // Three events per task: enqueued, claimed, succeeded.
     let expected = args.tasks * 3;

@@ -1,7 +1,8 @@
 //! `rota bench`: throughput and claim latency through the HTTP API, with the client library.
 //!
-//! Unless `--url` is given it starts `rota serve` as a child process on a temporary data dir (so
-//! the server's RSS can be read and the figures include real durable commits), then runs:
+//! Unless `--url` is given it starts `rota serve` (this binary's, or `--server-bin`'s, to compare
+//! builds) as a child process on a temporary data dir (so the server's RSS can be read and the
+//! figures include real durable commits), then runs:
 //! - `batch`: producers enqueue N no-op tasks in batches; then consumers drain them with batch
 //!   claim and batch complete.
 //! - `single`: many clients each loop enqueue one → claim one → complete one.
@@ -71,6 +72,14 @@ pub struct BenchArgs {
     /// tenant, as in production), `off`, or `compare` (both in each run, with the ratios).
     #[arg(long, value_enum, default_value = "on")]
     auth: AuthMode,
+    /// Queues the batch and single modes spread their tasks and workers over (the embedded
+    /// store places queues on its shards).
+    #[arg(long, default_value_t = 1)]
+    queues: usize,
+    /// The `rota` binary whose server it starts [default: this one], to compare builds back to
+    /// back with one bench client.
+    #[arg(long, env = "ROTA_BENCH_SERVER", value_name = "PATH")]
+    server_bin: Option<std::path::PathBuf>,
     /// Run the servers it starts on this PostgreSQL database instead of the embedded store
     /// (each run uses a tenant of its own, so the database may hold earlier runs).
     #[arg(long, env = "ROTA_BENCH_DATABASE_URL", value_name = "URL")]
@@ -113,6 +122,12 @@ type Figure = (String, f64, &'static str);
 
 pub fn run(args: BenchArgs, url: Option<String>, token: Option<String>) -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
+    if args.queues == 0 {
+        bail!("--queues must be at least 1");
+    }
+    if let Some(bin) = &args.server_bin {
+        server::use_binary(bin.clone());
+    }
     if url.is_some() && args.auth == AuthMode::Compare {
         bail!("--auth compare starts its own servers; leave out --url");
     }
@@ -216,8 +231,8 @@ async fn run_once(args: &BenchArgs, target: Target) -> Result<Vec<(String, f64, 
     let mut out = Vec::new();
     let tag = std::process::id();
     if matches!(args.mode, Mode::All | Mode::Batch) {
-        let queue = format!("bench-batch-{tag}");
-        let b = batch_mode(args, &client, &queue, &server).await?;
+        let queues = queue_names(&format!("bench-batch-{tag}"), args.queues);
+        let b = batch_mode(args, &client, &queues, &server).await?;
         out.push(("batch enqueue".into(), b.enqueue, "tasks/s"));
         out.push(("batch drain (claim + complete)".into(), b.drain, "tasks/s"));
         out.push(("batch claim latency p50".into(), b.claim_p50, "ms"));
@@ -227,9 +242,9 @@ async fn run_once(args: &BenchArgs, target: Target) -> Result<Vec<(String, f64, 
         out.extend(per_task("batch drain", enqueued, drained, args.tasks));
     }
     if matches!(args.mode, Mode::All | Mode::Single) {
-        let queue = format!("bench-single-{tag}");
+        let queues = queue_names(&format!("bench-single-{tag}"), args.queues);
         let before = server.usage();
-        let (rate, p50, p99) = single_mode(args, &client, &queue).await?;
+        let (rate, p50, p99) = single_mode(args, &client, &queues).await?;
         out.push((
             "single: enqueue+claim+complete cycles".into(),
             rate,
@@ -284,10 +299,19 @@ async fn run_once(args: &BenchArgs, target: Target) -> Result<Vec<(String, f64, 
     Ok(out)
 }
 
+/// `n` queue names from `base` (just `base` for one).
+fn queue_names(base: &str, n: usize) -> Vec<String> {
+    match n {
+        1 => vec![base.to_owned()],
+        _ => (0..n).map(|i| format!("{base}-{i}")).collect(),
+    }
+}
+
+/// Enqueues `total` tasks in batches, each batch to the next of `queues` in turn.
 async fn enqueue_all(
     args: &BenchArgs,
     client: &Client,
-    queue: &str,
+    queues: &[String],
     total: u64,
     batch: usize,
     what: &str,
@@ -297,8 +321,8 @@ async fn enqueue_all(
     let start = Instant::now();
     let mut handles = Vec::new();
     for _ in 0..args.producers {
-        let (client, queue, next, pb) =
-            (client.clone(), queue.to_owned(), next.clone(), pb.clone());
+        let (client, queues, next, pb) =
+            (client.clone(), queues.to_vec(), next.clone(), pb.clone());
         handles.push(tokio::spawn(async move {
             let tasks = noop_tasks(batch);
             loop {
@@ -307,7 +331,8 @@ async fn enqueue_all(
                     return anyhow::Ok(());
                 }
                 let n = (total - from).min(batch as u64) as usize;
-                client.enqueue_batch(&queue, &tasks[..n]).await?;
+                let queue = &queues[(from / batch as u64) as usize % queues.len()];
+                client.enqueue_batch(queue, &tasks[..n]).await?;
                 pb.inc(n as u64);
             }
         }));
@@ -351,13 +376,13 @@ struct Batch {
 async fn batch_mode(
     args: &BenchArgs,
     client: &Client,
-    queue: &str,
+    queues: &[String],
     server: &Server,
 ) -> Result<Batch> {
     let start = server.usage();
-    let enqueue = enqueue_all(args, client, queue, args.tasks, args.batch, "enqueue").await?;
+    let enqueue = enqueue_all(args, client, queues, args.tasks, args.batch, "enqueue").await?;
     let enqueued = server.usage();
-    let (drain, hist) = drain(args, std::slice::from_ref(client), queue, args.consumers).await?;
+    let (drain, hist) = drain(args, std::slice::from_ref(client), queues, args.consumers).await?;
     let ms = |q| hist.value_at_quantile(q) as f64 / 1000.0;
     Ok(Batch {
         enqueue,
@@ -389,12 +414,13 @@ async fn complete_all(client: &Client, tasks: &[rota_core::Task]) -> Result<u64>
     Ok(items.len() as u64)
 }
 
-/// Drains `args.tasks` from `queue` with `consumers` batch claimers, spread over `clients`
-/// (one per server); the rate and the claim latency histogram (µs).
+/// Drains `args.tasks` from `queues` with `consumers` batch claimers, spread over `clients`
+/// (one per server) and the queues (a claimer whose queue is empty moves to the next); the
+/// rate and the claim latency histogram (µs).
 async fn drain(
     args: &BenchArgs,
     clients: &[Client],
-    queue: &str,
+    queues: &[String],
     consumers: usize,
 ) -> Result<(f64, Histogram<u64>)> {
     let pb = bar(args, args.tasks, "drain");
@@ -403,7 +429,7 @@ async fn drain(
     let mut handles = Vec::new();
     for w in 0..consumers {
         let client = clients[w % clients.len()].clone();
-        let (queue, done, pb) = (queue.to_owned(), done.clone(), pb.clone());
+        let (queues, done, pb) = (queues.to_vec(), done.clone(), pb.clone());
         let (total, max) = (args.tasks, args.batch);
         handles.push(tokio::spawn(async move {
             let mut hist = histogram();
@@ -414,11 +440,14 @@ async fn drain(
                 lease_ms: Some(300_000),
                 ..Default::default()
             };
+            let mut at = w % queues.len();
             while done.load(Ordering::Relaxed) < total {
                 let t = Instant::now();
-                let tasks = client.claim(&queue, &opts).await?;
+                let tasks = client.claim(&queues[at], &opts).await?;
                 if tasks.is_empty() {
-                    continue; // the drain's tail: a long-poll that ran out is not claim latency
+                    // The drain's tail: a long-poll that ran out is not claim latency.
+                    at = (at + 1) % queues.len();
+                    continue;
                 }
                 hist.record(t.elapsed().as_micros() as u64)?;
                 let n = complete_all(&client, &tasks).await?;
@@ -436,7 +465,12 @@ async fn drain(
     Ok((args.tasks as f64 / start.elapsed().as_secs_f64(), hist))
 }
 
-async fn single_mode(args: &BenchArgs, client: &Client, queue: &str) -> Result<(f64, f64, f64)> {
+/// `--clients` loops of enqueue one, claim one, complete one; client `w` on queue `w % n`.
+async fn single_mode(
+    args: &BenchArgs,
+    client: &Client,
+    queues: &[String],
+) -> Result<(f64, f64, f64)> {
     let pb = bar(args, args.cycles, "single");
     let started = Arc::new(AtomicU64::new(0));
     let completed = Arc::new(AtomicU64::new(0));
@@ -445,7 +479,7 @@ async fn single_mode(args: &BenchArgs, client: &Client, queue: &str) -> Result<(
     for w in 0..args.clients {
         let (client, queue, started, pb) = (
             client.clone(),
-            queue.to_owned(),
+            queues[w % queues.len()].clone(),
             started.clone(),
             pb.clone(),
         );
@@ -525,12 +559,13 @@ async fn backlog_mode(
 ) -> Result<(f64, f64, Option<f64>)> {
     let small = format!("bench-latency-small-{tag}");
     let big = format!("bench-latency-big-{tag}");
-    enqueue_all(args, client, &small, args.samples, 1_000, "small").await?;
+    let one = std::slice::from_ref(&small);
+    enqueue_all(args, client, one, args.samples, 1_000, "small").await?;
     let empty = claim_latency(client, &small, args.samples).await?;
     enqueue_all(
         args,
         client,
-        &big,
+        std::slice::from_ref(&big),
         args.backlog + args.samples,
         5_000,
         "backlog",

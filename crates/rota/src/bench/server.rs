@@ -16,6 +16,13 @@ pub(super) struct Server {
     key: Option<String>,
 }
 
+/// The binary whose server the bench starts, when not its own (`--server-bin`).
+static SERVER_BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+pub(super) fn use_binary(bin: std::path::PathBuf) {
+    let _ = SERVER_BIN.set(bin);
+}
+
 pub(super) enum Target {
     /// A running server and the token to use.
     Given(String, Option<String>),
@@ -78,7 +85,10 @@ impl Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let exe = std::env::current_exe()?;
+        let exe = match SERVER_BIN.get() {
+            Some(bin) => bin.clone(),
+            None => std::env::current_exe()?,
+        };
         let child = std::process::Command::new(exe)
             .args([
                 "serve",

@@ -21,8 +21,9 @@ pub async fn run(
     let mut rates = Vec::new();
     for (n, clients) in [(1, vec![client.clone()]), (2, vec![client.clone(), other])] {
         let queue = format!("bench-servers-{tag}-{n}");
-        enqueue_all(args, client, &queue, args.tasks, args.batch, "enqueue").await?;
-        let (rate, _) = drain(args, &clients, &queue, args.consumers).await?;
+        let queues = std::slice::from_ref(&queue);
+        enqueue_all(args, client, queues, args.tasks, args.batch, "enqueue").await?;
+        let (rate, _) = drain(args, &clients, queues, args.consumers).await?;
         out.push((format!("batch drain, {n} server(s)"), rate, "tasks/s"));
         rates.push(rate);
     }

@@ -228,6 +228,11 @@ impl Shard {
         self.send(|r| Op::RecordAttempts(results, now, r)).await?
     }
 
+    /// Takes another shard's view of a webhook's health (see `Ctx::note_webhook_health`).
+    pub async fn note_webhook_health(&self, w: rota_core::webhooks::Webhook) -> StoreResult<()> {
+        self.send(|r| Op::NoteWebhookHealth(w, r)).await?
+    }
+
     /// Whether the queue is in this shard's file.
     pub fn has_queue(&self, key: &QueueKey) -> bool {
         let cat = self

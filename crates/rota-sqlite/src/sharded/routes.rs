@@ -443,10 +443,11 @@ impl Store for SqliteStore {
         let mut disabled = Vec::new();
         for (i, c) in changed.into_iter().enumerate() {
             for (w, off) in c? {
-                // The webhook's health is one record: the other shards' copies follow.
+                // The webhook's health is one record: the other shards' copies follow (only
+                // its health, so an edit made meanwhile stands).
                 for (j, s) in self.shards.iter().enumerate() {
                     if j != i {
-                        s.put_webhook(w.clone()).await?;
+                        s.note_webhook_health(w.clone()).await?;
                     }
                 }
                 if off {

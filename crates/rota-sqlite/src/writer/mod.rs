@@ -82,6 +82,8 @@ pub enum Op {
         Reply<StoreResult<Vec<(Webhook, bool)>>>,
     ),
     RetryDelivery(String, String, i64, Reply<StoreResult<Delivery>>),
+    /// Another shard's attempts changed this webhook's health: its copy here follows.
+    NoteWebhookHealth(Webhook, Reply<StoreResult<()>>),
     /// A write that changes nothing visible: tells readiness whether commits succeed.
     Probe(Reply<StoreResult<()>>),
 }
@@ -115,7 +117,7 @@ impl Op {
             Op::PutSchedule(s, _) => Some(&s.tenant),
             Op::DeleteSchedule(t, ..) => Some(t),
             Op::Fire(f, _) => Some(&f.tenant),
-            Op::PutWebhook(w, _) => Some(&w.tenant),
+            Op::PutWebhook(w, _) | Op::NoteWebhookHealth(w, _) => Some(&w.tenant),
             Op::DeleteWebhook(t, ..) | Op::RetryDelivery(t, ..) => Some(t),
             Op::TakeDeliveries(..) | Op::RecordAttempts(..) => None,
             Op::Auth(..) | Op::Maintenance(_) | Op::Probe(_) => None,
@@ -165,6 +167,7 @@ impl Op {
             Op::DeleteSchedule(t, name, _) => Answer::Unit(ctx.delete_schedule(t, name)?),
             Op::Fire(f, _) => Answer::Fired(ctx.fire_schedule(b, f)?),
             Op::PutWebhook(w, _) => Answer::Unit(ctx.put_webhook(b, w)?),
+            Op::NoteWebhookHealth(w, _) => Answer::Unit(ctx.note_webhook_health(b, w)?),
             Op::DeleteWebhook(t, id, _) => Answer::Unit(ctx.delete_webhook(b, t, id)?),
             Op::TakeDeliveries(ids, now, until, _) => {
                 Answer::Taken(ctx.take_deliveries(ids, *now, *until)?)
@@ -213,6 +216,7 @@ impl Op {
             | Op::Probe(r)
             | Op::DeleteSchedule(.., r)
             | Op::PutWebhook(_, r)
+            | Op::NoteWebhookHealth(_, r)
             | Op::DeleteWebhook(.., r) => {
                 reply!(r, Answer::Unit(v) => v, Err)
             }

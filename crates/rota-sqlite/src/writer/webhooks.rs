@@ -179,6 +179,26 @@ impl Ctx<'_> {
         Ok(Ok(()))
     }
 
+    /// Takes the health another shard's attempts gave a webhook (its failing streak, and a
+    /// disable), leaving the rest of this copy as it is: a change the webhook's owner made
+    /// meanwhile is not undone.
+    pub fn note_webhook_health(&mut self, b: &mut Batch, from: &Webhook) -> Res<()> {
+        let Ok(mut w) = self.webhook(&from.tenant, &from.id)? else {
+            return Ok(Ok(())); // deleted meanwhile
+        };
+        let before = w.clone();
+        w.failing_since = from.failing_since;
+        if !from.enabled {
+            w.enabled = false;
+            w.disabled_reason = from.disabled_reason.clone();
+        }
+        if w != before {
+            w.updated_at = from.updated_at;
+            self.write_webhook(b, &w)?;
+        }
+        Ok(Ok(()))
+    }
+
     pub fn delete_webhook(&mut self, b: &mut Batch, tenant: &str, id: &str) -> Res<()> {
         let n = self
             .tx()

@@ -133,11 +133,13 @@ pub fn pool_gauges(pool: &rota_store::PoolStatus) {
     metrics::counter!("rota_storage_pool_timeouts_total").absolute(pool.timeouts);
 }
 
-/// The embedded store's writer: busy time (its rate is the share of time busy) and commits, by
-/// whether they waited for an fsync.
+/// The embedded store's writers: each one's busy time (its rate is the share of time that
+/// writer is busy), and commits, by whether they waited for an fsync.
 pub fn writer_counters(w: &rota_store::WriterStatus) {
-    metrics::counter!("rota_storage_writer_busy_microseconds_total")
-        .absolute((w.busy_seconds * 1e6) as u64);
+    for (shard, busy) in w.busy_by_writer.iter().enumerate() {
+        metrics::counter!("rota_storage_writer_busy_microseconds_total", "shard" => shard.to_string())
+            .absolute((busy * 1e6) as u64);
+    }
     metrics::counter!("rota_storage_commits_total", "fsync" => "yes").absolute(w.synced_commits);
     metrics::counter!("rota_storage_commits_total", "fsync" => "no")
         .absolute(w.commits.saturating_sub(w.synced_commits));

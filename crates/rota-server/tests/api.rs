@@ -488,7 +488,7 @@ async fn health_readiness_metrics_and_openapi() {
     };
     assert!(value(r#"rota_storage_commits_total{fsync="yes"}"#) >= 2);
     assert!(value(r#"rota_storage_commits_total{fsync="no"}"#) >= 1);
-    assert!(value("rota_storage_writer_busy_microseconds_total") > 0);
+    assert!(value(r#"rota_storage_writer_busy_microseconds_total{shard="0"}"#) > 0);
     let doc = s.get("/openapi.json").await.body;
     let paths = doc["paths"].as_object().unwrap();
     for p in [

@@ -279,3 +279,43 @@ async fn the_queue_limit_holds_across_shards() {
     );
     s.close().await;
 }
+
+/// A directory that is not a whole store is refused, not opened: shard 0 missing beside shard
+/// files (it would be made empty, and the shards' tenants deleted to match it), or a missing
+/// shard between others. Nothing is changed.
+#[tokio::test]
+async fn a_store_missing_a_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join(rota_sqlite::DB_FILE);
+    let s = open(&home, 3);
+    for i in 0..12 {
+        s.enqueue(&QueueKey::new("default", format!("q{i}")), vec![task("x")])
+            .await
+            .unwrap();
+    }
+    s.close().await;
+    let aside = dir.path().join("aside.db");
+    std::fs::rename(shard_path(&home, 1), &aside).unwrap();
+    let options = SqliteOptions {
+        shards: 3,
+        ..SqliteOptions::default()
+    };
+    let err = SqliteStore::open(&home, Arc::new(SystemClock), options.clone())
+        .err()
+        .expect("refused");
+    assert!(
+        err.contains("rota-shard2.db exists but") && err.contains("rota-shard1.db"),
+        "{err}"
+    );
+    std::fs::rename(&aside, shard_path(&home, 1)).unwrap();
+    std::fs::rename(&home, &aside).unwrap();
+    let err = SqliteStore::open(&home, Arc::new(SystemClock), options.clone())
+        .err()
+        .expect("refused");
+    assert!(err.contains("rota.db is missing"), "{err}");
+    assert!(!home.exists(), "nothing was made");
+    std::fs::rename(&aside, &home).unwrap();
+    let s = SqliteStore::open(&home, Arc::new(SystemClock), options).unwrap();
+    assert_eq!(s.queues("default").await.unwrap().len(), 12);
+    s.close().await;
+}

@@ -58,6 +58,33 @@ pub fn existing_shards(home: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Refuses a data directory whose shard files do not make a whole store: `rota.db` missing
+/// beside shard files (opening would make an empty shard 0, and the shards' copies of the
+/// tenants would then be brought in line with it: deleted), or a shard file after a gap.
+fn check_layout(home: &Path, found: &[PathBuf]) -> Result<(), String> {
+    if !home.exists() && found.len() > 1 {
+        return Err(format!(
+            "{} is missing but {} exists: this is part of a store, not a whole one; restore \
+             {} (rota restore brings back every file of a backup)",
+            home.display(),
+            found[1].display(),
+            home.display()
+        ));
+    }
+    let gap = shard_path(home, found.len());
+    if let Some(stray) = (found.len() + 1..ID_STRIPES as usize)
+        .map(|i| shard_path(home, i))
+        .find(|p| p.exists())
+    {
+        return Err(format!(
+            "{} exists but {} does not: a shard file is missing; restore it before starting",
+            stray.display(),
+            gap.display()
+        ));
+    }
+    Ok(())
+}
+
 /// FNV-1a: a hash that is the same in every process, so a new queue's shard does not depend
 /// on a random seed.
 fn stable_hash(parts: &[&str]) -> u64 {
@@ -85,6 +112,7 @@ impl SqliteStore {
             ));
         }
         let mut paths = existing_shards(path);
+        check_layout(path, &paths)?;
         while paths.len() < options.shards {
             paths.push(shard_path(path, paths.len()));
         }

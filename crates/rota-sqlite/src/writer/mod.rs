@@ -382,8 +382,12 @@ impl Writer {
         loop {
             let mut b = Batch::new(self.shared.clock.now());
             let tried = self.try_batch(&ops, &mut b);
-            // Committed or rolled back: its cursors no longer hold readers back.
+            // Committed or rolled back: its cursors no longer hold readers back. Rolled back,
+            // readers are woken too: other shards' events may have waited behind these cursors.
             self.shared.cursors.settle(self.shared.shard);
+            if !b.events.is_empty() && !matches!(tried, Ok(Ok(_))) {
+                self.shared.events.notify_waiters();
+            }
             let touched: HashSet<String> = b
                 .delta
                 .new_queues

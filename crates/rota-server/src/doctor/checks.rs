@@ -1,7 +1,7 @@
 //! The checks: each turns what was gathered into findings (what was seen, the likely cause, the
 //! fix). Pure functions of their inputs, so each situation is easy to build in a test.
 
-use super::observed::{ClaimSeen, Refusal};
+use super::observed::{ClaimSeen, Refusal, WriterBusy};
 use super::{Finding, Severity};
 use rota_core::events::EventType;
 use rota_core::webhooks::Webhook;
@@ -48,9 +48,9 @@ pub struct Inputs<'a> {
     pub health_ms: u64,
     /// Requests that failed in the store lately (any tenant's): how many, and the last.
     pub storage_errors: &'a [Refusal],
-    /// The share of the last minute the store's one writer was busy, and the seconds sampled
-    /// (engines with one writer).
-    pub writer_busy: Option<(f64, f64)>,
+    /// The busiest writer's share of the last minute, the seconds sampled, and which writer
+    /// (the embedded store's shard) it is (engines with writer threads).
+    pub writer_busy: Option<WriterBusy>,
 }
 
 fn finding(
@@ -461,15 +461,20 @@ pub fn storage(health: &Health, ms: u64, errors: &[Refusal]) -> Vec<Finding> {
 }
 
 /// One of the embedded store's writers near its limit: writes to its shard queue behind it.
-pub fn writer_saturated(busy: Option<(f64, f64)>) -> Option<Finding> {
-    let (share, span) = busy?;
+pub fn writer_saturated(busy: Option<WriterBusy>) -> Option<Finding> {
+    let WriterBusy { share, span, shard } = busy?;
     (span >= WRITER_MIN_SPAN_S && share >= WRITER_SATURATED).then(|| {
+        // Named as readiness names the shard's checks.
+        let subject = match shard {
+            0 => "storage.writer".to_owned(),
+            n => format!("storage.shard{n}.writer"),
+        };
         finding(
             "writer_saturated",
             Severity::Warning,
-            "storage.writer".into(),
+            subject,
             format!(
-                "the store's busiest writer was busy {:.0} % of the last {span:.0} s",
+                "the writer of shard {shard} was busy {:.0} % of the last {span:.0} s",
                 share * 100.0
             ),
             "every change to a queue goes through the writer of the shard that holds it; at \
@@ -487,18 +492,22 @@ mod tests {
 
     #[test]
     fn a_writer_busy_most_of_a_minute_is_a_finding() {
+        let busy = |share, span, shard| Some(WriterBusy { share, span, shard });
         assert!(writer_saturated(None).is_none());
-        assert!(writer_saturated(Some((0.5, 60.0))).is_none());
+        assert!(writer_saturated(busy(0.5, 60.0, 0)).is_none());
         assert!(
-            writer_saturated(Some((0.95, 10.0))).is_none(),
+            writer_saturated(busy(0.95, 10.0, 0)).is_none(),
             "too short to judge"
         );
-        let f = writer_saturated(Some((0.94, 60.0))).unwrap();
+        let f = writer_saturated(busy(0.94, 60.0, 0)).unwrap();
         assert_eq!(
             (f.check, f.subject.as_str()),
             ("writer_saturated", "storage.writer")
         );
         assert!(f.seen.contains("94 %"), "{}", f.seen);
+        let f = writer_saturated(busy(0.97, 60.0, 2)).unwrap();
+        assert_eq!(f.subject, "storage.shard2.writer");
+        assert!(f.seen.contains("shard 2"), "{}", f.seen);
     }
 
     #[test]

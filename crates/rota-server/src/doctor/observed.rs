@@ -40,6 +40,17 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// The busiest writer of the last minute (see [`Observed::writer_busy`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WriterBusy {
+    /// Its share of real time busy, 0 to 1.
+    pub share: f64,
+    /// The seconds the samples span.
+    pub span: f64,
+    /// Which writer: the embedded store's shard.
+    pub shard: usize,
+}
+
 /// How far back the writer's samples reach.
 pub const WRITER_WINDOW: Duration = Duration::from_secs(60);
 
@@ -110,19 +121,27 @@ impl Observed {
         }
     }
 
-    /// The share of real time the busiest writer was busy over the samples kept, and the
-    /// seconds they span; `None` before two samples.
-    pub fn writer_busy(&self) -> Option<(f64, f64)> {
+    /// The busiest writer over the samples kept: its share of real time, the seconds the
+    /// samples span, and its index; `None` before two samples.
+    pub fn writer_busy(&self) -> Option<WriterBusy> {
         let samples = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let (first, last) = (samples.front()?, samples.back()?);
         let span = last.0.duration_since(first.0).as_secs_f64();
-        let busiest = last
+        let (shard, busiest) = last
             .1
             .iter()
             .zip(&first.1)
             .map(|(b, a)| b - a)
-            .fold(0.0, f64::max);
-        (span > 0.0).then(|| ((busiest / span).clamp(0.0, 1.0), span))
+            .enumerate()
+            .fold(
+                (0, 0.0),
+                |best, (i, d)| if d > best.1 { (i, d) } else { best },
+            );
+        (span > 0.0).then(|| WriterBusy {
+            share: (busiest / span).clamp(0.0, 1.0),
+            span,
+            shard,
+        })
     }
 }
 
@@ -145,7 +164,7 @@ mod tests {
                 vec![10.0 + 9.0 * i as f64],
             );
         }
-        let (share, span) = o.writer_busy().unwrap();
+        let WriterBusy { share, span, .. } = o.writer_busy().unwrap();
         assert_eq!(span, 60.0, "the idle minute has left the window");
         assert!((share - 0.9).abs() < 1e-9, "{share}");
     }
@@ -156,7 +175,8 @@ mod tests {
         let t0 = Instant::now();
         o.writer_sampled(t0, vec![0.0, 0.0, 0.0]);
         o.writer_sampled(t0 + Duration::from_secs(60), vec![1.0, 57.0, 2.0]);
-        let (share, _) = o.writer_busy().unwrap();
+        let WriterBusy { share, shard, .. } = o.writer_busy().unwrap();
         assert!((share - 0.95).abs() < 1e-9, "{share}");
+        assert_eq!(shard, 1);
     }
 }

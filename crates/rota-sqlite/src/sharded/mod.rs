@@ -153,6 +153,15 @@ impl SqliteStore {
             };
             shards.push(Shard::start(o, link, clock.clone(), each.clone())?);
         }
+        if shards.len() != options.shards {
+            tracing::info!(
+                files = shards.len(),
+                placing = options.shards,
+                "the data directory has more shard files than storage.shards; all of them keep \
+                 serving their queues, and new queues go to the first {}",
+                options.shards
+            );
+        }
         Ok(SqliteStore {
             shards,
             placing: options.shards,

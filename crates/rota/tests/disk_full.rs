@@ -12,7 +12,17 @@ use std::time::{Duration, Instant};
 
 const LIMIT_BYTES: u64 = 3 << 20;
 
-fn start_limited(data: &std::path::Path, port: u16) -> std::process::Child {
+/// The limited server, killed when dropped, so a failing assertion leaves no server behind.
+struct Limited(std::process::Child);
+
+impl Drop for Limited {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_limited(data: &std::path::Path, port: u16) -> Limited {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rota"));
     cmd.args([
         "serve",
@@ -39,7 +49,7 @@ fn start_limited(data: &std::path::Path, port: u16) -> std::process::Child {
             Ok(())
         });
     }
-    cmd.spawn().unwrap()
+    Limited(cmd.spawn().unwrap())
 }
 
 #[tokio::test]
@@ -51,7 +61,7 @@ async fn a_full_disk_answers_503_makes_readyz_fail_and_loses_nothing() {
     drop(first);
 
     let port = common::free_port();
-    let mut child = start_limited(&data, port);
+    let child = start_limited(&data, port);
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let t = Instant::now();
@@ -127,8 +137,7 @@ async fn a_full_disk_answers_503_makes_readyz_fail_and_loses_nothing() {
     );
     assert_eq!(report["ok"], false);
 
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
     let again = common::start(&data).await;
     for id in &acked {
         let task = again.client.get(id.parse().unwrap()).await.unwrap();

@@ -36,8 +36,8 @@ const CHUNKS: [usize; 3] = [64, 8, 1];
 fn insert_sql(rows: usize) -> String {
     let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     format!(
-        "INSERT INTO events (cursor, at, queue_id, kind, task_id, attempt, type, state, worker, error, \
-         due, subject) VALUES {}",
+        "INSERT INTO events (cursor, at, queue_id, kind, task_id, attempt, type, state, worker, \
+         error, due, subject) VALUES {}",
         vec![row; rows].join(", ")
     )
 }

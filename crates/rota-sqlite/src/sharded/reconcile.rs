@@ -21,27 +21,53 @@ pub(super) fn copies(conns: &mut [Connection]) -> rusqlite::Result<()> {
     };
     let names: HashSet<&str> = tenants.iter().map(|t| t.0.as_str()).collect();
     for conn in others.iter_mut() {
-        let tx = conn.transaction()?;
-        let theirs: Vec<(String, String)> = rows(
-            &tx,
+        // Most opens find every copy as it should be: then nothing is written.
+        let theirs: HashSet<(String, String)> = rows(conn, "SELECT name, doc FROM tenants")?
+            .into_iter()
+            .collect();
+        let stray: Vec<(String, String)> = rows(
+            conn,
             "SELECT name, '' FROM tenants UNION SELECT DISTINCT tenant, '' FROM queues",
         )?;
-        for (gone, _) in theirs.iter().filter(|t| !names.contains(t.0.as_str())) {
-            tracing::info!(tenant = %gone, "removing a deleted tenant's rows from a shard");
-            crate::writer::delete_tenant_rows(&tx, gone)?;
+        let gone: Vec<&String> = stray
+            .iter()
+            .map(|t| &t.0)
+            .filter(|n| !names.contains(n.as_str()))
+            .collect();
+        let missing: Vec<&(String, String)> =
+            tenants.iter().filter(|t| !theirs.contains(*t)).collect();
+        let their_hooks: Vec<(String, String, String)> = {
+            let mut stmt = conn.prepare("SELECT tenant, id, doc FROM webhooks")?;
+            let it = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            it.collect::<rusqlite::Result<_>>()?
+        };
+        let hooks_differ = {
+            let a: HashSet<&(String, String, String)> = hooks.iter().collect();
+            let b: HashSet<&(String, String, String)> = their_hooks.iter().collect();
+            a != b
+        };
+        if gone.is_empty() && missing.is_empty() && !hooks_differ {
+            continue;
         }
-        for (name, doc) in &tenants {
+        let tx = conn.transaction()?;
+        for name in gone {
+            tracing::info!(tenant = %name, "removing a deleted tenant's rows from a shard");
+            crate::writer::delete_tenant_rows(&tx, name)?;
+        }
+        for (name, doc) in missing {
             tx.execute(
                 "INSERT OR REPLACE INTO tenants (name, doc) VALUES (?1, ?2)",
                 params![name, doc],
             )?;
         }
-        tx.execute("DELETE FROM webhooks", [])?;
-        for (tenant, id, doc) in &hooks {
-            tx.execute(
-                "INSERT INTO webhooks (tenant, id, doc) VALUES (?1, ?2, ?3)",
-                params![tenant, id, doc],
-            )?;
+        if hooks_differ {
+            tx.execute("DELETE FROM webhooks", [])?;
+            for (tenant, id, doc) in &hooks {
+                tx.execute(
+                    "INSERT INTO webhooks (tenant, id, doc) VALUES (?1, ?2, ?3)",
+                    params![tenant, id, doc],
+                )?;
+            }
         }
         tx.commit()?;
     }

@@ -122,10 +122,14 @@ async fn a_one_file_directory_keeps_working_with_more_shards() {
         .await
         .unwrap();
     s.close().await;
-    // Ids written before shards existed take any stripe: make them so, as an older Rota did.
+    // Ids written before shards existed take any stripe, and an older Rota recorded no point
+    // where striped ids begin: make the file so.
     let conn = rusqlite::Connection::open(&home).unwrap();
-    conn.execute("UPDATE tasks SET id = id + 1 + (id % 3)", [])
-        .unwrap();
+    conn.execute_batch(
+        "UPDATE tasks SET id = id + 1 + (id % 3); \
+         DELETE FROM settings WHERE name = 'ids_striped_from';",
+    )
+    .unwrap();
     drop(conn);
     let s = open(&home, 4);
     let held = claim_one(&s, &old).await;

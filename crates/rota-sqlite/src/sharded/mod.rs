@@ -26,6 +26,8 @@ use tokio::sync::Notify;
 
 pub struct SqliteStore {
     shards: Vec<Shard>,
+    /// Task ids below this were given before ids named their shard; they are all in shard 0.
+    legacy_below: u64,
     /// Shards new queues are spread over (the configured count; files past it keep theirs).
     placing: usize,
     cursors: Arc<Cursors>,
@@ -122,6 +124,8 @@ impl SqliteStore {
             .map(|p| Shard::connect(p, &each))
             .collect::<Result<Vec<_>, _>>()?;
         reconcile::copies(&mut conns).map_err(|e| format!("cannot reconcile the shards: {e}"))?;
+        let legacy_below = reconcile::striped_from(&conns[0])
+            .map_err(|e| format!("cannot read where striped ids begin: {e}"))?;
         let opened = paths
             .iter()
             .zip(conns)
@@ -164,6 +168,7 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             shards,
+            legacy_below,
             placing: options.shards,
             cursors,
             events,
@@ -191,19 +196,15 @@ impl SqliteStore {
         &self.shards[self.place(queue)]
     }
 
-    /// The shard a task id names; ids from before the store had shards live in shard 0, which
-    /// [`SqliteStore::fallback`] tries next.
+    /// The shard a task id names: its stripe, or shard 0 for an id from before ids named their
+    /// shard (every such task is in `rota.db`, the only file there was). An id no shard gave
+    /// (a stripe past the last shard) is looked for in shard 0, which answers not found.
     fn of_id(&self, id: TaskId) -> usize {
         let stripe = (id.0 % ID_STRIPES) as usize;
-        if stripe < self.shards.len() {
-            stripe
-        } else {
+        if id.0 < self.legacy_below || stripe >= self.shards.len() {
             0
+        } else {
+            stripe
         }
-    }
-
-    /// Whether a task not found in shard `i` may still be in shard 0.
-    fn fallback(i: usize, e: &rota_store::StoreError) -> bool {
-        i != 0 && matches!(e, rota_store::StoreError::TaskNotFound(_))
     }
 }

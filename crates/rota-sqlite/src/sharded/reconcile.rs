@@ -2,7 +2,7 @@
 //! shard 0's, and a schedule found in two shards keeps only its newer copy. Writes to several
 //! shards go to shard 0 first, so this finishes what a crash between two of them left undone.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{HashMap, HashSet};
 
 /// Brings shards 1.. in line with shard 0 (`conns[0]`).
@@ -109,4 +109,27 @@ fn schedules(conns: &mut [Connection]) -> rusqlite::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Where ids that name their shard begin: recorded in shard 0 the first time a version with
+/// shards opens it (past its greatest task id then), and read back on every later open. Every
+/// task id below it was given when `rota.db` was the only file.
+pub(super) fn striped_from(home: &Connection) -> rusqlite::Result<u64> {
+    let found: Option<String> = home
+        .query_row(
+            "SELECT doc FROM settings WHERE name = 'ids_striped_from'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(doc) = found.and_then(|d| d.parse::<u64>().ok()) {
+        return Ok(doc);
+    }
+    let last: Option<i64> = home.query_row("SELECT MAX(id) FROM tasks", [], |r| r.get(0))?;
+    let from = last.map_or(0, |l| l as u64 + 1);
+    home.execute(
+        "INSERT OR REPLACE INTO settings (name, doc) VALUES ('ids_striped_from', ?1)",
+        [from.to_string()],
+    )?;
+    Ok(from)
 }

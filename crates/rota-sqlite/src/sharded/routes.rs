@@ -11,9 +11,8 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 impl SqliteStore {
-    /// Runs `items` (each naming a task) through the shard their ids name, then the ones a
-    /// shard did not find through shard 0 (ids from before the store had shards); outcomes in
-    /// the items' order.
+    /// Runs `items` (each naming a task) through the shard their ids name, the shards at once;
+    /// outcomes in the items' order.
     async fn by_id<I, F, Fut>(
         &self,
         items: Vec<I>,
@@ -21,56 +20,34 @@ impl SqliteStore {
         run: F,
     ) -> Vec<StoreResult<Task>>
     where
-        I: Clone,
         F: Fn(usize, Vec<I>) -> Fut,
         Fut: std::future::Future<Output = Vec<StoreResult<Task>>>,
     {
-        let n = self.shards.len();
-        let mut groups: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for (i, item) in items.iter().enumerate() {
-            groups[self.of_id(id(item))].push(i);
+        let n = items.len();
+        let mut groups: Vec<(Vec<usize>, Vec<I>)> =
+            (0..self.shards.len()).map(|_| Default::default()).collect();
+        for (i, item) in items.into_iter().enumerate() {
+            let g = &mut groups[self.of_id(id(&item))];
+            g.0.push(i);
+            g.1.push(item);
         }
-        let mut out: Vec<Option<StoreResult<Task>>> = vec![None; items.len()];
-        let runs = groups
-            .iter()
-            .enumerate()
-            .filter(|(_, g)| !g.is_empty())
-            .map(|(s, g)| {
-                let batch = g.iter().map(|&i| items[i].clone()).collect();
-                let fut = run(s, batch);
-                async move { (s, fut.await) }
-            });
-        let mut retry = Vec::new();
-        for (s, results) in join_all(runs).await {
-            for (&i, r) in groups[s].iter().zip(results) {
-                match r {
-                    Err(e) if Self::fallback(s, &e) => retry.push(i),
-                    r => out[i] = Some(r),
-                }
+        let mut places = Vec::new();
+        let mut runs = Vec::new();
+        for (s, (at, batch)) in groups.into_iter().enumerate() {
+            if !batch.is_empty() {
+                places.push(at);
+                runs.push(run(s, batch));
             }
         }
-        if !retry.is_empty() {
-            let batch = retry.iter().map(|&i| items[i].clone()).collect();
-            for (&i, r) in retry.iter().zip(run(0, batch).await) {
+        let mut out: Vec<Option<StoreResult<Task>>> = (0..n).map(|_| None).collect();
+        for (at, results) in places.into_iter().zip(join_all(runs).await) {
+            for (i, r) in at.into_iter().zip(results) {
                 out[i] = Some(r);
             }
         }
         out.into_iter()
             .map(|r| r.expect("every item has an outcome"))
             .collect()
-    }
-
-    /// One task's request through its id's shard, then shard 0 (see [`SqliteStore::by_id`]).
-    async fn one_by_id<T, F, Fut>(&self, id: TaskId, run: F) -> StoreResult<T>
-    where
-        F: Fn(usize) -> Fut,
-        Fut: std::future::Future<Output = StoreResult<T>>,
-    {
-        let s = self.of_id(id);
-        match run(s).await {
-            Err(e) if Self::fallback(s, &e) => run(0).await,
-            r => r,
-        }
     }
 
     /// Runs `f` on every shard at once; the answers in shard order.
@@ -130,8 +107,7 @@ impl Store for SqliteStore {
     }
 
     async fn heartbeat(&self, tenant: &str, hb: Heartbeat) -> StoreResult<Task> {
-        self.one_by_id(hb.id, |s| self.shards[s].heartbeat(tenant, hb.clone()))
-            .await
+        self.shards[self.of_id(hb.id)].heartbeat(tenant, hb).await
     }
 
     async fn complete(&self, tenant: &str, items: Vec<Completion>) -> Vec<StoreResult<Task>> {
@@ -171,12 +147,11 @@ impl Store for SqliteStore {
     }
 
     async fn change(&self, tenant: &str, id: TaskId, change: Change) -> StoreResult<Task> {
-        self.one_by_id(id, |s| self.shards[s].change(tenant, id, change.clone()))
-            .await
+        self.shards[self.of_id(id)].change(tenant, id, change).await
     }
 
     async fn get(&self, tenant: &str, id: TaskId) -> StoreResult<Task> {
-        self.one_by_id(id, |s| self.shards[s].get(tenant, id)).await
+        self.shards[self.of_id(id)].get(tenant, id).await
     }
 
     async fn unique_holders(&self, tenant: &str, unique_key: &str) -> StoreResult<Vec<Task>> {

@@ -277,4 +277,8 @@ pub struct QueueInfo {
     pub last_claim_at: Option<Timestamp>,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
+    /// The embedded store's shard holding the queue (its file and writer); absent on
+    /// PostgreSQL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
 }

@@ -211,6 +211,7 @@ impl QueueRow {
             oldest_ready_age_ms: oldest_ready_run_at.map(|t| now.0.saturating_sub(t).max(0) as u64),
             last_claim_at: self.last_claim_at,
             created_at: self.created_at,
+            shard: None,
         }
     }
 }

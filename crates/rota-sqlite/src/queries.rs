@@ -20,7 +20,7 @@ impl Shard {
             entries
                 .iter()
                 .map(|q| {
-                    let info = queue_info(conn, q, now).map_err(db_err)?;
+                    let info = queue_info(conn, q, now, shared.shard).map_err(db_err)?;
                     Ok((q.key.tenant.clone(), info))
                 })
                 .collect()
@@ -124,10 +124,12 @@ impl Shard {
     }
 }
 
+/// The queue as the API shows it, read in `shard` at `now`.
 pub(crate) fn queue_info(
     conn: &Connection,
     q: &QueueEntry,
     now: Timestamp,
+    shard: usize,
 ) -> rusqlite::Result<QueueInfo> {
     let oldest_ready: Option<i64> = if q.counts.ready > 0 {
         conn.prepare_cached(
@@ -145,5 +147,6 @@ pub(crate) fn queue_info(
         oldest_ready_age_ms: oldest_ready.map(|t| now.0.saturating_sub(t).max(0) as u64),
         last_claim_at: q.last_claim_at,
         created_at: q.created_at,
+        shard: Some(shard as u32),
     })
 }

@@ -321,7 +321,7 @@ impl Store for Shard {
                     .cloned()
                     .ok_or_else(|| StoreError::QueueNotFound(queue.name.clone()))?
             };
-            queue_info(conn, &entry, shared.clock.now()).map_err(db_err)
+            queue_info(conn, &entry, shared.clock.now(), shared.shard).map_err(db_err)
         })
         .await
     }

@@ -56,11 +56,14 @@ async fn queues_spread_over_the_shards_and_each_lives_in_one() {
         files.iter().all(|f| f.len() >= 3),
         "32 queues over 4 shards leave none nearly empty: {files:?}"
     );
-    // Reopened, every queue is found where it is and keeps its task.
+    // Reopened, every queue is found where it is, keeps its task and names its shard.
     let s = open(&home, 4);
     for i in 0..32 {
         let q = QueueKey::new("default", format!("q{i}"));
-        assert_eq!(s.queue(&q).await.unwrap().counts.ready, 1);
+        let info = s.queue(&q).await.unwrap();
+        assert_eq!(info.counts.ready, 1);
+        let file = info.shard.unwrap() as usize;
+        assert!(files[file].contains(&q.name), "{} in shard {file}", q.name);
     }
     assert_eq!(s.queues("default").await.unwrap().len(), 32);
     s.close().await;

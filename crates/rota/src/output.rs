@@ -229,6 +229,10 @@ pub fn queue_detail(q: &QueueInfo) {
                 .map(|t| relative(t, now))
                 .unwrap_or_else(|| "never".into()),
         ),
+        (
+            "shard",
+            q.shard.map_or_else(|| "-".into(), |n| n.to_string()),
+        ),
         ("max attempts", s.max_attempts.to_string()),
         (
             "backoff",

@@ -111,6 +111,9 @@ pub async fn page(
                 }
                 div.muted { "oldest ready: " (q.oldest_ready_age_ms.map_or("-".into(), |ms| age(ms as i64))) }
                 div.muted { "worker last asked: " (since(q.last_claim_at, now)) }
+                @if let Some(n) = q.shard {
+                    div.muted { "shard " (n) }
+                }
             }
             div.card {
                 div { "max attempts " strong { (s.max_attempts) } }

@@ -59,6 +59,19 @@ impl SqliteStore {
         join_all(self.shards.iter().map(f)).await
     }
 
+    /// Every shard's list at once, in one list (shard order; callers sort).
+    async fn gathered<'a, T, F, Fut>(&'a self, f: F) -> StoreResult<Vec<T>>
+    where
+        F: Fn(&'a crate::shard::Shard) -> Fut,
+        Fut: std::future::Future<Output = StoreResult<Vec<T>>> + 'a,
+    {
+        let mut all = Vec::new();
+        for list in self.each(f).await {
+            all.extend(list?);
+        }
+        Ok(all)
+    }
+
     /// Writes a row every shard keeps a copy of: shard 0 first (its answer is the answer),
     /// then the others. A shard that fails after shard 0 succeeded is brought back in line
     /// when the store next opens.
@@ -155,8 +168,9 @@ impl Store for SqliteStore {
     }
 
     async fn unique_holders(&self, tenant: &str, unique_key: &str) -> StoreResult<Vec<Task>> {
-        let found = self.each(|s| s.unique_holders(tenant, unique_key)).await;
-        let mut all: Vec<Task> = found.into_iter().collect::<StoreResult<Vec<_>>>()?.concat();
+        let mut all = self
+            .gathered(|s| s.unique_holders(tenant, unique_key))
+            .await?;
         all.sort_by(|a, b| a.queue.cmp(&b.queue));
         Ok(all)
     }
@@ -166,8 +180,7 @@ impl Store for SqliteStore {
     }
 
     async fn queues(&self, tenant: &str) -> StoreResult<Vec<QueueInfo>> {
-        let found = self.each(|s| s.queues(tenant)).await;
-        let mut all: Vec<QueueInfo> = found.into_iter().collect::<StoreResult<Vec<_>>>()?.concat();
+        let mut all = self.gathered(|s| s.queues(tenant)).await?;
         all.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(all)
     }
@@ -177,9 +190,7 @@ impl Store for SqliteStore {
     }
 
     async fn all_queues(&self) -> StoreResult<Vec<(String, QueueInfo)>> {
-        let found = self.each(|s| s.all_queues()).await;
-        let mut all: Vec<(String, QueueInfo)> =
-            found.into_iter().collect::<StoreResult<Vec<_>>>()?.concat();
+        let mut all = self.gathered(|s| s.all_queues()).await?;
         all.sort_by(|a, b| (&a.0, &a.1.name).cmp(&(&b.0, &b.1.name)));
         Ok(all)
     }
@@ -310,9 +321,7 @@ impl Store for SqliteStore {
                 None => Err(StoreError::ScheduleNotFound(name.to_owned())),
             };
         }
-        let found = self.each(|s| s.schedules(tenant, None)).await;
-        let mut all: Vec<ScheduleRecord> =
-            found.into_iter().collect::<StoreResult<Vec<_>>>()?.concat();
+        let mut all = self.gathered(|s| s.schedules(tenant, None)).await?;
         all.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(all)
     }
@@ -381,8 +390,7 @@ impl Store for SqliteStore {
 
     async fn deliveries(&self, tenant: &str, f: DeliveryFilter) -> StoreResult<Vec<Delivery>> {
         let limit = f.limit;
-        let found = self.each(|s| s.deliveries(tenant, f.clone())).await;
-        let mut all: Vec<Delivery> = found.into_iter().collect::<StoreResult<Vec<_>>>()?.concat();
+        let mut all = self.gathered(|s| s.deliveries(tenant, f.clone())).await?;
         all.sort_by_key(|d| std::cmp::Reverse(d.id));
         all.truncate(limit);
         Ok(all)
@@ -401,10 +409,8 @@ impl Store for SqliteStore {
         until: Timestamp,
     ) -> StoreResult<Vec<(Delivery, Webhook)>> {
         // Delivery ids are unique across shards: each shard takes the ones it has.
-        let taken = self
-            .each(|s| s.take_deliveries(ids.clone(), now, until))
-            .await;
-        Ok(taken.into_iter().collect::<StoreResult<Vec<_>>>()?.concat())
+        self.gathered(|s| s.take_deliveries(ids.clone(), now, until))
+            .await
     }
 
     async fn record_attempts(

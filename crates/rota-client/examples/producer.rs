@@ -1,7 +1,8 @@
 //! A producer: enqueues thumbnail jobs, one alone and the rest as a batch.
 //!
-//! Run a server (`cargo run --release -p rota -- serve`), then:
-//! `cargo run -p rota-client --example producer -- http://127.0.0.1:7070 25`
+//! Run a server (`cargo run --release -p rota -- serve`), then, from the same directory:
+//! `ROTA_TOKEN=$(cat rota-data/admin-token) cargo run -p rota-client --example producer -- 25`
+//! (`ROTA_URL` names another server; see `Client::from_env`).
 
 use rota_client::{Client, NewTask};
 use rota_core::TaskId;
@@ -38,12 +39,11 @@ pub async fn produce(client: &Client, n: usize) -> rota_client::Result<Vec<TaskI
 #[tokio::main]
 #[allow(dead_code)] // the tests call `produce` directly
 async fn main() -> rota_client::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let url = args
-        .next()
-        .unwrap_or_else(|| "http://127.0.0.1:7070".into());
-    let n = args.next().and_then(|s| s.parse().ok()).unwrap_or(10);
-    let ids = produce(&Client::new(&url)?, n).await?;
+    let n = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let ids = produce(&Client::from_env()?, n).await?;
     println!("enqueued {} jobs on `images`, first {}", ids.len(), ids[0]);
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! A worker: makes (pretend) thumbnails for the `images` queue until Ctrl-C.
 //!
-//! `cargo run -p rota-client --example worker -- http://127.0.0.1:7070`
+//! `ROTA_TOKEN=$(cat rota-data/admin-token) cargo run -p rota-client --example worker`
+//! (`ROTA_URL` names another server; see `Client::from_env`).
 
 use rota_client::worker::{HandlerError, Worker, WorkerStats};
 use rota_client::Client;
@@ -34,10 +35,7 @@ pub async fn work(
 #[tokio::main]
 #[allow(dead_code)] // the tests call `work` directly
 async fn main() -> rota_client::Result<()> {
-    let url = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "http://127.0.0.1:7070".into());
-    let stats = work(Client::new(&url)?, async {
+    let stats = work(Client::from_env()?, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;

@@ -58,6 +58,23 @@ impl Client {
         Self::with_token(base_url, None)
     }
 
+    /// A client configured from the environment, as the `rota` CLI is: `ROTA_URL` (default
+    /// `http://127.0.0.1:7070`), `ROTA_TOKEN` and `ROTA_TENANT`. An empty `ROTA_TOKEN` is refused
+    /// here rather than sent, since the server could only answer that no credential came.
+    pub fn from_env() -> Result<Self> {
+        let var = |name: &str| std::env::var(name).ok();
+        let url = var("ROTA_URL").unwrap_or_else(|| "http://127.0.0.1:7070".into());
+        let token = var("ROTA_TOKEN");
+        if token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(Error::Invalid {
+                message: "ROTA_TOKEN is set but empty; set it to an API key's token \
+                          (e.g. ROTA_TOKEN=$(cat rota-data/admin-token))"
+                    .into(),
+            });
+        }
+        Ok(Self::with_token(&url, token.as_deref())?.with_tenant(var("ROTA_TENANT").as_deref()))
+    }
+
     /// A client that sends `token` as `Authorization: Bearer <token>` on every request.
     pub fn with_token(base_url: &str, token: Option<&str>) -> Result<Self> {
         let mut headers = reqwest::header::HeaderMap::new();
@@ -88,6 +105,11 @@ impl Client {
     pub fn with_tenant(mut self, tenant: Option<&str>) -> Self {
         self.tenant = tenant.map(str::to_owned);
         self
+    }
+
+    /// The tenant named with [`Client::with_tenant`], if any.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
     }
 
     pub fn base_url(&self) -> &str {

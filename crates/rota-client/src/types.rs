@@ -147,7 +147,8 @@ pub struct QueueSettingsPatch {
     pub callback_url: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// One page of a queue's tasks, as `GET /v1/queues/{queue}/tasks` answers it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskPage {
     pub tasks: Vec<Task>,
     pub next_cursor: Option<String>,

@@ -195,6 +195,7 @@ impl Worker {
         tokio::pin!(shutdown);
         let lease_ms = self.lease.as_millis() as u64;
         let mut fatal = None;
+        let mut unreachable = false;
         loop {
             // Wait for a free slot, then claim as many tasks as there are free slots.
             let first = tokio::select! {
@@ -217,9 +218,16 @@ impl Worker {
             let tasks = match claimed {
                 Ok(t) => t,
                 Err(
-                    Error::Transport(_) | Error::Unavailable { .. } | Error::RateLimited { .. },
+                    e @ (Error::Transport(_)
+                    | Error::Unavailable { .. }
+                    | Error::RateLimited { .. }),
                 ) => {
-                    // The server is unreachable or busy: back off briefly, then ask again.
+                    // The server is unreachable or busy: back off briefly, then ask again,
+                    // saying so once per outage rather than once a second.
+                    if !unreachable {
+                        tracing::warn!(queue = %self.queue, "cannot claim, retrying every second: {e}");
+                        unreachable = true;
+                    }
                     drop(first);
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
@@ -233,6 +241,9 @@ impl Worker {
                     break;
                 }
             };
+            if std::mem::take(&mut unreachable) {
+                tracing::info!(queue = %self.queue, "claiming again");
+            }
             let mut first = Some(first);
             for task in tasks {
                 let permit = match first.take() {

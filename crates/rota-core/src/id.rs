@@ -54,26 +54,38 @@ impl fmt::Display for TaskId {
     }
 }
 
+/// Why a string is not a task id: the text (cut at 64 characters) and what is wrong with it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("`{0}` is not a Rota task id (a UUIDv7 such as 0192f8a0-2c4e-7000-8000-000000000000)")]
-pub struct InvalidTaskId(pub String);
+#[error("`{0}` is not a Rota task id: {1}")]
+pub struct InvalidTaskId(pub String, pub &'static str);
 
 impl FromStr for TaskId {
     type Err = InvalidTaskId;
+
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || InvalidTaskId(s.chars().take(64).collect());
+        let err = |why| InvalidTaskId(s.chars().take(64).collect(), why);
         let b = s.as_bytes();
         if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
-            return Err(err());
+            return Err(err(
+                "task ids are UUIDs of 36 characters, such as 0192f8a0-2c4e-7000-8000-000000000000",
+            ));
         }
         let hex: String = s.chars().filter(|c| *c != '-').collect();
-        let v = u128::from_str_radix(&hex, 16).map_err(|_| err())?;
-        if (v >> 76) & 0xF != 7 || (v >> 62) & 0b11 != 0b10 || v & ((1 << 54) - 1) != 0 {
-            return Err(err());
+        let v = u128::from_str_radix(&hex, 16)
+            .map_err(|_| err("it has characters other than hexadecimal digits and dashes"))?;
+        if (v >> 76) & 0xF != 7 || (v >> 62) & 0b11 != 0b10 {
+            return Err(err(
+                "task ids are UUIDv7 (a 7 opens the third group, an 8 to b the fourth)",
+            ));
         }
         let ms = (v >> 80) as u64;
-        if ms >> (64 - SEQ_BITS) != 0 {
-            return Err(err());
+        // Rota's ids fill only the time and a sequence: a UUIDv7 made elsewhere (with random
+        // bits in its last group) is well formed, but no task can have it.
+        if v & ((1 << 54) - 1) != 0 || ms >> (64 - SEQ_BITS) != 0 {
+            return Err(err(
+                "it is a UUIDv7, but not one Rota issued (the last group of Rota's is always \
+                 000000000000); was it copied whole, and from Rota?",
+            ));
         }
         let seq = (((v >> 64) & 0xFFF) << 8 | ((v >> 54) & 0xFF)) as u64;
         Ok(TaskId(ms << SEQ_BITS | seq))
@@ -194,5 +206,10 @@ mod tests {
         ] {
             assert!(s.parse::<TaskId>().is_err(), "{s}");
         }
+        let why = |s: &str| s.parse::<TaskId>().unwrap_err().1;
+        assert!(why("nope").contains("36 characters"));
+        assert!(why("0192f8a0-2c4e-4000-8000-000000000000").contains("UUIDv7"));
+        assert!(why("0192f8a0-2c4e-7000-8000-00000000000g").contains("hexadecimal"));
+        assert!(why("0192f8a0-2c4e-7000-8000-000000000001").contains("not one Rota issued"));
     }
 }

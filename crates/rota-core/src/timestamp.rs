@@ -57,6 +57,20 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// A duration as people write it, as the CLI and the dashboard show durations: "250ms", "3s",
+/// "4m 10s", "2h 5m", "3d 4h" (the two largest units).
+pub fn duration_ms(ms: u64) -> String {
+    let s = ms / 1000;
+    let (d, h, m, sec) = (s / 86_400, s / 3_600 % 24, s / 60 % 60, s % 60);
+    match (d, h, m) {
+        (0, 0, 0) if s == 0 => format!("{ms}ms"),
+        (0, 0, 0) => format!("{sec}s"),
+        (0, 0, _) => format!("{m}m {sec}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +86,14 @@ mod tests {
             t
         );
         assert!(Timestamp::parse_rfc3339("yesterday").is_err());
+    }
+
+    #[test]
+    fn durations_read_like_a_person_writes_them() {
+        assert_eq!(duration_ms(250), "250ms");
+        assert_eq!(duration_ms(3_000), "3s");
+        assert_eq!(duration_ms(250_000), "4m 10s");
+        assert_eq!(duration_ms(7_500_000), "2h 5m");
+        assert_eq!(duration_ms(604_800_000), "7d 0h");
     }
 }

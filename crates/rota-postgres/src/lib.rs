@@ -147,7 +147,39 @@ pub(crate) fn db(e: tokio_postgres::Error) -> StoreError {
 pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(d) => format!("{}: {}", d.code().code(), d.message()),
-        None => e.to_string(),
+        // The driver's own text is only the kind ("error connecting to server"); the reason
+        // (connection refused, no such host, a TLS failure) is in its sources.
+        None => {
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                text.push_str(": ");
+                text.push_str(&c.to_string());
+                cause = c.source();
+            }
+            text
+        }
+    }
+}
+
+#[cfg(test)]
+mod describe_tests {
+    /// A refused connection names why, not only that connecting failed.
+    #[tokio::test]
+    async fn a_connection_error_keeps_its_cause() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("postgres://rota@127.0.0.1:{port}/rota");
+        let e = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .err()
+            .unwrap();
+        let text = super::describe(&e);
+        assert!(text.starts_with("error connecting to server: "), "{text}");
+        assert!(text.to_lowercase().contains("refused"), "{text}");
     }
 }
 

@@ -173,6 +173,7 @@ pub enum KeyCmd {
         /// Limit the key to queues matching this pattern (`*` wildcard; repeat for several).
         #[arg(long = "queue")]
         queues: Vec<String>,
+        /// A name for people (shown in `key list` and in logs), e.g. checkout-api.
         #[arg(long)]
         name: Option<String>,
         /// Expire after this long, e.g. 90d, 12h.
@@ -407,7 +408,16 @@ pub async fn key(c: &Client, cmd: KeyCmd, fmt: Format) -> Result<()> {
             }
         }
         KeyCmd::Revoke { id } => {
-            let k = c.revoke_key(&id).await?;
+            let k = c.revoke_key(&id).await.map_err(|e| match e {
+                // Keys are looked up in the acting tenant only; the admin's is `default`.
+                rota_client::Error::NotFound { message } => anyhow::anyhow!(
+                    "{message} (keys are found in the acting tenant, {}: \
+                     add --tenant <name> for a key of another; `rota key list --tenant <name>` \
+                     shows a tenant's keys)",
+                    c.tenant().unwrap_or("the credential's own")
+                ),
+                e => e.into(),
+            })?;
             match fmt {
                 Format::Json => output::json(&k),
                 Format::Table => println!("revoked key {}", k.id),

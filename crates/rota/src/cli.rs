@@ -65,15 +65,21 @@ pub enum TaskCmd {
     /// List a queue's tasks, newest first. Example: rota task list emails --state dead
     List {
         queue: String,
+        /// Only tasks in this state (scheduled, ready, running, succeeded, dead, cancelled).
         #[arg(long)]
         state: Option<TaskState>,
+        /// Only tasks of this kind.
         #[arg(long)]
         kind: Option<String>,
         /// Only the live task (scheduled, ready or running) holding this unique key.
         #[arg(long)]
         unique_key: Option<String>,
+        /// Tasks per page.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Where the previous page ended (its `next_cursor`).
+        #[arg(long)]
+        cursor: Option<String>,
     },
 }
 
@@ -90,6 +96,7 @@ pub enum QueueCmd {
     /// Delete the queue's tasks in a final state. Example: rota queue purge emails --state dead
     Purge {
         queue: String,
+        /// The final state to delete: succeeded, dead or cancelled.
         #[arg(long)]
         state: TaskState,
     },
@@ -119,6 +126,7 @@ pub enum DeadCmd {
     /// The queue's dead tasks. Example: rota dead list emails
     List {
         queue: String,
+        /// Most dead tasks to show, newest first.
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
@@ -234,6 +242,7 @@ pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
             kind,
             unique_key,
             limit,
+            cursor,
         } => {
             let page = c
                 .list(
@@ -243,13 +252,19 @@ pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
                         kind,
                         unique_key,
                         limit: Some(limit),
-                        cursor: None,
+                        cursor,
                     },
                 )
                 .await?;
             match fmt {
-                Format::Json => output::json(&page.tasks),
-                Format::Table => output::task_rows(&page.tasks),
+                // The API's own shape, so a script pages with `next_cursor`.
+                Format::Json => output::json(&page),
+                Format::Table => {
+                    output::task_rows(&page.tasks);
+                    if let Some(next) = &page.next_cursor {
+                        println!("(more: add --cursor {next})");
+                    }
+                }
             }
         }
     }
@@ -343,6 +358,7 @@ pub async fn dead(c: &Client, cmd: DeadCmd, fmt: Format) -> Result<()> {
                     kind: None,
                     unique_key: None,
                     limit,
+                    cursor: None,
                 },
                 fmt,
             )

@@ -191,8 +191,27 @@ fn init_logs() -> Result<()> {
     Ok(())
 }
 
+/// Commands that print for a person or a pipe end quietly when the reader goes away
+/// (`rota completions bash | head -1`): the default SIGPIPE action, which Rust's runtime turns
+/// off so that `println!` would panic instead. The server keeps it off (a client that hangs up
+/// is an error to handle, not a reason to exit), and so does `rota worker`, which writes to its
+/// commands' standard input.
+fn end_quietly_on_closed_stdout(command: &Command) {
+    let keeps_running = matches!(
+        command,
+        Command::Serve(_) | Command::Api(ApiCommand::Worker(_))
+    );
+    if !keeps_running {
+        // SAFETY: setting a signal's disposition to the default, before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    end_quietly_on_closed_stdout(&cli.command);
     if let Err(e) = init_logs() {
         eprintln!("error: {e}");
         return ExitCode::from(2);
@@ -246,5 +265,38 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `--help` says what every flag does: a flag without a line of help is a flag nobody finds.
+    #[test]
+    fn every_flag_says_what_it_does() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if a.get_long().is_none() || matches!(id, "help" | "version") {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path} --{}", a.get_long().unwrap()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(
+            &<super::Cli as clap::CommandFactory>::command(),
+            "rota",
+            &mut missing,
+        );
+        assert!(
+            missing.is_empty(),
+            "flags without help:\n{}",
+            missing.join("\n")
+        );
     }
 }

@@ -24,6 +24,7 @@ pub enum MaintenanceCmd {
     /// Example: rota maintenance announce "upgrade tonight at 22:00 UTC" --until 12h
     Announce {
         message: String,
+        /// When the banner goes by itself: a time (2026-11-25T18:00:00Z) or a duration (12h).
         #[arg(long, value_parser = parse_until)]
         until: Option<Timestamp>,
     },

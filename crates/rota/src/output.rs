@@ -38,18 +38,7 @@ pub fn json(value: &impl Serialize) {
     );
 }
 
-/// "3s", "4m 10s", "2h 5m", "3d 4h": the two largest units.
-pub fn duration_ms(ms: u64) -> String {
-    let s = ms / 1000;
-    let (d, h, m, sec) = (s / 86_400, s / 3_600 % 24, s / 60 % 60, s % 60);
-    match (d, h, m) {
-        (0, 0, 0) if s == 0 => format!("{ms}ms"),
-        (0, 0, 0) => format!("{sec}s"),
-        (0, 0, _) => format!("{m}m {sec}s"),
-        (0, _, _) => format!("{h}h {m}m"),
-        _ => format!("{d}d {h}h"),
-    }
-}
+pub use rota_core::timestamp::duration_ms;
 
 /// "12s ago", "in 5m 0s", relative to now.
 pub fn relative(t: Timestamp, now: Timestamp) -> String {
@@ -256,11 +245,6 @@ mod tests {
 
     #[test]
     fn durations_read_like_a_person_writes_them() {
-        assert_eq!(duration_ms(250), "250ms");
-        assert_eq!(duration_ms(3_000), "3s");
-        assert_eq!(duration_ms(250_000), "4m 10s");
-        assert_eq!(duration_ms(7_500_000), "2h 5m");
-        assert_eq!(duration_ms(604_800_000), "7d 0h");
         assert_eq!(relative(Timestamp(1_000), Timestamp(13_000)), "12s ago");
         assert_eq!(relative(Timestamp(301_000), Timestamp(1_000)), "in 5m 0s");
     }

@@ -28,8 +28,10 @@ pub enum ScheduleCmd {
 #[derive(clap::Args)]
 pub struct PutArgs {
     name: String,
+    /// The queue each tick's task goes to.
     #[arg(long)]
     queue: String,
+    /// The kind of each tick's task [default: `default`].
     #[arg(long)]
     kind: Option<String>,
     /// Five fields, or six with seconds first.
@@ -48,8 +50,10 @@ pub struct PutArgs {
     /// JSON payload of each tick's task.
     #[arg(long)]
     payload: Option<String>,
+    /// Priority of each tick's task (higher runs first).
     #[arg(long)]
     priority: Option<i32>,
+    /// Attempts of each tick's task [default: the queue's].
     #[arg(long)]
     max_attempts: Option<u32>,
     /// allow or skip (skip a tick while the previous run is live).
@@ -58,6 +62,7 @@ pub struct PutArgs {
     /// none, latest or all: which ticks missed during downtime fire.
     #[arg(long)]
     catch_up: Option<String>,
+    /// Delay each tick's task by a random time up to this (spreads load from many schedules).
     #[arg(long)]
     jitter_ms: Option<u64>,
     /// Create it paused.

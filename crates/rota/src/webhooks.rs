@@ -20,6 +20,7 @@ pub enum WebhookCmd {
         /// Queue patterns, comma-separated (default: every queue).
         #[arg(long, value_delimiter = ',')]
         queue: Vec<String>,
+        /// A note for people: what the receiver is.
         #[arg(long)]
         description: Option<String>,
     },
@@ -35,6 +36,7 @@ pub enum WebhookCmd {
         /// pending, failed, dead or delivered.
         #[arg(long)]
         state: Option<String>,
+        /// Most deliveries to show.
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
@@ -48,6 +50,7 @@ pub enum WebhookCmd {
     /// Example: rota webhook rotate wh_3f2a9c1d0b7e4a55
     Rotate {
         id: String,
+        /// How long the old secret keeps signing beside the new one [default: a day].
         #[arg(long)]
         grace_ms: Option<u64>,
     },
@@ -67,6 +70,7 @@ pub enum WebhookCmd {
     ///
     /// Example: rota webhook callbacks-secret
     CallbacksSecret {
+        /// How long the old secret keeps signing beside the new one [default: a day].
         #[arg(long)]
         grace_ms: Option<u64>,
     },

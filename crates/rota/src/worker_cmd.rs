@@ -6,14 +6,21 @@
 //!   and not counted toward `max_attempts`;
 //! - any other exit fails the attempt with the tail of standard error;
 //! - past `--timeout` the command is killed and the attempt fails.
+//!
+//! Each outcome is logged at `info`, one line per task. A command that cannot be started is
+//! refused before anything is claimed; one that stops being startable later (deleted, made
+//! unexecutable) hands its task back without spending an attempt and stops the worker with the
+//! reason, rather than failing every task of the queue one attempt at a time.
 
 use anyhow::Result;
 use rota_client::worker::{HandlerError, Worker};
 use rota_client::Client;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
 
 /// Longest stdout kept as the result; more is cut so the completion stays under server limits.
 const MAX_RESULT_BYTES: usize = 256 * 1024;
@@ -72,10 +79,83 @@ fn result_of(stdout: &[u8]) -> Option<rota_core::Json> {
     serde_json::value::to_raw_value(&text[..cut]).ok()
 }
 
+/// Where `program` would be run from: itself when it names a path, else the first executable
+/// of that name on `PATH`; an error that says what is wrong otherwise.
+fn resolve(program: &str, path_var: Option<&std::ffi::OsStr>) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = Path::new(program);
+        return match std::fs::metadata(p) {
+            Err(e) => Err(format!("`{program}` cannot be run: {e}")),
+            Ok(_) if !executable(p) => Err(format!(
+                "`{program}` is not an executable file (chmod +x {program}?)"
+            )),
+            Ok(_) => Ok(p.to_owned()),
+        };
+    }
+    path_var
+        .into_iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
+        .ok_or_else(|| {
+            format!("`{program}` is not on PATH (give its path, e.g. ./{program}, if it is here)")
+        })
+}
+
+/// What every task's run shares: the command, and the way to stop the worker when the command
+/// cannot be started at all.
+struct Runner {
+    command: Vec<String>,
+    stop: CancellationToken,
+    cannot_start: Mutex<Option<String>>,
+}
+
+impl Runner {
+    async fn run(&self, task: rota_core::Task) -> Result<Option<rota_core::Json>, HandlerError> {
+        let started = Instant::now();
+        let (id, kind, attempt) = (task.id, task.kind.clone(), task.attempt);
+        let outcome = run_command(&self.command, task).await;
+        let took =
+            humantime::format_duration(Duration::from_millis(started.elapsed().as_millis() as u64));
+        match &outcome {
+            Ok(_) => tracing::info!("task {id} ({kind}, attempt {attempt}) succeeded in {took}"),
+            Err(Start(e)) => {
+                tracing::error!("task {id} handed back: {e}; stopping");
+                self.cannot_start.lock().unwrap().get_or_insert(e.clone());
+                self.stop.cancel();
+            }
+            Err(Ran(e)) => {
+                tracing::info!(
+                    "task {id} ({kind}, attempt {attempt}) failed in {took}: {}",
+                    e.message
+                )
+            }
+        }
+        outcome.map_err(|e| match e {
+            // Not the task's fault: another worker, or this one once fixed, runs it.
+            Start(e) => HandlerError::new(e).temporary().retry_in(Duration::ZERO),
+            Ran(e) => e,
+        })
+    }
+}
+
+/// Why a command did not complete its task.
+enum Failure {
+    /// It could not be started.
+    Start(String),
+    /// It ran and failed.
+    Ran(HandlerError),
+}
+use Failure::{Ran, Start};
+
 async fn run_command(
-    command: Arc<Vec<String>>,
+    command: &[String],
     task: rota_core::Task,
-) -> Result<Option<rota_core::Json>, HandlerError> {
+) -> Result<Option<rota_core::Json>, Failure> {
     let mut child = tokio::process::Command::new(&command[0])
         .args(&command[1..])
         .env("ROTA_TASK_ID", task.id.to_string())
@@ -88,30 +168,35 @@ async fn run_command(
         // A timeout or shutdown drops this future: the command must not outlive it.
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| HandlerError::new(format!("cannot start `{}`: {e}", command[0])))?;
+        .map_err(|e| Start(format!("cannot start `{}`: {e}", command[0])))?;
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let payload = task.payload.get().as_bytes().to_vec();
     // Written beside the wait so a command that does not read its input cannot block us.
     let feed = tokio::spawn(async move {
         let _ = stdin.write_all(&payload).await;
     });
-    let out = child
-        .wait_with_output()
-        .await
-        .map_err(|e| HandlerError::new(format!("waiting for `{}` failed: {e}", command[0])))?;
+    let out = child.wait_with_output().await.map_err(|e| {
+        Ran(HandlerError::new(format!(
+            "waiting for `{}` failed: {e}",
+            command[0]
+        )))
+    })?;
     feed.abort();
+    let failed = |e: HandlerError| Err(Ran(e));
     match out.status.code() {
         Some(0) => Ok(result_of(&out.stdout)),
-        Some(75) => Err(HandlerError::new(format!(
-            "temporary failure (exit 75): {}",
-            tail(&out.stderr, STDERR_TAIL_BYTES)
-        ))
-        .temporary()),
-        Some(code) => Err(HandlerError::new(format!(
+        Some(75) => failed(
+            HandlerError::new(format!(
+                "temporary failure (exit 75): {}",
+                tail(&out.stderr, STDERR_TAIL_BYTES)
+            ))
+            .temporary(),
+        ),
+        Some(code) => failed(HandlerError::new(format!(
             "exit {code}: {}",
             tail(&out.stderr, STDERR_TAIL_BYTES)
         ))),
-        None => Err(HandlerError::new(format!(
+        None => failed(HandlerError::new(format!(
             "killed by a signal: {}",
             tail(&out.stderr, STDERR_TAIL_BYTES)
         ))),
@@ -119,13 +204,26 @@ async fn run_command(
 }
 
 pub async fn run(client: Client, args: WorkerArgs) -> Result<()> {
-    let command = Arc::new(args.command);
+    resolve(&args.command[0], std::env::var_os("PATH").as_deref()).map_err(anyhow::Error::msg)?;
+    let runner = Arc::new(Runner {
+        command: args.command,
+        stop: CancellationToken::new(),
+        cannot_start: Mutex::new(None),
+    });
     eprintln!(
         "rota worker: running `{}` for queue {} ({} at once); Ctrl-C to stop",
-        command.join(" "),
+        runner.command.join(" "),
         args.queue,
         args.concurrency
     );
+    let stop = runner.stop.clone();
+    let shutdown = async move {
+        tokio::select! {
+            _ = crate::serve::shutdown_signal() => {}
+            _ = stop.cancelled() => {}
+        }
+    };
+    let handler = runner.clone();
     let stats = Worker::new(client, &args.queue)
         .kinds(args.kinds)
         .concurrency(args.concurrency)
@@ -133,15 +231,22 @@ pub async fn run(client: Client, args: WorkerArgs) -> Result<()> {
         .lease(args.lease)
         .grace(args.grace)
         .run(
-            move |task| run_command(command.clone(), task),
-            crate::serve::shutdown_signal(),
+            move |task| {
+                let handler = handler.clone();
+                async move { handler.run(task).await }
+            },
+            shutdown,
         )
         .await?;
     eprintln!(
         "rota worker: stopped; {} succeeded, {} failed, {} handed back, {} lost their lease",
         stats.succeeded, stats.failed, stats.interrupted, stats.lease_lost
     );
-    Ok(())
+    let cannot_start = runner.cannot_start.lock().unwrap().take();
+    match cannot_start {
+        Some(e) => anyhow::bail!("{e}"),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -155,6 +260,28 @@ mod tests {
         assert!(result_of(b" \n").is_none());
         let big = vec![b'x'; MAX_RESULT_BYTES + 10];
         assert_eq!(result_of(&big).unwrap().get().len(), MAX_RESULT_BYTES + 2);
+    }
+
+    #[test]
+    fn a_command_that_cannot_run_is_named_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("job.sh");
+        let path = script.to_str().unwrap();
+        let e = resolve(path, None).unwrap_err();
+        assert!(
+            e.contains("cannot be run") && e.contains("No such file"),
+            "{e}"
+        );
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        let e = resolve(path, None).unwrap_err();
+        assert!(e.contains("not an executable file"), "{e}");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(resolve(path, None).unwrap(), script);
+        let on_path = Some(dir.path().as_os_str());
+        assert_eq!(resolve("job.sh", on_path).unwrap(), script);
+        let e = resolve("no-such-job", on_path).unwrap_err();
+        assert!(e.contains("not on PATH"), "{e}");
     }
 
     #[test]

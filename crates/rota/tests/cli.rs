@@ -75,7 +75,21 @@ async fn task_commands_in_table_and_json() {
         "--output",
         "json",
     ])));
-    assert_eq!(scheduled.as_array().unwrap().len(), 1);
+    assert_eq!(scheduled["tasks"].as_array().unwrap().len(), 1);
+    // Pages: the table says how to go on, JSON carries the API's next_cursor.
+    let first = ok(rota_at(&s).args(["task", "list", "mail", "--limit", "2"]));
+    assert_eq!(first.lines().count(), 4, "header, two tasks, more: {first}");
+    let page =
+        json(&ok(rota_at(&s).args([
+            "task", "list", "mail", "--limit", "2", "--output", "json",
+        ])));
+    let cursor = page["next_cursor"].as_str().unwrap();
+    assert!(first.contains(&format!("--cursor {cursor}")), "{first}");
+    let rest = json(&ok(rota_at(&s).args([
+        "task", "list", "mail", "--limit", "2", "--cursor", cursor, "--output", "json",
+    ])));
+    assert_eq!(rest["tasks"].as_array().unwrap().len(), 1);
+    assert!(rest["next_cursor"].is_null(), "{rest}");
 
     let cancelled = json(&ok(
         rota_at(&s).args(["task", "cancel", &id, "--output", "json"])
@@ -174,8 +188,10 @@ async fn queue_and_dead_commands() {
 async fn errors_are_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let s = common::start(dir.path()).await;
-    let down = format!("http://127.0.0.1:{}", common::free_port());
-    assert!(fails(rota(&down).args(["queue", "list"])).contains("cannot reach the Rota server"));
+    // Port 1: nothing listens there, and no test server can take it (a free port found now
+    // could be handed to another test's server before this command connects).
+    let down = "http://127.0.0.1:1";
+    assert!(fails(rota(down).args(["queue", "list"])).contains("cannot reach the Rota server"));
     let missing = fails(rota_at(&s).args(["task", "get", "01a20c27-4e6d-7000-8000-000000000000"]));
     assert!(
         missing.contains("not found") && missing.contains("does not exist"),
@@ -320,6 +336,93 @@ esac
     assert!(out.status.success(), "{out:?}");
     let report = String::from_utf8_lossy(&out.stderr);
     assert!(report.contains("1 succeeded, "), "{report}");
+    // A line per outcome, naming the task.
+    let ok_id = ids["ok"].to_string();
+    assert!(
+        report.contains(&format!("task {ok_id} (ok, attempt 1) succeeded in")),
+        "{report}"
+    );
+    assert!(
+        report.contains("(fail, attempt 1) failed in") && report.contains("exit 3: boom"),
+        "{report}"
+    );
+}
+
+/// A command that cannot be started is refused before anything is claimed, and one that
+/// disappears while the worker runs stops the worker with the reason, its task handed back
+/// with its attempt unspent (before, each task of the queue failed, an attempt at a time).
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_with_a_command_that_cannot_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::start(dir.path()).await;
+    let t = NewTask::new("job", &serde_json::json!({})).max_attempts(5);
+    let id = s.client.enqueue("jobs", &t).await.unwrap().task.id;
+    let missing = dir.path().join("missing.sh");
+    let out = rota_at(&s)
+        .args(["worker", "jobs", "--"])
+        .arg(&missing)
+        .timeout(Duration::from_secs(20))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("missing.sh` cannot be run"), "{err}");
+    let task = s.client.get(id).await.unwrap();
+    assert_eq!((task.state, task.attempt), (TaskState::Ready, 0));
+
+    // Startable when the worker starts, gone when the task comes.
+    let script = dir.path().join("gone.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_rota"))
+        .args(["worker", "later", "--"])
+        .arg(&script)
+        .env("ROTA_URL", &s.url)
+        .env("ROTA_DATA_DIR", &s.dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(worker.stderr.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+    assert!(first.contains("running"), "{first}");
+    std::fs::remove_file(&script).unwrap();
+    let id = s.client.enqueue("later", &t).await.unwrap().task.id;
+    let status = worker.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("cannot start"), "{err}");
+    let task = s.client.get(id).await.unwrap();
+    assert_ne!(task.state, TaskState::Dead, "{task:?}");
+    assert!(
+        task.errors
+            .iter()
+            .all(|e| e.message.contains("cannot start")),
+        "{:?}",
+        task.errors
+    );
+}
+
+/// Output into a pipe whose reader has gone ends the command quietly, as `head` expects.
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rota"))
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+        "{:?}: {err}",
+        out.status
+    );
 }
 
 /// Tenants, keys and roles from the CLI, as the README shows them: the admin token comes from
@@ -406,6 +509,9 @@ async fn tenants_keys_and_roles_from_the_cli() {
         keys.contains(&id) && keys.contains("active") && keys.contains("checkout"),
         "{keys}"
     );
+    // Without --tenant the admin acts in `default`, where the key is not: say so.
+    let elsewhere = fails(rota_at(&s).args(["key", "revoke", &id]));
+    assert!(elsewhere.contains("add --tenant <name>"), "{elsewhere}");
     ok(rota_at(&s).args(["key", "revoke", &id, "--tenant", "acme"]));
     let revoked = fails(as_producer().args(["queue", "list"]));
     assert!(

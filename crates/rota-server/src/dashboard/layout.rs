@@ -136,15 +136,22 @@ pub fn badge(s: TaskState) -> Markup {
     html! { span class={ "badge " (s.as_str()) } { (s.as_str()) } }
 }
 
-/// A duration in ms as people read it: 45 s, 12 min, 3 h, 2 d.
+/// A duration in ms as people read it, as the CLI writes it: 250ms, 45s, 12m 5s, 3h 0m, 2d 1h.
 pub fn age(ms: i64) -> String {
-    let s = ms.max(0) / 1000;
-    match s {
-        0..=119 => format!("{s} s"),
-        120..=7_199 => format!("{} min", s / 60),
-        7_200..=172_799 => format!("{} h", s / 3600),
-        _ => format!("{} d", s / 86_400),
-    }
+    rota_core::timestamp::duration_ms(ms.max(0) as u64)
+}
+
+/// Long text for a table cell: at most `max` characters, cut at a word's end with an ellipsis;
+/// the whole of it is in the cell's title.
+pub fn brief(text: &str, max: usize) -> Markup {
+    let shown = match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((end, _)) => {
+            let cut = text[..end].rfind(char::is_whitespace).unwrap_or(end);
+            format!("{}…", text[..cut].trim_end())
+        }
+    };
+    html! { span title=(text) { (shown) } }
 }
 
 pub fn since(t: Option<Timestamp>, now: Timestamp) -> String {
@@ -175,4 +182,21 @@ pub fn chart(
     }
     let series = serde_json::json!({"x": x, "ok": ok, "failed": failed}).to_string();
     html! { div.chart id=(id) data-series=(series) {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brief_cuts_at_a_word_and_keeps_the_whole_in_the_title() {
+        let cell = brief("connection refused by the mail server", 24).into_string();
+        assert!(cell.contains(">connection refused by…<"), "{cell}");
+        assert!(
+            cell.contains("title=\"connection refused by the mail server\""),
+            "{cell}"
+        );
+        assert!(brief("short", 20).into_string().contains(">short<"));
+        assert_eq!(age(30_000), "30s");
+    }
 }

@@ -79,7 +79,7 @@ pub async fn schedules(caller: Caller, State(st): State<AppState>) -> PageResult
                     tr {
                         td { (r.name) @if r.spec.paused { " " span.badge { "paused" } } }
                         td { a href={ "/queues/" (r.spec.queue) } { (r.spec.queue) } }
-                        td { (r.spec.cron.clone().unwrap_or_else(|| format!("every {} ms", r.spec.every_ms.unwrap_or(0)))) " " span.muted { (r.spec.timezone) } }
+                        td { (r.spec.cron.clone().unwrap_or_else(|| format!("every {}", layout::age(r.spec.every_ms.unwrap_or(0) as i64)))) " " span.muted { (r.spec.timezone) } }
                         td { (r.next_run_at.map_or("-".into(), |t| t.to_string())) }
                         td { @for run in r.runs.iter().take(5) {
                             div {
@@ -121,7 +121,7 @@ pub async fn webhooks(caller: Caller, State(st): State<AppState>) -> PageResult 
                 table { tbody { @for d in recent { tr {
                     td { (d.id) } td { (d.event.event_type) } td { (d.state.as_str()) }
                     td.num { (d.attempts) } td { (d.last_status.map_or("-".into(), |s| s.to_string())) }
-                    td.muted { (d.last_error.as_deref().unwrap_or("")) }
+                    td.muted { (layout::brief(d.last_error.as_deref().unwrap_or(""), 120)) }
                 } } } }
             }
         }

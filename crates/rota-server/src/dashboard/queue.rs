@@ -1,7 +1,7 @@
 //! A queue's page (its tasks by state with filters and search, pause and resume, settings) and
 //! the dead letters (requeue selected or all, purge).
 
-use super::layout::{self, age, badge, since};
+use super::layout::{self, age, badge, brief, since};
 use super::{Ctx, PageResult};
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -54,7 +54,7 @@ fn tasks_table(tasks: &[Task], now: rota_core::Timestamp, select: bool) -> maud:
                         td.num { (t.attempt) "/" (t.max_attempts) }
                         td { (t.unique_key.as_deref().unwrap_or("")) }
                         td { (since(Some(t.created_at), now)) }
-                        td.muted { (t.errors.last().map(|e| e.message.as_str()).unwrap_or("")) }
+                        td.muted { (brief(t.errors.last().map_or("", |e| e.message.as_str()), 120)) }
                     }
                 }
             }
@@ -117,8 +117,8 @@ pub async fn page(
             }
             div.card {
                 div { "max attempts " strong { (s.max_attempts) } }
-                div { "lease " strong { (s.lease_ms) " ms" } }
-                div { "backoff " strong { (s.backoff.base_ms) "–" (s.backoff.max_ms) " ms" } }
+                div { "lease " strong { (age(s.lease_ms as i64)) } }
+                div { "backoff " strong { (age(s.backoff.base_ms as i64)) " – " (age(s.backoff.max_ms as i64)) } }
                 div { "keeps finished tasks " strong { (age(s.retention_ms as i64)) } }
                 @if let Some(u) = &s.callback_url { div { "results to " (u) } }
                 @if may_update {
@@ -146,7 +146,8 @@ pub async fn page(
         }
         (tasks_table(&tasks, now, false))
     };
-    Ok(layout::page(&cx, &q.name, "/", true, body).into_response())
+    // A queue page is no entry of the navigation; none is marked.
+    Ok(layout::page(&cx, &q.name, "", true, body).into_response())
 }
 
 async fn set_paused(caller: Caller, st: AppState, queue: String, paused: bool) -> Response {

@@ -26,7 +26,12 @@ fn timeline(t: &Task) -> Vec<(Timestamp, String)> {
         out.push((t.run_at, "due to run".to_owned()));
     }
     for e in &t.errors {
-        out.push((e.at, format!("attempt {} failed: {}", e.attempt, e.message)));
+        // Attempt 0 is no attempt: a task killed before it ever ran.
+        let what = match e.attempt {
+            0 => format!("before any attempt: {}", e.message),
+            n => format!("attempt {n} failed: {}", e.message),
+        };
+        out.push((e.at, what));
     }
     if let Some(l) = &t.lease {
         out.push((
@@ -96,7 +101,7 @@ pub async fn page(
     Ok(layout::page(
         &cx,
         &format!("Task {}", t.id),
-        "/",
+        "",
         false,
         body,
     ))

@@ -37,8 +37,10 @@ pub struct BenchArgs {
     /// Tasks enqueued and drained in the batch mode.
     #[arg(long, default_value_t = 200_000)]
     tasks: u64,
+    /// Concurrent clients enqueueing in the batch mode.
     #[arg(long, default_value_t = 4)]
     producers: usize,
+    /// Concurrent clients claiming and completing in the batch mode.
     #[arg(long, default_value_t = 4)]
     consumers: usize,
     /// Tasks per enqueue request and per claim in the batch mode.

@@ -197,3 +197,43 @@ async fn a_tenant_rota_db_lacks_without_a_tombstone_is_kept() {
     assert!(auth.tenants.iter().any(|t| t.name == "acme"));
     s.close().await;
 }
+
+/// Backups taken while tenants are being made copy `rota.db` last, so each restores and opens:
+/// copied first, `rota.db` would miss tenants a later-copied shard has, and be refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_taken_while_tenants_change_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join(rota_sqlite::DB_FILE);
+    let s = Arc::new(open(&home, 2).unwrap());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let maker = {
+        let (s, stop) = (s.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                s.change_auth(AuthChange::PutTenant(tenant(&format!("t{n}"))))
+                    .await
+                    .unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    for i in 0..10 {
+        let (home, to) = (home.clone(), dir.path().join(format!("backup{i}")));
+        tokio::task::spawn_blocking(move || rota_sqlite::backup::backup(&home, &to).unwrap())
+            .await
+            .unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let made = maker.await.unwrap();
+    assert!(made > 10, "tenants were made during the backups ({made})");
+    s.close().await;
+    for i in 0..10 {
+        let restored = dir.path().join(format!("restored{i}"));
+        rota_sqlite::backup::restore(&dir.path().join(format!("backup{i}")), &restored).unwrap();
+        let r = open(&restored.join(rota_sqlite::DB_FILE), 2)
+            .unwrap_or_else(|e| panic!("backup {i} does not open: {e}"));
+        r.close().await;
+    }
+}

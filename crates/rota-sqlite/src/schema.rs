@@ -205,11 +205,22 @@ ALTER TABLE events ADD COLUMN subject TEXT;
 ALTER TABLE deliveries ADD COLUMN subject TEXT;
 "#,
     r#"
--- Server-wide settings by name, as JSON: `maintenance` (rota_core::maintenance::Maintenance).
+-- Server-wide settings by name, as JSON: `maintenance` (rota_core::maintenance::Maintenance),
+-- and each shard's `store_id` and `copies_generation` (see identity.rs).
 CREATE TABLE settings (
     name TEXT PRIMARY KEY,
     doc TEXT NOT NULL
 );
+"#,
+    r#"
+-- Tenants deleted, by name: a deletion reaches shard 0 first, and when the store opens, a
+-- shard still holding a tenant is told to delete it only when shard 0 names it here (never
+-- because shard 0 lacks it: an older rota.db put back lacks newer tenants too). A tenant made
+-- again under the same name removes its row.
+CREATE TABLE tenant_tombstones (
+    name TEXT PRIMARY KEY,
+    deleted_at INTEGER NOT NULL
+) WITHOUT ROWID;
 "#,
 ];
 

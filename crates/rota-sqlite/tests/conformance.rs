@@ -48,7 +48,7 @@ mod four_shards {
 /// Takes a file back to schema 2 (before schema 3's purge times, 4's event log, 5's schedules
 /// and 6's webhooks).
 const TO_VERSION_2: &str =
-    "DROP TABLE settings; ALTER TABLE tasks DROP COLUMN callback_url; DROP TABLE deliveries; DROP TABLE webhooks; DROP TABLE schedules; DROP TABLE events; DROP TABLE probe; DROP INDEX tasks_purge; \
+    "DROP TABLE tenant_tombstones; DROP TABLE settings; ALTER TABLE tasks DROP COLUMN callback_url; DROP TABLE deliveries; DROP TABLE webhooks; DROP TABLE schedules; DROP TABLE events; DROP TABLE probe; DROP INDEX tasks_purge; \
     ALTER TABLE tasks DROP COLUMN purge_at; \
     CREATE INDEX tasks_finished ON tasks (queue_id, finished_at) WHERE finished_at IS NOT NULL; \
     PRAGMA user_version = 2;";
@@ -172,7 +172,7 @@ async fn a_store_from_schema_6_keeps_its_event_log_and_cursors() {
            attempt INTEGER NOT NULL, type TEXT NOT NULL, state TEXT, worker TEXT, error TEXT, \
            due INTEGER); \
          ALTER TABLE tasks DROP COLUMN callback_url; ALTER TABLE deliveries DROP COLUMN url; \
-         ALTER TABLE deliveries DROP COLUMN subject; DROP TABLE settings; \
+         ALTER TABLE deliveries DROP COLUMN subject; DROP TABLE settings; DROP TABLE tenant_tombstones; \
          INSERT INTO events_old SELECT e.cursor, e.at, q.tenant, q.name, e.kind, e.task_id, \
            e.attempt, 'task.enqueued', e.state, e.worker, e.error, e.due \
            FROM events e JOIN queues q ON q.id = e.queue_id; \

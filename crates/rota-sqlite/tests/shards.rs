@@ -190,12 +190,16 @@ async fn a_deletion_a_crash_cut_short_is_finished_at_open() {
         ids.push(t.id);
     }
     s.close().await;
-    // Only rota.db's transaction of the deletion commits, as if the process died right after.
+    // Only rota.db's transaction of the deletion commits, as if the process died right after:
+    // the rows go, a tombstone names the tenant, and the copies' generation is counted.
     let conn = rusqlite::Connection::open(&home).unwrap();
     conn.execute_batch(
         "DELETE FROM tasks WHERE queue_id IN (SELECT id FROM queues WHERE tenant = 'acme'); \
          DELETE FROM events WHERE queue_id IN (SELECT id FROM queues WHERE tenant = 'acme'); \
-         DELETE FROM queues WHERE tenant = 'acme'; DELETE FROM tenants WHERE name = 'acme';",
+         DELETE FROM queues WHERE tenant = 'acme'; DELETE FROM tenants WHERE name = 'acme'; \
+         INSERT INTO tenant_tombstones (name, deleted_at) VALUES ('acme', 1); \
+         UPDATE settings SET doc = CAST(CAST(doc AS INTEGER) + 1 AS TEXT) \
+         WHERE name = 'copies_generation';",
     )
     .unwrap();
     drop(conn);

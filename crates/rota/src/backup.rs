@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct BackupArgs {
-    /// The file to write (it must not exist yet).
-    file: PathBuf,
+    /// The directory to write: `rota.db`, one file per further shard and `manifest.json`.
+    /// It must be new or empty; copy or move it as one thing.
+    dir: PathBuf,
     /// The data directory of the server, which may be running.
     #[arg(long, env = "ROTA_DATA_DIR", value_name = "DIR", default_value = config::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
@@ -16,8 +17,9 @@ pub struct BackupArgs {
 
 #[derive(clap::Args)]
 pub struct RestoreArgs {
-    /// A file `rota backup` wrote.
-    file: PathBuf,
+    /// A directory `rota backup` wrote (or the file an older `rota backup FILE` wrote, with
+    /// its `FILE-shardN.db` files beside it).
+    backup: PathBuf,
     /// Where to restore it: a new or empty directory; then `rota serve --data-dir DIR`.
     #[arg(long, value_name = "DIR")]
     data_dir: PathBuf,
@@ -40,12 +42,13 @@ pub fn backup(args: BackupArgs) -> Result<()> {
     embedded_only("backup")?;
     let db = config::db_path(&args.data_dir);
     let started = std::time::Instant::now();
-    let copied = rota_sqlite::backup::backup(&db, &args.file).map_err(anyhow::Error::msg)?;
+    let copied = rota_sqlite::backup::backup(&db, &args.dir).map_err(anyhow::Error::msg)?;
     println!(
-        "backed up {} to {} ({} files, {} bytes, schema {}) in {} ms",
+        "backed up {} to {} ({} shard files and {}, {} bytes, schema {}) in {} ms",
         db.display(),
-        args.file.display(),
+        args.dir.display(),
         copied.files,
+        rota_sqlite::backup::MANIFEST,
         copied.bytes,
         copied.schema_version,
         started.elapsed().as_millis()
@@ -56,11 +59,11 @@ pub fn backup(args: BackupArgs) -> Result<()> {
 pub fn restore(args: RestoreArgs) -> Result<()> {
     embedded_only("restore")?;
     let copied =
-        rota_sqlite::backup::restore(&args.file, &args.data_dir).map_err(anyhow::Error::msg)?;
+        rota_sqlite::backup::restore(&args.backup, &args.data_dir).map_err(anyhow::Error::msg)?;
     println!(
         "restored {} into {} ({} files, {} bytes, schema {}); start it with: rota serve \
          --data-dir {}",
-        args.file.display(),
+        args.backup.display(),
         args.data_dir.display(),
         copied.files,
         copied.bytes,

@@ -24,6 +24,10 @@ pub struct CopyArgs {
     /// Tasks read and written per statement.
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u16).range(1..=10_000))]
     batch: u16,
+    /// Copy even though webhook deliveries or task callbacks are still waiting to be sent;
+    /// they are not copied, so their receivers never get them.
+    #[arg(long)]
+    drop_pending_deliveries: bool,
 }
 
 pub async fn copy(args: CopyArgs) -> Result<()> {
@@ -55,6 +59,24 @@ pub async fn copy(args: CopyArgs) -> Result<()> {
             found.tasks
         );
     }
+    // Deliveries (webhook events and task callbacks) are not copied: refuse while some still
+    // wait to be sent, unless told to drop them, before anything is written.
+    let unsent = source
+        .due_deliveries(rota_core::Timestamp(i64::MAX), 1_000_000)
+        .await?
+        .len();
+    if unsent > 0 && !args.drop_pending_deliveries {
+        source.close().await;
+        target.close().await;
+        bail!(
+            "{unsent} webhook deliveries or task callbacks are still waiting to be sent in {}, \
+             and rota copy does not carry them over. Start the embedded server again until \
+             they are sent or given up on (rota webhook deliveries ID shows a webhook's), or \
+             pass \
+             --drop-pending-deliveries to copy without them. Nothing was copied",
+            args.from.display()
+        );
+    }
     let result = copy_all(&source, &target, usize::from(args.batch)).await;
     source.close().await;
     target.close().await;
@@ -73,11 +95,11 @@ pub async fn copy(args: CopyArgs) -> Result<()> {
         args.from.display(),
         crate::storage::redact(&args.to)
     );
-    if copied.unsent > 0 {
+    if unsent > 0 {
         eprintln!(
-            "note: {} webhook deliveries were still pending in {} and were not copied; their \
-             events are in the source's event log",
-            copied.unsent,
+            "note: {unsent} webhook deliveries or task callbacks were still waiting in {} and \
+             were dropped (--drop-pending-deliveries); their events are in the source's event \
+             log",
             args.from.display()
         );
     }
@@ -91,8 +113,6 @@ struct Copied {
     roles: usize,
     schedules: usize,
     webhooks: usize,
-    /// Deliveries pending or failed in the source (not copied).
-    unsent: usize,
     queues: usize,
     tasks: u64,
 }
@@ -114,7 +134,7 @@ async fn copy_all(source: &SqliteStore, target: &PostgresStore, batch: usize) ->
         target.change_auth(change).await?;
     }
     // Schedules (with their runs) and webhooks (with their secrets). Deliveries are not
-    // copied; those not yet delivered or dead are counted and reported.
+    // copied (`copy` refused if some were still to be sent, unless told to drop them).
     for tenant in &tenants {
         for s in source.schedules(tenant, None).await? {
             target.put_schedule(s).await?;
@@ -125,10 +145,6 @@ async fn copy_all(source: &SqliteStore, target: &PostgresStore, batch: usize) ->
             copied.webhooks += 1;
         }
     }
-    copied.unsent = source
-        .due_deliveries(rota_core::Timestamp(i64::MAX), 1_000_000)
-        .await?
-        .len();
     for (tenant, queue) in source.all_queues().await? {
         let key = QueueKey::new(tenant.as_str(), queue.name.as_str());
         let id = target

@@ -76,14 +76,14 @@ enum Command {
     ///
     /// Example: rota recover-admin --data-dir ./rota-data
     RecoverAdmin(serve::RecoverArgs),
-    /// Copy the embedded store to a file while the server runs (a consistent snapshot: every
-    /// task acknowledged before it began is in it).
+    /// Copy the embedded store into one new directory while the server runs (every shard
+    /// file and a manifest; every task acknowledged before it began is in it).
     ///
-    /// Example: rota backup /backups/rota-2026-11-25.db --data-dir ./rota-data
+    /// Example: rota backup /backups/rota-2026-11-25 --data-dir ./rota-data
     Backup(backup::BackupArgs),
     /// Restore a backup into a new or empty data directory, then start a server on it.
     ///
-    /// Example: rota restore /backups/rota-2026-11-25.db --data-dir ./rota-restored
+    /// Example: rota restore /backups/rota-2026-11-25 --data-dir ./rota-restored
     Restore(backup::RestoreArgs),
     /// Measure throughput and claim latency (starts its own server unless --url is given).
     ///

@@ -160,42 +160,53 @@ fn make_private_dir(dir: &Path) -> Result<()> {
 
 #[derive(clap::Args)]
 pub struct RecoverArgs {
-    /// The data directory of the stopped server.
-    #[arg(long, env = "ROTA_DATA_DIR", value_name = "DIR", default_value = config::DEFAULT_DATA_DIR)]
-    data_dir: PathBuf,
+    /// The data directory of the stopped server [default: ./rota-data, or `data_dir` in the
+    /// config file].
+    #[arg(long, env = "ROTA_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The server's TOML config file, read as `rota serve` reads it [default: none].
+    #[arg(long, env = "ROTA_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 /// `rota recover-admin`: the way back when every admin key was revoked or lost. It needs the
 /// data directory's lock, so it runs only while the server is stopped, by whoever can read
-/// the directory (who could read the store itself anyway).
+/// the directory (who could read the store itself anyway). It reads the configuration as
+/// `serve` does and opens the shard files that are there, never making new ones.
 pub async fn recover_admin(args: RecoverArgs) -> Result<()> {
-    if !config::db_path(&args.data_dir).exists() {
-        anyhow::bail!(
-            "{} holds no store; `rota serve --data-dir {}` creates one with an admin key",
-            args.data_dir.display(),
-            args.data_dir.display()
-        );
-    }
-    let lock = lock_data_dir(&args.data_dir)?;
     let cfg = config::load(
         config::Overrides {
             listen: None,
             faktory_listen: None,
-            data_dir: Some(args.data_dir.clone()),
-            config: None,
+            data_dir: args.data_dir,
+            config: args.config,
             database_url: None,
         },
-        &|_| None,
+        &|k| std::env::var(k).ok(),
     )?;
+    let crate::storage::Storage::Embedded { shards } = cfg.storage else {
+        anyhow::bail!(
+            "the configuration names PostgreSQL; rota recover-admin works on an embedded data \
+             directory, offline (on PostgreSQL, create a key with the admin token of any \
+             server: ROTA_ADMIN_TOKEN)"
+        );
+    };
+    let db = config::db_path(&cfg.data_dir);
+    if !db.exists() {
+        anyhow::bail!(
+            "{} holds no store; `rota serve --data-dir {}` creates one with an admin key",
+            cfg.data_dir.display(),
+            cfg.data_dir.display()
+        );
+    }
+    let lock = lock_data_dir(&cfg.data_dir)?;
+    // Only the files there: fewer than storage.shards would otherwise get new, empty ones.
+    let storage = crate::storage::Storage::Embedded {
+        shards: shards.min(rota_sqlite::existing_shards(&db).len()),
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = crate::storage::open(
-        &cfg.storage,
-        &cfg.data_dir,
-        &cfg.server,
-        clock.clone(),
-        true,
-    )
-    .await?;
+    let store =
+        crate::storage::open(&storage, &cfg.data_dir, &cfg.server, clock.clone(), false).await?;
     let auth = rota_server::auth::Auth::load(store.clone(), clock, Default::default())
         .await
         .map_err(|e| anyhow::anyhow!("cannot load access control: {e}"))?;
@@ -203,7 +214,7 @@ pub async fn recover_admin(args: RecoverArgs) -> Result<()> {
     rota_store::Store::close(&*store).await;
     let (key, token) =
         made.map_err(|e| anyhow::anyhow!("cannot create an admin key: {}", e.message))?;
-    let path = access::admin_token_path(&args.data_dir);
+    let path = access::admin_token_path(&cfg.data_dir);
     write_secret(&path, &token)?;
     drop(lock);
     println!(

@@ -1,6 +1,6 @@
-//! `rota backup` under load and `rota restore`: the copy holds every task acknowledged before
-//! the backup began (in whichever shard file it is), a server starts on the restored directory,
-//! and bad input changes nothing.
+//! `rota backup` under load and `rota restore`: the copy (one directory) holds every task
+//! acknowledged before the backup began (in whichever shard file it is), a server starts on the
+//! restored directory, older single-file backups still restore, and bad input changes nothing.
 
 mod common;
 
@@ -46,7 +46,7 @@ async fn a_backup_under_load_restores_every_acknowledged_task() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before: Vec<TaskId> = acked.lock().unwrap().clone();
     assert!(before.len() > 50, "the producers are running");
-    let file = dir.path().join("rota-backup.db");
+    let file = dir.path().join("backup-2026-12-06");
     let (data2, file2) = (data.clone(), file.clone());
     let out = tokio::task::spawn_blocking(move || {
         ok(rota()
@@ -61,23 +61,44 @@ async fn a_backup_under_load_restores_every_acknowledged_task() {
         p.await.unwrap();
     }
     assert!(
-        out.contains("backed up") && out.contains("(4 files,"),
+        out.contains("backed up") && out.contains("(4 shard files and manifest.json,"),
         "{out}"
     );
+    let mut names: Vec<String> = std::fs::read_dir(&file)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "manifest.json",
+            "rota-shard1.db",
+            "rota-shard2.db",
+            "rota-shard3.db",
+            "rota.db"
+        ],
+        "the backup is one directory holding every shard"
+    );
+    // The backup is one thing to copy: moving the directory elsewhere keeps it whole.
+    let moved = dir.path().join("offsite").join("backup-2026-12-06");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::rename(&file, &moved).unwrap();
+    let file = moved;
     assert!(
         during > before.len(),
         "the server went on acknowledging enqueues while the backup ran"
     );
 
-    // A second backup to the same file is refused; the first is untouched.
-    let size = std::fs::metadata(&file).unwrap().len();
+    // A second backup into the same directory is refused; the first is untouched.
+    let size = std::fs::metadata(file.join("rota.db")).unwrap().len();
     let err = fails(
         rota()
             .args(["backup", file.to_str().unwrap(), "--data-dir"])
             .arg(&data),
     );
-    assert!(err.contains("exists"), "{err}");
-    assert_eq!(std::fs::metadata(&file).unwrap().len(), size);
+    assert!(err.contains("is not empty"), "{err}");
+    assert_eq!(std::fs::metadata(file.join("rota.db")).unwrap().len(), size);
 
     // Restore into a new directory and serve it.
     let restored = dir.path().join("restored");
@@ -122,6 +143,50 @@ async fn a_backup_under_load_restores_every_acknowledged_task() {
     );
     assert!(err.contains("is not a Rota backup"), "{err}");
     assert!(!dir.path().join("elsewhere").exists());
+
+    // A backup directory missing a shard file, or its manifest (a backup cut short), is refused.
+    let partial = dir.path().join("partial");
+    std::fs::create_dir(&partial).unwrap();
+    for name in ["rota.db", "rota-shard1.db", "manifest.json"] {
+        std::fs::copy(file.join(name), partial.join(name)).unwrap();
+    }
+    let err = fails(
+        rota()
+            .args(["restore", partial.to_str().unwrap(), "--data-dir"])
+            .arg(dir.path().join("elsewhere")),
+    );
+    assert!(err.contains("rota-shard2.db is missing"), "{err}");
+    std::fs::remove_file(partial.join("manifest.json")).unwrap();
+    let err = fails(
+        rota()
+            .args(["restore", partial.to_str().unwrap(), "--data-dir"])
+            .arg(dir.path().join("elsewhere")),
+    );
+    assert!(err.contains("is not a finished Rota backup"), "{err}");
+    assert!(!dir.path().join("elsewhere").exists());
+
+    // A backup an older Rota wrote as `old.db` with `old-shardN.db` beside it still restores.
+    for (from, to) in [
+        ("rota.db", "old.db"),
+        ("rota-shard1.db", "old-shard1.db"),
+        ("rota-shard2.db", "old-shard2.db"),
+        ("rota-shard3.db", "old-shard3.db"),
+    ] {
+        std::fs::copy(file.join(from), dir.path().join(to)).unwrap();
+    }
+    let again = dir.path().join("from-old");
+    let out = ok(rota()
+        .args([
+            "restore",
+            dir.path().join("old.db").to_str().unwrap(),
+            "--data-dir",
+        ])
+        .arg(&again));
+    assert!(out.contains("(4 files,"), "{out}");
+    let r = common::start_with(&again, &[("ROTA_ADMIN_TOKEN", ADMIN)]).await;
+    for id in &before {
+        r.client.get(*id).await.unwrap();
+    }
 }
 
 #[test]

@@ -14,14 +14,16 @@ use std::process::Command;
 
 const ADMIN: &str = "copy-admin-token-0123456789abcdef0123456789ab";
 
-fn copy(from: &std::path::Path, to: &str) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_rota"))
-        .args(["copy", "--from"])
+fn copy(from: &std::path::Path, to: &str, drop_pending: bool) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rota"));
+    c.args(["copy", "--from"])
         .arg(from)
         .args(["--to", to, "--batch", "3"])
-        .env("ROTA_LOG", "warn")
-        .output()
-        .expect("rota copy runs")
+        .env("ROTA_LOG", "warn");
+    if drop_pending {
+        c.arg("--drop-pending-deliveries");
+    }
+    c.output().expect("rota copy runs")
 }
 
 fn same(a: &Task, b: &Task) {
@@ -138,10 +140,27 @@ async fn a_data_directory_moves_to_postgres_with_everything_in_it() {
     let url = tokio::task::spawn_blocking(|| TestCluster::shared().create_database())
         .await
         .unwrap();
-    let out = copy(dir.path(), &url);
-    let said =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    // The dead task's webhook delivery (to a port nothing listens on) is still to be sent:
+    // the copy refuses, naming it and the override, and writes nothing.
+    let said = |out: &std::process::Output| {
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let out = copy(dir.path(), &url, false);
+    let refused = said(&out);
+    assert!(!out.status.success(), "{refused}");
+    assert!(
+        refused.contains("1 webhook deliveries or task callbacks are still waiting")
+            && refused.contains("--drop-pending-deliveries")
+            && refused.contains("Nothing was copied"),
+        "{refused}"
+    );
+    let out = copy(dir.path(), &url, true);
+    let said = said(&out);
     assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("were dropped (--drop-pending-deliveries)"),
+        "{said}"
+    );
     assert!(said.contains("12 tasks"), "{said}");
     assert!(said.contains("1 schedules, 1 webhooks"), "{said}");
 
@@ -201,7 +220,7 @@ async fn a_data_directory_moves_to_postgres_with_everything_in_it() {
     assert!(tasks.iter().all(|id| new.task.id > *id));
 
     // Into a database that is no longer empty: refused, naming what is there.
-    let out = copy(dir.path(), &url);
+    let out = copy(dir.path(), &url, true);
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -101,6 +101,45 @@ async fn a_lost_admin_key_is_recovered_offline() {
     assert_ne!(me.principal, whoami.principal);
 }
 
+/// `recover-admin` reads the configuration as `serve` does (here the data directory comes from
+/// the config file) and opens the shard files there without making the ones `storage.shards`
+/// asks for beyond them.
+#[tokio::test]
+async fn recover_admin_reads_the_config_and_makes_no_shard_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = common::start_with(&data, &[("ROTA_SHARDS", "2")]).await;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    assert!(data.join("rota-shard1.db").exists());
+    let config = dir.path().join("rota.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[storage]\nshards = 4\n",
+            data.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    std::fs::remove_file(data.join("admin-token")).unwrap();
+    let out = rota()
+        .args(["recover-admin", "--config"])
+        .arg(&config)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(data.join("admin-token").exists());
+    for i in 2..4 {
+        let extra = data.join(format!("rota-shard{i}.db"));
+        assert!(!extra.exists(), "{} was made", extra.display());
+    }
+}
+
 /// The CLI with no credential says where it looked and how to pass one; the data dir's token
 /// goes only to the server that wrote it, not to another server on this machine.
 #[tokio::test]

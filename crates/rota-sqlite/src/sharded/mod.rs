@@ -115,6 +115,8 @@ impl SqliteStore {
         }
         let mut paths = existing_shards(path);
         check_layout(path, &paths)?;
+        // Before any file is created or written: the shard files must belong with shard 0.
+        crate::identity::check(&paths, &crate::identity::read_files(&paths)?)?;
         while paths.len() < options.shards {
             paths.push(shard_path(path, paths.len()));
         }
@@ -124,6 +126,8 @@ impl SqliteStore {
             .map(|p| Shard::connect(p, &each))
             .collect::<Result<Vec<_>, _>>()?;
         reconcile::copies(&mut conns).map_err(|e| format!("cannot reconcile the shards: {e}"))?;
+        crate::identity::stamp(&mut conns)
+            .map_err(|e| format!("cannot record the store id in its shards: {e}"))?;
         let legacy_below = reconcile::striped_from(&conns[0])
             .map_err(|e| format!("cannot read where striped ids begin: {e}"))?;
         let opened = paths

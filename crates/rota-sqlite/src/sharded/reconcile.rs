@@ -1,6 +1,10 @@
 //! At open, before any writer starts: the copies every shard keeps are brought in line with
 //! shard 0's, and a schedule found in two shards keeps only its newer copy. Writes to several
 //! shards go to shard 0 first, so this finishes what a crash between two of them left undone.
+//! It runs only once `identity::check` found no shard newer than shard 0, and it deletes a
+//! tenant's rows only where shard 0 holds its tombstone: a tenant shard 0 merely lacks is kept
+//! and its record copied back to shard 0, since deleting on absence once let an older
+//! `rota.db` delete a newer tenant's tasks.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{HashMap, HashSet};
@@ -20,6 +24,37 @@ pub(super) fn copies(conns: &mut [Connection]) -> rusqlite::Result<()> {
         it.collect::<rusqlite::Result<_>>()?
     };
     let names: HashSet<&str> = tenants.iter().map(|t| t.0.as_str()).collect();
+    let buried: HashSet<String> = rows(home, "SELECT name, '' FROM tenant_tombstones")?
+        .into_iter()
+        .map(|t| t.0)
+        .collect();
+    let mut found: Vec<(String, String)> = Vec::new();
+    for conn in others.iter() {
+        let theirs = rows(conn, "SELECT name, doc FROM tenants")?;
+        found.extend(
+            theirs
+                .into_iter()
+                .filter(|t| !names.contains(t.0.as_str()) && !buried.contains(&t.0)),
+        );
+    }
+    if !found.is_empty() {
+        // Neither made through shard 0 nor deleted there: keep the rows and make the tenant
+        // whole again (an admin can delete it, which now leaves a tombstone).
+        let tx = home.transaction()?;
+        for (name, doc) in &found {
+            tracing::warn!(
+                tenant = %name,
+                "a shard holds a tenant rota.db neither has nor deleted; keeping its rows and \
+                 copying it back into rota.db"
+            );
+            tx.execute(
+                "INSERT OR IGNORE INTO tenants (name, doc) VALUES (?1, ?2)",
+                params![name, doc],
+            )?;
+        }
+        tx.commit()?;
+        return copies(conns);
+    }
     for conn in others.iter_mut() {
         // Most opens find every copy as it should be: then nothing is written.
         let theirs: HashSet<(String, String)> = rows(conn, "SELECT name, doc FROM tenants")?
@@ -32,7 +67,7 @@ pub(super) fn copies(conns: &mut [Connection]) -> rusqlite::Result<()> {
         let gone: Vec<&String> = stray
             .iter()
             .map(|t| &t.0)
-            .filter(|n| !names.contains(n.as_str()))
+            .filter(|n| !names.contains(n.as_str()) && buried.contains(n.as_str()))
             .collect();
         let missing: Vec<&(String, String)> =
             tenants.iter().filter(|t| !theirs.contains(*t)).collect();

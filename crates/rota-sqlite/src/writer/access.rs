@@ -41,11 +41,21 @@ impl Ctx<'_> {
             AuthChange::PutTenant(t) => {
                 tx.prepare_cached("INSERT OR REPLACE INTO tenants (name, doc) VALUES (?1, ?2)")?
                     .execute(params![t.name, doc(t)])?;
+                tx.prepare_cached("DELETE FROM tenant_tombstones WHERE name = ?1")?
+                    .execute(params![t.name])?;
+                crate::identity::bump_generation(tx)?;
                 b.delta.removed_tenants.remove(&t.name);
                 b.delta.new_tenants.insert(t.name.clone());
             }
             AuthChange::DeleteTenant(name) => {
                 let queues = delete_tenant_rows(tx, name)?;
+                // Shard 0's row tells the other shards, when the store opens, to finish this
+                // deletion should a crash cut it short (see sharded/reconcile.rs).
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO tenant_tombstones (name, deleted_at) VALUES (?1, ?2)",
+                )?
+                .execute(params![name, b.now.0])?;
+                crate::identity::bump_generation(tx)?;
                 for qid in &queues {
                     b.delta.counts.remove(qid);
                     b.delta.settings.remove(qid);

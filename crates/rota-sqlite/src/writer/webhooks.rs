@@ -176,6 +176,7 @@ impl Ctx<'_> {
             return Ok(Err(StoreError::TenantNotFound(w.tenant.clone())));
         }
         self.write_webhook(b, w)?;
+        crate::identity::bump_generation(self.tx())?;
         Ok(Ok(()))
     }
 
@@ -210,6 +211,7 @@ impl Ctx<'_> {
         self.tx()
             .prepare_cached("DELETE FROM deliveries WHERE tenant = ?1 AND webhook_id = ?2")?
             .execute(params![tenant, id])?;
+        crate::identity::bump_generation(self.tx())?;
         b.webhooks.push(CacheChange::Delete {
             tenant: tenant.to_owned(),
             id: id.to_owned(),

@@ -324,3 +324,38 @@ async fn a_slow_mutate_stops_at_its_budget_without_holding_up_the_server() {
         40
     );
 }
+
+/// A command line's bytes count against the body budgets while it is read: two unfinished
+/// 900 KB PUSHes of one key pass its per-client budget of 1.5 MiB, so one is refused (and its
+/// connection closed) while the other goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_lines_count_against_the_body_budgets() {
+    let (_dir, rota) = start(&[
+        ("ROTA_LIMITS_MAX_BODY_BYTES", "1048576"),
+        ("ROTA_LIMITS_MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT", "1572864"),
+    ])
+    .await;
+    let mut conns = [Raw::connect(rota.port).await, Raw::connect(rota.port).await];
+    let body = "x".repeat(900_000);
+    for (i, c) in conns.iter_mut().enumerate() {
+        assert_eq!(c.hello(&rota.key).await, "+OK");
+        let start = format!("PUSH {{\"jid\":\"j{i}\",\"jobtype\":\"big\",\"args\":[\"{body}");
+        c.w.write_all(start.as_bytes()).await.unwrap();
+    }
+    let (refused, answered) = {
+        let [a, b] = &mut conns;
+        tokio::select! {
+            m = a.next() => (m.unwrap(), 0),
+            m = b.next() => (m.unwrap(), 1),
+        }
+    };
+    assert!(
+        refused.contains("too_many_in_flight")
+            && refused.contains("limits.max_body_bytes_in_flight_per_client"),
+        "{refused}"
+    );
+    let other = &mut conns[1 - answered];
+    other.send("\"]}").await;
+    assert_eq!(other.next().await.unwrap(), "+OK");
+    assert!(conns[answered].closed().await);
+}

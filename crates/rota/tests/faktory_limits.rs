@@ -1,7 +1,8 @@
 //! The Faktory door's bounds, against the real `rota serve` binary: connections that never say
 //! HELLO, or say it badly, are closed; at the connection caps silent connections make room for
 //! real workers; idle connections close; FETCH names a bounded number of queues; MUTATE's
-//! pattern is bounded and its scan stops at its time budget without holding up other requests.
+//! pattern is bounded and its scan stops at its time budget without holding up other requests;
+//! only the worker that fetched a job acknowledges it.
 
 mod common;
 
@@ -84,13 +85,17 @@ impl Raw {
     }
 
     async fn hello(&mut self, password: &str) -> String {
+        self.hello_as(password, "w1").await
+    }
+
+    async fn hello_as(&mut self, password: &str, wid: &str) -> String {
         use sha2::{Digest, Sha256};
         let hash: String = Sha256::digest(format!("{password}{}", self.salt))
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
         self.send(&format!(
-            "HELLO {{\"v\":2,\"pwdhash\":\"{hash}\",\"wid\":\"w1\"}}"
+            "HELLO {{\"v\":2,\"pwdhash\":\"{hash}\",\"wid\":\"{wid}\"}}"
         ))
         .await;
         self.next().await.unwrap()
@@ -358,4 +363,31 @@ async fn long_lines_count_against_the_body_budgets() {
     other.send("\"]}").await;
     assert_eq!(other.next().await.unwrap(), "+OK");
     assert!(conns[answered].closed().await);
+}
+
+/// A job fetched by one worker process is not acknowledged by another's connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_worker_that_fetched_a_job_acknowledges_it() {
+    let (_dir, rota) = start(&[]).await;
+    let mut producer = Faktory::connect_to(&rota.url()).await.unwrap();
+    let job = Job::builder("mine").queue("acks").build();
+    let jid = job.id().to_string();
+    producer.enqueue(job).await.unwrap();
+    let mut w1 = Raw::connect(rota.port).await;
+    assert_eq!(w1.hello_as(&rota.key, "w1").await, "+OK");
+    w1.send("FETCH acks").await;
+    assert!(w1.next().await.unwrap().starts_with('$'));
+    assert!(w1.next().await.unwrap().contains(&jid));
+    let mut w2 = Raw::connect(rota.port).await;
+    assert_eq!(w2.hello_as(&rota.key, "w2").await, "+OK");
+    let ack = format!("ACK {{\"jid\":\"{jid}\"}}");
+    w2.send(&ack).await;
+    let m = w2.next().await.unwrap();
+    assert!(m.starts_with("-ERR unknown_jid"), "{m}");
+    w1.send(&ack).await;
+    assert_eq!(
+        w1.next().await.unwrap(),
+        "+OK",
+        "the fetching worker still may"
+    );
 }

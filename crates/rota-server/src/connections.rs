@@ -9,6 +9,9 @@
 //! never keep a legitimate request from being served; only when every connection is busy does
 //! a new one wait (or, past its address's cap, close). On shutdown, connections that are not
 //! busy close at once (a half-sent request never delays it) and busy ones finish their request.
+//!
+//! The admission and eviction ([`Gate`], [`Conn`]) are shared with the Faktory door, which marks
+//! its connections' phases itself and prefers to evict connections that never authenticated.
 
 use axum::Router;
 use hyper::body::Incoming;
@@ -18,13 +21,13 @@ use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -36,14 +39,18 @@ enum Phase {
     Busy(usize),
 }
 
-struct Conn {
+/// One open connection, as the gate that admitted it sees it.
+pub(crate) struct Conn {
     id: u64,
     addr: IpAddr,
     phase: Mutex<Phase>,
     /// Woken when the connection's deadline moves earlier (a head starts).
     moved: Notify,
     /// Cancelled to close the connection (evicted to make room).
-    close: CancellationToken,
+    pub(crate) close: CancellationToken,
+    /// Proved a credential (the Faktory door's HELLO); connections that did not are evicted
+    /// first. HTTP connections never set it: their credentials are per request.
+    authenticated: AtomicBool,
     /// Shared by all connections: woken when one stops being busy, so an accept waiting for
     /// a slot can close it.
     went_idle: Arc<Notify>,
@@ -58,8 +65,12 @@ impl Conn {
         matches!(*self.phase(), Phase::Busy(_))
     }
 
+    pub(crate) fn set_authenticated(&self) {
+        self.authenticated.store(true, Ordering::Relaxed);
+    }
+
     /// Bytes arrived: if no request is in progress, a head is being read from now on.
-    fn bytes_arrived(&self) {
+    pub(crate) fn bytes_arrived(&self) {
         let mut p = self.phase();
         if let Phase::Idle(_) = *p {
             *p = Phase::ReadingHead(Instant::now());
@@ -68,7 +79,7 @@ impl Conn {
         }
     }
 
-    fn enter(self: &Arc<Self>) -> BusyGuard {
+    pub(crate) fn enter(self: &Arc<Self>) -> BusyGuard {
         let mut p = self.phase();
         *p = match *p {
             Phase::Busy(n) => Phase::Busy(n + 1),
@@ -87,7 +98,7 @@ impl Conn {
 }
 
 /// Marks a connection busy while a request is handled.
-struct BusyGuard(Arc<Conn>);
+pub(crate) struct BusyGuard(Arc<Conn>);
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
@@ -122,15 +133,15 @@ impl Registry {
         self.lock().values().filter(|c| c.addr == addr).count()
     }
 
-    /// Closes the oldest connection (of `addr`, if given) that is not busy. Returns whether
-    /// one was found.
+    /// Closes the oldest connection (of `addr`, if given) that is not busy, one that never
+    /// authenticated before any that did. Returns whether one was found.
     fn evict_oldest_idle(&self, addr: Option<IpAddr>) -> bool {
         let victim = self
             .lock()
             .values()
             .filter(|c| addr.is_none_or(|a| c.addr == a) && !c.close.is_cancelled())
             .filter(|c| !c.is_busy())
-            .min_by_key(|c| c.id)
+            .min_by_key(|c| (c.authenticated.load(Ordering::Relaxed), c.id))
             .cloned();
         match victim {
             Some(c) => {
@@ -153,10 +164,7 @@ pub async fn serve(
         header: Duration::from_millis(limits.header_read_timeout_ms),
         idle: Duration::from_millis(limits.idle_timeout_ms),
     };
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let registry = Arc::new(Registry::default());
-    let next_id = AtomicU64::new(0);
-    let went_idle = Arc::new(Notify::new());
+    let gate = Gate::new(limits);
     let tasks = tokio_util::task::TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -171,46 +179,104 @@ pub async fn serve(
             },
             _ = shutdown.cancelled() => break,
         };
-        let addr = peer.ip();
-        if registry.count_for(addr) >= limits.max_connections_per_address
-            && !registry.evict_oldest_idle(Some(addr))
-        {
-            tracing::debug!(%addr, "connection refused: every connection of this address is busy");
-            continue;
+        let (conn, slot) = match gate.admit(peer.ip(), &shutdown).await {
+            Admitted::Open(conn, slot) => (conn, slot),
+            Admitted::Refused => continue,
+            Admitted::ShuttingDown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let (app, shutdown) = (app.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            serve_one(stream, conn, app, timeouts, shutdown).await;
+            drop(slot);
+        });
+    }
+    drain(tasks).await
+}
+
+/// Admits a listener's connections within `limits.max_connections` and
+/// `limits.max_connections_per_address`, making room by eviction.
+pub(crate) struct Gate {
+    slots: Arc<Semaphore>,
+    registry: Arc<Registry>,
+    next_id: AtomicU64,
+    went_idle: Arc<Notify>,
+    per_address: usize,
+}
+
+/// What [`Gate::admit`] decided.
+pub(crate) enum Admitted {
+    Open(Arc<Conn>, Slot),
+    /// Every connection of this address is busy.
+    Refused,
+    ShuttingDown,
+}
+
+/// A connection's place: frees its slot and leaves the registry when dropped.
+pub(crate) struct Slot {
+    registry: Arc<Registry>,
+    id: u64,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.id);
+    }
+}
+
+impl Gate {
+    pub(crate) fn new(limits: &Limits) -> Gate {
+        Gate {
+            slots: Arc::new(Semaphore::new(limits.max_connections)),
+            registry: Arc::new(Registry::default()),
+            next_id: AtomicU64::new(0),
+            went_idle: Arc::new(Notify::new()),
+            per_address: limits.max_connections_per_address,
         }
-        let permit = match slots.clone().try_acquire_owned() {
+    }
+
+    /// A place for a new connection from `addr`: at the address's cap its oldest idle
+    /// connection closes (or, every one busy, the new one is refused); at the server's cap the
+    /// oldest idle connection closes, or the new one waits until one is.
+    pub(crate) async fn admit(&self, addr: IpAddr, shutdown: &CancellationToken) -> Admitted {
+        let registry = &self.registry;
+        if registry.count_for(addr) >= self.per_address && !registry.evict_oldest_idle(Some(addr)) {
+            tracing::debug!(%addr, "connection refused: every connection of this address is busy");
+            return Admitted::Refused;
+        }
+        let permit = match self.slots.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
                 let mut evicted = registry.evict_oldest_idle(None);
                 loop {
                     tokio::select! {
-                        p = slots.clone().acquire_owned() => break p.expect("never closed"),
-                        _ = went_idle.notified(), if !evicted => {
+                        p = self.slots.clone().acquire_owned() => break p.expect("never closed"),
+                        _ = self.went_idle.notified(), if !evicted => {
                             evicted = registry.evict_oldest_idle(None);
                         }
-                        _ = shutdown.cancelled() => return drain(tasks).await,
+                        _ = shutdown.cancelled() => return Admitted::ShuttingDown,
                     }
                 }
             }
         };
-        let _ = stream.set_nodelay(true);
         let conn = Arc::new(Conn {
-            id: next_id.fetch_add(1, Ordering::Relaxed),
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
             addr,
             phase: Mutex::new(Phase::Idle(Instant::now())),
             moved: Notify::new(),
             close: CancellationToken::new(),
-            went_idle: went_idle.clone(),
+            authenticated: AtomicBool::new(false),
+            went_idle: self.went_idle.clone(),
         });
         registry.lock().insert(conn.id, conn.clone());
-        let (app, registry, shutdown) = (app.clone(), registry.clone(), shutdown.clone());
-        tasks.spawn(async move {
-            serve_one(stream, conn.clone(), app, timeouts, shutdown).await;
-            registry.lock().remove(&conn.id);
-            drop(permit);
-        });
+        let slot = Slot {
+            registry: registry.clone(),
+            id: conn.id,
+            _permit: permit,
+        };
+        Admitted::Open(conn, slot)
     }
-    drain(tasks).await
 }
 
 async fn drain(tasks: tokio_util::task::TaskTracker) -> io::Result<()> {

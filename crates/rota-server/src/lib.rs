@@ -48,6 +48,8 @@ pub struct ServerConfig {
     pub events: EventsConfig,
     /// Webhook delivery.
     pub webhooks: webhooks::WebhooksConfig,
+    /// The Faktory door's own bounds.
+    pub faktory: faktory::FaktoryConfig,
 }
 
 /// `[events]` in the config file.
@@ -77,6 +79,7 @@ impl Default for ServerConfig {
             maintenance_interval_ms: 1_000,
             events: EventsConfig::default(),
             webhooks: webhooks::WebhooksConfig::default(),
+            faktory: faktory::FaktoryConfig::default(),
         }
     }
 }
@@ -89,6 +92,7 @@ impl ServerConfig {
             return Err("maintenance_interval_ms must be at least 1".into());
         }
         self.webhooks.validate()?;
+        self.faktory.validate()?;
         if self.events.keepalive_ms == 0 {
             return Err("events.keepalive_ms must be at least 1".into());
         }

@@ -23,19 +23,13 @@ struct FileConfig {
     #[serde(default)]
     auth: Option<rota_server::auth::AuthConfig>,
     storage: Option<crate::storage::StorageFile>,
-    faktory: Option<FaktoryFile>,
+    /// `listen`, and the Faktory door's bounds ([`rota_server::faktory::FaktoryConfig`]).
+    #[serde(default)]
+    faktory: Option<toml::Table>,
     #[serde(default)]
     events: Option<toml::Table>,
     #[serde(default)]
     webhooks: Option<toml::Table>,
-}
-
-/// `[faktory]` in the config file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FaktoryFile {
-    /// Where to speak the Faktory protocol, e.g. 127.0.0.1:7419.
-    listen: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,9 +68,19 @@ pub fn load(o: Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeC
     let listen: SocketAddr = listen_text.parse().with_context(|| {
         format!("listen: `{listen_text}` is not an address such as 127.0.0.1:7070")
     })?;
+    // `[faktory] listen` is where to speak the protocol (e.g. 127.0.0.1:7419); the other keys
+    // are the door's bounds.
+    let mut faktory_file = file.faktory.unwrap_or_default();
+    let file_listen = match faktory_file.remove("listen") {
+        None => None,
+        Some(toml::Value::String(s)) => Some(s),
+        Some(other) => {
+            bail!("faktory listen: `{other}` is not an address such as \"127.0.0.1:7419\"")
+        }
+    };
     let faktory_listen = o
         .faktory_listen
-        .or(file.faktory.and_then(|f| f.listen))
+        .or(file_listen)
         .map(|text| {
             text.parse::<SocketAddr>().with_context(|| {
                 format!("faktory listen: `{text}` is not an address such as 127.0.0.1:7419")
@@ -104,6 +108,7 @@ pub fn load(o: Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeC
     server.limits = numbers(file.limits, "limits", env)?;
     server.events = numbers(file.events, "events", env)?;
     server.webhooks = numbers(file.webhooks, "webhooks", env)?;
+    server.faktory = numbers(Some(faktory_file), "faktory", env)?;
     if let Some(auth) = file.auth {
         server.auth = auth;
     }
@@ -214,13 +219,24 @@ mod tests {
     fn the_faktory_listener_comes_from_the_file_or_the_flag_and_needs_its_own_port() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rota.toml");
-        std::fs::write(&path, "[faktory]\nlisten = \"127.0.0.1:7419\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[faktory]\nlisten = \"127.0.0.1:7419\"\nmax_fetch_queues = 8\n",
+        )
+        .unwrap();
         let file = || Overrides {
             config: Some(path.clone()),
             ..none()
         };
         let c = load(file(), &env_of(&[])).unwrap();
         assert_eq!(c.faktory_listen.unwrap().port(), 7419);
+        assert_eq!(c.server.faktory.max_fetch_queues, 8);
+        let env = env_of(&[("ROTA_FAKTORY_MUTATE_BUDGET_MS", "250")]);
+        let c = load(file(), &env).unwrap();
+        assert_eq!(c.server.faktory.mutate_budget_ms, 250);
+        let zero = env_of(&[("ROTA_FAKTORY_MAX_FAILED_HELLOS", "0")]);
+        let e = format!("{:#}", load(file(), &zero).unwrap_err());
+        assert!(e.contains("faktory.max_failed_hellos"), "{e}");
         assert!(load(none(), &env_of(&[])).unwrap().faktory_listen.is_none());
         let flag = Overrides {
             faktory_listen: Some("127.0.0.1:7420".into()),

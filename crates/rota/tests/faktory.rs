@@ -553,6 +553,25 @@ async fn a_wrong_password_is_refused_and_bad_frames_close_only_their_connection(
     w.write_all(b"PUSH {}\r\n").await.unwrap();
     let answer = lines.next_line().await.unwrap().unwrap();
     assert!(answer.starts_with("-ERR send HELLO first"), "{answer}");
+    // After HELLO, a command may be as long as limits.max_body_bytes.
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", rota.port))
+        .await
+        .unwrap();
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r).lines();
+    let hi = lines.next_line().await.unwrap().unwrap();
+    let salt = hi.split('"').nth(7).unwrap().to_owned();
+    let hash: String = {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(format!("{}{salt}", rota.key))
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    w.write_all(format!("HELLO {{\"v\":2,\"pwdhash\":\"{hash}\"}}\r\n").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "+OK");
     let big = vec![b'x'; 9 << 20]; // over the default limits.max_body_bytes, 8 MiB
     let _ = w.write_all(&big).await;
     let _ = w.write_all(b"\r\n").await;

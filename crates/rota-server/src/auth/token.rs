@@ -56,8 +56,9 @@ pub fn verifier(proof: &[u8; 32]) -> [u8; 32] {
     Sha256::digest(proof).into()
 }
 
-/// A stored key hash, as parsed from its record.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// A stored key hash, as parsed from its record. Compared in constant time (a Faktory HELLO's
+/// proof is looked up by comparing its verifier with stored ones).
+#[derive(Clone, Copy)]
 pub enum Stored {
     /// `SHA-256(token)`: keys made before the Faktory door.
     Plain([u8; 32]),
@@ -94,6 +95,19 @@ impl Stored {
     }
 }
 
+impl PartialEq for Stored {
+    fn eq(&self, other: &Stored) -> bool {
+        match (self, other) {
+            (Stored::Plain(a), Stored::Plain(b)) | (Stored::Verifier(a), Stored::Verifier(b)) => {
+                same(a, b)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Stored {}
+
 pub fn parse_hex32(s: &str) -> Option<[u8; 32]> {
     if s.len() != 64 {
         return None;
@@ -120,6 +134,14 @@ pub fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_hashes_are_equal_only_of_the_same_kind_and_bytes() {
+        let (a, b) = ([7u8; 32], [8u8; 32]);
+        assert!(Stored::Verifier(a) == Stored::Verifier(a));
+        assert!(Stored::Verifier(a) != Stored::Verifier(b));
+        assert!(Stored::Plain(a) != Stored::Verifier(a));
+    }
 
     #[test]
     fn tokens_are_shaped_and_hashed() {

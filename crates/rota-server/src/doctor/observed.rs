@@ -4,7 +4,7 @@
 //! `rota_auth_failures_total` and the other metrics across them).
 
 use rota_core::Timestamp;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -54,9 +54,51 @@ pub struct WriterBusy {
 /// How far back the writer's samples reach.
 pub const WRITER_WINDOW: Duration = Duration::from_secs(60);
 
+/// The latest request for work per (tenant, queue), at most [`MAX_CLAIM_SOURCES`] of them: each
+/// entry is also indexed by when it was seen, so the oldest go first in O(log n) however many
+/// queues one request names.
+#[derive(Default)]
+struct Claims {
+    latest: HashMap<(String, String), (ClaimSeen, u64)>,
+    /// (seen at, sequence) -> the entry's key.
+    by_age: BTreeMap<(Timestamp, u64), (String, String)>,
+    next: u64,
+}
+
+impl Claims {
+    fn insert(&mut self, key: (String, String), seen: ClaimSeen) {
+        let seq = self.next;
+        self.next += 1;
+        self.by_age.insert((seen.at, seq), key.clone());
+        if let Some((old, old_seq)) = self.latest.insert(key, (seen, seq)) {
+            self.by_age.remove(&(old.at, old_seq));
+        }
+        while self.latest.len() > MAX_CLAIM_SOURCES {
+            self.evict_oldest();
+        }
+    }
+
+    fn evict_oldest(&mut self) {
+        if let Some((_, key)) = self.by_age.pop_first() {
+            self.latest.remove(&key);
+        }
+    }
+
+    /// Drops what is older than `cutoff`.
+    fn expire(&mut self, cutoff: Timestamp) {
+        while self
+            .by_age
+            .first_key_value()
+            .is_some_and(|((at, _), _)| *at < cutoff)
+        {
+            self.evict_oldest();
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Observed {
-    claims: Mutex<HashMap<(String, String), ClaimSeen>>,
+    claims: Mutex<Claims>,
     refusals: Mutex<VecDeque<Refusal>>,
     /// The store writer's busy seconds so far, sampled by the server's upkeep (real time, not
     /// the store's clock: busy time is real time).
@@ -66,20 +108,10 @@ pub struct Observed {
 impl Observed {
     pub fn claimed(&self, tenant: &str, queues: &[&str], seen: ClaimSeen) {
         let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
-        if claims.len() >= MAX_CLAIM_SOURCES {
-            let cutoff = seen.at.plus_ms(-KEPT_MS);
-            claims.retain(|_, c| c.at >= cutoff);
-            if claims.len() >= MAX_CLAIM_SOURCES {
-                if let Some(oldest) = claims
-                    .iter()
-                    .min_by_key(|(_, c)| c.at)
-                    .map(|(k, _)| k.clone())
-                {
-                    claims.remove(&oldest);
-                }
-            }
-        }
-        for q in queues {
+        claims.expire(seen.at.plus_ms(-KEPT_MS));
+        // Past the cap only the last names would be kept anyway: skip copying the others.
+        let skip = queues.len().saturating_sub(MAX_CLAIM_SOURCES);
+        for q in &queues[skip..] {
             claims.insert((tenant.to_owned(), (*q).to_owned()), seen.clone());
         }
     }
@@ -97,9 +129,10 @@ impl Observed {
     pub fn claims_since(&self, since: Timestamp) -> Vec<(String, String, ClaimSeen)> {
         let claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
         claims
+            .latest
             .iter()
-            .filter(|(_, c)| c.at >= since)
-            .map(|((t, q), c)| (t.clone(), q.clone(), c.clone()))
+            .filter(|(_, (c, _))| c.at >= since)
+            .map(|((t, q), (c, _))| (t.clone(), q.clone(), c.clone()))
             .collect()
     }
 
@@ -148,6 +181,44 @@ impl Observed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn seen(at: i64) -> ClaimSeen {
+        ClaimSeen {
+            at: Timestamp(at),
+            kinds: vec![],
+            got: 0,
+            by: "key k".into(),
+        }
+    }
+
+    #[test]
+    fn claim_sources_stay_within_their_cap_and_the_oldest_go_first() {
+        let o = Observed::default();
+        let t0 = 1_764_000_000_000;
+        o.claimed("t", &["early"], seen(t0));
+        // One request naming more queues than the cap keeps only as many as the cap.
+        let many: Vec<String> = (0..MAX_CLAIM_SOURCES + 500)
+            .map(|i| format!("q{i}"))
+            .collect();
+        let names: Vec<&str> = many.iter().map(String::as_str).collect();
+        o.claimed("t", &names, seen(t0 + 1));
+        let all = o.claims_since(Timestamp(0));
+        assert_eq!(all.len(), MAX_CLAIM_SOURCES);
+        assert!(
+            all.iter().all(|(_, q, _)| q != "early"),
+            "the oldest went first"
+        );
+        // A queue seen again moves to the young end; the next newcomer evicts another.
+        o.claimed("t", &["q500"], seen(t0 + 2));
+        o.claimed("t", &["late"], seen(t0 + 3));
+        let all = o.claims_since(Timestamp(0));
+        assert_eq!(all.len(), MAX_CLAIM_SOURCES);
+        assert!(all.iter().any(|(_, q, _)| q == "q500"));
+        assert!(all.iter().any(|(_, q, _)| q == "late"));
+        // An hour later the old entries expire with the next request.
+        o.claimed("t", &["now"], seen(t0 + KEPT_MS + 10));
+        assert_eq!(o.claims_since(Timestamp(0)).len(), 1);
+    }
 
     #[test]
     fn the_writers_busy_share_covers_the_last_minute() {

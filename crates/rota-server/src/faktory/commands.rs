@@ -77,6 +77,7 @@ pub(super) async fn hello(st: &AppState, arg: &str) -> ApiResult<Session> {
         key: caller.principal.key_id.clone(),
         tenant: caller.tenant.clone(),
         wid: h.wid,
+        charge_to: caller,
     })
 }
 
@@ -202,6 +203,13 @@ async fn fetch(st: &AppState, caller: &Caller, s: &Session, arg: &str) -> ApiRes
             "FETCH names the queues to fetch from: FETCH critical default",
         ));
     }
+    let max = st.config.faktory.max_fetch_queues;
+    if queues.len() > max {
+        return Err(invalid(format!(
+            "FETCH names {} queues; the limit is {max} (faktory.max_fetch_queues)",
+            queues.len()
+        )));
+    }
     let limits = &st.config.limits;
     let lease_ms = |secs: u64| {
         secs.saturating_mul(1_000)
@@ -261,7 +269,7 @@ struct JobRef {
 /// this server restarted), or whose id it is (a task enqueued over HTTP). Either way only a
 /// task leased to this connection's worker.
 async fn lease_of(st: &AppState, caller: &Caller, s: &Session, jid: &str) -> ApiResult<Leased> {
-    if let Some(l) = st.faktory.take_lease(&caller.tenant, jid) {
+    if let Some(l) = st.faktory.take_lease(&caller.tenant, jid, s.wid.as_deref()) {
         return Ok(l);
     }
     let mut candidates = st

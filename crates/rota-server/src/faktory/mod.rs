@@ -7,20 +7,22 @@
 //! connection's password proves (see [`crate::auth::token`] for how a key is checked without
 //! the server knowing it), admitted against the same limits once per command.
 //!
-//! A malformed line or an oversized one closes only its connection.
+//! A malformed line or an oversized one closes only its connection; how connections are
+//! admitted, timed and bounded is in [`connection`].
 
 mod commands;
+mod config;
+mod connection;
 pub mod job;
 mod mutate;
+mod pattern;
 pub mod workers;
 
-use crate::auth::{token, Credential};
+pub use config::FaktoryConfig;
+pub use connection::serve;
+
+use crate::auth::{Caller, Credential};
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::AppState;
-use std::sync::Arc;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 /// A reply, as RESP puts it on the wire.
 #[derive(Debug, PartialEq, Eq)]
@@ -74,6 +76,9 @@ pub(crate) struct Session {
     tenant: String,
     /// A worker process's id; producers send none.
     wid: Option<String>,
+    /// The caller HELLO admitted, whose body budgets (its key's and tenant's) the
+    /// connection's long lines are charged to.
+    charge_to: Caller,
 }
 
 impl Session {
@@ -83,123 +88,6 @@ impl Session {
             key: self.key.as_deref(),
         })
     }
-}
-
-/// Accepts Faktory connections until the server shuts down.
-pub async fn serve(listener: TcpListener, state: AppState) {
-    let slots = Arc::new(Semaphore::new(state.config.limits.max_connections));
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = state.shutdown.cancelled() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "faktory: accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "faktory: connection refused, limits.max_connections reached");
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let (r, w) = stream.into_split();
-            if let Err(e) = connection(r, w, &state).await {
-                tracing::debug!(%peer, error = %e, "faktory: connection closed");
-            }
-        });
-    }
-}
-
-/// One connection: the greeting, then one reply per command until END, EOF, a protocol
-/// error or shutdown.
-async fn connection(
-    r: impl AsyncRead + Unpin,
-    mut w: impl AsyncWrite + Unpin,
-    st: &AppState,
-) -> std::io::Result<()> {
-    let hi = if st.auth.enabled() {
-        format!(
-            "+HI {{\"v\":2,\"i\":1,\"s\":\"{}\"}}\r\n",
-            token::FAKTORY_SALT
-        )
-    } else {
-        "+HI {\"v\":2}\r\n".to_owned()
-    };
-    w.write_all(hi.as_bytes()).await?;
-    let mut reader = BufReader::new(r);
-    let limit = st.config.limits.max_body_bytes;
-    let mut line = Vec::new();
-    let mut out = Vec::new();
-    let mut session: Option<Session> = None;
-    let result = loop {
-        line.clear();
-        let mut bounded = (&mut reader).take(limit as u64 + 2);
-        let read = tokio::select! {
-            r = bounded.read_until(b'\n', &mut line) => r,
-            _ = st.shutdown.cancelled() => break Ok(()),
-        };
-        match read {
-            Ok(0) => break Ok(()),
-            Ok(_) => {}
-            Err(e) => break Err(e),
-        }
-        if line.last() != Some(&b'\n') {
-            let m = if line.len() > limit {
-                format!("the command is over {limit} bytes (limits.max_body_bytes); closing")
-            } else {
-                "the connection ended inside a command".to_owned()
-            };
-            out.clear();
-            Reply::Error(m).encode(&mut out);
-            let _ = w.write_all(&out).await;
-            break Ok(());
-        }
-        let text = match std::str::from_utf8(&line) {
-            Ok(t) => t.trim_end_matches(['\r', '\n']),
-            Err(_) => {
-                out.clear();
-                Reply::Error("the command is not UTF-8; closing".into()).encode(&mut out);
-                let _ = w.write_all(&out).await;
-                break Ok(());
-            }
-        };
-        let (verb, arg) = text.split_once(' ').unwrap_or((text, ""));
-        if verb == "END" {
-            break Ok(());
-        }
-        let reply = match &session {
-            None if verb == "HELLO" => match commands::hello(st, arg).await {
-                Ok(s) => {
-                    session = Some(s);
-                    Reply::Ok
-                }
-                Err(e) => e.into(),
-            },
-            None => Reply::Error(format!("send HELLO first, not `{verb}`")),
-            Some(s) => commands::run(st, s, verb, arg).await,
-        };
-        out.clear();
-        reply.encode(&mut out);
-        if let Err(e) = w.write_all(&out).await {
-            break Err(e);
-        }
-    };
-    if let Some(Session {
-        tenant,
-        wid: Some(wid),
-        ..
-    }) = &session
-    {
-        st.faktory.disconnected(tenant, wid);
-    }
-    result
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {

@@ -7,6 +7,7 @@
 //! `kill` sends to the dead letters, `requeue` runs a waiting task now or retries a dead one.
 
 use super::job;
+use super::pattern::Pattern;
 use super::{invalid, parse_json, Reply};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorKind};
@@ -14,6 +15,8 @@ use crate::AppState;
 use rota_core::{QueueInfo, Task, TaskId, TaskState};
 use rota_store::{Change, ListFilter};
 use serde::Deserialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 /// Changes in flight at once: enough to share commits, few enough not to crowd out traffic.
@@ -71,68 +74,6 @@ impl Filter {
     }
 }
 
-/// A piece of a `SCAN MATCH` pattern.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Piece {
-    /// `*`: any text.
-    Any,
-    /// `?`: one character.
-    One,
-    Char(char),
-}
-
-/// The pattern Faktory hands to Redis's `SCAN MATCH`: `*`, `?` and `\` escapes as Redis reads
-/// them. Character classes (`[…]`) are refused rather than read otherwise.
-#[derive(Debug)]
-struct Pattern(Vec<Piece>);
-
-impl Pattern {
-    fn parse(text: &str) -> ApiResult<Pattern> {
-        let mut pieces = Vec::new();
-        let mut chars = text.chars();
-        while let Some(c) = chars.next() {
-            pieces.push(match c {
-                '*' => Piece::Any,
-                '?' => Piece::One,
-                '\\' => Piece::Char(chars.next().unwrap_or('\\')),
-                '[' => {
-                    return Err(invalid(format!(
-                        "MUTATE filter regexp `{text}`: character classes (`[…]`) are not \
-                         supported; use `*`, `?`, or `\\[` for a literal bracket"
-                    )))
-                }
-                c => Piece::Char(c),
-            });
-        }
-        Ok(Pattern(pieces))
-    }
-
-    /// Whether the whole of `text` matches (backtracking to the last `*`).
-    fn matches(&self, text: &str) -> bool {
-        let (p, t): (&[Piece], Vec<char>) = (&self.0, text.chars().collect());
-        let (mut pi, mut ti) = (0, 0);
-        let mut star: Option<(usize, usize)> = None;
-        while ti < t.len() {
-            match p.get(pi) {
-                Some(Piece::Any) => {
-                    star = Some((pi, ti));
-                    pi += 1;
-                }
-                Some(Piece::One) => (pi, ti) = (pi + 1, ti + 1),
-                Some(Piece::Char(c)) if *c == t[ti] => (pi, ti) = (pi + 1, ti + 1),
-                _ => match star {
-                    Some((sp, st)) => {
-                        (pi, ti) = (sp + 1, st + 1);
-                        star = Some((sp, st + 1));
-                    }
-                    None => return false,
-                },
-            }
-        }
-        p[pi..].iter().all(|x| *x == Piece::Any)
-    }
-}
-
 pub(super) async fn mutate(st: &AppState, caller: &Caller, arg: &str) -> ApiResult<Reply> {
     let op: Operation = parse_json("MUTATE", arg)?;
     let target = match op.target.as_str() {
@@ -164,17 +105,37 @@ pub(super) async fn mutate(st: &AppState, caller: &Caller, arg: &str) -> ApiResu
         "clear" => Filter::default(),
         _ => op.filter.unwrap_or_default(),
     };
-    let pattern = Pattern::parse(&filter.regexp)?;
+    let pattern = Pattern::parse(&filter.regexp, st.config.faktory.max_mutate_pattern_bytes)?;
+    let budget_ms = st.config.faktory.mutate_budget_ms;
+    let deadline = Instant::now() + Duration::from_millis(budget_ms);
+    let over_budget = || {
+        ApiError::new(
+            ErrorKind::Timeout,
+            "mutate_budget",
+            format!(
+                "MUTATE stopped after its time budget of {budget_ms} ms \
+                 (faktory.mutate_budget_ms); the jobs it changed before stopping stay changed; \
+                 narrow the filter (jids, jobtype) or raise the budget"
+            ),
+        )
+    };
+    // Matching runs on the blocking pool: a long scan must never hold a runtime thread that
+    // serves other requests.
+    let matcher = Arc::new((filter, pattern));
     let state = match target {
         Target::Dead => TaskState::Dead,
         Target::Retries | Target::Scheduled => TaskState::Scheduled,
     };
+    let filter = &matcher.0;
     let kind =
         (filter.jids.is_empty() && !filter.jobtype.is_empty()).then(|| filter.jobtype.clone());
     let mut refused = Vec::new();
     for queue in st.service.queues(caller).await? {
         let mut before = None;
         loop {
+            if Instant::now() >= deadline {
+                return Err(over_budget());
+            }
             let list = ListFilter {
                 state: Some(state),
                 kind: kind.clone(),
@@ -183,14 +144,27 @@ pub(super) async fn mutate(st: &AppState, caller: &Caller, arg: &str) -> ApiResu
                 unique_key: None,
             };
             let page = st.service.list(caller, &queue.name, list).await?;
-            let ids: Vec<TaskId> = page
-                .tasks
-                .iter()
-                .filter(|t| target.holds(t) && filter.matches(&pattern, t))
-                .map(|t| t.id)
-                .collect();
+            let next = page.next_cursor;
+            let m = matcher.clone();
+            let ids = tokio::task::spawn_blocking(move || {
+                let mut ids = Vec::new();
+                for t in &page.tasks {
+                    if Instant::now() >= deadline {
+                        return None;
+                    }
+                    if target.holds(t) && m.0.matches(&m.1, t) {
+                        ids.push(t.id);
+                    }
+                }
+                Some(ids)
+            })
+            .await
+            .expect("matching does not panic");
+            let Some(ids): Option<Vec<TaskId>> = ids else {
+                return Err(over_budget());
+            };
             refused.extend(apply(st, caller, ids, &change).await?);
-            match page.next_cursor {
+            match next {
                 Some(c) => before = Some(c),
                 None => break,
             }
@@ -276,33 +250,5 @@ async fn apply(
             Err(e) if e.kind == ErrorKind::Conflict => refused.push(e.message),
             Err(e) => return Err(e),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn m(pattern: &str, text: &str) -> bool {
-        Pattern::parse(pattern).unwrap().matches(text)
-    }
-
-    #[test]
-    fn patterns_match_as_redis_scan_match_does() {
-        let job = r#"{"jid":"j1","jobtype":"fail","args":["fizz"],"queue":"default"}"#;
-        assert!(m("*", job));
-        assert!(m("*fizz*", job));
-        assert!(
-            m(r#"*\"args\":\["fizz"\]*"#, job),
-            "escapes as the Rust client writes them"
-        );
-        assert!(m("*\"jid\":\"j?\"*", job));
-        assert!(!m("*fuzz*", job));
-        assert!(!m("fizz*", job), "anchored at both ends");
-        assert!(m("a*b*c", "aXbYbc"));
-        assert!(!m("a?c", "abbc"));
-        assert!(m("", ""));
-        let e = Pattern::parse("*[ab]*").unwrap_err();
-        assert!(e.message.contains("character classes"), "{}", e.message);
     }
 }

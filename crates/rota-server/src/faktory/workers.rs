@@ -161,9 +161,16 @@ impl Registry {
         all.insert((tenant.to_owned(), jid.to_owned()), lease);
     }
 
-    /// The lease of `jid`, removed.
-    pub fn take_lease(&self, tenant: &str, jid: &str) -> Option<Leased> {
-        self.leases().remove(&(tenant.to_owned(), jid.to_owned()))
+    /// The lease of `jid`, removed, if worker `wid` may finish it: the worker that fetched it
+    /// (a connection that named no worker may finish any, as with leases read from the store).
+    /// Another worker's lease stays.
+    pub fn take_lease(&self, tenant: &str, jid: &str, wid: Option<&str>) -> Option<Leased> {
+        let mut all = self.leases();
+        let key = (tenant.to_owned(), jid.to_owned());
+        match all.get(&key) {
+            Some(l) if wid.is_none_or(|w| l.wid.as_deref() == Some(w)) => all.remove(&key),
+            _ => None,
+        }
     }
 
     /// Puts back a lease whose ACK or FAIL did not go through.
@@ -206,5 +213,23 @@ mod tests {
         assert_eq!(r.list("t").len(), 1);
         r.disconnected("t", "w1");
         assert!(r.list("t").is_empty());
+    }
+
+    #[test]
+    fn a_lease_is_taken_only_by_the_worker_that_fetched_it() {
+        let r = Registry::default();
+        let lease = |wid: Option<&str>| Leased {
+            id: TaskId(1),
+            token: "tok".into(),
+            wid: wid.map(str::to_owned),
+            attempt: 1,
+        };
+        r.leased("t", "j1", lease(Some("w1")));
+        assert!(r.take_lease("t", "j1", Some("w2")).is_none());
+        assert!(r.take_lease("t", "j1", Some("w1")).is_some());
+        assert!(r.take_lease("t", "j1", Some("w1")).is_none(), "taken once");
+        r.leased("t", "j2", lease(None));
+        assert!(r.take_lease("t", "j2", Some("w1")).is_none());
+        assert!(r.take_lease("t", "j2", None).is_some());
     }
 }

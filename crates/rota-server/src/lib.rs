@@ -48,6 +48,8 @@ pub struct ServerConfig {
     pub events: EventsConfig,
     /// Webhook delivery.
     pub webhooks: webhooks::WebhooksConfig,
+    /// The web dashboard.
+    pub dashboard: dashboard::DashboardConfig,
 }
 
 /// `[events]` in the config file.
@@ -77,6 +79,7 @@ impl Default for ServerConfig {
             maintenance_interval_ms: 1_000,
             events: EventsConfig::default(),
             webhooks: webhooks::WebhooksConfig::default(),
+            dashboard: dashboard::DashboardConfig::default(),
         }
     }
 }

@@ -204,6 +204,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/keys/{id}",
             get(admin::get_key).delete(admin::revoke_key),
         )
+        .route(
+            "/v1/keys/{id}/sessions/revoke",
+            post(admin::revoke_key_sessions),
+        )
         .route("/v1/roles", get(admin::list_roles))
         .route(
             "/v1/roles/{name}",

@@ -305,3 +305,38 @@ async fn the_session_cookie_is_secure_behind_tls() {
     assert!(set.iter().any(|c| c.starts_with("rota_session=")));
     assert!(set.iter().all(|c| c.ends_with("; Secure")), "{set:?}");
 }
+
+#[tokio::test]
+async fn an_admin_ends_a_keys_sessions_through_the_api_and_the_key_keeps_working() {
+    let s = TestServer::start().await;
+    let (id, token) = admin_key(&s).await;
+    let session = session_cookie(&sign_in(&s, &token).await).unwrap();
+    assert_eq!(page(&s, &session).await, 200);
+    let reader = s.post("/v1/keys", json!({"roles": ["reader"]})).await;
+    let reader = reader.body["token"].as_str().unwrap().to_owned();
+    let path = format!("/v1/keys/{id}/sessions/revoke");
+    s.send_as(Some(&reader), "POST", &path, None)
+        .await
+        .assert_error(403, "forbidden");
+    assert_eq!(
+        page(&s, &session).await,
+        200,
+        "a refused request ends nothing"
+    );
+    s.send("POST", "/v1/keys/0123456789abcdef/sessions/revoke", None)
+        .await
+        .assert_error(404, "not_found");
+    let ended = s.send("POST", &path, None).await;
+    assert_eq!(ended.status, 200, "{}", ended.body);
+    assert_eq!(ended.body["id"], id);
+    assert_eq!(page(&s, &session).await, 303);
+    // The key itself still works, and signs in again.
+    assert_eq!(
+        s.send_as(Some(&token), "GET", "/v1/whoami", None)
+            .await
+            .status,
+        200
+    );
+    let again = session_cookie(&sign_in(&s, &token).await).unwrap();
+    assert_eq!(page(&s, &again).await, 200);
+}

@@ -217,15 +217,24 @@ impl Auth {
     /// Ends every dashboard session of `p`'s credential, on every server: its key's
     /// `sessions_valid_from` moves to now (the admin token's is kept by this server alone).
     pub async fn end_sessions(&self, p: &Principal) -> ApiResult<()> {
+        match &p.key_id {
+            Some(id) => self.end_key_sessions(id).await,
+            None => {
+                let now = self.clock.now().0;
+                self.admin_sessions_from.fetch_max(now, Ordering::Relaxed);
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends every dashboard session of key `id` issued until now, on every server (sign-out,
+    /// or `POST /v1/keys/{id}/sessions/revoke`); the key itself keeps working.
+    pub async fn end_key_sessions(&self, id: &str) -> ApiResult<()> {
         let now = self.clock.now();
-        let Some(id) = &p.key_id else {
-            self.admin_sessions_from.fetch_max(now.0, Ordering::Relaxed);
-            return Ok(());
-        };
         let _one = self.changes.lock().await;
         self.store
             .change_auth(AuthChange::EndSessions {
-                key: id.clone(),
+                key: id.to_owned(),
                 at: now,
             })
             .await?;

@@ -60,6 +60,18 @@ impl PostgresStore {
         Ok(data)
     }
 
+    pub(crate) async fn find_access_key(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<rota_core::auth::KeyRecord>> {
+        let client = self.conn().await?;
+        let row = client
+            .query_opt("SELECT doc FROM rota_api_keys WHERE id = $1", &[&id])
+            .await
+            .map_err(db)?;
+        row.map(|r| parse("key", r.get(0))).transpose()
+    }
+
     pub(crate) async fn change_access(&self, change: AuthChange) -> StoreResult<()> {
         let mut client = self.conn().await?;
         let tx = client.transaction().await.map_err(db)?;
@@ -113,6 +125,22 @@ impl PostgresStore {
                     "INSERT INTO rota_api_keys (id, tenant, doc) VALUES ($1, $2, $3) \
                      ON CONFLICT (id) DO UPDATE SET tenant = EXCLUDED.tenant, doc = EXCLUDED.doc",
                     &[&k.id, &k.tenant, &doc(k)],
+                )
+                .await
+                .map_err(db)?;
+            }
+            AuthChange::EndSessions { key, at } => {
+                // Timestamps are stored as fixed-width UTC text, so byte order ("C") is time
+                // order whatever the database's collation.
+                let field = rota_core::auth::SESSIONS_VALID_FROM_FIELD;
+                tx.execute(
+                    &format!(
+                        "UPDATE rota_api_keys SET doc = jsonb_set(doc::jsonb, '{{{field}}}', \
+                         to_jsonb($2::text))::text WHERE id = $1 \
+                         AND (doc::jsonb->>'{field}' IS NULL \
+                              OR doc::jsonb->>'{field}' < $2::text COLLATE \"C\")"
+                    ),
+                    &[key, &at.to_string()],
                 )
                 .await
                 .map_err(db)?;

@@ -112,6 +112,9 @@ impl Store for PostgresStore {
     async fn change_auth(&self, change: AuthChange) -> StoreResult<()> {
         self.change_access(change).await
     }
+    async fn find_key(&self, id: &str) -> StoreResult<Option<rota_core::auth::KeyRecord>> {
+        self.find_access_key(id).await
+    }
     async fn put_first_key(&self, key: rota_core::auth::KeyRecord) -> StoreResult<bool> {
         self.put_first(key).await
     }

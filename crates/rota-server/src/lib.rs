@@ -50,6 +50,8 @@ pub struct ServerConfig {
     pub webhooks: webhooks::WebhooksConfig,
     /// The Faktory door's own bounds.
     pub faktory: faktory::FaktoryConfig,
+    /// The web dashboard.
+    pub dashboard: dashboard::DashboardConfig,
 }
 
 /// `[events]` in the config file.
@@ -80,6 +82,7 @@ impl Default for ServerConfig {
             events: EventsConfig::default(),
             webhooks: webhooks::WebhooksConfig::default(),
             faktory: faktory::FaktoryConfig::default(),
+            dashboard: dashboard::DashboardConfig::default(),
         }
     }
 }
@@ -204,6 +207,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/keys/{id}",
             get(admin::get_key).delete(admin::revoke_key),
+        )
+        .route(
+            "/v1/keys/{id}/sessions/revoke",
+            post(admin::revoke_key_sessions),
         )
         .route("/v1/roles", get(admin::list_roles))
         .route(

@@ -3,9 +3,10 @@
 
 use crate::catalog::{Catalog, QueueEntry};
 use crate::rows;
+use rota_core::auth::KeyRecord;
 use rota_core::{QueueKey, QueueSettings, StateCounts, TaskId, Timestamp};
 use rota_store::AuthData;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -118,4 +119,16 @@ pub fn load_auth(conn: &Connection) -> Result<AuthData, String> {
         roles: docs(conn, "SELECT doc FROM roles ORDER BY tenant, name")?,
         maintenance: docs(conn, "SELECT doc FROM settings WHERE name = 'maintenance'")?.pop(),
     })
+}
+
+/// One API key by id (see `Store::find_key`).
+pub fn find_key(conn: &Connection, id: &str) -> Result<Option<KeyRecord>, String> {
+    let doc: Option<String> = conn
+        .prepare_cached("SELECT doc FROM api_keys WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+        .map_err(|e| e.to_string())?;
+    doc.map(|d| {
+        serde_json::from_str(&d).map_err(|e| format!("a stored auth record is unreadable: {e}"))
+    })
+    .transpose()
 }

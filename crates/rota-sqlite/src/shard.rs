@@ -476,6 +476,12 @@ impl Store for Shard {
         self.send(|reply| Op::Auth(change, reply)).await?
     }
 
+    async fn find_key(&self, id: &str) -> StoreResult<Option<rota_core::auth::KeyRecord>> {
+        let id = id.to_owned();
+        self.read(move |conn, _| load::find_key(conn, &id).map_err(unavailable))
+            .await
+    }
+
     async fn put_schedule(&self, rec: ScheduleRecord) -> StoreResult<(ScheduleRecord, bool)> {
         self.send(|r| Op::PutSchedule(rec, r)).await?
     }

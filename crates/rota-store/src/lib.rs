@@ -204,6 +204,13 @@ pub enum AuthChange {
     /// Deletes the tenant with its queues, tasks, keys and roles, in one transaction.
     DeleteTenant(String),
     PutKey(KeyRecord),
+    /// Ends key `key`'s dashboard sessions issued at or before `at`: its
+    /// `sessions_valid_from` moves forward to `at`, never back (two servers signing out at
+    /// once keep the later time). Nothing happens when the key does not exist.
+    EndSessions {
+        key: String,
+        at: Timestamp,
+    },
     /// Records when keys were last used (written in batches, not per request).
     TouchKeys(Vec<(String, Timestamp)>),
     PutRole(RoleRecord),
@@ -386,6 +393,16 @@ pub trait Store: Send + Sync + 'static {
     async fn load_auth(&self) -> StoreResult<AuthData>;
     /// Applies one change durably (answers after it is committed).
     async fn change_auth(&self, change: AuthChange) -> StoreResult<()>;
+    /// One API key by id, read from the store (not from any server's memory): how a server
+    /// learns of a key another server created moments ago.
+    async fn find_key(&self, id: &str) -> StoreResult<Option<KeyRecord>> {
+        Ok(self
+            .load_auth()
+            .await?
+            .keys
+            .into_iter()
+            .find(|k| k.id == id))
+    }
     /// Stores `key` only if no key exists yet, atomically across servers: of several servers
     /// starting on one empty database, exactly one creates the first admin key. `true` when
     /// this call stored it.

@@ -30,6 +30,8 @@ struct FileConfig {
     events: Option<toml::Table>,
     #[serde(default)]
     webhooks: Option<toml::Table>,
+    #[serde(default)]
+    dashboard: Option<toml::Table>,
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +111,7 @@ pub fn load(o: Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeC
     server.events = numbers(file.events, "events", env)?;
     server.webhooks = numbers(file.webhooks, "webhooks", env)?;
     server.faktory = numbers(Some(faktory_file), "faktory", env)?;
+    server.dashboard = numbers(file.dashboard, "dashboard", env)?;
     if let Some(auth) = file.auth {
         server.auth = auth;
     }
@@ -121,6 +124,12 @@ pub fn load(o: Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeC
     }
     if let Some(v) = env("ROTA_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
         server.auth.admin_token = Some(rota_server::auth::Secret(v));
+    }
+    if let Some(v) = env("ROTA_SESSION_SECRET").filter(|v| !v.is_empty()) {
+        server.auth.session_secret = Some(rota_server::auth::Secret(v));
+    }
+    if let Some(v) = env("ROTA_SESSION_SECRET_PREVIOUS").filter(|v| !v.is_empty()) {
+        server.auth.session_secret_previous = Some(rota_server::auth::Secret(v));
     }
     if let Err(e) = server.validate() {
         bail!("invalid configuration: {e}");
@@ -356,5 +365,70 @@ mod auth_tests {
         std::fs::write(&path, "[auth.jwt]\njwks_url = \"https://x\"\n").unwrap();
         let e = load(o(), &|_| None).unwrap_err();
         assert!(format!("{e:#}").contains("issuer"), "{e:#}");
+    }
+
+    #[test]
+    fn the_session_secret_from_file_and_env_and_the_dashboard_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rota.toml");
+        let (file_secret, env_secret) = ("f".repeat(40), "e".repeat(40));
+        std::fs::write(
+            &path,
+            format!(
+                "[auth]\nsession_secret = \"{file_secret}\"\n\
+                 session_secret_previous = \"{}\"\n[dashboard]\nsecure_cookie = true\n",
+                "p".repeat(40)
+            ),
+        )
+        .unwrap();
+        let o = || Overrides {
+            listen: None,
+            faktory_listen: None,
+            data_dir: None,
+            config: Some(path.clone()),
+            database_url: None,
+        };
+        let c = load(o(), &|_| None).unwrap();
+        let auth = &c.server.auth;
+        assert_eq!(auth.session_secret.as_ref().unwrap().0, file_secret);
+        assert_eq!(
+            auth.session_secret_previous.as_ref().unwrap().0,
+            "p".repeat(40)
+        );
+        assert!(c.server.dashboard.secure_cookie);
+        assert!(
+            !format!("{c:?}").contains(&file_secret),
+            "never in debug output"
+        );
+        let env = |k: &str| (k == "ROTA_SESSION_SECRET").then(|| env_secret.clone());
+        let c = load(o(), &env).unwrap();
+        assert_eq!(
+            c.server.auth.session_secret.unwrap().0,
+            env_secret,
+            "env wins"
+        );
+        let e = load(o(), &|k| {
+            (k == "ROTA_SESSION_SECRET").then(|| "short".into())
+        })
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("ROTA_SESSION_SECRET"), "{e:#}");
+        std::fs::write(
+            &path,
+            format!("[auth]\nsession_secret_previous = \"{file_secret}\"\n"),
+        )
+        .unwrap();
+        let e = load(o(), &|_| None).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("without auth.session_secret"),
+            "{e:#}"
+        );
+        let e = load(o(), &|k| {
+            (k == "ROTA_DASHBOARD_SECURE_COOKIE").then(|| "yes".into())
+        })
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("ROTA_DASHBOARD_SECURE_COOKIE"),
+            "{e:#}"
+        );
     }
 }

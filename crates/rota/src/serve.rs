@@ -80,6 +80,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         make_private_dir(&cfg.data_dir)?;
         None
     };
+    let mut cfg = cfg;
+    session_secret(&mut cfg, embedded)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = crate::storage::open(
         &cfg.storage,
@@ -270,6 +272,51 @@ async fn bootstrap(
     tracing::info!(key = %key.id, file = %path.display(), "created the first admin key");
     Ok(Some(token))
 }
+
+/// The secret that signs dashboard sessions and event tickets, unless configured: the one in
+/// `<data-dir>/session-secret` (mode 0600), made on the first start. It is not in the store, so
+/// a copy of the database or a backup signs nobody in. On PostgreSQL every server needs the
+/// same secret (`[auth] session_secret` or `ROTA_SESSION_SECRET`); without it each server uses
+/// its own file, and a session or ticket works only on the server that issued it.
+fn session_secret(cfg: &mut config::ServeConfig, embedded: bool) -> Result<()> {
+    let auth = &mut cfg.server.auth;
+    if auth.session_secret.is_some() || !auth.enabled {
+        return Ok(());
+    }
+    let path = cfg.data_dir.join(SESSION_SECRET_FILE);
+    let secret = match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let s = rota_server::auth::token::random_secret();
+            write_secret(&path, &s)?;
+            tracing::info!(file = %path.display(), "made the secret that signs dashboard sessions");
+            s
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read {}", path.display()));
+        }
+    };
+    auth.session_secret = Some(rota_server::auth::Secret(secret));
+    if let Err(e) = auth.validate() {
+        anyhow::bail!(
+            "{} holds no usable secret ({e}); delete it to make a new one (every dashboard \
+             session then ends)",
+            path.display()
+        );
+    }
+    if !embedded {
+        tracing::warn!(
+            file = %path.display(),
+            "no auth.session_secret (ROTA_SESSION_SECRET) is set: dashboard sessions and event \
+             tickets are signed with this server's own secret and work only on this server; \
+             give every server sharing the database the same secret"
+        );
+    }
+    Ok(())
+}
+
+/// Where `rota serve` keeps the session secret it made.
+pub const SESSION_SECRET_FILE: &str = "session-secret";
 
 /// Writes a file only its owner can read.
 fn write_secret(path: &Path, secret: &str) -> Result<()> {

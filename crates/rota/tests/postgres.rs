@@ -1,7 +1,8 @@
 //! Several real `rota serve` processes on one PostgreSQL database (a throwaway server this
 //! test binary starts): one first admin key however many start at once, wake-ups across
-//! servers, access-control changes everywhere within a second, and SIGKILL of one server
-//! under load losing nothing acknowledged.
+//! servers, access-control changes everywhere within a second (a new key at once, a
+//! sign-out within a second), and SIGKILL of one server under load losing nothing
+//! acknowledged.
 
 mod common;
 
@@ -140,6 +141,113 @@ async fn a_revocation_on_one_server_applies_on_another_within_a_second() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     eprintln!("revocation reached the other server in {:?}", t.elapsed());
+}
+
+/// `rota_auth_key_lookups_total` on `s`: how often it read a key it did not know from the store.
+async fn key_lookups(s: &Server) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", s.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("rota_auth_key_lookups_total "))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_created_on_one_server_works_on_another_at_once() {
+    let url = database().await;
+    let (_da, a) = server(&url).await;
+    let (_db, b) = server(&url).await;
+    for i in 0..20 {
+        let created = a
+            .client
+            .create_key(&rota_core::auth::NewKey {
+                roles: vec!["reader".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        // Used on B the moment A answered, before B's reload could bring it.
+        let on_b = Client::with_token(&b.url, Some(&created.token)).unwrap();
+        if let Err(e) = on_b.whoami().await {
+            panic!("key {i}, created on A, was refused on B right after: {e}");
+        }
+    }
+    // A made-up key id costs one read of the store, however often it is sent meanwhile.
+    let before = key_lookups(&b).await;
+    let fake = format!("rota_0123456789abcdef_{}", "ab".repeat(32));
+    let on_b = Client::with_token(&b.url, Some(&fake)).unwrap();
+    for _ in 0..50 {
+        assert!(on_b.whoami().await.is_err());
+    }
+    assert_eq!(key_lookups(&b).await - before, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_on_one_server_ends_the_session_on_another() {
+    let url = database().await;
+    const SECRET: &str = "shared-session-secret-0123456789abcdef";
+    let env = [
+        ("ROTA_DATABASE_URL", url.as_str()),
+        ("ROTA_ADMIN_TOKEN", ADMIN),
+        ("ROTA_SESSION_SECRET", SECRET),
+    ];
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start_with(da.path(), &env).await;
+    let b = start_with(db.path(), &env).await;
+    let key = a
+        .client
+        .create_key(&rota_core::auth::NewKey {
+            roles: vec!["admin".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = http
+        .post(format!("{}/login", a.url))
+        .form(&[("token", key.token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = |url: &str| {
+        http.get(format!("{url}/"))
+            .header("cookie", cookie.clone())
+            .send()
+    };
+    // One secret: the session works on both servers.
+    assert_eq!(page(&b.url).await.unwrap().status(), 200);
+    let out = http
+        .post(format!("{}/logout", a.url))
+        .header("cookie", cookie.clone())
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    assert_eq!(page(&a.url).await.unwrap().status(), 303);
+    let t = Instant::now();
+    while page(&b.url).await.unwrap().status() != 303 {
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "the signed-out session still works on B after a second"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("sign-out reached the other server in {:?}", t.elapsed());
 }
 
 /// Two servers under mixed load; one is killed with SIGKILL. Everything acknowledged by

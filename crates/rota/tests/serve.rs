@@ -235,3 +235,91 @@ async fn first_start_creates_one_admin_key_and_no_token_reaches_the_log() {
     let (stdout, _) = stop(child);
     assert!(!stdout.contains(&admin_token), "{stdout}");
 }
+
+/// The secret that signs dashboard sessions is made on the first start in the data directory
+/// (mode 0600, not in `rota.db`), and kept: a session signed before a restart works after it.
+#[tokio::test]
+async fn the_session_secret_is_made_once_and_outlives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        let port = free_port();
+        let child = rota()
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .env_remove("ROTA_ADMIN_TOKEN")
+            .env_remove("ROTA_SESSION_SECRET")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while !healthy(&format!("127.0.0.1:{port}")) {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (child, format!("http://127.0.0.1:{port}"))
+    };
+    let stop = |mut child: std::process::Child| {
+        assert!(Command::new("kill")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap()
+            .success());
+        assert!(child.wait().unwrap().success());
+    };
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (child, url) = start();
+    let file = dir.path().join("session-secret");
+    let secret = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    assert_eq!(secret.len(), 64, "32 random bytes in hex");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    let signed_in = http
+        .post(format!("{url}/login"))
+        .form(&[("token", token.trim())])
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    stop(child);
+    let db = std::fs::read(dir.path().join("rota.db")).unwrap();
+    assert!(
+        !db.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "the secret is not in the store"
+    );
+    let (child, url) = start();
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap().trim(),
+        secret,
+        "kept"
+    );
+    let page = http
+        .get(format!("{url}/"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "the session outlived the restart");
+    stop(child);
+}

@@ -117,7 +117,16 @@ pub struct KeyRecord {
     pub revoked_at: Option<Timestamp>,
     #[serde(default)]
     pub limits: ClientLimits,
+    /// Dashboard sessions of this key issued at or before this time are refused: signing out
+    /// (or out everywhere) moves it to now. Kept with the key so every server sharing the
+    /// store refuses them; it only ever moves forward.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions_valid_from: Option<Timestamp>,
 }
+
+/// The name of [`KeyRecord::sessions_valid_from`] in a stored key's JSON, for engines that
+/// move it forward in SQL.
+pub const SESSIONS_VALID_FROM_FIELD: &str = "sessions_valid_from";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -167,6 +167,20 @@ pub async fn revoke_key(
     Ok(axum::Json(key.into()))
 }
 
+#[utoipa::path(post, path = "/v1/keys/{id}/sessions/revoke", tag = "admin", params(("id" = String, Path)),
+    responses((status = 200, description = "every dashboard session of the key signed in before now is refused, on every server; the key itself keeps working", body = KeyInfo),
+        (status = 404, body = ErrorBody)))]
+pub async fn revoke_key_sessions(
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<axum::Json<KeyInfo>> {
+    caller.auth().key(&caller.tenant, &id)?;
+    caller.require(actions::KEYS_REVOKE, &format!("keys/{id}"))?;
+    caller.auth().end_key_sessions(&id).await?;
+    tracing::info!(key = %id, by = %caller.principal.label, "dashboard sessions of an API key ended");
+    Ok(axum::Json(caller.auth().key(&caller.tenant, &id)?.into()))
+}
+
 // ---- roles ------------------------------------------------------------------------------------
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -1,11 +1,15 @@
-//! `[auth]` in the config file: whether access control is on, the admin token, default limits
-//! and the identity provider.
+//! `[auth]` in the config file: whether access control is on, the admin token, the secret that
+//! signs dashboard sessions and event tickets, default limits and the identity provider.
 
 use super::*;
 
-/// A secret that never shows in `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
+/// A secret that never shows in `Debug` output (nor when a config is written out).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
 pub struct Secret(pub String);
+
+/// The shortest secret accepted: a token or signing secret shorter than this is guessable.
+pub const MIN_SECRET_CHARS: usize = 32;
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -39,6 +43,15 @@ pub struct AuthConfig {
     /// `ROTA_ADMIN_TOKEN`: an admin credential held only in memory. Never read from a file.
     #[serde(skip)]
     pub admin_token: Option<Secret>,
+    /// Signs dashboard sessions and event-stream tickets (`ROTA_SESSION_SECRET`); every server
+    /// sharing a PostgreSQL store needs the same one. Unset, `rota serve` keeps one in
+    /// `<data-dir>/session-secret`; a server started as a library makes one per process.
+    #[serde(skip_serializing)]
+    pub session_secret: Option<Secret>,
+    /// A secret sessions and tickets signed before a rotation are still accepted with
+    /// (`ROTA_SESSION_SECRET_PREVIOUS`); new ones are signed with `session_secret`.
+    #[serde(skip_serializing)]
+    pub session_secret_previous: Option<Secret>,
     /// Limits of each API key and JWT subject, unless the key sets its own.
     pub key_limits: LimitDefaults,
     /// Limits of each tenant as a whole, unless the tenant sets its own.
@@ -52,6 +65,8 @@ impl Default for AuthConfig {
         AuthConfig {
             enabled: true,
             admin_token: None,
+            session_secret: None,
+            session_secret_previous: None,
             key_limits: LimitDefaults {
                 requests_per_minute: 0,
                 max_in_flight: 256,
@@ -68,9 +83,34 @@ impl Default for AuthConfig {
 impl AuthConfig {
     pub fn validate(&self) -> Result<(), String> {
         if let Some(t) = &self.admin_token {
-            if t.0.len() < 32 {
-                return Err("ROTA_ADMIN_TOKEN must be at least 32 characters".into());
+            if t.0.len() < MIN_SECRET_CHARS {
+                return Err(format!(
+                    "ROTA_ADMIN_TOKEN must be at least {MIN_SECRET_CHARS} characters"
+                ));
             }
+        }
+        for (name, s) in [
+            ("session_secret (ROTA_SESSION_SECRET)", &self.session_secret),
+            (
+                "session_secret_previous (ROTA_SESSION_SECRET_PREVIOUS)",
+                &self.session_secret_previous,
+            ),
+        ] {
+            if s.as_ref()
+                .is_some_and(|s| s.0.trim().len() < MIN_SECRET_CHARS)
+            {
+                return Err(format!(
+                    "auth.{name} must be at least {MIN_SECRET_CHARS} characters \
+                     (e.g. `openssl rand -hex 32`)"
+                ));
+            }
+        }
+        if self.session_secret.is_none() && self.session_secret_previous.is_some() {
+            return Err(
+                "auth.session_secret_previous is set without auth.session_secret; a previous \
+                 secret is only accepted beside the current one"
+                    .into(),
+            );
         }
         if let Some(j) = &self.jwt {
             j.validate()?;

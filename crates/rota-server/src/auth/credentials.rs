@@ -41,10 +41,15 @@ impl Auth {
                 Ok((self.authenticate_proof(&proof, key)?, None))
             }
             Credential::Ticket(ticket) => {
+                self.learn_signer(super::tickets::signer_of(ticket)).await?;
                 let (a, tenant) = self.authenticate_ticket(ticket)?;
                 Ok((a, Some(tenant)))
             }
-            Credential::Session(session) => Ok((self.authenticate_session(session)?, None)),
+            Credential::Session(session) => {
+                self.learn_signer(super::tickets::signer_of(session))
+                    .await?;
+                Ok((self.authenticate_session(session)?, None))
+            }
         }
     }
 
@@ -53,6 +58,10 @@ impl Auth {
             return Ok(self.env_admin_principal());
         }
         if let Some(id) = token::key_id(token) {
+            // A key another server created moments ago is read from the store first.
+            if !self.learn_key(id).await? {
+                return Err(unauthorized("the API key is not valid"));
+            }
             let st = self.read();
             let entry = st
                 .keys

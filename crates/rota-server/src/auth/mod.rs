@@ -20,6 +20,7 @@ mod credentials;
 mod decide;
 pub mod jwt;
 pub mod limits;
+mod lookup;
 mod maintenance;
 mod registry;
 mod request;
@@ -31,8 +32,9 @@ pub mod token;
 pub use caller::Caller;
 pub use config::{AuthConfig, LimitDefaults, Secret};
 pub use credentials::Credential;
+pub use lookup::MISSING_TTL;
 pub use request::{authenticate, STREAM_ROUTE, WEBSOCKET_ROUTE};
-pub use tickets::{SESSION_TTL_MS, TICKET_TTL_MS};
+pub use tickets::{CLOCK_SKEW_MS, SESSION_TTL_MS, TICKET_TTL_MS};
 
 pub use rota_core::auth::NewKey;
 
@@ -188,6 +190,13 @@ pub struct Auth {
     env_client: Arc<ClientState>,
     jwt: Option<Arc<jwt::JwtVerifier>>,
     jwt_clients: Mutex<HashMap<(String, String), Arc<ClientState>>>,
+    /// Signs and checks dashboard sessions and event tickets.
+    signing: tickets::Signing,
+    /// The admin token has no stored record: its sessions' `sessions_valid_from` (ms) is kept
+    /// here, by this server only.
+    admin_sessions_from: AtomicI64,
+    /// Reads of keys another server created moments ago.
+    lookups: lookup::Lookups,
 }
 
 fn unauthorized(message: impl Into<String>) -> ApiError {
@@ -233,6 +242,9 @@ impl Auth {
             .map(|c| jwt::JwtVerifier::new(c).map(Arc::new))
             .transpose()?;
         Ok(Arc::new(Auth {
+            signing: tickets::Signing::new(&config),
+            admin_sessions_from: AtomicI64::new(i64::MIN),
+            lookups: Default::default(),
             env_admin: config.admin_token.as_ref().map(|t| token::Stored::of(&t.0)),
             config,
             store,
@@ -261,6 +273,7 @@ impl Auth {
             .map_err(|e| format!("cannot reload tenants and keys: {e}"))?;
         let fresh = Registry::from_data(data, &self.read())?;
         *self.write() = fresh;
+        self.lookups.forget_missing();
         Ok(())
     }
 

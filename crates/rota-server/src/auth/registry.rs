@@ -254,6 +254,7 @@ impl Auth {
             last_used_at: None,
             revoked_at: None,
             limits: spec.limits,
+            sessions_valid_from: None,
         };
         self.put_key(record.clone()).await?;
         Ok((record, secret))
@@ -268,7 +269,7 @@ impl Auth {
     }
 
     /// Puts a stored key into memory.
-    fn remember_key(&self, record: KeyRecord) {
+    pub(super) fn remember_key(&self, record: KeyRecord) {
         let hash = token::Stored::parse(&record.hash).expect("hashes are made here");
         let mut st = self.write();
         let (client, used) = match st.keys.get(&record.id) {
@@ -355,6 +356,7 @@ impl Auth {
             last_used_at: None,
             revoked_at: None,
             limits: ClientLimits::default(),
+            sessions_valid_from: None,
         };
         let one = self.changes.lock().await;
         if !self.store.put_first_key(record.clone()).await? {

@@ -38,6 +38,14 @@ pub fn generate() -> (String, String) {
     (format!("{PREFIX}{id}_{}", hex(&secret)), id)
 }
 
+/// A new random secret (32 bytes, in hex): a session-signing secret.
+pub fn random_secret() -> String {
+    let mut b = [0u8; SECRET_BYTES];
+    rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut b)
+        .expect("the OS random source works");
+    hex(&b)
+}
+
 /// The salt the Faktory door announces (`HI {"s": ..., "i": 1}`). Fixed, so that stored
 /// hashes can be checked against it; keys carry 256 random bits, so a salt adds nothing
 /// against guessing.

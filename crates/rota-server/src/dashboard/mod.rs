@@ -7,7 +7,9 @@
 //! the browser or put in a URL. Every page acts through the service layer as that key, so the
 //! server enforces permissions whatever a page shows; pages also leave out the buttons the key
 //! may not use. Changes are POSTs sent by htmx with its `HX-Request` header, which a form on
-//! another site cannot send, and the cookie is `SameSite=Strict`.
+//! another site cannot send, and the cookie is `SameSite=Strict` (and `Secure` behind TLS).
+//! Sign-in itself refuses a form posted from another site (`Sec-Fetch-Site`, `Origin`), and no
+//! page may be framed, sniffed as another type or named in another site's `Referer`.
 
 mod assets;
 mod layout;
@@ -26,6 +28,16 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use serde::{Deserialize, Serialize};
+
+/// `[dashboard]` in the config file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// Marks the dashboard's cookies `Secure` (sent over HTTPS only). Rota speaks plain HTTP,
+    /// so behind a TLS proxy set this (or have the proxy send `X-Forwarded-Proto: https`).
+    pub secure_cookie: bool,
+}
 
 pub const SESSION_COOKIE: &str = "rota_session";
 pub const TENANT_COOKIE: &str = "rota_tenant";
@@ -49,11 +61,46 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/keys", get(lists::keys))
         .route("/tenant", post(session::switch_tenant))
         .route("/logout", post(session::logout))
-        .route_layer(axum::middleware::from_fn_with_state(state, signed_in));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            signed_in,
+        ));
     Router::new()
         .merge(pages)
         .route("/login", get(session::login_page).post(session::login))
         .route("/assets/{file}", get(assets::serve))
+        .layer(axum::middleware::from_fn_with_state(state, harden))
+}
+
+/// Every dashboard response: not to be framed (clickjacking), not sniffed as another type, no
+/// URL sent to other sites; cookies `Secure` when the browser reached us over HTTPS.
+async fn harden(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let secure = st.config.dashboard.secure_cookie
+        || req
+            .headers()
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    for (name, value) in [
+        ("x-frame-options", "DENY"),
+        ("content-security-policy", "frame-ancestors 'none'"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "same-origin"),
+    ] {
+        h.insert(name, header::HeaderValue::from_static(value));
+    }
+    if secure {
+        let cookies: Vec<_> = h.get_all(header::SET_COOKIE).iter().cloned().collect();
+        h.remove(header::SET_COOKIE);
+        for c in cookies {
+            let with = [c.as_bytes(), b"; Secure"].concat();
+            if let Ok(v) = header::HeaderValue::from_bytes(&with) {
+                h.append(header::SET_COOKIE, v);
+            }
+        }
+    }
+    resp
 }
 
 /// The value of cookie `name`.

@@ -5,7 +5,7 @@ use crate::auth::{Caller, Credential};
 use crate::error::ErrorKind;
 use crate::AppState;
 use axum::extract::{Form, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -30,9 +30,44 @@ pub struct LoginForm {
     token: String,
 }
 
-pub async fn login(State(st): State<AppState>, Form(f): Form<LoginForm>) -> Response {
+/// Whether a sign-in was posted by a page of another site (login CSRF: signing the visitor in
+/// as someone else): the browser says so in `Sec-Fetch-Site`, or, older ones, in `Origin`.
+/// A client that sends neither (curl, a test) is not a browser acting for a site.
+fn cross_site(headers: &HeaderMap) -> bool {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if let Some(site) = text("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
+    }
+    // Behind a proxy that rewrites `Host`, the name the browser used is `X-Forwarded-Host`.
+    let host = text("x-forwarded-host").or(text("host"));
+    match (text("origin"), host) {
+        (Some(origin), Some(host)) => {
+            let authority = origin.split_once("://").map_or(origin, |(_, a)| a);
+            !authority.eq_ignore_ascii_case(host)
+        }
+        // `Origin: null` (a sandboxed or privacy-redirected form) without a host to match.
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+pub async fn login(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let refused =
         |status: StatusCode, msg: &str| (status, layout::login(Some(msg))).into_response();
+    if cross_site(&headers) {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "Sign in from this dashboard's own page: a sign-in sent from another site is refused.",
+        );
+    }
     let token = f.token.trim();
     if token.is_empty() {
         return refused(StatusCode::UNPROCESSABLE_ENTITY, "Enter an API key.");
@@ -60,7 +95,13 @@ pub async fn login(State(st): State<AppState>, Form(f): Form<LoginForm>) -> Resp
     resp
 }
 
-pub async fn logout() -> Response {
+/// Signs out: every session of the signed-in key ends (on every server sharing the store), so
+/// this cookie is refused even if it was copied and is sent again.
+pub async fn logout(caller: Caller, State(st): State<AppState>) -> Response {
+    if let Err(e) = st.auth.end_sessions(&caller.principal).await {
+        return (e.kind.http_status(), e.message).into_response();
+    }
+    tracing::info!(by = %caller.principal.label, "dashboard sign-out");
     let mut resp = ([("hx-redirect", "/login")], StatusCode::OK).into_response();
     set_cookie(&mut resp, SESSION_COOKIE, "", 0);
     set_cookie(&mut resp, TENANT_COOKIE, "", 0);

@@ -279,6 +279,11 @@ impl Store for SqliteStore {
         self.shards[0].load_auth().await
     }
 
+    async fn find_key(&self, id: &str) -> StoreResult<Option<rota_core::auth::KeyRecord>> {
+        // Keys live in shard 0 alone.
+        self.shards[0].find_key(id).await
+    }
+
     async fn change_auth(&self, change: AuthChange) -> StoreResult<()> {
         match &change {
             // Every shard keeps the tenants: its writer checks them, and deletes a tenant's rows.

@@ -76,6 +76,15 @@ impl Ctx<'_> {
                 )?
                 .execute(params![k.id, k.tenant, doc(k)])?;
             }
+            AuthChange::EndSessions { key, at } => {
+                // Timestamps are stored as fixed-width UTC text, so text order is time order.
+                let field = format!("$.{}", rota_core::auth::SESSIONS_VALID_FROM_FIELD);
+                tx.prepare_cached(
+                    "UPDATE api_keys SET doc = json_set(doc, ?2, ?3) WHERE id = ?1 \
+                     AND (json_extract(doc, ?2) IS NULL OR json_extract(doc, ?2) < ?3)",
+                )?
+                .execute(params![key, field, at.to_string()])?;
+            }
             AuthChange::TouchKeys(touched) => {
                 let mut stmt = tx.prepare_cached(
                     "UPDATE api_keys SET doc = json_set(doc, '$.last_used_at', ?2) WHERE id = ?1",

@@ -92,6 +92,7 @@ macro_rules! conformance_tests {
             queue_overview_shows_the_deepest_and_sums_the_rest,
             returned_tasks_match_what_is_stored,
             auth_data_round_trips_and_survives_reopen,
+            a_key_is_found_by_id_and_its_sessions_end_forward_only,
             deleting_a_tenant_removes_everything_it_owns,
             deleting_a_tenant_under_concurrent_writes_leaves_nothing,
             concurrent_claims_through_two_stores_never_share_a_task,

@@ -18,6 +18,7 @@ fn key_record(id: &str, tenant: &str) -> KeyRecord {
             requests_per_minute: Some(600),
             max_in_flight: None,
         },
+        sessions_valid_from: None,
     }
 }
 
@@ -117,6 +118,47 @@ pub async fn auth_data_round_trips_and_survives_reopen<H: Harness>() {
     assert_eq!(data.tenants[1].name, "default");
     assert_eq!(data.keys, vec![key]);
     assert_eq!(data.roles, vec![role]);
+    s.close().await;
+}
+
+/// A key is found by id in the store itself, and ending its sessions only ever moves
+/// `sessions_valid_from` forward, kept with the key across reopen.
+pub async fn a_key_is_found_by_id_and_its_sessions_end_forward_only<H: Harness>() {
+    let (h, clock, s) = setup::<H>().await;
+    assert_eq!(s.find_key("k1").await.unwrap(), None);
+    let mut key = key_record("k1", "default");
+    s.change_auth(AuthChange::PutKey(key.clone()))
+        .await
+        .unwrap();
+    assert_eq!(s.find_key("k1").await.unwrap(), Some(key.clone()));
+    let end = |at: i64| AuthChange::EndSessions {
+        key: "k1".into(),
+        at: Timestamp(at),
+    };
+    s.change_auth(end(T0 + 2_000)).await.unwrap();
+    key.sessions_valid_from = Some(Timestamp(T0 + 2_000));
+    assert_eq!(s.find_key("k1").await.unwrap(), Some(key.clone()));
+    // An earlier end (a server whose clock is behind) does not move it back; a later one
+    // moves it on, across a tenth of a second and a year (text order is time order).
+    s.change_auth(end(T0 + 1_000)).await.unwrap();
+    assert_eq!(s.find_key("k1").await.unwrap(), Some(key.clone()));
+    for later in [T0 + 2_100, T0 + 2_100 + 365 * 86_400_000] {
+        s.change_auth(end(later)).await.unwrap();
+        key.sessions_valid_from = Some(Timestamp(later));
+        assert_eq!(s.find_key("k1").await.unwrap(), Some(key.clone()));
+    }
+    // Ending an unknown key's sessions creates nothing.
+    s.change_auth(AuthChange::EndSessions {
+        key: "nobody".into(),
+        at: Timestamp(T0),
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.find_key("nobody").await.unwrap(), None);
+    s.close().await;
+    let s = h.open(clock).await;
+    assert_eq!(s.load_auth().await.unwrap().keys, vec![key.clone()]);
+    assert_eq!(s.find_key("k1").await.unwrap(), Some(key));
     s.close().await;
 }
 

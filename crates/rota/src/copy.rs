@@ -126,7 +126,11 @@ async fn copy_all(source: &SqliteStore, target: &PostgresStore, batch: usize) ->
         }
     }
     copied.unsent = source
-        .due_deliveries(rota_core::Timestamp(i64::MAX), 1_000_000)
+        .due_deliveries(
+            rota_core::Timestamp(i64::MAX),
+            1_000_000,
+            Default::default(),
+        )
         .await?
         .len();
     for (tenant, queue) in source.all_queues().await? {

@@ -21,6 +21,7 @@ mod decide;
 pub mod jwt;
 pub mod limits;
 mod maintenance;
+mod owners;
 mod registry;
 mod request;
 mod routes;

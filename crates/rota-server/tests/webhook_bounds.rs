@@ -12,6 +12,30 @@ use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+/// No attempt starts while fewer than `webhooks.fd_reserve` descriptors are left below the
+/// limit on open files: with a reserve beyond any limit, a delivery stays pending, unsent.
+#[tokio::test]
+async fn no_attempt_starts_while_descriptors_are_low() {
+    let mut c = rota_server::ServerConfig::default();
+    c.webhooks.allow_private = true;
+    c.webhooks.fd_reserve = 1 << 30;
+    let s = TestServer::with_config(c).await;
+    let (got, url) = receiver().await;
+    let id = webhook(&s, "default", &url, None).await;
+    s.enqueue("jobs", json!({"kind": "k"})).await;
+    // Nothing to await for an attempt that must not start: the deliverer looks at least once
+    // a second (and at once on the commit), so two seconds give it several chances.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(got.lock().unwrap().is_empty());
+    let list = deliveries(&s, "default", &id).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (list[0]["state"].as_str(), list[0]["attempts"].as_u64()),
+        (Some("pending"), Some(0)),
+        "{list:?}"
+    );
+}
+
 /// A hanging endpoint with more due deliveries than one read of due work (512) must not hide
 /// another tenant's delivery behind them.
 #[tokio::test]

@@ -137,6 +137,9 @@ impl Deliverer {
         let now = self.clock.now();
         let skip = {
             let slots = self.slots();
+            // Set every pass (at least once a second), so an idle leader shows 0 rather than
+            // the gauge dropping out of /metrics.
+            self.gauge(&slots);
             if slots.total() >= self.config.max_in_flight {
                 return Ok(false);
             }

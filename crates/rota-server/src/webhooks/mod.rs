@@ -74,8 +74,9 @@ impl WebhooksConfig {
                 self.max_in_flight
             ));
         }
-        if self.fd_reserve > 1_000_000 {
-            return Err("webhooks.fd_reserve must be at most 1000000".into());
+        // Beyond any system's limit on open files: it would stop every delivery.
+        if self.fd_reserve > 1 << 30 {
+            return Err("webhooks.fd_reserve must be at most 1073741824".into());
         }
         Ok(())
     }

@@ -16,9 +16,9 @@ fn limits() -> Option<libc::rlimit> {
 /// Raises the soft limit on open files to the hard limit (a server holds a socket per
 /// connection and per webhook attempt; the usual soft default of 1024 is low). Answers the
 /// limit before and after, or `None` where it is unknown.
-pub fn raise_limit() -> Option<(u64, u64)> {
+pub fn raise_limit() -> Option<(libc::rlim_t, libc::rlim_t)> {
     let r = limits()?;
-    let before = r.rlim_cur as u64;
+    let before = r.rlim_cur;
     if r.rlim_cur >= r.rlim_max {
         return Some((before, before));
     }
@@ -29,21 +29,25 @@ pub fn raise_limit() -> Option<(u64, u64)> {
     // SAFETY: setrlimit reads the struct it is given and nothing else.
     let ok = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0;
     // Some systems refuse an unlimited hard limit; the old one stays then.
-    Some((before, if ok { r.rlim_max as u64 } else { before }))
+    Some((before, if ok { r.rlim_max } else { before }))
 }
 
 /// Descriptors open now (Linux: the entries of /proc/self/fd, less the one reading it).
-fn open_now() -> Option<u64> {
-    let n = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+fn open_now() -> Option<libc::rlim_t> {
+    let n = std::fs::read_dir("/proc/self/fd").ok()?.count() as libc::rlim_t;
     Some(n.saturating_sub(1))
 }
 
 /// How many more descriptors may be opened while `reserve` stay free below the soft limit;
 /// `None` where the limit or the count is unknown (nothing to hold back by).
 pub fn room(reserve: usize) -> Option<usize> {
-    let limit = limits()?.rlim_cur as u64;
+    let limit = limits()?.rlim_cur;
     let open = open_now()?;
-    Some(limit.saturating_sub(open).saturating_sub(reserve as u64) as usize)
+    Some(
+        limit
+            .saturating_sub(open)
+            .saturating_sub(reserve as libc::rlim_t) as usize,
+    )
 }
 
 #[cfg(test)]
@@ -65,7 +69,7 @@ mod tests {
         };
         assert!(after >= before);
         let now = super::limits().unwrap();
-        assert_eq!(now.rlim_cur as u64, after);
+        assert_eq!(now.rlim_cur, after);
         // Raising again changes nothing.
         assert_eq!(super::raise_limit(), Some((after, after)));
     }

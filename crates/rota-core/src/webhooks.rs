@@ -24,6 +24,22 @@ pub fn is_outcome(t: crate::events::EventType) -> bool {
 /// Longest URL a webhook may have.
 pub const MAX_URL_LEN: usize = 2_048;
 
+/// The credential that last wrote a webhook. Each delivery is sent only if this credential,
+/// as it is when the delivery is sent, may read the event (its key not revoked or expired,
+/// its roles as they are then), so a webhook never hands on what its writer may not read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookOwner {
+    /// How errors name it: `key 3f2a…`, `jwt subject x`, `admin token`.
+    pub label: String,
+    /// The API key, checked as it is at each send; `None` for a JWT subject or the admin
+    /// token, whose roles and queues at the write are kept below instead.
+    pub key_id: Option<String>,
+    /// The credential's own tenant (an admin may act in another).
+    pub tenant: String,
+    pub roles: Vec<String>,
+    pub queues: Vec<String>,
+}
+
 /// A webhook as stored. The secret signs deliveries, so it is kept (not only a hash).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Webhook {
@@ -44,6 +60,10 @@ pub struct Webhook {
     pub failing_since: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Who last wrote it; `None` for webhooks written before owners were recorded (their
+    /// deliveries are not checked) and for the callbacks signer.
+    #[serde(default)]
+    pub owner: Option<WebhookOwner>,
 }
 
 impl Webhook {
@@ -71,6 +91,7 @@ impl Webhook {
             failing_since: None,
             created_at: now,
             updated_at: now,
+            owner: None,
         }
     }
 
@@ -85,6 +106,10 @@ impl Webhook {
     /// or, once it has lasted [`DISABLE_AFTER_MS`], disables the webhook with the reason.
     /// `true` when this disabled it.
     pub fn note_attempt(&mut self, a: &Attempt, now: Timestamp) -> bool {
+        // Not sent at all: says nothing about the endpoint.
+        if a.give_up {
+            return false;
+        }
         if a.delivered() {
             self.failing_since = None;
             return false;
@@ -198,6 +223,9 @@ pub struct Attempt {
     /// Why it failed (absent on a 2xx).
     pub error: Option<String>,
     pub latency_ms: u64,
+    /// Not sent and never to be (the webhook's owner may no longer read the event): the
+    /// delivery ends `dead` at once with `error` as the reason.
+    pub give_up: bool,
 }
 
 impl Attempt {
@@ -221,7 +249,7 @@ pub fn after_attempt(
 ) -> (DeliveryState, Option<Timestamp>) {
     if a.delivered() {
         (DeliveryState::Delivered, None)
-    } else if attempts >= MAX_ATTEMPTS {
+    } else if attempts >= MAX_ATTEMPTS || a.give_up {
         (DeliveryState::Dead, None)
     } else {
         (
@@ -249,11 +277,13 @@ mod tests {
             status: Some(204),
             error: None,
             latency_ms: 3,
+            give_up: false,
         };
         let bad = Attempt {
             status: Some(500),
             error: Some("500".into()),
             latency_ms: 3,
+            give_up: false,
         };
         let now = Timestamp(1_000);
         assert_eq!(after_attempt(1, &ok, now), (DeliveryState::Delivered, None));
@@ -265,6 +295,27 @@ mod tests {
             after_attempt(MAX_ATTEMPTS, &bad, now),
             (DeliveryState::Dead, None)
         );
+        // Given up (not to be sent): dead at once, and the endpoint's streak is untouched.
+        let skipped = Attempt {
+            status: None,
+            error: Some("not sent".into()),
+            latency_ms: 0,
+            give_up: true,
+        };
+        assert_eq!(after_attempt(1, &skipped, now), (DeliveryState::Dead, None));
+        let mut w = Webhook::new(
+            "t",
+            "w".into(),
+            "https://x.example".into(),
+            EventFilter::default(),
+            None,
+            "s".into(),
+            now,
+        );
+        w.failing_since = Some(Timestamp(0));
+        assert!(!w.note_attempt(&skipped, Timestamp(DISABLE_AFTER_MS * 2)));
+        assert!(w.enabled);
+        assert_eq!(w.failing_since, Some(Timestamp(0)));
     }
 
     #[test]

@@ -174,8 +174,9 @@ impl Store for PostgresStore {
         &self,
         now: rota_core::Timestamp,
         limit: usize,
+        skip: rota_store::DueSkip,
     ) -> StoreResult<Vec<DueDelivery>> {
-        self.due_delivery_rows(now, limit).await
+        self.due_delivery_rows(now, limit, skip).await
     }
     async fn take_deliveries(
         &self,

@@ -8,7 +8,7 @@ use deadpool_postgres::GenericClient;
 use rota_core::events::{self, EventType};
 use rota_core::webhooks::{after_attempt, Attempt, Delivery, DeliveryState, Webhook};
 use rota_core::Timestamp;
-use rota_store::{DeliveryFilter, DueDelivery, StoreError, StoreResult};
+use rota_store::{DeliveryFilter, DueDelivery, DueSkip, StoreError, StoreResult};
 use std::collections::HashMap;
 
 /// A `*` glob as a LIKE pattern (`\\` escapes).
@@ -25,6 +25,15 @@ fn like(glob: &str) -> String {
         }
     }
     out
+}
+
+/// The first of each pair, as one array parameter.
+fn firsts(pairs: &[(String, String)]) -> Vec<&str> {
+    pairs.iter().map(|(a, _)| a.as_str()).collect()
+}
+
+fn seconds(pairs: &[(String, String)]) -> Vec<&str> {
+    pairs.iter().map(|(_, b)| b.as_str()).collect()
 }
 
 /// Why a delivery whose webhook is gone is dead.
@@ -190,6 +199,7 @@ impl PostgresStore {
         &self,
         now: Timestamp,
         limit: usize,
+        skip: DueSkip,
     ) -> StoreResult<Vec<DueDelivery>> {
         let rows = self
             .conn()
@@ -197,8 +207,21 @@ impl PostgresStore {
             .query(
                 "SELECT id, tenant, webhook_id, url FROM rota_deliveries \
                  WHERE dstate IN ('pending', 'failed') AND next_at <= $1 \
+                 AND tenant <> ALL($3::text[]) \
+                 AND NOT (url IS NULL AND EXISTS (SELECT 1 FROM unnest($4::text[], $5::text[]) \
+                   AS w(t, id) WHERE w.t = tenant AND w.id = webhook_id)) \
+                 AND NOT (url IS NOT NULL AND EXISTS (SELECT 1 FROM unnest($6::text[], \
+                   $7::text[]) AS c(t, p) WHERE c.t = tenant AND left(url, length(c.p)) = c.p)) \
                  ORDER BY next_at LIMIT $2",
-                &[&now.0, &(limit as i64)],
+                &[
+                    &now.0,
+                    &(limit as i64),
+                    &skip.tenants,
+                    &firsts(&skip.webhooks),
+                    &seconds(&skip.webhooks),
+                    &firsts(&skip.callbacks),
+                    &seconds(&skip.callbacks),
+                ],
             )
             .await
             .map_err(db)?;

@@ -14,6 +14,7 @@ pub mod doctor;
 pub mod error;
 pub mod extract;
 pub mod faktory;
+pub mod fds;
 pub mod maintenance;
 pub mod metrics;
 pub mod service;
@@ -418,6 +419,7 @@ pub async fn run_doors(
             store.clone(),
             clock.clone(),
             config.webhooks.clone(),
+            state.auth.clone(),
         );
         tokio::spawn(background::elected(
             store.clone(),

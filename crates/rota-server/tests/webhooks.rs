@@ -85,28 +85,39 @@ impl Receiver {
     }
 }
 
-/// What a receiver checks: each `v1=` in `Rota-Signature` against HMAC-SHA256(secret,
-/// "<Rota-Timestamp>.<body>"). Answers which of `secrets` signed it.
-fn signed_by(r: &Received, secrets: &[&str]) -> Vec<usize> {
-    let ts = r.headers["rota-timestamp"].to_str().unwrap();
-    let sigs: Vec<&str> = r.headers["rota-signature"]
-        .to_str()
-        .unwrap()
-        .split(',')
-        .map(|s| s.strip_prefix("v1=").unwrap())
-        .collect();
+fn hex_hmac(secret: &str, parts: &[&[u8]]) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What a receiver checks, as docs/webhooks.md tells it: `v1=` against HMAC-SHA256(secret,
+/// "<Rota-Timestamp>.<body>") and `v2=` against HMAC-SHA256(secret, "<Rota-Timestamp>\n
+/// <Rota-Delivery-Id>\n<Rota-Webhook-Id>\n<url>\n<body>"). Answers which of `secrets`
+/// signed it both ways.
+fn signed_by(r: &Received, url: &str, secrets: &[&str]) -> Vec<usize> {
+    let h = |k: &str| r.headers[k].to_str().unwrap().to_owned();
+    let (ts, delivery, webhook) = (
+        h("rota-timestamp"),
+        h("rota-delivery-id"),
+        h("rota-webhook-id"),
+    );
+    let sigs = h("rota-signature");
+    let sigs: Vec<&str> = sigs.split(',').collect();
     let mut out = vec![];
     for (i, secret) in secrets.iter().enumerate() {
-        let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-        m.update(format!("{ts}.").as_bytes());
-        m.update(&r.body);
-        let want: String = m
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        if sigs.contains(&want.as_str()) {
+        let v1 = hex_hmac(secret, &[format!("{ts}.").as_bytes(), &r.body]);
+        let head = format!("{ts}\n{delivery}\n{webhook}\n{url}\n");
+        let v2 = hex_hmac(secret, &[head.as_bytes(), &r.body]);
+        if sigs.contains(&format!("v1={v1}").as_str())
+            && sigs.contains(&format!("v2={v2}").as_str())
+        {
             out.push(i);
         }
     }
@@ -129,6 +140,8 @@ async fn run_one_task(s: &TestServer, queue: &str) -> Value {
 fn config() -> rota_server::ServerConfig {
     let mut c = rota_server::ServerConfig::default();
     c.webhooks.allow_private = true;
+    // Port 9 (nothing listens) is the tests' failing endpoint.
+    c.webhooks.allowed_ports = "1-65535".into();
     c.webhooks.timeout_ms = 500;
     c
 }
@@ -166,7 +179,10 @@ async fn deliveries_are_signed_retried_and_a_slow_endpoint_delays_no_other() {
     let first = rx.wait_for("fast", 1).await.remove(0);
     // Sent at once (woken by the commit), while the slow endpoint still hangs.
     assert!(first.at.duration_since(committed) < Duration::from_secs(2));
-    assert_eq!(signed_by(&first, &[&secret]), [0]);
+    assert_eq!(
+        signed_by(&first, &format!("{base}/hook/fast"), &[&secret]),
+        [0]
+    );
     assert_eq!(first.headers["rota-webhook-id"], fast_id.as_str());
     let event: Value = serde_json::from_slice(&first.body).unwrap();
     assert_eq!(event["type"], "task.succeeded");
@@ -244,7 +260,14 @@ async fn deliveries_are_signed_retried_and_a_slow_endpoint_delays_no_other() {
     assert_ne!(new_secret, secret);
     run_one_task(&s, "reports").await;
     let fourth = rx.wait_for("fast", 4).await.remove(3);
-    assert_eq!(signed_by(&fourth, &[&new_secret, &secret]), [0, 1]);
+    assert_eq!(
+        signed_by(
+            &fourth,
+            &format!("{base}/hook/fast"),
+            &[&new_secret, &secret]
+        ),
+        [0, 1]
+    );
     s.stop().await;
 }
 
@@ -380,7 +403,7 @@ async fn task_results_are_posted_to_their_callback_url_signed() {
     )
     .await;
     let got = rx.wait_for("result", 1).await.remove(0);
-    assert_eq!(signed_by(&got, &[&secret]), [0]);
+    assert_eq!(signed_by(&got, &callback, &[&secret]), [0]);
     assert_eq!(got.headers["rota-webhook-id"], "callbacks");
     let task: Value = serde_json::from_slice(&got.body).unwrap();
     assert_eq!(task["id"], t["id"]);
@@ -423,5 +446,58 @@ async fn task_results_are_posted_to_their_callback_url_signed() {
         msg.contains("task.callback_url") && msg.contains("webhooks.allow_private"),
         "{msg}"
     );
+    s.stop().await;
+}
+
+/// A task result is sent as the task is when sent; if the task was retried and leased again
+/// meanwhile, the body shows the lease without its token (the token proves the lease).
+#[tokio::test]
+async fn a_callback_never_carries_a_lease_token() {
+    let (rx, base) = receiver().await;
+    let s = TestServer::with_config(config()).await;
+    let made = s.post("/v1/callbacks/rotate-secret", json!({})).await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let callback = format!("{base}/hook/result");
+    rx.plan.lock().unwrap().push_back(500);
+    let t = s
+        .enqueue(
+            "reports",
+            json!({"kind": "report", "callback_url": callback, "max_attempts": 1}),
+        )
+        .await;
+    let c = s.claim("reports", json!({"worker": "w"})).await.remove(0);
+    let failed = s
+        .post(
+            &format!("/v1/tasks/{}/fail", id(&c)),
+            json!({"lease": lease(&c), "error": "boom"}),
+        )
+        .await;
+    assert_eq!(failed.status, 200, "{}", failed.body);
+    rx.wait_for("result", 1).await;
+    // The 500 is recorded (a retry due in 10 s) before the task is retried and leased again.
+    loop {
+        let l = s
+            .get("/v1/webhooks/callbacks/deliveries?state=failed")
+            .await
+            .body;
+        if !l["deliveries"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let retried = s
+        .post(&format!("/v1/tasks/{}/retry", id(&t)), json!({}))
+        .await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    let again = s.claim("reports", json!({"worker": "w2"})).await.remove(0);
+    let token = lease(&again);
+    assert!(!token.is_empty());
+    s.clock.advance_ms(10_000);
+    let got = rx.wait_for("result", 2).await.remove(1);
+    let task: Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(task["state"], "running", "{task}");
+    assert_eq!(task["lease"]["worker"], "w2", "{task}");
+    assert!(task["lease"].get("token").is_none(), "{task}");
+    assert!(!String::from_utf8_lossy(&got.body).contains(&token));
     s.stop().await;
 }

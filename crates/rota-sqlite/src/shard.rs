@@ -532,8 +532,13 @@ impl Store for Shard {
         self.read_deliveries(tenant, f).await
     }
 
-    async fn due_deliveries(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<DueDelivery>> {
-        self.read_due_deliveries(now, limit).await
+    async fn due_deliveries(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        skip: rota_store::DueSkip,
+    ) -> StoreResult<Vec<DueDelivery>> {
+        self.read_due_deliveries(now, limit, skip).await
     }
 
     async fn take_deliveries(

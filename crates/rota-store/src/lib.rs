@@ -19,7 +19,7 @@ pub use retention::{EventRetention, TrimMarks, TrimRow, TrimStep, Trimmed, RESCA
 use rota_core::webhooks::{Attempt, Delivery, Webhook};
 pub use schedules::{DueSchedules, Firing, ScheduleRecord, Tick};
 pub use signals::ReadySignals;
-pub use webhooks::{DeliveryFilter, DueDelivery};
+pub use webhooks::{DeliveryFilter, DueDelivery, DueSkip};
 
 use async_trait::async_trait;
 pub use rota_core::auth::{KeyRecord, RoleRecord, TenantRecord};
@@ -436,8 +436,13 @@ pub trait Store: Send + Sync + 'static {
     /// One webhook's deliveries, newest first.
     async fn deliveries(&self, tenant: &str, f: DeliveryFilter) -> StoreResult<Vec<Delivery>>;
     /// Deliveries of any tenant that are due (pending or failed, `next_at` at or before
-    /// `now`), oldest first, at most `limit`.
-    async fn due_deliveries(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<DueDelivery>>;
+    /// `now`), oldest first, at most `limit`, leaving out those `skip` names.
+    async fn due_deliveries(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        skip: DueSkip,
+    ) -> StoreResult<Vec<DueDelivery>>;
     /// Starts an attempt on each of `ids` still due at `now`: its attempts counted, `next_at`
     /// moved to `until` (when the attempt is given up if no outcome is recorded, e.g. after a
     /// crash). Answers those taken, with their webhooks.

@@ -14,6 +14,26 @@ pub struct DeliveryFilter {
     pub before: Option<i64>,
 }
 
+/// Due deliveries the deliverer cannot start now (their bound of attempts in flight is
+/// full), left out of [`crate::Store::due_deliveries`] so that a page of them never hides
+/// another tenant's work behind them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DueSkip {
+    /// Tenants at their share of attempts in flight: all their deliveries.
+    pub tenants: Vec<String>,
+    /// Webhooks, as (tenant, id): their deliveries to the webhook's URL (`url` is `None`).
+    pub webhooks: Vec<(String, String)>,
+    /// Task results, as (tenant, prefix): the tenant's whose `url` starts with the prefix (an
+    /// origin and `/`).
+    pub callbacks: Vec<(String, String)>,
+}
+
+impl DueSkip {
+    pub fn is_empty(&self) -> bool {
+        self.tenants.is_empty() && self.webhooks.is_empty() && self.callbacks.is_empty()
+    }
+}
+
 /// A delivery due to be sent: its id and its webhook.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueDelivery {

@@ -151,8 +151,8 @@ pub fn load(o: Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeC
     })
 }
 
-/// A section of numbers and switches (`[limits]`, `[events]`, `[webhooks]`) from the file,
-/// then `ROTA_<SECTION>_<KEY>` for each key.
+/// A section of numbers, switches and strings (`[limits]`, `[events]`, `[webhooks]`) from the
+/// file, then `ROTA_<SECTION>_<KEY>` for each key.
 fn numbers<T: Default + serde::Serialize + serde::de::DeserializeOwned>(
     file: Option<toml::Table>,
     section: &str,
@@ -170,7 +170,9 @@ fn numbers<T: Default + serde::Serialize + serde::de::DeserializeOwned>(
             key.to_ascii_uppercase()
         );
         if let Some(v) = env(&var) {
-            let value = if default.is_bool() {
+            let value = if default.is_str() {
+                toml::Value::String(v)
+            } else if default.is_bool() {
                 toml::Value::Boolean(match v.as_str() {
                     "true" | "1" => true,
                     "false" | "0" => false,
@@ -323,6 +325,19 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{e:#}").contains("max_bach"), "{e:#}");
+    }
+
+    #[test]
+    fn string_settings_come_from_the_environment_and_are_checked() {
+        let env = [
+            ("ROTA_WEBHOOKS_ALLOWED_PORTS", "443,8000-9000"),
+            ("ROTA_WEBHOOKS_PROXY", "http://proxy.internal:3128"),
+        ];
+        let c = load(none(), &env_of(&env)).unwrap();
+        assert_eq!(c.server.webhooks.allowed_ports, "443,8000-9000");
+        assert_eq!(c.server.webhooks.proxy, "http://proxy.internal:3128");
+        let e = load(none(), &env_of(&[("ROTA_WEBHOOKS_ALLOWED_PORTS", "ssh")])).unwrap_err();
+        assert!(format!("{e:#}").contains("webhooks.allowed_ports"), "{e:#}");
     }
 }
 

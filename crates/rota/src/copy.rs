@@ -62,7 +62,11 @@ pub async fn copy(args: CopyArgs) -> Result<()> {
     // Deliveries (webhook events and task callbacks) are not copied: refuse while some still
     // wait to be sent, unless told to drop them, before anything is written.
     let unsent = source
-        .due_deliveries(rota_core::Timestamp(i64::MAX), 1_000_000)
+        .due_deliveries(
+            rota_core::Timestamp(i64::MAX),
+            1_000_000,
+            Default::default(),
+        )
         .await?
         .len();
     if unsent > 0 && !args.drop_pending_deliveries {

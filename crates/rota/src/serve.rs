@@ -51,6 +51,19 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         },
         &|k| std::env::var(k).ok(),
     )?;
+    // Every connection and webhook attempt holds a descriptor; the usual soft limit (1024) is
+    // far below what the hard limit allows.
+    match rota_server::fds::raise_limit() {
+        Some((before, after)) if after > before => {
+            tracing::info!(
+                before,
+                after,
+                "raised the limit on open files to its hard limit"
+            )
+        }
+        Some((before, _)) => tracing::info!(limit = before, "the limit on open files"),
+        None => {}
+    }
     // Signal handlers before the port opens, so a SIGTERM sent as soon as it answers is not
     // lost; the port before the store, so a busy port leaves no new store and key behind.
     let stop = shutdown_signal();

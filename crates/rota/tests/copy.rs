@@ -37,6 +37,8 @@ async fn a_data_directory_moves_to_postgres_with_everything_in_it() {
     let env = [
         ("ROTA_ADMIN_TOKEN", ADMIN),
         ("ROTA_WEBHOOKS_ALLOW_PRIVATE", "true"),
+        // Port 9: nothing listens there.
+        ("ROTA_WEBHOOKS_ALLOWED_PORTS", "1-65535"),
     ];
     let mut embedded = start_with(dir.path(), &env).await;
     let admin = embedded.client.clone();

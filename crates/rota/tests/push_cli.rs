@@ -83,7 +83,12 @@ async fn webhook_commands() {
     drop(s);
 
     let dir = tempfile::tempdir().unwrap();
-    let s = common::start_with(dir.path(), &[("ROTA_WEBHOOKS_ALLOW_PRIVATE", "true")]).await;
+    // Port 9: nothing listens there.
+    let env = [
+        ("ROTA_WEBHOOKS_ALLOW_PRIVATE", "true"),
+        ("ROTA_WEBHOOKS_ALLOWED_PORTS", "1-65535"),
+    ];
+    let s = common::start_with(dir.path(), &env).await;
     let added = ok(rota_at(&s).args([
         "webhook",
         "add",

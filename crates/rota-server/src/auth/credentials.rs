@@ -106,7 +106,7 @@ impl Auth {
     }
 
     /// The principal of a key whose secret was proven: refused when revoked, expired or its
-    /// tenant is gone.
+    /// tenant is gone ([`key_holds`]).
     pub(super) fn key_principal(
         &self,
         st: &Registry,
@@ -115,16 +115,7 @@ impl Auth {
         let now = self.clock.now();
         let rec = &entry.record;
         let id = &rec.id;
-        if let Some(at) = rec.revoked_at {
-            return Err(unauthorized(format!("API key `{id}` was revoked at {at}")));
-        }
-        if let Some(exp) = rec.expires_at.filter(|exp| *exp <= now) {
-            return Err(unauthorized(format!("API key `{id}` expired at {exp}")));
-        }
-        let tenant = st
-            .tenants
-            .get(&rec.tenant)
-            .ok_or_else(|| unauthorized("the API key's tenant no longer exists"))?;
+        let tenant = key_holds(st, rec, now).map_err(unauthorized)?;
         // Coarse on purpose: one store per second at most, shared cache line or not.
         if now.0 - entry.last_used.load(Ordering::Relaxed) >= 1_000 {
             entry.last_used.store(now.0, Ordering::Relaxed);
@@ -297,4 +288,23 @@ fn refusal(p: &Principal, r: Refusal) -> ApiError {
             .retry_after(1)
         }
     }
+}
+
+/// A key's tenant, unless the key no longer holds: revoked, expired, or its tenant gone. The
+/// message says which.
+pub(super) fn key_holds<'a>(
+    st: &'a Registry,
+    rec: &KeyRecord,
+    now: Timestamp,
+) -> Result<&'a Arc<TenantEntry>, String> {
+    let id = &rec.id;
+    if let Some(at) = rec.revoked_at {
+        return Err(format!("API key `{id}` was revoked at {at}"));
+    }
+    if let Some(exp) = rec.expires_at.filter(|exp| *exp <= now) {
+        return Err(format!("API key `{id}` expired at {exp}"));
+    }
+    st.tenants
+        .get(&rec.tenant)
+        .ok_or_else(|| "the API key's tenant no longer exists".to_owned())
 }

@@ -22,6 +22,7 @@ pub mod jwt;
 pub mod limits;
 mod lookup;
 mod maintenance;
+mod owners;
 mod registry;
 mod request;
 mod routes;

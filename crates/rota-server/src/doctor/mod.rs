@@ -80,6 +80,7 @@ impl Service {
                 .into_iter()
                 .filter(|w| w.id != CALLBACKS_ID)
                 .filter(|w| caller.can(actions::WEBHOOKS_READ, &format!("webhooks/{}", w.id)))
+                .map(|w| crate::service::redact_unless_writer(caller, w))
                 .collect()
         } else {
             Vec::new()

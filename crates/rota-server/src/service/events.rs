@@ -58,10 +58,7 @@ impl Service {
         }
         let (caller, filter) = (caller.clone(), q.filter.clone());
         Ok(Arc::new(move |e| {
-            filter.matches(e)
-                && caller.can(actions::TASKS_READ, &queue_resource(&e.queue))
-                && caller.require_kinds([e.kind.as_str()]).is_ok()
-                && may_read_subject(&caller, e)
+            filter.matches(e) && may_read_event(&caller, e)
         }))
     }
 
@@ -100,6 +97,15 @@ impl Service {
             }
         }
     }
+}
+
+/// Whether the caller may read an event: `tasks:read` on its queue, its task kind, and what
+/// it is about. The event log answers by it, and a webhook sends an event only if its owner
+/// may read it by this rule when it is sent.
+pub fn may_read_event(caller: &Caller, e: &Event) -> bool {
+    caller.can(actions::TASKS_READ, &queue_resource(&e.queue))
+        && caller.require_kinds([e.kind.as_str()]).is_ok()
+        && may_read_subject(caller, e)
 }
 
 /// A schedule's events take leave to read the schedule; a delivery's, to read its webhook.

@@ -16,10 +16,10 @@ mod tasks;
 mod webhooks;
 mod workers;
 
-pub use events::{EventFollow, EventQuery};
+pub use events::{may_read_event, EventFollow, EventQuery};
 pub use schedules::ScheduleView;
 pub use tasks::{check_task, Claim};
-pub use webhooks::{WebhookInput, WebhookPatch};
+pub use webhooks::{redact_unless_writer, WebhookInput, WebhookPatch};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};

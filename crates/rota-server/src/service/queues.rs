@@ -25,7 +25,7 @@ impl Service {
         &self,
         caller: &Caller,
         queue: &str,
-        patch: QueuePatch,
+        mut patch: QueuePatch,
     ) -> ApiResult<QueueInfo> {
         let key = caller.queue(queue, actions::QUEUES_UPDATE)?;
         check_max_attempts("max_attempts", patch.max_attempts)?;
@@ -42,8 +42,8 @@ impl Service {
                 .map_err(ApiError::invalid)?;
         }
         check_lease_ms("lease_ms", patch.lease_ms, limits)?;
-        if let Some(Some(url)) = &patch.callback_url {
-            crate::webhooks::target::check_form(url, self.config.webhooks.allow_private)
+        if let Some(Some(url)) = &mut patch.callback_url {
+            *url = crate::webhooks::target::check_form(url, &self.config.webhooks)
                 .map_err(|e| ApiError::invalid(format!("callback_url {e}")))?;
             self.require_callback_signer(caller).await?;
         }

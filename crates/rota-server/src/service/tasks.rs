@@ -35,22 +35,22 @@ impl Service {
         &self,
         caller: &Caller,
         queue: &str,
-        tasks: Vec<NewTask>,
+        mut tasks: Vec<NewTask>,
         batch: bool,
     ) -> ApiResult<Vec<Enqueued>> {
         let key = caller.queue(queue, actions::TASKS_ENQUEUE)?;
         let limits = self.limits();
         check_batch_size("tasks", "task", tasks.len(), limits)?;
         let now = self.clock.now();
-        for (i, t) in tasks.iter().enumerate() {
+        for (i, t) in tasks.iter_mut().enumerate() {
             let at = if batch {
                 format!("tasks[{i}]")
             } else {
                 "task".to_owned()
             };
             check_task(&at, t, now, limits)?;
-            if let Some(url) = &t.callback_url {
-                crate::webhooks::target::check_form(url, self.config.webhooks.allow_private)
+            if let Some(url) = &mut t.callback_url {
+                *url = crate::webhooks::target::check_form(url, &self.config.webhooks)
                     .map_err(|e| ApiError::invalid(format!("{at}.callback_url {e}")))?;
             }
         }

@@ -54,6 +54,23 @@ fn not_the_signer(id: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// A webhook's URL is often a credential itself (Slack, Teams and the like put the secret in
+/// the path): a caller that may not change the webhook sees only its scheme and host.
+pub fn redact_unless_writer(caller: &Caller, mut w: Webhook) -> Webhook {
+    if !caller.can(actions::WEBHOOKS_WRITE, &resource(&w.id)) {
+        w.url = redacted_url(&w.url);
+    }
+    w
+}
+
+/// `https://hooks.example.com/...`: the URL's origin, the rest hidden.
+fn redacted_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!("{}/...", u.origin().ascii_serialization()),
+        Err(_) => "(hidden)".into(),
+    }
+}
+
 /// A signing secret: 32 random bytes, hex, with a prefix that says what it is.
 fn new_secret() -> String {
     format!("whsec_{}", random_hex(32))
@@ -144,7 +161,7 @@ impl Service {
             check_name("queues[]", q, self.limits())?;
         }
         self.check_webhook_reads(caller, filter)?;
-        target::check(url, self.config.webhooks.allow_private)
+        target::check(url, &self.config.webhooks)
             .await
             .map_err(ApiError::invalid)?;
         Ok(())
@@ -178,7 +195,7 @@ impl Service {
             ));
         }
         let now = self.clock.now();
-        let w = Webhook::new(
+        let mut w = Webhook::new(
             &caller.tenant,
             format!("wh_{}", random_hex(8)),
             input.url,
@@ -187,28 +204,31 @@ impl Service {
             new_secret(),
             now,
         );
+        w.owner = Some(caller.as_owner());
         self.store.put_webhook(w.clone()).await?;
         Ok(w)
     }
 
-    /// The webhooks the caller may read.
+    /// The webhooks the caller may read (URLs redacted unless it may change them).
     pub async fn webhooks(&self, caller: &Caller) -> ApiResult<Vec<Webhook>> {
         let all = self.store.webhooks(&caller.tenant, None).await?;
         Ok(all
             .into_iter()
             .filter(|w| w.id != CALLBACKS_ID)
             .filter(|w| caller.can(actions::WEBHOOKS_READ, &resource(&w.id)))
+            .map(|w| redact_unless_writer(caller, w))
             .collect())
     }
 
     pub async fn webhook(&self, caller: &Caller, id: &str) -> ApiResult<Webhook> {
         not_the_signer(id)?;
         caller.require(actions::WEBHOOKS_READ, &resource(id))?;
-        Ok(self
+        let w = self
             .store
             .webhooks(&caller.tenant, Some(id))
             .await?
-            .remove(0))
+            .remove(0);
+        Ok(redact_unless_writer(caller, w))
     }
 
     pub async fn update_webhook(
@@ -245,6 +265,8 @@ impl Service {
             }
         }
         self.check_webhook(caller, &w.url, &w.filter).await?;
+        // Its writer now answers for what it hands on.
+        w.owner = Some(caller.as_owner());
         w.updated_at = self.clock.now();
         self.store.put_webhook(w.clone()).await?;
         Ok(w)
@@ -283,6 +305,11 @@ impl Service {
             .webhooks(&caller.tenant, Some(id))
             .await?
             .remove(0);
+        // The secret can sign what the webhook hands on: rotating it takes what writing the
+        // webhook takes, reading every event it covers (the signer covers none).
+        if id != CALLBACKS_ID {
+            self.check_webhook_reads(caller, &w.filter)?;
+        }
         let now = self.clock.now();
         let old = std::mem::replace(&mut w.secret, new_secret());
         (w.previous_secret, w.previous_until) = if grace > 0 {

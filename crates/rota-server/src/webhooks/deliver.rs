@@ -1,20 +1,27 @@
 //! The deliverer (elected as `webhooks`): takes due deliveries, sends each as a signed POST,
-//! and records what came of it. Each webhook has its own bound on attempts in flight and each
-//! attempt its own timeout, so a slow or failing endpoint never holds up the others. Woken by
-//! every commit that logs events (which is when deliveries appear), by a finished attempt, or
-//! when a retry falls due.
+//! and records what came of it. Attempts in flight are bounded per webhook (or per tenant and
+//! callback origin), per tenant and in total ([`super::slots`]), and none starts while file
+//! descriptors run low; each attempt has its own timeout. Due work is read leaving out what
+//! cannot start, so a slow endpoint never hides another's deliveries. Woken by every commit
+//! that logs events (which is when deliveries appear), by a finished attempt, or when a retry
+//! falls due.
+//!
+//! A webhook's delivery is sent only if the webhook's owner may read its event at that moment
+//! ([`crate::service::may_read_event`]); otherwise it ends dead with the reason, unsent.
 //!
 //! An attempt is taken before it is sent: its `next_at` moves to when the attempt is given up
 //! (the timeout and a margin). A server killed mid-attempt leaves it so; once that time passes
 //! the delivery is due again and is sent once more. Receivers deduplicate by
 //! `Rota-Delivery-Id`.
 
-use super::{signature_header, target, WebhooksConfig};
+use super::slots::{InFlight, Slot};
+use super::{signature_header, target, Signed, WebhooksConfig};
 use crate::api::events::EventBody;
+use crate::auth::Auth;
 use rota_core::webhooks::{Attempt, Delivery, Webhook};
 use rota_core::{Clock, Timestamp};
 use rota_store::DynStore;
-use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -29,36 +36,60 @@ const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// passes are coalesced, so a server with no webhooks pays at most this many reads.
 const MIN_GAP: Duration = Duration::from_millis(5);
 
+/// The metric with the attempts in flight now.
+pub const IN_FLIGHT_GAUGE: &str = "rota_webhook_attempts_in_flight";
+
 pub struct Deliverer {
     store: DynStore,
     clock: Arc<dyn Clock>,
     config: WebhooksConfig,
+    auth: Arc<Auth>,
     http: reqwest::Client,
-    /// Attempts in flight per webhook.
-    in_flight: Mutex<HashMap<String, usize>>,
+    in_flight: Mutex<InFlight>,
     /// Notified when an attempt finishes (a slot is free).
     freed: Notify,
+    /// Whether the last pass found descriptors low (logged once per episode).
+    fds_low: AtomicBool,
 }
 
 impl Deliverer {
-    pub fn new(store: DynStore, clock: Arc<dyn Clock>, config: WebhooksConfig) -> Arc<Self> {
-        let http = reqwest::Client::builder()
+    pub fn new(
+        store: DynStore,
+        clock: Arc<dyn Clock>,
+        config: WebhooksConfig,
+        auth: Arc<Auth>,
+    ) -> Arc<Self> {
+        let mut http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_millis(config.timeout_ms))
-            .user_agent(concat!("Rota-Webhooks/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(target::GuardedResolver {
-                allow_private: config.allow_private,
-            }))
-            .build()
-            .expect("the HTTP client builds");
+            .user_agent(concat!("Rota-Webhooks/", env!("CARGO_PKG_VERSION")));
+        http = if config.proxy.is_empty() {
+            // The environment's HTTP_PROXY/ALL_PROXY would connect for us, out of the
+            // resolver's sight: only a proxy named in the config is used.
+            http.no_proxy()
+                .dns_resolver(Arc::new(target::GuardedResolver {
+                    allow_private: config.allow_private,
+                }))
+        } else {
+            // The proxy is the one destination (it may well be private); where it connects
+            // is its to guard. Targets are still checked by name when written and by literal
+            // address and port when sent.
+            http.proxy(reqwest::Proxy::all(&config.proxy).expect("validated at start"))
+        };
         Arc::new(Deliverer {
             store,
             clock,
             config,
-            http,
-            in_flight: Mutex::new(HashMap::new()),
+            auth,
+            http: http.build().expect("the HTTP client builds"),
+            in_flight: Mutex::new(InFlight::default()),
             freed: Notify::new(),
+            fds_low: AtomicBool::new(false),
         })
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, InFlight> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
@@ -96,73 +127,119 @@ impl Deliverer {
         while attempts.join_next().await.is_some() {}
     }
 
-    /// Starts attempts on due deliveries with free slots; `true` when more were due than
-    /// could start, so the caller looks again at once.
+    /// Starts attempts on due deliveries within every bound; `true` when it started some and
+    /// more may be due, so the caller looks again at once. A pass that can start nothing
+    /// answers `false`: the caller waits for a freed slot, a commit or a retry falling due.
     async fn pass(
         self: &Arc<Self>,
         attempts: &mut tokio::task::JoinSet<()>,
     ) -> rota_store::StoreResult<bool> {
         let now = self.clock.now();
-        let due = self.store.due_deliveries(now, PER_PASS).await?;
-        let full = due.len() == PER_PASS;
-        let pick: Vec<i64> = {
-            let slots = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            let mut picked = HashMap::<String, usize>::new();
-            due.iter()
-                .filter(|d| {
-                    let key = slot(&d.webhook_id, d.url.as_deref());
-                    let busy = slots.get(&key).copied().unwrap_or(0);
-                    let n = picked.entry(key).or_default();
-                    if busy + *n < self.config.concurrency_per_endpoint {
-                        *n += 1;
-                        true
-                    } else {
-                        false
-                    }
-                })
-                .map(|d| d.id)
-                .collect()
+        let skip = {
+            let slots = self.slots();
+            // Set every pass (at least once a second), so an idle leader shows 0 rather than
+            // the gauge dropping out of /metrics.
+            self.gauge(&slots);
+            if slots.total() >= self.config.max_in_flight {
+                return Ok(false);
+            }
+            slots.skip(&self.config)
         };
-        if pick.is_empty() {
-            return Ok(full);
+        let due = self.store.due_deliveries(now, PER_PASS, skip).await?;
+        if due.is_empty() {
+            return Ok(false);
+        }
+        let more = due.len() == PER_PASS;
+        // Descriptors: each attempt holds a socket; keep `fd_reserve` free for the rest
+        // (counted only when there is work, as counting reads /proc).
+        let mut room = crate::fds::room(self.config.fd_reserve).unwrap_or(usize::MAX);
+        let low = room == 0;
+        if low && !self.fds_low.swap(true, Ordering::Relaxed) {
+            tracing::warn!(reserve = self.config.fd_reserve,
+                "file descriptors are low (webhooks.fd_reserve); no webhook attempt starts until some close");
+        } else if !low && self.fds_low.swap(false, Ordering::Relaxed) {
+            tracing::info!("file descriptors are available again; webhook attempts resume");
+        }
+        if low {
+            return Ok(false);
+        }
+        // Counted as started now, so the bounds hold across this pass; those not taken below
+        // are uncounted again.
+        let mut picked: Vec<(i64, Slot)> = Vec::new();
+        {
+            let mut slots = self.slots();
+            for d in &due {
+                if room == 0 {
+                    break;
+                }
+                let slot = Slot::of(&d.tenant, &d.webhook_id, d.url.as_deref());
+                if slots.fits(&slot, &self.config) {
+                    slots.start(slot.clone());
+                    picked.push((d.id, slot));
+                    room -= 1;
+                }
+            }
+            self.gauge(&slots);
+        }
+        if picked.is_empty() {
+            return Ok(false);
         }
         let until = reserved_until(now, &self.config);
-        let taken = self.store.take_deliveries(pick, now, until).await?;
+        let ids = picked.iter().map(|(id, _)| *id).collect();
+        let taken = match self.store.take_deliveries(ids, now, until).await {
+            Ok(t) => t,
+            Err(e) => {
+                self.finish(picked.iter().map(|(_, s)| s));
+                return Err(e);
+            }
+        };
+        let taken_ids: std::collections::HashSet<i64> = taken.iter().map(|(d, _)| d.id).collect();
+        self.finish(
+            picked
+                .iter()
+                .filter(|(id, _)| !taken_ids.contains(id))
+                .map(|(_, s)| s),
+        );
         for (d, w) in taken {
-            *self
-                .in_flight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(slot(&w.id, d.url.as_deref()))
-                .or_default() += 1;
             let me = self.clone();
             attempts.spawn(async move { me.attempt(d, w).await });
         }
-        Ok(full)
+        Ok(more)
+    }
+
+    /// Uncounts attempts that ended (or never started).
+    fn finish<'a>(&self, done: impl Iterator<Item = &'a Slot>) {
+        let mut slots = self.slots();
+        for s in done {
+            slots.finish(s);
+        }
+        self.gauge(&slots);
+    }
+
+    fn gauge(&self, slots: &InFlight) {
+        metrics::gauge!(IN_FLIGHT_GAUGE).set(slots.total() as f64);
     }
 
     async fn attempt(self: Arc<Self>, d: Delivery, w: Webhook) {
         let outcome = self.send(&d, &w).await;
         // The slot frees as soon as the endpoint answered: the outcome is recorded beside the
         // next attempts (the delivery stays reserved until then, so it is not sent twice).
-        {
-            let key = slot(&w.id, d.url.as_deref());
-            let mut slots = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = slots.get_mut(&key) {
-                *n -= 1;
-                if *n == 0 {
-                    slots.remove(&key);
-                }
-            }
-        }
+        self.finish(std::iter::once(&Slot::of(
+            &d.tenant,
+            &d.webhook_id,
+            d.url.as_deref(),
+        )));
         self.freed.notify_one();
         if !outcome.delivered() {
             tracing::info!(webhook = %w.id, delivery = d.id, attempt = d.attempts,
                 error = outcome.error.as_deref().unwrap_or(""), "webhook delivery failed");
         }
-        metrics::counter!("rota_webhook_attempts_total",
-            "outcome" => if outcome.delivered() { "delivered" } else { "failed" })
-        .increment(1);
+        let counted = match (outcome.delivered(), outcome.give_up) {
+            (true, _) => "delivered",
+            (false, true) => "not_sent",
+            (false, false) => "failed",
+        };
+        metrics::counter!("rota_webhook_attempts_total", "outcome" => counted).increment(1);
         match self
             .store
             .record_attempts(vec![(d.id, outcome)], self.clock.now())
@@ -188,18 +265,33 @@ impl Deliverer {
             status: None,
             error: Some(error),
             latency_ms: started.elapsed().as_millis() as u64,
+            give_up: false,
         };
         let url = d.url.as_deref().unwrap_or(&w.url);
-        // A literal address is not resolved, so the resolver's guard does not see it.
-        if !self.config.allow_private {
-            if let Some(e) = target::literal_private(url) {
-                return failed(e);
+        // A literal address is not resolved, so the resolver's guard does not see it; the
+        // allowed ports may have changed since the URL was written.
+        if let Some(e) = target::refused_literal(url, &self.config) {
+            return failed(e);
+        }
+        if d.url.is_none() {
+            if let Err(why) = self.owner_may_read(d, w) {
+                return Attempt {
+                    give_up: true,
+                    ..failed(format!("not sent: {why}"))
+                };
             }
         }
         let body = match d.url {
             // A task result: the task as it is now (final, unless retried since).
             Some(_) => match self.store.get(&d.tenant, d.event.task_id).await {
-                Ok(task) => serde_json::to_vec(&task).expect("tasks serialize"),
+                Ok(mut task) => {
+                    // Retried since, it may be leased again: the token proves the lease and
+                    // never leaves the server this way.
+                    if let Some(lease) = task.lease.as_mut() {
+                        lease.token.clear();
+                    }
+                    serde_json::to_vec(&task).expect("tasks serialize")
+                }
                 Err(rota_store::StoreError::TaskNotFound(_)) => {
                     serde_json::to_vec(&EventBody::from(d.event.clone())).expect("events serialize")
                 }
@@ -211,7 +303,16 @@ impl Deliverer {
         };
         let now = self.clock.now();
         let ts = now.0.div_euclid(1000);
-        let signature = signature_header(&w.signing_secrets(now), ts, &body);
+        let signature = signature_header(
+            &w.signing_secrets(now),
+            &Signed {
+                timestamp: ts,
+                delivery_id: d.id,
+                webhook_id: &w.id,
+                url,
+                body: &body,
+            },
+        );
         let sent = self
             .http
             .post(url)
@@ -229,6 +330,7 @@ impl Deliverer {
                 let status = resp.status().as_u16();
                 let ok = resp.status().is_success();
                 Attempt {
+                    give_up: false,
                     status: Some(status),
                     error: (!ok).then(|| {
                         if resp.status().is_redirection() {
@@ -249,12 +351,22 @@ impl Deliverer {
     }
 }
 
-/// What a delivery's attempt counts against: its webhook, or for a task result the callback
-/// URL's origin, so one slow receiver of results delays no other.
-fn slot(webhook_id: &str, url: Option<&str>) -> String {
-    match url.and_then(|u| reqwest::Url::parse(u).ok()) {
-        Some(u) => format!("callback {}", u.origin().ascii_serialization()),
-        None => webhook_id.to_owned(),
+impl Deliverer {
+    /// Whether the webhook's owner, as it is now, may read the delivery's event; why not.
+    /// A webhook written before owners were recorded has none and is not checked.
+    fn owner_may_read(&self, d: &Delivery, w: &Webhook) -> Result<(), String> {
+        let Some(owner) = &w.owner else {
+            return Ok(());
+        };
+        let caller = self.auth.owner_caller(owner, &w.tenant)?;
+        if crate::service::may_read_event(&caller, &d.event) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the webhook's owner ({}) may not read this event (queue `{}`)",
+                owner.label, d.event.queue
+            ))
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! A real server on port 0 over a real SQLite file, driven by a manual clock.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod receivers;
+
 use rota_core::{ManualClock, Timestamp};
 use rota_server::ServerConfig;
 use rota_sqlite::{SqliteOptions, SqliteStore};

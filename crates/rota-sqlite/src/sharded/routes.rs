@@ -401,8 +401,15 @@ impl Store for SqliteStore {
         Ok(all)
     }
 
-    async fn due_deliveries(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<DueDelivery>> {
-        let found = self.each(|s| s.due_deliveries(now, limit)).await;
+    async fn due_deliveries(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        skip: DueSkip,
+    ) -> StoreResult<Vec<DueDelivery>> {
+        let found = self
+            .each(|s| s.due_deliveries(now, limit, skip.clone()))
+            .await;
         let lists = found.into_iter().collect::<StoreResult<Vec<_>>>()?;
         Ok(merge::interleave(lists, limit))
     }

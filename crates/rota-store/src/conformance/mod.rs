@@ -78,6 +78,7 @@ macro_rules! conformance_tests {
             dead_deliveries_and_disabled_webhooks_are_logged_for_other_webhooks,
             deleting_a_webhook_or_its_tenant_deletes_its_deliveries,
             a_task_result_goes_to_its_callback_url,
+            due_deliveries_leave_out_what_is_skipped,
             batch_complete_reports_each_item,
             list_filters_and_paginates_newest_first,
             queue_stats_settings_and_pause,

@@ -23,6 +23,7 @@ fn hook(tenant: &str, id: &str, types: &[&str], queues: &[&str]) -> Webhook {
         failing_since: None,
         created_at: Timestamp(T0),
         updated_at: Timestamp(T0),
+        owner: None,
     }
 }
 
@@ -40,6 +41,7 @@ fn failed(status: u16) -> Attempt {
         status: Some(status),
         error: Some(format!("answered {status}")),
         latency_ms: 5,
+        give_up: false,
     }
 }
 
@@ -83,6 +85,7 @@ fn ok() -> Attempt {
         status: Some(204),
         error: None,
         latency_ms: 2,
+        give_up: false,
     }
 }
 
@@ -161,7 +164,7 @@ pub async fn events_a_webhook_wants_become_deliveries<H: Harness>() {
 
     // Due, taken (an attempt in flight until `until`), failed, due again, delivered.
     let now = clock.now();
-    let due = s.due_deliveries(now, 10).await.unwrap();
+    let due = s.due_deliveries(now, 10, DueSkip::default()).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!((due[0].id, due[0].webhook_id.as_str()), (d.id, "wh1"));
     let until = now.plus_ms(15_000);
@@ -176,7 +179,11 @@ pub async fn events_a_webhook_wants_become_deliveries<H: Harness>() {
         .await
         .unwrap()
         .is_empty());
-    assert!(s.due_deliveries(now, 10).await.unwrap().is_empty());
+    assert!(s
+        .due_deliveries(now, 10, DueSkip::default())
+        .await
+        .unwrap()
+        .is_empty());
     s.record_attempts(vec![(d.id, failed(503))], now)
         .await
         .unwrap();
@@ -213,7 +220,13 @@ pub async fn events_a_webhook_wants_become_deliveries<H: Harness>() {
     );
     s.close().await;
     let s = h.open(clock.clone()).await;
-    assert_eq!(s.due_deliveries(clock.now(), 10).await.unwrap().len(), 1);
+    assert_eq!(
+        s.due_deliveries(clock.now(), 10, DueSkip::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     s.close().await;
 }
 
@@ -238,7 +251,11 @@ pub async fn attempts_end_dead_and_a_failing_endpoint_is_disabled<H: Harness>() 
         (dead.state, dead.attempts),
         (DeliveryState::Dead, MAX_ATTEMPTS)
     );
-    assert!(s.due_deliveries(clock.now(), 10).await.unwrap().is_empty());
+    assert!(s
+        .due_deliveries(clock.now(), 10, DueSkip::default())
+        .await
+        .unwrap()
+        .is_empty());
 
     // Failing since the first attempt, long enough: the next failure disables it.
     let disabled = fail_long_enough(&s, &clock, &queue).await;
@@ -287,7 +304,13 @@ pub async fn deleting_a_webhook_or_its_tenant_deletes_its_deliveries<H: Harness>
         .unwrap();
     enqueue_one(&s, &q("jobs"), task("x")).await;
     enqueue_one(&s, &QueueKey::new("acme", "jobs"), task("x")).await;
-    assert_eq!(s.due_deliveries(Timestamp(T0), 10).await.unwrap().len(), 2);
+    assert_eq!(
+        s.due_deliveries(Timestamp(T0), 10, DueSkip::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     s.delete_webhook("default", "a").await.unwrap();
     assert_eq!(
         s.delete_webhook("default", "a").await.unwrap_err(),
@@ -297,7 +320,7 @@ pub async fn deleting_a_webhook_or_its_tenant_deletes_its_deliveries<H: Harness>
         .await
         .unwrap();
     assert!(s
-        .due_deliveries(Timestamp(T0), 10)
+        .due_deliveries(Timestamp(T0), 10, DueSkip::default())
         .await
         .unwrap()
         .is_empty());
@@ -305,7 +328,7 @@ pub async fn deleting_a_webhook_or_its_tenant_deletes_its_deliveries<H: Harness>
     // No webhook left: events make no deliveries.
     enqueue_one(&s, &q("jobs"), task("x")).await;
     assert!(s
-        .due_deliveries(Timestamp(T0), 10)
+        .due_deliveries(Timestamp(T0), 10, DueSkip::default())
         .await
         .unwrap()
         .is_empty());
@@ -357,7 +380,10 @@ pub async fn a_task_result_goes_to_its_callback_url<H: Harness>() {
         (got[0].event.task_id, got[0].event.event_type.as_str()),
         (t.id, "task.succeeded")
     );
-    let due = s.due_deliveries(Timestamp(T0), 10).await.unwrap();
+    let due = s
+        .due_deliveries(Timestamp(T0), 10, DueSkip::default())
+        .await
+        .unwrap();
     assert_eq!(due[0].url.as_deref(), Some("https://app.example.com/done"));
 
     // A queue's default reaches its tasks that name none; a task's own wins.
@@ -381,6 +407,94 @@ pub async fn a_task_result_goes_to_its_callback_url<H: Harness>() {
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[0].url.as_deref(), Some("https://app.example.com/queue"));
     assert_eq!(got[0].event.event_type.as_str(), "task.dead");
+}
+
+/// The deliverer leaves out what it cannot start (a full webhook, a full callback origin, a
+/// tenant at its share), so a page of those never hides another tenant's work.
+pub async fn due_deliveries_leave_out_what_is_skipped<H: Harness>() {
+    let (_h, _c, s) = setup::<H>().await;
+    create_tenant(&s, "acme").await;
+    s.put_webhook(hook("default", "busy", &["task.enqueued"], &[]))
+        .await
+        .unwrap();
+    s.put_webhook(hook("acme", "calm", &["task.enqueued"], &[]))
+        .await
+        .unwrap();
+    let mut signer = hook("default", rota_core::webhooks::CALLBACKS_ID, &[], &[]);
+    signer.enabled = false;
+    s.put_webhook(signer).await.unwrap();
+    for _ in 0..3 {
+        enqueue_one(&s, &q("jobs"), task("x")).await;
+    }
+    enqueue_one(&s, &QueueKey::new("acme", "jobs"), task("x")).await;
+    // Two results: one to a hanging origin, one elsewhere.
+    for url in [
+        "https://slow.example.com/a?x=1",
+        "https://fast.example.com/b",
+    ] {
+        let mut t = task("r");
+        t.callback_url = Some(url.into());
+        enqueue_one(&s, &q("results"), t).await;
+        let c = claim_one(&s, &q("results")).await;
+        complete(&s, &c).await.unwrap();
+    }
+    let due = |skip: DueSkip| {
+        let s = s.clone();
+        async move {
+            let mut got: Vec<String> = s
+                .due_deliveries(Timestamp(i64::MAX / 2), 100, skip)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| format!("{}/{}", d.tenant, d.url.unwrap_or(d.webhook_id)))
+                .collect();
+            got.sort();
+            got.dedup();
+            got
+        }
+    };
+    let all = due(DueSkip::default()).await;
+    assert_eq!(
+        all,
+        [
+            "acme/calm",
+            "default/busy",
+            "default/https://fast.example.com/b",
+            "default/https://slow.example.com/a?x=1"
+        ]
+    );
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    let skip = DueSkip {
+        webhooks: vec![pair("default", "busy")],
+        callbacks: vec![pair("default", "https://slow.example.com/")],
+        ..Default::default()
+    };
+    assert_eq!(
+        due(skip).await,
+        ["acme/calm", "default/https://fast.example.com/b"]
+    );
+    // Each names one tenant's: another tenant's webhook or result with the same id or origin
+    // is not left out; a webhook id leaves out no results (signed by `callbacks`).
+    let skip = DueSkip {
+        webhooks: vec![
+            pair("acme", "busy"),
+            pair("default", "calm"),
+            pair("default", rota_core::webhooks::CALLBACKS_ID),
+        ],
+        callbacks: vec![pair("acme", "https://slow.example.com/")],
+        ..Default::default()
+    };
+    assert_eq!(due(skip).await, all);
+    let skip = DueSkip {
+        tenants: vec!["default".into()],
+        ..Default::default()
+    };
+    assert_eq!(due(skip).await, ["acme/calm"]);
+    let skip = DueSkip {
+        tenants: vec!["default".into(), "acme".into()],
+        ..Default::default()
+    };
+    assert!(due(skip).await.is_empty());
 }
 
 pub async fn dead_deliveries_and_disabled_webhooks_are_logged_for_other_webhooks<H: Harness>() {

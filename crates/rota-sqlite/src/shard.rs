@@ -577,16 +577,19 @@ impl Store for Shard {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        // The read connections go first: they are read-only, so only the writer's connection,
+        // closing last, can checkpoint the WAL and delete it (a clean stop leaves no -wal or
+        // -shm file behind). A reader still in use is dropped when it comes back.
+        self.readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         // Dropping the sender ends the writer's loop after the ops already queued.
         self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
         let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
-        self.readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
         self.shared.signals.notify_all();
     }
 }

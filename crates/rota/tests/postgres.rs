@@ -176,14 +176,17 @@ async fn a_key_created_on_one_server_works_on_another_at_once() {
             panic!("key {i}, created on A, was refused on B right after: {e}");
         }
     }
-    // A made-up key id costs one read of the store, however often it is sent meanwhile.
+    // A made-up key id costs one read of the store while it is remembered as missing, however
+    // often it is sent meanwhile. A reload (B still hears of A's twenty keys) forgets what is
+    // missing, and so does the 2 s memory on a slow machine: a few reads, never one per request.
     let before = key_lookups(&b).await;
     let fake = format!("rota_0123456789abcdef_{}", "ab".repeat(32));
     let on_b = Client::with_token(&b.url, Some(&fake)).unwrap();
     for _ in 0..50 {
         assert!(on_b.whoami().await.is_err());
     }
-    assert_eq!(key_lookups(&b).await - before, 1);
+    let reads = key_lookups(&b).await - before;
+    assert!((1..=3).contains(&reads), "{reads} store reads for 50 requests");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -129,6 +129,13 @@ fn one_server_per_data_dir_and_sigterm_stops_cleanly() {
         "SIGTERM ends with a clean exit, got {status}"
     );
     assert!(dir.path().join("rota.db").exists());
+    // A clean stop checkpoints every shard: no -wal or -shm file is left behind.
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with("-wal") || n.ends_with("-shm"))
+        .collect();
+    assert!(left.is_empty(), "left after a clean stop: {left:?}");
 }
 
 /// The first start creates an admin key: its token is printed once on stdout and saved in

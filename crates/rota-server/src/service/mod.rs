@@ -19,7 +19,7 @@ mod workers;
 pub use events::{EventFollow, EventQuery};
 pub use schedules::ScheduleView;
 pub use tasks::{check_task, Claim};
-pub use webhooks::{WebhookInput, WebhookPatch};
+pub use webhooks::{WebhookInput, WebhookPatch, MAX_WEBHOOK_DESCRIPTION};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};

@@ -256,3 +256,45 @@ async fn the_websocket_route_refuses_a_plain_request_in_json() {
     assert!(doc["paths"]["/v1/events/ws"]["get"]["responses"]["426"].is_object());
     s.stop().await;
 }
+
+/// Requests schemathesis found the server taking though the document forbids them: arrays
+/// where objects belong (serde reads a struct from its fields in order), a grace beyond
+/// `limits.max_delay_ms` on the first callback secret, a schedule interval no date can follow.
+#[tokio::test]
+async fn requests_the_document_forbids_are_refused() {
+    let s = TestServer::start().await;
+    for (method, path, body) in [
+        (
+            "POST",
+            "/v1/admin/tenants",
+            r#"{"name": "t", "limits": [null, null]}"#,
+        ),
+        ("PATCH", "/v1/admin/tenants/default", r#"[null, null]"#),
+        ("POST", "/v1/queues/q/tasks", r#"{"tasks": [[null]]}"#),
+        ("POST", "/v1/queues/q/tasks", r#"{"tasks": null}"#),
+        (
+            "POST",
+            "/v1/tasks/complete",
+            r#"{"items": [["019ab8f0-2c4e-7000-8000-000000000000", "l"]]}"#,
+        ),
+        ("PATCH", "/v1/queues/q", r#"{"backoff": [1, 2]}"#),
+        (
+            "POST",
+            "/v1/callbacks/rotate-secret",
+            r#"{"grace_ms": 315360000001}"#,
+        ),
+        (
+            "PUT",
+            "/v1/schedules/s",
+            r#"{"queue": "q", "every_ms": 9223372036854775808}"#,
+        ),
+    ] {
+        let a = s.send(method, path, Some(body)).await;
+        a.assert_error(422, "invalid_field");
+    }
+    // Nothing of it was written.
+    assert_eq!(s.get("/v1/admin/tenants/t").await.status, 404);
+    assert_eq!(s.get("/v1/schedules/s").await.status, 404);
+    assert_eq!(s.get("/v1/callbacks").await.body["configured"], false);
+    s.stop().await;
+}

@@ -445,7 +445,7 @@ mod tests {
             .collect();
         samples.extend(samples.clone().iter().map(|s| s.to_uppercase()));
         let good = samples[0].clone();
-        let mut edit = |at: usize, c: char| {
+        let edit = |at: usize, c: char| {
             let mut s = good.clone().into_bytes();
             s[at] = c as u8;
             String::from_utf8(s).unwrap()

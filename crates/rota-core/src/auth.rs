@@ -293,9 +293,12 @@ pub fn allows_on_every_queue<'a>(rules: impl IntoIterator<Item = &'a Rule>, acti
     allowed
 }
 
-/// Tenant, role and key names: 1 to 64 of `[A-Za-z0-9._-]`.
+/// The longest tenant, role or schedule name.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Tenant, role and key names: 1 to [`MAX_NAME_LEN`] of `[A-Za-z0-9._-]`.
 pub fn validate_name(what: &str, name: &str) -> Result<(), String> {
-    crate::limits::validate_identifier(what, name, 64)
+    crate::limits::validate_identifier(what, name, MAX_NAME_LEN)
 }
 
 #[cfg(test)]

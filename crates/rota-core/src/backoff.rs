@@ -5,7 +5,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Backoff {
+    /// The first retry's ceiling, at least 1.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub base_ms: u64,
+    /// The longest ceiling: at least `base_ms`, at most limits.max_delay_ms (default and
+    /// ceiling: ten years).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 1, maximum = 315_360_000_000_u64)
+    )]
     pub max_ms: u64,
 }
 

@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod maintenance;
 pub mod model;
+pub mod objects;
 pub mod schedule;
 pub mod timestamp;
 pub mod webhooks;

@@ -171,9 +171,12 @@ impl Limits {
 /// The longest `limits.max_delay_ms` may be: ten years.
 pub const MAX_DELAY_CEILING_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
 
-/// Queue names: 1 to 128 characters from `[A-Za-z0-9._-]`.
+/// The longest queue name.
+pub const MAX_QUEUE_NAME_LEN: usize = 128;
+
+/// Queue names: 1 to [`MAX_QUEUE_NAME_LEN`] characters from `[A-Za-z0-9._-]`.
 pub fn validate_queue_name(name: &str) -> Result<(), String> {
-    validate_identifier("queue name", name, 128)?;
+    validate_identifier("queue name", name, MAX_QUEUE_NAME_LEN)?;
     // `.` and `..` are path segments to every HTTP client, which would resolve them away.
     if name == "." || name == ".." {
         return Err(format!(

@@ -59,7 +59,7 @@ pub enum CatchUp {
 pub struct ScheduleSpec {
     pub queue: String,
     pub kind: String,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
     pub payload: Option<Json>,
     pub priority: i32,
     pub max_attempts: Option<u32>,

@@ -30,6 +30,8 @@ pub enum ErrorKind {
     /// The request took too long to arrive.
     Timeout,
     MethodNotAllowed,
+    /// The route speaks another protocol (a WebSocket) and the request did not ask to switch.
+    UpgradeRequired,
     Internal,
 }
 
@@ -47,6 +49,7 @@ impl ErrorKind {
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Timeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorKind::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -170,6 +173,13 @@ impl IntoResponse for ApiError {
         if let Some(s) = retry_after {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(s.max(1)));
+        }
+        if self.kind == ErrorKind::UpgradeRequired {
+            // RFC 9110 §15.5.22: a 426 names the protocol to switch to.
+            resp.headers_mut().insert(
+                header::UPGRADE,
+                header::HeaderValue::from_static("websocket"),
+            );
         }
         if self.kind == ErrorKind::Unauthenticated {
             resp.headers_mut().insert(

@@ -54,7 +54,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                     ApiError::bad_request(format!("cannot read the request body: {rej}"))
                 }
             })?;
-        parse_json(&bytes).map(JsonBody)
+        // Every body is a JSON object, never an array of its fields.
+        parse_json::<rota_core::objects::Obj<T>>(&bytes).map(|o| JsonBody(o.0))
     }
 }
 

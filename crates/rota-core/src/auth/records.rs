@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 pub struct ClientLimits {
     /// Requests per sliding minute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(format = Int64, maximum = 4_294_967_295_u64))]
     pub requests_per_minute: Option<u32>,
     /// Requests in flight at once (a waiting long-poll claim counts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(format = Int64, maximum = 4_294_967_295_u64))]
     pub max_in_flight: Option<u32>,
 }
 
@@ -40,7 +42,11 @@ pub const EVENT_RETENTION_RANGE_MS: (u64, u64) = (60_000, 3_650 * 86_400_000);
 #[serde(deny_unknown_fields)]
 pub struct TenantPatch {
     /// Replaces the tenant's limits; a field left out falls back to the configured default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::objects::optional_object"
+    )]
     pub limits: Option<ClientLimits>,
     /// How long its events are kept, in milliseconds; `null` goes back to the server's
     /// `events.retention_ms`.
@@ -49,7 +55,10 @@ pub struct TenantPatch {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "present"
     )]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<u64>, minimum = 60_000, maximum = 315_360_000_000_u64)
+    )]
     pub event_retention_ms: Option<Option<u64>>,
 }
 
@@ -143,21 +152,27 @@ pub struct RoleRecord {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
-    /// A label for people.
+    /// A label for people, 1 to 128 bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub name: Option<String>,
-    /// Built-in (`admin`, `tenant-admin`, `producer`, `worker`, `reader`) or custom role names.
+    /// Built-in (`admin`, `tenant-admin`, `producer`, `worker`, `reader`) or custom role names
+    /// that exist in the tenant; 1 to 16.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 16))]
     pub roles: Vec<String>,
-    /// Queue name patterns (`*` wildcards) the key is limited to; empty or absent is every queue.
+    /// Queue name patterns (`*` wildcards) the key is limited to; empty or absent is every
+    /// queue. At most 64.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 64))]
     pub queues: Vec<String>,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Timestamp>,
-    /// Expires this many seconds from now. Exclusive with `expires_at`.
+    /// Expires this many seconds from now (1 to ten years). Exclusive with `expires_at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 315_360_000))]
     pub expires_in_s: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::objects::object")]
     pub limits: ClientLimits,
 }
 

@@ -1,5 +1,6 @@
 //! Tenants (admin only), API keys and custom roles (per tenant), and `whoami`.
 
+use crate::api::schema;
 use crate::auth::{Caller, NewKey};
 use crate::error::ErrorKind;
 use crate::error::{ApiResult, ErrorBody};
@@ -22,13 +23,14 @@ pub struct TenantList {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
-    /// 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'.
+    #[schema(value_type = schema::ShortName)]
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "rota_core::objects::object")]
     pub limits: ClientLimits,
     /// How long its events are kept, in milliseconds; absent: the server's
     /// `events.retention_ms`.
     #[serde(default)]
+    #[schema(value_type = Option<schema::EventRetentionMs>)]
     pub event_retention_ms: Option<u64>,
 }
 
@@ -57,7 +59,7 @@ pub async fn create_tenant(
     Ok((StatusCode::CREATED, axum::Json(t)).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/admin/tenants/{tenant}", tag = "admin", params(("tenant" = String, Path)),
+#[utoipa::path(get, path = "/v1/admin/tenants/{tenant}", tag = "admin", params(("tenant" = schema::ShortName, Path)),
     responses((status = 200, body = TenantRecord), (status = 404, body = ErrorBody)))]
 pub async fn get_tenant(
     caller: Caller,
@@ -67,7 +69,7 @@ pub async fn get_tenant(
     Ok(axum::Json(caller.auth().tenant(&tenant)?))
 }
 
-#[utoipa::path(patch, path = "/v1/admin/tenants/{tenant}", tag = "admin", params(("tenant" = String, Path)),
+#[utoipa::path(patch, path = "/v1/admin/tenants/{tenant}", tag = "admin", params(("tenant" = schema::ShortName, Path)),
     request_body = TenantPatch,
     responses((status = 200, body = TenantRecord), (status = 404, body = ErrorBody)))]
 pub async fn update_tenant(
@@ -86,7 +88,7 @@ pub struct Deleted {
     pub deleted: String,
 }
 
-#[utoipa::path(delete, path = "/v1/admin/tenants/{tenant}", tag = "admin", params(("tenant" = String, Path)),
+#[utoipa::path(delete, path = "/v1/admin/tenants/{tenant}", tag = "admin", params(("tenant" = schema::ShortName, Path)),
     responses((status = 200, description = "deleted with its queues, tasks, keys and roles", body = Deleted),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete_tenant(
@@ -191,7 +193,10 @@ pub struct RoleList {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleBody {
-    /// `{"resource", "action", "effect": "allow" | "deny"}`; deny wins.
+    /// `{"resource", "action", "effect": "allow" | "deny"}`; deny wins. 1 to 100 rules, each
+    /// naming a known action (or a pattern matching one) and a known kind of resource.
+    #[schema(min_items = 1, max_items = 100)]
+    #[serde(deserialize_with = "rota_core::objects::objects")]
     pub rules: Vec<Rule>,
 }
 
@@ -213,7 +218,7 @@ pub async fn list_roles(caller: Caller) -> ApiResult<axum::Json<RoleList>> {
     Ok(axum::Json(RoleList { roles }))
 }
 
-#[utoipa::path(get, path = "/v1/roles/{name}", tag = "admin", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/v1/roles/{name}", tag = "admin", params(("name" = schema::ShortName, Path)),
     responses((status = 200, body = RoleInfo), (status = 404, body = ErrorBody)))]
 pub async fn get_role(
     caller: Caller,
@@ -238,7 +243,7 @@ pub async fn get_role(
         })
 }
 
-#[utoipa::path(put, path = "/v1/roles/{name}", tag = "admin", params(("name" = String, Path)),
+#[utoipa::path(put, path = "/v1/roles/{name}", tag = "admin", params(("name" = schema::ShortName, Path)),
     request_body = RoleBody,
     responses((status = 201, description = "created", body = RoleInfo), (status = 200, description = "replaced; applies to the next request", body = RoleInfo),
         (status = 409, description = "a built-in role", body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -261,7 +266,7 @@ pub async fn put_role(
     Ok((status, axum::Json(RoleInfo::from(role))).into_response())
 }
 
-#[utoipa::path(delete, path = "/v1/roles/{name}", tag = "admin", params(("name" = String, Path)),
+#[utoipa::path(delete, path = "/v1/roles/{name}", tag = "admin", params(("name" = schema::ShortName, Path)),
     responses((status = 200, body = Deleted), (status = 404, body = ErrorBody),
         (status = 409, description = "still held by a key", body = ErrorBody)))]
 pub async fn delete_role(

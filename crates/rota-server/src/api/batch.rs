@@ -12,14 +12,16 @@ use serde::Deserialize;
 use tasks::FailBody;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, bound = "T: Deserialize<'de>")]
 pub struct BatchItems<T> {
+    #[serde(deserialize_with = "rota_core::objects::objects")]
     pub items: Vec<T>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteItem {
+    #[schema(value_type = schema::TaskIdText)]
     pub id: String,
     pub lease: String,
     #[schema(value_type = Option<serde_json::Value>)]
@@ -29,9 +31,11 @@ pub struct CompleteItem {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailItem {
+    #[schema(value_type = schema::TaskIdText)]
     pub id: String,
     pub lease: String,
     pub error: String,
+    #[schema(value_type = Option<schema::DelayMs>)]
     pub retry_in_ms: Option<u64>,
     #[serde(default)]
     pub dead: bool,
@@ -81,7 +85,7 @@ fn outcomes(out: Vec<Result<rota_core::Task, ApiError>>, ids: Vec<String>) -> Ba
 }
 
 #[utoipa::path(post, path = "/v1/tasks/complete", tag = "tasks",
-    request_body(content = Object, description = "{\"items\": [{\"id\", \"lease\", \"result\"?}]}"),
+    request_body = schema::CompleteBatch,
     responses((status = 200, body = BatchOutcome), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn complete_batch(
     State(st): State<AppState>,
@@ -102,7 +106,7 @@ pub async fn complete_batch(
 }
 
 #[utoipa::path(post, path = "/v1/tasks/fail", tag = "tasks",
-    request_body(content = Object, description = "{\"items\": [{\"id\", \"lease\", \"error\", \"retry_in_ms\"?, \"dead\"?}]}"),
+    request_body = schema::FailBatch,
     responses((status = 200, body = BatchOutcome), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn fail_batch(
     State(st): State<AppState>,

@@ -17,7 +17,7 @@ async fn change(st: &AppState, caller: &Caller, id: &str, change: Change) -> Api
     Ok(Json(st.service.change(caller, task_id(id)?, change).await?))
 }
 
-#[utoipa::path(post, path = "/v1/tasks/{id}/cancel", tag = "tasks", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/tasks/{id}/cancel", tag = "tasks", params(("id" = crate::api::schema::TaskIdText, Path)),
     responses((status = 200, body = Task), (status = 404, body = ErrorBody),
         (status = 409, description = "already final", body = ErrorBody)))]
 pub async fn cancel(
@@ -28,7 +28,7 @@ pub async fn cancel(
     change(&st, &caller, &id, Change::Cancel).await
 }
 
-#[utoipa::path(post, path = "/v1/tasks/{id}/retry", tag = "tasks", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/tasks/{id}/retry", tag = "tasks", params(("id" = crate::api::schema::TaskIdText, Path)),
     responses((status = 200, body = Task), (status = 404, body = ErrorBody),
         (status = 409, description = "not dead or cancelled, or its unique key is taken",
             body = ErrorBody)))]
@@ -41,7 +41,7 @@ pub async fn retry(
 }
 
 /// Runs a scheduled task, or a retry waiting for its backoff, now; its attempts are kept.
-#[utoipa::path(post, path = "/v1/tasks/{id}/run-now", tag = "tasks", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/tasks/{id}/run-now", tag = "tasks", params(("id" = crate::api::schema::TaskIdText, Path)),
     responses((status = 200, body = Task), (status = 404, body = ErrorBody),
         (status = 409, description = "not scheduled", body = ErrorBody)))]
 pub async fn run_now(
@@ -60,7 +60,7 @@ pub struct KillBody {
 }
 
 /// Sends a scheduled or ready task to the dead letters without running it.
-#[utoipa::path(post, path = "/v1/tasks/{id}/kill", tag = "tasks", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/tasks/{id}/kill", tag = "tasks", params(("id" = crate::api::schema::TaskIdText, Path)),
     request_body = KillBody,
     responses((status = 200, body = Task), (status = 404, body = ErrorBody),
         (status = 409, description = "running or final", body = ErrorBody)))]
@@ -76,7 +76,7 @@ pub async fn kill(
 
 /// Deletes a task that is not running (a running one is cancelled first); answers the task as
 /// it was.
-#[utoipa::path(delete, path = "/v1/tasks/{id}", tag = "tasks", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/v1/tasks/{id}", tag = "tasks", params(("id" = crate::api::schema::TaskIdText, Path)),
     responses((status = 200, body = Task), (status = 404, body = ErrorBody),
         (status = 409, description = "running", body = ErrorBody)))]
 pub async fn delete(

@@ -9,9 +9,11 @@ use axum::extract::State;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DoctorParams {
     /// Only this queue's findings (and the storage's).
+    #[param(value_type = crate::api::schema::QueueName, required = false)]
     pub queue: Option<String>,
 }
 

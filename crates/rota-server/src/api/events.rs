@@ -18,18 +18,22 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventParams {
     /// Events after this cursor (`next_cursor` of the previous answer); 0 or absent: from the
     /// oldest still retained.
+    #[param(value_type = crate::api::schema::EventCursor, required = false)]
     pub after: Option<i64>,
     /// Comma-separated event types or patterns, e.g. `task.dead,task.failed` or `task.*`.
     pub types: Option<String>,
     /// Comma-separated queue names or patterns.
     pub queue: Option<String>,
-    /// Most events in the answer, 1 to limits.max_list. Default 100.
+    /// Most events in the answer. Default 100.
+    #[param(value_type = crate::api::schema::ListLimit, required = false)]
     pub limit: Option<usize>,
-    /// Wait up to this long for an event when there is none yet (0 to limits.max_wait_ms).
+    /// Wait up to this long for an event when there is none yet.
+    #[param(value_type = crate::api::schema::WaitMs, required = false)]
     pub wait_ms: Option<u64>,
 }
 
@@ -114,10 +118,12 @@ pub async fn events(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamParams {
     /// Events after this cursor when the request has no `Last-Event-ID` header (a reconnecting
     /// `EventSource` sends one, and it wins). 0 or absent: from the oldest still retained.
+    #[param(value_type = crate::api::schema::EventCursor, required = false)]
     pub after: Option<i64>,
     /// Comma-separated event types or patterns, e.g. `task.dead,task.failed` or `task.*`.
     pub types: Option<String>,

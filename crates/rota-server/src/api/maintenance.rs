@@ -25,7 +25,8 @@ pub enum Mode {
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceRequest {
     pub mode: Mode,
-    /// What the banner says (1 to 500 characters).
+    /// What the banner says.
+    #[schema(value_type = crate::api::schema::BannerMessage)]
     pub message: String,
     /// When it ends by itself (RFC 3339); absent: when it is turned off.
     #[schema(value_type = Option<String>, format = DateTime)]

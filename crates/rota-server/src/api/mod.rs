@@ -4,10 +4,12 @@ pub mod admin;
 pub mod batch;
 pub mod changes;
 pub mod doctor;
+pub mod document;
 pub mod events;
 pub mod maintenance;
 pub mod queues;
 pub mod schedules;
+pub mod schema;
 pub mod system;
 pub mod tasks;
 pub mod webhooks;
@@ -22,7 +24,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskInput {
-    /// The command name workers filter on. Default `default`.
+    /// The command name workers filter on. Default `default`. 1 to limits.max_name_len
+    /// (default 256) bytes.
+    #[schema(value_type = Option<schema::Name>)]
     pub kind: Option<String>,
     /// Any JSON; stored and returned verbatim. Default `null`.
     #[schema(value_type = Option<serde_json::Value>)]
@@ -33,18 +37,25 @@ pub struct TaskInput {
     #[schema(value_type = Option<String>, format = DateTime)]
     pub run_at: Option<Timestamp>,
     /// Not before this many milliseconds from now. Exclusive with `run_at`.
+    #[schema(value_type = Option<schema::DelayMs>)]
     pub delay_ms: Option<u64>,
     /// Attempts before the task is dead. Default: the queue's `max_attempts`.
+    #[schema(value_type = Option<schema::MaxAttempts>)]
     pub max_attempts: Option<u32>,
     /// While a task with this key is not final, enqueueing the key again returns that task.
+    #[schema(value_type = Option<schema::Name>)]
     pub unique_key: Option<String>,
     #[serde(default)]
+    #[schema(value_type = schema::Tags)]
     pub tags: Vec<String>,
     /// Where the task's final outcome (succeeded with its result, dead with its errors, or
     /// cancelled) is POSTed, signed with the tenant's callback secret (`/v1/callbacks`).
+    #[schema(value_type = Option<schema::TargetUrl>)]
     pub callback_url: Option<String>,
-    /// A batch: `{"tasks": [task, ...]}`, with no other field set.
-    #[schema(no_recursion)]
+    /// A batch: `{"tasks": [task, ...]}`, with no other field set (documented as the other
+    /// form of `schema::EnqueueBody`).
+    #[schema(ignore)]
+    #[serde(default, deserialize_with = "rota_core::objects::some_objects")]
     pub tasks: Option<Vec<TaskInput>>,
 }
 

@@ -1,6 +1,7 @@
 //! Queue routes: list with counts, one queue's stats and settings, settings changes, pause,
 //! resume, purge.
 
+use crate::api::schema;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
@@ -20,7 +21,7 @@ pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<axum:
     Ok(axum::Json(QueueList { queues }))
 }
 
-#[utoipa::path(get, path = "/v1/queues/{queue}", tag = "queues", params(("queue" = String, Path)),
+#[utoipa::path(get, path = "/v1/queues/{queue}", tag = "queues", params(("queue" = schema::QueueName, Path)),
     responses((status = 200, body = QueueInfo), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(st): State<AppState>,
@@ -34,9 +35,15 @@ pub async fn get(
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueuePatchBody {
+    #[schema(value_type = Option<schema::MaxAttempts>)]
     pub max_attempts: Option<u32>,
+    /// `max_ms` must be at least `base_ms`.
+    #[serde(default, deserialize_with = "rota_core::objects::optional_object")]
     pub backoff: Option<Backoff>,
+    #[schema(value_type = Option<schema::LeaseMs>)]
     pub lease_ms: Option<u64>,
+    /// How long final tasks are kept.
+    #[schema(value_type = Option<schema::DelayMs>)]
     pub retention_ms: Option<u64>,
     pub paused: Option<bool>,
     /// Where the final outcome of this queue's tasks that name no `callback_url` is POSTed;
@@ -44,7 +51,7 @@ pub struct QueuePatchBody {
     pub callback_url: Option<String>,
 }
 
-#[utoipa::path(patch, path = "/v1/queues/{queue}", tag = "queues", params(("queue" = String, Path)),
+#[utoipa::path(patch, path = "/v1/queues/{queue}", tag = "queues", params(("queue" = schema::QueueName, Path)),
     request_body = QueuePatchBody,
     responses((status = 200, body = QueueInfo), (status = 422, body = ErrorBody)))]
 pub async fn update(
@@ -66,7 +73,7 @@ pub async fn update(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/queues/{queue}/pause", tag = "queues", params(("queue" = String, Path)),
+#[utoipa::path(post, path = "/v1/queues/{queue}/pause", tag = "queues", params(("queue" = schema::QueueName, Path)),
     responses((status = 200, body = QueueInfo), (status = 404, body = ErrorBody)))]
 pub async fn pause(
     State(st): State<AppState>,
@@ -78,7 +85,7 @@ pub async fn pause(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/queues/{queue}/resume", tag = "queues", params(("queue" = String, Path)),
+#[utoipa::path(post, path = "/v1/queues/{queue}/resume", tag = "queues", params(("queue" = schema::QueueName, Path)),
     responses((status = 200, body = QueueInfo), (status = 404, body = ErrorBody)))]
 pub async fn resume(
     State(st): State<AppState>,
@@ -91,9 +98,11 @@ pub async fn resume(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PurgeParams {
-    /// A final state: succeeded, dead or cancelled.
+    /// The final state whose tasks are deleted.
+    #[param(required = true, value_type = schema::FinalState)]
     pub state: Option<String>,
 }
 
@@ -103,7 +112,7 @@ pub struct Purged {
 }
 
 #[utoipa::path(delete, path = "/v1/queues/{queue}/tasks", tag = "queues",
-    params(("queue" = String, Path), PurgeParams),
+    params(("queue" = schema::QueueName, Path), PurgeParams),
     responses((status = 200, body = Purged), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn purge(
     State(st): State<AppState>,

@@ -2,6 +2,7 @@
 //! `POST /v1/schedules/{name}/trigger|pause|resume`.
 
 use crate::api::admin::Deleted;
+use crate::api::schema;
 use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiPath, JsonBody};
@@ -19,17 +20,21 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct ScheduleBody {
     /// The queue each tick's task goes to.
+    #[schema(value_type = schema::QueueName)]
     pub queue: String,
     /// The task kind. Default `default`.
+    #[schema(value_type = Option<schema::Name>)]
     pub kind: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub payload: Option<rota_core::Json>,
     pub priority: Option<i32>,
     /// Default: the queue's.
+    #[schema(value_type = Option<schema::MaxAttempts>)]
     pub max_attempts: Option<u32>,
     /// Five fields (`0 3 * * *`), or six with seconds first (`*/10 * * * * *`).
     pub cron: Option<String>,
     /// A tick every this many milliseconds (at least 1000), on multiples of it since the epoch.
+    #[schema(value_type = Option<schema::EveryMs>)]
     pub every_ms: Option<u64>,
     /// IANA time zone the cron expression is read in. Default `UTC`.
     pub timezone: Option<String>,
@@ -38,6 +43,7 @@ pub struct ScheduleBody {
     /// After downtime or a pause: `none`, `latest` (default) or `all` (up to 100) missed ticks.
     pub catch_up: Option<CatchUp>,
     /// Each tick's task runs up to this much later (stable per tick). Default 0.
+    #[schema(value_type = Option<schema::DelayMs>)]
     pub jitter_ms: Option<u64>,
     pub paused: Option<bool>,
 }
@@ -85,7 +91,7 @@ pub struct ScheduleOut {
     pub name: String,
     pub queue: String,
     pub kind: String,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub payload: Option<rota_core::Json>,
     pub priority: i32,
     pub max_attempts: Option<u32>,
@@ -151,7 +157,7 @@ pub struct ScheduleList {
     pub schedules: Vec<ScheduleOut>,
 }
 
-#[utoipa::path(put, path = "/v1/schedules/{name}", tag = "schedules", params(("name" = String, Path)),
+#[utoipa::path(put, path = "/v1/schedules/{name}", tag = "schedules", params(("name" = schema::ShortName, Path)),
     request_body = ScheduleBody,
     responses((status = 201, body = ScheduleOut), (status = 200, body = ScheduleOut),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -179,7 +185,7 @@ pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<
     }))
 }
 
-#[utoipa::path(get, path = "/v1/schedules/{name}", tag = "schedules", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/v1/schedules/{name}", tag = "schedules", params(("name" = schema::ShortName, Path)),
     responses((status = 200, body = ScheduleOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(st): State<AppState>,
@@ -189,7 +195,7 @@ pub async fn get(
     Ok(Json(st.service.schedule(&caller, &name).await?.into()))
 }
 
-#[utoipa::path(delete, path = "/v1/schedules/{name}", tag = "schedules", params(("name" = String, Path)),
+#[utoipa::path(delete, path = "/v1/schedules/{name}", tag = "schedules", params(("name" = schema::ShortName, Path)),
     responses((status = 200, body = Deleted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(st): State<AppState>,
@@ -201,7 +207,7 @@ pub async fn delete(
 }
 
 /// Enqueues the schedule's task now (recorded as a `manual` run); the ticks go on as before.
-#[utoipa::path(post, path = "/v1/schedules/{name}/trigger", tag = "schedules", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/v1/schedules/{name}/trigger", tag = "schedules", params(("name" = schema::ShortName, Path)),
     responses((status = 200, body = ScheduleOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn trigger(
     State(st): State<AppState>,
@@ -213,7 +219,7 @@ pub async fn trigger(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/schedules/{name}/pause", tag = "schedules", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/v1/schedules/{name}/pause", tag = "schedules", params(("name" = schema::ShortName, Path)),
     responses((status = 200, body = ScheduleOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn pause(
     State(st): State<AppState>,
@@ -229,7 +235,7 @@ pub async fn pause(
 }
 
 /// Resumes from the next tick after now (missed ticks of the pause are not fired).
-#[utoipa::path(post, path = "/v1/schedules/{name}/resume", tag = "schedules", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/v1/schedules/{name}/resume", tag = "schedules", params(("name" = schema::ShortName, Path)),
     responses((status = 200, body = ScheduleOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn resume(
     State(st): State<AppState>,

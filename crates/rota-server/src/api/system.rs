@@ -1,5 +1,7 @@
 //! Operational routes: liveness, readiness, Prometheus metrics, the OpenAPI document.
 
+use crate::api::document::{ExclusiveFields, Links, OperationIds, StreamEvents};
+use crate::api::schema::{self, DefaultLimits};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -189,9 +191,18 @@ impl utoipa::Modify for ErrorResponses {
     }
 }
 
+// The modifiers run in order: the ids come before the links, which name their targets by id.
 #[derive(OpenApi)]
 #[openapi(
-    modifiers(&BearerAuth, &ErrorResponses),
+    modifiers(
+        &BearerAuth,
+        &ErrorResponses,
+        &DefaultLimits,
+        &OperationIds,
+        &ExclusiveFields,
+        &StreamEvents,
+        &Links
+    ),
     security(("bearer" = [])),
     info(
         title = "Rota",
@@ -267,22 +278,22 @@ impl utoipa::Modify for ErrorResponses {
         openapi
     ),
     components(schemas(
+        crate::api::TaskInput,
         crate::api::batch::CompleteItem,
         crate::api::batch::FailItem,
         crate::error::ErrorBody,
+        crate::api::EnqueuedTask,
         crate::api::EnqueuedBatch
     ))
 )]
 pub struct ApiDoc;
 
 #[utoipa::path(get, path = "/openapi.json", tag = "system", security(()),
-    responses((status = 200, description = "this document", content_type = "application/json")))]
-pub async fn openapi() -> impl IntoResponse {
-    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let doc = DOC.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
-            .expect("the document serializes")
-    });
-    ([(header::CONTENT_TYPE, "application/json")], doc.as_str())
+    responses((status = 200, description = "this document, with this server's limits", content_type = "application/json")))]
+pub async fn openapi(State(st): State<AppState>) -> impl IntoResponse {
+    // Built per request (it is asked for rarely): servers in one process may differ in limits.
+    let mut doc = ApiDoc::openapi();
+    schema::state_limits(&mut doc, &st.config.limits);
+    let text = doc.to_pretty_json().expect("the document serializes");
+    ([(header::CONTENT_TYPE, "application/json")], text)
 }

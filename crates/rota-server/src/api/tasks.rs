@@ -13,11 +13,11 @@ use rota_store::{Completion, FailureReport, Heartbeat, ListFilter};
 use serde::Deserialize;
 
 #[utoipa::path(post, path = "/v1/queues/{queue}/tasks", tag = "tasks",
-    params(("queue" = String, Path, description = "queue name, [A-Za-z0-9._-]{1,128}")),
-    request_body = TaskInput,
+    params(("queue" = schema::QueueName, Path)),
+    request_body = schema::EnqueueBody,
     responses(
-        (status = 201, description = "created; a batch answers {\"tasks\": [...]}", body = EnqueuedTask),
-        (status = 200, description = "every task was a duplicate of a live task", body = EnqueuedTask),
+        (status = 201, description = "created; a batch answers {\"tasks\": [...]}", body = schema::EnqueueAnswer),
+        (status = 200, description = "every task was a duplicate of a live task", body = schema::EnqueueAnswer),
         (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn enqueue(
     State(st): State<AppState>,
@@ -64,15 +64,20 @@ pub async fn enqueue(
 #[serde(deny_unknown_fields)]
 pub struct ClaimBody {
     /// Who claims: shown in the lease and in lease-expiry errors.
+    #[schema(value_type = schema::Name)]
     pub worker: String,
     /// Only these kinds; absent or empty means any.
     #[serde(default)]
+    #[schema(value_type = schema::ClaimKinds)]
     pub kinds: Vec<String>,
-    /// Most tasks to return, 1 to limits.max_claim. Default 1.
+    /// Most tasks to return. Default 1.
+    #[schema(value_type = Option<schema::ClaimMax>)]
     pub max: Option<usize>,
     /// Wait up to this long for a task when none is ready. Default 0.
+    #[schema(value_type = Option<schema::WaitMs>)]
     pub wait_ms: Option<u64>,
     /// Lease length. Default: the queue's `lease_ms`.
+    #[schema(value_type = Option<schema::LeaseMs>)]
     pub lease_ms: Option<u64>,
 }
 
@@ -82,7 +87,7 @@ pub struct Claimed {
 }
 
 #[utoipa::path(post, path = "/v1/queues/{queue}/claim", tag = "tasks",
-    params(("queue" = String, Path)), request_body = ClaimBody,
+    params(("queue" = schema::QueueName, Path)), request_body = ClaimBody,
     responses((status = 200, body = Claimed), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn claim(
     State(st): State<AppState>,
@@ -107,6 +112,7 @@ pub struct HeartbeatBody {
     /// The lease token from the claim.
     pub lease: String,
     /// New lease length from now. Default: the queue's `lease_ms`.
+    #[schema(value_type = Option<schema::LeaseMs>)]
     pub lease_ms: Option<u64>,
     /// Any JSON describing progress; kept on the task.
     #[schema(value_type = Option<serde_json::Value>)]
@@ -114,7 +120,7 @@ pub struct HeartbeatBody {
 }
 
 #[utoipa::path(post, path = "/v1/tasks/{id}/heartbeat", tag = "tasks",
-    params(("id" = String, Path)), request_body = HeartbeatBody,
+    params(("id" = schema::TaskIdText, Path)), request_body = HeartbeatBody,
     responses((status = 200, body = rota_core::Task), (status = 404, body = ErrorBody),
         (status = 409, description = "lease_lost", body = ErrorBody)))]
 pub async fn heartbeat(
@@ -148,6 +154,7 @@ pub struct FailBody {
     /// What went wrong; kept in the task's `errors`.
     pub error: String,
     /// Retry after this delay instead of the queue's backoff.
+    #[schema(value_type = Option<schema::DelayMs>)]
     pub retry_in_ms: Option<u64>,
     /// Do not retry: the task goes dead now.
     #[serde(default)]
@@ -178,7 +185,7 @@ fn only(out: Vec<ApiResult<rota_core::Task>>) -> ApiResult<axum::Json<rota_core:
 }
 
 #[utoipa::path(post, path = "/v1/tasks/{id}/complete", tag = "tasks",
-    params(("id" = String, Path)), request_body = CompleteBody,
+    params(("id" = schema::TaskIdText, Path)), request_body = CompleteBody,
     responses((status = 200, body = rota_core::Task), (status = 404, body = ErrorBody),
         (status = 409, description = "lease_lost", body = ErrorBody)))]
 pub async fn complete(
@@ -196,7 +203,7 @@ pub async fn complete(
 }
 
 #[utoipa::path(post, path = "/v1/tasks/{id}/fail", tag = "tasks",
-    params(("id" = String, Path)), request_body = FailBody,
+    params(("id" = schema::TaskIdText, Path)), request_body = FailBody,
     responses((status = 200, body = rota_core::Task), (status = 404, body = ErrorBody),
         (status = 409, description = "lease_lost", body = ErrorBody)))]
 pub async fn fail(
@@ -210,14 +217,16 @@ pub async fn fail(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct GetParams {
     /// Wait up to this long (0 to limits.max_wait_ms) for the task to be final (succeeded,
     /// dead or cancelled); the answer comes when it is, or with the task as it is at the end.
+    #[param(value_type = schema::WaitMs, required = false)]
     pub wait_ms: Option<u64>,
 }
 
-#[utoipa::path(get, path = "/v1/tasks/{id}", tag = "tasks", params(("id" = String, Path), GetParams),
+#[utoipa::path(get, path = "/v1/tasks/{id}", tag = "tasks", params(("id" = schema::TaskIdText, Path), GetParams),
     responses((status = 200, body = rota_core::Task), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn get(
     State(st): State<AppState>,
@@ -234,22 +243,26 @@ pub async fn get(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only tasks in this state.
+    #[param(value_type = TaskState, required = false)]
     pub state: Option<String>,
     /// Only tasks of this kind.
     pub kind: Option<String>,
-    /// Page size, 1 to limits.max_list. Default 100.
+    /// Page size. Default 100.
+    #[param(value_type = schema::ListLimit, required = false)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
+    #[param(value_type = schema::TaskIdText, required = false)]
     pub cursor: Option<String>,
     /// Only the live task (scheduled, ready or running) holding this unique key.
     pub unique_key: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/queues/{queue}/tasks", tag = "tasks",
-    params(("queue" = String, Path), ListParams),
+    params(("queue" = schema::QueueName, Path), ListParams),
     responses((status = 200, body = TaskList), (status = 404, body = ErrorBody)))]
 pub async fn list(
     State(st): State<AppState>,

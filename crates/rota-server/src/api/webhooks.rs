@@ -4,6 +4,7 @@
 
 use crate::api::admin::Deleted;
 use crate::api::events::EventBody;
+use crate::api::schema;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
@@ -20,22 +21,31 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookBody {
-    /// Where deliveries are POSTed (http or https).
+    /// Where deliveries are POSTed (http or https, resolving to a public address).
+    #[schema(value_type = schema::TargetUrl)]
     pub url: String,
-    /// Event types or patterns, e.g. `["task.dead", "task.succeeded"]` or `["task.*"]`.
+    /// Event types or patterns, e.g. `["task.dead", "task.succeeded"]` or `["task.*"]`; each
+    /// must match some event type.
+    #[schema(min_items = 1)]
     pub events: Vec<String>,
     /// Queue names or patterns; absent or empty: every queue.
     #[serde(default)]
+    #[schema(value_type = Vec<schema::Name>)]
     pub queues: Vec<String>,
+    #[schema(value_type = Option<schema::Description>)]
     pub description: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatchBody {
+    #[schema(value_type = Option<schema::TargetUrl>)]
     pub url: Option<String>,
+    #[schema(min_items = 1)]
     pub events: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<schema::Name>>)]
     pub queues: Option<Vec<String>>,
+    #[schema(value_type = Option<schema::Description>)]
     pub description: Option<String>,
     /// `true` re-enables a webhook disabled by hand or for failing.
     pub enabled: Option<bool>,
@@ -136,11 +146,14 @@ pub struct DeliveryList {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryParams {
-    /// `pending`, `failed`, `dead` or `delivered`.
+    /// Only deliveries in this state.
+    #[param(value_type = DeliveryState, required = false)]
     pub state: Option<String>,
-    /// 1 to limits.max_list. Default 100.
+    /// Default 100.
+    #[param(value_type = schema::ListLimit, required = false)]
     pub limit: Option<usize>,
     /// Only deliveries older than this id.
     pub before: Option<i64>,
@@ -151,6 +164,7 @@ pub struct DeliveryParams {
 pub struct RotateBody {
     /// How long the old secret keeps signing (both signatures are sent). Default:
     /// webhooks.rotation_grace_ms (a day); 0 drops it at once.
+    #[schema(value_type = Option<schema::DelayMs>)]
     pub grace_ms: Option<u64>,
 }
 

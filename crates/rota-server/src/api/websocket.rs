@@ -9,10 +9,11 @@
 
 use super::events::{EventBody, StreamParams};
 use crate::auth::Caller;
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorKind};
 use crate::extract::ApiQuery;
 use crate::service::EventFollow;
 use crate::AppState;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
@@ -20,11 +21,12 @@ use std::time::Duration;
 
 #[utoipa::path(get, path = "/v1/events/ws", tag = "events", params(StreamParams),
     responses((status = 101, description = "a WebSocket of events, one JSON text frame each"),
+              (status = 426, description = "not a WebSocket handshake (upgrade_required)", body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn websocket(
     State(st): State<AppState>,
     caller: Caller,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     ApiQuery(p): ApiQuery<StreamParams>,
 ) -> ApiResult<Response> {
     let after = p.after.unwrap_or(0);
@@ -32,8 +34,26 @@ pub async fn websocket(
     // Checked (a negative cursor, unknown types, the stream limit) and the stream's slot taken
     // before the upgrade, so refusals are plain HTTP.
     let follow = st.service.follow_events(&caller, q)?;
+    // After the query's checks, so a bad query is named as such; the slot is given back when
+    // `follow` drops.
+    let ws = ws.map_err(no_handshake)?;
     let keepalive = Duration::from_millis(st.config.events.keepalive_ms);
     Ok(ws.on_upgrade(move |socket| follow_on(socket, follow, keepalive)))
+}
+
+/// A request without a WebSocket handshake gets the API's JSON error (axum's own rejection is
+/// plain text), naming what was missing and the SSE route that needs none.
+fn no_handshake(why: WebSocketUpgradeRejection) -> ApiError {
+    ApiError::new(
+        ErrorKind::UpgradeRequired,
+        "upgrade_required",
+        format!(
+            "GET /v1/events/ws is a WebSocket and this request is not a WebSocket handshake ({}); \
+             send Connection: Upgrade, Upgrade: websocket, Sec-WebSocket-Version: 13 and a \
+             Sec-WebSocket-Key, or read GET /v1/events/stream (Server-Sent Events) instead",
+            why.body_text().to_lowercase().trim_end_matches('.')
+        ),
+    )
 }
 
 async fn follow_on(mut socket: WebSocket, mut follow: EventFollow, keepalive: Duration) {

@@ -19,7 +19,7 @@ mod workers;
 pub use events::{may_read_event, EventFollow, EventQuery};
 pub use schedules::ScheduleView;
 pub use tasks::{check_task, Claim};
-pub use webhooks::{redact_unless_writer, WebhookInput, WebhookPatch};
+pub use webhooks::{redact_unless_writer, WebhookInput, WebhookPatch, MAX_WEBHOOK_DESCRIPTION};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};

@@ -45,6 +45,12 @@ impl Service {
         limits
             .check_delay("jitter_ms", spec.jitter_ms)
             .map_err(ApiError::invalid)?;
+        // A tick further apart than any time may lie ahead would have no date.
+        if let Some(ms) = spec.every_ms {
+            limits
+                .check_delay("every_ms", ms)
+                .map_err(ApiError::invalid)?;
+        }
         let next_run_at = if spec.paused {
             None
         } else {

@@ -10,7 +10,8 @@ use rota_store::DeliveryFilter;
 
 /// Webhooks one tenant may have.
 pub const MAX_WEBHOOKS_PER_TENANT: usize = 100;
-const MAX_DESCRIPTION: usize = 1_024;
+/// The longest webhook description, in bytes.
+pub const MAX_WEBHOOK_DESCRIPTION: usize = 1_024;
 
 /// A new webhook.
 #[derive(Debug, Clone)]
@@ -112,6 +113,13 @@ impl Service {
         grace_ms: Option<u64>,
     ) -> ApiResult<Webhook> {
         caller.require(actions::WEBHOOKS_WRITE, &resource(CALLBACKS_ID))?;
+        // Checked here too: the first secret has no predecessor to keep, but a bad grace is
+        // refused all the same.
+        if let Some(grace) = grace_ms {
+            self.limits()
+                .check_delay("grace_ms", grace)
+                .map_err(ApiError::invalid)?;
+        }
         if self.callback_signer(caller).await?.is_some() {
             return self.rotate_secret(caller, CALLBACKS_ID, grace_ms).await;
         }
@@ -169,8 +177,8 @@ impl Service {
 
     fn check_description(d: &Option<String>) -> ApiResult<()> {
         match d {
-            Some(d) if d.len() > MAX_DESCRIPTION => Err(ApiError::invalid(format!(
-                "description is {} bytes; the limit is {MAX_DESCRIPTION}",
+            Some(d) if d.len() > MAX_WEBHOOK_DESCRIPTION => Err(ApiError::invalid(format!(
+                "description is {} bytes; the limit is {MAX_WEBHOOK_DESCRIPTION}",
                 d.len()
             ))),
             _ => Ok(()),

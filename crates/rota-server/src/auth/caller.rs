@@ -45,6 +45,11 @@ impl Caller {
         self.auth.still_valid(&self.principal)
     }
 
+    /// When the credential expires, if it does (see [`Principal::expires_at`]).
+    pub fn expires_at(&self) -> Option<Timestamp> {
+        self.principal.expires_at
+    }
+
     pub fn can(&self, action: &str, resource: &str) -> bool {
         self.auth.decide(&self.principal, action, resource) == Decision::Allowed
     }

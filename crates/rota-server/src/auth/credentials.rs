@@ -44,7 +44,14 @@ impl Auth {
                 let (a, tenant) = self.authenticate_ticket(ticket)?;
                 Ok((a, Some(tenant)))
             }
-            Credential::Session(session) => Ok((self.authenticate_session(session)?, None)),
+            Credential::Session(session) => {
+                let (mut p, clients) = self.authenticate_session(session)?;
+                // Checked above, so its expiry field is the signed one.
+                if let Some(end) = session_expiry(session) {
+                    p.expires_at = Some(p.expires_at.map_or(end, |e| e.min(end)));
+                }
+                Ok(((p, clients), None))
+            }
         }
     }
 
@@ -140,6 +147,7 @@ impl Auth {
             roles: rec.roles.clone(),
             queues: rec.queues.clone(),
             kinds: None,
+            expires_at: rec.expires_at,
         };
         Ok((p, clients))
     }
@@ -199,6 +207,7 @@ impl Auth {
             roles: id.roles,
             queues: vec![],
             kinds: id.kinds,
+            expires_at: Some(jwt_expiry(&*self.clock, id.expires_unix_s)),
         };
         Ok((p, clients))
     }
@@ -245,6 +254,21 @@ impl Auth {
         let caller = Caller::new(principal, tenant, self.clone(), &clients);
         Ok((caller, permit))
     }
+}
+
+/// When a dashboard session (`rds_<key>_<expires ms>_<mac>`, made by `tickets.rs`) ends.
+fn session_expiry(session: &str) -> Option<Timestamp> {
+    let mut parts = session.strip_prefix("rds_")?.splitn(3, '_');
+    parts.nth(1)?.parse().ok().map(Timestamp)
+}
+
+/// A JWT's end on the server's clock. The verifier checks `exp` (with the leeway) against the
+/// system time, so the time left by that measure is what the token has left.
+fn jwt_expiry(clock: &dyn rota_core::Clock, expires_unix_s: i64) -> Timestamp {
+    let system_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Timestamp(clock.now().0 + expires_unix_s.saturating_mul(1_000) - system_ms)
 }
 
 fn refusal(p: &Principal, r: Refusal) -> ApiError {

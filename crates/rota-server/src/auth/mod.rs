@@ -31,7 +31,7 @@ pub mod token;
 pub use caller::Caller;
 pub use config::{AuthConfig, LimitDefaults, Secret};
 pub use credentials::Credential;
-pub use request::{authenticate, STREAM_ROUTE, WEBSOCKET_ROUTE};
+pub use request::{authenticate, BySessionCookie, STREAM_ROUTE, WEBSOCKET_ROUTE};
 pub use tickets::{SESSION_TTL_MS, TICKET_TTL_MS};
 
 pub use rota_core::auth::NewKey;
@@ -77,6 +77,9 @@ pub struct Principal {
     pub queues: Vec<String>,
     /// Task kinds the credential may enqueue and claim; `None` is any.
     pub kinds: Option<Vec<String>>,
+    /// When the credential stops being valid, on the server's clock: a key's `expires_at`,
+    /// a JWT's `exp` (with the leeway), a dashboard session's end. Open streams end then.
+    pub expires_at: Option<Timestamp>,
 }
 
 impl Principal {
@@ -90,6 +93,7 @@ impl Principal {
             roles: vec![ADMIN_ROLE.into()],
             queues: vec![],
             kinds: None,
+            expires_at: None,
         }
     }
 

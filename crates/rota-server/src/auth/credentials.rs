@@ -148,6 +148,7 @@ impl Auth {
             queues: rec.queues.clone(),
             kinds: None,
             expires_at: rec.expires_at,
+            token_expires_at: None,
         };
         Ok((p, clients))
     }
@@ -207,7 +208,11 @@ impl Auth {
             roles: id.roles,
             queues: vec![],
             kinds: id.kinds,
-            expires_at: Some(jwt_expiry(&*self.clock, id.expires_unix_s)),
+            expires_at: None,
+            // The verifier accepts the whole last second (it compares whole seconds).
+            token_expires_at: Some(Timestamp(
+                id.expires_unix_s.saturating_add(1).saturating_mul(1_000),
+            )),
         };
         Ok((p, clients))
     }
@@ -260,15 +265,6 @@ impl Auth {
 fn session_expiry(session: &str) -> Option<Timestamp> {
     let mut parts = session.strip_prefix("rds_")?.splitn(3, '_');
     parts.nth(1)?.parse().ok().map(Timestamp)
-}
-
-/// A JWT's end on the server's clock. The verifier checks `exp` (with the leeway) against the
-/// system time, so the time left by that measure is what the token has left.
-fn jwt_expiry(clock: &dyn rota_core::Clock, expires_unix_s: i64) -> Timestamp {
-    let system_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    Timestamp(clock.now().0 + expires_unix_s.saturating_mul(1_000) - system_ms)
 }
 
 fn refusal(p: &Principal, r: Refusal) -> ApiError {

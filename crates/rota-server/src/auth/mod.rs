@@ -78,8 +78,11 @@ pub struct Principal {
     /// Task kinds the credential may enqueue and claim; `None` is any.
     pub kinds: Option<Vec<String>>,
     /// When the credential stops being valid, on the server's clock: a key's `expires_at`,
-    /// a JWT's `exp` (with the leeway), a dashboard session's end. Open streams end then.
+    /// a dashboard session's end. Open streams end then.
     pub expires_at: Option<Timestamp>,
+    /// When a JWT stops being accepted (`exp` with the leeway) on the system's clock, which
+    /// the verifier measures it by.
+    pub token_expires_at: Option<Timestamp>,
 }
 
 impl Principal {
@@ -94,6 +97,7 @@ impl Principal {
             queues: vec![],
             kinds: None,
             expires_at: None,
+            token_expires_at: None,
         }
     }
 

@@ -40,8 +40,7 @@ impl EventFollow {
                 return None;
             }
             let mut wait = STREAM_WAIT_MS.min(self.service.config.events.keepalive_ms);
-            if let Some(at) = self.caller.expires_at() {
-                let left = at.0 - self.service.clock.now().0;
+            if let Some(left) = self.caller.ms_left() {
                 if left <= 0 {
                     return None;
                 }

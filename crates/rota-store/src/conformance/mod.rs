@@ -97,6 +97,7 @@ macro_rules! conformance_tests {
             deleting_a_tenant_under_concurrent_writes_leaves_nothing,
             concurrent_claims_through_two_stores_never_share_a_task,
             one_unique_key_enqueued_through_both_yields_one_live_task,
+            a_commit_through_one_store_wakes_the_others_readers_of_its_tenant_only,
             a_lease_taken_through_one_is_reclaimed_through_the_other,
             heartbeat_complete_and_fail_work_through_the_other_store,
             queue_counts_agree_whichever_store_wrote,

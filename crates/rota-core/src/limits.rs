@@ -57,6 +57,10 @@ pub struct Limits {
     /// Event streams (`GET /v1/events/stream`) one tenant may hold open on one server; one more
     /// answers 503 with Retry-After.
     pub max_streams_per_tenant: usize,
+    /// Event streams (SSE and WebSocket) all tenants together may hold open on one server;
+    /// one more answers 503 with Retry-After. Each open stream is woken and reads the log
+    /// when its tenant's events commit, so this bounds what idle streams can cost.
+    pub max_streams: usize,
 }
 
 impl Default for Limits {
@@ -85,6 +89,7 @@ impl Default for Limits {
             body_read_timeout_ms: 30_000,
             max_metrics_queues: 1_000,
             max_streams_per_tenant: 100,
+            max_streams: 1_000,
         }
     }
 }

@@ -91,7 +91,7 @@ impl PostgresStore {
         };
         self.log_change(&tx, tenant, &change, &t, now).await?;
         tx.commit().await.map_err(db)?;
-        self.announce_events();
+        self.announce_events([tenant]);
         if change != Change::Delete {
             self.announce(&[(tenant.to_owned(), t.clone())]);
         }

@@ -165,7 +165,7 @@ impl PostgresStore {
         };
         let (ready, due): (i64, i64) = (row.get(3), row.get(4));
         if ready + due > 0 {
-            self.announce_events();
+            self.announce_events([key.tenant.as_str()]);
         }
         if ready > 0 {
             self.shared.signals.notify(key);
@@ -240,7 +240,7 @@ impl PostgresStore {
     /// Wakes what an enqueue into `key` committed may concern: event readers, claims waiting
     /// on the queue, maintenance for scheduled tasks.
     pub(crate) fn after_enqueue(&self, key: &QueueKey, tasks: &[NewTask], now: Timestamp) {
-        self.announce_events();
+        self.announce_events([key.tenant.as_str()]);
         self.shared.signals.notify(key);
         self.shared.notifier.ready(&key.tenant, &key.name);
         if let Some(at) = tasks

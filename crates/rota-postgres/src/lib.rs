@@ -90,8 +90,9 @@ pub(crate) struct Shared {
     pub next_due: AtomicI64,
     /// Wake-ups for the other servers, sent after commits.
     pub notifier: notifier::Notifier,
-    /// Notified when events were logged, here or (through the feed) on another server.
-    pub events: Arc<Notify>,
+    /// Readers of the event log, woken per tenant when its events were logged, here or
+    /// (through the feed) on another server.
+    pub events: Arc<EventSignals>,
     /// Where retention's walks through the log have got to on this server.
     pub trim_marks: std::sync::Mutex<rota_store::TrimMarks>,
 }
@@ -108,6 +109,10 @@ struct Pools {
     /// Claims, heartbeats, id blocks and wake-ups, whose commits do not wait for the WAL
     /// flush (see [`PostgresStore::lease_conn`]).
     leases: Pool,
+    /// Reads of the event log. Open streams read it after every commit of their tenant; on
+    /// a pool of their own, a crowd of them never makes leadership renewal, maintenance or
+    /// access control wait for a connection.
+    events: Pool,
     /// Everything else.
     other: Pool,
 }
@@ -319,6 +324,7 @@ impl PostgresStore {
         let pools = Pools {
             tasks: build_pool(tasks, &options, size)?,
             leases: build_pool(leases, &options, size.div_ceil(2))?,
+            events: build_pool(config.clone(), &options, size.div_ceil(4).max(2))?,
             other: build_pool(config, &options, size.div_ceil(4).max(2))?,
         };
         let shared = Arc::new(Shared {
@@ -329,7 +335,7 @@ impl PostgresStore {
             listening: AtomicBool::new(false),
             next_due: AtomicI64::new(i64::MAX),
             notifier: Default::default(),
-            events: Arc::new(Notify::new()),
+            events: Default::default(),
             trim_marks: Default::default(),
         });
         let listener = tokio::spawn(listen::run(url.to_owned(), options.clone(), shared.clone()));
@@ -353,6 +359,11 @@ impl PostgresStore {
     /// A connection for the rarer work (plans made for each call's parameters).
     pub(crate) async fn conn(&self) -> StoreResult<deadpool_postgres::Object> {
         self.get(&self.pools.other).await
+    }
+
+    /// A connection for reading the event log (see [`Pools::events`]).
+    pub(crate) async fn event_conn(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.get(&self.pools.events).await
     }
 
     /// A connection for enqueues, completions and failures (generic plans, durable commits).
@@ -401,16 +412,17 @@ impl PostgresStore {
 
     /// The pool's size, connections in use and requests waiting for one.
     /// Each pool's name (as `/readyz` names it) and state.
-    pub(crate) fn each_pool(&self) -> [(&'static str, deadpool_postgres::Status); 3] {
+    pub(crate) fn each_pool(&self) -> [(&'static str, deadpool_postgres::Status); 4] {
         let p = &self.pools;
         [
             ("task", p.tasks.status()),
             ("lease", p.leases.status()),
+            ("events", p.events.status()),
             ("other", p.other.status()),
         ]
     }
 
-    /// All three pools together.
+    /// All four pools together.
     pub fn pools(&self) -> PoolStatus {
         let mut total = PoolStatus {
             timeouts: self.pool_timeouts.load(Ordering::Relaxed),

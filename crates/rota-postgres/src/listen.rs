@@ -4,7 +4,8 @@
 //!   wake. Sent in the same transaction as the change, so it arrives only after the commit.
 //! - `rota_due`: a write created a due time (a scheduled task); the maintenance leader wakes.
 //! - `rota_auth`: tenants, keys or roles changed; every server reloads them.
-//! - `rota_events`: events were logged; readers of the event log wake.
+//! - `rota_events` (payload: the tenant): events of that tenant were logged; its readers of
+//!   the event log wake (and every deliverer). An empty payload wakes every reader.
 //!
 //! When the feed's connection drops, every waiter is woken (they re-check the database) and it
 //! reconnects with backoff; on reconnecting, access data is reloaded, since changes made while
@@ -33,6 +34,7 @@ pub async fn run(url: String, options: PostgresOptions, shared: Arc<Shared>) {
         }
         shared.listening.store(false, Ordering::Release);
         shared.signals.notify_all();
+        shared.events.notify_all();
         shared.maintenance.notify_waiters();
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -85,6 +87,7 @@ async fn listen_once(
         // Whatever happened while the feed was down was not heard.
         shared.auth_changed.notify_waiters();
         shared.signals.notify_all();
+        shared.events.notify_all();
     }
     *first = false;
     let result = loop {
@@ -117,7 +120,8 @@ fn dispatch(shared: &Shared, channel: &str, payload: &str) {
         }
         DUE => shared.maintenance.notify_waiters(),
         AUTH => shared.auth_changed.notify_waiters(),
-        EVENTS => shared.events.notify_waiters(),
+        EVENTS if payload.is_empty() => shared.events.notify_all(),
+        EVENTS => shared.events.notify([payload]),
         _ => {}
     }
 }

@@ -102,7 +102,7 @@ impl PostgresStore {
         tx.commit().await.map_err(db)?;
         self.announce(&stored);
         if !logged.is_empty() {
-            self.announce_events();
+            self.announce_events(logged.iter().map(|(t, _)| t.as_str()));
         }
         // Delete finished tasks past their queue's retention.
         let deleted: i64 = client
@@ -187,7 +187,10 @@ impl PostgresStore {
         let exhausted: Vec<String> = self
             .each_pool()
             .iter()
-            .filter(|(_, s)| s.waiting > 0 && s.size - s.available >= s.max_size)
+            // Event readers waiting for their own pool slow only themselves: not unready.
+            .filter(|(name, s)| {
+                *name != "events" && s.waiting > 0 && s.size - s.available >= s.max_size
+            })
             .map(|(name, s)| {
                 format!(
                     "all {} connections of the {name} pool are in use and {} requests wait",

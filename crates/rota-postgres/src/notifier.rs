@@ -1,5 +1,5 @@
-//! Wake-ups for the other servers (`rota_ready`, `rota_due`), sent after the commit that
-//! made tasks ready or scheduled rather than inside it.
+//! Wake-ups for the other servers (`rota_ready`, `rota_due`, `rota_events`), sent after the
+//! commit that made tasks ready or scheduled, or logged events, rather than inside it.
 //!
 //! Why not inside: a transaction that has called NOTIFY takes a database-wide lock at commit
 //! and holds it until its commit is flushed, so that notifications stay in commit order. Every
@@ -29,8 +29,8 @@ struct Pending {
     ready: BTreeSet<String>,
     /// A task was scheduled: the elected maintenance may need to run sooner.
     due: bool,
-    /// Events were logged: readers waiting for them wake.
-    events: bool,
+    /// Tenants whose events were logged: their readers wake (and every deliverer).
+    events: BTreeSet<String>,
 }
 
 #[derive(Default)]
@@ -52,9 +52,15 @@ impl Notifier {
         self.wake.notify_one();
     }
 
-    /// A commit that has finished logged events.
-    pub fn events(&self) {
-        self.lock().events = true;
+    /// A commit that has finished logged events of `tenants`.
+    pub fn events<'a>(&self, tenants: impl IntoIterator<Item = &'a str>) {
+        let mut p = self.lock();
+        for t in tenants {
+            if !p.events.contains(t) {
+                p.events.insert(t.to_owned());
+            }
+        }
+        drop(p);
         self.wake.notify_one();
     }
 
@@ -71,10 +77,8 @@ impl Notifier {
             channels.push(DUE);
             payloads.push(String::new());
         }
-        if p.events {
-            channels.push(EVENTS);
-            payloads.push(String::new());
-        }
+        channels.extend(std::iter::repeat_n(EVENTS, p.events.len()));
+        payloads.extend(p.events);
         (channels, payloads)
     }
 
@@ -85,7 +89,7 @@ impl Notifier {
             if c == DUE {
                 p.due = true;
             } else if c == EVENTS {
-                p.events = true;
+                p.events.insert(k);
             } else {
                 p.ready.insert(k);
             }
@@ -137,13 +141,15 @@ mod tests {
         n.ready("t", "a");
         n.ready("t", "b");
         n.due();
+        n.events(["u", "t"]);
+        n.events(["t"]);
         let (channels, payloads) = n.take();
-        assert_eq!(channels, vec![READY, READY, DUE]);
-        assert_eq!(payloads, vec!["t/a", "t/b", ""]);
+        assert_eq!(channels, vec![READY, READY, DUE, EVENTS, EVENTS]);
+        assert_eq!(payloads, vec!["t/a", "t/b", "", "t", "u"]);
         assert!(n.take().0.is_empty());
         n.restore(channels, payloads);
         let (channels, payloads) = n.take();
-        assert_eq!(channels, vec![READY, READY, DUE]);
-        assert_eq!(payloads, vec!["t/a", "t/b", ""]);
+        assert_eq!(channels, vec![READY, READY, DUE, EVENTS, EVENTS]);
+        assert_eq!(payloads, vec!["t/a", "t/b", "", "t", "u"]);
     }
 }

@@ -73,7 +73,7 @@ impl PostgresStore {
         crate::events::append(&tx, &logged, 0).await?;
         tx.commit().await.map_err(db)?;
         self.announce(&stored);
-        self.announce_events();
+        self.announce_events(logged.iter().map(|(t, _)| t.as_str()));
         for (n, (_, t)) in slots.into_iter().zip(stored) {
             out[n] = Some(Ok(t));
         }
@@ -173,14 +173,16 @@ impl PostgresStore {
         Ok(out)
     }
 
-    /// After the commit: wakes this server's waiters, and the other servers, for tasks that
-    /// became ready or scheduled.
-    /// After a commit that logged events: wakes this server's readers, and the others'.
-    pub(crate) fn announce_events(&self) {
-        self.shared.events.notify_waiters();
-        self.shared.notifier.events();
+    /// After a commit that logged events of `tenants`: wakes this server's readers of those
+    /// tenants, and the other servers'.
+    pub(crate) fn announce_events<'a>(&self, tenants: impl IntoIterator<Item = &'a str>) {
+        let tenants: std::collections::BTreeSet<&str> = tenants.into_iter().collect();
+        self.shared.events.notify(tenants.iter().copied());
+        self.shared.notifier.events(tenants);
     }
 
+    /// After the commit: wakes this server's waiters, and the other servers, for tasks that
+    /// became ready or scheduled.
     pub(crate) fn announce(&self, tasks: &[(String, Task)]) {
         for (tenant, t) in tasks {
             match t.state {

@@ -203,7 +203,7 @@ impl PostgresStore {
         if !tasks.is_empty() {
             self.after_enqueue(&key, &tasks, now);
         } else if !logged.is_empty() {
-            self.announce_events();
+            self.announce_events(logged.iter().map(|(t, _)| t.as_str()));
         }
         Ok(Some(rec))
     }

@@ -84,11 +84,14 @@ impl Store for PostgresStore {
         limit: usize,
         keep: EventKeep,
     ) -> StoreResult<EventPage> {
-        let client = self.conn().await?;
+        let client = self.event_conn().await?;
         events::read(&client, tenant, after, limit, &*keep).await
     }
     fn event_signal(&self) -> Arc<Notify> {
-        self.shared.events.clone()
+        self.shared.events.any()
+    }
+    fn tenant_event_signal(&self, tenant: &str) -> Arc<Notify> {
+        self.shared.events.tenant(tenant)
     }
     fn auth_signal(&self) -> Arc<Notify> {
         self.shared.auth_changed.clone()

@@ -142,7 +142,7 @@ impl PostgresStore {
         }
         .map_err(db)?;
         if !rows.is_empty() {
-            self.announce_events();
+            self.announce_events([key.tenant.as_str()]);
         }
         let mut tasks = rows
             .iter()
@@ -275,7 +275,7 @@ impl PostgresStore {
             .await
             .map_err(db)?;
         if !rows.is_empty() {
-            self.announce_events();
+            self.announce_events([tenant]);
         }
         let mut done: HashMap<TaskId, Task> = HashMap::with_capacity(rows.len());
         for r in &rows {

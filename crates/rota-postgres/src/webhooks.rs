@@ -358,7 +358,7 @@ impl PostgresStore {
         crate::events::append(&tx, &logged, 0).await?;
         tx.commit().await.map_err(db)?;
         if !logged.is_empty() {
-            self.announce_events();
+            self.announce_events(logged.iter().map(|(t, _)| t.as_str()));
         }
         Ok(disabled)
     }
@@ -386,7 +386,7 @@ impl PostgresStore {
             .ok_or(StoreError::DeliveryNotFound(id))?;
         let d = delivery_from_row(&row)?;
         // Wake the deliverer wherever it runs.
-        self.announce_events();
+        self.announce_events([tenant]);
         Ok(d)
     }
 }

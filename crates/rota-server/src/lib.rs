@@ -63,6 +63,12 @@ pub struct EventsConfig {
     pub keepalive_ms: u64,
     /// How long the event log keeps an event (a tenant may set its own).
     pub retention_ms: u64,
+    /// An open stream woken by its tenant's commits reads the log at most once per this
+    /// many milliseconds, so a burst of commits costs it one read, not one per commit.
+    pub min_read_interval_ms: u64,
+    /// The largest message (and frame) a WebSocket client may send; the socket closes on a
+    /// larger one. Clients send nothing the server reads, so a few KiB is plenty.
+    pub ws_max_message_bytes: usize,
 }
 
 impl Default for EventsConfig {
@@ -70,6 +76,8 @@ impl Default for EventsConfig {
         EventsConfig {
             keepalive_ms: 15_000,
             retention_ms: rota_store::DEFAULT_EVENT_RETENTION_MS,
+            min_read_interval_ms: 5,
+            ws_max_message_bytes: 4_096,
         }
     }
 }
@@ -99,6 +107,13 @@ impl ServerConfig {
         self.faktory.validate()?;
         if self.events.keepalive_ms == 0 {
             return Err("events.keepalive_ms must be at least 1".into());
+        }
+        if self.events.min_read_interval_ms > 1_000 {
+            return Err("events.min_read_interval_ms must be at most 1000".into());
+        }
+        if self.events.ws_max_message_bytes < 125 {
+            // A control frame (ping, close) carries up to 125 bytes.
+            return Err("events.ws_max_message_bytes must be at least 125".into());
         }
         if self.events.retention_ms == 0 || self.events.retention_ms > self.limits.max_delay_ms {
             return Err(

@@ -568,3 +568,30 @@ fn plain_http_key_sets_need_allow_http() {
     };
     assert!(ok.validate().is_ok());
 }
+
+#[tokio::test]
+async fn an_event_stream_ends_when_its_jwt_expires() {
+    let signer = Signer::load("rsa", Algorithm::RS256, "rsa-a.pem");
+    let idp = idp(vec![signer.jwk()]).await;
+    let s = server(&idp).await;
+    // Past its `exp`, within the server's leeway (5 s): about two seconds left.
+    let mut c = claims("acme");
+    c["exp"] = json!(now_s() - 3);
+    let token = signer.sign(&c);
+    let mut r = reqwest::Client::new()
+        .get(format!("{}/v1/events/stream", s.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The stream sends nothing more once the token has expired: the server ends it.
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Ok(Some(_)) = r.chunk().await {}
+    })
+    .await
+    .expect("the stream ends at the token's expiry");
+    // And the token opens nothing now.
+    let again = as_jwt(&s, &token, "GET", "/v1/events/stream", None).await;
+    again.assert_error(401, "unauthorized");
+}

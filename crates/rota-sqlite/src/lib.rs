@@ -95,8 +95,8 @@ pub(crate) struct Shared {
     /// Whether the last write batch failed to begin or commit (a full disk, say).
     pub write_failing: AtomicBool,
     pub max_queues_per_tenant: usize,
-    /// Notified after every commit that logged events.
-    pub events: Arc<Notify>,
+    /// Readers of the event log, woken per tenant when a commit makes its events readable.
+    pub events: Arc<rota_store::EventSignals>,
     /// How long events are kept, unless their tenant says otherwise.
     pub event_retention_ms: u64,
     /// Where retention's walks through the log have got to (only the writer uses it).

@@ -57,7 +57,7 @@ impl Opened {
 pub(crate) struct Link {
     pub index: usize,
     pub cursors: Arc<Cursors>,
-    pub events: Arc<Notify>,
+    pub events: Arc<rota_store::EventSignals>,
     pub maintenance: Arc<Notify>,
     /// The greatest task id of any shard.
     pub last_task: Option<TaskId>,
@@ -410,7 +410,11 @@ impl Store for Shard {
     }
 
     fn event_signal(&self) -> Arc<Notify> {
-        self.shared.events.clone()
+        self.shared.events.any()
+    }
+
+    fn tenant_event_signal(&self, tenant: &str) -> Arc<Notify> {
+        self.shared.events.tenant(tenant)
     }
 
     fn writer_status(&self) -> Option<WriterStatus> {
@@ -568,8 +572,8 @@ impl Store for Shard {
     ) -> StoreResult<rota_core::webhooks::Delivery> {
         let (t, w) = (tenant.to_owned(), webhook_id.to_owned());
         let d = self.send(|r| Op::RetryDelivery(t, w, id, r)).await??;
-        // The deliverer waits on the event signal.
-        self.shared.events.notify_waiters();
+        // The deliverer waits on the event signal of every tenant.
+        self.shared.events.notify([]);
         Ok(d)
     }
 

@@ -18,7 +18,7 @@ pub use diagnosis::{
 pub use retention::{EventRetention, TrimMarks, TrimRow, TrimStep, Trimmed, RESCAN_MS};
 use rota_core::webhooks::{Attempt, Delivery, Webhook};
 pub use schedules::{DueSchedules, Firing, ScheduleRecord, Tick};
-pub use signals::ReadySignals;
+pub use signals::{EventSignals, KeyedSignals, ReadySignals};
 pub use webhooks::{DeliveryFilter, DueDelivery, DueSkip};
 
 use async_trait::async_trait;
@@ -296,8 +296,11 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         keep: EventKeep,
     ) -> StoreResult<EventPage>;
-    /// Notified after every commit that logged events.
+    /// Notified after every commit that logged events (of any tenant).
     fn event_signal(&self) -> Arc<Notify>;
+    /// Notified after every commit that logged events of `tenant` (and made them readable),
+    /// and by no other: readers of one tenant's events wait on this.
+    fn tenant_event_signal(&self, tenant: &str) -> Arc<Notify>;
     /// An operator's change to one task (see [`Change`]): the task as it is after, or as it was
     /// for a delete.
     async fn change(&self, tenant: &str, id: TaskId, change: Change) -> StoreResult<Task>;

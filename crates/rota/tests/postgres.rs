@@ -186,7 +186,10 @@ async fn a_key_created_on_one_server_works_on_another_at_once() {
         assert!(on_b.whoami().await.is_err());
     }
     let reads = key_lookups(&b).await - before;
-    assert!((1..=3).contains(&reads), "{reads} store reads for 50 requests");
+    assert!(
+        (1..=3).contains(&reads),
+        "{reads} store reads for 50 requests"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,6 +45,26 @@ impl Caller {
         self.auth.still_valid(&self.principal)
     }
 
+    /// Milliseconds until the credential expires (0 or less: it has), or `None` if it does
+    /// not: the sooner of [`Principal::expires_at`] on the server's clock and
+    /// [`Principal::token_expires_at`] on the system's.
+    pub fn ms_left(&self) -> Option<i64> {
+        let by_clock = self
+            .principal
+            .expires_at
+            .map(|at| at.0 - self.auth.clock.now().0);
+        let by_system = self.principal.token_expires_at.map(|at| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            at.0 - now
+        });
+        match (by_clock, by_system) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     pub fn can(&self, action: &str, resource: &str) -> bool {
         self.auth.decide(&self.principal, action, resource) == Decision::Allowed
     }

@@ -48,7 +48,12 @@ impl Auth {
             Credential::Session(session) => {
                 self.learn_signer(super::tickets::signer_of(session))
                     .await?;
-                Ok((self.authenticate_session(session)?, None))
+                let (mut p, clients) = self.authenticate_session(session)?;
+                // Checked above, so its expiry field is the signed one.
+                if let Some(end) = super::tickets::session_expiry(session) {
+                    p.expires_at = Some(p.expires_at.map_or(end, |e| e.min(end)));
+                }
+                Ok(((p, clients), None))
             }
         }
     }
@@ -140,6 +145,8 @@ impl Auth {
             roles: rec.roles.clone(),
             queues: rec.queues.clone(),
             kinds: None,
+            expires_at: rec.expires_at,
+            token_expires_at: None,
         };
         Ok((p, clients))
     }
@@ -199,6 +206,11 @@ impl Auth {
             roles: id.roles,
             queues: vec![],
             kinds: id.kinds,
+            expires_at: None,
+            // The verifier accepts the whole last second (it compares whole seconds).
+            token_expires_at: Some(Timestamp(
+                id.expires_unix_s.saturating_add(1).saturating_mul(1_000),
+            )),
         };
         Ok((p, clients))
     }
@@ -247,6 +259,7 @@ impl Auth {
     }
 }
 
+/// When a dashboard session (`rds_<key>_<expires ms>_<mac>`, made by `tickets.rs`) ends.
 fn refusal(p: &Principal, r: Refusal) -> ApiError {
     let who = |i: usize| {
         if i == 0 {

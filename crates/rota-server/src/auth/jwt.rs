@@ -111,6 +111,8 @@ pub struct JwtIdentity {
     pub tenant: String,
     pub roles: Vec<String>,
     pub kinds: Option<Vec<String>>,
+    /// The last second (Unix time, the leeway included) the token is accepted.
+    pub expires_unix_s: i64,
 }
 
 struct CachedKey {
@@ -379,11 +381,14 @@ impl JwtVerifier {
             ));
         }
         let kinds = strings(&self.cfg.kinds_claim)?;
+        // Required and checked by `decode`, so a number.
+        let exp = claims.get("exp").and_then(Value::as_f64).unwrap_or(0.0) as i64;
         Ok(JwtIdentity {
             subject,
             tenant,
             roles,
             kinds,
+            expires_unix_s: exp.saturating_add(self.cfg.leeway_s as i64),
         })
     }
 }

@@ -34,7 +34,7 @@ pub use caller::Caller;
 pub use config::{AuthConfig, LimitDefaults, Secret};
 pub use credentials::Credential;
 pub use lookup::MISSING_TTL;
-pub use request::{authenticate, STREAM_ROUTE, WEBSOCKET_ROUTE};
+pub use request::{authenticate, BySessionCookie, STREAM_ROUTE, WEBSOCKET_ROUTE};
 pub use tickets::{CLOCK_SKEW_MS, SESSION_TTL_MS, TICKET_TTL_MS};
 
 pub use rota_core::auth::NewKey;
@@ -80,6 +80,12 @@ pub struct Principal {
     pub queues: Vec<String>,
     /// Task kinds the credential may enqueue and claim; `None` is any.
     pub kinds: Option<Vec<String>>,
+    /// When the credential stops being valid, on the server's clock: a key's `expires_at`,
+    /// a dashboard session's end. Open streams end then.
+    pub expires_at: Option<Timestamp>,
+    /// When a JWT stops being accepted (`exp` with the leeway) on the system's clock, which
+    /// the verifier measures it by.
+    pub token_expires_at: Option<Timestamp>,
 }
 
 impl Principal {
@@ -93,6 +99,8 @@ impl Principal {
             roles: vec![ADMIN_ROLE.into()],
             queues: vec![],
             kinds: None,
+            expires_at: None,
+            token_expires_at: None,
         }
     }
 

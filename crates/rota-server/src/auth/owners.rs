@@ -45,6 +45,8 @@ impl Auth {
                     roles: rec.roles.clone(),
                     queues: rec.queues.clone(),
                     kinds: None,
+                    expires_at: rec.expires_at,
+                    token_expires_at: None,
                 }
             }
             None => Principal {
@@ -54,6 +56,8 @@ impl Auth {
                 roles: owner.roles.clone(),
                 queues: owner.queues.clone(),
                 kinds: None,
+                expires_at: None,
+                token_expires_at: None,
             },
         };
         // No limits to count against: the deliverer is not a request.

@@ -46,6 +46,12 @@ fn bearer(headers: &HeaderMap) -> ApiResult<&str> {
 pub const STREAM_ROUTE: &str = "/v1/events/stream";
 pub const WEBSOCKET_ROUTE: &str = "/v1/events/ws";
 
+/// Marks a request admitted by the dashboard's session cookie, which a browser attaches to
+/// requests other pages start too: the WebSocket route then checks `Origin` (a browser's
+/// WebSocket has no CORS to stop another page reading it).
+#[derive(Clone, Copy, Debug)]
+pub struct BySessionCookie;
+
 #[derive(Deserialize)]
 struct TicketParam {
     ticket: Option<String>,
@@ -124,6 +130,7 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
         }
     };
     let hint = credential_hint(cred.as_ref());
+    let by_cookie = matches!(cred, Some(Credential::Session(_)));
     let key_tenant = match &cred {
         Some(Credential::Token(t)) => token::key_id(t).and_then(|id| st.auth.key_tenant(id)),
         _ => None,
@@ -147,6 +154,9 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
         return resp;
     }
     req.extensions_mut().insert(caller);
+    if by_cookie {
+        req.extensions_mut().insert(BySessionCookie);
+    }
     let resp = next.run(req).await;
     drop(permit);
     note_refusal(&st, Some(&acting), label, &resp);

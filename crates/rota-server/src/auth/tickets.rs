@@ -304,6 +304,12 @@ impl Auth {
     }
 }
 
+/// When a dashboard session ends: its signed `expires`. Only meaningful once
+/// [`Auth::authenticate_session`] accepted the session.
+pub(super) fn session_expiry(session: &str) -> Option<Timestamp> {
+    Session::parse(session).map(|s| Timestamp(s.expires))
+}
+
 /// The key id a ticket or session names (unchecked), unless it is the admin token's.
 pub(super) fn signer_of(credential: &str) -> Option<&str> {
     let rest = credential

@@ -1,11 +1,10 @@
 //! Reading the event log: a caller sees its own tenant's events, only for the queues and kinds
-//! it may read, and may wait for the next ones (woken by the commit that logs them).
+//! it may read, and may wait for the next ones (woken by the commit that logs them, of its
+//! tenant only). `streams.rs` follows the log for as long as a stream stays open.
 
 use super::*;
 use rota_core::events::{Event, EventFilter, EventType, Subject};
 use rota_store::{EventKeep, EventPage};
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// A read of the event log.
@@ -27,7 +26,11 @@ impl Service {
     }
 
     /// Refuses a query the limits do not allow; what the caller may see of the log otherwise.
-    fn check_event_query(&self, caller: &Caller, q: &EventQuery) -> ApiResult<EventKeep> {
+    pub(super) fn check_event_query(
+        &self,
+        caller: &Caller,
+        q: &EventQuery,
+    ) -> ApiResult<EventKeep> {
         let limits = self.limits();
         if q.limit == 0 || q.limit > limits.max_list {
             return Err(ApiError::bad_request(format!(
@@ -63,7 +66,9 @@ impl Service {
     }
 
     /// The next events after `after` that `keep` accepts, waiting up to `wait_ms` for one.
-    async fn next_events(
+    /// Woken only by commits that log the caller's tenant's events, and then reading at most
+    /// once per `events.min_read_interval_ms`, so a burst of commits costs one read.
+    pub(super) async fn next_events(
         &self,
         caller: &Caller,
         q: &EventQuery,
@@ -71,13 +76,15 @@ impl Service {
         mut after: i64,
         wait_ms: u64,
     ) -> ApiResult<EventPage> {
-        let signal = self.store.event_signal();
+        let signal = self.store.tenant_event_signal(&caller.tenant);
         let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+        let gap = Duration::from_millis(self.config.events.min_read_interval_ms);
         loop {
             // Registered before the read, so a commit between the read and the wait wakes it.
             let woken = signal.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
+            let read_at = tokio::time::Instant::now();
             let page = self
                 .store
                 .events(&caller.tenant, after, q.limit, keep.clone())
@@ -93,6 +100,12 @@ impl Service {
             tokio::select! {
                 _ = woken => {}
                 _ = tokio::time::sleep_until(deadline) => {}
+                _ = self.shutdown.cancelled() => return Ok(page),
+            }
+            // Commits that land meanwhile are read with this one (the wait is registered
+            // anew before the next read, and what committed before it is read by it).
+            tokio::select! {
+                _ = tokio::time::sleep_until((read_at + gap).min(deadline)) => {}
                 _ = self.shutdown.cancelled() => return Ok(page),
             }
         }
@@ -119,110 +132,5 @@ fn may_read_subject(caller: &Caller, e: &Event) -> bool {
             actions::WEBHOOKS_READ,
             &super::webhooks::resource(webhook_id),
         ),
-    }
-}
-
-/// The longest one wait of a stream lasts before it checks its credential again.
-const STREAM_WAIT_MS: u64 = 5_000;
-
-/// An open event stream: the events after a cursor as they are committed, for as long as the
-/// caller's credential holds and the server runs. Counts against
-/// `limits.max_streams_per_tenant` until dropped.
-pub struct EventFollow {
-    service: Service,
-    caller: Caller,
-    query: EventQuery,
-    keep: EventKeep,
-    _slot: StreamSlot,
-}
-
-impl EventFollow {
-    /// The next events (oldest first), or `None` when the stream ends: the server is shutting
-    /// down or the caller's key was revoked, expired or deleted.
-    pub async fn next(&mut self) -> Option<ApiResult<Vec<Event>>> {
-        loop {
-            if self.service.shutdown.is_cancelled() || !self.caller.still_valid() {
-                return None;
-            }
-            let wait = STREAM_WAIT_MS.min(self.service.config.events.keepalive_ms);
-            let page = self
-                .service
-                .next_events(
-                    &self.caller,
-                    &self.query,
-                    &self.keep,
-                    self.query.after,
-                    wait,
-                )
-                .await;
-            match page {
-                Err(e) => return Some(Err(e)),
-                Ok(page) => {
-                    self.query.after = page.next_cursor;
-                    if !page.events.is_empty() {
-                        return Some(Ok(page.events));
-                    }
-                }
-            }
-        }
-    }
-
-    /// The cursor the stream has passed.
-    pub fn cursor(&self) -> i64 {
-        self.query.after
-    }
-}
-
-/// A tenant's share of open streams, given back on drop.
-struct StreamSlot {
-    counts: Arc<Mutex<HashMap<String, usize>>>,
-    tenant: String,
-}
-
-impl Drop for StreamSlot {
-    fn drop(&mut self) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = counts.get_mut(&self.tenant) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.tenant);
-            }
-        }
-    }
-}
-
-impl Service {
-    /// Opens a stream of the events after `q.after` (see [`EventFollow`]).
-    pub fn follow_events(&self, caller: &Caller, q: EventQuery) -> ApiResult<EventFollow> {
-        let keep = self.check_event_query(caller, &q)?;
-        let max = self.limits().max_streams_per_tenant;
-        let slot = {
-            let mut counts = self.streams.lock().unwrap_or_else(|e| e.into_inner());
-            let n = counts.entry(caller.tenant.clone()).or_default();
-            if *n >= max {
-                return Err(ApiError::new(
-                    crate::error::ErrorKind::Unavailable,
-                    "too_many_streams",
-                    format!(
-                        "tenant `{}` has {max} event streams open on this server, its limit \
-                     (limits.max_streams_per_tenant); close one or retry later",
-                        caller.tenant
-                    ),
-                )
-                .retry_after(5));
-            }
-            *n += 1;
-            StreamSlot {
-                counts: self.streams.clone(),
-                tenant: caller.tenant.clone(),
-            }
-        };
-        Ok(EventFollow {
-            service: self.clone(),
-            caller: caller.clone(),
-            query: q,
-            keep,
-            _slot: slot,
-        })
     }
 }

@@ -12,12 +12,14 @@
 mod events;
 mod queues;
 mod schedules;
+mod streams;
 mod tasks;
 mod webhooks;
 mod workers;
 
-pub use events::{may_read_event, EventFollow, EventQuery};
+pub use events::{may_read_event, EventQuery};
 pub use schedules::ScheduleView;
+pub use streams::EventFollow;
 pub use tasks::{check_task, Claim};
 pub use webhooks::{redact_unless_writer, WebhookInput, WebhookPatch, MAX_WEBHOOK_DESCRIPTION};
 
@@ -43,8 +45,8 @@ pub struct Service {
     shutdown: CancellationToken,
     /// Worker processes connected through the Faktory door.
     workers: Arc<crate::faktory::workers::Registry>,
-    /// Open event streams per tenant on this server.
-    streams: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    /// Open event streams on this server, per tenant and in all.
+    streams: Arc<std::sync::Mutex<streams::OpenStreams>>,
     /// Notified when a schedule changes, so the scheduler plans again.
     schedules_changed: Arc<tokio::sync::Notify>,
     /// What this server saw of requests, for `rota doctor`.

@@ -319,8 +319,8 @@ impl Service {
     }
 
     /// The task once it is final (succeeded, dead or cancelled), or as it is when `wait_ms`
-    /// ends first. Woken by commits that log events, not by a timer; a burst of commits costs
-    /// one read per [`RESULT_RECHECK`] at most.
+    /// ends first. Woken by commits that log the tenant's events, not by a timer; a burst of
+    /// commits costs one read per [`RESULT_RECHECK`] at most.
     pub async fn wait_final(&self, caller: &Caller, id: TaskId, wait_ms: u64) -> ApiResult<Task> {
         let max = self.limits().max_wait_ms;
         if wait_ms > max {
@@ -328,7 +328,7 @@ impl Service {
                 "wait_ms is {wait_ms}; the limit is {max} (limits.max_wait_ms)"
             )));
         }
-        let signal = self.store.event_signal();
+        let signal = self.store.tenant_event_signal(&caller.tenant);
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(wait_ms);
         loop {
             let woken = signal.notified();

@@ -31,8 +31,10 @@ pub struct SqliteStore {
     /// Shards new queues are spread over (the configured count; files past it keep theirs).
     placing: usize,
     cursors: Arc<Cursors>,
-    events: Arc<Notify>,
+    events: Arc<rota_store::EventSignals>,
     maintenance: Arc<Notify>,
+    /// Reads of the event log (pages), for tests that show which readers a commit wakes.
+    event_reads: std::sync::atomic::AtomicU64,
 }
 
 /// The file of shard `index` beside `home` (shard 0): `rota.db`, `rota-shard1.db`, …
@@ -146,7 +148,7 @@ impl SqliteStore {
                 quota.settle(tenant, i, n);
             }
         }
-        let events = Arc::new(Notify::new());
+        let events = Arc::new(rota_store::EventSignals::default());
         let maintenance = Arc::new(Notify::new());
         let mut shards = Vec::with_capacity(opened.len());
         for (index, o) in opened.into_iter().enumerate() {
@@ -177,7 +179,13 @@ impl SqliteStore {
             cursors,
             events,
             maintenance,
+            event_reads: Default::default(),
         })
+    }
+
+    /// How many times the event log was read (each read looks at every shard).
+    pub fn event_reads(&self) -> u64 {
+        self.event_reads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many shard files the store has.

@@ -148,6 +148,8 @@ impl Store for SqliteStore {
         limit: usize,
         keep: EventKeep,
     ) -> StoreResult<EventPage> {
+        self.event_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let horizon = self.cursors.horizon();
         let pages = self
             .each(|s| s.events_below(tenant, after, horizon, limit, keep.clone()))
@@ -156,7 +158,11 @@ impl Store for SqliteStore {
     }
 
     fn event_signal(&self) -> Arc<Notify> {
-        self.events.clone()
+        self.events.any()
+    }
+
+    fn tenant_event_signal(&self, tenant: &str) -> Arc<Notify> {
+        self.events.tenant(tenant)
     }
 
     async fn change(&self, tenant: &str, id: TaskId, change: Change) -> StoreResult<Task> {

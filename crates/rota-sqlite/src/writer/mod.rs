@@ -382,12 +382,14 @@ impl Writer {
         loop {
             let mut b = Batch::new(self.shared.clock.now());
             let tried = self.try_batch(&ops, &mut b);
-            // Committed or rolled back: its cursors no longer hold readers back. Rolled back,
-            // readers are woken too: other shards' events may have waited behind these cursors.
-            self.shared.cursors.settle(self.shared.shard);
-            if !b.events.is_empty() && !matches!(tried, Ok(Ok(_))) {
-                self.shared.events.notify_waiters();
-            }
+            // Committed or rolled back: its cursors no longer hold readers back, and the
+            // readers of the tenants whose events that made readable (this batch's, or other
+            // shards' that waited behind its cursors) are woken below, those alone.
+            let logged = match (&tried, b.events.last()) {
+                (Ok(Ok(_)), Some(last)) => Some((last.event.cursor, self.event_tenants(&b))),
+                _ => None,
+            };
+            let readable = self.shared.cursors.settle(self.shared.shard, logged);
             let touched: HashSet<String> = b
                 .delta
                 .new_queues
@@ -422,10 +424,34 @@ impl Writer {
             };
             // The queues the batch created are in the catalog now, or were never made.
             self.settle_quota(touched);
+            if !readable.is_empty() {
+                self.shared
+                    .events
+                    .notify(readable.iter().map(String::as_str));
+            }
             if done {
                 return;
             }
         }
+    }
+
+    /// The tenants whose events `b` logs (its queues are in the catalog, or new in `b`).
+    fn event_tenants(&self, b: &Batch) -> Vec<String> {
+        let mut ids: Vec<i64> = b.events.iter().map(|l| l.queue_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let cat = self
+            .shared
+            .catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        ids.into_iter()
+            .filter_map(|id| {
+                cat.by_id(id)
+                    .or_else(|| b.delta.new_queues.iter().find(|q| q.id == id))
+                    .map(|q| q.key.tenant.clone())
+            })
+            .collect()
     }
 
     /// Sets this shard's count of each tenant's queues back to its catalog's.
@@ -517,9 +543,6 @@ impl Writer {
         }
         for key in &ready_keys {
             shared.signals.notify(key);
-        }
-        if !b.events.is_empty() {
-            shared.events.notify_waiters();
         }
         if let Some(next) = b.maintenance_next_due {
             self.known_next_due = next;

@@ -26,6 +26,38 @@ fn types(events: &[Event]) -> Vec<&'static str> {
     events.iter().map(|e| e.event_type.as_str()).collect()
 }
 
+/// Readers wait per tenant: another tenant's commits do not wake them (an idle stream of one
+/// tenant costs nothing while another is busy), their own tenant's do.
+pub async fn a_commit_wakes_only_the_readers_of_its_tenants_events<H: Harness>() {
+    let (_h, _clock, s) = setup::<H>().await;
+    create_tenant(&s, "globex").await;
+    let (mine, any) = (s.tenant_event_signal("default"), s.event_signal());
+    let idle = mine.notified();
+    tokio::pin!(idle);
+    idle.as_mut().enable();
+    for n in 0..3 {
+        // The signal of every tenant fires after the tenants' own (see `EventSignals`), so
+        // once it has, a wake-up of `default` would have come.
+        let other = any.notified();
+        tokio::pin!(other);
+        other.as_mut().enable();
+        let queue = QueueKey::new("globex", format!("busy{n}"));
+        enqueue_one(&s, &queue, task("x")).await;
+        tokio::time::timeout(std::time::Duration::from_secs(5), other)
+            .await
+            .expect("a commit with events wakes the readers of every tenant's events");
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(
+            std::future::Future::poll(idle.as_mut(), &mut cx).is_pending(),
+            "globex's commit woke a reader of default's events"
+        );
+    }
+    enqueue_one(&s, &q("mine"), task("x")).await;
+    tokio::time::timeout(std::time::Duration::from_secs(5), idle)
+        .await
+        .expect("the tenant's own commit wakes its readers");
+}
+
 pub async fn every_transition_is_logged_in_commit_order<H: Harness>() {
     let (_h, clock, s) = setup::<H>().await;
     create_tenant(&s, "globex").await;

@@ -53,6 +53,34 @@ pub async fn concurrent_claims_through_two_stores_never_share_a_task<H: Harness>
     }
 }
 
+/// The other server hears which tenant's events a commit logged (PostgreSQL: the `NOTIFY`
+/// names it), and wakes only that tenant's readers.
+pub async fn a_commit_through_one_store_wakes_the_others_readers_of_its_tenant_only<H: Harness>() {
+    let (_h, _c, a, b) = pair::<H>().await;
+    create_tenant(&a, "globex").await;
+    let (mine, any) = (b.tenant_event_signal("default"), b.event_signal());
+    let idle = mine.notified();
+    tokio::pin!(idle);
+    idle.as_mut().enable();
+    let other = any.notified();
+    tokio::pin!(other);
+    other.as_mut().enable();
+    enqueue_one(&a, &QueueKey::new("globex", "busy"), task("x")).await;
+    // Every tenant's signal fires after the tenants' own, so once it has, default's would have.
+    tokio::time::timeout(std::time::Duration::from_secs(10), other)
+        .await
+        .expect("the other store hears of the commit");
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(
+        std::future::Future::poll(idle.as_mut(), &mut cx).is_pending(),
+        "globex's commit woke the other store's reader of default's events"
+    );
+    enqueue_one(&a, &q("mine"), task("x")).await;
+    tokio::time::timeout(std::time::Duration::from_secs(10), idle)
+        .await
+        .expect("the tenant's commit wakes the other store's readers of its events");
+}
+
 pub async fn one_unique_key_enqueued_through_both_yields_one_live_task<H: Harness>() {
     let (_h, _c, a, b) = pair::<H>().await;
     let queue = q("uniq-race");

@@ -138,17 +138,7 @@ impl Auth {
                 ),
             ),
         ];
-        let p = Principal {
-            tenant: rec.tenant.clone(),
-            label: format!("key {id}"),
-            key_id: Some(id.clone()),
-            roles: rec.roles.clone(),
-            queues: rec.queues.clone(),
-            kinds: None,
-            expires_at: rec.expires_at,
-            token_expires_at: None,
-        };
-        Ok((p, clients))
+        Ok((key_principal_of(rec, format!("key {id}")), clients))
     }
 
     fn jwt_principal(&self, id: jwt::JwtIdentity) -> ApiResult<Authenticated> {
@@ -300,6 +290,20 @@ fn refusal(p: &Principal, r: Refusal) -> ApiError {
             )
             .retry_after(1)
         }
+    }
+}
+
+/// The principal a key record stands for (checked by [`key_holds`] first), named `label`.
+pub(super) fn key_principal_of(rec: &KeyRecord, label: String) -> Principal {
+    Principal {
+        tenant: rec.tenant.clone(),
+        label,
+        key_id: Some(rec.id.clone()),
+        roles: rec.roles.clone(),
+        queues: rec.queues.clone(),
+        kinds: None,
+        expires_at: rec.expires_at,
+        token_expires_at: None,
     }
 }
 

@@ -38,16 +38,7 @@ impl Auth {
                     .ok_or_else(|| format!("API key `{id}` no longer exists"))?;
                 let rec = &entry.record;
                 credentials::key_holds(&st, rec, self.clock.now())?;
-                Principal {
-                    tenant: rec.tenant.clone(),
-                    label: owner.label.clone(),
-                    key_id: Some(id.clone()),
-                    roles: rec.roles.clone(),
-                    queues: rec.queues.clone(),
-                    kinds: None,
-                    expires_at: rec.expires_at,
-                    token_expires_at: None,
-                }
+                credentials::key_principal_of(rec, owner.label.clone())
             }
             None => Principal {
                 tenant: owner.tenant.clone(),

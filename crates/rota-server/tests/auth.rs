@@ -788,6 +788,9 @@ async fn missing_or_bad_credentials_answer_401_without_echoing_them() {
     let cases: Vec<(Option<&str>, &str)> = vec![
         (None, "no credentials"),
         (Some("Basic dXNlcjpwYXNz"), "Bearer"),
+        // What `-H "Authorization: Bearer $TOKEN"` sends with TOKEN unset.
+        (Some("Bearer"), "no token after it"),
+        (Some("Bearer   "), "no token after it"),
         (Some("Bearer rota_nothing"), "not a valid"),
         (Some(&wrong_header), "not valid"),
         (Some("Bearer a.b.c"), "not a valid"),

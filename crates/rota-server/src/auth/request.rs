@@ -29,13 +29,15 @@ fn bearer(headers: &HeaderMap) -> ApiResult<&str> {
     let value = value
         .to_str()
         .map_err(|_| unauthorized("the Authorization header is not text"))?;
-    match value.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(token.trim())
-        }
-        _ => Err(unauthorized(
+    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    match (scheme.eq_ignore_ascii_case("bearer"), token.trim()) {
+        // `Bearer $TOKEN` with the variable unset or empty arrives as a bare `Bearer`.
+        (true, "") => Err(unauthorized(
+            "the Authorization header is `Bearer` with no token after it: the variable or file \
+             meant to hold the token is probably empty (send `Authorization: Bearer <token>`)",
+        )),
+        (true, token) => Ok(token),
+        (false, _) => Err(unauthorized(
             "the Authorization header must be `Bearer <token>`",
         )),
     }

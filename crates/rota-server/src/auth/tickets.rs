@@ -183,7 +183,8 @@ impl Auth {
         ))
     }
 
-    /// The principal a dashboard session was issued to.
+    /// The principal a dashboard session was issued to, valid until the session ends (or its
+    /// key expires, if sooner): streams opened with it end then.
     pub(super) fn authenticate_session(&self, session: &str) -> ApiResult<Authenticated> {
         let bad = || unauthorized("the dashboard session is not valid; sign in again");
         let s = Session::parse(session).ok_or_else(bad)?;
@@ -211,7 +212,10 @@ impl Auth {
                 "the dashboard session was signed out; sign in again",
             ));
         }
-        Ok(authenticated)
+        let (mut principal, clients) = authenticated;
+        let end = Timestamp(s.expires);
+        principal.expires_at = Some(principal.expires_at.map_or(end, |e| e.min(end)));
+        Ok((principal, clients))
     }
 
     /// Ends every dashboard session of `p`'s credential, on every server: its key's
@@ -302,12 +306,6 @@ impl Auth {
             .get(id)
             .is_some_and(|e| self.key_principal(&st, e).is_ok())
     }
-}
-
-/// When a dashboard session ends: its signed `expires`. Only meaningful once
-/// [`Auth::authenticate_session`] accepted the session.
-pub(super) fn session_expiry(session: &str) -> Option<Timestamp> {
-    Session::parse(session).map(|s| Timestamp(s.expires))
 }
 
 /// The key id a ticket or session names (unchecked), unless it is the admin token's.

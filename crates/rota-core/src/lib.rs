@@ -6,6 +6,7 @@ pub mod auth;
 pub mod backoff;
 pub mod clock;
 pub mod events;
+pub mod flow;
 pub mod id;
 pub mod lifecycle;
 pub mod limits;

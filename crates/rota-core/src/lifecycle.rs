@@ -164,6 +164,7 @@ pub fn enqueued(id: TaskId, queue: &str, new: &NewTask, max_attempts: u32, now: 
         unique_key: new.unique_key.clone(),
         tags: new.tags.clone(),
         callback_url: new.callback_url.clone(),
+        group: new.group.clone(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The nouns of Rota: tasks, their states, leases, queues and queue settings.
 
+use crate::flow::Rate;
 use crate::{Backoff, TaskId, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -137,6 +138,10 @@ pub struct Task {
     /// Where the task's final outcome is POSTed (see docs/webhooks.md, "Task results").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// The flow-control group (a customer, a token, an upstream) whose limits and turn the
+    /// task takes; see docs/flow-control.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// A validated task to enqueue. `run_at` is absolute; `max_attempts` of `None` takes the queue's.
@@ -150,6 +155,7 @@ pub struct NewTask {
     pub unique_key: Option<String>,
     pub tags: Vec<String>,
     pub callback_url: Option<String>,
+    pub group: Option<String>,
 }
 
 /// A queue is named within a tenant.
@@ -182,6 +188,28 @@ pub struct QueueSettings {
     /// Where the final outcome of the queue's tasks that name no `callback_url` is POSTed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// At most this many of the queue's tasks running at once, over every worker and server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    /// At most `limit` of the queue's tasks started in any window of `period_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Rate>,
+    /// `concurrency` for each group of the queue, unless the group has its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_concurrency: Option<u32>,
+    /// `rate` for each group of the queue, unless the group has its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_rate: Option<Rate>,
+}
+
+impl QueueSettings {
+    /// Whether a claim must count anything: a limit on the queue or on its groups.
+    pub fn limited(&self) -> bool {
+        self.concurrency.is_some()
+            || self.rate.is_some()
+            || self.group_concurrency.is_some()
+            || self.group_rate.is_some()
+    }
 }
 
 impl Default for QueueSettings {
@@ -193,6 +221,10 @@ impl Default for QueueSettings {
             retention_ms: 7 * 24 * 3600 * 1000,
             paused: false,
             callback_url: None,
+            concurrency: None,
+            rate: None,
+            group_concurrency: None,
+            group_rate: None,
         }
     }
 }
@@ -205,8 +237,12 @@ pub struct QueuePatch {
     pub lease_ms: Option<u64>,
     pub retention_ms: Option<u64>,
     pub paused: Option<bool>,
-    /// `Some(None)` clears it.
+    /// `Some(None)` clears it, as for the limits below.
     pub callback_url: Option<Option<String>>,
+    pub concurrency: Option<Option<u32>>,
+    pub rate: Option<Option<Rate>>,
+    pub group_concurrency: Option<Option<u32>>,
+    pub group_rate: Option<Option<Rate>>,
 }
 
 impl QueuePatch {
@@ -229,6 +265,32 @@ impl QueuePatch {
         if let Some(v) = &self.callback_url {
             s.callback_url = v.clone();
         }
+        if let Some(v) = self.concurrency {
+            s.concurrency = v;
+        }
+        if let Some(v) = self.rate {
+            s.rate = v;
+        }
+        if let Some(v) = self.group_concurrency {
+            s.group_concurrency = v;
+        }
+        if let Some(v) = self.group_rate {
+            s.group_rate = v;
+        }
+    }
+
+    /// The limits' rules (zero, too large); the message names the field.
+    pub fn check_limits(&self) -> Result<(), String> {
+        use crate::flow::check_concurrency;
+        check_concurrency("concurrency", self.concurrency.flatten())?;
+        check_concurrency("group_concurrency", self.group_concurrency.flatten())?;
+        if let Some(Some(r)) = &self.rate {
+            r.check("rate")?;
+        }
+        if let Some(Some(r)) = &self.group_rate {
+            r.check("group_rate")?;
+        }
+        Ok(())
     }
 }
 

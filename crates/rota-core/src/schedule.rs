@@ -73,6 +73,9 @@ pub struct ScheduleSpec {
     /// Each task's `run_at` is its tick plus up to this much, the same for a tick every time.
     pub jitter_ms: u64,
     pub paused: bool,
+    /// The flow-control group of the tasks it enqueues (one mirror per upstream, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// One fired (or skipped) tick.
@@ -145,6 +148,7 @@ impl ScheduleSpec {
             unique_key: Some(tick_key(name, tick)),
             tags: vec![format!("schedule:{name}")],
             callback_url: None,
+            group: self.group.clone(),
         }
     }
 }
@@ -261,6 +265,7 @@ mod tests {
             catch_up: CatchUp::Latest,
             jitter_ms: 0,
             paused: false,
+            group: None,
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod conformance;
 mod diagnosis;
+mod groups;
 mod retention;
 mod schedules;
 mod signals;
@@ -15,6 +16,7 @@ mod webhooks;
 pub use diagnosis::{
     add_minutes, top_errors, Diagnosis, QueueActivity, DIAGNOSE_SCAN, READY_KINDS, TOP_ERRORS,
 };
+pub use groups::{GroupPage, GroupStore, MAX_GROUP_VISITS};
 pub use retention::{EventRetention, TrimMarks, TrimRow, TrimStep, Trimmed, RESCAN_MS};
 use rota_core::webhooks::{Attempt, Delivery, Webhook};
 pub use schedules::{DueSchedules, Firing, ScheduleRecord, Tick};
@@ -84,6 +86,16 @@ pub struct ClaimRequest {
     pub max: usize,
     /// Lease length; `None` takes the queue's `lease_ms`.
     pub lease_ms: Option<u64>,
+}
+
+/// What a claim got, and when a rate will let it get more.
+#[derive(Debug, Clone, Default)]
+pub struct Claimed {
+    pub tasks: Vec<Task>,
+    /// Set when a rate (the queue's or a group's) held ready tasks back: the earliest moment
+    /// one of them may start. A waiting claim looks again then; room made by a task ending
+    /// wakes it through the ready signal instead.
+    pub next_start_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone)]
@@ -273,16 +285,22 @@ pub const DEFAULT_EVENT_RETENTION_MS: u64 = 24 * 3_600_000;
 pub type EventKeep = Arc<dyn Fn(&Event) -> bool + Send + Sync>;
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: GroupStore + Send + Sync + 'static {
     /// Enqueues all tasks in one atomic write, creating the queue on first use.
     async fn enqueue(
         &self,
         queue: &QueueKey,
         tasks: Vec<rota_core::NewTask>,
     ) -> StoreResult<Vec<Enqueued>>;
-    /// Leases up to `max` ready tasks, highest priority first and FIFO within a priority. Never
-    /// waits: long-polling is built on [`Store::ready_signal`].
-    async fn claim(&self, queue: &QueueKey, req: ClaimRequest) -> StoreResult<Vec<Task>>;
+    /// Leases up to `max` ready tasks, highest priority first and FIFO within a priority; in a
+    /// queue with groups, the groups take turns (see `docs/flow-control.md`); never past a
+    /// limit of the queue or a group. Never waits: long-polling is built on
+    /// [`Store::ready_signal`] and on the answer's `next_start_at`.
+    async fn claim_batch(&self, queue: &QueueKey, req: ClaimRequest) -> StoreResult<Claimed>;
+    /// [`Store::claim_batch`]'s tasks alone.
+    async fn claim(&self, queue: &QueueKey, req: ClaimRequest) -> StoreResult<Vec<Task>> {
+        Ok(self.claim_batch(queue, req).await?.tasks)
+    }
     async fn heartbeat(&self, tenant: &str, hb: Heartbeat) -> StoreResult<Task>;
     /// One outcome per item, in order; the items that succeed are committed together.
     async fn complete(&self, tenant: &str, items: Vec<Completion>) -> Vec<StoreResult<Task>>;

@@ -6,6 +6,7 @@
 
 mod changes;
 mod events;
+mod flow;
 mod peers;
 mod queues;
 mod schedules;
@@ -15,6 +16,7 @@ mod webhooks;
 
 pub use changes::*;
 pub use events::*;
+pub use flow::*;
 pub use peers::*;
 pub use queues::*;
 pub use schedules::*;
@@ -104,7 +106,18 @@ macro_rules! conformance_tests {
             heartbeat_complete_and_fail_work_through_the_other_store,
             queue_counts_agree_whichever_store_wrote,
             an_enqueue_through_one_wakes_claims_waiting_on_the_other,
-            deleting_a_tenant_under_enqueues_through_both_leaves_nothing
+            deleting_a_tenant_under_enqueues_through_both_leaves_nothing,
+            queue_concurrency_caps_running_tasks,
+            queue_rate_spaces_starts_and_says_when_the_next_may_start,
+            a_rate_window_survives_reopen,
+            groups_take_turns_and_priority_orders_within_a_group,
+            group_limits_overrides_pause_and_weight,
+            group_rates_limit_each_group_and_the_queue_rate_all,
+            a_big_group_does_not_hold_up_small_ones,
+            groups_are_listed_with_counts_and_paged,
+            room_made_by_a_task_ending_wakes_waiting_claims,
+            concurrency_holds_across_two_stores,
+            a_rate_holds_across_two_stores
         );
     };
     (@each $harness:ty; $($name:ident),* $(,)?) => {
@@ -137,6 +150,7 @@ pub fn task(kind: &str) -> NewTask {
         unique_key: None,
         tags: vec![],
         callback_url: None,
+        group: None,
     }
 }
 

@@ -17,6 +17,7 @@ fn spec(queue: &str) -> ScheduleSpec {
         catch_up: CatchUp::Latest,
         jitter_ms: 0,
         paused: false,
+        group: None,
     }
 }
 

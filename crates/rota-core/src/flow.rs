@@ -1,0 +1,300 @@
+//! Flow control: how many tasks of a queue (or of one group in it) may run at once, how fast
+//! they may start, and in which order groups take turns. Pure rules; the engines store the
+//! state (running counts are counted from rows, a rate's state is one number) and apply them
+//! inside the claim's transaction, so a limit is a fact of the store and not a server's share.
+//!
+//! **Rates are GCRA with a burst.** A rate says "at most `limit` starts in any window of
+//! `period_ms`". A sliding log would hold that exactly but keeps `limit` timestamps per key
+//! (5,000 per GitHub token); a sliding-window counter keeps two numbers but only approximates the
+//! window and can pass it. GCRA (the generic cell rate algorithm, as in `redis-cell`) keeps one
+//! number, the theoretical arrival time (TAT), and with emission interval
+//! `T = period / (limit − burst + 1)` and tolerance `τ = (burst − 1)·T` no window of `period_ms`
+//! ever holds more than `limit` starts: at most `burst` at once, then one every `T`. With
+//! `burst` 1 (the default) starts are spaced evenly, `limit` per period; a larger burst buys
+//! starts at once with a slower pace after them. TATs are kept in microseconds and `T` rounded
+//! up, so rounding can only make a limit stricter.
+
+use crate::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// At most `limit` tasks started in any window of `period_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    pub limit: u32,
+    pub period_ms: u64,
+    /// How many may start at once (1 to `limit`); the pace after a burst is
+    /// `limit − burst + 1` per period, so no window holds more than `limit`. Default 1.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub burst: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+fn is_one(v: &u32) -> bool {
+    *v == 1
+}
+
+/// Longest rate period: a day (GitHub's budgets are per hour; a day covers daily quotas).
+pub const MAX_RATE_PERIOD_MS: u64 = 24 * 3_600_000;
+/// Largest `limit` of a rate, and of a concurrency.
+pub const MAX_LIMIT: u32 = 1_000_000;
+/// Largest group weight: a group takes up to `weight` tasks per turn.
+pub const MAX_WEIGHT: u32 = 1_000;
+
+impl Rate {
+    pub fn check(&self, at: &str) -> Result<(), String> {
+        if self.limit == 0 || self.limit > MAX_LIMIT {
+            return Err(format!(
+                "{at}.limit is {}; use 1 to {MAX_LIMIT} (pause the queue or group to stop it)",
+                self.limit
+            ));
+        }
+        if self.period_ms == 0 || self.period_ms > MAX_RATE_PERIOD_MS {
+            return Err(format!(
+                "{at}.period_ms is {}; use 1 to {MAX_RATE_PERIOD_MS} (a day)",
+                self.period_ms
+            ));
+        }
+        if self.burst == 0 || self.burst > self.limit {
+            return Err(format!(
+                "{at}.burst is {}; use 1 to limit ({})",
+                self.burst, self.limit
+            ));
+        }
+        Ok(())
+    }
+
+    /// `T` in microseconds, rounded up.
+    pub fn interval_us(&self) -> i64 {
+        let n = (self.limit - self.burst + 1) as u128;
+        let p = self.period_ms as u128 * 1_000;
+        p.div_ceil(n).min(i64::MAX as u128) as i64
+    }
+
+    fn tolerance_us(&self) -> i64 {
+        self.interval_us().saturating_mul(self.burst as i64 - 1)
+    }
+
+    /// Whether one more start is allowed at `now` for a key whose TAT is `tat_us`; if so, the
+    /// TAT after it.
+    pub fn take(&self, tat_us: i64, now: Timestamp) -> Option<i64> {
+        let now_us = now.0.saturating_mul(1_000);
+        if tat_us.saturating_sub(self.tolerance_us()) > now_us {
+            return None;
+        }
+        Some(tat_us.max(now_us).saturating_add(self.interval_us()))
+    }
+
+    /// When a key whose TAT is `tat_us` may start its next task (rounded up to the ms).
+    pub fn next_at(&self, tat_us: i64) -> Timestamp {
+        let us = tat_us.saturating_sub(self.tolerance_us());
+        Timestamp(us.div_euclid(1_000) + i64::from(us.rem_euclid(1_000) != 0))
+    }
+}
+
+/// One group's own settings (`PUT /v1/queues/{queue}/groups/{group}`); what it leaves out is
+/// the queue's `group_concurrency` / `group_rate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Rate>,
+    #[serde(default)]
+    pub paused: bool,
+    /// Tasks the group takes per turn of the round-robin (1 to 1,000).
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        GroupSettings {
+            concurrency: None,
+            rate: None,
+            paused: false,
+            weight: 1,
+        }
+    }
+}
+
+impl GroupSettings {
+    pub fn check(&self) -> Result<(), String> {
+        check_concurrency("concurrency", self.concurrency)?;
+        if let Some(r) = &self.rate {
+            r.check("rate")?;
+        }
+        if self.weight == 0 || self.weight > MAX_WEIGHT {
+            return Err(format!("weight is {}; use 1 to {MAX_WEIGHT}", self.weight));
+        }
+        Ok(())
+    }
+    /// Whether these are just the defaults (the group needs no row of its own for them).
+    pub fn is_default(&self) -> bool {
+        *self == GroupSettings::default()
+    }
+}
+
+pub fn check_concurrency(at: &str, c: Option<u32>) -> Result<(), String> {
+    match c {
+        Some(0) => Err(format!(
+            "{at} is 0; use 1 to {MAX_LIMIT}, or pause to stop claims"
+        )),
+        Some(n) if n > MAX_LIMIT => Err(format!("{at} is {n}; use 1 to {MAX_LIMIT}")),
+        _ => Ok(()),
+    }
+}
+
+/// The limits that apply to one group: its own settings over the queue's defaults. Tasks with
+/// no group are not limited per group (only by the queue's limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupLimits {
+    pub concurrency: Option<u32>,
+    pub rate: Option<Rate>,
+    pub paused: bool,
+    pub weight: u32,
+}
+
+impl GroupLimits {
+    pub fn of(own: Option<&GroupSettings>, q: &crate::QueueSettings) -> Self {
+        GroupLimits {
+            concurrency: own.and_then(|g| g.concurrency).or(q.group_concurrency),
+            rate: own.and_then(|g| g.rate).or(q.group_rate),
+            paused: own.is_some_and(|g| g.paused),
+            weight: own.map_or(1, |g| g.weight.max(1)),
+        }
+    }
+    /// For the tasks with no group: only a place in the round-robin.
+    pub const UNGROUPED: GroupLimits = GroupLimits {
+        concurrency: None,
+        rate: None,
+        paused: false,
+        weight: 1,
+    };
+}
+
+/// Why a group (or the queue) gives no task now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Hold {
+    Paused,
+    Concurrency,
+    Rate,
+}
+
+/// A group as `GET /v1/queues/{queue}/groups` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupInfo {
+    pub group: String,
+    pub ready: u64,
+    pub running: u64,
+    /// The group's own settings (what it leaves out is the queue's).
+    pub settings: GroupSettings,
+    /// The limits in force (own over the queue's).
+    pub concurrency: Option<u32>,
+    pub rate: Option<Rate>,
+    /// What holds the group's ready tasks back now, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<Hold>,
+    /// When its rate lets the next task start, while its rate holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub next_start_at: Option<Timestamp>,
+    /// How long its oldest ready task has waited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_ready_age_ms: Option<u64>,
+}
+
+/// Where a queue's round-robin stands: the group served last (`None` before the first) and
+/// how many tasks it took in its current turn.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Turn {
+    pub group: Option<String>,
+    pub taken: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replays starts at the times `take` allows and checks no window of `period` holds more
+    /// than `limit`.
+    fn most_in_any_window(rate: Rate, asks_ms: &[i64]) -> (usize, usize) {
+        let mut tat = 0i64;
+        let mut starts = Vec::new();
+        for &t in asks_ms {
+            if let Some(next) = rate.take(tat, Timestamp(t)) {
+                tat = next;
+                starts.push(t);
+            }
+        }
+        let p = rate.period_ms as i64;
+        let most = (0..starts.len())
+            .map(|i| {
+                starts[i..]
+                    .iter()
+                    .take_while(|&&s| s < starts[i] + p)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0);
+        (most, starts.len())
+    }
+
+    #[test]
+    fn no_window_holds_more_than_the_limit() {
+        // Asking every millisecond (many times per ms) for 10 s.
+        let asks: Vec<i64> = (0..10_000).flat_map(|t| [t, t, t]).collect();
+        for (limit, period, burst) in [(100, 1_000, 1), (3, 1_000, 1), (7, 1_000, 7), (10, 333, 4)]
+        {
+            let r = Rate {
+                limit,
+                period_ms: period,
+                burst,
+            };
+            let (most, total) = most_in_any_window(r, &asks);
+            assert!(most <= limit as usize, "{r:?}: {most} in one window");
+            // And it is not stingier than its pace: about (limit − burst + 1) per period.
+            let pace = (limit - burst + 1) as f64 * 10_000.0 / period as f64;
+            assert!(total as f64 >= pace * 0.98, "{r:?}: only {total} started");
+        }
+    }
+
+    #[test]
+    fn a_burst_starts_at_once_then_paces() {
+        let r = Rate {
+            limit: 5,
+            period_ms: 1_000,
+            burst: 5,
+        };
+        let mut tat = 0;
+        for _ in 0..5 {
+            tat = r.take(tat, Timestamp(10_000)).expect("within the burst");
+        }
+        assert_eq!(r.take(tat, Timestamp(10_000)), None);
+        assert_eq!(r.next_at(tat), Timestamp(11_000));
+        assert!(r.take(tat, Timestamp(11_000)).is_some());
+    }
+
+    #[test]
+    fn rates_are_checked() {
+        let bad = Rate {
+            limit: 0,
+            period_ms: 1_000,
+            burst: 1,
+        };
+        assert!(bad.check("rate").unwrap_err().contains("rate.limit"));
+        let bad = Rate {
+            limit: 3,
+            period_ms: 1_000,
+            burst: 4,
+        };
+        assert!(bad.check("rate").unwrap_err().contains("burst"));
+    }
+}

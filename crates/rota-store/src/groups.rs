@@ -1,0 +1,42 @@
+//! Flow-control groups as the store keeps them: a group's own settings, and what the groups of
+//! a queue hold now. The limits themselves are applied by each engine's claim (see
+//! `rota_core::flow` for the rules and `docs/flow-control.md` for how they combine).
+
+use crate::StoreResult;
+use async_trait::async_trait;
+use rota_core::flow::{GroupInfo, GroupSettings};
+use rota_core::QueueKey;
+
+/// Groups one claim looks at at most (each costs an index read): a claim in a queue whose
+/// groups are nearly all held (paused, at their limits) answers what it found so far and
+/// the next claim goes on from there, so no claim's cost grows with the number of groups.
+pub const MAX_GROUP_VISITS: usize = 2_000;
+
+/// A page of a queue's groups, by name.
+#[derive(Debug, Clone, Default)]
+pub struct GroupPage {
+    pub groups: Vec<GroupInfo>,
+    /// Pass as `after` for the next page; `None` at the end.
+    pub next: Option<String>,
+}
+
+#[async_trait]
+pub trait GroupStore: Send + Sync {
+    /// Sets one group's own settings, creating the queue on first use; settings equal to the
+    /// defaults remove the group's own row. Answers the group as it stands.
+    async fn put_group(
+        &self,
+        queue: &QueueKey,
+        group: &str,
+        settings: GroupSettings,
+    ) -> StoreResult<GroupInfo>;
+
+    /// The queue's groups that have ready or running tasks or settings of their own, by name
+    /// after `after`, at most `limit`.
+    async fn groups(
+        &self,
+        queue: &QueueKey,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<GroupPage>;
+}

@@ -90,6 +90,8 @@ pub struct CatalogDelta {
     pub removed_queues: HashSet<i64>,
     pub new_tenants: HashSet<String>,
     pub removed_tenants: HashSet<String>,
+    /// Queues where a task stopped running (its room may wake a claim held by a limit).
+    pub freed: HashSet<i64>,
 }
 
 impl CatalogDelta {
@@ -97,6 +99,9 @@ impl CatalogDelta {
         let c = self.counts.entry(queue_id).or_default();
         if let Some(f) = from {
             c[f.index()] -= 1;
+            if f == TaskState::Running {
+                self.freed.insert(queue_id);
+            }
         }
         if let Some(t) = to {
             c[t.index()] += 1;

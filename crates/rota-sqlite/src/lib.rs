@@ -7,6 +7,7 @@ mod catalog;
 mod cursors;
 mod diagnose;
 mod events;
+mod groups;
 mod identity;
 mod load;
 mod queries;

@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 /// The columns [`task_from_row`] reads, in order.
 pub const TASK_COLUMNS: &str = "id, queue_id, kind, payload, priority, state, run_at, attempt, \
      max_attempts, created_at, updated_at, finished_at, lease_worker, lease_token, \
-     lease_expires_at, progress, result, errors, unique_key, tags, callback_url";
+     lease_expires_at, progress, result, errors, unique_key, tags, callback_url, grp";
 
 /// A task row before its queue id is resolved to a name.
 pub struct TaskRow {
@@ -77,6 +77,7 @@ pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRow> {
         unique_key: row.get(18)?,
         tags: parse_json_list::<String>(row.get(19)?)?,
         callback_url: row.get(20)?,
+        group: row.get(21)?,
     };
     Ok(TaskRow {
         queue_id: row.get(1)?,

@@ -222,6 +222,37 @@ CREATE TABLE tenant_tombstones (
     deleted_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- Flow control (docs/flow-control.md). A task's group; ready tasks are in exactly one of two
+-- indexes: the ungrouped ones in tasks_ready (so a queue without groups claims as before), the
+-- grouped ones by group. Running tasks are counted per group by their own partial index;
+-- tasks_grouped finds, at open, the queues that have grouped tasks. Only grouped tasks pay for
+-- the new indexes.
+ALTER TABLE tasks ADD COLUMN grp TEXT;
+DROP INDEX tasks_ready;
+DROP INDEX tasks_ready_kind;
+CREATE INDEX tasks_ready ON tasks (queue_id, priority DESC, id)
+    WHERE state = 'ready' AND grp IS NULL;
+CREATE INDEX tasks_ready_kind ON tasks (queue_id, kind, priority DESC, id)
+    WHERE state = 'ready' AND grp IS NULL;
+CREATE INDEX tasks_ready_group ON tasks (queue_id, grp, priority DESC, id)
+    WHERE state = 'ready' AND grp IS NOT NULL;
+CREATE INDEX tasks_running_group ON tasks (queue_id, grp)
+    WHERE state = 'running' AND grp IS NOT NULL;
+CREATE INDEX tasks_grouped ON tasks (queue_id) WHERE grp IS NOT NULL;
+-- The queue's rate state (GCRA's theoretical arrival time, in microseconds).
+ALTER TABLE queues ADD COLUMN rate_tat_us INTEGER NOT NULL DEFAULT 0;
+-- A group's own settings (JSON rota_core::flow::GroupSettings; NULL: the queue's) and its rate
+-- state. A row with neither (NULL settings, a TAT in the past) says nothing and is deleted by
+-- maintenance.
+CREATE TABLE task_groups (
+    queue_id    INTEGER NOT NULL,
+    name        TEXT NOT NULL,
+    settings    TEXT,
+    rate_tat_us INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (queue_id, name)
+) WITHOUT ROWID;
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

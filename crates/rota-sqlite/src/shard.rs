@@ -152,7 +152,10 @@ impl Shard {
         })
     }
 
-    async fn send<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Op) -> Result<T, StoreError> {
+    pub(crate) async fn send<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Op,
+    ) -> Result<T, StoreError> {
         let sender = self
             .sender
             .lock()
@@ -251,7 +254,7 @@ impl Store for Shard {
         self.send(|r| Op::Enqueue(q, tasks, r)).await?
     }
 
-    async fn claim(&self, queue: &QueueKey, req: ClaimRequest) -> StoreResult<Vec<Task>> {
+    async fn claim_batch(&self, queue: &QueueKey, req: ClaimRequest) -> StoreResult<Claimed> {
         let q = queue.clone();
         self.send(|r| Op::Claim(q, req, r)).await?
     }

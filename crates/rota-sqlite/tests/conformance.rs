@@ -47,6 +47,15 @@ mod four_shards {
 
 /// Takes a file back to schema 2 (before schema 3's purge times, 4's event log, 5's schedules
 /// and 6's webhooks).
+/// Undoes the flow-control migration (12), for the tests that take a file further back.
+const UNDO_FLOW: &str = "DROP INDEX tasks_ready; DROP INDEX tasks_ready_kind; \
+    DROP INDEX tasks_ready_group; DROP INDEX tasks_running_group; DROP INDEX tasks_grouped; \
+    ALTER TABLE tasks DROP COLUMN grp; DROP TABLE task_groups; \
+    ALTER TABLE queues DROP COLUMN rate_tat_us; \
+    CREATE INDEX tasks_ready ON tasks (queue_id, priority DESC, id) WHERE state = 'ready'; \
+    CREATE INDEX tasks_ready_kind ON tasks (queue_id, kind, priority DESC, id) \
+    WHERE state = 'ready';";
+
 const TO_VERSION_2: &str =
     "DROP TABLE tenant_tombstones; DROP TABLE settings; ALTER TABLE tasks DROP COLUMN callback_url; DROP TABLE deliveries; DROP TABLE webhooks; DROP TABLE schedules; DROP TABLE events; DROP TABLE probe; DROP INDEX tasks_purge; \
     ALTER TABLE tasks DROP COLUMN purge_at; \
@@ -99,7 +108,7 @@ async fn a_store_from_schema_2_gets_purge_times() {
     store.close().await;
     rusqlite::Connection::open(&path)
         .unwrap()
-        .execute_batch(TO_VERSION_2)
+        .execute_batch(&format!("{UNDO_FLOW} {TO_VERSION_2}"))
         .unwrap();
     let store =
         SqliteStore::open(&path, Arc::new(clock.clone()), SqliteOptions::default()).unwrap();
@@ -127,7 +136,7 @@ async fn a_store_from_before_tenants_opens_in_default() {
     // Take the file back to version 1, as an older Rota left it.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(&format!(
-        "{TO_VERSION_2} DROP TABLE tenants; DROP TABLE api_keys; DROP TABLE roles; \
+        "{UNDO_FLOW} {TO_VERSION_2} DROP TABLE tenants; DROP TABLE api_keys; DROP TABLE roles; \
          PRAGMA user_version = 1;"
     ))
     .unwrap();
@@ -166,8 +175,8 @@ async fn a_store_from_schema_6_keeps_its_event_log_and_cursors() {
         .task;
     store.close().await;
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(
-        "CREATE TABLE events_old (cursor INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, \
+    conn.execute_batch(&format!(
+        "{UNDO_FLOW} CREATE TABLE events_old (cursor INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, \
            tenant TEXT NOT NULL, queue TEXT NOT NULL, kind TEXT NOT NULL, task_id INTEGER NOT NULL, \
            attempt INTEGER NOT NULL, type TEXT NOT NULL, state TEXT, worker TEXT, error TEXT, \
            due INTEGER); \
@@ -178,8 +187,8 @@ async fn a_store_from_schema_6_keeps_its_event_log_and_cursors() {
            FROM events e JOIN queues q ON q.id = e.queue_id; \
          DROP TABLE events; ALTER TABLE events_old RENAME TO events; \
          UPDATE sqlite_sequence SET seq = 100 WHERE name = 'events'; \
-         PRAGMA user_version = 6;",
-    )
+         PRAGMA user_version = 6;"
+    ))
     .unwrap();
     drop(conn);
     let store = SqliteStore::open(&path, clock, SqliteOptions::default()).unwrap();

@@ -110,13 +110,34 @@ impl SqliteStore {
 }
 
 #[async_trait]
+impl GroupStore for SqliteStore {
+    async fn put_group(
+        &self,
+        queue: &QueueKey,
+        group: &str,
+        settings: rota_core::flow::GroupSettings,
+    ) -> StoreResult<rota_core::flow::GroupInfo> {
+        self.of_queue(queue).put_group(queue, group, settings).await
+    }
+
+    async fn groups(
+        &self,
+        queue: &QueueKey,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<GroupPage> {
+        self.of_queue(queue).groups(queue, after, limit).await
+    }
+}
+
+#[async_trait]
 impl Store for SqliteStore {
     async fn enqueue(&self, queue: &QueueKey, tasks: Vec<NewTask>) -> StoreResult<Vec<Enqueued>> {
         self.of_queue(queue).enqueue(queue, tasks).await
     }
 
-    async fn claim(&self, queue: &QueueKey, req: ClaimRequest) -> StoreResult<Vec<Task>> {
-        self.of_queue(queue).claim(queue, req).await
+    async fn claim_batch(&self, queue: &QueueKey, req: ClaimRequest) -> StoreResult<Claimed> {
+        self.of_queue(queue).claim_batch(queue, req).await
     }
 
     async fn heartbeat(&self, tenant: &str, hb: Heartbeat) -> StoreResult<Task> {

@@ -19,6 +19,8 @@ pub(crate) fn delete_tenant_rows(
     for qid in &queues {
         tx.prepare_cached("DELETE FROM tasks WHERE queue_id = ?1")?
             .execute(params![qid])?;
+        tx.prepare_cached("DELETE FROM task_groups WHERE queue_id = ?1")?
+            .execute(params![qid])?;
     }
     crate::events::forget_tenant(tx, name)?;
     tx.execute("DELETE FROM queues WHERE tenant = ?1", params![name])?;
@@ -61,6 +63,7 @@ impl Ctx<'_> {
                     b.delta.settings.remove(qid);
                     b.delta.last_claim_at.remove(qid);
                     b.ready.remove(qid);
+                    self.flow.forget(*qid);
                 }
                 b.delta.new_queues.retain(|q| &q.key.tenant != name);
                 b.events.retain(|l| !queues.contains(&l.queue_id));

@@ -13,6 +13,7 @@ pub(crate) struct Ctx<'a> {
     pub tx: &'a Transaction<'a>,
     pub shared: &'a Shared,
     pub ids: &'a mut IdGenerator,
+    pub flow: &'a mut super::flow::FlowBook,
 }
 
 /// An op's outcome: `Err` is a failed statement (the batch is applied again without the op),
@@ -27,8 +28,18 @@ enum Which<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(tx: &'a Transaction<'a>, shared: &'a Shared, ids: &'a mut IdGenerator) -> Self {
-        Ctx { tx, shared, ids }
+    pub fn new(
+        tx: &'a Transaction<'a>,
+        shared: &'a Shared,
+        ids: &'a mut IdGenerator,
+        flow: &'a mut super::flow::FlowBook,
+    ) -> Self {
+        Ctx {
+            tx,
+            shared,
+            ids,
+            flow,
+        }
     }
 
     pub fn tx(&self) -> &Transaction<'_> {

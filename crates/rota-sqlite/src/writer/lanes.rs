@@ -105,6 +105,7 @@ mod tests {
             unique_key: None,
             tags: vec![],
             callback_url: None,
+            group: None,
         };
         let (tx, _rx) = oneshot::channel();
         Op::Enqueue(QueueKey::new(tenant, "q"), vec![task; n], tx)

@@ -83,6 +83,16 @@ impl Ctx<'_> {
             }
         }
         report.deleted = deleted.len() as u64;
+        // Group rows that say nothing: no settings of their own, and a rate state in the past
+        // (a TAT before now allows what a fresh one does).
+        more |= self
+            .tx()
+            .prepare_cached(&format!(
+                "DELETE FROM task_groups WHERE (queue_id, name) IN (SELECT queue_id, name \
+                 FROM task_groups WHERE settings IS NULL AND rate_tat_us <= ?1 LIMIT {CHUNK})"
+            ))?
+            .execute(params![now.0.saturating_mul(1_000)])?
+            == CHUNK;
         // Events past their tenant's retention.
         let mut marks = self
             .shared

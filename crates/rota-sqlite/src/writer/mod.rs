@@ -17,6 +17,7 @@
 mod access;
 mod changes;
 mod ctx;
+mod flow;
 mod lanes;
 mod maintenance;
 mod schedules;
@@ -30,11 +31,12 @@ use crate::Shared;
 use ctx::Ctx;
 use lanes::Lanes;
 use rota_core::events::Event;
+use rota_core::flow::{GroupInfo, GroupSettings};
 use rota_core::webhooks::{Attempt, Delivery, Webhook};
 use rota_core::{IdGenerator, NewTask, QueueKey, QueuePatch, Task, TaskId, TaskState, Timestamp};
 use rota_store::{
-    AuthChange, Change, ClaimRequest, Completion, Enqueued, FailureReport, Firing, Heartbeat,
-    MaintenanceReport, ScheduleRecord, StoreError, StoreResult,
+    AuthChange, Change, ClaimRequest, Claimed, Completion, Enqueued, FailureReport, Firing,
+    Heartbeat, MaintenanceReport, ScheduleRecord, StoreError, StoreResult,
 };
 use rusqlite::{Connection, TransactionBehavior};
 use std::collections::HashSet;
@@ -54,12 +56,18 @@ pub type Reply<T> = oneshot::Sender<T>;
 
 pub enum Op {
     Enqueue(QueueKey, Vec<NewTask>, Reply<StoreResult<Vec<Enqueued>>>),
-    Claim(QueueKey, ClaimRequest, Reply<StoreResult<Vec<Task>>>),
+    Claim(QueueKey, ClaimRequest, Reply<StoreResult<Claimed>>),
     Heartbeat(String, Heartbeat, Reply<StoreResult<Task>>),
     Complete(String, Vec<Completion>, Reply<Vec<StoreResult<Task>>>),
     Fail(String, Vec<FailureReport>, Reply<Vec<StoreResult<Task>>>),
     Change(String, TaskId, Change, Reply<StoreResult<Task>>),
     UpdateQueue(QueueKey, QueuePatch, Reply<StoreResult<()>>),
+    PutGroup(
+        QueueKey,
+        String,
+        GroupSettings,
+        Reply<StoreResult<GroupInfo>>,
+    ),
     Purge(QueueKey, TaskState, Reply<StoreResult<u64>>),
     Maintenance(Reply<StoreResult<MaintenanceReport>>),
     Auth(AuthChange, Reply<StoreResult<()>>),
@@ -91,7 +99,7 @@ pub enum Op {
 /// What an applied op will answer once its batch commits.
 enum Answer {
     Enqueued(StoreResult<Vec<Enqueued>>),
-    Tasks(StoreResult<Vec<Task>>),
+    Claimed(StoreResult<Claimed>),
     Task(Box<StoreResult<Task>>),
     Each(Vec<StoreResult<Task>>),
     Unit(StoreResult<()>),
@@ -102,15 +110,18 @@ enum Answer {
     Taken(StoreResult<Vec<(Delivery, Webhook)>>),
     Webhooks(StoreResult<Vec<(Webhook, bool)>>),
     Delivery(Box<StoreResult<Delivery>>),
+    Group(Box<StoreResult<GroupInfo>>),
 }
 
 impl Op {
     /// The lane the op waits in: its tenant's, or the server's own for maintenance and probes.
     fn lane(&self) -> Option<&str> {
         match self {
-            Op::Enqueue(q, ..) | Op::Claim(q, ..) | Op::UpdateQueue(q, ..) | Op::Purge(q, ..) => {
-                Some(&q.tenant)
-            }
+            Op::Enqueue(q, ..)
+            | Op::Claim(q, ..)
+            | Op::UpdateQueue(q, ..)
+            | Op::PutGroup(q, ..)
+            | Op::Purge(q, ..) => Some(&q.tenant),
             Op::Heartbeat(t, ..) | Op::Complete(t, ..) | Op::Fail(t, ..) | Op::Change(t, ..) => {
                 Some(t)
             }
@@ -151,7 +162,7 @@ impl Op {
     fn apply(&self, ctx: &mut Ctx<'_>, b: &mut Batch) -> rusqlite::Result<Answer> {
         Ok(match self {
             Op::Enqueue(q, tasks, _) => Answer::Enqueued(ctx.enqueue(b, q, tasks)?),
-            Op::Claim(q, req, _) => Answer::Tasks(ctx.claim(b, q, req)?),
+            Op::Claim(q, req, _) => Answer::Claimed(ctx.claim(b, q, req)?),
             Op::Heartbeat(tenant, hb, _) => Answer::Task(Box::new(ctx.heartbeat(b, tenant, hb)?)),
             Op::Complete(tenant, items, _) => Answer::Each(ctx.complete(b, tenant, items)?),
             Op::Fail(tenant, items, _) => Answer::Each(ctx.fail(b, tenant, items)?),
@@ -159,6 +170,9 @@ impl Op {
                 Answer::Task(Box::new(ctx.change(b, tenant, *id, change)?))
             }
             Op::UpdateQueue(q, patch, _) => Answer::Unit(ctx.update_queue(b, q, patch)?),
+            Op::PutGroup(q, name, settings, _) => {
+                Answer::Group(Box::new(ctx.put_group(b, q, name, settings)?))
+            }
             Op::Purge(q, state, _) => Answer::Count(ctx.purge(b, q, *state)?),
             Op::Maintenance(_) => Answer::Report(ctx.maintenance(b)?),
             Op::Auth(change, _) => Answer::Unit(ctx.change_auth(b, change)?),
@@ -199,7 +213,7 @@ impl Op {
         };
         match self {
             Op::Enqueue(.., r) => reply!(r, Answer::Enqueued(v) => v, Err),
-            Op::Claim(.., r) => reply!(r, Answer::Tasks(v) => v, Err),
+            Op::Claim(.., r) => reply!(r, Answer::Claimed(v) => v, Err),
             Op::Heartbeat(.., r) | Op::Change(.., r) => {
                 reply!(r, Answer::Task(v) => *v, Err)
             }
@@ -211,6 +225,7 @@ impl Op {
             Op::TakeDeliveries(.., r) => reply!(r, Answer::Taken(v) => v, Err),
             Op::RecordAttempts(.., r) => reply!(r, Answer::Webhooks(v) => v, Err),
             Op::RetryDelivery(.., r) => reply!(r, Answer::Delivery(v) => *v, Err),
+            Op::PutGroup(.., r) => reply!(r, Answer::Group(v) => *v, Err),
             Op::UpdateQueue(.., r)
             | Op::Auth(_, r)
             | Op::Probe(r)
@@ -292,6 +307,8 @@ pub struct Writer {
     conn: Connection,
     shared: Arc<Shared>,
     ids: IdGenerator,
+    /// Which queues have groups, and their turns (flow.rs).
+    flow: flow::FlowBook,
     /// The next due time maintenance knows of; an earlier one wakes it.
     known_next_due: Option<Timestamp>,
     /// Every webhook, for turning events into deliveries.
@@ -310,6 +327,11 @@ impl Writer {
         last_id: Option<TaskId>,
         hooks: Vec<Webhook>,
     ) -> Self {
+        let flow = flow::FlowBook::load(&conn).unwrap_or_else(|e| {
+            // Every queue is then taken as grouped until restart: slower claims, same rules.
+            tracing::error!(error = %e, "cannot read which queues have groups");
+            flow::FlowBook::all_grouped()
+        });
         let mut cache = webhooks::WebhookCache::new();
         for w in hooks {
             webhooks::apply(&mut cache, webhooks::CacheChange::Put(Box::new(w)));
@@ -318,6 +340,7 @@ impl Writer {
             conn,
             shared: shared.clone(),
             ids: IdGenerator::striped(last_id, shared.shard as u64),
+            flow,
             known_next_due: None,
             hooks: cache,
             durable: true,
@@ -493,7 +516,7 @@ impl Writer {
         };
         let mut answers = Vec::with_capacity(ops.len());
         {
-            let mut ctx = Ctx::new(&tx, &self.shared, &mut self.ids);
+            let mut ctx = Ctx::new(&tx, &self.shared, &mut self.ids, &mut self.flow);
             for (i, op) in ops.iter().enumerate() {
                 answers.push(op.apply(&mut ctx, b).map_err(|e| (i, e))?);
             }
@@ -529,9 +552,18 @@ impl Writer {
             webhooks::apply(&mut self.hooks, change);
         }
         let shared = self.shared.clone();
+        let freed = std::mem::take(&mut b.delta.freed);
         let ready_keys: Vec<QueueKey> = {
             let mut cat = shared.catalog.write().unwrap_or_else(|e| e.into_inner());
             std::mem::take(&mut b.delta).apply_to(&mut cat, &shared.tenants);
+            // A task that stopped running in a queue with limits or groups made room: its
+            // waiting claims look again.
+            for qid in freed {
+                let limited = cat.by_id(qid).is_some_and(|q| q.settings.limited());
+                if limited || self.flow.grouped(qid) {
+                    b.ready.insert(qid);
+                }
+            }
             // After the batch's queues joined the catalog, every id resolves there.
             b.ready
                 .iter()

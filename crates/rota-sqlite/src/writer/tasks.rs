@@ -11,7 +11,7 @@ use rand::Rng;
 use rota_core::{events, lifecycle};
 use rota_core::{Lease, NewTask, QueueKey, Task, TaskId, TaskState, Timestamp};
 use rota_store::{
-    ClaimRequest, Completion, Enqueued, FailureReport, Heartbeat, StoreError, StoreResult,
+    ClaimRequest, Claimed, Completion, Enqueued, FailureReport, Heartbeat, StoreError, StoreResult,
 };
 use rusqlite::{params, OptionalExtension};
 use std::collections::{HashMap, HashSet};
@@ -38,8 +38,8 @@ impl Ctx<'_> {
         let tx = self.tx;
         let mut insert = tx.prepare_cached(
             "INSERT INTO tasks (id, queue_id, kind, payload, priority, state, run_at, attempt, \
-             max_attempts, created_at, updated_at, unique_key, tags, callback_url) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?9, ?10, ?11, ?12)",
+             max_attempts, created_at, updated_at, unique_key, tags, callback_url, grp) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?9, ?10, ?11, ?12, ?13)",
         )?;
         let mut find_unique = tx.prepare_cached(
             "SELECT id FROM tasks WHERE queue_id = ?1 AND unique_key = ?2 \
@@ -85,7 +85,11 @@ impl Ctx<'_> {
                 t.unique_key,
                 tags_to_sql(&t.tags),
                 t.callback_url,
+                t.group,
             ])?;
+            if t.group.is_some() {
+                self.flow.mark_grouped(qid);
+            }
             b.delta.moved(qid, None, Some(state));
             if state == TaskState::Ready {
                 b.ready.insert(qid);
@@ -102,23 +106,27 @@ impl Ctx<'_> {
         Ok(Ok(out))
     }
 
-    pub fn claim(&mut self, b: &mut Batch, key: &QueueKey, req: &ClaimRequest) -> Res<Vec<Task>> {
+    pub fn claim(&mut self, b: &mut Batch, key: &QueueKey, req: &ClaimRequest) -> Res<Claimed> {
         let Some((qid, settings)) = self.lookup(b, key) else {
-            return Ok(Ok(Vec::new()));
+            return Ok(Ok(Claimed::default()));
         };
         b.delta.last_claim_at.insert(qid, b.now);
         if settings.paused || req.max == 0 {
-            return Ok(Ok(Vec::new()));
+            return Ok(Ok(Claimed::default()));
+        }
+        if settings.limited() || self.flow.grouped(qid) {
+            return Ok(Ok(self.claim_flow(b, key, qid, &settings, req)?));
         }
         let tx = self.tx();
         let mut rows: Vec<TaskRow> = Vec::with_capacity(req.max);
         // No `LIMIT ?`: the rows come in index order and are read lazily, so taking `max` of
         // them is the limit. A bound LIMIT would make SQLite (built with STAT4) re-plan the
         // cached statement on every use (seen in perf as sqlite3Reprepare, ~7% of the writer).
+        // A queue that never had a grouped task has its ready tasks all in `tasks_ready`.
         if req.kinds.is_empty() {
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT {TASK_COLUMNS} FROM tasks WHERE queue_id = ?1 AND state = 'ready' \
-                 ORDER BY priority DESC, id"
+                 AND grp IS NULL ORDER BY priority DESC, id"
             ))?;
             let found = stmt.query_map(params![qid], task_from_row)?;
             for r in found.take(req.max) {
@@ -127,7 +135,7 @@ impl Ctx<'_> {
         } else {
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT {TASK_COLUMNS} FROM tasks WHERE queue_id = ?1 AND kind = ?2 \
-                 AND state = 'ready' ORDER BY priority DESC, id"
+                 AND state = 'ready' AND grp IS NULL ORDER BY priority DESC, id"
             ))?;
             let kinds: HashSet<&String> = req.kinds.iter().collect();
             for kind in kinds {
@@ -141,42 +149,52 @@ impl Ctx<'_> {
         }
         let lease_ms = req.lease_ms.unwrap_or(settings.lease_ms);
         let expires = b.now.plus_ms(lease_ms as i64);
-        // No RETURNING (SQLite buffers it in an ephemeral table): the row read above is changed
-        // here exactly as the UPDATE changes it; the conformance suite checks they agree.
-        let mut update = tx.prepare_cached(
-            "UPDATE tasks SET state = 'running', attempt = attempt + 1, lease_worker = ?1, \
-             lease_token = ?2, lease_expires_at = ?3, updated_at = ?4 WHERE id = ?5",
-        )?;
-        let mut rng = rand::rng();
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let token: i64 = rng.random();
-            let mut t = row.task;
-            update.execute(params![
-                req.worker,
-                token,
-                expires.0,
-                b.now.0,
-                t.id.as_i64()
-            ])?;
-            t.queue = key.name.clone();
-            t.state = TaskState::Running;
-            t.attempt += 1;
-            t.updated_at = b.now;
-            t.lease = Some(Lease {
-                worker: req.worker.clone(),
-                token: token_to_string(token),
-                expires_at: expires,
-            });
-            b.log(qid, events::claimed(&t, b.now), &t);
-            out.push(t);
-            b.delta
-                .moved(qid, Some(TaskState::Ready), Some(TaskState::Running));
+            out.push(self.lease_row(b, key, qid, row, &req.worker, expires)?);
         }
         if !out.is_empty() {
             b.due(expires);
         }
-        Ok(Ok(out))
+        Ok(Ok(Claimed {
+            tasks: out,
+            next_start_at: None,
+        }))
+    }
+
+    /// Leases a ready task's row to `worker` until `expires`. No RETURNING (SQLite buffers it
+    /// in an ephemeral table): the row read before is changed here exactly as the UPDATE
+    /// changes it; the conformance suite checks they agree.
+    pub(super) fn lease_row(
+        &self,
+        b: &mut Batch,
+        key: &QueueKey,
+        qid: i64,
+        row: TaskRow,
+        worker: &str,
+        expires: Timestamp,
+    ) -> rusqlite::Result<Task> {
+        let token: i64 = rand::rng().random();
+        let mut t = row.task;
+        self.tx()
+            .prepare_cached(
+                "UPDATE tasks SET state = 'running', attempt = attempt + 1, lease_worker = ?1, \
+                 lease_token = ?2, lease_expires_at = ?3, updated_at = ?4 WHERE id = ?5",
+            )?
+            .execute(params![worker, token, expires.0, b.now.0, t.id.as_i64()])?;
+        t.queue = key.name.clone();
+        t.state = TaskState::Running;
+        t.attempt += 1;
+        t.updated_at = b.now;
+        t.lease = Some(Lease {
+            worker: worker.to_owned(),
+            token: token_to_string(token),
+            expires_at: expires,
+        });
+        b.log(qid, events::claimed(&t, b.now), &t);
+        b.delta
+            .moved(qid, Some(TaskState::Ready), Some(TaskState::Running));
+        Ok(t)
     }
 
     /// The task, if it is in `tenant` and `token` holds its lease now (rota-core's rule).

@@ -1,0 +1,469 @@
+//! Claims under flow control: a queue's concurrency and rate, its groups' limits, and the
+//! groups' turns (docs/flow-control.md). A queue lives in one shard, so its writer alone
+//! claims from it and every count it reads inside the batch's transaction is exact: the
+//! queue's running tasks from the catalog plus this batch's changes, a group's from its
+//! partial index (this batch's claims included, since they are rows of the same transaction).
+//! Rate state (GCRA's TAT) is stored with the queue and the group in the same transaction.
+//!
+//! What the writer keeps in memory between batches is only what may be lost: whether a queue
+//! ever had grouped tasks (read again at open) and where its round-robin stands.
+
+use super::ctx::{Ctx, Res};
+use super::Batch;
+use crate::rows::{task_from_row, TaskRow, TASK_COLUMNS};
+use rota_core::flow::{GroupInfo, GroupLimits, GroupSettings, Turn};
+use rota_core::{QueueKey, QueueSettings, TaskState, Timestamp};
+use rota_store::{ClaimRequest, Claimed, MAX_GROUP_VISITS};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::{HashMap, HashSet};
+
+/// Per queue: whether it may have grouped tasks, and its turn.
+#[derive(Debug, Default)]
+pub struct FlowBook {
+    queues: HashMap<i64, QueueFlow>,
+    /// Set when the queues with groups could not be read at open: every queue is then claimed
+    /// as if it had groups (slower, the same rules).
+    all_grouped: bool,
+}
+
+#[derive(Debug, Default)]
+struct QueueFlow {
+    grouped: bool,
+    turn: Turn,
+}
+
+impl FlowBook {
+    /// The queues of this file that have grouped tasks (one index probe per queue).
+    pub fn load(conn: &Connection) -> rusqlite::Result<Self> {
+        let ids: Vec<i64> = conn
+            .prepare("SELECT id FROM queues")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut probe = conn.prepare(
+            "SELECT EXISTS (SELECT 1 FROM tasks WHERE queue_id = ?1 AND grp IS NOT NULL)",
+        )?;
+        let mut book = FlowBook::default();
+        for id in ids {
+            if probe.query_row([id], |r| r.get::<_, bool>(0))? {
+                book.mark_grouped(id);
+            }
+        }
+        Ok(book)
+    }
+    pub fn all_grouped() -> Self {
+        FlowBook {
+            all_grouped: true,
+            ..Default::default()
+        }
+    }
+    pub fn grouped(&self, qid: i64) -> bool {
+        self.all_grouped || self.queues.get(&qid).is_some_and(|q| q.grouped)
+    }
+    pub fn mark_grouped(&mut self, qid: i64) {
+        self.queues.entry(qid).or_default().grouped = true;
+    }
+    pub fn forget(&mut self, qid: i64) {
+        self.queues.remove(&qid);
+    }
+}
+
+fn held(hold: &mut Option<Timestamp>, at: Timestamp) {
+    *hold = Some(hold.map_or(at, |h| h.min(at)));
+}
+
+/// One group as a claim sees it.
+struct GroupState {
+    limits: GroupLimits,
+    running: u64,
+    tat: i64,
+    tat_changed: bool,
+}
+
+/// Why a position gave no task.
+enum Refused {
+    /// The group is held (paused, full, rate) or has no ready task of the kinds asked.
+    Group,
+    /// The queue's rate: nothing more may start anywhere in the queue now.
+    QueueRate,
+}
+
+impl Ctx<'_> {
+    /// Sets one group's own settings (the defaults clear them); wakes the queue's claims, since
+    /// a group resumed or given more room may have tasks to start.
+    pub fn put_group(
+        &mut self,
+        b: &mut Batch,
+        key: &QueueKey,
+        name: &str,
+        settings: &GroupSettings,
+    ) -> Res<GroupInfo> {
+        let (qid, queue) = match self.lookup_or_create(b, key)? {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e)),
+        };
+        let doc = (!settings.is_default())
+            .then(|| serde_json::to_string(settings).expect("settings serialize"));
+        self.tx()
+            .prepare_cached(
+                "INSERT INTO task_groups (queue_id, name, settings) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (queue_id, name) DO UPDATE SET settings = excluded.settings",
+            )?
+            .execute(params![qid, name, doc])?;
+        b.ready.insert(qid);
+        Ok(Ok(crate::groups::group_info(
+            self.tx(),
+            qid,
+            name,
+            &queue,
+            b.now,
+        )?))
+    }
+
+    /// The queue's running tasks as this batch sees them.
+    fn running(&self, b: &Batch, qid: i64) -> u64 {
+        let committed = self
+            .shared
+            .catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_id(qid)
+            .map_or(0, |q| q.counts.running);
+        let delta = b
+            .delta
+            .counts
+            .get(&qid)
+            .map_or(0, |c| c[TaskState::Running.index()]);
+        committed.saturating_add_signed(delta)
+    }
+
+    /// Leases tasks of a queue that has limits or groups; answers them in the order taken
+    /// and, when a rate held a ready task back, when the next may start.
+    pub(super) fn claim_flow(
+        &mut self,
+        b: &mut Batch,
+        key: &QueueKey,
+        qid: i64,
+        settings: &QueueSettings,
+        req: &ClaimRequest,
+    ) -> rusqlite::Result<Claimed> {
+        let mut room = req.max;
+        if let Some(c) = settings.concurrency {
+            let free = u64::from(c).saturating_sub(self.running(b, qid));
+            room = room.min(usize::try_from(free).unwrap_or(usize::MAX));
+        }
+        if room == 0 {
+            return Ok(Claimed::default());
+        }
+        let expires = b
+            .now
+            .plus_ms(req.lease_ms.unwrap_or(settings.lease_ms) as i64);
+        let mut out = Vec::new();
+        let mut q_tat: i64 = match settings.rate {
+            Some(_) => {
+                self.tx()
+                    .query_row("SELECT rate_tat_us FROM queues WHERE id = ?1", [qid], |r| {
+                        r.get(0)
+                    })?
+            }
+            None => 0,
+        };
+        let start_tat = q_tat;
+        let mut hold: Option<Timestamp> = None;
+        let mut groups: HashMap<String, GroupState> = HashMap::new();
+        let grouped = self.flow.grouped(qid);
+        let mut turn = if grouped {
+            self.flow
+                .queues
+                .get(&qid)
+                .map(|q| q.turn.clone())
+                .unwrap_or_default()
+        } else {
+            Turn::default()
+        };
+        let mut idle: HashSet<String> = HashSet::new();
+        let mut visits = 0usize;
+        while out.len() < room && visits < MAX_GROUP_VISITS {
+            // The tasks with no group are one position, "", ahead of every group's name.
+            let stay = match &turn.group {
+                Some(g) => {
+                    turn.taken
+                        < self
+                            .group(qid, g, settings, &mut groups)?
+                            .map_or(1, |g| g.limits.weight)
+                }
+                None => false,
+            };
+            let position = match &turn.group {
+                Some(g) if stay => g.clone(),
+                _ if !grouped => String::new(),
+                _ => match self.next_position(qid, turn.group.as_deref())? {
+                    Some(p) => {
+                        turn = Turn {
+                            group: Some(p.clone()),
+                            taken: 0,
+                        };
+                        p
+                    }
+                    None => break,
+                },
+            };
+            visits += 1;
+            match self.take_from(b, qid, &position, settings, req, &mut groups, &mut q_tat)? {
+                Ok(row) => {
+                    out.push(self.lease_row(b, key, qid, row, &req.worker, expires)?);
+                    turn.taken += 1;
+                    idle.clear();
+                }
+                Err(Refused::QueueRate) => {
+                    if let Some(r) = settings.rate {
+                        held(&mut hold, r.next_at(q_tat));
+                    }
+                    break;
+                }
+                Err(Refused::Group) => {
+                    if !grouped || !idle.insert(position.clone()) {
+                        break; // round the whole ring with nothing taken
+                    }
+                    turn.taken = u32::MAX; // on to the next position
+                }
+            }
+            if !grouped {
+                turn = Turn::default();
+            }
+        }
+        // Groups held by their rate say when they may start again.
+        for (name, g) in &groups {
+            if let Some(r) = g.limits.rate {
+                if r.take(g.tat, b.now).is_none() && self.has_ready(qid, name)? {
+                    held(&mut hold, r.next_at(g.tat));
+                }
+            }
+        }
+        if grouped {
+            if turn.taken == u32::MAX {
+                turn.taken = 0;
+            }
+            self.flow.queues.entry(qid).or_default().turn = turn;
+        }
+        if q_tat != start_tat {
+            self.tx()
+                .prepare_cached("UPDATE queues SET rate_tat_us = ?1 WHERE id = ?2")?
+                .execute(params![q_tat, qid])?;
+        }
+        let mut save = self.tx().prepare_cached(
+            "INSERT INTO task_groups (queue_id, name, rate_tat_us) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (queue_id, name) DO UPDATE SET rate_tat_us = excluded.rate_tat_us",
+        )?;
+        for (name, g) in &groups {
+            if g.tat_changed {
+                save.execute(params![qid, name, g.tat])?;
+            }
+        }
+        if !out.is_empty() {
+            b.due(expires);
+        }
+        Ok(Claimed {
+            tasks: out,
+            next_start_at: hold,
+        })
+    }
+
+    /// A group's state for this claim, read on first use; `None` for the tasks with no group.
+    fn group<'g>(
+        &self,
+        qid: i64,
+        position: &str,
+        settings: &QueueSettings,
+        groups: &'g mut HashMap<String, GroupState>,
+    ) -> rusqlite::Result<Option<&'g mut GroupState>> {
+        if position.is_empty() {
+            return Ok(None);
+        }
+        if !groups.contains_key(position) {
+            let (own, tat) = self.group_row(qid, position)?;
+            let limits = GroupLimits::of(own.as_ref(), settings);
+            let running = match limits.concurrency {
+                Some(_) => self.group_running(qid, position)?,
+                None => 0,
+            };
+            let state = GroupState {
+                limits,
+                running,
+                tat,
+                tat_changed: false,
+            };
+            groups.insert(position.to_owned(), state);
+        }
+        Ok(groups.get_mut(position))
+    }
+
+    /// The next position after `after` (`None`: before the first) that has ready tasks,
+    /// round the ring; `None` when nothing in the queue is ready.
+    fn next_position(&self, qid: i64, after: Option<&str>) -> rusqlite::Result<Option<String>> {
+        if after.is_none() && self.ungrouped_ready(qid)? {
+            return Ok(Some(String::new()));
+        }
+        if let Some(g) = self.group_after(qid, after.unwrap_or(""))? {
+            return Ok(Some(g));
+        }
+        // Round again from the start.
+        if self.ungrouped_ready(qid)? {
+            return Ok(Some(String::new()));
+        }
+        self.group_after(qid, "")
+    }
+
+    fn ungrouped_ready(&self, qid: i64) -> rusqlite::Result<bool> {
+        self.tx()
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM tasks WHERE queue_id = ?1 AND state = 'ready' \
+                 AND grp IS NULL)",
+            )?
+            .query_row([qid], |r| r.get(0))
+    }
+
+    /// The first group by name after `after` with a ready task.
+    fn group_after(&self, qid: i64, after: &str) -> rusqlite::Result<Option<String>> {
+        self.tx()
+            .prepare_cached(
+                "SELECT grp FROM tasks WHERE queue_id = ?1 AND state = 'ready' \
+                 AND grp IS NOT NULL AND grp > ?2 ORDER BY grp LIMIT 1",
+            )?
+            .query_row(params![qid, after], |r| r.get(0))
+            .optional()
+    }
+
+    fn has_ready(&self, qid: i64, group: &str) -> rusqlite::Result<bool> {
+        self.tx()
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM tasks WHERE queue_id = ?1 AND state = 'ready' \
+                 AND grp = ?2)",
+            )?
+            .query_row(params![qid, group], |r| r.get(0))
+    }
+
+    /// A group's own settings and rate state (defaults and none when it has no row).
+    pub(super) fn group_row(
+        &self,
+        qid: i64,
+        group: &str,
+    ) -> rusqlite::Result<(Option<GroupSettings>, i64)> {
+        let row: Option<(Option<String>, i64)> = self
+            .tx()
+            .prepare_cached(
+                "SELECT settings, rate_tat_us FROM task_groups WHERE queue_id = ?1 AND name = ?2",
+            )?
+            .query_row(params![qid, group], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((settings, tat)) = row else {
+            return Ok((None, 0));
+        };
+        Ok((settings.and_then(|s| serde_json::from_str(&s).ok()), tat))
+    }
+
+    /// The position's next task, if its limits and the queue's rate let it start now.
+    #[allow(clippy::too_many_arguments)]
+    fn take_from(
+        &self,
+        b: &Batch,
+        qid: i64,
+        position: &str,
+        settings: &QueueSettings,
+        req: &ClaimRequest,
+        groups: &mut HashMap<String, GroupState>,
+        q_tat: &mut i64,
+    ) -> rusqlite::Result<Result<TaskRow, Refused>> {
+        let group = self.group(qid, position, settings, groups)?;
+        if let Some(g) = &group {
+            if g.limits.paused
+                || g.limits
+                    .concurrency
+                    .is_some_and(|c| g.running >= u64::from(c))
+            {
+                return Ok(Err(Refused::Group));
+            }
+            if let Some(r) = g.limits.rate {
+                if r.take(g.tat, b.now).is_none() {
+                    return Ok(Err(Refused::Group));
+                }
+            }
+        }
+        let Some(row) = self.next_ready(qid, position, &req.kinds)? else {
+            return Ok(Err(Refused::Group));
+        };
+        if let Some(r) = settings.rate {
+            match r.take(*q_tat, b.now) {
+                Some(next) => *q_tat = next,
+                None => return Ok(Err(Refused::QueueRate)),
+            }
+        }
+        if let Some(g) = group {
+            g.running += 1;
+            if let Some(r) = g.limits.rate {
+                g.tat = r.take(g.tat, b.now).expect("checked above");
+                g.tat_changed = true;
+            }
+        }
+        Ok(Ok(row))
+    }
+
+    fn group_running(&self, qid: i64, group: &str) -> rusqlite::Result<u64> {
+        self.tx()
+            .prepare_cached(
+                "SELECT count(*) FROM tasks WHERE queue_id = ?1 AND grp = ?2 \
+                 AND state = 'running'",
+            )?
+            .query_row(params![qid, group], |r| r.get(0))
+    }
+
+    /// The position's first ready task by priority then age, of the kinds asked.
+    fn next_ready(
+        &self,
+        qid: i64,
+        position: &str,
+        kinds: &[String],
+    ) -> rusqlite::Result<Option<TaskRow>> {
+        let tx = self.tx();
+        let one = |kind: Option<&String>| -> rusqlite::Result<Option<TaskRow>> {
+            let select = |filter: &str| {
+                format!(
+                    "SELECT {TASK_COLUMNS} FROM tasks WHERE queue_id = ?1 AND state = 'ready' \
+                     AND {filter} ORDER BY priority DESC, id LIMIT 1"
+                )
+            };
+            let mut stmt;
+            let mut rows = match (position.is_empty(), kind) {
+                (true, None) => {
+                    stmt = tx.prepare_cached(&select("grp IS NULL"))?;
+                    stmt.query(params![qid])?
+                }
+                (true, Some(k)) => {
+                    stmt = tx.prepare_cached(&select("grp IS NULL AND kind = ?2"))?;
+                    stmt.query(params![qid, k])?
+                }
+                (false, None) => {
+                    stmt = tx.prepare_cached(&select("grp = ?2"))?;
+                    stmt.query(params![qid, position])?
+                }
+                (false, Some(k)) => {
+                    stmt = tx.prepare_cached(&select("grp = ?2 AND kind = ?3"))?;
+                    stmt.query(params![qid, position, k])?
+                }
+            };
+            rows.next()?.map(task_from_row).transpose()
+        };
+        if kinds.is_empty() {
+            return one(None);
+        }
+        let mut best: Option<TaskRow> = None;
+        for k in kinds.iter().collect::<HashSet<_>>() {
+            if let Some(r) = one(Some(k))? {
+                let key = |r: &TaskRow| (std::cmp::Reverse(r.task.priority), r.task.id);
+                if best.as_ref().is_none_or(|b| key(&r) < key(b)) {
+                    best = Some(r);
+                }
+            }
+        }
+        Ok(best)
+    }
+}

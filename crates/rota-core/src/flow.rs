@@ -22,11 +22,15 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Rate {
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub limit: u32,
+    /// The window, in milliseconds (at most a day).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86_400_000_u64))]
     pub period_ms: u64,
     /// How many may start at once (1 to `limit`); the pace after a burst is
     /// `limit − burst + 1` per period, so no window holds more than `limit`. Default 1.
     #[serde(default = "one", skip_serializing_if = "is_one")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub burst: u32,
 }
 
@@ -99,15 +103,26 @@ impl Rate {
 /// the queue's `group_concurrency` / `group_rate`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct GroupSettings {
+    /// At most this many of the group's tasks running at once, instead of the queue's
+    /// `group_concurrency`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub concurrency: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The group's rate, instead of the queue's `group_rate`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::objects::optional_object"
+    )]
     pub rate: Option<Rate>,
+    /// The group's ready tasks wait; its running ones finish.
     #[serde(default)]
     pub paused: bool,
     /// Tasks the group takes per turn of the round-robin (1 to 1,000).
     #[serde(default = "one")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000))]
     pub weight: u32,
 }
 

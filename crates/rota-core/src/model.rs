@@ -343,4 +343,8 @@ pub struct QueueInfo {
     /// PostgreSQL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<u32>,
+    /// While the queue's `rate` holds ready tasks back: when the next may start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub next_start_at: Option<Timestamp>,
 }

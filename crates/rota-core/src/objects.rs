@@ -40,6 +40,20 @@ pub fn optional_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<Obj<T>>::deserialize(d).map(|o| o.map(|o| o.0))
 }
 
+/// A field that is present, even as `null` (which clears it): `Some(None)`; absent: `None`.
+pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// [`present`] for a struct: an object, or `null`.
+pub fn present_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    optional_object(d).map(Some)
+}
+
 /// A list of structs: an array of objects.
 pub fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
     Vec::<Obj<T>>::deserialize(d).map(|v| v.into_iter().map(|o| o.0).collect())

@@ -22,7 +22,7 @@ pub mod webhooks;
 
 use crate::error::ErrorKind;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use rota_core::{Clock, Limits};
 use rota_store::DynStore;
@@ -153,8 +153,8 @@ pub struct Shared {
 
 pub fn router(state: AppState) -> Router {
     use api::{
-        admin, batch, changes, doctor, events, maintenance, queues, schedules, system, tasks,
-        webhooks, workers,
+        admin, batch, changes, doctor, events, groups, maintenance, queues, schedules, system,
+        tasks, webhooks, workers,
     };
     let body_limit = state.config.limits.max_body_bytes;
     let v1 = Router::new()
@@ -162,6 +162,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/queues/{queue}", get(queues::get).patch(queues::update))
         .route("/v1/queues/{queue}/pause", post(queues::pause))
         .route("/v1/queues/{queue}/resume", post(queues::resume))
+        .route("/v1/queues/{queue}/groups", get(groups::list))
+        .route("/v1/queues/{queue}/groups/{group}", put(groups::put))
         .route(
             "/v1/queues/{queue}/tasks",
             post(tasks::enqueue).get(tasks::list).delete(queues::purge),

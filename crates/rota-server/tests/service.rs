@@ -62,6 +62,7 @@ fn task(kind: &str) -> NewTask {
         unique_key: None,
         tags: vec![],
         callback_url: None,
+        group: None,
     }
 }
 

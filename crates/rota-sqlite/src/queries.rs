@@ -140,6 +140,15 @@ pub(crate) fn queue_info(
     } else {
         None
     };
+    let next_start_at = match q.settings.rate {
+        Some(rate) if q.counts.ready > 0 => {
+            let tat: i64 = conn
+                .prepare_cached("SELECT rate_tat_us FROM queues WHERE id = ?1")?
+                .query_row([q.id], |r| r.get(0))?;
+            rate.take(tat, now).is_none().then(|| rate.next_at(tat))
+        }
+        _ => None,
+    };
     Ok(QueueInfo {
         name: q.key.name.clone(),
         settings: q.settings.clone(),
@@ -148,5 +157,6 @@ pub(crate) fn queue_info(
         last_claim_at: q.last_claim_at,
         created_at: q.created_at,
         shard: Some(shard as u32),
+        next_start_at,
     })
 }

@@ -53,20 +53,13 @@ pub struct TenantPatch {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
+        deserialize_with = "crate::objects::present"
     )]
     #[cfg_attr(
         feature = "openapi",
         schema(value_type = Option<u64>, minimum = 60_000, maximum = 315_360_000_000_u64)
     )]
     pub event_retention_ms: Option<Option<u64>>,
-}
-
-/// A field that is present, even as `null` (which clears it).
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 impl TenantPatch {

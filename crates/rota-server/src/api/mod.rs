@@ -6,6 +6,7 @@ pub mod changes;
 pub mod doctor;
 pub mod document;
 pub mod events;
+pub mod groups;
 pub mod maintenance;
 pub mod queues;
 pub mod schedules;
@@ -52,6 +53,10 @@ pub struct TaskInput {
     /// cancelled) is POSTed, signed with the tenant's callback secret (`/v1/callbacks`).
     #[schema(value_type = Option<schema::TargetUrl>)]
     pub callback_url: Option<String>,
+    /// The flow-control group (a customer, a token, an upstream) whose limits and turn the
+    /// task takes (docs/flow-control.md).
+    #[schema(value_type = Option<schema::Name>)]
+    pub group: Option<String>,
     /// A batch: `{"tasks": [task, ...]}`, with no other field set (documented as the other
     /// form of `schema::EnqueueBody`).
     #[schema(ignore)]
@@ -70,6 +75,7 @@ impl TaskInput {
             || self.unique_key.is_some()
             || !self.tags.is_empty()
             || self.callback_url.is_some()
+            || self.group.is_some()
     }
 
     /// Splits the body into the tasks it asks for: one, or the `tasks` batch (whose size the
@@ -122,6 +128,7 @@ impl TaskInput {
             unique_key: self.unique_key,
             tags: self.tags,
             callback_url: self.callback_url,
+            group: self.group,
         })
     }
 }

@@ -7,6 +7,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::AppState;
 use axum::extract::State;
+use rota_core::flow::Rate;
 use rota_core::{Backoff, QueueInfo, QueuePatch, TaskState};
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +50,23 @@ pub struct QueuePatchBody {
     /// Where the final outcome of this queue's tasks that name no `callback_url` is POSTed;
     /// `""` clears it.
     pub callback_url: Option<String>,
+    /// At most this many of the queue's tasks running at once; `null` lifts the limit.
+    #[serde(default, deserialize_with = "rota_core::objects::present")]
+    #[schema(value_type = Option<schema::Limit>)]
+    pub concurrency: Option<Option<u32>>,
+    /// At most `limit` of the queue's tasks started in any window of `period_ms`; `null`
+    /// lifts it.
+    #[serde(default, deserialize_with = "rota_core::objects::present_object")]
+    #[schema(value_type = Option<Rate>)]
+    pub rate: Option<Option<Rate>>,
+    /// `concurrency` for each group of the queue; `null` lifts it.
+    #[serde(default, deserialize_with = "rota_core::objects::present")]
+    #[schema(value_type = Option<schema::Limit>)]
+    pub group_concurrency: Option<Option<u32>>,
+    /// `rate` for each group of the queue; `null` lifts it.
+    #[serde(default, deserialize_with = "rota_core::objects::present_object")]
+    #[schema(value_type = Option<Rate>)]
+    pub group_rate: Option<Option<Rate>>,
 }
 
 #[utoipa::path(patch, path = "/v1/queues/{queue}", tag = "queues", params(("queue" = schema::QueueName, Path)),
@@ -67,6 +85,10 @@ pub async fn update(
         retention_ms: body.retention_ms,
         paused: body.paused,
         callback_url: body.callback_url.map(|u| Some(u).filter(|u| !u.is_empty())),
+        concurrency: body.concurrency,
+        rate: body.rate,
+        group_concurrency: body.group_concurrency,
+        group_rate: body.group_rate,
     };
     Ok(axum::Json(
         st.service.update_queue(&caller, &queue, patch).await?,

@@ -46,6 +46,9 @@ pub struct ScheduleBody {
     #[schema(value_type = Option<schema::DelayMs>)]
     pub jitter_ms: Option<u64>,
     pub paused: Option<bool>,
+    /// The flow-control group of every task it enqueues (docs/flow-control.md).
+    #[schema(value_type = Option<schema::Name>)]
+    pub group: Option<String>,
 }
 
 impl From<ScheduleBody> for ScheduleSpec {
@@ -63,6 +66,7 @@ impl From<ScheduleBody> for ScheduleSpec {
             catch_up: b.catch_up.unwrap_or_default(),
             jitter_ms: b.jitter_ms.unwrap_or(0),
             paused: b.paused.unwrap_or(false),
+            group: b.group,
         }
     }
 }

@@ -132,6 +132,15 @@ schema!(
 );
 
 schema!(
+    /// A concurrency limit (`rota_core::flow::MAX_LIMIT`).
+    Limit, |l|
+    {
+        let max = u64::from(rota_core::flow::MAX_LIMIT);
+        integer(format!("1 to {max}"), 1, max)
+    }
+);
+
+schema!(
     /// A lease length (`service::check_lease_ms`).
     LeaseMs, |l|
     {

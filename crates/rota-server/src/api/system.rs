@@ -249,6 +249,8 @@ impl utoipa::Modify for ErrorResponses {
         crate::api::queues::pause,
         crate::api::queues::resume,
         crate::api::queues::purge,
+        crate::api::groups::put,
+        crate::api::groups::list,
         crate::api::admin::list_tenants,
         crate::api::admin::create_tenant,
         crate::api::admin::get_tenant,

@@ -30,6 +30,7 @@ fn permission(method: &Method, route: &str) -> Option<(&'static str, On)> {
         "/v1/queues/{queue}/tasks" if post => (TASKS_ENQUEUE, On::Queue),
         "/v1/queues/{queue}/claim" if post => (TASKS_CLAIM, On::Queue),
         "/v1/queues/{queue}" if method == Method::PATCH => (QUEUES_UPDATE, On::Queue),
+        "/v1/queues/{queue}/groups/{group}" if method == Method::PUT => (QUEUES_UPDATE, On::Queue),
         "/v1/tasks/complete" | "/v1/tasks/{id}/complete" if post => (TASKS_COMPLETE, On::SomeQueue),
         "/v1/tasks/fail" | "/v1/tasks/{id}/fail" if post => (TASKS_FAIL, On::SomeQueue),
         "/v1/tasks/{id}/heartbeat" if post => (TASKS_HEARTBEAT, On::SomeQueue),

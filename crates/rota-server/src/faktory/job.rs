@@ -87,6 +87,13 @@ pub fn from_push(job: Value, now: Timestamp) -> Result<Pushed, String> {
     // Faktory's `retry`: how many times to retry; 0 and negative values fail once for good
     // (Rota keeps every such job in the dead letters rather than discarding one).
     let max_attempts = u32::try_from(retry.max(0) + 1).unwrap_or(u32::MAX);
+    // Flow control: the job's group rides in `custom` (Faktory's place for what it does not
+    // define), so a Faktory client needs no change to name one.
+    let group = match job.get("custom").and_then(|c| c.get("group")) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(g)) if !g.is_empty() => Some(g.clone()),
+        Some(_) => return Err("`custom.group` must be a non-empty string".into()),
+    };
     job.entry("created_at")
         .or_insert_with(|| Value::String(now.to_string()));
     job.insert("queue".into(), Value::String(queue.clone()));
@@ -102,6 +109,7 @@ pub fn from_push(job: Value, now: Timestamp) -> Result<Pushed, String> {
             unique_key: Some(format!("{JID_KEY}{jid}")),
             tags: vec![TAG.into()],
             callback_url: None,
+            group,
         },
         jid,
         queue,
@@ -183,6 +191,7 @@ mod tests {
         assert_eq!(p.task.priority, 4);
         assert_eq!(p.task.max_attempts, Some(4));
         assert_eq!(p.task.unique_key.as_deref(), Some("faktory-jid:abc"));
+        assert_eq!(p.task.group, None);
         let task = Task {
             id: rota_core::TaskId::from_i64(1 << 20),
             queue: "mail".into(),
@@ -203,6 +212,7 @@ mod tests {
             unique_key: None,
             tags: vec![TAG.into()],
             callback_url: None,
+            group: None,
         };
         let (jid, back) = to_job(&task);
         assert_eq!(jid, "abc");
@@ -243,6 +253,16 @@ mod tests {
         assert!(
             bad(serde_json::json!({"jid": "j", "jobtype": "x", "args": [], "reserve_for": 5}))
                 .contains("60")
+        );
+        assert!(bad(
+            serde_json::json!({"jid": "j", "jobtype": "x", "args": [], "custom": {"group": 7}})
+        )
+        .contains("custom.group"));
+        let grouped = serde_json::json!({"jid": "j", "jobtype": "x", "args": [],
+            "custom": {"group": "org-42"}});
+        assert_eq!(
+            from_push(grouped, NOW).unwrap().task.group.as_deref(),
+            Some("org-42")
         );
         let scheduled = serde_json::json!({"jid": "j", "jobtype": "x", "args": [],
             "at": "2027-01-15T10:00:00Z", "retry": -1});

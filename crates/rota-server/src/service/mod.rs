@@ -10,6 +10,7 @@
 //! types).
 
 mod events;
+mod groups;
 mod queues;
 mod schedules;
 mod streams;

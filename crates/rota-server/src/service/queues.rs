@@ -42,6 +42,7 @@ impl Service {
                 .map_err(ApiError::invalid)?;
         }
         check_lease_ms("lease_ms", patch.lease_ms, limits)?;
+        patch.check_limits().map_err(ApiError::invalid)?;
         if let Some(Some(url)) = &mut patch.callback_url {
             *url = crate::webhooks::target::check_form(url, &self.config.webhooks)
                 .map_err(|e| ApiError::invalid(format!("callback_url {e}")))?;

@@ -156,15 +156,25 @@ impl Service {
             for w in &mut woken {
                 w.as_mut().enable();
             }
+            // A rate that held tasks back says when the next may start: the wait looks
+            // again then, without polling.
+            let mut next_start: Option<Timestamp> = None;
             for (i, key) in keys.iter().enumerate() {
-                let tasks = self.store.claim(key, req.clone()).await?;
-                if !tasks.is_empty() {
-                    return Ok(Some((i, tasks)));
+                let got = self.store.claim_batch(key, req.clone()).await?;
+                if !got.tasks.is_empty() {
+                    return Ok(Some((i, got.tasks)));
+                }
+                if let Some(at) = got.next_start_at {
+                    next_start = Some(next_start.map_or(at, |n: Timestamp| n.min(at)));
                 }
             }
             if wait_ms == 0 {
                 return Ok(None);
             }
+            let rate_wait = next_start.map(|at| {
+                let ms = (at.0 - self.clock.now().0).max(1) as u64;
+                tokio::time::Instant::now() + Duration::from_millis(ms)
+            });
             let any = std::future::poll_fn(|cx| {
                 for w in &mut woken {
                     if w.as_mut().poll(cx).is_ready() {
@@ -175,6 +185,7 @@ impl Service {
             });
             tokio::select! {
                 _ = any => {}
+                _ = tokio::time::sleep_until(rate_wait.unwrap_or(deadline)), if rate_wait.is_some_and(|r| r < deadline) => {}
                 _ = tokio::time::sleep_until(deadline) => return Ok(None),
                 _ = self.shutdown.cancelled() => return Ok(None),
             }
@@ -419,6 +430,9 @@ pub fn check_task(at: &str, t: &NewTask, now: Timestamp, limits: &Limits) -> Api
     check_max_attempts(&format!("{at}.max_attempts"), t.max_attempts)?;
     if let Some(k) = &t.unique_key {
         check_name(&format!("{at}.unique_key"), k, limits)?;
+    }
+    if let Some(g) = &t.group {
+        check_name(&format!("{at}.group"), g, limits)?;
     }
     if t.tags.len() > limits.max_tags {
         return Err(ApiError::invalid(format!(

@@ -110,9 +110,16 @@ pub async fn queue_rate_spaces_starts_and_says_when_the_next_may_start<H: Harnes
     let none = s.claim_batch(&queue, claim_req(10)).await.unwrap();
     assert!(none.tasks.is_empty());
     assert_eq!(none.next_start_at, Some(Timestamp(T0 + 500)));
+    let info = s.queue(&queue).await.unwrap();
+    assert_eq!(
+        info.next_start_at,
+        Some(Timestamp(T0 + 500)),
+        "stats show the hold"
+    );
     clock.advance_ms(499);
     assert!(s.claim(&queue, claim_req(10)).await.unwrap().is_empty());
     clock.advance_ms(1);
+    assert_eq!(s.queue(&queue).await.unwrap().next_start_at, None);
     assert_eq!(s.claim(&queue, claim_req(10)).await.unwrap().len(), 1);
     // A queue with nothing ready holds nothing back and promises nothing.
     let empty = q("paced-empty");

@@ -1,0 +1,65 @@
+//! Flow-control group routes: one group's settings, and a queue's groups listed by name.
+
+use crate::api::schema;
+use crate::auth::Caller;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiPath, ApiQuery, JsonBody};
+use crate::AppState;
+use axum::extract::State;
+use rota_core::flow::{GroupInfo, GroupSettings};
+use serde::{Deserialize, Serialize};
+
+#[utoipa::path(put, path = "/v1/queues/{queue}/groups/{group}", tag = "queues",
+    params(("queue" = schema::QueueName, Path), ("group" = schema::Name, Path)),
+    request_body = GroupSettings,
+    responses((status = 200, body = GroupInfo), (status = 422, body = ErrorBody)))]
+pub async fn put(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath((queue, group)): ApiPath<(String, String)>,
+    JsonBody(settings): JsonBody<GroupSettings>,
+) -> ApiResult<axum::Json<GroupInfo>> {
+    Ok(axum::Json(
+        st.service
+            .put_group(&caller, &queue, &group, settings)
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct GroupParams {
+    /// `next` of the previous page.
+    #[param(value_type = schema::Name, required = false)]
+    pub after: Option<String>,
+    /// Page size. Default 100.
+    #[param(value_type = schema::ListLimit, required = false)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct GroupList {
+    pub groups: Vec<GroupInfo>,
+    /// Pass as `after` for the next page; `null` on the last.
+    pub next: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/queues/{queue}/groups", tag = "queues",
+    params(("queue" = schema::QueueName, Path), GroupParams),
+    responses((status = 200, body = GroupList), (status = 404, body = ErrorBody)))]
+pub async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(queue): ApiPath<String>,
+    ApiQuery(p): ApiQuery<GroupParams>,
+) -> ApiResult<axum::Json<GroupList>> {
+    let page = st
+        .service
+        .groups(&caller, &queue, p.after.as_deref(), p.limit.unwrap_or(100))
+        .await?;
+    Ok(axum::Json(GroupList {
+        groups: page.groups,
+        next: page.next,
+    }))
+}

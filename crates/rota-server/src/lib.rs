@@ -162,8 +162,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/queues/{queue}", get(queues::get).patch(queues::update))
         .route("/v1/queues/{queue}/pause", post(queues::pause))
         .route("/v1/queues/{queue}/resume", post(queues::resume))
-        .route("/v1/queues/{queue}/groups", get(groups::list))
-        .route("/v1/queues/{queue}/groups/{group}", put(groups::put))
+        .route("/v1/queues/{queue}/groups", get(groups::list_groups))
+        .route("/v1/queues/{queue}/groups/{group}", put(groups::put_group))
         .route(
             "/v1/queues/{queue}/tasks",
             post(tasks::enqueue).get(tasks::list).delete(queues::purge),

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
     params(("queue" = schema::QueueName, Path), ("group" = schema::Name, Path)),
     request_body = GroupSettings,
     responses((status = 200, body = GroupInfo), (status = 422, body = ErrorBody)))]
-pub async fn put(
+pub async fn put_group(
     State(st): State<AppState>,
     caller: Caller,
     ApiPath((queue, group)): ApiPath<(String, String)>,
@@ -48,7 +48,7 @@ pub struct GroupList {
 #[utoipa::path(get, path = "/v1/queues/{queue}/groups", tag = "queues",
     params(("queue" = schema::QueueName, Path), GroupParams),
     responses((status = 200, body = GroupList), (status = 404, body = ErrorBody)))]
-pub async fn list(
+pub async fn list_groups(
     State(st): State<AppState>,
     caller: Caller,
     ApiPath(queue): ApiPath<String>,

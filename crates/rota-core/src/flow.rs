@@ -84,17 +84,26 @@ impl Rate {
 
     /// Whether one more start is allowed at `now` for a key whose TAT is `tat_us`; if so, the
     /// TAT after it.
+    ///
+    /// Clocks here count whole milliseconds, so a start is given the earliest µs of its
+    /// millisecond at which GCRA lets it conform: it conforms if that is no later than the
+    /// ms's last µs. That is GCRA exactly, on arrival times each inside its real millisecond,
+    /// so its bound holds for windows of whole ms; and a rate faster than 1,000/s is not cut
+    /// to one start per ms (5,000/s starts 5 in each ms).
     pub fn take(&self, tat_us: i64, now: Timestamp) -> Option<i64> {
-        let now_us = now.0.saturating_mul(1_000);
-        if tat_us.saturating_sub(self.tolerance_us()) > now_us {
+        let first_us = now.0.saturating_mul(1_000);
+        if tat_us.saturating_sub(self.tolerance_us()) > first_us.saturating_add(999) {
             return None;
         }
-        Some(tat_us.max(now_us).saturating_add(self.interval_us()))
+        Some(tat_us.max(first_us).saturating_add(self.interval_us()))
     }
 
-    /// When a key whose TAT is `tat_us` may start its next task (rounded up to the ms).
+    /// When a key whose TAT is `tat_us` may start its next task (the first ms whose last µs
+    /// is late enough).
     pub fn next_at(&self, tat_us: i64) -> Timestamp {
-        let us = tat_us.saturating_sub(self.tolerance_us());
+        let us = tat_us
+            .saturating_sub(self.tolerance_us())
+            .saturating_sub(999);
         Timestamp(us.div_euclid(1_000) + i64::from(us.rem_euclid(1_000) != 0))
     }
 }
@@ -265,9 +274,16 @@ mod tests {
     #[test]
     fn no_window_holds_more_than_the_limit() {
         // Asking every millisecond (many times per ms) for 10 s.
-        let asks: Vec<i64> = (0..10_000).flat_map(|t| [t, t, t]).collect();
-        for (limit, period, burst) in [(100, 1_000, 1), (3, 1_000, 1), (7, 1_000, 7), (10, 333, 4)]
-        {
+        let asks: Vec<i64> = (0..10_000).flat_map(|t| [t; 8]).collect();
+        for (limit, period, burst) in [
+            (100, 1_000, 1),
+            (3, 1_000, 1),
+            (7, 1_000, 7),
+            (10, 333, 4),
+            (5_000, 1_000, 1),
+            (2_000, 1_000, 10),
+            (3, 2, 1),
+        ] {
             let r = Rate {
                 limit,
                 period_ms: period,
@@ -279,6 +295,29 @@ mod tests {
             let pace = (limit - burst + 1) as f64 * 10_000.0 / period as f64;
             assert!(total as f64 >= pace * 0.98, "{r:?}: only {total} started");
         }
+    }
+
+    #[test]
+    fn a_rate_faster_than_the_clock_is_not_cut_to_one_per_ms() {
+        let r = Rate {
+            limit: 5_000,
+            period_ms: 1_000,
+            burst: 1,
+        };
+        let mut tat = 0;
+        let mut started = 0;
+        for ms in 0..1_000 {
+            while let Some(next) = r.take(tat, Timestamp(10_000 + ms)) {
+                tat = next;
+                started += 1;
+            }
+            assert!(r.next_at(tat) > Timestamp(10_000 + ms));
+            assert!(r.take(tat, r.next_at(tat)).is_some());
+        }
+        assert!(
+            (4_990..=5_000).contains(&started),
+            "{started} started in a second"
+        );
     }
 
     #[test]

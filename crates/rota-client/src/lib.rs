@@ -6,6 +6,7 @@ mod access;
 mod doctor;
 mod error;
 mod events;
+mod groups;
 mod maintenance;
 mod processes;
 mod schedules;
@@ -25,10 +26,13 @@ use types::{decode, DuplicateFlag};
 pub use webhooks::{DeliveryInfo, NewWebhook, WebhookInfo};
 
 use reqwest::Method;
-use rota_core::{Json, QueueInfo, Task, TaskId, TaskState};
+use rota_core::{Json, QueueInfo, QueueStats, Task, TaskId, TaskState};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+
+pub use rota_core::flow::{GroupInfo, GroupPage, GroupSettings, Hold, Rate};
+pub use rota_core::flow_stats::{FlowStats, Held};
 
 pub use rota_core::auth::{
     ClientLimits, CreatedKey, Effect, KeyInfo, NewKey, RoleInfo, Rule, TenantPatch, TenantRecord,
@@ -444,6 +448,17 @@ impl Client {
     }
 
     pub async fn queue(&self, queue: &str) -> Result<QueueInfo> {
+        self.call(
+            Method::GET,
+            &format!("/v1/queues/{queue}"),
+            None::<&()>,
+            Self::TIMEOUT,
+        )
+        .await
+    }
+
+    /// One queue with what its flow-control limits hold back now (`flow`).
+    pub async fn queue_stats(&self, queue: &str) -> Result<QueueStats> {
         self.call(
             Method::GET,
             &format!("/v1/queues/{queue}"),

@@ -1,6 +1,7 @@
 //! What the client sends and receives besides rota-core's own types.
 
 use crate::{Error, ErrorDetail, Result};
+use rota_core::flow::Rate;
 use rota_core::{Backoff, Json, Task, TaskId, TaskState, Timestamp};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,9 @@ pub struct NewTask {
     /// Where the task's final outcome is POSTed, signed with the tenant's callback secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// The flow-control group whose limits and turn the task takes (a customer, a token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl NewTask {
@@ -42,7 +46,14 @@ impl NewTask {
             unique_key: None,
             tags: Vec::new(),
             callback_url: None,
+            group: None,
         }
+    }
+
+    /// Puts the task in a flow-control group (see `docs/flow-control.md`).
+    pub fn group(mut self, g: impl Into<String>) -> Self {
+        self.group = Some(g.into());
+        self
     }
 
     /// POST the task's final outcome to `url`, signed with the tenant's callback secret.
@@ -145,6 +156,19 @@ pub struct QueueSettingsPatch {
     /// Where the outcome of the queue's tasks that name none is POSTed; `""` clears it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// At most this many of the queue's tasks running at once; `Some(None)` lifts the limit,
+    /// as for the other limits below.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<Option<u32>>,
+    /// At most `limit` of the queue's tasks started in any window of `period_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Option<Rate>>,
+    /// `concurrency` for each group of the queue, unless the group has its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_concurrency: Option<Option<u32>>,
+    /// `rate` for each group of the queue, unless the group has its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_rate: Option<Option<Rate>>,
 }
 
 /// One page of a queue's tasks, as `GET /v1/queues/{queue}/tasks` answers it.

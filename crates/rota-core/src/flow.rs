@@ -108,6 +108,89 @@ impl Rate {
     }
 }
 
+/// Units of a rate's period as written (`100/1s`), largest first.
+const PERIOD_UNITS: [(&str, u64); 5] = [
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1_000),
+    ("ms", 1),
+];
+
+/// A rate as people write it: `LIMIT/PERIOD` with an optional `,burst=B`, the period a number
+/// and a unit (`ms`, `s`, `m`, `h`, `d`; a bare unit is one of it): `100/1s`, `5000/1h`,
+/// `10/1s,burst=10`. What the CLI and the dashboard take and show.
+impl std::str::FromStr for Rate {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Rate, String> {
+        let text = text.trim();
+        let bad = |why: String| {
+            format!("rate `{text}`: {why}; write LIMIT/PERIOD such as 100/1s or 5000/1h (units ms, s, m, h, d), with ,burst=B to let B start at once")
+        };
+        let (rate, burst) = match text.split_once(',') {
+            Some((r, b)) => {
+                let b = b.trim();
+                let n = b
+                    .strip_prefix("burst=")
+                    .ok_or_else(|| bad(format!("`{b}` is not burst=B")))?;
+                let n = n
+                    .parse::<u32>()
+                    .map_err(|_| bad(format!("burst `{n}` is not a whole number")))?;
+                (r, n)
+            }
+            None => (text, 1),
+        };
+        let (limit, period) = rate
+            .split_once('/')
+            .ok_or_else(|| bad("no `/` between the limit and the period".into()))?;
+        let limit = limit
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| bad(format!("limit `{}` is not a whole number", limit.trim())))?;
+        let period = period.trim();
+        let digits = period
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(period.len());
+        let (count, unit) = period.split_at(digits);
+        let ms = PERIOD_UNITS
+            .iter()
+            .find(|(u, _)| *u == unit)
+            .map(|(_, ms)| *ms)
+            .ok_or_else(|| bad(format!("period `{period}` needs a unit: ms, s, m, h or d")))?;
+        let count = if count.is_empty() {
+            1
+        } else {
+            count
+                .parse::<u64>()
+                .map_err(|_| bad(format!("period `{period}` is too long")))?
+        };
+        let r = Rate {
+            limit,
+            period_ms: count.saturating_mul(ms),
+            burst,
+        };
+        r.check("rate").map_err(bad)?;
+        Ok(r)
+    }
+}
+
+/// `100/1s`, `5000/1h`, `10/1s,burst=10`: the period in the largest unit that divides it.
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (unit, ms) = PERIOD_UNITS
+            .iter()
+            .find(|(_, ms)| self.period_ms.is_multiple_of(*ms))
+            .copied()
+            .unwrap_or(("ms", 1));
+        write!(f, "{}/{}{unit}", self.limit, self.period_ms / ms)?;
+        if self.burst != 1 {
+            write!(f, ",burst={}", self.burst)?;
+        }
+        Ok(())
+    }
+}
+
 /// One group's own settings (`PUT /v1/queues/{queue}/groups/{group}`); what it leaves out is
 /// the queue's `group_concurrency` / `group_rate`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,6 +318,15 @@ pub struct GroupInfo {
     pub oldest_ready_age_ms: Option<u64>,
 }
 
+/// A page of a queue's groups, by name (`GET /v1/queues/{queue}/groups`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupPage {
+    pub groups: Vec<GroupInfo>,
+    /// Pass as `after` for the next page; `null` on the last.
+    pub next: Option<String>,
+}
+
 /// Where a queue's round-robin stands: the group served last (`None` before the first) and
 /// how many tasks it took in its current turn.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -334,6 +426,46 @@ mod tests {
         assert_eq!(r.take(tat, Timestamp(10_000)), None);
         assert_eq!(r.next_at(tat), Timestamp(11_000));
         assert!(r.take(tat, Timestamp(11_000)).is_some());
+    }
+
+    #[test]
+    fn rates_are_written_and_read_as_limit_per_period() {
+        for (text, limit, period_ms, burst) in [
+            ("100/1s", 100, 1_000, 1),
+            ("5000/1h", 5_000, 3_600_000, 1),
+            ("5000/h", 5_000, 3_600_000, 1),
+            ("10/1s,burst=10", 10, 1_000, 10),
+            ("3/250ms", 3, 250, 1),
+            ("7/90s", 7, 90_000, 1),
+            ("1/1d", 1, 86_400_000, 1),
+        ] {
+            let r: Rate = text.parse().unwrap();
+            assert_eq!(
+                (r.limit, r.period_ms, r.burst),
+                (limit, period_ms, burst),
+                "{text}"
+            );
+            assert_eq!(
+                r.to_string().parse::<Rate>().unwrap(),
+                r,
+                "{text} round trips"
+            );
+        }
+        assert_eq!("5000/h".parse::<Rate>().unwrap().to_string(), "5000/1h");
+        assert_eq!("7/90s".parse::<Rate>().unwrap().to_string(), "7/90s");
+        for (bad, why) in [
+            ("100", "no `/`"),
+            ("x/1s", "limit `x`"),
+            ("100/1w", "needs a unit"),
+            ("100/10", "needs a unit"),
+            ("0/1s", "rate.limit is 0"),
+            ("100/2d", "a day"),
+            ("5/1s,burst=6", "burst"),
+            ("5/1s,b=2", "burst=B"),
+        ] {
+            let e = bad.parse::<Rate>().unwrap_err();
+            assert!(e.contains(why) && e.contains("LIMIT/PERIOD"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod clock;
 pub mod events;
 pub mod flow;
+pub mod flow_stats;
 pub mod id;
 pub mod lifecycle;
 pub mod limits;

@@ -3,6 +3,9 @@
 use crate::Timestamp;
 use serde::{Deserialize, Serialize};
 
+/// Most busiest groups a queue's flow stats may list (`limits.max_flow_groups`).
+pub const MAX_FLOW_GROUPS: usize = 1_000;
+
 /// Every bound has a config key of the same name (`[limits]` in the config file,
 /// `ROTA_LIMITS_<NAME>` in the environment).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +57,14 @@ pub struct Limits {
     /// Queues shown one by one in `/metrics` (the deepest ones); the rest are summed under
     /// `queue="_other"`, so a scrape costs the same with 100 queues or 100,000. 0 sums all.
     pub max_metrics_queues: usize,
+    /// Busiest groups a queue's `flow` shows (`GET /v1/queues/{queue}`, the dashboard); the
+    /// rest are counted, not listed. 0 lists none.
+    pub max_flow_groups: usize,
+    /// Limited queues (of the deepest `max_metrics_queues`) whose flow `/metrics` shows:
+    /// the concurrency limit and the tasks held back per limit (reading a queue's groups
+    /// costs a look at each, so this bounds a scrape's cost as well as its series). 0 shows
+    /// none.
+    pub max_metrics_flow_queues: usize,
     /// Event streams (`GET /v1/events/stream`) one tenant may hold open on one server; one more
     /// answers 503 with Retry-After.
     pub max_streams_per_tenant: usize,
@@ -88,6 +99,8 @@ impl Default for Limits {
             idle_timeout_ms: 60_000,
             body_read_timeout_ms: 30_000,
             max_metrics_queues: 1_000,
+            max_flow_groups: 10,
+            max_metrics_flow_queues: 20,
             max_streams_per_tenant: 100,
             max_streams: 1_000,
         }
@@ -144,6 +157,12 @@ impl Limits {
                 self.max_body_bytes,
                 self.max_body_bytes_in_flight_per_client,
                 self.max_body_bytes_in_flight
+            ));
+        }
+        if self.max_flow_groups > MAX_FLOW_GROUPS {
+            return Err(format!(
+                "limits.max_flow_groups is {}; use 0 to {MAX_FLOW_GROUPS}",
+                self.max_flow_groups
             ));
         }
         Ok(())

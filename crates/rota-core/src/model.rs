@@ -348,3 +348,13 @@ pub struct QueueInfo {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub next_start_at: Option<Timestamp>,
 }
+
+/// One queue as `GET /v1/queues/{queue}` shows it: the queue, and what its flow-control
+/// limits hold back now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct QueueStats {
+    #[serde(flatten)]
+    pub queue: QueueInfo,
+    pub flow: crate::flow_stats::FlowStats,
+}

@@ -461,7 +461,9 @@ pub async fn run_doors(
         let token = token.clone();
         let bodies = state.bodies.clone();
         let (store, observed) = (state.store.clone(), state.service.observed.clone());
+        let (clock, deepest) = (state.clock.clone(), state.config.limits.max_metrics_queues);
         tokio::spawn(async move {
+            let mut ticks = 0u64;
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(5)) => {
@@ -469,6 +471,12 @@ pub async fn run_doors(
                         bodies.return_memory();
                         if let Some(w) = store.writer_status() {
                             observed.writer_sampled(std::time::Instant::now(), w.busy_by_writer);
+                        }
+                        ticks += 1;
+                        // Every 30 s, which of the deepest queues sit at their concurrency
+                        // limit, so the doctor can tell for how long.
+                        if ticks.is_multiple_of(6) {
+                            doctor::flow::sample_limits(&*store, &observed, &*clock, deepest).await;
                         }
                     }
                     _ = token.cancelled() => return,

@@ -124,6 +124,22 @@ pub fn queue_gauges(overview: &rota_store::QueueOverview, now: rota_core::Timest
     metrics::gauge!("rota_queues_summed").set(overview.rest_queues as f64);
 }
 
+/// One limited queue's flow: its concurrency limit beside `rota_queue_tasks{state="running"}`,
+/// and its ready tasks held back by each limit (`limit` is `queue_paused`,
+/// `queue_concurrency`, `queue_rate`, `group_paused`, `group_concurrency` or `group_rate`).
+/// Shown for at most `limits.max_metrics_flow_queues` queues, so the series stay bounded.
+pub fn flow_gauges(tenant: &str, queue: &str, flow: &rota_core::flow_stats::FlowStats) {
+    let (t, q) = (tenant.to_owned(), queue.to_owned());
+    if let Some(c) = flow.concurrency {
+        metrics::gauge!("rota_queue_concurrency_limit", "tenant" => t.clone(), "queue" => q.clone())
+            .set(f64::from(c));
+    }
+    for (limit, n) in flow.held.by_limit() {
+        metrics::gauge!("rota_queue_held_tasks", "tenant" => t.clone(), "queue" => q.clone(), "limit" => limit)
+            .set(n as f64);
+    }
+}
+
 /// The database connection pool, for engines that have one: an exhausted pool shows as
 /// `busy == max` with requests waiting, and as timeouts that grow.
 pub fn pool_gauges(pool: &rota_store::PoolStatus) {

@@ -216,3 +216,76 @@ async fn an_admin_switches_tenant_and_every_page_shows_the_maintenance_banner() 
         );
     }
 }
+
+#[tokio::test]
+async fn the_queue_page_shows_and_changes_flow_control() {
+    let s = TestServer::start().await;
+    s.enqueue("jobs", json!({"kind": "x", "group": "acme"}))
+        .await;
+    let session = sign_in(&s, ADMIN).await.unwrap();
+    let page = get(&s, "/queues/jobs", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Flow control"), "{page}");
+    assert!(page.contains(r#"data-group="acme""#), "{page}");
+    assert!(page.contains(r#"hx-post="/queues/jobs/limits""#), "{page}");
+    let post = |path: &str, form: Vec<(&'static str, &'static str)>| {
+        http()
+            .post(format!("{}{path}", s.url))
+            .header("cookie", format!("rota_session={session}"))
+            .header("hx-request", "true")
+            .form(&form)
+            .send()
+    };
+    let r = post(
+        "/queues/jobs/limits",
+        vec![
+            ("concurrency", "3"),
+            ("rate", "100/1s"),
+            ("group_concurrency", ""),
+            ("group_rate", "5000/1h"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 204);
+    let settings = s.get("/v1/queues/jobs").await.body["settings"].clone();
+    assert_eq!(settings["concurrency"], 3);
+    assert_eq!(settings["rate"], json!({"limit": 100, "period_ms": 1000}));
+    assert_eq!(settings["group_rate"]["period_ms"], 3_600_000);
+    // A bad rate is told in the page and changes nothing.
+    let r = post(
+        "/queues/jobs/limits",
+        vec![("concurrency", "5"), ("rate", "100 per second")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.headers()["hx-retarget"], "#flow-error");
+    assert!(r.text().await.unwrap().contains("LIMIT/PERIOD"));
+    assert_eq!(
+        s.get("/v1/queues/jobs").await.body["settings"]["concurrency"],
+        3
+    );
+    // A group's own settings.
+    let r = post(
+        "/queues/jobs/group",
+        vec![
+            ("group", "acme"),
+            ("concurrency", "8"),
+            ("weight", "2"),
+            ("paused", "1"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 204);
+    let g = &s.get("/v1/queues/jobs/groups").await.body["groups"][0];
+    assert_eq!(g["group"], "acme");
+    assert_eq!(
+        g["settings"],
+        json!({"concurrency": 8, "paused": true, "weight": 2})
+    );
+    assert_eq!(g["held_by"], "paused");
+}

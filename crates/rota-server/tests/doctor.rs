@@ -347,3 +347,98 @@ async fn refusals_during_maintenance_are_not_blamed_on_the_credential() {
         "{report}"
     );
 }
+
+#[tokio::test]
+async fn a_queue_held_at_its_concurrency_is_a_finding_once_it_lasts() {
+    let s = TestServer::start().await;
+    s.send(
+        "PATCH",
+        "/v1/queues/narrow",
+        Some(r#"{"concurrency": 1, "lease_ms": 3600000}"#),
+    )
+    .await;
+    s.enqueue("narrow", json!({"kind": "x"})).await;
+    s.enqueue("narrow", json!({"kind": "x"})).await;
+    assert_eq!(s.claim("narrow", json!({"worker": "w"})).await.len(), 1);
+    let (found, report) = doctor(&s, None).await;
+    assert!(found.is_empty(), "just seen at its limit: {report}");
+    s.clock.advance_ms(6 * 60_000);
+    // A worker asks and gets nothing: the limit, not the workers, holds the task.
+    assert!(s.claim("narrow", json!({"worker": "w"})).await.is_empty());
+    let (found, report) = doctor(&s, None).await;
+    let f = finding(&report, "flow_at_concurrency");
+    assert_eq!(f["subject"], "queue narrow");
+    assert!(
+        f["seen"]
+            .as_str()
+            .unwrap()
+            .contains("(1 running) for 6 min with 1 ready"),
+        "{f}"
+    );
+    assert!(
+        f["fix"].as_str().unwrap().contains("--concurrency 2"),
+        "{f}"
+    );
+    assert!(
+        !found.iter().any(|(c, _)| c == "queue_backlog"),
+        "the limit explains the backlog: {report}"
+    );
+}
+
+#[tokio::test]
+async fn a_rate_holding_a_backlog_and_a_group_left_waiting_are_findings() {
+    let s = TestServer::start().await;
+    s.send(
+        "PATCH",
+        "/v1/queues/paced",
+        Some(r#"{"rate": {"limit": 1, "period_ms": 3600000}, "lease_ms": 3600000}"#),
+    )
+    .await;
+    for _ in 0..3 {
+        s.enqueue("paced", json!({"kind": "x"})).await;
+    }
+    assert_eq!(
+        s.claim("paced", json!({"worker": "w", "max": 3}))
+            .await
+            .len(),
+        1
+    );
+    // A paused group's task waits while the others' come and go.
+    let put = s
+        .send(
+            "PUT",
+            "/v1/queues/shared/groups/slow",
+            Some(r#"{"paused": true}"#),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    s.enqueue("shared", json!({"kind": "x", "group": "slow"}))
+        .await;
+    s.clock.advance_ms(10 * 60_000);
+    for g in ["a", "b", "c"] {
+        s.enqueue("shared", json!({"kind": "x", "group": g})).await;
+    }
+    s.clock.advance_ms(1_000);
+    assert!(s.claim("paced", json!({"worker": "w"})).await.is_empty());
+    let (_, report) = doctor(&s, None).await;
+    let f = finding(&report, "flow_rate_backlog");
+    assert_eq!(f["subject"], "queue paced");
+    assert!(
+        f["seen"]
+            .as_str()
+            .unwrap()
+            .contains("(1/1h) holds back 2 ready tasks"),
+        "{f}"
+    );
+    let f = finding(&report, "flow_group_waiting");
+    assert_eq!(f["subject"], "queue shared group slow");
+    assert!(f["seen"].as_str().unwrap().contains("10 min"), "{f}");
+    assert!(f["cause"].as_str().unwrap().contains("paused"), "{f}");
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap()
+            .contains("rota queue group shared slow --resume"),
+        "{f}"
+    );
+}

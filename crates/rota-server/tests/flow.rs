@@ -265,3 +265,82 @@ async fn a_claim_held_by_a_rate_is_answered_when_the_window_moves_on() {
     assert!(took < Duration::from_secs(10), "answered after {took:?}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn queue_stats_and_metrics_show_what_each_limit_holds_back() {
+    let s = TestServer::start().await;
+    let set = s
+        .send(
+            "PATCH",
+            "/v1/queues/held",
+            Some(r#"{"concurrency": 10, "group_concurrency": 1}"#),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    for g in ["a", "a", "a", "b", "b", "c"] {
+        s.enqueue("held", json!({"kind": "x", "group": g})).await;
+    }
+    s.enqueue("held", json!({"kind": "x"})).await;
+    // One of each group and the task with none.
+    assert_eq!(
+        s.claim("held", json!({"worker": "w", "max": 10}))
+            .await
+            .len(),
+        4
+    );
+    let q = s.get("/v1/queues/held").await;
+    assert_eq!(q.status, 200, "{}", q.body);
+    let flow = &q.body["flow"];
+    assert_eq!(flow["running"], 4);
+    assert_eq!(flow["concurrency"], 10);
+    assert_eq!(flow["held"]["group_concurrency"], 3, "{flow}");
+    assert_eq!(flow["held"]["queue_concurrency"], 0);
+    assert_eq!(flow["groups_seen"], 3);
+    assert_eq!(flow["groups_complete"], true);
+    let busiest: Vec<&str> = flow["busiest_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["group"].as_str().unwrap())
+        .collect();
+    assert_eq!(busiest, ["a", "b"], "c has none ready");
+    assert_eq!(q.body["counts"]["ready"], 3, "the queue's own fields stay");
+
+    // At its concurrency the queue itself holds every ready task.
+    s.send("PATCH", "/v1/queues/held", Some(r#"{"concurrency": 4}"#))
+        .await;
+    let flow = s.get("/v1/queues/held").await.body["flow"].clone();
+    assert_eq!(flow["held"]["queue_concurrency"], 3, "{flow}");
+    assert_eq!(flow["held"]["group_concurrency"], 0);
+    let m = s.get("/metrics").await;
+    let text = m.body.as_str().unwrap();
+    for line in [
+        r#"rota_queue_concurrency_limit{tenant="default",queue="held"} 4"#,
+        r#"rota_queue_held_tasks{tenant="default",queue="held",limit="queue_concurrency"} 3"#,
+        r#"rota_queue_held_tasks{tenant="default",queue="held",limit="group_concurrency"} 0"#,
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+
+    // A rate holds the rest until its next start.
+    s.send(
+        "PATCH",
+        "/v1/queues/paced",
+        Some(r#"{"rate": {"limit": 1, "period_ms": 60000}}"#),
+    )
+    .await;
+    for _ in 0..3 {
+        s.enqueue("paced", json!({"kind": "x"})).await;
+    }
+    assert_eq!(
+        s.claim("paced", json!({"worker": "w", "max": 3}))
+            .await
+            .len(),
+        1
+    );
+    let flow = s.get("/v1/queues/paced").await.body["flow"].clone();
+    assert_eq!(flow["held"]["queue_rate"], 2, "{flow}");
+    assert!(flow["next_start_at"].is_string(), "{flow}");
+    assert_eq!(flow["rate"], json!({"limit": 1, "period_ms": 60000}));
+    s.stop().await;
+}

@@ -12,13 +12,9 @@ use rota_core::QueueKey;
 /// the next claim goes on from there, so no claim's cost grows with the number of groups.
 pub const MAX_GROUP_VISITS: usize = 2_000;
 
-/// A page of a queue's groups, by name.
-#[derive(Debug, Clone, Default)]
-pub struct GroupPage {
-    pub groups: Vec<GroupInfo>,
-    /// Pass as `after` for the next page; `None` at the end.
-    pub next: Option<String>,
-}
+/// A page of a queue's groups, by name: the model's shape, which the HTTP API and the client
+/// share.
+pub use rota_core::flow::GroupPage;
 
 #[async_trait]
 pub trait GroupStore: Send + Sync {

@@ -6,8 +6,8 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::AppState;
 use axum::extract::State;
-use rota_core::flow::{GroupInfo, GroupSettings};
-use serde::{Deserialize, Serialize};
+use rota_core::flow::{GroupInfo, GroupPage, GroupSettings};
+use serde::Deserialize;
 
 #[utoipa::path(put, path = "/v1/queues/{queue}/groups/{group}", tag = "queues",
     params(("queue" = schema::QueueName, Path), ("group" = schema::Name, Path)),
@@ -38,28 +38,18 @@ pub struct GroupParams {
     pub limit: Option<usize>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct GroupList {
-    pub groups: Vec<GroupInfo>,
-    /// Pass as `after` for the next page; `null` on the last.
-    pub next: Option<String>,
-}
-
 #[utoipa::path(get, path = "/v1/queues/{queue}/groups", tag = "queues",
     params(("queue" = schema::QueueName, Path), GroupParams),
-    responses((status = 200, body = GroupList), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = GroupPage), (status = 404, body = ErrorBody)))]
 pub async fn list_groups(
     State(st): State<AppState>,
     caller: Caller,
     ApiPath(queue): ApiPath<String>,
     ApiQuery(p): ApiQuery<GroupParams>,
-) -> ApiResult<axum::Json<GroupList>> {
+) -> ApiResult<axum::Json<GroupPage>> {
     let page = st
         .service
         .groups(&caller, &queue, p.after.as_deref(), p.limit.unwrap_or(100))
         .await?;
-    Ok(axum::Json(GroupList {
-        groups: page.groups,
-        next: page.next,
-    }))
+    Ok(axum::Json(page))
 }

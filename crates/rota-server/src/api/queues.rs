@@ -8,7 +8,7 @@ use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::AppState;
 use axum::extract::State;
 use rota_core::flow::Rate;
-use rota_core::{Backoff, QueueInfo, QueuePatch, TaskState};
+use rota_core::{Backoff, QueueInfo, QueuePatch, QueueStats, TaskState};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -23,13 +23,13 @@ pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<axum:
 }
 
 #[utoipa::path(get, path = "/v1/queues/{queue}", tag = "queues", params(("queue" = schema::QueueName, Path)),
-    responses((status = 200, body = QueueInfo), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "The queue, with what its flow-control limits hold back now (`flow`).", body = QueueStats), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(st): State<AppState>,
     caller: Caller,
     ApiPath(queue): ApiPath<String>,
-) -> ApiResult<axum::Json<QueueInfo>> {
-    Ok(axum::Json(st.service.queue(&caller, &queue).await?))
+) -> ApiResult<axum::Json<QueueStats>> {
+    Ok(axum::Json(st.service.queue_stats(&caller, &queue).await?))
 }
 
 /// Settings to change; absent fields keep their value.

@@ -75,7 +75,10 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         .queue_overview(st.config.limits.max_metrics_queues)
         .await
     {
-        Ok(overview) => crate::metrics::queue_gauges(&overview, st.clock.now()),
+        Ok(overview) => {
+            crate::metrics::queue_gauges(&overview, st.clock.now());
+            flow_gauges(&st, &overview).await;
+        }
         Err(e) => tracing::warn!(error = %e, "queue gauges left out of this scrape"),
     }
     if let Some(pool) = st.store.pool_status() {
@@ -88,6 +91,22 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.metrics.render(),
     )
+}
+
+/// The flow gauges of the deepest limited queues, at most `limits.max_metrics_flow_queues`.
+async fn flow_gauges(st: &AppState, overview: &rota_store::QueueOverview) {
+    let limited = overview
+        .top
+        .iter()
+        .filter(|(_, q)| q.settings.limited())
+        .take(st.config.limits.max_metrics_flow_queues);
+    for (tenant, q) in limited {
+        let key = rota_core::QueueKey::new(tenant, &q.name);
+        match crate::service::flow_stats(&*st.store, &key, q, 0).await {
+            Ok(flow) => crate::metrics::flow_gauges(tenant, &q.name, &flow),
+            Err(e) => tracing::debug!(error = %e, queue = %q.name, "flow gauges left out"),
+        }
+    }
 }
 
 /// Declares the bearer token every `/v1` route takes (the system routes opt out).

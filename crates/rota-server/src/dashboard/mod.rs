@@ -12,6 +12,7 @@
 //! page may be framed, sniffed as another type or named in another site's `Referer`.
 
 mod assets;
+mod flow;
 mod layout;
 mod lists;
 mod overview;
@@ -49,6 +50,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/queues/{queue}", get(queue::page))
         .route("/queues/{queue}/pause", post(queue::pause))
         .route("/queues/{queue}/resume", post(queue::resume))
+        .route("/queues/{queue}/limits", post(flow::set_limits))
+        .route("/queues/{queue}/group", post(flow::set_group))
         .route("/tasks/{id}", get(task::page))
         .route("/tasks/{id}/cancel", post(task::cancel))
         .route("/tasks/{id}/retry", post(task::retry))

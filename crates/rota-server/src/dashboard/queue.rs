@@ -32,7 +32,7 @@ fn non_empty(s: &Option<String>) -> Option<&str> {
 }
 
 /// A change answered by reloading the page (the event stream refreshes other open pages).
-fn reload() -> Response {
+pub(super) fn reload() -> Response {
     ([("hx-refresh", "true")], StatusCode::NO_CONTENT).into_response()
 }
 
@@ -78,7 +78,8 @@ pub async fn page(
             return Ok(Redirect::to(&format!("/tasks/{id}")).into_response());
         }
     }
-    let q = st.service.queue(&caller, &queue).await?;
+    let stats = st.service.queue_stats(&caller, &queue).await?;
+    let q = &stats.queue;
     let state = match non_empty(&f.state) {
         Some(s) => Some(s.parse::<TaskState>().map_err(ApiError::invalid)?),
         None => None,
@@ -132,6 +133,7 @@ pub async fn page(
                 }
             }
         }
+        (super::flow::section(&stats, now, may_update))
         h2 { "Tasks" }
         form.filters method="get" {
             label { "State" select name="state" {

@@ -1,12 +1,14 @@
 //! The checks: each turns what was gathered into findings (what was seen, the likely cause, the
 //! fix). Pure functions of their inputs, so each situation is easy to build in a test.
 
+use super::flow::QueueFlow;
 use super::observed::{ClaimSeen, Refusal, WriterBusy};
 use super::{Finding, Severity};
 use rota_core::events::EventType;
 use rota_core::webhooks::Webhook;
 use rota_core::{QueueInfo, Timestamp};
 use rota_store::{Diagnosis, Health, QueueActivity, ScheduleRecord};
+use std::collections::HashMap;
 
 /// Ready tasks older than this, with no worker asking for as long, are stuck.
 pub const STALE_MS: i64 = 60_000;
@@ -51,9 +53,11 @@ pub struct Inputs<'a> {
     /// The busiest writer's share of the last minute, the seconds sampled, and which writer
     /// (the embedded store's shard) it is (engines with writer threads).
     pub writer_busy: Option<WriterBusy>,
+    /// The flow of the queues worth reading ([`super::flow::worth_reading`]), by name.
+    pub flows: &'a HashMap<String, QueueFlow>,
 }
 
-fn finding(
+pub(super) fn finding(
     check: &'static str,
     severity: Severity,
     subject: String,
@@ -75,12 +79,29 @@ fn secs(ms: i64) -> String {
     format!("{} s", ms.max(0) / 1000)
 }
 
+/// A wait as people say it: seconds under two minutes, else minutes.
+pub(super) fn minutes(ms: i64) -> String {
+    if ms < 120_000 {
+        secs(ms)
+    } else {
+        format!("{} min", ms / 60_000)
+    }
+}
+
 pub fn run(i: &Inputs) -> Vec<Finding> {
     let mut out = Vec::new();
     let none = QueueActivity::default();
     for q in i.queues {
         let a = i.activity.queues.get(&q.name).unwrap_or(&none);
-        out.extend(stalled(i, q, a));
+        let flow = i
+            .flows
+            .get(&q.name)
+            .map(|f| super::flow::findings(q, f, i.now))
+            .unwrap_or_default();
+        // A limit that holds tasks back explains a backlog better than slow workers do.
+        let limited = !flow.is_empty();
+        out.extend(stalled(i, q, a).filter(|f| !(limited && f.check == "queue_backlog")));
+        out.extend(flow);
         out.extend(rates(q, a));
         out.extend(paused_or_far(q, a));
     }

@@ -5,6 +5,7 @@
 //! may read.
 
 pub mod checks;
+pub mod flow;
 pub mod observed;
 
 use crate::auth::Caller;
@@ -65,6 +66,27 @@ impl Service {
             .filter(|q| only(&q.name))
             .filter(|q| caller.can(actions::QUEUES_READ, &queue_resource(&q.name)))
             .collect();
+        let mut flows = std::collections::HashMap::new();
+        let mut worth: Vec<_> = queues.iter().filter(|q| flow::worth_reading(q)).collect();
+        worth.sort_by_key(|q| std::cmp::Reverse(q.counts.ready));
+        let flows_left_out = worth.len().saturating_sub(flow::MAX_DOCTOR_FLOW_QUEUES);
+        // Every look counts: a queue found below its limit now starts afresh next time.
+        let at_limit: std::collections::HashMap<&str, Timestamp> = queues
+            .iter()
+            .filter_map(|q| Some((q.name.as_str(), self.observed.queue_seen(tenant, q, now)?)))
+            .collect();
+        for q in worth.into_iter().take(flow::MAX_DOCTOR_FLOW_QUEUES) {
+            let key = caller.queue(&q.name, actions::QUEUES_READ)?;
+            let stats = crate::service::flow_stats(&**store, &key, q, 0).await?;
+            let at_limit_since = at_limit.get(q.name.as_str()).copied();
+            flows.insert(
+                q.name.clone(),
+                flow::QueueFlow {
+                    stats,
+                    at_limit_since,
+                },
+            );
+        }
         let activity = store
             .diagnose(
                 tenant,
@@ -135,12 +157,19 @@ impl Service {
             health_ms,
             storage_errors: &storage_errors,
             writer_busy: self.observed.writer_busy(),
+            flows: &flows,
         });
         let mut notes = Vec::new();
         if activity.truncated {
             notes.push(format!(
                 "rates count the newest {} events of the last hour only",
                 rota_store::DIAGNOSE_SCAN
+            ));
+        }
+        if flows_left_out > 0 {
+            notes.push(format!(
+                "flow control read for the {} queues with the most ready tasks; {flows_left_out} more left out",
+                flow::MAX_DOCTOR_FLOW_QUEUES
             ));
         }
         Ok(Report {

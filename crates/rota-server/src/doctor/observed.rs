@@ -103,7 +103,13 @@ pub struct Observed {
     /// The store writer's busy seconds so far, sampled by the server's upkeep (real time, not
     /// the store's clock: busy time is real time).
     writer: Mutex<VecDeque<(Instant, Vec<f64>)>>,
+    /// Since when each (tenant, queue) has been seen at its concurrency limit with tasks
+    /// ready, without a look in between that found it below (at most [`MAX_AT_LIMIT`]).
+    at_limit: Mutex<HashMap<(String, String), Timestamp>>,
 }
+
+/// Queues tracked at their concurrency limit at most; past it a new one is not tracked.
+const MAX_AT_LIMIT: usize = 10_000;
 
 impl Observed {
     pub fn claimed(&self, tenant: &str, queues: &[&str], seen: ClaimSeen) {
@@ -139,6 +145,31 @@ impl Observed {
     pub fn refusals_since(&self, since: Timestamp) -> Vec<Refusal> {
         let list = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
         list.iter().filter(|r| r.at >= since).cloned().collect()
+    }
+
+    /// A look at a queue (the upkeep's every 30 s, a doctor run, a queue's stats): whether it
+    /// was at its concurrency limit with tasks ready. Answers since when it has been, as far
+    /// as this server saw.
+    pub fn queue_seen(
+        &self,
+        tenant: &str,
+        q: &rota_core::QueueInfo,
+        now: Timestamp,
+    ) -> Option<Timestamp> {
+        let at_limit = q.counts.ready > 0
+            && q.settings
+                .concurrency
+                .is_some_and(|c| q.counts.running >= u64::from(c));
+        let mut map = self.at_limit.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (tenant.to_owned(), q.name.clone());
+        if !at_limit {
+            map.remove(&key);
+            return None;
+        }
+        if let Some(since) = map.get(&key) {
+            return Some(*since);
+        }
+        (map.len() < MAX_AT_LIMIT).then(|| *map.entry(key).or_insert(now))
     }
 
     /// One sample of each writer's busy seconds so far; samples older than the window are
@@ -218,6 +249,36 @@ mod tests {
         // An hour later the old entries expire with the next request.
         o.claimed("t", &["now"], seen(t0 + KEPT_MS + 10));
         assert_eq!(o.claims_since(Timestamp(0)).len(), 1);
+    }
+
+    #[test]
+    fn a_queue_is_at_its_limit_since_the_first_look_that_found_it_there() {
+        let o = Observed::default();
+        let mut q = rota_core::QueueInfo {
+            name: "q".into(),
+            settings: rota_core::QueueSettings {
+                concurrency: Some(2),
+                ..Default::default()
+            },
+            counts: rota_core::StateCounts {
+                ready: 5,
+                running: 2,
+                ..Default::default()
+            },
+            oldest_ready_age_ms: None,
+            last_claim_at: None,
+            created_at: Timestamp(0),
+            shard: None,
+            next_start_at: None,
+        };
+        assert_eq!(o.queue_seen("t", &q, Timestamp(10)), Some(Timestamp(10)));
+        assert_eq!(o.queue_seen("t", &q, Timestamp(20)), Some(Timestamp(10)));
+        q.counts.running = 1;
+        assert_eq!(o.queue_seen("t", &q, Timestamp(30)), None);
+        q.counts.running = 2;
+        assert_eq!(o.queue_seen("t", &q, Timestamp(40)), Some(Timestamp(40)));
+        q.counts.ready = 0;
+        assert_eq!(o.queue_seen("t", &q, Timestamp(50)), None, "nothing waits");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! types).
 
 mod events;
+mod flow;
 mod groups;
 mod queues;
 mod schedules;
@@ -19,6 +20,7 @@ mod webhooks;
 mod workers;
 
 pub use events::{may_read_event, EventQuery};
+pub use flow::{flow_stats, MAX_FLOW_SCAN_GROUPS};
 pub use schedules::ScheduleView;
 pub use streams::EventFollow;
 pub use tasks::{check_task, Claim};

@@ -213,6 +213,7 @@ pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
                 unique_key,
                 tags: Vec::new(),
                 callback_url,
+                group: None,
             };
             let e = c.enqueue(&queue, &task).await?;
             match fmt {
@@ -340,6 +341,7 @@ pub async fn queue(c: &Client, cmd: QueueCmd, fmt: Format) -> Result<()> {
                 retention_ms: retention.map(|d| d.as_millis() as u64),
                 paused: None,
                 callback_url,
+                ..Default::default()
             };
             show_queue(c.update_queue(&queue, &p).await?, fmt)
         }

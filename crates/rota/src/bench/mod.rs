@@ -9,11 +9,13 @@
 //! - `backlog`: claim latency (one task per claim) on a nearly empty queue, then on a queue with
 //!   `--backlog` ready tasks; and the server's RSS.
 //! - `fairness` (not part of `all`): see [`fairness`].
+//! - `flow` (not part of `all`): what flow control costs and how fair groups are, see [`flow`].
 //! - `soak` and `servers` (not part of `all`): see [`soak`] and [`servers`].
 //! - `webhooks` and `events` (not part of `all`): see [`webhooks`] and [`events`].
 
 mod events;
 mod fairness;
+mod flow;
 mod latency;
 mod server;
 mod servers;
@@ -90,6 +92,8 @@ pub struct BenchArgs {
     soak: soak::SoakArgs,
     #[command(flatten)]
     latency: latency::LatencyArgs,
+    #[command(flatten)]
+    flow: flow::FlowArgs,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +111,9 @@ enum Mode {
     Backlog,
     /// One tenant floods with large batches; another's enqueue latency, alone and beside it.
     Fairness,
+    /// Drains with limits never reached, with many groups, and a big group beside small ones
+    /// (see [`flow`]).
+    Flow,
     /// Minutes of churn at full drain speed, sampling the task table's size (see [`soak`]).
     Soak,
     /// The drain through one server, then two on one database (see [`servers`]).
@@ -260,6 +267,9 @@ async fn run_once(args: &BenchArgs, target: Target) -> Result<Vec<(String, f64, 
         let flood = server.tenant_client("flood").await?;
         let quiet = server.client_parts();
         out.extend(fairness::run(args, quiet, &flood, tag).await?);
+    }
+    if args.mode == Mode::Flow {
+        out.extend(flow::run(args, &client, tag).await?);
     }
     if args.mode == Mode::Servers {
         out.extend(servers::run(args, &server, &client, tag).await?);

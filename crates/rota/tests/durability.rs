@@ -6,7 +6,9 @@
 mod common;
 
 use common::start_with;
-use rota_client::{ClaimOptions, Client, CompleteItem, ListOptions, NewTask};
+use rota_client::{
+    ClaimOptions, Client, CompleteItem, ListOptions, NewTask, QueueSettingsPatch, Rate,
+};
 use rota_core::{TaskId, TaskState};
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
@@ -41,6 +43,7 @@ fn workload(
     acked: &Arc<Acked>,
     round: u64,
     queues: &[String],
+    grouped: bool,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let next_seq = Arc::new(AtomicU64::new(round * 1_000_000));
     let mut handles = Vec::new();
@@ -53,7 +56,12 @@ fn workload(
                 let tasks: Vec<NewTask> = (0..n)
                     .map(|_| {
                         let seq = next_seq.fetch_add(1, Ordering::Relaxed);
-                        NewTask::new("durable.job", &serde_json::json!({ "seq": seq }))
+                        let t = NewTask::new("durable.job", &serde_json::json!({ "seq": seq }));
+                        if grouped {
+                            t.group(format!("g{}", seq % 7))
+                        } else {
+                            t
+                        }
                     })
                     .collect();
                 let Ok(out) = client.enqueue_batch(&queue, &tasks).await else {
@@ -149,23 +157,48 @@ async fn all_tasks(client: &Client, queue: &str) -> Vec<rota_core::Task> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_sigkill() {
-    survive_sigkill("1", 1).await;
+    survive_sigkill("1", 1, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_sigkill_with_four_shards() {
-    survive_sigkill("4", 4).await;
+    survive_sigkill("4", 4, None).await;
 }
 
-async fn survive_sigkill(shards: &str, queue_count: usize) {
+/// The same with flow control on: the queues limited (concurrency, rate, per-group
+/// concurrency) and every task in one of seven groups. The limits survive too, and the
+/// restarted server never has more running than they allow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_writes_survive_sigkill_with_limits_and_groups() {
+    let limits = QueueSettingsPatch {
+        concurrency: Some(Some(12)),
+        rate: Some(Some(Rate {
+            limit: 100_000,
+            period_ms: 1_000,
+            burst: 100,
+        })),
+        group_concurrency: Some(Some(3)),
+        // Leases left by the killed server come back soon, so the next round makes progress.
+        lease_ms: Some(2_000),
+        ..Default::default()
+    };
+    survive_sigkill("4", 2, Some(limits)).await;
+}
+
+async fn survive_sigkill(shards: &str, queue_count: usize, limits: Option<QueueSettingsPatch>) {
     let dir = tempfile::tempdir().unwrap();
     let env = [("ROTA_SHARDS", shards)];
     let queues = queues(queue_count);
     let mut total_enqueued = 0;
     for round in 0..3 {
         let mut server = start_with(dir.path(), &env).await;
+        if let (Some(l), 0) = (&limits, round) {
+            for q in &queues {
+                server.client.update_queue(q, l).await.unwrap();
+            }
+        }
         let acked = Arc::new(Acked::default());
-        let handles = workload(&server.client, &acked, round, &queues);
+        let handles = workload(&server.client, &acked, round, &queues, limits.is_some());
         // Kill in the middle of the traffic, once enough has been acknowledged.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -198,6 +231,17 @@ async fn survive_sigkill(shards: &str, queue_count: usize) {
             // The restarted server's counts agree with its rows.
             let info = server.client.queue(q).await.unwrap();
             assert_eq!(info.counts.total(), mine.len() as u64);
+            if let Some(l) = &limits {
+                assert_eq!(info.settings.concurrency, l.concurrency.flatten());
+                assert_eq!(info.settings.rate, l.rate.flatten());
+                assert_eq!(
+                    info.settings.group_concurrency,
+                    l.group_concurrency.flatten()
+                );
+                assert!(info.counts.running <= 12, "{} running", info.counts.running);
+                let groups = server.client.groups(q, None, None).await.unwrap().groups;
+                assert!(groups.iter().all(|g| g.running <= 3), "{groups:?}");
+            }
             counted += mine.len();
             tasks.extend(mine);
         }

@@ -1,8 +1,9 @@
 //! The client commands: `rota task …`, `rota queue …`, `rota dead …`, all through the HTTP API.
 
+use crate::flow;
 use crate::output::{self, Format};
 use anyhow::{bail, Context, Result};
-use rota_client::{Client, ListOptions, NewTask, QueueSettingsPatch};
+use rota_client::{Client, ListOptions, NewTask, QueueSettingsPatch, Rate};
 use rota_core::{Backoff, TaskId, TaskState};
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -43,6 +44,10 @@ pub enum TaskCmd {
         /// webhook callbacks-secret).
         #[arg(long)]
         callback_url: Option<String>,
+        /// The flow-control group whose limits and turn the task takes (a customer, a token,
+        /// an upstream); see docs/flow-control.md.
+        #[arg(long)]
+        group: Option<String>,
     },
     /// Show a task. Example: rota task get 01a20c27-4e6d-7000-8000-000000000000
     Get { id: String },
@@ -87,7 +92,8 @@ pub enum TaskCmd {
 pub enum QueueCmd {
     /// Every queue with its counts. Example: rota queue list
     List,
-    /// One queue's counts and settings. Example: rota queue stats emails
+    /// One queue's counts, settings and flow control (what its limits hold back, its
+    /// busiest groups). Example: rota queue stats emails
     Stats { queue: String },
     /// Stop handing out tasks. Example: rota queue pause emails
     Pause { queue: String },
@@ -100,7 +106,8 @@ pub enum QueueCmd {
         #[arg(long)]
         state: TaskState,
     },
-    /// Change settings. Example: rota queue set emails --max-attempts 5 --backoff 1s:10m
+    /// Change settings and limits. Example: rota queue set emails --max-attempts 5 --backoff
+    /// 1s:10m; rota queue set gather --group-rate 5000/1h
     Set {
         queue: String,
         /// Attempts before a task is dead, for tasks added from now on.
@@ -118,6 +125,52 @@ pub enum QueueCmd {
         /// Where the outcome of tasks that name no --callback-url is POSTed; "" clears it.
         #[arg(long)]
         callback_url: Option<String>,
+        /// At most N of the queue's tasks running at once, over every worker; none lifts it.
+        #[arg(long, value_name = "N|none", value_parser = flow::limit_or_none)]
+        concurrency: Option<flow::OrNone<u32>>,
+        /// At most LIMIT tasks started per PERIOD, e.g. 100/1s (units ms, s, m, h, d; add
+        /// ,burst=B to let B start at once); none lifts it.
+        #[arg(long, value_name = "LIMIT/PERIOD|none", value_parser = flow::rate_or_none)]
+        rate: Option<flow::OrNone<Rate>>,
+        /// --concurrency for each group of the queue (a group's own overrides it).
+        #[arg(long, value_name = "N|none", value_parser = flow::limit_or_none)]
+        group_concurrency: Option<flow::OrNone<u32>>,
+        /// --rate for each group of the queue, e.g. 5000/1h (a group's own overrides it).
+        #[arg(long, value_name = "LIMIT/PERIOD|none", value_parser = flow::rate_or_none)]
+        group_rate: Option<flow::OrNone<Rate>>,
+    },
+    /// Set one group's own limits; the flags given change, the rest stay.
+    /// Example: rota queue group reports client-acme --concurrency 8
+    Group {
+        queue: String,
+        group: String,
+        /// At most N of the group's tasks running at once; none falls back to the queue's
+        /// --group-concurrency.
+        #[arg(long, value_name = "N|none", value_parser = flow::limit_or_none)]
+        concurrency: Option<flow::OrNone<u32>>,
+        /// The group's rate, e.g. 5/1s; none falls back to the queue's --group-rate.
+        #[arg(long, value_name = "LIMIT/PERIOD|none", value_parser = flow::rate_or_none)]
+        rate: Option<flow::OrNone<Rate>>,
+        /// Tasks the group takes per turn (1 to 1000).
+        #[arg(long)]
+        weight: Option<u32>,
+        /// Hold the group's ready tasks (its running ones finish).
+        #[arg(long, conflicts_with = "resume")]
+        pause: bool,
+        /// Let a paused group's tasks run again.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// The queue's groups by name, with their counts, limits and what holds them.
+    /// Example: rota queue groups reports
+    Groups {
+        queue: String,
+        /// Start after this group (the previous page's last).
+        #[arg(long)]
+        after: Option<String>,
+        /// Groups per page.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
     },
 }
 
@@ -199,6 +252,7 @@ pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
             unique_key,
             max_attempts,
             callback_url,
+            group,
         } => {
             let text = read_payload(payload, payload_file)?;
             let payload = serde_json::value::RawValue::from_string(text.trim().to_owned())
@@ -213,7 +267,7 @@ pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
                 unique_key,
                 tags: Vec::new(),
                 callback_url,
-                group: None,
+                group,
             };
             let e = c.enqueue(&queue, &task).await?;
             match fmt {
@@ -299,7 +353,7 @@ pub async fn queue(c: &Client, cmd: QueueCmd, fmt: Format) -> Result<()> {
                 Format::Table => output::queue_rows(&qs),
             }
         }
-        QueueCmd::Stats { queue } => show_queue(c.queue(&queue).await?, fmt),
+        QueueCmd::Stats { queue } => flow::stats(&c.queue_stats(&queue).await?, fmt),
         QueueCmd::Pause { queue } => {
             c.queue(&queue).await?; // a typo should say "not found", not create a queue
             show_queue(c.update_queue(&queue, &patch(true)).await?, fmt)
@@ -322,16 +376,24 @@ pub async fn queue(c: &Client, cmd: QueueCmd, fmt: Format) -> Result<()> {
             lease,
             retention,
             callback_url,
+            concurrency,
+            rate,
+            group_concurrency,
+            group_rate,
         } => {
             if max_attempts.is_none()
                 && backoff.is_none()
                 && lease.is_none()
                 && retention.is_none()
                 && callback_url.is_none()
+                && concurrency.is_none()
+                && rate.is_none()
+                && group_concurrency.is_none()
+                && group_rate.is_none()
             {
                 bail!(
-                    "nothing to set: give --max-attempts, --backoff, --lease, --retention or \
-                     --callback-url"
+                    "nothing to set: give --max-attempts, --backoff, --lease, --retention, \
+                     --callback-url, --concurrency, --rate, --group-concurrency or --group-rate"
                 );
             }
             let p = QueueSettingsPatch {
@@ -341,10 +403,38 @@ pub async fn queue(c: &Client, cmd: QueueCmd, fmt: Format) -> Result<()> {
                 retention_ms: retention.map(|d| d.as_millis() as u64),
                 paused: None,
                 callback_url,
-                ..Default::default()
+                concurrency: concurrency.map(|l| l.0),
+                rate: rate.map(|r| r.0),
+                group_concurrency: group_concurrency.map(|l| l.0),
+                group_rate: group_rate.map(|r| r.0),
             };
             show_queue(c.update_queue(&queue, &p).await?, fmt)
         }
+        QueueCmd::Group {
+            queue,
+            group,
+            concurrency,
+            rate,
+            weight,
+            pause,
+            resume,
+        } => {
+            if concurrency.is_none() && rate.is_none() && weight.is_none() && !pause && !resume {
+                bail!("nothing to set: give --concurrency, --rate, --weight, --pause or --resume");
+            }
+            let change = flow::GroupChange {
+                concurrency,
+                rate,
+                weight,
+                paused: (pause || resume).then_some(pause),
+            };
+            flow::group(c, &queue, &group, change, fmt).await?
+        }
+        QueueCmd::Groups {
+            queue,
+            after,
+            limit,
+        } => flow::groups(c, &queue, after.as_deref(), limit, fmt).await?,
     }
     Ok(())
 }

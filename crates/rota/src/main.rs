@@ -12,6 +12,7 @@ mod config;
 mod copy;
 mod doctor;
 mod events;
+mod flow;
 mod maintenance;
 mod output;
 mod processes;

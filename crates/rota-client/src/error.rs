@@ -9,6 +9,10 @@ pub enum Error {
     NotFound { message: String },
     #[error("lease lost: {message}")]
     LeaseLost { message: String },
+    /// The task was cancelled while this worker held it (409 `task_cancelled`): stop working
+    /// on it; there is nothing to report and nothing is retried.
+    #[error("cancelled: {message}")]
+    Cancelled { message: String },
     #[error("invalid request: {message}")]
     Invalid { message: String },
     #[error("conflict: {message}")]
@@ -59,6 +63,7 @@ impl Error {
         match (status.as_u16(), code.as_str()) {
             (404, _) => Error::NotFound { message },
             (409, "lease_lost") => Error::LeaseLost { message },
+            (409, "task_cancelled") => Error::Cancelled { message },
             (409, _) => Error::Conflict { message },
             (400 | 422, _) => Error::Invalid { message },
             (413, _) => Error::TooLarge { message },

@@ -24,8 +24,10 @@
 //! ```
 //!
 //! Guarantees: a handler's panic, error or timeout becomes a failed attempt (the worker keeps
-//! running); a task whose lease is lost (heartbeat answered 409) is abandoned without reporting,
-//! since another worker owns it now; on shutdown, tasks still running after the grace period are
+//! running); a task that is cancelled (heartbeat answered 409 `task_cancelled`) or whose lease
+//! is lost (409 `lease_lost`) has its handler aborted — its future dropped at its next await —
+//! within one heartbeat interval (`heartbeat_every`, 1 s by default), and is abandoned without
+//! reporting: a cancel is final, and a lost lease belongs to another worker now; on shutdown, tasks still running after the grace period are
 //! failed as temporary with `retry_in_ms: 0` so they run again elsewhere at once, without
 //! spending an attempt. A claim still in flight when shutdown begins is abandoned: tasks it may
 //! have leased come back when that lease ends. A claim the server refuses (4xx) stops the worker
@@ -92,6 +94,8 @@ pub struct WorkerStats {
     pub failed: u64,
     /// Tasks abandoned because their lease was lost.
     pub lease_lost: u64,
+    /// Tasks whose handler was aborted because the task was cancelled while it ran.
+    pub cancelled: u64,
     /// Tasks failed back to the queue because the worker shut down.
     pub interrupted: u64,
 }
@@ -101,7 +105,18 @@ struct Counters {
     succeeded: AtomicU64,
     failed: AtomicU64,
     lease_lost: AtomicU64,
+    cancelled: AtomicU64,
     interrupted: AtomicU64,
+}
+
+impl Counters {
+    /// Where an item of a completion batch that the server refused is counted.
+    fn refused(&self, error: Option<&crate::ErrorDetail>) -> &AtomicU64 {
+        match error {
+            Some(e) if e.code == "task_cancelled" => &self.cancelled,
+            _ => &self.lease_lost,
+        }
+    }
 }
 
 enum Report {
@@ -120,6 +135,7 @@ pub struct Worker {
     concurrency: usize,
     timeout: Option<Duration>,
     lease: Duration,
+    heartbeat_every: Duration,
     poll_wait: Duration,
     grace: Duration,
 }
@@ -135,6 +151,7 @@ impl Worker {
             concurrency: 1,
             timeout: None,
             lease: Duration::from_secs(30),
+            heartbeat_every: Duration::from_secs(1),
             poll_wait: Duration::from_secs(20),
             grace: Duration::from_secs(10),
         }
@@ -154,9 +171,16 @@ impl Worker {
         self.timeout = Some(limit);
         self
     }
-    /// Lease asked for on claim and on each heartbeat (heartbeats go out every third of it).
+    /// Lease asked for on claim and on each heartbeat.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
+        self
+    }
+    /// How often a running task's lease is renewed (at most every third of the lease, so a
+    /// lost heartbeat or two does not lose it). The heartbeat's answer is also how a cancel
+    /// reaches the handler, so this bounds the time from cancel to stop. Default 1 s.
+    pub fn heartbeat_every(mut self, every: Duration) -> Self {
+        self.heartbeat_every = every;
         self
     }
     /// Longest a claim waits for work before asking again.
@@ -253,6 +277,7 @@ impl Worker {
                 let run = RunOne {
                     client: self.client.clone(),
                     lease_ms,
+                    heartbeat_every: self.heartbeat_every,
                     timeout: self.timeout,
                     reports: report_tx.clone(),
                     counters: counters.clone(),
@@ -289,6 +314,7 @@ impl Worker {
             succeeded: counters.succeeded.load(Ordering::Relaxed),
             failed: counters.failed.load(Ordering::Relaxed),
             lease_lost: counters.lease_lost.load(Ordering::Relaxed),
+            cancelled: counters.cancelled.load(Ordering::Relaxed),
             interrupted: counters.interrupted.load(Ordering::Relaxed),
         })
     }
@@ -297,6 +323,7 @@ impl Worker {
 struct RunOne {
     client: Client,
     lease_ms: u64,
+    heartbeat_every: Duration,
     timeout: Option<Duration>,
     reports: mpsc::Sender<Report>,
     counters: Arc<Counters>,
@@ -308,6 +335,7 @@ enum End {
     Panicked(String),
     TimedOut,
     LeaseLost,
+    Cancelled,
     Interrupted,
 }
 
@@ -324,9 +352,14 @@ impl RunOne {
         };
         // Its own task, so a panic is caught at the join; aborted if this runner is dropped.
         let mut job = AbortOnDropHandle::new(tokio::spawn(handler(task)));
-        let heartbeat_every = Duration::from_millis((self.lease_ms / 3).max(100));
+        let heartbeat_every = self
+            .heartbeat_every
+            .min(Duration::from_millis(self.lease_ms / 3))
+            .max(Duration::from_millis(10));
         let deadline = self.timeout.map(|t| tokio::time::Instant::now() + t);
         let mut ticker = tokio::time::interval(heartbeat_every);
+        // A slow heartbeat is not followed by a burst of them.
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await; // the first tick is immediate
         let end = loop {
             tokio::select! {
@@ -339,8 +372,10 @@ impl RunOne {
                     // A heartbeat that fails otherwise is retried at the next tick: the lease
                     // has two more ticks of slack.
                     let beat = self.client.heartbeat(id, &lease, Some(self.lease_ms), None).await;
-                    if let Err(Error::LeaseLost { .. } | Error::NotFound { .. }) = beat {
-                        break End::LeaseLost;
+                    match beat {
+                        Err(Error::Cancelled { .. }) => break End::Cancelled,
+                        Err(Error::LeaseLost { .. } | Error::NotFound { .. }) => break End::LeaseLost,
+                        _ => {}
                     }
                 }
                 _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break End::TimedOut,
@@ -385,6 +420,11 @@ impl RunOne {
                 self.counters.lease_lost.fetch_add(1, Ordering::Relaxed);
                 return;
             }
+            End::Cancelled => {
+                tracing::info!("task {id} was cancelled; its handler was stopped");
+                self.counters.cancelled.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
         };
         let _ = self.reports.send(report).await;
     }
@@ -420,11 +460,7 @@ async fn completer(client: Client, mut rx: mpsc::Receiver<Report>, counters: Arc
         if !done.is_empty() {
             let n = done.len() as u64;
             match send_with_retry(|| client.complete_batch(&done)).await {
-                Ok(out) => {
-                    let ok = out.iter().filter(|o| o.ok).count() as u64;
-                    counters.succeeded.fetch_add(ok, Ordering::Relaxed);
-                    counters.lease_lost.fetch_add(n - ok, Ordering::Relaxed);
-                }
+                Ok(out) => count_outcomes(&out, &counters.succeeded, &counters),
                 // One item (say a result over the server's size limit) made the server refuse
                 // the whole batch: send them one by one, so only that item fails.
                 Err(Error::TooLarge { .. } | Error::Invalid { .. }) => {
@@ -440,16 +476,24 @@ async fn completer(client: Client, mut rx: mpsc::Receiver<Report>, counters: Arc
         if !failed.is_empty() {
             let n = failed.len() as u64;
             match send_with_retry(|| client.fail_batch(&failed)).await {
-                Ok(out) => {
-                    let ok = out.iter().filter(|o| o.ok).count() as u64;
-                    counters.failed.fetch_add(ok, Ordering::Relaxed);
-                    counters.lease_lost.fetch_add(n - ok, Ordering::Relaxed);
-                }
+                Ok(out) => count_outcomes(&out, &counters.failed, &counters),
                 Err(_) => {
                     counters.lease_lost.fetch_add(n, Ordering::Relaxed);
                 }
             }
         }
+    }
+}
+
+/// Counts a batch's answers: each item done in `ok`, each refused where its code says.
+fn count_outcomes(out: &[crate::ItemOutcome], ok: &AtomicU64, counters: &Counters) {
+    for item in out {
+        let counter = if item.ok {
+            ok
+        } else {
+            counters.refused(item.error.as_ref())
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -461,9 +505,11 @@ async fn complete_one(client: &Client, item: CompleteItem, counters: &Counters) 
             let error = format!("the server refused the task's result: {message}");
             match client.fail(item.id, &item.lease, &error, None, false).await {
                 Ok(_) => &counters.failed,
+                Err(Error::Cancelled { .. }) => &counters.cancelled,
                 Err(_) => &counters.lease_lost,
             }
         }
+        Err(Error::Cancelled { .. }) => &counters.cancelled,
         Err(_) => &counters.lease_lost,
     };
     counter.fetch_add(1, Ordering::Relaxed);

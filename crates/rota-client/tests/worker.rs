@@ -272,6 +272,92 @@ async fn a_killed_workers_tasks_come_back_after_their_lease() {
 }
 
 #[tokio::test]
+async fn a_cancel_aborts_the_handler_and_nothing_is_retried() {
+    let s = server().await;
+    let t = s
+        .client
+        .enqueue("cancel", &NewTask::new("hang", &()))
+        .await
+        .unwrap()
+        .task;
+    // Set when the handler's future is dropped, i.e. when the runtime aborted it.
+    struct Dropped(Arc<std::sync::Mutex<Option<Instant>>>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            *self.0.lock().unwrap() = Some(Instant::now());
+        }
+    }
+    let dropped = Arc::new(std::sync::Mutex::new(None));
+    let d = dropped.clone();
+    let (stop, shutdown) = stopper();
+    let every = Duration::from_millis(200);
+    // One slot: the next task runs only if the cancelled one gave its slot back.
+    let worker = tokio::spawn(
+        Worker::new(s.client.clone(), "cancel")
+            .heartbeat_every(every)
+            .run(
+                move |t| {
+                    let guard = Dropped(d.clone());
+                    async move {
+                        if t.kind == "hang" {
+                            let _guard = guard;
+                            std::future::pending::<()>().await;
+                        }
+                        Ok(None)
+                    }
+                },
+                shutdown,
+            ),
+    );
+    eventually("the task is running", || async {
+        s.client.get(t.id).await.unwrap().state == TaskState::Running
+    })
+    .await;
+    let cancelled_at = Instant::now();
+    s.client.cancel(t.id).await.unwrap();
+    eventually("the handler was aborted", || async {
+        dropped.lock().unwrap().is_some()
+    })
+    .await;
+    let took = dropped.lock().unwrap().unwrap() - cancelled_at;
+    // One heartbeat interval, with room for a loaded machine; the lease (30 s) is far off.
+    assert!(
+        took < every + Duration::from_secs(3),
+        "stopped {took:?} after the cancel"
+    );
+    let next = s
+        .client
+        .enqueue("cancel", &NewTask::new("ok", &()))
+        .await
+        .unwrap()
+        .task;
+    eventually("the next task ran in the freed slot", || async {
+        s.client.get(next.id).await.unwrap().state == TaskState::Succeeded
+    })
+    .await;
+    stop.send(()).unwrap();
+    let stats = worker.await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stats.cancelled,
+            stats.failed,
+            stats.lease_lost,
+            stats.succeeded
+        ),
+        (1, 0, 0, 1),
+        "{stats:?}"
+    );
+    let after = s.client.get(t.id).await.unwrap();
+    assert_eq!(after.state, TaskState::Cancelled);
+    assert_eq!(after.attempt, 1, "not claimed again");
+    assert!(
+        after.errors.is_empty(),
+        "no failure reported: {:?}",
+        after.errors
+    );
+}
+
+#[tokio::test]
 async fn a_refused_result_fails_only_its_own_task() {
     let s = server().await;
     // One attempt: a retried huge task would wait at the gate alone and be counted however

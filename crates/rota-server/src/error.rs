@@ -3,6 +3,8 @@
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use rota_core::lifecycle::LeaseLoss;
+use rota_core::TaskState;
 use rota_store::StoreError;
 use serde::Serialize;
 
@@ -136,6 +138,13 @@ impl From<StoreError> for ApiError {
             StoreError::DeliveryNotFound(_) => {
                 Self::new(ErrorKind::NotFound, "delivery_not_found", message)
             }
+            // A cancel is the one way a running task becomes final without its worker: it gets
+            // its own code, so the worker stops the handler rather than treating it as a race.
+            StoreError::LeaseLost(id, LeaseLoss::Final(TaskState::Cancelled)) => Self::new(
+                ErrorKind::Conflict,
+                "task_cancelled",
+                format!("task {id} was cancelled; stop working on it (the attempt is not retried)"),
+            ),
             StoreError::LeaseLost(..) => Self::new(ErrorKind::Conflict, "lease_lost", message),
             StoreError::InvalidState { .. } => {
                 Self::new(ErrorKind::Conflict, "invalid_state", message)

@@ -221,6 +221,46 @@ async fn heartbeat_complete_and_fencing() {
 }
 
 #[tokio::test]
+async fn a_cancelled_task_answers_its_worker_task_cancelled() {
+    let s = TestServer::start().await;
+    let t = s.enqueue("stop", json!({"kind": "x"})).await;
+    let c = &s.claim("stop", json!({"worker": "w"})).await[0];
+    let path = |verb: &str| format!("/v1/tasks/{}/{verb}", id(&t));
+    let cancelled = s.post(&path("cancel"), json!({})).await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    let msg = s
+        .post(&path("heartbeat"), json!({"lease": lease(c)}))
+        .await
+        .assert_error(409, "task_cancelled")
+        .to_owned();
+    assert!(msg.contains(&id(&t)) && msg.contains("cancelled"), "{msg}");
+    s.post(&path("complete"), json!({"lease": lease(c)}))
+        .await
+        .assert_error(409, "task_cancelled");
+    s.post(&path("fail"), json!({"lease": lease(c), "error": "late"}))
+        .await
+        .assert_error(409, "task_cancelled");
+    let batch = s
+        .post(
+            "/v1/tasks/complete",
+            json!({"items": [{"id": id(&t), "lease": lease(c)}]}),
+        )
+        .await;
+    assert_eq!(batch.body["items"][0]["error"]["code"], "task_cancelled");
+    // Nothing the worker sent brought it back: it stays cancelled, its attempt not retried.
+    let now = s.get(&format!("/v1/tasks/{}", id(&t))).await.body;
+    assert_eq!(now["state"], "cancelled");
+    assert_eq!(now["attempt"], 1);
+    // Retried by an operator and claimed again, the old token is merely a lost lease.
+    s.post(&path("retry"), json!({})).await;
+    s.claim("stop", json!({"worker": "w2"})).await;
+    s.post(&path("heartbeat"), json!({"lease": lease(c)}))
+        .await
+        .assert_error(409, "lease_lost");
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn fail_retries_with_backoff_then_dead_then_retry() {
     let s = TestServer::start().await;
     let t = s

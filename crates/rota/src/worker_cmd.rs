@@ -5,7 +5,14 @@
 //! - exit 75 (EX_TEMPFAIL) is a temporary failure: recorded, retried after the queue's backoff,
 //!   and not counted toward `max_attempts`;
 //! - any other exit fails the attempt with the tail of standard error;
-//! - past `--timeout` the command is killed and the attempt fails.
+//! - past `--timeout` the command is stopped (as below) and the attempt fails.
+//!
+//! The command runs in a process group of its own. When its task is cancelled (the heartbeat,
+//! every `--heartbeat-every`, answers `task_cancelled`), its lease is lost, it times out, or
+//! the worker's shutdown grace runs out, the whole group gets SIGTERM, and SIGKILL if anything
+//! of it is left after `--kill-grace`: a shell script's own children stop with it. A cancelled
+//! task is not reported (nothing is retried); the worker waits for the groups it is stopping
+//! before it exits.
 //!
 //! Each outcome is logged at `info`, one line per task. A command that cannot be started is
 //! refused before anything is claimed; one that stops being startable later (deleted, made
@@ -19,8 +26,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Longest stdout kept as the result; more is cut so the completion stays under server limits.
 const MAX_RESULT_BYTES: usize = 256 * 1024;
@@ -39,9 +47,17 @@ pub struct WorkerArgs {
     /// Kill a command that runs longer than this, e.g. 30s, 10m.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
     timeout: Duration,
-    /// Lease per task; it is renewed every third of this while the command runs.
+    /// Lease per task, renewed while the command runs.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     lease: Duration,
+    /// How often a running task's lease is renewed (at most a third of --lease); a cancel
+    /// reaches the command within this.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    heartbeat_every: Duration,
+    /// After SIGTERM to a command's process group (cancel, timeout, end of --grace), how long
+    /// it may take to exit before the group gets SIGKILL.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    kill_grace: Duration,
     /// After Ctrl-C or SIGTERM, how long running commands may finish before they are killed
     /// and their tasks handed back.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
@@ -112,13 +128,16 @@ struct Runner {
     command: Vec<String>,
     stop: CancellationToken,
     cannot_start: Mutex<Option<String>>,
+    kill_grace: Duration,
+    /// The process groups being stopped; the worker exits once they are gone.
+    stopping: TaskTracker,
 }
 
 impl Runner {
     async fn run(&self, task: rota_core::Task) -> Result<Option<rota_core::Json>, HandlerError> {
         let started = Instant::now();
         let (id, kind, attempt) = (task.id, task.kind.clone(), task.attempt);
-        let outcome = run_command(&self.command, task).await;
+        let outcome = run_command(self, task).await;
         let took =
             humantime::format_duration(Duration::from_millis(started.elapsed().as_millis() as u64));
         match &outcome {
@@ -153,10 +172,11 @@ enum Failure {
 use Failure::{Ran, Start};
 
 async fn run_command(
-    command: &[String],
+    runner: &Runner,
     task: rota_core::Task,
 ) -> Result<Option<rota_core::Json>, Failure> {
-    let mut child = tokio::process::Command::new(&command[0])
+    let command = &runner.command;
+    let child = tokio::process::Command::new(&command[0])
         .args(&command[1..])
         .env("ROTA_TASK_ID", task.id.to_string())
         .env("ROTA_TASK_KIND", &task.kind)
@@ -165,23 +185,40 @@ async fn run_command(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        // A timeout or shutdown drops this future: the command must not outlive it.
-        .kill_on_drop(true)
+        // Its own group, so that stopping it reaches whatever it started.
+        .process_group(0)
         .spawn()
         .map_err(|e| Start(format!("cannot start `{}`: {e}", command[0])))?;
+    // A cancel, timeout or shutdown drops this future: the group must not outlive it.
+    let mut group = Group {
+        child: Some(child),
+        kill_grace: runner.kill_grace,
+        stopping: runner.stopping.clone(),
+    };
+    let child = group.child.as_mut().expect("just set");
     let mut stdin = child.stdin.take().expect("stdin is piped");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
     let payload = task.payload.get().as_bytes().to_vec();
     // Written beside the wait so a command that does not read its input cannot block us.
     let feed = tokio::spawn(async move {
         let _ = stdin.write_all(&payload).await;
     });
-    let out = child.wait_with_output().await.map_err(|e| {
+    let (status, stdout, stderr) = tokio::join!(child.wait(), read_all(stdout), read_all(stderr));
+    feed.abort();
+    let status = status.map_err(|e| {
         Ran(HandlerError::new(format!(
             "waiting for `{}` failed: {e}",
             command[0]
         )))
     })?;
-    feed.abort();
+    // Exited and reaped: nothing left to stop.
+    group.child = None;
+    let out = std::process::Output {
+        status,
+        stdout,
+        stderr,
+    };
     let failed = |e: HandlerError| Err(Ran(e));
     match out.status.code() {
         Some(0) => Ok(result_of(&out.stdout)),
@@ -203,12 +240,72 @@ async fn run_command(
     }
 }
 
+async fn read_all(mut pipe: impl AsyncRead + Unpin) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let _ = pipe.read_to_end(&mut bytes).await;
+    bytes
+}
+
+/// A running command's process group (its id is the command's pid). Dropped while the command
+/// still runs, it hands the child to a task that stops the group.
+struct Group {
+    child: Option<tokio::process::Child>,
+    kill_grace: Duration,
+    stopping: TaskTracker,
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let Some(child) = self.child.take() else {
+            return;
+        };
+        let Some(pgid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
+            return; // already reaped
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.stopping
+                .spawn(stop_group(child, pgid, self.kill_grace));
+        } else {
+            signal_group(pgid, libc::SIGKILL);
+        }
+    }
+}
+
+/// SIGTERM to the group, then SIGKILL once `kill_grace` has passed with any of it left.
+async fn stop_group(mut child: tokio::process::Child, pgid: i32, kill_grace: Duration) {
+    signal_group(pgid, libc::SIGTERM);
+    let deadline = tokio::time::Instant::now() + kill_grace;
+    loop {
+        // Reap the leader once it exits, so it does not linger in the group as a zombie.
+        let _ = child.try_wait();
+        if !signal_group(pgid, 0) {
+            return; // no process of the group is left
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!("process group {pgid} outlived SIGTERM by {kill_grace:?}; SIGKILL");
+            signal_group(pgid, libc::SIGKILL);
+            let _ = child.wait().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Sends `signal` to every process of group `pgid`; false when the group no longer exists.
+/// (Safe to repeat: while any member lives the kernel does not reuse the group's id.)
+fn signal_group(pgid: i32, signal: i32) -> bool {
+    // SAFETY: killpg only sends a signal; it touches no memory of ours.
+    unsafe { libc::killpg(pgid, signal) == 0 }
+}
+
 pub async fn run(client: Client, args: WorkerArgs) -> Result<()> {
     resolve(&args.command[0], std::env::var_os("PATH").as_deref()).map_err(anyhow::Error::msg)?;
     let runner = Arc::new(Runner {
         command: args.command,
         stop: CancellationToken::new(),
         cannot_start: Mutex::new(None),
+        kill_grace: args.kill_grace,
+        stopping: TaskTracker::new(),
     });
     eprintln!(
         "rota worker: running `{}` for queue {} ({} at once); Ctrl-C to stop",
@@ -229,6 +326,7 @@ pub async fn run(client: Client, args: WorkerArgs) -> Result<()> {
         .concurrency(args.concurrency)
         .timeout(args.timeout)
         .lease(args.lease)
+        .heartbeat_every(args.heartbeat_every)
         .grace(args.grace)
         .run(
             move |task| {
@@ -237,10 +335,14 @@ pub async fn run(client: Client, args: WorkerArgs) -> Result<()> {
             },
             shutdown,
         )
-        .await?;
+        .await;
+    // Commands being stopped (cancelled, timed out, past the grace) end before the worker does.
+    runner.stopping.close();
+    runner.stopping.wait().await;
+    let stats = stats?;
     eprintln!(
-        "rota worker: stopped; {} succeeded, {} failed, {} handed back, {} lost their lease",
-        stats.succeeded, stats.failed, stats.interrupted, stats.lease_lost
+        "rota worker: stopped; {} succeeded, {} failed, {} handed back, {} cancelled, {} lost their lease",
+        stats.succeeded, stats.failed, stats.interrupted, stats.cancelled, stats.lease_lost
     );
     let cannot_start = runner.cannot_start.lock().unwrap().take();
     match cannot_start {

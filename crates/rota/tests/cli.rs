@@ -348,6 +348,215 @@ esac
     );
 }
 
+/// Whether process `pid` has ended (gone, or a zombie nobody has reaped yet).
+fn ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => true,
+    }
+}
+
+/// A cancel reaches `rota worker`'s command: its whole process group gets SIGTERM (a shell's
+/// own children stop too), and SIGKILL after `--kill-grace` when SIGTERM is ignored; the
+/// cancelled tasks are not retried.
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_stops_a_cancelled_commands_process_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::start(dir.path()).await;
+    let script = dir.path().join("work.sh");
+    std::fs::write(
+        &script,
+        r#"#!/bin/sh
+[ "$ROTA_TASK_KIND" = stubborn ] && trap '' TERM
+sleep 100 &
+echo "$$ $!" > "$PIDS_DIR/$ROTA_TASK_KIND.tmp"
+mv "$PIDS_DIR/$ROTA_TASK_KIND.tmp" "$PIDS_DIR/$ROTA_TASK_KIND"
+sleep 100
+wait
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let pids_dir = dir.path().join("pids");
+    std::fs::create_dir(&pids_dir).unwrap();
+    let mut ids = std::collections::HashMap::new();
+    for kind in ["plain", "stubborn"] {
+        let t = NewTask::new(kind, &());
+        ids.insert(
+            kind,
+            s.client.enqueue("stoppable", &t).await.unwrap().task.id,
+        );
+    }
+    let kill_grace = Duration::from_secs(2);
+    let worker = std::process::Command::new(env!("CARGO_BIN_EXE_rota"))
+        .args([
+            "worker",
+            "stoppable",
+            "--concurrency",
+            "2",
+            "--heartbeat-every",
+            "200ms",
+            "--kill-grace",
+            "2s",
+            "--",
+        ])
+        .arg(&script)
+        .env("ROTA_URL", &s.url)
+        .env("ROTA_DATA_DIR", &s.dir)
+        .env("PIDS_DIR", &pids_dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The shell's pid and its background child's, once both commands run.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pids = |kind: &str| -> Option<Vec<u32>> {
+        let text = std::fs::read_to_string(pids_dir.join(kind)).ok()?;
+        Some(
+            text.split_whitespace()
+                .map(|p| p.parse().unwrap())
+                .collect(),
+        )
+    };
+    let (plain, stubborn) = loop {
+        if let (Some(p), Some(s)) = (pids("plain"), pids("stubborn")) {
+            break (p, s);
+        }
+        assert!(Instant::now() < deadline, "the commands did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(plain.iter().chain(&stubborn).all(|p| !ended(*p)));
+    let cancelled_at = Instant::now();
+    for id in ids.values() {
+        s.client.cancel(*id).await.unwrap();
+    }
+    let wait_ended = |pids: Vec<u32>| async move {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !pids.iter().all(|p| ended(*p)) {
+            assert!(Instant::now() < deadline, "{pids:?} still run");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        cancelled_at.elapsed()
+    };
+    let plain_took = wait_ended(plain).await;
+    assert!(
+        plain_took < kill_grace,
+        "SIGTERM stopped the shell and its child, in {plain_took:?}"
+    );
+    let stubborn_took = wait_ended(stubborn).await;
+    assert!(
+        stubborn_took >= kill_grace,
+        "SIGKILL only after the grace: {stubborn_took:?}"
+    );
+    for id in ids.values() {
+        let t = s.client.get(*id).await.unwrap();
+        assert_eq!(t.state, TaskState::Cancelled);
+        assert_eq!(t.attempt, 1, "not run again");
+        assert!(t.errors.is_empty(), "no failure reported: {:?}", t.errors);
+    }
+    std::process::Command::new("kill")
+        .arg(worker.id().to_string())
+        .status()
+        .unwrap();
+    let out = worker.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(report.contains(", 2 cancelled,"), "{report}");
+}
+
+/// The measurement behind BENCHMARKS.md's "Flow control: cancel to stop": for each heartbeat
+/// interval, 25 tasks in a row run `sh -c 'sleep 100 & sleep 100; wait'` under `rota worker`,
+/// each cancelled once its shell runs; the figure is the cancel's answer to the moment the
+/// shell and its child have both ended (seen through /proc every millisecond).
+/// `cargo test -p rota --test cli -- --ignored cancel_to_stop --nocapture`
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement: 25 cancels per heartbeat interval"]
+async fn cancel_to_stop_latency() {
+    const RUNS: usize = 25;
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::start(dir.path()).await;
+    let pids_dir = dir.path().join("pids");
+    std::fs::create_dir(&pids_dir).unwrap();
+    for every in ["1s", "200ms"] {
+        let queue = format!("measure-{every}");
+        let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_rota"))
+            .args(["worker", &queue, "--heartbeat-every", every, "--", "sh", "-c"])
+            .arg(r#"sleep 100 & echo "$$ $!" > "$PIDS_DIR/$ROTA_TASK_ID.tmp"; mv "$PIDS_DIR/$ROTA_TASK_ID.tmp" "$PIDS_DIR/$ROTA_TASK_ID"; sleep 100; wait"#)
+            .env("ROTA_URL", &s.url)
+            .env("ROTA_DATA_DIR", &s.dir)
+            .env("PIDS_DIR", &pids_dir)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut took = Vec::new();
+        for _ in 0..RUNS {
+            let id = s
+                .client
+                .enqueue(&queue, &NewTask::new("sleep", &()))
+                .await
+                .unwrap()
+                .task
+                .id;
+            let file = pids_dir.join(id.to_string());
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let pids: Vec<u32> = loop {
+                if let Ok(text) = std::fs::read_to_string(&file) {
+                    break text
+                        .split_whitespace()
+                        .map(|p| p.parse().unwrap())
+                        .collect();
+                }
+                assert!(Instant::now() < deadline, "the command did not start");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            };
+            // Cancels land anywhere within the heartbeat interval, as they would in real use.
+            let pause = pause_within(every);
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            s.client.cancel(id).await.unwrap();
+            let cancelled = Instant::now();
+            while !pids.iter().all(|p| ended(*p)) {
+                assert!(
+                    cancelled.elapsed() < Duration::from_secs(30),
+                    "{pids:?} still run"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            took.push(cancelled.elapsed());
+        }
+        took.sort();
+        println!(
+            "heartbeat every {every}: {RUNS} cancels, cancel to stop median {:.0} ms, max {:.0} ms (min {:.0} ms)",
+            took[RUNS / 2].as_secs_f64() * 1e3,
+            took[RUNS - 1].as_secs_f64() * 1e3,
+            took[0].as_secs_f64() * 1e3,
+        );
+        let _ = worker.kill();
+        let _ = worker.wait();
+    }
+}
+
+/// A pause between 0 and the interval, from the clock's nanoseconds (no RNG crate needed).
+fn pause_within(every: &str) -> u64 {
+    let span = interval_ms(every);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    nanos % span
+}
+
+fn interval_ms(every: &str) -> u64 {
+    match every.strip_suffix("ms") {
+        Some(ms) => ms.parse().unwrap(),
+        None => every.trim_end_matches('s').parse::<u64>().unwrap() * 1000,
+    }
+}
+
 /// A command that cannot be started is refused before anything is claimed, and one that
 /// disappears while the worker runs stops the worker with the reason, its task handed back
 /// with its attempt unspent (before, each task of the queue failed, an attempt at a time).

@@ -122,7 +122,9 @@ pub struct HeartbeatBody {
 #[utoipa::path(post, path = "/v1/tasks/{id}/heartbeat", tag = "tasks",
     params(("id" = schema::TaskIdText, Path)), request_body = HeartbeatBody,
     responses((status = 200, body = rota_core::Task), (status = 404, body = ErrorBody),
-        (status = 409, description = "lease_lost", body = ErrorBody)))]
+        (status = 409, description = "`task_cancelled`: the task was cancelled, stop working on it; \
+            `lease_lost`: the token no longer holds the task (expired, claimed again, or final)",
+            body = ErrorBody)))]
 pub async fn heartbeat(
     State(st): State<AppState>,
     caller: Caller,
@@ -187,7 +189,7 @@ fn only(out: Vec<ApiResult<rota_core::Task>>) -> ApiResult<axum::Json<rota_core:
 #[utoipa::path(post, path = "/v1/tasks/{id}/complete", tag = "tasks",
     params(("id" = schema::TaskIdText, Path)), request_body = CompleteBody,
     responses((status = 200, body = rota_core::Task), (status = 404, body = ErrorBody),
-        (status = 409, description = "lease_lost", body = ErrorBody)))]
+        (status = 409, description = "`task_cancelled` or `lease_lost`", body = ErrorBody)))]
 pub async fn complete(
     State(st): State<AppState>,
     caller: Caller,
@@ -205,7 +207,7 @@ pub async fn complete(
 #[utoipa::path(post, path = "/v1/tasks/{id}/fail", tag = "tasks",
     params(("id" = schema::TaskIdText, Path)), request_body = FailBody,
     responses((status = 200, body = rota_core::Task), (status = 404, body = ErrorBody),
-        (status = 409, description = "lease_lost", body = ErrorBody)))]
+        (status = 409, description = "`task_cancelled` or `lease_lost`", body = ErrorBody)))]
 pub async fn fail(
     State(st): State<AppState>,
     caller: Caller,

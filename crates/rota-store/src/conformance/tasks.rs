@@ -340,10 +340,18 @@ pub async fn cancel_only_non_final_tasks<H: Harness>() {
     enqueue_one(&s, &queue, task("x")).await;
     let r = claim_one(&s, &queue).await;
     s.change("default", r.id, Change::Cancel).await.unwrap();
-    assert_eq!(
-        complete(&s, &r).await.unwrap_err(),
-        StoreError::LeaseLost(r.id, LeaseLoss::Final(TaskState::Cancelled))
-    );
+    // Heartbeat, complete and fail all say it was cancelled (the server's `task_cancelled`),
+    // which is how the worker learns to stop the handler.
+    let cancelled = StoreError::LeaseLost(r.id, LeaseLoss::Final(TaskState::Cancelled));
+    let beat = Heartbeat {
+        id: r.id,
+        lease: lease(&r),
+        lease_ms: None,
+        progress: None,
+    };
+    assert_eq!(s.heartbeat("default", beat).await.unwrap_err(), cancelled);
+    assert_eq!(complete(&s, &r).await.unwrap_err(), cancelled);
+    assert_eq!(fail(&s, &r, None, false).await.unwrap_err(), cancelled);
     // Cancelled tasks can be retried.
     assert_eq!(
         s.change("default", a.id, Change::Retry)

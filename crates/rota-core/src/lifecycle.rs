@@ -168,6 +168,31 @@ pub fn enqueued(id: TaskId, queue: &str, new: &NewTask, max_attempts: u32, now: 
     }
 }
 
+/// The task a debounce leaves (`on_duplicate: replace`): `holder`, still waiting to run (see
+/// [`crate::replaceable`]), described by `new` instead: its kind, payload, priority, tags,
+/// callback URL and attempts (`max_attempts`, the queue's when `new` gives none), and its
+/// `run_at`, so a delay starts again from this enqueue. The holder keeps its id, creation time
+/// and unique key (what clients and the key refer to), and what its runs recorded so far
+/// (attempt count and errors, when it waits for a retry). Its group stays unless `new` names
+/// one: a producer that debounces without naming a group does not move the task out of its
+/// group's turn and limits.
+pub fn replaced(holder: &Task, new: &NewTask, max_attempts: u32, now: Timestamp) -> Task {
+    let run_at = new.run_at.unwrap_or(now);
+    Task {
+        kind: new.kind.clone(),
+        payload: new.payload.clone(),
+        priority: new.priority,
+        state: waiting_state(run_at, now),
+        max_attempts,
+        run_at,
+        updated_at: now,
+        tags: new.tags.clone(),
+        callback_url: new.callback_url.clone(),
+        group: new.group.clone().or_else(|| holder.group.clone()),
+        ..holder.clone()
+    }
+}
+
 /// What a failed attempt asks for.
 #[derive(Debug, Clone, Copy)]
 pub struct Failure {

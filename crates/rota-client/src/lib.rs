@@ -34,6 +34,7 @@ pub use rota_core::auth::{
     ClientLimits, CreatedKey, Effect, KeyInfo, NewKey, RoleInfo, Rule, TenantPatch, TenantRecord,
     WhoAmI,
 };
+pub use rota_core::OnDuplicate;
 
 #[derive(Clone)]
 pub struct Client {
@@ -189,9 +190,11 @@ impl Client {
                 Self::TIMEOUT,
             )
             .await?;
+        let flags = decode::<DuplicateFlag>(&bytes)?;
         Ok(Enqueued {
             task: decode(&bytes)?,
-            duplicate: decode::<DuplicateFlag>(&bytes)?.duplicate,
+            duplicate: flags.duplicate,
+            replaced: flags.replaced,
         })
     }
 
@@ -217,6 +220,7 @@ impl Client {
             .map(|(task, f)| Enqueued {
                 task,
                 duplicate: f.duplicate,
+                replaced: f.replaced,
             })
             .collect())
     }

@@ -108,6 +108,8 @@ impl PostgresStore {
                 .await
                 .map_err(db)?;
                 for sql in [
+                    "DELETE FROM rota_task_groups WHERE queue_id IN \
+                     (SELECT id FROM rota_queues WHERE tenant = $1)",
                     "DELETE FROM rota_events WHERE tenant = $1",
                     "DELETE FROM rota_queues WHERE tenant = $1",
                     "DELETE FROM rota_api_keys WHERE tenant = $1",

@@ -4,7 +4,7 @@
 use crate::rows::{errors_to_sql, purge_at, task_from_row, TASK_COLUMNS};
 use crate::{db, PostgresStore};
 use rota_core::lifecycle;
-use rota_core::{Task, TaskId};
+use rota_core::{Task, TaskId, TaskState};
 use rota_store::{Change, StoreError, StoreResult};
 use tokio_postgres::error::SqlState;
 
@@ -31,6 +31,7 @@ impl PostgresStore {
             .map_err(db)?
             .ok_or(StoreError::TaskNotFound(id))?;
         let before = task_from_row(&row)?.1;
+        let was_running = before.state == TaskState::Running;
         let retention = row.get::<_, i64>(row.len() - 1).max(0) as u64;
         lifecycle::transition(before.state, change.event())
             .map_err(|source| StoreError::InvalidState { id, source })?;
@@ -94,6 +95,10 @@ impl PostgresStore {
         self.announce_events([tenant]);
         if change != Change::Delete {
             self.announce(&[(tenant.to_owned(), t.clone())]);
+        }
+        if was_running {
+            // Cancelled, killed or deleted while running: room for the next.
+            self.freed(tenant, &t.queue);
         }
         Ok(t)
     }

@@ -19,22 +19,29 @@ use tokio_postgres::types::ToSql;
 
 /// The INSERT: the queue by tenant and name, its default `max_attempts` for rows that give
 /// none, and the new tasks' `task.enqueued` events; answers how many rows are ready and
-/// scheduled, for the wake-ups sent after commit.
+/// scheduled, for the wake-ups sent after commit. The first grouped task of a queue marks it
+/// `grouped` (its claims then take the groups' turns, see flow.rs); later ones write nothing
+/// more.
 static INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH q AS (SELECT id, max_attempts FROM rota_queues \
        WHERE tenant = $1 AND name = $2), \
      ins AS (INSERT INTO rota_tasks (id, queue_id, kind, payload, priority, state, \
-       run_at, attempt, max_attempts, created_at, updated_at, unique_key, tags, callback_url) \
+       run_at, attempt, max_attempts, created_at, updated_at, unique_key, tags, callback_url, \
+       grp) \
      SELECT u.id, q.id, u.kind, u.payload, u.priority, u.state, u.run_at, 0, \
-       COALESCE(u.max_attempts, q.max_attempts), $3, $3, u.unique_key, u.tags, u.callback_url \
+       COALESCE(u.max_attempts, q.max_attempts), $3, $3, u.unique_key, u.tags, u.callback_url, \
+       u.grp \
      FROM q, unnest($4::bigint[], $5::text[], $6::text[], $7::int[], \
-       $8::smallint[], $9::bigint[], $10::int[], $11::text[], $12::text[], $13::text[]) \
+       $8::smallint[], $9::bigint[], $10::int[], $11::text[], $12::text[], $13::text[], \
+       $14::text[]) \
        AS u(id, kind, payload, priority, state, run_at, max_attempts, unique_key, tags, \
-         callback_url) \
+         callback_url, grp) \
      ON CONFLICT (queue_id, unique_key) \
        WHERE unique_key IS NOT NULL AND state IN (0, 1, 2) DO NOTHING \
-     RETURNING id, state, kind, run_at), \
+     RETURNING id, state, kind, run_at, grp), \
+     g AS (UPDATE rota_queues SET grouped = true WHERE id = (SELECT id FROM q) AND NOT grouped \
+       AND EXISTS (SELECT 1 FROM ins WHERE grp IS NOT NULL)), \
      ev AS (INSERT INTO rota_events (tenant, cursor, at, queue, kind, task_id, attempt, type, \
        state, due) \
      SELECT $1, {CURSOR}row_number() OVER (ORDER BY id)), \
@@ -334,11 +341,12 @@ struct EnqueueColumns {
     unique_key: Vec<Option<String>>,
     tags: Vec<Option<String>>,
     callback_url: Vec<Option<String>>,
+    grp: Vec<Option<String>>,
 }
 
 impl EnqueueColumns {
     /// The INSERT's parameters, in its order.
-    fn params<'a>(&'a self, key: &'a QueueKey, now: &'a i64) -> [&'a (dyn ToSql + Sync); 13] {
+    fn params<'a>(&'a self, key: &'a QueueKey, now: &'a i64) -> [&'a (dyn ToSql + Sync); 14] {
         [
             &key.tenant,
             &key.name,
@@ -353,6 +361,7 @@ impl EnqueueColumns {
             &self.unique_key,
             &self.tags,
             &self.callback_url,
+            &self.grp,
         ]
     }
 
@@ -370,6 +379,7 @@ impl EnqueueColumns {
         self.unique_key.push(t.unique_key.clone());
         self.tags.push(tags_to_sql(&t.tags));
         self.callback_url.push(t.callback_url.clone());
+        self.grp.push(t.group.clone());
     }
 
     /// The `n`th row as the task it stored.

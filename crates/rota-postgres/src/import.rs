@@ -2,7 +2,9 @@
 //! in every state, with their ids, attempts, errors, results and leases. Access control goes
 //! through [`rota_store::Store::change_auth`] like any other change.
 
-use crate::rows::{errors_to_sql, ms, state_to_sql, tags_to_sql, token_from_str, SettingsColumns};
+use crate::rows::{
+    errors_to_sql, ms, state_to_sql, tags_to_sql, token_from_str, SettingsColumns, SETTINGS_COLUMNS,
+};
 use crate::{db, PostgresStore};
 use rota_core::{QueueInfo, Task};
 use rota_store::{StoreError, StoreResult};
@@ -56,9 +58,11 @@ impl PostgresStore {
         let params = [&head[..], &settings.params(), &tail].concat();
         let row = client
             .query_one(
-                "INSERT INTO rota_queues (tenant, name, max_attempts, backoff_base_ms, \
-                 backoff_max_ms, lease_ms, retention_ms, paused, callback_url, created_at, \
-                 last_claim_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                &format!(
+                    "INSERT INTO rota_queues (tenant, name, {SETTINGS_COLUMNS}, created_at, \
+                     last_claim_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                     $13, $14, $15) RETURNING id"
+                ),
                 &params,
             )
             .await
@@ -93,18 +97,18 @@ impl PostgresStore {
             "INSERT INTO rota_tasks (id, queue_id, kind, payload, priority, state, run_at, \
                attempt, max_attempts, created_at, updated_at, finished_at, lease_worker, \
                lease_token, lease_expires_at, progress, result, errors, unique_key, tags, purge_at, \
-               callback_url) \
+               callback_url, grp) \
              SELECT u.id, $1::bigint, u.kind, u.payload, u.priority, u.state, u.run_at, u.attempt, \
                u.max_attempts, u.created_at, u.updated_at, u.finished_at, u.lease_worker, \
                u.lease_token, u.lease_expires_at, u.progress, u.result, u.errors, u.unique_key, \
-               u.tags, u.purge_at, u.callback_url \
+               u.tags, u.purge_at, u.callback_url, u.grp \
              FROM unnest($2::bigint[], $3::text[], $4::text[], $5::int[], $6::smallint[], \
                $7::bigint[], $8::int[], $9::int[], $10::bigint[], $11::bigint[], $12::bigint[], \
                $13::text[], $14::bigint[], $15::bigint[], $16::text[], $17::text[], $18::text[], \
-               $19::text[], $20::text[], $21::bigint[], $22::text[]) \
+               $19::text[], $20::text[], $21::bigint[], $22::text[], $23::text[]) \
              AS u(id, kind, payload, priority, state, run_at, attempt, max_attempts, created_at, \
                updated_at, finished_at, lease_worker, lease_token, lease_expires_at, progress, \
-               result, errors, unique_key, tags, purge_at, callback_url)",
+               result, errors, unique_key, tags, purge_at, callback_url, grp)",
             &[
                 &queue_id,
                 &c.id,
@@ -128,10 +132,20 @@ impl PostgresStore {
                 &c.tags,
                 &c.purge_at,
                 &c.callback_url,
+                &c.grp,
             ],
         )
         .await
         .map_err(db)?;
+        if c.grp.iter().any(Option::is_some) {
+            // Claims of a queue with groups take their turns (see flow.rs).
+            tx.execute(
+                "UPDATE rota_queues SET grouped = true WHERE id = $1 AND NOT grouped",
+                &[&queue_id],
+            )
+            .await
+            .map_err(db)?;
+        }
         tx.execute(
             "UPDATE rota_id_blocks SET next = GREATEST(next, $1::bigint + 1)",
             &[&max_id],
@@ -166,6 +180,7 @@ struct ImportColumns {
     tags: Vec<Option<String>>,
     purge_at: Vec<Option<i64>>,
     callback_url: Vec<Option<String>>,
+    grp: Vec<Option<String>>,
 }
 
 impl ImportColumns {
@@ -206,6 +221,7 @@ impl ImportColumns {
         self.unique_key.push(t.unique_key.clone());
         self.tags.push(tags_to_sql(&t.tags));
         self.callback_url.push(t.callback_url.clone());
+        self.grp.push(t.group.clone());
         self.purge_at.push(
             t.state
                 .is_final()

@@ -18,6 +18,8 @@ mod changes;
 mod diagnose;
 mod enqueue;
 mod events;
+mod flow;
+mod groups;
 mod ids;
 mod import;
 mod listen;

@@ -100,7 +100,7 @@ impl PostgresStore {
             .collect();
         crate::events::append(&tx, &logged, 0).await?;
         tx.commit().await.map_err(db)?;
-        self.announce(&stored);
+        self.announce_ended(&stored);
         if !logged.is_empty() {
             self.announce_events(logged.iter().map(|(t, _)| t.as_str()));
         }
@@ -116,6 +116,17 @@ impl PostgresStore {
             .get(0);
         report.deleted = deleted as u64;
         more |= deleted == CHUNK;
+        // Group rows that say nothing: no settings of their own, a rate state in the past
+        // (which a claim reads as it reads no row).
+        let pruned = client
+            .execute(
+                "DELETE FROM rota_task_groups WHERE (queue_id, name) IN (SELECT queue_id, name \
+                 FROM rota_task_groups WHERE settings IS NULL AND rate_tat_us < $1 LIMIT $2)",
+                &[&now.0.saturating_mul(1_000), &CHUNK],
+            )
+            .await
+            .map_err(db)?;
+        more |= pruned == CHUNK as u64;
         // Events past their tenant's retention.
         let (marks, default_ms) = (&self.shared.trim_marks, self.options.event_retention_ms);
         more |= crate::events::trim(&client, marks, default_ms, now, CHUNK as usize).await?;

@@ -72,7 +72,7 @@ impl PostgresStore {
             .collect();
         crate::events::append(&tx, &logged, 0).await?;
         tx.commit().await.map_err(db)?;
-        self.announce(&stored);
+        self.announce_ended(&stored);
         self.announce_events(logged.iter().map(|(t, _)| t.as_str()));
         for (n, (_, t)) in slots.into_iter().zip(stored) {
             out[n] = Some(Ok(t));
@@ -179,6 +179,26 @@ impl PostgresStore {
         let tenants: std::collections::BTreeSet<&str> = tenants.into_iter().collect();
         self.shared.events.notify(tenants.iter().copied());
         self.shared.notifier.events(tenants);
+    }
+
+    /// After the commit of a change that ended a running task of `queue`: its claims waiting
+    /// on a concurrency limit may now take one (here and on the other servers).
+    pub(crate) fn freed(&self, tenant: &str, queue: &str) {
+        self.shared.signals.notify(&QueueKey::new(tenant, queue));
+        self.shared.notifier.ready(tenant, queue);
+    }
+
+    /// [`Self::announce`] for tasks that were running (failed, or their lease expired): also
+    /// wakes the claims of their queues waiting for room.
+    pub(crate) fn announce_ended(&self, tasks: &[(String, Task)]) {
+        self.announce(tasks);
+        let queues: std::collections::BTreeSet<(&str, &str)> = tasks
+            .iter()
+            .map(|(tenant, t)| (tenant.as_str(), t.queue.as_str()))
+            .collect();
+        for (tenant, queue) in queues {
+            self.freed(tenant, queue);
+        }
     }
 
     /// After the commit: wakes this server's waiters, and the other servers, for tasks that

@@ -161,7 +161,8 @@ impl PostgresStore {
         let params = [&[&q.id as &(dyn ToSql + Sync)][..], &settings.params()].concat();
         tx.execute(
             "UPDATE rota_queues SET max_attempts = $2, backoff_base_ms = $3, backoff_max_ms = $4, \
-             lease_ms = $5, retention_ms = $6, paused = $7, callback_url = $8 WHERE id = $1",
+             lease_ms = $5, retention_ms = $6, paused = $7, callback_url = $8, concurrency = $9, \
+             rate = $10, group_concurrency = $11, group_rate = $12 WHERE id = $1",
             &params,
         )
         .await

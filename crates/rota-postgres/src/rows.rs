@@ -1,5 +1,6 @@
 //! Rows to rota-core types and back.
 
+use rota_core::flow::Rate;
 use rota_core::{
     AttemptError, Backoff, Json, Lease, QueueInfo, QueueSettings, StateCounts, Task, TaskId,
     TaskState, Timestamp,
@@ -14,15 +15,19 @@ use tokio_postgres::Row;
 pub const TASK_COLUMNS: &str = "t.id, t.queue_id, t.kind, t.payload, t.priority, t.state, \
      t.run_at, t.attempt, t.max_attempts, t.created_at, t.updated_at, t.finished_at, \
      t.lease_worker, t.lease_token, t.lease_expires_at, t.progress, t.result, t.errors, \
-     t.unique_key, t.tags, q.name, t.callback_url";
+     t.unique_key, t.tags, q.name, t.callback_url, t.grp";
 
 /// How many columns [`TASK_COLUMNS`] has: a statement that selects more reads them from here.
-pub const TASK_COLUMN_COUNT: usize = 22;
+pub const TASK_COLUMN_COUNT: usize = 23;
+
+/// How many columns [`QUEUE_COLUMNS`] has: a statement that selects more reads them from here.
+pub const QUEUE_COLUMN_COUNT: usize = 17;
 
 /// The queue columns every queue-returning statement selects, in this order.
 pub const QUEUE_COLUMNS: &str = "q.id, q.tenant, q.name, q.max_attempts, q.backoff_base_ms, \
      q.backoff_max_ms, q.lease_ms, q.retention_ms, q.paused, q.created_at, q.last_claim_at, \
-     q.callback_url";
+     q.callback_url, q.concurrency, q.rate, q.group_concurrency, q.group_rate, \
+     q.rate_tat_us";
 
 pub fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("unreadable row: {what}"))
@@ -111,6 +116,7 @@ pub fn task_from_row(r: &Row) -> StoreResult<(i64, Task)> {
         unique_key: r.try_get(18).map_err(get)?,
         tags,
         callback_url: r.try_get(21).map_err(get)?,
+        group: r.try_get(22).map_err(get)?,
     };
     Ok((r.try_get(1).map_err(get)?, task))
 }
@@ -123,6 +129,8 @@ pub struct QueueRow {
     pub settings: QueueSettings,
     pub created_at: Timestamp,
     pub last_claim_at: Option<Timestamp>,
+    /// The queue rate's state (GCRA's TAT, µs).
+    pub rate_tat_us: i64,
 }
 
 pub fn queue_from_row(r: &Row, at: usize) -> StoreResult<QueueRow> {
@@ -143,13 +151,32 @@ pub fn queue_from_row(r: &Row, at: usize) -> StoreResult<QueueRow> {
             retention_ms: u(r.try_get(at + 7).map_err(get)?),
             paused: r.try_get(at + 8).map_err(get)?,
             callback_url: r.try_get(at + 11).map_err(get)?,
+            concurrency: limit_from_sql(r.try_get(at + 12).map_err(get)?),
+            rate: rate_from_sql(r.try_get(at + 13).map_err(get)?)?,
+            group_concurrency: limit_from_sql(r.try_get(at + 14).map_err(get)?),
+            group_rate: rate_from_sql(r.try_get(at + 15).map_err(get)?)?,
         },
         created_at: Timestamp(r.try_get(at + 9).map_err(get)?),
         last_claim_at: r
             .try_get::<_, Option<i64>>(at + 10)
             .map_err(get)?
             .map(Timestamp),
+        rate_tat_us: r.try_get(at + 16).map_err(get)?,
     })
+}
+
+fn limit_from_sql(v: Option<i32>) -> Option<u32> {
+    v.map(|v| v.max(0) as u32)
+}
+
+fn rate_from_sql(v: Option<String>) -> StoreResult<Option<Rate>> {
+    v.map(|s| serde_json::from_str(&s).map_err(corrupt))
+        .transpose()
+}
+
+fn rate_to_sql(r: &Option<Rate>) -> Option<String> {
+    r.as_ref()
+        .map(|r| serde_json::to_string(r).expect("rates serialize"))
 }
 
 /// Milliseconds as a BIGINT (settings are validated far below `i64::MAX`).
@@ -158,8 +185,8 @@ pub fn ms(v: u64) -> i64 {
 }
 
 /// A queue's settings as the columns `max_attempts, backoff_base_ms, backoff_max_ms,
-/// lease_ms, retention_ms, paused, callback_url` hold them: the one conversion every write of
-/// them uses.
+/// lease_ms, retention_ms, paused, callback_url, concurrency, rate, group_concurrency,
+/// group_rate` hold them: the one conversion every write of them uses.
 pub struct SettingsColumns {
     max_attempts: i32,
     backoff_base_ms: i64,
@@ -168,7 +195,15 @@ pub struct SettingsColumns {
     retention_ms: i64,
     paused: bool,
     callback_url: Option<String>,
+    concurrency: Option<i32>,
+    rate: Option<String>,
+    group_concurrency: Option<i32>,
+    group_rate: Option<String>,
 }
+
+/// The settings columns in [`SettingsColumns::params`]'s order.
+pub const SETTINGS_COLUMNS: &str = "max_attempts, backoff_base_ms, backoff_max_ms, lease_ms, \
+     retention_ms, paused, callback_url, concurrency, rate, group_concurrency, group_rate";
 
 impl SettingsColumns {
     pub fn new(s: &QueueSettings) -> Self {
@@ -180,11 +215,15 @@ impl SettingsColumns {
             retention_ms: ms(s.retention_ms),
             paused: s.paused,
             callback_url: s.callback_url.clone(),
+            concurrency: s.concurrency.map(|c| c.min(i32::MAX as u32) as i32),
+            rate: rate_to_sql(&s.rate),
+            group_concurrency: s.group_concurrency.map(|c| c.min(i32::MAX as u32) as i32),
+            group_rate: rate_to_sql(&s.group_rate),
         }
     }
 
-    /// The seven values in column order.
-    pub fn params(&self) -> [&(dyn ToSql + Sync); 7] {
+    /// The eleven values in [`SETTINGS_COLUMNS`]' order.
+    pub fn params(&self) -> [&(dyn ToSql + Sync); 11] {
         [
             &self.max_attempts,
             &self.backoff_base_ms,
@@ -193,6 +232,10 @@ impl SettingsColumns {
             &self.retention_ms,
             &self.paused,
             &self.callback_url,
+            &self.concurrency,
+            &self.rate,
+            &self.group_concurrency,
+            &self.group_rate,
         ]
     }
 }
@@ -212,6 +255,10 @@ impl QueueRow {
             last_claim_at: self.last_claim_at,
             created_at: self.created_at,
             shard: None,
+            next_start_at: self.settings.rate.and_then(|rate| {
+                let held = counts.ready > 0 && rate.take(self.rate_tat_us, now).is_none();
+                held.then(|| rate.next_at(self.rate_tat_us))
+            }),
         }
     }
 }

@@ -325,6 +325,50 @@ CREATE TABLE rota_settings (
 );
 "#,
     ),
+    (
+        "flow control",
+        r#"
+-- Flow control (docs/flow-control.md). A task's group; ready tasks are in exactly one of two
+-- indexes: the ungrouped ones in rota_tasks_ready (so a queue without groups claims as
+-- before, by one statement), the grouped ones by group. Running tasks are counted per group by
+-- their own partial index.
+ALTER TABLE rota_tasks ADD COLUMN grp TEXT;
+DROP INDEX rota_tasks_ready;
+DROP INDEX rota_tasks_ready_kind;
+CREATE INDEX rota_tasks_ready ON rota_tasks (queue_id, priority DESC, id)
+    WHERE state = 1 AND grp IS NULL;
+CREATE INDEX rota_tasks_ready_kind ON rota_tasks (queue_id, kind, priority DESC, id)
+    WHERE state = 1 AND grp IS NULL;
+CREATE INDEX rota_tasks_ready_group ON rota_tasks (queue_id, grp, priority DESC, id)
+    WHERE state = 1 AND grp IS NOT NULL;
+CREATE INDEX rota_tasks_running_group ON rota_tasks (queue_id, grp)
+    WHERE state = 2 AND grp IS NOT NULL;
+-- The queue's limits (rates as JSON rota_core::flow::Rate), its rate state (GCRA's theoretical
+-- arrival time, in microseconds), where its groups' round-robin stands (shared by every
+-- server: claims of a limited queue lock its row), and whether it ever had grouped tasks (set
+-- by the enqueue that brings the first; a queue with neither limits nor groups claims by the
+-- one-statement path).
+ALTER TABLE rota_queues
+    ADD COLUMN concurrency INTEGER,
+    ADD COLUMN rate TEXT,
+    ADD COLUMN group_concurrency INTEGER,
+    ADD COLUMN group_rate TEXT,
+    ADD COLUMN rate_tat_us BIGINT NOT NULL DEFAULT 0,
+    ADD COLUMN turn_group TEXT,
+    ADD COLUMN turn_taken INTEGER NOT NULL DEFAULT 0,
+    ADD COLUMN grouped BOOLEAN NOT NULL DEFAULT false;
+-- A group's own settings (JSON rota_core::flow::GroupSettings; NULL: the queue's) and its rate
+-- state. A row with neither (NULL settings, a TAT in the past) says nothing and is deleted by
+-- maintenance.
+CREATE TABLE rota_task_groups (
+    queue_id    BIGINT NOT NULL,
+    name        TEXT NOT NULL,
+    settings    TEXT,
+    rate_tat_us BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (queue_id, name)
+);
+"#,
+    ),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -7,7 +7,7 @@ impl Store for PostgresStore {
     async fn enqueue(&self, queue: &QueueKey, tasks: Vec<NewTask>) -> StoreResult<Vec<Enqueued>> {
         self.enqueue_tasks(queue, tasks).await
     }
-    async fn claim(&self, queue: &QueueKey, req: ClaimRequest) -> StoreResult<Vec<Task>> {
+    async fn claim_batch(&self, queue: &QueueKey, req: ClaimRequest) -> StoreResult<Claimed> {
         self.claim_tasks(queue, req).await
     }
     async fn heartbeat(&self, tenant: &str, hb: Heartbeat) -> StoreResult<Task> {

@@ -6,13 +6,14 @@
 
 use crate::events::CURSOR;
 use crate::rows::{
-    ms, state_to_sql, task_from_row, token_from_str, SettingsColumns, QUEUE_COLUMNS, TASK_COLUMNS,
+    ms, state_to_sql, task_from_row, token_from_str, SettingsColumns, QUEUE_COLUMNS,
+    SETTINGS_COLUMNS, TASK_COLUMNS, TASK_COLUMN_COUNT,
 };
 use crate::{db, PostgresStore};
 use deadpool_postgres::GenericClient;
 use rota_core::lifecycle;
 use rota_core::{QueueKey, Task, TaskId, TaskState, Timestamp};
-use rota_store::{ClaimRequest, Completion, Heartbeat, StoreError, StoreResult};
+use rota_store::{ClaimRequest, Claimed, Completion, Heartbeat, StoreError, StoreResult};
 use std::collections::HashMap;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -59,10 +60,11 @@ impl PostgresStore {
             let params = [&head[..], &settings.params(), &[&now.0]].concat();
             let created = client
                 .query_opt(
-                    "INSERT INTO rota_queues (tenant, name, max_attempts, backoff_base_ms, \
-                     backoff_max_ms, lease_ms, retention_ms, paused, callback_url, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                     ON CONFLICT (tenant, name) DO NOTHING RETURNING id",
+                    &format!(
+                        "INSERT INTO rota_queues (tenant, name, {SETTINGS_COLUMNS}, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                         ON CONFLICT (tenant, name) DO NOTHING RETURNING id"
+                    ),
                     &params,
                 )
                 .await;
@@ -78,11 +80,44 @@ impl PostgresStore {
         Err(StoreError::TenantNotFound(key.tenant.clone()))
     }
 
+    /// Leases the queue's next ready tasks. A queue with neither limits nor grouped tasks is
+    /// claimed by one statement; when that statement finds the queue limited (it claims
+    /// nothing then), flow.rs claims.
     pub(crate) async fn claim_tasks(
         &self,
         key: &QueueKey,
         req: ClaimRequest,
-    ) -> StoreResult<Vec<Task>> {
+    ) -> StoreResult<Claimed> {
+        let tasks = self.claim_plain(key, &req).await?;
+        if !tasks.is_empty() {
+            return Ok(Claimed {
+                tasks,
+                next_start_at: None,
+            });
+        }
+        let client = self.lease_conn().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT grouped OR concurrency IS NOT NULL OR rate IS NOT NULL \
+                 FROM rota_queues WHERE tenant = $1 AND name = $2 AND NOT paused",
+            )
+            .await
+            .map_err(db)?;
+        let limited = client
+            .query_opt(&stmt, &[&key.tenant, &key.name])
+            .await
+            .map_err(db)?
+            .is_some_and(|r| r.get::<_, bool>(0));
+        drop(client);
+        if limited {
+            return self.claim_flow(key, &req).await;
+        }
+        Ok(Claimed::default())
+    }
+
+    /// The one-statement claim of a queue with neither limits nor grouped tasks (nothing for
+    /// any other queue).
+    async fn claim_plain(&self, key: &QueueKey, req: &ClaimRequest) -> StoreResult<Vec<Task>> {
         let now = self.now();
         let client = self.lease_conn().await?;
         let kinds = if req.kinds.is_empty() {
@@ -98,11 +133,12 @@ impl PostgresStore {
             "WITH p AS (SELECT $1::text AS tenant, $2::text AS name, $3::bigint AS max, \
                $4::text AS worker, $5::bigint AS now, $6::bigint AS lease_ms), \
              q AS (SELECT id, lease_ms FROM rota_queues \
-               WHERE tenant = $1 AND name = $2 AND NOT paused), \
+               WHERE tenant = $1 AND name = $2 AND NOT paused AND NOT grouped \
+               AND concurrency IS NULL AND rate IS NULL), \
              touch AS (UPDATE rota_queues SET last_claim_at = $5 WHERE tenant = $1 AND name = $2 \
                AND (last_claim_at IS NULL OR last_claim_at < $5 - 1000 OR last_claim_at > $5)), \
              picked AS (SELECT t.id FROM rota_tasks t \
-               WHERE t.queue_id = (SELECT id FROM q) AND t.state = 1 {kinds} \
+               WHERE t.queue_id = (SELECT id FROM q) AND t.state = 1 AND t.grp IS NULL {kinds} \
                ORDER BY t.priority DESC, t.id LIMIT $3 FOR UPDATE SKIP LOCKED), \
              claimed AS (UPDATE rota_tasks t SET state = 2, attempt = t.attempt + 1, \
                lease_worker = $4, lease_token = ((random() - 0.5) * 1.8e19)::bigint, \
@@ -267,7 +303,8 @@ impl PostgresStore {
                SELECT $5, {CURSOR}row_number() OVER (ORDER BY u.id)), $1, \
                  (SELECT q.name FROM rota_queues q WHERE q.id = u.queue_id), u.kind, u.id, \
                  u.attempt, 'task.succeeded' FROM u) \
-             SELECT {TASK_COLUMNS} FROM u t JOIN rota_queues q ON q.id = t.queue_id"
+             SELECT {TASK_COLUMNS}, q.concurrency IS NOT NULL OR q.grouped \
+             FROM u t JOIN rota_queues q ON q.id = t.queue_id"
         );
         let stmt = client.prepare_cached(&sql).await.map_err(db)?;
         let rows = client
@@ -276,6 +313,16 @@ impl PostgresStore {
             .map_err(db)?;
         if !rows.is_empty() {
             self.announce_events([tenant]);
+        }
+        // A completion in a queue with a concurrency (its own or its groups') makes room:
+        // waiting claims look again.
+        let freed: std::collections::BTreeSet<&str> = rows
+            .iter()
+            .filter(|r| r.get::<_, bool>(TASK_COLUMN_COUNT))
+            .map(|r| r.get::<_, &str>(20))
+            .collect();
+        for queue in freed {
+            self.freed(tenant, queue);
         }
         let mut done: HashMap<TaskId, Task> = HashMap::with_capacity(rows.len());
         for r in &rows {

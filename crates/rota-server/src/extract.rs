@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 /// `curl -d '{...}'` works as is.
 pub struct JsonBody<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+impl<T: DeserializeOwned + Send + 'static> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
@@ -54,10 +54,29 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                     ApiError::bad_request(format!("cannot read the request body: {rej}"))
                 }
             })?;
-        // Every body is a JSON object, never an array of its fields.
-        parse_json::<rota_core::objects::Obj<T>>(&bytes).map(|o| JsonBody(o.0))
+        // Every body is a JSON object, never an array of its fields. A large body is parsed
+        // on the blocking pool: the runtime's threads (one per core) stay free for other
+        // tenants' small requests meanwhile, and the tenant's parse slot is held until it is
+        // done, so its large bodies still take turns with each other.
+        if bytes.len() < BLOCKING_PARSE_BYTES {
+            return parse_json::<rota_core::objects::Obj<T>>(&bytes).map(|o| JsonBody(o.0));
+        }
+        tokio::task::spawn_blocking(move || parse_json::<rota_core::objects::Obj<T>>(&bytes))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    crate::error::ErrorKind::Internal,
+                    "internal",
+                    format!("parsing the body failed: {e}"),
+                )
+            })?
+            .map(|o| JsonBody(o.0))
     }
 }
+
+/// Bodies at least this large are parsed off the runtime's threads (a 2,000-task batch is
+/// about 100 KiB and a millisecond or more of parsing; a single task is a few hundred bytes).
+const BLOCKING_PARSE_BYTES: usize = 64 * 1024;
 
 fn too_large(max: usize) -> ApiError {
     ApiError::too_large(format!(

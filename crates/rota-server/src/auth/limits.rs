@@ -82,9 +82,10 @@ pub struct ClientState {
     pub others_demand: AtomicU32,
 }
 
-/// Bodies one tenant may have being read and parsed at once.
+/// Bodies one tenant may have being read and parsed at once: one fewer than the cores (at
+/// least one), so one tenant's large bodies never take every core from the others.
 pub fn parse_slots() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
 impl Default for ClientState {

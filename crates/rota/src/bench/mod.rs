@@ -258,7 +258,8 @@ async fn run_once(args: &BenchArgs, target: Target) -> Result<Vec<(String, f64, 
     }
     if args.mode == Mode::Fairness {
         let flood = server.tenant_client("flood").await?;
-        out.extend(fairness::run(args, &client, &flood, tag).await?);
+        let quiet = server.client_parts();
+        out.extend(fairness::run(args, quiet, &flood, tag).await?);
     }
     if args.mode == Mode::Servers {
         out.extend(servers::run(args, &server, &client, tag).await?);

@@ -34,6 +34,15 @@ pub(super) enum Target {
 }
 
 impl Server {
+    /// The URL and the token of the bench's main client, for a client made elsewhere (on a
+    /// runtime of its own).
+    pub(super) fn client_parts(&self) -> (String, Option<String>) {
+        (
+            self.url.clone(),
+            self.key.clone().or_else(|| self.admin.clone()),
+        )
+    }
+
     /// The server given, or a new one on a temporary data dir; and a client for it. With access
     /// control on, the client holds a `producer`+`worker` key of a tenant of its own.
     pub(super) async fn start(target: Target) -> Result<(Server, Client)> {

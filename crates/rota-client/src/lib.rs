@@ -38,6 +38,7 @@ pub use rota_core::auth::{
     ClientLimits, CreatedKey, Effect, KeyInfo, NewKey, RoleInfo, Rule, TenantPatch, TenantRecord,
     WhoAmI,
 };
+pub use rota_core::OnDuplicate;
 
 #[derive(Clone)]
 pub struct Client {
@@ -193,9 +194,11 @@ impl Client {
                 Self::TIMEOUT,
             )
             .await?;
+        let flags = decode::<DuplicateFlag>(&bytes)?;
         Ok(Enqueued {
             task: decode(&bytes)?,
-            duplicate: decode::<DuplicateFlag>(&bytes)?.duplicate,
+            duplicate: flags.duplicate,
+            replaced: flags.replaced,
         })
     }
 
@@ -221,6 +224,7 @@ impl Client {
             .map(|(task, f)| Enqueued {
                 task,
                 duplicate: f.duplicate,
+                replaced: f.replaced,
             })
             .collect())
     }

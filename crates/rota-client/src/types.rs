@@ -2,7 +2,7 @@
 
 use crate::{Error, ErrorDetail, Result};
 use rota_core::flow::Rate;
-use rota_core::{Backoff, Json, Task, TaskId, TaskState, Timestamp};
+use rota_core::{Backoff, Json, OnDuplicate, Task, TaskId, TaskState, Timestamp};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -22,6 +22,10 @@ pub struct NewTask {
     pub max_attempts: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unique_key: Option<String>,
+    /// What happens when `unique_key` is held by a live task; `None` is the server's default,
+    /// `keep`. See [`NewTask::debounce`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_duplicate: Option<OnDuplicate>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
     /// Where the task's final outcome is POSTed, signed with the tenant's callback secret.
@@ -44,6 +48,7 @@ impl NewTask {
             delay_ms: None,
             max_attempts: None,
             unique_key: None,
+            on_duplicate: None,
             tags: Vec::new(),
             callback_url: None,
             group: None,
@@ -77,6 +82,14 @@ impl NewTask {
         self.unique_key = Some(k.into());
         self
     }
+    /// Debounce on `k`: while the live task holding the key still waits to run, this task
+    /// replaces it in place (same id, its delay started again); a running one is kept
+    /// (`on_duplicate: replace`).
+    pub fn debounce(mut self, k: impl Into<String>) -> Self {
+        self.unique_key = Some(k.into());
+        self.on_duplicate = Some(OnDuplicate::Replace);
+        self
+    }
 }
 
 /// A task as enqueue answers it.
@@ -85,13 +98,18 @@ pub struct Enqueued {
     pub task: Task,
     /// The `unique_key` matched a live task, which is returned instead.
     pub duplicate: bool,
+    /// That live task was waiting and took this task's fields (`on_duplicate: replace`).
+    pub replaced: bool,
 }
 
-/// The `duplicate` flag of an enqueue answer. Read as a second view of the same bytes because
-/// `#[serde(flatten)]` cannot carry the task's verbatim JSON fields.
+/// The `duplicate` and `replaced` flags of an enqueue answer. Read as a second view of the
+/// same bytes because `#[serde(flatten)]` cannot carry the task's verbatim JSON fields.
 #[derive(Deserialize)]
 pub(crate) struct DuplicateFlag {
     pub(crate) duplicate: bool,
+    /// Absent from servers older than debounce.
+    #[serde(default)]
+    pub(crate) replaced: bool,
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {

@@ -465,3 +465,51 @@ async fn concurrency_beyond_one_claim_still_fills_every_slot() {
     stop.send(()).unwrap();
     assert_eq!(worker.await.unwrap().unwrap().succeeded, 150);
 }
+
+/// `debounce` sends `on_duplicate: replace`: a waiting task with the key takes the new payload
+/// and delay in place, and the answer says so, one by one and in a batch.
+#[tokio::test]
+async fn debounce_replaces_a_waiting_task_and_says_so() {
+    let s = server().await;
+    let delay = Duration::from_secs(3_600);
+    let first = s
+        .client
+        .enqueue(
+            "dq",
+            &NewTask::new("index", &1).debounce("doc-1").delay(delay),
+        )
+        .await
+        .unwrap();
+    assert!(!first.duplicate && !first.replaced);
+    let again = s
+        .client
+        .enqueue(
+            "dq",
+            &NewTask::new("index", &2).debounce("doc-1").delay(delay),
+        )
+        .await
+        .unwrap();
+    assert!(again.duplicate && again.replaced);
+    assert_eq!(again.task.id, first.task.id);
+    assert_eq!(again.task.payload.get(), "2");
+    let kept = s
+        .client
+        .enqueue("dq", &NewTask::new("index", &3).unique_key("doc-1"))
+        .await
+        .unwrap();
+    assert!(kept.duplicate && !kept.replaced);
+    assert_eq!(kept.task.payload.get(), "2");
+    let batch = s
+        .client
+        .enqueue_batch(
+            "dq",
+            &[
+                NewTask::new("index", &4).debounce("doc-1"),
+                NewTask::new("index", &5).debounce("doc-2"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(batch[0].replaced && !batch[1].duplicate);
+    assert_eq!(batch[0].task.payload.get(), "4");
+}

@@ -47,11 +47,14 @@ pub enum EventType {
     /// A webhook whose deliveries kept failing was disabled.
     #[serde(rename = "webhook.disabled")]
     WebhookDisabled,
+    /// A waiting task took a later enqueue's fields in place (`on_duplicate: replace`).
+    #[serde(rename = "task.replaced")]
+    Replaced,
 }
 
 impl EventType {
     /// Every type; engines may store a type as its place here, so it only grows at the end.
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 14] = [
         EventType::Enqueued,
         EventType::Claimed,
         EventType::Succeeded,
@@ -65,6 +68,7 @@ impl EventType {
         EventType::ScheduleSkipped,
         EventType::DeliveryDead,
         EventType::WebhookDisabled,
+        EventType::Replaced,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +86,7 @@ impl EventType {
             EventType::ScheduleSkipped => "schedule.skipped",
             EventType::DeliveryDead => "delivery.dead",
             EventType::WebhookDisabled => "webhook.disabled",
+            EventType::Replaced => "task.replaced",
         }
     }
 
@@ -247,6 +252,15 @@ fn last_error(t: &Task) -> Option<String> {
 /// A new task (not a duplicate answered instead).
 pub fn enqueued(t: &Task) -> Event {
     let mut e = Event::of(EventType::Enqueued, t, t.created_at);
+    e.state = Some(t.state);
+    e.due = (t.state == TaskState::Scheduled).then_some(t.run_at);
+    e
+}
+
+/// A waiting task replaced by a later enqueue of its unique key (`t` as the replacement left
+/// it): the state it waits in, and its new `run_at` when scheduled, as for an enqueue.
+pub fn replaced(t: &Task) -> Event {
+    let mut e = Event::of(EventType::Replaced, t, t.updated_at);
     e.state = Some(t.state);
     e.due = (t.state == TaskState::Scheduled).then_some(t.run_at);
     e

@@ -168,6 +168,31 @@ pub fn enqueued(id: TaskId, queue: &str, new: &NewTask, max_attempts: u32, now: 
     }
 }
 
+/// The task a debounce leaves (`on_duplicate: replace`): `holder`, still waiting to run (see
+/// [`crate::replaceable`]), described by `new` instead: its kind, payload, priority, tags,
+/// callback URL and attempts (`max_attempts`, the queue's when `new` gives none), and its
+/// `run_at`, so a delay starts again from this enqueue. The holder keeps its id, creation time
+/// and unique key (what clients and the key refer to), and what its runs recorded so far
+/// (attempt count and errors, when it waits for a retry). Its group stays unless `new` names
+/// one: a producer that debounces without naming a group does not move the task out of its
+/// group's turn and limits.
+pub fn replaced(holder: &Task, new: &NewTask, max_attempts: u32, now: Timestamp) -> Task {
+    let run_at = new.run_at.unwrap_or(now);
+    Task {
+        kind: new.kind.clone(),
+        payload: new.payload.clone(),
+        priority: new.priority,
+        state: waiting_state(run_at, now),
+        max_attempts,
+        run_at,
+        updated_at: now,
+        tags: new.tags.clone(),
+        callback_url: new.callback_url.clone(),
+        group: new.group.clone().or_else(|| holder.group.clone()),
+        ..holder.clone()
+    }
+}
+
 /// What a failed attempt asks for.
 #[derive(Debug, Clone, Copy)]
 pub struct Failure {
@@ -314,6 +339,71 @@ mod tests {
         assert_eq!(transition(Dead, Event::Retry), Ok(Ready));
         assert_eq!(transition(Cancelled, Event::Retry), Ok(Ready));
         assert!(transition(Succeeded, Event::Retry).is_err());
+    }
+
+    fn new_task(payload: &str, group: Option<&str>) -> NewTask {
+        NewTask {
+            kind: "k".into(),
+            payload: serde_json::value::RawValue::from_string(payload.into()).unwrap(),
+            priority: 0,
+            run_at: None,
+            max_attempts: None,
+            unique_key: Some("key".into()),
+            on_duplicate: crate::OnDuplicate::Replace,
+            tags: vec![],
+            callback_url: None,
+            group: group.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_replacement_takes_the_new_fields_and_keeps_identity_history_and_group() {
+        let t0 = Timestamp(1_000_000);
+        let mut holder = enqueued(
+            TaskId::from_i64(7),
+            "q",
+            &new_task("1", Some("acme")),
+            25,
+            t0,
+        );
+        holder.attempt = 1;
+        holder.errors.push(AttemptError {
+            attempt: 1,
+            message: "boom".into(),
+            at: t0,
+        });
+        let now = t0.plus_ms(500);
+        let mut new = new_task("2", None);
+        new.run_at = Some(now.plus_ms(10_000));
+        new.priority = 4;
+        let r = replaced(&holder, &new, 3, now);
+        assert_eq!((r.id, r.created_at, r.updated_at), (holder.id, t0, now));
+        assert_eq!((r.payload.get(), r.priority, r.max_attempts), ("2", 4, 3));
+        assert_eq!((r.state, r.run_at), (Scheduled, now.plus_ms(10_000)));
+        assert_eq!(
+            (r.attempt, r.errors.len()),
+            (1, 1),
+            "its runs' history stays"
+        );
+        assert_eq!(
+            r.group.as_deref(),
+            Some("acme"),
+            "no group named: the holder's"
+        );
+        let named = replaced(&holder, &new_task("3", Some("globex")), 3, now);
+        assert_eq!(named.group.as_deref(), Some("globex"));
+        assert_eq!((named.state, named.run_at), (Ready, now), "no run_at: now");
+        assert!(crate::replaceable(Scheduled) && crate::replaceable(Ready));
+        for s in [Running, Succeeded, Dead, Cancelled] {
+            assert!(!crate::replaceable(s), "{s}");
+        }
+        let modes: Vec<crate::OnDuplicate> =
+            serde_json::from_str(r#"["keep", "replace"]"#).unwrap();
+        assert_eq!(
+            modes,
+            [crate::OnDuplicate::Keep, crate::OnDuplicate::Replace]
+        );
+        assert_eq!(crate::OnDuplicate::default(), crate::OnDuplicate::Keep);
     }
 
     #[test]

@@ -153,9 +153,33 @@ pub struct NewTask {
     pub run_at: Option<Timestamp>,
     pub max_attempts: Option<u32>,
     pub unique_key: Option<String>,
+    /// What happens when `unique_key` is held by a live task; only read with a unique key.
+    pub on_duplicate: OnDuplicate,
     pub tags: Vec<String>,
     pub callback_url: Option<String>,
     pub group: Option<String>,
+}
+
+/// What an enqueue does when its `unique_key` is held by a live task (docs/tasks.md, "Unique
+/// keys").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum OnDuplicate {
+    /// The live task stays as it is and is answered instead (deduplication).
+    #[default]
+    Keep,
+    /// A holder still waiting to run (`scheduled` or `ready`) takes the new task's fields in
+    /// place, keeping its id ([`replaceable`]): a debounce. A running holder is kept as with
+    /// `keep`.
+    Replace,
+}
+
+/// Whether a live holder of a unique key in `state` may be replaced: only while it waits to
+/// run. A running task's worker has the old payload already, so replacing it would leave the
+/// answer and the work disagreeing.
+pub fn replaceable(state: TaskState) -> bool {
+    matches!(state, TaskState::Scheduled | TaskState::Ready)
 }
 
 /// A queue is named within a tenant.

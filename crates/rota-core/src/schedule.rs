@@ -146,6 +146,7 @@ impl ScheduleSpec {
             run_at: Some(tick.plus_ms(jitter(name, tick, self.jitter_ms))),
             max_attempts: self.max_attempts,
             unique_key: Some(tick_key(name, tick)),
+            on_duplicate: Default::default(),
             tags: vec![format!("schedule:{name}")],
             callback_url: None,
             group: self.group.clone(),

@@ -11,7 +11,7 @@ use crate::tasks::{lock_tenant, LOCK_SHARED};
 use crate::{db, PostgresStore};
 use deadpool_postgres::GenericClient;
 use rota_core::lifecycle;
-use rota_core::{NewTask, QueueKey, Task, TaskId, Timestamp};
+use rota_core::{NewTask, OnDuplicate, QueueKey, Task, TaskId, TaskState, Timestamp};
 use rota_store::{Enqueued, StoreError, StoreResult};
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
@@ -49,6 +49,31 @@ static INSERT: LazyLock<String> = LazyLock::new(|| {
      FROM ins) \
      SELECT (SELECT id FROM q), (SELECT max_attempts FROM q), array(SELECT id FROM ins), \
        (SELECT count(*) FROM ins WHERE state = 1), (SELECT count(*) FROM ins WHERE state = 0)"
+    )
+});
+
+/// A debounce (`on_duplicate: replace`): the holder `$13`, if it still waits to run (scheduled
+/// or ready), takes the new task's fields (rota_core::lifecycle::replaced: `max_attempts` of
+/// NULL is the queue's, `grp` of NULL keeps the holder's), marks the queue `grouped` if it
+/// brings the first group, and logs `task.replaced`; answers the row as it is now, or nothing
+/// when the holder no longer waits.
+static REPLACE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH q AS (SELECT id, name, max_attempts FROM rota_queues \
+       WHERE tenant = $1 AND name = $2), \
+     up AS (UPDATE rota_tasks t SET kind = $4, payload = $5, priority = $6, state = $7, \
+       run_at = $8, max_attempts = COALESCE($9, q.max_attempts), updated_at = $3, tags = $10, \
+       callback_url = $11, grp = COALESCE($12, t.grp) \
+     FROM q WHERE t.id = $13 AND t.queue_id = q.id AND t.state IN (0, 1) \
+     RETURNING {TASK_COLUMNS}), \
+     g AS (UPDATE rota_queues SET grouped = true WHERE id = (SELECT id FROM q) AND NOT grouped \
+       AND EXISTS (SELECT 1 FROM up WHERE grp IS NOT NULL)), \
+     ev AS (INSERT INTO rota_events (tenant, cursor, at, queue, kind, task_id, attempt, type, \
+       state, due) \
+     SELECT $1, {CURSOR}1), $3, $2, kind, id, attempt, 'task.replaced', state, \
+       CASE WHEN state = 0 THEN run_at END \
+     FROM up) \
+     SELECT * FROM up"
     )
 });
 
@@ -98,10 +123,7 @@ impl PostgresStore {
             for (n, (i, id)) in pending.iter().enumerate() {
                 if done.ids.contains(&id.as_i64()) {
                     let task = cols.task(n, &tasks[*i], key, now, done.default_max_attempts);
-                    out[*i] = Some(Enqueued {
-                        task,
-                        duplicate: false,
-                    });
+                    out[*i] = Some(Enqueued::created(task));
                 } else {
                     conflicted.push((*i, *id));
                 }
@@ -118,23 +140,123 @@ impl PostgresStore {
                 "the queue or its unique keys kept changing under this enqueue; try again".into(),
             ));
         }
+        // The entries take effect in order: each key's latest task, for the entries after it
+        // (a repeated key, or a replacement of the holder found above).
         let mut result = Vec::with_capacity(tasks.len());
-        for (i, slot) in out.iter().enumerate() {
-            let e = match (slot, same_as[i]) {
-                (Some(e), _) => e.clone(),
-                (None, Some(j)) => Enqueued {
-                    task: out[j]
-                        .as_ref()
-                        .expect("the first of a key is decided")
-                        .task
-                        .clone(),
-                    duplicate: true,
-                },
-                (None, None) => unreachable!("every task is decided"),
+        let mut latest: HashMap<&str, Task> = HashMap::new();
+        for (i, t) in tasks.iter().enumerate() {
+            let decided = out[i].take();
+            let Some(k) = t.unique_key.as_deref() else {
+                result.push(decided.expect("a task without a key is decided"));
+                continue;
             };
+            let e = match decided {
+                Some(e) if !e.duplicate => e,
+                // A holder found by the INSERT, or this request's own task of the key.
+                other => {
+                    let holder = match other {
+                        Some(e) => e.task,
+                        None => latest
+                            .get(k)
+                            .cloned()
+                            .expect("the first of a key is decided"),
+                    };
+                    self.on_duplicate(&client, key, holder, t, now).await?
+                }
+            };
+            latest.insert(k, e.task.clone());
             result.push(e);
         }
         Ok(result)
+    }
+
+    /// A task whose key `holder` holds: kept, or replaced when `on_duplicate: replace` finds
+    /// the holder still waiting. A holder that stopped waiting since it was read is read again
+    /// and kept if live; one that finished frees the key, and the task is enqueued anew.
+    async fn on_duplicate(
+        &self,
+        client: &deadpool_postgres::Object,
+        key: &QueueKey,
+        holder: Task,
+        t: &NewTask,
+        now: Timestamp,
+    ) -> StoreResult<Enqueued> {
+        if t.on_duplicate != OnDuplicate::Replace || !rota_core::replaceable(holder.state) {
+            return Ok(Enqueued::kept(holder));
+        }
+        if let Some(task) = self.replace(client, key, holder.id, t, now).await? {
+            return Ok(Enqueued::replaced(task));
+        }
+        let now_held = self.get_task(&key.tenant, holder.id).await;
+        match now_held {
+            Ok(h) if !h.state.is_final() => Ok(Enqueued::kept(h)),
+            Ok(_) | Err(StoreError::TaskNotFound(_)) => {
+                let again = Box::pin(self.enqueue_tasks(key, vec![t.clone()])).await?;
+                Ok(again.into_iter().next().expect("one task in, one out"))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs [`REPLACE`] on `holder` under the tenant's lock (as an enqueue takes it, so a
+    /// tenant's deletion never misses the event it logs): the task as replaced, or `None` when
+    /// the holder no longer waits.
+    async fn replace(
+        &self,
+        client: &deadpool_postgres::Object,
+        key: &QueueKey,
+        holder: TaskId,
+        t: &NewTask,
+        now: Timestamp,
+    ) -> StoreResult<Option<Task>> {
+        let (lock, replace) = tokio::join!(
+            client.prepare_cached(LOCK_SHARED),
+            client.prepare_cached(&REPLACE)
+        );
+        let (lock, replace) = (lock.map_err(db)?, replace.map_err(db)?);
+        let run_at = t.run_at.unwrap_or(now);
+        let state = lifecycle::waiting_state(run_at, now);
+        let max_attempts = t.max_attempts.map(|m| m.min(i32::MAX as u32) as i32);
+        let tags = tags_to_sql(&t.tags);
+        let lock_params: [&(dyn ToSql + Sync); 1] = [&key.tenant];
+        let params: [&(dyn ToSql + Sync); 13] = [
+            &key.tenant,
+            &key.name,
+            &now.0,
+            &t.kind,
+            &t.payload.get(),
+            &t.priority,
+            &state_to_sql(state),
+            &run_at.0,
+            &max_attempts,
+            &tags,
+            &t.callback_url,
+            &t.group,
+            &holder.as_i64(),
+        ];
+        let (begin, locked, rows, commit) = tokio::join!(
+            client.batch_execute("BEGIN"),
+            client.execute(&lock, &lock_params),
+            client.query(&replace, &params),
+            client.batch_execute("COMMIT"),
+        );
+        begin.map_err(db)?;
+        locked.map_err(db)?;
+        let rows = rows.map_err(db)?;
+        commit.map_err(db)?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let (_, task) = task_from_row(row)?;
+        self.announce_events([key.tenant.as_str()]);
+        if task.state == TaskState::Ready {
+            self.shared.signals.notify(key);
+            self.shared.notifier.ready(&key.tenant, &key.name);
+        } else {
+            self.shared.notifier.due();
+            self.due_at(task.run_at);
+        }
+        Ok(Some(task))
     }
 
     /// BEGIN, the tenant's lock, the INSERT and COMMIT, sent together. `None` when the queue
@@ -314,12 +436,7 @@ impl PostgresStore {
         for (i, id) in conflicted {
             let k = tasks[i].unique_key.as_deref().unwrap_or_default();
             match by_key.get(k) {
-                Some(t) => {
-                    out[i] = Some(Enqueued {
-                        task: t.clone(),
-                        duplicate: true,
-                    })
-                }
+                Some(t) => out[i] = Some(Enqueued::kept(t.clone())),
                 None => again.push((i, id)),
             }
         }

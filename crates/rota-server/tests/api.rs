@@ -107,6 +107,124 @@ async fn unique_key_answers_200_with_the_live_task() {
     s.stop().await;
 }
 
+/// An enqueue answer's `(duplicate, replaced)`.
+fn flags(t: &Value) -> (bool, bool) {
+    (t["duplicate"] == true, t["replaced"] == true)
+}
+
+/// Debounce: `on_duplicate: replace` rewrites a waiting holder in place (200, same id,
+/// `replaced: true`, its delay counted again), keeps a running one, and needs a unique key.
+#[tokio::test]
+async fn on_duplicate_replace_debounces_a_waiting_task() {
+    let s = TestServer::start().await;
+    let first = s
+        .enqueue(
+            "index",
+            json!({"kind": "reindex", "payload": {"rev": 1}, "unique_key": "doc-7",
+                   "delay_ms": 10000, "on_duplicate": "replace"}),
+        )
+        .await;
+    assert_eq!(flags(&first), (false, false));
+    s.clock.advance_ms(4_000);
+    let again = s
+        .post(
+            "/v1/queues/index/tasks",
+            json!({"kind": "reindex", "payload": {"rev": 2}, "unique_key": "doc-7",
+                   "delay_ms": 10000, "priority": 2, "on_duplicate": "replace"}),
+        )
+        .await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.body["duplicate"], true);
+    assert_eq!(again.body["replaced"], true);
+    assert_eq!(again.body["id"], first["id"]);
+    assert_eq!(again.body["payload"], json!({"rev": 2}));
+    assert_eq!(again.body["priority"], 2);
+    assert_eq!(again.body["run_at"], "2027-01-15T08:00:14.000Z");
+    let got = s.get(&format!("/v1/tasks/{}", id(&first))).await;
+    assert_eq!(got.body["payload"], json!({"rev": 2}));
+    assert_eq!(s.count("index").await, 1);
+
+    // Keep (the default) answers the holder unchanged.
+    let kept = s
+        .post(
+            "/v1/queues/index/tasks",
+            json!({"kind": "reindex", "payload": {"rev": 3}, "unique_key": "doc-7"}),
+        )
+        .await;
+    assert_eq!(kept.status, 200);
+    assert_eq!(flags(&kept.body), (true, false));
+    assert_eq!(kept.body["payload"], json!({"rev": 2}));
+
+    // A batch: one key twice (replaced in order), a new key (created): 201.
+    let batch = s
+        .post(
+            "/v1/queues/index/tasks",
+            json!({"tasks": [
+                {"kind": "reindex", "payload": {"rev": 4}, "unique_key": "doc-7",
+                 "on_duplicate": "replace"},
+                {"kind": "reindex", "payload": {"rev": 5}, "unique_key": "doc-7",
+                 "on_duplicate": "replace"},
+                {"kind": "reindex", "payload": {"rev": 1}, "unique_key": "doc-8",
+                 "on_duplicate": "replace"}
+            ]}),
+        )
+        .await;
+    assert_eq!(batch.status, 201, "{}", batch.body);
+    let answers: Vec<(bool, bool)> = batch.body["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(flags)
+        .collect();
+    assert_eq!(answers, [(true, true), (true, true), (false, false)]);
+    assert_eq!(batch.body["tasks"][1]["payload"], json!({"rev": 5}));
+    assert_eq!(
+        batch.body["tasks"][1]["state"], "ready",
+        "no delay: ready now"
+    );
+
+    // A running holder is kept: nothing is enqueued, and the answer says it was not replaced.
+    let running = s.claim("index", json!({"worker": "w", "max": 1})).await;
+    assert_eq!(running[0]["id"], first["id"]);
+    let late = s
+        .post(
+            "/v1/queues/index/tasks",
+            json!({"kind": "reindex", "payload": {"rev": 6}, "unique_key": "doc-7",
+                   "on_duplicate": "replace"}),
+        )
+        .await;
+    assert_eq!(late.status, 200);
+    assert_eq!(flags(&late.body), (true, false));
+    assert_eq!(late.body["state"], "running");
+    assert_eq!(late.body["payload"], json!({"rev": 5}));
+    assert_eq!(s.count("index").await, 2);
+
+    // The replacements are in the event log.
+    let events = s.get("/v1/events?types=task.replaced").await;
+    assert_eq!(events.status, 200, "{}", events.body);
+    assert_eq!(events.body["events"].as_array().unwrap().len(), 3);
+
+    // Replace without a unique key, and an unknown mode, are refused and change nothing.
+    let bad = s
+        .post(
+            "/v1/queues/index/tasks",
+            json!({"kind": "reindex", "on_duplicate": "replace"}),
+        )
+        .await;
+    assert!(bad
+        .assert_error(422, "invalid_field")
+        .contains("on_duplicate"));
+    let bad = s
+        .post(
+            "/v1/queues/index/tasks",
+            json!({"kind": "reindex", "unique_key": "doc-7", "on_duplicate": "merge"}),
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert_eq!(s.count("index").await, 2);
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn claim_honours_priority_kinds_and_max() {
     let s = TestServer::start().await;

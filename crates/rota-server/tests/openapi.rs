@@ -298,3 +298,22 @@ async fn requests_the_document_forbids_are_refused() {
     assert_eq!(s.get("/v1/callbacks").await.body["configured"], false);
     s.stop().await;
 }
+
+/// Debounce is in the document: `on_duplicate` with its two values on a new task, `replaced`
+/// on every enqueue answer, and `task.replaced` among the event types.
+#[tokio::test]
+async fn the_document_describes_on_duplicate_and_replaced() {
+    let s = TestServer::start().await;
+    let doc = document(&s).await;
+    let input = &doc["components"]["schemas"]["TaskInput"];
+    let mode = property(&doc, input, "on_duplicate");
+    assert_eq!(mode["enum"], json!(["keep", "replace"]), "{mode}");
+    let answer = &doc["components"]["schemas"]["EnqueuedTask"];
+    let required = resolve(&doc, answer).to_string();
+    assert!(required.contains("\"replaced\""), "{required}");
+    assert!(
+        doc.to_string().contains("task.replaced"),
+        "task.replaced is an event type of the document"
+    );
+    s.stop().await;
+}

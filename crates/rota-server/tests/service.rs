@@ -1,8 +1,8 @@
 //! The service layer driven with no HTTP at all, as a second front door drives it: a caller
 //! admitted from a token, the same rules and errors as the HTTP API.
 
-use rota_core::{ManualClock, NewTask, Timestamp};
-use rota_server::auth::{Auth, AuthConfig, NewKey, Secret};
+use rota_core::{ManualClock, NewTask, OnDuplicate, Timestamp};
+use rota_server::auth::{Auth, AuthConfig, NewKey, Principal, Secret};
 use rota_server::error::ErrorKind;
 use rota_server::service::{Claim, Service};
 use rota_server::ServerConfig;
@@ -60,6 +60,7 @@ fn task(kind: &str) -> NewTask {
         run_at: None,
         max_attempts: None,
         unique_key: None,
+        on_duplicate: Default::default(),
         tags: vec![],
         callback_url: None,
         group: None,
@@ -188,4 +189,88 @@ async fn the_rules_and_permissions_hold_without_http() {
         .err()
         .unwrap();
     assert_eq!(err.kind, ErrorKind::NotFound);
+}
+
+/// A credential limited to some kinds replaces only tasks of those kinds (a replacement
+/// rewrites the holder); keeping a duplicate is still answered.
+#[tokio::test]
+async fn a_kind_limited_caller_replaces_only_tasks_of_its_kinds() {
+    let f = fixture().await;
+    let (admin, _permit) = f.auth.admit(Some(ADMIN.into()), None).await.unwrap();
+    let p = &admin.principal;
+    let mut limited = admin.clone();
+    limited.principal = Arc::new(Principal {
+        tenant: p.tenant.clone(),
+        label: p.label.clone(),
+        key_id: p.key_id.clone(),
+        roles: p.roles.clone(),
+        queues: p.queues.clone(),
+        kinds: Some(vec!["send".into()]),
+        expires_at: p.expires_at,
+        token_expires_at: p.token_expires_at,
+    });
+    let keyed = |kind: &str, on_duplicate| NewTask {
+        unique_key: Some("k".into()),
+        on_duplicate,
+        ..task(kind)
+    };
+    let held = f
+        .service
+        .enqueue(
+            &admin,
+            "mail",
+            vec![keyed("audit", OnDuplicate::Keep)],
+            false,
+        )
+        .await
+        .unwrap();
+    let refused = f
+        .service
+        .enqueue(
+            &limited,
+            "mail",
+            vec![keyed("send", OnDuplicate::Replace)],
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Forbidden);
+    assert!(refused.message.contains("audit"), "{}", refused.message);
+    let kept = f
+        .service
+        .enqueue(
+            &limited,
+            "mail",
+            vec![keyed("send", OnDuplicate::Keep)],
+            false,
+        )
+        .await
+        .unwrap();
+    assert!(kept[0].duplicate && !kept[0].replaced);
+    assert_eq!(kept[0].task.kind, "audit");
+
+    // A holder of its own kind it replaces.
+    let own = f
+        .service
+        .enqueue(
+            &limited,
+            "mail2",
+            vec![keyed("send", OnDuplicate::Replace)],
+            false,
+        )
+        .await
+        .unwrap();
+    let again = f
+        .service
+        .enqueue(
+            &limited,
+            "mail2",
+            vec![keyed("send", OnDuplicate::Replace)],
+            false,
+        )
+        .await
+        .unwrap();
+    assert!(again[0].replaced);
+    assert_eq!(again[0].task.id, own[0].task.id);
+    assert_ne!(held[0].task.id, own[0].task.id);
 }

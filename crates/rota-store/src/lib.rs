@@ -71,11 +71,47 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// One enqueued task; `duplicate` when its `unique_key` matched a live task, which is returned
-/// instead.
+/// instead, and `replaced` too when that task was waiting and took the new task's fields
+/// (`OnDuplicate::Replace`, [`rota_core::lifecycle::replaced`]). A duplicate that is not
+/// replaced with `Replace` asked was running: it is kept and nothing is enqueued.
+///
+/// Within one batch the entries take effect in order, as if enqueued one after another: an
+/// entry repeating an earlier entry's key is that task's duplicate, kept or replaced by its own
+/// `on_duplicate`.
 #[derive(Debug, Clone)]
 pub struct Enqueued {
     pub task: Task,
     pub duplicate: bool,
+    pub replaced: bool,
+}
+
+impl Enqueued {
+    /// A task the enqueue created.
+    pub fn created(task: Task) -> Self {
+        Enqueued {
+            task,
+            duplicate: false,
+            replaced: false,
+        }
+    }
+
+    /// The live holder of the key, answered as it is.
+    pub fn kept(task: Task) -> Self {
+        Enqueued {
+            task,
+            duplicate: true,
+            replaced: false,
+        }
+    }
+
+    /// The waiting holder of the key, as the replacement left it.
+    pub fn replaced(task: Task) -> Self {
+        Enqueued {
+            task,
+            duplicate: true,
+            replaced: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

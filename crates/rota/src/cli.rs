@@ -4,7 +4,7 @@ use crate::flow;
 use crate::output::{self, Format};
 use anyhow::{bail, Context, Result};
 use rota_client::{Client, ListOptions, NewTask, QueueSettingsPatch, Rate};
-use rota_core::{Backoff, TaskId, TaskState};
+use rota_core::{Backoff, OnDuplicate, TaskId, TaskState};
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,6 +37,11 @@ pub enum TaskCmd {
         /// While a task with this key is not finished, adding it again returns that task.
         #[arg(long)]
         unique_key: Option<String>,
+        /// When --unique-key is held by a live task: keep it (the default), or replace it
+        /// while it waits to run (a debounce: the new payload, its delay started again; a
+        /// running task is kept).
+        #[arg(long, value_enum)]
+        on_duplicate: Option<OnDuplicateArg>,
         /// Attempts before the task is dead [default: the queue's, 25 unless set].
         #[arg(long)]
         max_attempts: Option<u32>,
@@ -240,6 +245,22 @@ fn read_payload(payload: Option<String>, file: Option<PathBuf>) -> Result<String
     })
 }
 
+/// `--on-duplicate`, as the API's `on_duplicate`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum OnDuplicateArg {
+    Keep,
+    Replace,
+}
+
+impl From<OnDuplicateArg> for OnDuplicate {
+    fn from(a: OnDuplicateArg) -> Self {
+        match a {
+            OnDuplicateArg::Keep => OnDuplicate::Keep,
+            OnDuplicateArg::Replace => OnDuplicate::Replace,
+        }
+    }
+}
+
 pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
     match cmd {
         TaskCmd::Add {
@@ -250,10 +271,16 @@ pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
             priority,
             delay,
             unique_key,
+            on_duplicate,
             max_attempts,
             callback_url,
             group,
         } => {
+            if unique_key.is_none() && on_duplicate.is_some() {
+                bail!(
+                    "--on-duplicate needs --unique-key: the key names the task to keep or replace"
+                );
+            }
             let text = read_payload(payload, payload_file)?;
             let payload = serde_json::value::RawValue::from_string(text.trim().to_owned())
                 .map_err(|e| anyhow::anyhow!("the payload is not valid JSON: {e}"))?;
@@ -265,15 +292,20 @@ pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
                 delay_ms: delay.map(|d| d.as_millis() as u64),
                 max_attempts,
                 unique_key,
+                on_duplicate: on_duplicate.map(OnDuplicate::from),
                 tags: Vec::new(),
                 callback_url,
                 group,
             };
             let e = c.enqueue(&queue, &task).await?;
             match fmt {
-                Format::Json => {
-                    output::json(&serde_json::json!({"task": e.task, "duplicate": e.duplicate}))
-                }
+                Format::Json => output::json(&serde_json::json!({
+                    "task": e.task, "duplicate": e.duplicate, "replaced": e.replaced
+                })),
+                Format::Table if e.replaced => println!(
+                    "{} replaced in place ({}, runs at {})",
+                    e.task.id, e.task.state, e.task.run_at
+                ),
                 Format::Table if e.duplicate => {
                     println!(
                         "{} already holds that unique key ({}); nothing added",

@@ -50,6 +50,49 @@ async fn task_commands_in_table_and_json() {
         .arg(&file));
     let dup = ok(rota_at(&s).args(["task", "add", "mail", "--kind", "k3", "--unique-key", "u1"]));
     assert!(dup.contains("already holds that unique key"), "{dup}");
+    // A debounce: the waiting holder of u1 takes the new payload in place.
+    let replaced = json(&ok(rota_at(&s).args([
+        "task",
+        "add",
+        "mail",
+        "--kind",
+        "k3",
+        "--unique-key",
+        "u1",
+        "--on-duplicate",
+        "replace",
+        "--payload",
+        "[4]",
+        "--output",
+        "json",
+    ])));
+    assert_eq!(replaced["replaced"], true, "{replaced}");
+    assert_eq!(replaced["duplicate"], true);
+    assert_eq!(replaced["task"]["payload"], serde_json::json!([4]));
+    let table = ok(rota_at(&s).args([
+        "task",
+        "add",
+        "mail",
+        "--kind",
+        "k3",
+        "--unique-key",
+        "u1",
+        "--on-duplicate",
+        "replace",
+        "--payload",
+        "[1, 2, 3]",
+    ]));
+    assert!(table.contains("replaced in place (ready"), "{table}");
+    let err = fails(rota_at(&s).args([
+        "task",
+        "add",
+        "mail",
+        "--kind",
+        "k3",
+        "--on-duplicate",
+        "replace",
+    ]));
+    assert!(err.contains("--unique-key"), "{err}");
 
     let shown = ok(rota_at(&s).args(["task", "get", &id]));
     assert!(shown.contains("state       ready"), "{shown}");

@@ -18,7 +18,7 @@ pub mod websocket;
 pub mod workers;
 
 use crate::error::{ApiError, ErrorDetail};
-use rota_core::{Json, Limits, NewTask, Task, TaskState, Timestamp};
+use rota_core::{Json, Limits, NewTask, OnDuplicate, Task, TaskState, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// A task to enqueue. The same object, with only `tasks` set, enqueues a batch.
@@ -43,9 +43,17 @@ pub struct TaskInput {
     /// Attempts before the task is dead. Default: the queue's `max_attempts`.
     #[schema(value_type = Option<schema::MaxAttempts>)]
     pub max_attempts: Option<u32>,
-    /// While a task with this key is not final, enqueueing the key again returns that task.
+    /// While a task with this key is not final (scheduled, ready or running), enqueueing the
+    /// key again in this queue answers that task (`duplicate: true`) as `on_duplicate` says.
     #[schema(value_type = Option<schema::Name>)]
     pub unique_key: Option<String>,
+    /// What an enqueue whose `unique_key` is held by a live task does. `keep` (default): the
+    /// live task is answered as it is. `replace` (debounce): a holder still waiting to run
+    /// (scheduled or ready) takes this task's fields in place (same id; `run_at` or
+    /// `delay_ms` counted again from now; its group kept unless this task names one) and is
+    /// answered with `replaced: true`; a running holder is kept and nothing is enqueued
+    /// (`replaced: false`). Needs `unique_key`.
+    pub on_duplicate: Option<OnDuplicate>,
     #[serde(default)]
     #[schema(value_type = schema::Tags)]
     pub tags: Vec<String>,
@@ -73,6 +81,7 @@ impl TaskInput {
             || self.delay_ms.is_some()
             || self.max_attempts.is_some()
             || self.unique_key.is_some()
+            || self.on_duplicate.is_some()
             || !self.tags.is_empty()
             || self.callback_url.is_some()
             || self.group.is_some()
@@ -126,6 +135,7 @@ impl TaskInput {
             run_at,
             max_attempts: self.max_attempts,
             unique_key: self.unique_key,
+            on_duplicate: self.on_duplicate.unwrap_or_default(),
             tags: self.tags,
             callback_url: self.callback_url,
             group: self.group,
@@ -140,6 +150,10 @@ pub struct EnqueuedTask {
     pub task: Task,
     /// True when `unique_key` matched a live task, which is returned instead.
     pub duplicate: bool,
+    /// True when that live task was waiting and took this task's fields
+    /// (`on_duplicate: replace`); false for a new task and for a kept duplicate (with
+    /// `replace`, one that was already running).
+    pub replaced: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

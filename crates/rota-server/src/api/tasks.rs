@@ -17,7 +17,7 @@ use serde::Deserialize;
     request_body = schema::EnqueueBody,
     responses(
         (status = 201, description = "created; a batch answers {\"tasks\": [...]}", body = schema::EnqueueAnswer),
-        (status = 200, description = "every task was a duplicate of a live task", body = schema::EnqueueAnswer),
+        (status = 200, description = "every task was a duplicate of a live task: kept, or replaced in place (`replaced: true`) with `on_duplicate: replace`", body = schema::EnqueueAnswer),
         (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn enqueue(
     State(st): State<AppState>,
@@ -45,6 +45,7 @@ pub async fn enqueue(
     let mut views = out.into_iter().map(|e| EnqueuedTask {
         task: e.task,
         duplicate: e.duplicate,
+        replaced: e.replaced,
     });
     Ok(if is_batch {
         (

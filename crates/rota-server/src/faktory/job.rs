@@ -6,7 +6,7 @@
 //! task enqueued over HTTP is fetched as a job whose `jid` is the task id and whose `args` is
 //! the payload (wrapped in an array unless it is one).
 
-use rota_core::{NewTask, Task, Timestamp};
+use rota_core::{NewTask, OnDuplicate, Task, Timestamp};
 use serde_json::{Map, Value};
 
 /// The tag that marks a task pushed over Faktory.
@@ -107,6 +107,9 @@ pub fn from_push(job: Value, now: Timestamp) -> Result<Pushed, String> {
             run_at,
             max_attempts: Some(max_attempts),
             unique_key: Some(format!("{JID_KEY}{jid}")),
+            // The jid is the job's identity: Faktory refuses a second job with a live jid
+            // (`duplicate_jid`) and has no replacing push, so this door never debounces.
+            on_duplicate: OnDuplicate::Keep,
             tags: vec![TAG.into()],
             callback_url: None,
             group,

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::metrics as m;
-use rota_core::{NewTask, QueueKey, Timestamp};
+use rota_core::{NewTask, OnDuplicate, QueueKey, Timestamp};
 use rota_store::{
     Change, ClaimRequest, Completion, Enqueued, FailureReport, Heartbeat, ListFilter, Page,
     StoreResult,
@@ -58,10 +58,42 @@ impl Service {
             self.require_callback_signer(caller).await?;
         }
         caller.require_kinds(tasks.iter().map(|t| t.kind.as_str()))?;
+        if caller.principal.kinds.is_some() {
+            self.require_replaceable_kinds(caller, &key, &tasks).await?;
+        }
         let out = self.store.enqueue(&key, tasks).await?;
         let created = out.iter().filter(|e| !e.duplicate).count();
         m::tasks_enqueued(&caller.tenant, queue, created);
         Ok(out)
+    }
+
+    /// A credential limited to some kinds replaces only tasks of those kinds: a replacement
+    /// rewrites the holder, as a cancel would end it. The holders are looked up before the
+    /// enqueue, so a holder of another kind enqueued in between (by a caller allowed that
+    /// kind) could still be replaced; only kind-limited callers pay for the look-up.
+    async fn require_replaceable_kinds(
+        &self,
+        caller: &Caller,
+        key: &QueueKey,
+        tasks: &[NewTask],
+    ) -> ApiResult<()> {
+        let keys = tasks
+            .iter()
+            .filter(|t| t.on_duplicate == OnDuplicate::Replace)
+            .filter_map(|t| t.unique_key.clone());
+        for k in keys.collect::<std::collections::BTreeSet<_>>() {
+            let filter = ListFilter {
+                limit: 1,
+                unique_key: Some(k),
+                ..ListFilter::default()
+            };
+            let holders = match self.store.list(key, filter).await {
+                Err(rota_store::StoreError::QueueNotFound(_)) => return Ok(()),
+                other => other?.tasks,
+            };
+            caller.require_kinds(holders.iter().map(|t| t.kind.as_str()))?;
+        }
+        Ok(())
     }
 
     /// Leases ready tasks; with `wait_ms`, waits for one to become ready (woken by the store's
@@ -430,6 +462,10 @@ pub fn check_task(at: &str, t: &NewTask, now: Timestamp, limits: &Limits) -> Api
     check_max_attempts(&format!("{at}.max_attempts"), t.max_attempts)?;
     if let Some(k) = &t.unique_key {
         check_name(&format!("{at}.unique_key"), k, limits)?;
+    } else if t.on_duplicate == OnDuplicate::Replace {
+        return Err(ApiError::invalid(format!(
+            "{at}.on_duplicate: `replace` needs a unique_key to find the task to replace"
+        )));
     }
     if let Some(g) = &t.group {
         check_name(&format!("{at}.group"), g, limits)?;

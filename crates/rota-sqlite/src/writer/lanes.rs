@@ -103,6 +103,7 @@ mod tests {
             run_at: None,
             max_attempts: None,
             unique_key: None,
+            on_duplicate: Default::default(),
             tags: vec![],
             callback_url: None,
             group: None,

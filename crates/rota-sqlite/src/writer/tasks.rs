@@ -9,7 +9,7 @@ use crate::rows::{
 };
 use rand::Rng;
 use rota_core::{events, lifecycle};
-use rota_core::{Lease, NewTask, QueueKey, Task, TaskId, TaskState, Timestamp};
+use rota_core::{Lease, NewTask, OnDuplicate, QueueKey, Task, TaskId, TaskState, Timestamp};
 use rota_store::{
     ClaimRequest, Claimed, Completion, Enqueued, FailureReport, Heartbeat, StoreError, StoreResult,
 };
@@ -33,6 +33,8 @@ impl Ctx<'_> {
             Err(e) => return Ok(Err(e)),
         };
         let mut out: Vec<Enqueued> = Vec::with_capacity(tasks.len());
+        // A key's live holder, once this request has met it: the answer that holds its latest
+        // state, so a later entry of the key needs no query.
         let mut keys_in_request: HashMap<&str, usize> = HashMap::new();
         let now = b.now;
         let tx = self.tx;
@@ -41,29 +43,24 @@ impl Ctx<'_> {
              max_attempts, created_at, updated_at, unique_key, tags, callback_url, grp) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?9, ?10, ?11, ?12, ?13)",
         )?;
-        let mut find_unique = tx.prepare_cached(
-            "SELECT id FROM tasks WHERE queue_id = ?1 AND unique_key = ?2 \
-             AND state IN ('scheduled', 'ready', 'running')",
-        )?;
         for t in tasks {
             if let Some(k) = &t.unique_key {
-                if let Some(&i) = keys_in_request.get(k.as_str()) {
-                    let task = out[i].task.clone();
-                    out.push(Enqueued {
-                        task,
-                        duplicate: true,
-                    });
-                    continue;
-                }
-                let existing: Option<i64> = find_unique
-                    .query_row(params![qid, k], |r| r.get(0))
-                    .optional()?;
-                if let Some(id) = existing {
+                let holder = match keys_in_request.get(k.as_str()) {
+                    Some(&i) => Some(out[i].task.clone()),
+                    None => self.live_holder(b, qid, k)?,
+                };
+                if let Some(holder) = holder {
                     keys_in_request.insert(k, out.len());
-                    out.push(Enqueued {
-                        task: self.task_by_id(b, id)?,
-                        duplicate: true,
-                    });
+                    let answer = match t.on_duplicate {
+                        OnDuplicate::Replace if rota_core::replaceable(holder.state) => {
+                            let max_attempts = t.max_attempts.unwrap_or(settings.max_attempts);
+                            let task = lifecycle::replaced(&holder, t, max_attempts, now);
+                            self.replace_row(b, qid, &holder, &task)?;
+                            Enqueued::replaced(task)
+                        }
+                        _ => Enqueued::kept(holder),
+                    };
+                    out.push(answer);
                     continue;
                 }
                 keys_in_request.insert(k, out.len());
@@ -98,12 +95,65 @@ impl Ctx<'_> {
             }
             let task = lifecycle::enqueued(id, &key.name, t, max_attempts, now);
             b.log(qid, events::enqueued(&task), &task);
-            out.push(Enqueued {
-                task,
-                duplicate: false,
-            });
+            out.push(Enqueued::created(task));
         }
         Ok(Ok(out))
+    }
+
+    /// The live task holding unique key `k` in queue `qid`, if any.
+    fn live_holder(&self, b: &Batch, qid: i64, k: &str) -> rusqlite::Result<Option<Task>> {
+        let id: Option<i64> = self
+            .tx()
+            .prepare_cached(
+                "SELECT id FROM tasks WHERE queue_id = ?1 AND unique_key = ?2 \
+                 AND state IN ('scheduled', 'ready', 'running')",
+            )?
+            .query_row(params![qid, k], |r| r.get(0))
+            .optional()?;
+        id.map(|id| self.task_by_id(b, id)).transpose()
+    }
+
+    /// Stores `task`, the waiting `holder` as a debounce left it (`lifecycle::replaced`), and
+    /// logs `task.replaced`.
+    fn replace_row(
+        &mut self,
+        b: &mut Batch,
+        qid: i64,
+        holder: &Task,
+        task: &Task,
+    ) -> rusqlite::Result<()> {
+        self.tx()
+            .prepare_cached(
+                "UPDATE tasks SET kind = ?1, payload = ?2, priority = ?3, state = ?4, run_at = ?5, \
+                 max_attempts = ?6, updated_at = ?7, tags = ?8, callback_url = ?9, grp = ?10 \
+                 WHERE id = ?11",
+            )?
+            .execute(params![
+                task.kind,
+                task.payload.get(),
+                task.priority,
+                task.state.as_str(),
+                task.run_at.0,
+                task.max_attempts,
+                task.updated_at.0,
+                tags_to_sql(&task.tags),
+                task.callback_url,
+                task.group,
+                task.id.as_i64(),
+            ])?;
+        if task.group.is_some() {
+            self.flow.mark_grouped(qid);
+        }
+        if holder.state != task.state {
+            b.delta.moved(qid, Some(holder.state), Some(task.state));
+        }
+        if task.state == TaskState::Ready {
+            b.ready.insert(qid);
+        } else {
+            b.due(task.run_at);
+        }
+        b.log(qid, events::replaced(task), task);
+        Ok(())
     }
 
     pub fn claim(&mut self, b: &mut Batch, key: &QueueKey, req: &ClaimRequest) -> Res<Claimed> {

@@ -8,7 +8,7 @@ fn all() -> EventKeep {
     Arc::new(|_: &Event| true)
 }
 
-async fn read_all(s: &DynStore, tenant: &str, after: i64) -> Vec<Event> {
+pub(super) async fn read_all(s: &DynStore, tenant: &str, after: i64) -> Vec<Event> {
     let mut out = Vec::new();
     let mut cursor = after;
     loop {
@@ -22,7 +22,7 @@ async fn read_all(s: &DynStore, tenant: &str, after: i64) -> Vec<Event> {
     }
 }
 
-fn types(events: &[Event]) -> Vec<&'static str> {
+pub(super) fn types(events: &[Event]) -> Vec<&'static str> {
     events.iter().map(|e| e.event_type.as_str()).collect()
 }
 

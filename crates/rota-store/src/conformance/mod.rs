@@ -5,6 +5,7 @@
 //! [`ManualClock`] and call [`Store::run_maintenance`] themselves, so nothing sleeps.
 
 mod changes;
+mod debounce;
 mod events;
 mod flow;
 mod peers;
@@ -15,6 +16,7 @@ mod tenants;
 mod webhooks;
 
 pub use changes::*;
+pub use debounce::*;
 pub use events::*;
 pub use flow::*;
 pub use peers::*;
@@ -117,7 +119,14 @@ macro_rules! conformance_tests {
             groups_are_listed_with_counts_and_paged,
             room_made_by_a_task_ending_wakes_waiting_claims,
             concurrency_holds_across_two_stores,
-            a_rate_holds_across_two_stores
+            a_rate_holds_across_two_stores,
+            replace_takes_a_waiting_tasks_place_and_restarts_its_delay,
+            replace_moves_a_task_between_ready_and_scheduled,
+            keep_leaves_a_waiting_holder_as_it_was,
+            a_running_holder_is_kept_and_nothing_is_enqueued,
+            a_holder_waiting_for_its_retry_is_replaced_keeping_its_history,
+            a_batch_applies_keep_and_replace_in_order,
+            replace_logs_task_replaced_and_keeps_the_group_unless_named
         );
     };
     (@each $harness:ty; $($name:ident),* $(,)?) => {
@@ -148,6 +157,7 @@ pub fn task(kind: &str) -> NewTask {
         run_at: None,
         max_attempts: None,
         unique_key: None,
+        on_duplicate: Default::default(),
         tags: vec![],
         callback_url: None,
         group: None,

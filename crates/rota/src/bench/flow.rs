@@ -36,14 +36,20 @@ pub struct FlowArgs {
 const SMALL_GROUPS: usize = 100;
 const SMALL_TASKS: usize = 10;
 
-pub async fn run(args: &BenchArgs, client: &Client, tag: u32) -> Result<Vec<Figure>> {
+/// `admin` sets the queues' limits (the bench's own key only enqueues and works).
+pub async fn run(
+    args: &BenchArgs,
+    client: &Client,
+    admin: &Client,
+    tag: u32,
+) -> Result<Vec<Figure>> {
     let f = &args.flow;
     let mut out = Vec::new();
 
     // Limits configured but never reached.
     let plain = format!("bench-flow-plain-{tag}");
     let limited = format!("bench-flow-limited-{tag}");
-    client
+    admin
         .update_queue(
             &limited,
             &QueueSettingsPatch {
@@ -79,7 +85,7 @@ pub async fn run(args: &BenchArgs, client: &Client, tag: u32) -> Result<Vec<Figu
     let total = (groups * f.flow_per_group.max(1)) as u64;
     let flat = format!("bench-flow-flat-{tag}");
     let grouped = format!("bench-flow-groups-{tag}");
-    client
+    admin
         .update_queue(
             &grouped,
             &QueueSettingsPatch {
@@ -122,7 +128,7 @@ pub async fn run(args: &BenchArgs, client: &Client, tag: u32) -> Result<Vec<Figu
 
     // A big group, then small ones while it drains.
     let fair = format!("bench-flow-fair-{tag}");
-    client
+    admin
         .update_queue(
             &fair,
             &QueueSettingsPatch {

@@ -269,7 +269,8 @@ async fn run_once(args: &BenchArgs, target: Target) -> Result<Vec<(String, f64, 
         out.extend(fairness::run(args, quiet, &flood, tag).await?);
     }
     if args.mode == Mode::Flow {
-        out.extend(flow::run(args, &client, tag).await?);
+        let admin = server.settings_client(&client)?;
+        out.extend(flow::run(args, &client, &admin, tag).await?);
     }
     if args.mode == Mode::Servers {
         out.extend(servers::run(args, &server, &client, tag).await?);

@@ -40,7 +40,8 @@ pub struct GroupParams {
 
 #[utoipa::path(get, path = "/v1/queues/{queue}/groups", tag = "queues",
     params(("queue" = schema::QueueName, Path), GroupParams),
-    responses((status = 200, body = GroupPage), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = GroupPage), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`limit` out of range")))]
 pub async fn list_groups(
     State(st): State<AppState>,
     caller: Caller,

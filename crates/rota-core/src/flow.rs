@@ -327,6 +327,58 @@ pub struct GroupPage {
     pub next: Option<String>,
 }
 
+/// What the store read of one group, for [`GroupInfo::new`].
+#[derive(Debug, Clone, Default)]
+pub struct GroupRow {
+    /// Its own settings, if it has any.
+    pub own: Option<GroupSettings>,
+    /// Its rate's TAT (µs; 0 when none was stored).
+    pub tat_us: i64,
+    pub ready: u64,
+    pub running: u64,
+    /// When its oldest ready task was created.
+    pub oldest_ready_created: Option<Timestamp>,
+}
+
+impl GroupInfo {
+    /// The group as it stands at `now`: the limits in force (its own over the queue's) and
+    /// what holds its ready tasks back, checked in the order a claim checks them.
+    pub fn new(name: &str, row: GroupRow, queue: &crate::QueueSettings, now: Timestamp) -> Self {
+        let limits = GroupLimits::of(row.own.as_ref(), queue);
+        let rate_next = limits
+            .rate
+            .filter(|r| r.take(row.tat_us, now).is_none())
+            .map(|r| r.next_at(row.tat_us));
+        let held_by = if row.ready == 0 {
+            None
+        } else if limits.paused {
+            Some(Hold::Paused)
+        } else if limits
+            .concurrency
+            .is_some_and(|c| row.running >= u64::from(c))
+        {
+            Some(Hold::Concurrency)
+        } else if rate_next.is_some() {
+            Some(Hold::Rate)
+        } else {
+            None
+        };
+        GroupInfo {
+            group: name.to_owned(),
+            ready: row.ready,
+            running: row.running,
+            settings: row.own.unwrap_or_default(),
+            concurrency: limits.concurrency,
+            rate: limits.rate,
+            held_by,
+            next_start_at: rate_next.filter(|_| row.ready > 0),
+            oldest_ready_age_ms: row
+                .oldest_ready_created
+                .map(|c| (now.0 - c.0).max(0) as u64),
+        }
+    }
+}
+
 /// Where a queue's round-robin stands: the group served last (`None` before the first) and
 /// how many tasks it took in its current turn.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

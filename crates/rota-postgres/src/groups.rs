@@ -7,7 +7,7 @@ use crate::rows::{queue_from_row, QUEUE_COLUMNS};
 use crate::{db, PostgresStore};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use rota_core::flow::{GroupInfo, GroupLimits, GroupSettings, Hold};
+use rota_core::flow::{GroupInfo, GroupRow, GroupSettings};
 use rota_core::{QueueKey, QueueSettings, Timestamp};
 use rota_store::{GroupPage, GroupStore, StoreError, StoreResult};
 
@@ -32,40 +32,16 @@ async fn group_info(
         .await
         .map_err(db)?;
     let r = client.query_one(&stmt, &[&qid, &name]).await.map_err(db)?;
-    let own: Option<GroupSettings> = r
-        .get::<_, Option<String>>(0)
-        .and_then(|s| serde_json::from_str(&s).ok());
-    let tat: i64 = r.get(1);
-    let ready = r.get::<_, i64>(2).max(0) as u64;
-    let oldest: Option<i64> = r.get(3);
-    let running = r.get::<_, i64>(4).max(0) as u64;
-    let limits = GroupLimits::of(own.as_ref(), queue);
-    let rate_next = limits
-        .rate
-        .filter(|r| r.take(tat, now).is_none())
-        .map(|r| r.next_at(tat));
-    let held_by = if ready == 0 {
-        None
-    } else if limits.paused {
-        Some(Hold::Paused)
-    } else if limits.concurrency.is_some_and(|c| running >= u64::from(c)) {
-        Some(Hold::Concurrency)
-    } else if rate_next.is_some() {
-        Some(Hold::Rate)
-    } else {
-        None
+    let row = GroupRow {
+        own: r
+            .get::<_, Option<String>>(0)
+            .and_then(|s| serde_json::from_str(&s).ok()),
+        tat_us: r.get(1),
+        ready: r.get::<_, i64>(2).max(0) as u64,
+        oldest_ready_created: r.get::<_, Option<i64>>(3).map(Timestamp),
+        running: r.get::<_, i64>(4).max(0) as u64,
     };
-    Ok(GroupInfo {
-        group: name.to_owned(),
-        ready,
-        running,
-        settings: own.unwrap_or_default(),
-        concurrency: limits.concurrency,
-        rate: limits.rate,
-        held_by,
-        next_start_at: rate_next.filter(|_| ready > 0),
-        oldest_ready_age_ms: oldest.map(|c| (now.0 - c).max(0) as u64),
-    })
+    Ok(GroupInfo::new(name, row, queue, now))
 }
 
 impl PostgresStore {

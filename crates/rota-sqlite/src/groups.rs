@@ -4,7 +4,7 @@
 //! the number of tasks: groups with ready tasks, groups with running tasks, and groups with
 //! settings of their own.
 
-use rota_core::flow::{GroupInfo, GroupLimits, GroupSettings, Hold};
+use rota_core::flow::{GroupInfo, GroupRow, GroupSettings};
 use rota_core::{QueueSettings, Timestamp};
 use rota_store::GroupPage;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -38,33 +38,14 @@ pub fn group_info(
             "SELECT count(*) FROM tasks WHERE queue_id = ?1 AND state = 'running' AND grp = ?2",
         )?
         .query_row(params![qid, name], |r| r.get(0))?;
-    let limits = GroupLimits::of(own.as_ref(), queue);
-    let rate_next = limits
-        .rate
-        .filter(|r| r.take(tat, now).is_none())
-        .map(|r| r.next_at(tat));
-    let held_by = if ready == 0 {
-        None
-    } else if limits.paused {
-        Some(Hold::Paused)
-    } else if limits.concurrency.is_some_and(|c| running >= u64::from(c)) {
-        Some(Hold::Concurrency)
-    } else if rate_next.is_some() {
-        Some(Hold::Rate)
-    } else {
-        None
-    };
-    Ok(GroupInfo {
-        group: name.to_owned(),
+    let row = GroupRow {
+        own,
+        tat_us: tat,
         ready,
         running,
-        settings: own.unwrap_or_default(),
-        concurrency: limits.concurrency,
-        rate: limits.rate,
-        held_by,
-        next_start_at: rate_next.filter(|_| ready > 0),
-        oldest_ready_age_ms: oldest.map(|c| (now.0 - c).max(0) as u64),
-    })
+        oldest_ready_created: oldest.map(Timestamp),
+    };
+    Ok(GroupInfo::new(name, row, queue, now))
 }
 
 /// A page of the queue's groups by name after `after`.

@@ -17,6 +17,19 @@ use rota_store::{ClaimRequest, Claimed, MAX_GROUP_VISITS};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{HashMap, HashSet};
 
+// The walk's reads, each a probe of one partial index (the test below holds them to it: with
+// no statistics SQLite once answered "any ungrouped task ready?" by scanning every ready task
+// of the queue through tasks_queue_state, a million rows per probe behind a big group). The
+// ORDER BY names the index's order, so the planner takes the index that has it.
+const UNGROUPED_READY: &str = "SELECT 1 FROM tasks WHERE queue_id = ?1 AND state = 'ready' \
+     AND grp IS NULL ORDER BY priority DESC, id LIMIT 1";
+const GROUP_AFTER: &str = "SELECT grp FROM tasks WHERE queue_id = ?1 AND state = 'ready' \
+     AND grp IS NOT NULL AND grp > ?2 ORDER BY grp LIMIT 1";
+const GROUP_HAS_READY: &str = "SELECT 1 FROM tasks WHERE queue_id = ?1 AND state = 'ready' \
+     AND grp = ?2 LIMIT 1";
+const GROUP_RUNNING: &str = "SELECT count(*) FROM tasks WHERE queue_id = ?1 AND grp = ?2 \
+     AND state = 'running'";
+
 /// Per queue: whether it may have grouped tasks, and its turn.
 #[derive(Debug, Default)]
 pub struct FlowBook {
@@ -314,32 +327,28 @@ impl Ctx<'_> {
     }
 
     fn ungrouped_ready(&self, qid: i64) -> rusqlite::Result<bool> {
-        self.tx()
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM tasks WHERE queue_id = ?1 AND state = 'ready' \
-                 AND grp IS NULL)",
-            )?
-            .query_row([qid], |r| r.get(0))
+        Ok(self
+            .tx()
+            .prepare_cached(UNGROUPED_READY)?
+            .query_row([qid], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     /// The first group by name after `after` with a ready task.
     fn group_after(&self, qid: i64, after: &str) -> rusqlite::Result<Option<String>> {
         self.tx()
-            .prepare_cached(
-                "SELECT grp FROM tasks WHERE queue_id = ?1 AND state = 'ready' \
-                 AND grp IS NOT NULL AND grp > ?2 ORDER BY grp LIMIT 1",
-            )?
+            .prepare_cached(GROUP_AFTER)?
             .query_row(params![qid, after], |r| r.get(0))
             .optional()
     }
 
     fn has_ready(&self, qid: i64, group: &str) -> rusqlite::Result<bool> {
         self.tx()
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM tasks WHERE queue_id = ?1 AND state = 'ready' \
-                 AND grp = ?2)",
-            )?
-            .query_row(params![qid, group], |r| r.get(0))
+            .prepare_cached(GROUP_HAS_READY)?
+            .query_row(params![qid, group], |_| Ok(()))
+            .optional()
+            .map(|r| r.is_some())
     }
 
     /// A group's own settings and rate state (defaults and none when it has no row).
@@ -409,10 +418,7 @@ impl Ctx<'_> {
 
     fn group_running(&self, qid: i64, group: &str) -> rusqlite::Result<u64> {
         self.tx()
-            .prepare_cached(
-                "SELECT count(*) FROM tasks WHERE queue_id = ?1 AND grp = ?2 \
-                 AND state = 'running'",
-            )?
+            .prepare_cached(GROUP_RUNNING)?
             .query_row(params![qid, group], |r| r.get(0))
     }
 
@@ -465,5 +471,50 @@ impl Ctx<'_> {
             }
         }
         Ok(best)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each read of the walk probes the partial index made for it, whatever the data: a plan
+    /// that scans the queue's ready tasks costs a claim behind a big group minutes.
+    #[test]
+    fn the_walks_reads_use_their_indexes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let next = |filter: &str| {
+            format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE queue_id = ?1 AND state = 'ready' \
+                 AND {filter} ORDER BY priority DESC, id LIMIT 1"
+            )
+        };
+        let cases = [
+            (UNGROUPED_READY.to_owned(), "tasks_ready "),
+            (GROUP_AFTER.to_owned(), "tasks_ready_group "),
+            (GROUP_HAS_READY.to_owned(), "tasks_ready_group "),
+            (GROUP_RUNNING.to_owned(), "tasks_running_group "),
+            (next("grp IS NULL"), "tasks_ready "),
+            (next("grp IS NULL AND kind = ?2"), "tasks_ready_kind "),
+            (next("grp = ?2"), "tasks_ready_group "),
+            (next("grp = ?2 AND kind = ?3"), "tasks_ready_group "),
+        ];
+        for (sql, index) in cases {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let plan = plan.join("; ");
+            assert!(
+                plan.contains(&format!("USING INDEX {index}"))
+                    || plan.contains(&format!("USING COVERING INDEX {index}")),
+                "{sql}\n  plan: {plan}\n  expected index {index}"
+            );
+            assert!(!plan.contains("SCAN tasks"), "{sql}: {plan}");
+        }
     }
 }

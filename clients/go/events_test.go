@@ -1,0 +1,101 @@
+package rota_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	rota "github.com/rota-dev/rota/clients/go"
+)
+
+func TestS11EventsPagingAndFollow(t *testing.T) {
+	c, ctx, q := newClient(t), testContext(t), queueName(t)
+	if _, err := c.EnqueueBatch(ctx, q, make([]rota.TaskInput, 5)); err != nil {
+		t.Fatal(err)
+	}
+	opts := rota.EventOptions{Queues: []string{q}, Types: []string{"task.enqueued"}, Limit: 2}
+	var paged []rota.Event
+	for pages := 0; len(paged) < 5; pages++ {
+		if pages > 10 {
+			t.Fatalf("%d events after %d pages", len(paged), pages)
+		}
+		page, err := c.Events(ctx, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Events) > 2 {
+			t.Fatalf("a page of %d events, limit 2", len(page.Events))
+		}
+		paged = append(paged, page.Events...)
+		opts.After = page.NextCursor
+	}
+	for i, e := range paged {
+		if e.Queue != q || e.Type != "task.enqueued" || (i > 0 && e.Cursor <= paged[i-1].Cursor) {
+			t.Fatalf("event %d: %+v", i, e)
+		}
+	}
+	// Long-polled: nothing new yet, so the page waits for the next commit.
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		_, _ = c.Enqueue(ctx, q, rota.TaskInput{Kind: "late"})
+	}()
+	opts.Wait, opts.Limit = 10*time.Second, 100
+	page, err := c.Events(ctx, opts)
+	if err != nil || len(page.Events) != 1 || page.Events[0].Kind != "late" {
+		t.Fatalf("long poll: %v %+v", err, page)
+	}
+
+	// Live through a proxy that cuts the stream: the follow resumes from its cursor.
+	p := newProxy(t, strings.TrimPrefix(server.url, "http://"))
+	live := newClient(t, rota.WithURL(p.url()))
+	followCtx, stopFollowing := context.WithCancel(ctx)
+	defer stopFollowing()
+	events := make(chan rota.Event, 64)
+	followed := make(chan error, 1)
+	go func() {
+		followed <- live.Follow(followCtx, rota.EventOptions{After: page.NextCursor, Queues: []string{q}}, func(e rota.Event) error {
+			events <- e
+			return nil
+		})
+	}()
+	receive := func(n int) []rota.Event {
+		var got []rota.Event
+		for len(got) < n {
+			select {
+			case e := <-events:
+				got = append(got, e)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%d of %d events followed", len(got), n)
+			}
+		}
+		return got
+	}
+	if _, err := c.EnqueueBatch(ctx, q, make([]rota.TaskInput, 3)); err != nil {
+		t.Fatal(err)
+	}
+	before := receive(3)
+	p.cutAll()
+	if _, err := c.EnqueueBatch(ctx, q, make([]rota.TaskInput, 3)); err != nil {
+		t.Fatal(err)
+	}
+	after := receive(3)
+	all := append(before, after...)
+	for i, e := range all {
+		if e.Type != "task.enqueued" || (i > 0 && e.Cursor <= all[i-1].Cursor) {
+			t.Fatalf("followed event %d: %+v", i, e)
+		}
+	}
+	select {
+	case e := <-events:
+		t.Fatalf("an event more than enqueued: %+v", e)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if n := p.connections(); n < 2 {
+		t.Fatalf("the follow used %d connections; the cut should have made it reconnect", n)
+	}
+	stopFollowing()
+	if err := <-followed; err != context.Canceled {
+		t.Fatalf("Follow returned %v", err)
+	}
+}

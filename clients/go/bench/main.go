@@ -1,0 +1,151 @@
+// Command bench measures how fast the Go worker runtime drains a queue: it enqueues -tasks
+// no-op tasks, runs a Worker with -concurrency until every task has succeeded, and prints the
+// tasks per second of each run and their median.
+//
+//	go run ./bench -serve ../../target/release/rota -tasks 100000 -runs 3
+//
+// With -serve it starts that server binary on a free port and a fresh data directory;
+// without it, it uses ROTA_URL and ROTA_TOKEN.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	rota "github.com/rota-dev/rota/clients/go"
+)
+
+func main() {
+	var (
+		serve       = flag.String("serve", "", "start this rota binary for the benchmark (else use ROTA_URL/ROTA_TOKEN)")
+		tasks       = flag.Int("tasks", 100_000, "tasks per run")
+		runs        = flag.Int("runs", 3, "runs; the median is reported")
+		concurrency = flag.Int("concurrency", 200, "the worker's concurrency")
+	)
+	flag.Parse()
+	log.SetFlags(0)
+	var opts []rota.Option
+	if *serve != "" {
+		url, token, stop, err := startServer(*serve)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer stop()
+		opts = append(opts, rota.WithURL(url), rota.WithToken(token))
+	}
+	client, err := rota.New(opts...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	var rates []float64
+	for i := 1; i <= *runs; i++ {
+		rate, err := run(client, *tasks, *concurrency)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("run %d: %d tasks, %.0f tasks/s\n", i, *tasks, rate)
+		rates = append(rates, rate)
+	}
+	sort.Float64s(rates)
+	fmt.Printf("median: %.0f tasks/s (go worker, concurrency %d, %d tasks, %d runs)\n", rates[len(rates)/2], *concurrency, *tasks, *runs)
+}
+
+// run fills a fresh queue with n tasks, then times a worker draining it.
+func run(client *rota.Client, n, concurrency int) (float64, error) {
+	ctx := context.Background()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	queue := "bench-go-" + hex.EncodeToString(b[:])
+	for left := n; left > 0; {
+		size := left
+		if size > 10_000 {
+			size = 10_000
+		}
+		if _, err := client.EnqueueBatch(ctx, queue, make([]rota.TaskInput, size)); err != nil {
+			return 0, fmt.Errorf("enqueueing: %w", err)
+		}
+		left -= size
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	worker := &rota.Worker{
+		Client: client, Queue: queue, Concurrency: concurrency, PollWait: time.Second,
+		Handler: func(context.Context, *rota.Task) (any, error) { return nil, nil },
+		Logger:  log.New(io.Discard, "", 0),
+	}
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		_, err := worker.Run(runCtx)
+		done <- err
+	}()
+	for {
+		select {
+		case err := <-done:
+			return 0, fmt.Errorf("the worker stopped: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		stats, err := client.Queue(ctx, queue)
+		if err != nil {
+			return 0, err
+		}
+		if stats.Counts.Succeeded == int64(n) {
+			elapsed := time.Since(start)
+			stop()
+			<-done
+			return float64(n) / elapsed.Seconds(), nil
+		}
+	}
+}
+
+// startServer runs `rota serve` on a free port and a temporary data directory.
+func startServer(bin string) (url, token string, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "rota-go-bench-")
+	if err != nil {
+		return "", "", nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", "", nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "serve", "--listen", addr, "--data-dir", filepath.Join(dir, "data"))
+	cmd.Env = append(os.Environ(), "ROTA_LOG=warn")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", "", nil, err
+	}
+	stop = func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		os.RemoveAll(dir)
+	}
+	url = "http://" + addr
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(url + "/healthz")
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		raw, err := os.ReadFile(filepath.Join(dir, "data", "admin-token"))
+		if err == nil {
+			return url, strings.TrimSpace(string(raw)), stop, nil
+		}
+	}
+	stop()
+	return "", "", nil, fmt.Errorf("%s did not start within 30 s", bin)
+}

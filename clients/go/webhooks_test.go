@@ -94,3 +94,40 @@ func TestS10WebhooksAndSignatures(t *testing.T) {
 		t.Fatalf("after delete: %v", err)
 	}
 }
+
+// During a rotation both secrets sign each delivery, and a receiver holding either accepts it.
+func TestVerifyDuringRotation(t *testing.T) {
+	c, ctx, q := newClient(t), testContext(t), queueName(t)
+	received := make(chan delivery, 16)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		received <- delivery{r.Header.Clone(), body}
+	}))
+	defer receiver.Close()
+	hook, err := c.CreateWebhook(ctx, rota.NewWebhook{URL: receiver.URL, Events: []string{"task.enqueued"}, Queues: []string{q}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.DeleteWebhook(ctx, hook.ID) }()
+	rotated, err := c.RotateWebhookSecret(ctx, hook.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rotated.Secret == nil || *rotated.Secret == *hook.Secret || rotated.PreviousSecretUntil == nil {
+		t.Fatalf("rotated %+v", rotated)
+	}
+	if _, err := c.Enqueue(ctx, q, rota.TaskInput{}); err != nil {
+		t.Fatal(err)
+	}
+	var d delivery
+	select {
+	case d = <-received:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no delivery within 15 s")
+	}
+	for _, secret := range []string{*hook.Secret, *rotated.Secret} {
+		if err := rota.VerifyDelivery(secret, rotated.URL, d.header, d.body); err != nil {
+			t.Fatalf("secret %s…: %v (signature %s)", secret[:10], err, d.header.Get("Rota-Signature"))
+		}
+	}
+}

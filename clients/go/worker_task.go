@@ -32,17 +32,16 @@ func (s *settings) runTask(task *Task, reports chan<- report, stats *counters, s
 		return // claimed by a credential that may not complete it: nothing to do
 	}
 	lease := task.Lease.Token
+	// The handler's ctx ends only by its Timeout or by cancel below: not with the worker's
+	// ctx, so that running handlers finish after shutdown begins.
 	ctx, cancel := context.WithCancel(context.Background())
+	if s.Timeout > 0 {
+		ctx, cancel = context.WithTimeout(context.Background(), s.Timeout)
+	}
 	defer cancel()
 	finished := make(chan handlerResult, 1)
 	go func() { finished <- callHandler(ctx, s.Handler, task) }()
 
-	var deadline <-chan time.Time
-	if s.Timeout > 0 {
-		timer := time.NewTimer(s.Timeout)
-		defer timer.Stop()
-		deadline = timer.C
-	}
 	ticker := time.NewTicker(s.heartbeat)
 	defer ticker.Stop()
 
@@ -60,7 +59,7 @@ loop:
 			if end = s.heartbeatTask(task.ID, lease); end != done {
 				break loop
 			}
-		case <-deadline:
+		case <-ctx.Done():
 			end = timedOut
 			break loop
 		case <-stop:

@@ -35,7 +35,7 @@ func TestS13ErrorsAndRetries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newProxy(t, strings.TrimPrefix(server.url, "http://"))
+	p := newProxy(t, strings.TrimPrefix(server.URL, "http://"))
 	flaky := newClient(t, rota.WithURL(p.url()))
 	p.drop(1)
 	if got, err := flaky.GetTask(ctx, task.ID); err != nil || got.ID != task.ID {

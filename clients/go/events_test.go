@@ -47,7 +47,7 @@ func TestS11EventsPagingAndFollow(t *testing.T) {
 	}
 
 	// Live through a proxy that cuts the stream: the follow resumes from its cursor.
-	p := newProxy(t, strings.TrimPrefix(server.url, "http://"))
+	p := newProxy(t, strings.TrimPrefix(server.URL, "http://"))
 	live := newClient(t, rota.WithURL(p.url()))
 	followCtx, stopFollowing := context.WithCancel(ctx)
 	defer stopFollowing()

@@ -16,16 +16,11 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	rota "github.com/rota-dev/rota/clients/go"
+	"github.com/rota-dev/rota/clients/go/internal/rotaserver"
 )
 
 func main() {
@@ -39,12 +34,12 @@ func main() {
 	log.SetFlags(0)
 	var opts []rota.Option
 	if *serve != "" {
-		url, token, stop, err := startServer(*serve)
+		srv, err := rotaserver.Start(*serve)
 		if err != nil {
 			log.Fatal(err)
 		}
-		defer stop()
-		opts = append(opts, rota.WithURL(url), rota.WithToken(token))
+		defer srv.Stop()
+		opts = append(opts, rota.WithURL(srv.URL), rota.WithToken(srv.Token))
 	}
 	client, err := rota.New(opts...)
 	if err != nil {
@@ -109,43 +104,4 @@ func run(client *rota.Client, n, concurrency int) (float64, error) {
 			return float64(n) / elapsed.Seconds(), nil
 		}
 	}
-}
-
-// startServer runs `rota serve` on a free port and a temporary data directory.
-func startServer(bin string) (url, token string, stop func(), err error) {
-	dir, err := os.MkdirTemp("", "rota-go-bench-")
-	if err != nil {
-		return "", "", nil, err
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", "", nil, err
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(bin, "serve", "--listen", addr, "--data-dir", filepath.Join(dir, "data"))
-	cmd.Env = append(os.Environ(), "ROTA_LOG=warn")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return "", "", nil, err
-	}
-	stop = func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		os.RemoveAll(dir)
-	}
-	url = "http://" + addr
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get(url + "/healthz")
-		if err != nil {
-			continue
-		}
-		resp.Body.Close()
-		raw, err := os.ReadFile(filepath.Join(dir, "data", "admin-token"))
-		if err == nil {
-			return url, strings.TrimSpace(string(raw)), stop, nil
-		}
-	}
-	stop()
-	return "", "", nil, fmt.Errorf("%s did not start within 30 s", bin)
 }

@@ -59,7 +59,7 @@ func main() {
 		}
 		fmt.Printf("queue %s is ready; the agent's key (shown once): %s\n", queueFor(*org), token)
 	case "enqueue":
-		if err := enqueue(ctx, client, *org, flags.Args()); err != nil {
+		if err := enqueue(ctx, client, *org, flags.Args(), os.Stdout); err != nil {
 			log.Fatal(err)
 		}
 	case "run":

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -42,9 +43,9 @@ func setup(ctx context.Context, c *rota.Client, org string, rate rota.Rate) (tok
 	return key.Token, nil
 }
 
-// enqueue asks for a check of each package ("name" or "name@current"); a package already
-// waiting for its check is not enqueued twice.
-func enqueue(ctx context.Context, c *rota.Client, org string, packages []string) error {
+// enqueue asks for a check of each package ("name" or "name@current"), writing each task's
+// id to out; a package already waiting for its check is not enqueued twice.
+func enqueue(ctx context.Context, c *rota.Client, org string, packages []string, out io.Writer) error {
 	var tasks []rota.TaskInput
 	for _, p := range packages {
 		name, current, _ := strings.Cut(p, "@")
@@ -67,7 +68,7 @@ func enqueue(ctx context.Context, c *rota.Client, org string, packages []string)
 		if a.Duplicate {
 			note = " (already waiting)"
 		}
-		fmt.Printf("%s: task %s%s\n", packages[i], a.ID, note)
+		fmt.Fprintf(out, "%s: task %s%s\n", packages[i], a.ID, note)
 	}
 	return nil
 }

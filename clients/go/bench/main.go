@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"os"
+	"runtime/pprof"
 	"sort"
 	"time"
 
@@ -29,9 +31,20 @@ func main() {
 		tasks       = flag.Int("tasks", 100_000, "tasks per run")
 		runs        = flag.Int("runs", 3, "runs; the median is reported")
 		concurrency = flag.Int("concurrency", 200, "the worker's concurrency")
+		cpuProfile  = flag.String("cpuprofile", "", "write the client's CPU profile here")
 	)
 	flag.Parse()
 	log.SetFlags(0)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var opts []rota.Option
 	if *serve != "" {
 		srv, err := rotaserver.Start(*serve)

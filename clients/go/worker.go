@@ -17,7 +17,9 @@ const maxClaim = 100
 // Worker claims tasks of one queue and runs them with its Handler: claims in batches with
 // long-poll, at most Concurrency handlers at once, a heartbeat for each running task, outcomes
 // reported in batches. A cancelled task (heartbeat answered 409 task_cancelled) or a lost lease
-// cancels the handler's ctx and is not reported. Fields left zero take the defaults named.
+// cancels the handler's ctx and is not reported. Go cannot stop a goroutine from outside, so a
+// handler must return once its ctx ends: its slot stays taken, and Run waits for it, until it
+// does. Fields left zero take the defaults named.
 type Worker struct {
 	Client  *Client
 	Queue   string

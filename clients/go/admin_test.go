@@ -35,7 +35,7 @@ func TestS12AdminTenantsKeysRoles(t *testing.T) {
 	if who, err := inTenant.WhoAmI(ctx); err != nil || who.ActingTenant != name {
 		t.Fatalf("whoami in the tenant: %v %+v", err, who)
 	}
-	if _, err := c.Queue(ctx, q); !rota.IsNotFound(err) {
+	if _, err := c.GetQueue(ctx, q); !rota.IsNotFound(err) {
 		t.Fatalf("another tenant's queue: %v", err)
 	}
 

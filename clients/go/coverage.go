@@ -42,7 +42,7 @@ var operations = []Operation{
 	{"DELETE", "/v1/keys/{id}"},                               // RevokeKey
 	{"POST", "/v1/keys/{id}/sessions/revoke"},                 // RevokeKeySessions
 	{"GET", "/v1/queues"},                                     // Queues
-	{"GET", "/v1/queues/{queue}"},                             // Queue
+	{"GET", "/v1/queues/{queue}"},                             // GetQueue
 	{"PATCH", "/v1/queues/{queue}"},                           // UpdateQueue
 	{"POST", "/v1/queues/{queue}/claim"},                      // Claim
 	{"GET", "/v1/queues/{queue}/groups"},                      // Groups

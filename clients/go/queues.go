@@ -18,8 +18,8 @@ func (c *Client) Queues(ctx context.Context) ([]QueueInfo, error) {
 	return out.Queues, nil
 }
 
-// Queue reads one queue's settings, counts and flow.
-func (c *Client) Queue(ctx context.Context, queue string) (*QueueStats, error) {
+// GetQueue reads one queue's settings, counts and flow.
+func (c *Client) GetQueue(ctx context.Context, queue string) (*QueueStats, error) {
 	var out QueueStats
 	if err := c.call(ctx, http.MethodGet, "/v1/queues/"+esc(queue), nil, nil, &out, 0); err != nil {
 		return nil, err

@@ -11,7 +11,7 @@ func TestS08QueueStatsSettingsAndGroups(t *testing.T) {
 	if _, err := c.EnqueueBatch(ctx, q, []rota.TaskInput{{}, {}, {}}); err != nil {
 		t.Fatal(err)
 	}
-	stats, err := c.Queue(ctx, q)
+	stats, err := c.GetQueue(ctx, q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestS08QueueStatsSettingsAndGroups(t *testing.T) {
 	if n, err := c.PurgeQueue(ctx, q, rota.StateDead); err != nil || n != 1 {
 		t.Fatalf("purge: %v %d", err, n)
 	}
-	if stats, err = c.Queue(ctx, q); err != nil || stats.Counts.Dead != 0 || stats.Counts.Ready != 2 {
+	if stats, err = c.GetQueue(ctx, q); err != nil || stats.Counts.Dead != 0 || stats.Counts.Ready != 2 {
 		t.Fatalf("after the purge: %v %+v", err, stats.Counts)
 	}
 
@@ -85,7 +85,7 @@ func TestS08QueueStatsSettingsAndGroups(t *testing.T) {
 	if _, err := c.SetGroup(ctx, g, "org-1", rota.GroupSettings{Concurrency: rota.Ptr(2), Weight: 2}); err != nil {
 		t.Fatal(err)
 	}
-	stats, err = c.Queue(ctx, g)
+	stats, err = c.GetQueue(ctx, g)
 	if err != nil || stats.Flow.Running != 2 || stats.Flow.Held.GroupConcurrency == 0 {
 		t.Fatalf("flow: %v %+v", err, stats.Flow)
 	}

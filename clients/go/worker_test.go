@@ -71,7 +71,7 @@ func TestS04WorkerRunsHandlers(t *testing.T) {
 		},
 	})
 	eventually(t, 20*time.Second, "all tasks succeeded", func() bool {
-		stats, err := c.Queue(ctx, q)
+		stats, err := c.GetQueue(ctx, q)
 		return err == nil && stats.Counts.Succeeded == n
 	})
 	stats, err := stop()
@@ -263,7 +263,7 @@ func TestS14GracefulShutdown(t *testing.T) {
 	if got.State != rota.StateSucceeded || !jsonEqual(t, got.Result, rawJSON(t, "finished")) {
 		t.Fatalf("the running task: %+v", got)
 	}
-	queue, err := c.Queue(ctx, q)
+	queue, err := c.GetQueue(ctx, q)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -106,7 +106,7 @@ func run(client *rota.Client, n, concurrency int) (float64, error) {
 			return 0, fmt.Errorf("the worker stopped: %v", err)
 		case <-time.After(20 * time.Millisecond):
 		}
-		stats, err := client.Queue(ctx, queue)
+		stats, err := client.GetQueue(ctx, queue)
 		if err != nil {
 			return 0, err
 		}

@@ -75,7 +75,7 @@ func TestAgentGetsOnlyItsOrgsWorkUnderItsRate(t *testing.T) {
 		done <- err
 	}()
 	for {
-		q, err := admin.Queue(ctx, queueFor("org-42"))
+		q, err := admin.GetQueue(ctx, queueFor("org-42"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +111,7 @@ func TestAgentGetsOnlyItsOrgsWorkUnderItsRate(t *testing.T) {
 	if rota.ErrorCode(err) != rota.CodeForbidden || !strings.Contains(err.Error(), "versions.org-7") {
 		t.Fatalf("claiming another org's work: %v", err)
 	}
-	if q, err := admin.Queue(ctx, queueFor("org-7")); err != nil || q.Counts.Ready != 1 {
+	if q, err := admin.GetQueue(ctx, queueFor("org-7")); err != nil || q.Counts.Ready != 1 {
 		t.Fatalf("org-7's task: %v %+v", err, q)
 	}
 }

@@ -10,21 +10,45 @@ import (
 )
 
 type openAPISchema struct {
+	Ref        string                     `json:"$ref"`
 	Properties map[string]json.RawMessage `json:"properties"`
 	AllOf      []openAPISchema            `json:"allOf"`
 	OneOf      []openAPISchema            `json:"oneOf"`
 	AnyOf      []openAPISchema            `json:"anyOf"`
 }
 
-// properties are the schema's own properties and those of the inline schemas it is made of.
-func (s openAPISchema) properties() []string {
+// own are the schema's own properties and those of the inline schemas it is made of: what the
+// coverage check asks the library to know under this schema's name.
+func (s openAPISchema) own() []string {
 	var names []string
 	for name := range s.Properties {
 		names = append(names, name)
 	}
 	for _, parts := range [][]openAPISchema{s.AllOf, s.OneOf, s.AnyOf} {
 		for _, part := range parts {
-			names = append(names, part.properties()...)
+			if part.Ref == "" {
+				names = append(names, part.own()...)
+			}
+		}
+	}
+	return names
+}
+
+// all are the properties a value of the schema may have, those of the schemas it refers to in
+// allOf, oneOf and anyOf included.
+func (s openAPISchema) all(schemas map[string]openAPISchema) map[string]bool {
+	names := map[string]bool{}
+	for name := range s.Properties {
+		names[name] = true
+	}
+	for _, parts := range [][]openAPISchema{s.AllOf, s.OneOf, s.AnyOf} {
+		for _, part := range parts {
+			if part.Ref != "" {
+				part = schemas[strings.TrimPrefix(part.Ref, "#/components/schemas/")]
+			}
+			for name := range part.all(schemas) {
+				names[name] = true
+			}
 		}
 	}
 	return names
@@ -77,9 +101,24 @@ func TestS15OpenAPICoverage(t *testing.T) {
 		for _, f := range fields[name] {
 			have[f] = true
 		}
-		for _, prop := range schema.properties() {
+		for _, prop := range schema.own() {
 			if !have[prop] {
 				missing = append(missing, name+"."+prop)
+			}
+		}
+	}
+	// And the other way: a field the library sends or reads under a name the schema does not
+	// have (a typo in a JSON tag, a field the server dropped) is an error too.
+	for name, known := range fields {
+		schema, ok := doc.Components.Schemas[name]
+		if !ok {
+			t.Errorf("the library models schema %s, which the document lacks", name)
+			continue
+		}
+		props := schema.all(doc.Components.Schemas)
+		for _, f := range known {
+			if !props[f] {
+				t.Errorf("the library knows %s.%s, which the document's schema lacks", name, f)
 			}
 		}
 	}

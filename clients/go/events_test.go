@@ -2,6 +2,7 @@ package rota_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -97,5 +98,21 @@ func TestS11EventsPagingAndFollow(t *testing.T) {
 	stopFollowing()
 	if err := <-followed; err != context.Canceled {
 		t.Fatalf("Follow returned %v", err)
+	}
+}
+
+func TestFollowReturnsTheCallbacksError(t *testing.T) {
+	c, ctx, q := newClient(t), testContext(t), queueName(t)
+	if _, err := c.EnqueueBatch(ctx, q, make([]rota.TaskInput, 2)); err != nil {
+		t.Fatal(err)
+	}
+	errEnough := errors.New("enough")
+	calls := 0
+	err := c.Follow(ctx, rota.EventOptions{Queues: []string{q}}, func(rota.Event) error {
+		calls++
+		return errEnough
+	})
+	if !errors.Is(err, errEnough) || calls != 1 {
+		t.Fatalf("Follow returned %v after %d calls", err, calls)
 	}
 }

@@ -2,6 +2,7 @@ package rota_test
 
 import (
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -22,6 +23,18 @@ func TestS13ErrorsAndRetries(t *testing.T) {
 	}
 	if apiErr.RequestID != "s13-lookup" {
 		t.Fatalf("request id %q", apiErr.RequestID)
+	}
+
+	// Every request carries an X-Request-Id, a fresh one per call, which the server echoes.
+	ids := &requestIDs{}
+	traced := newClient(t, rota.WithHTTPClient(&http.Client{Transport: ids}))
+	for i := 0; i < 2; i++ {
+		if _, err := traced.Queues(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(ids.sent) != 2 || ids.sent[0] == "" || ids.sent[0] == ids.sent[1] || ids.sent[0] != ids.echoed[0] || ids.sent[1] != ids.echoed[1] {
+		t.Fatalf("request ids sent %q, echoed %q", ids.sent, ids.echoed)
 	}
 
 	// 422 naming the field.
@@ -58,4 +71,18 @@ func TestS13ErrorsAndRetries(t *testing.T) {
 	if err != nil || len(list.Tasks) != 0 {
 		t.Fatalf("the dropped write enqueued: %v %+v", err, list)
 	}
+}
+
+// requestIDs records the X-Request-Id of each request and of its answer.
+type requestIDs struct {
+	sent, echoed []string
+}
+
+func (r *requestIDs) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err == nil {
+		r.sent = append(r.sent, req.Header.Get("X-Request-Id"))
+		r.echoed = append(r.echoed, resp.Header.Get("X-Request-Id"))
+	}
+	return resp, err
 }

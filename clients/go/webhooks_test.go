@@ -1,6 +1,7 @@
 package rota_test
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -129,5 +130,53 @@ func TestVerifyDuringRotation(t *testing.T) {
 		if err := rota.VerifyDelivery(secret, rotated.URL, d.header, d.body); err != nil {
 			t.Fatalf("secret %s…: %v (signature %s)", secret[:10], err, d.header.Get("Rota-Signature"))
 		}
+	}
+}
+
+// A task's outcome goes to its callback_url, signed with the tenant's callback secret.
+func TestS10TaskResultCallbackIsSigned(t *testing.T) {
+	c, ctx, q := newClient(t), testContext(t), queueName(t)
+	received := make(chan delivery, 4)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		received <- delivery{r.Header.Clone(), body}
+	}))
+	defer receiver.Close()
+	secret, err := c.RotateCallbackSecret(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !secret.Configured || secret.Secret == nil {
+		t.Fatalf("rotated %+v", secret)
+	}
+	if state, err := c.Callbacks(ctx); err != nil || !state.Configured || state.Secret != nil {
+		t.Fatalf("callbacks: %v %+v", err, state)
+	}
+	task, err := c.Enqueue(ctx, q, rota.TaskInput{CallbackURL: receiver.URL + "/done"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := c.Claim(ctx, q, rota.ClaimOptions{Worker: "s10"})
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("claim: %v", err)
+	}
+	if _, err := c.Complete(ctx, task.ID, claimed[0].Lease.Token, rawJSON(t, map[string]int{"rows": 12})); err != nil {
+		t.Fatal(err)
+	}
+	var d delivery
+	select {
+	case d = <-received:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no callback within 15 s")
+	}
+	if d.header.Get("Rota-Webhook-Id") != "callbacks" {
+		t.Fatalf("callback headers %v", d.header)
+	}
+	if err := rota.VerifyDelivery(*secret.Secret, *task.CallbackURL, d.header, d.body); err != nil {
+		t.Fatalf("the callback does not verify: %v", err)
+	}
+	var outcome rota.Task
+	if err := json.Unmarshal(d.body, &outcome); err != nil || outcome.ID != task.ID || outcome.State != rota.StateSucceeded || !jsonEqual(t, outcome.Result, rawJSON(t, map[string]int{"rows": 12})) {
+		t.Fatalf("callback body %s: %v", d.body, err)
 	}
 }

@@ -18,7 +18,7 @@ import (
 func Example() {
 	ctx := context.Background()
 	client, _ := rota.New() // ROTA_URL (default http://127.0.0.1:7070) and ROTA_TOKEN
-	task, _ := client.Enqueue(ctx, "emails", rota.TaskInput{Kind: "email.send", Payload: json.RawMessage(`{"to":"ada@example.com"}`)})
+	task, _ := client.Enqueue(ctx, "emails", rota.TaskInput{Kind: "email.send", Payload: map[string]string{"to": "ada@example.com"}})
 	w := &rota.Worker{Client: client, Queue: "emails", Concurrency: 8,
 		Handler: func(ctx context.Context, t *rota.Task) (any, error) { return map[string]bool{"sent": true}, nil }}
 	stats, err := w.Run(ctx) // until ctx is cancelled; running handlers finish first

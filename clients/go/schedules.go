@@ -9,15 +9,16 @@ import (
 
 // Schedule is a schedule's definition (PUT): exactly one of Cron and EveryMs.
 type Schedule struct {
-	Queue       string          `json:"queue"`
-	Kind        string          `json:"kind,omitempty"`
-	Payload     json.RawMessage `json:"payload,omitempty"`
-	Priority    *int            `json:"priority,omitempty"`
-	MaxAttempts *int            `json:"max_attempts,omitempty"`
-	Group       string          `json:"group,omitempty"`
-	Cron        string          `json:"cron,omitempty"`
-	EveryMs     int64           `json:"every_ms,omitempty"`
-	Timezone    string          `json:"timezone,omitempty"`
+	Queue string `json:"queue"`
+	Kind  string `json:"kind,omitempty"`
+	// Payload is any value encoding/json marshals.
+	Payload     any    `json:"payload,omitempty"`
+	Priority    *int   `json:"priority,omitempty"`
+	MaxAttempts *int   `json:"max_attempts,omitempty"`
+	Group       string `json:"group,omitempty"`
+	Cron        string `json:"cron,omitempty"`
+	EveryMs     int64  `json:"every_ms,omitempty"`
+	Timezone    string `json:"timezone,omitempty"`
 	// Overlap is "allow" (default) or "skip".
 	Overlap string `json:"overlap,omitempty"`
 	// CatchUp is "none", "latest" (default) or "all".

@@ -74,17 +74,18 @@ const (
 
 // TaskInput is a task to enqueue; every field is optional.
 type TaskInput struct {
-	Kind        string          `json:"kind,omitempty"`
-	Payload     json.RawMessage `json:"payload,omitempty"`
-	Priority    *int            `json:"priority,omitempty"`
-	RunAt       *time.Time      `json:"run_at,omitempty"`
-	DelayMs     *int64          `json:"delay_ms,omitempty"`
-	MaxAttempts *int            `json:"max_attempts,omitempty"`
-	UniqueKey   string          `json:"unique_key,omitempty"`
-	OnDuplicate OnDuplicate     `json:"on_duplicate,omitempty"`
-	Group       string          `json:"group,omitempty"`
-	Tags        []string        `json:"tags,omitempty"`
-	CallbackURL string          `json:"callback_url,omitempty"`
+	Kind string `json:"kind,omitempty"`
+	// Payload is any value encoding/json marshals (a json.RawMessage is sent as it is).
+	Payload     any         `json:"payload,omitempty"`
+	Priority    *int        `json:"priority,omitempty"`
+	RunAt       *time.Time  `json:"run_at,omitempty"`
+	DelayMs     *int64      `json:"delay_ms,omitempty"`
+	MaxAttempts *int        `json:"max_attempts,omitempty"`
+	UniqueKey   string      `json:"unique_key,omitempty"`
+	OnDuplicate OnDuplicate `json:"on_duplicate,omitempty"`
+	Group       string      `json:"group,omitempty"`
+	Tags        []string    `json:"tags,omitempty"`
+	CallbackURL string      `json:"callback_url,omitempty"`
 }
 
 // EnqueuedTask is a task as enqueue answers it.

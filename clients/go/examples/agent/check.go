@@ -78,11 +78,3 @@ func (c *checker) latest(ctx context.Context, pkg string) (string, error) {
 	}
 	return body.Version, nil
 }
-
-func mustJSON(v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}

@@ -53,7 +53,7 @@ func enqueue(ctx context.Context, c *rota.Client, org string, packages []string,
 			Kind:      checkKind,
 			Group:     org,
 			UniqueKey: "check:" + name,
-			Payload:   mustJSON(checkRequest{Org: org, Package: name, Current: current}),
+			Payload:   checkRequest{Org: org, Package: name, Current: current},
 		})
 	}
 	if len(tasks) == 0 {

@@ -190,7 +190,9 @@ func (s *settings) claimLoop(ctx context.Context, slots chan struct{}, start fun
 			<-slots
 		}
 		if ctx.Err() != nil {
-			// A claim cut short may have leased tasks: they come back when the lease ends.
+			// Shutdown began during the claim. Tasks it answered run (and may finish within
+			// the grace); a claim cut short may have leased some, which come back when their
+			// lease ends.
 			for _, t := range tasks {
 				start(t)
 			}

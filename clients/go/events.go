@@ -43,6 +43,9 @@ type EventOptions struct {
 	Limit int
 	// Wait long-polls this long when there is no event yet (Events only).
 	Wait time.Duration
+	// Idle is how long Follow waits for anything, an event or the server's keep-alive (every
+	// 15 s by default), before it takes the connection for dead and reconnects (default 45 s).
+	Idle time.Duration
 }
 
 func (o EventOptions) query() url.Values {

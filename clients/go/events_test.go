@@ -116,3 +116,47 @@ func TestFollowReturnsTheCallbacksError(t *testing.T) {
 		t.Fatalf("Follow returned %v after %d calls", err, calls)
 	}
 }
+
+// A stream that goes silent without closing is taken for dead after Idle, and the follow
+// reconnects and resumes.
+func TestS11FollowReconnectsAfterASilentConnection(t *testing.T) {
+	c, ctx, q := newClient(t), testContext(t), queueName(t)
+	p := newProxy(t, strings.TrimPrefix(server.URL, "http://"))
+	live := newClient(t, rota.WithURL(p.url()))
+	followCtx, stopFollowing := context.WithCancel(ctx)
+	defer stopFollowing()
+	events := make(chan rota.Event, 16)
+	go func() {
+		_ = live.Follow(followCtx, rota.EventOptions{Queues: []string{q}, Idle: 500 * time.Millisecond}, func(e rota.Event) error {
+			events <- e
+			return nil
+		})
+	}()
+	next := func() rota.Event {
+		select {
+		case e := <-events:
+			return e
+		case <-time.After(10 * time.Second):
+			t.Fatal("no event within 10 s")
+		}
+		return rota.Event{}
+	}
+	first, err := c.Enqueue(ctx, q, rota.TaskInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := next(); *e.TaskID != first.ID {
+		t.Fatalf("first event %+v", e)
+	}
+	p.freeze()
+	second, err := c.Enqueue(ctx, q, rota.TaskInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := next(); *e.TaskID != second.ID {
+		t.Fatalf("after the silence %+v", e)
+	}
+	if n := p.connections(); n < 2 {
+		t.Fatalf("%d connections: the follow did not reconnect", n)
+	}
+}

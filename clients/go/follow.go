@@ -62,8 +62,18 @@ func (c *Client) stream(ctx context.Context, opts EventOptions, after int64, fn 
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
+	idle := opts.Idle
+	if idle <= 0 {
+		idle = 45 * time.Second
+	}
+	// A connection that went silent without closing (a dead peer, a dropped route) would block
+	// the read for ever: nothing for idle, not even a keep-alive, ends it.
+	connCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watchdog := time.AfterFunc(idle, cancel)
+	defer watchdog.Stop()
 	id := requestID(ctx)
-	req, err := c.newRequest(ctx, http.MethodGet, u, id, nil)
+	req, err := c.newRequest(connCtx, http.MethodGet, u, id, nil)
 	if err != nil {
 		return false, err
 	}
@@ -83,6 +93,7 @@ func (c *Client) stream(ctx context.Context, opts EventOptions, after int64, fn 
 	scanner.Buffer(make([]byte, 64*1024), 16*1024*1024)
 	var data strings.Builder
 	for scanner.Scan() {
+		watchdog.Reset(idle)
 		line := scanner.Text()
 		switch {
 		case line == "":
@@ -107,6 +118,9 @@ func (c *Client) stream(ctx context.Context, opts EventOptions, after int64, fn 
 		// id:, event: and comments (": keep-alive") carry nothing the data does not.
 	}
 	if err := scanner.Err(); err != nil {
+		if connCtx.Err() != nil && ctx.Err() == nil {
+			return got, fmt.Errorf("rota: following events: nothing arrived for %s; reconnecting", idle)
+		}
 		return got, fmt.Errorf("rota: following events: %w", err)
 	}
 	return got, errors.New("rota: the event stream ended")

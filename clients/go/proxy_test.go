@@ -1,7 +1,6 @@
 package rota_test
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -16,6 +15,7 @@ type proxy struct {
 	conns    []net.Conn
 	dropNext int // connections to close at once, before reading anything
 	accepted int
+	frozen   map[net.Conn]bool // connections that carry nothing more, yet stay open
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -57,15 +57,48 @@ func (p *proxy) serve() {
 		p.mu.Lock()
 		p.conns = append(p.conns, conn, upstream)
 		p.mu.Unlock()
-		go pipe(conn, upstream)
-		go pipe(upstream, conn)
+		go p.pipe(conn, upstream)
+		go p.pipe(upstream, conn)
 	}
 }
 
-func pipe(dst, src net.Conn) {
-	_, _ = io.Copy(dst, src)
-	dst.Close()
-	src.Close()
+func (p *proxy) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := src.Read(buf)
+		p.mu.Lock()
+		frozen := p.frozen[src]
+		p.mu.Unlock()
+		if frozen {
+			// Swallow what comes until the connection is closed at the test's end.
+			if err != nil {
+				return
+			}
+			continue
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// freeze makes every connection carried so far go silent without closing.
+func (p *proxy) freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.frozen == nil {
+		p.frozen = map[net.Conn]bool{}
+	}
+	for _, c := range p.conns {
+		p.frozen[c] = true
+	}
 }
 
 // drop makes the next n connections close before anything is read.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -85,9 +86,8 @@ func (c *Client) stream(ctx context.Context, opts EventOptions, after int64, fn 
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		raw := make([]byte, 4096)
-		n, _ := resp.Body.Read(raw)
-		return false, answerError(resp.StatusCode, raw[:n], id)
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64*1024))
+		return false, answerError(resp.StatusCode, raw, id)
 	}
 	scanner := bufio.NewScanner(resp.Body)
 	scanner.Buffer(make([]byte, 64*1024), 16*1024*1024)
@@ -106,9 +106,11 @@ func (c *Client) stream(ctx context.Context, opts EventOptions, after int64, fn 
 			}
 			data.Reset()
 			got = true
+			watchdog.Stop() // the callback's own time is not the connection's silence
 			if err := fn(e); err != nil {
 				return got, &stopFollowing{err}
 			}
+			watchdog.Reset(idle)
 		case strings.HasPrefix(line, "data:"):
 			if data.Len() > 0 {
 				data.WriteByte('\n')

@@ -56,6 +56,7 @@ func Start(bin string, env ...string) (*Server, error) {
 	cmd := exec.Command(bin, "serve", "--listen", addr, "--data-dir", filepath.Join(dir, "data"))
 	cmd.Env = append(append(os.Environ(), "ROTA_LOG=warn"), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err

@@ -1,0 +1,3 @@
+module github.com/rota-dev/rota/clients/go
+
+go 1.19

@@ -1,0 +1,151 @@
+package rota
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// TaskState is where a task is in its life (docs/task-states.md).
+type TaskState string
+
+// The task states.
+const (
+	StateScheduled TaskState = "scheduled"
+	StateReady     TaskState = "ready"
+	StateRunning   TaskState = "running"
+	StateSucceeded TaskState = "succeeded"
+	StateDead      TaskState = "dead"
+	StateCancelled TaskState = "cancelled"
+)
+
+// Final reports whether nothing more happens to a task in this state by itself.
+func (s TaskState) Final() bool {
+	return s == StateSucceeded || s == StateDead || s == StateCancelled
+}
+
+// Task is a task as every endpoint shows it.
+type Task struct {
+	ID          string          `json:"id"`
+	Queue       string          `json:"queue"`
+	Kind        string          `json:"kind"`
+	Payload     json.RawMessage `json:"payload"`
+	Priority    int             `json:"priority"`
+	State       TaskState       `json:"state"`
+	Attempt     int             `json:"attempt"`
+	MaxAttempts int             `json:"max_attempts"`
+	RunAt       time.Time       `json:"run_at"`
+	CreatedAt   time.Time       `json:"created_at"`
+	UpdatedAt   time.Time       `json:"updated_at"`
+	FinishedAt  *time.Time      `json:"finished_at"`
+	Lease       *Lease          `json:"lease"`
+	Progress    json.RawMessage `json:"progress"`
+	Result      json.RawMessage `json:"result"`
+	Errors      []AttemptError  `json:"errors"`
+	UniqueKey   *string         `json:"unique_key"`
+	Group       *string         `json:"group"`
+	Tags        []string        `json:"tags"`
+	CallbackURL *string         `json:"callback_url"`
+}
+
+// Lease is a running task's lease. Token is shown only to a caller that may complete the task.
+type Lease struct {
+	Worker    string    `json:"worker"`
+	Token     string    `json:"token,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// AttemptError is one failed attempt's error.
+type AttemptError struct {
+	Attempt int       `json:"attempt"`
+	Message string    `json:"message"`
+	At      time.Time `json:"at"`
+}
+
+// OnDuplicate says what an enqueue with a unique key does to a live task holding the key.
+type OnDuplicate string
+
+// The duplicate policies.
+const (
+	// Keep leaves the live task as it is and answers it (the default).
+	Keep OnDuplicate = "keep"
+	// Replace rewrites a live task that still waits to run with this enqueue's fields (debounce).
+	Replace OnDuplicate = "replace"
+)
+
+// TaskInput is a task to enqueue; every field is optional.
+type TaskInput struct {
+	Kind string `json:"kind,omitempty"`
+	// Payload is any value encoding/json marshals (a json.RawMessage is sent as it is).
+	Payload     any         `json:"payload,omitempty"`
+	Priority    *int        `json:"priority,omitempty"`
+	RunAt       *time.Time  `json:"run_at,omitempty"`
+	DelayMs     *int64      `json:"delay_ms,omitempty"`
+	MaxAttempts *int        `json:"max_attempts,omitempty"`
+	UniqueKey   string      `json:"unique_key,omitempty"`
+	OnDuplicate OnDuplicate `json:"on_duplicate,omitempty"`
+	Group       string      `json:"group,omitempty"`
+	Tags        []string    `json:"tags,omitempty"`
+	CallbackURL string      `json:"callback_url,omitempty"`
+}
+
+// EnqueuedTask is a task as enqueue answers it.
+type EnqueuedTask struct {
+	Task
+	// Duplicate is true when the unique key matched a live task, which is returned instead.
+	Duplicate bool `json:"duplicate"`
+	// Replaced is true when that live task was waiting and took this enqueue's fields.
+	Replaced bool `json:"replaced"`
+}
+
+// TaskList is one page of a queue's tasks, newest first.
+type TaskList struct {
+	Tasks []Task `json:"tasks"`
+	// NextCursor fetches the next (older) page; "" on the last page.
+	NextCursor *string `json:"next_cursor"`
+}
+
+// ClaimOptions is a claim's request.
+type ClaimOptions struct {
+	Worker string `json:"worker"`
+	// Kinds limits the claim to these task kinds; empty is any.
+	Kinds []string `json:"kinds,omitempty"`
+	// Max is the most tasks to lease (default 1).
+	Max int `json:"max,omitempty"`
+	// WaitMs long-polls this long for a task when none is ready.
+	WaitMs  int64 `json:"wait_ms,omitempty"`
+	LeaseMs int64 `json:"lease_ms,omitempty"`
+}
+
+// CompleteItem is one task of a batch completion.
+type CompleteItem struct {
+	ID     string          `json:"id"`
+	Lease  string          `json:"lease"`
+	Result json.RawMessage `json:"result,omitempty"`
+}
+
+// FailItem is one task of a batch failure; the fields of Fail.
+type FailItem struct {
+	ID        string `json:"id"`
+	Lease     string `json:"lease"`
+	Error     string `json:"error"`
+	RetryInMs *int64 `json:"retry_in_ms,omitempty"`
+	Dead      bool   `json:"dead,omitempty"`
+	Temporary bool   `json:"temporary,omitempty"`
+}
+
+// ItemOutcome is the answer for one item of a batch completion or failure.
+type ItemOutcome struct {
+	ID    string       `json:"id"`
+	OK    bool         `json:"ok"`
+	State TaskState    `json:"state,omitempty"`
+	Error *ErrorDetail `json:"error,omitempty"`
+}
+
+// ListOptions filters and pages a queue's tasks.
+type ListOptions struct {
+	State     TaskState
+	Kind      string
+	UniqueKey string
+	Limit     int
+	Cursor    string
+}

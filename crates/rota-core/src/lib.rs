@@ -8,6 +8,7 @@ pub mod clock;
 pub mod events;
 pub mod flow;
 pub mod flow_stats;
+pub mod flow_walk;
 pub mod id;
 pub mod lifecycle;
 pub mod limits;

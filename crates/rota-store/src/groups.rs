@@ -7,10 +7,7 @@ use async_trait::async_trait;
 use rota_core::flow::{GroupInfo, GroupSettings};
 use rota_core::QueueKey;
 
-/// Groups one claim looks at at most (each costs an index read): a claim in a queue whose
-/// groups are nearly all held (paused, at their limits) answers what it found so far and
-/// the next claim goes on from there, so no claim's cost grows with the number of groups.
-pub const MAX_GROUP_VISITS: usize = 2_000;
+pub use rota_core::flow_walk::MAX_GROUP_VISITS;
 
 /// A page of a queue's groups, by name: the model's shape, which the HTTP API and the client
 /// share.

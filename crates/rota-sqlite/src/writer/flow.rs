@@ -4,6 +4,8 @@
 //! queue's running tasks from the catalog plus this batch's changes, a group's from its
 //! partial index (this batch's claims included, since they are rows of the same transaction).
 //! Rate state (GCRA's TAT) is stored with the queue and the group in the same transaction.
+//! The walk itself, the rules, is rota_core::flow_walk's, shared with PostgreSQL; this file
+//! gives it its reads.
 //!
 //! What the writer keeps in memory between batches is only what may be lost: whether a queue
 //! ever had grouped tasks (read again at open) and where its round-robin stands.
@@ -11,9 +13,10 @@
 use super::ctx::{Ctx, Res};
 use super::Batch;
 use crate::rows::{task_from_row, TaskRow, TASK_COLUMNS};
-use rota_core::flow::{GroupInfo, GroupLimits, GroupSettings, Turn};
-use rota_core::{QueueKey, QueueSettings, TaskState, Timestamp};
-use rota_store::{ClaimRequest, Claimed, MAX_GROUP_VISITS};
+use rota_core::flow::{GroupInfo, GroupSettings, Turn};
+use rota_core::flow_walk::{ready_now, FlowReads, Walk};
+use rota_core::{QueueKey, QueueSettings, Task, TaskState, Timestamp};
+use rota_store::{ClaimRequest, Claimed};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{HashMap, HashSet};
 
@@ -80,24 +83,66 @@ impl FlowBook {
     }
 }
 
-fn held(hold: &mut Option<Timestamp>, at: Timestamp) {
-    *hold = Some(hold.map_or(at, |h| h.min(at)));
+/// The walk's reads and leases, on the writer's transaction: a task taken is leased at once,
+/// so the next read no longer sees it ready.
+struct Reads<'c, 'a> {
+    ctx: &'c Ctx<'a>,
+    b: &'c mut Batch,
+    key: &'c QueueKey,
+    qid: i64,
+    req: &'c ClaimRequest,
+    expires: Timestamp,
+    out: Vec<Task>,
 }
 
-/// One group as a claim sees it.
-struct GroupState {
-    limits: GroupLimits,
-    running: u64,
-    tat: i64,
-    tat_changed: bool,
-}
-
-/// Why a position gave no task.
-enum Refused {
-    /// The group is held (paused, full, rate) or has no ready task of the kinds asked.
-    Group,
-    /// The queue's rate: nothing more may start anywhere in the queue now.
-    QueueRate,
+impl FlowReads for Reads<'_, '_> {
+    type Error = rusqlite::Error;
+    async fn group_row(&mut self, group: &str) -> rusqlite::Result<(Option<GroupSettings>, i64)> {
+        self.ctx.group_row(self.qid, group)
+    }
+    async fn group_running(&mut self, group: &str) -> rusqlite::Result<u64> {
+        self.ctx
+            .tx()
+            .prepare_cached(GROUP_RUNNING)?
+            .query_row(params![self.qid, group], |r| r.get(0))
+    }
+    async fn has_ready(&mut self, position: &str) -> rusqlite::Result<bool> {
+        let mut stmt;
+        let mut rows = if position.is_empty() {
+            stmt = self.ctx.tx().prepare_cached(UNGROUPED_READY)?;
+            stmt.query(params![self.qid])?
+        } else {
+            stmt = self.ctx.tx().prepare_cached(GROUP_HAS_READY)?;
+            stmt.query(params![self.qid, position])?
+        };
+        Ok(rows.next()?.is_some())
+    }
+    async fn group_after(&mut self, after: &str) -> rusqlite::Result<Option<String>> {
+        self.ctx
+            .tx()
+            .prepare_cached(GROUP_AFTER)?
+            .query_row(params![self.qid, after], |r| r.get(0))
+            .optional()
+    }
+    async fn take(&mut self, position: &str, n: usize) -> rusqlite::Result<usize> {
+        let mut taken = 0;
+        while taken < n {
+            let Some(row) = self.ctx.next_ready(self.qid, position, &self.req.kinds)? else {
+                break;
+            };
+            let task = self.ctx.lease_row(
+                self.b,
+                self.key,
+                self.qid,
+                row,
+                &self.req.worker,
+                self.expires,
+            )?;
+            self.out.push(task);
+            taken += 1;
+        }
+        Ok(taken)
+    }
 }
 
 impl Ctx<'_> {
@@ -170,8 +215,7 @@ impl Ctx<'_> {
         let expires = b
             .now
             .plus_ms(req.lease_ms.unwrap_or(settings.lease_ms) as i64);
-        let mut out = Vec::new();
-        let mut q_tat: i64 = match settings.rate {
+        let q_tat: i64 = match settings.rate {
             Some(_) => {
                 self.tx()
                     .query_row("SELECT rate_tat_us FROM queues WHERE id = ?1", [qid], |r| {
@@ -180,175 +224,46 @@ impl Ctx<'_> {
             }
             None => 0,
         };
-        let start_tat = q_tat;
-        let mut hold: Option<Timestamp> = None;
-        let mut groups: HashMap<String, GroupState> = HashMap::new();
         let grouped = self.flow.grouped(qid);
-        let mut turn = if grouped {
-            self.flow
-                .queues
-                .get(&qid)
-                .map(|q| q.turn.clone())
-                .unwrap_or_default()
-        } else {
-            Turn::default()
+        let turn = match self.flow.queues.get(&qid) {
+            Some(q) if grouped => q.turn.clone(),
+            _ => Turn::default(),
         };
-        let mut idle: HashSet<String> = HashSet::new();
-        let mut visits = 0usize;
-        while out.len() < room && visits < MAX_GROUP_VISITS {
-            // The tasks with no group are one position, "", ahead of every group's name.
-            let stay = match &turn.group {
-                Some(g) => {
-                    turn.taken
-                        < self
-                            .group(qid, g, settings, &mut groups)?
-                            .map_or(1, |g| g.limits.weight)
-                }
-                None => false,
-            };
-            let position = match &turn.group {
-                Some(g) if stay => g.clone(),
-                _ if !grouped => String::new(),
-                _ => match self.next_position(qid, turn.group.as_deref())? {
-                    Some(p) => {
-                        turn = Turn {
-                            group: Some(p.clone()),
-                            taken: 0,
-                        };
-                        p
-                    }
-                    None => break,
-                },
-            };
-            visits += 1;
-            match self.take_from(b, qid, &position, settings, req, &mut groups, &mut q_tat)? {
-                Ok(row) => {
-                    out.push(self.lease_row(b, key, qid, row, &req.worker, expires)?);
-                    turn.taken += 1;
-                    idle.clear();
-                }
-                Err(Refused::QueueRate) => {
-                    if let Some(r) = settings.rate {
-                        held(&mut hold, r.next_at(q_tat));
-                    }
-                    break;
-                }
-                Err(Refused::Group) => {
-                    if !grouped || !idle.insert(position.clone()) {
-                        break; // round the whole ring with nothing taken
-                    }
-                    turn.taken = u32::MAX; // on to the next position
-                }
-            }
-            if !grouped {
-                turn = Turn::default();
-            }
-        }
-        // Groups held by their rate say when they may start again.
-        for (name, g) in &groups {
-            if let Some(r) = g.limits.rate {
-                if r.take(g.tat, b.now).is_none() && self.has_ready(qid, name)? {
-                    held(&mut hold, r.next_at(g.tat));
-                }
-            }
-        }
+        let now = b.now;
+        let mut walk = Walk::new(settings, now, grouped, q_tat);
+        let mut reads = Reads {
+            ctx: self,
+            b,
+            key,
+            qid,
+            req,
+            expires,
+            out: Vec::new(),
+        };
+        let walked = ready_now(walk.run(&mut reads, room, turn))?;
+        let out = reads.out;
         if grouped {
-            if turn.taken == u32::MAX {
-                turn.taken = 0;
-            }
-            self.flow.queues.entry(qid).or_default().turn = turn;
+            self.flow.queues.entry(qid).or_default().turn = walked.turn;
         }
-        if q_tat != start_tat {
+        if walk.q_tat != q_tat {
             self.tx()
                 .prepare_cached("UPDATE queues SET rate_tat_us = ?1 WHERE id = ?2")?
-                .execute(params![q_tat, qid])?;
+                .execute(params![walk.q_tat, qid])?;
         }
         let mut save = self.tx().prepare_cached(
             "INSERT INTO task_groups (queue_id, name, rate_tat_us) VALUES (?1, ?2, ?3) \
              ON CONFLICT (queue_id, name) DO UPDATE SET rate_tat_us = excluded.rate_tat_us",
         )?;
-        for (name, g) in &groups {
-            if g.tat_changed {
-                save.execute(params![qid, name, g.tat])?;
-            }
+        for (name, tat) in walk.moved_tats() {
+            save.execute(params![qid, name, tat])?;
         }
         if !out.is_empty() {
             b.due(expires);
         }
         Ok(Claimed {
             tasks: out,
-            next_start_at: hold,
+            next_start_at: walked.hold,
         })
-    }
-
-    /// A group's state for this claim, read on first use; `None` for the tasks with no group.
-    fn group<'g>(
-        &self,
-        qid: i64,
-        position: &str,
-        settings: &QueueSettings,
-        groups: &'g mut HashMap<String, GroupState>,
-    ) -> rusqlite::Result<Option<&'g mut GroupState>> {
-        if position.is_empty() {
-            return Ok(None);
-        }
-        if !groups.contains_key(position) {
-            let (own, tat) = self.group_row(qid, position)?;
-            let limits = GroupLimits::of(own.as_ref(), settings);
-            let running = match limits.concurrency {
-                Some(_) => self.group_running(qid, position)?,
-                None => 0,
-            };
-            let state = GroupState {
-                limits,
-                running,
-                tat,
-                tat_changed: false,
-            };
-            groups.insert(position.to_owned(), state);
-        }
-        Ok(groups.get_mut(position))
-    }
-
-    /// The next position after `after` (`None`: before the first) that has ready tasks,
-    /// round the ring; `None` when nothing in the queue is ready.
-    fn next_position(&self, qid: i64, after: Option<&str>) -> rusqlite::Result<Option<String>> {
-        if after.is_none() && self.ungrouped_ready(qid)? {
-            return Ok(Some(String::new()));
-        }
-        if let Some(g) = self.group_after(qid, after.unwrap_or(""))? {
-            return Ok(Some(g));
-        }
-        // Round again from the start.
-        if self.ungrouped_ready(qid)? {
-            return Ok(Some(String::new()));
-        }
-        self.group_after(qid, "")
-    }
-
-    fn ungrouped_ready(&self, qid: i64) -> rusqlite::Result<bool> {
-        Ok(self
-            .tx()
-            .prepare_cached(UNGROUPED_READY)?
-            .query_row([qid], |_| Ok(()))
-            .optional()?
-            .is_some())
-    }
-
-    /// The first group by name after `after` with a ready task.
-    fn group_after(&self, qid: i64, after: &str) -> rusqlite::Result<Option<String>> {
-        self.tx()
-            .prepare_cached(GROUP_AFTER)?
-            .query_row(params![qid, after], |r| r.get(0))
-            .optional()
-    }
-
-    fn has_ready(&self, qid: i64, group: &str) -> rusqlite::Result<bool> {
-        self.tx()
-            .prepare_cached(GROUP_HAS_READY)?
-            .query_row(params![qid, group], |_| Ok(()))
-            .optional()
-            .map(|r| r.is_some())
     }
 
     /// A group's own settings and rate state (defaults and none when it has no row).
@@ -368,58 +283,6 @@ impl Ctx<'_> {
             return Ok((None, 0));
         };
         Ok((settings.and_then(|s| serde_json::from_str(&s).ok()), tat))
-    }
-
-    /// The position's next task, if its limits and the queue's rate let it start now.
-    #[allow(clippy::too_many_arguments)]
-    fn take_from(
-        &self,
-        b: &Batch,
-        qid: i64,
-        position: &str,
-        settings: &QueueSettings,
-        req: &ClaimRequest,
-        groups: &mut HashMap<String, GroupState>,
-        q_tat: &mut i64,
-    ) -> rusqlite::Result<Result<TaskRow, Refused>> {
-        let group = self.group(qid, position, settings, groups)?;
-        if let Some(g) = &group {
-            if g.limits.paused
-                || g.limits
-                    .concurrency
-                    .is_some_and(|c| g.running >= u64::from(c))
-            {
-                return Ok(Err(Refused::Group));
-            }
-            if let Some(r) = g.limits.rate {
-                if r.take(g.tat, b.now).is_none() {
-                    return Ok(Err(Refused::Group));
-                }
-            }
-        }
-        let Some(row) = self.next_ready(qid, position, &req.kinds)? else {
-            return Ok(Err(Refused::Group));
-        };
-        if let Some(r) = settings.rate {
-            match r.take(*q_tat, b.now) {
-                Some(next) => *q_tat = next,
-                None => return Ok(Err(Refused::QueueRate)),
-            }
-        }
-        if let Some(g) = group {
-            g.running += 1;
-            if let Some(r) = g.limits.rate {
-                g.tat = r.take(g.tat, b.now).expect("checked above");
-                g.tat_changed = true;
-            }
-        }
-        Ok(Ok(row))
-    }
-
-    fn group_running(&self, qid: i64, group: &str) -> rusqlite::Result<u64> {
-        self.tx()
-            .prepare_cached(GROUP_RUNNING)?
-            .query_row(params![qid, group], |r| r.get(0))
     }
 
     /// The position's first ready task by priority then age, of the kinds asked.

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { RotaClient } from "./client.js";
@@ -90,6 +91,8 @@ export class Worker {
     const shutdown = new AbortController();
     const stopClaiming = signal ? AbortSignal.any([signal, shutdown.signal]) : shutdown.signal;
     const interrupt = new AbortController();
+    // Each running task listens for the interrupt: as many listeners as the concurrency.
+    setMaxListeners(0, interrupt.signal);
     let fatal: unknown;
     let unreachable = false;
 

@@ -150,7 +150,8 @@ function describe(cause: unknown): string {
 async function errorOf(resp: Response, requestId: string): Promise<RotaError> {
   const text = await resp.text().catch(() => "");
   const retry = resp.headers.get("retry-after");
-  const retryAfter = retry === null ? undefined : Number(retry);
+  const seconds = retry === null ? NaN : Number(retry);
+  const retryAfter = Number.isFinite(seconds) ? seconds : undefined;
   const id = resp.headers.get("x-request-id") ?? requestId;
   try {
     const { error } = JSON.parse(text) as { error: { code: string; message: string } };

@@ -14,6 +14,8 @@ export async function* parseSse(body: AsyncIterable<Uint8Array>): AsyncGenerator
     buffer += decoder.decode(chunk, { stream: true });
     let newline: number;
     while ((newline = buffer.search(/\r\n|\r|\n/)) >= 0) {
+      // A "\r" that ends the chunk may be the first half of a "\r\n": wait for the next one.
+      if (newline === buffer.length - 1 && buffer.endsWith("\r")) break;
       const line = buffer.slice(0, newline);
       buffer = buffer.slice(newline + (buffer.startsWith("\r\n", newline) ? 2 : 1));
       if (line === "") {

@@ -1,5 +1,6 @@
-// A producer: enqueues a welcome email per new user, one batch in one transaction, with a
-// unique key so that signing up twice sends one email; then waits for one of them to finish.
+// A producer: enqueues a welcome email per new user, one batch in one transaction, each with a
+// unique key, so a user who signs up again while their email is still queued or being sent
+// gets no second one; then waits for one of them to finish.
 //
 //   ROTA_URL=http://127.0.0.1:7070 ROTA_TOKEN=$(cat rota-data/admin-token) node build/examples/producer.js
 import { RotaClient, RotaError } from "@rota/client";

@@ -1,3 +1,57 @@
+import type {
+  AttemptError,
+  Backoff,
+  CallbacksInfo,
+  ClaimOptions,
+  ClientLimits,
+  CompleteItem,
+  CreatedKey,
+  Delivery,
+  DeliveryList,
+  DoctorReport,
+  EnqueuedTask,
+  ErrorDetail,
+  EventList,
+  FailItem,
+  Finding,
+  FlowStats,
+  GroupInfo,
+  GroupPage,
+  GroupSettings,
+  Held,
+  ItemOutcome,
+  Key,
+  KeyInput,
+  Lease,
+  Maintenance,
+  MaintenanceInput,
+  QueueInfo,
+  QueuePatch,
+  QueueSettings,
+  QueueStats,
+  Rate,
+  Readiness,
+  Role,
+  RotaEvent,
+  Rule,
+  Schedule,
+  ScheduleInput,
+  ScheduleRun,
+  StateCounts,
+  Task,
+  TaskInput,
+  TaskList,
+  Tenant,
+  TenantInput,
+  TenantPatch,
+  Ticket,
+  Webhook,
+  WebhookInput,
+  WebhookPatch,
+  WhoAmI,
+  WorkerProcess,
+} from "./types.js";
+
 /**
  * What this library knows of the server's API, kept by hand as data: every operation it
  * implements (method and path, as in the OpenAPI document) and, for every component schema with
@@ -85,152 +139,114 @@ export const KNOWN_UNIMPLEMENTED: Readonly<Record<string, string>> = {
     "the same stream as GET /v1/events/stream; Node 20 has no WebSocket client without a dependency, so events.follow() uses SSE",
 };
 
-/** Component schema name → its properties (the TypeScript model in the comment). */
+/**
+ * The fields of model `T`, checked by the compiler both ways: each listed name is a field of `T`,
+ * and `T` has no field left unlisted. So this table cannot claim a field the model lacks.
+ */
+function fieldsOf<T>() {
+  return <const K extends readonly (keyof T & string)[]>(
+    fields: K & (Exclude<keyof T & string, K[number]> extends never ? unknown : { unlisted: Exclude<keyof T & string, K[number]> }),
+  ): readonly string[] => fields;
+}
+
+/**
+ * Component schema name → its properties. A schema with a model names it in `fieldsOf<Model>`;
+ * the others are the wire's wrappers (`{"tasks": [...]}`, `{"items": [...]}`, a body of one or
+ * two fields) that the API groups build and unwrap themselves. `RotaEvent.data` and the JSON
+ * `payload`, `result` and `progress` are passed through untyped (`Json`) on purpose.
+ */
 export const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
-  // AttemptError
-  AttemptError: ["at", "attempt", "message"],
-  // Backoff
-  Backoff: ["base_ms", "max_ms"],
-  // ItemOutcome[] (completeBatch, failBatch)
+  AttemptError: fieldsOf<AttemptError>()(["at", "attempt", "message"]),
+  Backoff: fieldsOf<Backoff>()(["base_ms", "max_ms"]),
+  // wire wrapper: ItemOutcome[] (completeBatch, failBatch)
   BatchOutcome: ["items"],
-  // CallbacksInfo
-  CallbacksOut: ["configured", "previous_secret_until", "secret"],
-  // ClaimOptions
-  ClaimBody: ["kinds", "lease_ms", "max", "wait_ms", "worker"],
-  // Task[] (claim)
+  CallbacksOut: fieldsOf<CallbacksInfo>()(["configured", "previous_secret_until", "secret"]),
+  ClaimBody: fieldsOf<ClaimOptions>()(["kinds", "lease_ms", "max", "wait_ms", "worker"]),
+  // wire wrapper: Task[] (claim)
   Claimed: ["tasks"],
-  // ClientLimits
-  ClientLimits: ["max_in_flight", "requests_per_minute"],
-  // CompleteItem[] (completeBatch)
+  ClientLimits: fieldsOf<ClientLimits>()(["max_in_flight", "requests_per_minute"]),
+  // wire wrapper: CompleteItem[] (completeBatch)
   CompleteBatch: ["items"],
-  // complete(id, lease, result)
-  CompleteBody: ["lease", "result"],
-  // CompleteItem
-  CompleteItem: ["id", "lease", "result"],
-  // CreatedKey
-  CreatedKey: ["token"],
-  // void (delete calls)
+  CompleteBody: fieldsOf<Omit<CompleteItem, "id">>()(["lease", "result"]),
+  CompleteItem: fieldsOf<CompleteItem>()(["id", "lease", "result"]),
+  CreatedKey: fieldsOf<Omit<CreatedKey, keyof Key>>()(["token"]),
+  // wire wrapper: void (delete calls)
   Deleted: ["deleted"],
-  // DeliveryList
-  DeliveryList: ["deliveries", "next_cursor"],
-  // Delivery
-  DeliveryOut: ["attempts", "created_at", "delivered_at", "event", "id", "last_error", "last_status", "latency_ms", "next_attempt_at", "state", "webhook_id"],
-  // EnqueuedTask[] (enqueueBatch)
+  DeliveryList: fieldsOf<DeliveryList>()(["deliveries", "next_cursor"]),
+  DeliveryOut: fieldsOf<Delivery>()(["attempts", "created_at", "delivered_at", "event", "id", "last_error", "last_status", "latency_ms", "next_attempt_at", "state", "webhook_id"]),
+  // wire wrapper: EnqueuedTask[] (enqueueBatch)
   EnqueuedBatch: ["tasks"],
-  // EnqueuedTask
-  EnqueuedTask: ["duplicate", "replaced"],
-  // RotaError
+  EnqueuedTask: fieldsOf<Omit<EnqueuedTask, keyof Task>>()(["duplicate", "replaced"]),
+  // wire wrapper: RotaError
   ErrorBody: ["error"],
-  // ErrorDetail
-  ErrorDetail: ["code", "message"],
-  // RotaEvent
-  EventBody: ["at", "attempt", "cursor", "data", "kind", "queue", "task_id", "type"],
-  // EventList
-  EventList: ["events", "next_cursor"],
-  // FailItem[] (failBatch)
+  ErrorDetail: fieldsOf<ErrorDetail>()(["code", "message"]),
+  EventBody: fieldsOf<RotaEvent>()(["at", "attempt", "cursor", "data", "kind", "queue", "task_id", "type"]),
+  EventList: fieldsOf<EventList>()(["events", "next_cursor"]),
+  // wire wrapper: FailItem[] (failBatch)
   FailBatch: ["items"],
-  // fail(id, lease, error, FailOptions)
-  FailBody: ["dead", "error", "lease", "retry_in_ms", "temporary"],
-  // FailItem
-  FailItem: ["dead", "error", "id", "lease", "retry_in_ms", "temporary"],
-  // Finding
-  Finding: ["cause", "check", "fix", "seen", "severity", "subject"],
-  // FlowStats
-  FlowStats: ["busiest_groups", "concurrency", "groups_complete", "groups_seen", "held", "longest_waiting_group", "median_group_wait_ms", "next_start_at", "rate", "running"],
-  // GroupInfo
-  GroupInfo: ["concurrency", "group", "held_by", "next_start_at", "oldest_ready_age_ms", "rate", "ready", "running", "settings"],
-  // GroupPage
-  GroupPage: ["groups", "next"],
-  // GroupSettings
-  GroupSettings: ["concurrency", "paused", "rate", "weight"],
-  // heartbeat(id, lease, {lease_ms, progress})
+  FailBody: fieldsOf<Omit<FailItem, "id">>()(["dead", "error", "lease", "retry_in_ms", "temporary"]),
+  FailItem: fieldsOf<FailItem>()(["dead", "error", "id", "lease", "retry_in_ms", "temporary"]),
+  Finding: fieldsOf<Finding>()(["cause", "check", "fix", "seen", "severity", "subject"]),
+  FlowStats: fieldsOf<FlowStats>()(["busiest_groups", "concurrency", "groups_complete", "groups_seen", "held", "longest_waiting_group", "median_group_wait_ms", "next_start_at", "rate", "running"]),
+  GroupInfo: fieldsOf<GroupInfo>()(["concurrency", "group", "held_by", "next_start_at", "oldest_ready_age_ms", "rate", "ready", "running", "settings"]),
+  GroupPage: fieldsOf<GroupPage>()(["groups", "next"]),
+  GroupSettings: fieldsOf<GroupSettings>()(["concurrency", "paused", "rate", "weight"]),
+  // wire wrapper: heartbeat(id, lease, {lease_ms, progress})
   HeartbeatBody: ["lease", "lease_ms", "progress"],
-  // Held
-  Held: ["group_concurrency", "group_paused", "group_rate", "queue_concurrency", "queue_paused", "queue_rate"],
-  // ItemOutcome
-  ItemOutcome: ["error", "id", "ok", "state"],
-  // Key
-  KeyInfo: ["created_at", "expires_at", "id", "last_used_at", "limits", "name", "queues", "revoked_at", "roles", "tenant"],
-  // Key[] (keys.list)
+  Held: fieldsOf<Held>()(["group_concurrency", "group_paused", "group_rate", "queue_concurrency", "queue_paused", "queue_rate"]),
+  ItemOutcome: fieldsOf<ItemOutcome>()(["error", "id", "ok", "state"]),
+  KeyInfo: fieldsOf<Key>()(["created_at", "expires_at", "id", "last_used_at", "limits", "name", "queues", "revoked_at", "roles", "tenant"]),
+  // wire wrapper: Key[] (keys.list)
   KeyList: ["keys"],
-  // kill(id, reason)
+  // wire wrapper: kill(id, reason)
   KillBody: ["reason"],
-  // Lease
-  Lease: ["expires_at", "token", "worker"],
-  // Maintenance
-  Maintenance: ["by", "message", "refusing", "since", "until"],
-  // MaintenanceInput
-  MaintenanceRequest: ["message", "mode", "until"],
-  // Maintenance | null
+  Lease: fieldsOf<Lease>()(["expires_at", "token", "worker"]),
+  Maintenance: fieldsOf<Maintenance>()(["by", "message", "refusing", "since", "until"]),
+  MaintenanceRequest: fieldsOf<MaintenanceInput>()(["message", "mode", "until"]),
+  // wire wrapper: Maintenance | null
   MaintenanceState: ["maintenance"],
-  // KeyInput
-  NewKey: ["expires_at", "expires_in_s", "limits", "name", "queues", "roles"],
-  // TenantInput
-  NewTenant: ["event_retention_ms", "limits", "name"],
-  // number (purge)
+  NewKey: fieldsOf<KeyInput>()(["expires_at", "expires_in_s", "limits", "name", "queues", "roles"]),
+  NewTenant: fieldsOf<TenantInput>()(["event_retention_ms", "limits", "name"]),
+  // wire wrapper: number (purge)
   Purged: ["deleted"],
-  // QueueInfo
-  QueueInfo: ["counts", "created_at", "last_claim_at", "name", "next_start_at", "oldest_ready_age_ms", "settings", "shard"],
-  // QueueInfo[] (queues.list)
+  QueueInfo: fieldsOf<QueueInfo>()(["counts", "created_at", "last_claim_at", "name", "next_start_at", "oldest_ready_age_ms", "settings", "shard"]),
+  // wire wrapper: QueueInfo[] (queues.list)
   QueueList: ["queues"],
-  // QueuePatch
-  QueuePatchBody: ["backoff", "callback_url", "concurrency", "group_concurrency", "group_rate", "lease_ms", "max_attempts", "paused", "rate", "retention_ms"],
-  // QueueSettings
-  QueueSettings: ["backoff", "callback_url", "concurrency", "group_concurrency", "group_rate", "lease_ms", "max_attempts", "paused", "rate", "retention_ms"],
-  // QueueStats
-  QueueStats: ["flow"],
-  // Rate
-  Rate: ["burst", "limit", "period_ms"],
-  // DoctorReport
-  Report: ["checked_at", "findings", "notes", "ok"],
-  // roles.put(name, rules)
+  QueuePatchBody: fieldsOf<QueuePatch>()(["backoff", "callback_url", "concurrency", "group_concurrency", "group_rate", "lease_ms", "max_attempts", "paused", "rate", "retention_ms"]),
+  QueueSettings: fieldsOf<QueueSettings>()(["backoff", "callback_url", "concurrency", "group_concurrency", "group_rate", "lease_ms", "max_attempts", "paused", "rate", "retention_ms"]),
+  QueueStats: fieldsOf<Omit<QueueStats, keyof QueueInfo>>()(["flow"]),
+  Rate: fieldsOf<Rate>()(["burst", "limit", "period_ms"]),
+  Report: fieldsOf<DoctorReport>()(["checked_at", "findings", "notes", "ok"]),
+  // wire wrapper: roles.put(name, rules)
   RoleBody: ["rules"],
-  // Role
-  RoleInfo: ["builtin", "name", "rules", "updated_at"],
-  // Role[] (roles.list)
+  RoleInfo: fieldsOf<Role>()(["builtin", "name", "rules", "updated_at"]),
+  // wire wrapper: Role[] (roles.list)
   RoleList: ["roles"],
-  // rotateSecret(id, graceMs)
+  // wire wrapper: rotateSecret(id, graceMs)
   RotateBody: ["grace_ms"],
-  // Rule
-  Rule: ["action", "effect", "resource"],
-  // ScheduleRun
-  RunOut: ["fired_at", "outcome", "skipped", "task_id", "tick", "trigger"],
-  // ScheduleInput
-  ScheduleBody: ["catch_up", "cron", "every_ms", "group", "jitter_ms", "kind", "max_attempts", "overlap", "paused", "payload", "priority", "queue", "timezone"],
-  // Schedule[] (schedules.list)
+  Rule: fieldsOf<Rule>()(["action", "effect", "resource"]),
+  RunOut: fieldsOf<ScheduleRun>()(["fired_at", "outcome", "skipped", "task_id", "tick", "trigger"]),
+  ScheduleBody: fieldsOf<ScheduleInput>()(["catch_up", "cron", "every_ms", "group", "jitter_ms", "kind", "max_attempts", "overlap", "paused", "payload", "priority", "queue", "timezone"]),
+  // wire wrapper: Schedule[] (schedules.list)
   ScheduleList: ["schedules"],
-  // Schedule
-  ScheduleOut: ["catch_up", "created_at", "cron", "every_ms", "jitter_ms", "kind", "max_attempts", "name", "next_run_at", "overlap", "paused", "payload", "priority", "queue", "runs", "timezone", "updated_at"],
-  // StateCounts
-  StateCounts: ["cancelled", "dead", "ready", "running", "scheduled", "succeeded"],
-  // Readiness
-  Status: ["checks", "maintenance", "status"],
-  // Task
-  Task: ["attempt", "callback_url", "created_at", "errors", "finished_at", "group", "id", "kind", "lease", "max_attempts", "payload", "priority", "progress", "queue", "result", "run_at", "state", "tags", "unique_key", "updated_at"],
-  // TaskInput
-  TaskInput: ["callback_url", "delay_ms", "group", "kind", "max_attempts", "on_duplicate", "payload", "priority", "run_at", "tags", "unique_key"],
-  // TaskList
-  TaskList: ["next_cursor", "tasks"],
-  // Tenant[] (tenants.list)
+  ScheduleOut: fieldsOf<Schedule>()(["catch_up", "created_at", "cron", "every_ms", "jitter_ms", "kind", "max_attempts", "name", "next_run_at", "overlap", "paused", "payload", "priority", "queue", "runs", "timezone", "updated_at"]),
+  StateCounts: fieldsOf<StateCounts>()(["cancelled", "dead", "ready", "running", "scheduled", "succeeded"]),
+  Status: fieldsOf<Readiness>()(["checks", "maintenance", "status"]),
+  Task: fieldsOf<Task>()(["attempt", "callback_url", "created_at", "errors", "finished_at", "group", "id", "kind", "lease", "max_attempts", "payload", "priority", "progress", "queue", "result", "run_at", "state", "tags", "unique_key", "updated_at"]),
+  TaskInput: fieldsOf<TaskInput>()(["callback_url", "delay_ms", "group", "kind", "max_attempts", "on_duplicate", "payload", "priority", "run_at", "tags", "unique_key"]),
+  TaskList: fieldsOf<TaskList>()(["next_cursor", "tasks"]),
+  // wire wrapper: Tenant[] (tenants.list)
   TenantList: ["tenants"],
-  // TenantPatch
-  TenantPatch: ["event_retention_ms", "limits"],
-  // Tenant
-  TenantRecord: ["created_at", "event_retention_ms", "limits", "name"],
-  // Ticket
-  Ticket: ["expires_at", "ticket"],
-  // WebhookInput
-  WebhookBody: ["description", "events", "queues", "url"],
-  // Webhook[] (webhooks.list)
+  TenantPatch: fieldsOf<TenantPatch>()(["event_retention_ms", "limits"]),
+  TenantRecord: fieldsOf<Tenant>()(["created_at", "event_retention_ms", "limits", "name"]),
+  Ticket: fieldsOf<Ticket>()(["expires_at", "ticket"]),
+  WebhookBody: fieldsOf<WebhookInput>()(["description", "events", "queues", "url"]),
+  // wire wrapper: Webhook[] (webhooks.list)
   WebhookList: ["webhooks"],
-  // Webhook
-  WebhookOut: ["created_at", "description", "disabled_reason", "enabled", "events", "failing_since", "id", "previous_secret_until", "queues", "secret", "updated_at", "url"],
-  // WebhookPatch
-  WebhookPatchBody: ["description", "enabled", "events", "queues", "url"],
-  // WhoAmI
-  WhoAmI: ["acting_tenant", "kinds", "maintenance", "principal", "queues", "roles", "tenant"],
-  // WorkerProcess
-  Worker: ["connected_at", "connections", "hostname", "labels", "last_beat", "pid", "signal", "wid"],
-  // WorkerProcess[] (processes.list)
+  WebhookOut: fieldsOf<Webhook>()(["created_at", "description", "disabled_reason", "enabled", "events", "failing_since", "id", "previous_secret_until", "queues", "secret", "updated_at", "url"]),
+  WebhookPatchBody: fieldsOf<WebhookPatch>()(["description", "enabled", "events", "queues", "url"]),
+  WhoAmI: fieldsOf<WhoAmI>()(["acting_tenant", "kinds", "maintenance", "principal", "queues", "roles", "tenant"]),
+  Worker: fieldsOf<WorkerProcess>()(["connected_at", "connections", "hostname", "labels", "last_beat", "pid", "signal", "wid"]),
+  // wire wrapper: WorkerProcess[] (processes.list)
   WorkerList: ["workers"],
 };

@@ -174,6 +174,49 @@ test("test_s06_cancel_stops_the_running_handler_and_is_not_retried", async () =>
   assert.equal(stats.succeeded + stats.failed, 0);
 });
 
+test("test_s06b_a_lost_lease_stops_the_handler_and_reports_nothing", async () => {
+  const queue = queueName("s06b");
+  // One attempt: when its lease expires the task is dead, so nothing claims it again.
+  const task = await rota.tasks.enqueue(queue, { kind: "long", max_attempts: 1 });
+  // Heartbeats are dropped on the way until the lease has expired; the next one is refused.
+  let dropBeats = true;
+  const lossy = server.client({
+    fetch: (input, init) => {
+      if (dropBeats && String(input).endsWith("/heartbeat")) return Promise.reject(new TypeError("fetch failed"));
+      return fetch(input, init);
+    },
+  });
+  let started = false;
+  let reason: unknown;
+  const worker = new Worker(
+    lossy,
+    queue,
+    (_task, signal) =>
+      new Promise((_, fail) => {
+        started = true;
+        signal.addEventListener("abort", () => {
+          reason = signal.reason;
+          fail(signal.reason);
+        });
+      }),
+    { leaseMs: 1_000, pollWaitMs: 200, concurrency: 1 },
+  );
+  const run = start(worker);
+  await eventually(async () => started, "the handler to start");
+  await sleep(1_400);
+  dropBeats = false;
+  await eventually(async () => reason !== undefined, "the handler's signal to fire", 3_000);
+  assert.ok(reason instanceof TaskAbortedError);
+  assert.equal(reason.reason, "lease_lost");
+  const stats = await run.stop();
+  assert.equal(stats.leaseLost, 1);
+  assert.equal(stats.succeeded + stats.failed, 0);
+  const after = await rota.tasks.get(task.id);
+  assert.equal(after.state, "dead");
+  assert.equal(after.errors.length, 1, "the lease's expiry, and nothing from the worker");
+  assert.match(after.errors[0].message, /lease/);
+});
+
 test("test_s14_graceful_shutdown_finishes_running_and_claims_nothing_new", async () => {
   const queue = queueName("s14");
   const first = await rota.tasks.enqueue(queue, { kind: "k" });

@@ -64,9 +64,7 @@ export class Transport {
     this.baseUrl = (options.url ?? env.ROTA_URL ?? DEFAULT_URL).replace(/\/+$/, "");
     const token = options.token ?? env.ROTA_TOKEN;
     if (token !== undefined && token.trim() === "") {
-      throw new RotaError(
-        0,
-        "bad_request",
+      throw new TypeError(
         "the token is set but empty; set ROTA_TOKEN to an API key's token " +
           "(e.g. ROTA_TOKEN=$(cat rota-data/admin-token))",
       );

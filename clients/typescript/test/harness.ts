@@ -8,7 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { RotaClient, type ClientOptions } from "../src/index.js";
 
 /** The repository root: the nearest folder above this file with a Cargo.toml. */
-function repoRoot(): string {
+export function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, "Cargo.toml"))) {
     const up = dirname(dir);

@@ -97,8 +97,16 @@ export class Transport {
 
   /** Sends `req` and decodes the JSON answer. Only GETs are retried, and only on transport failures. */
   async json<T>(req: Request, call: CallOptions = {}): Promise<T> {
-    const resp = await this.send(req, call);
-    const text = await resp.text();
+    const requestId = call.requestId ?? this.makeId();
+    const resp = await this.send(req, { ...call, requestId });
+    let text: string;
+    try {
+      text = await resp.text();
+    } catch (cause) {
+      // The answer began but did not finish (reset, or the timeout ran out while it came).
+      if (call.signal?.aborted) throw call.signal.reason;
+      throw new TransportError(`the answer from ${this.baseUrl} was cut short: ${describe(cause)}`, requestId, { cause });
+    }
     return (text === "" ? undefined : JSON.parse(text)) as T;
   }
 

@@ -133,8 +133,12 @@ export class Worker {
       }
       if (tasks.length === 0) slots.give();
       tasks.forEach((task, i) => {
-        // The first slot was taken before the claim; the claim asked for no more than were free.
-        if (i > 0 && !slots.tryTake()) throw new Error("the server answered more tasks than asked for");
+        // The first slot was taken before the claim, and the claim asked for no more than were
+        // free; a task beyond them is left to come back when its lease ends.
+        if (i > 0 && !slots.tryTake()) {
+          this.opts.logger.warn(`rota worker: the server answered more tasks than asked for; ${task.id} is left to its lease`);
+          return;
+        }
         const run = this.runOne(task, completer, stats, interrupt.signal).finally(() => {
           running.delete(run);
           slots.give();

@@ -3,6 +3,7 @@ import { RotaError } from "./errors.js";
 import type { CallOptions, Transport } from "./http.js";
 import { parseSse } from "./sse.js";
 import type { EventList, RotaEvent, Ticket } from "./types.js";
+import { standardWebSocket, textFrames } from "./websocket.js";
 
 export interface EventFilter {
   /** Comma-separated or listed types or `*` patterns, e.g. `task.*`. */
@@ -84,6 +85,39 @@ export class Events {
         continue;
       }
       // The server ended the stream (shutting down, say): reconnect after a pause.
+      await sleep(reconnectMs, undefined, { signal }).catch(() => undefined);
+    }
+  }
+
+  /**
+   * The same live follow over the event WebSocket (`GET /v1/events/ws`), opened with a
+   * one-minute ticket (a WebSocket cannot send an `Authorization` header), and reopened with a
+   * fresh ticket and `after` set to the last cursor it yielded when the connection drops. Needs
+   * the runtime's standard `WebSocket` (Node.js 22+, or 20 with `--experimental-websocket`);
+   * {@link Events.follow} needs nothing.
+   */
+  async *followWebSocket(options: FollowOptions = {}): AsyncGenerator<RotaEvent> {
+    const WebSocket = standardWebSocket();
+    if (!WebSocket) {
+      throw new Error(
+        "this runtime has no WebSocket (Node.js 22+ has; 20 with --experimental-websocket): use events.follow(), the same stream over SSE",
+      );
+    }
+    const { signal, reconnectMs = 1_000, after, ...filter } = options;
+    let cursor = after;
+    while (!signal?.aborted) {
+      try {
+        const { ticket } = await this.ticket({ signal });
+        const url = this.http.url("/v1/events/ws", { ...filter, after: cursor, ticket }).replace(/^http/, "ws");
+        for await (const frame of textFrames(new WebSocket(url), signal)) {
+          const event = JSON.parse(frame) as RotaEvent;
+          cursor = event.cursor;
+          yield event;
+        }
+      } catch (err) {
+        if (signal?.aborted) return;
+        if (err instanceof RotaError && !err.transient) throw err;
+      }
       await sleep(reconnectMs, undefined, { signal }).catch(() => undefined);
     }
   }

@@ -7,5 +7,5 @@ export { HandlerError, TaskAbortedError, type FailureOptions } from "./handler-e
 export { verifyDelivery, SignatureError, type VerifyOptions, type VerifiedDelivery, type DeliveryHeaders } from "./signature.js";
 export type { EventFilter, EventPageOptions, FollowOptions } from "./events.js";
 export type { DeliveryQuery } from "./webhooks.js";
-export { KNOWN_OPERATIONS, KNOWN_FIELDS, KNOWN_UNIMPLEMENTED } from "./known.js";
+export { KNOWN_OPERATIONS, KNOWN_FIELDS } from "./known.js";
 export type * from "./types.js";

@@ -62,34 +62,36 @@ async function proxy(port: number): Promise<{ url: string; cut: () => number; cl
   };
 }
 
-test("test_s11_live_follow_resumes_from_its_cursor_after_a_drop", async (t) => {
-  const queue = queueName("s11-follow");
-  const net = await proxy(Number(new URL(server.url).port));
-  t.after(net.close);
-  const follower = server.client({ url: net.url });
-  const ac = new AbortController();
-  const got: RotaEvent[] = [];
-  const following = (async () => {
-    for await (const event of follower.events.follow({ queue, types: "task.enqueued", signal: ac.signal, reconnectMs: 100 })) {
-      got.push(event);
-    }
-  })();
+for (const via of ["sse", "websocket"] as const) {
+  test(`test_s11_live_follow_over_${via}_resumes_from_its_cursor_after_a_drop`, async (t) => {
+    const queue = queueName(`s11-${via}`);
+    const net = await proxy(Number(new URL(server.url).port));
+    t.after(net.close);
+    const follower = server.client({ url: net.url });
+    const ac = new AbortController();
+    const options = { queue, types: "task.enqueued", signal: ac.signal, reconnectMs: 100 };
+    const stream = via === "sse" ? follower.events.follow(options) : follower.events.followWebSocket(options);
+    const got: RotaEvent[] = [];
+    const following = (async () => {
+      for await (const event of stream) got.push(event);
+    })();
 
-  const first = await rota.tasks.enqueueBatch(queue, [{ kind: "k" }, { kind: "k" }]);
-  await eventually(async () => got.length === 2, "the first two events");
-  assert.ok(net.cut() > 0, "the stream's connection was cut");
-  // Enqueued while the follower is disconnected: it must still see them, once each.
-  const second = await rota.tasks.enqueueBatch(queue, [{ kind: "k" }, { kind: "k" }]);
-  await eventually(async () => got.length >= 4, "the events committed during the drop");
-  const third = await rota.tasks.enqueue(queue, { kind: "k" });
-  await eventually(async () => got.length >= 5, "a live event after reconnecting");
-  ac.abort();
-  await following;
-  assert.deepEqual(
-    got.map((e) => e.task_id),
-    [...first, ...second, third].map((task) => task.id),
-  );
-  const cursors = got.map((e) => e.cursor);
-  assert.deepEqual(cursors, [...cursors].sort((a, b) => a - b));
-  assert.equal(new Set(cursors).size, cursors.length);
-});
+    const first = await rota.tasks.enqueueBatch(queue, [{ kind: "k" }, { kind: "k" }]);
+    await eventually(async () => got.length === 2, "the first two events");
+    assert.ok(net.cut() > 0, "the stream's connection was cut");
+    // Enqueued while the follower is disconnected: it must still see them, once each.
+    const second = await rota.tasks.enqueueBatch(queue, [{ kind: "k" }, { kind: "k" }]);
+    await eventually(async () => got.length >= 4, "the events committed during the drop");
+    const third = await rota.tasks.enqueue(queue, { kind: "k" });
+    await eventually(async () => got.length >= 5, "a live event after reconnecting");
+    ac.abort();
+    await following;
+    assert.deepEqual(
+      got.map((e) => e.task_id),
+      [...first, ...second, third].map((task) => task.id),
+    );
+    const cursors = got.map((e) => e.cursor);
+    assert.deepEqual(cursors, [...cursors].sort((a, b) => a - b));
+    assert.equal(new Set(cursors).size, cursors.length);
+  });
+}

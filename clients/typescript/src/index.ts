@@ -1,0 +1,11 @@
+export { RotaClient } from "./client.js";
+export type { ClientOptions, CallOptions } from "./http.js";
+export { RotaError, TransportError } from "./errors.js";
+export { Worker, type Handler, type WorkerOptions } from "./worker.js";
+export type { WorkerStats } from "./completer.js";
+export { HandlerError, TaskAbortedError, type FailureOptions } from "./handler-error.js";
+export { verifyDelivery, SignatureError, type VerifyOptions, type VerifiedDelivery, type DeliveryHeaders } from "./signature.js";
+export type { EventFilter, EventPageOptions, FollowOptions } from "./events.js";
+export type { DeliveryQuery } from "./webhooks.js";
+export { KNOWN_OPERATIONS, KNOWN_FIELDS } from "./known.js";
+export type * from "./types.js";

@@ -15,6 +15,7 @@
 //! all in one UPDATE at the end.
 
 use crate::events::CURSOR;
+use crate::flow_ahead::{Ahead, Scope};
 use crate::rows::{queue_from_row, task_from_row, QUEUE_COLUMNS, QUEUE_COLUMN_COUNT, TASK_COLUMNS};
 use crate::{db, PostgresStore};
 use deadpool_postgres::GenericClient;
@@ -32,6 +33,8 @@ struct FlowClaim<'c, C: GenericClient> {
     kinds: Vec<String>,
     /// Ids taken so far, in the order taken.
     picked: Vec<i64>,
+    /// The groups read ahead round the ring.
+    ahead: Ahead,
 }
 
 impl PostgresStore {
@@ -75,6 +78,7 @@ impl PostgresStore {
             qid: queue.id,
             kinds: req.kinds.clone(),
             picked: Vec::new(),
+            ahead: Ahead::default(),
         };
         let room = claim.room(&queue.settings, req.max).await?;
         let mut walk = Walk::new(&queue.settings, now, grouped, queue.rate_tat_us);
@@ -194,7 +198,8 @@ impl<C: GenericClient> FlowClaim<'_, C> {
         let sql = format!(
             "WITH claimed AS (UPDATE rota_tasks t SET state = 2, attempt = t.attempt + 1, \
                lease_worker = $2, lease_token = ((random() - 0.5) * 1.8e19)::bigint, \
-               lease_expires_at = $3, updated_at = $4 WHERE t.id = ANY($1) RETURNING t.*), \
+               lease_expires_at = $3, updated_at = $4 WHERE t.id = ANY($1) AND t.state = 1 \
+               RETURNING t.*), \
              ev AS (INSERT INTO rota_events (tenant, cursor, at, queue, kind, task_id, attempt, \
                type, worker, due) \
                SELECT $5, {CURSOR}array_position($1, c.id)), $4, $6, c.kind, c.id, c.attempt, \
@@ -254,10 +259,23 @@ impl<C: GenericClient> FlowClaim<'_, C> {
     }
 }
 
+impl<C: GenericClient> FlowClaim<'_, C> {
+    fn scope(&self) -> Scope<'_> {
+        Scope {
+            qid: self.qid,
+            kinds: &self.kinds,
+            picked: &self.picked,
+        }
+    }
+}
+
 impl<C: GenericClient> FlowReads for FlowClaim<'_, C> {
     type Error = StoreError;
 
     async fn group_row(&mut self, group: &str) -> StoreResult<(Option<GroupSettings>, i64)> {
+        if let Some(h) = self.ahead.head(group) {
+            return Ok((h.settings.clone(), h.tat));
+        }
         let row = self
             .opt(
                 "SELECT settings, rate_tat_us FROM rota_task_groups \
@@ -275,6 +293,9 @@ impl<C: GenericClient> FlowReads for FlowClaim<'_, C> {
     }
 
     async fn group_running(&mut self, group: &str) -> StoreResult<u64> {
+        if let Some(h) = self.ahead.head(group) {
+            return Ok(h.running);
+        }
         let n: i64 = self
             .one(
                 "SELECT count(*) FROM rota_tasks WHERE queue_id = $1 AND state = 2 AND grp = $2",
@@ -286,6 +307,14 @@ impl<C: GenericClient> FlowReads for FlowClaim<'_, C> {
     }
 
     async fn has_ready(&mut self, position: &str) -> StoreResult<bool> {
+        if !position.is_empty() {
+            let mut ahead = std::mem::take(&mut self.ahead);
+            let known = ahead.has_ready(self.tx, &self.scope(), position).await;
+            self.ahead = ahead;
+            if let Some(ready) = known? {
+                return Ok(ready);
+            }
+        }
         let row = if position.is_empty() {
             self.one(
                 "SELECT EXISTS (SELECT 1 FROM rota_tasks WHERE queue_id = $1 AND state = 1 \
@@ -305,18 +334,25 @@ impl<C: GenericClient> FlowReads for FlowClaim<'_, C> {
     }
 
     async fn group_after(&mut self, after: &str) -> StoreResult<Option<String>> {
-        Ok(self
-            .opt(
-                "SELECT grp FROM rota_tasks WHERE queue_id = $1 AND state = 1 AND grp > $2 \
-                 AND id <> ALL($3) ORDER BY grp LIMIT 1",
-                &[&self.qid, &after, &self.picked],
-            )
-            .await?
-            .map(|r| r.get(0)))
+        let mut ahead = std::mem::take(&mut self.ahead);
+        let next = ahead.group_after(self.tx, &self.scope(), after).await;
+        self.ahead = ahead;
+        next
     }
 
     async fn take(&mut self, position: &str, n: usize) -> StoreResult<usize> {
-        let ids = self.next_ready(position, n).await?;
+        let ids = if position.is_empty() {
+            None
+        } else {
+            let mut ahead = std::mem::take(&mut self.ahead);
+            let ids = ahead.take(self.tx, &self.scope(), position, n).await;
+            self.ahead = ahead;
+            ids?
+        };
+        let ids = match ids {
+            Some(ids) => ids,
+            None => self.next_ready(position, n).await?,
+        };
         let taken = ids.len();
         self.picked.extend(ids);
         Ok(taken)

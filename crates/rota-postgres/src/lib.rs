@@ -19,6 +19,7 @@ mod diagnose;
 mod enqueue;
 mod events;
 mod flow;
+mod flow_ahead;
 mod groups;
 mod ids;
 mod import;

@@ -131,10 +131,7 @@ async fn a_revocation_on_one_server_applies_on_another_within_a_second() {
     // Known on B shortly after its creation on A.
     let t = Instant::now();
     while on_b.whoami().await.is_err() {
-        assert!(
-            t.elapsed() < PROPAGATION,
-            "the new key is unknown on B"
-        );
+        assert!(t.elapsed() < PROPAGATION, "the new key is unknown on B");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     a.client.revoke_key(&created.key.id).await.unwrap();

@@ -425,6 +425,52 @@ pub async fn a_big_group_does_not_hold_up_small_ones<H: Harness>() {
     );
 }
 
+/// Hundreds of groups: the turns go on across claims and round the ring, a group at its
+/// concurrency is passed over, and a claim for one kind takes each group's task of that kind.
+/// (An engine that reads groups ahead in pages must give the same answers.)
+pub async fn many_groups_take_turns_round_the_ring<H: Harness>() {
+    let (_h, _c, s) = setup::<H>().await;
+    let queue = q("many-groups");
+    set(
+        &s,
+        &queue,
+        QueuePatch {
+            group_concurrency: Some(Some(2)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let groups: Vec<String> = (0..300).map(|g| format!("g{g:03}")).collect();
+    // Each group: two tasks of kind x, then one of kind y.
+    for i in 0..3 {
+        let kind = if i < 2 { "x" } else { "y" };
+        let tasks = groups.iter().map(|g| grouped(kind, g)).collect();
+        s.enqueue(&queue, tasks).await.unwrap();
+    }
+    let names = |tasks: &[Task]| -> Vec<String> {
+        tasks.iter().map(|t| t.group.clone().unwrap()).collect()
+    };
+    let first = s.claim(&queue, claim_req(150)).await.unwrap();
+    assert_eq!(names(&first), groups[..150]);
+    assert!(first.iter().all(|t| t.kind == "x"));
+    // On from where the last claim stopped, then round again from the first group.
+    let second = s.claim(&queue, claim_req(200)).await.unwrap();
+    let expected: Vec<String> = groups[150..].iter().chain(&groups[..50]).cloned().collect();
+    assert_eq!(names(&second), expected);
+    assert!(second.iter().all(|t| t.kind == "x"));
+    // g000..g049 now run two each (their limit); the others one, and have a y left.
+    let only_y = ClaimRequest {
+        kinds: vec!["y".into()],
+        ..claim_req(1_000)
+    };
+    let third = s.claim(&queue, only_y).await.unwrap();
+    assert_eq!(names(&third), groups[50..]);
+    assert!(third.iter().all(|t| t.kind == "y"));
+    // Nothing of kind x is left where there is room, and the full groups give nothing.
+    let rest = s.claim(&queue, claim_req(1_000)).await.unwrap();
+    assert!(rest.is_empty(), "{:?}", names(&rest));
+}
+
 pub async fn groups_are_listed_with_counts_and_paged<H: Harness>() {
     let (_h, _c, s) = setup::<H>().await;
     let queue = q("listed");

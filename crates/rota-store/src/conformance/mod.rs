@@ -118,6 +118,7 @@ macro_rules! conformance_tests {
             group_limits_overrides_pause_and_weight,
             group_rates_limit_each_group_and_the_queue_rate_all,
             a_big_group_does_not_hold_up_small_ones,
+            many_groups_take_turns_round_the_ring,
             groups_are_listed_with_counts_and_paged,
             room_made_by_a_task_ending_wakes_waiting_claims,
             concurrency_holds_across_two_stores,

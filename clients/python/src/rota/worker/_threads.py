@@ -194,7 +194,7 @@ class Worker:
         if items:
             try:
                 self.client.fail_batch(items)
-            except RotaError:
+            except Exception:  # noqa: BLE001 - the client may be closed by now
                 pass  # their leases expire and they run again
 
     def _start(self, pool: ThreadPoolExecutor, task: Task) -> None:

@@ -1,0 +1,75 @@
+"""S13: errors carry the server's code and message; reads are retried, writes are not."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+import rota
+
+from .conftest import Server
+from .helpers import DroppingServer
+
+
+def test_s13_errors_carry_code_and_message(client: rota.Client, queue: str) -> None:
+    with pytest.raises(rota.NotFound) as nf:
+        client.get_task("01a20c27-4e6d-7000-8000-000000000000")
+    assert nf.value.status == 404 and nf.value.code == "task_not_found"
+    assert "does not exist" in nf.value.message and nf.value.request_id
+    with pytest.raises(rota.NotFound) as route:
+        client.role("no-such-role")
+    assert route.value.code == "not_found"
+    with pytest.raises(rota.InvalidRequest) as bad:
+        client.enqueue(queue, "k", max_attempts=0)
+    assert bad.value.status == 422 and bad.value.code == "invalid_field"
+    assert "max_attempts" in bad.value.message
+    task = client.enqueue(queue, "k")
+    client.cancel(task.id)
+    with pytest.raises(rota.Conflict) as conflict:
+        client.cancel(task.id)
+    assert conflict.value.status == 409 and conflict.value.code == "invalid_state"
+    with pytest.raises(rota.Unauthorized) as unauth:
+        rota.Client(client.base_url, "rota_not_a_key").queues()
+    assert unauth.value.code == "unauthorized"
+
+
+def test_s13_reads_are_retried_writes_are_not() -> None:
+    dropper = DroppingServer()
+    try:
+        c = rota.Client(dropper.url, "t", read_attempts=3)
+        with pytest.raises(rota.TransportError):
+            c.queues()
+        assert dropper.accepted == 3
+        with pytest.raises(rota.TransportError):
+            c.enqueue("q", "k")
+        assert dropper.accepted == 4
+        ac = rota.AsyncClient(dropper.url, "t", read_attempts=2)
+        with pytest.raises(rota.TransportError):
+            asyncio.run(ac.get_task("01a20c27-4e6d-7000-8000-000000000000"))
+        assert dropper.accepted == 6
+        with pytest.raises(rota.TransportError):
+            asyncio.run(ac.cancel("01a20c27-4e6d-7000-8000-000000000000"))
+        assert dropper.accepted == 7
+    finally:
+        dropper.close()
+
+
+def test_s13_request_ids_and_timeouts(server: Server, queue: str) -> None:
+    c = rota.Client(server.url, server.token, timeout=0.5)
+    assert c.timeout == 0.5
+    # A long poll gets its wait on top of the timeout.
+    started = time.monotonic()
+    assert c.claim(queue, "w", wait_ms=1000) == []
+    assert time.monotonic() - started >= 0.9
+
+
+def test_s13_environment_defaults(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROTA_URL", server.url)
+    monkeypatch.setenv("ROTA_TOKEN", server.token)
+    me = rota.Client().whoami()
+    assert me.tenant and "admin" in me.roles
+    monkeypatch.setenv("ROTA_TOKEN", " ")
+    with pytest.raises(rota.RotaError):
+        rota.Client()

@@ -22,9 +22,12 @@ _plans: Dict[type, List[Tuple[str, Converter]]] = {}
 
 def parse_time(text: str) -> datetime:
     """An RFC 3339 time as the server writes it (``2026-11-24T10:00:00.000Z``)."""
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    return datetime.fromisoformat(text)
+    try:
+        return datetime.fromisoformat(text)  # Python 3.11 reads the "Z" itself
+    except ValueError:
+        if text.endswith("Z"):
+            return datetime.fromisoformat(text[:-1] + "+00:00")
+        raise
 
 
 def format_time(value: datetime) -> str:

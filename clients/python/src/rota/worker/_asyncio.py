@@ -16,6 +16,7 @@ from .._async_client import AsyncClient
 from ..errors import RotaError, TaskCancelled
 from ..models import JSON, CompleteItem, FailItem, Task
 from ._common import (
+    CLAIM_GATHER_S,
     MAX_CLAIM,
     MAX_REPORT_BATCH,
     REFUSED_ITEM,
@@ -137,6 +138,9 @@ class AsyncWorker:
                 self._slot_freed.clear()
                 await self._until_stopping(self._slot_freed.wait())
                 continue
+            if free < min(self.concurrency, MAX_CLAIM) and self._running:
+                await asyncio.sleep(CLAIM_GATHER_S)
+                free = self.concurrency - len(self._running)
             claim = self.client.claim(
                 self.queue,
                 self.name,

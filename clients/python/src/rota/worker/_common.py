@@ -20,6 +20,9 @@ log = logging.getLogger("rota.worker")
 
 MAX_CLAIM = 100
 """Most tasks one claim asks for; a worker with more free slots claims again at once."""
+CLAIM_GATHER_S = 0.005
+"""With some slots free but fewer than a full claim, how long the claimer waits for more to
+free up first: tasks that finish together are then claimed for in one request, not one each."""
 MAX_REPORT_BATCH = 500
 """Most outcomes sent in one batch complete or fail."""
 MIN_HEARTBEAT_S = 0.01

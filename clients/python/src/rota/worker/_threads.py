@@ -22,6 +22,7 @@ from .._sync_client import Client
 from ..errors import RotaError
 from ..models import JSON, CompleteItem, FailItem, Task
 from ._common import (
+    CLAIM_GATHER_S,
     MAX_CLAIM,
     MAX_REPORT_BATCH,
     REFUSED_ITEM,
@@ -152,6 +153,13 @@ class Worker:
             with self._slots:
                 while self._free == 0 and not self._stopping.is_set():
                     self._slots.wait()
+                full = min(self.concurrency, MAX_CLAIM)
+                gather_until = time.monotonic() + CLAIM_GATHER_S
+                while self._free < full and not self._stopping.is_set():
+                    left = gather_until - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._slots.wait(left)
                 if self._stopping.is_set():
                     return
                 want = min(self._free, MAX_CLAIM)

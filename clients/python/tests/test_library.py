@@ -38,3 +38,14 @@ def test_signature_accepts_any_current_secret_during_a_rotation() -> None:
         verify_delivery("whsec_new", url=url, headers={**headers, "rota-signature": f"v1={new}"}, body=body, now=1700000010)
     with pytest.raises(InvalidSignature):
         verify_delivery("whsec_new", url=url, headers={}, body=body)
+
+
+def test_version_matches_the_server_workspace() -> None:
+    import re
+
+    import rota
+
+    cargo = (ROOT.parents[1] / "Cargo.toml").read_text()
+    workspace = re.search(r'^\[workspace\.package\][^\[]*?^version\s*=\s*"([^"]+)"', cargo, re.M | re.S)
+    assert workspace is not None, "no version in the workspace Cargo.toml"
+    assert rota.__version__ == workspace.group(1)

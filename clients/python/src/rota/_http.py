@@ -90,7 +90,7 @@ def request_headers(request_id: str, extra: Optional[Dict[str, str]] = None) -> 
 
 def retry_delay(attempt: int) -> float:
     """Seconds before try ``attempt + 1`` of a read."""
-    return 0.1 * (2**attempt)
+    return 0.1 * float(2**attempt)
 
 
 def is_read(method: str) -> bool:

@@ -240,7 +240,7 @@ def default_name() -> str:
 def report_retry_delay(attempt: int) -> float:
     """Completing twice is safe (the second answer is ``lease_lost``), so a batch that got no
     answer is sent again a few times, 0.1 s, 0.2 s, 0.4 s, 0.8 s apart."""
-    return 0.1 * (2**attempt)
+    return 0.1 * float(2**attempt)
 
 
 REPORT_ATTEMPTS = 5

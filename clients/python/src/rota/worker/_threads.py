@@ -100,6 +100,7 @@ class Worker:
         self.name = name or default_name()
         self._counters = Counters()
         self._stopping = threading.Event()
+        self._finished = threading.Event()
         self._slots = threading.Condition()
         self._free = self.concurrency
         self._running: Dict[str, Run] = {}
@@ -138,6 +139,7 @@ class Worker:
         except KeyboardInterrupt:
             self.stop()
         self._drain(self.grace if self._fatal is None else 0.0)
+        self._finished.set()
         pool.shutdown(wait=False)
         self._reports.put(_STOP)
         sender.join()
@@ -266,8 +268,7 @@ class Worker:
 
     def _heartbeats(self) -> None:
         tick = min(self.beat_every / 4, 0.05)
-        while True:
-            time.sleep(tick)
+        while not self._finished.wait(tick):
             now = time.monotonic()
             with self._running_lock:
                 runs = list(self._running.values())

@@ -1,7 +1,6 @@
 """Celery's no-op task (``celery -A celery_app worker``)."""
 
 from celery import Celery
-
 from peers import QUEUE, REDIS_URL, mark_done
 
 app = Celery("bench", broker=REDIS_URL)

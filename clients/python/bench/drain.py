@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import redis
 
@@ -83,8 +83,23 @@ class Celery(RedisPeer):
                 noop.apply_async(producer=producer)
 
     def command(self) -> List[str]:
-        return [PY, "-m", "celery", "-A", "celery_app", "worker", "-P", "threads", "-c", "8", "-l", "WARNING",
-                "--without-gossip", "--without-mingle", "--without-heartbeat"]
+        return [
+            PY,
+            "-m",
+            "celery",
+            "-A",
+            "celery_app",
+            "worker",
+            "-P",
+            "threads",
+            "-c",
+            "8",
+            "-l",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
 
 
 class Dramatiq(RedisPeer):
@@ -105,7 +120,6 @@ class Rq(RedisPeer):
 
     def enqueue(self, n: int) -> None:
         from rq import Queue
-
         from rq_job import noop
 
         q = Queue("bench", connection=self.redis)
@@ -115,8 +129,19 @@ class Rq(RedisPeer):
                 pipe.execute()
 
     def command(self) -> List[str]:
-        return [PY, "-m", "rq.cli", "worker", "--url", os.environ["REDIS_URL"], "--worker-class",
-                "rq.worker.SimpleWorker", "--logging_level", "WARNING", "bench"]
+        return [
+            PY,
+            "-m",
+            "rq.cli",
+            "worker",
+            "--url",
+            os.environ["REDIS_URL"],
+            "--worker-class",
+            "rq.worker.SimpleWorker",
+            "--logging_level",
+            "WARNING",
+            "bench",
+        ]
 
 
 def measure(system: System, n: int, timeout: float) -> float:

@@ -2,7 +2,6 @@
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
-
 from peers import QUEUE, REDIS_URL, mark_done
 
 dramatiq.set_broker(RedisBroker(url=REDIS_URL))

@@ -11,7 +11,7 @@ from typing import List
 import rota
 
 from .conftest import Server
-from .helpers import CuttableProxy, wait_until
+from .helpers import CuttableProxy
 
 
 def test_s11_events_paging(client: rota.Client, queue: str) -> None:

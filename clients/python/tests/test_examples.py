@@ -16,4 +16,8 @@ def test_report_job_example_delivers_a_signed_result(client: rota.Client) -> Non
     results = report_job.main(client)
     [task] = results.values()
     assert task["state"] == "succeeded"
-    assert task["result"] == {"columns": ["month", "total"], "rows": [["2026-10", 1500], ["2026-11", 900]], "row_count": 2}
+    assert task["result"] == {
+        "columns": ["month", "total"],
+        "rows": [["2026-10", 1500], ["2026-11", 900]],
+        "row_count": 2,
+    }

@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_sync_client_is_generated_from_the_async_one() -> None:
-    check = subprocess.run([sys.executable, str(ROOT / "scripts" / "unasync.py"), "--check"], capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "unasync.py"), "--check"], capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stderr
 
 
@@ -35,7 +37,9 @@ def test_signature_accepts_any_current_secret_during_a_rotation() -> None:
     with pytest.raises(InvalidSignature):
         verify_delivery("whsec_x", url=url, headers=headers, body=body, now=1700000010)
     with pytest.raises(InvalidSignature):
-        verify_delivery("whsec_new", url=url, headers={**headers, "rota-signature": f"v1={new}"}, body=body, now=1700000010)
+        verify_delivery(
+            "whsec_new", url=url, headers={**headers, "rota-signature": f"v1={new}"}, body=body, now=1700000010
+        )
     with pytest.raises(InvalidSignature):
         verify_delivery("whsec_new", url=url, headers={}, body=body)
 

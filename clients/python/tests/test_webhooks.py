@@ -28,7 +28,9 @@ def test_s10_webhooks_and_signature_verification(client: rota.Client, queue: str
 
         verify_delivery(hook.secret, url=receiver.url, headers=headers, body=body, webhook_id=hook.id)
         with pytest.raises(InvalidSignature):
-            verify_delivery(hook.secret, url=receiver.url, headers=headers, body=body.replace(b"enqueued", b"succeeded"))
+            verify_delivery(
+                hook.secret, url=receiver.url, headers=headers, body=body.replace(b"enqueued", b"succeeded")
+            )
         with pytest.raises(InvalidSignature):
             verify_delivery("whsec_wrong", url=receiver.url, headers=headers, body=body)
         with pytest.raises(InvalidSignature):

@@ -52,7 +52,9 @@ def requests_by_route(client: rota.Client) -> Dict[str, int]:
     """Answered POSTs by route, from the server's metrics."""
     counts: Dict[str, int] = defaultdict(int)
     for line in client.metrics().splitlines():
-        match = re.match(r'rota_http_request_duration_seconds_count\{method="POST",route="([^"]+)",status="2\d\d"\} (\d+)', line)
+        match = re.match(
+            r'rota_http_request_duration_seconds_count\{method="POST",route="([^"]+)",status="2\d\d"\} (\d+)', line
+        )
         if match:
             counts[match.group(1)] += int(match.group(2))
     return counts

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any, Iterator, Dict, List, Optional, Sequence, Type, TypeVar, Union
+from typing import Any, Iterator, Dict, List, Optional, Sequence, Type, TypeVar
 
 import httpx
 
@@ -288,9 +288,7 @@ class Client:
         wait_s = (wait_ms or 0) / 1000
         return self._many(Task, "tasks", "POST", f"/v1/queues/{seg(queue)}/claim", body=body, wait_s=wait_s)
 
-    def heartbeat(
-        self, id: str, lease: str, *, lease_ms: Optional[int] = None, progress: JSON = None
-    ) -> Task:
+    def heartbeat(self, id: str, lease: str, *, lease_ms: Optional[int] = None, progress: JSON = None) -> Task:
         """Extends the lease; raises :class:`TaskCancelled` or :class:`LeaseLost` when the
         worker must stop."""
         body = _some(lease=lease, lease_ms=lease_ms, progress=progress)
@@ -676,7 +674,9 @@ class Client:
         out = self._json("GET", "/v1/admin/maintenance")
         return None if out.get("maintenance") is None else decode(Maintenance, out["maintenance"])
 
-    def set_maintenance(self, mode: str, message: str, *, until: Optional[datetime] = None) -> Optional[Maintenance]:
+    def set_maintenance(
+        self, mode: str, message: str, *, until: Optional[datetime] = None
+    ) -> Optional[Maintenance]:
         """``mode`` ``"on"`` refuses writes and claims; ``"announce"`` only shows the banner."""
         body = _some(mode=mode, message=message, until=until)
         out = self._json("PUT", "/v1/admin/maintenance", body=body)

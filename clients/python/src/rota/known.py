@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Dict, FrozenSet, Optional, Tuple, Union
 
-from ._decode import wire_fields
 from . import models as m
+from ._decode import wire_fields
 
 # (method, path) -> the Client / AsyncClient method; None where it is deliberately not wrapped
 # (the reason beside it).

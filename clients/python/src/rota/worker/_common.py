@@ -13,7 +13,17 @@ import time
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
-from ..errors import ApiError, InvalidRequest, LeaseLost, NotFound, RateLimited, TaskCancelled, TooLarge, TransportError, Unavailable
+from ..errors import (
+    ApiError,
+    InvalidRequest,
+    LeaseLost,
+    NotFound,
+    RateLimited,
+    TaskCancelled,
+    TooLarge,
+    TransportError,
+    Unavailable,
+)
 from ..models import JSON, CompleteItem, FailItem, ItemOutcome, Task
 
 log = logging.getLogger("rota.worker")
@@ -144,7 +154,19 @@ class Run:
     """One claimed task while the worker holds it. ``end`` is set once, by whoever ends the
     run first: the handler returning, or the worker stopping it."""
 
-    __slots__ = ("task", "job", "lease", "next_beat", "deadline", "end", "value", "lock", "thread", "in_handler", "runner")
+    __slots__ = (
+        "task",
+        "job",
+        "lease",
+        "next_beat",
+        "deadline",
+        "end",
+        "value",
+        "lock",
+        "thread",
+        "in_handler",
+        "runner",
+    )
 
     def __init__(self, task: Task, lease: str, beat_every: float, timeout: Optional[float]) -> None:
         now = time.monotonic()

@@ -376,4 +376,3 @@ class Worker:
             self._counters.add("lease_lost", len(items))
             return
         self._counters.count_outcomes(outcomes, "failed")  # type: ignore[arg-type]
-

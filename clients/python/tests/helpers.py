@@ -139,3 +139,30 @@ class DroppingServer:
 
     def close(self) -> None:
         self.listener.close()
+
+
+class SilentServer:
+    """Accepts connections and reads the requests but never answers, counting them."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.accepted = 0
+        self._held: List[socket.socket] = []
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self._held.append(conn)
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self._held:
+            conn.close()

@@ -10,7 +10,7 @@ import pytest
 import rota
 
 from .conftest import Server
-from .helpers import DroppingServer
+from .helpers import DroppingServer, SilentServer
 
 
 def test_s13_errors_carry_code_and_message(client: rota.Client, queue: str) -> None:
@@ -59,12 +59,22 @@ def test_s13_reads_are_retried_writes_are_not() -> None:
 
 
 def test_s13_timeouts_are_settable(server: Server, queue: str) -> None:
-    c = rota.Client(server.url, server.token, timeout=0.5)
-    assert c.timeout == 0.5
-    # A long poll gets its wait on top of the timeout.
+    c = rota.Client(server.url, server.token, timeout=1.0)
+    assert c.timeout == 1.0
+    # A long poll longer than the timeout gets its wait on top of it.
     started = time.monotonic()
-    assert c.claim(queue, "w", wait_ms=1000) == []
-    assert time.monotonic() - started >= 0.9
+    assert c.claim(queue, "w", wait_ms=2000) == []
+    assert time.monotonic() - started >= 1.9
+    # A server that never answers: each try of a read gives up after the timeout.
+    silent = SilentServer()
+    try:
+        started = time.monotonic()
+        with pytest.raises(rota.TransportError):
+            rota.Client(silent.url, "t", timeout=0.3, read_attempts=2).queues()
+        assert 0.6 <= time.monotonic() - started < 3
+        assert silent.accepted == 2
+    finally:
+        silent.close()
 
 
 def test_s13_environment_defaults(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:

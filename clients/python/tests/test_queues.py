@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import rota
-from rota import NewTask, Rate
+from rota import Backoff, NewTask, Rate
 
 
 def test_s08_queue_stats_pause_resume_purge_settings_groups(client: rota.Client, queue: str) -> None:
@@ -34,10 +34,12 @@ def test_s08_queue_stats_pause_resume_purge_settings_groups(client: rota.Client,
         group_concurrency=1,
         max_attempts=3,
         lease_ms=10_000,
+        backoff=Backoff(base_ms=500, max_ms=5000),
     )
     s = patched.settings
     assert s.concurrency == 2 and s.group_concurrency == 1 and s.max_attempts == 3
     assert s.rate is not None and (s.rate.limit, s.rate.period_ms) == (100, 1000)
+    assert s.backoff == Backoff(base_ms=500, max_ms=5000) and s.lease_ms == 10_000
     lifted = client.update_queue(queue, concurrency=None, rate=None)
     assert lifted.settings.concurrency is None and lifted.settings.rate is None
     assert lifted.settings.group_concurrency == 1  # untouched

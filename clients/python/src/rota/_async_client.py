@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import datetime
 from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Type, TypeVar
 
@@ -68,8 +69,9 @@ def _patch(**fields: Any) -> Dict[str, Any]:
     for name, value in fields.items():
         if value is UNSET:
             continue
-        if isinstance(value, (Rate, ClientLimits)):
-            value = value.to_json()
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            # Rate, Backoff, ClientLimits: their fields, leaving out the unset ones.
+            value = {k: v for k, v in dataclasses.asdict(value).items() if v is not None}
         elif isinstance(value, datetime):
             value = format_time(value)
         out[name] = value
@@ -345,7 +347,7 @@ class AsyncClient:
         callback_url: Any = UNSET,
     ) -> QueueInfo:
         """Changes the fields given (``None`` lifts a limit); creates the queue if needed.
-        ``backoff`` is ``{"base_ms", "max_ms"}``, ``rate`` and ``group_rate`` :class:`Rate`."""
+        ``backoff`` is a :class:`Backoff`, ``rate`` and ``group_rate`` :class:`Rate`."""
         body = _patch(
             max_attempts=max_attempts,
             backoff=backoff,

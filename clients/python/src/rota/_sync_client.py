@@ -5,6 +5,7 @@ Do not edit: change the async client and run the script."""
 from __future__ import annotations
 
 import time
+import dataclasses
 from datetime import datetime
 from typing import Any, Iterator, Dict, List, Optional, Sequence, Type, TypeVar
 
@@ -69,8 +70,9 @@ def _patch(**fields: Any) -> Dict[str, Any]:
     for name, value in fields.items():
         if value is UNSET:
             continue
-        if isinstance(value, (Rate, ClientLimits)):
-            value = value.to_json()
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            # Rate, Backoff, ClientLimits: their fields, leaving out the unset ones.
+            value = {k: v for k, v in dataclasses.asdict(value).items() if v is not None}
         elif isinstance(value, datetime):
             value = format_time(value)
         out[name] = value
@@ -346,7 +348,7 @@ class Client:
         callback_url: Any = UNSET,
     ) -> QueueInfo:
         """Changes the fields given (``None`` lifts a limit); creates the queue if needed.
-        ``backoff`` is ``{"base_ms", "max_ms"}``, ``rate`` and ``group_rate`` :class:`Rate`."""
+        ``backoff`` is a :class:`Backoff`, ``rate`` and ``group_rate`` :class:`Rate`."""
         body = _patch(
             max_attempts=max_attempts,
             backoff=backoff,

@@ -1,0 +1,560 @@
+"""The API's objects as typed dataclasses, shared by the sync and async clients.
+
+Field names are the JSON names. ``payload``, ``result``, ``progress`` and an event's ``data``
+are any JSON and are passed through as decoded (``JSON``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Dict, List, Optional
+
+JSON = Any
+"""Any JSON value as :mod:`json` decodes it."""
+
+TASK_STATES = ("scheduled", "ready", "running", "succeeded", "dead", "cancelled")
+FINAL_STATES = ("succeeded", "dead", "cancelled")
+
+
+# ---- tasks -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Lease:
+    worker: str
+    expires_at: datetime
+    token: Optional[str] = None
+    """The fencing token; shown only to a caller that may complete the task."""
+
+
+@dataclass
+class AttemptError:
+    attempt: int
+    message: str
+    at: datetime
+
+
+@dataclass
+class Task:
+    id: str
+    queue: str
+    kind: str
+    state: str
+    attempt: int
+    max_attempts: int
+    run_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    priority: int = 0
+    payload: JSON = None
+    finished_at: Optional[datetime] = None
+    lease: Optional[Lease] = None
+    progress: JSON = None
+    result: JSON = None
+    errors: List[AttemptError] = field(default_factory=list)
+    unique_key: Optional[str] = None
+    tags: List[str] = field(default_factory=list)
+    group: Optional[str] = None
+    callback_url: Optional[str] = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+@dataclass
+class EnqueuedTask(Task):
+    """A task as enqueue answers it."""
+
+    duplicate: bool = False
+    """``unique_key`` matched a live task, which is returned instead."""
+    replaced: bool = False
+    """That live task was waiting and took this task's fields (``on_duplicate="replace"``)."""
+
+
+@dataclass
+class TaskPage:
+    tasks: List[Task]
+    next_cursor: Optional[str] = None
+
+
+@dataclass
+class NewTask:
+    """One task to enqueue (in a batch, or as :meth:`Client.enqueue`'s keyword arguments)."""
+
+    kind: Optional[str] = None
+    payload: JSON = None
+    priority: Optional[int] = None
+    run_at: Optional[datetime] = None
+    delay_ms: Optional[int] = None
+    max_attempts: Optional[int] = None
+    unique_key: Optional[str] = None
+    on_duplicate: Optional[str] = None
+    """``"keep"`` (default) or ``"replace"`` (debounce)."""
+    tags: Optional[List[str]] = None
+    group: Optional[str] = None
+    callback_url: Optional[str] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {}
+        for name, value in vars(self).items():
+            if value is None:
+                continue
+            out[name] = value.isoformat() if isinstance(value, datetime) else value
+        return out
+
+
+@dataclass
+class CompleteItem:
+    id: str
+    lease: str
+    result: JSON = None
+
+    def to_json(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"id": self.id, "lease": self.lease}
+        if self.result is not None:
+            out["result"] = self.result
+        return out
+
+
+@dataclass
+class FailItem:
+    id: str
+    lease: str
+    error: str
+    retry_in_ms: Optional[int] = None
+    dead: bool = False
+    temporary: bool = False
+
+    def to_json(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"id": self.id, "lease": self.lease, "error": self.error}
+        if self.retry_in_ms is not None:
+            out["retry_in_ms"] = self.retry_in_ms
+        if self.dead:
+            out["dead"] = True
+        if self.temporary:
+            out["temporary"] = True
+        return out
+
+
+@dataclass
+class ErrorDetail:
+    code: str
+    message: str
+
+
+@dataclass
+class ItemOutcome:
+    """One item's answer in a batch complete or fail."""
+
+    id: str
+    ok: bool
+    state: Optional[str] = None
+    error: Optional[ErrorDetail] = None
+
+
+# ---- queues and flow control ------------------------------------------------------------------
+
+
+@dataclass
+class Backoff:
+    base_ms: int
+    max_ms: int
+
+
+@dataclass
+class Rate:
+    """At most ``limit`` starts in any window of ``period_ms``; ``burst`` may start at once."""
+
+    limit: int
+    period_ms: int
+    burst: Optional[int] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"limit": self.limit, "period_ms": self.period_ms}
+        if self.burst is not None:
+            out["burst"] = self.burst
+        return out
+
+
+@dataclass
+class QueueSettings:
+    max_attempts: int
+    backoff: Backoff
+    lease_ms: int
+    retention_ms: int
+    paused: bool
+    concurrency: Optional[int] = None
+    rate: Optional[Rate] = None
+    group_concurrency: Optional[int] = None
+    group_rate: Optional[Rate] = None
+    callback_url: Optional[str] = None
+
+
+@dataclass
+class StateCounts:
+    scheduled: int = 0
+    ready: int = 0
+    running: int = 0
+    succeeded: int = 0
+    dead: int = 0
+    cancelled: int = 0
+
+
+@dataclass
+class QueueInfo:
+    name: str
+    settings: QueueSettings
+    counts: StateCounts
+    created_at: datetime
+    oldest_ready_age_ms: Optional[int] = None
+    last_claim_at: Optional[datetime] = None
+    next_start_at: Optional[datetime] = None
+    shard: Optional[int] = None
+
+
+@dataclass
+class GroupSettings:
+    concurrency: Optional[int] = None
+    rate: Optional[Rate] = None
+    paused: bool = False
+    weight: Optional[int] = None
+
+
+@dataclass
+class GroupInfo:
+    group: str
+    ready: int
+    running: int
+    settings: GroupSettings
+    concurrency: Optional[int] = None
+    rate: Optional[Rate] = None
+    held_by: Optional[str] = None
+    next_start_at: Optional[datetime] = None
+    oldest_ready_age_ms: Optional[int] = None
+
+
+@dataclass
+class GroupPage:
+    groups: List[GroupInfo]
+    next: Optional[str] = None
+
+
+@dataclass
+class Held:
+    """Ready tasks each limit holds back now."""
+
+    queue_paused: int = 0
+    queue_concurrency: int = 0
+    queue_rate: int = 0
+    group_paused: int = 0
+    group_concurrency: int = 0
+    group_rate: int = 0
+
+
+@dataclass
+class FlowStats:
+    running: int
+    held: Held
+    busiest_groups: List[GroupInfo]
+    groups_seen: int
+    groups_complete: bool
+    concurrency: Optional[int] = None
+    rate: Optional[Rate] = None
+    next_start_at: Optional[datetime] = None
+    longest_waiting_group: Optional[GroupInfo] = None
+    median_group_wait_ms: Optional[int] = None
+
+
+@dataclass
+class QueueStats(QueueInfo):
+    """One queue as ``GET /v1/queues/{queue}`` shows it, with what its limits hold back."""
+
+    flow: Optional[FlowStats] = None
+
+
+# ---- events ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Event:
+    cursor: int
+    type: str
+    at: datetime
+    queue: str
+    kind: str
+    attempt: int
+    data: JSON = None
+    task_id: Optional[str] = None
+
+
+@dataclass
+class EventPage:
+    events: List[Event]
+    next_cursor: int
+
+
+@dataclass
+class Ticket:
+    ticket: str
+    expires_at: datetime
+
+
+# ---- schedules ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ScheduleRun:
+    tick: datetime
+    fired_at: datetime
+    task_id: Optional[str] = None
+    outcome: Optional[str] = None
+    skipped: Optional[str] = None
+    trigger: Optional[str] = None
+
+
+@dataclass
+class Schedule:
+    name: str
+    queue: str
+    kind: str
+    priority: int
+    jitter_ms: int
+    catch_up: str
+    overlap: str
+    paused: bool
+    timezone: str
+    created_at: datetime
+    updated_at: datetime
+    runs: List[ScheduleRun] = field(default_factory=list)
+    cron: Optional[str] = None
+    every_ms: Optional[int] = None
+    payload: JSON = None
+    max_attempts: Optional[int] = None
+    next_run_at: Optional[datetime] = None
+
+
+# ---- webhooks ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Webhook:
+    id: str
+    url: str
+    events: List[str]
+    queues: List[str]
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+    description: Optional[str] = None
+    secret: Optional[str] = None
+    """Only when created or rotated: the signing secret, shown this once."""
+    previous_secret_until: Optional[datetime] = None
+    disabled_reason: Optional[str] = None
+    failing_since: Optional[datetime] = None
+
+
+@dataclass
+class Delivery:
+    id: int
+    webhook_id: str
+    state: str
+    attempts: int
+    event: Event
+    created_at: datetime
+    last_status: Optional[int] = None
+    last_error: Optional[str] = None
+    latency_ms: Optional[int] = None
+    next_attempt_at: Optional[datetime] = None
+    delivered_at: Optional[datetime] = None
+
+
+@dataclass
+class DeliveryPage:
+    deliveries: List[Delivery]
+    next_cursor: Optional[int] = None
+
+
+@dataclass
+class CallbackSecret:
+    """The tenant's secret for task results sent to ``callback_url``."""
+
+    configured: bool
+    secret: Optional[str] = None
+    previous_secret_until: Optional[datetime] = None
+
+
+# ---- access control ----------------------------------------------------------------------------
+
+
+@dataclass
+class ClientLimits:
+    requests_per_minute: Optional[int] = None
+    max_in_flight: Optional[int] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+@dataclass
+class Key:
+    id: str
+    tenant: str
+    roles: List[str]
+    queues: List[str]
+    limits: ClientLimits
+    created_at: datetime
+    name: Optional[str] = None
+    expires_at: Optional[datetime] = None
+    last_used_at: Optional[datetime] = None
+    revoked_at: Optional[datetime] = None
+
+
+@dataclass
+class CreatedKey(Key):
+    token: str = ""
+    """The bearer token, shown this once."""
+
+
+@dataclass
+class Rule:
+    resource: str
+    action: str
+    effect: str = "allow"
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"resource": self.resource, "action": self.action, "effect": self.effect}
+
+
+@dataclass
+class Role:
+    name: str
+    builtin: bool
+    rules: List[Rule]
+    updated_at: Optional[datetime] = None
+
+
+@dataclass
+class Tenant:
+    name: str
+    created_at: datetime
+    limits: Optional[ClientLimits] = None
+    event_retention_ms: Optional[int] = None
+
+
+@dataclass
+class Maintenance:
+    message: str
+    by: str
+    since: datetime
+    refusing: bool
+    until: Optional[datetime] = None
+
+
+@dataclass
+class WhoAmI:
+    principal: str
+    tenant: str
+    acting_tenant: str
+    roles: List[str]
+    queues: List[str]
+    kinds: Optional[List[str]] = None
+    maintenance: Optional[Maintenance] = None
+
+
+# ---- operations --------------------------------------------------------------------------------
+
+
+@dataclass
+class WorkerProcess:
+    """A worker process connected through the Faktory door."""
+
+    wid: str
+    hostname: str
+    pid: int
+    labels: List[str]
+    connections: int
+    connected_at: datetime
+    last_beat: Optional[datetime] = None
+    signal: Optional[str] = None
+
+
+@dataclass
+class Finding:
+    check: str
+    severity: str
+    subject: str
+    seen: str
+    cause: str
+    fix: str
+
+
+@dataclass
+class DoctorReport:
+    ok: bool
+    checked_at: datetime
+    findings: List[Finding]
+    notes: List[str] = field(default_factory=list)
+
+
+@dataclass
+class Readiness:
+    """``/readyz`` (and ``/healthz``): ``status`` and each part of the store by name."""
+
+    status: str
+    checks: Optional[Dict[str, str]] = None
+    maintenance: Optional[Maintenance] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+__all__ = [
+    "JSON",
+    "TASK_STATES",
+    "FINAL_STATES",
+    "AttemptError",
+    "Backoff",
+    "CallbackSecret",
+    "ClientLimits",
+    "CompleteItem",
+    "CreatedKey",
+    "Delivery",
+    "DeliveryPage",
+    "DoctorReport",
+    "EnqueuedTask",
+    "ErrorDetail",
+    "Event",
+    "EventPage",
+    "FailItem",
+    "Finding",
+    "FlowStats",
+    "GroupInfo",
+    "GroupPage",
+    "GroupSettings",
+    "Held",
+    "ItemOutcome",
+    "Key",
+    "Lease",
+    "Maintenance",
+    "NewTask",
+    "QueueInfo",
+    "QueueSettings",
+    "QueueStats",
+    "Rate",
+    "Readiness",
+    "Role",
+    "Rule",
+    "Schedule",
+    "ScheduleRun",
+    "StateCounts",
+    "Task",
+    "TaskPage",
+    "Tenant",
+    "Ticket",
+    "Webhook",
+    "WhoAmI",
+    "WorkerProcess",
+]

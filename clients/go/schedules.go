@@ -42,6 +42,7 @@ type ScheduleInfo struct {
 	CatchUp     string          `json:"catch_up"`
 	JitterMs    int64           `json:"jitter_ms"`
 	Paused      bool            `json:"paused"`
+	Group       string          `json:"group,omitempty"` // the flow-control group of its tasks
 	NextRunAt   *time.Time      `json:"next_run_at"`
 	CreatedAt   time.Time       `json:"created_at"`
 	UpdatedAt   time.Time       `json:"updated_at"`

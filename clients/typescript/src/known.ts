@@ -221,7 +221,7 @@ export const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
   ScheduleBody: fieldsOf<ScheduleInput>()(["catch_up", "cron", "every_ms", "group", "jitter_ms", "kind", "max_attempts", "overlap", "paused", "payload", "priority", "queue", "timezone"]),
   // wire wrapper: Schedule[] (schedules.list)
   ScheduleList: ["schedules"],
-  ScheduleOut: fieldsOf<Schedule>()(["catch_up", "created_at", "cron", "every_ms", "jitter_ms", "kind", "max_attempts", "name", "next_run_at", "overlap", "paused", "payload", "priority", "queue", "runs", "timezone", "updated_at"]),
+  ScheduleOut: fieldsOf<Schedule>()(["catch_up", "created_at", "cron", "every_ms", "group", "jitter_ms", "kind", "max_attempts", "name", "next_run_at", "overlap", "paused", "payload", "priority", "queue", "runs", "timezone", "updated_at"]),
   StateCounts: fieldsOf<StateCounts>()(["cancelled", "dead", "ready", "running", "scheduled", "succeeded"]),
   Status: fieldsOf<Readiness>()(["checks", "maintenance", "status"]),
   Task: fieldsOf<Task>()(["attempt", "callback_url", "created_at", "errors", "finished_at", "group", "id", "kind", "lease", "max_attempts", "payload", "priority", "progress", "queue", "result", "run_at", "state", "tags", "unique_key", "updated_at"]),

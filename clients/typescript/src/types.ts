@@ -311,6 +311,8 @@ export interface Schedule {
   catch_up: CatchUp;
   overlap: Overlap;
   paused: boolean;
+  /** The flow-control group of every task it enqueues. */
+  group?: string;
   next_run_at?: string | null;
   runs: ScheduleRun[];
   created_at: string;

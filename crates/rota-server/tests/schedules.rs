@@ -99,6 +99,32 @@ async fn a_tick_enqueues_one_task_and_definitions_are_checked() {
     assert!(at(&r.body["next_run_at"]) > rota_core::Clock::now(&s.clock));
     let listed = s.get("/v1/schedules").await.body;
     assert_eq!(listed["schedules"].as_array().unwrap().len(), 1);
+    assert!(
+        listed["schedules"][0].get("group").is_none(),
+        "no group, no field"
+    );
+    // A schedule's group is read back as it was given (and its tasks carry it).
+    let grouped = put(
+        &s,
+        "per-org",
+        json!({"queue": "mirrors", "every_ms": 60_000, "group": "org-42"}),
+    )
+    .await;
+    assert_eq!(grouped.body["group"], "org-42", "{}", grouped.body);
+    assert_eq!(s.get("/v1/schedules/per-org").await.body["group"], "org-42");
+    let fired = s
+        .post("/v1/schedules/per-org/trigger", json!({}))
+        .await
+        .body;
+    let task = s
+        .get(&format!(
+            "/v1/tasks/{}",
+            fired["runs"][0]["task_id"].as_str().unwrap()
+        ))
+        .await
+        .body;
+    assert_eq!(task["group"], "org-42");
+    s.send("DELETE", "/v1/schedules/per-org", None).await;
     assert_eq!(
         s.send("DELETE", "/v1/schedules/hourly", None).await.status,
         200

@@ -333,6 +333,7 @@ class Schedule:
     payload: JSON = None
     max_attempts: Optional[int] = None
     next_run_at: Optional[datetime] = None
+    group: Optional[str] = None
 
 
 # ---- webhooks ----------------------------------------------------------------------------------

@@ -106,6 +106,9 @@ pub struct ScheduleOut {
     pub catch_up: CatchUp,
     pub jitter_ms: u64,
     pub paused: bool,
+    /// The flow-control group of every task it enqueues.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// The next tick; null while paused.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub next_run_at: Option<Timestamp>,
@@ -148,6 +151,7 @@ impl From<ScheduleView> for ScheduleOut {
             catch_up: s.catch_up,
             jitter_ms: s.jitter_ms,
             paused: s.paused,
+            group: s.group,
             next_run_at: r.next_run_at,
             created_at: r.created_at,
             updated_at: r.updated_at,

@@ -33,7 +33,8 @@ const CLIENT: &str = "Client options (commands that talk to a server; serve igno
 #[derive(Parser)]
 #[command(
     name = "rota",
-    version,
+    // `rota 0.1.0 (1a2b3c4)`: the commit comes from build.rs.
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("ROTA_COMMIT"), ")"),
     about = "A durable, multi-tenant task queue server"
 )]
 struct Cli {

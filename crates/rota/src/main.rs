@@ -13,6 +13,7 @@ mod copy;
 mod doctor;
 mod events;
 mod flow;
+mod health;
 mod maintenance;
 mod output;
 mod processes;
@@ -33,7 +34,8 @@ const CLIENT: &str = "Client options (commands that talk to a server; serve igno
 #[derive(Parser)]
 #[command(
     name = "rota",
-    version,
+    // `rota 0.1.0 (1a2b3c4)`: the commit comes from build.rs.
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("ROTA_COMMIT"), ")"),
     about = "A durable, multi-tenant task queue server"
 )]
 struct Cli {
@@ -90,6 +92,11 @@ enum Command {
     ///
     /// Example: rota bench --tasks 200000
     Bench(bench::BenchArgs),
+    /// Probe a server's /healthz (or /readyz with --ready); exit 0 only on 200. For container
+    /// health checks where there is no curl.
+    ///
+    /// Example: rota health --ready --url http://127.0.0.1:7070
+    Health(health::HealthArgs),
     #[command(flatten)]
     Api(ApiCommand),
     /// Print a shell completion script. Example: rota completions bash > /etc/bash_completion.d/rota
@@ -229,6 +236,7 @@ fn main() -> ExitCode {
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),
         Command::Bench(args) => bench::run(args, url, token),
+        Command::Health(args) => health::run(url.as_deref(), args),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "rota", &mut std::io::stdout());

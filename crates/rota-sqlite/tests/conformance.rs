@@ -48,8 +48,16 @@ mod four_shards {
 /// Takes a file back to schema 2 (before schema 3's purge times, 4's event log, 5's schedules
 /// and 6's webhooks).
 /// Undoes the flow-control migration (12), for the tests that take a file further back.
+/// Back to schema 12: the ready tasks in two indexes, ungrouped and grouped.
+const TO_VERSION_12: &str = "DROP INDEX tasks_ready; \
+    CREATE INDEX tasks_ready ON tasks (queue_id, priority DESC, id) \
+    WHERE state = 'ready' AND grp IS NULL; \
+    CREATE INDEX tasks_ready_group ON tasks (queue_id, grp, priority DESC, id) \
+    WHERE state = 'ready' AND grp IS NOT NULL; PRAGMA user_version = 12;";
+
+/// Back to schema 8 from the current one (before flow control).
 const UNDO_FLOW: &str = "DROP INDEX tasks_ready; DROP INDEX tasks_ready_kind; \
-    DROP INDEX tasks_ready_group; DROP INDEX tasks_running_group; DROP INDEX tasks_grouped; \
+    DROP INDEX tasks_running_group; DROP INDEX tasks_grouped; \
     ALTER TABLE tasks DROP COLUMN grp; DROP TABLE task_groups; \
     ALTER TABLE queues DROP COLUMN rate_tat_us; \
     CREATE INDEX tasks_ready ON tasks (queue_id, priority DESC, id) WHERE state = 'ready'; \
@@ -116,6 +124,52 @@ async fn a_store_from_schema_2_gets_purge_times() {
     clock.advance_ms(60_000);
     assert_eq!(store.run_maintenance().await.unwrap().deleted, 1);
     store.close().await;
+}
+
+/// A file of schema 12 (ready tasks in two indexes) opens with one, and claims still take the
+/// ungrouped tasks first, then the groups in turn.
+#[tokio::test]
+async fn a_store_from_schema_12_merges_its_ready_indexes() {
+    use rota_store::conformance::task;
+    use rota_store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(rota_sqlite::DB_FILE);
+    let clock = Arc::new(rota_core::SystemClock);
+    let store = SqliteStore::open(&path, clock.clone(), SqliteOptions::default()).unwrap();
+    let queue = rota_core::QueueKey::new("default", "mixed");
+    let mut tasks = vec![task("u")];
+    for g in ["b", "a"] {
+        let mut t = task(g);
+        t.group = Some(g.into());
+        tasks.push(t);
+    }
+    store.enqueue(&queue, tasks).await.unwrap();
+    store.close().await;
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(TO_VERSION_12)
+        .unwrap();
+    let store = SqliteStore::open(&path, clock, SqliteOptions::default()).unwrap();
+    let claim = rota_store::ClaimRequest {
+        worker: "w".into(),
+        kinds: vec![],
+        max: 10,
+        lease_ms: None,
+    };
+    let got = store.claim(&queue, claim).await.unwrap();
+    let kinds: Vec<&str> = got.iter().map(|t| t.kind.as_str()).collect();
+    assert_eq!(kinds, ["u", "a", "b"]);
+    store.close().await;
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let ready_indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'tasks_ready%'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(ready_indexes.len(), 2, "{ready_indexes:?}");
+    assert!(!ready_indexes.iter().any(|n| n == "tasks_ready_group"));
 }
 
 /// A file written before access control existed (schema version 1) opens with its queues and

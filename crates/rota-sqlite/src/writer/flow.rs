@@ -355,13 +355,13 @@ mod tests {
         };
         let cases = [
             (UNGROUPED_READY.to_owned(), "tasks_ready "),
-            (GROUP_AFTER.to_owned(), "tasks_ready_group "),
-            (GROUP_HAS_READY.to_owned(), "tasks_ready_group "),
+            (GROUP_AFTER.to_owned(), "tasks_ready "),
+            (GROUP_HAS_READY.to_owned(), "tasks_ready "),
             (GROUP_RUNNING.to_owned(), "tasks_running_group "),
             (next("grp IS NULL"), "tasks_ready "),
             (next("grp IS NULL AND kind = ?2"), "tasks_ready_kind "),
-            (next("grp = ?2"), "tasks_ready_group "),
-            (next("grp = ?2 AND kind = ?3"), "tasks_ready_group "),
+            (next("grp = ?2"), "tasks_ready "),
+            (next("grp = ?2 AND kind = ?3"), "tasks_ready "),
         ];
         for (sql, index) in cases {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
@@ -378,6 +378,7 @@ mod tests {
                 "{sql}\n  plan: {plan}\n  expected index {index}"
             );
             assert!(!plan.contains("SCAN tasks"), "{sql}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{sql}: {plan}");
         }
     }
 }

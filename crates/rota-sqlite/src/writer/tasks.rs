@@ -172,7 +172,8 @@ impl Ctx<'_> {
         // No `LIMIT ?`: the rows come in index order and are read lazily, so taking `max` of
         // them is the limit. A bound LIMIT would make SQLite (built with STAT4) re-plan the
         // cached statement on every use (seen in perf as sqlite3Reprepare, ~7% of the writer).
-        // A queue that never had a grouped task has its ready tasks all in `tasks_ready`.
+        // A queue that never had a grouped task has all its ready tasks in `tasks_ready`'s
+        // `grp IS NULL` prefix.
         if req.kinds.is_empty() {
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT {TASK_COLUMNS} FROM tasks WHERE queue_id = ?1 AND state = 'ready' \

@@ -16,6 +16,11 @@ pub async fn run(
 ) {
     let signal = store.maintenance_signal();
     loop {
+        // Listening before the pass: a write that makes something due while it runs still
+        // wakes the next wait (`notify_waiters` keeps no permit).
+        let woken = signal.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
         let wait = match store.run_maintenance().await {
             Ok(report) => {
                 crate::metrics::maintenance(&report);
@@ -40,7 +45,7 @@ pub async fn run(
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = signal.notified() => {}
+            _ = woken => {}
             _ = shutdown.cancelled() => return,
         }
     }

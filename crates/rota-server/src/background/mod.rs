@@ -89,17 +89,38 @@ pub async fn access_feed(
     auth: Arc<crate::auth::Auth>,
     shutdown: CancellationToken,
 ) {
-    let signal = store.auth_signal();
-    loop {
-        tokio::select! {
-            _ = signal.notified() => {}
-            _ = shutdown.cancelled() => return,
-        }
+    on_each_signal(store.auth_signal(), shutdown, || async {
         // Changes often come in bursts (a tenant, then its keys): one reload for a burst.
         tokio::time::sleep(Duration::from_millis(20)).await;
         if let Err(e) = auth.reload().await {
             tracing::error!(error = %e, "cannot reload access control; keeping the last loaded");
         }
+    })
+    .await;
+}
+
+/// Runs `f` after each signal until shutdown. The wait for the next signal begins before `f`
+/// runs, so a signal sent while `f` runs (`notify_waiters` keeps no permit) runs it again
+/// instead of being lost: a sign-out on another server that landed during a reload was once
+/// never heard here.
+async fn on_each_signal<F, Fut>(
+    signal: Arc<tokio::sync::Notify>,
+    shutdown: CancellationToken,
+    mut f: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut next = std::pin::pin!(signal.notified());
+    next.as_mut().enable();
+    loop {
+        tokio::select! {
+            _ = next.as_mut() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        next.set(signal.notified());
+        next.as_mut().enable();
+        f().await;
     }
 }
 
@@ -128,5 +149,45 @@ pub async fn membership(
             _ = tokio::time::sleep(RENEW) => {}
             _ = shutdown.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::sync::Notify;
+
+    /// A signal sent while the work of the previous one runs is not lost.
+    #[tokio::test]
+    async fn a_signal_during_the_work_runs_it_again() {
+        let signal = Arc::new(Notify::new());
+        let shutdown = CancellationToken::new();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let feed = tokio::spawn(on_each_signal(signal.clone(), shutdown.clone(), {
+            let (signal, runs) = (signal.clone(), runs.clone());
+            move || {
+                let (signal, runs) = (signal.clone(), runs.clone());
+                async move {
+                    if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+                        // Another change lands while the first is being handled.
+                        signal.notify_waiters();
+                    }
+                }
+            }
+        }));
+        // Once the feed waits, one signal (more would run the work again by themselves).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        signal.notify_waiters();
+        let start = std::time::Instant::now();
+        while runs.load(Ordering::SeqCst) < 2 {
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "the signal sent during the work was lost"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        shutdown.cancel();
+        feed.await.unwrap();
     }
 }

@@ -35,6 +35,10 @@ pub async fn run(
             }
             continue;
         }
+        // Listening before the pass: a schedule changed while it runs still wakes the wait.
+        let woken = wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
         let wait = match fire_due(&store, clock.as_ref()).await {
             Ok(Pass { fired, next }) if fired < PER_PASS => next.map_or(MAX_SLEEP, |t| {
                 let ms = t.0.saturating_sub(clock.now().0).max(0) as u64;
@@ -48,7 +52,7 @@ pub async fn run(
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = wake.notified() => {}
+            _ = woken => {}
             _ = shutdown.cancelled() => return,
         }
     }

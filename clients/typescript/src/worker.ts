@@ -161,7 +161,19 @@ export class Worker {
   private async runOne(task: Task, completer: Completer, stats: WorkerStats, interrupt: AbortSignal): Promise<void> {
     const lease = task.lease?.token;
     if (lease === undefined) return;
-    const end = await this.supervise(task, lease, interrupt);
+    const { end: ended, settled } = this.supervise(task, lease, interrupt);
+    const end = await ended;
+    try {
+      this.report(task, lease, end, completer, stats);
+    } finally {
+      // JavaScript cannot stop a handler: one that ignores its signal keeps its slot (and
+      // run() waits for it), so no more handlers than `concurrency` ever run at once.
+      await settled;
+    }
+  }
+
+  /** Sends the outcome of a run, or nothing for a cancelled task or a lost lease. */
+  private report(task: Task, lease: string, end: End, completer: Completer, stats: WorkerStats): void {
     const fail = (error: string, options: { retry_in_ms?: number; dead?: boolean; temporary?: boolean } = {}) =>
       completer.fail({ id: task.id, lease, error, ...options });
     switch (end.kind) {
@@ -197,12 +209,17 @@ export class Worker {
     }
   }
 
-  /** Runs the handler beside the task's heartbeat, deadline and the worker's interrupt. */
-  private supervise(task: Task, lease: string, interrupt: AbortSignal): Promise<End> {
+  /**
+   * Runs the handler beside the task's heartbeat, deadline and the worker's interrupt: `end`
+   * is how the run ended (at once when it is aborted), `settled` when the handler itself
+   * returned or threw.
+   */
+  private supervise(task: Task, lease: string, interrupt: AbortSignal): { end: Promise<End>; settled: Promise<void> } {
     const controller = new AbortController();
     const { leaseMs, heartbeatMs, timeoutMs } = this.opts;
     const every = Math.max(10, Math.min(heartbeatMs, Math.floor(leaseMs / 3)));
-    return new Promise<End>((resolve) => {
+    let returned: Promise<void> = Promise.resolve();
+    const end = new Promise<End>((resolve) => {
       let settled = false;
       const finish = (end: End) => {
         if (settled) return;
@@ -237,10 +254,11 @@ export class Worker {
         timeoutMs === undefined ? undefined : setTimeout(() => abort("timeout", `handler timed out after ${timeoutMs} ms`), timeoutMs);
       interrupt.addEventListener("abort", onInterrupt, { once: true });
 
-      (async () => this.handler(task, controller.signal))().then(
+      returned = (async () => this.handler(task, controller.signal))().then(
         (result) => finish({ kind: "done", result: result ?? undefined }),
         (error: unknown) => finish({ kind: "threw", error }),
       );
     });
+    return { end, settled: returned };
   }
 }

@@ -142,6 +142,32 @@ test("test_s05b_handler_timeout_fails_the_attempt", async () => {
   await run.stop();
 });
 
+test("test_s05c_a_handler_that_ignores_its_signal_keeps_its_slot", async () => {
+  const queue = queueName("s05c");
+  await rota.tasks.enqueueBatch(queue, Array.from({ length: 6 }, () => ({ kind: "stubborn", max_attempts: 1 })));
+  let now = 0;
+  let most = 0;
+  let started = 0;
+  const worker = new Worker(
+    rota,
+    queue,
+    async () => {
+      // Times out after 50 ms, but goes on for 300 ms whatever its signal says.
+      started++;
+      now++;
+      most = Math.max(most, now);
+      await sleep(300);
+      now--;
+    },
+    { concurrency: 2, timeoutMs: 50, pollWaitMs: 100 },
+  );
+  const run = start(worker);
+  await eventually(async () => started >= 4 && now === 0, "four stubborn handlers to have run");
+  await run.stop();
+  assert.equal(now, 0, "run() returned while a handler still ran");
+  assert.ok(most <= 2, `${most} handlers ran at once with concurrency 2`);
+});
+
 test("test_s06_cancel_stops_the_running_handler_and_is_not_retried", async () => {
   const queue = queueName("s06");
   const task = await rota.tasks.enqueue(queue, { kind: "long" });

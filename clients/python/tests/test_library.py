@@ -42,6 +42,9 @@ def test_signature_accepts_any_current_secret_during_a_rotation() -> None:
         )
     with pytest.raises(InvalidSignature):
         verify_delivery("whsec_new", url=url, headers={}, body=body)
+    # A forged header with non-ASCII text is a refusal, not a TypeError (a 500 in a receiver).
+    with pytest.raises(InvalidSignature):
+        verify_delivery("whsec_new", url=url, headers={**headers, "rota-signature": "v2=é"}, body=body, now=1700000010)
 
 
 def test_version_matches_the_server_workspace() -> None:

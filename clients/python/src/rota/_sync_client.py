@@ -54,6 +54,10 @@ from .models import (
 M = TypeVar("M")
 
 
+#: A live event stream silent this long is dead: three of the server's 15 s keep-alives missed.
+SSE_SILENCE_S = 45.0
+
+
 class _Unset:
     def __repr__(self) -> str:
         return "UNSET"
@@ -421,8 +425,12 @@ class Client:
     ) -> Iterator[Event]:
         """Events as they commit (Server-Sent Events), forever. When the connection drops it
         reconnects with ``Last-Event-ID`` and resumes after the last event yielded: nothing is
-        missed or repeated. A refusal other than a busy server (503, 429) is raised."""
+        missed or repeated. A refusal other than a busy server (503, 429) is raised. A stream
+        silent for ``SSE_SILENCE_S`` (the server sends a keep-alive every 15 s) is taken for
+        dead and reconnected; reconnects back off from ``reconnect_delay`` to 5 s, and start
+        again from it once an event arrives."""
         cursor = after
+        delay = reconnect_delay
         while True:
             headers = {"accept": "text/event-stream"}
             if cursor is not None:
@@ -435,7 +443,7 @@ class Client:
                     "/v1/events/stream",
                     params=params,
                     headers=_http.request_headers(request_id, headers),
-                    timeout=httpx.Timeout(self._config.timeout, read=None),
+                    timeout=httpx.Timeout(self._config.timeout, read=SSE_SILENCE_S),
                 ) as response:
                     if response.status_code >= 400:
                         raise _http.error_from(response, response.read())
@@ -446,11 +454,13 @@ class Client:
                             continue
                         event = decode(Event, _http.read_json(message.data.encode()))
                         cursor = event.cursor
+                        delay = reconnect_delay
                         yield event
             except (httpx.TransportError, RateLimited, Unavailable) as e:
                 if isinstance(e, ApiError) and e.retry_after:
                     time.sleep(e.retry_after)
-            time.sleep(reconnect_delay)
+            time.sleep(delay)
+            delay = min(delay * 2, max(reconnect_delay, 5.0))
 
     def event_ticket(self) -> Ticket:
         """A one-minute ticket for a browser's ``EventSource`` (``?ticket=``)."""

@@ -74,6 +74,8 @@ def verify_delivery(
     offered = [s[3:] for s in (p.strip() for p in signature.split(",")) if s.startswith("v2=")]
     for key in keys:
         want = sign_v2(key, timestamp, delivery, hook, url, body)
-        if any(hmac.compare_digest(want, s) for s in offered):
+        # Bytes: compare_digest refuses a str with non-ASCII characters, which a forged header
+        # may carry; that must be a refusal, not an error.
+        if any(hmac.compare_digest(want.encode(), s.encode()) for s in offered):
             return
     raise InvalidSignature("no v2 signature matches")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Set
 
 from .._async_client import AsyncClient
 from ..errors import RotaError, TaskCancelled
@@ -75,6 +75,7 @@ class AsyncWorker:
         self._counters = Counters()
         self._stopping: Optional[asyncio.Event] = None
         self._running: Dict[str, Run] = {}
+        self._beats: Set["asyncio.Future[None]"] = set()
         self._reports: "Optional[asyncio.Queue[Optional[Report]]]" = None
         self._slot_freed: Optional[asyncio.Event] = None
 
@@ -106,6 +107,8 @@ class AsyncWorker:
             fatal = e
         await self._drain(0.0 if fatal is not None else self.grace)
         beater.cancel()
+        for beat in list(self._beats):
+            beat.cancel()
         await self._reports.put(None)
         await sender
         if install_signals:
@@ -159,6 +162,10 @@ class AsyncWorker:
                     unreachable = True
                 await self._until_stopping(asyncio.sleep(1.0))
                 continue
+            except Exception:  # not the server's answer: logged, and the claimer goes on
+                log.exception("claiming from %s failed; retrying in a second", self.queue)
+                await self._until_stopping(asyncio.sleep(1.0))
+                continue
             if tasks is _STOPPED:
                 # A claim in flight as shutdown began is abandoned: tasks it may have leased
                 # come back when that lease ends.
@@ -173,7 +180,7 @@ class AsyncWorker:
         if task.lease is None or not task.lease.token:
             return
         run = Run(task, task.lease.token, self.beat_every, self.timeout)
-        self._running[task.id] = run
+        self._running[run.lease] = run  # by lease: see the thread worker
         run.runner = asyncio.ensure_future(self._execute(run))
 
     # ---- running ------------------------------------------------------------------------------
@@ -188,7 +195,7 @@ class AsyncWorker:
         except Exception as e:
             self._end(run, End.FAILED, failure_from(e))
         finally:
-            self._running.pop(run.task.id, None)
+            self._running.pop(run.lease, None)
             assert self._slot_freed is not None
             self._slot_freed.set()
 
@@ -209,17 +216,19 @@ class AsyncWorker:
         while True:
             await asyncio.sleep(tick)
             now = time.monotonic()
-            due = []
             for run in list(self._running.values()):
                 if run.end is not None:
                     continue
                 if run.deadline is not None and now >= run.deadline:
                     self._end(run, End.TIMED_OUT)
-                elif now >= run.next_beat:
+                elif now >= run.next_beat and not run.beating:
                     run.next_beat = now + self.beat_every
-                    due.append(self._beat(run))
-            if due:
-                await asyncio.gather(*due)
+                    run.beating = True
+                    # Its own task: one slow or hung heartbeat holds up no other run's beat,
+                    # nor the timeouts checked here.
+                    beat = asyncio.ensure_future(self._beat(run))
+                    self._beats.add(beat)
+                    beat.add_done_callback(self._beats.discard)
 
     async def _beat(self, run: Run) -> None:
         try:
@@ -228,6 +237,10 @@ class AsyncWorker:
             end = end_for_heartbeat_error(e)
             if end is not None:
                 self._end(run, end)
+        except Exception:  # an unexpected answer must not end this run's heartbeats for good
+            log.exception("heartbeat of task %s failed; retrying at the next beat", run.task.id)
+        finally:
+            run.beating = False
 
     # ---- shutdown -----------------------------------------------------------------------------
 

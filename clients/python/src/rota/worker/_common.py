@@ -166,6 +166,7 @@ class Run:
         "thread",
         "in_handler",
         "runner",
+        "beating",
     )
 
     def __init__(self, task: Task, lease: str, beat_every: float, timeout: Optional[float]) -> None:
@@ -181,6 +182,9 @@ class Run:
         self.thread: Optional[int] = None
         self.in_handler = False
         self.runner: Any = None
+        # A heartbeat of this run is in flight: the next waits for it (a slow one is not
+        # followed by a burst), and other runs' beats never wait for it.
+        self.beating = False
 
     def finish(self, end: End, value: Any = None) -> bool:
         """Records how the run ended; False when it had already ended."""

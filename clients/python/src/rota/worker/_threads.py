@@ -103,6 +103,8 @@ class Worker:
         self._finished = threading.Event()
         self._slots = threading.Condition()
         self._free = self.concurrency
+        # By lease: a task claimed again (its old lease lost, its old handler not yet back)
+        # is another run, and the old one ending must not take the new one's place away.
         self._running: Dict[str, Run] = {}
         self._running_lock = threading.Lock()
         self._reports: "queue_lib.Queue[object]" = queue_lib.Queue()
@@ -185,6 +187,11 @@ class Worker:
                 if self._stopping.wait(1.0):
                     return
                 continue
+            except Exception:  # not the server's answer: logged, and the claimer goes on
+                log.exception("claiming from %s failed; retrying in a second", self.queue)
+                if self._stopping.wait(1.0):
+                    return
+                continue
             if unreachable:
                 log.info("claiming from %s again", self.queue)
                 unreachable = False
@@ -214,12 +221,12 @@ class Worker:
         with self._slots:
             self._free -= 1
         with self._running_lock:
-            self._running[task.id] = run
+            self._running[run.lease] = run
         try:
             pool.submit(self._execute, run)
         except RuntimeError:  # the pool shut down as this claim came back
             with self._running_lock:
-                self._running.pop(task.id, None)
+                self._running.pop(run.lease, None)
             self._hand_back([task])
 
     # ---- running ------------------------------------------------------------------------------
@@ -248,7 +255,7 @@ class Worker:
                 _clear_pending()
         finally:
             with self._running_lock:
-                self._running.pop(run.task.id, None)
+                self._running.pop(run.lease, None)
             with self._slots:
                 self._free += 1
                 self._slots.notify()
@@ -268,18 +275,22 @@ class Worker:
 
     def _heartbeats(self) -> None:
         tick = min(self.beat_every / 4, 0.05)
-        while not self._finished.wait(tick):
-            now = time.monotonic()
-            with self._running_lock:
-                runs = list(self._running.values())
-            for run in runs:
-                if run.end is not None:
-                    continue
-                if run.deadline is not None and now >= run.deadline:
-                    self._end(run, End.TIMED_OUT)
-                elif now >= run.next_beat:
-                    run.next_beat = now + self.beat_every
-                    self._beat(run)
+        # Each run's beat on a pool of its own: one slow or hung heartbeat delays neither the
+        # other runs' beats nor the timeouts checked here.
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, 16), thread_name_prefix="rota-beat") as beats:
+            while not self._finished.wait(tick):
+                now = time.monotonic()
+                with self._running_lock:
+                    runs = list(self._running.values())
+                for run in runs:
+                    if run.end is not None:
+                        continue
+                    if run.deadline is not None and now >= run.deadline:
+                        self._end(run, End.TIMED_OUT)
+                    elif now >= run.next_beat and not run.beating:
+                        run.next_beat = now + self.beat_every
+                        run.beating = True
+                        beats.submit(self._beat, run)
 
     def _beat(self, run: Run) -> None:
         try:
@@ -289,6 +300,10 @@ class Worker:
             if end is not None:
                 self._end(run, end)
             # Otherwise retried at the next beat: the lease has two more beats of slack.
+        except Exception:  # an unexpected answer must not end this run's heartbeats for good
+            log.exception("heartbeat of task %s failed; retrying at the next beat", run.task.id)
+        finally:
+            run.beating = False
 
     # ---- shutdown -----------------------------------------------------------------------------
 

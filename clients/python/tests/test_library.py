@@ -56,3 +56,12 @@ def test_version_matches_the_server_workspace() -> None:
     workspace = re.search(r'^\[workspace\.package\][^\[]*?^version\s*=\s*"([^"]+)"', cargo, re.M | re.S)
     assert workspace is not None, "no version in the workspace Cargo.toml"
     assert rota.__version__ == workspace.group(1)
+
+
+def test_dot_segments_are_refused_before_any_request() -> None:
+    from rota._http import seg
+
+    for bad in ("", ".", ".."):
+        with pytest.raises(ValueError):
+            seg(bad)
+    assert seg("a/b c") == "a%2Fb%20c"

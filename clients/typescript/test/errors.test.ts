@@ -108,3 +108,18 @@ test("test_s13_defaults_come_from_rota_url_and_rota_token", async () => {
     }
   }
 });
+
+test("test_s13c_dot_segments_are_refused_before_any_request", async () => {
+  let sent = 0;
+  const counting = server.client({
+    fetch: (input, init) => {
+      sent++;
+      return fetch(input, init);
+    },
+  });
+  for (const bad of ["", ".", ".."]) {
+    await assert.rejects(async () => counting.tasks.get(bad), TypeError);
+    await assert.rejects(async () => counting.queues.stats(bad), TypeError);
+  }
+  assert.equal(sent, 0, "a dot segment reached the network");
+});

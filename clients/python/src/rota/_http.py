@@ -58,8 +58,13 @@ def make_config(
 
 
 def seg(value: str) -> str:
-    """One path segment, percent-encoded."""
-    return quote(str(value), safe="")
+    """One path segment, percent-encoded. Empty, ``.`` and ``..`` are refused here: a URL
+    parser would drop or fold them into another route (``complete(".")`` would post to the
+    batch endpoint)."""
+    text = str(value)
+    if text in ("", ".", ".."):
+        raise ValueError(f"{text!r} cannot be a name or id in a URL path")
+    return quote(text, safe="")
 
 
 def query(**params: QueryValue) -> Dict[str, str]:

@@ -73,3 +73,13 @@ func retryable(err error) bool {
 	}
 	return err != nil
 }
+
+// serverFault reports whether the server failed rather than refused (500, or a load
+// balancer's 502 or 504 while servers restart): a claim is asked again after it.
+func serverFault(err error) bool {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status == 500 || e.Status == 502 || e.Status == 504
+	}
+	return false
+}

@@ -1,13 +1,17 @@
 package rota_test
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,5 +62,43 @@ func TestDeliveryVerifierRules(t *testing.T) {
 	old := signed("new", url, body, time.Now().Add(-6*time.Minute), "")
 	if err := rota.VerifyDelivery("new", url, old, body); err == nil || errors.Is(err, rota.ErrBadSignature) {
 		t.Fatalf("a stale delivery: %v", err)
+	}
+}
+
+// A load balancer's 502 (servers restarting) or a 500 does not stop a worker: it claims again
+// a second later, as after a 503.
+func TestWorkerClaimsAgainAfterAServerFault(t *testing.T) {
+	var claims int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/claim") {
+			switch atomic.AddInt32(&claims, 1) {
+			case 1:
+				http.Error(w, "<html>502 Bad Gateway</html>", http.StatusBadGateway)
+			case 2:
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusInternalServerError)
+				_, _ = w.Write([]byte(`{"error":{"code":"internal","message":"boom"}}`))
+			default:
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(`{"tasks":[]}`))
+			}
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	client, err := rota.New(rota.WithURL(srv.URL), rota.WithToken("t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3500*time.Millisecond)
+	defer cancel()
+	w := &rota.Worker{Client: client, Queue: "q", PollWait: 50 * time.Millisecond,
+		Handler: func(ctx context.Context, t *rota.Task) (any, error) { return nil, nil }}
+	if _, err := w.Run(ctx); err != nil {
+		t.Fatalf("the worker stopped on a server fault: %v", err)
+	}
+	if n := atomic.LoadInt32(&claims); n < 3 {
+		t.Fatalf("claimed %d times; want the 502 and the 500 followed by more claims", n)
 	}
 }

@@ -199,7 +199,7 @@ func (s *settings) claimLoop(ctx context.Context, slots chan struct{}, start fun
 			return nil
 		}
 		if err != nil {
-			if !retryable(err) {
+			if !retryable(err) && !serverFault(err) {
 				return err
 			}
 			if !outage {

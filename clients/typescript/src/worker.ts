@@ -115,7 +115,8 @@ export class Worker {
         slots.give();
         // A claim abandoned by shutdown: tasks it may have leased come back when the lease ends.
         if (stopClaiming.aborted) break;
-        if (err instanceof TransportError || (err instanceof RotaError && err.transient)) {
+        // Unreachable, busy or failing (a load balancer's 502 or 504 while servers restart).
+        if (err instanceof TransportError || (err instanceof RotaError && (err.transient || [500, 502, 504].includes(err.status)))) {
           // Unreachable or busy: ask again in a second, saying so once per outage.
           if (!unreachable) this.opts.logger.warn(`rota worker: cannot claim from ${this.queue}, retrying every second: ${(err as Error).message}`);
           unreachable = true;

@@ -244,10 +244,15 @@ impl Worker {
                 Err(
                     e @ (Error::Transport(_)
                     | Error::Unavailable { .. }
-                    | Error::RateLimited { .. }),
+                    | Error::RateLimited { .. }
+                    | Error::Api {
+                        status: 500 | 502 | 504,
+                        ..
+                    }),
                 ) => {
-                    // The server is unreachable or busy: back off briefly, then ask again,
-                    // saying so once per outage rather than once a second.
+                    // The server is unreachable, busy or failing (a load balancer answers 502
+                    // or 504 while servers restart): back off briefly, then ask again, saying
+                    // so once per outage rather than once a second.
                     if !unreachable {
                         tracing::warn!(queue = %self.queue, "cannot claim, retrying every second: {e}");
                         unreachable = true;

@@ -253,9 +253,18 @@ REFUSED_ITEM = (TooLarge, InvalidRequest)
 """A batch the server refused because of one item (say a result over the size limit)."""
 
 
+#: Answers after which a claim is asked again: a failing server, or a load balancer's 502 or
+#: 504 while servers restart.
+SERVER_FAULTS = (500, 502, 504)
+
+
 def is_fatal_claim_error(e: Exception) -> bool:
     """A claim the server refuses (a bad queue name, say) will not improve."""
-    return isinstance(e, ApiError) and not isinstance(e, (Unavailable, RateLimited))
+    return (
+        isinstance(e, ApiError)
+        and not isinstance(e, (Unavailable, RateLimited))
+        and e.status not in SERVER_FAULTS
+    )
 
 
 def default_name() -> str:

@@ -260,11 +260,7 @@ SERVER_FAULTS = (500, 502, 504)
 
 def is_fatal_claim_error(e: Exception) -> bool:
     """A claim the server refuses (a bad queue name, say) will not improve."""
-    return (
-        isinstance(e, ApiError)
-        and not isinstance(e, (Unavailable, RateLimited))
-        and e.status not in SERVER_FAULTS
-    )
+    return isinstance(e, ApiError) and not isinstance(e, (Unavailable, RateLimited)) and e.status not in SERVER_FAULTS
 
 
 def default_name() -> str:

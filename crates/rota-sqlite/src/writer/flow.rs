@@ -93,6 +93,9 @@ struct Reads<'c, 'a> {
     req: &'c ClaimRequest,
     expires: Timestamp,
     out: Vec<Task>,
+    /// No ungrouped task is ready: nothing adds one while the claim runs (the writer is the
+    /// shard's only writer), so the walk's every turn round the ring need not ask again.
+    no_ungrouped: bool,
 }
 
 impl FlowReads for Reads<'_, '_> {
@@ -107,6 +110,9 @@ impl FlowReads for Reads<'_, '_> {
             .query_row(params![self.qid, group], |r| r.get(0))
     }
     async fn has_ready(&mut self, position: &str) -> rusqlite::Result<bool> {
+        if position.is_empty() && self.no_ungrouped {
+            return Ok(false);
+        }
         let mut stmt;
         let mut rows = if position.is_empty() {
             stmt = self.ctx.tx().prepare_cached(UNGROUPED_READY)?;
@@ -115,7 +121,11 @@ impl FlowReads for Reads<'_, '_> {
             stmt = self.ctx.tx().prepare_cached(GROUP_HAS_READY)?;
             stmt.query(params![self.qid, position])?
         };
-        Ok(rows.next()?.is_some())
+        let ready = rows.next()?.is_some();
+        if position.is_empty() && !ready {
+            self.no_ungrouped = true;
+        }
+        Ok(ready)
     }
     async fn group_after(&mut self, after: &str) -> rusqlite::Result<Option<String>> {
         self.ctx
@@ -125,10 +135,23 @@ impl FlowReads for Reads<'_, '_> {
             .optional()
     }
     async fn take(&mut self, position: &str, n: usize) -> rusqlite::Result<usize> {
+        // Many at once (a queue with limits and no groups): one read of the first `n`, as the
+        // claim of a queue without limits does, instead of a read per task.
+        let rows = if n > 1 && self.req.kinds.is_empty() {
+            self.ctx.first_ready(self.qid, position, n)?
+        } else {
+            Vec::new()
+        };
+        let mut rows = rows.into_iter();
         let mut taken = 0;
         while taken < n {
-            let Some(row) = self.ctx.next_ready(self.qid, position, &self.req.kinds)? else {
-                break;
+            let row = match rows.next() {
+                Some(row) => row,
+                None if n > 1 && self.req.kinds.is_empty() => break,
+                None => match self.ctx.next_ready(self.qid, position, &self.req.kinds)? {
+                    Some(row) => row,
+                    None => break,
+                },
             };
             let task = self.ctx.lease_row(
                 self.b,
@@ -239,6 +262,7 @@ impl Ctx<'_> {
             req,
             expires,
             out: Vec::new(),
+            no_ungrouped: false,
         };
         let walked = ready_now(walk.run(&mut reads, room, turn))?;
         let out = reads.out;
@@ -283,6 +307,27 @@ impl Ctx<'_> {
             return Ok((None, 0));
         };
         Ok((settings.and_then(|s| serde_json::from_str(&s).ok()), tat))
+    }
+
+    /// The position's first `n` ready tasks by priority then age, read in one statement (no
+    /// bound LIMIT: see the plain claim in tasks.rs).
+    fn first_ready(&self, qid: i64, position: &str, n: usize) -> rusqlite::Result<Vec<TaskRow>> {
+        let select = |filter: &str| {
+            format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE queue_id = ?1 AND state = 'ready' \
+                 AND {filter} ORDER BY priority DESC, id"
+            )
+        };
+        let tx = self.tx();
+        let mut stmt;
+        let rows = if position.is_empty() {
+            stmt = tx.prepare_cached(&select("grp IS NULL"))?;
+            stmt.query_map(params![qid], task_from_row)?
+        } else {
+            stmt = tx.prepare_cached(&select("grp = ?2"))?;
+            stmt.query_map(params![qid, position], task_from_row)?
+        };
+        rows.take(n).collect()
     }
 
     /// The position's first ready task by priority then age, of the kinds asked.

@@ -2,7 +2,9 @@
 
 use crate::{Error, ErrorDetail, Result};
 use rota_core::flow::Rate;
-use rota_core::{Backoff, Json, OnDuplicate, Task, TaskId, TaskState, Timestamp};
+use rota_core::{
+    Backoff, Json, OnDependencyFailure, OnDuplicate, Task, TaskId, TaskState, Timestamp,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -34,6 +36,13 @@ pub struct NewTask {
     /// The flow-control group whose limits and turn the task takes (a customer, a token).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// Tasks that must succeed before this one may run (see `docs/workflows.md`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<TaskId>,
+    /// What a dependency ending dead or cancelled does to this task; `None` is the server's
+    /// default, `cancel`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_dependency_failure: Option<OnDependencyFailure>,
 }
 
 impl NewTask {
@@ -52,7 +61,15 @@ impl NewTask {
             tags: Vec::new(),
             callback_url: None,
             group: None,
+            depends_on: Vec::new(),
+            on_dependency_failure: None,
         }
+    }
+
+    /// Waits for `id` to succeed before it may run (see `docs/workflows.md`).
+    pub fn after(mut self, id: TaskId) -> Self {
+        self.depends_on.push(id);
+        self
     }
 
     /// Puts the task in a flow-control group (see `docs/flow-control.md`).

@@ -50,11 +50,18 @@ pub enum EventType {
     /// A waiting task took a later enqueue's fields in place (`on_duplicate: replace`).
     #[serde(rename = "task.replaced")]
     Replaced,
+    /// A task enqueued with dependencies that have not all succeeded: it waits for them (in
+    /// place of `task.enqueued`).
+    #[serde(rename = "task.waiting")]
+    Waiting,
+    /// A waiting task's dependencies all ended as it may: it is ready (or scheduled).
+    #[serde(rename = "task.released")]
+    Released,
 }
 
 impl EventType {
     /// Every type; engines may store a type as its place here, so it only grows at the end.
-    pub const ALL: [EventType; 14] = [
+    pub const ALL: [EventType; 16] = [
         EventType::Enqueued,
         EventType::Claimed,
         EventType::Succeeded,
@@ -69,6 +76,8 @@ impl EventType {
         EventType::DeliveryDead,
         EventType::WebhookDisabled,
         EventType::Replaced,
+        EventType::Waiting,
+        EventType::Released,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,6 +96,8 @@ impl EventType {
             EventType::DeliveryDead => "delivery.dead",
             EventType::WebhookDisabled => "webhook.disabled",
             EventType::Replaced => "task.replaced",
+            EventType::Waiting => "task.waiting",
+            EventType::Released => "task.released",
         }
     }
 
@@ -249,9 +260,15 @@ fn last_error(t: &Task) -> Option<String> {
     t.errors.last().map(|e| e.message.clone())
 }
 
-/// A new task (not a duplicate answered instead).
+/// A new task (not a duplicate answered instead): `task.waiting` when it waits for
+/// dependencies.
 pub fn enqueued(t: &Task) -> Event {
-    let mut e = Event::of(EventType::Enqueued, t, t.created_at);
+    let ty = if t.state == TaskState::Waiting {
+        EventType::Waiting
+    } else {
+        EventType::Enqueued
+    };
+    let mut e = Event::of(ty, t, t.created_at);
     e.state = Some(t.state);
     e.due = (t.state == TaskState::Scheduled).then_some(t.run_at);
     e
@@ -261,6 +278,15 @@ pub fn enqueued(t: &Task) -> Event {
 /// it): the state it waits in, and its new `run_at` when scheduled, as for an enqueue.
 pub fn replaced(t: &Task) -> Event {
     let mut e = Event::of(EventType::Replaced, t, t.updated_at);
+    e.state = Some(t.state);
+    e.due = (t.state == TaskState::Scheduled).then_some(t.run_at);
+    e
+}
+
+/// A waiting task whose dependencies all ended (`t` as the release left it): the state it
+/// waits in now, and its `run_at` when scheduled.
+pub fn released(t: &Task) -> Event {
+    let mut e = Event::of(EventType::Released, t, t.updated_at);
     e.state = Some(t.state);
     e.due = (t.state == TaskState::Scheduled).then_some(t.run_at);
     e
@@ -327,6 +353,14 @@ pub fn changed(event: lifecycle::Event, t: &Task, now: Timestamp) -> Option<Even
     };
     e.at = now;
     Some(e)
+}
+
+/// A waiting task cancelled because a dependency ended dead or cancelled (`t` as the cancel
+/// left it: the reason is its last error).
+pub fn dependency_cancelled(t: &Task, now: Timestamp) -> Event {
+    let mut e = Event::of(EventType::Cancelled, t, now);
+    e.error = last_error(t);
+    e
 }
 
 /// A schedule's tick as its firing recorded it: `schedule.fired` when it enqueued a task

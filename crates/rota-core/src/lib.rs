@@ -18,6 +18,7 @@ pub mod objects;
 pub mod schedule;
 pub mod timestamp;
 pub mod webhooks;
+pub mod workflow;
 
 pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -5,7 +5,8 @@
 //!     ^                                                 |
 //!     +----(fail / lease expired, attempts left)--------+--(attempts spent or dead)--> dead
 //! any non-final state --(cancel)--> cancelled;  dead | cancelled --(retry)--> ready
-//! scheduled --(run now)--> ready;  scheduled | ready --(kill)--> dead
+//! scheduled --(run now)--> ready;  scheduled | ready | waiting --(kill)--> dead
+//! waiting --(dependencies succeeded)--> ready (scheduled before its run_at)
 //! any state but running --(delete)--> gone
 //! ```
 //! Engines call these rules instead of re-deciding them, so every engine agrees.
@@ -29,6 +30,8 @@ pub enum Event {
     Kill,
     /// An operator removes a task that is not running.
     Delete,
+    /// A waiting task's last dependency ended (docs/workflows.md).
+    Release,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +53,7 @@ fn event_name(e: Event) -> &'static str {
         Event::RunNow => "be run now (only scheduled tasks wait to run)",
         Event::Kill => "be killed (only scheduled or ready tasks can; cancel a running one)",
         Event::Delete => "be deleted while it runs (cancel it first)",
+        Event::Release => "be released (only waiting tasks wait for dependencies)",
     }
 }
 
@@ -64,10 +68,11 @@ pub fn transition(from: TaskState, event: Event) -> Result<TaskState, InvalidTra
         (Running, Event::Heartbeat) => Running,
         (Running, Event::Complete) => Succeeded,
         (Running, Event::Fail) => Scheduled,
-        (Scheduled | Ready | Running, Event::Cancel) => Cancelled,
+        (Scheduled | Ready | Running | Waiting, Event::Cancel) => Cancelled,
+        (Waiting, Event::Release) => Ready,
         (Dead | Cancelled, Event::Retry) => Ready,
         (Scheduled, Event::RunNow) => Ready,
-        (Scheduled | Ready, Event::Kill) => Dead,
+        (Scheduled | Ready | Waiting, Event::Kill) => Dead,
         (s, Event::Delete) if s != Running => s,
         _ => {
             return Err(InvalidTransition {
@@ -165,7 +170,40 @@ pub fn enqueued(id: TaskId, queue: &str, new: &NewTask, max_attempts: u32, now: 
         tags: new.tags.clone(),
         callback_url: new.callback_url.clone(),
         group: new.group.clone(),
+        depends_on: new.depends_on.clone(),
+        on_dependency_failure: new.on_dependency_failure,
+        workflow: new.workflow.clone(),
     }
+}
+
+/// `task` (waiting) once its last dependency ended as it may: ready, or scheduled until its
+/// `run_at`.
+pub fn released(task: &Task, now: Timestamp) -> Task {
+    Task {
+        state: waiting_state(task.run_at, now),
+        updated_at: now,
+        ..task.clone()
+    }
+}
+
+/// Why a waiting task was cancelled: dependency `dep` ended `state` (dead or cancelled).
+pub fn dependency_failed_reason(dep: TaskId, state: TaskState) -> String {
+    format!("dependency {dep} ended {state}, and on_dependency_failure is cancel")
+}
+
+/// `task` (waiting) cancelled because a dependency ended dead or cancelled; the reason is kept
+/// as its last error.
+pub fn cancelled_by_dependency(task: &Task, dep: TaskId, state: TaskState, now: Timestamp) -> Task {
+    let mut t = task.clone();
+    t.errors.push(AttemptError {
+        attempt: t.attempt,
+        message: dependency_failed_reason(dep, state),
+        at: now,
+    });
+    t.state = TaskState::Cancelled;
+    t.finished_at = Some(now);
+    t.updated_at = now;
+    t
 }
 
 /// The task a debounce leaves (`on_duplicate: replace`): `holder`, still waiting to run (see
@@ -353,6 +391,9 @@ mod tests {
             tags: vec![],
             callback_url: None,
             group: group.map(Into::into),
+            depends_on: Vec::new(),
+            on_dependency_failure: Default::default(),
+            workflow: None,
         }
     }
 

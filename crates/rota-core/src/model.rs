@@ -29,17 +29,24 @@ pub enum TaskState {
     /// Attempts spent, or failed as dead: the dead-letter queue.
     Dead,
     Cancelled,
+    /// Waiting for its dependencies (`depends_on`) to succeed; see docs/workflows.md. Last, so
+    /// the other states keep the places engines store them by.
+    Waiting,
 }
 
 impl TaskState {
-    pub const ALL: [TaskState; 6] = [
+    /// Every state, each at its [`TaskState::index`] (engines may store a state as its place).
+    pub const ALL: [TaskState; 7] = [
         TaskState::Scheduled,
         TaskState::Ready,
         TaskState::Running,
         TaskState::Succeeded,
         TaskState::Dead,
         TaskState::Cancelled,
+        TaskState::Waiting,
     ];
+    /// How many states there are (the length of arrays indexed by [`TaskState::index`]).
+    pub const COUNT: usize = 7;
     pub fn as_str(self) -> &'static str {
         match self {
             TaskState::Scheduled => "scheduled",
@@ -48,6 +55,7 @@ impl TaskState {
             TaskState::Succeeded => "succeeded",
             TaskState::Dead => "dead",
             TaskState::Cancelled => "cancelled",
+            TaskState::Waiting => "waiting",
         }
     }
     /// Final states never change again except by an explicit retry (dead, cancelled).
@@ -75,9 +83,8 @@ impl FromStr for TaskState {
             .into_iter()
             .find(|st| st.as_str() == s)
             .ok_or_else(|| {
-                format!(
-                    "`{s}` is not a task state (one of scheduled, ready, running, succeeded, dead, cancelled)"
-                )
+                let all: Vec<&str> = TaskState::ALL.iter().map(|s| s.as_str()).collect();
+                format!("`{s}` is not a task state (one of {})", all.join(", "))
             })
     }
 }
@@ -142,6 +149,16 @@ pub struct Task {
     /// task takes; see docs/flow-control.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The tasks this one waits for (docs/workflows.md); empty for a task that waits for none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub depends_on: Vec<TaskId>,
+    /// What a dependency that ends dead or cancelled does to this task.
+    #[serde(default, skip_serializing_if = "OnDependencyFailure::is_default")]
+    pub on_dependency_failure: OnDependencyFailure,
+    /// The workflow the task belongs to, when it was submitted as one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
 }
 
 /// A validated task to enqueue. `run_at` is absolute; `max_attempts` of `None` takes the queue's.
@@ -158,6 +175,43 @@ pub struct NewTask {
     pub tags: Vec<String>,
     pub callback_url: Option<String>,
     pub group: Option<String>,
+    /// Tasks (of the same tenant, in any queue) that must succeed before this one may run.
+    pub depends_on: Vec<TaskId>,
+    pub on_dependency_failure: OnDependencyFailure,
+    /// The workflow the task is submitted in (set by the workflow submission, not by clients).
+    pub workflow: Option<String>,
+}
+
+/// What a task does when one of its dependencies ends dead or cancelled (docs/workflows.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum OnDependencyFailure {
+    /// The task is cancelled, with a reason naming the dependency (and so are its own
+    /// dependents that cancel too).
+    #[default]
+    Cancel,
+    /// The dependency counts as done: the task runs once every dependency is final.
+    Run,
+}
+
+impl OnDependencyFailure {
+    pub fn is_default(&self) -> bool {
+        *self == OnDependencyFailure::Cancel
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnDependencyFailure::Cancel => "cancel",
+            OnDependencyFailure::Run => "run",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "cancel" => Some(OnDependencyFailure::Cancel),
+            "run" => Some(OnDependencyFailure::Run),
+            _ => None,
+        }
+    }
 }
 
 /// What an enqueue does when its `unique_key` is held by a live task (docs/tasks.md, "Unique
@@ -322,6 +376,9 @@ impl QueuePatch {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StateCounts {
+    /// Waiting for dependencies (docs/workflows.md).
+    #[serde(default)]
+    pub waiting: u64,
     pub scheduled: u64,
     pub ready: u64,
     pub running: u64,
@@ -339,6 +396,7 @@ impl StateCounts {
             TaskState::Succeeded => &mut self.succeeded,
             TaskState::Dead => &mut self.dead,
             TaskState::Cancelled => &mut self.cancelled,
+            TaskState::Waiting => &mut self.waiting,
         }
     }
     pub fn get(&self, s: TaskState) -> u64 {

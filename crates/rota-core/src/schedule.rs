@@ -150,6 +150,9 @@ impl ScheduleSpec {
             tags: vec![format!("schedule:{name}")],
             callback_url: None,
             group: self.group.clone(),
+            depends_on: Vec::new(),
+            on_dependency_failure: Default::default(),
+            workflow: None,
         }
     }
 }

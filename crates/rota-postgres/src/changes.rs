@@ -100,6 +100,13 @@ impl PostgresStore {
             // Cancelled, killed or deleted while running: room for the next.
             self.freed(tenant, &t.queue);
         }
+        match change {
+            Change::Delete if !t.state.is_final() => {
+                self.release(Vec::new(), vec![id.as_i64()]).await
+            }
+            _ if t.state.is_final() => self.release(vec![id.as_i64()], Vec::new()).await,
+            _ => {}
+        }
         Ok(t)
     }
 
@@ -126,7 +133,7 @@ impl PostgresStore {
                 .query_opt(
                     "SELECT o.id, o.unique_key FROM rota_tasks t JOIN rota_tasks o \
                      ON o.queue_id = t.queue_id AND o.unique_key = t.unique_key \
-                     AND o.state IN (0, 1, 2) AND o.id <> t.id \
+                     AND o.state IN (0, 1, 2, 6) AND o.id <> t.id \
                      JOIN rota_queues q ON q.id = t.queue_id WHERE t.id = $1 AND q.tenant = $2",
                     &[&id.as_i64(), &tenant],
                 )

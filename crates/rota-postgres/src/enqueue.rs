@@ -6,7 +6,9 @@
 //! first enqueue takes a second trip, to create the queue.
 
 use crate::events::CURSOR;
-use crate::rows::{state_to_sql, tags_to_sql, task_from_row, TASK_COLUMNS};
+use crate::rows::{
+    dep_policy_to_sql, ids_to_sql, state_to_sql, tags_to_sql, task_from_row, TASK_COLUMNS,
+};
 use crate::tasks::{lock_tenant, LOCK_SHARED};
 use crate::{db, PostgresStore};
 use deadpool_postgres::GenericClient;
@@ -22,30 +24,31 @@ use tokio_postgres::types::ToSql;
 /// scheduled, for the wake-ups sent after commit. The first grouped task of a queue marks it
 /// `grouped` (its claims then take the groups' turns, see flow.rs); later ones write nothing
 /// more.
-static INSERT: LazyLock<String> = LazyLock::new(|| {
+pub(crate) static INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH q AS (SELECT id, max_attempts FROM rota_queues \
        WHERE tenant = $1 AND name = $2), \
      ins AS (INSERT INTO rota_tasks (id, queue_id, kind, payload, priority, state, \
        run_at, attempt, max_attempts, created_at, updated_at, unique_key, tags, callback_url, \
-       grp) \
+       grp, depends_on, dep_policy, workflow, has_dependents) \
      SELECT u.id, q.id, u.kind, u.payload, u.priority, u.state, u.run_at, 0, \
        COALESCE(u.max_attempts, q.max_attempts), $3, $3, u.unique_key, u.tags, u.callback_url, \
-       u.grp \
+       u.grp, u.depends_on, u.dep_policy, u.workflow, u.has_dependents \
      FROM q, unnest($4::bigint[], $5::text[], $6::text[], $7::int[], \
        $8::smallint[], $9::bigint[], $10::int[], $11::text[], $12::text[], $13::text[], \
-       $14::text[]) \
+       $14::text[], $15::text[], $16::smallint[], $17::bigint[], $18::bool[]) \
        AS u(id, kind, payload, priority, state, run_at, max_attempts, unique_key, tags, \
-         callback_url, grp) \
+         callback_url, grp, depends_on, dep_policy, workflow, has_dependents) \
      ON CONFLICT (queue_id, unique_key) \
-       WHERE unique_key IS NOT NULL AND state IN (0, 1, 2) DO NOTHING \
+       WHERE unique_key IS NOT NULL AND state IN (0, 1, 2, 6) DO NOTHING \
      RETURNING id, state, kind, run_at, grp), \
      g AS (UPDATE rota_queues SET grouped = true WHERE id = (SELECT id FROM q) AND NOT grouped \
        AND EXISTS (SELECT 1 FROM ins WHERE grp IS NOT NULL)), \
      ev AS (INSERT INTO rota_events (tenant, cursor, at, queue, kind, task_id, attempt, type, \
        state, due) \
-     SELECT $1, {CURSOR}row_number() OVER (ORDER BY id)), \
-       $3, $2, kind, id, 0, 'task.enqueued', state, CASE WHEN state = 0 THEN run_at END \
+     SELECT $1, {CURSOR}$19 + row_number() OVER (ORDER BY id)), \
+       $3, $2, kind, id, 0, CASE WHEN state = 6 THEN 'task.waiting' ELSE 'task.enqueued' END, \
+       state, CASE WHEN state = 0 THEN run_at END \
      FROM ins) \
      SELECT (SELECT id FROM q), (SELECT max_attempts FROM q), array(SELECT id FROM ins), \
        (SELECT count(*) FROM ins WHERE state = 1), (SELECT count(*) FROM ins WHERE state = 0)"
@@ -278,7 +281,7 @@ impl PostgresStore {
         // Each request is written when its future is first polled, and `join!` polls them in
         // order: one write, one round trip.
         let lock_params: [&(dyn ToSql + Sync); 1] = [&key.tenant];
-        let insert_params = cols.params(key, &now.0);
+        let insert_params = cols.params(key, &now.0, &0);
         let (begin, locked, row, commit) = tokio::join!(
             client.batch_execute("BEGIN"),
             client.execute(&lock, &lock_params),
@@ -331,7 +334,7 @@ impl PostgresStore {
             cols.push(*id, t, now);
         }
         let row = tx
-            .query_one(INSERT.as_str(), &cols.params(key, &now.0))
+            .query_one(INSERT.as_str(), &cols.params(key, &now.0, &0))
             .await
             .map_err(db)?;
         let inserted: HashSet<i64> = row.get::<_, Vec<i64>>(2).into_iter().collect();
@@ -344,7 +347,7 @@ impl PostgresStore {
         let holders: HashMap<String, i64> = tx
             .query(
                 "SELECT unique_key, id FROM rota_tasks WHERE queue_id = $1 \
-                 AND unique_key = ANY($2) AND state IN (0, 1, 2)",
+                 AND unique_key = ANY($2) AND state IN (0, 1, 2, 6)",
                 &[&queue_id, &keys],
             )
             .await
@@ -419,7 +422,7 @@ impl PostgresStore {
             .query(
                 &format!(
                     "SELECT {TASK_COLUMNS} FROM rota_tasks t JOIN rota_queues q ON q.id = t.queue_id \
-                     WHERE t.queue_id = $1 AND t.unique_key = ANY($2) AND t.state IN (0, 1, 2)"
+                     WHERE t.queue_id = $1 AND t.unique_key = ANY($2) AND t.state IN (0, 1, 2, 6)"
                 ),
                 &[&queue_id, &keys],
             )
@@ -446,7 +449,7 @@ impl PostgresStore {
 
 /// The columns of an enqueue's INSERT, as arrays.
 #[derive(Default)]
-struct EnqueueColumns {
+pub(crate) struct EnqueueColumns {
     id: Vec<i64>,
     kind: Vec<String>,
     payload: Vec<String>,
@@ -459,11 +462,21 @@ struct EnqueueColumns {
     tags: Vec<Option<String>>,
     callback_url: Vec<Option<String>>,
     grp: Vec<Option<String>>,
+    depends_on: Vec<Option<String>>,
+    dep_policy: Vec<Option<i16>>,
+    workflow: Vec<Option<i64>>,
+    has_dependents: Vec<bool>,
 }
 
 impl EnqueueColumns {
-    /// The INSERT's parameters, in its order.
-    fn params<'a>(&'a self, key: &'a QueueKey, now: &'a i64) -> [&'a (dyn ToSql + Sync); 14] {
+    /// The INSERT's parameters, in its order; its events take the places after `logged`
+    /// (events earlier statements of the transaction logged).
+    pub(crate) fn params<'a>(
+        &'a self,
+        key: &'a QueueKey,
+        now: &'a i64,
+        logged: &'a i64,
+    ) -> [&'a (dyn ToSql + Sync); 19] {
         [
             &key.tenant,
             &key.name,
@@ -479,17 +492,45 @@ impl EnqueueColumns {
             &self.tags,
             &self.callback_url,
             &self.grp,
+            &self.depends_on,
+            &self.dep_policy,
+            &self.workflow,
+            &self.has_dependents,
+            logged,
         ]
     }
 
     fn push(&mut self, id: TaskId, t: &NewTask, now: Timestamp) {
+        let state = lifecycle::waiting_state(t.run_at.unwrap_or(now), now);
+        self.push_as(id, t, now, state, false);
+    }
+
+    /// A row in `state` (a waiting task's, say), `has_dependents` when a task of the same
+    /// submission waits for it.
+    pub(crate) fn push_as(
+        &mut self,
+        id: TaskId,
+        t: &NewTask,
+        now: Timestamp,
+        state: TaskState,
+        has_dependents: bool,
+    ) {
         let run_at = t.run_at.unwrap_or(now);
         self.id.push(id.as_i64());
         self.kind.push(t.kind.clone());
         self.payload.push(t.payload.get().to_owned());
         self.priority.push(t.priority);
-        self.state
-            .push(state_to_sql(lifecycle::waiting_state(run_at, now)));
+        self.state.push(state_to_sql(state));
+        self.depends_on.push(ids_to_sql(&t.depends_on));
+        self.dep_policy
+            .push(dep_policy_to_sql(t.on_dependency_failure));
+        self.workflow.push(
+            t.workflow
+                .as_deref()
+                .and_then(|w| w.parse::<TaskId>().ok())
+                .map(TaskId::as_i64),
+        );
+        self.has_dependents.push(has_dependents);
         self.run_at.push(run_at.0);
         self.max_attempts
             .push(t.max_attempts.map(|m| m.min(i32::MAX as u32) as i32));

@@ -15,6 +15,7 @@
 
 mod access;
 mod changes;
+mod deps;
 mod diagnose;
 mod enqueue;
 mod events;
@@ -33,6 +34,7 @@ mod schedules;
 pub mod schema;
 mod store;
 mod webhooks;
+mod workflows;
 pub use import::Contents;
 mod tasks;
 #[cfg(feature = "testing")]

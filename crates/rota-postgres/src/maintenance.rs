@@ -101,6 +101,10 @@ impl PostgresStore {
         crate::events::append(&tx, &logged, 0).await?;
         tx.commit().await.map_err(db)?;
         self.announce_ended(&stored);
+        self.release(crate::outcomes::dead_ids(&stored), Vec::new())
+            .await;
+        // Waiters whose release a stopped server did not finish.
+        more |= self.release_missed().await? == crate::deps::SWEEP as u64;
         if !logged.is_empty() {
             self.announce_events(logged.iter().map(|(t, _)| t.as_str()));
         }

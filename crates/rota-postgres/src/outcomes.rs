@@ -74,6 +74,7 @@ impl PostgresStore {
         tx.commit().await.map_err(db)?;
         self.announce_ended(&stored);
         self.announce_events(logged.iter().map(|(t, _)| t.as_str()));
+        self.release(dead_ids(&stored), Vec::new()).await;
         for (n, (_, t)) in slots.into_iter().zip(stored) {
             out[n] = Some(Ok(t));
         }
@@ -220,4 +221,13 @@ impl PostgresStore {
             }
         }
     }
+}
+
+/// The tasks of `stored` that ended dead (their waiters must hear of it).
+pub(crate) fn dead_ids(stored: &[(String, Task)]) -> Vec<i64> {
+    stored
+        .iter()
+        .filter(|(_, t)| t.state == TaskState::Dead)
+        .map(|(_, t)| t.id.as_i64())
+        .collect()
 }

@@ -200,7 +200,9 @@ impl PostgresStore {
             .query_one(
                 "WITH q AS (SELECT id FROM rota_queues WHERE tenant = $1 AND name = $2), \
                  d AS (DELETE FROM rota_tasks WHERE queue_id = (SELECT id FROM q) AND state = $3 \
-                 RETURNING 1) SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM d)",
+                 RETURNING id, has_dependents) \
+                 SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM d), \
+                   array(SELECT id FROM d WHERE has_dependents)",
                 &[&key.tenant, &key.name, &crate::rows::state_to_sql(state)],
             )
             .await
@@ -208,6 +210,8 @@ impl PostgresStore {
         if row.get::<_, i64>(0) == 0 {
             return Err(StoreError::QueueNotFound(key.name.clone()));
         }
+        // Tasks others waited for are gone: their waiters take it as a cancel.
+        self.release(Vec::new(), row.get(2)).await;
         Ok(row.get::<_, i64>(1) as u64)
     }
 

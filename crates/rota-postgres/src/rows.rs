@@ -2,8 +2,8 @@
 
 use rota_core::flow::Rate;
 use rota_core::{
-    AttemptError, Backoff, Json, Lease, QueueInfo, QueueSettings, StateCounts, Task, TaskId,
-    TaskState, Timestamp,
+    AttemptError, Backoff, Json, Lease, OnDependencyFailure, QueueInfo, QueueSettings, StateCounts,
+    Task, TaskId, TaskState, Timestamp,
 };
 use rota_store::{StoreError, StoreResult};
 use serde_json::value::RawValue;
@@ -15,10 +15,11 @@ use tokio_postgres::Row;
 pub const TASK_COLUMNS: &str = "t.id, t.queue_id, t.kind, t.payload, t.priority, t.state, \
      t.run_at, t.attempt, t.max_attempts, t.created_at, t.updated_at, t.finished_at, \
      t.lease_worker, t.lease_token, t.lease_expires_at, t.progress, t.result, t.errors, \
-     t.unique_key, t.tags, q.name, t.callback_url, t.grp";
+     t.unique_key, t.tags, q.name, t.callback_url, t.grp, t.depends_on, t.dep_policy, \
+     t.workflow";
 
 /// How many columns [`TASK_COLUMNS`] has: a statement that selects more reads them from here.
-pub const TASK_COLUMN_COUNT: usize = 23;
+pub const TASK_COLUMN_COUNT: usize = 26;
 
 /// How many columns [`QUEUE_COLUMNS`] has: a statement that selects more reads them from here.
 pub const QUEUE_COLUMN_COUNT: usize = 17;
@@ -117,6 +118,18 @@ pub fn task_from_row(r: &Row) -> StoreResult<(i64, Task)> {
         tags,
         callback_url: r.try_get(21).map_err(get)?,
         group: r.try_get(22).map_err(get)?,
+        depends_on: match r.try_get::<_, Option<String>>(23).map_err(get)? {
+            Some(s) => serde_json::from_str(&s).map_err(corrupt)?,
+            None => Vec::new(),
+        },
+        on_dependency_failure: match r.try_get::<_, Option<i16>>(24).map_err(get)? {
+            Some(1) => OnDependencyFailure::Run,
+            _ => OnDependencyFailure::Cancel,
+        },
+        workflow: r
+            .try_get::<_, Option<i64>>(25)
+            .map_err(get)?
+            .map(|w| TaskId::from_i64(w).to_string()),
     };
     Ok((r.try_get(1).map_err(get)?, task))
 }
@@ -266,4 +279,17 @@ impl QueueRow {
 /// When a task that finished at `at` in a queue with `retention_ms` is deleted.
 pub fn purge_at(at: Timestamp, retention_ms: u64) -> i64 {
     at.plus_ms(ms(retention_ms)).0
+}
+
+/// A task's dependencies as stored: a JSON array, NULL when none.
+pub fn ids_to_sql(ids: &[TaskId]) -> Option<String> {
+    (!ids.is_empty()).then(|| serde_json::to_string(ids).expect("ids serialize"))
+}
+
+/// `on_dependency_failure` as stored: 1 for run, NULL for cancel (the default).
+pub fn dep_policy_to_sql(p: OnDependencyFailure) -> Option<i16> {
+    match p {
+        OnDependencyFailure::Cancel => None,
+        OnDependencyFailure::Run => Some(1),
+    }
 }

@@ -369,6 +369,42 @@ CREATE TABLE rota_task_groups (
 );
 "#,
     ),
+    (
+        "workflows",
+        r#"
+-- Dependencies and workflows (docs/workflows.md). State 6 is `waiting`. A task's own: the ids
+-- it waits for (JSON array), how it takes a failed dependency (1: run; NULL: cancel), its
+-- workflow, and whether another task waits for it (set, under its row lock, by the enqueue
+-- that adds the waiter: an ending that locks the row after sees it, and its server then
+-- releases the waiters in a transaction of their own; maintenance finds those a crash left).
+ALTER TABLE rota_tasks
+    ADD COLUMN depends_on TEXT,
+    ADD COLUMN dep_policy SMALLINT,
+    ADD COLUMN workflow BIGINT,
+    ADD COLUMN has_dependents BOOLEAN NOT NULL DEFAULT false;
+CREATE INDEX rota_tasks_workflow ON rota_tasks (workflow) WHERE workflow IS NOT NULL;
+CREATE INDEX rota_tasks_ended_dependents ON rota_tasks (id)
+    WHERE has_dependents AND state IN (3, 4, 5);
+-- One row per dependency a waiting task still waits for; it is released when its last goes.
+CREATE TABLE rota_task_waits (
+    task_id BIGINT NOT NULL,
+    dep_id  BIGINT NOT NULL,
+    PRIMARY KEY (task_id, dep_id)
+);
+CREATE INDEX rota_task_waits_dep ON rota_task_waits (dep_id);
+CREATE TABLE rota_workflows (
+    id         BIGINT PRIMARY KEY,
+    tenant     TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    names      TEXT NOT NULL           -- JSON [[name, task id], ...] in submission order
+);
+CREATE INDEX rota_workflows_tenant ON rota_workflows (tenant, id);
+-- A waiting task holds its unique key as a scheduled one does.
+DROP INDEX rota_tasks_unique_live;
+CREATE UNIQUE INDEX rota_tasks_unique_live ON rota_tasks (queue_id, unique_key)
+    WHERE unique_key IS NOT NULL AND state IN (0, 1, 2, 6);
+"#,
+    ),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -5,6 +5,9 @@ use super::*;
 #[async_trait]
 impl Store for PostgresStore {
     async fn enqueue(&self, queue: &QueueKey, tasks: Vec<NewTask>) -> StoreResult<Vec<Enqueued>> {
+        if tasks.iter().any(|t| !t.depends_on.is_empty()) {
+            return self.enqueue_waiting(queue, tasks).await;
+        }
         self.enqueue_tasks(queue, tasks).await
     }
     async fn claim_batch(&self, queue: &QueueKey, req: ClaimRequest) -> StoreResult<Claimed> {

@@ -303,7 +303,7 @@ impl PostgresStore {
                SELECT $5, {CURSOR}row_number() OVER (ORDER BY u.id)), $1, \
                  (SELECT q.name FROM rota_queues q WHERE q.id = u.queue_id), u.kind, u.id, \
                  u.attempt, 'task.succeeded' FROM u) \
-             SELECT {TASK_COLUMNS}, q.concurrency IS NOT NULL OR q.grouped \
+             SELECT {TASK_COLUMNS}, q.concurrency IS NOT NULL OR q.grouped, t.has_dependents \
              FROM u t JOIN rota_queues q ON q.id = t.queue_id"
         );
         let stmt = client.prepare_cached(&sql).await.map_err(db)?;
@@ -324,6 +324,14 @@ impl PostgresStore {
         for queue in freed {
             self.freed(tenant, queue);
         }
+        // Tasks others wait for: their waiters are released now (maintenance does it if this
+        // server stops first).
+        let waited_on: Vec<i64> = rows
+            .iter()
+            .filter(|r| r.get::<_, bool>(TASK_COLUMN_COUNT + 1))
+            .map(|r| r.get(0))
+            .collect();
+        self.release(waited_on, Vec::new()).await;
         let mut done: HashMap<TaskId, Task> = HashMap::with_capacity(rows.len());
         for r in &rows {
             let (_, t) = task_from_row(r)?;

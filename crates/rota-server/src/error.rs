@@ -135,6 +135,9 @@ impl From<StoreError> for ApiError {
             StoreError::WebhookNotFound(_) => {
                 Self::new(ErrorKind::NotFound, "webhook_not_found", message)
             }
+            StoreError::WorkflowNotFound(_) => {
+                Self::new(ErrorKind::NotFound, "workflow_not_found", message)
+            }
             StoreError::DeliveryNotFound(_) => {
                 Self::new(ErrorKind::NotFound, "delivery_not_found", message)
             }

@@ -154,7 +154,7 @@ pub struct Shared {
 pub fn router(state: AppState) -> Router {
     use api::{
         admin, batch, changes, doctor, events, groups, maintenance, queues, schedules, system,
-        tasks, webhooks, workers,
+        tasks, webhooks, workers, workflows,
     };
     let body_limit = state.config.limits.max_body_bytes;
     let v1 = Router::new()
@@ -204,6 +204,12 @@ pub fn router(state: AppState) -> Router {
             "/v1/webhooks/{id}/deliveries/{delivery}/retry",
             post(webhooks::retry),
         )
+        .route(
+            "/v1/workflows",
+            get(workflows::list).post(workflows::submit),
+        )
+        .route("/v1/workflows/{id}", get(workflows::get))
+        .route("/v1/workflows/{id}/cancel", post(workflows::cancel))
         .route("/v1/tasks/{id}/heartbeat", post(tasks::heartbeat))
         .route("/v1/tasks/{id}/complete", post(tasks::complete))
         .route("/v1/tasks/{id}/fail", post(tasks::fail))

@@ -64,6 +64,9 @@ fn task(kind: &str) -> NewTask {
         tags: vec![],
         callback_url: None,
         group: None,
+        depends_on: Vec::new(),
+        on_dependency_failure: Default::default(),
+        workflow: None,
     }
 }
 

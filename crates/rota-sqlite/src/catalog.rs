@@ -84,7 +84,7 @@ impl Catalog {
 pub struct CatalogDelta {
     pub new_queues: Vec<QueueEntry>,
     pub settings: HashMap<i64, QueueSettings>,
-    pub counts: HashMap<i64, [i64; 6]>,
+    pub counts: HashMap<i64, [i64; TaskState::COUNT]>,
     pub last_claim_at: HashMap<i64, Timestamp>,
     /// Queues deleted with their tenant.
     pub removed_queues: HashSet<i64>,

@@ -115,6 +115,14 @@ pub(crate) struct Shared {
     pub delivery_ids: Arc<std::sync::atomic::AtomicI64>,
     /// Each tenant's queues across every shard, for `max_queues_per_tenant`.
     pub quota: Arc<quota::QueueQuota>,
+    /// Wakes the relay that carries endings to dependents in other shards.
+    pub releases: Arc<Notify>,
+    /// How task ids map to shards, for telling a dependent here from one elsewhere.
+    pub legacy_below: u64,
+    pub shard_count: usize,
+    /// This shard's task ids, taken by its writer and by a workflow's submission (which needs
+    /// its tasks' ids before it writes them).
+    pub ids: Mutex<rota_core::IdGenerator>,
 }
 
 pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {

@@ -44,7 +44,7 @@ impl Shard {
             let mut stmt = conn
                 .prepare_cached(&format!(
                     "SELECT {TASK_COLUMNS} FROM tasks WHERE queue_id = ?1 AND unique_key = ?2 \
-                     AND state IN ('scheduled', 'ready', 'running')"
+                     AND state IN ('scheduled', 'ready', 'running', 'waiting')"
                 ))
                 .map_err(db_err)?;
             let mut rows = Vec::new();
@@ -90,7 +90,9 @@ impl Shard {
             }
             if let Some(key) = filter.unique_key {
                 // The states as literals, so the planner may use the partial index.
-                sql.push_str(" AND unique_key = ? AND state IN ('scheduled', 'ready', 'running')");
+                sql.push_str(
+                    " AND unique_key = ? AND state IN ('scheduled', 'ready', 'running', 'waiting')",
+                );
                 args.push(key.into());
             }
             if let Some(before) = filter.before {

@@ -1,14 +1,17 @@
 //! Mapping between `tasks` rows and [`Task`] values.
 
 use crate::catalog::Catalog;
-use rota_core::{AttemptError, Json, Lease, Task, TaskId, TaskState, Timestamp};
+use rota_core::{
+    AttemptError, Json, Lease, OnDependencyFailure, Task, TaskId, TaskState, Timestamp,
+};
 use rusqlite::Row;
 use serde_json::value::RawValue;
 
 /// The columns [`task_from_row`] reads, in order.
 pub const TASK_COLUMNS: &str = "id, queue_id, kind, payload, priority, state, run_at, attempt, \
      max_attempts, created_at, updated_at, finished_at, lease_worker, lease_token, \
-     lease_expires_at, progress, result, errors, unique_key, tags, callback_url, grp";
+     lease_expires_at, progress, result, errors, unique_key, tags, callback_url, grp, \
+     depends_on, dep_policy, workflow";
 
 /// A task row before its queue id is resolved to a name.
 pub struct TaskRow {
@@ -78,6 +81,14 @@ pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRow> {
         tags: parse_json_list::<String>(row.get(19)?)?,
         callback_url: row.get(20)?,
         group: row.get(21)?,
+        depends_on: parse_json_list::<TaskId>(row.get(22)?)?,
+        on_dependency_failure: match row.get::<_, Option<String>>(23)?.as_deref() {
+            Some("run") => OnDependencyFailure::Run,
+            _ => OnDependencyFailure::Cancel,
+        },
+        workflow: row
+            .get::<_, Option<i64>>(24)?
+            .map(|w| TaskId::from_i64(w).to_string()),
     };
     Ok(TaskRow {
         queue_id: row.get(1)?,
@@ -111,5 +122,20 @@ pub fn tags_to_sql(tags: &[String]) -> Option<String> {
         None
     } else {
         Some(serde_json::to_string(tags).expect("tags serialize"))
+    }
+}
+
+pub fn ids_to_sql(ids: &[TaskId]) -> Option<String> {
+    if ids.is_empty() {
+        None
+    } else {
+        Some(serde_json::to_string(ids).expect("ids serialize"))
+    }
+}
+
+pub fn dep_policy_to_sql(p: OnDependencyFailure) -> Option<&'static str> {
+    match p {
+        OnDependencyFailure::Cancel => None,
+        OnDependencyFailure::Run => Some("run"),
     }
 }

@@ -262,6 +262,50 @@ DROP INDEX tasks_ready;
 DROP INDEX tasks_ready_group;
 CREATE INDEX tasks_ready ON tasks (queue_id, grp, priority DESC, id) WHERE state = 'ready';
 "#,
+    r#"
+-- Dependencies and workflows (docs/workflows.md). A task's own: the ids it waits for (JSON
+-- array, NULL when none), how it takes a failed dependency ('run', NULL for cancel), and its
+-- workflow's id.
+ALTER TABLE tasks ADD COLUMN depends_on TEXT;
+ALTER TABLE tasks ADD COLUMN dep_policy TEXT;
+ALTER TABLE tasks ADD COLUMN workflow INTEGER;
+CREATE INDEX tasks_workflow ON tasks (workflow) WHERE workflow IS NOT NULL;
+-- In the dependent's shard: one row per dependency that has not ended yet. A waiting task is
+-- released when its last row goes. dep_id 0 is a hold: the task belongs to a workflow whose
+-- parts in other shards are not all written yet.
+CREATE TABLE task_waits (
+    task_id INTEGER NOT NULL,
+    dep_id  INTEGER NOT NULL,
+    PRIMARY KEY (task_id, dep_id)
+) WITHOUT ROWID;
+-- In the dependency's shard: whom to tell when it ends.
+CREATE TABLE task_dependents (
+    dep_id  INTEGER NOT NULL,
+    task_id INTEGER NOT NULL,
+    PRIMARY KEY (dep_id, task_id)
+) WITHOUT ROWID;
+-- Endings bound for a dependent in another shard, written in the ending's transaction; the
+-- relay applies each there (where it is idempotent) and then deletes it here.
+CREATE TABLE release_outbox (
+    id        INTEGER PRIMARY KEY,
+    task_id   INTEGER NOT NULL,
+    dep_id    INTEGER NOT NULL,
+    dep_state TEXT NOT NULL
+);
+-- Workflows submitted as one graph; the row lives in the shard its id names, and its presence
+-- is what commits a workflow written across shards.
+CREATE TABLE workflows (
+    id         INTEGER PRIMARY KEY,
+    tenant     TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    names      TEXT NOT NULL         -- JSON [[name, task id], ...] in submission order
+);
+CREATE INDEX workflows_tenant ON workflows (tenant, id);
+-- A waiting task holds its unique key as a scheduled one does.
+DROP INDEX tasks_unique_live;
+CREATE INDEX tasks_unique_live ON tasks (queue_id, unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'ready', 'running', 'waiting');
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 mod store;
+pub(crate) mod workflows;
 
 pub(crate) struct Shard {
     shared: Arc<Shared>,
@@ -65,6 +66,10 @@ pub(crate) struct Link {
     pub last_task: Option<TaskId>,
     pub delivery_ids: Arc<std::sync::atomic::AtomicI64>,
     pub quota: Arc<crate::quota::QueueQuota>,
+    pub releases: Arc<Notify>,
+    /// How task ids map to shards (see `sharded::shard_of`).
+    pub legacy_below: u64,
+    pub shard_count: usize,
 }
 
 impl Shard {
@@ -136,9 +141,16 @@ impl Shard {
             cursors: link.cursors,
             delivery_ids: link.delivery_ids,
             quota: link.quota,
+            releases: link.releases,
+            legacy_below: link.legacy_below,
+            shard_count: link.shard_count,
+            ids: Mutex::new(rota_core::IdGenerator::striped(
+                link.last_task,
+                link.index as u64,
+            )),
         });
         let (tx, rx) = mpsc::channel(options.queue_depth);
-        let writer = Writer::new(opened.conn, shared.clone(), link.last_task, opened.hooks);
+        let writer = Writer::new(opened.conn, shared.clone(), opened.hooks);
         let handle = std::thread::Builder::new()
             .name(WRITER_THREAD.into())
             .spawn(move || writer.run(rx))

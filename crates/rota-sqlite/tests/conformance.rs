@@ -47,7 +47,15 @@ mod four_shards {
 
 /// Takes a file back to schema 2 (before schema 3's purge times, 4's event log, 5's schedules
 /// and 6's webhooks).
-/// Undoes the flow-control migration (12), for the tests that take a file further back.
+/// Back to schema 13, before dependencies and workflows (14).
+const UNDO_DEPS: &str = "DROP INDEX tasks_workflow; DROP TABLE task_waits; \
+    DROP TABLE task_dependents; DROP TABLE release_outbox; DROP TABLE workflows; \
+    ALTER TABLE tasks DROP COLUMN depends_on; ALTER TABLE tasks DROP COLUMN dep_policy; \
+    ALTER TABLE tasks DROP COLUMN workflow; DROP INDEX tasks_unique_live; \
+    CREATE INDEX tasks_unique_live ON tasks (queue_id, unique_key) \
+    WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'ready', 'running'); \
+    PRAGMA user_version = 13;";
+
 /// Back to schema 12: the ready tasks in two indexes, ungrouped and grouped.
 const TO_VERSION_12: &str = "DROP INDEX tasks_ready; \
     CREATE INDEX tasks_ready ON tasks (queue_id, priority DESC, id) \
@@ -116,7 +124,7 @@ async fn a_store_from_schema_2_gets_purge_times() {
     store.close().await;
     rusqlite::Connection::open(&path)
         .unwrap()
-        .execute_batch(&format!("{UNDO_FLOW} {TO_VERSION_2}"))
+        .execute_batch(&format!("{UNDO_DEPS} {UNDO_FLOW} {TO_VERSION_2}"))
         .unwrap();
     let store =
         SqliteStore::open(&path, Arc::new(clock.clone()), SqliteOptions::default()).unwrap();
@@ -147,7 +155,7 @@ async fn a_store_from_schema_12_merges_its_ready_indexes() {
     store.close().await;
     rusqlite::Connection::open(&path)
         .unwrap()
-        .execute_batch(TO_VERSION_12)
+        .execute_batch(&format!("{UNDO_DEPS} {TO_VERSION_12}"))
         .unwrap();
     let store = SqliteStore::open(&path, clock, SqliteOptions::default()).unwrap();
     let claim = rota_store::ClaimRequest {
@@ -190,7 +198,7 @@ async fn a_store_from_before_tenants_opens_in_default() {
     // Take the file back to version 1, as an older Rota left it.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(&format!(
-        "{UNDO_FLOW} {TO_VERSION_2} DROP TABLE tenants; DROP TABLE api_keys; DROP TABLE roles; \
+        "{UNDO_DEPS} {UNDO_FLOW} {TO_VERSION_2} DROP TABLE tenants; DROP TABLE api_keys; DROP TABLE roles; \
          PRAGMA user_version = 1;"
     ))
     .unwrap();
@@ -230,7 +238,7 @@ async fn a_store_from_schema_6_keeps_its_event_log_and_cursors() {
     store.close().await;
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(&format!(
-        "{UNDO_FLOW} CREATE TABLE events_old (cursor INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, \
+        "{UNDO_DEPS} {UNDO_FLOW} CREATE TABLE events_old (cursor INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, \
            tenant TEXT NOT NULL, queue TEXT NOT NULL, kind TEXT NOT NULL, task_id INTEGER NOT NULL, \
            attempt INTEGER NOT NULL, type TEXT NOT NULL, state TEXT, worker TEXT, error TEXT, \
            due INTEGER); \

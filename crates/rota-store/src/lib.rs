@@ -12,6 +12,7 @@ mod retention;
 mod schedules;
 mod signals;
 mod webhooks;
+mod workflows;
 
 pub use diagnosis::{
     add_minutes, top_errors, Diagnosis, QueueActivity, DIAGNOSE_SCAN, READY_KINDS, TOP_ERRORS,
@@ -22,6 +23,7 @@ use rota_core::webhooks::{Attempt, Delivery, Webhook};
 pub use schedules::{DueSchedules, Firing, ScheduleRecord, Tick};
 pub use signals::{EventSignals, KeyedSignals, ReadySignals};
 pub use webhooks::{DeliveryFilter, DueDelivery, DueSkip};
+pub use workflows::{WorkflowSpecTask, WorkflowStore};
 
 use async_trait::async_trait;
 pub use rota_core::auth::{KeyRecord, RoleRecord, TenantRecord};
@@ -42,6 +44,8 @@ pub enum StoreError {
     ScheduleNotFound(String),
     #[error("webhook `{0}` does not exist")]
     WebhookNotFound(String),
+    #[error("workflow {0} does not exist")]
+    WorkflowNotFound(TaskId),
     #[error("delivery {0} does not exist")]
     DeliveryNotFound(i64),
     /// The tenant does not exist (or was deleted while the request was on its way).
@@ -321,7 +325,7 @@ pub const DEFAULT_EVENT_RETENTION_MS: u64 = 24 * 3_600_000;
 pub type EventKeep = Arc<dyn Fn(&Event) -> bool + Send + Sync>;
 
 #[async_trait]
-pub trait Store: GroupStore + Send + Sync + 'static {
+pub trait Store: GroupStore + WorkflowStore + Send + Sync + 'static {
     /// Enqueues all tasks in one atomic write, creating the queue on first use.
     async fn enqueue(
         &self,

@@ -296,6 +296,8 @@ pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
                 tags: Vec::new(),
                 callback_url,
                 group,
+                depends_on: Vec::new(),
+                on_dependency_failure: None,
             };
             let e = c.enqueue(&queue, &task).await?;
             match fmt {

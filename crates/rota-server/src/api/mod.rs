@@ -16,9 +16,12 @@ pub mod tasks;
 pub mod webhooks;
 pub mod websocket;
 pub mod workers;
+pub mod workflows;
 
 use crate::error::{ApiError, ErrorDetail};
-use rota_core::{Json, Limits, NewTask, OnDuplicate, Task, TaskState, Timestamp};
+use rota_core::{
+    Json, Limits, NewTask, OnDependencyFailure, OnDuplicate, Task, TaskId, TaskState, Timestamp,
+};
 use serde::{Deserialize, Serialize};
 
 /// A task to enqueue. The same object, with only `tasks` set, enqueues a batch.
@@ -43,8 +46,8 @@ pub struct TaskInput {
     /// Attempts before the task is dead. Default: the queue's `max_attempts`.
     #[schema(value_type = Option<schema::MaxAttempts>)]
     pub max_attempts: Option<u32>,
-    /// While a task with this key is not final (scheduled, ready or running), enqueueing the
-    /// key again in this queue answers that task (`duplicate: true`) as `on_duplicate` says.
+    /// While a task with this key is not final (waiting, scheduled, ready or running),
+    /// enqueueing the key again in this queue answers that task (`duplicate: true`) as `on_duplicate` says.
     #[schema(value_type = Option<schema::Name>)]
     pub unique_key: Option<String>,
     /// What an enqueue whose `unique_key` is held by a live task does. `keep` (default): the
@@ -65,6 +68,15 @@ pub struct TaskInput {
     /// task takes (docs/flow-control.md).
     #[schema(value_type = Option<schema::Name>)]
     pub group: Option<String>,
+    /// Ids of tasks (of this tenant, in any queue) that must succeed before this one may run;
+    /// until then it is `waiting` (docs/workflows.md). One that already succeeded counts at
+    /// once. At most 10,000.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub depends_on: Vec<String>,
+    /// What a dependency that ends dead or cancelled does: `cancel` (default) cancels this
+    /// task with a reason naming it; `run` counts it as done. Needs `depends_on`.
+    pub on_dependency_failure: Option<OnDependencyFailure>,
     /// A batch: `{"tasks": [task, ...]}`, with no other field set (documented as the other
     /// form of `schema::EnqueueBody`).
     #[schema(ignore)]
@@ -85,6 +97,8 @@ impl TaskInput {
             || !self.tags.is_empty()
             || self.callback_url.is_some()
             || self.group.is_some()
+            || !self.depends_on.is_empty()
+            || self.on_dependency_failure.is_some()
     }
 
     /// Splits the body into the tasks it asks for: one, or the `tasks` batch (whose size the
@@ -128,6 +142,13 @@ impl TaskInput {
             }
             (None, None) => None,
         };
+        let depends_on = parse_depends_on(at, &self.depends_on)?;
+        if depends_on.is_empty() && self.on_dependency_failure.is_some() {
+            return Err(ApiError::invalid(format!(
+                "{at}.on_dependency_failure needs depends_on: it says what a failed dependency \
+                 does to the task"
+            )));
+        }
         Ok(NewTask {
             kind: self.kind.unwrap_or_else(|| "default".to_owned()),
             payload: self.payload.unwrap_or_else(rota_core::json_null),
@@ -139,8 +160,37 @@ impl TaskInput {
             tags: self.tags,
             callback_url: self.callback_url,
             group: self.group,
+            depends_on,
+            on_dependency_failure: self.on_dependency_failure.unwrap_or_default(),
+            workflow: None,
         })
     }
+}
+
+/// A task's `depends_on` as ids: each a task id, none twice, at most
+/// [`rota_core::workflow::MAX_WORKFLOW_TASKS`].
+fn parse_depends_on(at: &str, ids: &[String]) -> Result<Vec<TaskId>, ApiError> {
+    let max = rota_core::workflow::MAX_WORKFLOW_TASKS;
+    if ids.len() > max {
+        return Err(ApiError::invalid(format!(
+            "{at}.depends_on has {} ids; a task may wait for at most {max}",
+            ids.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    for (i, s) in ids.iter().enumerate() {
+        let id: TaskId = s
+            .parse()
+            .map_err(|e| ApiError::invalid(format!("{at}.depends_on[{i}]: {e}")))?;
+        if !seen.insert(id) {
+            return Err(ApiError::invalid(format!(
+                "{at}.depends_on[{i}]: {id} is named twice"
+            )));
+        }
+        out.push(id);
+    }
+    Ok(out)
 }
 
 /// A task as enqueue answers it.

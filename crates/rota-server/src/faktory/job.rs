@@ -113,6 +113,9 @@ pub fn from_push(job: Value, now: Timestamp) -> Result<Pushed, String> {
             tags: vec![TAG.into()],
             callback_url: None,
             group,
+            depends_on: Vec::new(),
+            on_dependency_failure: Default::default(),
+            workflow: None,
         },
         jid,
         queue,
@@ -216,6 +219,9 @@ mod tests {
             tags: vec![TAG.into()],
             callback_url: None,
             group: None,
+            depends_on: vec![],
+            on_dependency_failure: Default::default(),
+            workflow: None,
         };
         let (jid, back) = to_job(&task);
         assert_eq!(jid, "abc");

@@ -18,6 +18,7 @@ mod streams;
 mod tasks;
 mod webhooks;
 mod workers;
+mod workflows;
 
 pub use events::{may_read_event, EventQuery};
 pub use flow::{flow_stats, MAX_FLOW_SCAN_GROUPS};
@@ -25,6 +26,7 @@ pub use schedules::ScheduleView;
 pub use streams::EventFollow;
 pub use tasks::{check_task, Claim};
 pub use webhooks::{redact_unless_writer, WebhookInput, WebhookPatch, MAX_WEBHOOK_DESCRIPTION};
+pub use workflows::WorkflowTaskSpec;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};

@@ -61,7 +61,16 @@ impl Service {
         if caller.principal.kinds.is_some() {
             self.require_replaceable_kinds(caller, &key, &tasks).await?;
         }
-        let out = self.store.enqueue(&key, tasks).await?;
+        let waits = tasks.iter().any(|t| !t.depends_on.is_empty());
+        if waits {
+            self.authorize_dependencies(caller, &tasks, batch).await?;
+        }
+        let out = match self.store.enqueue(&key, tasks).await {
+            // A dependency gone since it was checked (or never checked, for a caller that may
+            // read every queue): the request's error, 422 as the check would have said.
+            Err(rota_store::StoreError::Invalid(m)) if waits => return Err(ApiError::invalid(m)),
+            other => other?,
+        };
         let created = out.iter().filter(|e| !e.duplicate).count();
         m::tasks_enqueued(&caller.tenant, queue, created);
         Ok(out)

@@ -9,9 +9,11 @@
 //! (`id % ID_STRIPES`); event cursors come from one sequence shared by the writers, and
 //! readers merge the shards' logs below the cursors still in flight (see `cursors.rs`).
 
+mod deps;
 mod merge;
 mod reconcile;
 mod routes;
+mod workflows;
 
 use crate::cursors::Cursors;
 use crate::quota::QueueQuota;
@@ -25,7 +27,9 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 pub struct SqliteStore {
-    shards: Vec<Shard>,
+    shards: Arc<Vec<Shard>>,
+    /// Carries task endings to dependents in other shards (deps.rs).
+    relay: Arc<deps::Relay>,
     /// Task ids below this were given before ids named their shard; they are all in shard 0.
     legacy_below: u64,
     /// Shards new queues are spread over (the configured count; files past it keep theirs).
@@ -101,6 +105,17 @@ fn stable_hash(parts: &[&str]) -> u64 {
     h
 }
 
+/// The shard a task id names among `count`: its stripe, or shard 0 for an id from before ids
+/// named their shard (below `legacy_below`) or a stripe past the last shard.
+pub(crate) fn shard_of(id: TaskId, legacy_below: u64, count: usize) -> usize {
+    let stripe = (id.0 % ID_STRIPES) as usize;
+    if id.0 < legacy_below || stripe >= count {
+        0
+    } else {
+        stripe
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the store whose shard 0 is the file `path`, with
     /// `options.shards` shards (or more, when more files are already there).
@@ -150,6 +165,8 @@ impl SqliteStore {
         }
         let events = Arc::new(rota_store::EventSignals::default());
         let maintenance = Arc::new(Notify::new());
+        let releases = Arc::new(Notify::new());
+        let opened_count = opened.len();
         let mut shards = Vec::with_capacity(opened.len());
         for (index, o) in opened.into_iter().enumerate() {
             let link = Link {
@@ -160,6 +177,9 @@ impl SqliteStore {
                 last_task,
                 delivery_ids: delivery_ids.clone(),
                 quota: quota.clone(),
+                releases: releases.clone(),
+                legacy_below,
+                shard_count: opened_count,
             };
             shards.push(Shard::start(o, link, clock.clone(), each.clone())?);
         }
@@ -172,8 +192,25 @@ impl SqliteStore {
                 options.shards
             );
         }
+        let shards = Arc::new(shards);
+        let relay = Arc::new(deps::Relay::new(releases));
+        if shards.len() > 1 {
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    let map = deps::Map {
+                        shards: shards.clone(),
+                        legacy_below,
+                    };
+                    rt.spawn(deps::relay(map, relay.clone(), clock.now()));
+                }
+                Err(_) => tracing::debug!(
+                    "no async runtime: endings are not carried between shards by this handle"
+                ),
+            }
+        }
         Ok(SqliteStore {
             shards,
+            relay,
             legacy_below,
             placing: options.shards,
             cursors,
@@ -212,11 +249,6 @@ impl SqliteStore {
     /// shard (every such task is in `rota.db`, the only file there was). An id no shard gave
     /// (a stripe past the last shard) is looked for in shard 0, which answers not found.
     fn of_id(&self, id: TaskId) -> usize {
-        let stripe = (id.0 % ID_STRIPES) as usize;
-        if id.0 < self.legacy_below || stripe >= self.shards.len() {
-            0
-        } else {
-            stripe
-        }
+        shard_of(id, self.legacy_below, self.shards.len())
     }
 }

@@ -51,7 +51,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` on every shard at once; the answers in shard order.
-    async fn each<'a, T, F, Fut>(&'a self, f: F) -> Vec<T>
+    pub(super) async fn each<'a, T, F, Fut>(&'a self, f: F) -> Vec<T>
     where
         F: Fn(&'a crate::shard::Shard) -> Fut,
         Fut: std::future::Future<Output = T> + 'a,
@@ -60,7 +60,7 @@ impl SqliteStore {
     }
 
     /// Every shard's list at once, in one list (shard order; callers sort).
-    async fn gathered<'a, T, F, Fut>(&'a self, f: F) -> StoreResult<Vec<T>>
+    pub(super) async fn gathered<'a, T, F, Fut>(&'a self, f: F) -> StoreResult<Vec<T>>
     where
         F: Fn(&'a crate::shard::Shard) -> Fut,
         Fut: std::future::Future<Output = StoreResult<Vec<T>>> + 'a,
@@ -133,6 +133,9 @@ impl GroupStore for SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn enqueue(&self, queue: &QueueKey, tasks: Vec<NewTask>) -> StoreResult<Vec<Enqueued>> {
+        if tasks.iter().any(|t| !t.depends_on.is_empty()) {
+            return self.enqueue_waiting(queue, tasks).await;
+        }
         self.of_queue(queue).enqueue(queue, tasks).await
     }
 
@@ -484,7 +487,7 @@ impl Store for SqliteStore {
         webhook_id: &str,
         id: i64,
     ) -> StoreResult<Delivery> {
-        for s in &self.shards {
+        for s in self.shards.iter() {
             match s.retry_delivery(tenant, webhook_id, id).await {
                 Err(StoreError::DeliveryNotFound(_)) => continue,
                 r => return r,
@@ -494,6 +497,10 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        self.relay
+            .stop
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.relay.wake.notify_one();
         self.each(|s| s.close()).await;
     }
 }

@@ -134,7 +134,7 @@ impl Ctx<'_> {
             .tx()
             .prepare_cached(
                 "SELECT id FROM tasks WHERE queue_id = ?1 AND unique_key = ?2 \
-                 AND state IN ('scheduled', 'ready', 'running')",
+                 AND state IN ('scheduled', 'ready', 'running', 'waiting')",
             )?
             .query_row(params![qid, key], |r| r.get(0))
             .optional()?;

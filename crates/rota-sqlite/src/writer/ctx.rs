@@ -14,6 +14,7 @@ pub(crate) struct Ctx<'a> {
     pub shared: &'a Shared,
     pub ids: &'a mut IdGenerator,
     pub flow: &'a mut super::flow::FlowBook,
+    pub deps: &'a mut super::deps::DepBook,
 }
 
 /// An op's outcome: `Err` is a failed statement (the batch is applied again without the op),
@@ -33,12 +34,14 @@ impl<'a> Ctx<'a> {
         shared: &'a Shared,
         ids: &'a mut IdGenerator,
         flow: &'a mut super::flow::FlowBook,
+        deps: &'a mut super::deps::DepBook,
     ) -> Self {
         Ctx {
             tx,
             shared,
             ids,
             flow,
+            deps,
         }
     }
 

@@ -107,6 +107,9 @@ mod tests {
             tags: vec![],
             callback_url: None,
             group: None,
+            depends_on: Vec::new(),
+            on_dependency_failure: Default::default(),
+            workflow: None,
         };
         let (tx, _rx) = oneshot::channel();
         Op::Enqueue(QueueKey::new(tenant, "q"), vec![task; n], tx)

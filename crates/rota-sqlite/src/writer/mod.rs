@@ -17,14 +17,18 @@
 mod access;
 mod changes;
 mod ctx;
+pub(crate) mod deps;
 mod flow;
 mod lanes;
 mod maintenance;
 mod schedules;
 mod tasks;
 mod webhooks;
+pub(crate) mod workflows;
 
 pub(crate) use access::delete_tenant_rows;
+pub(crate) use deps::{OutboxRow, RegisterResult};
+pub(crate) use workflows::{Part, PartTask, WorkflowRow};
 
 use crate::catalog::CatalogDelta;
 use crate::Shared;
@@ -33,13 +37,13 @@ use lanes::Lanes;
 use rota_core::events::Event;
 use rota_core::flow::{GroupInfo, GroupSettings};
 use rota_core::webhooks::{Attempt, Delivery, Webhook};
-use rota_core::{IdGenerator, NewTask, QueueKey, QueuePatch, Task, TaskId, TaskState, Timestamp};
+use rota_core::{NewTask, QueueKey, QueuePatch, Task, TaskId, TaskState, Timestamp};
 use rota_store::{
     AuthChange, Change, ClaimRequest, Claimed, Completion, Enqueued, FailureReport, Firing,
     Heartbeat, MaintenanceReport, ScheduleRecord, StoreError, StoreResult,
 };
 use rusqlite::{Connection, TransactionBehavior};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -54,8 +58,36 @@ const MAX_PENDING_OPS: usize = 16_384;
 
 pub type Reply<T> = oneshot::Sender<T>;
 
+/// Dependencies of an enqueue's tasks that are in other shards: those still live (their shards
+/// are told once the enqueue commits) and those that already ended. Any other is in this
+/// shard (or gone).
+#[derive(Debug, Default)]
+pub struct Remote {
+    pub live: HashSet<TaskId>,
+    pub ended: HashMap<TaskId, TaskState>,
+}
+
 pub enum Op {
     Enqueue(QueueKey, Vec<NewTask>, Reply<StoreResult<Vec<Enqueued>>>),
+    /// An enqueue of tasks with dependencies.
+    EnqueueWaiting(
+        QueueKey,
+        Vec<NewTask>,
+        Box<Remote>,
+        Reply<StoreResult<Vec<Enqueued>>>,
+    ),
+    /// (dependency, dependent in another shard) pairs.
+    Register(Vec<(TaskId, TaskId)>, Reply<RegisterResult>),
+    /// (dependent, dependency, how it ended) for dependents in this shard.
+    Endings(Vec<(TaskId, TaskId, TaskState)>, Reply<StoreResult<()>>),
+    Outbox(usize, Reply<StoreResult<Vec<OutboxRow>>>),
+    DropOutbox(Vec<i64>, Reply<StoreResult<()>>),
+    WorkflowPart(Box<Part>, Reply<StoreResult<Vec<Task>>>),
+    CommitWorkflow(WorkflowRow, Reply<StoreResult<()>>),
+    /// Releases the holds of a committed workflow's tasks in this shard.
+    ReleaseHolds(TaskId, Reply<StoreResult<()>>),
+    /// Deletes this shard's part of a workflow that was never committed.
+    DropPart(TaskId, Reply<StoreResult<u64>>),
     Claim(QueueKey, ClaimRequest, Reply<StoreResult<Claimed>>),
     Heartbeat(String, Heartbeat, Reply<StoreResult<Task>>),
     Complete(String, Vec<Completion>, Reply<Vec<StoreResult<Task>>>),
@@ -111,6 +143,9 @@ enum Answer {
     Webhooks(StoreResult<Vec<(Webhook, bool)>>),
     Delivery(Box<StoreResult<Delivery>>),
     Group(Box<StoreResult<GroupInfo>>),
+    Registered(RegisterResult),
+    Outbox(StoreResult<Vec<OutboxRow>>),
+    Tasks(StoreResult<Vec<Task>>),
 }
 
 impl Op {
@@ -118,6 +153,7 @@ impl Op {
     fn lane(&self) -> Option<&str> {
         match self {
             Op::Enqueue(q, ..)
+            | Op::EnqueueWaiting(q, ..)
             | Op::Claim(q, ..)
             | Op::UpdateQueue(q, ..)
             | Op::PutGroup(q, ..)
@@ -130,7 +166,15 @@ impl Op {
             Op::Fire(f, _) => Some(&f.tenant),
             Op::PutWebhook(w, _) | Op::NoteWebhookHealth(w, _) => Some(&w.tenant),
             Op::DeleteWebhook(t, ..) | Op::RetryDelivery(t, ..) => Some(t),
+            Op::WorkflowPart(p, _) => Some(&p.tenant),
+            Op::CommitWorkflow(w, _) => Some(&w.tenant),
             Op::TakeDeliveries(..) | Op::RecordAttempts(..) => None,
+            Op::Register(..)
+            | Op::Endings(..)
+            | Op::Outbox(..)
+            | Op::DropOutbox(..)
+            | Op::ReleaseHolds(..)
+            | Op::DropPart(..) => None,
             Op::Auth(..) | Op::Maintenance(_) | Op::Probe(_) => None,
         }
     }
@@ -147,7 +191,10 @@ impl Op {
     /// Rows the op may touch, for the per-commit budget.
     fn rows(&self) -> usize {
         match self {
-            Op::Enqueue(_, tasks, _) => tasks.len(),
+            Op::Enqueue(_, tasks, _) | Op::EnqueueWaiting(_, tasks, ..) => tasks.len(),
+            Op::WorkflowPart(p, _) => p.tasks.len(),
+            Op::Register(pairs, _) => pairs.len(),
+            Op::Endings(e, _) => e.len(),
             Op::Claim(_, req, _) => req.max,
             Op::Complete(_, items, _) => items.len(),
             Op::Fail(_, items, _) => items.len(),
@@ -161,7 +208,20 @@ impl Op {
     /// caller rolls back and applies the batch again without it.
     fn apply(&self, ctx: &mut Ctx<'_>, b: &mut Batch) -> rusqlite::Result<Answer> {
         Ok(match self {
-            Op::Enqueue(q, tasks, _) => Answer::Enqueued(ctx.enqueue(b, q, tasks)?),
+            Op::Enqueue(q, tasks, _) => {
+                Answer::Enqueued(ctx.enqueue(b, q, tasks, &Remote::default())?)
+            }
+            Op::EnqueueWaiting(q, tasks, remote, _) => {
+                Answer::Enqueued(ctx.enqueue(b, q, tasks, remote)?)
+            }
+            Op::Register(pairs, _) => Answer::Registered(ctx.register(pairs)?),
+            Op::Endings(e, _) => Answer::Unit(ctx.apply_endings(b, e)?),
+            Op::Outbox(n, _) => Answer::Outbox(ctx.outbox(*n)?),
+            Op::DropOutbox(ids, _) => Answer::Unit(ctx.drop_outbox(ids)?),
+            Op::WorkflowPart(p, _) => Answer::Tasks(ctx.put_part(b, p)?),
+            Op::CommitWorkflow(w, _) => Answer::Unit(ctx.commit_workflow(w)?),
+            Op::ReleaseHolds(wf, _) => Answer::Unit(ctx.release_holds(b, *wf)?),
+            Op::DropPart(wf, _) => Answer::Count(ctx.drop_part(b, *wf)?),
             Op::Claim(q, req, _) => Answer::Claimed(ctx.claim(b, q, req)?),
             Op::Heartbeat(tenant, hb, _) => Answer::Task(Box::new(ctx.heartbeat(b, tenant, hb)?)),
             Op::Complete(tenant, items, _) => Answer::Each(ctx.complete(b, tenant, items)?),
@@ -212,7 +272,13 @@ impl Op {
             _ => 0,
         };
         match self {
-            Op::Enqueue(.., r) => reply!(r, Answer::Enqueued(v) => v, Err),
+            Op::Enqueue(.., r) | Op::EnqueueWaiting(.., r) => {
+                reply!(r, Answer::Enqueued(v) => v, Err)
+            }
+            Op::Register(_, r) => reply!(r, Answer::Registered(v) => v, Err),
+            Op::Outbox(_, r) => reply!(r, Answer::Outbox(v) => v, Err),
+            Op::WorkflowPart(_, r) => reply!(r, Answer::Tasks(v) => v, Err),
+            Op::DropPart(_, r) => reply!(r, Answer::Count(v) => v, Err),
             Op::Claim(.., r) => reply!(r, Answer::Claimed(v) => v, Err),
             Op::Heartbeat(.., r) | Op::Change(.., r) => {
                 reply!(r, Answer::Task(v) => *v, Err)
@@ -232,7 +298,11 @@ impl Op {
             | Op::DeleteSchedule(.., r)
             | Op::PutWebhook(_, r)
             | Op::NoteWebhookHealth(_, r)
-            | Op::DeleteWebhook(.., r) => {
+            | Op::DeleteWebhook(.., r)
+            | Op::Endings(_, r)
+            | Op::DropOutbox(_, r)
+            | Op::CommitWorkflow(_, r)
+            | Op::ReleaseHolds(_, r) => {
                 reply!(r, Answer::Unit(v) => v, Err)
             }
             Op::Purge(.., r) => reply!(r, Answer::Count(v) => v, Err),
@@ -260,6 +330,10 @@ pub(crate) struct Batch {
     pub events: Vec<Logged>,
     /// Changes to the writer's webhook cache, applied after commit.
     pub webhooks: Vec<webhooks::CacheChange>,
+    /// Tasks that ended in the batch (and how), whose dependents must hear of it.
+    pub ended: Vec<(TaskId, TaskState)>,
+    /// Whether the batch wrote endings for the relay to carry to other shards.
+    pub outbox: bool,
 }
 
 impl Batch {
@@ -272,11 +346,16 @@ impl Batch {
             maintenance_next_due: None,
             events: Vec::new(),
             webhooks: Vec::new(),
+            ended: Vec::new(),
+            outbox: false,
         }
     }
 
     /// Logs `event` of `task` (in queue `queue_id`).
     pub fn log(&mut self, queue_id: i64, event: Event, task: &Task) {
+        if let Some(how) = deps::ending(event.event_type, task.state) {
+            self.ended.push((task.id, how));
+        }
         let callback = if rota_core::webhooks::is_outcome(event.event_type) {
             task.callback_url.clone()
         } else {
@@ -306,9 +385,10 @@ impl Batch {
 pub struct Writer {
     conn: Connection,
     shared: Arc<Shared>,
-    ids: IdGenerator,
     /// Which queues have groups, and their turns (flow.rs).
     flow: flow::FlowBook,
+    /// Whether any task of the shard has dependents (deps.rs).
+    deps: deps::DepBook,
     /// The next due time maintenance knows of; an earlier one wakes it.
     known_next_due: Option<Timestamp>,
     /// Every webhook, for turning events into deliveries.
@@ -321,16 +401,15 @@ pub struct Writer {
 type Applied = Result<Vec<Answer>, StoreError>;
 
 impl Writer {
-    pub fn new(
-        conn: Connection,
-        shared: Arc<Shared>,
-        last_id: Option<TaskId>,
-        hooks: Vec<Webhook>,
-    ) -> Self {
+    pub fn new(conn: Connection, shared: Arc<Shared>, hooks: Vec<Webhook>) -> Self {
         let flow = flow::FlowBook::load(&conn).unwrap_or_else(|e| {
             // Every queue is then taken as grouped until restart: slower claims, same rules.
             tracing::error!(error = %e, "cannot read which queues have groups");
             flow::FlowBook::all_grouped()
+        });
+        let deps = deps::DepBook::load(&conn).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read whether tasks have dependents");
+            deps::DepBook { known: true }
         });
         let mut cache = webhooks::WebhookCache::new();
         for w in hooks {
@@ -339,8 +418,8 @@ impl Writer {
         Writer {
             conn,
             shared: shared.clone(),
-            ids: IdGenerator::striped(last_id, shared.shard as u64),
             flow,
+            deps,
             known_next_due: None,
             hooks: cache,
             durable: true,
@@ -516,9 +595,15 @@ impl Writer {
         };
         let mut answers = Vec::with_capacity(ops.len());
         {
-            let mut ctx = Ctx::new(&tx, &self.shared, &mut self.ids, &mut self.flow);
+            let mut ids = self.shared.ids.lock().unwrap_or_else(|e| e.into_inner());
+            let mut ctx = Ctx::new(&tx, &self.shared, &mut ids, &mut self.flow, &mut self.deps);
             for (i, op) in ops.iter().enumerate() {
                 answers.push(op.apply(&mut ctx, b).map_err(|e| (i, e))?);
+            }
+            if let Err(e) = ctx.settle_endings(b) {
+                return Ok(Err(StoreError::Unavailable(format!(
+                    "cannot tell dependents of the tasks that ended: {e}"
+                ))));
             }
             if let Err(e) = ctx.persist_last_claims(b) {
                 return Ok(Err(StoreError::Unavailable(format!("write failed: {e}"))));
@@ -575,6 +660,9 @@ impl Writer {
         }
         for key in &ready_keys {
             shared.signals.notify(key);
+        }
+        if b.outbox {
+            shared.releases.notify_one();
         }
         if let Some(next) = b.maintenance_next_due {
             self.known_next_due = next;

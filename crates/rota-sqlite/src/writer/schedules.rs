@@ -79,7 +79,7 @@ impl Ctx<'_> {
         let ids: Vec<_> = if tasks.is_empty() {
             Vec::new()
         } else {
-            match self.enqueue(b, &key, &tasks)? {
+            match self.enqueue(b, &key, &tasks, &super::Remote::default())? {
                 Ok(done) => done.into_iter().map(|e| Some(e.task.id)).collect(),
                 Err(e) => return Ok(Err(e)),
             }

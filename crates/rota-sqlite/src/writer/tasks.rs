@@ -4,8 +4,10 @@
 
 use super::ctx::{Ctx, Res};
 use super::Batch;
+use super::Remote;
 use crate::rows::{
-    errors_to_sql, tags_to_sql, task_from_row, token_to_string, TaskRow, TASK_COLUMNS,
+    dep_policy_to_sql, errors_to_sql, ids_to_sql, tags_to_sql, task_from_row, token_to_string,
+    TaskRow, TASK_COLUMNS,
 };
 use rand::Rng;
 use rota_core::{events, lifecycle};
@@ -16,17 +18,26 @@ use rota_store::{
 use rusqlite::{params, OptionalExtension};
 use std::collections::{HashMap, HashSet};
 
+/// Inserts a new task row (the parameters in this order).
+pub const INSERT_TASK: &str = "INSERT INTO tasks (id, queue_id, kind, payload, priority, state, \
+     run_at, attempt, max_attempts, created_at, updated_at, unique_key, tags, callback_url, grp, \
+     depends_on, dep_policy, workflow) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+
 /// When a task that finished at `at` in a queue with `retention_ms` is deleted.
 pub fn purge_at(at: Timestamp, retention_ms: u64) -> i64 {
     at.plus_ms(retention_ms.min(i64::MAX as u64) as i64).0
 }
 
 impl Ctx<'_> {
+    /// Enqueues `tasks`; those with dependencies wait for them (`remote` says which are in
+    /// other shards, and how those that already ended ended).
     pub fn enqueue(
         &mut self,
         b: &mut Batch,
         key: &QueueKey,
         tasks: &[NewTask],
+        remote: &Remote,
     ) -> Res<Vec<Enqueued>> {
         let (qid, settings) = match self.lookup_or_create(b, key)? {
             Ok(found) => found,
@@ -38,11 +49,7 @@ impl Ctx<'_> {
         let mut keys_in_request: HashMap<&str, usize> = HashMap::new();
         let now = b.now;
         let tx = self.tx;
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO tasks (id, queue_id, kind, payload, priority, state, run_at, attempt, \
-             max_attempts, created_at, updated_at, unique_key, tags, callback_url, grp) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?9, ?10, ?11, ?12, ?13)",
-        )?;
+        let mut insert = tx.prepare_cached(INSERT_TASK)?;
         for t in tasks {
             if let Some(k) = &t.unique_key {
                 let holder = match keys_in_request.get(k.as_str()) {
@@ -67,7 +74,15 @@ impl Ctx<'_> {
             }
             let id = self.ids.next(now);
             let run_at = t.run_at.unwrap_or(now);
-            let state = lifecycle::waiting_state(run_at, now);
+            let mut state = lifecycle::waiting_state(run_at, now);
+            let mut ended = None;
+            if !t.depends_on.is_empty() {
+                let (waits, cancel) = self.wait_for(id, t, remote)?;
+                if waits {
+                    state = TaskState::Waiting;
+                }
+                ended = cancel;
+            }
             let max_attempts = t.max_attempts.unwrap_or(settings.max_attempts);
             insert.execute(params![
                 id.as_i64(),
@@ -75,7 +90,11 @@ impl Ctx<'_> {
                 t.kind,
                 t.payload.get(),
                 t.priority,
-                state.as_str(),
+                if ended.is_some() {
+                    "waiting"
+                } else {
+                    state.as_str()
+                },
                 run_at.0,
                 max_attempts,
                 now.0,
@@ -83,17 +102,37 @@ impl Ctx<'_> {
                 tags_to_sql(&t.tags),
                 t.callback_url,
                 t.group,
+                ids_to_sql(&t.depends_on),
+                dep_policy_to_sql(t.on_dependency_failure),
+                t.workflow
+                    .as_ref()
+                    .and_then(|w| w.parse::<TaskId>().ok())
+                    .map(TaskId::as_i64),
             ])?;
+            if let Some((dep, dep_state)) = ended {
+                // A dependency had already ended as this task may not run after: it is
+                // enqueued, and cancelled at once with the reason.
+                b.delta.moved(qid, None, Some(TaskState::Waiting));
+                let mut task = lifecycle::enqueued(id, &key.name, t, max_attempts, now);
+                task.state = TaskState::Waiting;
+                b.log(qid, events::enqueued(&task), &task);
+                self.cancel_waiting(b, qid, id, dep, dep_state)?;
+                out.push(Enqueued::created(self.task_by_id(b, id.as_i64())?));
+                continue;
+            }
             if t.group.is_some() {
                 self.flow.mark_grouped(qid);
             }
             b.delta.moved(qid, None, Some(state));
-            if state == TaskState::Ready {
-                b.ready.insert(qid);
-            } else {
-                b.due(run_at);
+            match state {
+                TaskState::Ready => {
+                    b.ready.insert(qid);
+                }
+                TaskState::Scheduled => b.due(run_at),
+                _ => {}
             }
-            let task = lifecycle::enqueued(id, &key.name, t, max_attempts, now);
+            let mut task = lifecycle::enqueued(id, &key.name, t, max_attempts, now);
+            task.state = state;
             b.log(qid, events::enqueued(&task), &task);
             out.push(Enqueued::created(task));
         }
@@ -106,7 +145,7 @@ impl Ctx<'_> {
             .tx()
             .prepare_cached(
                 "SELECT id FROM tasks WHERE queue_id = ?1 AND unique_key = ?2 \
-                 AND state IN ('scheduled', 'ready', 'running')",
+                 AND state IN ('scheduled', 'ready', 'running', 'waiting')",
             )?
             .query_row(params![qid, k], |r| r.get(0))
             .optional()?;

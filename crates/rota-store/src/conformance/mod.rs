@@ -15,6 +15,7 @@ mod schedules;
 mod tasks;
 mod tenants;
 mod webhooks;
+mod workflows;
 
 pub use changes::*;
 pub use debounce::*;
@@ -27,6 +28,7 @@ pub use schedules::*;
 pub use tasks::*;
 pub use tenants::*;
 pub use webhooks::*;
+pub use workflows::*;
 
 use crate::*;
 use rota_core::auth::{ClientLimits, Effect, Rule};
@@ -129,7 +131,17 @@ macro_rules! conformance_tests {
             a_running_holder_is_kept_and_nothing_is_enqueued,
             a_holder_waiting_for_its_retry_is_replaced_keeping_its_history,
             a_batch_applies_keep_and_replace_in_order,
-            replace_logs_task_replaced_and_keeps_the_group_unless_named
+            replace_logs_task_replaced_and_keeps_the_group_unless_named,
+            a_task_waits_for_its_dependencies_and_is_released_when_they_succeed,
+            a_dependency_that_already_succeeded_counts_at_once,
+            a_failed_dependency_cancels_its_dependents_unless_they_run_anyway,
+            an_unknown_dependency_is_refused_and_changes_nothing,
+            cancelling_a_waiting_task_cancels_its_chain,
+            waits_survive_reopen,
+            a_workflow_is_stored_whole_and_runs_in_order,
+            a_workflow_that_cannot_be_stored_stores_nothing,
+            a_failed_step_fails_the_workflow_and_cancels_what_waits,
+            the_last_two_dependencies_ending_at_once_release_the_join_once
         );
     };
     (@each $harness:ty; $($name:ident),* $(,)?) => {
@@ -164,6 +176,9 @@ pub fn task(kind: &str) -> NewTask {
         tags: vec![],
         callback_url: None,
         group: None,
+        depends_on: Vec::new(),
+        on_dependency_failure: Default::default(),
+        workflow: None,
     }
 }
 

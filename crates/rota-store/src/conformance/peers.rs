@@ -6,7 +6,7 @@
 use super::*;
 use std::collections::HashSet;
 
-async fn pair<H: Harness>() -> (H, ManualClock, DynStore, DynStore) {
+pub(super) async fn pair<H: Harness>() -> (H, ManualClock, DynStore, DynStore) {
     let (h, clock, a) = setup::<H>().await;
     let b = h
         .open_peer(clock.clone())

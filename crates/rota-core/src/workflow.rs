@@ -1,0 +1,317 @@
+//! Dependencies between tasks and workflows submitted as one graph: the rules every engine
+//! applies (what a finished dependency does to a waiting task) and the checks a workflow passes
+//! before anything is stored (names, cycles, bounds). See docs/workflows.md.
+
+use crate::{OnDependencyFailure, StateCounts, Task, TaskState, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Where a workflow stands, from its tasks' states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum WorkflowState {
+    /// Some task is not final yet.
+    Running,
+    /// Every task succeeded.
+    Succeeded,
+    /// Every task is final and at least one is dead.
+    Failed,
+    /// Every task is final, none dead, at least one cancelled.
+    Cancelled,
+}
+
+impl WorkflowState {
+    pub fn of(c: &StateCounts) -> WorkflowState {
+        let live = c.waiting + c.scheduled + c.ready + c.running;
+        if live > 0 {
+            WorkflowState::Running
+        } else if c.dead > 0 {
+            WorkflowState::Failed
+        } else if c.cancelled > 0 {
+            WorkflowState::Cancelled
+        } else {
+            WorkflowState::Succeeded
+        }
+    }
+}
+
+/// A task of a workflow, under the name it was submitted with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkflowTask {
+    pub name: String,
+    pub task: Task,
+}
+
+/// A workflow as `GET /v1/workflows/{id}` shows it (its tasks) and the list shows it (without).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Workflow {
+    pub id: String,
+    pub state: WorkflowState,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
+    /// Its tasks counted by state (tasks removed by retention are no longer counted).
+    pub counts: StateCounts,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<WorkflowTask>,
+}
+
+impl Workflow {
+    /// The workflow from its record (the names its tasks were submitted under, in order) and
+    /// those of its tasks still kept (in any order).
+    pub fn assemble(
+        id: crate::TaskId,
+        created_at: Timestamp,
+        names: &[(String, crate::TaskId)],
+        tasks: Vec<Task>,
+    ) -> Workflow {
+        let mut by_id: HashMap<crate::TaskId, Task> =
+            tasks.into_iter().map(|t| (t.id, t)).collect();
+        let tasks = names
+            .iter()
+            .filter_map(|(name, id)| {
+                by_id.remove(id).map(|task| WorkflowTask {
+                    name: name.clone(),
+                    task,
+                })
+            })
+            .collect();
+        Workflow::new(id.to_string(), created_at, tasks)
+    }
+
+    /// A workflow as a list shows it: its tasks counted, not shown.
+    pub fn listed(id: crate::TaskId, created_at: Timestamp, counts: StateCounts) -> Workflow {
+        Workflow {
+            id: id.to_string(),
+            state: WorkflowState::of(&counts),
+            created_at,
+            counts,
+            tasks: Vec::new(),
+        }
+    }
+
+    /// The workflow of `tasks` (in submission order), its state from theirs.
+    pub fn new(id: String, created_at: Timestamp, tasks: Vec<WorkflowTask>) -> Workflow {
+        let mut counts = StateCounts::default();
+        for t in &tasks {
+            *counts.get_mut(t.task.state) += 1;
+        }
+        Workflow {
+            id,
+            state: WorkflowState::of(&counts),
+            created_at,
+            counts,
+            tasks,
+        }
+    }
+}
+
+/// Most tasks one workflow may hold (and most dependencies one task may name): a fan-in of
+/// this many tasks into one join is allowed.
+pub const MAX_WORKFLOW_TASKS: usize = 10_000;
+/// Most dependency edges one workflow may hold in all.
+pub const MAX_WORKFLOW_EDGES: usize = 100_000;
+/// Longest local name of a task in a workflow.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// What a dependency's final state does to a task waiting for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DependencyOutcome {
+    /// The dependency counts as done.
+    Satisfied,
+    /// The waiting task is cancelled (the dependency ended dead or cancelled).
+    Cancel,
+}
+
+/// The one rule: success satisfies; dead or cancelled cancels the dependent unless it runs
+/// anyway (`on_dependency_failure: run`). `state` must be final.
+pub fn after_dependency(state: TaskState, policy: OnDependencyFailure) -> DependencyOutcome {
+    debug_assert!(state.is_final(), "a dependency releases only when final");
+    match (state, policy) {
+        (TaskState::Succeeded, _) | (_, OnDependencyFailure::Run) => DependencyOutcome::Satisfied,
+        _ => DependencyOutcome::Cancel,
+    }
+}
+
+/// A workflow's tasks as names and the names each depends on, checked: every name unique and
+/// known, no cycle, within the bounds. The answer is an order in which every task comes after
+/// its dependencies (indexes into `deps`).
+pub fn check_graph(names: &[&str], deps: &[Vec<&str>]) -> Result<Vec<usize>, String> {
+    if names.is_empty() {
+        return Err("tasks: a workflow needs at least one task".into());
+    }
+    if names.len() > MAX_WORKFLOW_TASKS {
+        return Err(format!(
+            "tasks: {} tasks is more than a workflow may hold ({MAX_WORKFLOW_TASKS})",
+            names.len()
+        ));
+    }
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(names.len());
+    for (i, n) in names.iter().enumerate() {
+        if n.is_empty() || n.len() > MAX_NAME_LEN {
+            return Err(format!(
+                "tasks[{i}].name: a name of 1 to {MAX_NAME_LEN} bytes is required"
+            ));
+        }
+        if index.insert(n, i).is_some() {
+            return Err(format!("tasks[{i}].name: `{n}` names two tasks"));
+        }
+    }
+    let edges: usize = deps.iter().map(Vec::len).sum();
+    if edges > MAX_WORKFLOW_EDGES {
+        return Err(format!(
+            "tasks: {edges} dependencies is more than a workflow may hold ({MAX_WORKFLOW_EDGES})"
+        ));
+    }
+    let mut on: Vec<Vec<usize>> = Vec::with_capacity(names.len());
+    for (i, ds) in deps.iter().enumerate() {
+        let mut mine = Vec::with_capacity(ds.len());
+        for d in ds {
+            match index.get(d) {
+                Some(&j) if j == i => {
+                    return Err(format!("tasks[{i}].depends_on: `{d}` depends on itself"))
+                }
+                Some(&j) => mine.push(j),
+                None => {
+                    return Err(format!(
+                        "tasks[{i}].depends_on: `{d}` is not the name of a task in this workflow"
+                    ))
+                }
+            }
+        }
+        mine.sort_unstable();
+        mine.dedup();
+        on.push(mine);
+    }
+    order(&on).map_err(|cycle| {
+        let path: Vec<&str> = cycle.iter().map(|&i| names[i]).collect();
+        format!(
+            "tasks: the dependencies form a cycle: {}",
+            path.join(" -> ")
+        )
+    })
+}
+
+/// A topological order of the graph where task `i` depends on `on[i]`, or one cycle (its
+/// tasks in dependency order, the first repeated at the end).
+fn order(on: &[Vec<usize>]) -> Result<Vec<usize>, Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    let mut mark = vec![Mark::New; on.len()];
+    let mut out = Vec::with_capacity(on.len());
+    // Iterative depth-first search: a graph of 10,000 tasks in one chain must not overflow the
+    // stack.
+    for root in 0..on.len() {
+        if mark[root] != Mark::New {
+            continue;
+        }
+        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        mark[root] = Mark::Open;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            if let Some(&dep) = on[node].get(*next) {
+                *next += 1;
+                match mark[dep] {
+                    Mark::New => {
+                        mark[dep] = Mark::Open;
+                        stack.push((dep, 0));
+                    }
+                    Mark::Open => {
+                        let from = stack.iter().position(|&(n, _)| n == dep).unwrap_or(0);
+                        let mut cycle: Vec<usize> = stack[from..].iter().map(|&(n, _)| n).collect();
+                        cycle.reverse();
+                        cycle.insert(0, dep);
+                        return Err(cycle);
+                    }
+                    Mark::Done => {}
+                }
+            } else {
+                mark[node] = Mark::Done;
+                out.push(node);
+                stack.pop();
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(names: &[&str], deps: &[&[&str]]) -> Result<Vec<usize>, String> {
+        let deps: Vec<Vec<&str>> = deps.iter().map(|d| d.to_vec()).collect();
+        check_graph(names, &deps)
+    }
+
+    #[test]
+    fn an_order_puts_every_task_after_its_dependencies() {
+        let order = check(
+            &["notify", "evaluate", "scrape"],
+            &[&["evaluate"], &["scrape"], &[]],
+        )
+        .unwrap();
+        assert_eq!(order, vec![2, 1, 0]);
+    }
+
+    #[test]
+    fn a_cycle_is_named() {
+        let err = check(&["a", "b", "c"], &[&["c"], &["a"], &["b"]]).unwrap_err();
+        assert!(err.contains("cycle"), "{err}");
+        assert!(
+            err.contains("a -> c -> b -> a") || err.contains("a -> b -> c -> a"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_duplicate_and_self_names_are_refused() {
+        assert!(check(&["a"], &[&["x"]]).unwrap_err().contains("`x` is not"));
+        assert!(check(&["a", "a"], &[&[], &[]])
+            .unwrap_err()
+            .contains("names two tasks"));
+        assert!(check(&["a"], &[&["a"]]).unwrap_err().contains("itself"));
+        assert!(check(&[], &[]).unwrap_err().contains("at least one"));
+    }
+
+    #[test]
+    fn a_long_chain_does_not_overflow_the_stack() {
+        let names: Vec<String> = (0..MAX_WORKFLOW_TASKS).map(|i| format!("t{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let deps: Vec<Vec<&str>> = (0..refs.len())
+            .map(|i| if i == 0 { vec![] } else { vec![refs[i - 1]] })
+            .collect();
+        let order = check_graph(&refs, &deps).unwrap();
+        assert_eq!(order.first(), Some(&0));
+        assert_eq!(order.last(), Some(&(MAX_WORKFLOW_TASKS - 1)));
+        let too_many: Vec<&str> = (0..=MAX_WORKFLOW_TASKS).map(|_| "x").collect();
+        let none: Vec<Vec<&str>> = vec![vec![]; too_many.len()];
+        assert!(check_graph(&too_many, &none)
+            .unwrap_err()
+            .contains("more than"));
+    }
+
+    #[test]
+    fn every_state_is_at_its_index() {
+        // Engines store a state as its place in ALL (PostgreSQL's smallint).
+        for (i, s) in TaskState::ALL.iter().enumerate() {
+            assert_eq!(s.index(), i, "{s}");
+        }
+        assert_eq!(TaskState::ALL.len(), TaskState::COUNT);
+    }
+
+    #[test]
+    fn failure_cancels_unless_the_task_runs_anyway() {
+        use DependencyOutcome::*;
+        use OnDependencyFailure as P;
+        assert_eq!(after_dependency(TaskState::Succeeded, P::Cancel), Satisfied);
+        assert_eq!(after_dependency(TaskState::Dead, P::Cancel), Cancel);
+        assert_eq!(after_dependency(TaskState::Cancelled, P::Cancel), Cancel);
+        assert_eq!(after_dependency(TaskState::Dead, P::Run), Satisfied);
+    }
+}

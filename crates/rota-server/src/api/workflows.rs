@@ -1,0 +1,179 @@
+//! Workflow routes: submit a graph of tasks at once, read one or the list, cancel one
+//! (docs/workflows.md).
+
+use super::*;
+use crate::auth::Caller;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{task_id, ApiPath, ApiQuery, JsonBody};
+use crate::service::WorkflowTaskSpec;
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use rota_core::workflow::Workflow;
+use serde::Deserialize;
+
+/// One task of a workflow: a task as an enqueue takes it (without `unique_key` or a batch),
+/// with a name, its queue, and the names of the tasks of this workflow it waits for.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowTaskInput {
+    /// Unique in the workflow; what `depends_on` refers to. 1 to 128 bytes.
+    pub name: String,
+    #[schema(value_type = schema::QueueName)]
+    pub queue: String,
+    /// Names of tasks of this workflow that must succeed first.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// What a dependency that ends dead or cancelled does: `cancel` (default) or `run`.
+    pub on_dependency_failure: Option<OnDependencyFailure>,
+    #[schema(value_type = Option<schema::Name>)]
+    pub kind: Option<String>,
+    #[schema(value_type = Option<serde_json::Value>)]
+    pub payload: Option<Json>,
+    pub priority: Option<i32>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub run_at: Option<Timestamp>,
+    #[schema(value_type = Option<schema::DelayMs>)]
+    pub delay_ms: Option<u64>,
+    #[schema(value_type = Option<schema::MaxAttempts>)]
+    pub max_attempts: Option<u32>,
+    #[serde(default)]
+    #[schema(value_type = schema::Tags)]
+    pub tags: Vec<String>,
+    #[schema(value_type = Option<schema::TargetUrl>)]
+    pub callback_url: Option<String>,
+    #[schema(value_type = Option<schema::Name>)]
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowInput {
+    /// At most 10,000 tasks (and limits.max_batch).
+    #[serde(deserialize_with = "rota_core::objects::objects")]
+    pub tasks: Vec<WorkflowTaskInput>,
+}
+
+impl WorkflowTaskInput {
+    fn into_spec(self, i: usize, now: Timestamp, limits: &Limits) -> ApiResult<WorkflowTaskSpec> {
+        let at = format!("tasks[{i}]");
+        if self.on_dependency_failure.is_some() && self.depends_on.is_empty() {
+            return Err(ApiError::invalid(format!(
+                "{at}.on_dependency_failure needs depends_on: it says what a failed dependency \
+                 does to the task"
+            )));
+        }
+        let input = TaskInput {
+            kind: self.kind,
+            payload: self.payload,
+            priority: self.priority,
+            run_at: self.run_at,
+            delay_ms: self.delay_ms,
+            max_attempts: self.max_attempts,
+            unique_key: None,
+            on_duplicate: None,
+            tags: self.tags,
+            callback_url: self.callback_url,
+            group: self.group,
+            depends_on: Vec::new(),
+            on_dependency_failure: None,
+            tasks: None,
+        };
+        let mut task = input.into_new_task(&at, now, limits)?;
+        task.on_dependency_failure = self.on_dependency_failure.unwrap_or_default();
+        Ok(WorkflowTaskSpec {
+            name: self.name,
+            queue: self.queue,
+            after: self.depends_on,
+            task,
+        })
+    }
+}
+
+#[utoipa::path(post, path = "/v1/workflows", tag = "workflows",
+    request_body = WorkflowInput,
+    responses(
+        (status = 201, description = "every task stored; those with dependencies wait for them", body = Workflow),
+        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, description = "an unknown or repeated name, a cycle (named), a bad task: nothing is stored", body = ErrorBody)))]
+pub async fn submit(
+    State(st): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<WorkflowInput>,
+) -> ApiResult<Response> {
+    let now = st.clock.now();
+    let tasks = body
+        .tasks
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| t.into_spec(i, now, &st.config.limits))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let wf = st.service.submit_workflow(&caller, tasks).await?;
+    Ok((StatusCode::CREATED, axum::Json(wf)).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/workflows/{id}", tag = "workflows",
+    params(("id" = String, Path, description = "the workflow's id")),
+    responses((status = 200, body = Workflow), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<axum::Json<Workflow>> {
+    let id = task_id(&id)?;
+    Ok(axum::Json(st.service.workflow(&caller, id).await?))
+}
+
+#[utoipa::path(post, path = "/v1/workflows/{id}/cancel", tag = "workflows",
+    params(("id" = String, Path, description = "the workflow's id")),
+    responses((status = 200, description = "every task that was not final is cancelled", body = Workflow),
+        (status = 404, body = ErrorBody)))]
+pub async fn cancel(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<axum::Json<Workflow>> {
+    let id = task_id(&id)?;
+    Ok(axum::Json(st.service.cancel_workflow(&caller, id).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowParams {
+    /// `next_before` of the previous page: workflows older than this one.
+    #[param(value_type = String, required = false)]
+    pub before: Option<String>,
+    /// Page size. Default 100.
+    #[param(value_type = schema::ListLimit, required = false)]
+    pub limit: Option<usize>,
+}
+
+/// A page of workflows, newest first, their tasks counted, not listed.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct WorkflowList {
+    pub workflows: Vec<Workflow>,
+    /// Pass as `before` for the next (older) page; null on the last page.
+    pub next_before: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/workflows", tag = "workflows",
+    params(WorkflowParams),
+    responses((status = 200, body = WorkflowList), (status = 422, body = ErrorBody)))]
+pub async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(p): ApiQuery<WorkflowParams>,
+) -> ApiResult<axum::Json<WorkflowList>> {
+    let before = p.before.as_deref().map(task_id).transpose()?;
+    let limit = p.limit.unwrap_or(100);
+    let workflows = st.service.workflows(&caller, before, limit).await?;
+    let next_before = (workflows.len() == limit)
+        .then(|| workflows.last().map(|w| w.id.clone()))
+        .flatten();
+    Ok(axum::Json(WorkflowList {
+        workflows,
+        next_before,
+    }))
+}

@@ -1,0 +1,183 @@
+//! Dependencies and workflows (docs/workflows.md): who may name which tasks as dependencies,
+//! and a workflow's submission, reading and cancelling.
+
+use super::*;
+use crate::metrics as m;
+use rota_core::workflow::{check_graph, Workflow};
+use rota_core::NewTask;
+use rota_store::{Change, StoreError, WorkflowSpecTask};
+use std::collections::BTreeSet;
+
+/// One task of a workflow as submitted: its local name, queue, the names it depends on, and
+/// the task (whose own `depends_on` is empty).
+#[derive(Debug, Clone)]
+pub struct WorkflowTaskSpec {
+    pub name: String,
+    pub queue: String,
+    pub after: Vec<String>,
+    pub task: NewTask,
+}
+
+impl Service {
+    /// Every task named in `depends_on` must be one the caller may read (a dependency's state
+    /// and result reach its dependents); one that does not exist is the request's error.
+    pub(super) async fn authorize_dependencies(
+        &self,
+        caller: &Caller,
+        tasks: &[NewTask],
+        batch: bool,
+    ) -> ApiResult<()> {
+        if caller.on_every_queue(actions::TASKS_READ) {
+            return Ok(());
+        }
+        let mut seen = BTreeSet::new();
+        for (i, t) in tasks.iter().enumerate() {
+            for (j, dep) in t.depends_on.iter().enumerate() {
+                if !seen.insert(*dep) {
+                    continue;
+                }
+                let at = if batch {
+                    format!("tasks[{i}].depends_on[{j}]")
+                } else {
+                    format!("task.depends_on[{j}]")
+                };
+                match self.store.get(&caller.tenant, *dep).await {
+                    Ok(d) => caller.require(actions::TASKS_READ, &queue_resource(&d.queue))?,
+                    Err(StoreError::TaskNotFound(_)) => {
+                        return Err(ApiError::invalid(format!(
+                            "{at}: task {dep} does not exist"
+                        )))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Submits a workflow: its graph checked (names, cycles, bounds), every task checked as an
+    /// enqueue checks it, then all stored or none.
+    pub async fn submit_workflow(
+        &self,
+        caller: &Caller,
+        tasks: Vec<WorkflowTaskSpec>,
+    ) -> ApiResult<Workflow> {
+        let limits = self.limits();
+        check_batch_size("tasks", "task", tasks.len(), limits)?;
+        let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
+        let deps: Vec<Vec<&str>> = tasks
+            .iter()
+            .map(|t| t.after.iter().map(String::as_str).collect())
+            .collect();
+        check_graph(&names, &deps).map_err(ApiError::invalid)?;
+        let index: std::collections::HashMap<&str, usize> =
+            names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        let afters: Vec<Vec<usize>> = deps
+            .iter()
+            .map(|ds| {
+                let mut v: Vec<usize> = ds.iter().map(|d| index[d]).collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            })
+            .collect();
+        let now = self.clock.now();
+        let mut spec = Vec::with_capacity(tasks.len());
+        for (i, (mut t, after)) in tasks.into_iter().zip(afters).enumerate() {
+            let at = format!("tasks[{i}]");
+            caller.queue(&t.queue, actions::TASKS_ENQUEUE)?;
+            check_task(&at, &t.task, now, limits)?;
+            if t.task.unique_key.is_some() {
+                return Err(ApiError::invalid(format!(
+                    "{at}.unique_key: a workflow's tasks have no unique keys (the workflow is \
+                     stored whole or not at all)"
+                )));
+            }
+            if let Some(url) = &mut t.task.callback_url {
+                *url = crate::webhooks::target::check_form(url, &self.config.webhooks)
+                    .map_err(|e| ApiError::invalid(format!("{at}.callback_url {e}")))?;
+            }
+            spec.push(WorkflowSpecTask {
+                name: t.name,
+                queue: t.queue,
+                task: t.task,
+                after,
+            });
+        }
+        if spec.iter().any(|t| t.task.callback_url.is_some()) {
+            self.require_callback_signer(caller).await?;
+        }
+        caller.require_kinds(spec.iter().map(|t| t.task.kind.as_str()))?;
+        let wf = self.store.submit_workflow(&caller.tenant, spec).await?;
+        let mut by_queue: std::collections::BTreeMap<&str, usize> = Default::default();
+        for t in &wf.tasks {
+            *by_queue.entry(t.task.queue.as_str()).or_default() += 1;
+        }
+        for (queue, n) in by_queue {
+            m::tasks_enqueued(&caller.tenant, queue, n);
+        }
+        Ok(wf)
+    }
+
+    /// A workflow with its tasks; the caller must be allowed to read every one of them.
+    pub async fn workflow(&self, caller: &Caller, id: TaskId) -> ApiResult<Workflow> {
+        caller.require_on_some_queue(actions::TASKS_READ)?;
+        let mut wf = self.store.workflow(&caller.tenant, id).await?;
+        for t in &mut wf.tasks {
+            caller.require(actions::TASKS_READ, &queue_resource(&t.task.queue))?;
+            hide_token_unless_allowed(caller, &mut t.task);
+        }
+        Ok(wf)
+    }
+
+    /// The tenant's workflows, newest first, with their tasks counted.
+    pub async fn workflows(
+        &self,
+        caller: &Caller,
+        before: Option<TaskId>,
+        limit: usize,
+    ) -> ApiResult<Vec<Workflow>> {
+        caller.require_on_some_queue(actions::TASKS_READ)?;
+        let max = self.limits().max_list;
+        if limit == 0 || limit > max {
+            return Err(ApiError::invalid(format!(
+                "limit is {limit}; use 1 to {max} (limits.max_list)"
+            )));
+        }
+        Ok(self.store.workflows(&caller.tenant, before, limit).await?)
+    }
+
+    /// Cancels every task of the workflow that is not final (a waiting task's own dependents
+    /// follow it). The caller must be allowed to cancel each. Answers the workflow after.
+    pub async fn cancel_workflow(&self, caller: &Caller, id: TaskId) -> ApiResult<Workflow> {
+        let wf = self.workflow(caller, id).await?;
+        let live: Vec<&Task> = wf
+            .tasks
+            .iter()
+            .map(|t| &t.task)
+            .filter(|t| !t.state.is_final())
+            .collect();
+        for t in &live {
+            caller.require(actions::TASKS_CANCEL, &queue_resource(&t.queue))?;
+            caller.require_kinds([t.kind.as_str()])?;
+        }
+        // A task that a cancel earlier in the loop already ended (by its dependency) is
+        // skipped.
+        for t in live {
+            match self
+                .store
+                .change(&caller.tenant, t.id, Change::Cancel)
+                .await
+            {
+                Ok(done) => m::task_outcome(&caller.tenant, &done.queue, done.state),
+                Err(StoreError::InvalidState { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut after = self.store.workflow(&caller.tenant, id).await?;
+        for t in &mut after.tasks {
+            hide_token_unless_allowed(caller, &mut t.task);
+        }
+        Ok(after)
+    }
+}

@@ -1,0 +1,268 @@
+//! One shard's side of dependencies and workflows: reads of its records and waits, and the
+//! [`WorkflowStore`] of a shard on its own (every task in it).
+
+use super::*;
+use crate::writer::{workflows as wf, OutboxRow, Part, PartTask, Remote, WorkflowRow};
+use rota_core::workflow::Workflow;
+use std::collections::HashMap;
+
+impl Shard {
+    /// A new task id of this shard (its stripe), for a workflow's tasks before they are
+    /// written.
+    pub fn next_id(&self) -> TaskId {
+        let now = self.shared.clock.now();
+        self.shared
+            .ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next(now)
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.shared.clock.now()
+    }
+
+    /// The states of those of `ids` that are tasks of `tenant` in this shard.
+    pub async fn states(
+        &self,
+        tenant: &str,
+        ids: Vec<TaskId>,
+    ) -> StoreResult<HashMap<TaskId, TaskState>> {
+        let tenant = tenant.to_owned();
+        self.read(move |conn, shared| {
+            let mut stmt = conn
+                .prepare_cached("SELECT queue_id, state FROM tasks WHERE id = ?1")
+                .map_err(db_err)?;
+            let cat = shared.catalog.read().unwrap_or_else(|e| e.into_inner());
+            let mut out = HashMap::with_capacity(ids.len());
+            for id in ids {
+                let row: Option<(i64, String)> = stmt
+                    .query_row([id.as_i64()], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+                    .map_err(db_err)?;
+                if let Some((qid, state)) = row {
+                    if cat.by_id(qid).is_some_and(|q| q.key.tenant == tenant) {
+                        out.insert(id, rows::state_from_sql(&state).map_err(db_err)?);
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn enqueue_waiting(
+        &self,
+        queue: &QueueKey,
+        tasks: Vec<NewTask>,
+        remote: Remote,
+    ) -> StoreResult<Vec<Enqueued>> {
+        let q = queue.clone();
+        self.send(|r| Op::EnqueueWaiting(q, tasks, Box::new(remote), r))
+            .await?
+    }
+
+    /// Registers dependents in other shards with their dependencies here.
+    pub async fn register(
+        &self,
+        pairs: Vec<(TaskId, TaskId)>,
+    ) -> StoreResult<Vec<Option<TaskState>>> {
+        self.send(|r| Op::Register(pairs, r)).await?
+    }
+
+    pub async fn endings(&self, endings: Vec<(TaskId, TaskId, TaskState)>) -> StoreResult<()> {
+        self.send(|r| Op::Endings(endings, r)).await?
+    }
+
+    pub async fn outbox(&self, limit: usize) -> StoreResult<Vec<OutboxRow>> {
+        self.send(|r| Op::Outbox(limit, r)).await?
+    }
+
+    pub async fn drop_outbox(&self, ids: Vec<i64>) -> StoreResult<()> {
+        self.send(|r| Op::DropOutbox(ids, r)).await?
+    }
+
+    pub async fn put_part(&self, part: Part) -> StoreResult<Vec<Task>> {
+        self.send(|r| Op::WorkflowPart(Box::new(part), r)).await?
+    }
+
+    pub async fn commit_workflow(&self, row: WorkflowRow) -> StoreResult<()> {
+        self.send(|r| Op::CommitWorkflow(row, r)).await?
+    }
+
+    pub async fn release_holds(&self, workflow: TaskId) -> StoreResult<()> {
+        self.send(|r| Op::ReleaseHolds(workflow, r)).await?
+    }
+
+    pub async fn drop_part(&self, workflow: TaskId) -> StoreResult<u64> {
+        self.send(|r| Op::DropPart(workflow, r)).await?
+    }
+
+    /// Workflows with tasks on hold here, with their oldest such task's creation time.
+    pub async fn held(&self) -> StoreResult<Vec<(TaskId, Timestamp)>> {
+        self.read(|conn, _| wf::held(conn).map_err(db_err)).await
+    }
+
+    /// Every (dependent, dependency) wait here.
+    pub async fn waits(&self) -> StoreResult<Vec<(TaskId, TaskId)>> {
+        self.read(|conn, _| wf::waits(conn).map_err(db_err)).await
+    }
+
+    /// A workflow's record, if it is here and `tenant`'s (any tenant's when `None`).
+    pub async fn workflow_record(
+        &self,
+        tenant: Option<&str>,
+        id: TaskId,
+    ) -> StoreResult<Option<WorkflowRow>> {
+        let tenant = tenant.map(str::to_owned);
+        self.read(move |conn, _| {
+            let r = wf::record(conn, id).map_err(db_err)?;
+            Ok(r.filter(|r| tenant.as_ref().is_none_or(|t| *t == r.tenant)))
+        })
+        .await
+    }
+
+    pub async fn workflow_records(
+        &self,
+        tenant: &str,
+        before: Option<TaskId>,
+        limit: usize,
+    ) -> StoreResult<Vec<WorkflowRow>> {
+        let tenant = tenant.to_owned();
+        self.read(move |conn, _| wf::records(conn, &tenant, before, limit).map_err(db_err))
+            .await
+    }
+
+    /// The workflow's tasks here, counted by state.
+    pub async fn workflow_counts(&self, id: TaskId) -> StoreResult<StateCounts> {
+        self.read(move |conn, _| wf::counts(conn, id).map_err(db_err))
+            .await
+    }
+
+    /// The workflow's tasks here that belong to `tenant`.
+    pub async fn workflow_tasks(&self, tenant: &str, id: TaskId) -> StoreResult<Vec<Task>> {
+        let tenant = tenant.to_owned();
+        self.read(move |conn, shared| {
+            let rows = wf::tasks(conn, id).map_err(db_err)?;
+            let cat = shared.catalog.read().unwrap_or_else(|e| e.into_inner());
+            Ok(rows
+                .into_iter()
+                .filter_map(|r| r.into_task_for(&cat, &tenant))
+                .collect())
+        })
+        .await
+    }
+}
+
+/// A workflow from its record and its tasks (from any shards), in submission order.
+pub(crate) fn assemble(record: &WorkflowRow, tasks: Vec<Task>) -> Workflow {
+    Workflow::assemble(record.id, record.created_at, &record.names, tasks)
+}
+
+/// A workflow as a list shows it.
+pub(crate) fn listed(record: &WorkflowRow, counts: StateCounts) -> Workflow {
+    Workflow::listed(record.id, record.created_at, counts)
+}
+
+/// Splits a workflow into the part of each shard (`places[i]`: task `i`'s shard; `ids[i]`
+/// its id). Answers the parts by shard and the workflow's record.
+pub(crate) fn parts(
+    tenant: &str,
+    workflow: TaskId,
+    created_at: Timestamp,
+    spec: Vec<WorkflowSpecTask>,
+    places: &[usize],
+    ids: &[TaskId],
+) -> (Vec<(usize, Part)>, WorkflowRow) {
+    let record = WorkflowRow {
+        id: workflow,
+        tenant: tenant.to_owned(),
+        created_at,
+        names: spec
+            .iter()
+            .zip(ids)
+            .map(|(t, id)| (t.name.clone(), *id))
+            .collect(),
+    };
+    let mut shards: Vec<usize> = places.to_vec();
+    shards.sort_unstable();
+    shards.dedup();
+    let held = shards.len() > 1;
+    let mut parts: Vec<(usize, Part)> = shards
+        .iter()
+        .map(|&s| {
+            (
+                s,
+                Part {
+                    tenant: tenant.to_owned(),
+                    workflow,
+                    held,
+                    record: None,
+                    tasks: Vec::new(),
+                    dependents: Vec::new(),
+                },
+            )
+        })
+        .collect();
+    let part_of = |s: usize| shards.binary_search(&s).expect("a used shard");
+    for (i, t) in spec.into_iter().enumerate() {
+        for &j in &t.after {
+            parts[part_of(places[j])]
+                .1
+                .dependents
+                .push((ids[j], ids[i]));
+        }
+        let mut task = t.task;
+        task.depends_on = t.after.iter().map(|&j| ids[j]).collect();
+        task.workflow = Some(workflow.to_string());
+        parts[part_of(places[i])].1.tasks.push(PartTask {
+            id: ids[i],
+            queue: t.queue,
+            task,
+        });
+    }
+    if !held {
+        parts[0].1.record = Some(record.clone());
+    }
+    (parts, record)
+}
+
+#[async_trait]
+impl WorkflowStore for Shard {
+    async fn submit_workflow(
+        &self,
+        tenant: &str,
+        tasks: Vec<WorkflowSpecTask>,
+    ) -> StoreResult<Workflow> {
+        let ids: Vec<TaskId> = tasks.iter().map(|_| self.next_id()).collect();
+        let id = self.next_id();
+        let places = vec![0; tasks.len()];
+        let (mut parts, record) = parts(tenant, id, self.now(), tasks, &places, &ids);
+        let (_, part) = parts.pop().expect("one part");
+        let stored = self.put_part(part).await?;
+        Ok(assemble(&record, stored))
+    }
+
+    async fn workflow(&self, tenant: &str, id: TaskId) -> StoreResult<Workflow> {
+        let record = self
+            .workflow_record(Some(tenant), id)
+            .await?
+            .ok_or(StoreError::WorkflowNotFound(id))?;
+        let tasks = self.workflow_tasks(tenant, id).await?;
+        Ok(assemble(&record, tasks))
+    }
+
+    async fn workflows(
+        &self,
+        tenant: &str,
+        before: Option<TaskId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Workflow>> {
+        let mut out = Vec::new();
+        for r in self.workflow_records(tenant, before, limit).await? {
+            let counts = self.workflow_counts(r.id).await?;
+            out.push(listed(&r, counts));
+        }
+        Ok(out)
+    }
+}

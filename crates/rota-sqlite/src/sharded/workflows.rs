@@ -1,0 +1,114 @@
+//! Workflows across shards: each shard writes its part held, the record commits the whole,
+//! then every part's holds are released (see `writer/workflows.rs`).
+
+use super::SqliteStore;
+use crate::shard::workflows::{assemble, listed, parts};
+use async_trait::async_trait;
+use futures_util::future::join_all;
+use rota_core::workflow::Workflow;
+use rota_core::{QueueKey, StateCounts, TaskId};
+use rota_store::{StoreError, StoreResult, WorkflowSpecTask, WorkflowStore};
+use std::sync::atomic::Ordering;
+
+impl SqliteStore {
+    /// Deletes the parts written of a submission that failed before it committed.
+    async fn abandon(&self, workflow: TaskId, written: &[usize]) {
+        for r in join_all(written.iter().map(|&s| self.shards[s].drop_part(workflow))).await {
+            if let Err(e) = r {
+                // The relay deletes it after a while (or at the next open).
+                tracing::error!(error = %e, workflow = %workflow, "cannot delete the part of a failed workflow submission yet");
+                self.relay.recheck.store(true, Ordering::Release);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl WorkflowStore for SqliteStore {
+    async fn submit_workflow(
+        &self,
+        tenant: &str,
+        tasks: Vec<WorkflowSpecTask>,
+    ) -> StoreResult<Workflow> {
+        let places: Vec<usize> = tasks
+            .iter()
+            .map(|t| self.place(&QueueKey::new(tenant, &t.queue)))
+            .collect();
+        let ids: Vec<TaskId> = places.iter().map(|&s| self.shards[s].next_id()).collect();
+        let home = places[0];
+        let id = self.shards[home].next_id();
+        let now = self.shards[home].now();
+        let (parts, record) = parts(tenant, id, now, tasks, &places, &ids);
+        if parts.len() == 1 {
+            let (s, part) = parts.into_iter().next().expect("one part");
+            let stored = self.shards[s].put_part(part).await?;
+            return Ok(assemble(&record, stored));
+        }
+        let shards: Vec<usize> = parts.iter().map(|(s, _)| *s).collect();
+        let written = join_all(
+            parts
+                .into_iter()
+                .map(|(s, part)| self.shards[s].put_part(part)),
+        )
+        .await;
+        let mut ok = Vec::new();
+        let mut failed = None;
+        for (s, r) in shards.iter().zip(written) {
+            match r {
+                Ok(_) => ok.push(*s),
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        if let Some(e) = failed {
+            self.abandon(id, &ok).await;
+            return Err(e);
+        }
+        if let Err(e) = self.shards[home].commit_workflow(record.clone()).await {
+            self.abandon(id, &ok).await;
+            return Err(e);
+        }
+        for r in join_all(shards.iter().map(|&s| self.shards[s].release_holds(id))).await {
+            if let Err(e) = r {
+                tracing::error!(error = %e, workflow = %id, "cannot release a committed workflow's holds yet");
+                self.relay.recheck.store(true, Ordering::Release);
+                self.relay.wake.notify_one();
+            }
+        }
+        self.workflow(tenant, id).await
+    }
+
+    async fn workflow(&self, tenant: &str, id: TaskId) -> StoreResult<Workflow> {
+        let home = &self.shards[self.of_id(id)];
+        let record = home
+            .workflow_record(Some(tenant), id)
+            .await?
+            .ok_or(StoreError::WorkflowNotFound(id))?;
+        let tasks = self.gathered(|s| s.workflow_tasks(tenant, id)).await?;
+        Ok(assemble(&record, tasks))
+    }
+
+    async fn workflows(
+        &self,
+        tenant: &str,
+        before: Option<TaskId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Workflow>> {
+        let mut records = self
+            .gathered(|s| s.workflow_records(tenant, before, limit))
+            .await?;
+        records.sort_by_key(|r| std::cmp::Reverse(r.id));
+        records.truncate(limit);
+        let mut out = Vec::with_capacity(records.len());
+        for r in records {
+            let mut counts = StateCounts::default();
+            for c in self.each(|s| s.workflow_counts(r.id)).await {
+                let c = c?;
+                for st in rota_core::TaskState::ALL {
+                    *counts.get_mut(st) += c.get(st);
+                }
+            }
+            out.push(listed(&r, counts));
+        }
+        Ok(out)
+    }
+}

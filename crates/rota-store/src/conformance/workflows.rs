@@ -1,0 +1,342 @@
+//! Dependencies and workflows (docs/workflows.md). A dependency and its dependent are put in
+//! different queues, so an engine with several shards ties them across shards; an ending may
+//! then reach its dependents a moment after it is acknowledged, so the bodies wait for the
+//! outcome (a few seconds at most) instead of assuming it at once.
+
+use super::*;
+use crate::workflows::WorkflowSpecTask;
+use rota_core::events::EventType;
+use rota_core::workflow::WorkflowState;
+use rota_core::OnDependencyFailure;
+use std::time::Duration;
+
+fn after(kind: &str, deps: &[&Task]) -> NewTask {
+    NewTask {
+        depends_on: deps.iter().map(|t| t.id).collect(),
+        ..task(kind)
+    }
+}
+
+/// Waits (up to 5 s) until task `id` is in `state`; answers it.
+async fn reaches(s: &DynStore, id: TaskId, state: TaskState) -> Task {
+    for _ in 0..500 {
+        let t = s.get("default", id).await.unwrap();
+        if t.state == state {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let t = s.get("default", id).await.unwrap();
+    panic!("task {id} stayed {} instead of becoming {state}", t.state);
+}
+
+/// Completes the one ready task of `queue` (which must be `t`).
+async fn run(s: &DynStore, queue: &QueueKey, t: &Task) -> Task {
+    let claimed = claim_one(s, queue).await;
+    assert_eq!(claimed.id, t.id, "the ready task of {}", queue.name);
+    complete(s, &claimed).await.unwrap()
+}
+
+async fn types_of(s: &DynStore, id: TaskId) -> Vec<EventType> {
+    s.events(
+        "default",
+        0,
+        10_000,
+        Arc::new(move |e: &Event| e.task_id == id),
+    )
+    .await
+    .unwrap()
+    .events
+    .into_iter()
+    .map(|e| e.event_type)
+    .collect()
+}
+
+pub async fn a_task_waits_for_its_dependencies_and_is_released_when_they_succeed<H: Harness>() {
+    let (_h, _c, s) = setup::<H>().await;
+    let (scrape, rules) = (q("scrape"), q("rules"));
+    let a = enqueue_one(&s, &scrape, task("a")).await;
+    let b = enqueue_one(&s, &scrape, task("b")).await;
+    let j = enqueue_one(&s, &rules, after("join", &[&a, &b])).await;
+    assert_eq!(j.state, TaskState::Waiting);
+    assert_eq!(j.depends_on, vec![a.id, b.id]);
+    assert_eq!(s.queue(&rules).await.unwrap().counts.waiting, 1);
+    assert!(s.claim(&rules, claim_req(5)).await.unwrap().is_empty());
+
+    run(&s, &scrape, &a).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        s.get("default", j.id).await.unwrap().state,
+        TaskState::Waiting
+    );
+    assert!(s.claim(&rules, claim_req(5)).await.unwrap().is_empty());
+
+    run(&s, &scrape, &b).await;
+    reaches(&s, j.id, TaskState::Ready).await;
+    let claimed = claim_one(&s, &rules).await;
+    assert_eq!(claimed.id, j.id);
+    assert_eq!(
+        types_of(&s, j.id).await,
+        vec![EventType::Waiting, EventType::Released, EventType::Claimed]
+    );
+}
+
+pub async fn a_dependency_that_already_succeeded_counts_at_once<H: Harness>() {
+    let (_h, _c, s) = setup::<H>().await;
+    let a = enqueue_one(&s, &q("first"), task("a")).await;
+    run(&s, &q("first"), &a).await;
+    let j = enqueue_one(&s, &q("then"), after("j", &[&a])).await;
+    assert_eq!(j.state, TaskState::Ready, "{j:?}");
+    assert_eq!(types_of(&s, j.id).await, vec![EventType::Enqueued]);
+}
+
+pub async fn a_failed_dependency_cancels_its_dependents_unless_they_run_anyway<H: Harness>() {
+    let (_h, _c, s) = setup::<H>().await;
+    let (up, down, last) = (q("up"), q("down"), q("last"));
+    let a = enqueue_one(&s, &up, task("a")).await;
+    let cancels = enqueue_one(&s, &down, after("cancels", &[&a])).await;
+    let runs = enqueue_one(
+        &s,
+        &down,
+        NewTask {
+            on_dependency_failure: OnDependencyFailure::Run,
+            ..after("runs", &[&a])
+        },
+    )
+    .await;
+    assert_eq!(runs.on_dependency_failure, OnDependencyFailure::Run);
+    let chained = enqueue_one(&s, &last, after("chained", &[&cancels])).await;
+    let claimed = claim_one(&s, &up).await;
+    fail(&s, &claimed, None, true).await.unwrap();
+
+    let c = reaches(&s, cancels.id, TaskState::Cancelled).await;
+    let reason = &c.errors.last().expect("the reason is recorded").message;
+    assert!(
+        reason.contains(&a.id.to_string()) && reason.contains("dead"),
+        "{reason}"
+    );
+    reaches(&s, runs.id, TaskState::Ready).await;
+    let ch = reaches(&s, chained.id, TaskState::Cancelled).await;
+    assert!(ch
+        .errors
+        .last()
+        .unwrap()
+        .message
+        .contains(&cancels.id.to_string()));
+
+    // A dependency already dead when the task is enqueued cancels it at once.
+    let late = enqueue_one(&s, &down, after("late", &[&a])).await;
+    assert_eq!(late.state, TaskState::Cancelled);
+}
+
+pub async fn an_unknown_dependency_is_refused_and_changes_nothing<H: Harness>() {
+    let (_h, _c, s) = setup::<H>().await;
+    create_tenant(&s, "globex").await;
+    let theirs = enqueue_one(&s, &QueueKey::new("globex", "q"), task("x")).await;
+    let missing = TaskId(theirs.id.0 + 1);
+    for dep in [theirs.id, missing] {
+        let err = s
+            .enqueue(
+                &q("mine"),
+                vec![
+                    task("ok"),
+                    NewTask {
+                        depends_on: vec![dep],
+                        ..task("j")
+                    },
+                ],
+            )
+            .await
+            .unwrap_err();
+        match err {
+            StoreError::Invalid(m) => assert!(m.contains(&dep.to_string()), "{m}"),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+    match s.queue(&q("mine")).await {
+        Err(StoreError::QueueNotFound(_)) => {}
+        Ok(info) => assert_eq!(info.counts.total(), 0),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+pub async fn cancelling_a_waiting_task_cancels_its_chain<H: Harness>() {
+    let (_h, _c, s) = setup::<H>().await;
+    let a = enqueue_one(&s, &q("a"), task("a")).await;
+    let b = enqueue_one(&s, &q("b"), after("b", &[&a])).await;
+    let c = enqueue_one(&s, &q("c"), after("c", &[&b])).await;
+    let cancelled = s.change("default", b.id, Change::Cancel).await.unwrap();
+    assert_eq!(cancelled.state, TaskState::Cancelled);
+    reaches(&s, c.id, TaskState::Cancelled).await;
+    // The dependency itself goes on; finishing it releases nothing.
+    run(&s, &q("a"), &a).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        s.get("default", c.id).await.unwrap().state,
+        TaskState::Cancelled
+    );
+}
+
+pub async fn waits_survive_reopen<H: Harness>() {
+    let (h, clock, s) = setup::<H>().await;
+    let a = enqueue_one(&s, &q("a"), task("a")).await;
+    let j = enqueue_one(&s, &q("j"), after("j", &[&a])).await;
+    let claimed = claim_one(&s, &q("a")).await;
+    s.close().await;
+    drop(s);
+    let s = h.open(clock.clone()).await;
+    assert_eq!(
+        s.get("default", j.id).await.unwrap().state,
+        TaskState::Waiting
+    );
+    complete(&s, &claimed).await.unwrap();
+    reaches(&s, j.id, TaskState::Ready).await;
+}
+
+fn spec(name: &str, queue: &str, after: &[usize]) -> WorkflowSpecTask {
+    WorkflowSpecTask {
+        name: name.into(),
+        queue: queue.into(),
+        task: task(name),
+        after: after.to_vec(),
+    }
+}
+
+pub async fn a_workflow_is_stored_whole_and_runs_in_order<H: Harness>() {
+    let (_h, _c, s) = setup::<H>().await;
+    // master -> three variants (another queue) -> join (a third).
+    let wf = s
+        .submit_workflow(
+            "default",
+            vec![
+                spec("master", "render", &[]),
+                spec("v1", "variants", &[0]),
+                spec("v2", "variants", &[0]),
+                spec("v3", "variants", &[0]),
+                spec("join", "publish", &[1, 2, 3]),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(wf.tasks.len(), 5);
+    assert_eq!(wf.state, WorkflowState::Running);
+    let names: Vec<&str> = wf.tasks.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["master", "v1", "v2", "v3", "join"]);
+    let id: TaskId = wf.id.parse().unwrap();
+    let ids: Vec<TaskId> = wf.tasks.iter().map(|t| t.task.id).collect();
+    for t in &wf.tasks {
+        assert_eq!(t.task.workflow.as_deref(), Some(wf.id.as_str()));
+    }
+    assert_eq!(wf.tasks[4].task.depends_on, ids[1..4].to_vec());
+    let master = reaches(&s, ids[0], TaskState::Ready).await;
+    for t in &ids[1..] {
+        assert_eq!(
+            s.get("default", *t).await.unwrap().state,
+            TaskState::Waiting
+        );
+    }
+    assert!(s
+        .claim(&q("variants"), claim_req(5))
+        .await
+        .unwrap()
+        .is_empty());
+    run(&s, &q("render"), &master).await;
+    for t in &ids[1..4] {
+        reaches(&s, *t, TaskState::Ready).await;
+    }
+    let variants = s.claim(&q("variants"), claim_req(5)).await.unwrap();
+    assert_eq!(variants.len(), 3);
+    for v in &variants {
+        complete(&s, v).await.unwrap();
+    }
+    let join = reaches(&s, ids[4], TaskState::Ready).await;
+    run(&s, &q("publish"), &join).await;
+    let done = s.workflow("default", id).await.unwrap();
+    assert_eq!(done.state, WorkflowState::Succeeded);
+    assert_eq!(done.counts.succeeded, 5);
+    let listed = s.workflows("default", None, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, wf.id);
+    assert!(listed[0].tasks.is_empty());
+    assert_eq!(listed[0].counts.succeeded, 5);
+    // Another tenant sees none of it.
+    create_tenant(&s, "globex").await;
+    assert!(matches!(
+        s.workflow("globex", id).await,
+        Err(StoreError::WorkflowNotFound(_))
+    ));
+    assert!(s.workflows("globex", None, 10).await.unwrap().is_empty());
+}
+
+pub async fn a_workflow_that_cannot_be_stored_stores_nothing<H: Harness>() {
+    let (_h, _c, s) = setup::<H>().await;
+    s.change_auth(AuthChange::PutTenant(TenantRecord {
+        name: "small".into(),
+        created_at: Timestamp(T0),
+        limits: ClientLimits::default(),
+        event_retention_ms: None,
+    }))
+    .await
+    .unwrap();
+    // The tenant does not exist: no part is written, whichever shard it would go to.
+    let err = s
+        .submit_workflow(
+            "nobody",
+            vec![
+                spec("a", "q1", &[]),
+                spec("b", "q2", &[0]),
+                spec("c", "q3", &[1]),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::TenantNotFound(_)), "{err:?}");
+    assert!(s.workflows("nobody", None, 10).await.unwrap().is_empty());
+}
+
+pub async fn a_failed_step_fails_the_workflow_and_cancels_what_waits<H: Harness>() {
+    let (_h, _c, s) = setup::<H>().await;
+    let wf = s
+        .submit_workflow(
+            "default",
+            vec![
+                spec("scrape", "scrape", &[]),
+                spec("evaluate", "evaluate", &[0]),
+                spec("notify", "notify", &[1]),
+            ],
+        )
+        .await
+        .unwrap();
+    let ids: Vec<TaskId> = wf.tasks.iter().map(|t| t.task.id).collect();
+    reaches(&s, ids[0], TaskState::Ready).await;
+    let claimed = claim_one(&s, &q("scrape")).await;
+    fail(&s, &claimed, None, true).await.unwrap();
+    reaches(&s, ids[2], TaskState::Cancelled).await;
+    let w = s.workflow("default", wf.id.parse().unwrap()).await.unwrap();
+    assert_eq!(w.state, WorkflowState::Failed);
+    assert_eq!((w.counts.dead, w.counts.cancelled), (1, 2));
+}
+
+/// The last two dependencies of a join ending at the same moment (through two servers, where
+/// the engine has them) release it once.
+pub async fn the_last_two_dependencies_ending_at_once_release_the_join_once<H: Harness>() {
+    let (_h, _c, a, b) = super::peers::pair::<H>().await;
+    for _ in 0..10 {
+        let x = enqueue_one(&a, &q("x"), task("x")).await;
+        let y = enqueue_one(&b, &q("y"), task("y")).await;
+        let j = enqueue_one(&a, &q("j"), after("j", &[&x, &y])).await;
+        let cx = claim_one(&a, &q("x")).await;
+        let cy = claim_one(&b, &q("y")).await;
+        let (r1, r2) = tokio::join!(complete(&a, &cx), complete(&b, &cy));
+        r1.unwrap();
+        r2.unwrap();
+        reaches(&a, j.id, TaskState::Ready).await;
+        let released = types_of(&a, j.id)
+            .await
+            .into_iter()
+            .filter(|t| *t == EventType::Released)
+            .count();
+        assert_eq!(released, 1, "the join was released {released} times");
+        run(&b, &q("j"), &j).await;
+    }
+}

@@ -13,6 +13,7 @@ mod schedules;
 mod types;
 mod webhooks;
 pub mod worker;
+mod workflows;
 
 pub use doctor::{DoctorFinding, DoctorReport};
 use error::ErrorBody;
@@ -24,6 +25,9 @@ pub use schedules::{ScheduleDef, ScheduleInfo, ScheduleRunInfo};
 pub use types::*;
 use types::{decode, DuplicateFlag};
 pub use webhooks::{DeliveryInfo, NewWebhook, WebhookInfo};
+pub use workflows::{WorkflowPage, WorkflowTaskDef};
+pub use rota_core::workflow::{Workflow, WorkflowState, WorkflowTask};
+pub use rota_core::OnDependencyFailure;
 
 use reqwest::Method;
 use rota_core::{Json, QueueInfo, QueueStats, Task, TaskId, TaskState};

@@ -53,6 +53,13 @@ pub enum TaskCmd {
         /// an upstream); see docs/flow-control.md.
         #[arg(long)]
         group: Option<String>,
+        /// A task that must succeed first (repeat for several); the task waits until then.
+        #[arg(long = "after", value_name = "TASK_ID")]
+        after: Vec<String>,
+        /// What a dependency that ends dead or cancelled does: cancel this task (the
+        /// default) or run it anyway.
+        #[arg(long, value_enum, requires = "after")]
+        on_dependency_failure: Option<DepFailureArg>,
     },
     /// Show a task. Example: rota task get 01a20c27-4e6d-7000-8000-000000000000
     Get { id: String },
@@ -261,6 +268,22 @@ impl From<OnDuplicateArg> for OnDuplicate {
     }
 }
 
+/// `--on-dependency-failure`, as the API's `on_dependency_failure`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum DepFailureArg {
+    Cancel,
+    Run,
+}
+
+impl From<DepFailureArg> for rota_client::OnDependencyFailure {
+    fn from(a: DepFailureArg) -> Self {
+        match a {
+            DepFailureArg::Cancel => rota_client::OnDependencyFailure::Cancel,
+            DepFailureArg::Run => rota_client::OnDependencyFailure::Run,
+        }
+    }
+}
+
 pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
     match cmd {
         TaskCmd::Add {
@@ -275,6 +298,8 @@ pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
             max_attempts,
             callback_url,
             group,
+            after,
+            on_dependency_failure,
         } => {
             if unique_key.is_none() && on_duplicate.is_some() {
                 bail!(
@@ -296,8 +321,11 @@ pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
                 tags: Vec::new(),
                 callback_url,
                 group,
-                depends_on: Vec::new(),
-                on_dependency_failure: None,
+                depends_on: after
+                    .iter()
+                    .map(|id| task_id(id))
+                    .collect::<Result<_>>()?,
+                on_dependency_failure: on_dependency_failure.map(Into::into),
             };
             let e = c.enqueue(&queue, &task).await?;
             match fmt {

@@ -22,6 +22,7 @@ mod serve;
 mod storage;
 mod webhooks;
 mod worker_cmd;
+mod workflows;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -132,6 +133,9 @@ enum ApiCommand {
     /// Schedules: a task on every tick of a cron expression or an interval.
     #[command(subcommand)]
     Schedule(schedules::ScheduleCmd),
+    /// Workflows: tasks submitted at once that wait for each other (docs/workflows.md).
+    #[command(subcommand)]
+    Workflow(workflows::WorkflowCmd),
     /// Webhooks: endpoints that receive events as signed POSTs, and their deliveries.
     #[command(subcommand)]
     Webhook(webhooks::WebhookCmd),
@@ -168,6 +172,7 @@ impl ApiCommand {
             ApiCommand::Workers(cmd) => processes::workers(&client, cmd, fmt).await,
             ApiCommand::Events(args) => events::events(&client, args, fmt).await,
             ApiCommand::Schedule(cmd) => schedules::schedule(&client, cmd, fmt).await,
+            ApiCommand::Workflow(cmd) => workflows::workflow(&client, cmd, fmt).await,
             ApiCommand::Webhook(cmd) => webhooks::webhook(&client, cmd, fmt).await,
             ApiCommand::Maintenance(cmd) => maintenance::maintenance(&client, cmd, fmt).await,
             ApiCommand::Doctor(args) => doctor::doctor(&client, args, fmt).await,

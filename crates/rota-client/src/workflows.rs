@@ -1,0 +1,94 @@
+//! Workflows: a graph of named tasks submitted at once, read back, listed and cancelled (see
+//! `docs/workflows.md`). The shapes the server answers are rota-core's
+//! (`rota_core::workflow`); a task's own `depends_on` (by id) is on [`crate::NewTask`].
+
+use crate::{processes, Client, NewTask, Result};
+use reqwest::Method;
+use rota_core::workflow::Workflow;
+use serde::{Deserialize, Serialize};
+
+/// One task of a workflow to submit: a name the others refer to, its queue, the names it
+/// waits for, and the task (whose own `depends_on` stays empty).
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkflowTaskDef {
+    pub name: String,
+    pub queue: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    #[serde(flatten)]
+    pub task: NewTask,
+}
+
+impl WorkflowTaskDef {
+    pub fn new(name: impl Into<String>, queue: impl Into<String>, task: NewTask) -> Self {
+        WorkflowTaskDef {
+            name: name.into(),
+            queue: queue.into(),
+            depends_on: Vec::new(),
+            task,
+        }
+    }
+
+    /// Waits for the task of this workflow named `name`.
+    pub fn after(mut self, name: impl Into<String>) -> Self {
+        self.depends_on.push(name.into());
+        self
+    }
+}
+
+/// A page of workflows, newest first, their tasks counted, not listed.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct WorkflowPage {
+    pub workflows: Vec<Workflow>,
+    /// Pass as `before` for the next (older) page; `None` on the last.
+    pub next_before: Option<String>,
+}
+
+impl Client {
+    /// Submits a workflow: every task is stored or none (an unknown name or a cycle is a 422
+    /// naming it). Answers the workflow with its tasks.
+    pub async fn submit_workflow(&self, tasks: &[WorkflowTaskDef]) -> Result<Workflow> {
+        self.submit_workflow_body(&serde_json::json!({ "tasks": tasks }))
+            .await
+    }
+
+    /// [`Client::submit_workflow`] with the body as the API takes it (`{"tasks": [...]}`),
+    /// e.g. read from a file.
+    pub async fn submit_workflow_body(&self, body: &serde_json::Value) -> Result<Workflow> {
+        self.call(Method::POST, "/v1/workflows", Some(body), Self::TIMEOUT)
+            .await
+    }
+
+    /// One workflow with its tasks and their states.
+    pub async fn workflow(&self, id: &str) -> Result<Workflow> {
+        let path = format!("/v1/workflows/{}", processes::escape(id));
+        self.call(Method::GET, &path, None::<&()>, Self::TIMEOUT)
+            .await
+    }
+
+    /// The tenant's workflows older than `before` (the previous page's `next_before`), at
+    /// most `limit` (the server's default, 100, when `None`).
+    pub async fn workflows(
+        &self,
+        before: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<WorkflowPage> {
+        let mut q = vec![];
+        if let Some(b) = before {
+            q.push(format!("before={}", processes::escape(b)));
+        }
+        if let Some(l) = limit {
+            q.push(format!("limit={l}"));
+        }
+        let path = format!("/v1/workflows?{}", q.join("&"));
+        self.call(Method::GET, &path, None::<&()>, Self::TIMEOUT)
+            .await
+    }
+
+    /// Cancels every task of the workflow that is not final; answers the workflow after.
+    pub async fn cancel_workflow(&self, id: &str) -> Result<Workflow> {
+        let path = format!("/v1/workflows/{}/cancel", processes::escape(id));
+        self.call(Method::POST, &path, Some(&serde_json::json!({})), Self::TIMEOUT)
+            .await
+    }
+}

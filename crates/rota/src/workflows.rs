@@ -1,0 +1,134 @@
+//! `rota workflow`: submit a graph of tasks at once, show one with its tasks, list, cancel
+//! (docs/workflows.md).
+
+use crate::output::{self, Format};
+use anyhow::{Context, Result};
+use rota_client::{Client, Workflow};
+use rota_core::{Clock, SystemClock};
+use std::io::Read;
+use std::path::PathBuf;
+
+#[derive(clap::Subcommand)]
+pub enum WorkflowCmd {
+    /// Submit a workflow from a JSON file (or - for stdin) as the API takes it:
+    /// {"tasks": [{"name", "queue", "kind", "payload", "depends_on": [names]}, ...]}. Every
+    /// task is stored or none.
+    ///
+    /// Example: rota workflow submit release.json
+    Submit { file: PathBuf },
+    /// One workflow with each task's state. Example: rota workflow get <id>
+    Get { id: String },
+    /// The tenant's workflows, newest first. Example: rota workflow list --limit 20
+    List {
+        /// Workflows older than this one (the previous page's last).
+        #[arg(long)]
+        before: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Cancel every task of the workflow that is not final. Example: rota workflow cancel <id>
+    Cancel { id: String },
+}
+
+pub async fn workflow(c: &Client, cmd: WorkflowCmd, fmt: Format) -> Result<()> {
+    let one = match cmd {
+        WorkflowCmd::List { before, limit } => {
+            let page = c.workflows(before.as_deref(), limit).await?;
+            match fmt {
+                Format::Json => output::json(&page),
+                Format::Table => {
+                    rows(&page.workflows);
+                    if let Some(next) = page.next_before {
+                        println!("\nmore: rota workflow list --before {next}");
+                    }
+                }
+            }
+            return Ok(());
+        }
+        WorkflowCmd::Submit { file } => {
+            let mut text = String::new();
+            if file.as_os_str() == "-" {
+                std::io::stdin().read_to_string(&mut text)?;
+            } else {
+                text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+            }
+            let body: serde_json::Value =
+                serde_json::from_str(&text).context("the workflow is not valid JSON")?;
+            c.submit_workflow_body(&body).await?
+        }
+        WorkflowCmd::Get { id } => c.workflow(&id).await?,
+        WorkflowCmd::Cancel { id } => c.cancel_workflow(&id).await?,
+    };
+    match fmt {
+        Format::Json => output::json(&one),
+        Format::Table => detail(&one),
+    }
+    Ok(())
+}
+
+fn counts(w: &Workflow) -> String {
+    let c = &w.counts;
+    let parts = [
+        ("waiting", c.waiting),
+        ("scheduled", c.scheduled),
+        ("ready", c.ready),
+        ("running", c.running),
+        ("succeeded", c.succeeded),
+        ("dead", c.dead),
+        ("cancelled", c.cancelled),
+    ];
+    let shown: Vec<String> = parts
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect();
+    shown.join(", ")
+}
+
+fn rows(list: &[Workflow]) {
+    let now = SystemClock.now();
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|w| {
+            vec![
+                w.id.clone(),
+                serde_json::to_value(w.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                output::relative(w.created_at, now),
+                counts(w),
+            ]
+        })
+        .collect();
+    output::table(&["ID", "STATE", "CREATED", "TASKS"], &rows);
+}
+
+fn detail(w: &Workflow) {
+    rows(std::slice::from_ref(w));
+    println!();
+    let names: std::collections::HashMap<_, _> =
+        w.tasks.iter().map(|t| (t.task.id, t.name.as_str())).collect();
+    let rows: Vec<Vec<String>> = w
+        .tasks
+        .iter()
+        .map(|t| {
+            let after: Vec<&str> = t
+                .task
+                .depends_on
+                .iter()
+                .map(|d| names.get(d).copied().unwrap_or("?"))
+                .collect();
+            vec![
+                t.name.clone(),
+                t.task.state.to_string(),
+                t.task.queue.clone(),
+                t.task.kind.clone(),
+                after.join(", "),
+                t.task.id.to_string(),
+            ]
+        })
+        .collect();
+    output::table(&["NAME", "STATE", "QUEUE", "KIND", "AFTER", "TASK"], &rows);
+}

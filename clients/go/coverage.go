@@ -86,6 +86,10 @@ var operations = []Operation{
 	{"GET", "/v1/workers"},                                    // Processes
 	{"POST", "/v1/workers/{wid}/quiet"},                       // QuietProcess
 	{"POST", "/v1/workers/{wid}/terminate"},                   // TerminateProcess
+	{"GET", "/v1/workflows"},                                  // ListWorkflows
+	{"POST", "/v1/workflows"},                                 // SubmitWorkflow
+	{"GET", "/v1/workflows/{id}"},                             // GetWorkflow
+	{"POST", "/v1/workflows/{id}/cancel"},                     // CancelWorkflow
 }
 
 // models are the library's types for the server's component schemas: their JSON field names
@@ -149,6 +153,10 @@ var models = map[string]any{
 	"WebhookPatchBody":   WebhookPatch{},
 	"WhoAmI":             WhoAmI{},
 	"Worker":             Process{},
+	"Workflow":           Workflow{},
+	"WorkflowList":       WorkflowList{},
+	"WorkflowTask":       WorkflowTask{},
+	"WorkflowTaskInput":  WorkflowTaskInput{},
 }
 
 // envelopes are the schemas the library reads or writes through an unnamed wrapper (the list
@@ -169,6 +177,7 @@ var envelopes = map[string][]string{
 	"TenantList":    {"tenants"},
 	"WebhookList":   {"webhooks"},
 	"WorkerList":    {"workers"},
+	"WorkflowInput": {"tasks"},
 	// The name or id of what a DELETE removed, which its caller already holds: deliberately
 	// not returned.
 	"Deleted": {"deleted"},

@@ -1,7 +1,7 @@
 // Package rota is a client for Rota, the durable multi-tenant task queue server: a typed
-// client for its whole HTTP API (tasks, queues, dead letters, schedules, webhooks, events,
-// workers and administration) and a worker runtime that claims tasks in batches, runs them
-// under a concurrency bound, heartbeats them and reports their outcomes in batches.
+// client for its whole HTTP API (tasks, workflows, queues, dead letters, schedules, webhooks,
+// events, workers and administration) and a worker runtime that claims tasks in batches, runs
+// them under a concurrency bound, heartbeats them and reports their outcomes in batches.
 //
 // Every call takes a context.Context. Errors the server answers are *Error values carrying its
 // status, code and message; reads are retried on transport failures, writes never.

@@ -31,6 +31,7 @@ type QueueSettings struct {
 
 // StateCounts counts a queue's tasks by state.
 type StateCounts struct {
+	Waiting   int64 `json:"waiting"`
 	Scheduled int64 `json:"scheduled"`
 	Ready     int64 `json:"ready"`
 	Running   int64 `json:"running"`

@@ -16,6 +16,9 @@ const (
 	StateSucceeded TaskState = "succeeded"
 	StateDead      TaskState = "dead"
 	StateCancelled TaskState = "cancelled"
+	// StateWaiting waits for the tasks it depends on (DependsOn): ready once they all
+	// succeeded, cancelled (or run anyway) when one ends dead or cancelled.
+	StateWaiting TaskState = "waiting"
 )
 
 // Final reports whether nothing more happens to a task in this state by itself.
@@ -45,6 +48,12 @@ type Task struct {
 	Group       *string         `json:"group"`
 	Tags        []string        `json:"tags"`
 	CallbackURL *string         `json:"callback_url"`
+	// DependsOn are the tasks this one waits for; empty when it waits for none.
+	DependsOn []string `json:"depends_on"`
+	// OnDependencyFailure is "" (cancel, the default) or DependencyFailureRun.
+	OnDependencyFailure OnDependencyFailure `json:"on_dependency_failure"`
+	// Workflow is the id of the workflow the task was submitted in; nil when none.
+	Workflow *string `json:"workflow"`
 }
 
 // Lease is a running task's lease. Token is shown only to a caller that may complete the task.
@@ -72,6 +81,19 @@ const (
 	Replace OnDuplicate = "replace"
 )
 
+// OnDependencyFailure says what a task does when a task it depends on ends dead or cancelled.
+type OnDependencyFailure string
+
+// The dependency failure policies.
+const (
+	// DependencyFailureCancel cancels the task, its last error naming the dependency (the
+	// default).
+	DependencyFailureCancel OnDependencyFailure = "cancel"
+	// DependencyFailureRun counts the dependency as done: the task runs once every dependency
+	// is final.
+	DependencyFailureRun OnDependencyFailure = "run"
+)
+
 // TaskInput is a task to enqueue; every field is optional.
 type TaskInput struct {
 	Kind string `json:"kind,omitempty"`
@@ -86,6 +108,12 @@ type TaskInput struct {
 	Group       string      `json:"group,omitempty"`
 	Tags        []string    `json:"tags,omitempty"`
 	CallbackURL string      `json:"callback_url,omitempty"`
+	// DependsOn are tasks (of the tenant, in any queue) that must succeed before this one
+	// runs: it is enqueued waiting (StateWaiting) until they have.
+	DependsOn []string `json:"depends_on,omitempty"`
+	// OnDependencyFailure says what a dependency that ends dead or cancelled does; only with
+	// DependsOn.
+	OnDependencyFailure OnDependencyFailure `json:"on_dependency_failure,omitempty"`
 }
 
 // EnqueuedTask is a task as enqueue answers it.

@@ -1,0 +1,125 @@
+package rota
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// WorkflowState is where a workflow stands, from its tasks' states.
+type WorkflowState string
+
+// The workflow states.
+const (
+	// WorkflowRunning has a task that is not final yet.
+	WorkflowRunning WorkflowState = "running"
+	// WorkflowSucceeded has every task succeeded.
+	WorkflowSucceeded WorkflowState = "succeeded"
+	// WorkflowFailed has every task final and at least one dead.
+	WorkflowFailed WorkflowState = "failed"
+	// WorkflowCancelled has every task final, none dead, at least one cancelled.
+	WorkflowCancelled WorkflowState = "cancelled"
+)
+
+// WorkflowTaskInput is one task of a workflow to submit: a task as Enqueue takes it (without a
+// unique key), with a name unique in the workflow, its queue, and the names of the tasks of
+// the workflow it waits for.
+type WorkflowTaskInput struct {
+	Name  string `json:"name"`
+	Queue string `json:"queue"`
+	// DependsOn are names of tasks of this workflow that must succeed first.
+	DependsOn []string `json:"depends_on,omitempty"`
+	// OnDependencyFailure says what a dependency that ends dead or cancelled does; only with
+	// DependsOn.
+	OnDependencyFailure OnDependencyFailure `json:"on_dependency_failure,omitempty"`
+	Kind                string              `json:"kind,omitempty"`
+	// Payload is any value encoding/json marshals (a json.RawMessage is sent as it is).
+	Payload     any        `json:"payload,omitempty"`
+	Priority    *int       `json:"priority,omitempty"`
+	RunAt       *time.Time `json:"run_at,omitempty"`
+	DelayMs     *int64     `json:"delay_ms,omitempty"`
+	MaxAttempts *int       `json:"max_attempts,omitempty"`
+	Tags        []string   `json:"tags,omitempty"`
+	CallbackURL string     `json:"callback_url,omitempty"`
+	Group       string     `json:"group,omitempty"`
+}
+
+// WorkflowTask is a task of a workflow, under the name it was submitted with.
+type WorkflowTask struct {
+	Name string `json:"name"`
+	Task Task   `json:"task"`
+}
+
+// Workflow is a workflow as the server shows it.
+type Workflow struct {
+	ID        string        `json:"id"`
+	State     WorkflowState `json:"state"`
+	CreatedAt time.Time     `json:"created_at"`
+	// Counts are its tasks by state (tasks removed by retention are no longer counted).
+	Counts StateCounts `json:"counts"`
+	// Tasks are its tasks in submission order; a ListWorkflows page leaves them out.
+	Tasks []WorkflowTask `json:"tasks"`
+}
+
+// Task is the workflow's task submitted under name, or nil.
+func (w *Workflow) Task(name string) *Task {
+	for i := range w.Tasks {
+		if w.Tasks[i].Name == name {
+			return &w.Tasks[i].Task
+		}
+	}
+	return nil
+}
+
+// WorkflowList is one page of workflows, newest first, their tasks counted, not listed.
+type WorkflowList struct {
+	Workflows []Workflow `json:"workflows"`
+	// NextBefore is the before of the next (older) page; nil on the last.
+	NextBefore *string `json:"next_before"`
+}
+
+// SubmitWorkflow stores a graph of tasks whole or not at all: those with dependencies wait for
+// them. An unknown or repeated name or a cycle is a 422 (the message names it), and nothing is
+// stored.
+func (c *Client) SubmitWorkflow(ctx context.Context, tasks []WorkflowTaskInput) (*Workflow, error) {
+	body := struct {
+		Tasks []WorkflowTaskInput `json:"tasks"`
+	}{tasks}
+	return c.workflowCall(ctx, http.MethodPost, "/v1/workflows", body)
+}
+
+// GetWorkflow reads a workflow with its tasks.
+func (c *Client) GetWorkflow(ctx context.Context, id string) (*Workflow, error) {
+	return c.workflowCall(ctx, http.MethodGet, "/v1/workflows/"+esc(id), nil)
+}
+
+// CancelWorkflow cancels every task of a workflow that is not final, and answers the workflow.
+func (c *Client) CancelWorkflow(ctx context.Context, id string) (*Workflow, error) {
+	return c.workflowCall(ctx, http.MethodPost, "/v1/workflows/"+esc(id)+"/cancel", nil)
+}
+
+// ListWorkflows reads one page of the tenant's workflows, newest first, older than the one
+// with id before ("" first); pass the page's NextBefore for the next. limit 0 is the server's
+// default (100).
+func (c *Client) ListWorkflows(ctx context.Context, before string, limit int) (*WorkflowList, error) {
+	q := url.Values{}
+	set(q, "before", before)
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out WorkflowList
+	if err := c.call(ctx, http.MethodGet, "/v1/workflows", q, nil, &out, 0); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func (c *Client) workflowCall(ctx context.Context, method, path string, body any) (*Workflow, error) {
+	var out Workflow
+	if err := c.call(ctx, method, path, nil, body, &out, 0); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -35,6 +35,7 @@ from .models import (
     Key,
     Maintenance,
     NewTask,
+    NewWorkflowTask,
     QueueInfo,
     QueueStats,
     Rate,
@@ -49,6 +50,8 @@ from .models import (
     Webhook,
     WhoAmI,
     WorkerProcess,
+    Workflow,
+    WorkflowPage,
 )
 
 M = TypeVar("M")
@@ -200,9 +203,14 @@ class Client:
         tags: Optional[List[str]] = None,
         group: Optional[str] = None,
         callback_url: Optional[str] = None,
+        depends_on: Optional[Sequence[str]] = None,
+        on_dependency_failure: Optional[str] = None,
     ) -> EnqueuedTask:
         """Enqueues one task; with ``unique_key``, a live holder of the key is answered instead
-        (``duplicate``), or rewritten in place with ``on_duplicate="replace"`` (``replaced``)."""
+        (``duplicate``), or rewritten in place with ``on_duplicate="replace"`` (``replaced``).
+        With ``depends_on`` (task ids, any queue) it is ``waiting`` until they all succeed; one
+        that ends dead or cancelled cancels it, or with ``on_dependency_failure="run"`` it runs
+        anyway."""
         task = NewTask(
             kind=kind,
             payload=payload,
@@ -215,6 +223,8 @@ class Client:
             tags=tags,
             group=group,
             callback_url=callback_url,
+            depends_on=list(depends_on) if depends_on is not None else None,
+            on_dependency_failure=on_dependency_failure,
         )
         return self._one(EnqueuedTask, "POST", f"/v1/queues/{seg(queue)}/tasks", body=task.to_json())
 
@@ -399,6 +409,37 @@ class Client:
         """Sets one group's own limits; with none given, removes them."""
         body = _some(concurrency=concurrency, rate=rate, paused=paused, weight=weight)
         return self._one(GroupInfo, "PUT", f"/v1/queues/{seg(queue)}/groups/{seg(group)}", body=body)
+
+    # ---- workflows ----------------------------------------------------------------------------
+
+    def submit_workflow(self, tasks: Sequence[NewWorkflowTask]) -> Workflow:
+        """Stores a graph of named tasks whole or not at all (an unknown or repeated name or a
+        cycle is :class:`InvalidRequest`); those with ``depends_on`` wait for them."""
+        body = {"tasks": [t.to_json() for t in tasks]}
+        return self._one(Workflow, "POST", "/v1/workflows", body=body)
+
+    def get_workflow(self, id: str) -> Workflow:
+        """The workflow with its state, counts and tasks by name."""
+        return self._one(Workflow, "GET", f"/v1/workflows/{seg(id)}")
+
+    def list_workflows(self, *, before: Optional[str] = None, limit: Optional[int] = None) -> WorkflowPage:
+        """One page, newest first, without tasks; pass ``next_before`` back as ``before``."""
+        return self._one(WorkflowPage, "GET", "/v1/workflows", params=query(before=before, limit=limit))
+
+    def iter_workflows(self, *, page_size: Optional[int] = None) -> Iterator[Workflow]:
+        """Every workflow (newest first, without tasks), page by page."""
+        before: Optional[str] = None
+        while True:
+            page = self.list_workflows(before=before, limit=page_size)
+            for workflow in page.workflows:
+                yield workflow
+            if page.next_before is None or not page.workflows:
+                return
+            before = page.next_before
+
+    def cancel_workflow(self, id: str) -> Workflow:
+        """Cancels every task of the workflow that is not final; answers the workflow."""
+        return self._one(Workflow, "POST", f"/v1/workflows/{seg(id)}/cancel")
 
     # ---- events -------------------------------------------------------------------------------
 

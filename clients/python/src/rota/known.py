@@ -87,6 +87,10 @@ OPERATIONS: Dict[Tuple[str, str], Optional[str]] = {
     ("POST", "/v1/webhooks/{id}/rotate-secret"): "rotate_webhook_secret",
     ("GET", "/v1/whoami"): "whoami",
     ("GET", "/v1/workers"): "workers",
+    ("GET", "/v1/workflows"): "list_workflows",
+    ("POST", "/v1/workflows"): "submit_workflow",
+    ("GET", "/v1/workflows/{id}"): "get_workflow",
+    ("POST", "/v1/workflows/{id}/cancel"): "cancel_workflow",
     ("POST", "/v1/workers/{wid}/quiet"): "quiet_worker",
     ("POST", "/v1/workers/{wid}/terminate"): "terminate_worker",
 }
@@ -135,8 +139,13 @@ SCHEMAS: Dict[str, Source] = {
     "Report": m.DoctorReport,
     "Finding": m.Finding,
     "Status": m.Readiness,
+    "Workflow": m.Workflow,
+    "WorkflowTask": m.WorkflowTask,
+    "WorkflowList": m.WorkflowPage,
     # request bodies: the keyword arguments of the method named
     "TaskInput": m.NewTask,  # enqueue, enqueue_batch
+    "WorkflowTaskInput": m.NewWorkflowTask,  # submit_workflow
+    "WorkflowInput": ("tasks",),  # submit_workflow
     "ClaimBody": ("worker", "kinds", "max", "wait_ms", "lease_ms"),  # claim
     "HeartbeatBody": ("lease", "lease_ms", "progress"),  # heartbeat
     "CompleteBody": ("lease", "result"),  # complete
@@ -201,6 +210,7 @@ SCHEMAS: Dict[str, Source] = {
 UNTYPED: Dict[str, FrozenSet[str]] = {
     "Task": frozenset({"payload", "result", "progress"}),
     "TaskInput": frozenset({"payload"}),
+    "WorkflowTaskInput": frozenset({"payload"}),
     "CompleteItem": frozenset({"result"}),
     "CompleteBody": frozenset({"result"}),
     "HeartbeatBody": frozenset({"progress"}),

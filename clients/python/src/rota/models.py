@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional
 JSON = Any
 """Any JSON value as :mod:`json` decodes it."""
 
-TASK_STATES = ("scheduled", "ready", "running", "succeeded", "dead", "cancelled")
+TASK_STATES = ("waiting", "scheduled", "ready", "running", "succeeded", "dead", "cancelled")
 FINAL_STATES = ("succeeded", "dead", "cancelled")
 
 
@@ -57,6 +57,12 @@ class Task:
     tags: List[str] = field(default_factory=list)
     group: Optional[str] = None
     callback_url: Optional[str] = None
+    depends_on: List[str] = field(default_factory=list)
+    """The ids of the tasks this one waits for (``waiting`` until they all succeed)."""
+    on_dependency_failure: str = "cancel"
+    """What a dependency that ends dead or cancelled does: ``"cancel"`` this task, or ``"run"`` it."""
+    workflow: Optional[str] = None
+    """The id of the workflow the task was submitted in."""
 
     @property
     def is_final(self) -> bool:
@@ -95,14 +101,23 @@ class NewTask:
     tags: Optional[List[str]] = None
     group: Optional[str] = None
     callback_url: Optional[str] = None
+    depends_on: Optional[List[str]] = None
+    """Ids of tasks (of this tenant, any queue) that must succeed first; until then ``waiting``."""
+    on_dependency_failure: Optional[str] = None
+    """``"cancel"`` (default) or ``"run"``: what a dependency ending dead or cancelled does."""
 
     def to_json(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {}
-        for name, value in vars(self).items():
-            if value is None:
-                continue
-            out[name] = value.isoformat() if isinstance(value, datetime) else value
-        return out
+        return _input_json(self)
+
+
+def _input_json(obj: Any) -> Dict[str, Any]:
+    """A request object's fields that are set, times as RFC 3339."""
+    out: Dict[str, Any] = {}
+    for name, value in vars(obj).items():
+        if value is None:
+            continue
+        out[name] = value.isoformat() if isinstance(value, datetime) else value
+    return out
 
 
 @dataclass
@@ -194,6 +209,7 @@ class QueueSettings:
 
 @dataclass
 class StateCounts:
+    waiting: int = 0
     scheduled: int = 0
     ready: int = 0
     running: int = 0
@@ -272,6 +288,73 @@ class QueueStats(QueueInfo):
     """One queue as ``GET /v1/queues/{queue}`` shows it, with what its limits hold back."""
 
     flow: Optional[FlowStats] = None
+
+
+# ---- workflows ---------------------------------------------------------------------------------
+
+WORKFLOW_STATES = ("running", "succeeded", "failed", "cancelled")
+
+
+@dataclass
+class WorkflowTask:
+    """A task of a workflow, under the name it was submitted with."""
+
+    name: str
+    task: Task
+
+
+@dataclass
+class Workflow:
+    """A workflow: ``tasks`` when read one at a time (empty in a list), ``counts`` always."""
+
+    id: str
+    state: str
+    """``running`` while a task is not final; then ``failed`` if one is dead, else
+    ``cancelled`` if one is cancelled, else ``succeeded``."""
+    created_at: datetime
+    counts: StateCounts
+    tasks: List[WorkflowTask] = field(default_factory=list)
+
+    @property
+    def is_final(self) -> bool:
+        return self.state != "running"
+
+    def task(self, name: str) -> Task:
+        """The task submitted as ``name``."""
+        for t in self.tasks:
+            if t.name == name:
+                return t.task
+        raise KeyError(name)
+
+
+@dataclass
+class WorkflowPage:
+    workflows: List[Workflow]
+    next_before: Optional[str] = None
+
+
+@dataclass
+class NewWorkflowTask:
+    """One task of a workflow to submit: a :class:`NewTask` (without ``unique_key``) with a
+    ``name`` unique in the workflow, its ``queue``, and the names of the tasks it waits for."""
+
+    name: str
+    queue: str
+    depends_on: Optional[List[str]] = None
+    """Names of other tasks of this workflow that must succeed first."""
+    on_dependency_failure: Optional[str] = None
+    kind: Optional[str] = None
+    payload: JSON = None
+    priority: Optional[int] = None
+    run_at: Optional[datetime] = None
+    delay_ms: Optional[int] = None
+    max_attempts: Optional[int] = None
+    tags: Optional[List[str]] = None
+    group: Optional[str] = None
+    callback_url: Optional[str] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        return _input_json(self)
 
 
 # ---- events ------------------------------------------------------------------------------------
@@ -516,6 +599,7 @@ __all__ = [
     "JSON",
     "TASK_STATES",
     "FINAL_STATES",
+    "WORKFLOW_STATES",
     "AttemptError",
     "Backoff",
     "CallbackSecret",
@@ -541,6 +625,7 @@ __all__ = [
     "Lease",
     "Maintenance",
     "NewTask",
+    "NewWorkflowTask",
     "QueueInfo",
     "QueueSettings",
     "QueueStats",
@@ -558,4 +643,7 @@ __all__ = [
     "Webhook",
     "WhoAmI",
     "WorkerProcess",
+    "Workflow",
+    "WorkflowPage",
+    "WorkflowTask",
 ]

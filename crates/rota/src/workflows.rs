@@ -23,6 +23,7 @@ pub enum WorkflowCmd {
         /// Workflows older than this one (the previous page's last).
         #[arg(long)]
         before: Option<String>,
+        /// At most this many [default: 100].
         #[arg(long)]
         limit: Option<usize>,
     },

@@ -7,6 +7,7 @@ import { Schedules } from "./schedules.js";
 import { Tasks } from "./tasks.js";
 import type { DoctorReport, Readiness, WhoAmI } from "./types.js";
 import { Webhooks } from "./webhooks.js";
+import { Workflows } from "./workflows.js";
 
 /**
  * A client for Rota's HTTP API. Every call is async; an error answer rejects with a
@@ -23,6 +24,7 @@ export class RotaClient {
   readonly queues: Queues;
   readonly schedules: Schedules;
   readonly webhooks: Webhooks;
+  readonly workflows: Workflows;
   readonly events: Events;
   readonly tenants: Tenants;
   readonly keys: Keys;
@@ -38,6 +40,7 @@ export class RotaClient {
     this.queues = new Queues(this.http);
     this.schedules = new Schedules(this.http);
     this.webhooks = new Webhooks(this.http);
+    this.workflows = new Workflows(this.http);
     this.events = new Events(this.http);
     this.tenants = new Tenants(this.http);
     this.keys = new Keys(this.http);

@@ -50,6 +50,10 @@ import type {
   WebhookPatch,
   WhoAmI,
   WorkerProcess,
+  Workflow,
+  WorkflowList,
+  WorkflowTask,
+  WorkflowTaskInput,
 } from "./types.js";
 
 /**
@@ -129,6 +133,10 @@ export const KNOWN_OPERATIONS: readonly string[] = [
   "GET /v1/workers",
   "POST /v1/workers/{wid}/quiet",
   "POST /v1/workers/{wid}/terminate",
+  "GET /v1/workflows",
+  "POST /v1/workflows",
+  "GET /v1/workflows/{id}",
+  "POST /v1/workflows/{id}/cancel",
 ];
 
 /**
@@ -222,10 +230,10 @@ export const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
   // wire wrapper: Schedule[] (schedules.list)
   ScheduleList: ["schedules"],
   ScheduleOut: fieldsOf<Schedule>()(["catch_up", "created_at", "cron", "every_ms", "group", "jitter_ms", "kind", "max_attempts", "name", "next_run_at", "overlap", "paused", "payload", "priority", "queue", "runs", "timezone", "updated_at"]),
-  StateCounts: fieldsOf<StateCounts>()(["cancelled", "dead", "ready", "running", "scheduled", "succeeded"]),
+  StateCounts: fieldsOf<StateCounts>()(["cancelled", "dead", "ready", "running", "scheduled", "succeeded", "waiting"]),
   Status: fieldsOf<Readiness>()(["checks", "maintenance", "status"]),
-  Task: fieldsOf<Task>()(["attempt", "callback_url", "created_at", "errors", "finished_at", "group", "id", "kind", "lease", "max_attempts", "payload", "priority", "progress", "queue", "result", "run_at", "state", "tags", "unique_key", "updated_at"]),
-  TaskInput: fieldsOf<TaskInput>()(["callback_url", "delay_ms", "group", "kind", "max_attempts", "on_duplicate", "payload", "priority", "run_at", "tags", "unique_key"]),
+  Task: fieldsOf<Task>()(["attempt", "callback_url", "created_at", "depends_on", "errors", "finished_at", "group", "id", "kind", "lease", "max_attempts", "on_dependency_failure", "payload", "priority", "progress", "queue", "result", "run_at", "state", "tags", "unique_key", "updated_at", "workflow"]),
+  TaskInput: fieldsOf<TaskInput>()(["callback_url", "delay_ms", "depends_on", "group", "kind", "max_attempts", "on_dependency_failure", "on_duplicate", "payload", "priority", "run_at", "tags", "unique_key"]),
   TaskList: fieldsOf<TaskList>()(["next_cursor", "tasks"]),
   // wire wrapper: Tenant[] (tenants.list)
   TenantList: ["tenants"],
@@ -241,4 +249,10 @@ export const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
   Worker: fieldsOf<WorkerProcess>()(["connected_at", "connections", "hostname", "labels", "last_beat", "pid", "signal", "wid"]),
   // wire wrapper: WorkerProcess[] (processes.list)
   WorkerList: ["workers"],
+  Workflow: fieldsOf<Workflow>()(["counts", "created_at", "id", "state", "tasks"]),
+  // wire wrapper: WorkflowTaskInput[] (workflows.submit)
+  WorkflowInput: ["tasks"],
+  WorkflowList: fieldsOf<WorkflowList>()(["next_before", "workflows"]),
+  WorkflowTask: fieldsOf<WorkflowTask>()(["name", "task"]),
+  WorkflowTaskInput: fieldsOf<WorkflowTaskInput>()(["callback_url", "delay_ms", "depends_on", "group", "kind", "max_attempts", "name", "on_dependency_failure", "payload", "priority", "queue", "run_at", "tags"]),
 };

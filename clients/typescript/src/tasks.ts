@@ -56,7 +56,7 @@ export class Tasks {
     } while (cursor !== undefined);
   }
 
-  /** A scheduled, ready or running task becomes `cancelled`. */
+  /** A waiting, scheduled, ready or running task becomes `cancelled`. */
   cancel(id: string, call?: CallOptions): Promise<Task> {
     return this.http.json({ method: "POST", path: path`/v1/tasks/${id}/cancel` }, call);
   }
@@ -71,7 +71,7 @@ export class Tasks {
     return this.http.json({ method: "POST", path: path`/v1/tasks/${id}/run-now` }, call);
   }
 
-  /** A scheduled or ready task becomes dead without running. */
+  /** A waiting, scheduled or ready task becomes dead without running. */
   kill(id: string, reason?: string, call?: CallOptions): Promise<Task> {
     return this.http.json({ method: "POST", path: path`/v1/tasks/${id}/kill`, body: { reason } }, call);
   }

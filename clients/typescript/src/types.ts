@@ -1,9 +1,15 @@
 /** Any JSON value: payloads, results and progress are stored and returned as they are. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
-export type TaskState = "scheduled" | "ready" | "running" | "succeeded" | "dead" | "cancelled";
+/** `waiting`: for its dependencies (`depends_on`) to succeed; it becomes `ready` when they have. */
+export type TaskState = "waiting" | "scheduled" | "ready" | "running" | "succeeded" | "dead" | "cancelled";
 export type FinalState = "succeeded" | "dead" | "cancelled";
 export type OnDuplicate = "keep" | "replace";
+/**
+ * What a task does when a dependency ends dead or cancelled: `cancel` (the default) cancels it,
+ * the reason its last error; `run` counts the dependency as done.
+ */
+export type OnDependencyFailure = "cancel" | "run";
 
 export interface Lease {
   worker: string;
@@ -39,6 +45,12 @@ export interface Task {
   group?: string | null;
   tags: string[];
   callback_url?: string | null;
+  /** The ids of the tasks this one waits for; absent when it waits for none. */
+  depends_on?: string[];
+  /** Absent unless `run`. */
+  on_dependency_failure?: OnDependencyFailure;
+  /** The workflow the task was submitted in, if any. */
+  workflow?: string | null;
 }
 
 /** A task as enqueue answers it. */
@@ -62,6 +74,13 @@ export interface TaskInput {
   group?: string;
   tags?: string[];
   callback_url?: string;
+  /**
+   * Ids of tasks (of this tenant, in any queue) that must succeed first; until then the task is
+   * `waiting`. One that already succeeded counts at once.
+   */
+  depends_on?: string[];
+  /** Only with `depends_on`. */
+  on_dependency_failure?: OnDependencyFailure;
 }
 
 export interface TaskList {
@@ -160,6 +179,7 @@ export interface QueuePatch {
 }
 
 export interface StateCounts {
+  waiting: number;
   scheduled: number;
   ready: number;
   running: number;
@@ -243,6 +263,8 @@ export type EventType =
   | "task.retried"
   | "task.lease_expired"
   | "task.deleted"
+  | "task.waiting"
+  | "task.released"
   | "schedule.fired"
   | "schedule.skipped"
   | "delivery.dead"
@@ -267,6 +289,50 @@ export interface EventList {
 export interface Ticket {
   ticket: string;
   expires_at: string;
+}
+
+/**
+ * One task of a workflow: a task as `enqueue` takes it (without `unique_key`), with a name
+ * unique in the workflow, its queue, and the names of the tasks of the workflow it waits for.
+ */
+export interface WorkflowTaskInput extends Omit<TaskInput, "unique_key" | "on_duplicate"> {
+  name: string;
+  queue: string;
+  /** Names of other tasks of this workflow that must succeed first. */
+  depends_on?: string[];
+}
+
+/** `running` while some task is not final; else `failed` if one is dead, `cancelled` if one is. */
+export type WorkflowState = "running" | "succeeded" | "failed" | "cancelled";
+
+/** A task of a workflow, under the name it was submitted with. */
+export interface WorkflowTask {
+  name: string;
+  task: Task;
+}
+
+export interface Workflow {
+  id: string;
+  state: WorkflowState;
+  created_at: string;
+  /** Its tasks counted by state. */
+  counts: StateCounts;
+  /** In submission order; absent in a list. */
+  tasks?: WorkflowTask[];
+}
+
+export interface WorkflowList {
+  /** Newest first, without their tasks. */
+  workflows: Workflow[];
+  /** Pass as `before` for the next (older) page; null on the last. */
+  next_before?: string | null;
+}
+
+export interface ListWorkflowsOptions {
+  /** The previous page's `next_before`. */
+  before?: string;
+  /** Page size (default 100). */
+  limit?: number;
 }
 
 export type CatchUp = "none" | "latest" | "all";

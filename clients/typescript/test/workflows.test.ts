@@ -1,0 +1,134 @@
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { RotaError, type RotaClient, type Task, Worker, type Workflow } from "../src/index.js";
+import { TestServer, eventually, queueName } from "./harness.js";
+
+let server: TestServer;
+let rota: RotaClient;
+before(async () => {
+  server = await TestServer.start();
+  rota = server.client();
+});
+after(() => server.stop());
+
+function byName(wf: Workflow): Record<string, Task> {
+  return Object.fromEntries((wf.tasks ?? []).map((t) => [t.name, t.task]));
+}
+
+test("test_s16_workflow_runs_its_graph_across_queues", async () => {
+  const left = queueName("s16-left");
+  const right = queueName("s16-right");
+  const wf = await rota.workflows.submit([
+    { name: "a", queue: left, kind: "step", payload: { name: "a" } },
+    { name: "b", queue: right, kind: "step", payload: { name: "b" }, depends_on: ["a"] },
+    { name: "c", queue: left, kind: "step", payload: { name: "c" }, depends_on: ["a"] },
+    { name: "join", queue: right, kind: "step", payload: { name: "join" }, depends_on: ["b", "c"] },
+  ]);
+  assert.equal(wf.state, "running");
+  assert.deepEqual(wf.tasks?.map((t) => t.name), ["a", "b", "c", "join"]);
+  const submitted = byName(wf);
+  assert.equal(submitted.a.state, "ready");
+  assert.equal(submitted.a.depends_on, undefined, "a task that waits for none has no depends_on");
+  for (const name of ["b", "c", "join"]) assert.equal(submitted[name].state, "waiting", `${name} waits`);
+  assert.deepEqual(submitted.b.depends_on, [submitted.a.id]);
+  assert.deepEqual([...(submitted.join.depends_on ?? [])].sort(), [submitted.b.id, submitted.c.id].sort());
+  assert.equal(submitted.b.queue, right);
+  for (const t of Object.values(submitted)) assert.equal(t.workflow, wf.id);
+  assert.deepEqual(wf.counts, { waiting: 3, scheduled: 0, ready: 1, running: 0, succeeded: 0, dead: 0, cancelled: 0 });
+  assert.equal((await rota.queues.stats(right)).counts.waiting, 2);
+
+  const ran: string[] = [];
+  const handler = async (task: Task) => {
+    const { name } = task.payload as { name: string };
+    ran.push(name);
+    return { ran: name };
+  };
+  const stop = new AbortController();
+  const workers = [left, right].map((q) => new Worker(rota, q, handler, { concurrency: 4, pollWaitMs: 200 }).run(stop.signal));
+  const done = await eventually(async () => {
+    const now = await rota.workflows.get(wf.id);
+    return now.state !== "running" && now;
+  }, "the workflow to finish");
+  stop.abort();
+  await Promise.all(workers);
+
+  assert.equal(done.state, "succeeded");
+  assert.deepEqual(done.counts, { waiting: 0, scheduled: 0, ready: 0, running: 0, succeeded: 4, dead: 0, cancelled: 0 });
+  assert.equal(ran.length, 4);
+  assert.equal(ran[0], "a");
+  assert.equal(ran[3], "join");
+  assert.deepEqual(byName(done).join.result, { ran: "join" });
+
+  // Listed without its tasks; the iterator pages through.
+  const page = await rota.workflows.list({ limit: 10 });
+  const listed = page.workflows.find((w) => w.id === wf.id);
+  assert.ok(listed, "the workflow is listed");
+  assert.equal(listed.state, "succeeded");
+  assert.equal(listed.tasks, undefined);
+  assert.equal(listed.counts.succeeded, 4);
+
+  // Cancelling a workflow cancels every task not final.
+  const other = await rota.workflows.submit([
+    { name: "first", queue: left, kind: "later", delay_ms: 60_000 },
+    { name: "second", queue: right, kind: "later", depends_on: ["first"] },
+  ]);
+  const cancelled = await rota.workflows.cancel(other.id);
+  assert.equal(cancelled.state, "cancelled");
+  assert.equal(cancelled.counts.cancelled, 2);
+  const ids: string[] = [];
+  for await (const w of rota.workflows.iterate({ limit: 1 })) ids.push(w.id);
+  assert.deepEqual(ids, [other.id, wf.id], "newest first, one page at a time");
+});
+
+test("test_s16_depends_on_waits_for_its_dependency", async () => {
+  const queue = queueName("s16-dep");
+  const first = await rota.tasks.enqueue(queue, { kind: "first" });
+  const second = await rota.tasks.enqueue(queue, { kind: "second", depends_on: [first.id] });
+  assert.equal(second.state, "waiting");
+  assert.deepEqual(second.depends_on, [first.id]);
+  assert.equal((await rota.queues.stats(queue)).counts.waiting, 1);
+
+  const claimed = await rota.tasks.claim(queue, { worker: "w", max: 10 });
+  assert.deepEqual(claimed.map((t) => t.id), [first.id], "a waiting task is not claimed");
+  await rota.tasks.complete(first.id, claimed[0].lease!.token!);
+  const released = await eventually(async () => {
+    const t = await rota.tasks.get(second.id);
+    return t.state !== "waiting" && t;
+  }, "the dependent to be released");
+  assert.equal(released.state, "ready");
+
+  // A dependency that ends cancelled cancels its dependent, unless it runs anyway.
+  const gone = await rota.tasks.enqueue(queue, { kind: "gone", delay_ms: 60_000 });
+  const cancels = await rota.tasks.enqueue(queue, { kind: "k", depends_on: [gone.id] });
+  const runs = await rota.tasks.enqueue(queue, { kind: "k", depends_on: [gone.id], on_dependency_failure: "run" });
+  assert.equal(cancels.on_dependency_failure, undefined, "the default is not shown");
+  assert.equal(runs.on_dependency_failure, "run");
+  await rota.tasks.cancel(gone.id);
+  const [c, r] = await eventually(async () => {
+    const both = await Promise.all([rota.tasks.get(cancels.id), rota.tasks.get(runs.id)]);
+    return both.every((t) => t.state !== "waiting") && both;
+  }, "both dependents to move");
+  assert.equal(c.state, "cancelled");
+  assert.ok(c.errors.at(-1)?.message.includes(gone.id), `the reason names the dependency: ${c.errors.at(-1)?.message}`);
+  assert.equal(r.state, "ready");
+});
+
+test("test_s16_a_cycle_is_refused_with_the_servers_message", async () => {
+  const queue = queueName("s16-cycle");
+  const before = (await rota.workflows.list()).workflows.length;
+  const err = await rota.workflows
+    .submit([
+      { name: "x", queue, depends_on: ["z"] },
+      { name: "y", queue, depends_on: ["x"] },
+      { name: "z", queue, depends_on: ["y"] },
+    ])
+    .catch((e: unknown) => e);
+  assert.ok(err instanceof RotaError, `a RotaError, got ${err}`);
+  assert.equal(err.status, 422);
+  assert.match(err.message, /the dependencies form a cycle: \w -> \w -> \w -> \w/);
+  const unknown = await rota.workflows.submit([{ name: "x", queue, depends_on: ["nope"] }]).catch((e: unknown) => e);
+  assert.ok(unknown instanceof RotaError && unknown.status === 422);
+  assert.match(unknown.message, /`nope` is not the name of a task in this workflow/);
+  assert.equal((await rota.workflows.list()).workflows.length, before, "nothing was stored");
+  await assert.rejects(rota.tasks.list(queue), (e: unknown) => e instanceof RotaError && e.status === 404, "not even the queue was made");
+});

@@ -21,13 +21,13 @@ pub use error::{Error, ErrorDetail, Result};
 pub use events::{EventOptions, EventPage, EventRecord};
 pub use maintenance::Maintenance;
 pub use processes::WorkerProcess;
+pub use rota_core::workflow::{Workflow, WorkflowState, WorkflowTask};
+pub use rota_core::OnDependencyFailure;
 pub use schedules::{ScheduleDef, ScheduleInfo, ScheduleRunInfo};
 pub use types::*;
 use types::{decode, DuplicateFlag};
 pub use webhooks::{DeliveryInfo, NewWebhook, WebhookInfo};
 pub use workflows::{WorkflowPage, WorkflowTaskDef};
-pub use rota_core::workflow::{Workflow, WorkflowState, WorkflowTask};
-pub use rota_core::OnDependencyFailure;
 
 use reqwest::Method;
 use rota_core::{Json, QueueInfo, QueueStats, Task, TaskId, TaskState};

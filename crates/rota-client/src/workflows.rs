@@ -88,7 +88,12 @@ impl Client {
     /// Cancels every task of the workflow that is not final; answers the workflow after.
     pub async fn cancel_workflow(&self, id: &str) -> Result<Workflow> {
         let path = format!("/v1/workflows/{}/cancel", processes::escape(id));
-        self.call(Method::POST, &path, Some(&serde_json::json!({})), Self::TIMEOUT)
-            .await
+        self.call(
+            Method::POST,
+            &path,
+            Some(&serde_json::json!({})),
+            Self::TIMEOUT,
+        )
+        .await
     }
 }

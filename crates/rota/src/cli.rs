@@ -321,10 +321,7 @@ pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
                 tags: Vec::new(),
                 callback_url,
                 group,
-                depends_on: after
-                    .iter()
-                    .map(|id| task_id(id))
-                    .collect::<Result<_>>()?,
+                depends_on: after.iter().map(|id| task_id(id)).collect::<Result<_>>()?,
                 on_dependency_failure: on_dependency_failure.map(Into::into),
             };
             let e = c.enqueue(&queue, &task).await?;

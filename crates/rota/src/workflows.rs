@@ -109,8 +109,11 @@ fn rows(list: &[Workflow]) {
 fn detail(w: &Workflow) {
     rows(std::slice::from_ref(w));
     println!();
-    let names: std::collections::HashMap<_, _> =
-        w.tasks.iter().map(|t| (t.task.id, t.name.as_str())).collect();
+    let names: std::collections::HashMap<_, _> = w
+        .tasks
+        .iter()
+        .map(|t| (t.task.id, t.name.as_str()))
+        .collect();
     let rows: Vec<Vec<String>> = w
         .tasks
         .iter()

@@ -9,8 +9,7 @@ mod common;
 
 use common::start_with;
 use rota_client::{
-    ClaimOptions, Client, CompleteItem, EventOptions, NewTask, QueueSettingsPatch,
-    WorkflowTaskDef,
+    ClaimOptions, Client, CompleteItem, EventOptions, NewTask, QueueSettingsPatch, WorkflowTaskDef,
 };
 use rota_core::{Backoff, TaskId, TaskState};
 use std::collections::{HashMap, HashSet};
@@ -100,7 +99,10 @@ async fn a_fan_in_survives_sigkill_on_postgres() {
     .unwrap();
     fan_in_survives_sigkill(&[
         ("ROTA_DATABASE_URL", url.as_str()),
-        ("ROTA_ADMIN_TOKEN", "pg-test-admin-token-0123456789abcdef0123456789"),
+        (
+            "ROTA_ADMIN_TOKEN",
+            "pg-test-admin-token-0123456789abcdef0123456789",
+        ),
     ])
     .await;
 }
@@ -125,7 +127,11 @@ async fn fan_in_survives_sigkill(env: &[(&str, &str)]) {
     let mut tasks = Vec::new();
     for i in 0..MEMBERS {
         let q = MEMBER_QUEUES[i % MEMBER_QUEUES.len()];
-        tasks.push(WorkflowTaskDef::new(format!("m{i}"), q, NewTask::new("member", &i)));
+        tasks.push(WorkflowTaskDef::new(
+            format!("m{i}"),
+            q,
+            NewTask::new("member", &i),
+        ));
     }
     for i in 0..MEMBERS {
         tasks.push(

@@ -182,7 +182,7 @@ pub async fn run(
 /// What the fairness drain saw: big-group tasks started, small ones started, and the big
 /// group's count when the small ones were enqueued and when the last of them started.
 #[derive(Default)]
-struct Watch {
+pub(super) struct Watch {
     big: AtomicU64,
     small: AtomicU64,
     small_enqueued_big: AtomicU64,
@@ -191,7 +191,7 @@ struct Watch {
 }
 
 /// Enqueues `n` no-op tasks into `queue` in batches of `--batch`, task `i` in `group(i)`.
-async fn enqueue(
+pub(super) async fn enqueue(
     args: &BenchArgs,
     client: &Client,
     queue: &str,
@@ -233,7 +233,7 @@ async fn enqueue(
 
 /// Drains `n` tasks (or, with a watch, until the small groups' tasks have all started) with
 /// `--consumers` claimers; the rate and the claim latency histogram (µs).
-async fn drain(
+pub(super) async fn drain(
     args: &BenchArgs,
     client: &Client,
     queue: &str,

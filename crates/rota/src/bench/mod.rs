@@ -12,6 +12,8 @@
 //! - `flow` (not part of `all`): what flow control costs and how fair groups are, see [`flow`].
 //! - `soak` and `servers` (not part of `all`): see [`soak`] and [`servers`].
 //! - `webhooks` and `events` (not part of `all`): see [`webhooks`] and [`events`].
+//! - `workflows` (not part of `all`): a fan-out's acceptance and its join's latency, and chains
+//!   drained beside independent tasks, see [`workflows`].
 
 mod events;
 mod fairness;
@@ -21,6 +23,7 @@ mod server;
 mod servers;
 mod soak;
 mod webhooks;
+mod workflows;
 
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
@@ -94,6 +97,8 @@ pub struct BenchArgs {
     latency: latency::LatencyArgs,
     #[command(flatten)]
     flow: flow::FlowArgs,
+    #[command(flatten)]
+    workflows: workflows::WorkflowArgs,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +129,8 @@ enum Mode {
     Events,
     /// Enqueue→start latency at a paced rate, to long-polling workers (see [`latency`]).
     Latency,
+    /// Workflows: a fan-out accepted, its join released, chains drained (see [`workflows`]).
+    Workflows,
 }
 
 /// A figure: name, value, unit (`x` for ratios).
@@ -280,6 +287,9 @@ async fn run_once(args: &BenchArgs, target: Target) -> Result<Vec<(String, f64, 
     }
     if args.mode == Mode::Latency {
         out.extend(latency::run(args, &client, tag).await?);
+    }
+    if args.mode == Mode::Workflows {
+        out.extend(workflows::run(args, &client, tag).await?);
     }
     if args.mode == Mode::Webhooks {
         let admin = server.settings_client(&client)?;

@@ -21,7 +21,7 @@ pub use error::{Error, ErrorDetail, Result};
 pub use events::{EventOptions, EventPage, EventRecord};
 pub use maintenance::Maintenance;
 pub use processes::WorkerProcess;
-pub use rota_core::workflow::{Workflow, WorkflowState, WorkflowTask};
+pub use rota_core::workflow::{DependencyResult, Workflow, WorkflowState, WorkflowTask};
 pub use rota_core::OnDependencyFailure;
 pub use schedules::{ScheduleDef, ScheduleInfo, ScheduleRunInfo};
 pub use types::*;
@@ -245,6 +245,40 @@ impl Client {
             )
             .await?;
         Ok(out.tasks)
+    }
+
+    /// [`Client::claim`], each task with what it carries of its dependencies: how each ended
+    /// and its result (see `docs/workflows.md`, "Results"); empty for a task that waited for
+    /// none.
+    pub async fn claim_with_dependencies(
+        &self,
+        queue: &str,
+        opts: &ClaimOptions,
+    ) -> Result<Vec<(Task, Vec<DependencyResult>)>> {
+        // Two views of the same bytes: `#[serde(flatten)]` cannot carry a task's verbatim
+        // JSON fields.
+        #[derive(Deserialize)]
+        struct Deps {
+            #[serde(default)]
+            dependencies: Vec<DependencyResult>,
+        }
+        let timeout = Self::TIMEOUT + Duration::from_millis(opts.wait_ms.unwrap_or(0));
+        let bytes = self
+            .call_raw(
+                Method::POST,
+                &format!("/v1/queues/{queue}/claim"),
+                Some(opts),
+                timeout,
+            )
+            .await?;
+        let tasks: Tasks<Task> = decode(&bytes)?;
+        let deps: Tasks<Deps> = decode(&bytes)?;
+        Ok(tasks
+            .tasks
+            .into_iter()
+            .zip(deps.tasks)
+            .map(|(t, d)| (t, d.dependencies))
+            .collect())
     }
 
     pub async fn heartbeat(

@@ -116,6 +116,56 @@ pub const MAX_WORKFLOW_EDGES: usize = 100_000;
 /// Longest local name of a task in a workflow.
 pub const MAX_NAME_LEN: usize = 128;
 
+/// Dependencies a claimed task carries inline (the first this many of its `depends_on`).
+pub const MAX_INLINE_DEPENDENCIES: usize = 100;
+/// Bytes of results a claimed task carries inline in all; a result past them is left out.
+pub const MAX_INLINE_RESULT_BYTES: usize = 64 * 1024;
+
+/// A dependency of a claimed task: how it ended and its result, so a join gets its inputs in
+/// the claim's round trip.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DependencyResult {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub id: crate::TaskId,
+    pub queue: String,
+    pub kind: String,
+    pub state: TaskState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
+    pub result: Option<crate::Json>,
+    /// The result is not inline: it would pass the claim's bound on result bytes (64 KiB),
+    /// or the claimer may not read the dependency's queue. `GET /v1/tasks/{id}` has it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub result_omitted: bool,
+}
+
+/// The dependencies as a claim carries them: in order, each result inline while the results
+/// so far fit [`MAX_INLINE_RESULT_BYTES`] and `readable` allows it.
+pub fn inline_results(
+    deps: impl IntoIterator<Item = Task>,
+    readable: impl Fn(&Task) -> bool,
+) -> Vec<DependencyResult> {
+    let mut budget = MAX_INLINE_RESULT_BYTES;
+    deps.into_iter()
+        .map(|t| {
+            let size = t.result.as_ref().map_or(0, |r| r.get().len());
+            let inline = readable(&t) && size <= budget;
+            if inline {
+                budget -= size;
+            }
+            DependencyResult {
+                id: t.id,
+                queue: t.queue,
+                kind: t.kind,
+                state: t.state,
+                result_omitted: !inline && t.result.is_some(),
+                result: if inline { t.result } else { None },
+            }
+        })
+        .collect()
+}
+
 /// What a dependency's final state does to a task waiting for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DependencyOutcome {
@@ -294,6 +344,42 @@ mod tests {
         assert!(check_graph(&too_many, &none)
             .unwrap_err()
             .contains("more than"));
+    }
+
+    fn done(id: u64, result_bytes: usize) -> Task {
+        let new = crate::NewTask {
+            kind: "k".into(),
+            payload: crate::json_null(),
+            priority: 0,
+            run_at: None,
+            max_attempts: None,
+            unique_key: None,
+            on_duplicate: Default::default(),
+            tags: vec![],
+            callback_url: None,
+            group: None,
+            depends_on: vec![],
+            on_dependency_failure: Default::default(),
+            workflow: None,
+        };
+        let mut t = crate::lifecycle::enqueued(crate::TaskId(id << 20), "q", &new, 1, Timestamp(0));
+        t.state = TaskState::Succeeded;
+        let text = format!("\"{}\"", "x".repeat(result_bytes.saturating_sub(2)));
+        t.result = Some(serde_json::value::RawValue::from_string(text).unwrap());
+        t
+    }
+
+    #[test]
+    fn results_are_inline_within_the_bound_and_what_may_be_read() {
+        let half = MAX_INLINE_RESULT_BYTES / 2;
+        let deps = vec![done(1, half), done(2, half), done(3, 10), done(4, 10)];
+        let out = inline_results(deps, |t| t.id != crate::TaskId(4 << 20));
+        let inline: Vec<bool> = out.iter().map(|d| d.result.is_some()).collect();
+        // The first two fill the budget exactly; the third no longer fits; the fourth may not
+        // be read.
+        assert_eq!(inline, [true, true, false, false]);
+        assert!(out[2].result_omitted && out[3].result_omitted);
+        assert_eq!(out[0].state, TaskState::Succeeded);
     }
 
     #[test]

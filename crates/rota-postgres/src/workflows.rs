@@ -19,6 +19,24 @@ fn names_of(json: &str) -> StoreResult<Names> {
 
 #[async_trait]
 impl WorkflowStore for PostgresStore {
+    async fn tasks_by_id(&self, tenant: &str, ids: &[TaskId]) -> StoreResult<Vec<rota_core::Task>> {
+        let ids: Vec<i64> = ids.iter().map(|i| i.as_i64()).collect();
+        let client = self.conn().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {TASK_COLUMNS} FROM rota_tasks t JOIN rota_queues q \
+                     ON q.id = t.queue_id WHERE t.id = ANY($1) AND q.tenant = $2"
+                ),
+                &[&ids, &tenant],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|r| task_from_row(r).map(|(_, t)| t))
+            .collect()
+    }
+
     async fn submit_workflow(
         &self,
         tenant: &str,

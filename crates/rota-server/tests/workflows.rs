@@ -97,6 +97,27 @@ async fn fan_out_join_and_depends_on_by_id() {
     assert_eq!(state_of(&s, &join).await, "waiting");
     run_one(&s, "variants", json!(3)).await;
     assert_eq!(state_of(&s, &join).await, "ready");
+    // The join's claim carries its inputs: how each ended, and its result.
+    let got = s
+        .post("/v1/queues/publish/claim", json!({"worker": "w", "max": 1}))
+        .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    let deps = got.body["tasks"][0]["dependencies"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(deps.len(), 2);
+    let mut results: Vec<i64> = deps.iter().map(|d| d["result"].as_i64().unwrap()).collect();
+    results.sort();
+    assert_eq!(results, [2, 3]);
+    assert!(deps
+        .iter()
+        .all(|d| d["state"] == "succeeded" && d["queue"] == "variants"));
+    // A task that waited for nothing carries no such field.
+    let plain = s.enqueue("publish", json!({"kind": "plain"})).await;
+    let got = s.claim("publish", json!({"worker": "w", "max": 1})).await;
+    assert_eq!(id(&got[0]), id(&plain));
+    assert!(got[0].get("dependencies").is_none());
 
     let mirror = s.enqueue("mirror", json!({"kind": "mirror"})).await;
     let rescan = s

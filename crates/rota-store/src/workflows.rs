@@ -5,7 +5,7 @@
 use crate::StoreResult;
 use async_trait::async_trait;
 use rota_core::workflow::Workflow;
-use rota_core::{NewTask, TaskId};
+use rota_core::{NewTask, Task, TaskId};
 
 /// One task of a workflow to submit: its local name, queue, the task, and the tasks of the
 /// same submission it depends on (indexes; checked by `rota_core::workflow::check_graph`).
@@ -29,6 +29,10 @@ pub trait WorkflowStore: Send + Sync {
 
     /// The workflow with its tasks (those retention has not removed).
     async fn workflow(&self, tenant: &str, id: TaskId) -> StoreResult<Workflow>;
+
+    /// Those of `ids` that are tasks of the tenant, in no particular order (a claimed task's
+    /// dependencies, read in one go).
+    async fn tasks_by_id(&self, tenant: &str, ids: &[TaskId]) -> StoreResult<Vec<Task>>;
 
     /// The tenant's workflows, newest first, older than `before`, at most `limit`, without
     /// their tasks.

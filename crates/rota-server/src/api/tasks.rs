@@ -84,7 +84,18 @@ pub struct ClaimBody {
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct Claimed {
-    pub tasks: Vec<rota_core::Task>,
+    pub tasks: Vec<ClaimedTask>,
+}
+
+/// A claimed task; one that waited for others carries them (docs/workflows.md, "Results").
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ClaimedTask {
+    #[serde(flatten)]
+    pub task: rota_core::Task,
+    /// Its first 100 dependencies: how each ended, and its result while the results fit 64
+    /// KiB in all (past that, or in a queue the claimer may not read, `result_omitted`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dependencies: Option<Vec<rota_core::workflow::DependencyResult>>,
 }
 
 #[utoipa::path(post, path = "/v1/queues/{queue}/claim", tag = "tasks",
@@ -104,6 +115,12 @@ pub async fn claim(
         lease_ms: body.lease_ms,
     };
     let tasks = st.service.claim(&caller, &queue, req).await?;
+    let deps = st.service.dependencies_of(&caller, &tasks).await?;
+    let tasks = tasks
+        .into_iter()
+        .zip(deps)
+        .map(|(task, dependencies)| ClaimedTask { task, dependencies })
+        .collect();
     Ok(axum::Json(Claimed { tasks }))
 }
 

@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::metrics as m;
-use rota_core::workflow::{check_graph, Workflow};
+use rota_core::workflow::{
+    check_graph, inline_results, DependencyResult, Workflow, MAX_INLINE_DEPENDENCIES,
+};
 use rota_core::NewTask;
 use rota_store::{Change, StoreError, WorkflowSpecTask};
 use std::collections::BTreeSet;
@@ -53,6 +55,48 @@ impl Service {
             }
         }
         Ok(())
+    }
+
+    /// What each claimed task carries of its dependencies (the first
+    /// [`MAX_INLINE_DEPENDENCIES`], their results within the claim's bound; docs/workflows.md,
+    /// "Results"), read in one go; `None` for a task that waited for none.
+    pub async fn dependencies_of(
+        &self,
+        caller: &Caller,
+        tasks: &[Task],
+    ) -> ApiResult<Vec<Option<Vec<DependencyResult>>>> {
+        let wanted: Vec<TaskId> = tasks
+            .iter()
+            .flat_map(|t| t.depends_on.iter().take(MAX_INLINE_DEPENDENCIES).copied())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if wanted.is_empty() {
+            return Ok(vec![None; tasks.len()]);
+        }
+        let found: std::collections::HashMap<TaskId, Task> = self
+            .store
+            .tasks_by_id(&caller.tenant, &wanted)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t))
+            .collect();
+        let readable = |d: &Task| caller.can(actions::TASKS_READ, &queue_resource(&d.queue));
+        Ok(tasks
+            .iter()
+            .map(|t| {
+                if t.depends_on.is_empty() {
+                    return None;
+                }
+                // A dependency removed by retention since is left out.
+                let deps = t
+                    .depends_on
+                    .iter()
+                    .take(MAX_INLINE_DEPENDENCIES)
+                    .filter_map(|d| found.get(d).cloned());
+                Some(inline_results(deps, readable))
+            })
+            .collect())
     }
 
     /// Submits a workflow: its graph checked (names, cycles, bounds), every task checked as an

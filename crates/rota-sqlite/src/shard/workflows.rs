@@ -227,8 +227,37 @@ pub(crate) fn parts(
     (parts, record)
 }
 
+impl Shard {
+    /// Those of `ids` that are tasks of `tenant` in this shard.
+    pub async fn tasks_here(&self, tenant: &str, ids: Vec<TaskId>) -> StoreResult<Vec<Task>> {
+        let tenant = tenant.to_owned();
+        self.read(move |conn, shared| {
+            let mut stmt = conn
+                .prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))
+                .map_err(db_err)?;
+            let cat = shared.catalog.read().unwrap_or_else(|e| e.into_inner());
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let row = stmt
+                    .query_row([id.as_i64()], task_from_row)
+                    .optional()
+                    .map_err(db_err)?;
+                if let Some(t) = row.and_then(|r| r.into_task_for(&cat, &tenant)) {
+                    out.push(t);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl WorkflowStore for Shard {
+    async fn tasks_by_id(&self, tenant: &str, ids: &[TaskId]) -> StoreResult<Vec<Task>> {
+        self.tasks_here(tenant, ids.to_vec()).await
+    }
+
     async fn submit_workflow(
         &self,
         tenant: &str,

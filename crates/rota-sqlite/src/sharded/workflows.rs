@@ -25,6 +25,21 @@ impl SqliteStore {
 
 #[async_trait]
 impl WorkflowStore for SqliteStore {
+    async fn tasks_by_id(&self, tenant: &str, ids: &[TaskId]) -> StoreResult<Vec<rota_core::Task>> {
+        let mut by_shard: std::collections::BTreeMap<usize, Vec<TaskId>> = Default::default();
+        for id in ids {
+            by_shard.entry(self.of_id(*id)).or_default().push(*id);
+        }
+        let reads = by_shard
+            .into_iter()
+            .map(|(s, ids)| self.shards[s].tasks_here(tenant, ids));
+        let mut out = Vec::with_capacity(ids.len());
+        for r in join_all(reads).await {
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+
     async fn submit_workflow(
         &self,
         tenant: &str,

@@ -259,8 +259,17 @@ pub async fn a_workflow_is_stored_whole_and_runs_in_order<H: Harness>() {
     assert_eq!(listed[0].id, wf.id);
     assert!(listed[0].tasks.is_empty());
     assert_eq!(listed[0].counts.succeeded, 5);
+    let mut read = s.tasks_by_id("default", &ids).await.unwrap();
+    read.sort_by_key(|t| t.id);
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(read.iter().map(|t| t.id).collect::<Vec<_>>(), want);
+    assert!(read
+        .iter()
+        .all(|t| t.state == TaskState::Succeeded && t.result.is_some()));
     // Another tenant sees none of it.
     create_tenant(&s, "globex").await;
+    assert!(s.tasks_by_id("globex", &ids).await.unwrap().is_empty());
     assert!(matches!(
         s.workflow("globex", id).await,
         Err(StoreError::WorkflowNotFound(_))

@@ -99,13 +99,15 @@ var models = map[string]any{
 	"Backoff":            Backoff{},
 	"CallbacksOut":       CallbacksSecret{},
 	"ClaimBody":          ClaimOptions{},
+	"ClaimedTask":        Task{},
 	"ClientLimits":       ClientLimits{},
 	"CompleteBody":       completeBody{},
 	"CompleteItem":       CompleteItem{},
 	"CreatedKey":         CreatedKey{},
+	"DependencyResult":   DependencyResult{},
 	"DeliveryList":       DeliveryList{},
 	"DeliveryOut":        Delivery{},
-	"EnqueuedTask":       EnqueuedTask{},
+	"EnqueuedTask":       without{EnqueuedTask{}, []string{"dependencies"}},
 	"ErrorDetail":        ErrorDetail{},
 	"EventBody":          Event{},
 	"EventList":          EventList{},
@@ -142,7 +144,7 @@ var models = map[string]any{
 	"ScheduleOut":        ScheduleInfo{},
 	"StateCounts":        StateCounts{},
 	"Status":             Health{},
-	"Task":               Task{},
+	"Task":               without{Task{}, []string{"dependencies"}}, // only claims carry it (ClaimedTask)
 	"TaskInput":          TaskInput{},
 	"TaskList":           TaskList{},
 	"TenantPatch":        TenantPatch{},
@@ -157,6 +159,27 @@ var models = map[string]any{
 	"WorkflowList":       WorkflowList{},
 	"WorkflowTask":       WorkflowTask{},
 	"WorkflowTaskInput":  WorkflowTaskInput{},
+}
+
+// without is a model whose type has fields (JSON names) that its schema lacks: a Go type
+// serving more than one schema, its extra fields listed under another schema's name.
+type without struct {
+	model  any
+	fields []string
+}
+
+func (w without) known() []string {
+	var names []string
+	for _, name := range jsonFields(reflect.TypeOf(w.model)) {
+		skip := false
+		for _, f := range w.fields {
+			skip = skip || f == name
+		}
+		if !skip {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // envelopes are the schemas the library reads or writes through an unnamed wrapper (the list
@@ -193,7 +216,11 @@ func KnownOperations() []Operation {
 func KnownFields() map[string][]string {
 	out := make(map[string][]string, len(models)+len(envelopes))
 	for name, model := range models {
-		out[name] = jsonFields(reflect.TypeOf(model))
+		if w, ok := model.(without); ok {
+			out[name] = w.known()
+		} else {
+			out[name] = jsonFields(reflect.TypeOf(model))
+		}
 	}
 	for name, fields := range envelopes {
 		out[name] = append(out[name], fields...)

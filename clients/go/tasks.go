@@ -103,7 +103,8 @@ func (c *Client) taskCall(ctx context.Context, method, id, action string, q url.
 	return &out, nil
 }
 
-// Claim leases up to opts.Max ready tasks of queue, waiting up to opts.WaitMs for one.
+// Claim leases up to opts.Max ready tasks of queue, waiting up to opts.WaitMs for one. A task
+// that waited for others carries them, with their results, in Dependencies.
 func (c *Client) Claim(ctx context.Context, queue string, opts ClaimOptions) ([]Task, error) {
 	var out struct {
 		Tasks []Task `json:"tasks"`

@@ -54,6 +54,25 @@ type Task struct {
 	OnDependencyFailure OnDependencyFailure `json:"on_dependency_failure"`
 	// Workflow is the id of the workflow the task was submitted in; nil when none.
 	Workflow *string `json:"workflow"`
+	// Dependencies are, on a claimed task that waited for others (DependsOn), how each of
+	// them ended and its result: the first 100 in DependsOn order, results up to 64 KiB in all
+	// (docs/workflows.md, "Results"). Only Claim (and so a Worker's handler) fills it; nil
+	// elsewhere and for a task that waited for none.
+	Dependencies []DependencyResult `json:"dependencies,omitempty"`
+}
+
+// DependencyResult is a dependency of a claimed task: how it ended and its result, so a join
+// gets its inputs in the claim's round trip.
+type DependencyResult struct {
+	ID    string    `json:"id"`
+	Queue string    `json:"queue"`
+	Kind  string    `json:"kind"`
+	State TaskState `json:"state"`
+	// Result is the dependency's result as stored; nil when it has none or ResultOmitted.
+	Result json.RawMessage `json:"result,omitempty"`
+	// ResultOmitted says the result is not inline: it would pass the claim's bound on result
+	// bytes (64 KiB), or the claimer may not read the dependency's queue. GetTask has it.
+	ResultOmitted bool `json:"result_omitted,omitempty"`
 }
 
 // Lease is a running task's lease. Token is shown only to a caller that may complete the task.

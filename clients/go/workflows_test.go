@@ -2,6 +2,7 @@ package rota_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -12,8 +13,9 @@ import (
 )
 
 // S16: a workflow a → (b, c) → join across two queues runs in dependency order with the
-// library's workers and reads back succeeded; a task enqueued with DependsOn waits until its
-// dependency succeeds (or is cancelled when it dies); a cycle is a 422 naming it.
+// library's workers (the join's handler reads b's and c's results in Dependencies) and reads
+// back succeeded; a task enqueued with DependsOn waits until its dependency succeeds (or is
+// cancelled when it dies), and carries it when claimed; a cycle is a 422 naming it.
 func TestS16Workflows(t *testing.T) {
 	c, ctx := newClient(t), testContext(t)
 	q1, q2 := queueName(t), queueName(t)
@@ -47,9 +49,13 @@ func TestS16Workflows(t *testing.T) {
 	// One worker per queue; each task records when it started, after what.
 	var mu sync.Mutex
 	var order []string
+	var joinDeps []rota.DependencyResult
 	handler := func(ctx context.Context, task *rota.Task) (any, error) {
 		mu.Lock()
 		order = append(order, task.Kind)
+		if task.Kind == "join" {
+			joinDeps = task.Dependencies
+		}
 		mu.Unlock()
 		return map[string]string{"ran": task.Kind}, nil
 	}
@@ -65,6 +71,20 @@ func TestS16Workflows(t *testing.T) {
 	mu.Unlock()
 	if ran != "a,b,c,join" && ran != "a,c,b,join" {
 		t.Fatalf("ran in the order %s", ran)
+	}
+	// The join, claimed, carried how b and c ended and their results, in depends_on order.
+	mu.Lock()
+	deps := joinDeps
+	mu.Unlock()
+	if len(deps) != 2 {
+		t.Fatalf("join's dependencies: %+v", deps)
+	}
+	for i, id := range join.DependsOn {
+		d, want := deps[i], map[string]string{b.ID: "b", cc.ID: "c"}[id]
+		if d.ID != id || d.Queue != q2 || d.Kind != want || d.State != rota.StateSucceeded || d.ResultOmitted ||
+			string(d.Result) != `{"ran":"`+want+`"}` {
+			t.Fatalf("join's dependency %d: %+v (want %s %s)", i, d, want, id)
+		}
 	}
 	got, err := c.GetWorkflow(ctx, wf.ID)
 	if err != nil {
@@ -93,19 +113,28 @@ func TestS16Workflows(t *testing.T) {
 		t.Fatalf("enqueued with depends_on: %+v", second)
 	}
 	claimed, err := c.Claim(ctx, q3, rota.ClaimOptions{Worker: "s16", Max: 10})
-	if err != nil || len(claimed) != 1 || claimed[0].ID != first.ID {
+	if err != nil || len(claimed) != 1 || claimed[0].ID != first.ID || claimed[0].Dependencies != nil {
 		t.Fatalf("claim: %v %+v", err, claimed)
 	}
 	if queue, err := c.GetQueue(ctx, q3); err != nil || queue.Counts.Waiting != 1 || queue.Counts.Running != 1 {
 		t.Fatalf("%s's counts: %v %+v", q3, err, queue)
 	}
-	if _, err := c.Complete(ctx, first.ID, claimed[0].Lease.Token, nil); err != nil {
+	if _, err := c.Complete(ctx, first.ID, claimed[0].Lease.Token, json.RawMessage(`{"n":1}`)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "the waiting task released", func() bool {
 		task, err := c.GetTask(ctx, second.ID)
-		return err == nil && task.State == rota.StateReady
+		return err == nil && task.State == rota.StateReady && task.Dependencies == nil
 	})
+	// Claimed, it carries its dependency's result.
+	claimed, err = c.Claim(ctx, q3, rota.ClaimOptions{Worker: "s16", Max: 10})
+	if err != nil || len(claimed) != 1 || claimed[0].ID != second.ID || len(claimed[0].Dependencies) != 1 {
+		t.Fatalf("claim the released task: %v %+v", err, claimed)
+	}
+	if d := claimed[0].Dependencies[0]; d.ID != first.ID || d.Queue != q3 || d.Kind != "first" || d.State != rota.StateSucceeded ||
+		d.ResultOmitted || string(d.Result) != `{"n":1}` {
+		t.Fatalf("the released task's dependency: %+v", d)
+	}
 
 	// A dependency that dies cancels a task that waits for it (the default), with the reason as
 	// its last error; one that runs anyway is released.

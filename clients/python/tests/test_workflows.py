@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, List
+from typing import Any, Dict, List, Optional
 
 import pytest
 
@@ -38,11 +38,13 @@ def test_s16_workflow_fans_out_and_joins_across_two_queues(client: rota.Client, 
     assert client.queue(other).counts.waiting == 2
 
     order: List[str] = []
+    inputs: Dict[str, Optional[List[rota.DependencyResult]]] = {}
     lock = threading.Lock()
 
     def handler(job: Job) -> Any:
         with lock:
             order.append(job.payload)
+            inputs[job.payload] = job.task.dependencies
         return {"ran": job.payload}
 
     workers = [rota.Worker(client, q, handler, concurrency=4, poll_wait=0.2) for q in (queue, other)]
@@ -57,6 +59,16 @@ def test_s16_workflow_fans_out_and_joins_across_two_queues(client: rota.Client, 
     assert done.counts == rota.StateCounts(succeeded=4)
     assert order[0] == "a" and order[-1] == "join" and sorted(order[1:3]) == ["b", "c"]
     assert all(t.task.state == "succeeded" and t.task.result == {"ran": t.name} for t in done.tasks)
+    # The join, as claimed, carries b's and c's results in depends_on order; a task that waited
+    # for none carries no dependencies.
+    assert inputs["a"] is None
+    assert inputs["b"] == [rota.DependencyResult(a.id, queue, "step", "succeeded", {"ran": "a"})]
+    got = inputs["join"]
+    assert got is not None and [d.id for d in got] == join.depends_on
+    by_id = {d.id: d for d in got}
+    assert by_id[b.id] == rota.DependencyResult(b.id, queue, "step", "succeeded", {"ran": "b"})
+    assert by_id[c.id] == rota.DependencyResult(c.id, other, "step", "succeeded", {"ran": "c"})
+    assert not any(d.result_omitted for d in got)
     listed = client.list_workflows(limit=100)
     mine = [w for w in listed.workflows if w.id == made.id]
     assert mine and mine[0].state == "succeeded" and mine[0].tasks == []
@@ -77,6 +89,21 @@ def test_s16_depends_on_waits_then_is_released(client: rota.Client, queue: str) 
     client.complete(first.id, claimed[0].lease.token, "done")
     released = wait_until(lambda: (t := client.get_task(then.id)).state == "ready" and t)
     assert released.depends_on == [first.id]
+    (got,) = client.claim(queue, "w1")
+    assert got.id == then.id and got.payload == {"n": 1}
+    assert got.dependencies == [rota.DependencyResult(first.id, queue, "first", "succeeded", "done")]
+    assert rota.Job(got).dependencies == got.dependencies and rota.Job(claimed[0]).dependencies == []
+
+    # A result past the claim's bound (64 KiB of results) is left out, marked result_omitted.
+    big = client.enqueue(queue, "big")
+    after = client.enqueue(queue, "after", depends_on=[big.id])
+    (held,) = client.claim(queue, "w1")
+    assert held.id == big.id and held.lease is not None and held.lease.token
+    client.complete(big.id, held.lease.token, "x" * (70 * 1024))
+    assert wait_until(lambda: client.get_task(after.id).state == "ready")
+    (late,) = client.claim(queue, "w1")
+    assert late.id == after.id and late.dependencies is not None
+    assert late.dependencies[0].result is None and late.dependencies[0].result_omitted
     assert "task.released" in [e.type for e in client.events(queue=queue, types=["task.released"]).events]
 
     # A dependency cancelled: the waiter is cancelled with the reason, unless it runs anyway.

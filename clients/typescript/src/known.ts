@@ -3,9 +3,11 @@ import type {
   Backoff,
   CallbacksInfo,
   ClaimOptions,
+  ClaimedTask,
   ClientLimits,
   CompleteItem,
   CreatedKey,
+  DependencyResult,
   Delivery,
   DeliveryList,
   DoctorReport,
@@ -162,14 +164,16 @@ export const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
   BatchOutcome: ["items"],
   CallbacksOut: fieldsOf<CallbacksInfo>()(["configured", "previous_secret_until", "secret"]),
   ClaimBody: fieldsOf<ClaimOptions>()(["kinds", "lease_ms", "max", "wait_ms", "worker"]),
-  // wire wrapper: Task[] (claim)
+  // wire wrapper: ClaimedTask[] (claim)
   Claimed: ["tasks"],
+  ClaimedTask: fieldsOf<Omit<ClaimedTask, keyof Task>>()(["dependencies"]),
   ClientLimits: fieldsOf<ClientLimits>()(["max_in_flight", "requests_per_minute"]),
   // wire wrapper: CompleteItem[] (completeBatch)
   CompleteBatch: ["items"],
   CompleteBody: fieldsOf<Omit<CompleteItem, "id">>()(["lease", "result"]),
   CompleteItem: fieldsOf<CompleteItem>()(["id", "lease", "result"]),
   CreatedKey: fieldsOf<Omit<CreatedKey, keyof Key>>()(["token"]),
+  DependencyResult: fieldsOf<DependencyResult>()(["id", "kind", "queue", "result", "result_omitted", "state"]),
   // wire wrapper: void (delete calls)
   Deleted: ["deleted"],
   DeliveryList: fieldsOf<DeliveryList>()(["deliveries", "next_cursor"]),

@@ -2,6 +2,7 @@ import type { CallOptions, Transport } from "./http.js";
 import { path } from "./path.js";
 import type {
   ClaimOptions,
+  ClaimedTask,
   CompleteItem,
   EnqueuedTask,
   FailItem,
@@ -81,9 +82,12 @@ export class Tasks {
     return this.http.json({ method: "DELETE", path: path`/v1/tasks/${id}` }, call);
   }
 
-  /** Leases up to `max` ready tasks, waiting up to `wait_ms` for one. */
-  async claim(queue: string, options: ClaimOptions, call?: CallOptions): Promise<Task[]> {
-    const answer = await this.http.json<{ tasks: Task[] }>(
+  /**
+   * Leases up to `max` ready tasks, waiting up to `wait_ms` for one. A task that waited for
+   * others carries them in `dependencies`, with their results.
+   */
+  async claim(queue: string, options: ClaimOptions, call?: CallOptions): Promise<ClaimedTask[]> {
+    const answer = await this.http.json<{ tasks: ClaimedTask[] }>(
       { method: "POST", path: path`/v1/queues/${queue}/claim`, body: options, waitMs: options.wait_ms },
       call,
     );

@@ -53,6 +53,35 @@ export interface Task {
   workflow?: string | null;
 }
 
+/**
+ * How a dependency of a claimed task ended, and its result: a join gets its inputs in the
+ * claim's round trip.
+ */
+export interface DependencyResult {
+  id: string;
+  queue: string;
+  kind: string;
+  /** `succeeded`, or `dead`/`cancelled` for a task that runs anyway (`on_dependency_failure: "run"`). */
+  state: TaskState;
+  /** Its result, when inline. */
+  result?: Json;
+  /**
+   * True when the result is not inline: it would pass the claim's bound (64 KiB of results in
+   * all), or the claimer may not read the dependency's queue. `rota.tasks.get(id)` has it.
+   */
+  result_omitted?: boolean;
+}
+
+/** A task as claim answers it. */
+export interface ClaimedTask extends Task {
+  /**
+   * Only for a task that waited for others (`depends_on`): its first 100 dependencies, in
+   * `depends_on` order, each with how it ended and its result. A dependency removed by retention
+   * since is left out.
+   */
+  dependencies?: DependencyResult[];
+}
+
 /** A task as enqueue answers it. */
 export interface EnqueuedTask extends Task {
   /** True when `unique_key` matched a live task, which is returned instead. */

@@ -6,15 +6,16 @@ import { Completer, type WorkerStats } from "./completer.js";
 import { RotaError, TransportError } from "./errors.js";
 import { HandlerError, TaskAbortedError } from "./handler-error.js";
 import { Slots } from "./slots.js";
-import type { Json, Task } from "./types.js";
+import type { ClaimedTask, Json } from "./types.js";
 
 /**
  * Runs one task. Its return value (any JSON, or nothing) is stored as the task's result; a
  * throw fails the attempt (see {@link HandlerError}). `signal` fires when the task is cancelled,
  * its lease is lost, its time is up or the worker shuts down past its grace period: stop then,
- * as whatever the handler does afterwards is not reported.
+ * as whatever the handler does afterwards is not reported. A task that waited for others
+ * (`depends_on`) carries them in `task.dependencies`, with their results.
  */
-export type Handler = (task: Task, signal: AbortSignal) => Promise<Json | undefined | void> | Json | undefined | void;
+export type Handler = (task: ClaimedTask, signal: AbortSignal) => Promise<Json | undefined | void> | Json | undefined | void;
 
 export interface WorkerOptions {
   /** Only tasks of these kinds. */
@@ -98,7 +99,7 @@ export class Worker {
 
     while (!stopClaiming.aborted) {
       if (!(await slots.take(stopClaiming))) break;
-      let tasks: Task[];
+      let tasks: ClaimedTask[];
       try {
         tasks = await this.client.tasks.claim(
           this.queue,
@@ -159,7 +160,7 @@ export class Worker {
     return stats;
   }
 
-  private async runOne(task: Task, completer: Completer, stats: WorkerStats, interrupt: AbortSignal): Promise<void> {
+  private async runOne(task: ClaimedTask, completer: Completer, stats: WorkerStats, interrupt: AbortSignal): Promise<void> {
     const lease = task.lease?.token;
     if (lease === undefined) return;
     const { end: ended, settled } = this.supervise(task, lease, interrupt);
@@ -174,7 +175,7 @@ export class Worker {
   }
 
   /** Sends the outcome of a run, or nothing for a cancelled task or a lost lease. */
-  private report(task: Task, lease: string, end: End, completer: Completer, stats: WorkerStats): void {
+  private report(task: ClaimedTask, lease: string, end: End, completer: Completer, stats: WorkerStats): void {
     const fail = (error: string, options: { retry_in_ms?: number; dead?: boolean; temporary?: boolean } = {}) =>
       completer.fail({ id: task.id, lease, error, ...options });
     switch (end.kind) {
@@ -215,7 +216,7 @@ export class Worker {
    * is how the run ended (at once when it is aborted), `settled` when the handler itself
    * returned or threw.
    */
-  private supervise(task: Task, lease: string, interrupt: AbortSignal): { end: Promise<End>; settled: Promise<void> } {
+  private supervise(task: ClaimedTask, lease: string, interrupt: AbortSignal): { end: Promise<End>; settled: Promise<void> } {
     const controller = new AbortController();
     const { leaseMs, heartbeatMs, timeoutMs } = this.opts;
     const every = Math.max(10, Math.min(heartbeatMs, Math.floor(leaseMs / 3)));

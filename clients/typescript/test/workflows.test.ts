@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { RotaError, type RotaClient, type Task, Worker, type Workflow } from "../src/index.js";
+import { type ClaimedTask, type DependencyResult, RotaError, type RotaClient, type Task, Worker, type Workflow } from "../src/index.js";
 import { TestServer, eventually, queueName } from "./harness.js";
 
 let server: TestServer;
@@ -38,9 +38,11 @@ test("test_s16_workflow_runs_its_graph_across_queues", async () => {
   assert.equal((await rota.queues.stats(right)).counts.waiting, 2);
 
   const ran: string[] = [];
-  const handler = async (task: Task) => {
+  const inputs: Record<string, DependencyResult[] | undefined> = {};
+  const handler = async (task: ClaimedTask) => {
     const { name } = task.payload as { name: string };
     ran.push(name);
+    inputs[name] = task.dependencies;
     return { ran: name };
   };
   const stop = new AbortController();
@@ -58,6 +60,15 @@ test("test_s16_workflow_runs_its_graph_across_queues", async () => {
   assert.equal(ran[0], "a");
   assert.equal(ran[3], "join");
   assert.deepEqual(byName(done).join.result, { ran: "join" });
+
+  // The join, when claimed, carries how b and c ended and their results, in depends_on order.
+  assert.equal(inputs.a, undefined, "a task that waited for none carries no dependencies");
+  assert.deepEqual(inputs.b, [{ id: submitted.a.id, queue: left, kind: "step", state: "succeeded", result: { ran: "a" } }]);
+  const expected: Record<string, DependencyResult> = {
+    [submitted.b.id]: { id: submitted.b.id, queue: right, kind: "step", state: "succeeded", result: { ran: "b" } },
+    [submitted.c.id]: { id: submitted.c.id, queue: left, kind: "step", state: "succeeded", result: { ran: "c" } },
+  };
+  assert.deepEqual(inputs.join, submitted.join.depends_on?.map((id) => expected[id]));
 
   // Listed without its tasks; the iterator pages through.
   const page = await rota.workflows.list({ limit: 10 });
@@ -90,12 +101,17 @@ test("test_s16_depends_on_waits_for_its_dependency", async () => {
 
   const claimed = await rota.tasks.claim(queue, { worker: "w", max: 10 });
   assert.deepEqual(claimed.map((t) => t.id), [first.id], "a waiting task is not claimed");
-  await rota.tasks.complete(first.id, claimed[0].lease!.token!);
+  assert.equal(claimed[0].dependencies, undefined, "a task that waited for none carries no dependencies");
+  await rota.tasks.complete(first.id, claimed[0].lease!.token!, { rows: [1, 2] });
   const released = await eventually(async () => {
     const t = await rota.tasks.get(second.id);
     return t.state !== "waiting" && t;
   }, "the dependent to be released");
   assert.equal(released.state, "ready");
+  const [dependent] = await rota.tasks.claim(queue, { worker: "w", max: 10 });
+  assert.equal(dependent.id, second.id);
+  assert.deepEqual(dependent.dependencies, [{ id: first.id, queue, kind: "first", state: "succeeded", result: { rows: [1, 2] } }]);
+  await rota.tasks.complete(second.id, dependent.lease!.token!);
 
   // A dependency that ends cancelled cancels its dependent, unless it runs anyway.
   const gone = await rota.tasks.enqueue(queue, { kind: "gone", delay_ms: 60_000 });

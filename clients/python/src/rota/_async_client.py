@@ -298,7 +298,8 @@ class AsyncClient:
         wait_ms: Optional[int] = None,
         lease_ms: Optional[int] = None,
     ) -> List[Task]:
-        """Leases up to ``max`` ready tasks, waiting up to ``wait_ms`` for one."""
+        """Leases up to ``max`` ready tasks, waiting up to ``wait_ms`` for one. A task enqueued
+        with ``depends_on`` carries its ``dependencies`` and their results."""
         body = _some(worker=worker, max=max, kinds=list(kinds) if kinds else None, wait_ms=wait_ms, lease_ms=lease_ms)
         wait_s = (wait_ms or 0) / 1000
         return await self._many(Task, "tasks", "POST", f"/v1/queues/{seg(queue)}/claim", body=body, wait_s=wait_s)

@@ -101,6 +101,8 @@ Source = Union[type, Tuple[str, ...]]
 SCHEMAS: Dict[str, Source] = {
     # responses, read into models
     "Task": m.Task,
+    "ClaimedTask": m.Task,  # claim: a Task with its dependencies
+    "DependencyResult": m.DependencyResult,
     "Lease": m.Lease,
     "AttemptError": m.AttemptError,
     "EnqueuedTask": m.EnqueuedTask,
@@ -211,6 +213,7 @@ UNTYPED: Dict[str, FrozenSet[str]] = {
     "Task": frozenset({"payload", "result", "progress"}),
     "TaskInput": frozenset({"payload"}),
     "WorkflowTaskInput": frozenset({"payload"}),
+    "DependencyResult": frozenset({"result"}),
     "CompleteItem": frozenset({"result"}),
     "CompleteBody": frozenset({"result"}),
     "HeartbeatBody": frozenset({"progress"}),

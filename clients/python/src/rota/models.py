@@ -36,6 +36,21 @@ class AttemptError:
 
 
 @dataclass
+class DependencyResult:
+    """A dependency of a claimed task: how it ended and its result, in ``depends_on`` order."""
+
+    id: str
+    queue: str
+    kind: str
+    state: str
+    """``succeeded``, or ``dead``/``cancelled`` for a task that runs anyway."""
+    result: JSON = None
+    result_omitted: bool = False
+    """The result is not inline (past the claim's 64 KiB of results, or in a queue the claimer
+    may not read): :meth:`Client.get_task` has it."""
+
+
+@dataclass
 class Task:
     id: str
     queue: str
@@ -63,6 +78,9 @@ class Task:
     """What a dependency that ends dead or cancelled does: ``"cancel"`` this task, or ``"run"`` it."""
     workflow: Optional[str] = None
     """The id of the workflow the task was submitted in."""
+    dependencies: Optional[List[DependencyResult]] = None
+    """Only on a claimed task enqueued with ``depends_on``: its first 100 dependencies with
+    their results (see :class:`DependencyResult`); ``None`` otherwise."""
 
     @property
     def is_final(self) -> bool:
@@ -606,6 +624,7 @@ __all__ = [
     "ClientLimits",
     "CompleteItem",
     "CreatedKey",
+    "DependencyResult",
     "Delivery",
     "DeliveryPage",
     "DoctorReport",

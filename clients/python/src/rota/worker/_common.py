@@ -24,7 +24,7 @@ from ..errors import (
     TransportError,
     Unavailable,
 )
-from ..models import JSON, CompleteItem, FailItem, ItemOutcome, Task
+from ..models import JSON, CompleteItem, DependencyResult, FailItem, ItemOutcome, Task
 
 log = logging.getLogger("rota.worker")
 
@@ -133,6 +133,11 @@ class Job:
     @property
     def attempt(self) -> int:
         return self.task.attempt
+
+    @property
+    def dependencies(self) -> List[DependencyResult]:
+        """The tasks this one waited for, with their results (empty for one that waited for none)."""
+        return self.task.dependencies or []
 
     def __repr__(self) -> str:
         return f"Job(id={self.task.id!r}, kind={self.task.kind!r}, attempt={self.task.attempt})"

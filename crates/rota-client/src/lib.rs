@@ -21,7 +21,9 @@ pub use error::{Error, ErrorDetail, Result};
 pub use events::{EventOptions, EventPage, EventRecord};
 pub use maintenance::Maintenance;
 pub use processes::WorkerProcess;
-pub use rota_core::workflow::{DependencyResult, Workflow, WorkflowState, WorkflowTask};
+pub use rota_core::workflow::{
+    BatchSummary, DependencyResult, Workflow, WorkflowKind, WorkflowState, WorkflowTask,
+};
 pub use rota_core::OnDependencyFailure;
 pub use schedules::{ScheduleDef, ScheduleInfo, ScheduleRunInfo};
 pub use types::*;

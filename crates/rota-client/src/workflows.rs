@@ -85,6 +85,21 @@ impl Client {
             .await
     }
 
+    /// Submits a batch (`{"tasks": [...], "callback": {...}, "only_on_success"?}`): its
+    /// members, and a callback that runs once every member is final (see `docs/workflows.md`,
+    /// "Batches"). Answers the batch as a workflow of kind `batch`.
+    pub async fn submit_batch_body(&self, body: &serde_json::Value) -> Result<Workflow> {
+        self.call(Method::POST, "/v1/batches", Some(body), Self::TIMEOUT)
+            .await
+    }
+
+    /// One batch: its members and its callback (named `callback`).
+    pub async fn batch(&self, id: &str) -> Result<Workflow> {
+        let path = format!("/v1/batches/{}", processes::escape(id));
+        self.call(Method::GET, &path, None::<&()>, Self::TIMEOUT)
+            .await
+    }
+
     /// Cancels every task of the workflow that is not final; answers the workflow after.
     pub async fn cancel_workflow(&self, id: &str) -> Result<Workflow> {
         let path = format!("/v1/workflows/{}/cancel", processes::escape(id));

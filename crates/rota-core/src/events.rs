@@ -286,10 +286,38 @@ pub fn replaced(t: &Task) -> Event {
 /// A waiting task whose dependencies all ended (`t` as the release left it): the state it
 /// waits in now, and its `run_at` when scheduled.
 pub fn released(t: &Task) -> Event {
-    let mut e = Event::of(EventType::Released, t, t.updated_at);
-    e.state = Some(t.state);
-    e.due = (t.state == TaskState::Scheduled).then_some(t.run_at);
-    e
+    released_parts(
+        t.id,
+        (&t.queue, &t.kind),
+        t.attempt,
+        (t.state, t.run_at),
+        t.updated_at,
+    )
+}
+
+/// [`released`] from the fields it records, for an engine that did not read the whole task:
+/// its id, queue and kind, attempt, the state it went to and its `run_at`, and when.
+pub fn released_parts(
+    id: TaskId,
+    (queue, kind): (&str, &str),
+    attempt: u32,
+    (state, run_at): (TaskState, Timestamp),
+    at: Timestamp,
+) -> Event {
+    Event {
+        cursor: 0,
+        event_type: EventType::Released,
+        at,
+        queue: queue.to_owned(),
+        kind: kind.to_owned(),
+        task_id: id,
+        attempt,
+        state: Some(state),
+        worker: None,
+        error: None,
+        due: (state == TaskState::Scheduled).then_some(run_at),
+        subject: None,
+    }
 }
 
 /// A claimed task, with its lease.

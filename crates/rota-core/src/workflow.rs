@@ -44,11 +44,62 @@ pub struct WorkflowTask {
     pub task: Task,
 }
 
+/// What a workflow was submitted as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum WorkflowKind {
+    /// A graph of named tasks (`POST /v1/workflows`).
+    #[default]
+    Workflow,
+    /// Members and a callback that runs once they are all final (`POST /v1/batches`); the
+    /// callback is the task named [`BATCH_CALLBACK`].
+    Batch,
+}
+
+/// The name of a batch's callback task among its tasks.
+pub const BATCH_CALLBACK: &str = "callback";
+
+/// How a batch's members ended, as its callback's claim carries it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BatchSummary {
+    /// The batch (a workflow id).
+    pub id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub succeeded: Vec<crate::TaskId>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub dead: Vec<crate::TaskId>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub cancelled: Vec<crate::TaskId>,
+}
+
+impl BatchSummary {
+    /// The summary of a batch from its workflow view: every task but the callback.
+    pub fn of(batch: &Workflow) -> BatchSummary {
+        let mut s = BatchSummary {
+            id: batch.id.clone(),
+            ..Default::default()
+        };
+        for t in batch.tasks.iter().filter(|t| t.name != BATCH_CALLBACK) {
+            match t.task.state {
+                TaskState::Succeeded => s.succeeded.push(t.task.id),
+                TaskState::Dead => s.dead.push(t.task.id),
+                TaskState::Cancelled => s.cancelled.push(t.task.id),
+                _ => {}
+            }
+        }
+        s
+    }
+}
+
 /// A workflow as `GET /v1/workflows/{id}` shows it (its tasks) and the list shows it (without).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Workflow {
     pub id: String,
+    #[serde(default)]
+    pub kind: WorkflowKind,
     pub state: WorkflowState,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
@@ -63,6 +114,7 @@ impl Workflow {
     /// those of its tasks still kept (in any order).
     pub fn assemble(
         id: crate::TaskId,
+        kind: WorkflowKind,
         created_at: Timestamp,
         names: &[(String, crate::TaskId)],
         tasks: Vec<Task>,
@@ -78,13 +130,19 @@ impl Workflow {
                 })
             })
             .collect();
-        Workflow::new(id.to_string(), created_at, tasks)
+        Workflow::new(id.to_string(), kind, created_at, tasks)
     }
 
     /// A workflow as a list shows it: its tasks counted, not shown.
-    pub fn listed(id: crate::TaskId, created_at: Timestamp, counts: StateCounts) -> Workflow {
+    pub fn listed(
+        id: crate::TaskId,
+        kind: WorkflowKind,
+        created_at: Timestamp,
+        counts: StateCounts,
+    ) -> Workflow {
         Workflow {
             id: id.to_string(),
+            kind,
             state: WorkflowState::of(&counts),
             created_at,
             counts,
@@ -93,13 +151,19 @@ impl Workflow {
     }
 
     /// The workflow of `tasks` (in submission order), its state from theirs.
-    pub fn new(id: String, created_at: Timestamp, tasks: Vec<WorkflowTask>) -> Workflow {
+    pub fn new(
+        id: String,
+        kind: WorkflowKind,
+        created_at: Timestamp,
+        tasks: Vec<WorkflowTask>,
+    ) -> Workflow {
         let mut counts = StateCounts::default();
         for t in &tasks {
             *counts.get_mut(t.task.state) += 1;
         }
         Workflow {
             id,
+            kind,
             state: WorkflowState::of(&counts),
             created_at,
             counts,

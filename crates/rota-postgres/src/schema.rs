@@ -396,7 +396,8 @@ CREATE TABLE rota_workflows (
     id         BIGINT PRIMARY KEY,
     tenant     TEXT NOT NULL,
     created_at BIGINT NOT NULL,
-    names      TEXT NOT NULL           -- JSON [[name, task id], ...] in submission order
+    names      TEXT NOT NULL,          -- JSON [[name, task id], ...] in submission order
+    callback   BIGINT                  -- a batch's callback task; NULL for a workflow
 );
 CREATE INDEX rota_workflows_tenant ON rota_workflows (tenant, id);
 -- A waiting task holds its unique key as a scheduled one does.

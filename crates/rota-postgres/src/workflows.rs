@@ -6,12 +6,20 @@ use crate::tasks::lock_tenant;
 use crate::{db, PostgresStore};
 use async_trait::async_trait;
 use rota_core::lifecycle;
-use rota_core::workflow::Workflow;
+use rota_core::workflow::{Workflow, WorkflowKind};
 use rota_core::{QueueKey, StateCounts, TaskId, TaskState, Timestamp};
 use rota_store::{StoreError, StoreResult, WorkflowSpecTask, WorkflowStore};
 use std::collections::{BTreeMap, HashMap};
 
 type Names = Vec<(String, TaskId)>;
+
+fn kind_of(batch: bool) -> WorkflowKind {
+    if batch {
+        WorkflowKind::Batch
+    } else {
+        WorkflowKind::Workflow
+    }
+}
 
 fn names_of(json: &str) -> StoreResult<Names> {
     serde_json::from_str(json).map_err(crate::rows::corrupt)
@@ -37,10 +45,32 @@ impl WorkflowStore for PostgresStore {
             .collect()
     }
 
+    async fn batch_callbacks(
+        &self,
+        tenant: &str,
+        ids: &[TaskId],
+    ) -> StoreResult<HashMap<TaskId, TaskId>> {
+        let ids: Vec<i64> = ids.iter().map(|i| i.as_i64()).collect();
+        let client = self.conn().await?;
+        let rows = client
+            .query(
+                "SELECT id, callback FROM rota_workflows WHERE id = ANY($1) AND tenant = $2 \
+                 AND callback IS NOT NULL",
+                &[&ids, &tenant],
+            )
+            .await
+            .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| (TaskId::from_i64(r.get(0)), TaskId::from_i64(r.get(1))))
+            .collect())
+    }
+
     async fn submit_workflow(
         &self,
         tenant: &str,
         spec: Vec<WorkflowSpecTask>,
+        kind: WorkflowKind,
     ) -> StoreResult<Workflow> {
         let now = self.now();
         let mut ids = self.new_ids(spec.len() + 1, now).await?;
@@ -123,13 +153,18 @@ impl WorkflowStore for PostgresStore {
             .zip(&ids)
             .map(|(t, id)| (t.name.clone(), *id))
             .collect();
+        let callback = (kind == WorkflowKind::Batch)
+            .then(|| ids.last().map(|c| c.as_i64()))
+            .flatten();
         tx.execute(
-            "INSERT INTO rota_workflows (id, tenant, created_at, names) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO rota_workflows (id, tenant, created_at, names, callback) \
+             VALUES ($1, $2, $3, $4, $5)",
             &[
                 &id.as_i64(),
                 &tenant,
                 &now.0,
                 &serde_json::to_string(&names).expect("names serialize"),
+                &callback,
             ],
         )
         .await
@@ -138,14 +173,15 @@ impl WorkflowStore for PostgresStore {
         for (key, tasks) in &tasks_of {
             self.after_enqueue(key, tasks, now);
         }
-        Ok(Workflow::assemble(id, now, &names, stored))
+        Ok(Workflow::assemble(id, kind, now, &names, stored))
     }
 
     async fn workflow(&self, tenant: &str, id: TaskId) -> StoreResult<Workflow> {
         let client = self.conn().await?;
         let row = client
             .query_opt(
-                "SELECT created_at, names FROM rota_workflows WHERE id = $1 AND tenant = $2",
+                "SELECT created_at, names, callback IS NOT NULL FROM rota_workflows \
+                 WHERE id = $1 AND tenant = $2",
                 &[&id.as_i64(), &tenant],
             )
             .await
@@ -166,7 +202,13 @@ impl WorkflowStore for PostgresStore {
             .iter()
             .map(|r| task_from_row(r).map(|(_, t)| t))
             .collect::<StoreResult<Vec<_>>>()?;
-        Ok(Workflow::assemble(id, Timestamp(row.get(0)), &names, tasks))
+        Ok(Workflow::assemble(
+            id,
+            kind_of(row.get(2)),
+            Timestamp(row.get(0)),
+            &names,
+            tasks,
+        ))
     }
 
     async fn workflows(
@@ -178,8 +220,8 @@ impl WorkflowStore for PostgresStore {
         let client = self.conn().await?;
         let rows = client
             .query(
-                "SELECT id, created_at FROM rota_workflows WHERE tenant = $1 AND id < $2 \
-                 ORDER BY id DESC LIMIT $3",
+                "SELECT id, created_at, callback IS NOT NULL FROM rota_workflows \
+                 WHERE tenant = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
                 &[
                     &tenant,
                     &before.map_or(i64::MAX, TaskId::as_i64),
@@ -211,6 +253,7 @@ impl WorkflowStore for PostgresStore {
                 let id: i64 = r.get(0);
                 Workflow::listed(
                     TaskId::from_i64(id),
+                    kind_of(r.get(2)),
                     Timestamp(r.get(1)),
                     counts.remove(&id).unwrap_or_default(),
                 )

@@ -210,6 +210,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/workflows/{id}", get(workflows::get))
         .route("/v1/workflows/{id}/cancel", post(workflows::cancel))
+        .route("/v1/batches", post(workflows::submit_batch))
+        .route("/v1/batches/{id}", get(workflows::get_batch))
         .route("/v1/tasks/{id}/heartbeat", post(tasks::heartbeat))
         .route("/v1/tasks/{id}/complete", post(tasks::complete))
         .route("/v1/tasks/{id}/fail", post(tasks::fail))

@@ -290,3 +290,103 @@ async fn a_key_names_only_dependencies_it_may_read() {
     assert_eq!(a.status, 403, "{}", a.body);
     s.stop().await;
 }
+
+/// Sidekiq's "complete" and "success" callbacks: the callback waits for every member, runs
+/// once whatever they ended as (or only if all succeeded), and its claim says how each ended.
+#[tokio::test]
+async fn a_batch_runs_its_callback_once_with_its_members_outcomes() {
+    let s = TestServer::start().await;
+    let a = s
+        .post(
+            "/v1/batches",
+            json!({"tasks": [{"queue": "work", "kind": "a"},
+                             {"queue": "work", "kind": "b", "max_attempts": 1},
+                             {"queue": "work", "kind": "c"}],
+                   "callback": {"queue": "done", "kind": "report", "payload": {"to": "ops"}}}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert_eq!(a.body["kind"], "batch");
+    let bid = a.body["id"].as_str().unwrap().to_owned();
+    let tasks = a.body["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 4);
+    assert_eq!(tasks[3]["name"], "callback");
+    assert_eq!(tasks[3]["task"]["state"], "waiting");
+    let ids: Vec<String> = tasks.iter().map(|t| id(&t["task"])).collect();
+    let members = s.claim("work", json!({"worker": "w", "max": 3})).await;
+    let by_kind = |k: &str| members.iter().find(|t| t["kind"] == k).unwrap().clone();
+    let (ta, tb) = (by_kind("a"), by_kind("b"));
+    let ok = s
+        .post(
+            &format!("/v1/tasks/{}/complete", id(&ta)),
+            json!({"lease": lease(&ta)}),
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let f = s
+        .post(
+            &format!("/v1/tasks/{}/fail", id(&tb)),
+            json!({"lease": lease(&tb), "error": "boom"}),
+        )
+        .await;
+    assert_eq!(f.status, 200, "{}", f.body);
+    assert_eq!(state_of(&s, &ids[3]).await, "waiting");
+    let c = s
+        .post(&format!("/v1/tasks/{}/cancel", ids[2]), json!({}))
+        .await;
+    assert_eq!(c.status, 200, "{}", c.body);
+    let got = s
+        .post("/v1/queues/done/claim", json!({"worker": "w", "max": 5}))
+        .await;
+    let claimed = got.body["tasks"].as_array().unwrap();
+    assert_eq!(claimed.len(), 1, "the callback runs once: {}", got.body);
+    let batch = &claimed[0]["batch"];
+    assert_eq!(batch["id"], bid);
+    assert_eq!(batch["succeeded"], json!([ids[0]]));
+    assert_eq!(batch["dead"], json!([ids[1]]));
+    assert_eq!(batch["cancelled"], json!([ids[2]]));
+    assert_eq!(claimed[0]["payload"], json!({"to": "ops"}));
+    let read = s.get(&format!("/v1/batches/{bid}")).await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert_eq!(read.body["counts"]["running"], 1);
+
+    // "success": a member that dies cancels the callback.
+    let a = s
+        .post(
+            "/v1/batches",
+            json!({"tasks": [{"queue": "work2", "kind": "x"}],
+                   "callback": {"queue": "done2", "kind": "report"},
+                   "only_on_success": true}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    let cb = id(&a.body["tasks"][1]["task"]);
+    let t = &s.claim("work2", json!({"worker": "w", "max": 1})).await[0];
+    s.post(
+        &format!("/v1/tasks/{}/fail", id(t)),
+        json!({"lease": lease(t), "error": "boom", "dead": true}),
+    )
+    .await;
+    assert_eq!(state_of(&s, &cb).await, "cancelled");
+
+    // A workflow is not a batch; a member has no name; an empty batch is refused.
+    let wf = s
+        .post(
+            "/v1/workflows",
+            json!({"tasks": [{"name": "a", "queue": "q"}]}),
+        )
+        .await;
+    let wid = wf.body["id"].as_str().unwrap();
+    s.get(&format!("/v1/batches/{wid}"))
+        .await
+        .assert_error(404, "batch_not_found");
+    for body in [
+        json!({"tasks": [{"queue": "q", "name": "n"}], "callback": {"queue": "q"}}),
+        json!({"tasks": [], "callback": {"queue": "q"}}),
+        json!({"tasks": [{"queue": "q"}], "callback": {"queue": "q", "depends_on": ["x"]}}),
+    ] {
+        let a = s.post("/v1/batches", body.clone()).await;
+        assert_eq!(a.status, 422, "{body}: {}", a.body);
+    }
+    s.stop().await;
+}

@@ -298,7 +298,8 @@ CREATE TABLE workflows (
     id         INTEGER PRIMARY KEY,
     tenant     TEXT NOT NULL,
     created_at INTEGER NOT NULL,
-    names      TEXT NOT NULL         -- JSON [[name, task id], ...] in submission order
+    names      TEXT NOT NULL,        -- JSON [[name, task id], ...] in submission order
+    callback   INTEGER               -- a batch's callback task; NULL for a workflow
 );
 CREATE INDEX workflows_tenant ON workflows (tenant, id);
 -- A waiting task holds its unique key as a scheduled one does.

@@ -4,8 +4,9 @@
 
 use crate::StoreResult;
 use async_trait::async_trait;
-use rota_core::workflow::Workflow;
+use rota_core::workflow::{Workflow, WorkflowKind};
 use rota_core::{NewTask, Task, TaskId};
+use std::collections::HashMap;
 
 /// One task of a workflow to submit: its local name, queue, the task, and the tasks of the
 /// same submission it depends on (indexes; checked by `rota_core::workflow::check_graph`).
@@ -20,12 +21,21 @@ pub struct WorkflowSpecTask {
 #[async_trait]
 pub trait WorkflowStore: Send + Sync {
     /// Stores every task of the workflow, or none; tasks with dependencies wait for them.
-    /// Answers the workflow with its tasks in submission order.
+    /// Answers the workflow with its tasks in submission order. A batch's callback is its last
+    /// task (named `rota_core::workflow::BATCH_CALLBACK`).
     async fn submit_workflow(
         &self,
         tenant: &str,
         tasks: Vec<WorkflowSpecTask>,
+        kind: WorkflowKind,
     ) -> StoreResult<Workflow>;
+
+    /// Of the tenant's workflows `ids`, the batches, each with its callback task.
+    async fn batch_callbacks(
+        &self,
+        tenant: &str,
+        ids: &[TaskId],
+    ) -> StoreResult<HashMap<TaskId, TaskId>>;
 
     /// The workflow with its tasks (those retention has not removed).
     async fn workflow(&self, tenant: &str, id: TaskId) -> StoreResult<Workflow>;

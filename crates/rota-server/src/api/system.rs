@@ -274,6 +274,8 @@ impl utoipa::Modify for ErrorResponses {
         crate::api::workflows::list,
         crate::api::workflows::get,
         crate::api::workflows::cancel,
+        crate::api::workflows::submit_batch,
+        crate::api::workflows::get_batch,
         crate::api::admin::list_tenants,
         crate::api::admin::create_tenant,
         crate::api::admin::get_tenant,

@@ -96,6 +96,9 @@ pub struct ClaimedTask {
     /// KiB in all (past that, or in a queue the claimer may not read, `result_omitted`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dependencies: Option<Vec<rota_core::workflow::DependencyResult>>,
+    /// For a batch's callback: how its members ended (docs/workflows.md, "Batches").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<rota_core::workflow::BatchSummary>,
 }
 
 #[utoipa::path(post, path = "/v1/queues/{queue}/claim", tag = "tasks",
@@ -116,10 +119,16 @@ pub async fn claim(
     };
     let tasks = st.service.claim(&caller, &queue, req).await?;
     let deps = st.service.dependencies_of(&caller, &tasks).await?;
+    let batches = st.service.batch_summaries(&caller, &tasks).await?;
     let tasks = tasks
         .into_iter()
         .zip(deps)
-        .map(|(task, dependencies)| ClaimedTask { task, dependencies })
+        .zip(batches)
+        .map(|((task, dependencies), batch)| ClaimedTask {
+            task,
+            dependencies,
+            batch,
+        })
         .collect();
     Ok(axum::Json(Claimed { tasks }))
 }

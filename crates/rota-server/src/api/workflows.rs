@@ -10,16 +10,18 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use rota_core::workflow::Workflow;
+use rota_core::workflow::{Workflow, WorkflowKind};
+use rota_core::NewTask;
 use serde::Deserialize;
 
-/// One task of a workflow: a task as an enqueue takes it (without `unique_key` or a batch),
-/// with a name, its queue, and the names of the tasks of this workflow it waits for.
+/// One task of a workflow or a batch: a task as an enqueue takes it (without `unique_key`),
+/// with its queue; in a workflow also a name and the names of the tasks it waits for.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowTaskInput {
-    /// Unique in the workflow; what `depends_on` refers to. 1 to 128 bytes.
-    pub name: String,
+    /// In a workflow (required there), unique in it: what `depends_on` refers to. 1 to 128
+    /// bytes. Not in a batch.
+    pub name: Option<String>,
     #[schema(value_type = schema::QueueName)]
     pub queue: String,
     /// Names of tasks of this workflow that must succeed first.
@@ -58,6 +60,36 @@ pub struct WorkflowInput {
 impl WorkflowTaskInput {
     fn into_spec(self, i: usize, now: Timestamp, limits: &Limits) -> ApiResult<WorkflowTaskSpec> {
         let at = format!("tasks[{i}]");
+        if self.name.is_none() {
+            return Err(ApiError::invalid(format!(
+                "{at}.name is required: the other tasks' depends_on refer to it"
+            )));
+        }
+        self.into_task(&at, now, limits)
+    }
+
+    /// The task as a batch takes it: a member, or the callback. The batch decides what it
+    /// waits for.
+    fn into_member(
+        self,
+        at: &str,
+        now: Timestamp,
+        limits: &Limits,
+    ) -> ApiResult<(String, NewTask)> {
+        if self.name.is_some()
+            || !self.depends_on.is_empty()
+            || self.on_dependency_failure.is_some()
+        {
+            return Err(ApiError::invalid(format!(
+                "{at}: a batch's tasks have no name, depends_on or on_dependency_failure (the \
+                 callback waits for every member; only_on_success says how)"
+            )));
+        }
+        let spec = self.into_task(at, now, limits)?;
+        Ok((spec.queue, spec.task))
+    }
+
+    fn into_task(self, at: &str, now: Timestamp, limits: &Limits) -> ApiResult<WorkflowTaskSpec> {
         if self.on_dependency_failure.is_some() && self.depends_on.is_empty() {
             return Err(ApiError::invalid(format!(
                 "{at}.on_dependency_failure needs depends_on: it says what a failed dependency \
@@ -80,10 +112,10 @@ impl WorkflowTaskInput {
             on_dependency_failure: None,
             tasks: None,
         };
-        let mut task = input.into_new_task(&at, now, limits)?;
+        let mut task = input.into_new_task(at, now, limits)?;
         task.on_dependency_failure = self.on_dependency_failure.unwrap_or_default();
         Ok(WorkflowTaskSpec {
-            name: self.name,
+            name: self.name.unwrap_or_default(),
             queue: self.queue,
             after: self.depends_on,
             task,
@@ -176,4 +208,68 @@ pub async fn list(
         workflows,
         next_before,
     }))
+}
+
+/// A batch: members and a callback task that runs once every member is final.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchInput {
+    /// The members (without names or dependencies), at most 9,999 (and limits.max_batch).
+    #[serde(deserialize_with = "rota_core::objects::objects")]
+    pub tasks: Vec<WorkflowTaskInput>,
+    /// The task that runs once every member is final; its claim carries the batch's outcome
+    /// (`batch`: the ids that succeeded, died or were cancelled).
+    pub callback: WorkflowTaskInput,
+    /// Run the callback only if every member succeeded; otherwise it is cancelled (Sidekiq's
+    /// "success" callback). Default false: it runs whatever the members' outcomes ("complete").
+    #[serde(default)]
+    pub only_on_success: bool,
+}
+
+#[utoipa::path(post, path = "/v1/batches", tag = "workflows",
+    request_body = BatchInput,
+    responses(
+        (status = 201, description = "the members and the callback stored; the callback waits for every member", body = Workflow),
+        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, description = "a bad member or callback: nothing is stored", body = ErrorBody)))]
+pub async fn submit_batch(
+    State(st): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<BatchInput>,
+) -> ApiResult<Response> {
+    let now = st.clock.now();
+    let limits = &st.config.limits;
+    let members = body
+        .tasks
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| t.into_member(&format!("tasks[{i}]"), now, limits))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let callback = body.callback.into_member("callback", now, limits)?;
+    let batch = st
+        .service
+        .submit_batch(&caller, members, callback, body.only_on_success)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(batch)).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/batches/{id}", tag = "workflows",
+    params(("id" = String, Path, description = "the batch's id")),
+    responses((status = 200, description = "the batch: its members and its callback (named `callback`)", body = Workflow),
+        (status = 404, body = ErrorBody)))]
+pub async fn get_batch(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<axum::Json<Workflow>> {
+    let id = task_id(&id)?;
+    let wf = st.service.workflow(&caller, id).await?;
+    if wf.kind != WorkflowKind::Batch {
+        return Err(ApiError::new(
+            crate::error::ErrorKind::NotFound,
+            "batch_not_found",
+            format!("batch {id} does not exist (it is a workflow: GET /v1/workflows/{id})"),
+        ));
+    }
+    Ok(axum::Json(wf))
 }

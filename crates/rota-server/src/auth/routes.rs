@@ -35,7 +35,7 @@ fn permission(method: &Method, route: &str) -> Option<(&'static str, On)> {
         "/v1/tasks/fail" | "/v1/tasks/{id}/fail" if post => (TASKS_FAIL, On::SomeQueue),
         "/v1/tasks/{id}/heartbeat" if post => (TASKS_HEARTBEAT, On::SomeQueue),
         "/v1/tasks/{id}/kill" if post => (TASKS_CANCEL, On::SomeQueue),
-        "/v1/workflows" if post => (TASKS_ENQUEUE, On::SomeQueue),
+        "/v1/workflows" | "/v1/batches" if post => (TASKS_ENQUEUE, On::SomeQueue),
         "/v1/keys" if post => (KEYS_CREATE, On::Resource("keys/*")),
         "/v1/roles/{name}" if method == Method::PUT => (ROLES_WRITE, On::Named("roles/")),
         "/v1/schedules/{name}" if method == Method::PUT => {

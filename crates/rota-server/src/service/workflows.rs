@@ -4,9 +4,10 @@
 use super::*;
 use crate::metrics as m;
 use rota_core::workflow::{
-    check_graph, inline_results, DependencyResult, Workflow, MAX_INLINE_DEPENDENCIES,
+    check_graph, inline_results, BatchSummary, DependencyResult, Workflow, WorkflowKind,
+    BATCH_CALLBACK, MAX_INLINE_DEPENDENCIES, MAX_WORKFLOW_TASKS,
 };
-use rota_core::NewTask;
+use rota_core::{NewTask, OnDependencyFailure};
 use rota_store::{Change, StoreError, WorkflowSpecTask};
 use std::collections::BTreeSet;
 
@@ -99,6 +100,40 @@ impl Service {
             .collect())
     }
 
+    /// For each claimed task that is a batch's callback, how the batch's members ended.
+    pub async fn batch_summaries(
+        &self,
+        caller: &Caller,
+        tasks: &[Task],
+    ) -> ApiResult<Vec<Option<BatchSummary>>> {
+        let workflows: Vec<TaskId> = tasks
+            .iter()
+            .filter(|t| !t.depends_on.is_empty())
+            .filter_map(|t| t.workflow.as_deref()?.parse().ok())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if workflows.is_empty() {
+            return Ok(vec![None; tasks.len()]);
+        }
+        let callbacks = self
+            .store
+            .batch_callbacks(&caller.tenant, &workflows)
+            .await?;
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            let batch = t.workflow.as_deref().and_then(|w| w.parse::<TaskId>().ok());
+            match batch {
+                Some(b) if callbacks.get(&b) == Some(&t.id) => {
+                    let wf = self.store.workflow(&caller.tenant, b).await?;
+                    out.push(Some(BatchSummary::of(&wf)));
+                }
+                _ => out.push(None),
+            }
+        }
+        Ok(out)
+    }
+
     /// Submits a workflow: its graph checked (names, cycles, bounds), every task checked as an
     /// enqueue checks it, then all stored or none.
     pub async fn submit_workflow(
@@ -127,32 +162,100 @@ impl Service {
             .collect();
         let now = self.clock.now();
         let mut spec = Vec::with_capacity(tasks.len());
-        for (i, (mut t, after)) in tasks.into_iter().zip(afters).enumerate() {
-            let at = format!("tasks[{i}]");
-            caller.queue(&t.queue, actions::TASKS_ENQUEUE)?;
-            check_task(&at, &t.task, now, limits)?;
-            if t.task.unique_key.is_some() {
-                return Err(ApiError::invalid(format!(
-                    "{at}.unique_key: a workflow's tasks have no unique keys (the workflow is \
-                     stored whole or not at all)"
-                )));
-            }
-            if let Some(url) = &mut t.task.callback_url {
-                *url = crate::webhooks::target::check_form(url, &self.config.webhooks)
-                    .map_err(|e| ApiError::invalid(format!("{at}.callback_url {e}")))?;
-            }
-            spec.push(WorkflowSpecTask {
-                name: t.name,
-                queue: t.queue,
-                task: t.task,
-                after,
-            });
+        for (i, (t, after)) in tasks.into_iter().zip(afters).enumerate() {
+            let mut one =
+                self.checked_spec(caller, &format!("tasks[{i}]"), t.queue, t.task, now)?;
+            one.name = t.name;
+            one.after = after;
+            spec.push(one);
         }
+        self.store_workflow(caller, spec, WorkflowKind::Workflow)
+            .await
+    }
+
+    /// Submits a batch: its members, and a callback that waits for every one of them (and runs
+    /// whatever they end as, or only if all succeeded).
+    pub async fn submit_batch(
+        &self,
+        caller: &Caller,
+        members: Vec<(String, NewTask)>,
+        callback: (String, NewTask),
+        only_on_success: bool,
+    ) -> ApiResult<Workflow> {
+        let limits = self.limits();
+        check_batch_size("tasks", "task", members.len(), limits)?;
+        check_batch_size("tasks", "task", members.len() + 1, limits)?;
+        if members.len() >= MAX_WORKFLOW_TASKS {
+            return Err(ApiError::too_large(format!(
+                "{} members; a batch holds at most {} (and its callback)",
+                members.len(),
+                MAX_WORKFLOW_TASKS - 1
+            )));
+        }
+        let now = self.clock.now();
+        let n = members.len();
+        let mut spec = Vec::with_capacity(n + 1);
+        for (i, (queue, task)) in members.into_iter().enumerate() {
+            spec.push(self.checked_spec(caller, &format!("tasks[{i}]"), queue, task, now)?);
+            spec.last_mut().expect("just pushed").name = format!("m{i}");
+        }
+        let (queue, mut task) = callback;
+        task.on_dependency_failure = if only_on_success {
+            OnDependencyFailure::Cancel
+        } else {
+            OnDependencyFailure::Run
+        };
+        let mut cb = self.checked_spec(caller, "callback", queue, task, now)?;
+        cb.name = BATCH_CALLBACK.to_owned();
+        cb.after = (0..n).collect();
+        spec.push(cb);
+        self.store_workflow(caller, spec, WorkflowKind::Batch).await
+    }
+
+    /// One task of a workflow or batch checked as an enqueue checks it.
+    fn checked_spec(
+        &self,
+        caller: &Caller,
+        at: &str,
+        queue: String,
+        mut task: NewTask,
+        now: rota_core::Timestamp,
+    ) -> ApiResult<WorkflowSpecTask> {
+        caller.queue(&queue, actions::TASKS_ENQUEUE)?;
+        check_task(at, &task, now, self.limits())?;
+        if task.unique_key.is_some() {
+            return Err(ApiError::invalid(format!(
+                "{at}.unique_key: a workflow's tasks have no unique keys (the workflow is \
+                 stored whole or not at all)"
+            )));
+        }
+        if let Some(url) = &mut task.callback_url {
+            *url = crate::webhooks::target::check_form(url, &self.config.webhooks)
+                .map_err(|e| ApiError::invalid(format!("{at}.callback_url {e}")))?;
+        }
+        Ok(WorkflowSpecTask {
+            name: String::new(),
+            queue,
+            task,
+            after: Vec::new(),
+        })
+    }
+
+    /// Stores a checked workflow or batch and counts its tasks as enqueued.
+    async fn store_workflow(
+        &self,
+        caller: &Caller,
+        spec: Vec<WorkflowSpecTask>,
+        kind: WorkflowKind,
+    ) -> ApiResult<Workflow> {
         if spec.iter().any(|t| t.task.callback_url.is_some()) {
             self.require_callback_signer(caller).await?;
         }
         caller.require_kinds(spec.iter().map(|t| t.task.kind.as_str()))?;
-        let wf = self.store.submit_workflow(&caller.tenant, spec).await?;
+        let wf = self
+            .store
+            .submit_workflow(&caller.tenant, spec, kind)
+            .await?;
         let mut by_queue: std::collections::BTreeMap<&str, usize> = Default::default();
         for t in &wf.tasks {
             *by_queue.entry(t.task.queue.as_str()).or_default() += 1;

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::writer::{workflows as wf, OutboxRow, Part, PartTask, Remote, WorkflowRow};
-use rota_core::workflow::Workflow;
+use rota_core::workflow::{Workflow, WorkflowKind};
 use std::collections::HashMap;
 
 impl Shard {
@@ -133,6 +133,17 @@ impl Shard {
             .await
     }
 
+    /// Of the workflows `ids` whose records are here, `tenant`'s batches and their callbacks.
+    pub async fn callbacks_here(
+        &self,
+        tenant: &str,
+        ids: Vec<TaskId>,
+    ) -> StoreResult<Vec<(TaskId, TaskId)>> {
+        let tenant = tenant.to_owned();
+        self.read(move |conn, _| wf::callbacks(conn, &tenant, &ids).map_err(db_err))
+            .await
+    }
+
     /// The workflow's tasks here, counted by state.
     pub async fn workflow_counts(&self, id: TaskId) -> StoreResult<StateCounts> {
         self.read(move |conn, _| wf::counts(conn, id).map_err(db_err))
@@ -156,19 +167,27 @@ impl Shard {
 
 /// A workflow from its record and its tasks (from any shards), in submission order.
 pub(crate) fn assemble(record: &WorkflowRow, tasks: Vec<Task>) -> Workflow {
-    Workflow::assemble(record.id, record.created_at, &record.names, tasks)
+    Workflow::assemble(
+        record.id,
+        record.kind(),
+        record.created_at,
+        &record.names,
+        tasks,
+    )
 }
 
 /// A workflow as a list shows it.
 pub(crate) fn listed(record: &WorkflowRow, counts: StateCounts) -> Workflow {
-    Workflow::listed(record.id, record.created_at, counts)
+    Workflow::listed(record.id, record.kind(), record.created_at, counts)
 }
 
 /// Splits a workflow into the part of each shard (`places[i]`: task `i`'s shard; `ids[i]`
 /// its id). Answers the parts by shard and the workflow's record.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn parts(
     tenant: &str,
     workflow: TaskId,
+    kind: WorkflowKind,
     created_at: Timestamp,
     spec: Vec<WorkflowSpecTask>,
     places: &[usize],
@@ -178,6 +197,9 @@ pub(crate) fn parts(
         id: workflow,
         tenant: tenant.to_owned(),
         created_at,
+        callback: (kind == WorkflowKind::Batch)
+            .then(|| ids.last().copied())
+            .flatten(),
         names: spec
             .iter()
             .zip(ids)
@@ -258,15 +280,28 @@ impl WorkflowStore for Shard {
         self.tasks_here(tenant, ids.to_vec()).await
     }
 
+    async fn batch_callbacks(
+        &self,
+        tenant: &str,
+        ids: &[TaskId],
+    ) -> StoreResult<HashMap<TaskId, TaskId>> {
+        Ok(self
+            .callbacks_here(tenant, ids.to_vec())
+            .await?
+            .into_iter()
+            .collect())
+    }
+
     async fn submit_workflow(
         &self,
         tenant: &str,
         tasks: Vec<WorkflowSpecTask>,
+        kind: WorkflowKind,
     ) -> StoreResult<Workflow> {
         let ids: Vec<TaskId> = tasks.iter().map(|_| self.next_id()).collect();
         let id = self.next_id();
         let places = vec![0; tasks.len()];
-        let (mut parts, record) = parts(tenant, id, self.now(), tasks, &places, &ids);
+        let (mut parts, record) = parts(tenant, id, kind, self.now(), tasks, &places, &ids);
         let (_, part) = parts.pop().expect("one part");
         let stored = self.put_part(part).await?;
         Ok(assemble(&record, stored))

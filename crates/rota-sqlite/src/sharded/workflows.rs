@@ -40,10 +40,30 @@ impl WorkflowStore for SqliteStore {
         Ok(out)
     }
 
+    async fn batch_callbacks(
+        &self,
+        tenant: &str,
+        ids: &[TaskId],
+    ) -> StoreResult<std::collections::HashMap<TaskId, TaskId>> {
+        let mut by_shard: std::collections::BTreeMap<usize, Vec<TaskId>> = Default::default();
+        for id in ids {
+            by_shard.entry(self.of_id(*id)).or_default().push(*id);
+        }
+        let reads = by_shard
+            .into_iter()
+            .map(|(s, ids)| self.shards[s].callbacks_here(tenant, ids));
+        let mut out = std::collections::HashMap::new();
+        for r in join_all(reads).await {
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+
     async fn submit_workflow(
         &self,
         tenant: &str,
         tasks: Vec<WorkflowSpecTask>,
+        kind: rota_core::workflow::WorkflowKind,
     ) -> StoreResult<Workflow> {
         let places: Vec<usize> = tasks
             .iter()
@@ -53,7 +73,7 @@ impl WorkflowStore for SqliteStore {
         let home = places[0];
         let id = self.shards[home].next_id();
         let now = self.shards[home].now();
-        let (parts, record) = parts(tenant, id, now, tasks, &places, &ids);
+        let (parts, record) = parts(tenant, id, kind, now, tasks, &places, &ids);
         if parts.len() == 1 {
             let (s, part) = parts.into_iter().next().expect("one part");
             let stored = self.shards[s].put_part(part).await?;

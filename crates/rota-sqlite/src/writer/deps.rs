@@ -13,7 +13,7 @@ use super::tasks::purge_at;
 use super::{Batch, Remote};
 use crate::rows::{errors_to_sql, state_from_sql};
 use rota_core::workflow::{after_dependency, DependencyOutcome};
-use rota_core::{events, lifecycle, TaskId, TaskState};
+use rota_core::{events, lifecycle, TaskId, TaskState, Timestamp};
 use rota_store::StoreResult;
 use rusqlite::{params, OptionalExtension};
 
@@ -175,6 +175,11 @@ impl Ctx<'_> {
         if gone == 0 {
             return Ok(());
         }
+        if state == TaskState::Succeeded {
+            // The common case, in as few statements as it takes: success satisfies whatever
+            // the task's policy, so only whether it was the last wait matters.
+            return self.satisfied(b, task);
+        }
         let row: Option<(i64, String, Option<String>)> = self
             .tx()
             .prepare_cached("SELECT queue_id, state, dep_policy FROM tasks WHERE id = ?1")?
@@ -208,6 +213,50 @@ impl Ctx<'_> {
                 }
             }
         }
+    }
+
+    /// One of `task`'s dependencies succeeded (its wait is gone): the task is released if no
+    /// wait is left and it still waits (one that was cancelled or deleted meanwhile is not).
+    fn satisfied(&mut self, b: &mut Batch, task: TaskId) -> rusqlite::Result<()> {
+        let more: bool = self
+            .tx()
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM task_waits WHERE task_id = ?1)")?
+            .query_row([task.as_i64()], |r| r.get(0))?;
+        if more {
+            return Ok(());
+        }
+        // The state is lifecycle::waiting_state's rule (scheduled until run_at), in the statement.
+        let row: Option<(i64, String, String, u32, i64)> = self
+            .tx()
+            .prepare_cached(
+                "UPDATE tasks SET state = CASE WHEN run_at > ?2 THEN 'scheduled' ELSE 'ready' END, \
+                 updated_at = ?2 WHERE id = ?1 AND state = 'waiting' \
+                 RETURNING queue_id, state, kind, attempt, run_at",
+            )?
+            .query_row(params![task.as_i64(), b.now.0], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()?;
+        let Some((qid, to, kind, attempt, run_at)) = row else {
+            return self.drop_waits(task);
+        };
+        let to = state_from_sql(&to)?;
+        b.delta.moved(qid, Some(TaskState::Waiting), Some(to));
+        if to == TaskState::Ready {
+            b.ready.insert(qid);
+        } else {
+            b.due(Timestamp(run_at));
+        }
+        let queue = self.queue_key(b, qid).map(|k| k.name).unwrap_or_default();
+        let e = events::released_parts(
+            task,
+            (&queue, &kind),
+            attempt,
+            (to, Timestamp(run_at)),
+            b.now,
+        );
+        b.log_other(qid, e);
+        Ok(())
     }
 
     fn drop_waits(&self, task: TaskId) -> rusqlite::Result<()> {

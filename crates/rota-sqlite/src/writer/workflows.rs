@@ -12,7 +12,7 @@ use crate::rows::{dep_policy_to_sql, ids_to_sql, state_from_sql, tags_to_sql};
 use rota_core::{
     events, lifecycle, NewTask, QueueKey, StateCounts, Task, TaskId, TaskState, Timestamp,
 };
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 /// A workflow's record: what commits it, and the names its tasks were submitted under.
 #[derive(Debug, Clone)]
@@ -21,6 +21,17 @@ pub struct WorkflowRow {
     pub tenant: String,
     pub created_at: Timestamp,
     pub names: Vec<(String, TaskId)>,
+    /// A batch's callback task; `None` for a workflow.
+    pub callback: Option<TaskId>,
+}
+
+impl WorkflowRow {
+    pub fn kind(&self) -> rota_core::workflow::WorkflowKind {
+        match self.callback {
+            Some(_) => rota_core::workflow::WorkflowKind::Batch,
+            None => rota_core::workflow::WorkflowKind::Workflow,
+        }
+    }
 }
 
 /// One task of a part: its id (taken from this shard's ids), queue, and the task with its
@@ -124,13 +135,15 @@ impl Ctx<'_> {
         let names: Vec<(&str, TaskId)> = w.names.iter().map(|(n, id)| (n.as_str(), *id)).collect();
         self.tx()
             .prepare_cached(
-                "INSERT INTO workflows (id, tenant, created_at, names) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO workflows (id, tenant, created_at, names, callback) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![
                 w.id.as_i64(),
                 w.tenant,
                 w.created_at.0,
-                serde_json::to_string(&names).expect("names serialize")
+                serde_json::to_string(&names).expect("names serialize"),
+                w.callback.map(TaskId::as_i64)
             ])?;
         Ok(Ok(()))
     }
@@ -197,12 +210,13 @@ pub fn waits(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<(TaskId, TaskI
 
 /// A workflow's record, if this shard has it.
 pub fn record(conn: &rusqlite::Connection, id: TaskId) -> rusqlite::Result<Option<WorkflowRow>> {
-    use rusqlite::OptionalExtension;
-    let row: Option<(String, i64, String)> = conn
-        .prepare_cached("SELECT tenant, created_at, names FROM workflows WHERE id = ?1")?
-        .query_row([id.as_i64()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    let row: Option<(String, i64, String, Option<i64>)> = conn
+        .prepare_cached("SELECT tenant, created_at, names, callback FROM workflows WHERE id = ?1")?
+        .query_row([id.as_i64()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .optional()?;
-    row.map(|(tenant, created_at, names)| {
+    row.map(|(tenant, created_at, names, callback)| {
         let names: Vec<(String, TaskId)> = serde_json::from_str(&names).map_err(|e| {
             rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
         })?;
@@ -211,6 +225,7 @@ pub fn record(conn: &rusqlite::Connection, id: TaskId) -> rusqlite::Result<Optio
             tenant,
             created_at: Timestamp(created_at),
             names,
+            callback: callback.map(TaskId::from_i64),
         })
     })
     .transpose()
@@ -271,4 +286,25 @@ pub fn counts(conn: &rusqlite::Connection, wf: TaskId) -> rusqlite::Result<State
         *c.get_mut(state_from_sql(&state)?) += n as u64;
     }
     Ok(c)
+}
+
+/// Of the workflows `ids` in this shard, the batches of `tenant` and their callbacks.
+pub fn callbacks(
+    conn: &rusqlite::Connection,
+    tenant: &str,
+    ids: &[TaskId],
+) -> rusqlite::Result<Vec<(TaskId, TaskId)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT callback FROM workflows WHERE id = ?1 AND tenant = ?2 AND callback IS NOT NULL",
+    )?;
+    let mut out = Vec::new();
+    for id in ids {
+        let cb: Option<i64> = stmt
+            .query_row(params![id.as_i64(), tenant], |r| r.get(0))
+            .optional()?;
+        if let Some(cb) = cb {
+            out.push((*id, TaskId::from_i64(cb)));
+        }
+    }
+    Ok(out)
 }

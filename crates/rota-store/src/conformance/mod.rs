@@ -141,7 +141,8 @@ macro_rules! conformance_tests {
             a_workflow_is_stored_whole_and_runs_in_order,
             a_workflow_that_cannot_be_stored_stores_nothing,
             a_failed_step_fails_the_workflow_and_cancels_what_waits,
-            the_last_two_dependencies_ending_at_once_release_the_join_once
+            the_last_two_dependencies_ending_at_once_release_the_join_once,
+            a_batch_callback_runs_once_after_every_member
         );
     };
     (@each $harness:ty; $($name:ident),* $(,)?) => {

@@ -6,7 +6,7 @@
 use super::*;
 use crate::workflows::WorkflowSpecTask;
 use rota_core::events::EventType;
-use rota_core::workflow::WorkflowState;
+use rota_core::workflow::{WorkflowKind, WorkflowState};
 use rota_core::OnDependencyFailure;
 use std::time::Duration;
 
@@ -215,6 +215,7 @@ pub async fn a_workflow_is_stored_whole_and_runs_in_order<H: Harness>() {
                 spec("v3", "variants", &[0]),
                 spec("join", "publish", &[1, 2, 3]),
             ],
+            WorkflowKind::Workflow,
         )
         .await
         .unwrap();
@@ -296,6 +297,7 @@ pub async fn a_workflow_that_cannot_be_stored_stores_nothing<H: Harness>() {
                 spec("b", "q2", &[0]),
                 spec("c", "q3", &[1]),
             ],
+            WorkflowKind::Workflow,
         )
         .await
         .unwrap_err();
@@ -313,6 +315,7 @@ pub async fn a_failed_step_fails_the_workflow_and_cancels_what_waits<H: Harness>
                 spec("evaluate", "evaluate", &[0]),
                 spec("notify", "notify", &[1]),
             ],
+            WorkflowKind::Workflow,
         )
         .await
         .unwrap();
@@ -348,4 +351,56 @@ pub async fn the_last_two_dependencies_ending_at_once_release_the_join_once<H: H
         assert_eq!(released, 1, "the join was released {released} times");
         run(&b, &q("j"), &j).await;
     }
+}
+
+/// A batch: its callback waits for every member and runs once, whatever they ended as; the
+/// store says which workflows are batches and which task is the callback.
+pub async fn a_batch_callback_runs_once_after_every_member<H: Harness>() {
+    let (_h, _c, s) = setup::<H>().await;
+    let mut tasks: Vec<WorkflowSpecTask> = (0..3)
+        .map(|i| spec(&format!("m{i}"), "members", &[]))
+        .collect();
+    let mut cb = spec(rota_core::workflow::BATCH_CALLBACK, "done", &[0, 1, 2]);
+    cb.task.on_dependency_failure = OnDependencyFailure::Run;
+    tasks.push(cb);
+    let b = s
+        .submit_workflow("default", tasks, WorkflowKind::Batch)
+        .await
+        .unwrap();
+    assert_eq!(b.kind, WorkflowKind::Batch);
+    let id: TaskId = b.id.parse().unwrap();
+    let callback = b.tasks[3].task.id;
+    let plain = s
+        .submit_workflow(
+            "default",
+            vec![spec("x", "other", &[])],
+            WorkflowKind::Workflow,
+        )
+        .await
+        .unwrap();
+    let plain_id: TaskId = plain.id.parse().unwrap();
+    let found = s.batch_callbacks("default", &[id, plain_id]).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found.get(&id), Some(&callback));
+    assert!(s.batch_callbacks("globex", &[id]).await.unwrap().is_empty());
+    let members = s.claim(&q("members"), claim_req(3)).await.unwrap();
+    assert_eq!(members.len(), 3);
+    complete(&s, &members[0]).await.unwrap();
+    fail(&s, &members[1], None, true).await.unwrap();
+    assert_eq!(
+        s.get("default", callback).await.unwrap().state,
+        TaskState::Waiting
+    );
+    s.change("default", members[2].id, Change::Cancel)
+        .await
+        .unwrap();
+    reaches(&s, callback, TaskState::Ready).await;
+    assert_eq!(
+        s.workflow("default", id).await.unwrap().kind,
+        WorkflowKind::Batch
+    );
+    let listed = s.workflows("default", None, 10).await.unwrap();
+    assert!(listed
+        .iter()
+        .any(|w| w.id == b.id && w.kind == WorkflowKind::Batch));
 }

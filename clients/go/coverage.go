@@ -29,6 +29,8 @@ var operations = []Operation{
 	{"GET", "/v1/admin/tenants/{tenant}"},                     // GetTenant
 	{"PATCH", "/v1/admin/tenants/{tenant}"},                   // UpdateTenant
 	{"DELETE", "/v1/admin/tenants/{tenant}"},                  // DeleteTenant
+	{"POST", "/v1/batches"},                                   // SubmitBatch
+	{"GET", "/v1/batches/{id}"},                               // GetBatch
 	{"GET", "/v1/callbacks"},                                  // Callbacks
 	{"POST", "/v1/callbacks/rotate-secret"},                   // RotateCallbackSecret
 	{"GET", "/v1/doctor"},                                     // Doctor
@@ -97,6 +99,8 @@ var operations = []Operation{
 var models = map[string]any{
 	"AttemptError":       AttemptError{},
 	"Backoff":            Backoff{},
+	"BatchInput":         batchInput{},
+	"BatchSummary":       BatchSummary{},
 	"CallbacksOut":       CallbacksSecret{},
 	"ClaimBody":          ClaimOptions{},
 	"ClaimedTask":        Task{},
@@ -107,7 +111,7 @@ var models = map[string]any{
 	"DependencyResult":   DependencyResult{},
 	"DeliveryList":       DeliveryList{},
 	"DeliveryOut":        Delivery{},
-	"EnqueuedTask":       without{EnqueuedTask{}, []string{"dependencies"}},
+	"EnqueuedTask":       without{EnqueuedTask{}, []string{"dependencies", "batch"}},
 	"ErrorDetail":        ErrorDetail{},
 	"EventBody":          Event{},
 	"EventList":          EventList{},
@@ -144,7 +148,7 @@ var models = map[string]any{
 	"ScheduleOut":        ScheduleInfo{},
 	"StateCounts":        StateCounts{},
 	"Status":             Health{},
-	"Task":               without{Task{}, []string{"dependencies"}}, // only claims carry it (ClaimedTask)
+	"Task":               without{Task{}, []string{"dependencies", "batch"}}, // only claims carry them (ClaimedTask)
 	"TaskInput":          TaskInput{},
 	"TaskList":           TaskList{},
 	"TenantPatch":        TenantPatch{},

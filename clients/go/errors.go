@@ -27,6 +27,7 @@ const (
 	CodeNotFound      = "not_found"
 	CodeTaskNotFound  = "task_not_found"
 	CodeQueueNotFound = "queue_not_found"
+	CodeBatchNotFound = "batch_not_found"
 	CodeTaskCancelled = "task_cancelled"
 	CodeLeaseLost     = "lease_lost"
 	CodeInvalidState  = "invalid_state"

@@ -59,6 +59,9 @@ type Task struct {
 	// (docs/workflows.md, "Results"). Only Claim (and so a Worker's handler) fills it; nil
 	// elsewhere and for a task that waited for none.
 	Dependencies []DependencyResult `json:"dependencies,omitempty"`
+	// Batch is, on a claimed batch callback (SubmitBatch), how the batch's members ended. Only
+	// Claim (and so a Worker's handler) fills it; nil elsewhere and for any other task.
+	Batch *BatchSummary `json:"batch,omitempty"`
 }
 
 // DependencyResult is a dependency of a claimed task: how it ended and its result, so a join

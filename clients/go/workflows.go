@@ -25,9 +25,11 @@ const (
 
 // WorkflowTaskInput is one task of a workflow to submit: a task as Enqueue takes it (without a
 // unique key), with a name unique in the workflow, its queue, and the names of the tasks of
-// the workflow it waits for.
+// the workflow it waits for. A batch's member or callback (SubmitBatch) has a queue and the
+// task's fields only: no Name, DependsOn or OnDependencyFailure.
 type WorkflowTaskInput struct {
-	Name  string `json:"name"`
+	// Name is required in a workflow, unique in it (what DependsOn refers to); not in a batch.
+	Name  string `json:"name,omitempty"`
 	Queue string `json:"queue"`
 	// DependsOn are names of tasks of this workflow that must succeed first.
 	DependsOn []string `json:"depends_on,omitempty"`
@@ -46,6 +48,30 @@ type WorkflowTaskInput struct {
 	Group       string     `json:"group,omitempty"`
 }
 
+// WorkflowKind is what a workflow was submitted as.
+type WorkflowKind string
+
+// The workflow kinds.
+const (
+	// KindWorkflow is a graph of named tasks (SubmitWorkflow).
+	KindWorkflow WorkflowKind = "workflow"
+	// KindBatch is members and a callback that runs once they are all final (SubmitBatch); the
+	// callback is the task named BatchCallback.
+	KindBatch WorkflowKind = "batch"
+)
+
+// BatchCallback is the name of a batch's callback among its workflow's tasks.
+const BatchCallback = "callback"
+
+// BatchSummary is how a batch's members ended, as its callback's claim carries it (Task.Batch).
+type BatchSummary struct {
+	// ID is the batch's (a workflow's) id.
+	ID        string   `json:"id"`
+	Succeeded []string `json:"succeeded"`
+	Dead      []string `json:"dead"`
+	Cancelled []string `json:"cancelled"`
+}
+
 // WorkflowTask is a task of a workflow, under the name it was submitted with.
 type WorkflowTask struct {
 	Name string `json:"name"`
@@ -54,7 +80,9 @@ type WorkflowTask struct {
 
 // Workflow is a workflow as the server shows it.
 type Workflow struct {
-	ID        string        `json:"id"`
+	ID string `json:"id"`
+	// Kind is KindWorkflow or KindBatch.
+	Kind      WorkflowKind  `json:"kind"`
 	State     WorkflowState `json:"state"`
 	CreatedAt time.Time     `json:"created_at"`
 	// Counts are its tasks by state (tasks removed by retention are no longer counted).
@@ -98,6 +126,28 @@ func (c *Client) GetWorkflow(ctx context.Context, id string) (*Workflow, error) 
 // CancelWorkflow cancels every task of a workflow that is not final, and answers the workflow.
 func (c *Client) CancelWorkflow(ctx context.Context, id string) (*Workflow, error) {
 	return c.workflowCall(ctx, http.MethodPost, "/v1/workflows/"+esc(id)+"/cancel", nil)
+}
+
+// batchInput is SubmitBatch's body.
+type batchInput struct {
+	Tasks         []WorkflowTaskInput `json:"tasks"`
+	Callback      WorkflowTaskInput   `json:"callback"`
+	OnlyOnSuccess bool                `json:"only_on_success"`
+}
+
+// SubmitBatch stores a batch whole or not at all: the members (tasks, each with a queue and a
+// task's fields, no Name or DependsOn) and a callback that runs once every member is final. By
+// default it runs whatever they ended as; with onlyOnSuccess a member that ends dead or
+// cancelled cancels it. Its claim (so a Worker's handler) reads the outcome in Task.Batch. The
+// answer is the batch as a Workflow of Kind KindBatch whose last task is named BatchCallback.
+func (c *Client) SubmitBatch(ctx context.Context, tasks []WorkflowTaskInput, callback WorkflowTaskInput, onlyOnSuccess bool) (*Workflow, error) {
+	return c.workflowCall(ctx, http.MethodPost, "/v1/batches", batchInput{tasks, callback, onlyOnSuccess})
+}
+
+// GetBatch reads a batch with its members and callback; a plain workflow's id is a 404
+// (batch_not_found). GetWorkflow, ListWorkflows and CancelWorkflow take batches too.
+func (c *Client) GetBatch(ctx context.Context, id string) (*Workflow, error) {
+	return c.workflowCall(ctx, http.MethodGet, "/v1/batches/"+esc(id), nil)
 }
 
 // ListWorkflows reads one page of the tenant's workflows, newest first, older than the one

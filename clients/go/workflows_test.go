@@ -28,7 +28,7 @@ func TestS16Workflows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if wf.ID == "" || wf.State != rota.WorkflowRunning || len(wf.Tasks) != 4 || wf.Counts.Ready != 1 || wf.Counts.Waiting != 3 {
+	if wf.ID == "" || wf.Kind != rota.KindWorkflow || wf.State != rota.WorkflowRunning || len(wf.Tasks) != 4 || wf.Counts.Ready != 1 || wf.Counts.Waiting != 3 {
 		t.Fatalf("submitted: %+v", wf)
 	}
 	a, b, cc, join := wf.Task("a"), wf.Task("b"), wf.Task("c"), wf.Task("join")
@@ -207,4 +207,124 @@ func TestS16Workflows(t *testing.T) {
 	}
 }
 
+// S16, batches: a batch of three members (one succeeds, one dies after its one attempt, one is
+// cancelled) runs its callback once, and the callback's handler reads the members' ids by
+// outcome in Batch; with onlyOnSuccess a dead member cancels the callback. GetBatch reads a
+// batch, not a plain workflow; a member with a name is refused.
+func TestS16Batches(t *testing.T) {
+	c, ctx := newClient(t), testContext(t)
+	members, callbacks := queueName(t), queueName(t)
+	batch, err := c.SubmitBatch(ctx, []rota.WorkflowTaskInput{
+		{Queue: members, Kind: "ok"},
+		{Queue: members, Kind: "boom", MaxAttempts: intPtr(1)},
+		{Queue: members, Kind: "held", DelayMs: int64Ptr(60_000)},
+	}, rota.WorkflowTaskInput{Queue: callbacks, Kind: "cb", Tags: []string{"s16"}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if batch.ID == "" || batch.Kind != rota.KindBatch || batch.State != rota.WorkflowRunning || len(batch.Tasks) != 4 ||
+		batch.Tasks[3].Name != rota.BatchCallback || batch.Counts.Waiting != 1 {
+		t.Fatalf("submitted: %+v", batch)
+	}
+	ok, boom, held, cb := &batch.Tasks[0].Task, &batch.Tasks[1].Task, &batch.Tasks[2].Task, batch.Task(rota.BatchCallback)
+	if cb.State != rota.StateWaiting || cb.Queue != callbacks || cb.Kind != "cb" || len(cb.DependsOn) != 3 ||
+		cb.Workflow == nil || *cb.Workflow != batch.ID || boom.MaxAttempts != 1 || held.State != rota.StateScheduled {
+		t.Fatalf("the callback %+v, members %+v %+v", cb, boom, held)
+	}
+	got, err := c.GetBatch(ctx, batch.ID)
+	if err != nil || got.ID != batch.ID || got.Kind != rota.KindBatch || len(got.Tasks) != 4 {
+		t.Fatalf("GetBatch: %v %+v", err, got)
+	}
+	if got, err := c.GetWorkflow(ctx, batch.ID); err != nil || got.Kind != rota.KindBatch {
+		t.Fatalf("GetWorkflow of a batch: %v %+v", err, got)
+	}
+
+	if _, err := c.CancelTask(ctx, held.ID); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var runs int
+	var summary *rota.BatchSummary
+	startWorker(t, &rota.Worker{Client: newClient(t), Queue: members, Concurrency: 2, PollWait: time.Second,
+		Handler: func(ctx context.Context, task *rota.Task) (any, error) {
+			if task.Batch != nil {
+				t.Errorf("a member carries a batch: %+v", task.Batch)
+			}
+			if task.Kind == "boom" {
+				return nil, errors.New("boom")
+			}
+			return map[string]string{"ran": task.Kind}, nil
+		}})
+	startWorker(t, &rota.Worker{Client: newClient(t), Queue: callbacks, Concurrency: 2, PollWait: time.Second,
+		Handler: func(ctx context.Context, task *rota.Task) (any, error) {
+			mu.Lock()
+			runs++
+			summary = task.Batch
+			mu.Unlock()
+			return nil, nil
+		}})
+	done, err := c.WaitTask(ctx, cb.ID, 20*time.Second)
+	if err != nil || done.State != rota.StateSucceeded || done.Batch != nil {
+		t.Fatalf("the callback: %v %+v", err, done)
+	}
+	time.Sleep(500 * time.Millisecond) // it runs once: no second claim follows
+	mu.Lock()
+	n, s := runs, summary
+	mu.Unlock()
+	if n != 1 || s == nil {
+		t.Fatalf("the callback ran %d times, batch %+v", n, s)
+	}
+	if s.ID != batch.ID || strings.Join(s.Succeeded, ",") != ok.ID || strings.Join(s.Dead, ",") != boom.ID ||
+		strings.Join(s.Cancelled, ",") != held.ID {
+		t.Fatalf("the callback's batch: %+v (ok %s, boom %s, held %s)", s, ok.ID, boom.ID, held.ID)
+	}
+	if got, err := c.GetBatch(ctx, batch.ID); err != nil || got.State != rota.WorkflowFailed ||
+		got.Counts != (rota.StateCounts{Succeeded: 2, Dead: 1, Cancelled: 1}) {
+		t.Fatalf("read back: %v %+v", err, got)
+	}
+
+	// onlyOnSuccess: a dead member cancels the callback, which never runs.
+	q := queueName(t)
+	strict, err := c.SubmitBatch(ctx, []rota.WorkflowTaskInput{
+		{Queue: q, Kind: "doomed", DelayMs: int64Ptr(60_000)},
+		{Queue: q, Kind: "fine", DelayMs: int64Ptr(60_000)},
+	}, rota.WorkflowTaskInput{Queue: q, Kind: "cb"}, true)
+	if err != nil || strict.Kind != rota.KindBatch || len(strict.Tasks) != 3 {
+		t.Fatalf("only on success: %v %+v", err, strict)
+	}
+	if _, err := c.KillTask(ctx, strict.Tasks[0].Task.ID, "s16"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CancelTask(ctx, strict.Tasks[1].Task.ID); err != nil {
+		t.Fatal(err)
+	}
+	strictCb := strict.Task(rota.BatchCallback)
+	eventually(t, 10*time.Second, "the callback cancelled", func() bool {
+		task, err := c.GetTask(ctx, strictCb.ID)
+		return err == nil && task.State == rota.StateCancelled
+	})
+	if claimed, err := c.Claim(ctx, q, rota.ClaimOptions{Worker: "s16", Max: 10}); err != nil || len(claimed) != 0 {
+		t.Fatalf("claim after the cancel: %v %+v", err, claimed)
+	}
+
+	// A plain workflow is no batch; a batch's member has no name.
+	wf, err := c.SubmitWorkflow(ctx, []rota.WorkflowTaskInput{{Name: "x", Queue: q, DelayMs: int64Ptr(60_000)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetBatch(ctx, wf.ID); !rota.IsNotFound(err) || rota.ErrorCode(err) != rota.CodeBatchNotFound {
+		t.Fatalf("GetBatch of a workflow: %v", err)
+	}
+	_, err = c.SubmitBatch(ctx, []rota.WorkflowTaskInput{{Name: "m", Queue: q}}, rota.WorkflowTaskInput{Queue: q}, false)
+	if rota.ErrorCode(err) != rota.CodeInvalidField {
+		t.Fatalf("a named member: %v", err)
+	}
+	// A workflow's task without a name is refused by the server.
+	_, err = c.SubmitWorkflow(ctx, []rota.WorkflowTaskInput{{Queue: q}})
+	if rota.ErrorCode(err) != rota.CodeInvalidField {
+		t.Fatalf("a workflow task without a name: %v", err)
+	}
+}
+
 func int64Ptr(v int64) *int64 { return &v }
+func intPtr(v int) *int       { return &v }

@@ -1,5 +1,5 @@
 """S16: workflows and dependencies: a graph of named tasks across queues run by the worker,
-a task that waits for another, cancelling a workflow, and a bad graph refused."""
+a task that waits for another, cancelling a workflow, a bad graph refused, and batches."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 import rota
-from rota import Job, NewWorkflowTask
+from rota import Job, NewBatchTask, NewWorkflowTask
 
 from .conftest import Server
 from .helpers import InThread, wait_until
@@ -162,5 +162,109 @@ def test_s16_cancel_a_workflow_async(server: Server, queue: str) -> None:
             assert len(page.workflows) == 1 and page.workflows[0].id == made.id
             seen = [w.id async for w in c.iter_workflows(page_size=1)]
             assert seen[0] == made.id and len(seen) == len(set(seen))
+
+    asyncio.run(main())
+
+
+def test_s16_batch_callback_runs_once_with_the_members_outcomes(client: rota.Client, queue: str) -> None:
+    other = f"{queue}-cb"
+    made = client.submit_batch(
+        [
+            NewBatchTask(queue, kind="member", payload="ok"),
+            NewBatchTask(queue, kind="member", payload="bad", max_attempts=1),
+            NewBatchTask(queue, kind="member", payload="gone"),
+        ],
+        NewBatchTask(other, kind="publish", payload={"n": 3}),
+    )
+    assert made.kind == "batch" and made.state == "running"
+    assert [t.name for t in made.tasks][-1] == "callback" and len(made.tasks) == 4
+    ok, bad, gone = (t.task for t in made.tasks[:3])
+    callback = made.task("callback")
+    assert callback.state == "waiting" and callback.queue == other and callback.workflow == made.id
+    assert sorted(callback.depends_on) == sorted([ok.id, bad.id, gone.id])
+    assert client.get_batch(made.id).id == made.id
+    client.cancel(gone.id)
+
+    runs: List[Job] = []
+    lock = threading.Lock()
+
+    def handler(job: Job) -> Any:
+        if job.kind == "publish":
+            with lock:
+                runs.append(job)
+            return "published"
+        if job.payload == "bad":
+            raise RuntimeError("no variant")
+        assert job.batch is None
+        return job.payload
+
+    workers = [rota.Worker(client, q, handler, concurrency=4, poll_wait=0.2) for q in (queue, other)]
+    running = [InThread(w.run) for w in workers]
+    done = wait_until(lambda: (b := client.get_batch(made.id)).is_final and b, timeout=30)
+    for w in workers:
+        w.stop()
+    for r in running:
+        r.join()
+
+    assert done.kind == "batch" and done.state == "failed"  # a member is dead
+    assert done.task("callback").state == "succeeded" and done.task("callback").result == "published"
+    assert [t.task.state for t in done.tasks[:3]] == ["succeeded", "dead", "cancelled"]
+    assert len(runs) == 1
+    want = rota.BatchSummary(made.id, succeeded=[ok.id], dead=[bad.id], cancelled=[gone.id])
+    assert runs[0].batch == want and runs[0].task.batch == want
+    assert runs[0].payload == {"n": 3}
+    assert client.get_workflow(made.id).kind == "batch"
+
+
+def test_s16_batch_only_on_success_and_refusals(client: rota.Client, queue: str) -> None:
+    # A claimed callback carries the batch; a plain claimed task does not.
+    one = client.submit_batch([NewBatchTask(queue, kind="m")], NewBatchTask(queue, kind="cb"))
+    member = one.tasks[0].task
+    (got,) = client.claim(queue, "w1")
+    assert got.id == member.id and got.batch is None and got.lease is not None and got.lease.token
+    client.complete(member.id, got.lease.token, 1)
+    assert wait_until(lambda: client.get_task(one.task("callback").id).state == "ready")
+    (cb,) = client.claim(queue, "w1")
+    assert cb.id == one.task("callback").id
+    assert cb.batch == rota.BatchSummary(one.id, succeeded=[member.id], dead=[], cancelled=[])
+    assert cb.dependencies is not None and [d.id for d in cb.dependencies] == [member.id]
+
+    # only_on_success: a dead member cancels the callback.
+    strict = client.submit_batch(
+        [NewBatchTask(queue, kind="m", max_attempts=1), NewBatchTask(queue, kind="m")],
+        NewBatchTask(queue, kind="cb"),
+        only_on_success=True,
+    )
+    first, second = (t.task for t in strict.tasks[:2])
+    tokens: Dict[str, str] = {}
+    for t in client.claim(queue, "w1", max=10):
+        assert t.lease is not None and t.lease.token
+        tokens[t.id] = t.lease.token
+    assert set(tokens) == {first.id, second.id}
+    client.fail(first.id, tokens[first.id], "broken", dead=True)
+    client.complete(second.id, tokens[second.id])
+    end = wait_until(lambda: (b := client.get_batch(strict.id)).is_final and b, timeout=30)
+    assert end.task("callback").state == "cancelled" and end.state == "failed"
+    assert client.claim(queue, "w1") == []
+
+    # A plain workflow is not a batch; a batch's tasks take no names.
+    plain = client.submit_workflow([NewWorkflowTask("a", queue)])
+    assert plain.kind == "workflow"
+    with pytest.raises(rota.NotFound) as missing:
+        client.get_batch(plain.id)
+    assert missing.value.status == 404 and missing.value.code == "batch_not_found"
+    with pytest.raises(rota.InvalidRequest):
+        client.submit_batch([NewWorkflowTask("x", queue)], NewBatchTask(queue))  # type: ignore[list-item]
+
+
+def test_s16_batch_async(server: Server, queue: str) -> None:
+    async def main() -> None:
+        async with rota.AsyncClient(server.url, server.token) as c:
+            made = await c.submit_batch([NewBatchTask(queue), NewBatchTask(queue)], NewBatchTask(queue))
+            assert made.kind == "batch" and made.counts.ready == 2 and made.counts.waiting == 1
+            got = await c.get_batch(made.id)
+            assert got.id == made.id and [t.name for t in got.tasks][-1] == "callback"
+            gone = await c.cancel_workflow(made.id)
+            assert gone.state == "cancelled" and gone.kind == "batch"
 
     asyncio.run(main())

@@ -1,3 +1,4 @@
+import { Batches } from "./batches.js";
 import { Keys, MaintenanceMode, Roles, Tenants, whoami } from "./admin.js";
 import { Events } from "./events.js";
 import { type CallOptions, type ClientOptions, Transport } from "./http.js";
@@ -25,6 +26,7 @@ export class RotaClient {
   readonly schedules: Schedules;
   readonly webhooks: Webhooks;
   readonly workflows: Workflows;
+  readonly batches: Batches;
   readonly events: Events;
   readonly tenants: Tenants;
   readonly keys: Keys;
@@ -41,6 +43,7 @@ export class RotaClient {
     this.schedules = new Schedules(this.http);
     this.webhooks = new Webhooks(this.http);
     this.workflows = new Workflows(this.http);
+    this.batches = new Batches(this.http);
     this.events = new Events(this.http);
     this.tenants = new Tenants(this.http);
     this.keys = new Keys(this.http);

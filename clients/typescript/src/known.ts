@@ -1,6 +1,8 @@
 import type {
   AttemptError,
   Backoff,
+  BatchInput,
+  BatchSummary,
   CallbacksInfo,
   ClaimOptions,
   ClaimedTask,
@@ -78,6 +80,8 @@ export const KNOWN_OPERATIONS: readonly string[] = [
   "GET /v1/admin/tenants/{tenant}",
   "DELETE /v1/admin/tenants/{tenant}",
   "PATCH /v1/admin/tenants/{tenant}",
+  "POST /v1/batches",
+  "GET /v1/batches/{id}",
   "GET /v1/callbacks",
   "POST /v1/callbacks/rotate-secret",
   "GET /v1/doctor",
@@ -160,13 +164,15 @@ function fieldsOf<T>() {
 export const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
   AttemptError: fieldsOf<AttemptError>()(["at", "attempt", "message"]),
   Backoff: fieldsOf<Backoff>()(["base_ms", "max_ms"]),
+  BatchInput: fieldsOf<BatchInput>()(["callback", "only_on_success", "tasks"]),
   // wire wrapper: ItemOutcome[] (completeBatch, failBatch)
   BatchOutcome: ["items"],
+  BatchSummary: fieldsOf<BatchSummary>()(["cancelled", "dead", "id", "succeeded"]),
   CallbacksOut: fieldsOf<CallbacksInfo>()(["configured", "previous_secret_until", "secret"]),
   ClaimBody: fieldsOf<ClaimOptions>()(["kinds", "lease_ms", "max", "wait_ms", "worker"]),
   // wire wrapper: ClaimedTask[] (claim)
   Claimed: ["tasks"],
-  ClaimedTask: fieldsOf<Omit<ClaimedTask, keyof Task>>()(["dependencies"]),
+  ClaimedTask: fieldsOf<Omit<ClaimedTask, keyof Task>>()(["batch", "dependencies"]),
   ClientLimits: fieldsOf<ClientLimits>()(["max_in_flight", "requests_per_minute"]),
   // wire wrapper: CompleteItem[] (completeBatch)
   CompleteBatch: ["items"],
@@ -253,7 +259,7 @@ export const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
   Worker: fieldsOf<WorkerProcess>()(["connected_at", "connections", "hostname", "labels", "last_beat", "pid", "signal", "wid"]),
   // wire wrapper: WorkerProcess[] (processes.list)
   WorkerList: ["workers"],
-  Workflow: fieldsOf<Workflow>()(["counts", "created_at", "id", "state", "tasks"]),
+  Workflow: fieldsOf<Workflow>()(["counts", "created_at", "id", "kind", "state", "tasks"]),
   // wire wrapper: WorkflowTaskInput[] (workflows.submit)
   WorkflowInput: ["tasks"],
   WorkflowList: fieldsOf<WorkflowList>()(["next_before", "workflows"]),

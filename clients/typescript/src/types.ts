@@ -80,6 +80,17 @@ export interface ClaimedTask extends Task {
    * since is left out.
    */
   dependencies?: DependencyResult[];
+  /** Only for a batch's callback: how the batch's members ended. */
+  batch?: BatchSummary;
+}
+
+/** How a batch's members ended, as its callback's claim carries it (ids of each outcome). */
+export interface BatchSummary {
+  /** The batch (a workflow id). */
+  id: string;
+  succeeded: string[];
+  dead: string[];
+  cancelled: string[];
 }
 
 /** A task as enqueue answers it. */
@@ -323,6 +334,7 @@ export interface Ticket {
 /**
  * One task of a workflow: a task as `enqueue` takes it (without `unique_key`), with a name
  * unique in the workflow, its queue, and the names of the tasks of the workflow it waits for.
+ * (The server's schema makes `name` optional because batches share it; a workflow requires it.)
  */
 export interface WorkflowTaskInput extends Omit<TaskInput, "unique_key" | "on_duplicate"> {
   name: string;
@@ -330,6 +342,25 @@ export interface WorkflowTaskInput extends Omit<TaskInput, "unique_key" | "on_du
   /** Names of other tasks of this workflow that must succeed first. */
   depends_on?: string[];
 }
+
+/** A member or the callback of a batch: a task with its queue, without name or dependencies. */
+export type BatchTaskInput = Omit<WorkflowTaskInput, "name" | "depends_on" | "on_dependency_failure">;
+
+/** `POST /v1/batches`: members, and a callback that runs once every member is final. */
+export interface BatchInput {
+  /** At most 9,999 members. */
+  tasks: BatchTaskInput[];
+  /** Its claim carries `batch` (a `BatchSummary`); stored as the batch's task named `callback`. */
+  callback: BatchTaskInput;
+  /**
+   * Run the callback only if every member succeeded; otherwise it is cancelled. Default false:
+   * it runs whatever the members ended as.
+   */
+  only_on_success?: boolean;
+}
+
+/** `workflow`: a graph of named tasks (`workflows.submit`); `batch`: members and a callback (`batches.submit`). */
+export type WorkflowKind = "workflow" | "batch";
 
 /** `running` while some task is not final; else `failed` if one is dead, `cancelled` if one is. */
 export type WorkflowState = "running" | "succeeded" | "failed" | "cancelled";
@@ -342,6 +373,7 @@ export interface WorkflowTask {
 
 export interface Workflow {
   id: string;
+  kind: WorkflowKind;
   state: WorkflowState;
   created_at: string;
   /** Its tasks counted by state. */

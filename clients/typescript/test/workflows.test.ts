@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { type ClaimedTask, type DependencyResult, RotaError, type RotaClient, type Task, Worker, type Workflow } from "../src/index.js";
+import { type BatchSummary, type ClaimedTask, type DependencyResult, RotaError, type RotaClient, type Task, Worker, type Workflow } from "../src/index.js";
 import { TestServer, eventually, queueName } from "./harness.js";
 
 let server: TestServer;
@@ -25,6 +25,7 @@ test("test_s16_workflow_runs_its_graph_across_queues", async () => {
     { name: "join", queue: right, kind: "step", payload: { name: "join" }, depends_on: ["b", "c"] },
   ]);
   assert.equal(wf.state, "running");
+  assert.equal(wf.kind, "workflow");
   assert.deepEqual(wf.tasks?.map((t) => t.name), ["a", "b", "c", "join"]);
   const submitted = byName(wf);
   assert.equal(submitted.a.state, "ready");
@@ -147,4 +148,133 @@ test("test_s16_a_cycle_is_refused_with_the_servers_message", async () => {
   assert.match(unknown.message, /`nope` is not the name of a task in this workflow/);
   assert.equal((await rota.workflows.list()).workflows.length, before, "nothing was stored");
   await assert.rejects(rota.tasks.list(queue), (e: unknown) => e instanceof RotaError && e.status === 404, "not even the queue was made");
+});
+
+test("test_s16_batch_callback_runs_once_with_the_members_outcomes", async () => {
+  const members = queueName("s16-batch");
+  const done = queueName("s16-batch-done");
+  const batch = await rota.batches.submit({
+    tasks: [
+      { queue: members, kind: "good", payload: { n: 1 } },
+      { queue: members, kind: "bad", max_attempts: 1 },
+      { queue: members, kind: "late", delay_ms: 60_000 },
+    ],
+    callback: { queue: done, kind: "publish" },
+  });
+  assert.equal(batch.kind, "batch");
+  assert.equal(batch.state, "running");
+  assert.equal(batch.tasks?.map((t) => t.name).at(-1), "callback", "the callback is the last task");
+  assert.equal(batch.tasks?.length, 4);
+  const [good, bad, late, callback] = (batch.tasks ?? []).map((t) => t.task);
+  assert.equal(callback.state, "waiting");
+  assert.equal(callback.queue, done);
+  for (const t of [good, bad, late, callback]) assert.equal(t.workflow, batch.id);
+  assert.equal(late.state, "scheduled");
+
+  // Read back as a batch, and as a workflow; a plain workflow is not a batch.
+  const read = await rota.batches.get(batch.id);
+  assert.equal(read.kind, "batch");
+  assert.deepEqual(read.tasks?.map((t) => t.task.id), [good.id, bad.id, late.id, callback.id]);
+  assert.equal((await rota.workflows.get(batch.id)).kind, "batch");
+  const plain = await rota.workflows.submit([{ name: "only", queue: members, kind: "plain", delay_ms: 60_000 }]);
+  const notBatch = await rota.batches.get(plain.id).catch((e: unknown) => e);
+  assert.ok(notBatch instanceof RotaError, `a RotaError, got ${notBatch}`);
+  assert.equal(notBatch.status, 404);
+  assert.equal(notBatch.code, "batch_not_found");
+  await rota.workflows.cancel(plain.id);
+
+  const ran: string[] = [];
+  const summaries: (BatchSummary | undefined)[] = [];
+  const stop = new AbortController();
+  const workers = [
+    new Worker(
+      rota,
+      members,
+      (task) => {
+        ran.push(task.kind);
+        assert.equal(task.batch, undefined, "a member carries no batch");
+        if (task.kind === "bad") throw new Error("bad member");
+        return { ok: task.kind };
+      },
+      { concurrency: 2, pollWaitMs: 200 },
+    ),
+    new Worker(
+      rota,
+      done,
+      (task) => {
+        ran.push(task.kind);
+        summaries.push(task.batch);
+        return { published: true };
+      },
+      { concurrency: 2, pollWaitMs: 200 },
+    ),
+  ].map((w) => w.run(stop.signal));
+
+  // good succeeds, bad dies on its only attempt; the callback still waits for late.
+  await eventually(async () => {
+    const [g, b] = await Promise.all([rota.tasks.get(good.id), rota.tasks.get(bad.id)]);
+    return g.state === "succeeded" && b.state === "dead";
+  }, "the good member to succeed and the bad one to die");
+  assert.equal((await rota.tasks.get(callback.id)).state, "waiting", "the callback waits for every member");
+  await rota.tasks.cancel(late.id);
+
+  const finished = await eventually(async () => {
+    const now = await rota.batches.get(batch.id);
+    return now.state !== "running" && now;
+  }, "the batch to finish");
+  stop.abort();
+  await Promise.all(workers);
+
+  assert.deepEqual(ran.filter((k) => k === "publish"), ["publish"], "the callback ran once");
+  assert.deepEqual(summaries, [{ id: batch.id, succeeded: [good.id], dead: [bad.id], cancelled: [late.id] }]);
+  const ended = Object.fromEntries((finished.tasks ?? []).map((t) => [t.name, t.task]));
+  assert.equal(ended.callback.state, "succeeded");
+  assert.deepEqual(ended.callback.result, { published: true });
+  assert.deepEqual(finished.counts, { waiting: 0, scheduled: 0, ready: 0, running: 0, succeeded: 2, dead: 1, cancelled: 1 });
+});
+
+test("test_s16_batch_only_on_success", async () => {
+  const members = queueName("s16-oos");
+  const done = queueName("s16-oos-done");
+
+  // A dead member cancels the callback.
+  const failing = await rota.batches.submit({
+    tasks: [
+      { queue: members, kind: "ok" },
+      { queue: members, kind: "dies", max_attempts: 1 },
+    ],
+    callback: { queue: done, kind: "publish" },
+    only_on_success: true,
+  });
+  const [ok, dies, callback] = (failing.tasks ?? []).map((t) => t.task);
+  const claimed = await rota.tasks.claim(members, { worker: "w", max: 10 });
+  assert.deepEqual(claimed.map((t) => t.id).sort(), [ok.id, dies.id].sort());
+  for (const t of claimed) {
+    if (t.id === ok.id) await rota.tasks.complete(t.id, t.lease!.token!);
+    else await rota.tasks.fail(t.id, t.lease!.token!, "broken");
+  }
+  assert.equal((await rota.tasks.get(dies.id)).state, "dead");
+  const cancelled = await eventually(async () => {
+    const t = await rota.tasks.get(callback.id);
+    return t.state !== "waiting" && t;
+  }, "the callback to be cancelled");
+  assert.equal(cancelled.state, "cancelled");
+  assert.deepEqual(await rota.tasks.claim(done, { worker: "w", max: 10 }), [], "the cancelled callback is never claimed");
+
+  // When every member succeeds, the callback runs, and a direct claim carries the batch.
+  const passing = await rota.batches.submit({
+    tasks: [{ queue: members, kind: "ok" }, { queue: members, kind: "ok" }],
+    callback: { queue: done, kind: "publish" },
+    only_on_success: true,
+  });
+  const ids = (passing.tasks ?? []).slice(0, 2).map((t) => t.task.id);
+  for (const t of await rota.tasks.claim(members, { worker: "w", max: 10 })) await rota.tasks.complete(t.id, t.lease!.token!);
+  const [cb] = await eventually(async () => {
+    const got = await rota.tasks.claim(done, { worker: "w", max: 10 });
+    return got.length > 0 && got;
+  }, "the callback to be released");
+  assert.equal(cb.id, passing.tasks?.at(-1)?.task.id);
+  assert.deepEqual(cb.batch, { id: passing.id, succeeded: ids, dead: [], cancelled: [] });
+  await rota.tasks.complete(cb.id, cb.lease!.token!);
+  assert.equal((await rota.batches.get(passing.id)).state, "succeeded");
 });

@@ -34,6 +34,7 @@ from .models import (
     ItemOutcome,
     Key,
     Maintenance,
+    NewBatchTask,
     NewTask,
     NewWorkflowTask,
     QueueInfo,
@@ -441,6 +442,27 @@ class Client:
     def cancel_workflow(self, id: str) -> Workflow:
         """Cancels every task of the workflow that is not final; answers the workflow."""
         return self._one(Workflow, "POST", f"/v1/workflows/{seg(id)}/cancel")
+
+    def submit_batch(
+        self,
+        tasks: Sequence[NewBatchTask],
+        callback: NewBatchTask,
+        only_on_success: bool = False,
+    ) -> Workflow:
+        """Stores a batch: ``tasks`` (its members) and ``callback``, which waits for every member
+        and runs once they are all final, whatever they ended as; with ``only_on_success`` a
+        member ending dead or cancelled cancels it instead. Its claim carries ``batch`` (a
+        :class:`BatchSummary`). Answers the batch as a :class:`Workflow` of ``kind`` ``"batch"``
+        whose last task is named ``"callback"``."""
+        body: Dict[str, Any] = {"tasks": [t.to_json() for t in tasks], "callback": callback.to_json()}
+        if only_on_success:
+            body["only_on_success"] = True
+        return self._one(Workflow, "POST", "/v1/batches", body=body)
+
+    def get_batch(self, id: str) -> Workflow:
+        """The batch with its state, counts and tasks (the members, then ``"callback"``); a
+        plain workflow's id is :class:`NotFound`."""
+        return self._one(Workflow, "GET", f"/v1/batches/{seg(id)}")
 
     # ---- events -------------------------------------------------------------------------------
 

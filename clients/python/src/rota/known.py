@@ -91,6 +91,8 @@ OPERATIONS: Dict[Tuple[str, str], Optional[str]] = {
     ("POST", "/v1/workflows"): "submit_workflow",
     ("GET", "/v1/workflows/{id}"): "get_workflow",
     ("POST", "/v1/workflows/{id}/cancel"): "cancel_workflow",
+    ("POST", "/v1/batches"): "submit_batch",
+    ("GET", "/v1/batches/{id}"): "get_batch",
     ("POST", "/v1/workers/{wid}/quiet"): "quiet_worker",
     ("POST", "/v1/workers/{wid}/terminate"): "terminate_worker",
 }
@@ -101,7 +103,8 @@ Source = Union[type, Tuple[str, ...]]
 SCHEMAS: Dict[str, Source] = {
     # responses, read into models
     "Task": m.Task,
-    "ClaimedTask": m.Task,  # claim: a Task with its dependencies
+    "ClaimedTask": m.Task,  # claim: a Task with its dependencies (and a callback's batch)
+    "BatchSummary": m.BatchSummary,
     "DependencyResult": m.DependencyResult,
     "Lease": m.Lease,
     "AttemptError": m.AttemptError,
@@ -146,8 +149,10 @@ SCHEMAS: Dict[str, Source] = {
     "WorkflowList": m.WorkflowPage,
     # request bodies: the keyword arguments of the method named
     "TaskInput": m.NewTask,  # enqueue, enqueue_batch
-    "WorkflowTaskInput": m.NewWorkflowTask,  # submit_workflow
+    # submit_workflow (a batch's tasks, NewBatchTask, take the same fields but name and deps)
+    "WorkflowTaskInput": m.NewWorkflowTask,
     "WorkflowInput": ("tasks",),  # submit_workflow
+    "BatchInput": ("tasks", "callback", "only_on_success"),  # submit_batch
     "ClaimBody": ("worker", "kinds", "max", "wait_ms", "lease_ms"),  # claim
     "HeartbeatBody": ("lease", "lease_ms", "progress"),  # heartbeat
     "CompleteBody": ("lease", "result"),  # complete

@@ -51,6 +51,17 @@ class DependencyResult:
 
 
 @dataclass
+class BatchSummary:
+    """How a batch's members ended, as its callback's claim carries it (``task.batch``)."""
+
+    id: str
+    """The batch (a workflow id)."""
+    succeeded: List[str] = field(default_factory=list)
+    dead: List[str] = field(default_factory=list)
+    cancelled: List[str] = field(default_factory=list)
+
+
+@dataclass
 class Task:
     id: str
     queue: str
@@ -81,6 +92,9 @@ class Task:
     dependencies: Optional[List[DependencyResult]] = None
     """Only on a claimed task enqueued with ``depends_on``: its first 100 dependencies with
     their results (see :class:`DependencyResult`); ``None`` otherwise."""
+    batch: Optional[BatchSummary] = None
+    """Only on a batch's callback as claimed: the ids of its members that succeeded, died or
+    were cancelled (see :class:`BatchSummary`); ``None`` otherwise."""
 
     @property
     def is_final(self) -> bool:
@@ -332,6 +346,9 @@ class Workflow:
     created_at: datetime
     counts: StateCounts
     tasks: List[WorkflowTask] = field(default_factory=list)
+    kind: str = "workflow"
+    """``"workflow"`` (:meth:`Client.submit_workflow`) or ``"batch"`` (:meth:`Client.submit_batch`,
+    whose callback is the task named ``"callback"``)."""
 
     @property
     def is_final(self) -> bool:
@@ -361,6 +378,26 @@ class NewWorkflowTask:
     depends_on: Optional[List[str]] = None
     """Names of other tasks of this workflow that must succeed first."""
     on_dependency_failure: Optional[str] = None
+    kind: Optional[str] = None
+    payload: JSON = None
+    priority: Optional[int] = None
+    run_at: Optional[datetime] = None
+    delay_ms: Optional[int] = None
+    max_attempts: Optional[int] = None
+    tags: Optional[List[str]] = None
+    group: Optional[str] = None
+    callback_url: Optional[str] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        return _input_json(self)
+
+
+@dataclass
+class NewBatchTask:
+    """A member or the callback of a batch to submit: a :class:`NewTask` (without
+    ``unique_key`` or dependencies) with its ``queue``; the batch decides what it waits for."""
+
+    queue: str
     kind: Optional[str] = None
     payload: JSON = None
     priority: Optional[int] = None
@@ -620,6 +657,7 @@ __all__ = [
     "WORKFLOW_STATES",
     "AttemptError",
     "Backoff",
+    "BatchSummary",
     "CallbackSecret",
     "ClientLimits",
     "CompleteItem",
@@ -643,6 +681,7 @@ __all__ = [
     "Key",
     "Lease",
     "Maintenance",
+    "NewBatchTask",
     "NewTask",
     "NewWorkflowTask",
     "QueueInfo",

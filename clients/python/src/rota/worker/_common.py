@@ -24,7 +24,7 @@ from ..errors import (
     TransportError,
     Unavailable,
 )
-from ..models import JSON, CompleteItem, DependencyResult, FailItem, ItemOutcome, Task
+from ..models import JSON, BatchSummary, CompleteItem, DependencyResult, FailItem, ItemOutcome, Task
 
 log = logging.getLogger("rota.worker")
 
@@ -138,6 +138,11 @@ class Job:
     def dependencies(self) -> List[DependencyResult]:
         """The tasks this one waited for, with their results (empty for one that waited for none)."""
         return self.task.dependencies or []
+
+    @property
+    def batch(self) -> Optional[BatchSummary]:
+        """For a batch's callback, how the batch's members ended; ``None`` otherwise."""
+        return self.task.batch
 
     def __repr__(self) -> str:
         return f"Job(id={self.task.id!r}, kind={self.task.kind!r}, attempt={self.task.attempt})"

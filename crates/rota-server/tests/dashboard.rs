@@ -289,3 +289,48 @@ async fn the_queue_page_shows_and_changes_flow_control() {
     );
     assert_eq!(g["held_by"], "paused");
 }
+
+/// The workflows page lists workflows; one is drawn as a graph (a box per task in its state,
+/// an arrow per dependency) with its table, and the cancel button ends what has not ended.
+#[tokio::test]
+async fn a_workflow_is_drawn_with_its_states_and_can_be_cancelled() {
+    let s = TestServer::start().await;
+    let wf = s
+        .post(
+            "/v1/workflows",
+            json!({"tasks": [{"name": "scrape", "queue": "scrape"},
+                             {"name": "evaluate", "queue": "rules", "depends_on": ["scrape"]},
+                             {"name": "notify", "queue": "notify", "depends_on": ["evaluate"]}]}),
+        )
+        .await;
+    let id = wf.body["id"].as_str().unwrap().to_owned();
+    let session = sign_in(&s, ADMIN).await.unwrap();
+    let list = get(&s, "/workflows", &session).await.text().await.unwrap();
+    assert!(list.contains(&format!("/workflows/{id}")), "{list}");
+    let page = get(&s, &format!("/workflows/{id}"), &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"workflow-graph\""), "{page}");
+    assert_eq!(page.matches("class=\"node ready\"").count(), 1, "{page}");
+    assert_eq!(page.matches("class=\"node waiting\"").count(), 2, "{page}");
+    assert_eq!(page.matches("class=\"edge\"").count(), 2, "{page}");
+    assert!(page.contains(&format!("hx-post=\"/workflows/{id}/cancel\"")));
+    let fragment = get(&s, &format!("/fragments/workflows/{id}"), &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(fragment.contains("workflow-tasks") && !fragment.contains("<html"));
+    let r = http()
+        .post(format!("{}/workflows/{id}/cancel", s.url))
+        .header("cookie", format!("rota_session={session}"))
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let after = s.get(&format!("/v1/workflows/{id}")).await;
+    assert_eq!(after.body["state"], "cancelled");
+}

@@ -9,6 +9,7 @@ use rota_core::{TaskState, Timestamp};
 
 const NAV: &[(&str, &str)] = &[
     ("/", "Overview"),
+    ("/workflows", "Workflows"),
     ("/dead", "Dead letters"),
     ("/workers", "Workers"),
     ("/schedules", "Schedules"),

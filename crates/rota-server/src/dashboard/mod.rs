@@ -19,6 +19,7 @@ mod overview;
 mod queue;
 mod session;
 mod task;
+mod workflows;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -52,6 +53,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/queues/{queue}/resume", post(queue::resume))
         .route("/queues/{queue}/limits", post(flow::set_limits))
         .route("/queues/{queue}/group", post(flow::set_group))
+        .route("/workflows", get(workflows::list))
+        .route("/workflows/{id}", get(workflows::page))
+        .route("/workflows/{id}/cancel", post(workflows::cancel))
+        .route("/fragments/workflows/{id}", get(workflows::fragment))
         .route("/tasks/{id}", get(task::page))
         .route("/tasks/{id}/cancel", post(task::cancel))
         .route("/tasks/{id}/retry", post(task::retry))

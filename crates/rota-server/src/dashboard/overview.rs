@@ -63,6 +63,7 @@ async fn content(cx: &Ctx<'_>) -> Result<Markup, crate::error::ApiError> {
         }
     }
     let states = [
+        TaskState::Waiting,
         TaskState::Ready,
         TaskState::Scheduled,
         TaskState::Running,

@@ -7,6 +7,7 @@
 pub mod checks;
 pub mod flow;
 pub mod observed;
+pub mod workflows;
 
 use crate::auth::Caller;
 use crate::error::ApiResult;
@@ -159,6 +160,18 @@ impl Service {
             writer_busy: self.observed.writer_busy(),
             flows: &flows,
         });
+        let mut findings = findings;
+        let mut seen = workflows::read(&**store, tenant, &queues).await?;
+        // A workflow is shown only to a caller who may read all of it.
+        seen.workflows.retain(|w| {
+            w.tasks
+                .iter()
+                .all(|t| caller.can(actions::TASKS_READ, &queue_resource(&t.task.queue)))
+        });
+        if queue.is_some() {
+            seen.workflows.clear();
+        }
+        findings.extend(workflows::findings(&seen, &queues, now));
         let mut notes = Vec::new();
         if activity.truncated {
             notes.push(format!(

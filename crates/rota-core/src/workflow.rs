@@ -175,6 +175,11 @@ impl Workflow {
 /// Most tasks one workflow may hold (and most dependencies one task may name): a fan-in of
 /// this many tasks into one join is allowed.
 pub const MAX_WORKFLOW_TASKS: usize = 10_000;
+/// A workflow's record is deleted once none of its tasks is kept (retention removed them) and
+/// it is at least this old (a younger one may still be being written across shards).
+pub const RECORD_GRACE_MS: i64 = 3_600_000;
+/// Workflow records one maintenance pass looks at.
+pub const RECORDS_PER_PASS: usize = 200;
 /// Most dependency edges one workflow may hold in all.
 pub const MAX_WORKFLOW_EDGES: usize = 100_000;
 /// Longest local name of a task in a workflow.

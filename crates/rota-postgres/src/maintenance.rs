@@ -119,6 +119,18 @@ impl PostgresStore {
             .map_err(db)?
             .get(0);
         report.deleted = deleted as u64;
+        // Workflow records whose tasks retention has all removed.
+        let cutoff = now.plus_ms(-rota_core::workflow::RECORD_GRACE_MS);
+        let records = rota_core::workflow::RECORDS_PER_PASS as i64;
+        client
+            .execute(
+                "DELETE FROM rota_workflows WHERE id IN (SELECT w.id FROM rota_workflows w \
+                 WHERE w.created_at < $1 AND NOT EXISTS \
+                 (SELECT 1 FROM rota_tasks t WHERE t.workflow = w.id) LIMIT $2)",
+                &[&cutoff.0, &records],
+            )
+            .await
+            .map_err(db)?;
         more |= deleted == CHUNK;
         // Group rows that say nothing: no settings of their own, a rate state in the past
         // (which a claim reads as it reads no row).

@@ -98,6 +98,22 @@ impl Shard {
         self.send(|r| Op::DropPart(workflow, r)).await?
     }
 
+    /// Workflow records here older than `before`.
+    pub async fn stale_records(&self, before: Timestamp, limit: usize) -> StoreResult<Vec<TaskId>> {
+        self.read(move |conn, _| wf::stale(conn, before, limit).map_err(db_err))
+            .await
+    }
+
+    /// Which of the workflows `ids` still have a task here.
+    pub async fn workflows_kept(&self, ids: Vec<TaskId>) -> StoreResult<Vec<TaskId>> {
+        self.read(move |conn, _| wf::kept(conn, &ids).map_err(db_err))
+            .await
+    }
+
+    pub async fn drop_records(&self, ids: Vec<TaskId>) -> StoreResult<u64> {
+        self.send(|r| Op::DropRecords(ids, r)).await?
+    }
+
     /// Workflows with tasks on hold here, with their oldest such task's creation time.
     pub async fn held(&self) -> StoreResult<Vec<(TaskId, Timestamp)>> {
         self.read(|conn, _| wf::held(conn).map_err(db_err)).await

@@ -269,6 +269,7 @@ impl Store for SqliteStore {
                 (a, b) => a.or(b),
             };
         }
+        self.trim_workflows().await?;
         Ok(out)
     }
 

@@ -11,6 +11,30 @@ use rota_store::{StoreError, StoreResult, WorkflowSpecTask, WorkflowStore};
 use std::sync::atomic::Ordering;
 
 impl SqliteStore {
+    /// Deletes the records of workflows whose tasks retention has all removed (in whichever
+    /// shards they were), a bounded number per pass.
+    pub(super) async fn trim_workflows(&self) -> StoreResult<u64> {
+        use rota_core::workflow::{RECORDS_PER_PASS, RECORD_GRACE_MS};
+        let before = self.shards[0].now().plus_ms(-RECORD_GRACE_MS);
+        let mut deleted = 0;
+        for (s, shard) in self.shards.iter().enumerate() {
+            let stale = shard.stale_records(before, RECORDS_PER_PASS).await?;
+            if stale.is_empty() {
+                continue;
+            }
+            let mut kept = std::collections::HashSet::new();
+            for found in join_all(self.shards.iter().map(|o| o.workflows_kept(stale.clone()))).await
+            {
+                kept.extend(found?);
+            }
+            let gone: Vec<TaskId> = stale.into_iter().filter(|id| !kept.contains(id)).collect();
+            if !gone.is_empty() {
+                deleted += self.shards[s].drop_records(gone).await?;
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Deletes the parts written of a submission that failed before it committed.
     async fn abandon(&self, workflow: TaskId, written: &[usize]) {
         for r in join_all(written.iter().map(|&s| self.shards[s].drop_part(workflow))).await {

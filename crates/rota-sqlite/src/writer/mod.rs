@@ -88,6 +88,8 @@ pub enum Op {
     ReleaseHolds(TaskId, Reply<StoreResult<()>>),
     /// Deletes this shard's part of a workflow that was never committed.
     DropPart(TaskId, Reply<StoreResult<u64>>),
+    /// Deletes workflow records none of whose tasks is kept (checked in every shard first).
+    DropRecords(Vec<TaskId>, Reply<StoreResult<u64>>),
     Claim(QueueKey, ClaimRequest, Reply<StoreResult<Claimed>>),
     Heartbeat(String, Heartbeat, Reply<StoreResult<Task>>),
     Complete(String, Vec<Completion>, Reply<Vec<StoreResult<Task>>>),
@@ -174,7 +176,8 @@ impl Op {
             | Op::Outbox(..)
             | Op::DropOutbox(..)
             | Op::ReleaseHolds(..)
-            | Op::DropPart(..) => None,
+            | Op::DropPart(..)
+            | Op::DropRecords(..) => None,
             Op::Auth(..) | Op::Maintenance(_) | Op::Probe(_) => None,
         }
     }
@@ -222,6 +225,7 @@ impl Op {
             Op::CommitWorkflow(w, _) => Answer::Unit(ctx.commit_workflow(w)?),
             Op::ReleaseHolds(wf, _) => Answer::Unit(ctx.release_holds(b, *wf)?),
             Op::DropPart(wf, _) => Answer::Count(ctx.drop_part(b, *wf)?),
+            Op::DropRecords(ids, _) => Answer::Count(ctx.drop_records(ids)?),
             Op::Claim(q, req, _) => Answer::Claimed(ctx.claim(b, q, req)?),
             Op::Heartbeat(tenant, hb, _) => Answer::Task(Box::new(ctx.heartbeat(b, tenant, hb)?)),
             Op::Complete(tenant, items, _) => Answer::Each(ctx.complete(b, tenant, items)?),
@@ -278,7 +282,7 @@ impl Op {
             Op::Register(_, r) => reply!(r, Answer::Registered(v) => v, Err),
             Op::Outbox(_, r) => reply!(r, Answer::Outbox(v) => v, Err),
             Op::WorkflowPart(_, r) => reply!(r, Answer::Tasks(v) => v, Err),
-            Op::DropPart(_, r) => reply!(r, Answer::Count(v) => v, Err),
+            Op::DropPart(_, r) | Op::DropRecords(_, r) => reply!(r, Answer::Count(v) => v, Err),
             Op::Claim(.., r) => reply!(r, Answer::Claimed(v) => v, Err),
             Op::Heartbeat(.., r) | Op::Change(.., r) => {
                 reply!(r, Answer::Task(v) => *v, Err)

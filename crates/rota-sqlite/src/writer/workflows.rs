@@ -308,3 +308,46 @@ pub fn callbacks(
     }
     Ok(out)
 }
+
+/// Records older than `before`, oldest first (candidates for deletion once their tasks are
+/// gone).
+pub fn stale(
+    conn: &rusqlite::Connection,
+    before: Timestamp,
+    limit: usize,
+) -> rusqlite::Result<Vec<TaskId>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT id FROM workflows WHERE created_at < ?1 ORDER BY id LIMIT ?2")?;
+    let rows = stmt.query_map(params![before.0, limit as i64], |r| {
+        Ok(TaskId::from_i64(r.get(0)?))
+    })?;
+    rows.collect()
+}
+
+/// Which of `ids` still have a task in this shard.
+pub fn kept(conn: &rusqlite::Connection, ids: &[TaskId]) -> rusqlite::Result<Vec<TaskId>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM tasks WHERE workflow = ?1)")?;
+    let mut out = Vec::new();
+    for id in ids {
+        if stmt.query_row([id.as_i64()], |r| r.get::<_, bool>(0))? {
+            out.push(*id);
+        }
+    }
+    Ok(out)
+}
+
+impl Ctx<'_> {
+    /// Deletes the records of workflows none of whose tasks is kept any more.
+    pub fn drop_records(&self, ids: &[TaskId]) -> Res<u64> {
+        let mut stmt = self.tx().prepare_cached(
+            "DELETE FROM workflows WHERE id = ?1 \
+             AND NOT EXISTS (SELECT 1 FROM tasks WHERE workflow = ?1)",
+        )?;
+        let mut n = 0;
+        for id in ids {
+            n += stmt.execute([id.as_i64()])? as u64;
+        }
+        Ok(Ok(n))
+    }
+}

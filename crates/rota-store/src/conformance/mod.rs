@@ -142,7 +142,8 @@ macro_rules! conformance_tests {
             a_workflow_that_cannot_be_stored_stores_nothing,
             a_failed_step_fails_the_workflow_and_cancels_what_waits,
             the_last_two_dependencies_ending_at_once_release_the_join_once,
-            a_batch_callback_runs_once_after_every_member
+            a_batch_callback_runs_once_after_every_member,
+            retention_keeps_a_workflow_while_a_task_of_it_is_kept
         );
     };
     (@each $harness:ty; $($name:ident),* $(,)?) => {

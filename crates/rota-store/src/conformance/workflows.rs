@@ -404,3 +404,43 @@ pub async fn a_batch_callback_runs_once_after_every_member<H: Harness>() {
         .iter()
         .any(|w| w.id == b.id && w.kind == WorkflowKind::Batch));
 }
+
+/// A workflow is kept while any of its tasks is; then retention removes its record too.
+pub async fn retention_keeps_a_workflow_while_a_task_of_it_is_kept<H: Harness>() {
+    let (_h, clock, s) = setup::<H>().await;
+    let two_hours = 2 * 3_600_000;
+    for q in ["r1", "r2"] {
+        let patch = QueuePatch {
+            retention_ms: Some(two_hours),
+            ..Default::default()
+        };
+        s.update_queue(&super::q(q), patch).await.unwrap();
+    }
+    let wf = s
+        .submit_workflow(
+            "default",
+            vec![spec("a", "r1", &[]), spec("b", "r2", &[0])],
+            WorkflowKind::Workflow,
+        )
+        .await
+        .unwrap();
+    let id: TaskId = wf.id.parse().unwrap();
+    let a = reaches(&s, wf.tasks[0].task.id, TaskState::Ready).await;
+    run(&s, &q("r1"), &a).await;
+    // b is still kept (ready): the workflow stays, however old.
+    clock.advance_ms(two_hours as i64 + 1);
+    s.run_maintenance().await.unwrap();
+    s.run_maintenance().await.unwrap();
+    let w = s.workflow("default", id).await.unwrap();
+    assert_eq!(w.tasks.len(), 1, "a went with its queue's retention");
+    let b = reaches(&s, wf.tasks[1].task.id, TaskState::Ready).await;
+    run(&s, &q("r2"), &b).await;
+    clock.advance_ms(two_hours as i64 + 1);
+    s.run_maintenance().await.unwrap();
+    s.run_maintenance().await.unwrap();
+    assert!(matches!(
+        s.workflow("default", id).await,
+        Err(StoreError::WorkflowNotFound(_))
+    ));
+    assert!(s.workflows("default", None, 10).await.unwrap().is_empty());
+}

@@ -146,7 +146,7 @@ pub async fn submit(
 }
 
 #[utoipa::path(get, path = "/v1/workflows/{id}", tag = "workflows",
-    params(("id" = String, Path, description = "the workflow's id")),
+    params(("id" = schema::TaskIdText, Path, description = "the workflow's id")),
     responses((status = 200, body = Workflow), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(st): State<AppState>,
@@ -158,7 +158,7 @@ pub async fn get(
 }
 
 #[utoipa::path(post, path = "/v1/workflows/{id}/cancel", tag = "workflows",
-    params(("id" = String, Path, description = "the workflow's id")),
+    params(("id" = schema::TaskIdText, Path, description = "the workflow's id")),
     responses((status = 200, description = "every task that was not final is cancelled", body = Workflow),
         (status = 404, body = ErrorBody)))]
 pub async fn cancel(
@@ -175,7 +175,7 @@ pub async fn cancel(
 #[serde(deny_unknown_fields)]
 pub struct WorkflowParams {
     /// `next_before` of the previous page: workflows older than this one.
-    #[param(value_type = String, required = false)]
+    #[param(value_type = schema::TaskIdText, required = false)]
     pub before: Option<String>,
     /// Page size. Default 100.
     #[param(value_type = schema::ListLimit, required = false)]
@@ -254,7 +254,7 @@ pub async fn submit_batch(
 }
 
 #[utoipa::path(get, path = "/v1/batches/{id}", tag = "workflows",
-    params(("id" = String, Path, description = "the batch's id")),
+    params(("id" = schema::TaskIdText, Path, description = "the batch's id")),
     responses((status = 200, description = "the batch: its members and its callback (named `callback`)", body = Workflow),
         (status = 404, body = ErrorBody)))]
 pub async fn get_batch(

@@ -269,12 +269,10 @@ CREATE INDEX tasks_ready ON tasks (queue_id, grp, priority DESC, id) WHERE state
 ALTER TABLE tasks ADD COLUMN depends_on TEXT;
 ALTER TABLE tasks ADD COLUMN dep_policy TEXT;
 ALTER TABLE tasks ADD COLUMN workflow INTEGER;
--- How many of its dependencies (and holds) a waiting task still waits for; NULL when none.
-ALTER TABLE tasks ADD COLUMN waits_left INTEGER;
 CREATE INDEX tasks_workflow ON tasks (workflow) WHERE workflow IS NOT NULL;
--- In the dependent's shard: one row per dependency in another shard that has not ended yet
--- (an ending carried here twice finds it gone the second time). dep_id 0 is a hold: the task
--- belongs to a workflow whose parts in other shards are not all written yet.
+-- In the dependent's shard: one row per dependency that has not ended yet. A waiting task is
+-- released when its last row goes. dep_id 0 is a hold: the task belongs to a workflow whose
+-- parts in other shards are not all written yet.
 CREATE TABLE task_waits (
     task_id INTEGER NOT NULL,
     dep_id  INTEGER NOT NULL,

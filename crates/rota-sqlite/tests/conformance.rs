@@ -51,8 +51,7 @@ mod four_shards {
 const UNDO_DEPS: &str = "DROP INDEX tasks_workflow; DROP TABLE task_waits; \
     DROP TABLE task_dependents; DROP TABLE release_outbox; DROP TABLE workflows; \
     ALTER TABLE tasks DROP COLUMN depends_on; ALTER TABLE tasks DROP COLUMN dep_policy; \
-    ALTER TABLE tasks DROP COLUMN workflow; ALTER TABLE tasks DROP COLUMN waits_left; \
-    DROP INDEX tasks_unique_live; \
+    ALTER TABLE tasks DROP COLUMN workflow; DROP INDEX tasks_unique_live; \
     CREATE INDEX tasks_unique_live ON tasks (queue_id, unique_key) \
     WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'ready', 'running'); \
     PRAGMA user_version = 13;";

@@ -1,14 +1,12 @@
 //! Dependencies between tasks, as one shard's writer keeps them (docs/workflows.md).
 //!
-//! A waiting task counts the dependencies that have not ended (`waits_left`); the dependency's
+//! A waiting task has a `task_waits` row per dependency that has not ended; the dependency's
 //! shard has a `task_dependents` row saying whom to tell. When a task ends (its final outcome
-//! is logged in the batch), the batch takes its dependents' rows before it commits: a dependent
-//! in this shard counts the ending down in the same transaction (taking the row makes it happen
-//! once); one in another shard gets a row in `release_outbox`, which the store's relay carries
-//! there (`sharded/deps.rs`). A wait on a task in another shard, and a workflow's hold, also
-//! have a `task_waits` row in the dependent's shard: an ending carried there deletes it first
-//! and counts down only if it was there, so the relay may carry an ending twice (after a crash)
-//! and the dependent still moves once.
+//! is logged in the batch), the batch looks up its dependents before it commits: one in this
+//! shard is released or cancelled in the same transaction; one in another shard gets a row in
+//! `release_outbox`, which the store's relay carries there (`sharded/relay.rs`). Applying an
+//! ending deletes the `task_waits` row first and does nothing if it was already gone, so the
+//! relay may carry an ending twice (after a crash) and the dependent still moves once.
 
 use super::ctx::{Ctx, Res};
 use super::tasks::purge_at;
@@ -86,8 +84,8 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Records what new task `id` waits for. Answers how many dependencies it waits for, or
-    /// the dependency that already ended in a way that cancels it (then nothing is recorded).
+    /// Records what new task `id` waits for. Answers whether it waits at all, or the
+    /// dependency that already ended in a way that cancels it (then nothing is recorded).
     /// A dependency in this shard is read here; one in another is as `remote` says (its shard
     /// is told by the caller after this commits).
     pub fn wait_for(
@@ -95,7 +93,7 @@ impl Ctx<'_> {
         id: TaskId,
         t: &rota_core::NewTask,
         remote: &Remote,
-    ) -> rusqlite::Result<(usize, Option<(TaskId, TaskState)>)> {
+    ) -> rusqlite::Result<(bool, Option<(TaskId, TaskState)>)> {
         let mut live_here = Vec::new();
         let mut live_there = Vec::new();
         for &dep in &t.depends_on {
@@ -116,16 +114,17 @@ impl Ctx<'_> {
                 }
             };
             if after_dependency(ended, t.on_dependency_failure) == DependencyOutcome::Cancel {
-                return Ok((0, Some((dep, ended))));
+                return Ok((false, Some((dep, ended))));
             }
         }
         for &dep in &live_here {
+            self.add_wait(id, dep)?;
             self.add_dependent(dep, id)?;
         }
         for &dep in &live_there {
             self.add_wait(id, dep)?;
         }
-        Ok((live_here.len() + live_there.len(), None))
+        Ok((!live_here.is_empty() || !live_there.is_empty(), None))
     }
 
     /// Dependents in other shards register with their dependencies here: each pair is
@@ -146,22 +145,23 @@ impl Ctx<'_> {
         Ok(Ok(out))
     }
 
-    /// Applies endings of dependencies in other shards (carried by the relay, or answered by a
-    /// registration) and holds, to dependents in this shard.
+    /// Applies endings of dependencies to dependents in this shard (carried by the relay, or
+    /// answered by a registration).
     pub fn apply_endings(
         &mut self,
         b: &mut Batch,
         endings: &[(TaskId, TaskId, TaskState)],
     ) -> Res<()> {
         for &(task, dep, state) in endings {
-            self.remote_ending(b, task, dep, state)?;
+            self.dependency_ended(b, task, dep, state)?;
         }
         Ok(Ok(()))
     }
 
-    /// An ending that crossed shards (or a hold's release): its wait row goes first, and the
-    /// ending counts only if the row was there (it may be carried twice).
-    pub fn remote_ending(
+    /// Dependency `dep` of `task` ended `state`: the wait goes, and the task is released when
+    /// it was the last, or cancelled when the rule says so. Nothing happens when the wait was
+    /// already gone (an ending applied twice).
+    pub fn dependency_ended(
         &mut self,
         b: &mut Batch,
         task: TaskId,
@@ -175,20 +175,9 @@ impl Ctx<'_> {
         if gone == 0 {
             return Ok(());
         }
-        self.dependency_ended(b, task, dep, state)
-    }
-
-    /// Dependency `dep` of `task` ended `state` (once: the caller made sure): the task counts
-    /// it down and is released after its last, or is cancelled when the rule says so.
-    pub fn dependency_ended(
-        &mut self,
-        b: &mut Batch,
-        task: TaskId,
-        dep: TaskId,
-        state: TaskState,
-    ) -> rusqlite::Result<()> {
         if state == TaskState::Succeeded {
-            // The common case, in one statement: success satisfies whatever the task's policy.
+            // The common case, in as few statements as it takes: success satisfies whatever
+            // the task's policy, so only whether it was the last wait matters.
             return self.satisfied(b, task);
         }
         let row: Option<(i64, String, Option<String>)> = self
@@ -212,24 +201,36 @@ impl Ctx<'_> {
                 self.drop_waits(task)?;
                 self.cancel_waiting(b, qid, task, dep, state)
             }
-            DependencyOutcome::Satisfied => self.satisfied(b, task),
+            DependencyOutcome::Satisfied => {
+                let more: bool = self
+                    .tx()
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM task_waits WHERE task_id = ?1)")?
+                    .query_row([task.as_i64()], |r| r.get(0))?;
+                if more {
+                    Ok(())
+                } else {
+                    self.release(b, qid, task)
+                }
+            }
         }
     }
 
-    /// One of a waiting task's dependencies ended as it may: it counts down, and is released
-    /// (ready, or scheduled until its run_at: lifecycle::waiting_state's rule, in the
-    /// statement) when that was the last. A task no longer waiting (cancelled, deleted) is left
-    /// alone. The right-hand sides read the row as it was, so `waits_left <= 1` means "this was
-    /// the last".
+    /// One of `task`'s dependencies succeeded (its wait is gone): the task is released if no
+    /// wait is left and it still waits (one that was cancelled or deleted meanwhile is not).
     fn satisfied(&mut self, b: &mut Batch, task: TaskId) -> rusqlite::Result<()> {
+        let more: bool = self
+            .tx()
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM task_waits WHERE task_id = ?1)")?
+            .query_row([task.as_i64()], |r| r.get(0))?;
+        if more {
+            return Ok(());
+        }
+        // The state is lifecycle::waiting_state's rule (scheduled until run_at), in the statement.
         let row: Option<(i64, String, String, u32, i64)> = self
             .tx()
             .prepare_cached(
-                "UPDATE tasks SET waits_left = waits_left - 1, \
-                 state = CASE WHEN waits_left > 1 THEN state \
-                   WHEN run_at > ?2 THEN 'scheduled' ELSE 'ready' END, \
-                 updated_at = CASE WHEN waits_left > 1 THEN updated_at ELSE ?2 END \
-                 WHERE id = ?1 AND state = 'waiting' \
+                "UPDATE tasks SET state = CASE WHEN run_at > ?2 THEN 'scheduled' ELSE 'ready' END, \
+                 updated_at = ?2 WHERE id = ?1 AND state = 'waiting' \
                  RETURNING queue_id, state, kind, attempt, run_at",
             )?
             .query_row(params![task.as_i64(), b.now.0], |r| {
@@ -240,9 +241,6 @@ impl Ctx<'_> {
             return self.drop_waits(task);
         };
         let to = state_from_sql(&to)?;
-        if to == TaskState::Waiting {
-            return Ok(());
-        }
         b.delta.moved(qid, Some(TaskState::Waiting), Some(to));
         if to == TaskState::Ready {
             b.ready.insert(qid);
@@ -265,6 +263,23 @@ impl Ctx<'_> {
         self.tx()
             .prepare_cached("DELETE FROM task_waits WHERE task_id = ?1")?
             .execute([task.as_i64()])?;
+        Ok(())
+    }
+
+    /// A waiting task whose waits are all gone becomes ready (or scheduled).
+    pub fn release(&mut self, b: &mut Batch, qid: i64, id: TaskId) -> rusqlite::Result<()> {
+        let before = self.task_by_id(b, id.as_i64())?;
+        let t = lifecycle::released(&before, b.now);
+        self.tx()
+            .prepare_cached("UPDATE tasks SET state = ?1, updated_at = ?2 WHERE id = ?3")?
+            .execute(params![t.state.as_str(), b.now.0, id.as_i64()])?;
+        b.delta.moved(qid, Some(TaskState::Waiting), Some(t.state));
+        if t.state == TaskState::Ready {
+            b.ready.insert(qid);
+        } else {
+            b.due(t.run_at);
+        }
+        b.log(qid, events::released(&t), &t);
         Ok(())
     }
 

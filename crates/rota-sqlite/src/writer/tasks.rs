@@ -21,8 +21,8 @@ use std::collections::{HashMap, HashSet};
 /// Inserts a new task row (the parameters in this order).
 pub const INSERT_TASK: &str = "INSERT INTO tasks (id, queue_id, kind, payload, priority, state, \
      run_at, attempt, max_attempts, created_at, updated_at, unique_key, tags, callback_url, grp, \
-     depends_on, dep_policy, workflow, waits_left) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+     depends_on, dep_policy, workflow) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 
 /// When a task that finished at `at` in a queue with `retention_ms` is deleted.
 pub fn purge_at(at: Timestamp, retention_ms: u64) -> i64 {
@@ -76,13 +76,12 @@ impl Ctx<'_> {
             let run_at = t.run_at.unwrap_or(now);
             let mut state = lifecycle::waiting_state(run_at, now);
             let mut ended = None;
-            let mut waits = 0;
             if !t.depends_on.is_empty() {
-                let (n, cancel) = self.wait_for(id, t, remote)?;
-                if n > 0 {
+                let (waits, cancel) = self.wait_for(id, t, remote)?;
+                if waits {
                     state = TaskState::Waiting;
                 }
-                (waits, ended) = (n, cancel);
+                ended = cancel;
             }
             let max_attempts = t.max_attempts.unwrap_or(settings.max_attempts);
             insert.execute(params![
@@ -109,7 +108,6 @@ impl Ctx<'_> {
                     .as_ref()
                     .and_then(|w| w.parse::<TaskId>().ok())
                     .map(TaskId::as_i64),
-                (waits > 0).then_some(waits as i64),
             ])?;
             if let Some((dep, dep_state)) = ended {
                 // A dependency had already ended as this task may not run after: it is

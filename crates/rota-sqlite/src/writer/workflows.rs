@@ -80,13 +80,6 @@ impl Ctx<'_> {
                 lifecycle::waiting_state(run_at, now)
             };
             let max_attempts = t.max_attempts.unwrap_or(settings.max_attempts);
-            // A dependency in this shard tells the task through its dependent row (in
-            // `part.dependents`); one in another shard, and the hold, also leave a wait row.
-            let shared = self.shared;
-            let here = |d: TaskId| {
-                crate::sharded::shard_of(d, shared.legacy_below, shared.shard_count) == shared.shard
-            };
-            let waits = t.depends_on.len() + usize::from(part.held);
             self.tx().prepare_cached(INSERT_TASK)?.execute(params![
                 pt.id.as_i64(),
                 qid,
@@ -104,9 +97,8 @@ impl Ctx<'_> {
                 ids_to_sql(&t.depends_on),
                 dep_policy_to_sql(t.on_dependency_failure),
                 wf,
-                (waits > 0).then_some(waits as i64),
             ])?;
-            for &dep in t.depends_on.iter().filter(|d| !here(**d)) {
+            for &dep in &t.depends_on {
                 self.add_wait(pt.id, dep)?;
             }
             if part.held {
@@ -167,7 +159,7 @@ impl Ctx<'_> {
             rows.collect::<Result<_, _>>()?
         };
         for id in held {
-            self.remote_ending(b, TaskId::from_i64(id), HOLD, TaskState::Succeeded)?;
+            self.dependency_ended(b, TaskId::from_i64(id), HOLD, TaskState::Succeeded)?;
         }
         Ok(Ok(()))
     }

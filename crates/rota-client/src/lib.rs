@@ -249,20 +249,18 @@ impl Client {
         Ok(out.tasks)
     }
 
-    /// [`Client::claim`], each task with what it carries of its dependencies: how each ended
-    /// and its result (see `docs/workflows.md`, "Results"); empty for a task that waited for
-    /// none.
-    pub async fn claim_with_dependencies(
-        &self,
-        queue: &str,
-        opts: &ClaimOptions,
-    ) -> Result<Vec<(Task, Vec<DependencyResult>)>> {
+    /// [`Client::claim`], each task with what it carries (see `docs/workflows.md`,
+    /// "Results" and "Batches"): how its dependencies ended and their results (empty for a
+    /// task that waited for none), and for a batch's callback how the members ended.
+    pub async fn claim_jobs(&self, queue: &str, opts: &ClaimOptions) -> Result<Vec<Job>> {
         // Two views of the same bytes: `#[serde(flatten)]` cannot carry a task's verbatim
         // JSON fields.
         #[derive(Deserialize)]
-        struct Deps {
+        struct Carried {
             #[serde(default)]
             dependencies: Vec<DependencyResult>,
+            #[serde(default)]
+            batch: Option<BatchSummary>,
         }
         let timeout = Self::TIMEOUT + Duration::from_millis(opts.wait_ms.unwrap_or(0));
         let bytes = self
@@ -274,12 +272,16 @@ impl Client {
             )
             .await?;
         let tasks: Tasks<Task> = decode(&bytes)?;
-        let deps: Tasks<Deps> = decode(&bytes)?;
+        let carried: Tasks<Carried> = decode(&bytes)?;
         Ok(tasks
             .tasks
             .into_iter()
-            .zip(deps.tasks)
-            .map(|(t, d)| (t, d.dependencies))
+            .zip(carried.tasks)
+            .map(|(task, c)| Job {
+                task,
+                dependencies: c.dependencies,
+                batch: c.batch,
+            })
             .collect())
     }
 

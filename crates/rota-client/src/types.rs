@@ -109,6 +109,16 @@ impl NewTask {
     }
 }
 
+/// A claimed task with what it carries: how its dependencies ended and their results (the
+/// first 100, see `docs/workflows.md`), and for a batch's callback how the batch's members
+/// ended.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub task: Task,
+    pub dependencies: Vec<rota_core::workflow::DependencyResult>,
+    pub batch: Option<rota_core::workflow::BatchSummary>,
+}
+
 /// A task as enqueue answers it.
 #[derive(Debug, Clone)]
 pub struct Enqueued {

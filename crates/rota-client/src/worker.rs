@@ -33,7 +33,7 @@
 //! have leased come back when that lease ends. A claim the server refuses (4xx) stops the worker
 //! the same way and `run` returns the error.
 
-use crate::{ClaimOptions, Client, CompleteItem, Error, FailItem, Result};
+use crate::{ClaimOptions, Client, CompleteItem, Error, FailItem, Job, Result};
 use rota_core::{Json, Task};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -209,6 +209,22 @@ impl Worker {
         F: Fn(Task) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<Option<Json>, HandlerError>> + Send + 'static,
     {
+        self.run_jobs(move |job: Job| handler(job.task), shutdown)
+            .await
+    }
+
+    /// [`Worker::run`] with a handler that gets the whole [`Job`]: the task, how its
+    /// dependencies ended and their results (a join's inputs), and for a batch's callback how
+    /// the batch's members ended.
+    pub async fn run_jobs<F, Fut>(
+        self,
+        handler: F,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<WorkerStats>
+    where
+        F: Fn(Job) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<Option<Json>, HandlerError>> + Send + 'static,
+    {
         let handler = Arc::new(handler);
         let permits = Arc::new(Semaphore::new(self.concurrency));
         let counters = Arc::new(Counters::default());
@@ -236,7 +252,7 @@ impl Worker {
                 lease_ms: Some(lease_ms),
             };
             let claimed = tokio::select! {
-                r = self.client.claim(&self.queue, &opts) => r,
+                r = self.client.claim_jobs(&self.queue, &opts) => r,
                 _ = &mut shutdown => { drop(first); break; }
             };
             let tasks = match claimed {
@@ -274,7 +290,7 @@ impl Worker {
                 tracing::info!(queue = %self.queue, "claiming again");
             }
             let mut first = Some(first);
-            for task in tasks {
+            for job in tasks {
                 let permit = match first.take() {
                     Some(p) => p,
                     None => permits.clone().acquire_owned().await.expect("never closed"),
@@ -290,7 +306,7 @@ impl Worker {
                 };
                 let handler = handler.clone();
                 running.spawn(async move {
-                    run.run(task, move |t| handler(t)).await;
+                    run.run(job, move |j| handler(j)).await;
                     drop(permit);
                 });
             }
@@ -345,18 +361,18 @@ enum End {
 }
 
 impl RunOne {
-    async fn run<F, Fut>(self, task: Task, handler: F)
+    async fn run<F, Fut>(self, claimed: Job, handler: F)
     where
-        F: FnOnce(Task) -> Fut,
+        F: FnOnce(Job) -> Fut,
         Fut: Future<Output = std::result::Result<Option<Json>, HandlerError>> + Send + 'static,
     {
-        let id = task.id;
-        let lease = match &task.lease {
+        let id = claimed.task.id;
+        let lease = match &claimed.task.lease {
             Some(l) => l.token.clone(),
             None => return,
         };
         // Its own task, so a panic is caught at the join; aborted if this runner is dropped.
-        let mut job = AbortOnDropHandle::new(tokio::spawn(handler(task)));
+        let mut job = AbortOnDropHandle::new(tokio::spawn(handler(claimed)));
         let heartbeat_every = self
             .heartbeat_every
             .min(Duration::from_millis(self.lease_ms / 3))

@@ -513,3 +513,70 @@ async fn debounce_replaces_a_waiting_task_and_says_so() {
     assert!(batch[0].replaced && !batch[1].duplicate);
     assert_eq!(batch[0].task.payload.get(), "4");
 }
+
+/// `run_jobs` hands the handler what a claim carries: a join gets its inputs' results, a
+/// batch's callback how the members ended.
+#[tokio::test]
+async fn a_job_carries_its_inputs_and_its_batch() {
+    use rota_client::{Job, WorkflowTaskDef};
+    let s = server().await;
+    let wf = s
+        .client
+        .submit_workflow(&[
+            WorkflowTaskDef::new("a", "inputs", NewTask::new("a", &1)),
+            WorkflowTaskDef::new("b", "inputs", NewTask::new("b", &2)),
+            WorkflowTaskDef::new("join", "joins", NewTask::new("join", &()))
+                .after("a")
+                .after("b"),
+        ])
+        .await
+        .unwrap();
+    let batch = s
+        .client
+        .submit_batch_body(&serde_json::json!({
+            "tasks": [{"queue": "inputs", "kind": "m"}],
+            "callback": {"queue": "joins", "kind": "done"}
+        }))
+        .await
+        .unwrap();
+    let seen: Arc<std::sync::Mutex<Vec<Job>>> = Default::default();
+    let (stop, shutdown) = stopper();
+    let (stop_inputs, inputs_done) = stopper();
+    let inputs = tokio::spawn(Worker::new(s.client.clone(), "inputs").run(
+        |task| async move {
+            let n: serde_json::Value = serde_json::from_str(task.payload.get()).unwrap();
+            Ok(Some(serde_json::value::to_raw_value(&n).unwrap()))
+        },
+        inputs_done,
+    ));
+    let got = seen.clone();
+    let joins = tokio::spawn(Worker::new(s.client.clone(), "joins").run_jobs(
+        move |job| {
+            got.lock().unwrap().push(job);
+            async { Ok(None) }
+        },
+        shutdown,
+    ));
+    eventually("the join and the callback ran", || async {
+        count(&s.client, "joins", TaskState::Succeeded).await == 2
+    })
+    .await;
+    let _ = stop.send(());
+    let _ = stop_inputs.send(());
+    joins.await.unwrap().unwrap();
+    inputs.await.unwrap().unwrap();
+    let jobs = seen.lock().unwrap().clone();
+    let join = jobs.iter().find(|j| j.task.kind == "join").unwrap();
+    let results: Vec<String> = join
+        .dependencies
+        .iter()
+        .map(|d| d.result.as_ref().unwrap().get().to_owned())
+        .collect();
+    assert_eq!(results, ["1", "2"]);
+    assert_eq!(join.task.workflow.as_deref(), Some(wf.id.as_str()));
+    assert!(join.batch.is_none());
+    let cb = jobs.iter().find(|j| j.task.kind == "done").unwrap();
+    let summary = cb.batch.as_ref().expect("the callback carries its batch");
+    assert_eq!(summary.id, batch.id);
+    assert_eq!(summary.succeeded.len(), 1);
+}

@@ -16,7 +16,13 @@ pub enum WorkflowCmd {
     ///
     /// Example: rota workflow submit release.json
     Submit { file: PathBuf },
-    /// One workflow with each task's state. Example: rota workflow get <id>
+    /// Submit a batch from a JSON file (or - for stdin) as the API takes it:
+    /// {"tasks": [{"queue", "kind", "payload"}, ...], "callback": {"queue", "kind"},
+    /// "only_on_success": false}. The callback runs once every member is final.
+    ///
+    /// Example: rota workflow batch variants.json
+    Batch { file: PathBuf },
+    /// One workflow (or batch) with each task's state. Example: rota workflow get <id>
     Get { id: String },
     /// The tenant's workflows, newest first. Example: rota workflow list --limit 20
     List {
@@ -46,18 +52,8 @@ pub async fn workflow(c: &Client, cmd: WorkflowCmd, fmt: Format) -> Result<()> {
             }
             return Ok(());
         }
-        WorkflowCmd::Submit { file } => {
-            let mut text = String::new();
-            if file.as_os_str() == "-" {
-                std::io::stdin().read_to_string(&mut text)?;
-            } else {
-                text = std::fs::read_to_string(&file)
-                    .with_context(|| format!("cannot read {}", file.display()))?;
-            }
-            let body: serde_json::Value =
-                serde_json::from_str(&text).context("the workflow is not valid JSON")?;
-            c.submit_workflow_body(&body).await?
-        }
+        WorkflowCmd::Submit { file } => c.submit_workflow_body(&read_json(&file)?).await?,
+        WorkflowCmd::Batch { file } => c.submit_batch_body(&read_json(&file)?).await?,
         WorkflowCmd::Get { id } => c.workflow(&id).await?,
         WorkflowCmd::Cancel { id } => c.cancel_workflow(&id).await?,
     };
@@ -66,6 +62,18 @@ pub async fn workflow(c: &Client, cmd: WorkflowCmd, fmt: Format) -> Result<()> {
         Format::Table => detail(&one),
     }
     Ok(())
+}
+
+/// The JSON body in `file`, or on standard input for `-`.
+fn read_json(file: &PathBuf) -> Result<serde_json::Value> {
+    let mut text = String::new();
+    if file.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text)?;
+    } else {
+        text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+    }
+    serde_json::from_str(&text).context("the file is not valid JSON")
 }
 
 fn counts(w: &Workflow) -> String {

@@ -101,6 +101,13 @@ impl PostgresStore {
                 .await
                 .map_err(db)?;
                 tx.execute(
+                    "DELETE FROM rota_task_waits WHERE task_id IN (SELECT t.id FROM rota_tasks t \
+                     WHERE t.queue_id IN (SELECT id FROM rota_queues WHERE tenant = $1))",
+                    &[name],
+                )
+                .await
+                .map_err(db)?;
+                tx.execute(
                     "DELETE FROM rota_tasks WHERE queue_id IN \
                      (SELECT id FROM rota_queues WHERE tenant = $1)",
                     &[name],
@@ -117,6 +124,7 @@ impl PostgresStore {
                     "DELETE FROM rota_schedules WHERE tenant = $1",
                     "DELETE FROM rota_deliveries WHERE tenant = $1",
                     "DELETE FROM rota_webhooks WHERE tenant = $1",
+                    "DELETE FROM rota_workflows WHERE tenant = $1",
                     "DELETE FROM rota_tenants WHERE name = $1",
                 ] {
                     tx.execute(sql, &[name]).await.map_err(db)?;

@@ -5,8 +5,8 @@ use super::Batch;
 use rota_store::AuthChange;
 use rusqlite::params;
 
-/// Deletes the tenant and every row of it (queues, tasks, events, keys, roles, schedules,
-/// webhooks, deliveries); answers the ids its queues had.
+/// Deletes the tenant and every row of it (queues, tasks and their dependency rows, events,
+/// keys, roles, schedules, webhooks, deliveries, workflows); answers the ids its queues had.
 pub(crate) fn delete_tenant_rows(
     tx: &rusqlite::Transaction<'_>,
     name: &str,
@@ -17,6 +17,14 @@ pub(crate) fn delete_tenant_rows(
         rows.collect::<rusqlite::Result<_>>()?
     };
     for qid in &queues {
+        // Dependency rows of its tasks first (those of other shards' tasks go with theirs).
+        for sql in [
+            "DELETE FROM task_dependents WHERE dep_id IN (SELECT id FROM tasks WHERE queue_id = ?1)",
+            "DELETE FROM task_waits WHERE task_id IN (SELECT id FROM tasks WHERE queue_id = ?1)",
+            "DELETE FROM release_outbox WHERE dep_id IN (SELECT id FROM tasks WHERE queue_id = ?1)",
+        ] {
+            tx.prepare_cached(sql)?.execute(params![qid])?;
+        }
         tx.prepare_cached("DELETE FROM tasks WHERE queue_id = ?1")?
             .execute(params![qid])?;
         tx.prepare_cached("DELETE FROM task_groups WHERE queue_id = ?1")?
@@ -29,6 +37,7 @@ pub(crate) fn delete_tenant_rows(
     tx.execute("DELETE FROM schedules WHERE tenant = ?1", params![name])?;
     tx.execute("DELETE FROM deliveries WHERE tenant = ?1", params![name])?;
     tx.execute("DELETE FROM webhooks WHERE tenant = ?1", params![name])?;
+    tx.execute("DELETE FROM workflows WHERE tenant = ?1", params![name])?;
     tx.execute("DELETE FROM tenants WHERE name = ?1", params![name])?;
     Ok(queues)
 }

@@ -185,6 +185,24 @@ pub async fn deleting_a_tenant_removes_everything_it_owns<H: Harness>() {
     enqueue_one(&s, &acme, task("x")).await;
     claim_one(&s, &acme).await;
     let g = enqueue_one(&s, &globex, task("y")).await;
+    let waiting = NewTask {
+        depends_on: vec![a.id],
+        ..task("w")
+    };
+    enqueue_one(&s, &QueueKey::new("acme", "later"), waiting).await;
+    let spec = |name: &str, after: Vec<usize>| crate::WorkflowSpecTask {
+        name: name.into(),
+        queue: "flows".into(),
+        task: task(name),
+        after,
+    };
+    s.submit_workflow(
+        "acme",
+        vec![spec("a", vec![]), spec("b", vec![0])],
+        rota_core::workflow::WorkflowKind::Workflow,
+    )
+    .await
+    .unwrap();
     s.change_auth(AuthChange::DeleteTenant("acme".into()))
         .await
         .unwrap();
@@ -193,6 +211,7 @@ pub async fn deleting_a_tenant_removes_everything_it_owns<H: Harness>() {
         StoreError::TaskNotFound(a.id)
     );
     assert!(s.queues("acme").await.unwrap().is_empty());
+    assert!(s.workflows("acme", None, 10).await.unwrap().is_empty());
     assert!(s.claim(&acme, claim_req(5)).await.unwrap().is_empty());
     let data = s.load_auth().await.unwrap();
     assert!(data.tenants.iter().all(|t| t.name != "acme"));

@@ -41,11 +41,21 @@ impl PostgresStore {
                  WHERE t.id = $1 AND q.id = t.queue_id RETURNING {TASK_COLUMNS}"
             )
         };
+        // The waiters of a deleted task hear of it in the same transaction (a release after
+        // the commit could be lost, and no row would be left for maintenance to find): a final
+        // task's pending release is done before its row goes, a live one counts as cancelled.
+        let mut release: crate::deps::Released = Default::default();
         let updated = match &change {
             Change::Delete => {
+                if before.state.is_final() {
+                    release = self.release_in(&tx, vec![id.as_i64()], vec![], now).await?;
+                }
                 tx.execute("DELETE FROM rota_tasks WHERE id = $1", &[&id.as_i64()])
                     .await
                     .map_err(db)?;
+                if !before.state.is_final() {
+                    release = self.release_in(&tx, vec![], vec![id.as_i64()], now).await?;
+                }
                 None
             }
             Change::Cancel => {
@@ -91,7 +101,9 @@ impl PostgresStore {
             Some(Err(e)) => return Err(db(e)),
         };
         self.log_change(&tx, tenant, &change, &t, now).await?;
+        crate::events::append(&tx, &release.0, 1).await?;
         tx.commit().await.map_err(db)?;
+        self.after_release(&release.0, &release.1);
         self.announce_events([tenant]);
         if change != Change::Delete {
             self.announce(&[(tenant.to_owned(), t.clone())]);
@@ -100,12 +112,8 @@ impl PostgresStore {
             // Cancelled, killed or deleted while running: room for the next.
             self.freed(tenant, &t.queue);
         }
-        match change {
-            Change::Delete if !t.state.is_final() => {
-                self.release(Vec::new(), vec![id.as_i64()]).await
-            }
-            _ if t.state.is_final() => self.release(vec![id.as_i64()], Vec::new()).await,
-            _ => {}
+        if change != Change::Delete && t.state.is_final() {
+            self.release(vec![id.as_i64()], Vec::new()).await;
         }
         Ok(t)
     }

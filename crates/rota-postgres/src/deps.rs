@@ -22,6 +22,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// What an enqueued task waits for: its live dependencies, or the ended one that cancels it.
 type Plan = (Vec<TaskId>, Option<(TaskId, TaskState)>);
 
+/// What a release did: the events to log and the tasks it released, with their tenants.
+pub(crate) type Released = (Vec<(String, rota_core::events::Event)>, Vec<(String, Task)>);
+
 /// Final tasks whose waiters maintenance releases per pass (after a crash cut a release off).
 pub(crate) const SWEEP: i64 = 500;
 
@@ -236,10 +239,38 @@ impl PostgresStore {
         }
     }
 
-    async fn release_now(&self, mut ended: Vec<i64>, mut gone: Vec<i64>) -> StoreResult<()> {
+    async fn release_now(&self, ended: Vec<i64>, gone: Vec<i64>) -> StoreResult<()> {
         let now = self.now();
         let mut client = self.conn().await?;
         let tx = client.transaction().await.map_err(db)?;
+        let (logged, released) = self.release_in(&tx, ended, gone, now).await?;
+        crate::events::append(&tx, &logged, 0).await?;
+        tx.commit().await.map_err(db)?;
+        self.after_release(&logged, &released);
+        Ok(())
+    }
+
+    /// Wakes what a committed release concerns.
+    pub(crate) fn after_release(
+        &self,
+        logged: &[(String, rota_core::events::Event)],
+        released: &[(String, Task)],
+    ) {
+        if !logged.is_empty() {
+            self.announce_events(logged.iter().map(|(t, _)| t.as_str()));
+        }
+        self.announce(released);
+    }
+
+    /// [`Self::release`] inside the caller's transaction: the events to log (the caller appends
+    /// them after its own) and the tasks released (to announce after commit).
+    pub(crate) async fn release_in(
+        &self,
+        tx: &impl GenericClient,
+        mut ended: Vec<i64>,
+        mut gone: Vec<i64>,
+        now: Timestamp,
+    ) -> StoreResult<Released> {
         let mut logged: Vec<(String, rota_core::events::Event)> = Vec::new();
         let mut released: Vec<(String, Task)> = Vec::new();
         while !ended.is_empty() || !gone.is_empty() {
@@ -329,7 +360,7 @@ impl PostgresStore {
                 .map_err(db)?;
             }
             for (retention, cancelled) in by_retention {
-                self.store_cancels(&tx, &cancelled, retention, now).await?;
+                self.store_cancels(tx, &cancelled, retention, now).await?;
             }
             if !stale.is_empty() {
                 tx.execute(
@@ -340,13 +371,7 @@ impl PostgresStore {
                 .map_err(db)?;
             }
         }
-        crate::events::append(&tx, &logged, 0).await?;
-        tx.commit().await.map_err(db)?;
-        if !logged.is_empty() {
-            self.announce_events(logged.iter().map(|(t, _)| t.as_str()));
-        }
-        self.announce(&released);
-        Ok(())
+        Ok((logged, released))
     }
 
     /// Maintenance's part: waiters of tasks that ended while their release was cut off.

@@ -112,7 +112,8 @@ impl PostgresStore {
         let deleted: i64 = client
             .query_one(
                 "WITH d AS (DELETE FROM rota_tasks WHERE id IN (SELECT id FROM rota_tasks \
-                 WHERE purge_at <= $1 LIMIT $2) RETURNING 1) SELECT count(*) FROM d",
+                 WHERE purge_at <= $1 AND NOT has_dependents LIMIT $2) RETURNING 1) \
+                 SELECT count(*) FROM d",
                 &[&now.0, &CHUNK],
             )
             .await

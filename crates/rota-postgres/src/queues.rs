@@ -195,24 +195,48 @@ impl PostgresStore {
     }
 
     pub(crate) async fn purge_tasks(&self, key: &QueueKey, state: TaskState) -> StoreResult<u64> {
-        let client = self.conn().await?;
-        let row = client
-            .query_one(
-                "WITH q AS (SELECT id FROM rota_queues WHERE tenant = $1 AND name = $2), \
-                 d AS (DELETE FROM rota_tasks WHERE queue_id = (SELECT id FROM q) AND state = $3 \
-                 RETURNING id, has_dependents) \
-                 SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM d), \
-                   array(SELECT id FROM d WHERE has_dependents)",
-                &[&key.tenant, &key.name, &crate::rows::state_to_sql(state)],
+        let now = self.now();
+        let mut client = self.conn().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let qid: Option<i64> = tx
+            .query_opt(
+                "SELECT id FROM rota_queues WHERE tenant = $1 AND name = $2",
+                &[&key.tenant, &key.name],
+            )
+            .await
+            .map_err(db)?
+            .map(|r| r.get(0));
+        let Some(qid) = qid else {
+            return Err(StoreError::QueueNotFound(key.name.clone()));
+        };
+        // Releases still pending for the tasks about to go are done first, in this
+        // transaction, by the states they ended in.
+        let pending: Vec<i64> = tx
+            .query(
+                "SELECT id FROM rota_tasks WHERE queue_id = $1 AND state = $2 AND has_dependents",
+                &[&qid, &crate::rows::state_to_sql(state)],
+            )
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let release = if pending.is_empty() {
+            Default::default()
+        } else {
+            self.release_in(&tx, pending, Vec::new(), now).await?
+        };
+        let n = tx
+            .execute(
+                "DELETE FROM rota_tasks WHERE queue_id = $1 AND state = $2",
+                &[&qid, &crate::rows::state_to_sql(state)],
             )
             .await
             .map_err(db)?;
-        if row.get::<_, i64>(0) == 0 {
-            return Err(StoreError::QueueNotFound(key.name.clone()));
-        }
-        // Tasks others waited for are gone: their waiters take it as a cancel.
-        self.release(Vec::new(), row.get(2)).await;
-        Ok(row.get::<_, i64>(1) as u64)
+        crate::events::append(&tx, &release.0, 0).await?;
+        tx.commit().await.map_err(db)?;
+        self.after_release(&release.0, &release.1);
+        Ok(n)
     }
 
     pub(crate) async fn list_tasks(&self, key: &QueueKey, filter: ListFilter) -> StoreResult<Page> {

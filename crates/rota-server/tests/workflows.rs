@@ -256,6 +256,17 @@ async fn bad_graphs_and_bad_dependencies_are_refused_and_store_nothing() {
         .await;
     a.assert_error(422, "invalid_field");
     nothing_stored(&s).await;
+    // Debounce cannot take new dependencies: refused rather than dropping them.
+    let dep = s.enqueue("deps", json!({"kind": "d"})).await;
+    let a = s
+        .post(
+            "/v1/queues/q/tasks",
+            json!({"kind": "x", "unique_key": "k", "on_duplicate": "replace",
+                   "depends_on": [id(&dep)]}),
+        )
+        .await;
+    let msg = a.assert_error(422, "invalid_field");
+    assert!(msg.contains("replace"), "{msg}");
     s.stop().await;
 }
 

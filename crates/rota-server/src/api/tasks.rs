@@ -118,8 +118,24 @@ pub async fn claim(
         lease_ms: body.lease_ms,
     };
     let tasks = st.service.claim(&caller, &queue, req).await?;
-    let deps = st.service.dependencies_of(&caller, &tasks).await?;
-    let batches = st.service.batch_summaries(&caller, &tasks).await?;
+    // The leases are taken: what the tasks carry is read on a best-effort basis, so a read
+    // that fails leaves it out rather than losing the claim.
+    let deps = st
+        .service
+        .dependencies_of(&caller, &tasks)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e.message, "claimed tasks go without their dependencies' results");
+            vec![None; tasks.len()]
+        });
+    let batches = st
+        .service
+        .batch_summaries(&caller, &tasks)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e.message, "claimed batch callbacks go without their batch's outcome");
+            vec![None; tasks.len()]
+        });
     let tasks = tasks
         .into_iter()
         .zip(deps)

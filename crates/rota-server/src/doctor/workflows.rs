@@ -18,6 +18,9 @@ pub const IDLE_MS: i64 = 3_600_000;
 pub const WAITING_PER_QUEUE: usize = 100;
 pub const QUEUES_READ: usize = 20;
 pub const WORKFLOWS_READ: usize = 10;
+/// Dependencies read per waiting task, and in all.
+pub const DEPS_PER_TASK: usize = 100;
+pub const DEPS_READ: usize = 10_000;
 
 /// What the checks look at.
 pub struct Seen {
@@ -25,6 +28,8 @@ pub struct Seen {
     /// retention removed is missing).
     pub waiting: Vec<Task>,
     pub deps: HashMap<TaskId, Task>,
+    /// The dependencies asked for (one asked for and not found was removed by retention).
+    pub asked: HashSet<TaskId>,
     /// The running workflows read, with their tasks.
     pub workflows: Vec<Workflow>,
 }
@@ -47,13 +52,15 @@ pub async fn read(store: &dyn Store, tenant: &str, queues: &[QueueInfo]) -> Stor
                 .tasks,
         );
     }
+    // Bounded: a batch's callback alone may wait for 9,999 tasks.
     let ids: Vec<TaskId> = waiting
         .iter()
-        .flat_map(|t| t.depends_on.iter().copied())
+        .flat_map(|t| t.depends_on.iter().take(DEPS_PER_TASK).copied())
         .collect::<HashSet<_>>()
         .into_iter()
+        .take(DEPS_READ)
         .collect();
-    let deps = if ids.is_empty() {
+    let deps: HashMap<TaskId, Task> = if ids.is_empty() {
         HashMap::new()
     } else {
         store
@@ -75,6 +82,7 @@ pub async fn read(store: &dyn Store, tenant: &str, queues: &[QueueInfo]) -> Stor
     Ok(Seen {
         waiting,
         deps,
+        asked: ids.into_iter().collect(),
         workflows,
     })
 }
@@ -88,6 +96,10 @@ pub fn findings(seen: &Seen, queues: &[QueueInfo], now: Timestamp) -> Vec<Findin
     let mut out = Vec::new();
     let mut overdue: HashMap<&str, (usize, &Task, i64)> = HashMap::new();
     for t in &seen.waiting {
+        if t.depends_on.iter().any(|d| !seen.asked.contains(d)) {
+            // Not all its dependencies were read: whether they all ended is not known here.
+            continue;
+        }
         let deps: Vec<Option<&Task>> = t.depends_on.iter().map(|d| seen.deps.get(d)).collect();
         let all_ended = deps.iter().all(|d| d.is_none_or(|d| d.state.is_final()));
         if all_ended {
@@ -232,6 +244,7 @@ mod tests {
         w.depends_on = vec![dep.id];
         let seen = Seen {
             waiting: vec![w],
+            asked: [dep.id].into_iter().collect(),
             deps: [(dep.id, dep)].into_iter().collect(),
             workflows: vec![],
         };
@@ -249,6 +262,7 @@ mod tests {
         w.depends_on = vec![dep.id];
         let seen = Seen {
             waiting: vec![w],
+            asked: [dep.id].into_iter().collect(),
             deps: [(dep.id, dep)].into_iter().collect(),
             workflows: vec![],
         };
@@ -274,6 +288,7 @@ mod tests {
         let seen = Seen {
             waiting: vec![],
             deps: HashMap::new(),
+            asked: HashSet::new(),
             workflows: vec![wf],
         };
         assert!(findings(&seen, &[], Timestamp(IDLE_MS - 1)).is_empty());

@@ -479,6 +479,12 @@ pub fn check_task(at: &str, t: &NewTask, now: Timestamp, limits: &Limits) -> Api
     if let Some(g) = &t.group {
         check_name(&format!("{at}.group"), g, limits)?;
     }
+    if !t.depends_on.is_empty() && t.on_duplicate == OnDuplicate::Replace {
+        return Err(ApiError::invalid(format!(
+            "{at}.on_duplicate: `replace` cannot be used with depends_on (a replaced task would \
+             not wait for the new dependencies); use `keep`"
+        )));
+    }
     if t.tags.len() > limits.max_tags {
         return Err(ApiError::invalid(format!(
             "{at}.tags has {} tags; the limit is {} (limits.max_tags)",

@@ -11,6 +11,9 @@ use rota_core::{NewTask, OnDependencyFailure};
 use rota_store::{Change, StoreError, WorkflowSpecTask};
 use std::collections::BTreeSet;
 
+/// Cancels of one workflow's tasks in flight at once.
+const CANCELS_AT_ONCE: usize = 64;
+
 /// One task of a workflow as submitted: its local name, queue, the names it depends on, and
 /// the task (whose own `depends_on` is empty).
 #[derive(Debug, Clone)]
@@ -125,7 +128,11 @@ impl Service {
             let batch = t.workflow.as_deref().and_then(|w| w.parse::<TaskId>().ok());
             match batch {
                 Some(b) if callbacks.get(&b) == Some(&t.id) => {
-                    let wf = self.store.workflow(&caller.tenant, b).await?;
+                    let mut wf = self.store.workflow(&caller.tenant, b).await?;
+                    // Members in queues the claimer may not read are left out.
+                    wf.tasks.retain(|m| {
+                        caller.can(actions::TASKS_READ, &queue_resource(&m.task.queue))
+                    });
                     out.push(Some(BatchSummary::of(&wf)));
                 }
                 _ => out.push(None),
@@ -291,7 +298,27 @@ impl Service {
                 "limit is {limit}; use 1 to {max} (limits.max_list)"
             )));
         }
-        Ok(self.store.workflows(&caller.tenant, before, limit).await?)
+        let all = self.store.workflows(&caller.tenant, before, limit).await?;
+        if caller.on_every_queue(actions::TASKS_READ) {
+            return Ok(all);
+        }
+        // A caller limited to some queues sees the workflows it may read whole (each read to
+        // know its queues).
+        let mut out = Vec::with_capacity(all.len());
+        for w in all {
+            let Ok(id) = w.id.parse::<TaskId>() else {
+                continue;
+            };
+            let whole = self.store.workflow(&caller.tenant, id).await?;
+            if whole
+                .tasks
+                .iter()
+                .all(|t| caller.can(actions::TASKS_READ, &queue_resource(&t.task.queue)))
+            {
+                out.push(w);
+            }
+        }
+        Ok(out)
     }
 
     /// Cancels every task of the workflow that is not final (a waiting task's own dependents
@@ -308,14 +335,20 @@ impl Service {
             caller.require(actions::TASKS_CANCEL, &queue_resource(&t.queue))?;
             caller.require_kinds([t.kind.as_str()])?;
         }
-        // A task that a cancel earlier in the loop already ended (by its dependency) is
-        // skipped.
-        for t in live {
-            match self
-                .store
-                .change(&caller.tenant, t.id, Change::Cancel)
-                .await
-            {
+        // Several at once (each is its own write; the writer commits them together). A task
+        // that a cancel already ended through its dependency is skipped.
+        use futures_util::stream::{self, StreamExt};
+        let ids: Vec<TaskId> = live.iter().map(|t| t.id).collect();
+        let outcomes: Vec<_> = stream::iter(ids)
+            .map(|id| {
+                let (store, tenant) = (self.store.clone(), caller.tenant.clone());
+                async move { store.change(&tenant, id, Change::Cancel).await }
+            })
+            .buffer_unordered(CANCELS_AT_ONCE)
+            .collect()
+            .await;
+        for outcome in outcomes {
+            match outcome {
                 Ok(done) => m::task_outcome(&caller.tenant, &done.queue, done.state),
                 Err(StoreError::InvalidState { .. }) => {}
                 Err(e) => return Err(e.into()),

@@ -18,6 +18,13 @@ impl Shard {
             .next(now)
     }
 
+    /// `n` new task ids of this shard, taken in one go.
+    pub fn next_ids(&self, n: usize) -> Vec<TaskId> {
+        let now = self.shared.clock.now();
+        let mut ids = self.shared.ids.lock().unwrap_or_else(|e| e.into_inner());
+        (0..n).map(|_| ids.next(now)).collect()
+    }
+
     pub fn now(&self) -> Timestamp {
         self.shared.clock.now()
     }
@@ -99,8 +106,13 @@ impl Shard {
     }
 
     /// Workflow records here older than `before`.
-    pub async fn stale_records(&self, before: Timestamp, limit: usize) -> StoreResult<Vec<TaskId>> {
-        self.read(move |conn, _| wf::stale(conn, before, limit).map_err(db_err))
+    pub async fn stale_records(
+        &self,
+        before: Timestamp,
+        after: TaskId,
+        limit: usize,
+    ) -> StoreResult<Vec<TaskId>> {
+        self.read(move |conn, _| wf::stale(conn, before, after, limit).map_err(db_err))
             .await
     }
 
@@ -314,8 +326,8 @@ impl WorkflowStore for Shard {
         tasks: Vec<WorkflowSpecTask>,
         kind: WorkflowKind,
     ) -> StoreResult<Workflow> {
-        let ids: Vec<TaskId> = tasks.iter().map(|_| self.next_id()).collect();
-        let id = self.next_id();
+        let mut ids = self.next_ids(tasks.len() + 1);
+        let id = ids.pop().expect("the workflow's id");
         let places = vec![0; tasks.len()];
         let (mut parts, record) = parts(tenant, id, kind, self.now(), tasks, &places, &ids);
         let (_, part) = parts.pop().expect("one part");

@@ -20,6 +20,8 @@ use tokio::sync::Notify;
 const CARRY: usize = 512;
 /// How often the relay looks even when not woken (an ending written while a carry failed).
 const IDLE: Duration = Duration::from_secs(1);
+/// How often the relay looks for held workflow parts to release or delete.
+const SETTLE_EVERY: Duration = Duration::from_secs(60);
 /// A workflow part held this long without its record is taken as abandoned (its submission
 /// failed or crashed) and deleted; younger ones may still be committing.
 const ABANDONED_MS: i64 = 5 * 60 * 1000;
@@ -159,8 +161,24 @@ impl Map {
 /// second), until the store closes.
 pub(crate) async fn relay(map: Map, relay: Arc<Relay>, opened_at: Timestamp) {
     let mut recovered = false;
+    let mut settled = std::time::Instant::now();
     while !relay.stop.load(Ordering::Acquire) {
-        if !recovered || relay.recheck.swap(false, Ordering::AcqRel) {
+        // Held parts now and then: a committed workflow whose holds a failed step left, or a
+        // part whose submission never committed (after ABANDONED_MS).
+        if recovered && settled.elapsed() >= SETTLE_EVERY {
+            settled = std::time::Instant::now();
+            let stale = map.shards[0].now().plus_ms(-ABANDONED_MS);
+            if let Err(e) = map.settle_holds(stale).await {
+                tracing::error!(error = %e, "cannot settle held workflow parts; trying again");
+            }
+        }
+        if !recovered || relay.recheck.load(Ordering::Acquire) {
+            // Endings already in the outboxes first: a registration answers a dependency that
+            // is gone as cancelled, which must not beat its real ending on its way here.
+            if let Err(e) = map.carry().await {
+                tracing::error!(error = %e, "cannot carry task endings to other shards; trying again");
+            }
+            relay.recheck.store(false, Ordering::Release);
             match map.recover((!recovered).then_some(opened_at)).await {
                 Ok(()) => recovered = true,
                 Err(e) => {
@@ -243,7 +261,19 @@ impl SqliteStore {
         if waits.is_empty() {
             return Ok(out);
         }
-        match map.register(here, waits).await {
+        // Its own task: a request dropped now (its client gone) must not leave the tasks
+        // stored and their dependencies' shards untold.
+        let registered = tokio::spawn({
+            let map = map.clone();
+            async move { map.register(here, waits).await }
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(StoreError::Unavailable(format!(
+                "registration stopped: {e}"
+            )))
+        });
+        match registered {
             Ok(0) => return Ok(out),
             Ok(_) => {}
             Err(e) => {

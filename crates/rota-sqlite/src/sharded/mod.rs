@@ -39,6 +39,8 @@ pub struct SqliteStore {
     maintenance: Arc<Notify>,
     /// Reads of the event log (pages), for tests that show which readers a commit wakes.
     event_reads: std::sync::atomic::AtomicU64,
+    /// Per shard, the workflow record the trim of records walks on from.
+    record_marks: Vec<std::sync::atomic::AtomicU64>,
 }
 
 /// The file of shard `index` beside `home` (shard 0): `rota.db`, `rota-shard1.db`, …
@@ -217,6 +219,7 @@ impl SqliteStore {
             events,
             maintenance,
             event_reads: Default::default(),
+            record_marks: (0..opened_count).map(|_| Default::default()).collect(),
         })
     }
 

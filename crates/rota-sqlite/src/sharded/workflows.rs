@@ -18,7 +18,17 @@ impl SqliteStore {
         let before = self.shards[0].now().plus_ms(-RECORD_GRACE_MS);
         let mut deleted = 0;
         for (s, shard) in self.shards.iter().enumerate() {
-            let stale = shard.stale_records(before, RECORDS_PER_PASS).await?;
+            // Each pass walks on from where the last stopped (records whose tasks are still
+            // kept would otherwise hold the same first page for ever), and starts over at the
+            // end.
+            let mark = &self.record_marks[s];
+            let after = TaskId(mark.load(Ordering::Relaxed));
+            let stale = shard.stale_records(before, after, RECORDS_PER_PASS).await?;
+            let next = match stale.last() {
+                Some(last) if stale.len() == RECORDS_PER_PASS => last.0,
+                _ => 0,
+            };
+            mark.store(next, Ordering::Relaxed);
             if stale.is_empty() {
                 continue;
             }
@@ -33,17 +43,6 @@ impl SqliteStore {
             }
         }
         Ok(deleted)
-    }
-
-    /// Deletes the parts written of a submission that failed before it committed.
-    async fn abandon(&self, workflow: TaskId, written: &[usize]) {
-        for r in join_all(written.iter().map(|&s| self.shards[s].drop_part(workflow))).await {
-            if let Err(e) = r {
-                // The relay deletes it after a while (or at the next open).
-                tracing::error!(error = %e, workflow = %workflow, "cannot delete the part of a failed workflow submission yet");
-                self.relay.recheck.store(true, Ordering::Release);
-            }
-        }
     }
 }
 
@@ -93,7 +92,24 @@ impl WorkflowStore for SqliteStore {
             .iter()
             .map(|t| self.place(&QueueKey::new(tenant, &t.queue)))
             .collect();
-        let ids: Vec<TaskId> = places.iter().map(|&s| self.shards[s].next_id()).collect();
+        // Each shard's ids in one go (its generator is the writer's, taken under a lock).
+        let mut counts = std::collections::BTreeMap::<usize, usize>::new();
+        for &s in &places {
+            *counts.entry(s).or_default() += 1;
+        }
+        let mut taken: std::collections::BTreeMap<usize, std::vec::IntoIter<TaskId>> = counts
+            .into_iter()
+            .map(|(s, n)| (s, self.shards[s].next_ids(n).into_iter()))
+            .collect();
+        let ids: Vec<TaskId> = places
+            .iter()
+            .map(|s| {
+                taken
+                    .get_mut(s)
+                    .and_then(|it| it.next())
+                    .expect("an id per task")
+            })
+            .collect();
         let home = places[0];
         let id = self.shards[home].next_id();
         let now = self.shards[home].now();
@@ -103,36 +119,12 @@ impl WorkflowStore for SqliteStore {
             let stored = self.shards[s].put_part(part).await?;
             return Ok(assemble(&record, stored));
         }
-        let shards: Vec<usize> = parts.iter().map(|(s, _)| *s).collect();
-        let written = join_all(
-            parts
-                .into_iter()
-                .map(|(s, part)| self.shards[s].put_part(part)),
-        )
-        .await;
-        let mut ok = Vec::new();
-        let mut failed = None;
-        for (s, r) in shards.iter().zip(written) {
-            match r {
-                Ok(_) => ok.push(*s),
-                Err(e) => failed = failed.or(Some(e)),
-            }
-        }
-        if let Some(e) = failed {
-            self.abandon(id, &ok).await;
-            return Err(e);
-        }
-        if let Err(e) = self.shards[home].commit_workflow(record.clone()).await {
-            self.abandon(id, &ok).await;
-            return Err(e);
-        }
-        for r in join_all(shards.iter().map(|&s| self.shards[s].release_holds(id))).await {
-            if let Err(e) = r {
-                tracing::error!(error = %e, workflow = %id, "cannot release a committed workflow's holds yet");
-                self.relay.recheck.store(true, Ordering::Release);
-                self.relay.wake.notify_one();
-            }
-        }
+        // Its own task: a request dropped now (its client gone) must not leave parts held
+        // with no one to commit or drop them.
+        let (all, relay) = (self.shards.clone(), self.relay.clone());
+        tokio::spawn(async move { write_parts(&all, &relay, id, home, parts, record).await })
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Unavailable(format!("submission stopped: {e}"))))?;
         self.workflow(tenant, id).await
     }
 
@@ -169,5 +161,59 @@ impl WorkflowStore for SqliteStore {
             out.push(listed(&r, counts));
         }
         Ok(out)
+    }
+}
+
+/// Writes a workflow's held parts, commits its record in its home shard and releases the
+/// holds; drops the parts written if a step before the commit fails.
+async fn write_parts(
+    all: &[crate::shard::Shard],
+    relay: &super::deps::Relay,
+    id: TaskId,
+    home: usize,
+    parts: Vec<(usize, crate::writer::Part)>,
+    record: crate::writer::WorkflowRow,
+) -> StoreResult<()> {
+    let shards: Vec<usize> = parts.iter().map(|(s, _)| *s).collect();
+    let written = join_all(parts.into_iter().map(|(s, part)| all[s].put_part(part))).await;
+    let mut ok = Vec::new();
+    let mut failed = None;
+    for (s, r) in shards.iter().zip(written) {
+        match r {
+            Ok(_) => ok.push(*s),
+            Err(e) => failed = failed.or(Some(e)),
+        }
+    }
+    if let Some(e) = failed {
+        abandon(all, relay, id, &ok).await;
+        return Err(e);
+    }
+    if let Err(e) = all[home].commit_workflow(record.clone()).await {
+        abandon(all, relay, id, &ok).await;
+        return Err(e);
+    }
+    for r in join_all(shards.iter().map(|&s| all[s].release_holds(id))).await {
+        if let Err(e) = r {
+            tracing::error!(error = %e, workflow = %id, "cannot release a committed workflow's holds yet");
+            relay.recheck.store(true, Ordering::Release);
+            relay.wake.notify_one();
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the parts written of a submission that failed before it committed.
+async fn abandon(
+    all: &[crate::shard::Shard],
+    relay: &super::deps::Relay,
+    workflow: TaskId,
+    written: &[usize],
+) {
+    for r in join_all(written.iter().map(|&s| all[s].drop_part(workflow))).await {
+        if let Err(e) = r {
+            // The relay deletes it after a while (or at the next open).
+            tracing::error!(error = %e, workflow = %workflow, "cannot delete the part of a failed workflow submission yet");
+            relay.recheck.store(true, Ordering::Release);
+        }
     }
 }

@@ -259,9 +259,12 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// The waits of a task that no longer waits, but not its hold: a task of a workflow not yet
+    /// committed stays found by its hold, so the part is dropped whole if the record never
+    /// comes.
     fn drop_waits(&self, task: TaskId) -> rusqlite::Result<()> {
         self.tx()
-            .prepare_cached("DELETE FROM task_waits WHERE task_id = ?1")?
+            .prepare_cached("DELETE FROM task_waits WHERE task_id = ?1 AND dep_id <> 0")?
             .execute([task.as_i64()])?;
         Ok(())
     }

@@ -151,6 +151,9 @@ impl Ctx<'_> {
         );
         b.delta
             .moved(qid, Some(TaskState::Running), Some(TaskState::Dead));
+        // Its dependents hear of it as of any ending.
+        b.ended
+            .push((rota_core::TaskId::from_i64(id), TaskState::Dead));
         Ok(())
     }
 }

@@ -309,16 +309,18 @@ pub fn callbacks(
     Ok(out)
 }
 
-/// Records older than `before`, oldest first (candidates for deletion once their tasks are
-/// gone).
+/// Records older than `before` with ids after `after`, in id order (candidates for deletion
+/// once their tasks are gone; the caller walks on from the last).
 pub fn stale(
     conn: &rusqlite::Connection,
     before: Timestamp,
+    after: TaskId,
     limit: usize,
 ) -> rusqlite::Result<Vec<TaskId>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT id FROM workflows WHERE created_at < ?1 ORDER BY id LIMIT ?2")?;
-    let rows = stmt.query_map(params![before.0, limit as i64], |r| {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM workflows WHERE created_at < ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![before.0, after.as_i64(), limit as i64], |r| {
         Ok(TaskId::from_i64(r.get(0)?))
     })?;
     rows.collect()

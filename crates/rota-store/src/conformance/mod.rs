@@ -143,7 +143,8 @@ macro_rules! conformance_tests {
             a_failed_step_fails_the_workflow_and_cancels_what_waits,
             the_last_two_dependencies_ending_at_once_release_the_join_once,
             a_batch_callback_runs_once_after_every_member,
-            retention_keeps_a_workflow_while_a_task_of_it_is_kept
+            retention_keeps_a_workflow_while_a_task_of_it_is_kept,
+            deleting_a_dependency_cancels_its_dependents
         );
     };
     (@each $harness:ty; $($name:ident),* $(,)?) => {

@@ -444,3 +444,24 @@ pub async fn retention_keeps_a_workflow_while_a_task_of_it_is_kept<H: Harness>()
     ));
     assert!(s.workflows("default", None, 10).await.unwrap().is_empty());
 }
+
+/// A dependency deleted before it ends is taken as cancelled by its dependents; one deleted
+/// after it succeeded is not an ending twice.
+pub async fn deleting_a_dependency_cancels_its_dependents<H: Harness>() {
+    let (_h, _c, s) = setup::<H>().await;
+    let a = enqueue_one(&s, &q("del-a"), task("a")).await;
+    let j = enqueue_one(&s, &q("del-j"), after("j", &[&a])).await;
+    s.change("default", a.id, Change::Delete).await.unwrap();
+    let c = reaches(&s, j.id, TaskState::Cancelled).await;
+    assert!(c.errors.last().unwrap().message.contains(&a.id.to_string()));
+    let b = enqueue_one(&s, &q("del-a"), task("b")).await;
+    let k = enqueue_one(&s, &q("del-j"), after("k", &[&b])).await;
+    run(&s, &q("del-a"), &b).await;
+    reaches(&s, k.id, TaskState::Ready).await;
+    s.change("default", b.id, Change::Delete).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        s.get("default", k.id).await.unwrap().state,
+        TaskState::Ready
+    );
+}

@@ -176,36 +176,6 @@ pub fn enqueued(id: TaskId, queue: &str, new: &NewTask, max_attempts: u32, now: 
     }
 }
 
-/// `task` (waiting) once its last dependency ended as it may: ready, or scheduled until its
-/// `run_at`.
-pub fn released(task: &Task, now: Timestamp) -> Task {
-    Task {
-        state: waiting_state(task.run_at, now),
-        updated_at: now,
-        ..task.clone()
-    }
-}
-
-/// Why a waiting task was cancelled: dependency `dep` ended `state` (dead or cancelled).
-pub fn dependency_failed_reason(dep: TaskId, state: TaskState) -> String {
-    format!("dependency {dep} ended {state}, and on_dependency_failure is cancel")
-}
-
-/// `task` (waiting) cancelled because a dependency ended dead or cancelled; the reason is kept
-/// as its last error.
-pub fn cancelled_by_dependency(task: &Task, dep: TaskId, state: TaskState, now: Timestamp) -> Task {
-    let mut t = task.clone();
-    t.errors.push(AttemptError {
-        attempt: t.attempt,
-        message: dependency_failed_reason(dep, state),
-        at: now,
-    });
-    t.state = TaskState::Cancelled;
-    t.finished_at = Some(now);
-    t.updated_at = now;
-    t
-}
-
 /// The task a debounce leaves (`on_duplicate: replace`): `holder`, still waiting to run (see
 /// [`crate::replaceable`]), described by `new` instead: its kind, payload, priority, tags,
 /// callback URL and attempts (`max_attempts`, the queue's when `new` gives none), and its

@@ -2,9 +2,39 @@
 //! applies (what a finished dependency does to a waiting task) and the checks a workflow passes
 //! before anything is stored (names, cycles, bounds). See docs/workflows.md.
 
-use crate::{OnDependencyFailure, StateCounts, Task, TaskState, Timestamp};
+use crate::{OnDependencyFailure, StateCounts, Task, TaskId, TaskState, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+
+/// `task` (waiting) once its last dependency ended as it may: ready, or scheduled until its
+/// `run_at`.
+pub fn released(task: &Task, now: Timestamp) -> Task {
+    Task {
+        state: crate::lifecycle::waiting_state(task.run_at, now),
+        updated_at: now,
+        ..task.clone()
+    }
+}
+
+/// Why a waiting task was cancelled: dependency `dep` ended `state` (dead or cancelled).
+pub fn dependency_failed_reason(dep: TaskId, state: TaskState) -> String {
+    format!("dependency {dep} ended {state}, and on_dependency_failure is cancel")
+}
+
+/// `task` (waiting) cancelled because a dependency ended dead or cancelled; the reason is kept
+/// as its last error.
+pub fn cancelled_by_dependency(task: &Task, dep: TaskId, state: TaskState, now: Timestamp) -> Task {
+    let mut t = task.clone();
+    t.errors.push(crate::AttemptError {
+        attempt: t.attempt,
+        message: dependency_failed_reason(dep, state),
+        at: now,
+    });
+    t.state = TaskState::Cancelled;
+    t.finished_at = Some(now);
+    t.updated_at = now;
+    t
+}
 
 /// Where a workflow stands, from its tasks' states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -149,7 +149,7 @@ impl PostgresStore {
             );
             task.state = inserted_as[n];
             if let Some((d, s)) = cancel {
-                task = lifecycle::cancelled_by_dependency(&task, *d, *s, now);
+                task = rota_core::workflow::cancelled_by_dependency(&task, *d, *s, now);
                 logged.push((key.tenant.clone(), events::dependency_cancelled(&task, now)));
                 cancelled.push(task.clone());
             }
@@ -337,12 +337,12 @@ impl PostgresStore {
                     after_dependency(*s, t.on_dependency_failure) == DependencyOutcome::Cancel
                 });
                 if let Some(&(d, s)) = cancel {
-                    let c = lifecycle::cancelled_by_dependency(&t, d, s, now);
+                    let c = rota_core::workflow::cancelled_by_dependency(&t, d, s, now);
                     logged.push((tenant, events::dependency_cancelled(&c, now)));
                     ended.push(c.id.as_i64());
                     by_retention.entry(retention).or_default().push(c);
                 } else if !left.contains(&t.id.as_i64()) {
-                    let rel = lifecycle::released(&t, now);
+                    let rel = rota_core::workflow::released(&t, now);
                     up_id.push(rel.id.as_i64());
                     up_state.push(state_to_sql(rel.state));
                     logged.push((tenant.clone(), events::released(&rel)));

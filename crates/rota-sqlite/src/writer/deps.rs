@@ -13,7 +13,7 @@ use super::tasks::purge_at;
 use super::{Batch, Remote};
 use crate::rows::{errors_to_sql, state_from_sql};
 use rota_core::workflow::{after_dependency, DependencyOutcome};
-use rota_core::{events, lifecycle, TaskId, TaskState, Timestamp};
+use rota_core::{events, TaskId, TaskState, Timestamp};
 use rota_store::StoreResult;
 use rusqlite::{params, OptionalExtension};
 
@@ -272,7 +272,7 @@ impl Ctx<'_> {
     /// A waiting task whose waits are all gone becomes ready (or scheduled).
     pub fn release(&mut self, b: &mut Batch, qid: i64, id: TaskId) -> rusqlite::Result<()> {
         let before = self.task_by_id(b, id.as_i64())?;
-        let t = lifecycle::released(&before, b.now);
+        let t = rota_core::workflow::released(&before, b.now);
         self.tx()
             .prepare_cached("UPDATE tasks SET state = ?1, updated_at = ?2 WHERE id = ?3")?
             .execute(params![t.state.as_str(), b.now.0, id.as_i64()])?;
@@ -297,7 +297,7 @@ impl Ctx<'_> {
         state: TaskState,
     ) -> rusqlite::Result<()> {
         let before = self.task_by_id(b, id.as_i64())?;
-        let t = lifecycle::cancelled_by_dependency(&before, dep, state, b.now);
+        let t = rota_core::workflow::cancelled_by_dependency(&before, dep, state, b.now);
         let purge = purge_at(b.now, self.settings_of(b, qid).retention_ms);
         self.tx()
             .prepare_cached(

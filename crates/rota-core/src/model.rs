@@ -406,6 +406,24 @@ impl StateCounts {
     pub fn total(&self) -> u64 {
         TaskState::ALL.iter().map(|s| self.get(*s)).sum()
     }
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &StateCounts) {
+        for s in TaskState::ALL {
+            *self.get_mut(s) += other.get(s);
+        }
+    }
+    /// The states with tasks, in the order a task goes through them: `2 waiting, 1 ready`.
+    pub fn summary(&self) -> String {
+        use TaskState::*;
+        [
+            Waiting, Scheduled, Ready, Running, Succeeded, Dead, Cancelled,
+        ]
+        .into_iter()
+        .filter(|s| self.get(*s) > 0)
+        .map(|s| format!("{} {s}", self.get(s)))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
 }
 
 /// A queue as `GET /v1/queues/{queue}` shows it.

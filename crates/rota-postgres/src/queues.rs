@@ -120,10 +120,7 @@ impl PostgresStore {
         let others = queues.split_off(split);
         let mut rest = StateCounts::default();
         for q in &others {
-            let c = counts.get(&q.id).copied().unwrap_or_default();
-            for st in TaskState::ALL {
-                *rest.get_mut(st) += c.get(st);
-            }
+            rest.add(&counts.get(&q.id).copied().unwrap_or_default());
         }
         queues.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
         let top = self.with_stats(&client, queues).await?;

@@ -76,25 +76,6 @@ fn read_json(file: &PathBuf) -> Result<serde_json::Value> {
     serde_json::from_str(&text).context("the file is not valid JSON")
 }
 
-fn counts(w: &Workflow) -> String {
-    let c = &w.counts;
-    let parts = [
-        ("waiting", c.waiting),
-        ("scheduled", c.scheduled),
-        ("ready", c.ready),
-        ("running", c.running),
-        ("succeeded", c.succeeded),
-        ("dead", c.dead),
-        ("cancelled", c.cancelled),
-    ];
-    let shown: Vec<String> = parts
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(s, n)| format!("{n} {s}"))
-        .collect();
-    shown.join(", ")
-}
-
 fn rows(list: &[Workflow]) {
     let now = SystemClock.now();
     let rows: Vec<Vec<String>> = list
@@ -107,7 +88,7 @@ fn rows(list: &[Workflow]) {
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default(),
                 output::relative(w.created_at, now),
-                counts(w),
+                w.counts.summary(),
             ]
         })
         .collect();

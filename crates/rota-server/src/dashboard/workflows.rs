@@ -39,24 +39,6 @@ fn state_name(s: WorkflowState) -> &'static str {
     }
 }
 
-fn counts(w: &Workflow) -> String {
-    let c = &w.counts;
-    [
-        ("waiting", c.waiting),
-        ("scheduled", c.scheduled),
-        ("ready", c.ready),
-        ("running", c.running),
-        ("succeeded", c.succeeded),
-        ("dead", c.dead),
-        ("cancelled", c.cancelled),
-    ]
-    .iter()
-    .filter(|(_, n)| *n > 0)
-    .map(|(s, n)| format!("{n} {s}"))
-    .collect::<Vec<_>>()
-    .join(", ")
-}
-
 pub async fn list(caller: Caller, State(st): State<AppState>) -> PageResult {
     let cx = Ctx {
         st: &st,
@@ -78,7 +60,7 @@ pub async fn list(caller: Caller, State(st): State<AppState>) -> PageResult {
                             td { (format!("{:?}", w.kind).to_lowercase()) }
                             td { span class={ "badge " (state_name(w.state)) } { (state_name(w.state)) } }
                             td { (since(Some(w.created_at), now)) }
-                            td { (counts(w)) }
+                            td { (w.counts.summary()) }
                         }
                     }
                 }
@@ -151,7 +133,7 @@ fn content(wf: &Workflow) -> Markup {
         .map(|t| (t.task.id, t.name.as_str()))
         .collect();
     html! {
-        p { span class={ "badge " (state_name(wf.state)) } { (state_name(wf.state)) } " " (counts(wf)) }
+        p { span class={ "badge " (state_name(wf.state)) } { (state_name(wf.state)) } " " (wf.counts.summary()) }
         @if wf.tasks.len() <= MAX_DRAWN { (graph(wf)) }
         @else { p.muted { (wf.tasks.len()) " tasks: too many to draw; their table follows." } }
         table id="workflow-tasks" {

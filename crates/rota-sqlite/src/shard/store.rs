@@ -117,9 +117,7 @@ impl Store for Shard {
             let split = all.len().min(max);
             let mut rest = StateCounts::default();
             for q in &all[split..] {
-                for st in TaskState::ALL {
-                    *rest.get_mut(st) += q.counts.get(st);
-                }
+                rest.add(&q.counts);
             }
             let mut top: Vec<QueueEntry> = all[..split].iter().map(|q| (*q).clone()).collect();
             top.sort_by(|a, b| a.key.cmp(&b.key));

@@ -1,6 +1,6 @@
 //! Answers put together from every shard's.
 
-use rota_core::{StateCounts, TaskState};
+use rota_core::StateCounts;
 use rota_store::{EventPage, QueueOverview, StoreResult};
 
 /// One page of the tenant's events from each shard's page, all read after the same cursor and
@@ -29,24 +29,18 @@ pub(super) fn overviews(parts: Vec<QueueOverview>, max: usize) -> QueueOverview 
     let mut top = Vec::new();
     for p in parts {
         top.extend(p.top);
-        add(&mut out.rest, &p.rest);
+        out.rest.add(&p.rest);
         out.rest_queues += p.rest_queues;
     }
     let live = |c: &StateCounts| c.scheduled + c.ready + c.running;
     top.sort_by_key(|(_, q)| std::cmp::Reverse(live(&q.counts)));
     for (_, q) in top.drain(max.min(top.len())..) {
-        add(&mut out.rest, &q.counts);
+        out.rest.add(&q.counts);
         out.rest_queues += 1;
     }
     top.sort_by(|a, b| (&a.0, &a.1.name).cmp(&(&b.0, &b.1.name)));
     out.top = top;
     out
-}
-
-fn add(to: &mut StateCounts, from: &StateCounts) {
-    for st in TaskState::ALL {
-        *to.get_mut(st) += from.get(st);
-    }
 }
 
 /// Takes from each list in turn, so no shard's items crowd out another's, up to `limit`.

@@ -153,10 +153,7 @@ impl WorkflowStore for SqliteStore {
         for r in records {
             let mut counts = StateCounts::default();
             for c in self.each(|s| s.workflow_counts(r.id)).await {
-                let c = c?;
-                for st in rota_core::TaskState::ALL {
-                    *counts.get_mut(st) += c.get(st);
-                }
+                counts.add(&c?);
             }
             out.push(listed(&r, counts));
         }

@@ -291,12 +291,12 @@ impl SqliteStore {
             .filter(|e| e.task.state == TaskState::Waiting)
             .map(|e| e.task.id)
             .collect();
-        let mut now: HashMap<TaskId, rota_core::Task> = HashMap::new();
-        for id in ids {
-            if let Ok(t) = rota_store::Store::get(&self.shards[here], &queue.tenant, id).await {
-                now.insert(id, t);
-            }
-        }
+        // One read for all of them; a read that fails leaves the answers as the enqueue gave.
+        let mut now: HashMap<TaskId, rota_core::Task> = self.shards[here]
+            .tasks_here(&queue.tenant, ids)
+            .await
+            .map(|ts| ts.into_iter().map(|t| (t.id, t)).collect())
+            .unwrap_or_default();
         for e in &mut out {
             if let Some(t) = now.remove(&e.task.id) {
                 e.task = t;

@@ -143,12 +143,7 @@ impl TaskInput {
             (None, None) => None,
         };
         let depends_on = parse_depends_on(at, &self.depends_on)?;
-        if depends_on.is_empty() && self.on_dependency_failure.is_some() {
-            return Err(ApiError::invalid(format!(
-                "{at}.on_dependency_failure needs depends_on: it says what a failed dependency \
-                 does to the task"
-            )));
-        }
+        check_dependency_policy(at, !depends_on.is_empty(), self.on_dependency_failure)?;
         Ok(NewTask {
             kind: self.kind.unwrap_or_else(|| "default".to_owned()),
             payload: self.payload.unwrap_or_else(rota_core::json_null),
@@ -165,6 +160,22 @@ impl TaskInput {
             workflow: None,
         })
     }
+}
+
+/// `on_dependency_failure` says what a failed dependency does, so it needs dependencies (ids
+/// on an enqueue, names in a workflow).
+fn check_dependency_policy(
+    at: &str,
+    has_dependencies: bool,
+    policy: Option<OnDependencyFailure>,
+) -> Result<(), ApiError> {
+    if policy.is_some() && !has_dependencies {
+        return Err(ApiError::invalid(format!(
+            "{at}.on_dependency_failure needs depends_on: it says what a failed dependency \
+             does to the task"
+        )));
+    }
+    Ok(())
 }
 
 /// A task's `depends_on` as ids: each a task id, none twice, at most

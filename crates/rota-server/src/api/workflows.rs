@@ -90,12 +90,7 @@ impl WorkflowTaskInput {
     }
 
     fn into_task(self, at: &str, now: Timestamp, limits: &Limits) -> ApiResult<WorkflowTaskSpec> {
-        if self.on_dependency_failure.is_some() && self.depends_on.is_empty() {
-            return Err(ApiError::invalid(format!(
-                "{at}.on_dependency_failure needs depends_on: it says what a failed dependency \
-                 does to the task"
-            )));
-        }
+        check_dependency_policy(at, !self.depends_on.is_empty(), self.on_dependency_failure)?;
         let input = TaskInput {
             kind: self.kind,
             payload: self.payload,

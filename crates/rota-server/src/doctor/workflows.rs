@@ -200,21 +200,7 @@ mod tests {
     use super::*;
 
     fn task(id: u64, queue: &str, state: TaskState, finished: Option<i64>) -> Task {
-        let new = rota_core::NewTask {
-            kind: "k".into(),
-            payload: rota_core::json_null(),
-            priority: 0,
-            run_at: None,
-            max_attempts: None,
-            unique_key: None,
-            on_duplicate: Default::default(),
-            tags: vec![],
-            callback_url: None,
-            group: None,
-            depends_on: vec![],
-            on_dependency_failure: Default::default(),
-            workflow: None,
-        };
+        let new = rota_store::conformance::task("k");
         let mut t = rota_core::lifecycle::enqueued(TaskId(id << 20), queue, &new, 1, Timestamp(0));
         t.state = state;
         t.finished_at = finished.map(Timestamp);

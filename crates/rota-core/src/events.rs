@@ -320,6 +320,15 @@ pub fn released_parts(
     }
 }
 
+/// A running task that spawned tasks and waits for them (`t` as the spawn left it): logged as
+/// `task.waiting`, with the worker that held it.
+pub fn spawned(t: &Task, worker: &str, at: Timestamp) -> Event {
+    let mut e = Event::of(EventType::Waiting, t, at);
+    e.state = Some(TaskState::Waiting);
+    e.worker = Some(worker.to_owned());
+    e
+}
+
 /// A claimed task, with its lease.
 pub fn claimed(t: &Task, now: Timestamp) -> Event {
     let mut e = Event::of(EventType::Claimed, t, now);

@@ -16,6 +16,7 @@ pub mod maintenance;
 pub mod model;
 pub mod objects;
 pub mod schedule;
+pub mod spawn;
 pub mod timestamp;
 pub mod webhooks;
 pub mod workflow;

@@ -7,6 +7,7 @@
 //! any non-final state --(cancel)--> cancelled;  dead | cancelled --(retry)--> ready
 //! scheduled --(run now)--> ready;  scheduled | ready | waiting --(kill)--> dead
 //! waiting --(dependencies succeeded)--> ready (scheduled before its run_at)
+//! running --(spawn: it adds tasks and waits for them)--> waiting
 //! any state but running --(delete)--> gone
 //! ```
 //! Engines call these rules instead of re-deciding them, so every engine agrees.
@@ -32,6 +33,8 @@ pub enum Event {
     Delete,
     /// A waiting task's last dependency ended (docs/workflows.md).
     Release,
+    /// A running task adds tasks and waits for them; it runs again once they end.
+    Spawn,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,6 +57,7 @@ fn event_name(e: Event) -> &'static str {
         Event::Kill => "be killed (only scheduled or ready tasks can; cancel a running one)",
         Event::Delete => "be deleted while it runs (cancel it first)",
         Event::Release => "be released (only waiting tasks wait for dependencies)",
+        Event::Spawn => "spawn tasks (only a running task can)",
     }
 }
 
@@ -70,6 +74,7 @@ pub fn transition(from: TaskState, event: Event) -> Result<TaskState, InvalidTra
         (Running, Event::Fail) => Scheduled,
         (Scheduled | Ready | Running | Waiting, Event::Cancel) => Cancelled,
         (Waiting, Event::Release) => Ready,
+        (Running, Event::Spawn) => Waiting,
         (Dead | Cancelled, Event::Retry) => Ready,
         (Scheduled, Event::RunNow) => Ready,
         (Scheduled | Ready | Waiting, Event::Kill) => Dead,

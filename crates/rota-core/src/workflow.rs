@@ -135,6 +135,10 @@ pub struct Workflow {
     pub created_at: Timestamp,
     /// Its tasks counted by state (tasks removed by retention are no longer counted).
     pub counts: StateCounts,
+    /// A batch: whether tasks may still be added to it (`POST /v1/batches/{id}/tasks`) until
+    /// `POST /v1/batches/{id}/close`. Absent for a workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<bool>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<WorkflowTask>,
 }
@@ -151,7 +155,7 @@ impl Workflow {
     ) -> Workflow {
         let mut by_id: HashMap<crate::TaskId, Task> =
             tasks.into_iter().map(|t| (t.id, t)).collect();
-        let tasks = names
+        let mut tasks: Vec<WorkflowTask> = names
             .iter()
             .filter_map(|(name, id)| {
                 by_id.remove(id).map(|task| WorkflowTask {
@@ -160,6 +164,18 @@ impl Workflow {
                 })
             })
             .collect();
+        // Tasks added after the submission (spawned by a running task, or added to an open
+        // batch), in the order they were made.
+        let mut added: Vec<Task> = by_id.into_values().collect();
+        added.sort_by_key(|t| t.id);
+        let members = names.len().saturating_sub(1);
+        for (k, task) in added.into_iter().enumerate() {
+            let name = match kind {
+                WorkflowKind::Batch => format!("m{}", members + k),
+                WorkflowKind::Workflow => format!("spawned-{k}"),
+            };
+            tasks.push(WorkflowTask { name, task });
+        }
         Workflow::new(id.to_string(), kind, created_at, tasks)
     }
 
@@ -176,6 +192,7 @@ impl Workflow {
             state: WorkflowState::of(&counts),
             created_at,
             counts,
+            open: None,
             tasks: Vec::new(),
         }
     }
@@ -197,6 +214,7 @@ impl Workflow {
             state: WorkflowState::of(&counts),
             created_at,
             counts,
+            open: None,
             tasks,
         }
     }

@@ -32,6 +32,7 @@ mod queues;
 mod rows;
 mod schedules;
 pub mod schema;
+mod spawn;
 mod store;
 mod webhooks;
 mod workflows;

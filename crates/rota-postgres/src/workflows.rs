@@ -1,15 +1,17 @@
 //! Workflows on PostgreSQL: the whole graph in one transaction (docs/workflows.md).
 
-use crate::enqueue::{EnqueueColumns, INSERT};
 use crate::rows::{state_from_sql, task_from_row, TASK_COLUMNS};
+use crate::spawn::{anchored, insert, Insert};
 use crate::tasks::lock_tenant;
 use crate::{db, PostgresStore};
 use async_trait::async_trait;
 use rota_core::lifecycle;
 use rota_core::workflow::{Workflow, WorkflowKind};
-use rota_core::{QueueKey, StateCounts, TaskId, TaskState, Timestamp};
-use rota_store::{StoreError, StoreResult, WorkflowSpecTask, WorkflowStore};
-use std::collections::{BTreeMap, HashMap};
+use rota_core::{StateCounts, TaskId, TaskState, Timestamp};
+use rota_store::{
+    Spawn, Spawned, StoreError, StoreResult, Submission, WorkflowSpecTask, WorkflowStore,
+};
+use std::collections::HashMap;
 
 type Names = Vec<(String, TaskId)>;
 
@@ -70,7 +72,7 @@ impl WorkflowStore for PostgresStore {
         &self,
         tenant: &str,
         spec: Vec<WorkflowSpecTask>,
-        kind: WorkflowKind,
+        kind: Submission,
     ) -> StoreResult<Workflow> {
         let now = self.now();
         let mut ids = self.new_ids(spec.len() + 1, now).await?;
@@ -82,56 +84,13 @@ impl WorkflowStore for PostgresStore {
                 has_dependents[j] = true;
             }
         }
-        let mut by_queue: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (i, t) in spec.iter().enumerate() {
-            by_queue.entry(t.queue.as_str()).or_default().push(i);
-        }
-        let mut client = self.conn().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        lock_tenant(&tx, tenant, false).await?;
-        let mut stored = Vec::with_capacity(spec.len());
-        let mut tasks_of: Vec<(QueueKey, Vec<rota_core::NewTask>)> = Vec::new();
-        for (queue, members) in &by_queue {
-            let key = QueueKey::new(tenant, *queue);
-            self.queue_for_write(&tx, &key, now).await?;
-            let mut cols = EnqueueColumns::default();
-            let mut news = Vec::with_capacity(members.len());
-            for &i in members {
-                let t = &spec[i];
-                let mut task = t.task.clone();
-                task.depends_on = t.after.iter().map(|&j| ids[j]).collect();
-                task.workflow = Some(wf.clone());
-                let state = if task.depends_on.is_empty() {
-                    lifecycle::waiting_state(task.run_at.unwrap_or(now), now)
-                } else {
-                    TaskState::Waiting
-                };
-                cols.push_as(ids[i], &task, now, state, has_dependents[i]);
-                news.push((i, task, state));
-            }
-            let logged = stored.len() as i64;
-            let row = tx
-                .query_one(INSERT.as_str(), &cols.params(&key, &now.0, &logged))
-                .await
-                .map_err(db)?;
-            let inserted: Vec<i64> = row.get(2);
-            if inserted.len() != members.len() {
-                return Err(StoreError::Conflict(format!(
-                    "a task of queue `{queue}` has a unique key another live task holds; \
-                     a workflow is stored whole or not at all"
-                )));
-            }
-            let default_max_attempts = row.get::<_, i32>(1).max(0) as u32;
-            let mut plain = Vec::with_capacity(news.len());
-            for (i, task, state) in news {
-                let max = task.max_attempts.unwrap_or(default_max_attempts);
-                let mut t = lifecycle::enqueued(ids[i], queue, &task, max, now);
-                t.state = state;
-                stored.push(t);
-                plain.push(task);
-            }
-            tasks_of.push((key, plain));
-        }
+        let callback = (kind.kind() == WorkflowKind::Batch).then(|| ids[ids.len() - 1]);
+        let anchored = callback.filter(|_| kind.open());
+        let names: Names = spec
+            .iter()
+            .zip(&ids)
+            .map(|(t, id)| (t.name.clone(), *id))
+            .collect();
         let (mut waiter, mut dep) = (Vec::new(), Vec::new());
         for (i, t) in spec.iter().enumerate() {
             for &j in &t.after {
@@ -139,6 +98,35 @@ impl WorkflowStore for PostgresStore {
                 dep.push(ids[j].as_i64());
             }
         }
+        if let Some(cb) = anchored {
+            waiter.push(cb.as_i64());
+            dep.push(id.as_i64());
+        }
+        let items: Vec<Insert> = spec
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let mut task = t.task;
+                task.depends_on = t.after.iter().map(|&j| ids[j]).collect();
+                task.workflow = Some(wf.clone());
+                let state = if task.depends_on.is_empty() && anchored != Some(ids[i]) {
+                    lifecycle::waiting_state(task.run_at.unwrap_or(now), now)
+                } else {
+                    TaskState::Waiting
+                };
+                Insert {
+                    id: ids[i],
+                    queue: t.queue,
+                    task,
+                    state,
+                    has_dependents: has_dependents[i],
+                }
+            })
+            .collect();
+        let mut client = self.conn().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        lock_tenant(&tx, tenant, false).await?;
+        let (stored, tasks_of) = insert(self, &tx, tenant, items, now).await?;
         if !waiter.is_empty() {
             tx.execute(
                 "INSERT INTO rota_task_waits (task_id, dep_id) \
@@ -148,14 +136,6 @@ impl WorkflowStore for PostgresStore {
             .await
             .map_err(db)?;
         }
-        let names: Names = spec
-            .iter()
-            .zip(&ids)
-            .map(|(t, id)| (t.name.clone(), *id))
-            .collect();
-        let callback = (kind == WorkflowKind::Batch)
-            .then(|| ids.last().map(|c| c.as_i64()))
-            .flatten();
         tx.execute(
             "INSERT INTO rota_workflows (id, tenant, created_at, names, callback) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -164,7 +144,7 @@ impl WorkflowStore for PostgresStore {
                 &tenant,
                 &now.0,
                 &serde_json::to_string(&names).expect("names serialize"),
-                &callback,
+                &callback.map(TaskId::as_i64),
             ],
         )
         .await
@@ -173,14 +153,33 @@ impl WorkflowStore for PostgresStore {
         for (key, tasks) in &tasks_of {
             self.after_enqueue(key, tasks, now);
         }
-        Ok(Workflow::assemble(id, kind, now, &names, stored))
+        let mut out = Workflow::assemble(id, kind.kind(), now, &names, stored);
+        out.open = callback.map(|_| kind.open());
+        Ok(out)
+    }
+
+    async fn add_to_batch(
+        &self,
+        tenant: &str,
+        batch: TaskId,
+        tasks: Vec<(String, rota_core::NewTask)>,
+    ) -> StoreResult<Vec<rota_core::Task>> {
+        self.add_batch_tasks(tenant, batch, tasks).await
+    }
+
+    async fn close_batch(&self, tenant: &str, batch: TaskId) -> StoreResult<()> {
+        self.close_open_batch(tenant, batch).await
+    }
+
+    async fn spawn(&self, tenant: &str, spawn: Spawn) -> StoreResult<Spawned> {
+        self.spawn_tasks(tenant, spawn).await
     }
 
     async fn workflow(&self, tenant: &str, id: TaskId) -> StoreResult<Workflow> {
         let client = self.conn().await?;
         let row = client
             .query_opt(
-                "SELECT created_at, names, callback IS NOT NULL FROM rota_workflows \
+                "SELECT created_at, names, callback FROM rota_workflows \
                  WHERE id = $1 AND tenant = $2",
                 &[&id.as_i64(), &tenant],
             )
@@ -202,13 +201,18 @@ impl WorkflowStore for PostgresStore {
             .iter()
             .map(|r| task_from_row(r).map(|(_, t)| t))
             .collect::<StoreResult<Vec<_>>>()?;
-        Ok(Workflow::assemble(
+        let callback: Option<i64> = row.get(2);
+        let mut wf = Workflow::assemble(
             id,
-            kind_of(row.get(2)),
+            kind_of(callback.is_some()),
             Timestamp(row.get(0)),
             &names,
             tasks,
-        ))
+        );
+        if let Some(cb) = callback {
+            wf.open = Some(anchored(&client, TaskId::from_i64(cb), id).await?);
+        }
+        Ok(wf)
     }
 
     async fn workflows(

@@ -153,8 +153,8 @@ pub struct Shared {
 
 pub fn router(state: AppState) -> Router {
     use api::{
-        admin, batch, changes, doctor, events, groups, maintenance, queues, schedules, system,
-        tasks, webhooks, workers, workflows,
+        admin, batch, changes, doctor, events, groups, maintenance, queues, schedules, spawn,
+        system, tasks, webhooks, workers, workflows,
     };
     let body_limit = state.config.limits.max_body_bytes;
     let v1 = Router::new()
@@ -212,6 +212,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/workflows/{id}/cancel", post(workflows::cancel))
         .route("/v1/batches", post(workflows::submit_batch))
         .route("/v1/batches/{id}", get(workflows::get_batch))
+        .route("/v1/batches/{id}/tasks", post(workflows::add_to_batch))
+        .route("/v1/batches/{id}/close", post(workflows::close_batch))
+        .route("/v1/tasks/{id}/spawn", post(spawn::spawn))
         .route("/v1/tasks/{id}/heartbeat", post(tasks::heartbeat))
         .route("/v1/tasks/{id}/complete", post(tasks::complete))
         .route("/v1/tasks/{id}/fail", post(tasks::fail))

@@ -11,7 +11,6 @@ use crate::queries::queue_info;
 use crate::rows::{task_from_row, TASK_COLUMNS};
 use crate::writer::{Op, Writer};
 use crate::*;
-use async_trait::async_trait;
 use rota_core::{
     NewTask, QueueInfo, QueueKey, QueuePatch, StateCounts, Task, TaskId, TaskState, Timestamp,
 };

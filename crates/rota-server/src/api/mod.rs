@@ -11,6 +11,7 @@ pub mod maintenance;
 pub mod queues;
 pub mod schedules;
 pub mod schema;
+pub mod spawn;
 pub mod system;
 pub mod tasks;
 pub mod webhooks;

@@ -70,7 +70,7 @@ impl WorkflowTaskInput {
 
     /// The task as a batch takes it: a member, or the callback. The batch decides what it
     /// waits for.
-    fn into_member(
+    pub(super) fn into_member(
         self,
         at: &str,
         now: Timestamp,
@@ -219,6 +219,11 @@ pub struct BatchInput {
     /// "success" callback). Default false: it runs whatever the members' outcomes ("complete").
     #[serde(default)]
     pub only_on_success: bool,
+    /// Keep the batch open: members may be added (`POST /v1/batches/{id}/tasks`) until
+    /// `POST /v1/batches/{id}/close`, and the callback waits for the close too. `tasks` may
+    /// then be empty. Default false.
+    #[serde(default)]
+    pub open: bool,
 }
 
 #[utoipa::path(post, path = "/v1/batches", tag = "workflows",
@@ -243,7 +248,13 @@ pub async fn submit_batch(
     let callback = body.callback.into_member("callback", now, limits)?;
     let batch = st
         .service
-        .submit_batch(&caller, members, callback, body.only_on_success)
+        .submit_batch(
+            &caller,
+            members,
+            callback,
+            body.only_on_success,
+            rota_store::Submission::Batch { open: body.open },
+        )
         .await?;
     Ok((StatusCode::CREATED, axum::Json(batch)).into_response())
 }
@@ -267,4 +278,69 @@ pub async fn get_batch(
         ));
     }
     Ok(axum::Json(wf))
+}
+
+/// Tasks to add: members of an open batch, or the tasks a running task spawns.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddedTasks {
+    /// Tasks as a batch's members are given (a queue, no name or dependencies), at least one,
+    /// at most 10,000 (and limits.max_batch).
+    #[serde(deserialize_with = "rota_core::objects::objects")]
+    pub tasks: Vec<WorkflowTaskInput>,
+}
+
+impl AddedTasks {
+    pub(super) fn members(
+        self,
+        now: Timestamp,
+        limits: &Limits,
+    ) -> ApiResult<Vec<(String, NewTask)>> {
+        self.tasks
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| t.into_member(&format!("tasks[{i}]"), now, limits))
+            .collect()
+    }
+}
+
+/// The tasks an add stored, in the order given.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AddedList {
+    pub tasks: Vec<rota_core::Task>,
+}
+
+#[utoipa::path(post, path = "/v1/batches/{id}/tasks", tag = "workflows",
+    params(("id" = schema::TaskIdText, Path, description = "the batch's id")),
+    request_body = AddedTasks,
+    responses(
+        (status = 201, description = "the members stored; the callback waits for them too", body = AddedList),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`conflict`: the batch is closed; nothing is stored", body = ErrorBody),
+        (status = 422, description = "a bad member, or a workflow that is not a batch: nothing is stored", body = ErrorBody)))]
+pub async fn add_to_batch(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    JsonBody(body): JsonBody<AddedTasks>,
+) -> ApiResult<Response> {
+    let id = task_id(&id)?;
+    let members = body.members(st.clock.now(), &st.config.limits)?;
+    let tasks = st.service.add_to_batch(&caller, id, members).await?;
+    Ok((StatusCode::CREATED, axum::Json(AddedList { tasks })).into_response())
+}
+
+#[utoipa::path(post, path = "/v1/batches/{id}/close", tag = "workflows",
+    params(("id" = schema::TaskIdText, Path, description = "the batch's id")),
+    responses(
+        (status = 200, description = "the batch, closed: its callback runs once every member is final (closing a closed batch changes nothing)", body = Workflow),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "a workflow, not a batch", body = ErrorBody)))]
+pub async fn close_batch(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<axum::Json<Workflow>> {
+    let id = task_id(&id)?;
+    Ok(axum::Json(st.service.close_batch(&caller, id).await?))
 }

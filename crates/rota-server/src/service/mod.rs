@@ -14,6 +14,7 @@ mod flow;
 mod groups;
 mod queues;
 mod schedules;
+mod spawn;
 mod streams;
 mod tasks;
 mod webhooks;

@@ -4,11 +4,11 @@
 use super::*;
 use crate::metrics as m;
 use rota_core::workflow::{
-    check_graph, inline_results, BatchSummary, DependencyResult, Workflow, WorkflowKind,
-    BATCH_CALLBACK, MAX_INLINE_DEPENDENCIES, MAX_WORKFLOW_TASKS,
+    check_graph, inline_results, BatchSummary, DependencyResult, Workflow, BATCH_CALLBACK,
+    MAX_INLINE_DEPENDENCIES, MAX_WORKFLOW_TASKS,
 };
 use rota_core::{NewTask, OnDependencyFailure};
-use rota_store::{Change, StoreError, WorkflowSpecTask};
+use rota_store::{Change, StoreError, Submission, WorkflowSpecTask};
 use std::collections::BTreeSet;
 
 /// Cancels of one workflow's tasks in flight at once.
@@ -176,7 +176,7 @@ impl Service {
             one.after = after;
             spec.push(one);
         }
-        self.store_workflow(caller, spec, WorkflowKind::Workflow)
+        self.store_workflow(caller, spec, Submission::Workflow)
             .await
     }
 
@@ -188,9 +188,13 @@ impl Service {
         members: Vec<(String, NewTask)>,
         callback: (String, NewTask),
         only_on_success: bool,
+        kind: Submission,
     ) -> ApiResult<Workflow> {
         let limits = self.limits();
-        check_batch_size("tasks", "task", members.len(), limits)?;
+        // An open batch may start with no members (they are added later).
+        if !(kind.open() && members.is_empty()) {
+            check_batch_size("tasks", "task", members.len(), limits)?;
+        }
         check_batch_size("tasks", "task", members.len() + 1, limits)?;
         if members.len() >= MAX_WORKFLOW_TASKS {
             return Err(ApiError::too_large(format!(
@@ -216,11 +220,11 @@ impl Service {
         cb.name = BATCH_CALLBACK.to_owned();
         cb.after = (0..n).collect();
         spec.push(cb);
-        self.store_workflow(caller, spec, WorkflowKind::Batch).await
+        self.store_workflow(caller, spec, kind).await
     }
 
     /// One task of a workflow or batch checked as an enqueue checks it.
-    fn checked_spec(
+    pub(super) fn checked_spec(
         &self,
         caller: &Caller,
         at: &str,
@@ -253,7 +257,7 @@ impl Service {
         &self,
         caller: &Caller,
         spec: Vec<WorkflowSpecTask>,
-        kind: WorkflowKind,
+        kind: Submission,
     ) -> ApiResult<Workflow> {
         if spec.iter().any(|t| t.task.callback_url.is_some()) {
             self.require_callback_signer(caller).await?;
@@ -263,13 +267,8 @@ impl Service {
             .store
             .submit_workflow(&caller.tenant, spec, kind)
             .await?;
-        let mut by_queue: std::collections::BTreeMap<&str, usize> = Default::default();
-        for t in &wf.tasks {
-            *by_queue.entry(t.task.queue.as_str()).or_default() += 1;
-        }
-        for (queue, n) in by_queue {
-            m::tasks_enqueued(&caller.tenant, queue, n);
-        }
+        let tasks: Vec<Task> = wf.tasks.iter().map(|t| t.task.clone()).collect();
+        super::spawn::count_enqueued(&caller.tenant, &tasks);
         Ok(wf)
     }
 

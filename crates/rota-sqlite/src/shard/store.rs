@@ -1,25 +1,29 @@
-//! The [`Store`] trait for one shard: each call a read on the pool or an op for the writer.
+//! The store's operations for one shard: each call a read on the pool or an op for the writer.
 
 use super::*;
 
-#[async_trait]
-impl Store for Shard {
-    async fn enqueue(&self, queue: &QueueKey, tasks: Vec<NewTask>) -> StoreResult<Vec<Enqueued>> {
+/// The store's operations as one shard serves them (the engine routes each to its shard).
+impl Shard {
+    pub async fn enqueue(
+        &self,
+        queue: &QueueKey,
+        tasks: Vec<NewTask>,
+    ) -> StoreResult<Vec<Enqueued>> {
         let q = queue.clone();
         self.send(|r| Op::Enqueue(q, tasks, r)).await?
     }
 
-    async fn claim_batch(&self, queue: &QueueKey, req: ClaimRequest) -> StoreResult<Claimed> {
+    pub async fn claim_batch(&self, queue: &QueueKey, req: ClaimRequest) -> StoreResult<Claimed> {
         let q = queue.clone();
         self.send(|r| Op::Claim(q, req, r)).await?
     }
 
-    async fn heartbeat(&self, tenant: &str, hb: Heartbeat) -> StoreResult<Task> {
+    pub async fn heartbeat(&self, tenant: &str, hb: Heartbeat) -> StoreResult<Task> {
         let t = tenant.to_owned();
         self.send(|r| Op::Heartbeat(t, hb, r)).await?
     }
 
-    async fn complete(&self, tenant: &str, items: Vec<Completion>) -> Vec<StoreResult<Task>> {
+    pub async fn complete(&self, tenant: &str, items: Vec<Completion>) -> Vec<StoreResult<Task>> {
         let n = items.len();
         let t = tenant.to_owned();
         self.send(|r| Op::Complete(t, items, r))
@@ -27,7 +31,7 @@ impl Store for Shard {
             .unwrap_or_else(|e| vec![Err(e); n])
     }
 
-    async fn fail(&self, tenant: &str, items: Vec<FailureReport>) -> Vec<StoreResult<Task>> {
+    pub async fn fail(&self, tenant: &str, items: Vec<FailureReport>) -> Vec<StoreResult<Task>> {
         let n = items.len();
         let t = tenant.to_owned();
         self.send(|r| Op::Fail(t, items, r))
@@ -35,12 +39,12 @@ impl Store for Shard {
             .unwrap_or_else(|e| vec![Err(e); n])
     }
 
-    async fn change(&self, tenant: &str, id: TaskId, change: Change) -> StoreResult<Task> {
+    pub async fn change(&self, tenant: &str, id: TaskId, change: Change) -> StoreResult<Task> {
         let t = tenant.to_owned();
         self.send(|r| Op::Change(t, id, change, r)).await?
     }
 
-    async fn get(&self, tenant: &str, id: TaskId) -> StoreResult<Task> {
+    pub async fn get(&self, tenant: &str, id: TaskId) -> StoreResult<Task> {
         let tenant = tenant.to_owned();
         self.read(move |conn, shared| {
             let row = conn
@@ -54,15 +58,11 @@ impl Store for Shard {
         .await
     }
 
-    async fn unique_holders(&self, tenant: &str, unique_key: &str) -> StoreResult<Vec<Task>> {
-        self.unique_holders(tenant, unique_key).await
-    }
-
-    async fn list(&self, queue: &QueueKey, filter: ListFilter) -> StoreResult<Page> {
+    pub async fn list(&self, queue: &QueueKey, filter: ListFilter) -> StoreResult<Page> {
         self.list_tasks(queue, filter).await
     }
 
-    async fn queues(&self, tenant: &str) -> StoreResult<Vec<QueueInfo>> {
+    pub async fn queues(&self, tenant: &str) -> StoreResult<Vec<QueueInfo>> {
         let tenant = tenant.to_owned();
         let infos = self
             .queue_infos(move |cat| cat.for_tenant(&tenant).into_iter().cloned().collect())
@@ -70,7 +70,7 @@ impl Store for Shard {
         Ok(infos.into_iter().map(|(_, info)| info).collect())
     }
 
-    async fn queue(&self, queue: &QueueKey) -> StoreResult<QueueInfo> {
+    pub async fn queue(&self, queue: &QueueKey) -> StoreResult<QueueInfo> {
         let queue = queue.clone();
         self.read(move |conn, shared| {
             let entry = {
@@ -84,7 +84,7 @@ impl Store for Shard {
         .await
     }
 
-    async fn all_queues(&self) -> StoreResult<Vec<(String, QueueInfo)>> {
+    pub async fn all_queues(&self) -> StoreResult<Vec<(String, QueueInfo)>> {
         self.queue_infos(|cat| {
             let mut all: Vec<QueueEntry> = cat.all().cloned().collect();
             all.sort_by(|a, b| a.key.cmp(&b.key));
@@ -93,7 +93,7 @@ impl Store for Shard {
         .await
     }
 
-    async fn diagnose(
+    pub async fn diagnose(
         &self,
         tenant: &str,
         since: Timestamp,
@@ -101,7 +101,7 @@ impl Store for Shard {
     ) -> StoreResult<rota_store::Diagnosis> {
         self.read_diagnosis(tenant, since, far).await
     }
-    async fn queue_overview(&self, max: usize) -> StoreResult<QueueOverview> {
+    pub async fn queue_overview(&self, max: usize) -> StoreResult<QueueOverview> {
         let (chosen, rest, rest_queues) = {
             let cat = self
                 .shared
@@ -131,49 +131,30 @@ impl Store for Shard {
         })
     }
 
-    async fn update_queue(&self, queue: &QueueKey, patch: QueuePatch) -> StoreResult<QueueInfo> {
+    pub async fn update_queue(
+        &self,
+        queue: &QueueKey,
+        patch: QueuePatch,
+    ) -> StoreResult<QueueInfo> {
         let q = queue.clone();
         self.send(|r| Op::UpdateQueue(q, patch, r)).await??;
         self.queue(queue).await
     }
 
-    async fn purge(&self, queue: &QueueKey, state: TaskState) -> StoreResult<u64> {
+    pub async fn purge(&self, queue: &QueueKey, state: TaskState) -> StoreResult<u64> {
         let q = queue.clone();
         self.send(|r| Op::Purge(q, state, r)).await?
     }
 
-    async fn run_maintenance(&self) -> StoreResult<MaintenanceReport> {
+    pub async fn run_maintenance(&self) -> StoreResult<MaintenanceReport> {
         self.send(Op::Maintenance).await?
     }
 
-    fn ready_signal(&self, queue: &QueueKey) -> Arc<Notify> {
+    pub fn ready_signal(&self, queue: &QueueKey) -> Arc<Notify> {
         self.shared.signals.get(queue)
     }
 
-    fn maintenance_signal(&self) -> Arc<Notify> {
-        self.shared.maintenance.clone()
-    }
-
-    async fn events(
-        &self,
-        tenant: &str,
-        after: i64,
-        limit: usize,
-        keep: EventKeep,
-    ) -> StoreResult<EventPage> {
-        let horizon = self.shared.cursors.horizon();
-        self.events_below(tenant, after, horizon, limit, keep).await
-    }
-
-    fn event_signal(&self) -> Arc<Notify> {
-        self.shared.events.any()
-    }
-
-    fn tenant_event_signal(&self, tenant: &str) -> Arc<Notify> {
-        self.shared.events.tenant(tenant)
-    }
-
-    fn writer_status(&self) -> Option<WriterStatus> {
+    pub fn writer_status(&self) -> Option<WriterStatus> {
         let s = &self.shared;
         let busy = s.writer_busy_ns.load(Ordering::Relaxed) as f64 / 1e9;
         Some(WriterStatus {
@@ -184,7 +165,7 @@ impl Store for Shard {
         })
     }
 
-    async fn health(&self) -> Health {
+    pub async fn health(&self) -> Health {
         let writer_alive = self
             .writer
             .lock()
@@ -227,26 +208,26 @@ impl Store for Shard {
         }
     }
 
-    async fn load_auth(&self) -> StoreResult<AuthData> {
+    pub async fn load_auth(&self) -> StoreResult<AuthData> {
         self.read(|conn, _| load::load_auth(conn).map_err(unavailable))
             .await
     }
 
-    async fn change_auth(&self, change: AuthChange) -> StoreResult<()> {
+    pub async fn change_auth(&self, change: AuthChange) -> StoreResult<()> {
         self.send(|reply| Op::Auth(change, reply)).await?
     }
 
-    async fn find_key(&self, id: &str) -> StoreResult<Option<rota_core::auth::KeyRecord>> {
+    pub async fn find_key(&self, id: &str) -> StoreResult<Option<rota_core::auth::KeyRecord>> {
         let id = id.to_owned();
         self.read(move |conn, _| load::find_key(conn, &id).map_err(unavailable))
             .await
     }
 
-    async fn put_schedule(&self, rec: ScheduleRecord) -> StoreResult<(ScheduleRecord, bool)> {
+    pub async fn put_schedule(&self, rec: ScheduleRecord) -> StoreResult<(ScheduleRecord, bool)> {
         self.send(|r| Op::PutSchedule(rec, r)).await?
     }
 
-    async fn schedules(
+    pub async fn schedules(
         &self,
         tenant: &str,
         name: Option<&str>,
@@ -254,24 +235,24 @@ impl Store for Shard {
         self.read_schedules(tenant, name).await
     }
 
-    async fn delete_schedule(&self, tenant: &str, name: &str) -> StoreResult<()> {
+    pub async fn delete_schedule(&self, tenant: &str, name: &str) -> StoreResult<()> {
         let (t, n) = (tenant.to_owned(), name.to_owned());
         self.send(|r| Op::DeleteSchedule(t, n, r)).await?
     }
 
-    async fn due_schedules(&self, now: Timestamp, limit: usize) -> StoreResult<DueSchedules> {
+    pub async fn due_schedules(&self, now: Timestamp, limit: usize) -> StoreResult<DueSchedules> {
         self.read_due_schedules(now, limit).await
     }
 
-    async fn fire_schedule(&self, firing: Firing) -> StoreResult<Option<ScheduleRecord>> {
+    pub async fn fire_schedule(&self, firing: Firing) -> StoreResult<Option<ScheduleRecord>> {
         self.send(|r| Op::Fire(firing, r)).await?
     }
 
-    async fn put_webhook(&self, w: rota_core::webhooks::Webhook) -> StoreResult<()> {
+    pub async fn put_webhook(&self, w: rota_core::webhooks::Webhook) -> StoreResult<()> {
         self.send(|r| Op::PutWebhook(w, r)).await?
     }
 
-    async fn webhooks(
+    pub async fn webhooks(
         &self,
         tenant: &str,
         id: Option<&str>,
@@ -279,12 +260,12 @@ impl Store for Shard {
         self.read_webhooks(tenant, id).await
     }
 
-    async fn delete_webhook(&self, tenant: &str, id: &str) -> StoreResult<()> {
+    pub async fn delete_webhook(&self, tenant: &str, id: &str) -> StoreResult<()> {
         let (t, i) = (tenant.to_owned(), id.to_owned());
         self.send(|r| Op::DeleteWebhook(t, i, r)).await?
     }
 
-    async fn deliveries(
+    pub async fn deliveries(
         &self,
         tenant: &str,
         f: DeliveryFilter,
@@ -292,7 +273,7 @@ impl Store for Shard {
         self.read_deliveries(tenant, f).await
     }
 
-    async fn due_deliveries(
+    pub async fn due_deliveries(
         &self,
         now: Timestamp,
         limit: usize,
@@ -301,7 +282,7 @@ impl Store for Shard {
         self.read_due_deliveries(now, limit, skip).await
     }
 
-    async fn take_deliveries(
+    pub async fn take_deliveries(
         &self,
         ids: Vec<i64>,
         now: Timestamp,
@@ -311,16 +292,7 @@ impl Store for Shard {
             .await?
     }
 
-    async fn record_attempts(
-        &self,
-        results: Vec<(i64, rota_core::webhooks::Attempt)>,
-        now: Timestamp,
-    ) -> StoreResult<Vec<rota_core::webhooks::Webhook>> {
-        let changed = self.record_attempts_changed(results, now).await?;
-        Ok(changed.into_iter().filter(|c| c.1).map(|c| c.0).collect())
-    }
-
-    async fn retry_delivery(
+    pub async fn retry_delivery(
         &self,
         tenant: &str,
         webhook_id: &str,
@@ -333,7 +305,7 @@ impl Store for Shard {
         Ok(d)
     }
 
-    async fn close(&self) {
+    pub async fn close(&self) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }

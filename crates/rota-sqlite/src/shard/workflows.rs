@@ -2,8 +2,9 @@
 //! [`WorkflowStore`] of a shard on its own (every task in it).
 
 use super::*;
-use crate::writer::{workflows as wf, OutboxRow, Part, PartTask, Remote, WorkflowRow};
+use crate::writer::{workflows as wf, Adopt, OutboxRow, Part, PartTask, Remote, WorkflowRow};
 use rota_core::workflow::{Workflow, WorkflowKind};
+use rota_store::Submission;
 use std::collections::HashMap;
 
 impl Shard {
@@ -91,6 +92,17 @@ impl Shard {
 
     pub async fn put_part(&self, part: Part) -> StoreResult<Vec<Task>> {
         self.send(|r| Op::WorkflowPart(Box::new(part), r)).await?
+    }
+
+    /// A task comes to wait for tasks added after it (`writer/spawn.rs`).
+    pub async fn adopt(&self, adopt: Adopt) -> StoreResult<Task> {
+        self.send(|r| Op::Adopt(Box::new(adopt), r)).await?
+    }
+
+    /// Whether `task` waits on `dep` (a batch's callback on its batch: the batch is open).
+    pub async fn anchored(&self, task: TaskId, dep: TaskId) -> StoreResult<bool> {
+        self.read(move |conn, _| crate::writer::spawn::waits_on(conn, task, dep).map_err(db_err))
+            .await
     }
 
     pub async fn commit_workflow(&self, row: WorkflowRow) -> StoreResult<()> {
@@ -215,7 +227,7 @@ pub(crate) fn listed(record: &WorkflowRow, counts: StateCounts) -> Workflow {
 pub(crate) fn parts(
     tenant: &str,
     workflow: TaskId,
-    kind: WorkflowKind,
+    kind: Submission,
     created_at: Timestamp,
     spec: Vec<WorkflowSpecTask>,
     places: &[usize],
@@ -225,7 +237,7 @@ pub(crate) fn parts(
         id: workflow,
         tenant: tenant.to_owned(),
         created_at,
-        callback: (kind == WorkflowKind::Batch)
+        callback: (kind.kind() == WorkflowKind::Batch)
             .then(|| ids.last().copied())
             .flatten(),
         names: spec
@@ -245,11 +257,12 @@ pub(crate) fn parts(
                 s,
                 Part {
                     tenant: tenant.to_owned(),
-                    workflow,
+                    workflow: Some(workflow),
                     held,
                     record: None,
                     tasks: Vec::new(),
                     dependents: Vec::new(),
+                    anchor: None,
                 },
             )
         })
@@ -270,6 +283,10 @@ pub(crate) fn parts(
             queue: t.queue,
             task,
         });
+    }
+    if let (true, Some(cb)) = (kind.open(), record.callback) {
+        let last = places[places.len() - 1];
+        parts[part_of(last)].1.anchor = Some(cb);
     }
     if !held {
         parts[0].1.record = Some(record.clone());
@@ -299,62 +316,5 @@ impl Shard {
             Ok(out)
         })
         .await
-    }
-}
-
-#[async_trait]
-impl WorkflowStore for Shard {
-    async fn tasks_by_id(&self, tenant: &str, ids: &[TaskId]) -> StoreResult<Vec<Task>> {
-        self.tasks_here(tenant, ids.to_vec()).await
-    }
-
-    async fn batch_callbacks(
-        &self,
-        tenant: &str,
-        ids: &[TaskId],
-    ) -> StoreResult<HashMap<TaskId, TaskId>> {
-        Ok(self
-            .callbacks_here(tenant, ids.to_vec())
-            .await?
-            .into_iter()
-            .collect())
-    }
-
-    async fn submit_workflow(
-        &self,
-        tenant: &str,
-        tasks: Vec<WorkflowSpecTask>,
-        kind: WorkflowKind,
-    ) -> StoreResult<Workflow> {
-        let mut ids = self.next_ids(tasks.len() + 1);
-        let id = ids.pop().expect("the workflow's id");
-        let places = vec![0; tasks.len()];
-        let (mut parts, record) = parts(tenant, id, kind, self.now(), tasks, &places, &ids);
-        let (_, part) = parts.pop().expect("one part");
-        let stored = self.put_part(part).await?;
-        Ok(assemble(&record, stored))
-    }
-
-    async fn workflow(&self, tenant: &str, id: TaskId) -> StoreResult<Workflow> {
-        let record = self
-            .workflow_record(Some(tenant), id)
-            .await?
-            .ok_or(StoreError::WorkflowNotFound(id))?;
-        let tasks = self.workflow_tasks(tenant, id).await?;
-        Ok(assemble(&record, tasks))
-    }
-
-    async fn workflows(
-        &self,
-        tenant: &str,
-        before: Option<TaskId>,
-        limit: usize,
-    ) -> StoreResult<Vec<Workflow>> {
-        let mut out = Vec::new();
-        for r in self.workflow_records(tenant, before, limit).await? {
-            let counts = self.workflow_counts(r.id).await?;
-            out.push(listed(&r, counts));
-        }
-        Ok(out)
     }
 }

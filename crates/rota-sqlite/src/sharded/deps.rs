@@ -60,7 +60,11 @@ impl Map {
     /// Tells each dependency's shard about dependents in shard `here`; applies in `here` the
     /// endings of those that already ended.
     /// Answers how many had already ended.
-    async fn register(&self, here: usize, waits: Vec<(TaskId, TaskId)>) -> StoreResult<usize> {
+    pub(super) async fn register(
+        &self,
+        here: usize,
+        waits: Vec<(TaskId, TaskId)>,
+    ) -> StoreResult<usize> {
         let mut applied = 0;
         let mut by_shard: BTreeMap<usize, Vec<(TaskId, TaskId)>> = BTreeMap::new();
         for (task, dep) in waits {

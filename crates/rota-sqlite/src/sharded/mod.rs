@@ -13,6 +13,7 @@ mod deps;
 mod merge;
 mod reconcile;
 mod routes;
+mod spawn;
 mod workflows;
 
 use crate::cursors::Cursors;
@@ -41,6 +42,8 @@ pub struct SqliteStore {
     event_reads: std::sync::atomic::AtomicU64,
     /// Per shard, the workflow record the trim of records walks on from.
     record_marks: Vec<std::sync::atomic::AtomicU64>,
+    /// Serialize the adds and the close of one batch (spawn.rs).
+    batch_locks: Vec<tokio::sync::Mutex<()>>,
 }
 
 /// The file of shard `index` beside `home` (shard 0): `rota.db`, `rota-shard1.db`, …
@@ -220,6 +223,9 @@ impl SqliteStore {
             maintenance,
             event_reads: Default::default(),
             record_marks: (0..opened_count).map(|_| Default::default()).collect(),
+            batch_locks: (0..spawn::BATCH_LOCKS)
+                .map(|_| Default::default())
+                .collect(),
         })
     }
 

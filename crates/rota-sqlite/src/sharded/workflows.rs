@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use futures_util::future::join_all;
 use rota_core::workflow::Workflow;
 use rota_core::{QueueKey, StateCounts, TaskId};
-use rota_store::{StoreError, StoreResult, WorkflowSpecTask, WorkflowStore};
+use rota_store::{
+    Spawn, Spawned, StoreError, StoreResult, Submission, WorkflowSpecTask, WorkflowStore,
+};
 use std::sync::atomic::Ordering;
 
 impl SqliteStore {
@@ -86,30 +88,13 @@ impl WorkflowStore for SqliteStore {
         &self,
         tenant: &str,
         tasks: Vec<WorkflowSpecTask>,
-        kind: rota_core::workflow::WorkflowKind,
+        kind: Submission,
     ) -> StoreResult<Workflow> {
         let places: Vec<usize> = tasks
             .iter()
             .map(|t| self.place(&QueueKey::new(tenant, &t.queue)))
             .collect();
-        // Each shard's ids in one go (its generator is the writer's, taken under a lock).
-        let mut counts = std::collections::BTreeMap::<usize, usize>::new();
-        for &s in &places {
-            *counts.entry(s).or_default() += 1;
-        }
-        let mut taken: std::collections::BTreeMap<usize, std::vec::IntoIter<TaskId>> = counts
-            .into_iter()
-            .map(|(s, n)| (s, self.shards[s].next_ids(n).into_iter()))
-            .collect();
-        let ids: Vec<TaskId> = places
-            .iter()
-            .map(|s| {
-                taken
-                    .get_mut(s)
-                    .and_then(|it| it.next())
-                    .expect("an id per task")
-            })
-            .collect();
+        let ids = self.ids_for(&places);
         let home = places[0];
         let id = self.shards[home].next_id();
         let now = self.shards[home].now();
@@ -117,7 +102,9 @@ impl WorkflowStore for SqliteStore {
         if parts.len() == 1 {
             let (s, part) = parts.into_iter().next().expect("one part");
             let stored = self.shards[s].put_part(part).await?;
-            return Ok(assemble(&record, stored));
+            let mut wf = assemble(&record, stored);
+            wf.open = record.callback.map(|_| kind.open());
+            return Ok(wf);
         }
         // Its own task: a request dropped now (its client gone) must not leave parts held
         // with no one to commit or drop them.
@@ -128,6 +115,23 @@ impl WorkflowStore for SqliteStore {
         self.workflow(tenant, id).await
     }
 
+    async fn add_to_batch(
+        &self,
+        tenant: &str,
+        batch: TaskId,
+        tasks: Vec<(String, rota_core::NewTask)>,
+    ) -> StoreResult<Vec<rota_core::Task>> {
+        self.add_to_batch_here(tenant, batch, tasks).await
+    }
+
+    async fn close_batch(&self, tenant: &str, batch: TaskId) -> StoreResult<()> {
+        self.close_batch_here(tenant, batch).await
+    }
+
+    async fn spawn(&self, tenant: &str, spawn: Spawn) -> StoreResult<Spawned> {
+        self.spawn_here(tenant, spawn).await
+    }
+
     async fn workflow(&self, tenant: &str, id: TaskId) -> StoreResult<Workflow> {
         let home = &self.shards[self.of_id(id)];
         let record = home
@@ -135,7 +139,11 @@ impl WorkflowStore for SqliteStore {
             .await?
             .ok_or(StoreError::WorkflowNotFound(id))?;
         let tasks = self.gathered(|s| s.workflow_tasks(tenant, id)).await?;
-        Ok(assemble(&record, tasks))
+        let mut wf = assemble(&record, tasks);
+        if let Some(cb) = record.callback {
+            wf.open = Some(self.shards[self.of_id(cb)].anchored(cb, id).await?);
+        }
+        Ok(wf)
     }
 
     async fn workflows(

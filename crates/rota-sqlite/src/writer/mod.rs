@@ -23,6 +23,7 @@ mod lanes;
 mod maintenance;
 mod ops;
 mod schedules;
+pub(crate) mod spawn;
 mod tasks;
 mod webhooks;
 pub(crate) mod workflows;
@@ -31,6 +32,7 @@ pub(crate) use access::delete_tenant_rows;
 pub(crate) use deps::{OutboxRow, RegisterResult};
 use ops::Answer;
 pub use ops::{Op, Remote};
+pub(crate) use spawn::{Adopt, Waiter};
 pub(crate) use workflows::{Part, PartTask, WorkflowRow};
 
 use crate::catalog::CatalogDelta;

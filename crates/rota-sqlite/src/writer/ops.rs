@@ -4,7 +4,7 @@
 
 use super::ctx::Ctx;
 use super::{maintenance, Batch, Reply};
-use super::{OutboxRow, Part, RegisterResult, WorkflowRow};
+use super::{Adopt, OutboxRow, Part, RegisterResult, WorkflowRow};
 use rota_core::flow::{GroupInfo, GroupSettings};
 use rota_core::webhooks::{Attempt, Delivery, Webhook};
 use rota_core::{NewTask, QueueKey, QueuePatch, Task, TaskId, TaskState, Timestamp};
@@ -39,6 +39,8 @@ pub enum Op {
     Outbox(usize, Reply<StoreResult<Vec<OutboxRow>>>),
     DropOutbox(Vec<i64>, Reply<StoreResult<()>>),
     WorkflowPart(Box<Part>, Reply<StoreResult<Vec<Task>>>),
+    /// A task comes to wait for tasks added after it (a spawn, or members added to a batch).
+    Adopt(Box<Adopt>, Reply<StoreResult<Task>>),
     CommitWorkflow(WorkflowRow, Reply<StoreResult<()>>),
     /// Releases the holds of a committed workflow's tasks in this shard.
     ReleaseHolds(TaskId, Reply<StoreResult<()>>),
@@ -125,6 +127,7 @@ impl Op {
             Op::PutWebhook(w, _) | Op::NoteWebhookHealth(w, _) => Some(&w.tenant),
             Op::DeleteWebhook(t, ..) | Op::RetryDelivery(t, ..) => Some(t),
             Op::WorkflowPart(p, _) => Some(&p.tenant),
+            Op::Adopt(a, _) => Some(&a.tenant),
             Op::CommitWorkflow(w, _) => Some(&w.tenant),
             Op::TakeDeliveries(..) | Op::RecordAttempts(..) => None,
             Op::Register(..)
@@ -152,6 +155,7 @@ impl Op {
         match self {
             Op::Enqueue(_, tasks, _) | Op::EnqueueWaiting(_, tasks, ..) => tasks.len(),
             Op::WorkflowPart(p, _) => p.tasks.len(),
+            Op::Adopt(a, _) => a.added.len(),
             Op::Register(pairs, _) => pairs.len(),
             Op::Endings(e, _) => e.len(),
             Op::Claim(_, req, _) => req.max,
@@ -178,6 +182,7 @@ impl Op {
             Op::Outbox(n, _) => Answer::Outbox(ctx.outbox(*n)?),
             Op::DropOutbox(ids, _) => Answer::Unit(ctx.drop_outbox(ids)?),
             Op::WorkflowPart(p, _) => Answer::Tasks(ctx.put_part(b, p)?),
+            Op::Adopt(a, _) => Answer::Task(Box::new(ctx.adopt(b, a)?)),
             Op::CommitWorkflow(w, _) => Answer::Unit(ctx.commit_workflow(w)?),
             Op::ReleaseHolds(wf, _) => Answer::Unit(ctx.release_holds(b, *wf)?),
             Op::DropPart(wf, _) => Answer::Count(ctx.drop_part(b, *wf)?),
@@ -240,7 +245,7 @@ impl Op {
             Op::WorkflowPart(_, r) => reply!(r, Answer::Tasks(v) => v, Err),
             Op::DropPart(_, r) | Op::DropRecords(_, r) => reply!(r, Answer::Count(v) => v, Err),
             Op::Claim(.., r) => reply!(r, Answer::Claimed(v) => v, Err),
-            Op::Heartbeat(.., r) | Op::Change(.., r) => {
+            Op::Heartbeat(.., r) | Op::Change(.., r) | Op::Adopt(_, r) => {
                 reply!(r, Answer::Task(v) => *v, Err)
             }
             Op::Complete(.., r) | Op::Fail(.., r) => {

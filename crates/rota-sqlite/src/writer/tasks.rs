@@ -288,7 +288,7 @@ impl Ctx<'_> {
     }
 
     /// The task, if it is in `tenant` and `token` holds its lease now (rota-core's rule).
-    fn leased(&self, b: &Batch, tenant: &str, id: TaskId, token: &str) -> Res<TaskRow> {
+    pub(super) fn leased(&self, b: &Batch, tenant: &str, id: TaskId, token: &str) -> Res<TaskRow> {
         let row = self
             .tx()
             .prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?

@@ -47,7 +47,8 @@ pub struct PartTask {
 #[derive(Debug, Clone)]
 pub struct Part {
     pub tenant: String,
-    pub workflow: TaskId,
+    /// The workflow its tasks belong to (none for tasks spawned by a task outside one).
+    pub workflow: Option<TaskId>,
     /// Every task waits on the hold until the workflow is committed.
     pub held: bool,
     /// Written with the part when the part is the whole workflow.
@@ -55,6 +56,8 @@ pub struct Part {
     pub tasks: Vec<PartTask>,
     /// (dependency in this shard, dependent anywhere) pairs.
     pub dependents: Vec<(TaskId, TaskId)>,
+    /// The task (its callback) that waits on the batch itself while the batch is open.
+    pub anchor: Option<TaskId>,
 }
 
 impl Ctx<'_> {
@@ -69,12 +72,12 @@ impl Ctx<'_> {
             }
         }
         let now = b.now;
-        let wf = part.workflow.as_i64();
+        let wf = part.workflow.map(TaskId::as_i64);
         let mut out = Vec::with_capacity(part.tasks.len());
         for (pt, (qid, settings)) in part.tasks.iter().zip(queues) {
             let t = &pt.task;
             let run_at = t.run_at.unwrap_or(now);
-            let state = if part.held || !t.depends_on.is_empty() {
+            let state = if part.held || !t.depends_on.is_empty() || part.anchor == Some(pt.id) {
                 TaskState::Waiting
             } else {
                 lifecycle::waiting_state(run_at, now)
@@ -122,6 +125,9 @@ impl Ctx<'_> {
         }
         for &(dep, task) in &part.dependents {
             self.add_dependent(dep, task)?;
+        }
+        if let (Some(cb), Some(wf)) = (part.anchor, part.workflow) {
+            self.add_wait(cb, wf)?;
         }
         if let Some(record) = &part.record {
             if let Err(e) = self.commit_workflow(record)? {
@@ -199,9 +205,13 @@ pub fn held(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<(TaskId, Timest
     rows.collect()
 }
 
-/// Every wait on a dependency (not a hold) in this shard: (dependent, dependency).
+/// Every wait on a dependency in this shard: (dependent, dependency); not a hold, nor an open
+/// batch's callback waiting on the batch.
 pub fn waits(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<(TaskId, TaskId)>> {
-    let mut stmt = conn.prepare("SELECT task_id, dep_id FROM task_waits WHERE dep_id <> 0")?;
+    let mut stmt = conn.prepare(
+        "SELECT w.task_id, w.dep_id FROM task_waits w JOIN tasks t ON t.id = w.task_id \
+         WHERE w.dep_id <> 0 AND w.dep_id IS NOT t.workflow",
+    )?;
     let rows = stmt.query_map([], |r| {
         Ok((TaskId::from_i64(r.get(0)?), TaskId::from_i64(r.get(1)?)))
     })?;

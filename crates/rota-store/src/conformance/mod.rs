@@ -12,6 +12,7 @@ mod flow_peers;
 mod peers;
 mod queues;
 mod schedules;
+mod spawn;
 mod tasks;
 mod tenants;
 mod webhooks;
@@ -25,6 +26,7 @@ pub use flow_peers::*;
 pub use peers::*;
 pub use queues::*;
 pub use schedules::*;
+pub use spawn::*;
 pub use tasks::*;
 pub use tenants::*;
 pub use webhooks::*;
@@ -144,7 +146,10 @@ macro_rules! conformance_tests {
             the_last_two_dependencies_ending_at_once_release_the_join_once,
             a_batch_callback_runs_once_after_every_member,
             retention_keeps_a_workflow_while_a_task_of_it_is_kept,
-            deleting_a_dependency_cancels_its_dependents
+            deleting_a_dependency_cancels_its_dependents,
+            a_spawner_waits_for_its_tasks_and_runs_again,
+            a_spawn_needs_the_lease_and_a_failed_task_cancels_or_runs_the_spawner,
+            an_open_batch_takes_members_until_it_is_closed
         );
     };
     (@each $harness:ty; $($name:ident),* $(,)?) => {

@@ -199,7 +199,7 @@ pub async fn deleting_a_tenant_removes_everything_it_owns<H: Harness>() {
     s.submit_workflow(
         "acme",
         vec![spec("a", vec![]), spec("b", vec![0])],
-        rota_core::workflow::WorkflowKind::Workflow,
+        crate::Submission::Workflow,
     )
     .await
     .unwrap();

@@ -4,13 +4,13 @@
 //! outcome (a few seconds at most) instead of assuming it at once.
 
 use super::*;
-use crate::workflows::WorkflowSpecTask;
+use crate::workflows::{Submission, WorkflowSpecTask};
 use rota_core::events::EventType;
 use rota_core::workflow::{WorkflowKind, WorkflowState};
 use rota_core::OnDependencyFailure;
 use std::time::Duration;
 
-fn after(kind: &str, deps: &[&Task]) -> NewTask {
+pub(super) fn after(kind: &str, deps: &[&Task]) -> NewTask {
     NewTask {
         depends_on: deps.iter().map(|t| t.id).collect(),
         ..task(kind)
@@ -18,7 +18,7 @@ fn after(kind: &str, deps: &[&Task]) -> NewTask {
 }
 
 /// Waits (up to 5 s) until task `id` is in `state`; answers it.
-async fn reaches(s: &DynStore, id: TaskId, state: TaskState) -> Task {
+pub(super) async fn reaches(s: &DynStore, id: TaskId, state: TaskState) -> Task {
     for _ in 0..500 {
         let t = s.get("default", id).await.unwrap();
         if t.state == state {
@@ -37,7 +37,7 @@ async fn run(s: &DynStore, queue: &QueueKey, t: &Task) -> Task {
     complete(s, &claimed).await.unwrap()
 }
 
-async fn types_of(s: &DynStore, id: TaskId) -> Vec<EventType> {
+pub(super) async fn types_of(s: &DynStore, id: TaskId) -> Vec<EventType> {
     s.events(
         "default",
         0,
@@ -193,7 +193,7 @@ pub async fn waits_survive_reopen<H: Harness>() {
     reaches(&s, j.id, TaskState::Ready).await;
 }
 
-fn spec(name: &str, queue: &str, after: &[usize]) -> WorkflowSpecTask {
+pub(super) fn spec(name: &str, queue: &str, after: &[usize]) -> WorkflowSpecTask {
     WorkflowSpecTask {
         name: name.into(),
         queue: queue.into(),
@@ -215,7 +215,7 @@ pub async fn a_workflow_is_stored_whole_and_runs_in_order<H: Harness>() {
                 spec("v3", "variants", &[0]),
                 spec("join", "publish", &[1, 2, 3]),
             ],
-            WorkflowKind::Workflow,
+            Submission::Workflow,
         )
         .await
         .unwrap();
@@ -297,7 +297,7 @@ pub async fn a_workflow_that_cannot_be_stored_stores_nothing<H: Harness>() {
                 spec("b", "q2", &[0]),
                 spec("c", "q3", &[1]),
             ],
-            WorkflowKind::Workflow,
+            Submission::Workflow,
         )
         .await
         .unwrap_err();
@@ -315,7 +315,7 @@ pub async fn a_failed_step_fails_the_workflow_and_cancels_what_waits<H: Harness>
                 spec("evaluate", "evaluate", &[0]),
                 spec("notify", "notify", &[1]),
             ],
-            WorkflowKind::Workflow,
+            Submission::Workflow,
         )
         .await
         .unwrap();
@@ -364,7 +364,7 @@ pub async fn a_batch_callback_runs_once_after_every_member<H: Harness>() {
     cb.task.on_dependency_failure = OnDependencyFailure::Run;
     tasks.push(cb);
     let b = s
-        .submit_workflow("default", tasks, WorkflowKind::Batch)
+        .submit_workflow("default", tasks, Submission::Batch { open: false })
         .await
         .unwrap();
     assert_eq!(b.kind, WorkflowKind::Batch);
@@ -374,7 +374,7 @@ pub async fn a_batch_callback_runs_once_after_every_member<H: Harness>() {
         .submit_workflow(
             "default",
             vec![spec("x", "other", &[])],
-            WorkflowKind::Workflow,
+            Submission::Workflow,
         )
         .await
         .unwrap();
@@ -420,7 +420,7 @@ pub async fn retention_keeps_a_workflow_while_a_task_of_it_is_kept<H: Harness>()
         .submit_workflow(
             "default",
             vec![spec("a", "r1", &[]), spec("b", "r2", &[0])],
-            WorkflowKind::Workflow,
+            Submission::Workflow,
         )
         .await
         .unwrap();

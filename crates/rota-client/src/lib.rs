@@ -277,11 +277,7 @@ impl Client {
             .tasks
             .into_iter()
             .zip(carried.tasks)
-            .map(|(task, c)| Job {
-                task,
-                dependencies: c.dependencies,
-                batch: c.batch,
-            })
+            .map(|(task, c)| Job::new(task, c.dependencies, c.batch))
             .collect())
     }
 

@@ -7,6 +7,8 @@ use rota_core::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A task to enqueue.
@@ -117,6 +119,54 @@ pub struct Job {
     pub task: Task,
     pub dependencies: Vec<rota_core::workflow::DependencyResult>,
     pub batch: Option<rota_core::workflow::BatchSummary>,
+    /// Set once the task spawned tasks ([`crate::Client::spawn`]): its lease is given up, so
+    /// the worker runtime reports nothing for this run.
+    pub(crate) handed_off: Arc<AtomicBool>,
+}
+
+impl Job {
+    /// A claimed task with what its claim carried.
+    pub fn new(
+        task: Task,
+        dependencies: Vec<rota_core::workflow::DependencyResult>,
+        batch: Option<rota_core::workflow::BatchSummary>,
+    ) -> Job {
+        Job {
+            task,
+            dependencies,
+            batch,
+            handed_off: Arc::default(),
+        }
+    }
+
+    /// Whether this run spawned tasks (the task now waits for them and runs again after).
+    pub fn spawned(&self) -> bool {
+        self.handed_off.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// A task to add with its queue: a member of a batch, or a task a running task spawns.
+#[derive(Debug, Clone, Serialize)]
+pub struct AddedTask {
+    pub queue: String,
+    #[serde(flatten)]
+    pub task: NewTask,
+}
+
+impl AddedTask {
+    pub fn new(queue: impl Into<String>, task: NewTask) -> Self {
+        AddedTask {
+            queue: queue.into(),
+            task,
+        }
+    }
+}
+
+/// What a spawn answers: the spawner as it stands (waiting for the tasks) and the tasks.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Spawned {
+    pub task: Task,
+    pub tasks: Vec<Task>,
 }
 
 /// A task as enqueue answers it.

@@ -98,6 +98,8 @@ pub struct WorkerStats {
     pub cancelled: u64,
     /// Tasks failed back to the queue because the worker shut down.
     pub interrupted: u64,
+    /// Runs that spawned tasks ([`Client::spawn`]): the task waits for them and runs again.
+    pub spawned: u64,
 }
 
 #[derive(Default)]
@@ -107,6 +109,7 @@ struct Counters {
     lease_lost: AtomicU64,
     cancelled: AtomicU64,
     interrupted: AtomicU64,
+    spawned: AtomicU64,
 }
 
 impl Counters {
@@ -337,6 +340,7 @@ impl Worker {
             lease_lost: counters.lease_lost.load(Ordering::Relaxed),
             cancelled: counters.cancelled.load(Ordering::Relaxed),
             interrupted: counters.interrupted.load(Ordering::Relaxed),
+            spawned: counters.spawned.load(Ordering::Relaxed),
         })
     }
 }
@@ -358,6 +362,8 @@ enum End {
     LeaseLost,
     Cancelled,
     Interrupted,
+    /// The handler spawned tasks: the lease was given up, nothing to report.
+    Spawned,
 }
 
 impl RunOne {
@@ -371,6 +377,8 @@ impl RunOne {
             Some(l) => l.token.clone(),
             None => return,
         };
+        let handed_off = claimed.handed_off.clone();
+        let spawned = move || handed_off.load(Ordering::Acquire);
         // Its own task, so a panic is caught at the join; aborted if this runner is dropped.
         let mut job = AbortOnDropHandle::new(tokio::spawn(handler(claimed)));
         let heartbeat_every = self
@@ -385,6 +393,7 @@ impl RunOne {
         let end = loop {
             tokio::select! {
                 joined = &mut job => break match joined {
+                    Ok(_) if spawned() => End::Spawned,
                     Ok(r) => End::Done(r),
                     Err(e) if e.is_panic() => End::Panicked(panic_text(e.into_panic())),
                     Err(_) => End::Interrupted,
@@ -394,6 +403,8 @@ impl RunOne {
                     // has two more ticks of slack.
                     let beat = self.client.heartbeat(id, &lease, Some(self.lease_ms), None).await;
                     match beat {
+                        // The handler spawned and is finishing: the lease is given up.
+                        Err(Error::LeaseLost { .. }) if spawned() => continue,
                         Err(Error::Cancelled { .. }) => break End::Cancelled,
                         Err(Error::LeaseLost { .. } | Error::NotFound { .. }) => break End::LeaseLost,
                         _ => {}
@@ -439,6 +450,10 @@ impl RunOne {
             }
             End::LeaseLost => {
                 self.counters.lease_lost.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            End::Spawned => {
+                self.counters.spawned.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             End::Cancelled => {

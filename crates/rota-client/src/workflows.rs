@@ -2,9 +2,10 @@
 //! `docs/workflows.md`). The shapes the server answers are rota-core's
 //! (`rota_core::workflow`); a task's own `depends_on` (by id) is on [`crate::NewTask`].
 
-use crate::{processes, Client, NewTask, Result};
+use crate::{processes, AddedTask, Client, Job, NewTask, Result, Spawned};
 use reqwest::Method;
 use rota_core::workflow::Workflow;
+use rota_core::{OnDependencyFailure, Task};
 use serde::{Deserialize, Serialize};
 
 /// One task of a workflow to submit: a name the others refer to, its queue, the names it
@@ -91,6 +92,86 @@ impl Client {
     pub async fn submit_batch_body(&self, body: &serde_json::Value) -> Result<Workflow> {
         self.call(Method::POST, "/v1/batches", Some(body), Self::TIMEOUT)
             .await
+    }
+
+    /// Submits a batch of `members` and its `callback` (see [`Client::submit_batch_body`]);
+    /// an `open` batch takes more members ([`Client::add_to_batch`]) until
+    /// [`Client::close_batch`], and `members` may then be empty.
+    pub async fn submit_batch(
+        &self,
+        members: &[AddedTask],
+        callback: &AddedTask,
+        only_on_success: bool,
+        open: bool,
+    ) -> Result<Workflow> {
+        let body = serde_json::json!({
+            "tasks": members,
+            "callback": callback,
+            "only_on_success": only_on_success,
+            "open": open,
+        });
+        self.submit_batch_body(&body).await
+    }
+
+    /// Adds members to an open batch; answers them as stored. A closed batch is a conflict
+    /// (409) that stores nothing.
+    pub async fn add_to_batch(&self, batch: &str, tasks: &[AddedTask]) -> Result<Vec<Task>> {
+        self.add_batch_body(batch, &serde_json::json!({ "tasks": tasks }))
+            .await
+    }
+
+    /// [`Client::add_to_batch`] with the body as the API takes it (`{"tasks": [...]}`).
+    pub async fn add_batch_body(&self, batch: &str, body: &serde_json::Value) -> Result<Vec<Task>> {
+        #[derive(Deserialize)]
+        struct Added {
+            tasks: Vec<Task>,
+        }
+        let path = format!("/v1/batches/{}/tasks", processes::escape(batch));
+        let added: Added = self
+            .call(Method::POST, &path, Some(body), Self::TIMEOUT)
+            .await?;
+        Ok(added.tasks)
+    }
+
+    /// Closes an open batch: its callback runs once every member is final. Answers the batch.
+    pub async fn close_batch(&self, batch: &str) -> Result<Workflow> {
+        let path = format!("/v1/batches/{}/close", processes::escape(batch));
+        self.call(
+            Method::POST,
+            &path,
+            Some(&serde_json::json!({})),
+            Self::TIMEOUT,
+        )
+        .await
+    }
+
+    /// The claimed `job` adds `tasks` and waits for them: it gives up its lease and runs again
+    /// once they end (the same attempt), its claim carrying their results. A spawned task that
+    /// ends dead or cancelled cancels it unless `on_failure` is `run`. Inside the worker
+    /// runtime, the run that spawned reports nothing.
+    pub async fn spawn(
+        &self,
+        job: &Job,
+        tasks: &[AddedTask],
+        on_failure: Option<OnDependencyFailure>,
+    ) -> Result<Spawned> {
+        let lease = job
+            .task
+            .lease
+            .as_ref()
+            .map(|l| l.token.clone())
+            .unwrap_or_default();
+        let mut body = serde_json::json!({ "lease": lease, "tasks": tasks });
+        if let Some(p) = on_failure {
+            body["on_dependency_failure"] = serde_json::to_value(p).expect("a policy serializes");
+        }
+        let path = format!("/v1/tasks/{}/spawn", job.task.id);
+        let out: Spawned = self
+            .call(Method::POST, &path, Some(&body), Self::TIMEOUT)
+            .await?;
+        job.handed_off
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(out)
     }
 
     /// One batch: its members and its callback (named `callback`).

@@ -580,3 +580,75 @@ async fn a_job_carries_its_inputs_and_its_batch() {
     assert_eq!(summary.id, batch.id);
     assert_eq!(summary.succeeded.len(), 1);
 }
+
+/// A handler that finds work at run time spawns it and returns; the runtime reports nothing
+/// for that run, and the task runs again with the spawned tasks' results. An open batch takes
+/// members until it is closed.
+#[tokio::test]
+async fn a_handler_spawns_pages_then_merges_and_an_open_batch_closes() {
+    use rota_client::{AddedTask, Job};
+    let s = server().await;
+    s.client
+        .enqueue("lists", &NewTask::new("list", &3))
+        .await
+        .unwrap();
+    let merged: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let (stop, shutdown) = stopper();
+    let (stop_pages, pages_done) = stopper();
+    let pages = tokio::spawn(Worker::new(s.client.clone(), "pages").run(
+        |task| async move { Ok(Some(task.payload.clone())) },
+        pages_done,
+    ));
+    let (client, out) = (s.client.clone(), merged.clone());
+    let lists = tokio::spawn(Worker::new(s.client.clone(), "lists").run_jobs(
+        move |job: Job| {
+            let (client, out) = (client.clone(), out.clone());
+            async move {
+                if job.dependencies.is_empty() {
+                    let n: usize = serde_json::from_str(job.task.payload.get()).unwrap();
+                    let fetches: Vec<AddedTask> = (0..n)
+                        .map(|i| AddedTask::new("pages", NewTask::new("fetch", &i)))
+                        .collect();
+                    client.spawn(&job, &fetches, None).await?;
+                    return Ok(None);
+                }
+                let mut got: Vec<String> = job
+                    .dependencies
+                    .iter()
+                    .map(|d| d.result.as_ref().unwrap().get().to_owned())
+                    .collect();
+                got.sort();
+                out.lock().unwrap().extend(got);
+                Ok(None)
+            }
+        },
+        shutdown,
+    ));
+    eventually("the list merged its pages", || async {
+        count(&s.client, "lists", TaskState::Succeeded).await == 1
+    })
+    .await;
+    let _ = stop.send(());
+    let _ = stop_pages.send(());
+    let stats = lists.await.unwrap().unwrap();
+    pages.await.unwrap().unwrap();
+    assert_eq!(*merged.lock().unwrap(), ["0", "1", "2"]);
+    assert_eq!(
+        (stats.spawned, stats.succeeded, stats.lease_lost),
+        (1, 1, 0)
+    );
+
+    let cb = AddedTask::new("reports", NewTask::new("report", &()));
+    let batch = s.client.submit_batch(&[], &cb, false, true).await.unwrap();
+    assert_eq!(batch.open, Some(true));
+    let rows = [AddedTask::new("rows", NewTask::new("row", &1))];
+    let added = s.client.add_to_batch(&batch.id, &rows).await.unwrap();
+    assert_eq!(added.len(), 1);
+    let closed = s.client.close_batch(&batch.id).await.unwrap();
+    assert_eq!(closed.open, Some(false));
+    let refused = s.client.add_to_batch(&batch.id, &rows).await.unwrap_err();
+    assert!(
+        matches!(refused, rota_client::Error::Conflict { .. }),
+        "{refused:?}"
+    );
+}

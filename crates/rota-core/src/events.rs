@@ -57,11 +57,21 @@ pub enum EventType {
     /// A waiting task's dependencies all ended as it may: it is ready (or scheduled).
     #[serde(rename = "task.released")]
     Released,
+    /// Every task of a workflow (or batch) ended, and all succeeded. Logged once, in the queue
+    /// of its last task (a batch's callback); its subject names the workflow.
+    #[serde(rename = "workflow.succeeded")]
+    WorkflowSucceeded,
+    /// Every task of a workflow ended, and one is dead.
+    #[serde(rename = "workflow.failed")]
+    WorkflowFailed,
+    /// Every task of a workflow ended, none dead, one cancelled.
+    #[serde(rename = "workflow.cancelled")]
+    WorkflowCancelled,
 }
 
 impl EventType {
     /// Every type; engines may store a type as its place here, so it only grows at the end.
-    pub const ALL: [EventType; 16] = [
+    pub const ALL: [EventType; 19] = [
         EventType::Enqueued,
         EventType::Claimed,
         EventType::Succeeded,
@@ -78,6 +88,9 @@ impl EventType {
         EventType::Replaced,
         EventType::Waiting,
         EventType::Released,
+        EventType::WorkflowSucceeded,
+        EventType::WorkflowFailed,
+        EventType::WorkflowCancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,12 +111,23 @@ impl EventType {
             EventType::Replaced => "task.replaced",
             EventType::Waiting => "task.waiting",
             EventType::Released => "task.released",
+            EventType::WorkflowSucceeded => "workflow.succeeded",
+            EventType::WorkflowFailed => "workflow.failed",
+            EventType::WorkflowCancelled => "workflow.cancelled",
         }
     }
 
     /// Whether events of this type are about a schedule (their subject names it).
     pub fn is_schedule(self) -> bool {
         matches!(self, EventType::ScheduleFired | EventType::ScheduleSkipped)
+    }
+
+    /// Whether events of this type are about a whole workflow (their subject names it).
+    pub fn is_workflow(self) -> bool {
+        matches!(
+            self,
+            EventType::WorkflowSucceeded | EventType::WorkflowFailed | EventType::WorkflowCancelled
+        )
     }
 
     /// Whether events of this type are about a webhook's delivery (their subject names both).
@@ -126,6 +150,8 @@ impl std::fmt::Display for EventType {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
     Schedule(String),
+    /// A workflow's (or batch's) id.
+    Workflow(String),
     /// A delivery of a webhook (of `callbacks` for a task result).
     Delivery {
         webhook_id: String,
@@ -138,7 +164,7 @@ impl Subject {
     /// `<webhook id>/<delivery id>` (webhook ids have no `/`).
     pub fn to_column(&self) -> String {
         match self {
-            Subject::Schedule(name) => name.clone(),
+            Subject::Schedule(name) | Subject::Workflow(name) => name.clone(),
             Subject::Delivery {
                 webhook_id,
                 delivery_id,
@@ -151,6 +177,9 @@ impl Subject {
         if t.is_schedule() {
             return Some(Subject::Schedule(s.to_owned()));
         }
+        if t.is_workflow() {
+            return Some(Subject::Workflow(s.to_owned()));
+        }
         let (w, d) = s.rsplit_once('/')?;
         Some(Subject::Delivery {
             webhook_id: w.to_owned(),
@@ -162,7 +191,7 @@ impl Subject {
     pub fn webhook_id(&self) -> Option<&str> {
         match self {
             Subject::Delivery { webhook_id, .. } => Some(webhook_id),
-            Subject::Schedule(_) => None,
+            Subject::Schedule(_) | Subject::Workflow(_) => None,
         }
     }
 }
@@ -242,6 +271,9 @@ impl Event {
         match &self.subject {
             Some(Subject::Schedule(name)) => {
                 m.insert("schedule".into(), json!(name));
+            }
+            Some(Subject::Workflow(id)) => {
+                m.insert("workflow".into(), json!(id));
             }
             Some(Subject::Delivery {
                 webhook_id,
@@ -327,6 +359,27 @@ pub fn spawned(t: &Task, worker: &str, at: Timestamp) -> Event {
     e.state = Some(TaskState::Waiting);
     e.worker = Some(worker.to_owned());
     e
+}
+
+/// A workflow (or batch) `id` whose tasks all ended as `state` says, logged with its last
+/// task `last` (the callback of a batch, else the last task submitted); `None` while running.
+pub fn workflow_ended(
+    id: TaskId,
+    state: crate::workflow::WorkflowState,
+    last: &Task,
+    at: Timestamp,
+) -> Option<Event> {
+    use crate::workflow::WorkflowState as W;
+    let event_type = match state {
+        W::Running => return None,
+        W::Succeeded => EventType::WorkflowSucceeded,
+        W::Failed => EventType::WorkflowFailed,
+        W::Cancelled => EventType::WorkflowCancelled,
+    };
+    let mut e = Event::of(event_type, last, at);
+    e.state = Some(last.state);
+    e.subject = Some(Subject::Workflow(id.to_string()));
+    Some(e)
 }
 
 /// A claimed task, with its lease.

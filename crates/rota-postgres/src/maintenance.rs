@@ -120,6 +120,8 @@ impl PostgresStore {
             .map_err(db)?
             .get(0);
         report.deleted = deleted as u64;
+        // Workflows whose tasks have all ended: their workflow.* events.
+        more |= self.end_workflows(now).await?;
         // Workflow records whose tasks retention has all removed.
         let cutoff = now.plus_ms(-rota_core::workflow::RECORD_GRACE_MS);
         let records = rota_core::workflow::RECORDS_PER_PASS as i64;

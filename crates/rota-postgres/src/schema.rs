@@ -406,6 +406,17 @@ CREATE UNIQUE INDEX rota_tasks_unique_live ON rota_tasks (queue_id, unique_key)
     WHERE unique_key IS NOT NULL AND state IN (0, 1, 2, 6);
 "#,
     ),
+    (
+        "workflow ends",
+        r#"
+-- A workflow's end (docs/workflows.md, "Events"): when maintenance found every task of it
+-- final and logged its workflow.* event. Workflows submitted before this migration count as
+-- ended (no event is logged for them).
+ALTER TABLE rota_workflows ADD COLUMN ended_at BIGINT;
+UPDATE rota_workflows SET ended_at = created_at;
+CREATE INDEX rota_workflows_running ON rota_workflows (id) WHERE ended_at IS NULL;
+"#,
+    ),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

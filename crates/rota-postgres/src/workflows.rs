@@ -265,3 +265,92 @@ impl WorkflowStore for PostgresStore {
             .collect())
     }
 }
+
+impl PostgresStore {
+    /// Logs `workflow.*` for workflows whose tasks have all ended (a bounded number per pass;
+    /// answers whether there may be more). Servers racing on one workflow serialize on its
+    /// record's row, so its event is logged once.
+    pub(crate) async fn end_workflows(&self, now: Timestamp) -> StoreResult<bool> {
+        let limit = rota_core::workflow::RECORDS_PER_PASS as i64;
+        let mut client = self.conn().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let rows = tx
+            .query(
+                "SELECT w.id, w.tenant, w.names, w.callback FROM rota_workflows w \
+                 WHERE w.ended_at IS NULL AND NOT EXISTS (SELECT 1 FROM rota_tasks t \
+                   WHERE t.workflow = w.id AND t.state IN (0, 1, 2, 6)) \
+                 ORDER BY w.id LIMIT $1 FOR UPDATE OF w SKIP LOCKED",
+                &[&limit],
+            )
+            .await
+            .map_err(db)?;
+        if rows.is_empty() {
+            return Ok(false);
+        }
+        let mut ended: Vec<(i64, String, Option<TaskId>)> = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let callback: Option<i64> = r.get(3);
+            let last = match callback {
+                Some(cb) => Some(TaskId::from_i64(cb)),
+                None => names_of(r.get(2))?.last().map(|(_, id)| *id),
+            };
+            ended.push((r.get(0), r.get(1), last));
+        }
+        let ids: Vec<i64> = ended.iter().map(|e| e.0).collect();
+        let mut counts: HashMap<i64, StateCounts> = HashMap::new();
+        for r in tx
+            .query(
+                "SELECT workflow, state, count(*) FROM rota_tasks WHERE workflow = ANY($1) \
+                 GROUP BY workflow, state",
+                &[&ids],
+            )
+            .await
+            .map_err(db)?
+        {
+            let n: i64 = r.get(2);
+            *counts
+                .entry(r.get(0))
+                .or_default()
+                .get_mut(state_from_sql(r.get(1))?) = n as u64;
+        }
+        let lasts: Vec<i64> = ended
+            .iter()
+            .filter_map(|e| e.2.map(TaskId::as_i64))
+            .collect();
+        let tasks: HashMap<TaskId, rota_core::Task> = tx
+            .query(
+                &format!(
+                    "SELECT {TASK_COLUMNS} FROM rota_tasks t JOIN rota_queues q \
+                     ON q.id = t.queue_id WHERE t.id = ANY($1)"
+                ),
+                &[&lasts],
+            )
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| task_from_row(r).map(|(_, t)| (t.id, t)))
+            .collect::<StoreResult<_>>()?;
+        let mut logged = Vec::new();
+        for (id, tenant, last) in &ended {
+            let state =
+                rota_core::workflow::WorkflowState::of(&counts.remove(id).unwrap_or_default());
+            // None when retention already removed its tasks.
+            let event = last.and_then(|l| tasks.get(&l)).and_then(|t| {
+                rota_core::events::workflow_ended(TaskId::from_i64(*id), state, t, now)
+            });
+            if let Some(e) = event {
+                logged.push((tenant.clone(), e));
+            }
+        }
+        tx.execute(
+            "UPDATE rota_workflows SET ended_at = $1 WHERE id = ANY($2)",
+            &[&now.0, &ids],
+        )
+        .await
+        .map_err(db)?;
+        crate::events::append(&tx, &logged, 0).await?;
+        tx.commit().await.map_err(db)?;
+        self.announce_events(logged.iter().map(|(t, _)| t.as_str()));
+        Ok(rows.len() as i64 == limit)
+    }
+}

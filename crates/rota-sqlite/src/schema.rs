@@ -307,6 +307,14 @@ DROP INDEX tasks_unique_live;
 CREATE INDEX tasks_unique_live ON tasks (queue_id, unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'ready', 'running', 'waiting');
 "#,
+    r#"
+-- A workflow's end (docs/workflows.md, "Events"): when maintenance found every task of it
+-- final and logged its workflow.* event. Workflows submitted before this migration count as
+-- ended (no event is logged for them).
+ALTER TABLE workflows ADD COLUMN ended_at INTEGER;
+UPDATE workflows SET ended_at = created_at;
+CREATE INDEX workflows_running ON workflows (id) WHERE ended_at IS NULL;
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -1,5 +1,5 @@
-//! `rota workflow`: submit a graph of tasks at once, show one with its tasks, list, cancel
-//! (docs/workflows.md).
+//! `rota workflow`: submit a graph of tasks at once, show one with its tasks, list, cancel;
+//! add members to an open batch and close it (docs/workflows.md).
 
 use crate::output::{self, Format};
 use anyhow::{Context, Result};
@@ -18,10 +18,20 @@ pub enum WorkflowCmd {
     Submit { file: PathBuf },
     /// Submit a batch from a JSON file (or - for stdin) as the API takes it:
     /// {"tasks": [{"queue", "kind", "payload"}, ...], "callback": {"queue", "kind"},
-    /// "only_on_success": false}. The callback runs once every member is final.
+    /// "only_on_success": false, "open": false}. The callback runs once every member is
+    /// final (and, for an open batch, once it is closed).
     ///
     /// Example: rota workflow batch variants.json
     Batch { file: PathBuf },
+    /// Add members to an open batch from a JSON file (or - for stdin):
+    /// {"tasks": [{"queue", "kind", "payload"}, ...]}.
+    ///
+    /// Example: rota workflow add <batch id> rows.json
+    Add { batch: String, file: PathBuf },
+    /// Close an open batch: its callback runs once every member is final.
+    ///
+    /// Example: rota workflow close <batch id>
+    Close { batch: String },
     /// One workflow (or batch) with each task's state. Example: rota workflow get <id>
     Get { id: String },
     /// The tenant's workflows, newest first. Example: rota workflow list --limit 20
@@ -54,6 +64,19 @@ pub async fn workflow(c: &Client, cmd: WorkflowCmd, fmt: Format) -> Result<()> {
         }
         WorkflowCmd::Submit { file } => c.submit_workflow_body(&read_json(&file)?).await?,
         WorkflowCmd::Batch { file } => c.submit_batch_body(&read_json(&file)?).await?,
+        WorkflowCmd::Add { batch, file } => {
+            let added = c.add_batch_body(&batch, &read_json(&file)?).await?;
+            match fmt {
+                Format::Json => output::json(&added),
+                Format::Table => {
+                    for t in &added {
+                        println!("{}  {}  {}", t.id, t.queue, t.state);
+                    }
+                }
+            }
+            return Ok(());
+        }
+        WorkflowCmd::Close { batch } => c.close_batch(&batch).await?,
         WorkflowCmd::Get { id } => c.workflow(&id).await?,
         WorkflowCmd::Cancel { id } => c.cancel_workflow(&id).await?,
     };

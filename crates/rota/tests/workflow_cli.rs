@@ -71,6 +71,28 @@ async fn the_documented_workflow_commands_work() {
         )));
     assert_eq!(batch["kind"], "batch");
 
+    // An open batch: members added from standard input, then closed.
+    let open = json(&ok(rota_at(&s)
+        .args(["workflow", "batch", "-", "--output", "json"])
+        .write_stdin(
+            r#"{"tasks": [], "open": true, "callback": {"queue": "reports", "kind": "r"}}"#,
+        )));
+    let bid = open["id"].as_str().unwrap().to_owned();
+    let added = json(&ok(rota_at(&s)
+        .args(["workflow", "add", &bid, "-", "--output", "json"])
+        .write_stdin(r#"{"tasks": [{"queue": "rows", "kind": "row"}]}"#)));
+    assert_eq!(added[0]["queue"], "rows");
+    let closed = json(&ok(
+        rota_at(&s).args(["workflow", "close", &bid, "--output", "json"])
+    ));
+    assert_eq!(closed["open"], false);
+    let err = fails(
+        rota_at(&s)
+            .args(["workflow", "add", &bid, "-"])
+            .write_stdin(r#"{"tasks": [{"queue": "rows"}]}"#),
+    );
+    assert!(err.contains("closed"), "{err}");
+
     // A cycle is refused with the server's message; nothing is stored.
     std::fs::write(
         &file,

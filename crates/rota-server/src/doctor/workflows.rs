@@ -32,6 +32,9 @@ pub struct Seen {
     pub asked: HashSet<TaskId>,
     /// The running workflows read, with their tasks.
     pub workflows: Vec<Workflow>,
+    /// Waiting tasks that are batches' callbacks: (batch, whether it is open), `None` where
+    /// the batch was not read. A callback waits for its batch's close as well.
+    pub callbacks: HashMap<TaskId, (TaskId, Option<bool>)>,
 }
 
 /// Reads what the checks need for the tenant's `queues` (those the caller may read).
@@ -70,6 +73,25 @@ pub async fn read(store: &dyn Store, tenant: &str, queues: &[QueueInfo]) -> Stor
             .map(|t| (t.id, t))
             .collect()
     };
+    let in_workflows: Vec<TaskId> = waiting
+        .iter()
+        .filter_map(|t| t.workflow.as_deref()?.parse().ok())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .take(DEPS_READ)
+        .collect();
+    let waiting_ids: HashSet<TaskId> = waiting.iter().map(|t| t.id).collect();
+    let mut callbacks = HashMap::new();
+    if !in_workflows.is_empty() {
+        for (batch, cb) in store.batch_callbacks(tenant, &in_workflows).await? {
+            if waiting_ids.contains(&cb) {
+                callbacks.insert(cb, (batch, None));
+            }
+        }
+    }
+    for (batch, open) in callbacks.values_mut().take(WORKFLOWS_READ) {
+        *open = store.workflow(tenant, *batch).await?.open;
+    }
     let mut workflows = Vec::new();
     for w in store.workflows(tenant, None, WORKFLOWS_READ * 5).await? {
         if w.state != WorkflowState::Running || workflows.len() >= WORKFLOWS_READ {
@@ -84,6 +106,7 @@ pub async fn read(store: &dyn Store, tenant: &str, queues: &[QueueInfo]) -> Stor
         deps,
         asked: ids.into_iter().collect(),
         workflows,
+        callbacks,
     })
 }
 
@@ -102,13 +125,44 @@ pub fn findings(seen: &Seen, queues: &[QueueInfo], now: Timestamp) -> Vec<Findin
         }
         let deps: Vec<Option<&Task>> = t.depends_on.iter().map(|d| seen.deps.get(d)).collect();
         let all_ended = deps.iter().all(|d| d.is_none_or(|d| d.state.is_final()));
-        if all_ended {
-            let last = deps
-                .iter()
+        let last_ended = || {
+            deps.iter()
                 .flatten()
                 .filter_map(|d| d.finished_at)
                 .max()
-                .unwrap_or(t.created_at);
+                .unwrap_or(t.created_at)
+        };
+        match seen.callbacks.get(&t.id) {
+            // It waits for its batch's close: not overdue, but a batch left open long after
+            // its members ended is worth a look.
+            Some(&(batch, Some(true))) => {
+                let idle = now.0 - last_ended().0;
+                if all_ended && idle >= IDLE_MS {
+                    out.push(finding(
+                        "batch_left_open",
+                        Severity::Warning,
+                        format!("batch {batch}"),
+                        format!(
+                            "batch {batch} is open and every member ended {} ago; its callback \
+                             task {} waits for the close",
+                            minutes(idle),
+                            t.id
+                        ),
+                        "an open batch's callback runs only once the batch is closed",
+                        format!(
+                            "close it (POST /v1/batches/{batch}/close) once every member is \
+                             added, or cancel it (rota workflow cancel {batch})"
+                        ),
+                    ));
+                }
+                continue;
+            }
+            // Not read: whether it waits for a close is not known here.
+            Some((_, None)) => continue,
+            _ => {}
+        }
+        if all_ended {
+            let last = last_ended();
             let late = now.0 - last.0.max(t.created_at.0);
             if late >= OVERDUE_MS {
                 let e = overdue.entry(t.queue.as_str()).or_insert((0, t, late));
@@ -233,6 +287,7 @@ mod tests {
             asked: [dep.id].into_iter().collect(),
             deps: [(dep.id, dep)].into_iter().collect(),
             workflows: vec![],
+            callbacks: HashMap::new(),
         };
         let qs = [queue("a", false), queue("b", false)];
         assert!(findings(&seen, &qs, Timestamp(1_000 + OVERDUE_MS - 1)).is_empty());
@@ -251,6 +306,7 @@ mod tests {
             asked: [dep.id].into_iter().collect(),
             deps: [(dep.id, dep)].into_iter().collect(),
             workflows: vec![],
+            callbacks: HashMap::new(),
         };
         assert!(findings(&seen, &[queue("a", false)], Timestamp(10_000_000)).is_empty());
         let f = findings(&seen, &[queue("a", true)], Timestamp(10_000_000));
@@ -276,10 +332,36 @@ mod tests {
             deps: HashMap::new(),
             asked: HashSet::new(),
             workflows: vec![wf],
+            callbacks: HashMap::new(),
         };
         assert!(findings(&seen, &[], Timestamp(IDLE_MS - 1)).is_empty());
         let f = findings(&seen, &[], Timestamp(IDLE_MS));
         assert_eq!(f[0].check, "workflow_idle");
         assert!(f[0].cause.contains("not being claimed"));
+    }
+
+    #[test]
+    fn an_open_batchs_callback_is_not_overdue_but_a_batch_left_open_is_named() {
+        let member = task(1, "a", TaskState::Succeeded, Some(1_000));
+        let mut cb = task(2, "b", TaskState::Waiting, None);
+        cb.depends_on = vec![member.id];
+        let batch = TaskId(3 << 20);
+        let mut seen = Seen {
+            waiting: vec![cb.clone()],
+            asked: [member.id].into_iter().collect(),
+            deps: [(member.id, member)].into_iter().collect(),
+            workflows: vec![],
+            callbacks: [(cb.id, (batch, Some(true)))].into_iter().collect(),
+        };
+        let qs = [queue("a", false), queue("b", false)];
+        assert!(findings(&seen, &qs, Timestamp(1_000 + OVERDUE_MS)).is_empty());
+        let f = findings(&seen, &qs, Timestamp(1_000 + IDLE_MS));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].check, "batch_left_open");
+        assert!(f[0].fix.contains("/close"), "{}", f[0].fix);
+        // Closed, a callback still waiting is overdue as any task.
+        seen.callbacks.insert(cb.id, (batch, Some(false)));
+        let f = findings(&seen, &qs, Timestamp(1_000 + OVERDUE_MS));
+        assert_eq!(f[0].check, "release_overdue");
     }
 }

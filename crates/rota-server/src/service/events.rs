@@ -121,10 +121,11 @@ pub fn may_read_event(caller: &Caller, e: &Event) -> bool {
         && may_read_subject(caller, e)
 }
 
-/// A schedule's events take leave to read the schedule; a delivery's, to read its webhook.
+/// A schedule's events take leave to read the schedule; a delivery's, to read its webhook; a
+/// workflow's, what its last task's queue asks (checked above).
 fn may_read_subject(caller: &Caller, e: &Event) -> bool {
     match &e.subject {
-        None => true,
+        None | Some(Subject::Workflow(_)) => true,
         Some(Subject::Schedule(name)) => {
             caller.can(actions::SCHEDULES_READ, &super::schedules::resource(name))
         }

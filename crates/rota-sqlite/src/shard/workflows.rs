@@ -2,7 +2,9 @@
 //! [`WorkflowStore`] of a shard on its own (every task in it).
 
 use super::*;
-use crate::writer::{workflows as wf, Adopt, OutboxRow, Part, PartTask, Remote, WorkflowRow};
+use crate::writer::{
+    workflows as wf, Adopt, OutboxRow, Part, PartTask, Remote, WorkflowEnd, WorkflowRow,
+};
 use rota_core::workflow::{Workflow, WorkflowKind};
 use rota_store::Submission;
 use std::collections::HashMap;
@@ -115,6 +117,27 @@ impl Shard {
 
     pub async fn drop_part(&self, workflow: TaskId) -> StoreResult<u64> {
         self.send(|r| Op::DropPart(workflow, r)).await?
+    }
+
+    /// Marks a workflow ended and logs its event (`writer/workflows.rs`).
+    pub async fn end_workflow(&self, end: WorkflowEnd) -> StoreResult<()> {
+        self.send(|r| Op::EndWorkflow(Box::new(end), r)).await?
+    }
+
+    /// Whether a task of the workflow here has not ended.
+    pub async fn workflow_live(&self, id: TaskId) -> StoreResult<bool> {
+        self.read(move |conn, _| wf::live(conn, id).map_err(db_err))
+            .await
+    }
+
+    /// Records here of workflows not yet found ended, after `after`.
+    pub async fn running_records(
+        &self,
+        after: TaskId,
+        limit: usize,
+    ) -> StoreResult<Vec<WorkflowRow>> {
+        self.read(move |conn, _| wf::running(conn, after, limit).map_err(db_err))
+            .await
     }
 
     /// Workflow records here older than `before`.

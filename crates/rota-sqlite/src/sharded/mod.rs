@@ -42,6 +42,8 @@ pub struct SqliteStore {
     event_reads: std::sync::atomic::AtomicU64,
     /// Per shard, the workflow record the trim of records walks on from.
     record_marks: Vec<std::sync::atomic::AtomicU64>,
+    /// Per shard, the workflow record the check for ended workflows walks on from.
+    end_marks: Vec<std::sync::atomic::AtomicU64>,
     /// Serialize the adds and the close of one batch (spawn.rs).
     batch_locks: Vec<tokio::sync::Mutex<()>>,
 }
@@ -223,6 +225,7 @@ impl SqliteStore {
             maintenance,
             event_reads: Default::default(),
             record_marks: (0..opened_count).map(|_| Default::default()).collect(),
+            end_marks: (0..opened_count).map(|_| Default::default()).collect(),
             batch_locks: (0..spawn::BATCH_LOCKS)
                 .map(|_| Default::default())
                 .collect(),

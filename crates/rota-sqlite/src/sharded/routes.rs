@@ -269,6 +269,7 @@ impl Store for SqliteStore {
                 (a, b) => a.or(b),
             };
         }
+        self.end_workflows().await?;
         self.trim_workflows().await?;
         Ok(out)
     }

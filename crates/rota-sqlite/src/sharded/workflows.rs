@@ -48,6 +48,72 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Logs `workflow.*` for workflows whose tasks have all ended since the last pass (a
+    /// bounded number of records per shard per pass, walking on as the trim does).
+    pub(super) async fn end_workflows(&self) -> StoreResult<u64> {
+        use rota_core::workflow::{WorkflowState, RECORDS_PER_PASS};
+        let mut ended = 0;
+        for (s, shard) in self.shards.iter().enumerate() {
+            let mark = &self.end_marks[s];
+            let after = TaskId(mark.load(Ordering::Relaxed));
+            let running = shard.running_records(after, RECORDS_PER_PASS).await?;
+            let next = match running.last() {
+                Some(last) if running.len() == RECORDS_PER_PASS => last.id.0,
+                _ => 0,
+            };
+            mark.store(next, Ordering::Relaxed);
+            'records: for r in running {
+                for o in self.shards.iter() {
+                    if o.workflow_live(r.id).await? {
+                        continue 'records;
+                    }
+                }
+                let mut counts = StateCounts::default();
+                for c in self.each(|o| o.workflow_counts(r.id)).await {
+                    counts.add(&c?);
+                }
+                let state = WorkflowState::of(&counts);
+                if state == WorkflowState::Running {
+                    continue;
+                }
+                // The event goes with the workflow's last task (a batch's callback); none when
+                // retention already removed it.
+                let last_id = r.callback.or_else(|| r.names.last().map(|(_, id)| *id));
+                let last = match last_id {
+                    Some(id) => self.shards[self.of_id(id)]
+                        .tasks_here(&r.tenant, vec![id])
+                        .await?
+                        .pop(),
+                    None => None,
+                };
+                let now = shard.now();
+                let event = last.as_ref().and_then(|t| {
+                    let e = rota_core::events::workflow_ended(r.id, state, t, now)?;
+                    Some((QueueKey::new(&r.tenant, &t.queue), e))
+                });
+                let there = last.as_ref().map(|t| self.of_id(t.id));
+                let end = |record_here, event| crate::writer::WorkflowEnd {
+                    workflow: r.id,
+                    record_here,
+                    event,
+                };
+                match there {
+                    Some(t) if t != s => {
+                        // Logged first, then marked: a crash between logs it again (at least
+                        // once, as every event a webhook carries).
+                        self.shards[t].end_workflow(end(false, event)).await?;
+                        shard.end_workflow(end(true, None)).await?;
+                    }
+                    _ => shard.end_workflow(end(true, event)).await?,
+                }
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+}
+
 #[async_trait]
 impl WorkflowStore for SqliteStore {
     async fn tasks_by_id(&self, tenant: &str, ids: &[TaskId]) -> StoreResult<Vec<rota_core::Task>> {

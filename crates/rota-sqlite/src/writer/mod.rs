@@ -33,7 +33,7 @@ pub(crate) use deps::{OutboxRow, RegisterResult};
 use ops::Answer;
 pub use ops::{Op, Remote};
 pub(crate) use spawn::{Adopt, Waiter};
-pub(crate) use workflows::{Part, PartTask, WorkflowRow};
+pub(crate) use workflows::{Part, PartTask, WorkflowEnd, WorkflowRow};
 
 use crate::catalog::CatalogDelta;
 use crate::Shared;

@@ -4,7 +4,7 @@
 
 use super::ctx::Ctx;
 use super::{maintenance, Batch, Reply};
-use super::{Adopt, OutboxRow, Part, RegisterResult, WorkflowRow};
+use super::{Adopt, OutboxRow, Part, RegisterResult, WorkflowEnd, WorkflowRow};
 use rota_core::flow::{GroupInfo, GroupSettings};
 use rota_core::webhooks::{Attempt, Delivery, Webhook};
 use rota_core::{NewTask, QueueKey, QueuePatch, Task, TaskId, TaskState, Timestamp};
@@ -46,6 +46,8 @@ pub enum Op {
     ReleaseHolds(TaskId, Reply<StoreResult<()>>),
     /// Deletes this shard's part of a workflow that was never committed.
     DropPart(TaskId, Reply<StoreResult<u64>>),
+    /// A workflow found ended: its record marked, its event logged.
+    EndWorkflow(Box<WorkflowEnd>, Reply<StoreResult<()>>),
     /// Deletes workflow records none of whose tasks is kept (checked in every shard first).
     DropRecords(Vec<TaskId>, Reply<StoreResult<u64>>),
     Claim(QueueKey, ClaimRequest, Reply<StoreResult<Claimed>>),
@@ -136,7 +138,8 @@ impl Op {
             | Op::DropOutbox(..)
             | Op::ReleaseHolds(..)
             | Op::DropPart(..)
-            | Op::DropRecords(..) => None,
+            | Op::DropRecords(..)
+            | Op::EndWorkflow(..) => None,
             Op::Auth(..) | Op::Maintenance(_) | Op::Probe(_) => None,
         }
     }
@@ -187,6 +190,7 @@ impl Op {
             Op::ReleaseHolds(wf, _) => Answer::Unit(ctx.release_holds(b, *wf)?),
             Op::DropPart(wf, _) => Answer::Count(ctx.drop_part(b, *wf)?),
             Op::DropRecords(ids, _) => Answer::Count(ctx.drop_records(ids)?),
+            Op::EndWorkflow(w, _) => Answer::Unit(ctx.end_workflow(b, w)?),
             Op::Claim(q, req, _) => Answer::Claimed(ctx.claim(b, q, req)?),
             Op::Heartbeat(tenant, hb, _) => Answer::Task(Box::new(ctx.heartbeat(b, tenant, hb)?)),
             Op::Complete(tenant, items, _) => Answer::Each(ctx.complete(b, tenant, items)?),
@@ -267,6 +271,7 @@ impl Op {
             | Op::Endings(_, r)
             | Op::DropOutbox(_, r)
             | Op::CommitWorkflow(_, r)
+            | Op::EndWorkflow(_, r)
             | Op::ReleaseHolds(_, r) => {
                 reply!(r, Answer::Unit(v) => v, Err)
             }

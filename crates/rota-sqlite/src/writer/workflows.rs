@@ -34,6 +34,15 @@ impl WorkflowRow {
     }
 }
 
+/// A workflow found ended: its record marked ended where it is here, and its `workflow.*`
+/// event logged where its queue is here (both in one shard, or each in its own).
+#[derive(Debug, Clone)]
+pub struct WorkflowEnd {
+    pub workflow: TaskId,
+    pub record_here: bool,
+    pub event: Option<(QueueKey, rota_core::events::Event)>,
+}
+
 /// One task of a part: its id (taken from this shard's ids), queue, and the task with its
 /// dependencies as ids.
 #[derive(Debug, Clone)]
@@ -283,6 +292,16 @@ pub fn tasks(
     rows.collect()
 }
 
+/// Whether a task of the workflow in this shard has not ended (a walk of the workflow's tasks
+/// in id order that stops at the first; the oldest end first, so it is short).
+pub fn live(conn: &rusqlite::Connection, wf: TaskId) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM tasks WHERE workflow = ?1 \
+         AND state IN ('waiting', 'scheduled', 'ready', 'running'))",
+    )?
+    .query_row([wf.as_i64()], |r| r.get(0))
+}
+
 /// The workflow's tasks in this shard, counted by state.
 pub fn counts(conn: &rusqlite::Connection, wf: TaskId) -> rusqlite::Result<StateCounts> {
     let mut stmt = conn
@@ -349,7 +368,49 @@ pub fn kept(conn: &rusqlite::Connection, ids: &[TaskId]) -> rusqlite::Result<Vec
     Ok(out)
 }
 
+/// Records of workflows not yet found ended, after `after` in id order.
+pub fn running(
+    conn: &rusqlite::Connection,
+    after: TaskId,
+    limit: usize,
+) -> rusqlite::Result<Vec<WorkflowRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM workflows WHERE ended_at IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let ids: Vec<i64> = stmt
+        .query_map(params![after.as_i64(), limit as i64], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.extend(record(conn, TaskId::from_i64(id))?);
+    }
+    Ok(out)
+}
+
 impl Ctx<'_> {
+    /// Marks a workflow ended and logs its event (nothing when the record here was already
+    /// marked: the event was logged then).
+    pub fn end_workflow(&mut self, b: &mut Batch, w: &WorkflowEnd) -> Res<()> {
+        if w.record_here {
+            let marked = self
+                .tx()
+                .prepare_cached(
+                    "UPDATE workflows SET ended_at = ?2 WHERE id = ?1 AND ended_at IS NULL",
+                )?
+                .execute(params![w.workflow.as_i64(), b.now.0])?;
+            if marked == 0 {
+                return Ok(Ok(()));
+            }
+        }
+        if let Some((key, event)) = &w.event {
+            // A queue deleted since has no log to write to.
+            if let Some((qid, _)) = self.lookup(b, key) {
+                b.log_other(qid, event.clone());
+            }
+        }
+        Ok(Ok(()))
+    }
+
     /// Deletes the records of workflows none of whose tasks is kept any more.
     pub fn drop_records(&self, ids: &[TaskId]) -> Res<u64> {
         let mut stmt = self.tx().prepare_cached(

@@ -16,6 +16,7 @@ mod spawn;
 mod tasks;
 mod tenants;
 mod webhooks;
+mod workflow_events;
 mod workflows;
 
 pub use changes::*;
@@ -30,6 +31,7 @@ pub use spawn::*;
 pub use tasks::*;
 pub use tenants::*;
 pub use webhooks::*;
+pub use workflow_events::*;
 pub use workflows::*;
 
 use crate::*;
@@ -149,7 +151,8 @@ macro_rules! conformance_tests {
             deleting_a_dependency_cancels_its_dependents,
             a_spawner_waits_for_its_tasks_and_runs_again,
             a_spawn_needs_the_lease_and_a_failed_task_cancels_or_runs_the_spawner,
-            an_open_batch_takes_members_until_it_is_closed
+            an_open_batch_takes_members_until_it_is_closed,
+            a_workflow_logs_its_end_once
         );
     };
     (@each $harness:ty; $($name:ident),* $(,)?) => {

@@ -88,6 +88,16 @@ pub async fn page(
             .all(|t| caller.can(actions::TASKS_CANCEL, &queue_resource(&t.task.queue)));
     let body = html! {
         h1 { "Workflow " code { (wf.id) } }
+        @if let Some(open) = wf.open {
+            p.muted {
+                @if open {
+                    "An open batch: members may be added until it is closed (POST /v1/batches/"
+                    (wf.id) "/close); its callback waits for the close."
+                } @else {
+                    "A batch, closed: its callback runs once every member has ended."
+                }
+            }
+        }
         p {
             @if may_cancel {
                 button.danger hx-post={ "/workflows/" (wf.id) "/cancel" }

@@ -57,6 +57,8 @@ pub struct Service {
     schedules_changed: Arc<tokio::sync::Notify>,
     /// What this server saw of requests, for `rota doctor`.
     pub(crate) observed: Arc<crate::doctor::observed::Observed>,
+    /// Which workflows are batches, and their callbacks (fixed once a workflow is stored).
+    batch_callbacks: Arc<workflows::CallbackCache>,
 }
 
 impl Service {
@@ -76,6 +78,7 @@ impl Service {
             streams: Default::default(),
             schedules_changed: Default::default(),
             observed: Default::default(),
+            batch_callbacks: Default::default(),
         }
     }
 

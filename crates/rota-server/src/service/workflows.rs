@@ -14,6 +14,59 @@ use std::collections::BTreeSet;
 /// Cancels of one workflow's tasks in flight at once.
 const CANCELS_AT_ONCE: usize = 64;
 
+/// Workflows remembered as batches or not; past this the memory starts over.
+const CALLBACKS_KEPT: usize = 10_000;
+
+/// Which workflows are batches and their callbacks, as claims ask for every claimed task in a
+/// workflow. A workflow's record never changes once its tasks can be claimed, so what was read
+/// stays true (a record retention deleted has no tasks left to claim).
+#[derive(Default)]
+pub(super) struct CallbackCache {
+    known: std::sync::Mutex<std::collections::HashMap<(String, TaskId), Option<TaskId>>>,
+}
+
+impl CallbackCache {
+    /// Of the tenant's workflows `ids`, the batches with their callbacks; reads only those not
+    /// seen before.
+    async fn get(
+        &self,
+        tenant: &str,
+        ids: &[TaskId],
+        store: &rota_store::DynStore,
+    ) -> rota_store::StoreResult<std::collections::HashMap<TaskId, TaskId>> {
+        let mut out = std::collections::HashMap::new();
+        let mut unknown = Vec::new();
+        {
+            let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+            for id in ids {
+                match known.get(&(tenant.to_owned(), *id)) {
+                    Some(Some(cb)) => {
+                        out.insert(*id, *cb);
+                    }
+                    Some(None) => {}
+                    None => unknown.push(*id),
+                }
+            }
+        }
+        if unknown.is_empty() {
+            return Ok(out);
+        }
+        let found = store.batch_callbacks(tenant, &unknown).await?;
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() + unknown.len() > CALLBACKS_KEPT {
+            known.clear();
+        }
+        for id in unknown {
+            let cb = found.get(&id).copied();
+            known.insert((tenant.to_owned(), id), cb);
+            if let Some(cb) = cb {
+                out.insert(id, cb);
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// One task of a workflow as submitted: its local name, queue, the names it depends on, and
 /// the task (whose own `depends_on` is empty).
 #[derive(Debug, Clone)]
@@ -120,8 +173,8 @@ impl Service {
             return Ok(vec![None; tasks.len()]);
         }
         let callbacks = self
-            .store
-            .batch_callbacks(&caller.tenant, &workflows)
+            .batch_callbacks
+            .get(&caller.tenant, &workflows, &self.store)
             .await?;
         let mut out = Vec::with_capacity(tasks.len());
         for t in tasks {

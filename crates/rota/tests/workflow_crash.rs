@@ -3,7 +3,8 @@
 //! join may be on its way to another shard), then restart: every dependent is released exactly
 //! once, the join runs once, and nothing acknowledged is lost. On the embedded engine with four
 //! shards (the members, their followers and the join spread over different files and writers),
-//! and on PostgreSQL.
+//! and on PostgreSQL. The same for a spawn: killed right after it is acknowledged, in the middle
+//! of its tasks and after the last, the spawner is released once with every result.
 
 mod common;
 
@@ -225,4 +226,108 @@ async fn fan_in_survives_sigkill(env: &[(&str, &str)]) {
     assert_eq!(got.counts.succeeded as usize, MEMBERS);
     assert_eq!(got.counts.ready as usize, MEMBERS);
     assert_eq!(got.counts.running, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_spawn_survives_sigkill_and_its_spawner_runs_again_once() {
+    spawn_survives_sigkill(&[("ROTA_SHARDS", "4")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_spawn_survives_sigkill_on_postgres() {
+    let url = tokio::task::spawn_blocking(|| {
+        rota_postgres::testing::TestCluster::shared().create_database()
+    })
+    .await
+    .unwrap();
+    spawn_survives_sigkill(&[
+        ("ROTA_DATABASE_URL", url.as_str()),
+        (
+            "ROTA_ADMIN_TOKEN",
+            "pg-test-admin-token-0123456789abcdef0123456789",
+        ),
+    ])
+    .await;
+}
+
+/// SIGKILL right after a spawn is acknowledged, again in the middle of its tasks and right
+/// after the last one's completion: the spawner still waits for every spawned task, is
+/// released once, and its claim carries all their results.
+async fn spawn_survives_sigkill(env: &[(&str, &str)]) {
+    use rota_client::AddedTask;
+    const SPAWNED: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let env = env.to_vec();
+    let server = start_with(dir.path(), &env).await;
+    server
+        .client
+        .enqueue("lists", &NewTask::new("list", &()))
+        .await
+        .unwrap();
+    let opts = ClaimOptions {
+        worker: "w".into(),
+        max: 1,
+        ..Default::default()
+    };
+    let jobs = server.client.claim_jobs("lists", &opts).await.unwrap();
+    let tasks: Vec<AddedTask> = (0..SPAWNED)
+        .map(|i| AddedTask::new(MEMBER_QUEUES[i % 4], NewTask::new("page", &i)))
+        .collect();
+    let out = server.client.spawn(&jobs[0], &tasks, None).await.unwrap();
+    let spawner = out.task.id;
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    let mut server = start_with(dir.path(), &env).await;
+    assert_eq!(state(&server.client, spawner).await, TaskState::Waiting);
+    for t in &out.tasks {
+        assert_eq!(
+            state(&server.client, t.id).await,
+            TaskState::Ready,
+            "spawned {}",
+            t.id
+        );
+    }
+    let mut acked = 0;
+    let runs = MEMBER_QUEUES.map(|q| {
+        let c = server.client.clone();
+        tokio::spawn(async move { complete_some(&c, q, SPAWNED / 8).await })
+    });
+    for r in runs {
+        acked += r.await.unwrap().len();
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    let mut server = start_with(dir.path(), &env).await;
+    assert_eq!(state(&server.client, spawner).await, TaskState::Waiting);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked < SPAWNED {
+        assert!(Instant::now() < deadline, "{acked} spawned tasks done");
+        let runs = MEMBER_QUEUES.map(|q| {
+            let c = server.client.clone();
+            tokio::spawn(async move { complete_some(&c, q, SPAWNED).await })
+        });
+        for r in runs {
+            acked += r.await.unwrap().len();
+        }
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    let server = start_with(dir.path(), &env).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while state(&server.client, spawner).await != TaskState::Ready {
+        assert!(Instant::now() < deadline, "the spawner was never released");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let again = server.client.claim_jobs("lists", &opts).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].task.id, spawner);
+    assert_eq!(again[0].task.attempt, 1, "the spawn gave its attempt back");
+    assert_eq!(again[0].dependencies.len(), 100, "the first 100 inline");
+    assert_eq!(again[0].task.depends_on.len(), SPAWNED);
+    let released = releases(&server.client).await;
+    assert_eq!(released.get(&spawner), Some(&1), "released once");
 }

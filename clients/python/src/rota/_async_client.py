@@ -11,6 +11,7 @@ from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Type, Typ
 import httpx
 
 from . import _http
+from ._async_workflows import AsyncWorkflows
 from ._decode import decode, decode_list, format_time
 from ._http import query, seg
 from ._sse import SseParser
@@ -33,9 +34,7 @@ from .models import (
     ItemOutcome,
     Key,
     Maintenance,
-    NewBatchTask,
     NewTask,
-    NewWorkflowTask,
     QueueInfo,
     QueueStats,
     Rate,
@@ -50,8 +49,6 @@ from .models import (
     Webhook,
     WhoAmI,
     WorkerProcess,
-    Workflow,
-    WorkflowPage,
 )
 
 M = TypeVar("M")
@@ -91,7 +88,7 @@ def _some(**fields: Any) -> Dict[str, Any]:
     return _patch(**{k: v for k, v in fields.items() if v is not None})
 
 
-class AsyncClient:
+class AsyncClient(AsyncWorkflows):
     """A client for Rota's HTTP API.
 
     ``url``, ``token`` and ``tenant`` default to ``ROTA_URL`` (else ``http://127.0.0.1:7070``),
@@ -99,6 +96,8 @@ class AsyncClient:
     get their wait on top. Reads are tried ``read_attempts`` times when no answer comes; writes
     once, since a write whose answer was lost may have happened. Every request carries an
     ``X-Request-Id``, which errors carry back as ``request_id``.
+
+    Workflows, batches and spawning tasks from a running task: see :class:`AsyncWorkflows`.
     """
 
     def __init__(
@@ -410,58 +409,6 @@ class AsyncClient:
         """Sets one group's own limits; with none given, removes them."""
         body = _some(concurrency=concurrency, rate=rate, paused=paused, weight=weight)
         return await self._one(GroupInfo, "PUT", f"/v1/queues/{seg(queue)}/groups/{seg(group)}", body=body)
-
-    # ---- workflows ----------------------------------------------------------------------------
-
-    async def submit_workflow(self, tasks: Sequence[NewWorkflowTask]) -> Workflow:
-        """Stores a graph of named tasks whole or not at all (an unknown or repeated name or a
-        cycle is :class:`InvalidRequest`); those with ``depends_on`` wait for them."""
-        body = {"tasks": [t.to_json() for t in tasks]}
-        return await self._one(Workflow, "POST", "/v1/workflows", body=body)
-
-    async def get_workflow(self, id: str) -> Workflow:
-        """The workflow with its state, counts and tasks by name."""
-        return await self._one(Workflow, "GET", f"/v1/workflows/{seg(id)}")
-
-    async def list_workflows(self, *, before: Optional[str] = None, limit: Optional[int] = None) -> WorkflowPage:
-        """One page, newest first, without tasks; pass ``next_before`` back as ``before``."""
-        return await self._one(WorkflowPage, "GET", "/v1/workflows", params=query(before=before, limit=limit))
-
-    async def iter_workflows(self, *, page_size: Optional[int] = None) -> AsyncIterator[Workflow]:
-        """Every workflow (newest first, without tasks), page by page."""
-        before: Optional[str] = None
-        while True:
-            page = await self.list_workflows(before=before, limit=page_size)
-            for workflow in page.workflows:
-                yield workflow
-            if page.next_before is None or not page.workflows:
-                return
-            before = page.next_before
-
-    async def cancel_workflow(self, id: str) -> Workflow:
-        """Cancels every task of the workflow that is not final; answers the workflow."""
-        return await self._one(Workflow, "POST", f"/v1/workflows/{seg(id)}/cancel")
-
-    async def submit_batch(
-        self,
-        tasks: Sequence[NewBatchTask],
-        callback: NewBatchTask,
-        only_on_success: bool = False,
-    ) -> Workflow:
-        """Stores a batch: ``tasks`` (its members) and ``callback``, which waits for every member
-        and runs once they are all final, whatever they ended as; with ``only_on_success`` a
-        member ending dead or cancelled cancels it instead. Its claim carries ``batch`` (a
-        :class:`BatchSummary`). Answers the batch as a :class:`Workflow` of ``kind`` ``"batch"``
-        whose last task is named ``"callback"``."""
-        body: Dict[str, Any] = {"tasks": [t.to_json() for t in tasks], "callback": callback.to_json()}
-        if only_on_success:
-            body["only_on_success"] = True
-        return await self._one(Workflow, "POST", "/v1/batches", body=body)
-
-    async def get_batch(self, id: str) -> Workflow:
-        """The batch with its state, counts and tasks (the members, then ``"callback"``); a
-        plain workflow's id is :class:`NotFound`."""
-        return await self._one(Workflow, "GET", f"/v1/batches/{seg(id)}")
 
     # ---- events -------------------------------------------------------------------------------
 

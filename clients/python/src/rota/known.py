@@ -1,6 +1,6 @@
 """What this library knows of the API, as data: each operation (method and path) with the
 client method that calls it, and each component schema of the server's OpenAPI document with
-the fields the library reads or sends. ``tests/test_s15_openapi_coverage.py`` compares this
+the fields the library reads or sends. ``tests/test_openapi_coverage.py`` (S15) compares this
 with a live server's ``/openapi.json``: a new operation or field there fails it until it is
 added here (and to the code).
 
@@ -93,6 +93,9 @@ OPERATIONS: Dict[Tuple[str, str], Optional[str]] = {
     ("POST", "/v1/workflows/{id}/cancel"): "cancel_workflow",
     ("POST", "/v1/batches"): "submit_batch",
     ("GET", "/v1/batches/{id}"): "get_batch",
+    ("POST", "/v1/batches/{id}/tasks"): "add_to_batch",
+    ("POST", "/v1/batches/{id}/close"): "close_batch",
+    ("POST", "/v1/tasks/{id}/spawn"): "spawn",
     ("POST", "/v1/workers/{wid}/quiet"): "quiet_worker",
     ("POST", "/v1/workers/{wid}/terminate"): "terminate_worker",
 }
@@ -147,12 +150,15 @@ SCHEMAS: Dict[str, Source] = {
     "Workflow": m.Workflow,
     "WorkflowTask": m.WorkflowTask,
     "WorkflowList": m.WorkflowPage,
+    "SpawnedTasks": m.Spawned,
     # request bodies: the keyword arguments of the method named
     "TaskInput": m.NewTask,  # enqueue, enqueue_batch
     # submit_workflow (a batch's tasks, NewBatchTask, take the same fields but name and deps)
     "WorkflowTaskInput": m.NewWorkflowTask,
     "WorkflowInput": ("tasks",),  # submit_workflow
-    "BatchInput": ("tasks", "callback", "only_on_success"),  # submit_batch
+    "BatchInput": ("tasks", "callback", "only_on_success", "open"),  # submit_batch
+    "AddedTasks": ("tasks",),  # add_to_batch
+    "SpawnBody": ("lease", "tasks", "on_dependency_failure"),  # spawn
     "ClaimBody": ("worker", "kinds", "max", "wait_ms", "lease_ms"),  # claim
     "HeartbeatBody": ("lease", "lease_ms", "progress"),  # heartbeat
     "CompleteBody": ("lease", "result"),  # complete
@@ -198,6 +204,7 @@ SCHEMAS: Dict[str, Source] = {
     # envelopes the methods unwrap
     "Claimed": ("tasks",),
     "EnqueuedBatch": ("tasks",),
+    "AddedList": ("tasks",),
     "CompleteBatch": ("items",),
     "FailBatch": ("items",),
     "BatchOutcome": ("items",),

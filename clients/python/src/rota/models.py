@@ -322,96 +322,6 @@ class QueueStats(QueueInfo):
     flow: Optional[FlowStats] = None
 
 
-# ---- workflows ---------------------------------------------------------------------------------
-
-WORKFLOW_STATES = ("running", "succeeded", "failed", "cancelled")
-
-
-@dataclass
-class WorkflowTask:
-    """A task of a workflow, under the name it was submitted with."""
-
-    name: str
-    task: Task
-
-
-@dataclass
-class Workflow:
-    """A workflow: ``tasks`` when read one at a time (empty in a list), ``counts`` always."""
-
-    id: str
-    state: str
-    """``running`` while a task is not final; then ``failed`` if one is dead, else
-    ``cancelled`` if one is cancelled, else ``succeeded``."""
-    created_at: datetime
-    counts: StateCounts
-    tasks: List[WorkflowTask] = field(default_factory=list)
-    kind: str = "workflow"
-    """``"workflow"`` (:meth:`Client.submit_workflow`) or ``"batch"`` (:meth:`Client.submit_batch`,
-    whose callback is the task named ``"callback"``)."""
-
-    @property
-    def is_final(self) -> bool:
-        return self.state != "running"
-
-    def task(self, name: str) -> Task:
-        """The task submitted as ``name``."""
-        for t in self.tasks:
-            if t.name == name:
-                return t.task
-        raise KeyError(name)
-
-
-@dataclass
-class WorkflowPage:
-    workflows: List[Workflow]
-    next_before: Optional[str] = None
-
-
-@dataclass
-class NewWorkflowTask:
-    """One task of a workflow to submit: a :class:`NewTask` (without ``unique_key``) with a
-    ``name`` unique in the workflow, its ``queue``, and the names of the tasks it waits for."""
-
-    name: str
-    queue: str
-    depends_on: Optional[List[str]] = None
-    """Names of other tasks of this workflow that must succeed first."""
-    on_dependency_failure: Optional[str] = None
-    kind: Optional[str] = None
-    payload: JSON = None
-    priority: Optional[int] = None
-    run_at: Optional[datetime] = None
-    delay_ms: Optional[int] = None
-    max_attempts: Optional[int] = None
-    tags: Optional[List[str]] = None
-    group: Optional[str] = None
-    callback_url: Optional[str] = None
-
-    def to_json(self) -> Dict[str, Any]:
-        return _input_json(self)
-
-
-@dataclass
-class NewBatchTask:
-    """A member or the callback of a batch to submit: a :class:`NewTask` (without
-    ``unique_key`` or dependencies) with its ``queue``; the batch decides what it waits for."""
-
-    queue: str
-    kind: Optional[str] = None
-    payload: JSON = None
-    priority: Optional[int] = None
-    run_at: Optional[datetime] = None
-    delay_ms: Optional[int] = None
-    max_attempts: Optional[int] = None
-    tags: Optional[List[str]] = None
-    group: Optional[str] = None
-    callback_url: Optional[str] = None
-
-    def to_json(self) -> Dict[str, Any]:
-        return _input_json(self)
-
-
 # ---- events ------------------------------------------------------------------------------------
 
 
@@ -650,6 +560,17 @@ class Readiness:
         return self.status == "ok"
 
 
+# The workflow models are written in a module of their own, which needs the models above.
+from ._workflow_models import (  # noqa: E402
+    WORKFLOW_STATES,
+    NewBatchTask,
+    NewWorkflowTask,
+    Spawned,
+    Workflow,
+    WorkflowPage,
+    WorkflowTask,
+)
+
 __all__ = [
     "JSON",
     "TASK_STATES",
@@ -693,6 +614,7 @@ __all__ = [
     "Rule",
     "Schedule",
     "ScheduleRun",
+    "Spawned",
     "StateCounts",
     "Task",
     "TaskPage",

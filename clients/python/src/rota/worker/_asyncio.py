@@ -17,6 +17,7 @@ from ..errors import RotaError, TaskCancelled
 from ..models import JSON, CompleteItem, FailItem, Task
 from ._common import (
     CLAIM_GATHER_S,
+    HANDLER_RETURNED,
     MAX_CLAIM,
     MAX_REPORT_BATCH,
     REFUSED_ITEM,
@@ -188,12 +189,14 @@ class AsyncWorker:
     async def _execute(self, run: Run) -> None:
         try:
             value = await self.handler(run.job)
-            self._end(run, End.DONE, value)
+            self._end(run, End.SPAWNED if run.job.spawned else End.DONE, value)
         except asyncio.CancelledError:
             if run.end is None:  # cancelled from outside the worker: the loop is closing
                 self._end(run, End.INTERRUPTED)
         except Exception as e:
-            self._end(run, End.FAILED, failure_from(e))
+            if run.job.spawned:  # the lease was given up: nothing to report
+                log.warning("task %s spawned, then its handler failed: %s", run.task.id, e)
+            self._end(run, End.SPAWNED if run.job.spawned else End.FAILED, failure_from(e))
         finally:
             self._running.pop(run.lease, None)
             assert self._slot_freed is not None
@@ -202,7 +205,7 @@ class AsyncWorker:
     def _end(self, run: Run, end: End, value: object = None) -> None:
         if not run.finish(end, value):
             return
-        if end not in (End.DONE, End.FAILED) and run.runner is not None:
+        if end not in HANDLER_RETURNED and run.runner is not None:
             run.runner.cancel()
         report = report_for(run, self.timeout, self._counters)
         if report is not None:
@@ -221,7 +224,7 @@ class AsyncWorker:
                     continue
                 if run.deadline is not None and now >= run.deadline:
                     self._end(run, End.TIMED_OUT)
-                elif now >= run.next_beat and not run.beating:
+                elif now >= run.next_beat and not run.beating and not run.job.spawned:
                     run.next_beat = now + self.beat_every
                     run.beating = True
                     # Its own task: one slow or hung heartbeat holds up no other run's beat,
@@ -234,7 +237,7 @@ class AsyncWorker:
         try:
             await self.client.heartbeat(run.task.id, run.lease, lease_ms=self.lease_ms, progress=run.job.progress)
         except RotaError as e:
-            end = end_for_heartbeat_error(e)
+            end = end_for_heartbeat_error(e, run.job)
             if end is not None:
                 self._end(run, end)
         except Exception:  # an unexpected answer must not end this run's heartbeats for good

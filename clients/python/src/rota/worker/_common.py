@@ -1,6 +1,6 @@
-"""What the thread and asyncio workers share: the handler's view of a task (:class:`Job`), how
-a handler says it failed (:class:`HandlerError`), how each way a run ends becomes a report to
-the server, the heartbeat schedule, and the counters."""
+"""What the thread and asyncio workers share: the handler's view of a task (:class:`Job`, from
+``rota._job``), how a handler says it failed (:class:`HandlerError`), how each way a run ends
+becomes a report to the server, the heartbeat schedule, and the counters."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
+from .._job import Job as Job  # the handler's view, shared with the clients
 from ..errors import (
     ApiError,
     InvalidRequest,
@@ -24,7 +25,7 @@ from ..errors import (
     TransportError,
     Unavailable,
 )
-from ..models import JSON, BatchSummary, CompleteItem, DependencyResult, FailItem, ItemOutcome, Task
+from ..models import CompleteItem, FailItem, ItemOutcome, Task
 
 log = logging.getLogger("rota.worker")
 
@@ -77,6 +78,8 @@ class WorkerStats:
     """Tasks whose handler was stopped because the task was cancelled while it ran."""
     interrupted: int = 0
     """Tasks handed back to the queue because the worker shut down."""
+    spawned: int = 0
+    """Runs that spawned tasks (:meth:`Client.spawn`): the task waits for them and runs again."""
 
 
 class Counters:
@@ -105,49 +108,6 @@ class Counters:
             return WorkerStats(**vars(self._stats))
 
 
-class Job:
-    """A claimed task as a handler sees it: the :class:`Task`, its payload, and ``stopped``,
-    set when the worker stops the handler (cancel, lost lease, timeout, shutdown). A handler
-    that waits should wait on it (``job.stopped.wait(5)``) rather than ``time.sleep``, so it
-    can be stopped at once. ``progress`` is sent with the next heartbeat."""
-
-    __slots__ = ("task", "stopped", "progress")
-
-    def __init__(self, task: Task) -> None:
-        self.task = task
-        self.stopped = threading.Event()
-        self.progress: JSON = None
-
-    @property
-    def id(self) -> str:
-        return self.task.id
-
-    @property
-    def kind(self) -> str:
-        return self.task.kind
-
-    @property
-    def payload(self) -> JSON:
-        return self.task.payload
-
-    @property
-    def attempt(self) -> int:
-        return self.task.attempt
-
-    @property
-    def dependencies(self) -> List[DependencyResult]:
-        """The tasks this one waited for, with their results (empty for one that waited for none)."""
-        return self.task.dependencies or []
-
-    @property
-    def batch(self) -> Optional[BatchSummary]:
-        """For a batch's callback, how the batch's members ended; ``None`` otherwise."""
-        return self.task.batch
-
-    def __repr__(self) -> str:
-        return f"Job(id={self.task.id!r}, kind={self.task.kind!r}, attempt={self.task.attempt})"
-
-
 class End(enum.Enum):
     DONE = "done"
     FAILED = "failed"
@@ -155,9 +115,14 @@ class End(enum.Enum):
     LEASE_LOST = "lease_lost"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
+    SPAWNED = "spawned"
+    """The handler spawned tasks and ended: the lease was given up, nothing to report."""
 
 
 Report = Union[CompleteItem, FailItem]
+
+HANDLER_RETURNED = (End.DONE, End.FAILED, End.SPAWNED)
+"""Ends the handler itself came to: nothing to stop."""
 
 
 class Run:
@@ -202,7 +167,7 @@ class Run:
             if self.end is not None:
                 return False
             self.end, self.value = end, value
-        if end not in (End.DONE, End.FAILED):
+        if end not in HANDLER_RETURNED:
             self.job.stopped.set()
         return True
 
@@ -212,10 +177,12 @@ def heartbeat_interval(heartbeat_every: float, lease_ms: int) -> float:
     return max(MIN_HEARTBEAT_S, min(heartbeat_every, lease_ms / 3000))
 
 
-def end_for_heartbeat_error(e: Exception) -> Optional[End]:
+def end_for_heartbeat_error(e: Exception, job: Optional[Job] = None) -> Optional[End]:
     """What a heartbeat's error means for the run; None: try again at the next beat."""
     if isinstance(e, TaskCancelled):
         return End.CANCELLED
+    if isinstance(e, LeaseLost) and job is not None and job.handing_off:
+        return None  # the handler spawned (or is spawning) and is finishing: the lease is given up
     if isinstance(e, (LeaseLost, NotFound)):
         return End.LEASE_LOST
     return None
@@ -230,8 +197,14 @@ def failure_from(e: BaseException) -> HandlerError:
 
 def report_for(run: Run, timeout: Optional[float], counters: Counters) -> Optional[Report]:
     """The outcome to send for an ended run; None when nothing must be sent (a cancel is
-    final, and a lost lease belongs to another worker now)."""
+    final, a lost lease belongs to another worker now, and a task that spawned gave its lease
+    up)."""
     task_id, lease = run.task.id, run.lease
+    if run.job.spawned and run.end is not End.CANCELLED:
+        # Also a spawner's handler stopped (timed out, shut down) as it finished: the task
+        # waits for what it spawned and runs again after, whatever became of this run.
+        counters.add("spawned")
+        return None
     if run.end is End.DONE:
         return CompleteItem(task_id, lease, run.value)
     if run.end is End.FAILED:

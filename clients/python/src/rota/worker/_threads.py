@@ -23,6 +23,7 @@ from ..errors import RotaError
 from ..models import JSON, CompleteItem, FailItem, Task
 from ._common import (
     CLAIM_GATHER_S,
+    HANDLER_RETURNED,
     MAX_CLAIM,
     MAX_REPORT_BATCH,
     REFUSED_ITEM,
@@ -70,6 +71,9 @@ class Worker:
     the task to the dead letters (``dead=True``) or give the attempt back (``temporary=True``).
     A task cancelled while it runs, or whose lease is lost, has its handler stopped within one
     heartbeat (``heartbeat_every``, 1 s, at most a third of the lease) and nothing is reported.
+    A handler that spawns tasks (``client.spawn(job, tasks)``) hands its task off: whatever it
+    returns after, that run reports nothing (``stats.spawned``), and the task runs again once
+    the spawned tasks end, with their results in ``job.dependencies``.
     """
 
     def __init__(
@@ -247,6 +251,10 @@ class Worker:
                         end, detail = End.FAILED, failure_from(e)
                     with run.lock:
                         run.in_handler = False
+                    if run.job.spawned and end is not End.INTERRUPTED:
+                        if end is End.FAILED:
+                            log.warning("task %s spawned, then its handler failed: %s", run.task.id, detail.message)
+                        end = End.SPAWNED  # the lease was given up: nothing to report
                     if end is not End.INTERRUPTED:
                         self._end(run, end, detail)
             except HandlerStopped:
@@ -265,7 +273,7 @@ class Worker:
         if not run.finish(end, value):
             return
         with run.lock:
-            if run.in_handler and run.thread is not None and end not in (End.DONE, End.FAILED):
+            if run.in_handler and run.thread is not None and end not in HANDLER_RETURNED:
                 _raise_in(run.thread)
         report = report_for(run, self.timeout, self._counters)
         if report is not None:
@@ -287,7 +295,7 @@ class Worker:
                         continue
                     if run.deadline is not None and now >= run.deadline:
                         self._end(run, End.TIMED_OUT)
-                    elif now >= run.next_beat and not run.beating:
+                    elif now >= run.next_beat and not run.beating and not run.job.spawned:
                         run.next_beat = now + self.beat_every
                         run.beating = True
                         beats.submit(self._beat, run)
@@ -296,7 +304,7 @@ class Worker:
         try:
             self.client.heartbeat(run.task.id, run.lease, lease_ms=self.lease_ms, progress=run.job.progress)
         except RotaError as e:
-            end = end_for_heartbeat_error(e)
+            end = end_for_heartbeat_error(e, run.job)
             if end is not None:
                 self._end(run, end)
             # Otherwise retried at the next beat: the lease has two more beats of slack.

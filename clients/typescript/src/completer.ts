@@ -13,6 +13,11 @@ export interface WorkerStats {
   cancelled: number;
   /** Tasks failed back to the queue because the worker shut down. */
   interrupted: number;
+  /**
+   * Runs that spawned tasks (`tasks.spawn`) and reported nothing: each task waits for what it
+   * spawned, then runs again.
+   */
+  spawned: number;
 }
 
 /** Most outcomes one batch request carries. */

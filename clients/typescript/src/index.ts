@@ -9,3 +9,4 @@ export type { EventFilter, EventPageOptions, FollowOptions } from "./events.js";
 export type { DeliveryQuery } from "./webhooks.js";
 export { KNOWN_OPERATIONS, KNOWN_FIELDS } from "./known.js";
 export type * from "./types.js";
+export type * from "./workflow-types.js";

@@ -1,7 +1,6 @@
 import type {
   AttemptError,
   Backoff,
-  BatchInput,
   BatchSummary,
   CallbacksInfo,
   ClaimOptions,
@@ -54,11 +53,8 @@ import type {
   WebhookPatch,
   WhoAmI,
   WorkerProcess,
-  Workflow,
-  WorkflowList,
-  WorkflowTask,
-  WorkflowTaskInput,
 } from "./types.js";
+import type { BatchInput, Spawned, Workflow, WorkflowList, WorkflowTask, WorkflowTaskInput } from "./workflow-types.js";
 
 /**
  * What this library knows of the server's API, kept by hand as data: every operation it
@@ -82,6 +78,8 @@ export const KNOWN_OPERATIONS: readonly string[] = [
   "PATCH /v1/admin/tenants/{tenant}",
   "POST /v1/batches",
   "GET /v1/batches/{id}",
+  "POST /v1/batches/{id}/close",
+  "POST /v1/batches/{id}/tasks",
   "GET /v1/callbacks",
   "POST /v1/callbacks/rotate-secret",
   "GET /v1/doctor",
@@ -127,6 +125,7 @@ export const KNOWN_OPERATIONS: readonly string[] = [
   "POST /v1/tasks/{id}/kill",
   "POST /v1/tasks/{id}/retry",
   "POST /v1/tasks/{id}/run-now",
+  "POST /v1/tasks/{id}/spawn",
   "GET /v1/webhooks",
   "POST /v1/webhooks",
   "GET /v1/webhooks/{id}",
@@ -162,9 +161,13 @@ function fieldsOf<T>() {
  * `payload`, `result` and `progress` are passed through untyped (`Json`) on purpose.
  */
 export const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  // wire wrapper: Task[] (batches.add)
+  AddedList: ["tasks"],
+  // wire wrapper: AddedTask[] (batches.add)
+  AddedTasks: ["tasks"],
   AttemptError: fieldsOf<AttemptError>()(["at", "attempt", "message"]),
   Backoff: fieldsOf<Backoff>()(["base_ms", "max_ms"]),
-  BatchInput: fieldsOf<BatchInput>()(["callback", "only_on_success", "tasks"]),
+  BatchInput: fieldsOf<BatchInput>()(["callback", "only_on_success", "open", "tasks"]),
   // wire wrapper: ItemOutcome[] (completeBatch, failBatch)
   BatchOutcome: ["items"],
   BatchSummary: fieldsOf<BatchSummary>()(["cancelled", "dead", "id", "succeeded"]),
@@ -241,6 +244,9 @@ export const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
   ScheduleList: ["schedules"],
   ScheduleOut: fieldsOf<Schedule>()(["catch_up", "created_at", "cron", "every_ms", "group", "jitter_ms", "kind", "max_attempts", "name", "next_run_at", "overlap", "paused", "payload", "priority", "queue", "runs", "timezone", "updated_at"]),
   StateCounts: fieldsOf<StateCounts>()(["cancelled", "dead", "ready", "running", "scheduled", "succeeded", "waiting"]),
+  // wire wrapper: spawn(task, tasks, { on_dependency_failure })
+  SpawnBody: ["lease", "on_dependency_failure", "tasks"],
+  SpawnedTasks: fieldsOf<Spawned>()(["task", "tasks"]),
   Status: fieldsOf<Readiness>()(["checks", "maintenance", "status"]),
   Task: fieldsOf<Task>()(["attempt", "callback_url", "created_at", "depends_on", "errors", "finished_at", "group", "id", "kind", "lease", "max_attempts", "on_dependency_failure", "payload", "priority", "progress", "queue", "result", "run_at", "state", "tags", "unique_key", "updated_at", "workflow"]),
   TaskInput: fieldsOf<TaskInput>()(["callback_url", "delay_ms", "depends_on", "group", "kind", "max_attempts", "on_dependency_failure", "on_duplicate", "payload", "priority", "run_at", "tags", "unique_key"]),
@@ -259,7 +265,7 @@ export const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
   Worker: fieldsOf<WorkerProcess>()(["connected_at", "connections", "hostname", "labels", "last_beat", "pid", "signal", "wid"]),
   // wire wrapper: WorkerProcess[] (processes.list)
   WorkerList: ["workers"],
-  Workflow: fieldsOf<Workflow>()(["counts", "created_at", "id", "kind", "state", "tasks"]),
+  Workflow: fieldsOf<Workflow>()(["counts", "created_at", "id", "kind", "open", "state", "tasks"]),
   // wire wrapper: WorkflowTaskInput[] (workflows.submit)
   WorkflowInput: ["tasks"],
   WorkflowList: fieldsOf<WorkflowList>()(["next_before", "workflows"]),

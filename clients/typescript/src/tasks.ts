@@ -1,3 +1,4 @@
+import { spawnAnswered, spawning } from "./handoff.js";
 import type { CallOptions, Transport } from "./http.js";
 import { path } from "./path.js";
 import type {
@@ -14,6 +15,12 @@ import type {
   TaskInput,
   TaskList,
 } from "./types.js";
+import type { AddedTask, SpawnOptions, Spawned } from "./workflow-types.js";
+
+/** The arguments of `tasks.spawn`: a claimed task, or its id and lease. */
+type SpawnArgs =
+  | [task: Pick<Task, "id" | "lease">, tasks: AddedTask[], options?: SpawnOptions, call?: CallOptions]
+  | [id: string, lease: string, tasks: AddedTask[], options?: SpawnOptions, call?: CallOptions];
 
 /** Enqueue, read, list and change tasks; claim, heartbeat and report them as a worker. */
 export class Tasks {
@@ -105,6 +112,37 @@ export class Tasks {
 
   fail(id: string, lease: string, error: string, options: FailOptions = {}, call?: CallOptions): Promise<Task> {
     return this.http.json({ method: "POST", path: path`/v1/tasks/${id}/fail`, body: { lease, error, ...options } }, call);
+  }
+
+  /**
+   * The running task adds `tasks` (each with its queue) and waits for them: it gives up its
+   * lease (completing under it is then a 409 `lease_lost`) and runs again once they end, as the
+   * same attempt, its claim carrying their results in `dependencies`. A spawned task that ends
+   * dead or cancelled cancels it unless `on_dependency_failure: "run"`. A lease that is not the
+   * task's is a 409 (`lease_lost`, `task_cancelled`) and stores nothing.
+   *
+   * Inside a `Worker` handler, pass the claimed task and return: that run reports nothing
+   * (the worker counts it as `spawned`).
+   */
+  spawn(task: Pick<Task, "id" | "lease">, tasks: AddedTask[], options?: SpawnOptions, call?: CallOptions): Promise<Spawned>;
+  spawn(id: string, lease: string, tasks: AddedTask[], options?: SpawnOptions, call?: CallOptions): Promise<Spawned>;
+  async spawn(...args: SpawnArgs): Promise<Spawned> {
+    const [id, lease, tasks, options, call] =
+      typeof args[0] === "string"
+        ? (args as [string, string, AddedTask[], SpawnOptions?, CallOptions?])
+        : [args[0].id, args[0].lease?.token ?? "", args[1] as AddedTask[], args[2] as SpawnOptions | undefined, args[3] as CallOptions | undefined];
+    spawning(lease);
+    try {
+      const spawned = await this.http.json<Spawned>(
+        { method: "POST", path: path`/v1/tasks/${id}/spawn`, body: { lease, tasks, ...options } },
+        call,
+      );
+      spawnAnswered(lease, true);
+      return spawned;
+    } catch (err) {
+      spawnAnswered(lease, false);
+      throw err;
+    }
   }
 
   /** Completes many tasks in one commit; one outcome per item, in order. */

@@ -305,11 +305,19 @@ export type EventType =
   | "task.deleted"
   | "task.waiting"
   | "task.released"
+  | "workflow.succeeded"
+  | "workflow.failed"
+  | "workflow.cancelled"
   | "schedule.fired"
   | "schedule.skipped"
   | "delivery.dead"
   | "webhook.disabled";
 
+/**
+ * One event of the log. A `workflow.*` event (a workflow or batch whose tasks all ended) names
+ * the workflow's last task (a batch's callback) and carries `workflow` (its id) and `state` in
+ * `data`.
+ */
 export interface RotaEvent {
   cursor: number;
   type: EventType;
@@ -329,71 +337,6 @@ export interface EventList {
 export interface Ticket {
   ticket: string;
   expires_at: string;
-}
-
-/**
- * One task of a workflow: a task as `enqueue` takes it (without `unique_key`), with a name
- * unique in the workflow, its queue, and the names of the tasks of the workflow it waits for.
- * (The server's schema makes `name` optional because batches share it; a workflow requires it.)
- */
-export interface WorkflowTaskInput extends Omit<TaskInput, "unique_key" | "on_duplicate"> {
-  name: string;
-  queue: string;
-  /** Names of other tasks of this workflow that must succeed first. */
-  depends_on?: string[];
-}
-
-/** A member or the callback of a batch: a task with its queue, without name or dependencies. */
-export type BatchTaskInput = Omit<WorkflowTaskInput, "name" | "depends_on" | "on_dependency_failure">;
-
-/** `POST /v1/batches`: members, and a callback that runs once every member is final. */
-export interface BatchInput {
-  /** At most 9,999 members. */
-  tasks: BatchTaskInput[];
-  /** Its claim carries `batch` (a `BatchSummary`); stored as the batch's task named `callback`. */
-  callback: BatchTaskInput;
-  /**
-   * Run the callback only if every member succeeded; otherwise it is cancelled. Default false:
-   * it runs whatever the members ended as.
-   */
-  only_on_success?: boolean;
-}
-
-/** `workflow`: a graph of named tasks (`workflows.submit`); `batch`: members and a callback (`batches.submit`). */
-export type WorkflowKind = "workflow" | "batch";
-
-/** `running` while some task is not final; else `failed` if one is dead, `cancelled` if one is. */
-export type WorkflowState = "running" | "succeeded" | "failed" | "cancelled";
-
-/** A task of a workflow, under the name it was submitted with. */
-export interface WorkflowTask {
-  name: string;
-  task: Task;
-}
-
-export interface Workflow {
-  id: string;
-  kind: WorkflowKind;
-  state: WorkflowState;
-  created_at: string;
-  /** Its tasks counted by state. */
-  counts: StateCounts;
-  /** In submission order; absent in a list. */
-  tasks?: WorkflowTask[];
-}
-
-export interface WorkflowList {
-  /** Newest first, without their tasks. */
-  workflows: Workflow[];
-  /** Pass as `before` for the next (older) page; null on the last. */
-  next_before?: string | null;
-}
-
-export interface ListWorkflowsOptions {
-  /** The previous page's `next_before`. */
-  before?: string;
-  /** Page size (default 100). */
-  limit?: number;
 }
 
 export type CatchUp = "none" | "latest" | "all";

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { RotaClient } from "./client.js";
 import { Completer, type WorkerStats } from "./completer.js";
 import { RotaError, TransportError } from "./errors.js";
+import { forgetRun, handedOff, handingOff, watchRun } from "./handoff.js";
 import { HandlerError, TaskAbortedError } from "./handler-error.js";
 import { Slots } from "./slots.js";
 import type { ClaimedTask, Json } from "./types.js";
@@ -14,6 +15,11 @@ import type { ClaimedTask, Json } from "./types.js";
  * its lease is lost, its time is up or the worker shuts down past its grace period: stop then,
  * as whatever the handler does afterwards is not reported. A task that waited for others
  * (`depends_on`) carries them in `task.dependencies`, with their results.
+ *
+ * A handler that finds more work may hand its task off: `await client.tasks.spawn(task, tasks)`
+ * and return. That run reports nothing (its return value or throw is ignored); the task waits
+ * for the spawned tasks and runs again, as the same attempt, with their results in
+ * `task.dependencies`, which is how a handler tells its two runs apart.
  */
 export type Handler = (task: ClaimedTask, signal: AbortSignal) => Promise<Json | undefined | void> | Json | undefined | void;
 
@@ -47,7 +53,9 @@ const MAX_CLAIM = 100;
 type End =
   | { kind: "done"; result: Json | undefined }
   | { kind: "threw"; error: unknown }
-  | { kind: "aborted"; why: TaskAbortedError };
+  | { kind: "aborted"; why: TaskAbortedError }
+  /** The handler spawned tasks: the lease was given up, nothing to report. */
+  | { kind: "spawned" };
 
 /**
  * The worker runtime: claims in batches with long-poll, runs up to `concurrency` handlers at
@@ -59,7 +67,9 @@ type End =
  * reporting. On shutdown (the `signal` given to {@link Worker.run} aborts) nothing more is
  * claimed; running tasks may finish within the grace period, and those still running then are
  * failed as temporary with `retry_in_ms: 0` so they run again elsewhere at once. A claim the
- * server refuses (4xx) stops the worker the same way and `run` rejects with the error.
+ * server refuses (4xx) stops the worker the same way and `run` rejects with the error. A run
+ * whose handler spawned tasks (`client.tasks.spawn(task, …)`) reports nothing: its lease was
+ * given up, and the task runs again once the spawned tasks end.
  */
 export class Worker {
   private readonly opts: Required<Omit<WorkerOptions, "timeoutMs" | "kinds">> & Pick<WorkerOptions, "timeoutMs" | "kinds">;
@@ -85,7 +95,7 @@ export class Worker {
 
   /** Runs until `signal` aborts, then drains as described above. */
   async run(signal?: AbortSignal): Promise<WorkerStats> {
-    const stats: WorkerStats = { succeeded: 0, failed: 0, leaseLost: 0, cancelled: 0, interrupted: 0 };
+    const stats: WorkerStats = { succeeded: 0, failed: 0, leaseLost: 0, cancelled: 0, interrupted: 0, spawned: 0 };
     const completer = new Completer(this.client.tasks, stats);
     const slots = new Slots(this.opts.concurrency);
     const running = new Set<Promise<void>>();
@@ -163,6 +173,8 @@ export class Worker {
   private async runOne(task: ClaimedTask, completer: Completer, stats: WorkerStats, interrupt: AbortSignal): Promise<void> {
     const lease = task.lease?.token;
     if (lease === undefined) return;
+    // So that `tasks.spawn` under this lease marks the run as handed off.
+    watchRun(lease);
     const { end: ended, settled } = this.supervise(task, lease, interrupt);
     const end = await ended;
     try {
@@ -171,14 +183,18 @@ export class Worker {
       // JavaScript cannot stop a handler: one that ignores its signal keeps its slot (and
       // run() waits for it), so no more handlers than `concurrency` ever run at once.
       await settled;
+      forgetRun(lease);
     }
   }
 
-  /** Sends the outcome of a run, or nothing for a cancelled task or a lost lease. */
+  /** Sends the outcome of a run, or nothing for a cancelled task, a lost lease or a spawn. */
   private report(task: ClaimedTask, lease: string, end: End, completer: Completer, stats: WorkerStats): void {
     const fail = (error: string, options: { retry_in_ms?: number; dead?: boolean; temporary?: boolean } = {}) =>
       completer.fail({ id: task.id, lease, error, ...options });
     switch (end.kind) {
+      case "spawned":
+        stats.spawned++;
+        return;
       case "done":
         completer.complete({ id: task.id, lease, result: end.result ?? null });
         return;
@@ -230,7 +246,10 @@ export class Worker {
         if (deadline !== undefined) clearTimeout(deadline);
         interrupt.removeEventListener("abort", onInterrupt);
         if (end.kind === "aborted") controller.abort(end.why);
-        resolve(end);
+        // The task spawned and gave up its lease: whatever ended the run (a return, a throw, its
+        // time or shutdown while it finished), there is nothing to report. A cancel still counts.
+        const cancelled = end.kind === "aborted" && end.why.reason === "cancelled";
+        resolve(handedOff(lease) && !cancelled ? { kind: "spawned" } : end);
       };
       const abort = (reason: TaskAbortedError["reason"], message: string) =>
         finish({ kind: "aborted", why: new TaskAbortedError(reason, message) });
@@ -239,12 +258,15 @@ export class Worker {
       let beating = false;
       const beat = setInterval(() => {
         if (beating) return; // a slow heartbeat is not followed by a burst of them
+        if (handedOff(lease)) return; // the lease was given up: nothing to renew
         beating = true;
         this.client.tasks
           .heartbeat(task.id, lease, { lease_ms: leaseMs })
           .catch((err: unknown) => {
             // Any other failure is retried at the next tick: the lease has two more of slack.
             if (!(err instanceof RotaError)) return;
+            // The handler spawned (or is spawning) and gave up the lease: not a lost lease.
+            if (err.leaseLost && handingOff(lease)) return;
             if (err.cancelled) abort("cancelled", `task ${task.id} was cancelled`);
             else if (err.leaseLost || err.notFound) abort("lease_lost", `lost the lease of task ${task.id}: ${err.message}`);
           })

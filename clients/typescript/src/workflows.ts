@@ -1,6 +1,6 @@
 import type { CallOptions, Transport } from "./http.js";
 import { path } from "./path.js";
-import type { ListWorkflowsOptions, Workflow, WorkflowList, WorkflowTaskInput } from "./types.js";
+import type { ListWorkflowsOptions, Workflow, WorkflowList, WorkflowTaskInput } from "./workflow-types.js";
 
 /** Graphs of tasks submitted at once: each task waits for the ones it names in `depends_on`. */
 export class Workflows {

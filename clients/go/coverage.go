@@ -31,6 +31,8 @@ var operations = []Operation{
 	{"DELETE", "/v1/admin/tenants/{tenant}"},                  // DeleteTenant
 	{"POST", "/v1/batches"},                                   // SubmitBatch
 	{"GET", "/v1/batches/{id}"},                               // GetBatch
+	{"POST", "/v1/batches/{id}/close"},                        // CloseBatch
+	{"POST", "/v1/batches/{id}/tasks"},                        // AddToBatch
 	{"GET", "/v1/callbacks"},                                  // Callbacks
 	{"POST", "/v1/callbacks/rotate-secret"},                   // RotateCallbackSecret
 	{"GET", "/v1/doctor"},                                     // Doctor
@@ -76,6 +78,7 @@ var operations = []Operation{
 	{"POST", "/v1/tasks/{id}/kill"},                           // KillTask
 	{"POST", "/v1/tasks/{id}/retry"},                          // RetryTask
 	{"POST", "/v1/tasks/{id}/run-now"},                        // RunNow
+	{"POST", "/v1/tasks/{id}/spawn"},                          // Spawn
 	{"GET", "/v1/webhooks"},                                   // Webhooks
 	{"POST", "/v1/webhooks"},                                  // CreateWebhook
 	{"GET", "/v1/webhooks/{id}"},                              // GetWebhook
@@ -146,6 +149,8 @@ var models = map[string]any{
 	"RunOut":             ScheduleRun{},
 	"ScheduleBody":       Schedule{},
 	"ScheduleOut":        ScheduleInfo{},
+	"SpawnBody":          spawnBody{},
+	"SpawnedTasks":       Spawned{},
 	"StateCounts":        StateCounts{},
 	"Status":             Health{},
 	"Task":               without{Task{}, []string{"dependencies", "batch"}}, // only claims carry them (ClaimedTask)
@@ -189,6 +194,8 @@ func (w without) known() []string {
 // envelopes are the schemas the library reads or writes through an unnamed wrapper (the list
 // in a list's answer, a batch's items), with the fields it uses.
 var envelopes = map[string][]string{
+	"AddedList":     {"tasks"},
+	"AddedTasks":    {"tasks"},
 	"BatchOutcome":  {"items"},
 	"Claimed":       {"tasks"},
 	"CompleteBatch": {"items"},

@@ -28,13 +28,15 @@ const (
 	CodeTaskNotFound  = "task_not_found"
 	CodeQueueNotFound = "queue_not_found"
 	CodeBatchNotFound = "batch_not_found"
-	CodeTaskCancelled = "task_cancelled"
-	CodeLeaseLost     = "lease_lost"
-	CodeInvalidState  = "invalid_state"
-	CodeConflict      = "conflict"
-	CodeInvalidField  = "invalid_field"
-	CodeTooLarge      = "too_large"
-	CodeRateLimited   = "rate_limited"
+	// CodeWorkflowNotFound is an unknown workflow or batch id (AddToBatch, CloseBatch).
+	CodeWorkflowNotFound = "workflow_not_found"
+	CodeTaskCancelled    = "task_cancelled"
+	CodeLeaseLost        = "lease_lost"
+	CodeInvalidState     = "invalid_state"
+	CodeConflict         = "conflict"
+	CodeInvalidField     = "invalid_field"
+	CodeTooLarge         = "too_large"
+	CodeRateLimited      = "rate_limited"
 )
 
 // ErrorCode is the server's code for err, or "" when err is not an answer from the server.

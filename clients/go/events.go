@@ -10,7 +10,10 @@ import (
 	"time"
 )
 
-// Event is one entry of the event log: a task transition, a schedule's tick or a delivery's end.
+// Event is one entry of the event log: a task transition, a schedule's tick, a delivery's end,
+// or a workflow's (or batch's) end once its tasks all ended (workflow.succeeded,
+// workflow.failed, workflow.cancelled: Data has the workflow's id as "workflow" and its
+// "state").
 type Event struct {
 	// Cursor only grows; resume after the last one seen.
 	Cursor  int64     `json:"cursor"`

@@ -10,7 +10,9 @@ import (
 // stores none, a json.RawMessage is stored as is); an error fails the attempt, and the task
 // runs again after its backoff or goes to the dead letters (see Dead, Temporary, RetryIn). A
 // panic fails the attempt too. ctx is cancelled when the task is cancelled, its lease is lost,
-// its timeout passes or the worker's grace period after shutdown ends: return soon after.
+// its timeout passes or the worker's grace period after shutdown ends: return soon after. A
+// handler that spawned tasks (Client.Spawn with ctx) has handed its lease off: what it returns
+// then is not reported, and the task runs again once the spawned tasks end.
 type Handler func(ctx context.Context, task *Task) (result any, err error)
 
 // HandlerFunc adapts a handler that stores no result.

@@ -17,7 +17,8 @@ const maxClaim = 100
 // Worker claims tasks of one queue and runs them with its Handler: claims in batches with
 // long-poll, at most Concurrency handlers at once, a heartbeat for each running task, outcomes
 // reported in batches. A cancelled task (heartbeat answered 409 task_cancelled) or a lost lease
-// cancels the handler's ctx and is not reported. Go cannot stop a goroutine from outside, so a
+// cancels the handler's ctx and is not reported. A handler that spawns tasks (Client.Spawn with
+// its ctx) hands its lease off: that run reports nothing and is not a lost lease. Go cannot stop a goroutine from outside, so a
 // handler must return once its ctx ends: its slot stays taken, and Run waits for it, until it
 // does. Fields left zero take the defaults named.
 type Worker struct {
@@ -57,14 +58,24 @@ type WorkerStats struct {
 	Cancelled int64
 	// Interrupted counts tasks failed back to the queue because the worker shut down.
 	Interrupted int64
+	// Spawned counts runs whose handler spawned tasks (Client.Spawn): the task waits for them
+	// and runs again, and the run reported nothing.
+	Spawned int64
 }
 
 type counters struct {
-	succeeded, failed, leaseLost, cancelled, interrupted atomic.Int64
+	succeeded, failed, leaseLost, cancelled, interrupted, spawned atomic.Int64
 }
 
 func (c *counters) stats() WorkerStats {
-	return WorkerStats{c.succeeded.Load(), c.failed.Load(), c.leaseLost.Load(), c.cancelled.Load(), c.interrupted.Load()}
+	return WorkerStats{
+		Succeeded:   c.succeeded.Load(),
+		Failed:      c.failed.Load(),
+		LeaseLost:   c.leaseLost.Load(),
+		Cancelled:   c.cancelled.Load(),
+		Interrupted: c.interrupted.Load(),
+		Spawned:     c.spawned.Load(),
+	}
 }
 
 // refused is where an item the server refused in a batch is counted.

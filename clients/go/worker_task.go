@@ -17,6 +17,7 @@ const (
 	leaseLost                  // the heartbeat says the lease is gone
 	cancelled                  // the heartbeat says the task was cancelled
 	interrupted                // the grace period after shutdown ended
+	handedOff                  // the handler spawned tasks: the lease was given up (Spawn)
 )
 
 type handlerResult struct {
@@ -33,10 +34,13 @@ func (s *settings) runTask(task *Task, reports chan<- report, stats *counters, s
 	}
 	lease := task.Lease.Token
 	// The handler's ctx ends only by its Timeout or by cancel below: not with the worker's
-	// ctx, so that running handlers finish after shutdown begins.
-	ctx, cancel := context.WithCancel(context.Background())
+	// ctx, so that running handlers finish after shutdown begins. It carries the run, for
+	// Spawn to mark it handed off.
+	r := &run{id: task.ID, lease: lease}
+	base := context.WithValue(context.Background(), runKey{}, r)
+	ctx, cancel := context.WithCancel(base)
 	if s.Timeout > 0 {
-		ctx, cancel = context.WithTimeout(context.Background(), s.Timeout)
+		ctx, cancel = context.WithTimeout(base, s.Timeout)
 	}
 	defer cancel()
 	finished := make(chan handlerResult, 1)
@@ -46,17 +50,25 @@ func (s *settings) runTask(task *Task, reports chan<- report, stats *counters, s
 	defer ticker.Stop()
 
 	var (
-		end outcome
-		res handlerResult
+		end      outcome
+		res      handlerResult
+		returned bool
 	)
 loop:
 	for {
 		select {
 		case res = <-finished:
-			end = done
+			end, returned = done, true
 			break loop
 		case <-ticker.C:
-			if end = s.heartbeatTask(task.ID, lease); end != done {
+			if r.handedOff.Load() {
+				continue // the handler spawned: the lease is given up, nothing to renew
+			}
+			if end = s.heartbeatTask(task.ID, lease); end == leaseLost && r.spawned() {
+				end = done // the spawn in flight gave the lease up
+				continue
+			}
+			if end != done {
 				break loop
 			}
 		case <-ctx.Done():
@@ -70,9 +82,18 @@ loop:
 	if end != done {
 		cancel()
 	}
+	if r.handedOff.Load() && (end == done || end == timedOut || end == interrupted) {
+		// Once spawned, the task is no longer this run's to complete or fail.
+		if end == done && res.err != nil {
+			s.Logger.Printf("rota: task %s spawned tasks; its handler's error is not reported: %v", task.ID, res.err)
+		}
+		end = handedOff
+	}
 	switch end {
 	case done:
 		reports <- resultReport(task, lease, res)
+	case handedOff:
+		stats.spawned.Add(1)
 	case timedOut:
 		reports <- report{fail: &FailItem{ID: task.ID, Lease: lease, Error: fmt.Sprintf("handler timed out after %s", s.Timeout)}}
 	case interrupted:
@@ -86,7 +107,7 @@ loop:
 		s.Logger.Printf("rota: task %s was cancelled; its handler was stopped", task.ID)
 		stats.cancelled.Add(1)
 	}
-	if end != done {
+	if !returned {
 		<-finished
 	}
 }

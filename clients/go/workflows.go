@@ -89,6 +89,9 @@ type Workflow struct {
 	Counts StateCounts `json:"counts"`
 	// Tasks are its tasks in submission order; a ListWorkflows page leaves them out.
 	Tasks []WorkflowTask `json:"tasks"`
+	// Open is, for a batch, whether members may still be added (AddToBatch) until CloseBatch;
+	// nil for a workflow.
+	Open *bool `json:"open,omitempty"`
 }
 
 // Task is the workflow's task submitted under name, or nil.
@@ -133,6 +136,8 @@ type batchInput struct {
 	Tasks         []WorkflowTaskInput `json:"tasks"`
 	Callback      WorkflowTaskInput   `json:"callback"`
 	OnlyOnSuccess bool                `json:"only_on_success"`
+	// Open keeps the batch open for AddToBatch until CloseBatch (SubmitOpenBatch).
+	Open bool `json:"open,omitempty"`
 }
 
 // SubmitBatch stores a batch whole or not at all: the members (tasks, each with a queue and a
@@ -140,8 +145,9 @@ type batchInput struct {
 // default it runs whatever they ended as; with onlyOnSuccess a member that ends dead or
 // cancelled cancels it. Its claim (so a Worker's handler) reads the outcome in Task.Batch. The
 // answer is the batch as a Workflow of Kind KindBatch whose last task is named BatchCallback.
+// SubmitOpenBatch submits one that takes members until it is closed.
 func (c *Client) SubmitBatch(ctx context.Context, tasks []WorkflowTaskInput, callback WorkflowTaskInput, onlyOnSuccess bool) (*Workflow, error) {
-	return c.workflowCall(ctx, http.MethodPost, "/v1/batches", batchInput{tasks, callback, onlyOnSuccess})
+	return c.workflowCall(ctx, http.MethodPost, "/v1/batches", batchInput{tasks, callback, onlyOnSuccess, false})
 }
 
 // GetBatch reads a batch with its members and callback; a plain workflow's id is a 404

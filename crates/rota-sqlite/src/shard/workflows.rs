@@ -130,12 +130,12 @@ impl Shard {
             .await
     }
 
-    /// Records here of workflows not yet found ended, after `after`.
-    pub async fn running_records(
+    /// The ids of workflows here not yet found ended, after `after`.
+    pub async fn running_workflows(
         &self,
         after: TaskId,
         limit: usize,
-    ) -> StoreResult<Vec<WorkflowRow>> {
+    ) -> StoreResult<Vec<TaskId>> {
         self.read(move |conn, _| wf::running(conn, after, limit).map_err(db_err))
             .await
     }

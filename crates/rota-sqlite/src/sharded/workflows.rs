@@ -57,18 +57,22 @@ impl SqliteStore {
         for (s, shard) in self.shards.iter().enumerate() {
             let mark = &self.end_marks[s];
             let after = TaskId(mark.load(Ordering::Relaxed));
-            let running = shard.running_records(after, RECORDS_PER_PASS).await?;
+            let running = shard.running_workflows(after, RECORDS_PER_PASS).await?;
             let next = match running.last() {
-                Some(last) if running.len() == RECORDS_PER_PASS => last.id.0,
+                Some(last) if running.len() == RECORDS_PER_PASS => last.0,
                 _ => 0,
             };
             mark.store(next, Ordering::Relaxed);
-            'records: for r in running {
+            'records: for id in running {
                 for o in self.shards.iter() {
-                    if o.workflow_live(r.id).await? {
+                    if o.workflow_live(id).await? {
                         continue 'records;
                     }
                 }
+                // Ended: its record (names and all) is read only now.
+                let Some(r) = shard.workflow_record(None, id).await? else {
+                    continue;
+                };
                 let mut counts = StateCounts::default();
                 for c in self.each(|o| o.workflow_counts(r.id)).await {
                     counts.add(&c?);

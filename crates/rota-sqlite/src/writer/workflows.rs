@@ -292,14 +292,18 @@ pub fn tasks(
     rows.collect()
 }
 
-/// Whether a task of the workflow in this shard has not ended (a walk of the workflow's tasks
-/// in id order that stops at the first; the oldest end first, so it is short).
+/// Whether a task of the workflow in this shard has not ended: a walk of its tasks from the
+/// newest that stops at the first live one. The newest (a join, the last steps) end last, so
+/// the walk is short while the workflow runs.
 pub fn live(conn: &rusqlite::Connection, wf: TaskId) -> rusqlite::Result<bool> {
-    conn.prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM tasks WHERE workflow = ?1 \
-         AND state IN ('waiting', 'scheduled', 'ready', 'running'))",
-    )?
-    .query_row([wf.as_i64()], |r| r.get(0))
+    let found: Option<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM tasks WHERE workflow = ?1 \
+             AND state IN ('waiting', 'scheduled', 'ready', 'running') ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([wf.as_i64()], |r| r.get(0))
+        .optional()?;
+    Ok(found.is_some())
 }
 
 /// The workflow's tasks in this shard, counted by state.
@@ -368,23 +372,19 @@ pub fn kept(conn: &rusqlite::Connection, ids: &[TaskId]) -> rusqlite::Result<Vec
     Ok(out)
 }
 
-/// Records of workflows not yet found ended, after `after` in id order.
+/// The ids of workflows here not yet found ended, after `after` in id order.
 pub fn running(
     conn: &rusqlite::Connection,
     after: TaskId,
     limit: usize,
-) -> rusqlite::Result<Vec<WorkflowRow>> {
+) -> rusqlite::Result<Vec<TaskId>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id FROM workflows WHERE ended_at IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
     )?;
-    let ids: Vec<i64> = stmt
-        .query_map(params![after.as_i64(), limit as i64], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.extend(record(conn, TaskId::from_i64(id))?);
-    }
-    Ok(out)
+    let rows = stmt.query_map(params![after.as_i64(), limit as i64], |r| {
+        Ok(TaskId::from_i64(r.get(0)?))
+    })?;
+    rows.collect()
 }
 
 impl Ctx<'_> {

@@ -131,11 +131,7 @@ impl Shard {
     }
 
     /// The ids of workflows here not yet found ended, after `after`.
-    pub async fn running_workflows(
-        &self,
-        after: TaskId,
-        limit: usize,
-    ) -> StoreResult<Vec<TaskId>> {
+    pub async fn running_workflows(&self, after: TaskId, limit: usize) -> StoreResult<Vec<TaskId>> {
         self.read(move |conn, _| wf::running(conn, after, limit).map_err(db_err))
             .await
     }

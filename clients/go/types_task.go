@@ -40,6 +40,8 @@ type Task struct {
 	CreatedAt   time.Time       `json:"created_at"`
 	UpdatedAt   time.Time       `json:"updated_at"`
 	FinishedAt  *time.Time      `json:"finished_at"`
+	// StartedAt is when the latest attempt was claimed; nil before the first claim.
+	StartedAt   *time.Time      `json:"started_at,omitempty"`
 	Lease       *Lease          `json:"lease"`
 	Progress    json.RawMessage `json:"progress"`
 	Result      json.RawMessage `json:"result"`

@@ -248,7 +248,7 @@ export const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
   SpawnBody: ["lease", "on_dependency_failure", "tasks"],
   SpawnedTasks: fieldsOf<Spawned>()(["task", "tasks"]),
   Status: fieldsOf<Readiness>()(["checks", "maintenance", "status"]),
-  Task: fieldsOf<Task>()(["attempt", "callback_url", "created_at", "depends_on", "errors", "finished_at", "group", "id", "kind", "lease", "max_attempts", "on_dependency_failure", "payload", "priority", "progress", "queue", "result", "run_at", "state", "tags", "unique_key", "updated_at", "workflow"]),
+  Task: fieldsOf<Task>()(["attempt", "callback_url", "created_at", "depends_on", "errors", "finished_at", "group", "id", "kind", "lease", "max_attempts", "on_dependency_failure", "payload", "priority", "progress", "queue", "result", "run_at", "started_at", "state", "tags", "unique_key", "updated_at", "workflow"]),
   TaskInput: fieldsOf<TaskInput>()(["callback_url", "delay_ms", "depends_on", "group", "kind", "max_attempts", "on_dependency_failure", "on_duplicate", "payload", "priority", "run_at", "tags", "unique_key"]),
   TaskList: fieldsOf<TaskList>()(["next_cursor", "tasks"]),
   // wire wrapper: Tenant[] (tenants.list)

@@ -37,6 +37,8 @@ export interface Task {
   created_at: string;
   updated_at: string;
   finished_at?: string | null;
+  /** When the latest attempt was claimed; absent before the first claim. */
+  started_at?: string | null;
   lease?: Lease | null;
   progress?: Json;
   result?: Json;

@@ -167,6 +167,7 @@ pub fn enqueued(id: TaskId, queue: &str, new: &NewTask, max_attempts: u32, now: 
         created_at: now,
         updated_at: now,
         finished_at: None,
+        started_at: None,
         lease: None,
         progress: None,
         result: None,

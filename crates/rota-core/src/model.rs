@@ -134,6 +134,10 @@ pub struct Task {
     pub updated_at: Timestamp,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub finished_at: Option<Timestamp>,
+    /// When its latest attempt was claimed; absent until it first is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub started_at: Option<Timestamp>,
     pub lease: Option<Lease>,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
     pub progress: Option<Json>,

@@ -7,10 +7,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// `task` (waiting) once its last dependency ended as it may: ready, or scheduled until its
-/// `run_at`.
+/// `run_at`. A task ready now takes now as its `run_at`: the time it could first run, which is
+/// where its wait for a worker starts (`rota_task_wait_seconds`).
 pub fn released(task: &Task, now: Timestamp) -> Task {
     Task {
         state: crate::lifecycle::waiting_state(task.run_at, now),
+        run_at: task.run_at.max(now),
         updated_at: now,
         ..task.clone()
     }

@@ -351,7 +351,8 @@ impl PostgresStore {
             }
             if !up_id.is_empty() {
                 tx.execute(
-                    "UPDATE rota_tasks t SET state = u.state, updated_at = $1 \
+                    "UPDATE rota_tasks t SET state = u.state, updated_at = $1, \
+                     run_at = greatest(t.run_at, $1) \
                      FROM unnest($2::bigint[], $3::smallint[]) AS u(id, state) \
                      WHERE t.id = u.id",
                     &[&now.0, &up_id, &up_state],

@@ -198,7 +198,8 @@ impl<C: GenericClient> FlowClaim<'_, C> {
         let sql = format!(
             "WITH claimed AS (UPDATE rota_tasks t SET state = 2, attempt = t.attempt + 1, \
                lease_worker = $2, lease_token = ((random() - 0.5) * 1.8e19)::bigint, \
-               lease_expires_at = $3, updated_at = $4 WHERE t.id = ANY($1) AND t.state = 1 \
+               lease_expires_at = $3, updated_at = $4, started_at = $4 \
+               WHERE t.id = ANY($1) AND t.state = 1 \
                RETURNING t.*), \
              ev AS (INSERT INTO rota_events (tenant, cursor, at, queue, kind, task_id, attempt, \
                type, worker, due) \

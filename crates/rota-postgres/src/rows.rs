@@ -16,10 +16,10 @@ pub const TASK_COLUMNS: &str = "t.id, t.queue_id, t.kind, t.payload, t.priority,
      t.run_at, t.attempt, t.max_attempts, t.created_at, t.updated_at, t.finished_at, \
      t.lease_worker, t.lease_token, t.lease_expires_at, t.progress, t.result, t.errors, \
      t.unique_key, t.tags, q.name, t.callback_url, t.grp, t.depends_on, t.dep_policy, \
-     t.workflow";
+     t.workflow, t.started_at";
 
 /// How many columns [`TASK_COLUMNS`] has: a statement that selects more reads them from here.
-pub const TASK_COLUMN_COUNT: usize = 26;
+pub const TASK_COLUMN_COUNT: usize = 27;
 
 /// How many columns [`QUEUE_COLUMNS`] has: a statement that selects more reads them from here.
 pub const QUEUE_COLUMN_COUNT: usize = 17;
@@ -110,6 +110,7 @@ pub fn task_from_row(r: &Row) -> StoreResult<(i64, Task)> {
         created_at: Timestamp(r.try_get(9).map_err(get)?),
         updated_at: Timestamp(r.try_get(10).map_err(get)?),
         finished_at: r.try_get::<_, Option<i64>>(11).map_err(get)?.map(Timestamp),
+        started_at: r.try_get::<_, Option<i64>>(26).map_err(get)?.map(Timestamp),
         lease,
         progress: raw(r.try_get(15).map_err(get)?)?,
         result: raw(r.try_get(16).map_err(get)?)?,

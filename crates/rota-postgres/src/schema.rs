@@ -417,6 +417,13 @@ UPDATE rota_workflows SET ended_at = created_at;
 CREATE INDEX rota_workflows_running ON rota_workflows (id) WHERE ended_at IS NULL;
 "#,
     ),
+    (
+        "attempt start",
+        r#"
+-- When a task's latest attempt was claimed (its run time ends at its outcome).
+ALTER TABLE rota_tasks ADD COLUMN started_at BIGINT;
+"#,
+    ),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -292,8 +292,13 @@ impl PostgresStore {
         }
         let t = rota_core::workflow::released(&cb, now);
         tx.execute(
-            "UPDATE rota_tasks SET state = $1, updated_at = $2 WHERE id = $3",
-            &[&crate::rows::state_to_sql(t.state), &now.0, &t.id.as_i64()],
+            "UPDATE rota_tasks SET state = $1, updated_at = $2, run_at = $4 WHERE id = $3",
+            &[
+                &crate::rows::state_to_sql(t.state),
+                &now.0,
+                &t.id.as_i64(),
+                &t.run_at.0,
+            ],
         )
         .await
         .map_err(db)?;

@@ -142,8 +142,8 @@ impl PostgresStore {
                ORDER BY t.priority DESC, t.id LIMIT $3 FOR UPDATE SKIP LOCKED), \
              claimed AS (UPDATE rota_tasks t SET state = 2, attempt = t.attempt + 1, \
                lease_worker = $4, lease_token = ((random() - 0.5) * 1.8e19)::bigint, \
-               lease_expires_at = $5 + COALESCE($6, (SELECT lease_ms FROM q)), updated_at = $5 \
-               WHERE t.id = ANY(ARRAY(SELECT id FROM picked)) RETURNING t.*), \
+               lease_expires_at = $5 + COALESCE($6, (SELECT lease_ms FROM q)), updated_at = $5, \
+               started_at = $5 WHERE t.id = ANY(ARRAY(SELECT id FROM picked)) RETURNING t.*), \
              ev AS (INSERT INTO rota_events (tenant, cursor, at, queue, kind, task_id, attempt, \
                type, worker, due) \
                SELECT $1, {CURSOR}row_number() OVER (ORDER BY c.priority DESC, c.id)), $5, $2, \

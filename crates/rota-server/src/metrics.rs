@@ -1,11 +1,12 @@
-//! Prometheus metrics: task counters by queue and outcome, request latency by route.
+//! Prometheus metrics: task counters by queue, kind and outcome, how long tasks wait, run and
+//! take from enqueue to their end (per queue), request latency by route.
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
-use rota_core::TaskState;
+use rota_core::{Task, TaskState, Timestamp};
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -34,6 +35,36 @@ fn queue_label(tenant: &str, queue: &str) -> (String, String) {
     }
 }
 
+/// Kinds that get their own label on the per-kind outcome counter; others count as `_other`.
+const MAX_COUNTER_KINDS: usize = 1_000;
+
+/// The `kind` label for the per-kind outcome counter, bounded as [`queue_label`] is.
+fn kind_label(tenant: &str, kind: &str) -> (String, String) {
+    static SEEN: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
+    let key = (tenant.to_owned(), kind.to_owned());
+    let mut seen = SEEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if seen.contains(&key) || seen.len() < MAX_COUNTER_KINDS {
+        seen.insert(key.clone());
+        key
+    } else {
+        ("_other".into(), "_other".into())
+    }
+}
+
+/// Buckets of the task histograms (wait, run, end to end): a millisecond to a day.
+const TASK_SECONDS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+    600.0, 1800.0, 3600.0, 21600.0, 86400.0,
+];
+
+/// Seconds from `from` to `to`, none below zero (clocks of several servers may disagree).
+fn seconds(from: Timestamp, to: Timestamp) -> f64 {
+    (to.0 - from.0).max(0) as f64 / 1000.0
+}
+
 /// The process-wide recorder (metrics are global; several servers in one test process share it).
 pub fn handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -50,6 +81,8 @@ pub fn handle() -> PrometheusHandle {
                         5.0, 10.0, 30.0, 60.0,
                     ],
                 )
+                .expect("buckets are not empty")
+                .set_buckets_for_metric(Matcher::Prefix("rota_task_".into()), TASK_SECONDS)
                 .expect("buckets are not empty")
                 .build_recorder();
             let handle = recorder.handle();
@@ -77,15 +110,47 @@ pub fn tasks_claimed(tenant: &str, queue: &str, n: usize) {
     }
 }
 
-/// A task finished an attempt or was cancelled: `outcome` is the state it went to
-/// (`succeeded`, `scheduled`/`ready` for a retry, `dead`, `cancelled`).
-pub fn task_outcome(tenant: &str, queue: &str, state: TaskState) {
-    let outcome = match state {
+/// Claimed tasks: how long each waited from when it could first run (`run_at`: its creation,
+/// its delay's end, its retry's, or its release by its dependencies) to its claim.
+pub fn tasks_started(tenant: &str, tasks: &[Task]) {
+    for t in tasks {
+        let Some(started) = t.started_at else {
+            continue;
+        };
+        let (tenant, queue) = queue_label(tenant, &t.queue);
+        metrics::histogram!("rota_task_wait_seconds", "tenant" => tenant, "queue" => queue)
+            .record(seconds(t.run_at, started));
+    }
+}
+
+/// A worker reported an attempt's outcome (`t` as it left it): how long the attempt ran, then
+/// the outcome as [`task_outcome`] counts it.
+pub fn attempt_ended(tenant: &str, t: &Task) {
+    if let Some(started) = t.started_at {
+        let (tn, queue) = queue_label(tenant, &t.queue);
+        metrics::histogram!("rota_task_run_seconds", "tenant" => tn, "queue" => queue)
+            .record(seconds(started, t.finished_at.unwrap_or(t.updated_at)));
+    }
+    task_outcome(tenant, t);
+}
+
+/// A task finished an attempt or was cancelled (`t` as it left it): counted by queue and by
+/// kind with the state it went to as `outcome` (`succeeded`, `retry` for a retry waiting,
+/// `dead`, `cancelled`); a final one also records its time from enqueue to that end.
+pub fn task_outcome(tenant: &str, t: &Task) {
+    let outcome = match t.state {
         TaskState::Scheduled | TaskState::Ready => "retry",
         other => other.as_str(),
     };
-    let (tenant, queue) = queue_label(tenant, queue);
-    metrics::counter!("rota_task_outcomes_total", "tenant" => tenant, "queue" => queue, "outcome" => outcome)
+    let (tn, queue) = queue_label(tenant, &t.queue);
+    metrics::counter!("rota_task_outcomes_total", "tenant" => tn.clone(), "queue" => queue.clone(), "outcome" => outcome)
+        .increment(1);
+    if let Some(finished) = t.finished_at.filter(|_| t.state.is_final()) {
+        metrics::histogram!("rota_task_end_to_end_seconds", "tenant" => tn, "queue" => queue, "outcome" => outcome)
+            .record(seconds(t.created_at, finished));
+    }
+    let (tk, kind) = kind_label(tenant, &t.kind);
+    metrics::counter!("rota_task_kind_outcomes_total", "tenant" => tk, "kind" => kind, "outcome" => outcome)
         .increment(1);
 }
 

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 pub const TASK_COLUMNS: &str = "id, queue_id, kind, payload, priority, state, run_at, attempt, \
      max_attempts, created_at, updated_at, finished_at, lease_worker, lease_token, \
      lease_expires_at, progress, result, errors, unique_key, tags, callback_url, grp, \
-     depends_on, dep_policy, workflow";
+     depends_on, dep_policy, workflow, started_at";
 
 /// A task row before its queue id is resolved to a name.
 pub struct TaskRow {
@@ -73,6 +73,7 @@ pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRow> {
         created_at: Timestamp(row.get(9)?),
         updated_at: Timestamp(row.get(10)?),
         finished_at: row.get::<_, Option<i64>>(11)?.map(Timestamp),
+        started_at: row.get::<_, Option<i64>>(25)?.map(Timestamp),
         lease,
         progress: json(row.get(15)?)?,
         result: json(row.get(16)?)?,

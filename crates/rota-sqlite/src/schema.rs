@@ -315,6 +315,10 @@ ALTER TABLE workflows ADD COLUMN ended_at INTEGER;
 UPDATE workflows SET ended_at = created_at;
 CREATE INDEX workflows_running ON workflows (id) WHERE ended_at IS NULL;
 "#,
+    r#"
+-- When a task's latest attempt was claimed (its run time ends at its outcome).
+ALTER TABLE tasks ADD COLUMN started_at INTEGER;
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -75,6 +75,8 @@ class Task:
     priority: int = 0
     payload: JSON = None
     finished_at: Optional[datetime] = None
+    started_at: Optional[datetime] = None
+    """When the latest attempt was claimed; ``None`` before the first claim."""
     lease: Optional[Lease] = None
     progress: JSON = None
     result: JSON = None

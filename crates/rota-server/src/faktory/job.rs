@@ -211,6 +211,7 @@ mod tests {
             created_at: NOW,
             updated_at: NOW,
             finished_at: None,
+            started_at: None,
             lease: None,
             progress: None,
             result: None,

@@ -166,6 +166,9 @@ impl Service {
         let n = got.as_ref().map_or(0, |(_, t)| t.len());
         let i = got.as_ref().map_or(0, |(i, _)| *i);
         m::tasks_claimed(&caller.tenant, queues[i], n);
+        if let Some((_, tasks)) = &got {
+            m::tasks_started(&caller.tenant, tasks);
+        }
         let seen = crate::doctor::observed::ClaimSeen {
             at: self.clock.now(),
             kinds,
@@ -333,7 +336,7 @@ impl Service {
             run(allowed).await
         };
         for t in done.iter().flatten() {
-            m::task_outcome(&caller.tenant, &t.queue, t.state);
+            m::attempt_ended(&caller.tenant, t);
         }
         let mut done = done.into_iter();
         refused
@@ -433,7 +436,7 @@ impl Service {
         let counted = matches!(change, Change::Cancel | Change::Kill { .. });
         let t = self.store.change(&caller.tenant, id, change).await?;
         if counted {
-            m::task_outcome(&caller.tenant, &t.queue, t.state);
+            m::task_outcome(&caller.tenant, &t);
         }
         Ok(t)
     }

@@ -401,7 +401,7 @@ impl Service {
             .await;
         for outcome in outcomes {
             match outcome {
-                Ok(done) => m::task_outcome(&caller.tenant, &done.queue, done.state),
+                Ok(done) => m::task_outcome(&caller.tenant, &done),
                 Err(StoreError::InvalidState { .. }) => {}
                 Err(e) => return Err(e.into()),
             }

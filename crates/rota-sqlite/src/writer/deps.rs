@@ -230,7 +230,7 @@ impl Ctx<'_> {
             .tx()
             .prepare_cached(
                 "UPDATE tasks SET state = CASE WHEN run_at > ?2 THEN 'scheduled' ELSE 'ready' END, \
-                 updated_at = ?2 WHERE id = ?1 AND state = 'waiting' \
+                 run_at = max(run_at, ?2), updated_at = ?2 WHERE id = ?1 AND state = 'waiting' \
                  RETURNING queue_id, state, kind, attempt, run_at",
             )?
             .query_row(params![task.as_i64(), b.now.0], |r| {
@@ -274,8 +274,10 @@ impl Ctx<'_> {
         let before = self.task_by_id(b, id.as_i64())?;
         let t = rota_core::workflow::released(&before, b.now);
         self.tx()
-            .prepare_cached("UPDATE tasks SET state = ?1, updated_at = ?2 WHERE id = ?3")?
-            .execute(params![t.state.as_str(), b.now.0, id.as_i64()])?;
+            .prepare_cached(
+                "UPDATE tasks SET state = ?1, run_at = ?4, updated_at = ?2 WHERE id = ?3",
+            )?
+            .execute(params![t.state.as_str(), b.now.0, id.as_i64(), t.run_at.0])?;
         b.delta.moved(qid, Some(TaskState::Waiting), Some(t.state));
         if t.state == TaskState::Ready {
             b.ready.insert(qid);

@@ -269,13 +269,15 @@ impl Ctx<'_> {
         self.tx()
             .prepare_cached(
                 "UPDATE tasks SET state = 'running', attempt = attempt + 1, lease_worker = ?1, \
-                 lease_token = ?2, lease_expires_at = ?3, updated_at = ?4 WHERE id = ?5",
+                 lease_token = ?2, lease_expires_at = ?3, updated_at = ?4, started_at = ?4 \
+                 WHERE id = ?5",
             )?
             .execute(params![worker, token, expires.0, b.now.0, t.id.as_i64()])?;
         t.queue = key.name.clone();
         t.state = TaskState::Running;
         t.attempt += 1;
         t.updated_at = b.now;
+        t.started_at = Some(b.now);
         t.lease = Some(Lease {
             worker: worker.to_owned(),
             token: token_to_string(token),

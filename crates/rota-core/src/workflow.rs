@@ -222,6 +222,15 @@ impl Workflow {
     }
 }
 
+/// The task a workflow's `workflow.*` event names (and is logged in the queue of): a batch's
+/// callback, else the last task submitted.
+pub fn event_task(
+    callback: Option<crate::TaskId>,
+    names: &[(String, crate::TaskId)],
+) -> Option<crate::TaskId> {
+    callback.or_else(|| names.last().map(|(_, id)| *id))
+}
+
 /// Most tasks one workflow may hold (and most dependencies one task may name): a fan-in of
 /// this many tasks into one join is allowed.
 pub const MAX_WORKFLOW_TASKS: usize = 10_000;

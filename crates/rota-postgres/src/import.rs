@@ -97,18 +97,19 @@ impl PostgresStore {
             "INSERT INTO rota_tasks (id, queue_id, kind, payload, priority, state, run_at, \
                attempt, max_attempts, created_at, updated_at, finished_at, lease_worker, \
                lease_token, lease_expires_at, progress, result, errors, unique_key, tags, purge_at, \
-               callback_url, grp) \
+               callback_url, grp, started_at) \
              SELECT u.id, $1::bigint, u.kind, u.payload, u.priority, u.state, u.run_at, u.attempt, \
                u.max_attempts, u.created_at, u.updated_at, u.finished_at, u.lease_worker, \
                u.lease_token, u.lease_expires_at, u.progress, u.result, u.errors, u.unique_key, \
-               u.tags, u.purge_at, u.callback_url, u.grp \
+               u.tags, u.purge_at, u.callback_url, u.grp, u.started_at \
              FROM unnest($2::bigint[], $3::text[], $4::text[], $5::int[], $6::smallint[], \
                $7::bigint[], $8::int[], $9::int[], $10::bigint[], $11::bigint[], $12::bigint[], \
                $13::text[], $14::bigint[], $15::bigint[], $16::text[], $17::text[], $18::text[], \
-               $19::text[], $20::text[], $21::bigint[], $22::text[], $23::text[]) \
+               $19::text[], $20::text[], $21::bigint[], $22::text[], $23::text[], \
+               $24::bigint[]) \
              AS u(id, kind, payload, priority, state, run_at, attempt, max_attempts, created_at, \
                updated_at, finished_at, lease_worker, lease_token, lease_expires_at, progress, \
-               result, errors, unique_key, tags, purge_at, callback_url, grp)",
+               result, errors, unique_key, tags, purge_at, callback_url, grp, started_at)",
             &[
                 &queue_id,
                 &c.id,
@@ -133,6 +134,7 @@ impl PostgresStore {
                 &c.purge_at,
                 &c.callback_url,
                 &c.grp,
+                &c.started_at,
             ],
         )
         .await
@@ -181,6 +183,7 @@ struct ImportColumns {
     purge_at: Vec<Option<i64>>,
     callback_url: Vec<Option<String>>,
     grp: Vec<Option<String>>,
+    started_at: Vec<Option<i64>>,
 }
 
 impl ImportColumns {
@@ -222,6 +225,7 @@ impl ImportColumns {
         self.tags.push(tags_to_sql(&t.tags));
         self.callback_url.push(t.callback_url.clone());
         self.grp.push(t.group.clone());
+        self.started_at.push(t.started_at.map(|s| s.0));
         self.purge_at.push(
             t.state
                 .is_final()

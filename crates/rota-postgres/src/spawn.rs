@@ -214,15 +214,13 @@ impl PostgresStore {
             .map_err(db)?
             .ok_or(StoreError::WorkflowNotFound(batch))?;
         let cb: Option<i64> = row.get(0);
-        let cb = cb.map(TaskId::from_i64).ok_or_else(|| {
-            StoreError::Invalid(format!(
-                "workflow {batch} is not a batch: tasks are added only to an open batch"
-            ))
-        })?;
+        let cb = cb
+            .map(TaskId::from_i64)
+            .ok_or_else(|| rota_store::not_a_batch(batch))?;
         // A callback retention removed belongs to a batch long closed.
         self.lock_task(tx, tenant, cb)
             .await?
-            .ok_or_else(|| closed(batch))
+            .ok_or_else(|| rota_store::batch_closed(batch))
     }
 
     pub(crate) async fn add_batch_tasks(
@@ -241,7 +239,7 @@ impl PostgresStore {
         lock_tenant(&tx, tenant, false).await?;
         let cb = self.lock_callback(&tx, tenant, batch).await?;
         if cb.state != TaskState::Waiting || !anchored(&tx, cb.id, batch).await? {
-            return Err(closed(batch));
+            return Err(rota_store::batch_closed(batch));
         }
         spawn::check_room(&cb, ids.len()).map_err(StoreError::Invalid)?;
         let items = added(tasks, &ids, Some(batch), now);
@@ -324,10 +322,4 @@ pub(crate) async fn anchored(
         .await
         .map_err(db)?
         .get(0))
-}
-
-fn closed(batch: TaskId) -> StoreError {
-    StoreError::Conflict(format!(
-        "batch {batch} is closed: tasks can be added only while it is open"
-    ))
 }

@@ -23,6 +23,30 @@ fn kind_of(batch: bool) -> WorkflowKind {
     }
 }
 
+/// The tasks of each of the workflows `ids`, counted by state.
+async fn counts_of(
+    client: &impl deadpool_postgres::GenericClient,
+    ids: &[i64],
+) -> StoreResult<HashMap<i64, StateCounts>> {
+    let mut counts: HashMap<i64, StateCounts> = HashMap::new();
+    for r in client
+        .query(
+            "SELECT workflow, state, count(*) FROM rota_tasks WHERE workflow = ANY($1) \
+             GROUP BY workflow, state",
+            &[&ids],
+        )
+        .await
+        .map_err(db)?
+    {
+        let n: i64 = r.get(2);
+        *counts
+            .entry(r.get(0))
+            .or_default()
+            .get_mut(state_from_sql(r.get(1))?) = n as u64;
+    }
+    Ok(counts)
+}
+
 fn names_of(json: &str) -> StoreResult<Names> {
     serde_json::from_str(json).map_err(crate::rows::corrupt)
 }
@@ -235,22 +259,7 @@ impl WorkflowStore for PostgresStore {
             .await
             .map_err(db)?;
         let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-        let mut counts: HashMap<i64, StateCounts> = HashMap::new();
-        for r in client
-            .query(
-                "SELECT workflow, state, count(*) FROM rota_tasks WHERE workflow = ANY($1) \
-                 GROUP BY workflow, state",
-                &[&ids],
-            )
-            .await
-            .map_err(db)?
-        {
-            let n: i64 = r.get(2);
-            *counts
-                .entry(r.get(0))
-                .or_default()
-                .get_mut(state_from_sql(r.get(1))?) = n as u64;
-        }
+        let mut counts = counts_of(&client, &ids).await?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -290,29 +299,14 @@ impl PostgresStore {
         let mut ended: Vec<(i64, String, Option<TaskId>)> = Vec::with_capacity(rows.len());
         for r in &rows {
             let callback: Option<i64> = r.get(3);
-            let last = match callback {
-                Some(cb) => Some(TaskId::from_i64(cb)),
-                None => names_of(r.get(2))?.last().map(|(_, id)| *id),
-            };
+            let last = rota_core::workflow::event_task(
+                callback.map(TaskId::from_i64),
+                &names_of(r.get(2))?,
+            );
             ended.push((r.get(0), r.get(1), last));
         }
         let ids: Vec<i64> = ended.iter().map(|e| e.0).collect();
-        let mut counts: HashMap<i64, StateCounts> = HashMap::new();
-        for r in tx
-            .query(
-                "SELECT workflow, state, count(*) FROM rota_tasks WHERE workflow = ANY($1) \
-                 GROUP BY workflow, state",
-                &[&ids],
-            )
-            .await
-            .map_err(db)?
-        {
-            let n: i64 = r.get(2);
-            *counts
-                .entry(r.get(0))
-                .or_default()
-                .get_mut(state_from_sql(r.get(1))?) = n as u64;
-        }
+        let mut counts = counts_of(&tx, &ids).await?;
         let lasts: Vec<i64> = ended
             .iter()
             .filter_map(|e| e.2.map(TaskId::as_i64))

@@ -22,12 +22,23 @@ const MAX_COUNTER_QUEUES: usize = 1_000;
 /// [`MAX_COUNTER_QUEUES`] queues have one, else `_other`.
 fn queue_label(tenant: &str, queue: &str) -> (String, String) {
     static SEEN: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
-    let key = (tenant.to_owned(), queue.to_owned());
-    let mut seen = SEEN
+    bounded(&SEEN, MAX_COUNTER_QUEUES, tenant, queue)
+}
+
+/// `(tenant, name)` while fewer than `max` pairs were seen in `seen` (or this one was), else
+/// `_other` for both: label values that keep the number of series bounded.
+fn bounded(
+    seen: &OnceLock<Mutex<HashSet<(String, String)>>>,
+    max: usize,
+    tenant: &str,
+    name: &str,
+) -> (String, String) {
+    let key = (tenant.to_owned(), name.to_owned());
+    let mut seen = seen
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    if seen.contains(&key) || seen.len() < MAX_COUNTER_QUEUES {
+    if seen.contains(&key) || seen.len() < max {
         seen.insert(key.clone());
         key
     } else {
@@ -41,17 +52,7 @@ const MAX_COUNTER_KINDS: usize = 1_000;
 /// The `kind` label for the per-kind outcome counter, bounded as [`queue_label`] is.
 fn kind_label(tenant: &str, kind: &str) -> (String, String) {
     static SEEN: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
-    let key = (tenant.to_owned(), kind.to_owned());
-    let mut seen = SEEN
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if seen.contains(&key) || seen.len() < MAX_COUNTER_KINDS {
-        seen.insert(key.clone());
-        key
-    } else {
-        ("_other".into(), "_other".into())
-    }
+    bounded(&SEEN, MAX_COUNTER_KINDS, tenant, kind)
 }
 
 /// Buckets of the task histograms (wait, run, end to end): a millisecond to a day.

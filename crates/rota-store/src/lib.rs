@@ -23,7 +23,9 @@ use rota_core::webhooks::{Attempt, Delivery, Webhook};
 pub use schedules::{DueSchedules, Firing, ScheduleRecord, Tick};
 pub use signals::{EventSignals, KeyedSignals, ReadySignals};
 pub use webhooks::{DeliveryFilter, DueDelivery, DueSkip};
-pub use workflows::{Spawn, Spawned, Submission, WorkflowSpecTask, WorkflowStore};
+pub use workflows::{
+    batch_closed, not_a_batch, Spawn, Spawned, Submission, WorkflowSpecTask, WorkflowStore,
+};
 
 use async_trait::async_trait;
 pub use rota_core::auth::{KeyRecord, RoleRecord, TenantRecord};

@@ -41,6 +41,20 @@ impl Submission {
     }
 }
 
+/// The refusal of an add to a batch that was closed.
+pub fn batch_closed(batch: TaskId) -> crate::StoreError {
+    crate::StoreError::Conflict(format!(
+        "batch {batch} is closed: tasks can be added only while it is open"
+    ))
+}
+
+/// The refusal of an add to a workflow that is not a batch.
+pub fn not_a_batch(workflow: TaskId) -> crate::StoreError {
+    crate::StoreError::Invalid(format!(
+        "workflow {workflow} is not a batch: tasks are added only to an open batch"
+    ))
+}
+
 /// A running task's request to add tasks and wait for them (`rota_core::spawn`).
 #[derive(Debug, Clone)]
 pub struct Spawn {

@@ -143,18 +143,16 @@ impl SqliteStore {
             .workflow_record(Some(tenant), batch)
             .await?
             .ok_or(StoreError::WorkflowNotFound(batch))?;
-        record.callback.ok_or_else(|| {
-            StoreError::Invalid(format!(
-                "workflow {batch} is not a batch: tasks are added only to an open batch"
-            ))
-        })
+        record
+            .callback
+            .ok_or_else(|| rota_store::not_a_batch(batch))
     }
 
     /// The callback of the tenant's batch `batch`, if the batch is open.
     async fn open_callback(&self, tenant: &str, batch: TaskId) -> StoreResult<TaskId> {
         let cb = self.callback_of(tenant, batch).await?;
         if !self.shards[self.of_id(cb)].anchored(cb, batch).await? {
-            return Err(crate::writer::spawn::closed(batch));
+            return Err(rota_store::batch_closed(batch));
         }
         Ok(cb)
     }

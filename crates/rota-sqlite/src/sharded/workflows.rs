@@ -83,7 +83,7 @@ impl SqliteStore {
                 }
                 // The event goes with the workflow's last task (a batch's callback); none when
                 // retention already removed it.
-                let last_id = r.callback.or_else(|| r.names.last().map(|(_, id)| *id));
+                let last_id = rota_core::workflow::event_task(r.callback, &r.names);
                 let last = match last_id {
                     Some(id) => self.shards[self.of_id(id)]
                         .tasks_here(&r.tenant, vec![id])

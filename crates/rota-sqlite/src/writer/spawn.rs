@@ -80,7 +80,7 @@ impl Ctx<'_> {
                     return Ok(Err(StoreError::WorkflowNotFound(*batch)));
                 };
                 if row.task.state != TaskState::Waiting || !self.waits_on(task, *batch)? {
-                    return Ok(Err(closed(*batch)));
+                    return Ok(Err(rota_store::batch_closed(*batch)));
                 }
                 let mut t = self.named(b, row);
                 if let Err(e) = spawn::check_room(&t, a.added.len()) {
@@ -124,11 +124,4 @@ pub fn waits_on(conn: &rusqlite::Connection, task: TaskId, dep: TaskId) -> rusql
         "SELECT EXISTS (SELECT 1 FROM task_waits WHERE task_id = ?1 AND dep_id = ?2)",
     )?
     .query_row(params![task.as_i64(), dep.as_i64()], |r| r.get(0))
-}
-
-/// The refusal of an add to a batch that was closed.
-pub fn closed(batch: TaskId) -> StoreError {
-    StoreError::Conflict(format!(
-        "batch {batch} is closed: tasks can be added only while it is open"
-    ))
 }

@@ -70,7 +70,8 @@ def test_s17_a_handler_spawns_then_runs_again_with_their_results(client: rota.Cl
     assert done.errors == []  # no failed attempt: the spawn gave the attempt back
 
     (out,) = spawned
-    assert out.task.id == parent.id and out.task.state == "waiting"
+    # Waiting for them, or already released if the page worker finished them before the answer.
+    assert out.task.id == parent.id and out.task.state in ("waiting", "ready")
     assert [t.queue for t in out.tasks] == [pages] * 3 and [t.payload for t in out.tasks] == [0, 1, 2]
     ids = [t.id for t in out.tasks]
     assert out.task.depends_on == ids and done.depends_on == ids
@@ -224,7 +225,9 @@ def test_s17_async_spawn_and_open_batch(server: Server, queue: str) -> None:
             async def merge(job: Job) -> Any:
                 if not job.dependencies:
                     out = await c.spawn(job, [NewBatchTask(pages, kind="page", payload=i) for i in range(2)])
-                    seen.append((job.spawned, len(out.tasks), out.task.state))
+                    # Waiting for them, or already released when the page worker finished
+                    # both before the spawn's answer was read back.
+                    seen.append((job.spawned, len(out.tasks), out.task.state in ("waiting", "ready")))
                     await asyncio.sleep(0.2)  # heartbeats (every 0.05 s) meanwhile do not stop it
                     seen.append(job.stopped.is_set())
                     return None
@@ -246,7 +249,7 @@ def test_s17_async_spawn_and_open_batch(server: Server, queue: str) -> None:
                 w.stop()
             merged, paged = await asyncio.gather(*running)
             done = await c.get_task(parent.id)
-            assert seen == [(True, 2, "waiting"), False]
+            assert seen == [(True, 2, True), False]
             assert done.state == "succeeded" and done.result == 3
             assert merged.spawned == 1 and merged.succeeded == 1 and merged.lease_lost == 0
             assert paged.succeeded == 2

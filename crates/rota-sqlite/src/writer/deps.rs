@@ -225,22 +225,27 @@ impl Ctx<'_> {
         if more {
             return Ok(());
         }
-        // The state is lifecycle::waiting_state's rule (scheduled until run_at), in the statement.
+        // Read, then updated by rowid (no RETURNING: SQLite buffers its rows in an ephemeral
+        // table). The state is lifecycle::waiting_state's rule (scheduled until run_at).
         let row: Option<(i64, String, String, u32, i64)> = self
             .tx()
             .prepare_cached(
-                "UPDATE tasks SET state = CASE WHEN run_at > ?2 THEN 'scheduled' ELSE 'ready' END, \
-                 run_at = max(run_at, ?2), updated_at = ?2 WHERE id = ?1 AND state = 'waiting' \
-                 RETURNING queue_id, state, kind, attempt, run_at",
+                "SELECT queue_id, state, kind, attempt, run_at FROM tasks WHERE id = ?1",
             )?
-            .query_row(params![task.as_i64(), b.now.0], |r| {
+            .query_row([task.as_i64()], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })
             .optional()?;
-        let Some((qid, to, kind, attempt, run_at)) = row else {
+        let Some((qid, _, kind, attempt, run_at)) = row.filter(|r| r.1 == "waiting") else {
             return self.drop_waits(task);
         };
-        let to = state_from_sql(&to)?;
+        let run_at = run_at.max(b.now.0);
+        let to = rota_core::lifecycle::waiting_state(Timestamp(run_at), b.now);
+        self.tx()
+            .prepare_cached(
+                "UPDATE tasks SET state = ?2, run_at = ?3, updated_at = ?4 WHERE id = ?1",
+            )?
+            .execute(params![task.as_i64(), to.as_str(), run_at, b.now.0])?;
         b.delta.moved(qid, Some(TaskState::Waiting), Some(to));
         if to == TaskState::Ready {
             b.ready.insert(qid);
@@ -326,13 +331,21 @@ impl Ctx<'_> {
             return Ok(());
         }
         while let Some((dep, state)) = b.ended.pop() {
+            // Read, then deleted by the same key: SQLite buffers a RETURNING clause's rows in
+            // an ephemeral table, which costs more than the second look.
             let dependents: Vec<i64> = {
-                let mut stmt = self.tx().prepare_cached(
-                    "DELETE FROM task_dependents WHERE dep_id = ?1 RETURNING task_id",
-                )?;
+                let mut stmt = self
+                    .tx()
+                    .prepare_cached("SELECT task_id FROM task_dependents WHERE dep_id = ?1")?;
                 let rows = stmt.query_map([dep.as_i64()], |r| r.get(0))?;
                 rows.collect::<Result<_, _>>()?
             };
+            if dependents.is_empty() {
+                continue;
+            }
+            self.tx()
+                .prepare_cached("DELETE FROM task_dependents WHERE dep_id = ?1")?
+                .execute([dep.as_i64()])?;
             for task in dependents {
                 let task = TaskId::from_i64(task);
                 let s = &self.shared;

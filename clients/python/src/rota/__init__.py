@@ -1,7 +1,8 @@
 """Rota's Python client: a typed client for the HTTP API (:class:`Client`, :class:`AsyncClient`)
 and a worker runtime (:class:`Worker` on threads, :class:`AsyncWorker` on asyncio)."""
 
-from ._async_client import UNSET, AsyncClient
+from ._async_client import AsyncClient
+from ._body import UNSET
 from ._sync_client import Client
 from ._version import __version__
 from .errors import (

@@ -4,27 +4,23 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from datetime import datetime
 from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Type, TypeVar
 
 import httpx
 
 from . import _http
+from ._async_admin import AsyncAdmin
+from ._async_hooks import AsyncHooks
 from ._async_workflows import AsyncWorkflows
-from ._decode import decode, decode_list, format_time
+from ._body import UNSET, patch, some
+from ._decode import decode, decode_list
 from ._http import query, seg
 from ._sse import SseParser
 from .errors import ApiError, RateLimited, Unavailable
 from .models import (
     JSON,
-    CallbackSecret,
-    ClientLimits,
     CompleteItem,
-    CreatedKey,
-    Delivery,
-    DeliveryPage,
-    DoctorReport,
     EnqueuedTask,
     Event,
     EventPage,
@@ -32,23 +28,13 @@ from .models import (
     GroupInfo,
     GroupPage,
     ItemOutcome,
-    Key,
-    Maintenance,
     NewTask,
     QueueInfo,
     QueueStats,
     Rate,
-    Readiness,
-    Role,
-    Rule,
-    Schedule,
     Task,
     TaskPage,
-    Tenant,
     Ticket,
-    Webhook,
-    WhoAmI,
-    WorkerProcess,
 )
 
 M = TypeVar("M")
@@ -57,38 +43,10 @@ M = TypeVar("M")
 #: A live event stream silent this long is dead: three of the server's 15 s keep-alives missed.
 SSE_SILENCE_S = 45.0
 
-
-class _Unset:
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Any = _Unset()
-"""A patch field left as it is (``None`` sends ``null``, which lifts a limit)."""
-
 _NO_BODY: Any = object()
 
 
-def _patch(**fields: Any) -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
-    for name, value in fields.items():
-        if value is UNSET:
-            continue
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            # Rate, Backoff, ClientLimits: their fields, leaving out the unset ones.
-            value = {k: v for k, v in dataclasses.asdict(value).items() if v is not None}
-        elif isinstance(value, datetime):
-            value = format_time(value)
-        out[name] = value
-    return out
-
-
-def _some(**fields: Any) -> Dict[str, Any]:
-    """The fields that are not ``None``."""
-    return _patch(**{k: v for k, v in fields.items() if v is not None})
-
-
-class AsyncClient(AsyncWorkflows):
+class AsyncClient(AsyncWorkflows, AsyncHooks, AsyncAdmin):
     """A client for Rota's HTTP API.
 
     ``url``, ``token`` and ``tenant`` default to ``ROTA_URL`` (else ``http://127.0.0.1:7070``),
@@ -97,7 +55,9 @@ class AsyncClient(AsyncWorkflows):
     once, since a write whose answer was lost may have happened. Every request carries an
     ``X-Request-Id``, which errors carry back as ``request_id``.
 
-    Workflows, batches and spawning tasks from a running task: see :class:`AsyncWorkflows`.
+    Workflows, batches and spawning tasks from a running task: see :class:`AsyncWorkflows`;
+    schedules, webhooks and callbacks: :class:`AsyncHooks`; tenants, keys, roles and operations:
+    :class:`AsyncAdmin`.
     """
 
     def __init__(
@@ -282,7 +242,7 @@ class AsyncClient(AsyncWorkflows):
 
     async def kill(self, id: str, reason: Optional[str] = None) -> Task:
         """A scheduled or ready task to the dead letters, recording ``reason``."""
-        return await self._one(Task, "POST", f"/v1/tasks/{seg(id)}/kill", body=_some(reason=reason))
+        return await self._one(Task, "POST", f"/v1/tasks/{seg(id)}/kill", body=some(reason=reason))
 
     async def delete_task(self, id: str) -> Task:
         """Deletes a task that is not running; answers it as it was."""
@@ -300,18 +260,18 @@ class AsyncClient(AsyncWorkflows):
     ) -> List[Task]:
         """Leases up to ``max`` ready tasks, waiting up to ``wait_ms`` for one. A task enqueued
         with ``depends_on`` carries its ``dependencies`` and their results."""
-        body = _some(worker=worker, max=max, kinds=list(kinds) if kinds else None, wait_ms=wait_ms, lease_ms=lease_ms)
+        body = some(worker=worker, max=max, kinds=list(kinds) if kinds else None, wait_ms=wait_ms, lease_ms=lease_ms)
         wait_s = (wait_ms or 0) / 1000
         return await self._many(Task, "tasks", "POST", f"/v1/queues/{seg(queue)}/claim", body=body, wait_s=wait_s)
 
     async def heartbeat(self, id: str, lease: str, *, lease_ms: Optional[int] = None, progress: JSON = None) -> Task:
         """Extends the lease; raises :class:`TaskCancelled` or :class:`LeaseLost` when the
         worker must stop."""
-        body = _some(lease=lease, lease_ms=lease_ms, progress=progress)
+        body = some(lease=lease, lease_ms=lease_ms, progress=progress)
         return await self._one(Task, "POST", f"/v1/tasks/{seg(id)}/heartbeat", body=body)
 
     async def complete(self, id: str, lease: str, result: JSON = None) -> Task:
-        body = _some(lease=lease, result=result)
+        body = some(lease=lease, result=result)
         return await self._one(Task, "POST", f"/v1/tasks/{seg(id)}/complete", body=body)
 
     async def fail(
@@ -363,7 +323,7 @@ class AsyncClient(AsyncWorkflows):
     ) -> QueueInfo:
         """Changes the fields given (``None`` lifts a limit); creates the queue if needed.
         ``backoff`` is a :class:`Backoff`, ``rate`` and ``group_rate`` :class:`Rate`."""
-        body = _patch(
+        body = patch(
             max_attempts=max_attempts,
             backoff=backoff,
             lease_ms=lease_ms,
@@ -407,7 +367,7 @@ class AsyncClient(AsyncWorkflows):
         weight: Optional[int] = None,
     ) -> GroupInfo:
         """Sets one group's own limits; with none given, removes them."""
-        body = _some(concurrency=concurrency, rate=rate, paused=paused, weight=weight)
+        body = some(concurrency=concurrency, rate=rate, paused=paused, weight=weight)
         return await self._one(GroupInfo, "PUT", f"/v1/queues/{seg(queue)}/groups/{seg(group)}", body=body)
 
     # ---- events -------------------------------------------------------------------------------
@@ -475,263 +435,3 @@ class AsyncClient(AsyncWorkflows):
     async def event_ticket(self) -> Ticket:
         """A one-minute ticket for a browser's ``EventSource`` (``?ticket=``)."""
         return await self._one(Ticket, "POST", "/v1/events/tickets")
-
-    # ---- schedules ----------------------------------------------------------------------------
-
-    async def schedules(self) -> List[Schedule]:
-        return await self._many(Schedule, "schedules", "GET", "/v1/schedules")
-
-    async def schedule(self, name: str) -> Schedule:
-        return await self._one(Schedule, "GET", f"/v1/schedules/{seg(name)}")
-
-    async def put_schedule(
-        self,
-        name: str,
-        queue: str,
-        *,
-        cron: Optional[str] = None,
-        every_ms: Optional[int] = None,
-        kind: Optional[str] = None,
-        payload: JSON = None,
-        priority: Optional[int] = None,
-        max_attempts: Optional[int] = None,
-        group: Optional[str] = None,
-        timezone: Optional[str] = None,
-        jitter_ms: Optional[int] = None,
-        catch_up: Optional[str] = None,
-        overlap: Optional[str] = None,
-        paused: Optional[bool] = None,
-    ) -> Schedule:
-        """Creates or replaces a schedule: exactly one of ``cron`` and ``every_ms``."""
-        body = _some(
-            queue=queue,
-            cron=cron,
-            every_ms=every_ms,
-            kind=kind,
-            payload=payload,
-            priority=priority,
-            max_attempts=max_attempts,
-            group=group,
-            timezone=timezone,
-            jitter_ms=jitter_ms,
-            catch_up=catch_up,
-            overlap=overlap,
-            paused=paused,
-        )
-        return await self._one(Schedule, "PUT", f"/v1/schedules/{seg(name)}", body=body)
-
-    async def delete_schedule(self, name: str) -> None:
-        await self._send("DELETE", f"/v1/schedules/{seg(name)}")
-
-    async def pause_schedule(self, name: str) -> Schedule:
-        return await self._one(Schedule, "POST", f"/v1/schedules/{seg(name)}/pause")
-
-    async def resume_schedule(self, name: str) -> Schedule:
-        return await self._one(Schedule, "POST", f"/v1/schedules/{seg(name)}/resume")
-
-    async def trigger_schedule(self, name: str) -> Schedule:
-        """Fires the schedule once now."""
-        return await self._one(Schedule, "POST", f"/v1/schedules/{seg(name)}/trigger")
-
-    # ---- webhooks and task-result callbacks ---------------------------------------------------
-
-    async def webhooks(self) -> List[Webhook]:
-        return await self._many(Webhook, "webhooks", "GET", "/v1/webhooks")
-
-    async def webhook(self, id: str) -> Webhook:
-        return await self._one(Webhook, "GET", f"/v1/webhooks/{seg(id)}")
-
-    async def create_webhook(
-        self,
-        url: str,
-        events: Sequence[str],
-        *,
-        queues: Optional[Sequence[str]] = None,
-        description: Optional[str] = None,
-    ) -> Webhook:
-        """Answers the webhook with its signing ``secret``, shown this once."""
-        body = _some(url=url, events=list(events), queues=list(queues) if queues else None, description=description)
-        return await self._one(Webhook, "POST", "/v1/webhooks", body=body)
-
-    async def update_webhook(
-        self,
-        id: str,
-        *,
-        url: Optional[str] = None,
-        events: Optional[Sequence[str]] = None,
-        queues: Optional[Sequence[str]] = None,
-        description: Optional[str] = None,
-        enabled: Optional[bool] = None,
-    ) -> Webhook:
-        body = _some(
-            url=url,
-            events=list(events) if events is not None else None,
-            queues=list(queues) if queues is not None else None,
-            description=description,
-            enabled=enabled,
-        )
-        return await self._one(Webhook, "PATCH", f"/v1/webhooks/{seg(id)}", body=body)
-
-    async def delete_webhook(self, id: str) -> None:
-        await self._send("DELETE", f"/v1/webhooks/{seg(id)}")
-
-    async def rotate_webhook_secret(self, id: str, *, grace_ms: Optional[int] = None) -> Webhook:
-        body = _some(grace_ms=grace_ms)
-        return await self._one(Webhook, "POST", f"/v1/webhooks/{seg(id)}/rotate-secret", body=body)
-
-    async def deliveries(
-        self,
-        webhook_id: str,
-        *,
-        state: Optional[str] = None,
-        limit: Optional[int] = None,
-        before: Optional[int] = None,
-    ) -> DeliveryPage:
-        """A webhook's deliveries, newest first (``"callbacks"`` for task results)."""
-        params = query(state=state, limit=limit, before=before)
-        return await self._one(DeliveryPage, "GET", f"/v1/webhooks/{seg(webhook_id)}/deliveries", params=params)
-
-    async def retry_delivery(self, webhook_id: str, delivery: int) -> Delivery:
-        path = f"/v1/webhooks/{seg(webhook_id)}/deliveries/{seg(str(delivery))}/retry"
-        return await self._one(Delivery, "POST", path)
-
-    async def callbacks(self) -> CallbackSecret:
-        """Whether the tenant has a callback secret (never the secret itself)."""
-        return await self._one(CallbackSecret, "GET", "/v1/callbacks")
-
-    async def rotate_callback_secret(self, *, grace_ms: Optional[int] = None) -> CallbackSecret:
-        """A new callback secret (shown this once); the first call creates it."""
-        return await self._one(CallbackSecret, "POST", "/v1/callbacks/rotate-secret", body=_some(grace_ms=grace_ms))
-
-    # ---- access control -----------------------------------------------------------------------
-
-    async def whoami(self) -> WhoAmI:
-        return await self._one(WhoAmI, "GET", "/v1/whoami")
-
-    async def tenants(self) -> List[Tenant]:
-        return await self._many(Tenant, "tenants", "GET", "/v1/admin/tenants")
-
-    async def tenant(self, name: str) -> Tenant:
-        return await self._one(Tenant, "GET", f"/v1/admin/tenants/{seg(name)}")
-
-    async def create_tenant(
-        self,
-        name: str,
-        *,
-        limits: Optional[ClientLimits] = None,
-        event_retention_ms: Optional[int] = None,
-    ) -> Tenant:
-        body = _some(name=name, limits=limits, event_retention_ms=event_retention_ms)
-        return await self._one(Tenant, "POST", "/v1/admin/tenants", body=body)
-
-    async def update_tenant(self, name: str, *, limits: Any = UNSET, event_retention_ms: Any = UNSET) -> Tenant:
-        """Changes the fields given; ``event_retention_ms=None`` goes back to the default."""
-        body = _patch(limits=limits, event_retention_ms=event_retention_ms)
-        return await self._one(Tenant, "PATCH", f"/v1/admin/tenants/{seg(name)}", body=body)
-
-    async def delete_tenant(self, name: str) -> None:
-        """Deletes the tenant with its queues, tasks, keys and roles."""
-        await self._send("DELETE", f"/v1/admin/tenants/{seg(name)}")
-
-    async def keys(self) -> List[Key]:
-        return await self._many(Key, "keys", "GET", "/v1/keys")
-
-    async def key(self, id: str) -> Key:
-        return await self._one(Key, "GET", f"/v1/keys/{seg(id)}")
-
-    async def create_key(
-        self,
-        roles: Sequence[str],
-        *,
-        name: Optional[str] = None,
-        queues: Optional[Sequence[str]] = None,
-        expires_at: Optional[datetime] = None,
-        expires_in_s: Optional[int] = None,
-        limits: Optional[ClientLimits] = None,
-    ) -> CreatedKey:
-        """A new API key; its ``token`` is in this answer only."""
-        body = _some(
-            roles=list(roles),
-            name=name,
-            queues=list(queues) if queues is not None else None,
-            expires_at=expires_at,
-            expires_in_s=expires_in_s,
-            limits=limits,
-        )
-        return await self._one(CreatedKey, "POST", "/v1/keys", body=body)
-
-    async def revoke_key(self, id: str) -> Key:
-        return await self._one(Key, "DELETE", f"/v1/keys/{seg(id)}")
-
-    async def revoke_key_sessions(self, id: str) -> Key:
-        """Ends every dashboard session of the key; the key keeps working."""
-        return await self._one(Key, "POST", f"/v1/keys/{seg(id)}/sessions/revoke")
-
-    async def roles(self) -> List[Role]:
-        return await self._many(Role, "roles", "GET", "/v1/roles")
-
-    async def role(self, name: str) -> Role:
-        return await self._one(Role, "GET", f"/v1/roles/{seg(name)}")
-
-    async def put_role(self, name: str, rules: Sequence[Rule]) -> Role:
-        body = {"rules": [r.to_json() for r in rules]}
-        return await self._one(Role, "PUT", f"/v1/roles/{seg(name)}", body=body)
-
-    async def delete_role(self, name: str) -> None:
-        await self._send("DELETE", f"/v1/roles/{seg(name)}")
-
-    # ---- operations ---------------------------------------------------------------------------
-
-    async def workers(self) -> List[WorkerProcess]:
-        """Worker processes connected through the Faktory door."""
-        return await self._many(WorkerProcess, "workers", "GET", "/v1/workers")
-
-    async def quiet_worker(self, wid: str) -> WorkerProcess:
-        return await self._one(WorkerProcess, "POST", f"/v1/workers/{seg(wid)}/quiet")
-
-    async def terminate_worker(self, wid: str) -> WorkerProcess:
-        return await self._one(WorkerProcess, "POST", f"/v1/workers/{seg(wid)}/terminate")
-
-    async def maintenance(self) -> Optional[Maintenance]:
-        out = await self._json("GET", "/v1/admin/maintenance")
-        return None if out.get("maintenance") is None else decode(Maintenance, out["maintenance"])
-
-    async def set_maintenance(
-        self, mode: str, message: str, *, until: Optional[datetime] = None
-    ) -> Optional[Maintenance]:
-        """``mode`` ``"on"`` refuses writes and claims; ``"announce"`` only shows the banner."""
-        body = _some(mode=mode, message=message, until=until)
-        out = await self._json("PUT", "/v1/admin/maintenance", body=body)
-        return None if out.get("maintenance") is None else decode(Maintenance, out["maintenance"])
-
-    async def end_maintenance(self) -> None:
-        await self._send("DELETE", "/v1/admin/maintenance")
-
-    async def doctor(self, *, queue: Optional[str] = None) -> DoctorReport:
-        return await self._one(DoctorReport, "GET", "/v1/doctor", params=query(queue=queue))
-
-    async def healthy(self) -> bool:
-        """True when ``/healthz`` answers 200. A probe: asks once, never retries."""
-        try:
-            response = await self._http.get("/healthz", timeout=2.0)
-        except httpx.TransportError:
-            return False
-        return response.status_code == 200
-
-    async def ready(self) -> Readiness:
-        """``/readyz``: ``ok`` when the store's writers run; otherwise (503) each part by name.
-        A probe: asks once."""
-        try:
-            response = await self._http.get("/readyz", timeout=2.0)
-        except httpx.TransportError as e:
-            raise _http.to_transport_error(e, "GET", "/readyz") from e
-        return decode(Readiness, _http.read_json(response.content))
-
-    async def metrics(self) -> str:
-        """The Prometheus text of ``/metrics``."""
-        return (await self._send("GET", "/metrics")).text
-
-    async def openapi(self) -> Dict[str, Any]:
-        """The server's OpenAPI document."""
-        out: Dict[str, Any] = await self._json("GET", "/openapi.json")
-        return out

@@ -5,27 +5,23 @@ from ``_async_client.py``. Do not edit: change the async module and run the scri
 from __future__ import annotations
 
 import time
-import dataclasses
 from datetime import datetime
 from typing import Any, Iterator, Dict, List, Optional, Sequence, Type, TypeVar
 
 import httpx
 
 from . import _http
+from ._sync_admin import Admin
+from ._sync_hooks import Hooks
 from ._sync_workflows import Workflows
-from ._decode import decode, decode_list, format_time
+from ._body import UNSET, patch, some
+from ._decode import decode, decode_list
 from ._http import query, seg
 from ._sse import SseParser
 from .errors import ApiError, RateLimited, Unavailable
 from .models import (
     JSON,
-    CallbackSecret,
-    ClientLimits,
     CompleteItem,
-    CreatedKey,
-    Delivery,
-    DeliveryPage,
-    DoctorReport,
     EnqueuedTask,
     Event,
     EventPage,
@@ -33,23 +29,13 @@ from .models import (
     GroupInfo,
     GroupPage,
     ItemOutcome,
-    Key,
-    Maintenance,
     NewTask,
     QueueInfo,
     QueueStats,
     Rate,
-    Readiness,
-    Role,
-    Rule,
-    Schedule,
     Task,
     TaskPage,
-    Tenant,
     Ticket,
-    Webhook,
-    WhoAmI,
-    WorkerProcess,
 )
 
 M = TypeVar("M")
@@ -58,38 +44,10 @@ M = TypeVar("M")
 #: A live event stream silent this long is dead: three of the server's 15 s keep-alives missed.
 SSE_SILENCE_S = 45.0
 
-
-class _Unset:
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Any = _Unset()
-"""A patch field left as it is (``None`` sends ``null``, which lifts a limit)."""
-
 _NO_BODY: Any = object()
 
 
-def _patch(**fields: Any) -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
-    for name, value in fields.items():
-        if value is UNSET:
-            continue
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            # Rate, Backoff, ClientLimits: their fields, leaving out the unset ones.
-            value = {k: v for k, v in dataclasses.asdict(value).items() if v is not None}
-        elif isinstance(value, datetime):
-            value = format_time(value)
-        out[name] = value
-    return out
-
-
-def _some(**fields: Any) -> Dict[str, Any]:
-    """The fields that are not ``None``."""
-    return _patch(**{k: v for k, v in fields.items() if v is not None})
-
-
-class Client(Workflows):
+class Client(Workflows, Hooks, Admin):
     """A client for Rota's HTTP API.
 
     ``url``, ``token`` and ``tenant`` default to ``ROTA_URL`` (else ``http://127.0.0.1:7070``),
@@ -98,7 +56,9 @@ class Client(Workflows):
     once, since a write whose answer was lost may have happened. Every request carries an
     ``X-Request-Id``, which errors carry back as ``request_id``.
 
-    Workflows, batches and spawning tasks from a running task: see :class:`Workflows`.
+    Workflows, batches and spawning tasks from a running task: see :class:`Workflows`;
+    schedules, webhooks and callbacks: :class:`Hooks`; tenants, keys, roles and operations:
+    :class:`Admin`.
     """
 
     def __init__(
@@ -283,7 +243,7 @@ class Client(Workflows):
 
     def kill(self, id: str, reason: Optional[str] = None) -> Task:
         """A scheduled or ready task to the dead letters, recording ``reason``."""
-        return self._one(Task, "POST", f"/v1/tasks/{seg(id)}/kill", body=_some(reason=reason))
+        return self._one(Task, "POST", f"/v1/tasks/{seg(id)}/kill", body=some(reason=reason))
 
     def delete_task(self, id: str) -> Task:
         """Deletes a task that is not running; answers it as it was."""
@@ -301,18 +261,18 @@ class Client(Workflows):
     ) -> List[Task]:
         """Leases up to ``max`` ready tasks, waiting up to ``wait_ms`` for one. A task enqueued
         with ``depends_on`` carries its ``dependencies`` and their results."""
-        body = _some(worker=worker, max=max, kinds=list(kinds) if kinds else None, wait_ms=wait_ms, lease_ms=lease_ms)
+        body = some(worker=worker, max=max, kinds=list(kinds) if kinds else None, wait_ms=wait_ms, lease_ms=lease_ms)
         wait_s = (wait_ms or 0) / 1000
         return self._many(Task, "tasks", "POST", f"/v1/queues/{seg(queue)}/claim", body=body, wait_s=wait_s)
 
     def heartbeat(self, id: str, lease: str, *, lease_ms: Optional[int] = None, progress: JSON = None) -> Task:
         """Extends the lease; raises :class:`TaskCancelled` or :class:`LeaseLost` when the
         worker must stop."""
-        body = _some(lease=lease, lease_ms=lease_ms, progress=progress)
+        body = some(lease=lease, lease_ms=lease_ms, progress=progress)
         return self._one(Task, "POST", f"/v1/tasks/{seg(id)}/heartbeat", body=body)
 
     def complete(self, id: str, lease: str, result: JSON = None) -> Task:
-        body = _some(lease=lease, result=result)
+        body = some(lease=lease, result=result)
         return self._one(Task, "POST", f"/v1/tasks/{seg(id)}/complete", body=body)
 
     def fail(
@@ -364,7 +324,7 @@ class Client(Workflows):
     ) -> QueueInfo:
         """Changes the fields given (``None`` lifts a limit); creates the queue if needed.
         ``backoff`` is a :class:`Backoff`, ``rate`` and ``group_rate`` :class:`Rate`."""
-        body = _patch(
+        body = patch(
             max_attempts=max_attempts,
             backoff=backoff,
             lease_ms=lease_ms,
@@ -408,7 +368,7 @@ class Client(Workflows):
         weight: Optional[int] = None,
     ) -> GroupInfo:
         """Sets one group's own limits; with none given, removes them."""
-        body = _some(concurrency=concurrency, rate=rate, paused=paused, weight=weight)
+        body = some(concurrency=concurrency, rate=rate, paused=paused, weight=weight)
         return self._one(GroupInfo, "PUT", f"/v1/queues/{seg(queue)}/groups/{seg(group)}", body=body)
 
     # ---- events -------------------------------------------------------------------------------
@@ -476,263 +436,3 @@ class Client(Workflows):
     def event_ticket(self) -> Ticket:
         """A one-minute ticket for a browser's ``EventSource`` (``?ticket=``)."""
         return self._one(Ticket, "POST", "/v1/events/tickets")
-
-    # ---- schedules ----------------------------------------------------------------------------
-
-    def schedules(self) -> List[Schedule]:
-        return self._many(Schedule, "schedules", "GET", "/v1/schedules")
-
-    def schedule(self, name: str) -> Schedule:
-        return self._one(Schedule, "GET", f"/v1/schedules/{seg(name)}")
-
-    def put_schedule(
-        self,
-        name: str,
-        queue: str,
-        *,
-        cron: Optional[str] = None,
-        every_ms: Optional[int] = None,
-        kind: Optional[str] = None,
-        payload: JSON = None,
-        priority: Optional[int] = None,
-        max_attempts: Optional[int] = None,
-        group: Optional[str] = None,
-        timezone: Optional[str] = None,
-        jitter_ms: Optional[int] = None,
-        catch_up: Optional[str] = None,
-        overlap: Optional[str] = None,
-        paused: Optional[bool] = None,
-    ) -> Schedule:
-        """Creates or replaces a schedule: exactly one of ``cron`` and ``every_ms``."""
-        body = _some(
-            queue=queue,
-            cron=cron,
-            every_ms=every_ms,
-            kind=kind,
-            payload=payload,
-            priority=priority,
-            max_attempts=max_attempts,
-            group=group,
-            timezone=timezone,
-            jitter_ms=jitter_ms,
-            catch_up=catch_up,
-            overlap=overlap,
-            paused=paused,
-        )
-        return self._one(Schedule, "PUT", f"/v1/schedules/{seg(name)}", body=body)
-
-    def delete_schedule(self, name: str) -> None:
-        self._send("DELETE", f"/v1/schedules/{seg(name)}")
-
-    def pause_schedule(self, name: str) -> Schedule:
-        return self._one(Schedule, "POST", f"/v1/schedules/{seg(name)}/pause")
-
-    def resume_schedule(self, name: str) -> Schedule:
-        return self._one(Schedule, "POST", f"/v1/schedules/{seg(name)}/resume")
-
-    def trigger_schedule(self, name: str) -> Schedule:
-        """Fires the schedule once now."""
-        return self._one(Schedule, "POST", f"/v1/schedules/{seg(name)}/trigger")
-
-    # ---- webhooks and task-result callbacks ---------------------------------------------------
-
-    def webhooks(self) -> List[Webhook]:
-        return self._many(Webhook, "webhooks", "GET", "/v1/webhooks")
-
-    def webhook(self, id: str) -> Webhook:
-        return self._one(Webhook, "GET", f"/v1/webhooks/{seg(id)}")
-
-    def create_webhook(
-        self,
-        url: str,
-        events: Sequence[str],
-        *,
-        queues: Optional[Sequence[str]] = None,
-        description: Optional[str] = None,
-    ) -> Webhook:
-        """Answers the webhook with its signing ``secret``, shown this once."""
-        body = _some(url=url, events=list(events), queues=list(queues) if queues else None, description=description)
-        return self._one(Webhook, "POST", "/v1/webhooks", body=body)
-
-    def update_webhook(
-        self,
-        id: str,
-        *,
-        url: Optional[str] = None,
-        events: Optional[Sequence[str]] = None,
-        queues: Optional[Sequence[str]] = None,
-        description: Optional[str] = None,
-        enabled: Optional[bool] = None,
-    ) -> Webhook:
-        body = _some(
-            url=url,
-            events=list(events) if events is not None else None,
-            queues=list(queues) if queues is not None else None,
-            description=description,
-            enabled=enabled,
-        )
-        return self._one(Webhook, "PATCH", f"/v1/webhooks/{seg(id)}", body=body)
-
-    def delete_webhook(self, id: str) -> None:
-        self._send("DELETE", f"/v1/webhooks/{seg(id)}")
-
-    def rotate_webhook_secret(self, id: str, *, grace_ms: Optional[int] = None) -> Webhook:
-        body = _some(grace_ms=grace_ms)
-        return self._one(Webhook, "POST", f"/v1/webhooks/{seg(id)}/rotate-secret", body=body)
-
-    def deliveries(
-        self,
-        webhook_id: str,
-        *,
-        state: Optional[str] = None,
-        limit: Optional[int] = None,
-        before: Optional[int] = None,
-    ) -> DeliveryPage:
-        """A webhook's deliveries, newest first (``"callbacks"`` for task results)."""
-        params = query(state=state, limit=limit, before=before)
-        return self._one(DeliveryPage, "GET", f"/v1/webhooks/{seg(webhook_id)}/deliveries", params=params)
-
-    def retry_delivery(self, webhook_id: str, delivery: int) -> Delivery:
-        path = f"/v1/webhooks/{seg(webhook_id)}/deliveries/{seg(str(delivery))}/retry"
-        return self._one(Delivery, "POST", path)
-
-    def callbacks(self) -> CallbackSecret:
-        """Whether the tenant has a callback secret (never the secret itself)."""
-        return self._one(CallbackSecret, "GET", "/v1/callbacks")
-
-    def rotate_callback_secret(self, *, grace_ms: Optional[int] = None) -> CallbackSecret:
-        """A new callback secret (shown this once); the first call creates it."""
-        return self._one(CallbackSecret, "POST", "/v1/callbacks/rotate-secret", body=_some(grace_ms=grace_ms))
-
-    # ---- access control -----------------------------------------------------------------------
-
-    def whoami(self) -> WhoAmI:
-        return self._one(WhoAmI, "GET", "/v1/whoami")
-
-    def tenants(self) -> List[Tenant]:
-        return self._many(Tenant, "tenants", "GET", "/v1/admin/tenants")
-
-    def tenant(self, name: str) -> Tenant:
-        return self._one(Tenant, "GET", f"/v1/admin/tenants/{seg(name)}")
-
-    def create_tenant(
-        self,
-        name: str,
-        *,
-        limits: Optional[ClientLimits] = None,
-        event_retention_ms: Optional[int] = None,
-    ) -> Tenant:
-        body = _some(name=name, limits=limits, event_retention_ms=event_retention_ms)
-        return self._one(Tenant, "POST", "/v1/admin/tenants", body=body)
-
-    def update_tenant(self, name: str, *, limits: Any = UNSET, event_retention_ms: Any = UNSET) -> Tenant:
-        """Changes the fields given; ``event_retention_ms=None`` goes back to the default."""
-        body = _patch(limits=limits, event_retention_ms=event_retention_ms)
-        return self._one(Tenant, "PATCH", f"/v1/admin/tenants/{seg(name)}", body=body)
-
-    def delete_tenant(self, name: str) -> None:
-        """Deletes the tenant with its queues, tasks, keys and roles."""
-        self._send("DELETE", f"/v1/admin/tenants/{seg(name)}")
-
-    def keys(self) -> List[Key]:
-        return self._many(Key, "keys", "GET", "/v1/keys")
-
-    def key(self, id: str) -> Key:
-        return self._one(Key, "GET", f"/v1/keys/{seg(id)}")
-
-    def create_key(
-        self,
-        roles: Sequence[str],
-        *,
-        name: Optional[str] = None,
-        queues: Optional[Sequence[str]] = None,
-        expires_at: Optional[datetime] = None,
-        expires_in_s: Optional[int] = None,
-        limits: Optional[ClientLimits] = None,
-    ) -> CreatedKey:
-        """A new API key; its ``token`` is in this answer only."""
-        body = _some(
-            roles=list(roles),
-            name=name,
-            queues=list(queues) if queues is not None else None,
-            expires_at=expires_at,
-            expires_in_s=expires_in_s,
-            limits=limits,
-        )
-        return self._one(CreatedKey, "POST", "/v1/keys", body=body)
-
-    def revoke_key(self, id: str) -> Key:
-        return self._one(Key, "DELETE", f"/v1/keys/{seg(id)}")
-
-    def revoke_key_sessions(self, id: str) -> Key:
-        """Ends every dashboard session of the key; the key keeps working."""
-        return self._one(Key, "POST", f"/v1/keys/{seg(id)}/sessions/revoke")
-
-    def roles(self) -> List[Role]:
-        return self._many(Role, "roles", "GET", "/v1/roles")
-
-    def role(self, name: str) -> Role:
-        return self._one(Role, "GET", f"/v1/roles/{seg(name)}")
-
-    def put_role(self, name: str, rules: Sequence[Rule]) -> Role:
-        body = {"rules": [r.to_json() for r in rules]}
-        return self._one(Role, "PUT", f"/v1/roles/{seg(name)}", body=body)
-
-    def delete_role(self, name: str) -> None:
-        self._send("DELETE", f"/v1/roles/{seg(name)}")
-
-    # ---- operations ---------------------------------------------------------------------------
-
-    def workers(self) -> List[WorkerProcess]:
-        """Worker processes connected through the Faktory door."""
-        return self._many(WorkerProcess, "workers", "GET", "/v1/workers")
-
-    def quiet_worker(self, wid: str) -> WorkerProcess:
-        return self._one(WorkerProcess, "POST", f"/v1/workers/{seg(wid)}/quiet")
-
-    def terminate_worker(self, wid: str) -> WorkerProcess:
-        return self._one(WorkerProcess, "POST", f"/v1/workers/{seg(wid)}/terminate")
-
-    def maintenance(self) -> Optional[Maintenance]:
-        out = self._json("GET", "/v1/admin/maintenance")
-        return None if out.get("maintenance") is None else decode(Maintenance, out["maintenance"])
-
-    def set_maintenance(
-        self, mode: str, message: str, *, until: Optional[datetime] = None
-    ) -> Optional[Maintenance]:
-        """``mode`` ``"on"`` refuses writes and claims; ``"announce"`` only shows the banner."""
-        body = _some(mode=mode, message=message, until=until)
-        out = self._json("PUT", "/v1/admin/maintenance", body=body)
-        return None if out.get("maintenance") is None else decode(Maintenance, out["maintenance"])
-
-    def end_maintenance(self) -> None:
-        self._send("DELETE", "/v1/admin/maintenance")
-
-    def doctor(self, *, queue: Optional[str] = None) -> DoctorReport:
-        return self._one(DoctorReport, "GET", "/v1/doctor", params=query(queue=queue))
-
-    def healthy(self) -> bool:
-        """True when ``/healthz`` answers 200. A probe: asks once, never retries."""
-        try:
-            response = self._http.get("/healthz", timeout=2.0)
-        except httpx.TransportError:
-            return False
-        return response.status_code == 200
-
-    def ready(self) -> Readiness:
-        """``/readyz``: ``ok`` when the store's writers run; otherwise (503) each part by name.
-        A probe: asks once."""
-        try:
-            response = self._http.get("/readyz", timeout=2.0)
-        except httpx.TransportError as e:
-            raise _http.to_transport_error(e, "GET", "/readyz") from e
-        return decode(Readiness, _http.read_json(response.content))
-
-    def metrics(self) -> str:
-        """The Prometheus text of ``/metrics``."""
-        return (self._send("GET", "/metrics")).text
-
-    def openapi(self) -> Dict[str, Any]:
-        """The server's OpenAPI document."""
-        out: Dict[str, Any] = self._json("GET", "/openapi.json")
-        return out

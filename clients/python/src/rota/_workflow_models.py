@@ -1,6 +1,6 @@
 """The workflow models of :mod:`rota.models` (workflows, batches, spawned tasks), in a module
 of their own to keep that one short. Import them from :mod:`rota.models` (or :mod:`rota`),
-which imports this module once its own models are defined."""
+which re-exports them; the task models they build on come from :mod:`rota._task_models`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Dict, List, Optional
 
-from .models import JSON, StateCounts, Task, _input_json
+from ._task_models import JSON, StateCounts, Task, _input_json
 
 WORKFLOW_STATES = ("running", "succeeded", "failed", "cancelled")
 

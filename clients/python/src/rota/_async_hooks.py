@@ -1,0 +1,155 @@
+"""The asyncio client's schedule and webhook methods: schedules (tasks the server enqueues on a
+timetable), webhooks and the task-result callbacks' secret. :class:`AsyncClient` takes them in as
+a mixin. ``_sync_hooks.py`` is generated from this file by ``scripts/unasync.py``: edit this one
+and run the script."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Type, TypeVar
+
+import httpx
+
+from ._body import some
+from ._http import query, seg
+from .models import JSON, CallbackSecret, Delivery, DeliveryPage, Schedule, Webhook
+
+M = TypeVar("M")
+
+
+class AsyncHooks:
+    """Schedules, webhooks and task-result callbacks: what the server starts or sends by itself."""
+
+    if TYPE_CHECKING:  # the client's plumbing, which the class using this mixin has
+
+        async def _send(self, method: str, path: str) -> httpx.Response: ...
+
+        async def _one(self, cls: Type[M], method: str, path: str, **kw: Any) -> M: ...
+
+        async def _many(self, cls: Type[M], key: str, method: str, path: str, **kw: Any) -> List[M]: ...
+
+    # ---- schedules ----------------------------------------------------------------------------
+
+    async def schedules(self) -> List[Schedule]:
+        return await self._many(Schedule, "schedules", "GET", "/v1/schedules")
+
+    async def schedule(self, name: str) -> Schedule:
+        return await self._one(Schedule, "GET", f"/v1/schedules/{seg(name)}")
+
+    async def put_schedule(
+        self,
+        name: str,
+        queue: str,
+        *,
+        cron: Optional[str] = None,
+        every_ms: Optional[int] = None,
+        kind: Optional[str] = None,
+        payload: JSON = None,
+        priority: Optional[int] = None,
+        max_attempts: Optional[int] = None,
+        group: Optional[str] = None,
+        timezone: Optional[str] = None,
+        jitter_ms: Optional[int] = None,
+        catch_up: Optional[str] = None,
+        overlap: Optional[str] = None,
+        paused: Optional[bool] = None,
+    ) -> Schedule:
+        """Creates or replaces a schedule: exactly one of ``cron`` and ``every_ms``."""
+        body = some(
+            queue=queue,
+            cron=cron,
+            every_ms=every_ms,
+            kind=kind,
+            payload=payload,
+            priority=priority,
+            max_attempts=max_attempts,
+            group=group,
+            timezone=timezone,
+            jitter_ms=jitter_ms,
+            catch_up=catch_up,
+            overlap=overlap,
+            paused=paused,
+        )
+        return await self._one(Schedule, "PUT", f"/v1/schedules/{seg(name)}", body=body)
+
+    async def delete_schedule(self, name: str) -> None:
+        await self._send("DELETE", f"/v1/schedules/{seg(name)}")
+
+    async def pause_schedule(self, name: str) -> Schedule:
+        return await self._one(Schedule, "POST", f"/v1/schedules/{seg(name)}/pause")
+
+    async def resume_schedule(self, name: str) -> Schedule:
+        return await self._one(Schedule, "POST", f"/v1/schedules/{seg(name)}/resume")
+
+    async def trigger_schedule(self, name: str) -> Schedule:
+        """Fires the schedule once now."""
+        return await self._one(Schedule, "POST", f"/v1/schedules/{seg(name)}/trigger")
+
+    # ---- webhooks and task-result callbacks ---------------------------------------------------
+
+    async def webhooks(self) -> List[Webhook]:
+        return await self._many(Webhook, "webhooks", "GET", "/v1/webhooks")
+
+    async def webhook(self, id: str) -> Webhook:
+        return await self._one(Webhook, "GET", f"/v1/webhooks/{seg(id)}")
+
+    async def create_webhook(
+        self,
+        url: str,
+        events: Sequence[str],
+        *,
+        queues: Optional[Sequence[str]] = None,
+        description: Optional[str] = None,
+    ) -> Webhook:
+        """Answers the webhook with its signing ``secret``, shown this once."""
+        body = some(url=url, events=list(events), queues=list(queues) if queues else None, description=description)
+        return await self._one(Webhook, "POST", "/v1/webhooks", body=body)
+
+    async def update_webhook(
+        self,
+        id: str,
+        *,
+        url: Optional[str] = None,
+        events: Optional[Sequence[str]] = None,
+        queues: Optional[Sequence[str]] = None,
+        description: Optional[str] = None,
+        enabled: Optional[bool] = None,
+    ) -> Webhook:
+        body = some(
+            url=url,
+            events=list(events) if events is not None else None,
+            queues=list(queues) if queues is not None else None,
+            description=description,
+            enabled=enabled,
+        )
+        return await self._one(Webhook, "PATCH", f"/v1/webhooks/{seg(id)}", body=body)
+
+    async def delete_webhook(self, id: str) -> None:
+        await self._send("DELETE", f"/v1/webhooks/{seg(id)}")
+
+    async def rotate_webhook_secret(self, id: str, *, grace_ms: Optional[int] = None) -> Webhook:
+        body = some(grace_ms=grace_ms)
+        return await self._one(Webhook, "POST", f"/v1/webhooks/{seg(id)}/rotate-secret", body=body)
+
+    async def deliveries(
+        self,
+        webhook_id: str,
+        *,
+        state: Optional[str] = None,
+        limit: Optional[int] = None,
+        before: Optional[int] = None,
+    ) -> DeliveryPage:
+        """A webhook's deliveries, newest first (``"callbacks"`` for task results)."""
+        params = query(state=state, limit=limit, before=before)
+        return await self._one(DeliveryPage, "GET", f"/v1/webhooks/{seg(webhook_id)}/deliveries", params=params)
+
+    async def retry_delivery(self, webhook_id: str, delivery: int) -> Delivery:
+        path = f"/v1/webhooks/{seg(webhook_id)}/deliveries/{seg(str(delivery))}/retry"
+        return await self._one(Delivery, "POST", path)
+
+    async def callbacks(self) -> CallbackSecret:
+        """Whether the tenant has a callback secret (never the secret itself)."""
+        return await self._one(CallbackSecret, "GET", "/v1/callbacks")
+
+    async def rotate_callback_secret(self, *, grace_ms: Optional[int] = None) -> CallbackSecret:
+        """A new callback secret (shown this once); the first call creates it."""
+        return await self._one(CallbackSecret, "POST", "/v1/callbacks/rotate-secret", body=some(grace_ms=grace_ms))

@@ -101,6 +101,8 @@ pub(crate) struct Shared {
     pub events: Arc<EventSignals>,
     /// Where retention's walks through the log have got to on this server.
     pub trim_marks: std::sync::Mutex<rota_store::TrimMarks>,
+    /// The running workflow the look for ended ones walks on from (workflows.rs).
+    pub end_mark: AtomicI64,
 }
 
 /// The connection pools. Task and lease writes run a handful of fixed statements thousands
@@ -343,6 +345,7 @@ impl PostgresStore {
             notifier: Default::default(),
             events: Default::default(),
             trim_marks: Default::default(),
+            end_mark: AtomicI64::new(0),
         });
         let listener = tokio::spawn(listen::run(url.to_owned(), options.clone(), shared.clone()));
         let notifier = {

@@ -276,24 +276,45 @@ impl WorkflowStore for PostgresStore {
 }
 
 impl PostgresStore {
-    /// Logs `workflow.*` for workflows whose tasks have all ended (a bounded number per pass;
-    /// answers whether there may be more). Servers racing on one workflow serialize on its
-    /// record's row, so its event is logged once.
+    /// Logs `workflow.*` for workflows whose tasks have all ended. Each pass looks at a bounded
+    /// page of the running workflows, walking on from where the last stopped (so many running
+    /// workflows cost each pass the same), and answers whether there may be more. Servers
+    /// racing on one workflow serialize on its record's row, so its event is logged once.
     pub(crate) async fn end_workflows(&self, now: Timestamp) -> StoreResult<bool> {
+        use std::sync::atomic::Ordering;
         let limit = rota_core::workflow::RECORDS_PER_PASS as i64;
+        let after = self.shared.end_mark.load(Ordering::Relaxed);
         let mut client = self.conn().await?;
         let tx = client.transaction().await.map_err(db)?;
+        let page: Vec<i64> = tx
+            .query(
+                "SELECT id FROM rota_workflows WHERE ended_at IS NULL AND id > $1 \
+                 ORDER BY id LIMIT $2",
+                &[&after, &limit],
+            )
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let full = page.len() as i64 == limit;
+        let next = if full { page[page.len() - 1] } else { 0 };
+        self.shared.end_mark.store(next, Ordering::Relaxed);
+        if page.is_empty() {
+            return Ok(false);
+        }
         let rows = tx
             .query(
                 "SELECT w.id, w.tenant, w.names, w.callback FROM rota_workflows w \
-                 WHERE w.ended_at IS NULL AND NOT EXISTS (SELECT 1 FROM rota_tasks t \
-                   WHERE t.workflow = w.id AND t.state IN (0, 1, 2, 6)) \
-                 ORDER BY w.id LIMIT $1 FOR UPDATE OF w SKIP LOCKED",
-                &[&limit],
+                 WHERE w.id = ANY($1) AND w.ended_at IS NULL AND NOT EXISTS \
+                   (SELECT 1 FROM rota_tasks t WHERE t.workflow = w.id AND t.state IN (0, 1, 2, 6)) \
+                 ORDER BY w.id FOR UPDATE OF w SKIP LOCKED",
+                &[&page],
             )
             .await
             .map_err(db)?;
         if rows.is_empty() {
+            // Nothing ended on this page: the next page waits for the next pass, not now.
             return Ok(false);
         }
         let mut ended: Vec<(i64, String, Option<TaskId>)> = Vec::with_capacity(rows.len());
@@ -345,6 +366,6 @@ impl PostgresStore {
         crate::events::append(&tx, &logged, 0).await?;
         tx.commit().await.map_err(db)?;
         self.announce_events(logged.iter().map(|(t, _)| t.as_str()));
-        Ok(rows.len() as i64 == limit)
+        Ok(full)
     }
 }

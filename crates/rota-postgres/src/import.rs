@@ -2,11 +2,9 @@
 //! in every state, with their ids, attempts, errors, results and leases. Access control goes
 //! through [`rota_store::Store::change_auth`] like any other change.
 
-use crate::rows::{
-    errors_to_sql, ms, state_to_sql, tags_to_sql, token_from_str, SettingsColumns, SETTINGS_COLUMNS,
-};
+use crate::rows::{SETTINGS_COLUMNS, SettingsColumns, dep_policy_to_sql, errors_to_sql, ids_to_sql, ms, state_to_sql, tags_to_sql, token_from_str};
 use crate::{db, PostgresStore};
-use rota_core::{QueueInfo, Task};
+use rota_core::{QueueInfo, Task, TaskId};
 use rota_store::{StoreError, StoreResult};
 use tokio_postgres::types::ToSql;
 
@@ -97,19 +95,21 @@ impl PostgresStore {
             "INSERT INTO rota_tasks (id, queue_id, kind, payload, priority, state, run_at, \
                attempt, max_attempts, created_at, updated_at, finished_at, lease_worker, \
                lease_token, lease_expires_at, progress, result, errors, unique_key, tags, purge_at, \
-               callback_url, grp, started_at) \
+               callback_url, grp, started_at, depends_on, dep_policy, workflow) \
              SELECT u.id, $1::bigint, u.kind, u.payload, u.priority, u.state, u.run_at, u.attempt, \
                u.max_attempts, u.created_at, u.updated_at, u.finished_at, u.lease_worker, \
                u.lease_token, u.lease_expires_at, u.progress, u.result, u.errors, u.unique_key, \
-               u.tags, u.purge_at, u.callback_url, u.grp, u.started_at \
+               u.tags, u.purge_at, u.callback_url, u.grp, u.started_at, u.depends_on, \
+               u.dep_policy, u.workflow \
              FROM unnest($2::bigint[], $3::text[], $4::text[], $5::int[], $6::smallint[], \
                $7::bigint[], $8::int[], $9::int[], $10::bigint[], $11::bigint[], $12::bigint[], \
                $13::text[], $14::bigint[], $15::bigint[], $16::text[], $17::text[], $18::text[], \
                $19::text[], $20::text[], $21::bigint[], $22::text[], $23::text[], \
-               $24::bigint[]) \
+               $24::bigint[], $25::text[], $26::smallint[], $27::bigint[]) \
              AS u(id, kind, payload, priority, state, run_at, attempt, max_attempts, created_at, \
                updated_at, finished_at, lease_worker, lease_token, lease_expires_at, progress, \
-               result, errors, unique_key, tags, purge_at, callback_url, grp, started_at)",
+               result, errors, unique_key, tags, purge_at, callback_url, grp, started_at, \
+               depends_on, dep_policy, workflow)",
             &[
                 &queue_id,
                 &c.id,
@@ -135,6 +135,9 @@ impl PostgresStore {
                 &c.callback_url,
                 &c.grp,
                 &c.started_at,
+                &c.depends_on,
+                &c.dep_policy,
+                &c.workflow,
             ],
         )
         .await
@@ -184,6 +187,9 @@ struct ImportColumns {
     callback_url: Vec<Option<String>>,
     grp: Vec<Option<String>>,
     started_at: Vec<Option<i64>>,
+    depends_on: Vec<Option<String>>,
+    dep_policy: Vec<Option<i16>>,
+    workflow: Vec<Option<i64>>,
 }
 
 impl ImportColumns {
@@ -226,6 +232,15 @@ impl ImportColumns {
         self.callback_url.push(t.callback_url.clone());
         self.grp.push(t.group.clone());
         self.started_at.push(t.started_at.map(|s| s.0));
+        self.depends_on.push(ids_to_sql(&t.depends_on));
+        self.dep_policy
+            .push(dep_policy_to_sql(t.on_dependency_failure));
+        self.workflow.push(
+            t.workflow
+                .as_deref()
+                .and_then(|w| w.parse::<TaskId>().ok())
+                .map(TaskId::as_i64),
+        );
         self.purge_at.push(
             t.state
                 .is_final()

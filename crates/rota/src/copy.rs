@@ -2,7 +2,9 @@
 //! empty PostgreSQL database — tenants, keys (hashes), roles, queues with their settings, and
 //! tasks in every state with their ids, attempts, errors, results and leases — then checks
 //! that every queue's counts by state match. The embedded server must be stopped (the data
-//! directory's lock is taken), so nothing changes while it copies.
+//! directory's lock is taken), so nothing changes while it copies. Tasks still waiting for
+//! dependencies are refused (their waits are not carried over); finished ones keep their
+//! `depends_on` and workflow id, but workflow records are not copied.
 
 use anyhow::{bail, Context, Result};
 use rota_core::{Clock, QueueKey, SystemClock, TaskState};
@@ -78,6 +80,25 @@ pub async fn copy(args: CopyArgs) -> Result<()> {
              they are sent or given up on (rota webhook deliveries ID shows a webhook's), or \
              pass \
              --drop-pending-deliveries to copy without them. Nothing was copied",
+            args.from.display()
+        );
+    }
+    // Dependencies are not carried over (their waits and workflow records are the embedded
+    // engine's own): refuse while a task still waits for one, before anything is written.
+    let waiting: u64 = source
+        .all_queues()
+        .await?
+        .iter()
+        .map(|(_, q)| q.counts.waiting)
+        .sum();
+    if waiting > 0 {
+        source.close().await;
+        target.close().await;
+        bail!(
+            "{waiting} tasks in {} are waiting for dependencies (or for an open batch's close), \
+             and rota copy does not carry dependencies over. Start the embedded server again \
+             until they have run, or cancel them (rota workflow cancel ID, rota task cancel ID). \
+             Nothing was copied",
             args.from.display()
         );
     }

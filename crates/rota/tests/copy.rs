@@ -230,3 +230,38 @@ async fn a_data_directory_moves_to_postgres_with_everything_in_it() {
         "{said}"
     );
 }
+
+/// A task still waiting for a dependency is refused (waits are not carried over), naming how
+/// many, and nothing is copied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_waiting_for_dependencies_are_refused_and_nothing_is_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut embedded = start_with(dir.path(), &[("ROTA_ADMIN_TOKEN", ADMIN)]).await;
+    let c = embedded.client.clone();
+    let first = c
+        .enqueue("scrape", &NewTask::new("scrape", &()))
+        .await
+        .unwrap();
+    let mut then = NewTask::new("rules", &());
+    then.depends_on = vec![first.task.id];
+    let waiting = c.enqueue("rules", &then).await.unwrap();
+    assert_eq!(waiting.task.state, TaskState::Waiting);
+    let _ = embedded.child.kill();
+    let _ = embedded.child.wait();
+
+    let url = tokio::task::spawn_blocking(|| TestCluster::shared().create_database())
+        .await
+        .unwrap();
+    let out = copy(dir.path(), &url, false);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("1 tasks") && said.contains("waiting for dependencies"),
+        "{said}"
+    );
+    assert!(said.contains("Nothing was copied"), "{said}");
+    // Nothing was copied: the database is still empty, so a later copy may fill it.
+    let out = copy(dir.path(), &url, false);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains("is not empty"), "{said}");
+}

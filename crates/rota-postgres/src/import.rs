@@ -2,7 +2,10 @@
 //! in every state, with their ids, attempts, errors, results and leases. Access control goes
 //! through [`rota_store::Store::change_auth`] like any other change.
 
-use crate::rows::{SETTINGS_COLUMNS, SettingsColumns, dep_policy_to_sql, errors_to_sql, ids_to_sql, ms, state_to_sql, tags_to_sql, token_from_str};
+use crate::rows::{
+    dep_policy_to_sql, errors_to_sql, ids_to_sql, ms, state_to_sql, tags_to_sql, token_from_str,
+    SettingsColumns, SETTINGS_COLUMNS,
+};
 use crate::{db, PostgresStore};
 use rota_core::{QueueInfo, Task, TaskId};
 use rota_store::{StoreError, StoreResult};

@@ -25,6 +25,22 @@ type Plan = (Vec<TaskId>, Option<(TaskId, TaskState)>);
 /// What a release did: the events to log and the tasks it released, with their tenants.
 pub(crate) type Released = (Vec<(String, rota_core::events::Event)>, Vec<(String, Task)>);
 
+/// Wait rows: task `waiter[i]` waits for `dep[i]` (a row already there is kept).
+pub(crate) async fn insert_waits(
+    tx: &impl GenericClient,
+    waiter: &[i64],
+    dep: &[i64],
+) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO rota_task_waits (task_id, dep_id) \
+         SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING",
+        &[&waiter, &dep],
+    )
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
 /// Final tasks whose waiters maintenance releases per pass (after a crash cut a release off).
 pub(crate) const SWEEP: i64 = 500;
 
@@ -122,13 +138,7 @@ impl PostgresStore {
             )
             .await
             .map_err(db)?;
-            tx.execute(
-                "INSERT INTO rota_task_waits (task_id, dep_id) \
-                 SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING",
-                &[&waiter, &dep],
-            )
-            .await
-            .map_err(db)?;
+            insert_waits(&tx, &waiter, &dep).await?;
         }
         let mut out = Vec::with_capacity(tasks.len());
         let mut logged = Vec::new();

@@ -129,25 +129,6 @@ impl PostgresStore {
         row.map(|r| task_from_row(&r).map(|(_, t)| t)).transpose()
     }
 
-    /// `waiter` waits for the new tasks `ids`.
-    async fn add_waits(
-        &self,
-        tx: &impl GenericClient,
-        waiter: TaskId,
-        ids: &[TaskId],
-    ) -> StoreResult<()> {
-        let deps: Vec<i64> = ids.iter().map(|i| i.as_i64()).collect();
-        let waiters = vec![waiter.as_i64(); deps.len()];
-        tx.execute(
-            "INSERT INTO rota_task_waits (task_id, dep_id) \
-             SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING",
-            &[&waiters, &deps],
-        )
-        .await
-        .map_err(db)?;
-        Ok(())
-    }
-
     pub(crate) async fn spawn_tasks(&self, tenant: &str, s: Spawn) -> StoreResult<Spawned> {
         if s.tasks.is_empty() {
             return Err(StoreError::Invalid("tasks: spawn at least one task".into()));
@@ -167,7 +148,7 @@ impl PostgresStore {
         let workflow = task.workflow.as_deref().and_then(|w| w.parse().ok());
         let items = added(s.tasks, &ids, workflow, now);
         let (tasks, tasks_of) = insert(self, &tx, tenant, items, now).await?;
-        self.add_waits(&tx, task.id, &ids).await?;
+        waits_for(&tx, task.id, &ids).await?;
         let worker = task
             .lease
             .as_ref()
@@ -244,7 +225,7 @@ impl PostgresStore {
         spawn::check_room(&cb, ids.len()).map_err(StoreError::Invalid)?;
         let items = added(tasks, &ids, Some(batch), now);
         let (tasks, tasks_of) = insert(self, &tx, tenant, items, now).await?;
-        self.add_waits(&tx, cb.id, &ids).await?;
+        waits_for(&tx, cb.id, &ids).await?;
         let mut deps = cb.depends_on.clone();
         deps.extend_from_slice(&ids);
         tx.execute(
@@ -306,6 +287,12 @@ impl PostgresStore {
         self.after_release(&logged, &[(tenant.to_owned(), t)]);
         Ok(())
     }
+}
+
+/// `waiter` waits for the new tasks `ids`.
+async fn waits_for(tx: &impl GenericClient, waiter: TaskId, ids: &[TaskId]) -> StoreResult<()> {
+    let deps: Vec<i64> = ids.iter().map(|i| i.as_i64()).collect();
+    crate::deps::insert_waits(tx, &vec![waiter.as_i64(); deps.len()], &deps).await
 }
 
 /// Whether `task` waits on `dep` (a batch's callback on its batch: the batch is open).

@@ -152,13 +152,7 @@ impl WorkflowStore for PostgresStore {
         lock_tenant(&tx, tenant, false).await?;
         let (stored, tasks_of) = insert(self, &tx, tenant, items, now).await?;
         if !waiter.is_empty() {
-            tx.execute(
-                "INSERT INTO rota_task_waits (task_id, dep_id) \
-                 SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING",
-                &[&waiter, &dep],
-            )
-            .await
-            .map_err(db)?;
+            crate::deps::insert_waits(&tx, &waiter, &dep).await?;
         }
         tx.execute(
             "INSERT INTO rota_workflows (id, tenant, created_at, names, callback) \

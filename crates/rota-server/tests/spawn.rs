@@ -6,11 +6,6 @@ mod helpers;
 use helpers::{id, lease, TestServer};
 use serde_json::json;
 
-async fn state_of(s: &TestServer, task: &str) -> String {
-    let got = s.get(&format!("/v1/tasks/{task}")).await;
-    got.body["state"].as_str().unwrap().to_owned()
-}
-
 /// Fetch the pages found at run time, then merge: the lister spawns the fetches, waits, and
 /// runs again with their results; what waits for the lister waits for the fetches too.
 #[tokio::test]
@@ -60,8 +55,8 @@ async fn a_task_spawns_fetches_and_merges_their_results() {
             .await;
         assert_eq!(done.status, 200, "{}", done.body);
     }
-    assert_eq!(state_of(&s, &id(&list)).await, "ready");
-    assert_eq!(state_of(&s, &id(&notify)).await, "waiting");
+    assert_eq!(s.state_of(&id(&list)).await, "ready");
+    assert_eq!(s.state_of(&id(&notify)).await, "waiting");
     let again = &s.claim("list", json!({"worker": "w", "max": 1})).await[0];
     assert_eq!(id(again), id(&list));
     assert_eq!(again["attempt"], 1, "a spawn does not spend an attempt");
@@ -79,7 +74,7 @@ async fn a_task_spawns_fetches_and_merges_their_results() {
         )
         .await;
     assert_eq!(done.status, 200, "{}", done.body);
-    assert_eq!(state_of(&s, &id(&notify)).await, "ready");
+    assert_eq!(s.state_of(&id(&notify)).await, "ready");
     s.stop().await;
 }
 
@@ -132,7 +127,7 @@ async fn bad_spawns_are_refused_and_store_nothing() {
         "{}",
         kids.body
     );
-    assert_eq!(state_of(&s, &id(t)).await, "running");
+    assert_eq!(s.state_of(&id(t)).await, "running");
     s.stop().await;
 }
 
@@ -168,7 +163,7 @@ async fn an_open_batch_takes_rows_until_it_is_closed() {
         .await;
     }
     assert_eq!(
-        state_of(&s, &cb).await,
+        s.state_of(&cb).await,
         "waiting",
         "open: waits for the close"
     );
@@ -176,7 +171,7 @@ async fn an_open_batch_takes_rows_until_it_is_closed() {
     assert_eq!(closed.status, 200, "{}", closed.body);
     assert_eq!(closed.body["open"], false);
     assert_eq!(closed.body["counts"]["succeeded"], 2);
-    assert_eq!(state_of(&s, &cb).await, "ready");
+    assert_eq!(s.state_of(&cb).await, "ready");
     let report = &s.claim("reports", json!({"worker": "w", "max": 1})).await[0];
     assert_eq!(report["batch"]["succeeded"].as_array().unwrap().len(), 2);
     // Closed: more rows are refused, closing again changes nothing.

@@ -20,11 +20,6 @@ async fn run_one(s: &TestServer, queue: &str, result: Value) -> Value {
     t.clone()
 }
 
-async fn state_of(s: &TestServer, task: &str) -> String {
-    let got = s.get(&format!("/v1/tasks/{task}")).await;
-    got.body["state"].as_str().unwrap().to_owned()
-}
-
 /// The version monitor's chain: scrape, then evaluate the rules, then notify.
 #[tokio::test]
 async fn scrape_evaluate_notify_runs_in_order_and_is_read_back() {
@@ -59,7 +54,7 @@ async fn scrape_evaluate_notify_runs_in_order_and_is_read_back() {
         .is_empty());
 
     run_one(&s, "scrape", json!({"version": "1.2.0"})).await;
-    assert_eq!(state_of(&s, &ids[1]).await, "ready");
+    assert_eq!(s.state_of(&ids[1]).await, "ready");
     run_one(&s, "rules", json!({"matched": 1})).await;
     run_one(&s, "notify", json!(null)).await;
     let got = s.get(&format!("/v1/workflows/{wf}")).await;
@@ -94,9 +89,9 @@ async fn fan_out_join_and_depends_on_by_id() {
     let join = id(&a.body["tasks"][3]["task"]);
     run_one(&s, "render", json!(1)).await;
     run_one(&s, "variants", json!(2)).await;
-    assert_eq!(state_of(&s, &join).await, "waiting");
+    assert_eq!(s.state_of(&join).await, "waiting");
     run_one(&s, "variants", json!(3)).await;
-    assert_eq!(state_of(&s, &join).await, "ready");
+    assert_eq!(s.state_of(&join).await, "ready");
     // The join's claim carries its inputs: how each ended, and its result.
     let got = s
         .post("/v1/queues/publish/claim", json!({"worker": "w", "max": 1}))
@@ -128,7 +123,7 @@ async fn fan_out_join_and_depends_on_by_id() {
         .await;
     assert_eq!(rescan["state"], "waiting");
     run_one(&s, "mirror", json!(null)).await;
-    assert_eq!(state_of(&s, &id(&rescan)).await, "ready");
+    assert_eq!(s.state_of(&id(&rescan)).await, "ready");
     s.stop().await;
 }
 
@@ -160,7 +155,7 @@ async fn a_failed_dependency_cancels_or_runs_as_asked_and_cancel_ends_a_workflow
     assert_eq!(c["state"], "cancelled");
     let reason = c["errors"][0]["message"].as_str().unwrap();
     assert!(reason.contains(&id(&up)), "{reason}");
-    assert_eq!(state_of(&s, &id(&runs)).await, "ready");
+    assert_eq!(s.state_of(&id(&runs)).await, "ready");
 
     let wf = s
         .post(
@@ -341,7 +336,7 @@ async fn a_batch_runs_its_callback_once_with_its_members_outcomes() {
         )
         .await;
     assert_eq!(f.status, 200, "{}", f.body);
-    assert_eq!(state_of(&s, &ids[3]).await, "waiting");
+    assert_eq!(s.state_of(&ids[3]).await, "waiting");
     let c = s
         .post(&format!("/v1/tasks/{}/cancel", ids[2]), json!({}))
         .await;
@@ -378,7 +373,7 @@ async fn a_batch_runs_its_callback_once_with_its_members_outcomes() {
         json!({"lease": lease(t), "error": "boom", "dead": true}),
     )
     .await;
-    assert_eq!(state_of(&s, &cb).await, "cancelled");
+    assert_eq!(s.state_of(&cb).await, "cancelled");
 
     // A workflow is not a batch; a member has no name; an empty batch is refused.
     let wf = s

@@ -144,6 +144,12 @@ impl TestServer {
         self.send("GET", path, None).await
     }
 
+    /// The state of task `id`, read through the API.
+    pub async fn state_of(&self, id: &str) -> String {
+        let got = self.get(&format!("/v1/tasks/{id}")).await;
+        got.body["state"].as_str().unwrap().to_owned()
+    }
+
     /// Enqueues one task and returns it.
     pub async fn enqueue(&self, queue: &str, task: Value) -> Value {
         let a = self.post(&format!("/v1/queues/{queue}/tasks"), task).await;

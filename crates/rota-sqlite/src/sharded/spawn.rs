@@ -7,7 +7,6 @@
 //! with no one waiting for them (the spawner runs again when its lease ends; a batch add that
 //! got no answer may be repeated), never a waiter waiting for a task that does not exist.
 
-use super::deps::Map;
 use super::SqliteStore;
 use crate::writer::{Adopt, Part, PartTask, Waiter};
 use futures_util::future::join_all;
@@ -187,7 +186,7 @@ impl SqliteStore {
                 .filter(|&&c| map.of(c) != here)
                 .map(|&c| (waiter_id, c))
                 .collect();
-            let registered = register(&map, here, remote).await;
+            let registered = map.register(here, remote).await;
             let tasks: Vec<Task> = ids.iter().filter_map(|id| by_id.remove(id)).collect();
             Ok::<_, StoreError>((waiter, tasks, registered))
         })
@@ -214,12 +213,4 @@ impl SqliteStore {
             }
         }
     }
-}
-
-/// Registers (waiter, added task) pairs with the added tasks' shards.
-async fn register(map: &Map, here: usize, waits: Vec<(TaskId, TaskId)>) -> StoreResult<usize> {
-    if waits.is_empty() {
-        return Ok(0);
-    }
-    map.register(here, waits).await
 }

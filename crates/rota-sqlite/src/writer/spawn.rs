@@ -8,10 +8,10 @@
 
 use super::ctx::{Ctx, Res};
 use super::Batch;
-use crate::rows::{dep_policy_to_sql, ids_to_sql, task_from_row, TASK_COLUMNS};
+use crate::rows::{dep_policy_to_sql, ids_to_sql};
 use rota_core::{events, spawn, OnDependencyFailure, Task, TaskId, TaskState};
 use rota_store::StoreError;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
 /// What entitles the caller to make a task wait for more tasks.
 #[derive(Debug, Clone)]
@@ -68,15 +68,7 @@ impl Ctx<'_> {
                 b.log(qid, e, &t);
             }
             Waiter::Batch(batch) => {
-                let row = self
-                    .tx()
-                    .prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?
-                    .query_row([task.as_i64()], task_from_row)
-                    .optional()?;
-                let Some(row) = row.filter(|r| {
-                    self.queue_key(b, r.queue_id)
-                        .is_some_and(|k| k.tenant == a.tenant)
-                }) else {
+                let Some(row) = self.tenant_row(b, &a.tenant, task)? else {
                     return Ok(Err(StoreError::WorkflowNotFound(*batch)));
                 };
                 if row.task.state != TaskState::Waiting || !self.waits_on(task, *batch)? {

@@ -290,21 +290,28 @@ impl Ctx<'_> {
     }
 
     /// The task, if it is in `tenant` and `token` holds its lease now (rota-core's rule).
-    pub(super) fn leased(&self, b: &Batch, tenant: &str, id: TaskId, token: &str) -> Res<TaskRow> {
+    /// Task `id`'s row, if it is a task of `tenant`.
+    pub(super) fn tenant_row(
+        &self,
+        b: &Batch,
+        tenant: &str,
+        id: TaskId,
+    ) -> rusqlite::Result<Option<TaskRow>> {
         let row = self
             .tx()
             .prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?
             .query_row([id.as_i64()], task_from_row)
             .optional()?;
-        let Some(row) = row else {
+        Ok(row.filter(|r| {
+            self.queue_key(b, r.queue_id)
+                .is_some_and(|k| k.tenant == tenant)
+        }))
+    }
+
+    pub(super) fn leased(&self, b: &Batch, tenant: &str, id: TaskId, token: &str) -> Res<TaskRow> {
+        let Some(row) = self.tenant_row(b, tenant, id)? else {
             return Ok(Err(StoreError::TaskNotFound(id)));
         };
-        if self
-            .queue_key(b, row.queue_id)
-            .is_none_or(|k| k.tenant != tenant)
-        {
-            return Ok(Err(StoreError::TaskNotFound(id)));
-        }
         let t = &row.task;
         if let Err(loss) = lifecycle::check_lease(t.state, t.lease.as_ref(), token, b.now) {
             return Ok(Err(StoreError::LeaseLost(id, loss)));

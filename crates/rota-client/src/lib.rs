@@ -10,6 +10,7 @@ mod groups;
 mod maintenance;
 mod processes;
 mod schedules;
+pub mod trace;
 mod types;
 mod webhooks;
 pub mod worker;
@@ -158,6 +159,12 @@ impl Client {
             let mut req = self.http.request(method.clone(), &url).timeout(timeout);
             if let Some(t) = &self.tenant {
                 req = req.header("rota-tenant", t);
+            }
+            if let Some((parent, state)) = trace::current() {
+                req = req.header("traceparent", parent);
+                if let Some(s) = state {
+                    req = req.header("tracestate", s);
+                }
             }
             if let Some(b) = body {
                 req = req.json(b);

@@ -45,6 +45,12 @@ pub struct NewTask {
     /// default, `cancel`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub on_dependency_failure: Option<OnDependencyFailure>,
+    /// The W3C trace context the task continues (see `docs/telemetry.md`); `None`: the
+    /// request's (with the `otel` feature, the current span's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
 }
 
 impl NewTask {
@@ -65,7 +71,17 @@ impl NewTask {
             group: None,
             depends_on: Vec::new(),
             on_dependency_failure: None,
+            traceparent: None,
+            tracestate: None,
         }
+    }
+
+    /// Continues the W3C trace `traceparent` (with its `tracestate`), whatever the request
+    /// carries.
+    pub fn trace(mut self, traceparent: impl Into<String>, tracestate: Option<String>) -> Self {
+        self.traceparent = Some(traceparent.into());
+        self.tracestate = tracestate;
+        self
     }
 
     /// Waits for `id` to succeed before it may run (see `docs/workflows.md`).

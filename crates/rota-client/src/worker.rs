@@ -379,8 +379,9 @@ impl RunOne {
         };
         let handed_off = claimed.handed_off.clone();
         let spawned = move || handed_off.load(Ordering::Acquire);
+        let run = crate::trace::Run::start(&claimed.task);
         // Its own task, so a panic is caught at the join; aborted if this runner is dropped.
-        let mut job = AbortOnDropHandle::new(tokio::spawn(handler(claimed)));
+        let mut job = AbortOnDropHandle::new(tokio::spawn(run.wrap(handler(claimed))));
         let heartbeat_every = self
             .heartbeat_every
             .min(Duration::from_millis(self.lease_ms / 3))
@@ -416,6 +417,16 @@ impl RunOne {
         };
         if !matches!(end, End::Done(_) | End::Panicked(_)) {
             job.abort();
+        }
+        match &end {
+            End::Done(Ok(_)) => run.end("succeeded", None),
+            End::Done(Err(e)) => run.end("failed", Some(&e.message)),
+            End::Panicked(msg) => run.end("failed", Some(msg)),
+            End::TimedOut => run.end("timed_out", Some("the handler timed out")),
+            End::LeaseLost => run.end("lease_lost", Some("the lease was lost")),
+            End::Cancelled => run.end("cancelled", None),
+            End::Interrupted => run.end("interrupted", None),
+            End::Spawned => run.end("spawned", None),
         }
         let fail = |e: HandlerError| {
             Report::Fail(FailItem {

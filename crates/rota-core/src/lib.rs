@@ -18,6 +18,7 @@ pub mod objects;
 pub mod schedule;
 pub mod spawn;
 pub mod timestamp;
+pub mod trace;
 pub mod webhooks;
 pub mod workflow;
 

@@ -179,12 +179,14 @@ pub fn enqueued(id: TaskId, queue: &str, new: &NewTask, max_attempts: u32, now: 
         depends_on: new.depends_on.clone(),
         on_dependency_failure: new.on_dependency_failure,
         workflow: new.workflow.clone(),
+        traceparent: new.traceparent.clone(),
+        tracestate: new.tracestate.clone(),
     }
 }
 
 /// The task a debounce leaves (`on_duplicate: replace`): `holder`, still waiting to run (see
 /// [`crate::replaceable`]), described by `new` instead: its kind, payload, priority, tags,
-/// callback URL and attempts (`max_attempts`, the queue's when `new` gives none), and its
+/// callback URL, trace context and attempts (`max_attempts`, the queue's when `new` gives none), and its
 /// `run_at`, so a delay starts again from this enqueue. The holder keeps its id, creation time
 /// and unique key (what clients and the key refer to), and what its runs recorded so far
 /// (attempt count and errors, when it waits for a retry). Its group stays unless `new` names
@@ -203,6 +205,8 @@ pub fn replaced(holder: &Task, new: &NewTask, max_attempts: u32, now: Timestamp)
         tags: new.tags.clone(),
         callback_url: new.callback_url.clone(),
         group: new.group.clone().or_else(|| holder.group.clone()),
+        traceparent: new.traceparent.clone(),
+        tracestate: new.tracestate.clone(),
         ..holder.clone()
     }
 }
@@ -370,6 +374,8 @@ mod tests {
             depends_on: Vec::new(),
             on_dependency_failure: Default::default(),
             workflow: None,
+            traceparent: None,
+            tracestate: None,
         }
     }
 

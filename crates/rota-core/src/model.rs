@@ -163,6 +163,13 @@ pub struct Task {
     /// The workflow the task belongs to, when it was submitted as one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow: Option<String>,
+    /// The W3C trace context the task continues (docs/telemetry.md): the enqueue's, or in a
+    /// claim the attempt's, so a worker's spans join the producer's trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// The vendors' part of the trace context, carried beside `traceparent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
 }
 
 /// A validated task to enqueue. `run_at` is absolute; `max_attempts` of `None` takes the queue's.
@@ -184,6 +191,9 @@ pub struct NewTask {
     pub on_dependency_failure: OnDependencyFailure,
     /// The workflow the task is submitted in (set by the workflow submission, not by clients).
     pub workflow: Option<String>,
+    /// The W3C trace context it continues ([`crate::trace`]).
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
 }
 
 /// What a task does when one of its dependencies ends dead or cancelled (docs/workflows.md).

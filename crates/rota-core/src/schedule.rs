@@ -153,6 +153,8 @@ impl ScheduleSpec {
             depends_on: Vec::new(),
             on_dependency_failure: Default::default(),
             workflow: None,
+            traceparent: None,
+            tracestate: None,
         }
     }
 }

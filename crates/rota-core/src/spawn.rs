@@ -63,6 +63,8 @@ mod tests {
             depends_on: Vec::new(),
             on_dependency_failure: Default::default(),
             workflow: None,
+            traceparent: None,
+            tracestate: None,
         };
         let mut t = lifecycle::enqueued(TaskId(7 << 20), "q", &new, 3, now);
         t.state = TaskState::Running;

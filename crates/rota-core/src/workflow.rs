@@ -489,6 +489,8 @@ mod tests {
             depends_on: vec![],
             on_dependency_failure: Default::default(),
             workflow: None,
+            traceparent: None,
+            tracestate: None,
         };
         let mut t = crate::lifecycle::enqueued(crate::TaskId(id << 20), "q", &new, 1, Timestamp(0));
         t.state = TaskState::Succeeded;

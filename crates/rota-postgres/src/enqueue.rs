@@ -30,15 +30,18 @@ pub(crate) static INSERT: LazyLock<String> = LazyLock::new(|| {
        WHERE tenant = $1 AND name = $2), \
      ins AS (INSERT INTO rota_tasks (id, queue_id, kind, payload, priority, state, \
        run_at, attempt, max_attempts, created_at, updated_at, unique_key, tags, callback_url, \
-       grp, depends_on, dep_policy, workflow, has_dependents) \
+       grp, depends_on, dep_policy, workflow, has_dependents, traceparent, tracestate) \
      SELECT u.id, q.id, u.kind, u.payload, u.priority, u.state, u.run_at, 0, \
        COALESCE(u.max_attempts, q.max_attempts), $3, $3, u.unique_key, u.tags, u.callback_url, \
-       u.grp, u.depends_on, u.dep_policy, u.workflow, u.has_dependents \
+       u.grp, u.depends_on, u.dep_policy, u.workflow, u.has_dependents, u.traceparent, \
+       u.tracestate \
      FROM q, unnest($4::bigint[], $5::text[], $6::text[], $7::int[], \
        $8::smallint[], $9::bigint[], $10::int[], $11::text[], $12::text[], $13::text[], \
-       $14::text[], $15::text[], $16::smallint[], $17::bigint[], $18::bool[]) \
+       $14::text[], $15::text[], $16::smallint[], $17::bigint[], $18::bool[], $19::text[], \
+       $20::text[]) \
        AS u(id, kind, payload, priority, state, run_at, max_attempts, unique_key, tags, \
-         callback_url, grp, depends_on, dep_policy, workflow, has_dependents) \
+         callback_url, grp, depends_on, dep_policy, workflow, has_dependents, traceparent, \
+         tracestate) \
      ON CONFLICT (queue_id, unique_key) \
        WHERE unique_key IS NOT NULL AND state IN (0, 1, 2, 6) DO NOTHING \
      RETURNING id, state, kind, run_at, grp), \
@@ -46,7 +49,7 @@ pub(crate) static INSERT: LazyLock<String> = LazyLock::new(|| {
        AND EXISTS (SELECT 1 FROM ins WHERE grp IS NOT NULL)), \
      ev AS (INSERT INTO rota_events (tenant, cursor, at, queue, kind, task_id, attempt, type, \
        state, due) \
-     SELECT $1, {CURSOR}$19 + row_number() OVER (ORDER BY id)), \
+     SELECT $1, {CURSOR}$21 + row_number() OVER (ORDER BY id)), \
        $3, $2, kind, id, 0, CASE WHEN state = 6 THEN 'task.waiting' ELSE 'task.enqueued' END, \
        state, CASE WHEN state = 0 THEN run_at END \
      FROM ins) \
@@ -66,7 +69,7 @@ static REPLACE: LazyLock<String> = LazyLock::new(|| {
        WHERE tenant = $1 AND name = $2), \
      up AS (UPDATE rota_tasks t SET kind = $4, payload = $5, priority = $6, state = $7, \
        run_at = $8, max_attempts = COALESCE($9, q.max_attempts), updated_at = $3, tags = $10, \
-       callback_url = $11, grp = COALESCE($12, t.grp) \
+       callback_url = $11, grp = COALESCE($12, t.grp), traceparent = $14, tracestate = $15 \
      FROM q WHERE t.id = $13 AND t.queue_id = q.id AND t.state IN (0, 1) \
      RETURNING {TASK_COLUMNS}), \
      g AS (UPDATE rota_queues SET grouped = true WHERE id = (SELECT id FROM q) AND NOT grouped \
@@ -222,7 +225,7 @@ impl PostgresStore {
         let max_attempts = t.max_attempts.map(|m| m.min(i32::MAX as u32) as i32);
         let tags = tags_to_sql(&t.tags);
         let lock_params: [&(dyn ToSql + Sync); 1] = [&key.tenant];
-        let params: [&(dyn ToSql + Sync); 13] = [
+        let params: [&(dyn ToSql + Sync); 15] = [
             &key.tenant,
             &key.name,
             &now.0,
@@ -236,6 +239,8 @@ impl PostgresStore {
             &t.callback_url,
             &t.group,
             &holder.as_i64(),
+            &t.traceparent,
+            &t.tracestate,
         ];
         let (begin, locked, rows, commit) = tokio::join!(
             client.batch_execute("BEGIN"),
@@ -466,6 +471,8 @@ pub(crate) struct EnqueueColumns {
     dep_policy: Vec<Option<i16>>,
     workflow: Vec<Option<i64>>,
     has_dependents: Vec<bool>,
+    traceparent: Vec<Option<String>>,
+    tracestate: Vec<Option<String>>,
 }
 
 impl EnqueueColumns {
@@ -476,7 +483,7 @@ impl EnqueueColumns {
         key: &'a QueueKey,
         now: &'a i64,
         logged: &'a i64,
-    ) -> [&'a (dyn ToSql + Sync); 19] {
+    ) -> [&'a (dyn ToSql + Sync); 21] {
         [
             &key.tenant,
             &key.name,
@@ -496,6 +503,8 @@ impl EnqueueColumns {
             &self.dep_policy,
             &self.workflow,
             &self.has_dependents,
+            &self.traceparent,
+            &self.tracestate,
             logged,
         ]
     }
@@ -538,6 +547,8 @@ impl EnqueueColumns {
         self.tags.push(tags_to_sql(&t.tags));
         self.callback_url.push(t.callback_url.clone());
         self.grp.push(t.group.clone());
+        self.traceparent.push(t.traceparent.clone());
+        self.tracestate.push(t.tracestate.clone());
     }
 
     /// The `n`th row as the task it stored.

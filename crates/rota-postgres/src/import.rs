@@ -98,21 +98,23 @@ impl PostgresStore {
             "INSERT INTO rota_tasks (id, queue_id, kind, payload, priority, state, run_at, \
                attempt, max_attempts, created_at, updated_at, finished_at, lease_worker, \
                lease_token, lease_expires_at, progress, result, errors, unique_key, tags, purge_at, \
-               callback_url, grp, started_at, depends_on, dep_policy, workflow) \
+               callback_url, grp, started_at, depends_on, dep_policy, workflow, traceparent, \
+               tracestate) \
              SELECT u.id, $1::bigint, u.kind, u.payload, u.priority, u.state, u.run_at, u.attempt, \
                u.max_attempts, u.created_at, u.updated_at, u.finished_at, u.lease_worker, \
                u.lease_token, u.lease_expires_at, u.progress, u.result, u.errors, u.unique_key, \
                u.tags, u.purge_at, u.callback_url, u.grp, u.started_at, u.depends_on, \
-               u.dep_policy, u.workflow \
+               u.dep_policy, u.workflow, u.traceparent, u.tracestate \
              FROM unnest($2::bigint[], $3::text[], $4::text[], $5::int[], $6::smallint[], \
                $7::bigint[], $8::int[], $9::int[], $10::bigint[], $11::bigint[], $12::bigint[], \
                $13::text[], $14::bigint[], $15::bigint[], $16::text[], $17::text[], $18::text[], \
                $19::text[], $20::text[], $21::bigint[], $22::text[], $23::text[], \
-               $24::bigint[], $25::text[], $26::smallint[], $27::bigint[]) \
+               $24::bigint[], $25::text[], $26::smallint[], $27::bigint[], $28::text[], \
+               $29::text[]) \
              AS u(id, kind, payload, priority, state, run_at, attempt, max_attempts, created_at, \
                updated_at, finished_at, lease_worker, lease_token, lease_expires_at, progress, \
                result, errors, unique_key, tags, purge_at, callback_url, grp, started_at, \
-               depends_on, dep_policy, workflow)",
+               depends_on, dep_policy, workflow, traceparent, tracestate)",
             &[
                 &queue_id,
                 &c.id,
@@ -141,6 +143,8 @@ impl PostgresStore {
                 &c.depends_on,
                 &c.dep_policy,
                 &c.workflow,
+                &c.traceparent,
+                &c.tracestate,
             ],
         )
         .await
@@ -193,6 +197,8 @@ struct ImportColumns {
     depends_on: Vec<Option<String>>,
     dep_policy: Vec<Option<i16>>,
     workflow: Vec<Option<i64>>,
+    traceparent: Vec<Option<String>>,
+    tracestate: Vec<Option<String>>,
 }
 
 impl ImportColumns {
@@ -235,6 +241,8 @@ impl ImportColumns {
         self.callback_url.push(t.callback_url.clone());
         self.grp.push(t.group.clone());
         self.started_at.push(t.started_at.map(|s| s.0));
+        self.traceparent.push(t.traceparent.clone());
+        self.tracestate.push(t.tracestate.clone());
         self.depends_on.push(ids_to_sql(&t.depends_on));
         self.dep_policy
             .push(dep_policy_to_sql(t.on_dependency_failure));

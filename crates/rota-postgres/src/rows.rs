@@ -16,10 +16,10 @@ pub const TASK_COLUMNS: &str = "t.id, t.queue_id, t.kind, t.payload, t.priority,
      t.run_at, t.attempt, t.max_attempts, t.created_at, t.updated_at, t.finished_at, \
      t.lease_worker, t.lease_token, t.lease_expires_at, t.progress, t.result, t.errors, \
      t.unique_key, t.tags, q.name, t.callback_url, t.grp, t.depends_on, t.dep_policy, \
-     t.workflow, t.started_at";
+     t.workflow, t.started_at, t.traceparent, t.tracestate";
 
 /// How many columns [`TASK_COLUMNS`] has: a statement that selects more reads them from here.
-pub const TASK_COLUMN_COUNT: usize = 27;
+pub const TASK_COLUMN_COUNT: usize = 29;
 
 /// How many columns [`QUEUE_COLUMNS`] has: a statement that selects more reads them from here.
 pub const QUEUE_COLUMN_COUNT: usize = 17;
@@ -131,6 +131,8 @@ pub fn task_from_row(r: &Row) -> StoreResult<(i64, Task)> {
             .try_get::<_, Option<i64>>(25)
             .map_err(get)?
             .map(|w| TaskId::from_i64(w).to_string()),
+        traceparent: r.try_get(27).map_err(get)?,
+        tracestate: r.try_get(28).map_err(get)?,
     };
     Ok((r.try_get(1).map_err(get)?, task))
 }

@@ -424,6 +424,14 @@ CREATE INDEX rota_workflows_running ON rota_workflows (id) WHERE ended_at IS NUL
 ALTER TABLE rota_tasks ADD COLUMN started_at BIGINT;
 "#,
     ),
+    (
+        "trace context",
+        r#"
+-- The W3C trace context a task continues (docs/telemetry.md).
+ALTER TABLE rota_tasks ADD COLUMN traceparent TEXT;
+ALTER TABLE rota_tasks ADD COLUMN tracestate TEXT;
+"#,
+    ),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -18,6 +18,7 @@ pub mod fds;
 pub mod maintenance;
 pub mod metrics;
 pub mod service;
+pub mod telemetry;
 pub mod webhooks;
 
 use crate::error::ErrorKind;
@@ -37,7 +38,7 @@ use tower_http::request_id::{
 };
 
 /// The server's settings (the `rota serve` config minus where to listen and store).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     pub limits: Limits,
@@ -53,6 +54,9 @@ pub struct ServerConfig {
     pub faktory: faktory::FaktoryConfig,
     /// The web dashboard.
     pub dashboard: dashboard::DashboardConfig,
+    /// Traces exported over OTLP (docs/telemetry.md); off unless an endpoint is set here or
+    /// in `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub telemetry: telemetry::TelemetryConfig,
 }
 
 /// `[events]` in the config file.
@@ -92,6 +96,7 @@ impl Default for ServerConfig {
             webhooks: webhooks::WebhooksConfig::default(),
             faktory: faktory::FaktoryConfig::default(),
             dashboard: dashboard::DashboardConfig::default(),
+            telemetry: telemetry::TelemetryConfig::default(),
         }
     }
 }
@@ -105,6 +110,7 @@ impl ServerConfig {
         }
         self.webhooks.validate()?;
         self.faktory.validate()?;
+        self.telemetry.validate()?;
         if self.events.keepalive_ms == 0 {
             return Err("events.keepalive_ms must be at least 1".into());
         }
@@ -290,6 +296,11 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(axum::middleware::from_fn(metrics::track_http))
+        // Inside the request's span: its trace, then its own span while tracing is on.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            telemetry::http,
+        ))
         // A span per request with its id, method and path, so every log line of the request
         // names it; its status and latency at DEBUG (`ROTA_LOG=tower_http=debug`).
         .layer(
@@ -394,6 +405,11 @@ pub async fn run_doors(
     let interval = Duration::from_millis(config.maintenance_interval_ms);
     let shared_config = Arc::new(config.clone());
     let faktory_registry = Arc::new(faktory::workers::Registry::default());
+    let telemetry =
+        telemetry::Telemetry::start(&config.telemetry).map_err(std::io::Error::other)?;
+    if telemetry.is_on() {
+        tracing::info!("exporting traces over OTLP (docs/telemetry.md)");
+    }
     let state = AppState(Arc::new(Shared {
         service: service::Service::new(
             store.clone(),
@@ -401,7 +417,8 @@ pub async fn run_doors(
             clock.clone(),
             token.clone(),
             faktory_registry.clone(),
-        ),
+        )
+        .with_telemetry(telemetry.clone()),
         store: store.clone(),
         config: shared_config,
         clock: clock.clone(),
@@ -448,6 +465,7 @@ pub async fn run_doors(
             clock.clone(),
             config.webhooks.clone(),
             state.auth.clone(),
+            telemetry.clone(),
         );
         tokio::spawn(background::elected(
             store.clone(),
@@ -531,5 +549,6 @@ pub async fn run_doors(
     let _ = upkeep.await;
     let _ = touch.await;
     auth.flush_last_used().await;
+    telemetry.shutdown().await;
     served
 }

@@ -67,6 +67,8 @@ fn task(kind: &str) -> NewTask {
         depends_on: Vec::new(),
         on_dependency_failure: Default::default(),
         workflow: None,
+        traceparent: None,
+        tracestate: None,
     }
 }
 

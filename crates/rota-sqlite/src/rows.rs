@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 pub const TASK_COLUMNS: &str = "id, queue_id, kind, payload, priority, state, run_at, attempt, \
      max_attempts, created_at, updated_at, finished_at, lease_worker, lease_token, \
      lease_expires_at, progress, result, errors, unique_key, tags, callback_url, grp, \
-     depends_on, dep_policy, workflow, started_at";
+     depends_on, dep_policy, workflow, started_at, traceparent, tracestate";
 
 /// A task row before its queue id is resolved to a name.
 pub struct TaskRow {
@@ -90,6 +90,8 @@ pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRow> {
         workflow: row
             .get::<_, Option<i64>>(24)?
             .map(|w| TaskId::from_i64(w).to_string()),
+        traceparent: row.get(26)?,
+        tracestate: row.get(27)?,
     };
     Ok(TaskRow {
         queue_id: row.get(1)?,

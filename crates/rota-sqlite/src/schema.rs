@@ -319,6 +319,11 @@ CREATE INDEX workflows_running ON workflows (id) WHERE ended_at IS NULL;
 -- When a task's latest attempt was claimed (its run time ends at its outcome).
 ALTER TABLE tasks ADD COLUMN started_at INTEGER;
 "#,
+    r#"
+-- The W3C trace context a task continues (docs/telemetry.md).
+ALTER TABLE tasks ADD COLUMN traceparent TEXT;
+ALTER TABLE tasks ADD COLUMN tracestate TEXT;
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -323,6 +323,12 @@ pub async fn task(c: &Client, cmd: TaskCmd, fmt: Format) -> Result<()> {
                 group,
                 depends_on: after.iter().map(|id| task_id(id)).collect::<Result<_>>()?,
                 on_dependency_failure: on_dependency_failure.map(Into::into),
+                traceparent: None,
+                tracestate: None,
+            };
+            let task = match environment_trace() {
+                Some((parent, state)) => task.trace(parent, state),
+                None => task,
             };
             let e = c.enqueue(&queue, &task).await?;
             match fmt {
@@ -570,4 +576,16 @@ pub fn client(
         Client::with_token(url, token.as_deref())?.with_tenant(tenant),
         has_token,
     ))
+}
+
+/// The W3C trace context in the environment (`TRACEPARENT`, `TRACESTATE`, as `rota worker`
+/// sets them for its command), so a task enqueued from a traced job joins its trace; one that
+/// is not valid is ignored.
+fn environment_trace() -> Option<(String, Option<String>)> {
+    let parent = std::env::var("TRACEPARENT").ok()?;
+    rota_core::trace::check_traceparent(&parent).ok()?;
+    let state = std::env::var("TRACESTATE")
+        .ok()
+        .filter(|s| !s.is_empty() && rota_core::trace::check_tracestate(s).is_ok());
+    Some((parent, state))
 }

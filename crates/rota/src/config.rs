@@ -32,6 +32,9 @@ struct FileConfig {
     webhooks: Option<toml::Table>,
     #[serde(default)]
     dashboard: Option<toml::Table>,
+    /// Traces over OTLP; the `OTEL_*` variables fill what it leaves out.
+    #[serde(default)]
+    telemetry: Option<rota_server::telemetry::TelemetryConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +117,9 @@ pub fn load(o: Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeC
     server.dashboard = numbers(file.dashboard, "dashboard", env)?;
     if let Some(auth) = file.auth {
         server.auth = auth;
+    }
+    if let Some(t) = file.telemetry {
+        server.telemetry = t;
     }
     if let Some(v) = env("ROTA_AUTH_ENABLED") {
         server.auth.enabled = match v.as_str() {

@@ -176,12 +176,23 @@ async fn run_command(
     task: rota_core::Task,
 ) -> Result<Option<rota_core::Json>, Failure> {
     let command = &runner.command;
-    let child = tokio::process::Command::new(&command[0])
+    let mut child = tokio::process::Command::new(&command[0]);
+    child
         .args(&command[1..])
         .env("ROTA_TASK_ID", task.id.to_string())
         .env("ROTA_TASK_KIND", &task.kind)
         .env("ROTA_TASK_ATTEMPT", task.attempt.to_string())
         .env("ROTA_TASK_QUEUE", &task.queue)
+        // The run's trace context, where OpenTelemetry SDKs look for it (docs/telemetry.md).
+        .env_remove("TRACEPARENT")
+        .env_remove("TRACESTATE");
+    if let Some((parent, state)) = rota_client::trace::child_context(&task) {
+        child.env("TRACEPARENT", parent);
+        if let Some(s) = state {
+            child.env("TRACESTATE", s);
+        }
+    }
+    let child = child
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -313,6 +324,12 @@ pub async fn run(client: Client, args: WorkerArgs) -> Result<()> {
         args.queue,
         args.concurrency
     );
+    // Each run is a span when the OTEL_* variables name a collector (docs/telemetry.md).
+    let traces = rota_server::telemetry::provider(&Default::default(), "rota-worker")
+        .map_err(anyhow::Error::msg)?;
+    if let Some(p) = &traces {
+        opentelemetry::global::set_tracer_provider(p.clone());
+    }
     let stop = runner.stop.clone();
     let shutdown = async move {
         tokio::select! {
@@ -339,6 +356,10 @@ pub async fn run(client: Client, args: WorkerArgs) -> Result<()> {
     // Commands being stopped (cancelled, timed out, past the grace) end before the worker does.
     runner.stopping.close();
     runner.stopping.wait().await;
+    if let Some(p) = traces {
+        // Spans still queued are sent before the worker exits.
+        let _ = tokio::task::spawn_blocking(move || p.shutdown()).await;
+    }
     let stats = stats?;
     eprintln!(
         "rota worker: stopped; {} succeeded, {} failed, {} handed back, {} cancelled, {} lost their lease",

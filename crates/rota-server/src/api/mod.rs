@@ -78,6 +78,13 @@ pub struct TaskInput {
     /// What a dependency that ends dead or cancelled does: `cancel` (default) cancels this
     /// task with a reason naming it; `run` counts it as done. Needs `depends_on`.
     pub on_dependency_failure: Option<OnDependencyFailure>,
+    /// The W3C trace context the task continues (docs/telemetry.md). Default: the request's
+    /// `traceparent` header, if any.
+    #[schema(example = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
+    pub traceparent: Option<String>,
+    /// The vendors' part of the trace context (W3C `tracestate`, at most 512 bytes); needs
+    /// `traceparent`.
+    pub tracestate: Option<String>,
     /// A batch: `{"tasks": [task, ...]}`, with no other field set (documented as the other
     /// form of `schema::EnqueueBody`).
     #[schema(ignore)]
@@ -100,6 +107,8 @@ impl TaskInput {
             || self.group.is_some()
             || !self.depends_on.is_empty()
             || self.on_dependency_failure.is_some()
+            || self.traceparent.is_some()
+            || self.tracestate.is_some()
     }
 
     /// Splits the body into the tasks it asks for: one, or the `tasks` batch (whose size the
@@ -159,6 +168,8 @@ impl TaskInput {
             depends_on,
             on_dependency_failure: self.on_dependency_failure.unwrap_or_default(),
             workflow: None,
+            traceparent: self.traceparent,
+            tracestate: self.tracestate,
         })
     }
 }

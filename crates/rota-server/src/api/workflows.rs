@@ -47,6 +47,9 @@ pub struct WorkflowTaskInput {
     pub callback_url: Option<String>,
     #[schema(value_type = Option<schema::Name>)]
     pub group: Option<String>,
+    /// As on an enqueue (docs/telemetry.md); default: the request's `traceparent` header.
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -105,6 +108,8 @@ impl WorkflowTaskInput {
             group: self.group,
             depends_on: Vec::new(),
             on_dependency_failure: None,
+            traceparent: self.traceparent,
+            tracestate: self.tracestate,
             tasks: None,
         };
         let mut task = input.into_new_task(at, now, limits)?;

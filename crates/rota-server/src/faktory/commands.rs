@@ -99,17 +99,41 @@ pub(super) async fn run(st: &AppState, s: &Session, verb: &str, arg: &str) -> Re
             return crate::maintenance::refusal(&m, now).into();
         }
     }
+    // Each command in its span while tracing is on (the protocol carries no trace context;
+    // a job's own rides in `custom`).
+    let telemetry = st.service.telemetry();
+    if telemetry.is_on() {
+        let attributes = vec![
+            opentelemetry::KeyValue::new("rpc.system", "faktory"),
+            opentelemetry::KeyValue::new("rpc.method", verb.to_owned()),
+            opentelemetry::KeyValue::new("rota.tenant", caller.tenant.clone()),
+        ];
+        let outcome = |r: &Reply| match r {
+            Reply::Error(e) => (Vec::new(), Some(e.clone())),
+            _ => (Vec::new(), None),
+        };
+        let name = format!("faktory {verb}");
+        let handled = command(st, s, &caller, verb, arg);
+        return telemetry
+            .request(name, None, attributes, handled, outcome)
+            .await;
+    }
+    command(st, s, &caller, verb, arg).await
+}
+
+/// One command, answered.
+async fn command(st: &AppState, s: &Session, caller: &Caller, verb: &str, arg: &str) -> Reply {
     let done = match verb {
-        "PUSH" => push(st, &caller, arg).await,
-        "PUSHB" => push_batch(st, &caller, arg).await,
-        "FETCH" => fetch(st, &caller, s, arg).await,
-        "ACK" => ack(st, &caller, s, arg).await,
-        "FAIL" => fail(st, &caller, s, arg).await,
-        "BEAT" => beat(st, &caller, s, arg),
-        "INFO" => info(st, &caller).await,
-        "QUEUE" => queue_control(st, &caller, arg).await,
-        "FLUSH" => flush(st, &caller).await,
-        "MUTATE" => super::mutate::mutate(st, &caller, arg).await,
+        "PUSH" => push(st, caller, arg).await,
+        "PUSHB" => push_batch(st, caller, arg).await,
+        "FETCH" => fetch(st, caller, s, arg).await,
+        "ACK" => ack(st, caller, s, arg).await,
+        "FAIL" => fail(st, caller, s, arg).await,
+        "BEAT" => beat(st, caller, s, arg),
+        "INFO" => info(st, caller).await,
+        "QUEUE" => queue_control(st, caller, arg).await,
+        "FLUSH" => flush(st, caller).await,
+        "MUTATE" => super::mutate::mutate(st, caller, arg).await,
         _ => Err(ApiError::new(
             ErrorKind::BadRequest,
             "unknown_command",

@@ -47,6 +47,15 @@ fn int(job: &Map<String, Value>, field: &str) -> Result<Option<i64>, String> {
     }
 }
 
+/// `custom.<field>`, a string when present.
+fn custom_text(job: &Map<String, Value>, field: &str) -> Result<Option<String>, String> {
+    match job.get("custom").and_then(|c| c.get(field)) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(format!("`custom.{field}` must be a string")),
+    }
+}
+
 /// Reads a job as PUSH and PUSHB send it. Sizes and names are checked by the service like
 /// any task's; here only the job's own shape.
 pub fn from_push(job: Value, now: Timestamp) -> Result<Pushed, String> {
@@ -94,6 +103,9 @@ pub fn from_push(job: Value, now: Timestamp) -> Result<Pushed, String> {
         Some(Value::String(g)) if !g.is_empty() => Some(g.clone()),
         Some(_) => return Err("`custom.group` must be a non-empty string".into()),
     };
+    // The trace context rides in `custom` too (docs/telemetry.md): W3C's field names.
+    let traceparent = custom_text(&job, "traceparent")?;
+    let tracestate = custom_text(&job, "tracestate")?;
     job.entry("created_at")
         .or_insert_with(|| Value::String(now.to_string()));
     job.insert("queue".into(), Value::String(queue.clone()));
@@ -116,6 +128,8 @@ pub fn from_push(job: Value, now: Timestamp) -> Result<Pushed, String> {
             depends_on: Vec::new(),
             on_dependency_failure: Default::default(),
             workflow: None,
+            traceparent,
+            tracestate,
         },
         jid,
         queue,
@@ -156,6 +170,20 @@ pub fn to_job(task: &Task) -> (String, Value) {
         "enqueued_at".into(),
         Value::String(task.run_at.max(task.created_at).to_string()),
     );
+    // The claim's trace context (the attempt's, while tracing is on), where a Faktory
+    // client's middleware looks for it.
+    if let Some(parent) = &task.traceparent {
+        let custom = job
+            .entry("custom")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(c) = custom {
+            c.insert("traceparent".into(), Value::String(parent.clone()));
+            match &task.tracestate {
+                Some(s) => c.insert("tracestate".into(), Value::String(s.clone())),
+                None => c.remove("tracestate"),
+            };
+        }
+    }
     if let Some(last) = task.errors.last() {
         job.insert(
             "failure".into(),
@@ -223,6 +251,8 @@ mod tests {
             depends_on: vec![],
             on_dependency_failure: Default::default(),
             workflow: None,
+            traceparent: None,
+            tracestate: None,
         };
         let (jid, back) = to_job(&task);
         assert_eq!(jid, "abc");
@@ -243,6 +273,39 @@ mod tests {
         assert_eq!(jid, http.id.to_string());
         assert_eq!(job["args"], serde_json::json!([{"to": "a"}]));
         assert_eq!(job["jobtype"], "Send");
+    }
+
+    #[test]
+    fn the_trace_context_rides_in_custom_both_ways() {
+        const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let job = serde_json::json!({"jid": "t", "jobtype": "Send", "args": [],
+            "custom": {"traceparent": PARENT, "tracestate": "a=1", "k": 2}});
+        let p = from_push(job, NOW).unwrap();
+        assert_eq!(p.task.traceparent.as_deref(), Some(PARENT));
+        assert_eq!(p.task.tracestate.as_deref(), Some("a=1"));
+        let bad = serde_json::json!({"jid": "t", "jobtype": "S", "args": [],
+            "custom": {"traceparent": 7}});
+        assert_eq!(
+            from_push(bad, NOW).unwrap_err(),
+            "`custom.traceparent` must be a string"
+        );
+
+        // A claim's context (here another span of the trace) replaces the pushed one.
+        let claimed = "00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01";
+        let mut task = rota_core::lifecycle::enqueued(
+            rota_core::TaskId::from_i64(1),
+            "default",
+            &p.task,
+            3,
+            NOW,
+        );
+        task.tags = vec![TAG.into()];
+        task.traceparent = Some(claimed.into());
+        task.tracestate = None;
+        let (_, back) = to_job(&task);
+        assert_eq!(back["custom"]["traceparent"], claimed);
+        assert!(back["custom"].get("tracestate").is_none());
+        assert_eq!(back["custom"]["k"], 2);
     }
 
     #[test]

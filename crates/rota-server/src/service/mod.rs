@@ -59,6 +59,8 @@ pub struct Service {
     pub(crate) observed: Arc<crate::doctor::observed::Observed>,
     /// Which workflows are batches, and their callbacks (fixed once a workflow is stored).
     batch_callbacks: Arc<workflows::CallbackCache>,
+    /// Traces of requests and tasks (off by default).
+    telemetry: crate::telemetry::Telemetry,
 }
 
 impl Service {
@@ -79,7 +81,18 @@ impl Service {
             schedules_changed: Default::default(),
             observed: Default::default(),
             batch_callbacks: Default::default(),
+            telemetry: Default::default(),
         }
+    }
+
+    /// The service recording traces through `telemetry`.
+    pub fn with_telemetry(mut self, telemetry: crate::telemetry::Telemetry) -> Service {
+        self.telemetry = telemetry;
+        self
+    }
+
+    pub fn telemetry(&self) -> &crate::telemetry::Telemetry {
+        &self.telemetry
     }
 
     /// What this server saw of requests (claims, refusals), for `rota doctor`.

@@ -48,7 +48,8 @@ impl Service {
     ) -> ApiResult<Spawned> {
         self.authorize_task(caller, actions::TASKS_COMPLETE, id)
             .await?;
-        let tasks = self.checked_added(caller, tasks).await?;
+        let mut tasks = self.checked_added(caller, tasks).await?;
+        let spans = self.telemetry.enqueueing(tasks.iter_mut().map(|(_, t)| t));
         let spawn = Spawn {
             task: id,
             lease,
@@ -60,6 +61,7 @@ impl Service {
             .spawn(&caller.tenant, spawn)
             .await
             .map_err(semantic)?;
+        spans.stored(&caller.tenant, &out.tasks);
         count_enqueued(&caller.tenant, &out.tasks);
         hide_token_unless_allowed(caller, &mut out.task);
         Ok(out)
@@ -72,12 +74,14 @@ impl Service {
         batch: TaskId,
         tasks: Vec<(String, NewTask)>,
     ) -> ApiResult<Vec<Task>> {
-        let tasks = self.checked_added(caller, tasks).await?;
+        let mut tasks = self.checked_added(caller, tasks).await?;
+        let spans = self.telemetry.enqueueing(tasks.iter_mut().map(|(_, t)| t));
         let added = self
             .store
             .add_to_batch(&caller.tenant, batch, tasks)
             .await
             .map_err(semantic)?;
+        spans.stored(&caller.tenant, &added);
         count_enqueued(&caller.tenant, &added);
         Ok(added)
     }

@@ -65,12 +65,14 @@ impl Service {
         if waits {
             self.authorize_dependencies(caller, &tasks, batch).await?;
         }
+        let spans = self.telemetry.enqueueing(&mut tasks);
         let out = match self.store.enqueue(&key, tasks).await {
             // A dependency gone since it was checked (or never checked, for a caller that may
             // read every queue): the request's error, 422 as the check would have said.
             Err(rota_store::StoreError::Invalid(m)) if waits => return Err(ApiError::invalid(m)),
             other => other?,
         };
+        spans.stored(&caller.tenant, out.iter().map(|e| &e.task));
         let created = out.iter().filter(|e| !e.duplicate).count();
         m::tasks_enqueued(&caller.tenant, queue, created);
         Ok(out)
@@ -162,12 +164,15 @@ impl Service {
         }
         check_lease_ms("lease_ms", req.lease_ms, limits)?;
         let kinds = req.kinds.clone();
-        let got = self.claim_waiting(&keys, req).await?;
+        let (began, worker) = (std::time::SystemTime::now(), req.worker.clone());
+        let mut got = self.claim_waiting(&keys, req).await?;
         let n = got.as_ref().map_or(0, |(_, t)| t.len());
         let i = got.as_ref().map_or(0, |(i, _)| *i);
         m::tasks_claimed(&caller.tenant, queues[i], n);
-        if let Some((_, tasks)) = &got {
+        if let Some((_, tasks)) = &mut got {
             m::tasks_started(&caller.tenant, tasks);
+            self.telemetry
+                .claimed(&caller.tenant, tasks, &worker, began);
         }
         let seen = crate::doctor::observed::ClaimSeen {
             at: self.clock.now(),
@@ -314,6 +319,7 @@ impl Service {
         id_of: impl Fn(&I) -> TaskId,
         run: impl AsyncFnOnce(Vec<I>) -> Vec<StoreResult<Task>>,
     ) -> Vec<ApiResult<Task>> {
+        let began = std::time::SystemTime::now();
         let mut refused: Vec<Option<ApiError>> = Vec::with_capacity(items.len());
         for item in &items {
             refused.push(
@@ -337,6 +343,7 @@ impl Service {
         };
         for t in done.iter().flatten() {
             m::attempt_ended(&caller.tenant, t);
+            self.telemetry.attempt_ended(&caller.tenant, t, began);
         }
         let mut done = done.into_iter();
         refused
@@ -498,5 +505,6 @@ pub fn check_task(at: &str, t: &NewTask, now: Timestamp, limits: &Limits) -> Api
     for tag in &t.tags {
         check_name(&format!("{at}.tags[]"), tag, limits)?;
     }
-    Ok(())
+    rota_core::trace::check(at, t.traceparent.as_deref(), t.tracestate.as_deref())
+        .map_err(ApiError::invalid)
 }

@@ -309,17 +309,21 @@ impl Service {
     async fn store_workflow(
         &self,
         caller: &Caller,
-        spec: Vec<WorkflowSpecTask>,
+        mut spec: Vec<WorkflowSpecTask>,
         kind: Submission,
     ) -> ApiResult<Workflow> {
         if spec.iter().any(|t| t.task.callback_url.is_some()) {
             self.require_callback_signer(caller).await?;
         }
         caller.require_kinds(spec.iter().map(|t| t.task.kind.as_str()))?;
+        let spans = self
+            .telemetry
+            .enqueueing(spec.iter_mut().map(|t| &mut t.task));
         let wf = self
             .store
             .submit_workflow(&caller.tenant, spec, kind)
             .await?;
+        spans.stored(&caller.tenant, wf.tasks.iter().map(|t| &t.task));
         let tasks: Vec<Task> = wf.tasks.iter().map(|t| t.task.clone()).collect();
         super::spawn::count_enqueued(&caller.tenant, &tasks);
         Ok(wf)

@@ -50,6 +50,8 @@ pub struct Deliverer {
     freed: Notify,
     /// Whether the last pass found descriptors low (logged once per episode).
     fds_low: AtomicBool,
+    /// Deliveries carry their task's trace context (and, tracing on, have spans).
+    telemetry: crate::telemetry::Telemetry,
 }
 
 impl Deliverer {
@@ -58,6 +60,7 @@ impl Deliverer {
         clock: Arc<dyn Clock>,
         config: WebhooksConfig,
         auth: Arc<Auth>,
+        telemetry: crate::telemetry::Telemetry,
     ) -> Arc<Self> {
         let mut http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -85,6 +88,7 @@ impl Deliverer {
             in_flight: Mutex::new(InFlight::default()),
             freed: Notify::new(),
             fds_low: AtomicBool::new(false),
+            telemetry,
         })
     }
 
@@ -281,26 +285,31 @@ impl Deliverer {
                 };
             }
         }
-        let body = match d.url {
-            // A task result: the task as it is now (final, unless retried since).
-            Some(_) => match self.store.get(&d.tenant, d.event.task_id).await {
-                Ok(mut task) => {
-                    // Retried since, it may be leased again: the token proves the lease and
-                    // never leaves the server this way.
-                    if let Some(lease) = task.lease.as_mut() {
-                        lease.token.clear();
-                    }
-                    serde_json::to_vec(&task).expect("tasks serialize")
-                }
-                Err(rota_store::StoreError::TaskNotFound(_)) => {
-                    serde_json::to_vec(&EventBody::from(d.event.clone())).expect("events serialize")
-                }
-                Err(e) => return failed(format!("cannot read the task: {e}")),
-            },
-            None => {
-                serde_json::to_vec(&EventBody::from(d.event.clone())).expect("events serialize")
+        // The task as it is now: a result callback's body (final, unless retried since), and
+        // for any delivery the trace context it carries.
+        let task = if d.event.task_id == rota_core::TaskId::NONE {
+            None
+        } else {
+            match self.store.get(&d.tenant, d.event.task_id).await {
+                Ok(task) => Some(task),
+                Err(rota_store::StoreError::TaskNotFound(_)) => None,
+                Err(e) if d.url.is_some() => return failed(format!("cannot read the task: {e}")),
+                Err(_) => None,
             }
         };
+        let body = match (&d.url, &task) {
+            (Some(_), Some(task)) => {
+                let mut task = task.clone();
+                // Retried since, it may be leased again: the token proves the lease and
+                // never leaves the server this way.
+                if let Some(lease) = task.lease.as_mut() {
+                    lease.token.clear();
+                }
+                serde_json::to_vec(&task).expect("tasks serialize")
+            }
+            _ => serde_json::to_vec(&EventBody::from(d.event.clone())).expect("events serialize"),
+        };
+        let trace = self.telemetry.delivering(d, task.as_ref(), url);
         let now = self.clock.now();
         let ts = now.0.div_euclid(1000);
         let signature = signature_header(
@@ -313,18 +322,39 @@ impl Deliverer {
                 body: &body,
             },
         );
-        let sent = self
+        let mut request = self
             .http
             .post(url)
             .header("content-type", "application/json")
             .header("rota-webhook-id", &w.id)
             .header("rota-delivery-id", d.id.to_string())
             .header("rota-timestamp", ts.to_string())
-            .header("rota-signature", signature)
-            .body(body)
-            .send()
-            .await;
+            .header("rota-signature", signature);
+        if let Some((parent, state)) = &trace.headers {
+            request = request.header("traceparent", parent);
+            if let Some(s) = state {
+                request = request.header("tracestate", s);
+            }
+        }
+        let sent = request.body(body).send().await;
         let latency_ms = started.elapsed().as_millis() as u64;
+        let attempt = Self::outcome(sent, latency_ms, self.config.timeout_ms);
+        trace.done(attempt.status, attempt.error.as_deref());
+        attempt
+    }
+
+    /// What a sent request came to.
+    fn outcome(
+        sent: reqwest::Result<reqwest::Response>,
+        latency_ms: u64,
+        timeout_ms: u64,
+    ) -> Attempt {
+        let failed = |error: String| Attempt {
+            status: None,
+            error: Some(error),
+            latency_ms,
+            give_up: false,
+        };
         match sent {
             Ok(resp) => {
                 let status = resp.status().as_u16();
@@ -343,8 +373,7 @@ impl Deliverer {
                 }
             }
             Err(e) if e.is_timeout() => failed(format!(
-                "no answer within {} ms (webhooks.timeout_ms)",
-                self.config.timeout_ms
+                "no answer within {timeout_ms} ms (webhooks.timeout_ms)"
             )),
             Err(e) => failed(describe(&e)),
         }

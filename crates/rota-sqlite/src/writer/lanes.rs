@@ -110,6 +110,8 @@ mod tests {
             depends_on: Vec::new(),
             on_dependency_failure: Default::default(),
             workflow: None,
+            traceparent: None,
+            tracestate: None,
         };
         let (tx, _rx) = oneshot::channel();
         Op::Enqueue(QueueKey::new(tenant, "q"), vec![task; n], tx)

@@ -21,8 +21,8 @@ use std::collections::{HashMap, HashSet};
 /// Inserts a new task row (the parameters in this order).
 pub const INSERT_TASK: &str = "INSERT INTO tasks (id, queue_id, kind, payload, priority, state, \
      run_at, attempt, max_attempts, created_at, updated_at, unique_key, tags, callback_url, grp, \
-     depends_on, dep_policy, workflow) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+     depends_on, dep_policy, workflow, traceparent, tracestate) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
 
 /// When a task that finished at `at` in a queue with `retention_ms` is deleted.
 pub fn purge_at(at: Timestamp, retention_ms: u64) -> i64 {
@@ -108,6 +108,8 @@ impl Ctx<'_> {
                     .as_ref()
                     .and_then(|w| w.parse::<TaskId>().ok())
                     .map(TaskId::as_i64),
+                t.traceparent,
+                t.tracestate,
             ])?;
             if let Some((dep, dep_state)) = ended {
                 // A dependency had already ended as this task may not run after: it is
@@ -164,8 +166,8 @@ impl Ctx<'_> {
         self.tx()
             .prepare_cached(
                 "UPDATE tasks SET kind = ?1, payload = ?2, priority = ?3, state = ?4, run_at = ?5, \
-                 max_attempts = ?6, updated_at = ?7, tags = ?8, callback_url = ?9, grp = ?10 \
-                 WHERE id = ?11",
+                 max_attempts = ?6, updated_at = ?7, tags = ?8, callback_url = ?9, grp = ?10, \
+                 traceparent = ?12, tracestate = ?13 WHERE id = ?11",
             )?
             .execute(params![
                 task.kind,
@@ -179,6 +181,8 @@ impl Ctx<'_> {
                 task.callback_url,
                 task.group,
                 task.id.as_i64(),
+                task.traceparent,
+                task.tracestate,
             ])?;
         if task.group.is_some() {
             self.flow.mark_grouped(qid);

@@ -109,6 +109,8 @@ impl Ctx<'_> {
                 ids_to_sql(&t.depends_on),
                 dep_policy_to_sql(t.on_dependency_failure),
                 wf,
+                t.traceparent,
+                t.tracestate,
             ])?;
             for &dep in &t.depends_on {
                 self.add_wait(pt.id, dep)?;

@@ -15,6 +15,7 @@ mod schedules;
 mod spawn;
 mod tasks;
 mod tenants;
+mod trace;
 mod webhooks;
 mod workflow_events;
 mod workflows;
@@ -30,6 +31,7 @@ pub use schedules::*;
 pub use spawn::*;
 pub use tasks::*;
 pub use tenants::*;
+pub use trace::*;
 pub use webhooks::*;
 pub use workflow_events::*;
 pub use workflows::*;
@@ -63,6 +65,7 @@ macro_rules! conformance_tests {
     ($harness:ty) => {
         $crate::conformance_tests!(@each $harness;
             enqueue_then_get_round_trips,
+            a_task_keeps_its_trace_context,
             claim_orders_by_priority_then_fifo,
             claim_filters_by_kind,
             delayed_tasks_wait_for_run_at,
@@ -190,6 +193,8 @@ pub fn task(kind: &str) -> NewTask {
         depends_on: Vec::new(),
         on_dependency_failure: Default::default(),
         workflow: None,
+        traceparent: None,
+        tracestate: None,
     }
 }
 

@@ -22,6 +22,7 @@ mod latency;
 mod server;
 mod servers;
 mod soak;
+mod traces;
 mod webhooks;
 mod workflows;
 
@@ -91,6 +92,10 @@ pub struct BenchArgs {
     /// (each run uses a tenant of its own, so the database may hold earlier runs).
     #[arg(long, env = "ROTA_BENCH_DATABASE_URL", value_name = "URL")]
     database_url: Option<String>,
+    /// The servers it starts trace every request and task (sampling 1.0) to an OTLP receiver
+    /// in the bench, to measure what tracing costs (docs/telemetry.md).
+    #[arg(long)]
+    traces: bool,
     #[command(flatten)]
     soak: soak::SoakArgs,
     #[command(flatten)]
@@ -143,6 +148,12 @@ pub fn run(args: BenchArgs, url: Option<String>, token: Option<String>) -> Resul
     }
     if let Some(bin) = &args.server_bin {
         server::use_binary(bin.clone());
+    }
+    if args.traces {
+        if url.is_some() {
+            bail!("--traces sets up the servers it starts; leave out --url");
+        }
+        rt.block_on(traces::start())?;
     }
     if url.is_some() && args.auth == AuthMode::Compare {
         bail!("--auth compare starts its own servers; leave out --url");
@@ -214,6 +225,12 @@ pub fn run(args: BenchArgs, url: Option<String>, token: Option<String>) -> Resul
         } else {
             println!("{name:<44} {median:>14.1} {unit}");
         }
+    }
+    if let Some((exports, bytes)) = traces::received() {
+        println!(
+            "traces received: {exports} OTLP exports, {:.1} MiB in all",
+            bytes as f64 / (1024.0 * 1024.0)
+        );
     }
     Ok(())
 }

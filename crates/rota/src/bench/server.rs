@@ -112,6 +112,7 @@ impl Server {
             .env("ROTA_DATABASE_URL", database_url.unwrap_or_default())
             // The webhooks mode delivers to a receiver on this machine.
             .env("ROTA_WEBHOOKS_ALLOW_PRIVATE", "true")
+            .envs(super::traces::server_env())
             .stdout(std::process::Stdio::null())
             .spawn()
             .context("cannot start the server")?;

@@ -56,6 +56,11 @@ type Task struct {
 	OnDependencyFailure OnDependencyFailure `json:"on_dependency_failure"`
 	// Workflow is the id of the workflow the task was submitted in; nil when none.
 	Workflow *string `json:"workflow"`
+	// Traceparent is the W3C trace context the task continues (the enqueue's, or its
+	// request's traceparent header); nil when it has none.
+	Traceparent *string `json:"traceparent,omitempty"`
+	// Tracestate is the vendors' part of the trace context, beside Traceparent.
+	Tracestate *string `json:"tracestate,omitempty"`
 	// Dependencies are, on a claimed task that waited for others (DependsOn), how each of
 	// them ended and its result: the first 100 in DependsOn order, results up to 64 KiB in all
 	// (docs/workflows.md, "Results"). Only Claim (and so a Worker's handler) fills it; nil
@@ -138,6 +143,11 @@ type TaskInput struct {
 	// OnDependencyFailure says what a dependency that ends dead or cancelled does; only with
 	// DependsOn.
 	OnDependencyFailure OnDependencyFailure `json:"on_dependency_failure,omitempty"`
+	// Traceparent is a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>, lower case) the task
+	// continues; "" takes the request's traceparent header, if any.
+	Traceparent string `json:"traceparent,omitempty"`
+	// Tracestate is the W3C tracestate beside it (at most 512 bytes); needs Traceparent.
+	Tracestate string `json:"tracestate,omitempty"`
 }
 
 // EnqueuedTask is a task as enqueue answers it.

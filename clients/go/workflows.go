@@ -46,6 +46,10 @@ type WorkflowTaskInput struct {
 	Tags        []string   `json:"tags,omitempty"`
 	CallbackURL string     `json:"callback_url,omitempty"`
 	Group       string     `json:"group,omitempty"`
+	// Traceparent and Tracestate are the W3C trace context the task continues, as on a
+	// TaskInput.
+	Traceparent string `json:"traceparent,omitempty"`
+	Tracestate  string `json:"tracestate,omitempty"`
 }
 
 // WorkflowKind is what a workflow was submitted as.

@@ -248,8 +248,8 @@ export const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
   SpawnBody: ["lease", "on_dependency_failure", "tasks"],
   SpawnedTasks: fieldsOf<Spawned>()(["task", "tasks"]),
   Status: fieldsOf<Readiness>()(["checks", "maintenance", "status"]),
-  Task: fieldsOf<Task>()(["attempt", "callback_url", "created_at", "depends_on", "errors", "finished_at", "group", "id", "kind", "lease", "max_attempts", "on_dependency_failure", "payload", "priority", "progress", "queue", "result", "run_at", "started_at", "state", "tags", "unique_key", "updated_at", "workflow"]),
-  TaskInput: fieldsOf<TaskInput>()(["callback_url", "delay_ms", "depends_on", "group", "kind", "max_attempts", "on_dependency_failure", "on_duplicate", "payload", "priority", "run_at", "tags", "unique_key"]),
+  Task: fieldsOf<Task>()(["attempt", "callback_url", "created_at", "depends_on", "errors", "finished_at", "group", "id", "kind", "lease", "max_attempts", "on_dependency_failure", "payload", "priority", "progress", "queue", "result", "run_at", "started_at", "state", "tags", "traceparent", "tracestate", "unique_key", "updated_at", "workflow"]),
+  TaskInput: fieldsOf<TaskInput>()(["callback_url", "delay_ms", "depends_on", "group", "kind", "max_attempts", "on_dependency_failure", "on_duplicate", "payload", "priority", "run_at", "tags", "traceparent", "tracestate", "unique_key"]),
   TaskList: fieldsOf<TaskList>()(["next_cursor", "tasks"]),
   // wire wrapper: Tenant[] (tenants.list)
   TenantList: ["tenants"],
@@ -270,5 +270,5 @@ export const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
   WorkflowInput: ["tasks"],
   WorkflowList: fieldsOf<WorkflowList>()(["next_before", "workflows"]),
   WorkflowTask: fieldsOf<WorkflowTask>()(["name", "task"]),
-  WorkflowTaskInput: fieldsOf<WorkflowTaskInput>()(["callback_url", "delay_ms", "depends_on", "group", "kind", "max_attempts", "name", "on_dependency_failure", "payload", "priority", "queue", "run_at", "tags"]),
+  WorkflowTaskInput: fieldsOf<WorkflowTaskInput>()(["callback_url", "delay_ms", "depends_on", "group", "kind", "max_attempts", "name", "on_dependency_failure", "payload", "priority", "queue", "run_at", "tags", "traceparent", "tracestate"]),
 };

@@ -53,6 +53,10 @@ export interface Task {
   on_dependency_failure?: OnDependencyFailure;
   /** The workflow the task was submitted in, if any. */
   workflow?: string | null;
+  /** The W3C trace context the task continues (the enqueue's, or its request's header); absent when none. */
+  traceparent?: string | null;
+  /** The vendors' part of the trace context, beside `traceparent`. */
+  tracestate?: string | null;
 }
 
 /**
@@ -123,6 +127,13 @@ export interface TaskInput {
   depends_on?: string[];
   /** Only with `depends_on`. */
   on_dependency_failure?: OnDependencyFailure;
+  /**
+   * A W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, lower case) the task continues;
+   * default: the request's `traceparent` header, if any.
+   */
+  traceparent?: string;
+  /** The W3C `tracestate` beside it (at most 512 bytes); needs `traceparent`. */
+  tracestate?: string;
 }
 
 export interface TaskList {

@@ -164,12 +164,15 @@ class AsyncClient(AsyncWorkflows, AsyncHooks, AsyncAdmin):
         callback_url: Optional[str] = None,
         depends_on: Optional[Sequence[str]] = None,
         on_dependency_failure: Optional[str] = None,
+        traceparent: Optional[str] = None,
+        tracestate: Optional[str] = None,
     ) -> EnqueuedTask:
         """Enqueues one task; with ``unique_key``, a live holder of the key is answered instead
         (``duplicate``), or rewritten in place with ``on_duplicate="replace"`` (``replaced``).
         With ``depends_on`` (task ids, any queue) it is ``waiting`` until they all succeed; one
         that ends dead or cancelled cancels it, or with ``on_dependency_failure="run"`` it runs
-        anyway."""
+        anyway. ``traceparent`` (and ``tracestate``) is the W3C trace context the task continues;
+        without it the server takes the request's headers, if any."""
         task = NewTask(
             kind=kind,
             payload=payload,
@@ -184,6 +187,8 @@ class AsyncClient(AsyncWorkflows, AsyncHooks, AsyncAdmin):
             callback_url=callback_url,
             depends_on=list(depends_on) if depends_on is not None else None,
             on_dependency_failure=on_dependency_failure,
+            traceparent=traceparent,
+            tracestate=tracestate,
         )
         return await self._one(EnqueuedTask, "POST", f"/v1/queues/{seg(queue)}/tasks", body=task.to_json())
 

@@ -90,6 +90,11 @@ class Task:
     """What a dependency that ends dead or cancelled does: ``"cancel"`` this task, or ``"run"`` it."""
     workflow: Optional[str] = None
     """The id of the workflow the task was submitted in."""
+    traceparent: Optional[str] = None
+    """The W3C trace context the task continues (the enqueue's ``traceparent``, or the
+    request's header); ``None`` when it has none."""
+    tracestate: Optional[str] = None
+    """The vendors' part of the trace context, carried beside ``traceparent``."""
     dependencies: Optional[List[DependencyResult]] = None
     """Only on a claimed task enqueued with ``depends_on``: its first 100 dependencies with
     their results (see :class:`DependencyResult`); ``None`` otherwise."""
@@ -138,6 +143,11 @@ class NewTask:
     """Ids of tasks (of this tenant, any queue) that must succeed first; until then ``waiting``."""
     on_dependency_failure: Optional[str] = None
     """``"cancel"`` (default) or ``"run"``: what a dependency ending dead or cancelled does."""
+    traceparent: Optional[str] = None
+    """A W3C ``traceparent`` (``00-<32 hex>-<16 hex>-<2 hex>``, lower case) the task continues;
+    default: the request's ``traceparent`` header, if any."""
+    tracestate: Optional[str] = None
+    """The W3C ``tracestate`` beside it (at most 512 bytes); needs ``traceparent``."""
 
     def to_json(self) -> Dict[str, Any]:
         return _input_json(self)

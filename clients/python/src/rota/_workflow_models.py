@@ -76,6 +76,9 @@ class NewWorkflowTask:
     tags: Optional[List[str]] = None
     group: Optional[str] = None
     callback_url: Optional[str] = None
+    traceparent: Optional[str] = None
+    """As on :class:`NewTask`: the W3C trace context the task continues."""
+    tracestate: Optional[str] = None
 
     def to_json(self) -> Dict[str, Any]:
         return _input_json(self)
@@ -97,6 +100,9 @@ class NewBatchTask:
     tags: Optional[List[str]] = None
     group: Optional[str] = None
     callback_url: Optional[str] = None
+    traceparent: Optional[str] = None
+    """As on :class:`NewTask`: the W3C trace context the task continues."""
+    tracestate: Optional[str] = None
 
     def to_json(self) -> Dict[str, Any]:
         return _input_json(self)

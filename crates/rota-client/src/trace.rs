@@ -43,8 +43,6 @@ mod otel {
                 .with_kind(SpanKind::Consumer)
                 .with_attributes([
                     KeyValue::new("messaging.system", "rota"),
-                    KeyValue::new("messaging.destination.name", task.queue.clone()),
-                    KeyValue::new("messaging.message.id", task.id.to_string()),
                     KeyValue::new("rota.queue", task.queue.clone()),
                     KeyValue::new("rota.kind", task.kind.clone()),
                     KeyValue::new("rota.task_id", task.id.to_string()),

@@ -18,10 +18,10 @@ mod tasks;
 pub use request::{http, request_trace, Carried, RequestTrace};
 pub use tasks::{Delivering, Enqueueing};
 
-use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceId, TracerProvider as _};
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
+};
 use opentelemetry::Context;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
     IdGenerator, RandomIdGenerator, Sampler, SdkTracer, SdkTracerProvider,
 };
@@ -29,7 +29,6 @@ use opentelemetry_sdk::Resource;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -203,15 +202,25 @@ pub fn attempt_span_id(task: rota_core::TaskId, attempt: u32) -> SpanId {
     SpanId::from_bytes(id)
 }
 
-/// The span context a `traceparent` (and `tracestate`) names, if valid.
+/// The span context a `traceparent` (and `tracestate`) names, if valid. Read on every claim
+/// and outcome of a traced task, so a context already checked ([`rota_core::trace`]) is cut
+/// into its fields rather than parsed through a propagator's carrier map.
 pub fn span_context(traceparent: &str, tracestate: Option<&str>) -> Option<SpanContext> {
-    let mut carrier = HashMap::with_capacity(2);
-    carrier.insert("traceparent".to_owned(), traceparent.to_owned());
-    if let Some(s) = tracestate {
-        carrier.insert("tracestate".to_owned(), s.to_owned());
-    }
-    let cx = TraceContextPropagator::new().extract(&carrier);
-    let sc = cx.span().span_context().clone();
+    rota_core::trace::check_traceparent(traceparent).ok()?;
+    let trace_id = TraceId::from_hex(&traceparent[3..35]).ok()?;
+    let span_id = SpanId::from_hex(&traceparent[36..52]).ok()?;
+    let flags = u8::from_str_radix(&traceparent[53..55], 16).ok()?;
+    let state = match tracestate {
+        Some(s) => s.parse().unwrap_or_default(),
+        None => TraceState::default(),
+    };
+    let sc = SpanContext::new(
+        trace_id,
+        span_id,
+        TraceFlags::new(flags & TraceFlags::SAMPLED.to_u8()),
+        true,
+        state,
+    );
     sc.is_valid().then_some(sc)
 }
 

@@ -254,8 +254,6 @@ fn attempt_of(t: &Task) -> u32 {
 fn attributes(tenant: &str, t: &Task) -> Vec<KeyValue> {
     vec![
         KeyValue::new("messaging.system", "rota"),
-        KeyValue::new("messaging.destination.name", t.queue.clone()),
-        KeyValue::new("messaging.message.id", t.id.to_string()),
         KeyValue::new("rota.tenant", tenant.to_owned()),
         KeyValue::new("rota.queue", t.queue.clone()),
         KeyValue::new("rota.kind", t.kind.clone()),

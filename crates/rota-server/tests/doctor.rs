@@ -442,3 +442,49 @@ async fn a_rate_holding_a_backlog_and_a_group_left_waiting_are_findings() {
         "{f}"
     );
 }
+
+#[tokio::test]
+async fn a_key_that_expires_within_a_week_is_named() {
+    let s = TestServer::start().await;
+    let made = s
+        .post(
+            "/v1/keys",
+            json!({"name": "nightly-ci", "roles": ["reader"], "expires_in_s": 2 * 86_400}),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let id = made.body["id"].as_str().unwrap().to_owned();
+    let later = s
+        .post(
+            "/v1/keys",
+            json!({"roles": ["reader"], "expires_in_s": 30 * 86_400}),
+        )
+        .await;
+    assert_eq!(later.status, 201, "{}", later.body);
+
+    let (found, report) = doctor(&s, None).await;
+    let keys: Vec<_> = found
+        .iter()
+        .filter(|(c, _)| c.starts_with("key_"))
+        .collect();
+    assert_eq!(
+        keys,
+        [&("key_expiring".to_owned(), format!("key {id} (nightly-ci)"))],
+        "{report}"
+    );
+    let f = finding(&report, "key_expiring");
+    assert_eq!(f["severity"], "warning");
+    assert!(
+        f["seen"].as_str().unwrap().ends_with("in 2 d 0 h"),
+        "{}",
+        f["seen"]
+    );
+
+    // Expired and never used since: nothing to warn of any more.
+    s.clock.advance_ms(3 * 86_400_000);
+    let (found, report) = doctor(&s, None).await;
+    assert!(
+        !found.iter().any(|(c, _)| c.starts_with("key_")),
+        "{report}"
+    );
+}

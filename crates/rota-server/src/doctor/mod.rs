@@ -6,6 +6,7 @@
 
 pub mod checks;
 pub mod flow;
+pub mod keys;
 pub mod observed;
 pub mod workflows;
 
@@ -172,6 +173,10 @@ impl Service {
             seen.workflows.clear();
         }
         findings.extend(workflows::findings(&seen, &queues, now));
+        if whole && caller.can(actions::KEYS_READ, "keys/*") {
+            let auth = store.load_auth().await?;
+            findings.extend(keys::findings(&auth.keys, tenant, now));
+        }
         let mut notes = Vec::new();
         if activity.truncated {
             notes.push(format!(

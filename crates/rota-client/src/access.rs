@@ -3,7 +3,8 @@
 use crate::{Client, Result};
 use reqwest::Method;
 use rota_core::auth::{
-    ClientLimits, CreatedKey, KeyInfo, NewKey, RoleInfo, Rule, TenantPatch, TenantRecord, WhoAmI,
+    ClientLimits, CreatedKey, KeyInfo, NewKey, RoleInfo, RotateKey, Rule, TenantPatch,
+    TenantRecord, WhoAmI,
 };
 use serde::Deserialize;
 
@@ -82,6 +83,19 @@ impl Client {
             .call(Method::GET, "/v1/keys", None::<&()>, Self::TIMEOUT)
             .await?;
         Ok(l.keys)
+    }
+
+    /// Gives key `id` a new secret; the answer holds its new token, shown this once. The old
+    /// secret is accepted for `grace_ms` more (the server's default, a day, when `None`).
+    pub async fn rotate_key(&self, id: &str, grace_ms: Option<u64>) -> Result<CreatedKey> {
+        let body = RotateKey { grace_ms };
+        self.call(
+            Method::POST,
+            &format!("/v1/keys/{id}/rotate"),
+            Some(&body),
+            Self::TIMEOUT,
+        )
+        .await
     }
 
     pub async fn revoke_key(&self, id: &str) -> Result<KeyInfo> {

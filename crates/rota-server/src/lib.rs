@@ -243,6 +243,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/keys/{id}",
             get(admin::get_key).delete(admin::revoke_key),
         )
+        .route("/v1/keys/{id}/rotate", post(admin::rotate_key))
         .route(
             "/v1/keys/{id}/sessions/revoke",
             post(admin::revoke_key_sessions),

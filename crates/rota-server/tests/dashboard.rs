@@ -334,3 +334,33 @@ async fn a_workflow_is_drawn_with_its_states_and_can_be_cancelled() {
     let after = s.get(&format!("/v1/workflows/{id}")).await;
     assert_eq!(after.body["state"], "cancelled");
 }
+
+#[tokio::test]
+async fn the_keys_page_shows_expiry_and_rotation() {
+    let s = TestServer::start().await;
+    let made = s
+        .post(
+            "/v1/keys",
+            json!({"name": "soon", "roles": ["reader"], "expires_in_s": 3 * 86_400}),
+        )
+        .await;
+    let id = made.body["id"].as_str().unwrap().to_owned();
+    let rotated = s
+        .post(
+            &format!("/v1/keys/{id}/rotate"),
+            json!({"grace_ms": 7_200_000}),
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let session = sign_in(&s, ADMIN).await.unwrap();
+    let page = get(&s, "/keys", &session).await.text().await.unwrap();
+    let row = page
+        .split("<tr>")
+        .find(|r| r.contains(&id))
+        .unwrap_or_else(|| panic!("no row for {id}: {page}"));
+    assert!(
+        row.contains("<span class=\"badge\">in 3d 0h</span>"),
+        "{row}"
+    );
+    assert!(row.contains("old secret valid in 2h 0m"), "{row}");
+}

@@ -257,7 +257,7 @@ pub enum AuthChange {
     PutTenant(TenantRecord),
     /// Deletes the tenant with its queues, tasks, keys and roles, in one transaction.
     DeleteTenant(String),
-    PutKey(KeyRecord),
+    PutKey(Box<KeyRecord>),
     /// Ends key `key`'s dashboard sessions issued at or before `at`: its
     /// `sessions_valid_from` moves forward to `at`, never back (two servers signing out at
     /// once keep the later time). Nothing happens when the key does not exist.
@@ -473,7 +473,7 @@ pub trait Store: GroupStore + WorkflowStore + Send + Sync + 'static {
         if !self.load_auth().await?.keys.is_empty() {
             return Ok(false);
         }
-        self.change_auth(AuthChange::PutKey(key)).await?;
+        self.change_auth(AuthChange::PutKey(Box::new(key))).await?;
         Ok(true)
     }
     /// Creates or replaces a schedule's definition and `next_run_at` (a replaced one keeps its

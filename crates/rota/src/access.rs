@@ -3,7 +3,7 @@
 
 use crate::output::{self, Format};
 use anyhow::{bail, Context, Result};
-use rota_client::{Client, ClientLimits, NewKey, Rule, TenantPatch};
+use rota_client::{Client, ClientLimits, Rule, TenantPatch};
 use rota_core::{Clock, SystemClock};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -117,7 +117,7 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    fn limits(&self) -> ClientLimits {
+    pub fn limits(&self) -> ClientLimits {
         ClientLimits {
             requests_per_minute: self.rate,
             max_in_flight: self.max_in_flight,
@@ -158,34 +158,6 @@ pub enum TenantCmd {
         #[arg(long)]
         yes: bool,
     },
-}
-
-#[derive(clap::Subcommand)]
-pub enum KeyCmd {
-    /// Create an API key; its token is printed once.
-    ///
-    /// Example: rota key create --tenant acme --role producer --name billing-api
-    Create {
-        /// A role for the key (repeat for several): admin, tenant-admin, producer, worker,
-        /// reader or a custom role.
-        #[arg(long = "role", required = true)]
-        roles: Vec<String>,
-        /// Limit the key to queues matching this pattern (`*` wildcard; repeat for several).
-        #[arg(long = "queue")]
-        queues: Vec<String>,
-        /// A name for people (shown in `key list` and in logs), e.g. checkout-api.
-        #[arg(long)]
-        name: Option<String>,
-        /// Expire after this long, e.g. 90d, 12h.
-        #[arg(long, value_parser = humantime::parse_duration)]
-        expires_in: Option<Duration>,
-        #[command(flatten)]
-        limits: LimitArgs,
-    },
-    /// List the tenant's keys. Example: rota key list --tenant acme
-    List,
-    /// Revoke a key; its next request is refused. Example: rota key revoke 3f2a9c01d4e5b6a7
-    Revoke { id: String },
 }
 
 #[derive(clap::Subcommand)]
@@ -320,107 +292,6 @@ pub async fn tenant(c: &Client, cmd: TenantCmd, fmt: Format) -> Result<()> {
             match fmt {
                 Format::Json => output::json(&serde_json::json!({"deleted": name})),
                 Format::Table => println!("deleted tenant {name}"),
-            }
-        }
-    }
-    Ok(())
-}
-
-pub async fn key(c: &Client, cmd: KeyCmd, fmt: Format) -> Result<()> {
-    match cmd {
-        KeyCmd::Create {
-            roles,
-            queues,
-            name,
-            expires_in,
-            limits,
-        } => {
-            let spec = NewKey {
-                name,
-                roles,
-                queues,
-                expires_in_s: expires_in.map(|d| d.as_secs().max(1)),
-                limits: limits.limits(),
-                ..Default::default()
-            };
-            let k = c.create_key(&spec).await?;
-            match fmt {
-                Format::Json => output::json(&k),
-                Format::Table => {
-                    println!(
-                        "created key {} in tenant {} with roles {}",
-                        k.key.id,
-                        k.key.tenant,
-                        k.key.roles.join(", ")
-                    );
-                    println!(
-                        "token (shown once; Rota keeps only its hash):\n\n    {}\n",
-                        k.token
-                    );
-                }
-            }
-        }
-        KeyCmd::List => {
-            let keys = c.keys().await?;
-            match fmt {
-                Format::Json => output::json(&keys),
-                Format::Table => {
-                    let now = SystemClock.now();
-                    let when = |t: Option<rota_core::Timestamp>| {
-                        t.map_or("-".to_owned(), |t| output::relative(t, now))
-                    };
-                    let rows: Vec<Vec<String>> = keys
-                        .iter()
-                        .map(|k| {
-                            let state = match (k.revoked_at, k.expires_at) {
-                                (Some(_), _) => "revoked",
-                                (None, Some(e)) if e <= now => "expired",
-                                _ => "active",
-                            };
-                            vec![
-                                k.id.clone(),
-                                k.name.clone().unwrap_or_default(),
-                                k.roles.join(","),
-                                if k.queues.is_empty() {
-                                    "*".into()
-                                } else {
-                                    k.queues.join(",")
-                                },
-                                state.into(),
-                                when(k.last_used_at),
-                                when(k.expires_at),
-                            ]
-                        })
-                        .collect();
-                    output::table(
-                        &[
-                            "ID",
-                            "NAME",
-                            "ROLES",
-                            "QUEUES",
-                            "STATE",
-                            "LAST USED",
-                            "EXPIRES",
-                        ],
-                        &rows,
-                    );
-                }
-            }
-        }
-        KeyCmd::Revoke { id } => {
-            let k = c.revoke_key(&id).await.map_err(|e| match e {
-                // Keys are looked up in the acting tenant only; the admin's is `default`.
-                rota_client::Error::NotFound { message } => anyhow::anyhow!(
-                    "{message} (keys are found in the acting tenant, {}: \
-                     add --tenant <name> for a key of another; `rota key list --tenant <name>` \
-                     shows a tenant's keys)",
-                    c.tenant().unwrap_or("the credential's own")
-                ),
-                e => e.into(),
-            })?;
-            match fmt {
-                Format::Json => output::json(&k),
-                Format::Table => println!("revoked key {}", k.id),
             }
         }
     }

@@ -154,7 +154,11 @@ async fn copy_all(source: &SqliteStore, target: &PostgresStore, batch: usize) ->
     // Tenants first: keys and roles belong to one.
     let changes = (auth.tenants.into_iter().map(AuthChange::PutTenant))
         .chain(auth.roles.into_iter().map(AuthChange::PutRole))
-        .chain(auth.keys.into_iter().map(AuthChange::PutKey));
+        .chain(
+            auth.keys
+                .into_iter()
+                .map(|k| AuthChange::PutKey(Box::new(k))),
+        );
     for change in changes {
         target.change_auth(change).await?;
     }

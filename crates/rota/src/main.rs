@@ -14,6 +14,7 @@ mod doctor;
 mod events;
 mod flow;
 mod health;
+mod keys;
 mod maintenance;
 mod output;
 mod processes;
@@ -121,7 +122,7 @@ enum ApiCommand {
     Tenant(access::TenantCmd),
     /// API keys of a tenant: create, list, revoke.
     #[command(subcommand)]
-    Key(access::KeyCmd),
+    Key(keys::KeyCmd),
     /// Roles: list, and create, replace or delete custom ones.
     #[command(subcommand)]
     Role(access::RoleCmd),
@@ -166,7 +167,7 @@ impl ApiCommand {
             ApiCommand::Dead(cmd) => cli::dead(&client, cmd, fmt).await,
             ApiCommand::Worker(args) => worker_cmd::run(client, args).await,
             ApiCommand::Tenant(cmd) => access::tenant(&client, cmd, fmt).await,
-            ApiCommand::Key(cmd) => access::key(&client, cmd, fmt).await,
+            ApiCommand::Key(cmd) => keys::key(&client, cmd, fmt).await,
             ApiCommand::Role(cmd) => access::role(&client, cmd, fmt).await,
             ApiCommand::Whoami => access::whoami(&client, fmt).await,
             ApiCommand::Workers(cmd) => processes::workers(&client, cmd, fmt).await,

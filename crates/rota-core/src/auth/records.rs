@@ -124,6 +124,32 @@ pub struct KeyRecord {
     /// store refuses them; it only ever moves forward.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions_valid_from: Option<Timestamp>,
+    /// When the key's secret was last replaced (`POST /v1/keys/{id}/rotate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<Timestamp>,
+    /// The secret before the last rotation, as `hash` is stored, and until when it is still
+    /// accepted (the rotation's grace). Both or neither.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_until: Option<Timestamp>,
+}
+
+/// The longest a rotated key's old secret may stay valid.
+pub const MAX_ROTATION_GRACE_MS: u64 = 72 * 3_600_000;
+/// How long the old secret stays valid when a rotation names no grace.
+pub const DEFAULT_ROTATION_GRACE_MS: u64 = 24 * 3_600_000;
+
+/// A key's rotation (`POST /v1/keys/{id}/rotate`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// How long the old secret is still accepted beside the new one, 0 (refused at once) to
+    /// 259,200,000 (72 hours). Default 86,400,000 (a day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 259_200_000))]
+    pub grace_ms: Option<u64>,
 }
 
 /// The name of [`KeyRecord::sessions_valid_from`] in a stored key's JSON, for engines that
@@ -188,6 +214,12 @@ pub struct KeyInfo {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub revoked_at: Option<Timestamp>,
     pub limits: ClientLimits,
+    /// When its secret was last rotated.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub rotated_at: Option<Timestamp>,
+    /// Until when the secret before the last rotation is still accepted.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub previous_secret_until: Option<Timestamp>,
 }
 
 impl From<KeyRecord> for KeyInfo {
@@ -203,6 +235,8 @@ impl From<KeyRecord> for KeyInfo {
             last_used_at: k.last_used_at,
             revoked_at: k.revoked_at,
             limits: k.limits,
+            rotated_at: k.rotated_at,
+            previous_secret_until: k.previous_until,
         }
     }
 }

@@ -8,8 +8,8 @@ use crate::extract::{ApiPath, JsonBody};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rota_core::auth::{
-    actions, ClientLimits, CreatedKey, KeyInfo, RoleInfo, Rule, TenantPatch, TenantRecord, WhoAmI,
-    BUILTIN_ROLES,
+    actions, ClientLimits, CreatedKey, KeyInfo, RoleInfo, RotateKey, Rule, TenantPatch,
+    TenantRecord, WhoAmI, BUILTIN_ROLES,
 };
 use serde::{Deserialize, Serialize};
 
@@ -167,6 +167,28 @@ pub async fn revoke_key(
     let key = caller.auth().revoke_key(&caller.tenant, &id).await?;
     tracing::info!(key = %id, by = %caller.principal.label, "API key revoked");
     Ok(axum::Json(key.into()))
+}
+
+#[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "admin", params(("id" = String, Path)),
+    request_body = RotateKey,
+    responses((status = 200, description = "the key with a new secret (its token shown this once); the old secret is accepted until `previous_secret_until`", body = CreatedKey),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "the key is revoked or expired", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn rotate_key(
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    JsonBody(body): JsonBody<RotateKey>,
+) -> ApiResult<axum::Json<CreatedKey>> {
+    caller.auth().key(&caller.tenant, &id)?;
+    // A new secret is a new credential: the right to create keys.
+    caller.require(actions::KEYS_CREATE, &format!("keys/{id}"))?;
+    let (key, token) = caller.auth().rotate_key(&caller.tenant, &id, body).await?;
+    tracing::info!(key = %id, grace_until = ?key.previous_until, by = %caller.principal.label, "API key rotated");
+    Ok(axum::Json(CreatedKey {
+        key: key.into(),
+        token,
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/keys/{id}/sessions/revoke", tag = "admin", params(("id" = String, Path)),

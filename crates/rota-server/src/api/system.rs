@@ -289,6 +289,7 @@ impl utoipa::Modify for ErrorResponses {
         crate::api::admin::get_key,
         crate::api::admin::revoke_key,
         crate::api::admin::revoke_key_sessions,
+        crate::api::admin::rotate_key,
         crate::api::admin::list_roles,
         crate::api::admin::get_role,
         crate::api::admin::put_role,

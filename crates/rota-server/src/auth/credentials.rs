@@ -62,11 +62,17 @@ impl Auth {
             if !self.learn_key(id).await? {
                 return Err(unauthorized("the API key is not valid"));
             }
+            let now = self.clock.now();
+            let proven = |st: &Registry| st.keys.get(id).is_some_and(|k| k.proven_by(token, now));
+            // Rotated on another server moments ago: read it again (bounded per key).
+            if !proven(&self.read()) && !self.refresh_key(id).await? {
+                return Err(unauthorized("the API key is not valid"));
+            }
             let st = self.read();
             let entry = st
                 .keys
                 .get(id)
-                .filter(|k| k.hash.matches(token))
+                .filter(|k| k.proven_by(token, now))
                 .ok_or_else(|| unauthorized("the API key is not valid"))?;
             return self.key_principal(&st, entry);
         }
@@ -87,9 +93,10 @@ impl Auth {
             return Ok(self.env_admin_principal());
         }
         let st = self.read();
+        let now = self.clock.now();
         let entry = match hint.and_then(|id| st.keys.get(id)) {
-            Some(e) if e.hash == v => Some(e),
-            _ => st.keys.values().find(|e| e.hash == v),
+            Some(e) if e.verified_by(v, now) => Some(e),
+            _ => st.keys.values().find(|e| e.verified_by(v, now)),
         };
         let entry = entry.ok_or_else(|| {
             unauthorized(

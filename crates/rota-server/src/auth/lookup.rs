@@ -7,7 +7,9 @@
 //! short while, so a flood of made-up ids costs little.
 //!
 //! Revocations need none of this: a revoked key is in memory, and the change feed brings the
-//! revocation within a second (docs/security.md).
+//! revocation within a second (docs/security.md). A rotation does, the other way round: a known
+//! key whose token does not match may have been rotated on another server moments ago, so it
+//! is read once more ([`Auth::refresh_key`]), at most once per [`MISSING_TTL`] per key.
 
 use super::*;
 use std::time::Duration;
@@ -24,6 +26,9 @@ pub(super) struct Lookups {
     inflight: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<bool>>>>,
     /// Ids the store did not have, and until when (ms) that answer stands.
     missing: Mutex<HashMap<String, i64>>,
+    /// Known keys read again for a token that did not match, and until when (ms) they are not
+    /// read again.
+    refreshed: Mutex<HashMap<String, i64>>,
     reads: tokio::sync::Semaphore,
 }
 
@@ -32,6 +37,7 @@ impl Default for Lookups {
         Lookups {
             inflight: Default::default(),
             missing: Default::default(),
+            refreshed: Default::default(),
             reads: tokio::sync::Semaphore::new(MAX_READS),
         }
     }
@@ -87,6 +93,48 @@ impl Auth {
             }
         }
         found
+    }
+
+    /// Reads known key `id` from the store again when its secret may have been rotated on
+    /// another server; `true` when the stored key differed and memory now has it. At most one
+    /// read per key per [`MISSING_TTL`], so wrong secrets for a real key id cost little.
+    pub(super) async fn refresh_key(&self, id: &str) -> ApiResult<bool> {
+        let now = self.clock.now().0;
+        {
+            let mut refreshed = self
+                .lookups
+                .refreshed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if refreshed.get(id).is_some_and(|until| *until > now) {
+                return Ok(false);
+            }
+            if refreshed.len() >= MAX_MISSING {
+                refreshed.retain(|_, t| *t > now);
+                if refreshed.len() >= MAX_MISSING {
+                    refreshed.clear();
+                }
+            }
+            refreshed.insert(id.to_owned(), now + MISSING_TTL.as_millis() as i64);
+        }
+        let _turn = self
+            .lookups
+            .reads
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        metrics::counter!("rota_auth_key_lookups_total").increment(1);
+        let Some(record) = self.store.find_key(id).await? else {
+            return Ok(false);
+        };
+        let _one = self.changes.lock().await;
+        let changed = self.read().keys.get(id).is_some_and(|e| {
+            e.record.hash != record.hash || e.record.previous_hash != record.previous_hash
+        });
+        if changed {
+            self.remember_key(record);
+        }
+        Ok(changed)
     }
 
     /// [`Auth::learn_key`] for the key a ticket or session names (made by another server for

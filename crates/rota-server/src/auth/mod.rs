@@ -120,9 +120,47 @@ struct TenantEntry {
 struct KeyEntry {
     record: KeyRecord,
     hash: token::Stored,
+    /// The secret before the last rotation, and the end of its grace.
+    previous: Option<(token::Stored, Timestamp)>,
     client: Arc<ClientState>,
     last_used: AtomicI64,
     persisted_last_used: AtomicI64,
+}
+
+impl KeyEntry {
+    /// Its stored hashes: the current one, and the one before the last rotation.
+    fn hashes(
+        record: &KeyRecord,
+    ) -> Result<(token::Stored, Option<(token::Stored, Timestamp)>), String> {
+        let hash = token::Stored::parse(&record.hash)
+            .ok_or_else(|| format!("key `{}` has a malformed stored hash", record.id))?;
+        let previous = match (&record.previous_hash, record.previous_until) {
+            (Some(h), Some(until)) => Some((
+                token::Stored::parse(h)
+                    .ok_or_else(|| format!("key `{}` has a malformed previous hash", record.id))?,
+                until,
+            )),
+            _ => None,
+        };
+        Ok((hash, previous))
+    }
+
+    /// Whether `token` is the key's secret, or its secret before the last rotation while the
+    /// rotation's grace lasts (the end excluded).
+    fn proven_by(&self, token: &str, now: Timestamp) -> bool {
+        self.hash.matches(token)
+            || self
+                .previous
+                .is_some_and(|(h, until)| now < until && h.matches(token))
+    }
+
+    /// [`KeyEntry::proven_by`] for a Faktory proof's verifier.
+    fn verified_by(&self, v: token::Stored, now: Timestamp) -> bool {
+        self.hash == v
+            || self
+                .previous
+                .is_some_and(|(h, until)| now < until && h == v)
+    }
 }
 
 #[derive(Default)]
@@ -153,8 +191,7 @@ impl Registry {
                 .insert(t.name.clone(), Arc::new(TenantEntry { record: t, client }));
         }
         for k in data.keys {
-            let hash = token::Stored::parse(&k.hash)
-                .ok_or_else(|| format!("key `{}` has a malformed stored hash", k.id))?;
+            let (hash, previous) = KeyEntry::hashes(&k)?;
             let stored = k.last_used_at.map_or(0, |t| t.0);
             let (client, used) = match old.keys.get(&k.id) {
                 Some(e) => (
@@ -168,6 +205,7 @@ impl Registry {
                 Arc::new(KeyEntry {
                     record: k,
                     hash,
+                    previous,
                     client,
                     last_used: AtomicI64::new(used),
                     persisted_last_used: AtomicI64::new(stored),

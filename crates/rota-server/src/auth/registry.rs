@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::error::ErrorKind;
+use rota_core::auth::{RotateKey, DEFAULT_ROTATION_GRACE_MS, MAX_ROTATION_GRACE_MS};
 
 impl Auth {
     // ---- tenants ---------------------------------------------------------------------------
@@ -255,6 +256,9 @@ impl Auth {
             revoked_at: None,
             limits: spec.limits,
             sessions_valid_from: None,
+            previous_hash: None,
+            previous_until: None,
+            rotated_at: None,
         };
         self.put_key(record.clone()).await?;
         Ok((record, secret))
@@ -262,7 +266,7 @@ impl Auth {
 
     async fn put_key(&self, record: KeyRecord) -> ApiResult<()> {
         self.store
-            .change_auth(AuthChange::PutKey(record.clone()))
+            .change_auth(AuthChange::PutKey(Box::new(record.clone())))
             .await?;
         self.remember_key(record);
         Ok(())
@@ -270,7 +274,7 @@ impl Auth {
 
     /// Puts a stored key into memory.
     pub(super) fn remember_key(&self, record: KeyRecord) {
-        let hash = token::Stored::parse(&record.hash).expect("hashes are made here");
+        let (hash, previous) = KeyEntry::hashes(&record).expect("hashes are made here");
         let mut st = self.write();
         let (client, used) = match st.keys.get(&record.id) {
             Some(old) => (old.client.clone(), old.last_used.load(Ordering::Relaxed)),
@@ -281,6 +285,7 @@ impl Auth {
             Arc::new(KeyEntry {
                 record,
                 hash,
+                previous,
                 client,
                 last_used: AtomicI64::new(used),
                 persisted_last_used: AtomicI64::new(used),
@@ -324,6 +329,47 @@ impl Auth {
         Ok(record)
     }
 
+    /// Gives a key of `tenant` a new secret (same id, roles, queues, limits and expiry) and
+    /// answers it with its new token. The old secret is accepted for `grace_ms` more (default
+    /// a day, at most 72 hours; 0 refuses it at once). A second rotation within the grace
+    /// ends the first one's: only the secret just replaced stays valid.
+    pub async fn rotate_key(
+        &self,
+        tenant: &str,
+        id: &str,
+        spec: RotateKey,
+    ) -> ApiResult<(KeyRecord, String)> {
+        let grace = spec.grace_ms.unwrap_or(DEFAULT_ROTATION_GRACE_MS);
+        if grace > MAX_ROTATION_GRACE_MS {
+            return Err(ApiError::invalid(format!(
+                "grace_ms is {grace}; the most is {MAX_ROTATION_GRACE_MS} (72 hours)"
+            )));
+        }
+        let _one = self.changes.lock().await;
+        let mut record = self.key(tenant, id)?;
+        let now = self.clock.now();
+        if record.revoked_at.is_some() {
+            return Err(conflict(format!(
+                "key `{id}` is revoked; a revoked key is never valid again, so create a new one"
+            )));
+        }
+        if record.expires_at.is_some_and(|e| e <= now) {
+            return Err(conflict(format!(
+                "key `{id}` expired; a rotation keeps the expiry, so create a new key"
+            )));
+        }
+        let token = token::generate_for(id);
+        let old = std::mem::replace(&mut record.hash, token::Stored::of(&token).to_text());
+        (record.previous_hash, record.previous_until) = if grace > 0 {
+            (Some(old), Some(now.plus_ms(grace as i64)))
+        } else {
+            (None, None)
+        };
+        record.rotated_at = Some(now);
+        self.put_key(record.clone()).await?;
+        Ok((record, token))
+    }
+
     /// A new admin key in tenant `default`: the first one of a new store (`rota serve`), or
     /// one made offline when every admin key is lost (`rota recover-admin`).
     pub async fn create_admin_key(&self, name: &str) -> ApiResult<(KeyRecord, String)> {
@@ -357,6 +403,9 @@ impl Auth {
             revoked_at: None,
             limits: ClientLimits::default(),
             sessions_valid_from: None,
+            previous_hash: None,
+            previous_until: None,
+            rotated_at: None,
         };
         let one = self.changes.lock().await;
         if !self.store.put_first_key(record.clone()).await? {

@@ -38,6 +38,14 @@ pub fn generate() -> (String, String) {
     (format!("{PREFIX}{id}_{}", hex(&secret)), id)
 }
 
+/// A new token for the existing key `id` (a rotation): a fresh secret, the same id.
+pub fn generate_for(id: &str) -> String {
+    let mut secret = [0u8; SECRET_BYTES];
+    rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut secret)
+        .expect("the OS random source works");
+    format!("{PREFIX}{id}_{}", hex(&secret))
+}
+
 /// A new random secret (32 bytes, in hex): a session-signing secret.
 pub fn random_secret() -> String {
     let mut b = [0u8; SECRET_BYTES];

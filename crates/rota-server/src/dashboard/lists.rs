@@ -6,8 +6,9 @@ use super::{Ctx, PageResult};
 use crate::auth::Caller;
 use crate::AppState;
 use axum::extract::State;
-use maud::html;
+use maud::{html, Markup};
 use rota_core::auth::{actions, RoleInfo, BUILTIN_ROLES};
+use rota_core::Timestamp;
 
 pub async fn workers(caller: Caller, State(st): State<AppState>) -> PageResult {
     let cx = Ctx {
@@ -158,11 +159,15 @@ pub async fn keys(caller: Caller, State(st): State<AppState>) -> PageResult {
         h1 { "Keys" }
         @if keys.is_empty() { p.muted { "None to show (reading keys takes keys:read)." } } @else {
             table id="keys" {
-                thead { tr { th { "Key" } th { "Name" } th { "Roles" } th { "Queues" } th { "Last used" } th { "State" } } }
+                thead { tr { th { "Key" } th { "Name" } th { "Roles" } th { "Queues" } th { "Last used" } th { "Expires" } th { "Rotated" } th { "State" } } }
                 tbody { @for k in &keys { tr {
                     td { code { (k.id) } } td { (k.name.as_deref().unwrap_or("")) }
                     td { (k.roles.join(", ")) } td { (k.queues.join(", ")) }
                     td { (since(k.last_used_at, now)) }
+                    td { (expiry(k.expires_at, now)) }
+                    td { @if let Some(r) = k.rotated_at { (since(Some(r), now)) } @else { "never" }
+                         @if let Some(until) = k.previous_until.filter(|u| *u > now) {
+                             br; span.muted { "old secret valid " (ahead(until, now)) } } }
                     td { @if k.revoked_at.is_some() { span.badge.dead { "revoked" } }
                          @else if k.expires_at.is_some_and(|e| e <= now) { span.badge { "expired" } }
                          @else { span.badge.succeeded { "active" } } }
@@ -179,4 +184,20 @@ pub async fn keys(caller: Caller, State(st): State<AppState>) -> PageResult {
         }
     };
     Ok(layout::page(&cx, "Keys & roles", "/keys", false, body))
+}
+
+/// When a key expires: `in 3d 4h` (a warning within a week), `expired 2h ago`, or `never`.
+fn expiry(at: Option<Timestamp>, now: Timestamp) -> Markup {
+    let week = crate::doctor::keys::EXPIRING_WITHIN_MS;
+    match at {
+        None => html! { "never" },
+        Some(e) if e <= now => html! { "expired " (since(Some(e), now)) },
+        Some(e) if e.0 - now.0 <= week => html! { span.badge { (ahead(e, now)) } },
+        Some(e) => html! { (ahead(e, now)) },
+    }
+}
+
+/// `in 3d 4h`.
+fn ahead(at: Timestamp, now: Timestamp) -> String {
+    format!("in {}", layout::age(at.0 - now.0))
 }

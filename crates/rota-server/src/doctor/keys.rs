@@ -93,6 +93,9 @@ mod tests {
             revoked_at: None,
             limits: Default::default(),
             sessions_valid_from: None,
+            previous_hash: None,
+            previous_until: None,
+            rotated_at: None,
         }
     }
 

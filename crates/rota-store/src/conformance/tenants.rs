@@ -19,6 +19,10 @@ fn key_record(id: &str, tenant: &str) -> KeyRecord {
             max_in_flight: None,
         },
         sessions_valid_from: None,
+        // A rotated key keeps its old secret's hash until the grace ends.
+        previous_hash: Some(format!("v2:{}", "cd".repeat(32))),
+        previous_until: Some(Timestamp(T0 + 30_000)),
+        rotated_at: Some(Timestamp(T0)),
     }
 }
 
@@ -60,7 +64,7 @@ pub async fn auth_data_round_trips_and_survives_reopen<H: Harness>() {
         .await
         .unwrap();
     let mut key = key_record("k1", "acme");
-    s.change_auth(AuthChange::PutKey(key.clone()))
+    s.change_auth(AuthChange::PutKey(Box::new(key.clone())))
         .await
         .unwrap();
     let role = role_record("acme", "custom");
@@ -85,7 +89,7 @@ pub async fn auth_data_round_trips_and_survives_reopen<H: Harness>() {
     key.last_used_at = Some(Timestamp(T0 + 5));
     // Replacing a key (revocation) keeps one row.
     key.revoked_at = Some(Timestamp(T0 + 9));
-    s.change_auth(AuthChange::PutKey(key.clone()))
+    s.change_auth(AuthChange::PutKey(Box::new(key.clone())))
         .await
         .unwrap();
     // Maintenance mode: set, replaced, and kept.
@@ -127,7 +131,7 @@ pub async fn a_key_is_found_by_id_and_its_sessions_end_forward_only<H: Harness>(
     let (h, clock, s) = setup::<H>().await;
     assert_eq!(s.find_key("k1").await.unwrap(), None);
     let mut key = key_record("k1", "default");
-    s.change_auth(AuthChange::PutKey(key.clone()))
+    s.change_auth(AuthChange::PutKey(Box::new(key.clone())))
         .await
         .unwrap();
     assert_eq!(s.find_key("k1").await.unwrap(), Some(key.clone()));
@@ -172,9 +176,12 @@ pub async fn deleting_a_tenant_removes_everything_it_owns<H: Harness>() {
             event_retention_ms: None,
         };
         s.change_auth(AuthChange::PutTenant(t)).await.unwrap();
-        s.change_auth(AuthChange::PutKey(key_record(&format!("{name}-key"), name)))
-            .await
-            .unwrap();
+        s.change_auth(AuthChange::PutKey(Box::new(key_record(
+            &format!("{name}-key"),
+            name,
+        ))))
+        .await
+        .unwrap();
         s.change_auth(AuthChange::PutRole(role_record(name, "custom")))
             .await
             .unwrap();

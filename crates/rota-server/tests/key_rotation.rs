@@ -159,3 +159,31 @@ async fn another_server_takes_the_new_secret_at_once() {
         "and the old one no longer does there"
     );
 }
+
+/// A Faktory client proves the secret without sending it; the old secret's proof is accepted
+/// during the grace and refused at its end, command by command.
+#[tokio::test]
+async fn a_faktory_proof_of_the_old_secret_holds_for_the_grace() {
+    let s = TestServer::start().await;
+    let config = AuthConfig {
+        admin_token: Some(rota_server::auth::Secret(ADMIN.into())),
+        ..Default::default()
+    };
+    let auth = Auth::load(s.store.clone(), Arc::new(s.clock.clone()), config)
+        .await
+        .unwrap();
+    let (key, old) = auth.create_admin_key("faktory").await.unwrap();
+    let grace = rota_core::auth::RotateKey {
+        grace_ms: Some(60_000),
+    };
+    let (_, new) = auth.rotate_key("default", &key.id, grace).await.unwrap();
+    let proves = |token: &str| Credential::FaktoryProof {
+        proof: rota_server::auth::token::proof(token),
+        key: Some(&key.id),
+    };
+    assert!(auth.admit(Some(proves(&old)), None).await.is_ok());
+    assert!(auth.admit(Some(proves(&new)), None).await.is_ok());
+    s.clock.advance_ms(60_000);
+    assert!(auth.admit(Some(proves(&old)), None).await.is_err());
+    assert!(auth.admit(Some(proves(&new)), None).await.is_ok());
+}

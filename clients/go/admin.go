@@ -69,6 +69,18 @@ func (c *Client) GetKey(ctx context.Context, id string) (*Key, error) {
 	return c.keyCall(ctx, http.MethodGet, id, "")
 }
 
+// RotateKey gives a key a new secret; the key keeps its id, roles and limits, and the answer's
+// Token is shown this once. The old secret is still accepted for graceMs milliseconds (0 to
+// 259,200,000; 0 refuses it at once), until PreviousSecretUntil; nil is the server's default, a
+// day. A revoked or expired key is a 409 conflict.
+func (c *Client) RotateKey(ctx context.Context, id string, graceMs *int64) (*CreatedKey, error) {
+	var out CreatedKey
+	if err := c.call(ctx, http.MethodPost, "/v1/keys/"+esc(id)+"/rotate", nil, rotateBody{GraceMs: graceMs}, &out, 0); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // RevokeKey revokes a key; it stays listed with RevokedAt.
 func (c *Client) RevokeKey(ctx context.Context, id string) (*Key, error) {
 	return c.keyCall(ctx, http.MethodDelete, id, "")

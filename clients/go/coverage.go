@@ -44,6 +44,7 @@ var operations = []Operation{
 	{"POST", "/v1/keys"},                                      // CreateKey
 	{"GET", "/v1/keys/{id}"},                                  // GetKey
 	{"DELETE", "/v1/keys/{id}"},                               // RevokeKey
+	{"POST", "/v1/keys/{id}/rotate"},                          // RotateKey
 	{"POST", "/v1/keys/{id}/sessions/revoke"},                 // RevokeKeySessions
 	{"GET", "/v1/queues"},                                     // Queues
 	{"GET", "/v1/queues/{queue}"},                             // GetQueue
@@ -145,6 +146,7 @@ var models = map[string]any{
 	"RoleBody":           roleBody{},
 	"RoleInfo":           Role{},
 	"RotateBody":         rotateBody{},
+	"RotateKey":          rotateBody{},
 	"Rule":               Rule{},
 	"RunOut":             ScheduleRun{},
 	"ScheduleBody":       Schedule{},

@@ -52,6 +52,11 @@ type Key struct {
 	ExpiresAt  *time.Time   `json:"expires_at"`
 	LastUsedAt *time.Time   `json:"last_used_at"`
 	RevokedAt  *time.Time   `json:"revoked_at"`
+	// RotatedAt is when its secret was last rotated (RotateKey).
+	RotatedAt *time.Time `json:"rotated_at"`
+	// PreviousSecretUntil is until when the secret before the last rotation is still
+	// accepted; nil when none is.
+	PreviousSecretUntil *time.Time `json:"previous_secret_until"`
 }
 
 // CreatedKey is a new key and, this once, its token.

@@ -59,6 +59,15 @@ export class Keys {
     return this.http.json({ method: "GET", path: path`/v1/keys/${id}` }, call);
   }
 
+  /**
+   * A new secret for the key, which keeps its id, roles and limits; the answer's `token` is shown
+   * this once. The old secret is still accepted for `graceMs` (0 to 259,200,000; the server's
+   * default: a day), until `previous_secret_until`. A revoked or expired key is a 409.
+   */
+  rotate(id: string, graceMs?: number, call?: CallOptions): Promise<CreatedKey> {
+    return this.http.json({ method: "POST", path: path`/v1/keys/${id}/rotate`, body: { grace_ms: graceMs } }, call);
+  }
+
   /** Revokes the key; it stays listed with `revoked_at`. */
   revoke(id: string, call?: CallOptions): Promise<Key> {
     return this.http.json({ method: "DELETE", path: path`/v1/keys/${id}` }, call);

@@ -91,6 +91,7 @@ export const KNOWN_OPERATIONS: readonly string[] = [
   "POST /v1/keys",
   "GET /v1/keys/{id}",
   "DELETE /v1/keys/{id}",
+  "POST /v1/keys/{id}/rotate",
   "POST /v1/keys/{id}/sessions/revoke",
   "GET /v1/queues",
   "GET /v1/queues/{queue}",
@@ -208,7 +209,7 @@ export const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
   HeartbeatBody: ["lease", "lease_ms", "progress"],
   Held: fieldsOf<Held>()(["group_concurrency", "group_paused", "group_rate", "queue_concurrency", "queue_paused", "queue_rate"]),
   ItemOutcome: fieldsOf<ItemOutcome>()(["error", "id", "ok", "state"]),
-  KeyInfo: fieldsOf<Key>()(["created_at", "expires_at", "id", "last_used_at", "limits", "name", "queues", "revoked_at", "roles", "tenant"]),
+  KeyInfo: fieldsOf<Key>()(["created_at", "expires_at", "id", "last_used_at", "limits", "name", "previous_secret_until", "queues", "revoked_at", "roles", "rotated_at", "tenant"]),
   // wire wrapper: Key[] (keys.list)
   KeyList: ["keys"],
   // wire wrapper: kill(id, reason)
@@ -237,6 +238,8 @@ export const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
   RoleList: ["roles"],
   // wire wrapper: rotateSecret(id, graceMs)
   RotateBody: ["grace_ms"],
+  // wire wrapper: keys.rotate(id, graceMs)
+  RotateKey: ["grace_ms"],
   Rule: fieldsOf<Rule>()(["action", "effect", "resource"]),
   RunOut: fieldsOf<ScheduleRun>()(["fired_at", "outcome", "skipped", "task_id", "tick", "trigger"]),
   ScheduleBody: fieldsOf<ScheduleInput>()(["catch_up", "cron", "every_ms", "group", "jitter_ms", "kind", "max_attempts", "overlap", "paused", "payload", "priority", "queue", "timezone"]),

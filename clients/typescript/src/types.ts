@@ -505,6 +505,10 @@ export interface Key {
   expires_at?: string | null;
   last_used_at?: string | null;
   revoked_at?: string | null;
+  /** When its secret was last rotated (`keys.rotate`). */
+  rotated_at?: string | null;
+  /** Until when the secret before the last rotation is still accepted; null when none is. */
+  previous_secret_until?: string | null;
 }
 
 /** A new key and, this once, its token. */

@@ -102,6 +102,13 @@ class AsyncAdmin:
         )
         return await self._one(CreatedKey, "POST", "/v1/keys", body=body)
 
+    async def rotate_key(self, id: str, *, grace_ms: Optional[int] = None) -> CreatedKey:
+        """A new secret for the key, which keeps its id, roles and limits; the new ``token`` is in
+        this answer only. The old secret is still accepted for ``grace_ms`` (0 to 259,200,000;
+        the server's default is a day), until ``previous_secret_until``."""
+        body = some(grace_ms=grace_ms)
+        return await self._one(CreatedKey, "POST", f"/v1/keys/{seg(id)}/rotate", body=body)
+
     async def revoke_key(self, id: str) -> Key:
         return await self._one(Key, "DELETE", f"/v1/keys/{seg(id)}")
 

@@ -43,6 +43,7 @@ OPERATIONS: Dict[Tuple[str, str], Optional[str]] = {
     ("POST", "/v1/keys"): "create_key",
     ("GET", "/v1/keys/{id}"): "key",
     ("DELETE", "/v1/keys/{id}"): "revoke_key",
+    ("POST", "/v1/keys/{id}/rotate"): "rotate_key",
     ("POST", "/v1/keys/{id}/sessions/revoke"): "revoke_key_sessions",
     ("GET", "/v1/queues"): "queues",
     ("GET", "/v1/queues/{queue}"): "queue",
@@ -197,6 +198,7 @@ SCHEMAS: Dict[str, Source] = {
     "WebhookPatchBody": ("url", "events", "queues", "description", "enabled"),  # update_webhook
     "RotateBody": ("grace_ms",),  # rotate_webhook_secret, rotate_callback_secret
     "NewKey": ("roles", "name", "queues", "expires_at", "expires_in_s", "limits"),  # create_key
+    "RotateKey": ("grace_ms",),  # rotate_key
     "NewTenant": ("name", "limits", "event_retention_ms"),  # create_tenant
     "TenantPatch": ("limits", "event_retention_ms"),  # update_tenant
     "RoleBody": ("rules",),  # put_role

@@ -287,6 +287,10 @@ class Key:
     expires_at: Optional[datetime] = None
     last_used_at: Optional[datetime] = None
     revoked_at: Optional[datetime] = None
+    rotated_at: Optional[datetime] = None
+    """When its secret was last rotated (:meth:`Client.rotate_key`)."""
+    previous_secret_until: Optional[datetime] = None
+    """Until when the secret before the last rotation is still accepted; None when none is."""
 
 
 @dataclass

@@ -196,6 +196,37 @@ async fn a_key_created_on_one_server_works_on_another_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotated_on_one_server_takes_its_new_secret_on_another_at_once() {
+    let url = database().await;
+    let (_da, a) = server(&url).await;
+    let (_db, b) = server(&url).await;
+    let created = a
+        .client
+        .create_key(&rota_core::auth::NewKey {
+            roles: vec!["reader".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let old_on_b = Client::with_token(&b.url, Some(&created.token)).unwrap();
+    old_on_b.whoami().await.unwrap();
+    for i in 0..10 {
+        // No grace: used on B the moment A answered, before B's reload could bring it.
+        let rotated = a.client.rotate_key(&created.key.id, Some(0)).await.unwrap();
+        let on_b = Client::with_token(&b.url, Some(&rotated.token)).unwrap();
+        if let Err(e) = on_b.whoami().await {
+            panic!("rotation {i} on A: the new secret was refused on B right after: {e}");
+        }
+    }
+    // The first secret ended with the first rotation, on B too.
+    let t = Instant::now();
+    while old_on_b.whoami().await.is_ok() {
+        assert!(t.elapsed() < PROPAGATION, "the old secret still works on B");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_out_on_one_server_ends_the_session_on_another() {
     let url = database().await;
     const SECRET: &str = "shared-session-secret-0123456789abcdef";

@@ -65,7 +65,7 @@ impl Auth {
             let now = self.clock.now();
             let proven = |st: &Registry| st.keys.get(id).is_some_and(|k| k.proven_by(token, now));
             // Rotated on another server moments ago: read it again (bounded per key).
-            if !proven(&self.read()) && !self.refresh_key(id).await? {
+            if !proven(&self.read()) && !self.refresh_key(id, token).await? {
                 return Err(unauthorized("the API key is not valid"));
             }
             let st = self.read();

@@ -95,27 +95,22 @@ impl Auth {
         found
     }
 
-    /// Reads known key `id` from the store again when its secret may have been rotated on
-    /// another server; `true` when the stored key differed and memory now has it. At most one
-    /// read per key per [`MISSING_TTL`], so wrong secrets for a real key id cost little.
-    pub(super) async fn refresh_key(&self, id: &str) -> ApiResult<bool> {
-        let now = self.clock.now().0;
+    /// Reads known key `id` from the store again for a `token` its copy in memory does not
+    /// match: the key may have been rotated on another server moments ago. `true` when the
+    /// stored key takes the token (memory then has it). A token the stored key refuses too
+    /// stops such reads for that key for [`MISSING_TTL`], so wrong secrets for a real key id
+    /// cost one read per key per 2 s; legitimate rotations in quick succession are each read.
+    pub(super) async fn refresh_key(&self, id: &str, token: &str) -> ApiResult<bool> {
+        let now = self.clock.now();
         {
-            let mut refreshed = self
+            let refreshed = self
                 .lookups
                 .refreshed
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            if refreshed.get(id).is_some_and(|until| *until > now) {
+            if refreshed.get(id).is_some_and(|until| *until > now.0) {
                 return Ok(false);
             }
-            if refreshed.len() >= MAX_MISSING {
-                refreshed.retain(|_, t| *t > now);
-                if refreshed.len() >= MAX_MISSING {
-                    refreshed.clear();
-                }
-            }
-            refreshed.insert(id.to_owned(), now + MISSING_TTL.as_millis() as i64);
         }
         let _turn = self
             .lookups
@@ -127,14 +122,35 @@ impl Auth {
         let Some(record) = self.store.find_key(id).await? else {
             return Ok(false);
         };
-        let _one = self.changes.lock().await;
-        let changed = self.read().keys.get(id).is_some_and(|e| {
-            e.record.hash != record.hash || e.record.previous_hash != record.previous_hash
+        let takes = KeyEntry::hashes(&record).is_ok_and(|(hash, previous)| {
+            hash.matches(token)
+                || previous.is_some_and(|(h, until)| now < until && h.matches(token))
         });
-        if changed {
-            self.remember_key(record);
+        if takes {
+            let _one = self.changes.lock().await;
+            let stale = self
+                .read()
+                .keys
+                .get(id)
+                .is_none_or(|e| e.record.hash != record.hash);
+            if stale {
+                self.remember_key(record);
+            }
+        } else {
+            let mut refreshed = self
+                .lookups
+                .refreshed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if refreshed.len() >= MAX_MISSING {
+                refreshed.retain(|_, t| *t > now.0);
+                if refreshed.len() >= MAX_MISSING {
+                    refreshed.clear();
+                }
+            }
+            refreshed.insert(id.to_owned(), now.0 + MISSING_TTL.as_millis() as i64);
         }
-        Ok(changed)
+        Ok(takes)
     }
 
     /// [`Auth::learn_key`] for the key a ticket or session names (made by another server for

@@ -7,8 +7,20 @@ use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig, WithHttpConfig};
 use std::time::Duration;
 
-/// How long one export may take.
+/// How long one export may take unless `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` or
+/// `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds) says otherwise: the SDK applies those only to
+/// clients it builds itself, so this client reads them.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn export_timeout() -> Duration {
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+    ]
+    .iter()
+    .find_map(|k| std::env::var(k).ok()?.trim().parse::<u64>().ok())
+    .map_or(EXPORT_TIMEOUT, Duration::from_millis)
+}
 /// The most of a collector's answer read (it is a small status message).
 const MAX_ANSWER: usize = 64 * 1024;
 
@@ -47,8 +59,9 @@ impl HttpClient for OnRuntime {
 pub(super) fn exporter(config: &TelemetryConfig) -> Result<SpanExporter, String> {
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| "tracing starts within the server's runtime".to_owned())?;
+    let timeout = export_timeout();
     let http = reqwest::Client::builder()
-        .timeout(EXPORT_TIMEOUT)
+        .timeout(timeout)
         .no_proxy()
         .user_agent(concat!("Rota/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -57,7 +70,7 @@ pub(super) fn exporter(config: &TelemetryConfig) -> Result<SpanExporter, String>
         .with_http()
         .with_http_client(OnRuntime { http, runtime })
         .with_protocol(Protocol::HttpBinary)
-        .with_timeout(EXPORT_TIMEOUT);
+        .with_timeout(timeout);
     if let Some(base) = &config.otlp_endpoint {
         builder = builder.with_endpoint(format!("{}/v1/traces", base.trim_end_matches('/')));
     }

@@ -121,10 +121,11 @@ pub async fn http(State(st): State<AppState>, req: Request, next: Next) -> Respo
     if probe || (carried.is_none() && !telemetry.is_on()) {
         return next.run(req).await;
     }
+    // The route, not the path, names the span: names stay few (`unmatched` for a 404's).
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned());
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let method = req.method().as_str().to_owned();
     let attributes = if telemetry.is_on() {
         vec![

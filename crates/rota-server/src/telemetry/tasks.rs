@@ -160,7 +160,7 @@ impl Telemetry {
             KeyValue::new("rota.event", d.event.event_type.as_str()),
             KeyValue::new("rota.delivery.attempt", i64::from(d.attempts)),
             KeyValue::new("http.request.method", "POST"),
-            KeyValue::new("url.full", url.to_owned()),
+            KeyValue::new("url.full", without_secrets(url)),
         ]);
         let span = tracer
             .span_builder("rota.deliver")
@@ -221,6 +221,21 @@ impl Delivering {
     }
 }
 
+/// `url` without what may be a credential (user info, query, fragment): span attributes
+/// leave the server.
+fn without_secrets(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => String::new(),
+    }
+}
+
 /// The context a task carries as stored (its enqueue's).
 fn stored_context(t: &Task) -> Option<SpanContext> {
     span_context(t.traceparent.as_deref()?, t.tracestate.as_deref())
@@ -260,4 +275,18 @@ fn attributes(tenant: &str, t: &Task) -> Vec<KeyValue> {
         KeyValue::new("rota.task_id", t.id.to_string()),
         KeyValue::new("rota.attempt", i64::from(t.attempt)),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_secrets;
+
+    #[test]
+    fn a_delivery_url_loses_what_may_be_a_credential() {
+        assert_eq!(
+            without_secrets("https://ops:pw@hooks.example.com/rota/cb?token=s3cret#x"),
+            "https://hooks.example.com/rota/cb"
+        );
+        assert_eq!(without_secrets("not a url"), "");
+    }
 }

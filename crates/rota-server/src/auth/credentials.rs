@@ -63,7 +63,11 @@ impl Auth {
                 return Err(unauthorized("the API key is not valid"));
             }
             let now = self.clock.now();
-            let proven = |st: &Registry| st.keys.get(id).is_some_and(|k| k.proven_by(token, now));
+            let proven = |st: &Registry| {
+                st.keys
+                    .get(id)
+                    .is_some_and(|k| k.secrets.proven_by(token, now))
+            };
             // Rotated on another server moments ago: read it again (bounded per key).
             if !proven(&self.read()) && !self.refresh_key(id, token).await? {
                 return Err(unauthorized("the API key is not valid"));
@@ -72,7 +76,7 @@ impl Auth {
             let entry = st
                 .keys
                 .get(id)
-                .filter(|k| k.proven_by(token, now))
+                .filter(|k| k.secrets.proven_by(token, now))
                 .ok_or_else(|| unauthorized("the API key is not valid"))?;
             return self.key_principal(&st, entry);
         }
@@ -95,8 +99,8 @@ impl Auth {
         let st = self.read();
         let now = self.clock.now();
         let entry = match hint.and_then(|id| st.keys.get(id)) {
-            Some(e) if e.verified_by(v, now) => Some(e),
-            _ => st.keys.values().find(|e| e.verified_by(v, now)),
+            Some(e) if e.secrets.verified_by(v, now) => Some(e),
+            _ => st.keys.values().find(|e| e.secrets.verified_by(v, now)),
         };
         let entry = entry.ok_or_else(|| {
             unauthorized(

@@ -53,6 +53,27 @@ impl Lookups {
     }
 }
 
+/// Remembers `id` in `ids` for [`MISSING_TTL`] from `now` (ms); past [`MAX_MISSING`] ids, the
+/// expired ones are dropped, and then all.
+fn hold(ids: &Mutex<HashMap<String, i64>>, id: &str, now: i64) {
+    let mut ids = ids.lock().unwrap_or_else(|e| e.into_inner());
+    if ids.len() >= MAX_MISSING {
+        ids.retain(|_, t| *t > now);
+        if ids.len() >= MAX_MISSING {
+            ids.clear();
+        }
+    }
+    ids.insert(id.to_owned(), now + MISSING_TTL.as_millis() as i64);
+}
+
+/// Whether `id` is still remembered in `ids` at `now` (ms).
+fn held(ids: &Mutex<HashMap<String, i64>>, id: &str, now: i64) -> bool {
+    ids.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(id)
+        .is_some_and(|until| *until > now)
+}
+
 impl Auth {
     /// Whether key `id` is known here, after reading it from the store if it was not. A store
     /// that cannot answer is an error (503), not a refusal of a key that may well exist.
@@ -61,15 +82,8 @@ impl Auth {
             return Ok(true);
         }
         let now = self.clock.now().0;
-        {
-            let missing = self
-                .lookups
-                .missing
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if missing.get(id).is_some_and(|until| *until > now) {
-                return Ok(false);
-            }
+        if held(&self.lookups.missing, id, now) {
+            return Ok(false);
         }
         let cell = self
             .lookups
@@ -102,15 +116,8 @@ impl Auth {
     /// cost one read per key per 2 s; legitimate rotations in quick succession are each read.
     pub(super) async fn refresh_key(&self, id: &str, token: &str) -> ApiResult<bool> {
         let now = self.clock.now();
-        {
-            let refreshed = self
-                .lookups
-                .refreshed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if refreshed.get(id).is_some_and(|until| *until > now.0) {
-                return Ok(false);
-            }
+        if held(&self.lookups.refreshed, id, now.0) {
+            return Ok(false);
         }
         let _turn = self
             .lookups
@@ -122,10 +129,7 @@ impl Auth {
         let Some(record) = self.store.find_key(id).await? else {
             return Ok(false);
         };
-        let takes = KeyEntry::hashes(&record).is_ok_and(|(hash, previous)| {
-            hash.matches(token)
-                || previous.is_some_and(|(h, until)| now < until && h.matches(token))
-        });
+        let takes = Secrets::of(&record).is_ok_and(|s| s.proven_by(token, now));
         if takes {
             let _one = self.changes.lock().await;
             let stale = self
@@ -137,18 +141,7 @@ impl Auth {
                 self.remember_key(record);
             }
         } else {
-            let mut refreshed = self
-                .lookups
-                .refreshed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if refreshed.len() >= MAX_MISSING {
-                refreshed.retain(|_, t| *t > now.0);
-                if refreshed.len() >= MAX_MISSING {
-                    refreshed.clear();
-                }
-            }
-            refreshed.insert(id.to_owned(), now.0 + MISSING_TTL.as_millis() as i64);
+            hold(&self.lookups.refreshed, id, now.0);
         }
         Ok(takes)
     }
@@ -173,20 +166,7 @@ impl Auth {
             .expect("the semaphore is never closed");
         metrics::counter!("rota_auth_key_lookups_total").increment(1);
         let Some(record) = self.store.find_key(id).await? else {
-            let until = self.clock.now().0 + MISSING_TTL.as_millis() as i64;
-            let mut missing = self
-                .lookups
-                .missing
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if missing.len() >= MAX_MISSING {
-                let now = self.clock.now().0;
-                missing.retain(|_, t| *t > now);
-                if missing.len() >= MAX_MISSING {
-                    missing.clear();
-                }
-            }
-            missing.insert(id.to_owned(), until);
+            hold(&self.lookups.missing, id, self.clock.now().0);
             return Ok(false);
         };
         if self.tenant_exists(&record.tenant) {

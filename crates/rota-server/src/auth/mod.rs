@@ -119,19 +119,22 @@ struct TenantEntry {
 
 struct KeyEntry {
     record: KeyRecord,
-    hash: token::Stored,
-    /// The secret before the last rotation, and the end of its grace.
-    previous: Option<(token::Stored, Timestamp)>,
+    secrets: Secrets,
     client: Arc<ClientState>,
     last_used: AtomicI64,
     persisted_last_used: AtomicI64,
 }
 
-impl KeyEntry {
-    /// Its stored hashes: the current one, and the one before the last rotation.
-    fn hashes(
-        record: &KeyRecord,
-    ) -> Result<(token::Stored, Option<(token::Stored, Timestamp)>), String> {
+/// A key's stored hashes: its secret's, and the one before the last rotation with the end
+/// of its grace.
+#[derive(Clone, Copy)]
+struct Secrets {
+    hash: token::Stored,
+    previous: Option<(token::Stored, Timestamp)>,
+}
+
+impl Secrets {
+    fn of(record: &KeyRecord) -> Result<Secrets, String> {
         let hash = token::Stored::parse(&record.hash)
             .ok_or_else(|| format!("key `{}` has a malformed stored hash", record.id))?;
         let previous = match (&record.previous_hash, record.previous_until) {
@@ -142,7 +145,7 @@ impl KeyEntry {
             )),
             _ => None,
         };
-        Ok((hash, previous))
+        Ok(Secrets { hash, previous })
     }
 
     /// Whether `token` is the key's secret, or its secret before the last rotation while the
@@ -154,7 +157,7 @@ impl KeyEntry {
                 .is_some_and(|(h, until)| now < until && h.matches(token))
     }
 
-    /// [`KeyEntry::proven_by`] for a Faktory proof's verifier.
+    /// [`Secrets::proven_by`] for a Faktory proof's verifier.
     fn verified_by(&self, v: token::Stored, now: Timestamp) -> bool {
         self.hash == v
             || self
@@ -191,7 +194,7 @@ impl Registry {
                 .insert(t.name.clone(), Arc::new(TenantEntry { record: t, client }));
         }
         for k in data.keys {
-            let (hash, previous) = KeyEntry::hashes(&k)?;
+            let secrets = Secrets::of(&k)?;
             let stored = k.last_used_at.map_or(0, |t| t.0);
             let (client, used) = match old.keys.get(&k.id) {
                 Some(e) => (
@@ -204,8 +207,7 @@ impl Registry {
                 k.id.clone(),
                 Arc::new(KeyEntry {
                     record: k,
-                    hash,
-                    previous,
+                    secrets,
                     client,
                     last_used: AtomicI64::new(used),
                     persisted_last_used: AtomicI64::new(stored),

@@ -274,7 +274,7 @@ impl Auth {
 
     /// Puts a stored key into memory.
     pub(super) fn remember_key(&self, record: KeyRecord) {
-        let (hash, previous) = KeyEntry::hashes(&record).expect("hashes are made here");
+        let secrets = Secrets::of(&record).expect("hashes are made here");
         let mut st = self.write();
         let (client, used) = match st.keys.get(&record.id) {
             Some(old) => (old.client.clone(), old.last_used.load(Ordering::Relaxed)),
@@ -284,8 +284,7 @@ impl Auth {
             record.id.clone(),
             Arc::new(KeyEntry {
                 record,
-                hash,
-                previous,
+                secrets,
                 client,
                 last_used: AtomicI64::new(used),
                 persisted_last_used: AtomicI64::new(used),

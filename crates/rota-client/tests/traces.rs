@@ -3,6 +3,8 @@
 //! attributes each span carries, a retry as a second attempt, and the callback request's
 //! `traceparent` header naming the delivery's span.
 
+mod common;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -13,14 +15,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message;
 use rota_client::worker::{HandlerError, Worker};
-use rota_client::{Client, NewTask};
-use rota_core::SystemClock;
-use rota_sqlite::{SqliteOptions, SqliteStore};
+use rota_client::NewTask;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-const ADMIN: &str = "trace-tests-admin-token-0123456789abcdef";
 
 /// One span as the receiver got it.
 #[derive(Debug, Clone)]
@@ -142,37 +140,11 @@ async fn a_tasks_trace_runs_from_producer_to_worker_and_callback() {
     std::env::set_var("OTEL_BSP_SCHEDULE_DELAY", "50");
     let (otlp, got) = receiver().await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        SqliteStore::open(
-            &dir.path().join("rota.db"),
-            Arc::new(SystemClock),
-            SqliteOptions::default(),
-        )
-        .unwrap(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let mut config = rota_server::ServerConfig::default();
-    config.auth.admin_token = Some(rota_server::auth::Secret(ADMIN.into()));
     config.webhooks.allow_private = true;
     config.telemetry.otlp_endpoint = Some(otlp.clone());
     config.telemetry.service_name = Some("rota-under-test".into());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        rota_server::run(
-            listener,
-            store.clone(),
-            config,
-            Arc::new(SystemClock),
-            async {
-                let _ = stopped.await;
-            },
-        )
-        .await
-        .unwrap();
-        rota_store::Store::close(&*store).await;
-    });
+    let server = common::server_with(config).await;
 
     // The producer and the worker export through their own providers, as separate
     // processes would; the worker runtime records through the global one.
@@ -192,7 +164,7 @@ async fn a_tasks_trace_runs_from_producer_to_worker_and_callback() {
     let worker_traces = exporting("worker");
     opentelemetry::global::set_tracer_provider(worker_traces.clone());
 
-    let client = Client::with_token(&url, Some(ADMIN)).unwrap();
+    let client = server.client.clone();
     client.rotate_callback_secret(None).await.unwrap();
     let tracer = producer.tracer("producer");
     let produce = tracer.start("produce");
@@ -339,7 +311,4 @@ async fn a_tasks_trace_runs_from_producer_to_worker_and_callback() {
         callbacks[0],
         format!("00-{}-{}-01", deliver.trace_id, deliver.span_id)
     );
-
-    let _ = stop.send(());
-    server.await.unwrap();
 }

@@ -11,6 +11,7 @@ pub const ADMIN: &str = "client-tests-admin-token-0123456789abcdef";
 
 pub struct Server {
     pub client: Client,
+    pub url: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
@@ -24,6 +25,11 @@ impl Drop for Server {
 }
 
 pub async fn server() -> Server {
+    server_with(rota_server::ServerConfig::default()).await
+}
+
+/// [`server`] with `config` (its admin token set to [`ADMIN`]).
+pub async fn server_with(mut config: rota_server::ServerConfig) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
         SqliteStore::open(
@@ -36,7 +42,6 @@ pub async fn server() -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut config = rota_server::ServerConfig::default();
     config.auth.admin_token = Some(rota_server::auth::Secret(ADMIN.into()));
     tokio::spawn(async move {
         let _ = rota_server::run(
@@ -53,6 +58,7 @@ pub async fn server() -> Server {
     });
     Server {
         client: Client::with_token(&url, Some(ADMIN)).unwrap(),
+        url,
         stop: Some(stop),
         _dir: dir,
     }

@@ -51,6 +51,11 @@ pub mod actions {
     /// Create, change, rotate, delete webhooks and retry deliveries (a webhook's writer must
     /// also hold `tasks:read` on the queues it covers).
     pub const WEBHOOKS_WRITE: &str = "webhooks:write";
+    /// See inbound webhooks and their recent requests (`hooks/<id>`).
+    pub const HOOKS_READ: &str = "hooks:read";
+    /// Create, change, rotate and delete inbound webhooks (a hook's writer must also hold
+    /// `tasks:enqueue` on its queue and kind).
+    pub const HOOKS_WRITE: &str = "hooks:write";
     /// Turn maintenance mode on, announce it or end it (`maintenance`; admin only).
     pub const MAINTENANCE_WRITE: &str = "maintenance:write";
 
@@ -80,6 +85,8 @@ pub mod actions {
         SCHEDULES_WRITE,
         WEBHOOKS_READ,
         WEBHOOKS_WRITE,
+        HOOKS_READ,
+        HOOKS_WRITE,
         MAINTENANCE_WRITE,
     ];
 }
@@ -149,13 +156,14 @@ impl Rule {
             "workers/",
             "schedules/",
             "webhooks/",
+            "hooks/",
         ];
         if !kinds
             .iter()
             .any(|k| glob_match(&self.resource, &format!("{k}x")) || self.resource.starts_with(k))
         {
             return Err(format!(
-                "resource `{}` names nothing; use queues/<name>, keys/<id>, roles/<name>, tenants/<name>, workers/<wid>, schedules/<name> or webhooks/<id>, with * as a wildcard",
+                "resource `{}` names nothing; use queues/<name>, keys/<id>, roles/<name>, tenants/<name>, workers/<wid>, schedules/<name>, webhooks/<id> or hooks/<id>, with * as a wildcard",
                 self.resource
             ));
         }
@@ -209,6 +217,7 @@ pub fn builtin_rules(name: &str) -> Option<&'static [Rule]> {
                     Rule::new("workers/*", "*", Effect::Allow),
                     Rule::new("schedules/*", "*", Effect::Allow),
                     Rule::new("webhooks/*", "*", Effect::Allow),
+                    Rule::new("hooks/*", "*", Effect::Allow),
                 ],
             ),
             ("producer", {
@@ -232,6 +241,7 @@ pub fn builtin_rules(name: &str) -> Option<&'static [Rule]> {
                 r.push(Rule::new("workers/*", WORKERS_READ, Effect::Allow));
                 r.push(Rule::new("schedules/*", SCHEDULES_READ, Effect::Allow));
                 r.push(Rule::new("webhooks/*", WEBHOOKS_READ, Effect::Allow));
+                r.push(Rule::new("hooks/*", HOOKS_READ, Effect::Allow));
                 r
             }),
         ]

@@ -67,11 +67,19 @@ pub enum EventType {
     /// Every task of a workflow ended, none dead, one cancelled.
     #[serde(rename = "workflow.cancelled")]
     WorkflowCancelled,
+    /// An inbound webhook's request was verified and enqueued its task (or found the task an
+    /// earlier delivery of it made). Its subject names the hook and the delivery.
+    #[serde(rename = "hook.received")]
+    HookReceived,
+    /// An inbound webhook refused a request (bad signature, stale timestamp, disabled, ...);
+    /// the reason says which.
+    #[serde(rename = "hook.rejected")]
+    HookRejected,
 }
 
 impl EventType {
     /// Every type; engines may store a type as its place here, so it only grows at the end.
-    pub const ALL: [EventType; 19] = [
+    pub const ALL: [EventType; 21] = [
         EventType::Enqueued,
         EventType::Claimed,
         EventType::Succeeded,
@@ -91,6 +99,8 @@ impl EventType {
         EventType::WorkflowSucceeded,
         EventType::WorkflowFailed,
         EventType::WorkflowCancelled,
+        EventType::HookReceived,
+        EventType::HookRejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -114,6 +124,8 @@ impl EventType {
             EventType::WorkflowSucceeded => "workflow.succeeded",
             EventType::WorkflowFailed => "workflow.failed",
             EventType::WorkflowCancelled => "workflow.cancelled",
+            EventType::HookReceived => "hook.received",
+            EventType::HookRejected => "hook.rejected",
         }
     }
 
@@ -133,6 +145,12 @@ impl EventType {
     /// Whether events of this type are about a webhook's delivery (their subject names both).
     pub fn is_delivery(self) -> bool {
         matches!(self, EventType::DeliveryDead | EventType::WebhookDisabled)
+    }
+
+    /// Whether events of this type are about an inbound webhook's request (their subject
+    /// names the hook).
+    pub fn is_hook(self) -> bool {
+        matches!(self, EventType::HookReceived | EventType::HookRejected)
     }
 
     pub fn parse(s: &str) -> Option<EventType> {
@@ -157,6 +175,11 @@ pub enum Subject {
         webhook_id: String,
         delivery_id: i64,
     },
+    /// A request to an inbound webhook, with the provider's delivery id when it sent one.
+    Hook {
+        hook_id: String,
+        delivery: Option<String>,
+    },
 }
 
 impl Subject {
@@ -169,6 +192,10 @@ impl Subject {
                 webhook_id,
                 delivery_id,
             } => format!("{webhook_id}/{delivery_id}"),
+            Subject::Hook { hook_id, delivery } => match delivery {
+                Some(d) => format!("{hook_id}/{d}"),
+                None => hook_id.clone(),
+            },
         }
     }
 
@@ -179,6 +206,17 @@ impl Subject {
         }
         if t.is_workflow() {
             return Some(Subject::Workflow(s.to_owned()));
+        }
+        if t.is_hook() {
+            // Hook ids have no `/`; a delivery id may.
+            let (hook_id, delivery) = match s.split_once('/') {
+                Some((h, d)) => (h, Some(d.to_owned())),
+                None => (s, None),
+            };
+            return Some(Subject::Hook {
+                hook_id: hook_id.to_owned(),
+                delivery,
+            });
         }
         let (w, d) = s.rsplit_once('/')?;
         Some(Subject::Delivery {
@@ -191,7 +229,7 @@ impl Subject {
     pub fn webhook_id(&self) -> Option<&str> {
         match self {
             Subject::Delivery { webhook_id, .. } => Some(webhook_id),
-            Subject::Schedule(_) | Subject::Workflow(_) => None,
+            Subject::Schedule(_) | Subject::Workflow(_) | Subject::Hook { .. } => None,
         }
     }
 }
@@ -254,7 +292,9 @@ impl Event {
         }
         if let Some(e) = &self.error {
             let name = match self.event_type {
-                EventType::ScheduleSkipped | EventType::WebhookDisabled => "reason",
+                EventType::ScheduleSkipped
+                | EventType::WebhookDisabled
+                | EventType::HookRejected => "reason",
                 _ => "error",
             };
             m.insert(name.into(), json!(e));
@@ -281,6 +321,12 @@ impl Event {
             }) => {
                 m.insert("webhook_id".into(), json!(webhook_id));
                 m.insert("delivery_id".into(), json!(delivery_id));
+            }
+            Some(Subject::Hook { hook_id, delivery }) => {
+                m.insert("hook_id".into(), json!(hook_id));
+                if let Some(d) = delivery {
+                    m.insert("delivery".into(), json!(d));
+                }
             }
             None => {}
         }
@@ -559,6 +605,19 @@ mod tests {
             Some(d)
         );
         assert_eq!(Subject::from_column(EventType::DeliveryDead, "x"), None);
+        for h in [
+            Subject::Hook {
+                hook_id: "hk_1".into(),
+                delivery: Some("a/b-c".into()),
+            },
+            Subject::Hook {
+                hook_id: "hk_1".into(),
+                delivery: None,
+            },
+        ] {
+            let back = Subject::from_column(EventType::HookRejected, &h.to_column());
+            assert_eq!(back, Some(h));
+        }
     }
 
     #[test]

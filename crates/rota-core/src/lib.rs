@@ -9,6 +9,7 @@ pub mod events;
 pub mod flow;
 pub mod flow_stats;
 pub mod flow_walk;
+pub mod hooks;
 pub mod id;
 pub mod lifecycle;
 pub mod limits;

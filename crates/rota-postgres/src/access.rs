@@ -1,4 +1,5 @@
-//! Tenants, keys and roles. Every change but a last-used touch sends `rota_auth` in its
+//! Tenants, keys, roles and inbound webhooks, and events that are no task's transition. Every
+//! access change but a last-used touch sends `rota_auth` in its
 //! transaction, so every server reloads access control right after the commit.
 //!
 //! Deleting a tenant takes the tenant's advisory lock exclusively before deleting anything;
@@ -46,6 +47,13 @@ impl PostgresStore {
             .map_err(db)?
         {
             data.roles.push(parse("role", r.get(0))?);
+        }
+        for r in client
+            .query("SELECT doc FROM rota_hooks ORDER BY tenant, id", &[])
+            .await
+            .map_err(db)?
+        {
+            data.hooks.push(parse("hook", r.get(0))?);
         }
         if let Some(r) = client
             .query_opt(
@@ -124,6 +132,7 @@ impl PostgresStore {
                     "DELETE FROM rota_schedules WHERE tenant = $1",
                     "DELETE FROM rota_deliveries WHERE tenant = $1",
                     "DELETE FROM rota_webhooks WHERE tenant = $1",
+                    "DELETE FROM rota_hooks WHERE tenant = $1",
                     "DELETE FROM rota_workflows WHERE tenant = $1",
                     "DELETE FROM rota_tenants WHERE name = $1",
                 ] {
@@ -199,6 +208,23 @@ impl PostgresStore {
                     .await
                     .map_err(db)?;
             }
+            AuthChange::PutHook(h) => {
+                tx.execute(
+                    "INSERT INTO rota_hooks (id, tenant, doc) VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO UPDATE SET tenant = EXCLUDED.tenant, doc = EXCLUDED.doc",
+                    &[&h.id, &h.tenant, &doc(h)],
+                )
+                .await
+                .map_err(db)?;
+            }
+            AuthChange::DeleteHook { tenant, id } => {
+                tx.execute(
+                    "DELETE FROM rota_hooks WHERE tenant = $1 AND id = $2",
+                    &[tenant, id],
+                )
+                .await
+                .map_err(db)?;
+            }
         }
         if announce {
             tx.execute(&format!("SELECT pg_notify('{AUTH}', '')"), &[])
@@ -239,5 +265,34 @@ impl PostgresStore {
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(true)
+    }
+
+    /// Logs events that are no task's transition (see `EventLog::log_events`), holding the
+    /// tenant's lock shared like every write that adds rows of a tenant.
+    pub(crate) async fn log_other_events(
+        &self,
+        tenant: &str,
+        events: Vec<rota_core::events::Event>,
+    ) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.conn().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        crate::tasks::lock_tenant(&tx, tenant, false).await?;
+        // Each event's queue exists after, as on every engine (and the tenant is checked).
+        let queues: std::collections::BTreeSet<&str> =
+            events.iter().map(|e| e.queue.as_str()).collect();
+        let now = rota_core::Timestamp(events[0].at.0);
+        for q in queues {
+            self.queue_for_write(&tx, &rota_core::QueueKey::new(tenant, q), now)
+                .await?;
+        }
+        let logged: Vec<(String, rota_core::events::Event)> =
+            events.into_iter().map(|e| (tenant.to_owned(), e)).collect();
+        crate::events::append(&tx, &logged, 0).await?;
+        tx.commit().await.map_err(db)?;
+        self.announce_events([tenant]);
+        Ok(())
     }
 }

@@ -432,6 +432,18 @@ ALTER TABLE rota_tasks ADD COLUMN traceparent TEXT;
 ALTER TABLE rota_tasks ADD COLUMN tracestate TEXT;
 "#,
     ),
+    (
+        "inbound webhooks",
+        r#"
+-- Inbound webhooks (docs/inbound-webhooks.md): credentials like keys.
+CREATE TABLE rota_hooks (
+    id     TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    doc    TEXT NOT NULL
+);
+CREATE INDEX rota_hooks_tenant ON rota_hooks (tenant);
+"#,
+    ),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

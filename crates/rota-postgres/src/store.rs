@@ -3,6 +3,33 @@
 use super::*;
 
 #[async_trait]
+impl EventLog for PostgresStore {
+    async fn events(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: usize,
+        keep: EventKeep,
+    ) -> StoreResult<EventPage> {
+        let client = self.event_conn().await?;
+        events::read(&client, tenant, after, limit, &*keep).await
+    }
+    fn event_signal(&self) -> Arc<Notify> {
+        self.shared.events.any()
+    }
+    fn tenant_event_signal(&self, tenant: &str) -> Arc<Notify> {
+        self.shared.events.tenant(tenant)
+    }
+    async fn log_events(
+        &self,
+        tenant: &str,
+        events: Vec<rota_core::events::Event>,
+    ) -> StoreResult<()> {
+        self.log_other_events(tenant, events).await
+    }
+}
+
+#[async_trait]
 impl Store for PostgresStore {
     async fn enqueue(&self, queue: &QueueKey, tasks: Vec<NewTask>) -> StoreResult<Vec<Enqueued>> {
         if tasks.iter().any(|t| !t.depends_on.is_empty()) {
@@ -79,22 +106,6 @@ impl Store for PostgresStore {
     }
     fn maintenance_signal(&self) -> Arc<Notify> {
         self.shared.maintenance.clone()
-    }
-    async fn events(
-        &self,
-        tenant: &str,
-        after: i64,
-        limit: usize,
-        keep: EventKeep,
-    ) -> StoreResult<EventPage> {
-        let client = self.event_conn().await?;
-        events::read(&client, tenant, after, limit, &*keep).await
-    }
-    fn event_signal(&self) -> Arc<Notify> {
-        self.shared.events.any()
-    }
-    fn tenant_event_signal(&self, tenant: &str) -> Arc<Notify> {
-        self.shared.events.tenant(tenant)
     }
     fn auth_signal(&self) -> Arc<Notify> {
         self.shared.auth_changed.clone()

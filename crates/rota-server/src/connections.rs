@@ -187,7 +187,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let (app, shutdown) = (app.clone(), shutdown.clone());
         tasks.spawn(async move {
-            serve_one(stream, conn, app, timeouts, shutdown).await;
+            serve_one(stream, peer, conn, app, timeouts, shutdown).await;
             drop(slot);
         });
     }
@@ -287,6 +287,7 @@ async fn drain(tasks: tokio_util::task::TaskTracker) -> io::Result<()> {
 
 async fn serve_one(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     conn: Arc<Conn>,
     app: Router,
     timeouts: Timeouts,
@@ -298,8 +299,11 @@ async fn serve_one(
     });
     let service = {
         let conn = conn.clone();
-        hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             let busy = conn.enter();
+            // The peer's address, for what is bounded per address (inbound webhooks).
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             let call = app.clone().oneshot(req.map(axum::body::Body::new));
             async move {
                 let resp = call.await;

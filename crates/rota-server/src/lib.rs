@@ -15,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod faktory;
 pub mod fds;
+pub mod hooks;
 pub mod maintenance;
 pub mod metrics;
 pub mod service;
@@ -50,6 +51,8 @@ pub struct ServerConfig {
     pub events: EventsConfig,
     /// Webhook delivery.
     pub webhooks: webhooks::WebhooksConfig,
+    /// Inbound webhooks (`POST /hooks/{id}`).
+    pub hooks: hooks::HooksConfig,
     /// The Faktory door's own bounds.
     pub faktory: faktory::FaktoryConfig,
     /// The web dashboard.
@@ -94,6 +97,7 @@ impl Default for ServerConfig {
             maintenance_interval_ms: 1_000,
             events: EventsConfig::default(),
             webhooks: webhooks::WebhooksConfig::default(),
+            hooks: hooks::HooksConfig::default(),
             faktory: faktory::FaktoryConfig::default(),
             dashboard: dashboard::DashboardConfig::default(),
             telemetry: telemetry::TelemetryConfig::default(),
@@ -109,6 +113,7 @@ impl ServerConfig {
             return Err("maintenance_interval_ms must be at least 1".into());
         }
         self.webhooks.validate()?;
+        self.hooks.validate(&self.limits)?;
         self.faktory.validate()?;
         self.telemetry.validate()?;
         if self.events.keepalive_ms == 0 {
@@ -266,6 +271,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/workers", get(workers::list))
         .route("/v1/workers/{wid}/quiet", post(workers::quiet))
         .route("/v1/workers/{wid}/terminate", post(workers::terminate))
+        .merge(api::hooks::admin_routes())
         // Maintenance is checked after authentication (a wrong key is still 401).
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -278,6 +284,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(v1)
         .merge(dashboard::router(state.clone()))
+        // Providers' requests: no bearer token (the signature is the credential).
+        .route(api::hooks::RECEIVE_ROUTE, post(api::hooks::receive))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))

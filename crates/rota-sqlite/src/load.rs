@@ -117,6 +117,7 @@ pub fn load_auth(conn: &Connection) -> Result<AuthData, String> {
         tenants: docs(conn, "SELECT doc FROM tenants ORDER BY name")?,
         keys: docs(conn, "SELECT doc FROM api_keys ORDER BY tenant, id")?,
         roles: docs(conn, "SELECT doc FROM roles ORDER BY tenant, name")?,
+        hooks: docs(conn, "SELECT doc FROM hooks ORDER BY tenant, id")?,
         maintenance: docs(conn, "SELECT doc FROM settings WHERE name = 'maintenance'")?.pop(),
     })
 }

@@ -324,6 +324,15 @@ ALTER TABLE tasks ADD COLUMN started_at INTEGER;
 ALTER TABLE tasks ADD COLUMN traceparent TEXT;
 ALTER TABLE tasks ADD COLUMN tracestate TEXT;
 "#,
+    r#"
+-- Inbound webhooks (docs/inbound-webhooks.md): credentials like keys, kept in shard 0.
+CREATE TABLE hooks (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX hooks_tenant ON hooks (tenant);
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

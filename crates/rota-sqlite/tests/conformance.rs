@@ -3,7 +3,7 @@
 use rota_core::ManualClock;
 use rota_sqlite::{SqliteOptions, SqliteStore};
 use rota_store::conformance::Harness;
-use rota_store::DynStore;
+use rota_store::{DynStore, EventLog};
 use std::sync::Arc;
 
 struct Sqlite(tempfile::TempDir);

@@ -4,7 +4,7 @@
 use rota_core::{ManualClock, QueueKey, SystemClock, Timestamp};
 use rota_sqlite::{shard_path, SqliteOptions, SqliteStore};
 use rota_store::conformance::task;
-use rota_store::{AuthChange, ClaimRequest, Completion, EventKeep, Store, StoreError};
+use rota_store::{AuthChange, ClaimRequest, Completion, EventKeep, EventLog, Store, StoreError};
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;

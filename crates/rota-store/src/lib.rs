@@ -7,6 +7,7 @@
 
 pub mod conformance;
 mod diagnosis;
+mod event_log;
 mod groups;
 mod retention;
 mod schedules;
@@ -16,6 +17,9 @@ mod workflows;
 
 pub use diagnosis::{
     add_minutes, top_errors, Diagnosis, QueueActivity, DIAGNOSE_SCAN, READY_KINDS, TOP_ERRORS,
+};
+pub use event_log::{
+    EventKeep, EventLog, EventPage, DEFAULT_EVENT_RETENTION_MS, EVENT_SCAN, MAX_LOGGED_EVENTS,
 };
 pub use groups::{GroupPage, GroupStore, MAX_GROUP_VISITS};
 pub use retention::{EventRetention, TrimMarks, TrimRow, TrimStep, Trimmed, RESCAN_MS};
@@ -30,6 +34,7 @@ pub use workflows::{
 use async_trait::async_trait;
 pub use rota_core::auth::{KeyRecord, RoleRecord, TenantRecord};
 use rota_core::events::Event;
+use rota_core::hooks::HookRecord;
 use rota_core::lifecycle::{InvalidTransition, LeaseLoss};
 use rota_core::maintenance::Maintenance;
 use rota_core::{Json, QueueInfo, QueueKey, QueuePatch, Task, TaskId, TaskState, Timestamp};
@@ -246,6 +251,8 @@ pub struct AuthData {
     pub tenants: Vec<TenantRecord>,
     pub keys: Vec<KeyRecord>,
     pub roles: Vec<RoleRecord>,
+    /// Inbound webhooks: each is a credential that enqueues into one queue.
+    pub hooks: Vec<HookRecord>,
     pub maintenance: Option<Maintenance>,
 }
 
@@ -274,6 +281,12 @@ pub enum AuthChange {
     },
     /// Sets or (`None`) ends maintenance mode.
     SetMaintenance(Option<Maintenance>),
+    /// Creates or replaces an inbound webhook.
+    PutHook(Box<HookRecord>),
+    DeleteHook {
+        tenant: String,
+        id: String,
+    },
 }
 
 /// What an operator does to one task by its id, through [`Store::change`]. The transitions
@@ -306,28 +319,8 @@ impl Change {
     }
 }
 
-/// A page of the event log (see [`Store::events`]).
-#[derive(Debug, Clone, Default)]
-pub struct EventPage {
-    /// Oldest first.
-    pub events: Vec<Event>,
-    /// Where the next read continues: past every event this read looked at, kept or not, and
-    /// never past an event that is not yet readable.
-    pub next_cursor: i64,
-}
-
-/// Cursors one event read looks through at most, so a reader of a quiet tenant beside a busy
-/// one pays a bounded cost per call; it goes on from `next_cursor`.
-pub const EVENT_SCAN: i64 = 10_000;
-
-/// How long the event log keeps an event unless configured otherwise: a day.
-pub const DEFAULT_EVENT_RETENTION_MS: u64 = 24 * 3_600_000;
-
-/// Which events a read keeps (the reader's filter and permissions).
-pub type EventKeep = Arc<dyn Fn(&Event) -> bool + Send + Sync>;
-
 #[async_trait]
-pub trait Store: GroupStore + WorkflowStore + Send + Sync + 'static {
+pub trait Store: EventLog + GroupStore + WorkflowStore + Send + Sync + 'static {
     /// Enqueues all tasks in one atomic write, creating the queue on first use.
     async fn enqueue(
         &self,
@@ -347,20 +340,6 @@ pub trait Store: GroupStore + WorkflowStore + Send + Sync + 'static {
     /// One outcome per item, in order; the items that succeed are committed together.
     async fn complete(&self, tenant: &str, items: Vec<Completion>) -> Vec<StoreResult<Task>>;
     async fn fail(&self, tenant: &str, items: Vec<FailureReport>) -> Vec<StoreResult<Task>>;
-    /// Events of `tenant` after cursor `after`, oldest first: at most `limit` of those `keep`
-    /// accepts, looking through at most [`EVENT_SCAN`] cursors.
-    async fn events(
-        &self,
-        tenant: &str,
-        after: i64,
-        limit: usize,
-        keep: EventKeep,
-    ) -> StoreResult<EventPage>;
-    /// Notified after every commit that logged events (of any tenant).
-    fn event_signal(&self) -> Arc<Notify>;
-    /// Notified after every commit that logged events of `tenant` (and made them readable),
-    /// and by no other: readers of one tenant's events wait on this.
-    fn tenant_event_signal(&self, tenant: &str) -> Arc<Notify>;
     /// An operator's change to one task (see [`Change`]): the task as it is after, or as it was
     /// for a delete.
     async fn change(&self, tenant: &str, id: TaskId, change: Change) -> StoreResult<Task>;

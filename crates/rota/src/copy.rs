@@ -1,5 +1,5 @@
 //! `rota copy --from ./rota-data --to postgres://…`: moves an embedded data directory into an
-//! empty PostgreSQL database — tenants, keys (hashes), roles, queues with their settings, and
+//! empty PostgreSQL database — tenants, keys (hashes), roles, inbound webhooks, queues with their settings, and
 //! tasks in every state with their ids, attempts, errors, results and leases — then checks
 //! that every queue's counts by state match. The embedded server must be stopped (the data
 //! directory's lock is taken), so nothing changes while it copies. Tasks still waiting for
@@ -108,11 +108,12 @@ pub async fn copy(args: CopyArgs) -> Result<()> {
     drop(lock);
     let copied = result?;
     println!(
-        "copied {} tenants, {} keys, {} roles, {} schedules, {} webhooks, {} queues and {} tasks \
-         from {} to {}; every queue's counts by state match",
+        "copied {} tenants, {} keys, {} roles, {} inbound webhooks, {} schedules, {} webhooks, \
+         {} queues and {} tasks from {} to {}; every queue's counts by state match",
         copied.tenants,
         copied.keys,
         copied.roles,
+        copied.hooks,
         copied.schedules,
         copied.webhooks,
         copied.queues,
@@ -136,6 +137,7 @@ struct Copied {
     tenants: usize,
     keys: usize,
     roles: usize,
+    hooks: usize,
     schedules: usize,
     webhooks: usize,
     queues: usize,
@@ -148,16 +150,22 @@ async fn copy_all(source: &SqliteStore, target: &PostgresStore, batch: usize) ->
         tenants: auth.tenants.len(),
         keys: auth.keys.len(),
         roles: auth.roles.len(),
+        hooks: auth.hooks.len(),
         ..Default::default()
     };
     let tenants: Vec<String> = auth.tenants.iter().map(|t| t.name.clone()).collect();
-    // Tenants first: keys and roles belong to one.
+    // Tenants first: keys, roles and hooks belong to one.
     let changes = (auth.tenants.into_iter().map(AuthChange::PutTenant))
         .chain(auth.roles.into_iter().map(AuthChange::PutRole))
         .chain(
             auth.keys
                 .into_iter()
                 .map(|k| AuthChange::PutKey(Box::new(k))),
+        )
+        .chain(
+            auth.hooks
+                .into_iter()
+                .map(|h| AuthChange::PutHook(Box::new(h))),
         );
     for change in changes {
         target.change_auth(change).await?;

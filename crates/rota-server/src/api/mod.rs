@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod document;
 pub mod events;
 pub mod groups;
+pub mod hooks;
 pub mod maintenance;
 pub mod queues;
 pub mod schedules;

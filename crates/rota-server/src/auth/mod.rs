@@ -18,6 +18,7 @@ mod caller;
 mod config;
 mod credentials;
 mod decide;
+mod hooks;
 pub mod jwt;
 pub mod limits;
 mod lookup;
@@ -172,6 +173,8 @@ struct Registry {
     keys: HashMap<String, Arc<KeyEntry>>,
     /// tenant -> role name -> rules
     roles: HashMap<String, HashMap<String, Arc<RoleRecord>>>,
+    /// Inbound webhooks by id (of every tenant: `POST /hooks/{id}` names no tenant).
+    hooks: HashMap<String, Arc<rota_core::hooks::HookRecord>>,
     maintenance: Option<Maintenance>,
 }
 
@@ -213,6 +216,9 @@ impl Registry {
                     persisted_last_used: AtomicI64::new(stored),
                 }),
             );
+        }
+        for h in data.hooks {
+            state.hooks.insert(h.id.clone(), Arc::new(h));
         }
         for r in data.roles {
             state

@@ -110,6 +110,7 @@ impl Auth {
         st.tenants.remove(name);
         st.keys.retain(|_, k| k.record.tenant != name);
         st.roles.remove(name);
+        st.hooks.retain(|_, h| h.tenant != name);
         Ok(())
     }
 

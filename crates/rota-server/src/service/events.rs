@@ -122,7 +122,7 @@ pub fn may_read_event(caller: &Caller, e: &Event) -> bool {
 }
 
 /// A schedule's events take leave to read the schedule; a delivery's, to read its webhook; a
-/// workflow's, what its last task's queue asks (checked above).
+/// hook's, to read the hook; a workflow's, what its last task's queue asks (checked above).
 fn may_read_subject(caller: &Caller, e: &Event) -> bool {
     match &e.subject {
         None | Some(Subject::Workflow(_)) => true,
@@ -133,5 +133,8 @@ fn may_read_subject(caller: &Caller, e: &Event) -> bool {
             actions::WEBHOOKS_READ,
             &super::webhooks::resource(webhook_id),
         ),
+        Some(Subject::Hook { hook_id, .. }) => {
+            caller.can(actions::HOOKS_READ, &crate::hooks::resource(hook_id))
+        }
     }
 }

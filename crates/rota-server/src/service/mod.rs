@@ -12,6 +12,7 @@
 mod events;
 mod flow;
 mod groups;
+mod hooks;
 mod queues;
 mod schedules;
 mod spawn;
@@ -23,6 +24,7 @@ mod workflows;
 
 pub use events::{may_read_event, EventQuery};
 pub use flow::{flow_stats, MAX_FLOW_SCAN_GROUPS};
+pub use hooks::{HookInput, HookPatch};
 pub use schedules::ScheduleView;
 pub use streams::EventFollow;
 pub use tasks::{check_task, Claim};
@@ -45,7 +47,7 @@ pub const MAX_ATTEMPTS_CEILING: u32 = 10_000;
 #[derive(Clone)]
 pub struct Service {
     pub(crate) store: DynStore,
-    config: Arc<ServerConfig>,
+    pub(crate) config: Arc<ServerConfig>,
     pub(crate) clock: Arc<dyn Clock>,
     /// Cancelled when the server begins shutting down: long-polls return at once.
     shutdown: CancellationToken,
@@ -61,6 +63,8 @@ pub struct Service {
     batch_callbacks: Arc<workflows::CallbackCache>,
     /// Traces of requests and tasks (off by default).
     telemetry: crate::telemetry::Telemetry,
+    /// Inbound webhooks' counters and recent requests on this server.
+    pub(crate) hooks: Arc<crate::hooks::Hooks>,
 }
 
 impl Service {
@@ -82,6 +86,7 @@ impl Service {
             observed: Default::default(),
             batch_callbacks: Default::default(),
             telemetry: Default::default(),
+            hooks: Default::default(),
         }
     }
 

@@ -36,7 +36,7 @@ pub(super) fn resource(id: &str) -> String {
     format!("webhooks/{id}")
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(super) fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut b)
         .expect("the OS random source works");
@@ -175,7 +175,7 @@ impl Service {
         Ok(())
     }
 
-    fn check_description(d: &Option<String>) -> ApiResult<()> {
+    pub(super) fn check_description(d: &Option<String>) -> ApiResult<()> {
         match d {
             Some(d) if d.len() > MAX_WEBHOOK_DESCRIPTION => Err(ApiError::invalid(format!(
                 "description is {} bytes; the limit is {MAX_WEBHOOK_DESCRIPTION}",

@@ -248,6 +248,15 @@ impl Shard {
         self.send(|r| Op::Fire(firing, r)).await?
     }
 
+    pub async fn log_events(
+        &self,
+        tenant: &str,
+        events: Vec<rota_core::events::Event>,
+    ) -> StoreResult<()> {
+        let tenant = tenant.to_owned();
+        self.send(|r| Op::LogEvents(tenant, events, r)).await?
+    }
+
     pub async fn put_webhook(&self, w: rota_core::webhooks::Webhook) -> StoreResult<()> {
         self.send(|r| Op::PutWebhook(w, r)).await?
     }

@@ -131,6 +131,51 @@ impl GroupStore for SqliteStore {
 }
 
 #[async_trait]
+impl EventLog for SqliteStore {
+    async fn events(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: usize,
+        keep: EventKeep,
+    ) -> StoreResult<EventPage> {
+        self.event_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let horizon = self.cursors.horizon();
+        let pages = self
+            .each(|s| s.events_below(tenant, after, horizon, limit, keep.clone()))
+            .await;
+        merge::events(pages.into_iter().collect::<StoreResult<_>>()?, limit)
+    }
+
+    fn event_signal(&self) -> Arc<Notify> {
+        self.events.any()
+    }
+
+    fn tenant_event_signal(&self, tenant: &str) -> Arc<Notify> {
+        self.events.tenant(tenant)
+    }
+
+    async fn log_events(
+        &self,
+        tenant: &str,
+        events: Vec<rota_core::events::Event>,
+    ) -> StoreResult<()> {
+        // Each event goes to its queue's shard; each shard's part is one transaction.
+        let mut parts: Vec<Vec<rota_core::events::Event>> = vec![Vec::new(); self.shards.len()];
+        for e in events {
+            parts[self.place(&QueueKey::new(tenant, e.queue.as_str()))].push(e);
+        }
+        for (i, part) in parts.into_iter().enumerate() {
+            if !part.is_empty() {
+                self.shards[i].log_events(tenant, part).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl Store for SqliteStore {
     async fn enqueue(&self, queue: &QueueKey, tasks: Vec<NewTask>) -> StoreResult<Vec<Enqueued>> {
         if tasks.iter().any(|t| !t.depends_on.is_empty()) {
@@ -163,30 +208,6 @@ impl Store for SqliteStore {
             |s, batch| self.shards[s].fail(tenant, batch),
         )
         .await
-    }
-
-    async fn events(
-        &self,
-        tenant: &str,
-        after: i64,
-        limit: usize,
-        keep: EventKeep,
-    ) -> StoreResult<EventPage> {
-        self.event_reads
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let horizon = self.cursors.horizon();
-        let pages = self
-            .each(|s| s.events_below(tenant, after, horizon, limit, keep.clone()))
-            .await;
-        merge::events(pages.into_iter().collect::<StoreResult<_>>()?, limit)
-    }
-
-    fn event_signal(&self) -> Arc<Notify> {
-        self.events.any()
-    }
-
-    fn tenant_event_signal(&self, tenant: &str) -> Arc<Notify> {
-        self.events.tenant(tenant)
     }
 
     async fn change(&self, tenant: &str, id: TaskId, change: Change) -> StoreResult<Task> {

@@ -1,12 +1,14 @@
-//! Access-control writes (tenants, keys, roles, maintenance mode) and the readiness probe.
+//! Access-control writes (tenants, keys, roles, inbound webhooks, maintenance mode), events
+//! that are no task's transition, and the readiness probe.
 
 use super::ctx::{Ctx, Res};
 use super::Batch;
+use rota_core::events::Event;
 use rota_store::AuthChange;
 use rusqlite::params;
 
 /// Deletes the tenant and every row of it (queues, tasks and their dependency rows, events,
-/// keys, roles, schedules, webhooks, deliveries, workflows); answers the ids its queues had.
+/// keys, roles, schedules, webhooks, deliveries, hooks, workflows); answers the ids its queues had.
 pub(crate) fn delete_tenant_rows(
     tx: &rusqlite::Transaction<'_>,
     name: &str,
@@ -37,6 +39,7 @@ pub(crate) fn delete_tenant_rows(
     tx.execute("DELETE FROM schedules WHERE tenant = ?1", params![name])?;
     tx.execute("DELETE FROM deliveries WHERE tenant = ?1", params![name])?;
     tx.execute("DELETE FROM webhooks WHERE tenant = ?1", params![name])?;
+    tx.execute("DELETE FROM hooks WHERE tenant = ?1", params![name])?;
     tx.execute("DELETE FROM workflows WHERE tenant = ?1", params![name])?;
     tx.execute("DELETE FROM tenants WHERE name = ?1", params![name])?;
     Ok(queues)
@@ -126,6 +129,31 @@ impl Ctx<'_> {
             AuthChange::SetMaintenance(None) => {
                 tx.execute("DELETE FROM settings WHERE name = 'maintenance'", [])?;
             }
+            AuthChange::PutHook(h) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO hooks (id, tenant, doc) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![h.id, h.tenant, doc(h)])?;
+            }
+            AuthChange::DeleteHook { tenant, id } => {
+                tx.execute(
+                    "DELETE FROM hooks WHERE tenant = ?1 AND id = ?2",
+                    params![tenant, id],
+                )?;
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Logs events that are no task's transition, each in its queue (created if missing).
+    pub fn log_events(&mut self, b: &mut Batch, tenant: &str, events: &[Event]) -> Res<()> {
+        for e in events {
+            let key = rota_core::QueueKey::new(tenant, e.queue.as_str());
+            let qid = match self.lookup_or_create(b, &key)? {
+                Ok((qid, _)) => qid,
+                Err(e) => return Ok(Err(e)),
+            };
+            b.log_other(qid, e.clone());
         }
         Ok(Ok(()))
     }

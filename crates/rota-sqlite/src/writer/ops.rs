@@ -5,6 +5,7 @@
 use super::ctx::Ctx;
 use super::{maintenance, Batch, Reply};
 use super::{Adopt, OutboxRow, Part, RegisterResult, WorkflowEnd, WorkflowRow};
+use rota_core::events::Event;
 use rota_core::flow::{GroupInfo, GroupSettings};
 use rota_core::webhooks::{Attempt, Delivery, Webhook};
 use rota_core::{NewTask, QueueKey, QueuePatch, Task, TaskId, TaskState, Timestamp};
@@ -88,6 +89,8 @@ pub enum Op {
     NoteWebhookHealth(Webhook, Reply<StoreResult<()>>),
     /// A write that changes nothing visible: tells readiness whether commits succeed.
     Probe(Reply<StoreResult<()>>),
+    /// Events that are no task's transition (see `EventLog::log_events`).
+    LogEvents(String, Vec<Event>, Reply<StoreResult<()>>),
 }
 
 /// What an applied op will answer once its batch commits.
@@ -127,7 +130,7 @@ impl Op {
             Op::DeleteSchedule(t, ..) => Some(t),
             Op::Fire(f, _) => Some(&f.tenant),
             Op::PutWebhook(w, _) | Op::NoteWebhookHealth(w, _) => Some(&w.tenant),
-            Op::DeleteWebhook(t, ..) | Op::RetryDelivery(t, ..) => Some(t),
+            Op::DeleteWebhook(t, ..) | Op::RetryDelivery(t, ..) | Op::LogEvents(t, ..) => Some(t),
             Op::WorkflowPart(p, _) => Some(&p.tenant),
             Op::Adopt(a, _) => Some(&a.tenant),
             Op::CommitWorkflow(w, _) => Some(&w.tenant),
@@ -206,6 +209,7 @@ impl Op {
             Op::Maintenance(_) => Answer::Report(ctx.maintenance(b)?),
             Op::Auth(change, _) => Answer::Unit(ctx.change_auth(b, change)?),
             Op::Probe(_) => Answer::Unit(ctx.probe(b)?),
+            Op::LogEvents(tenant, events, _) => Answer::Unit(ctx.log_events(b, tenant, events)?),
             Op::PutSchedule(s, _) => Answer::Schedule(ctx.put_schedule(s)?),
             Op::DeleteSchedule(t, name, _) => Answer::Unit(ctx.delete_schedule(t, name)?),
             Op::Fire(f, _) => Answer::Fired(ctx.fire_schedule(b, f)?),
@@ -268,6 +272,7 @@ impl Op {
             | Op::PutWebhook(_, r)
             | Op::NoteWebhookHealth(_, r)
             | Op::DeleteWebhook(.., r)
+            | Op::LogEvents(.., r)
             | Op::Endings(_, r)
             | Op::DropOutbox(_, r)
             | Op::CommitWorkflow(_, r)

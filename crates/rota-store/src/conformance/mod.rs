@@ -9,6 +9,7 @@ mod debounce;
 mod events;
 mod flow;
 mod flow_peers;
+mod hooks;
 mod peers;
 mod queues;
 mod schedules;
@@ -25,6 +26,7 @@ pub use debounce::*;
 pub use events::*;
 pub use flow::*;
 pub use flow_peers::*;
+pub use hooks::*;
 pub use peers::*;
 pub use queues::*;
 pub use schedules::*;
@@ -66,6 +68,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $harness;
             enqueue_then_get_round_trips,
             a_task_keeps_its_trace_context,
+            inbound_hooks_round_trip_and_their_requests_are_logged,
             claim_orders_by_priority_then_fifo,
             claim_filters_by_kind,
             delayed_tasks_wait_for_run_at,

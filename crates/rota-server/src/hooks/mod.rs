@@ -1,0 +1,179 @@
+//! Inbound webhooks: `POST /hooks/{id}` turns a provider's signed request into a task
+//! (docs/inbound-webhooks.md). [`verify`] checks each provider's signature; [`receive`] takes
+//! a request from its bytes to its task and its `hook.received`/`hook.rejected` event; this
+//! module holds the `[hooks]` settings, the bounds on what one hook or one address may cost,
+//! and each hook's recent requests.
+
+pub mod receive;
+pub mod verify;
+
+use crate::auth::limits::RateWindow;
+use rota_core::{TaskId, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+/// `[hooks]` in the config file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HooksConfig {
+    /// The URL hooks are reached at from outside (`https://rota.example.com`), shown as each
+    /// hook's `url`; empty: the `Host` the hook was created through.
+    pub public_url: String,
+    /// The largest request body a hook takes (also bounded by `limits.max_payload_bytes`,
+    /// since the body becomes the task's payload).
+    pub max_body_bytes: usize,
+    /// Requests one hook takes per minute (on each server); more answer 429.
+    pub per_hook_per_minute: u32,
+    /// Refused requests (bad signature, unknown hook, ...) one address may make per minute;
+    /// more answer 429 without being checked or logged.
+    pub rejected_per_address_per_minute: u32,
+    /// How far a signed timestamp (`hmac-sha256`, `stripe`) may be from the server's clock.
+    pub replay_window_s: u32,
+}
+
+impl Default for HooksConfig {
+    fn default() -> Self {
+        HooksConfig {
+            public_url: String::new(),
+            max_body_bytes: 1 << 20,
+            per_hook_per_minute: 6_000,
+            rejected_per_address_per_minute: 60,
+            replay_window_s: rota_core::hooks::REPLAY_WINDOW_S as u32,
+        }
+    }
+}
+
+impl HooksConfig {
+    pub fn validate(&self, limits: &rota_core::Limits) -> Result<(), String> {
+        if !self.public_url.is_empty() {
+            let u = reqwest::Url::parse(&self.public_url)
+                .map_err(|e| format!("hooks.public_url `{}` is not a URL: {e}", self.public_url))?;
+            if !matches!(u.scheme(), "http" | "https") {
+                return Err("hooks.public_url must be an http or https URL".into());
+            }
+        }
+        if self.max_body_bytes == 0 || self.max_body_bytes > limits.max_payload_bytes {
+            return Err(format!(
+                "hooks.max_body_bytes must be 1 to limits.max_payload_bytes ({})",
+                limits.max_payload_bytes
+            ));
+        }
+        if self.per_hook_per_minute == 0 || self.rejected_per_address_per_minute == 0 {
+            return Err(
+                "hooks.per_hook_per_minute and hooks.rejected_per_address_per_minute must be at least 1"
+                    .into(),
+            );
+        }
+        if self.replay_window_s == 0 || self.replay_window_s > 3_600 {
+            return Err("hooks.replay_window_s must be 1 to 3600".into());
+        }
+        Ok(())
+    }
+}
+
+/// The resource a hook's permissions name.
+pub fn resource(id: &str) -> String {
+    format!("hooks/{id}")
+}
+
+/// One request a hook saw, as `GET /v1/hooks/{id}/requests` shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct HookRequest {
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    /// `received` (a task was enqueued), `duplicate` (a redelivery: the task an earlier one
+    /// made was found), or `rejected`.
+    pub outcome: &'static str,
+    /// The HTTP status it was answered with.
+    pub status: u16,
+    /// Why it was rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The provider's delivery id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub task_id: Option<TaskId>,
+    /// The address it came from.
+    pub address: String,
+}
+
+/// How many recent requests each hook keeps (on each server).
+pub const RECENT: usize = 50;
+/// Addresses whose refusals are counted at once; past it the oldest counts are dropped.
+const MAX_ADDRESSES: usize = 10_000;
+
+/// Per-hook and per-address counters and each hook's recent requests, in memory.
+#[derive(Default)]
+pub struct Hooks {
+    per_hook: Mutex<HashMap<String, RateWindow>>,
+    rejected_by_address: Mutex<HashMap<IpAddr, RateWindow>>,
+    recent: Mutex<HashMap<String, VecDeque<HookRequest>>>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Hooks {
+    /// Whether `addr` has made its minute's refused requests already: seconds to wait if so.
+    pub fn address_refused_too_often(
+        &self,
+        addr: IpAddr,
+        now: Timestamp,
+        limit: u32,
+    ) -> Option<u64> {
+        let now_s = now.0.div_euclid(1000);
+        locked(&self.rejected_by_address)
+            .get_mut(&addr)
+            .and_then(|w| w.wait_for(now_s, limit))
+    }
+
+    /// Counts a refused request of `addr`.
+    pub fn note_refused(&self, addr: IpAddr, now: Timestamp) {
+        let mut map = locked(&self.rejected_by_address);
+        if map.len() >= MAX_ADDRESSES && !map.contains_key(&addr) {
+            // Forget every address: a flood from many addresses costs memory no more than this.
+            map.clear();
+        }
+        map.entry(addr).or_default().record(now.0.div_euclid(1000));
+    }
+
+    /// Takes one of `hook`'s requests this minute, or says how many seconds until one is free.
+    pub fn take(&self, hook: &str, now: Timestamp, limit: u32) -> Result<(), u64> {
+        let now_s = now.0.div_euclid(1000);
+        let mut map = locked(&self.per_hook);
+        let w = map.entry(hook.to_owned()).or_default();
+        if let Some(wait) = w.wait_for(now_s, limit) {
+            return Err(wait);
+        }
+        w.record(now_s);
+        Ok(())
+    }
+
+    pub fn remember(&self, hook: &str, r: HookRequest) {
+        let mut map = locked(&self.recent);
+        let list = map.entry(hook.to_owned()).or_default();
+        if list.len() == RECENT {
+            list.pop_back();
+        }
+        list.push_front(r);
+    }
+
+    /// `hook`'s recent requests, newest first.
+    pub fn recent(&self, hook: &str) -> Vec<HookRequest> {
+        locked(&self.recent)
+            .get(hook)
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Drops what is kept of a deleted hook.
+    pub fn forget(&self, hook: &str) {
+        locked(&self.recent).remove(hook);
+        locked(&self.per_hook).remove(hook);
+    }
+}

@@ -31,6 +31,8 @@ struct FileConfig {
     #[serde(default)]
     webhooks: Option<toml::Table>,
     #[serde(default)]
+    hooks: Option<toml::Table>,
+    #[serde(default)]
     dashboard: Option<toml::Table>,
     /// Traces over OTLP; the `OTEL_*` variables fill what it leaves out.
     #[serde(default)]
@@ -113,6 +115,7 @@ pub fn load(o: Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeC
     server.limits = numbers(file.limits, "limits", env)?;
     server.events = numbers(file.events, "events", env)?;
     server.webhooks = numbers(file.webhooks, "webhooks", env)?;
+    server.hooks = numbers(file.hooks, "hooks", env)?;
     server.faktory = numbers(Some(faktory_file), "faktory", env)?;
     server.dashboard = numbers(file.dashboard, "dashboard", env)?;
     if let Some(auth) = file.auth {
@@ -344,6 +347,24 @@ mod tests {
         assert_eq!(c.server.webhooks.proxy, "http://proxy.internal:3128");
         let e = load(none(), &env_of(&[("ROTA_WEBHOOKS_ALLOWED_PORTS", "ssh")])).unwrap_err();
         assert!(format!("{e:#}").contains("webhooks.allowed_ports"), "{e:#}");
+    }
+
+    #[test]
+    fn inbound_webhook_settings_come_from_the_environment_and_are_checked() {
+        let env = [
+            ("ROTA_HOOKS_PUBLIC_URL", "https://rota.example.com"),
+            ("ROTA_HOOKS_MAX_BODY_BYTES", "65536"),
+        ];
+        let c = load(none(), &env_of(&env)).unwrap();
+        assert_eq!(c.server.hooks.public_url, "https://rota.example.com");
+        assert_eq!(c.server.hooks.max_body_bytes, 65_536);
+        // The body becomes the task's payload, so it may not be larger than a payload.
+        let e = load(
+            none(),
+            &env_of(&[("ROTA_HOOKS_MAX_BODY_BYTES", "99999999")]),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("hooks.max_body_bytes"), "{e:#}");
     }
 }
 

@@ -78,6 +78,21 @@ async fn a_data_directory_moves_to_postgres_with_everything_in_it() {
         })
         .await
         .unwrap();
+    // An inbound webhook (access data, like a key): it must take requests after the copy.
+    let inbound = reqwest::Client::new()
+        .post(format!("{}/v1/hooks", embedded.url))
+        .bearer_auth(ADMIN)
+        .header("rota-tenant", "acme")
+        .json(
+            &serde_json::json!({"name": "gitlab", "queue": "sync", "kind": "push",
+                                   "verify": "gitlab", "secret": "gitlab-secret-token-1"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(inbound.status(), 201);
+    let inbound: serde_json::Value = inbound.json().await.unwrap();
+    let inbound_id = inbound["id"].as_str().unwrap().to_owned();
     // A task in every state, over ten tasks so that the copy takes several pages of three.
     let mut tasks = Vec::new();
     for i in 0..10 {
@@ -164,7 +179,10 @@ async fn a_data_directory_moves_to_postgres_with_everything_in_it() {
         "{said}"
     );
     assert!(said.contains("12 tasks"), "{said}");
-    assert!(said.contains("1 schedules, 1 webhooks"), "{said}");
+    assert!(
+        said.contains("1 inbound webhooks, 1 schedules, 1 webhooks"),
+        "{said}"
+    );
 
     let pg_dir = tempfile::tempdir().unwrap();
     let pg = start_with(
@@ -220,6 +238,14 @@ async fn a_data_directory_moves_to_postgres_with_everything_in_it() {
         .await
         .unwrap();
     assert!(tasks.iter().all(|id| new.task.id > *id));
+    let sent = reqwest::Client::new()
+        .post(format!("{}/hooks/{inbound_id}", pg.url))
+        .header("x-gitlab-token", "gitlab-secret-token-1")
+        .body("ping")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 202, "the copied hook takes requests");
 
     // Into a database that is no longer empty: refused, naming what is there.
     let out = copy(dir.path(), &url, true);

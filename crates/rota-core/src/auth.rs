@@ -10,8 +10,10 @@
 //! elsewhere.
 
 mod records;
+mod scope;
 
 pub use records::*;
+pub use scope::{Scope, MAX_SCOPE_ITEMS};
 
 use serde::{Deserialize, Serialize};
 

@@ -38,6 +38,9 @@ pub struct WebhookOwner {
     pub tenant: String,
     pub roles: Vec<String>,
     pub queues: Vec<String>,
+    /// An OAuth access token's scope, which narrows what its key may do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<crate::auth::Scope>,
 }
 
 /// A webhook as stored. The secret signs deliveries, so it is kept (not only a hash).

@@ -286,6 +286,9 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::router(state.clone()))
         // Providers' requests: no bearer token (the signature is the credential).
         .route(api::hooks::RECEIVE_ROUTE, post(api::hooks::receive))
+        // OAuth clients exchange a key for an access token (no bearer token: the key is it).
+        .route("/oauth/token", post(api::oauth::token))
+        .route("/.well-known/jwks.json", get(api::oauth::jwks))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))

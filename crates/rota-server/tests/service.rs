@@ -213,6 +213,7 @@ async fn a_kind_limited_caller_replaces_only_tasks_of_its_kinds() {
         kinds: Some(vec!["send".into()]),
         expires_at: p.expires_at,
         token_expires_at: p.token_expires_at,
+        scope: None,
     });
     let keyed = |kind: &str, on_duplicate| NewTask {
         unique_key: Some("k".into()),

@@ -49,7 +49,7 @@ pub struct HookBody {
     pub verify: Verify,
     /// The shared secret as the provider knows it (GitHub's "Secret", GitLab's "Secret
     /// token", Stripe's signing secret); left out, one is made and shown once.
-    #[schema(min_length = 16, max_length = 256)]
+    #[schema(min_length = 16, max_length = 256, pattern = "^[!-~]([ -~]*[!-~])?$")]
     pub secret: Option<String>,
     #[schema(value_type = Option<schema::Description>)]
     pub description: Option<String>,
@@ -76,7 +76,7 @@ pub struct HookRotateBody {
     #[schema(maximum = 259_200_000)]
     pub grace_ms: Option<u64>,
     /// The new secret; left out, one is made.
-    #[schema(min_length = 16, max_length = 256)]
+    #[schema(min_length = 16, max_length = 256, pattern = "^[!-~]([ -~]*[!-~])?$")]
     pub secret: Option<String>,
 }
 

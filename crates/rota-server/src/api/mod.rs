@@ -9,6 +9,7 @@ pub mod events;
 pub mod groups;
 pub mod hooks;
 pub mod maintenance;
+pub mod oauth;
 pub mod queues;
 pub mod schedules;
 pub mod schema;

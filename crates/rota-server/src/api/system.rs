@@ -270,6 +270,8 @@ impl utoipa::Modify for ErrorResponses {
         crate::api::hooks::rotate,
         crate::api::hooks::requests,
         crate::api::hooks::receive,
+        crate::api::oauth::token,
+        crate::api::oauth::jwks,
         crate::api::queues::list,
         crate::api::queues::get,
         crate::api::queues::update,

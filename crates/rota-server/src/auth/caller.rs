@@ -77,6 +77,13 @@ impl Caller {
                 metrics::counter!("rota_auth_failures_total", "reason" => "forbidden").increment(1);
                 let why = if decision == Decision::Denied {
                     " (a rule of its roles denies it)".to_owned()
+                } else if let Some(s) = self
+                    .principal
+                    .scope
+                    .as_ref()
+                    .filter(|s| !s.allows(action, resource))
+                {
+                    format!(" (its access token's scope is `{}`)", s.render())
                 } else if resource.starts_with("queues/") && !self.principal.queues.is_empty() {
                     format!(
                         " (it is limited to queues {})",

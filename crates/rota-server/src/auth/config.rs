@@ -58,6 +58,8 @@ pub struct AuthConfig {
     pub tenant_limits: LimitDefaults,
     /// Accept JWTs from an identity provider.
     pub jwt: Option<jwt::JwtConfig>,
+    /// How long an OAuth access token (`POST /oauth/token`) lasts, in seconds.
+    pub token_ttl_s: u64,
 }
 
 impl Default for AuthConfig {
@@ -76,6 +78,7 @@ impl Default for AuthConfig {
                 max_in_flight: 1_024,
             },
             jwt: None,
+            token_ttl_s: 3_600,
         }
     }
 }
@@ -114,6 +117,9 @@ impl AuthConfig {
         }
         if let Some(j) = &self.jwt {
             j.validate()?;
+        }
+        if !(60..=86_400).contains(&self.token_ttl_s) {
+            return Err("auth.token_ttl_s must be 60 to 86400 (a day)".into());
         }
         Ok(())
     }

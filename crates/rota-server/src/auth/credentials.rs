@@ -53,7 +53,7 @@ impl Auth {
         }
     }
 
-    async fn authenticate_token(&self, token: &str) -> ApiResult<Authenticated> {
+    pub(super) async fn authenticate_token(&self, token: &str) -> ApiResult<Authenticated> {
         if self.env_admin.is_some_and(|h| h.matches(token)) {
             return Ok(self.env_admin_principal());
         }
@@ -79,6 +79,9 @@ impl Auth {
                 .filter(|k| k.secrets.proven_by(token, now))
                 .ok_or_else(|| unauthorized("the API key is not valid"))?;
             return self.key_principal(&st, entry);
+        }
+        if self.is_access_token(token) {
+            return self.authenticate_access_token(token).await;
         }
         if let Some(v) = &self.jwt {
             if token.split('.').count() == 3 {
@@ -207,6 +210,7 @@ impl Auth {
             token_expires_at: Some(Timestamp(
                 id.expires_unix_s.saturating_add(1).saturating_mul(1_000),
             )),
+            scope: None,
         };
         Ok((p, clients))
     }
@@ -310,6 +314,7 @@ pub(super) fn key_principal_of(rec: &KeyRecord, label: String) -> Principal {
         kinds: None,
         expires_at: rec.expires_at,
         token_expires_at: None,
+        scope: None,
     }
 }
 

@@ -1,11 +1,18 @@
 //! Authorization: whether a principal's roles allow an action on a resource, as the roles are
-//! at that moment (nothing caches a decision).
+//! at that moment (nothing caches a decision), within its key's queues and its access token's
+//! scope.
 
 use super::*;
 
 impl Auth {
     /// Deny wins across all the principal's roles; a role that no longer exists grants nothing.
     pub(super) fn decide(&self, p: &Principal, action: &str, resource: &str) -> Decision {
+        if p.scope
+            .as_ref()
+            .is_some_and(|s| !s.allows(action, resource))
+        {
+            return Decision::NotAllowed;
+        }
         if let Some(queue) = resource.strip_prefix("queues/") {
             if !p.queues.is_empty() && !p.queues.iter().any(|pat| glob_match(pat, queue)) {
                 return Decision::NotAllowed;
@@ -37,6 +44,9 @@ impl Auth {
 
     /// Whether some rule of the principal's roles allows `action` on some queue.
     pub(super) fn may_on_some_queue(&self, p: &Principal, action: &str) -> bool {
+        if p.scope.as_ref().is_some_and(|s| !s.allows_action(action)) {
+            return false;
+        }
         let st = self.read();
         let custom = st.roles.get(&p.tenant);
         p.roles.iter().any(|role| {
@@ -52,7 +62,8 @@ impl Auth {
     }
 
     pub(super) fn on_every_queue(&self, p: &Principal, action: &str) -> bool {
-        if !p.queues.is_empty() {
+        let scoped = |s: &rota_core::auth::Scope| !s.queues.is_empty() || !s.allows_action(action);
+        if !p.queues.is_empty() || p.scope.as_ref().is_some_and(scoped) {
             return false;
         }
         let st = self.read();

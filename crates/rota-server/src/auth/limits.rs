@@ -64,6 +64,62 @@ impl RateWindow {
     }
 }
 
+/// Requests per key (an address, a hook, a client id) over a sliding minute, for keys that
+/// are not credentials' clients: what a door refuses before anyone is authenticated. At most
+/// `max` keys are counted at once; past it every count is forgotten (a flood from many keys
+/// costs memory no more than this, and forgetting only loosens the bound for a moment).
+pub struct Throttle<K> {
+    windows: Mutex<std::collections::HashMap<K, RateWindow>>,
+    max: usize,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Throttle<K> {
+    pub fn new(max: usize) -> Self {
+        Throttle {
+            windows: Mutex::new(std::collections::HashMap::new()),
+            max,
+        }
+    }
+
+    fn locked(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<K, RateWindow>> {
+        self.windows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Seconds until `key` is under `limit` again, if it has reached it this minute.
+    pub fn wait(&self, key: &K, now_s: i64, limit: u32) -> Option<u64> {
+        self.locked()
+            .get_mut(key)
+            .and_then(|w| w.wait_for(now_s, limit))
+    }
+
+    /// Counts one of `key`'s requests.
+    pub fn record(&self, key: &K, now_s: i64) {
+        let mut map = self.locked();
+        if map.len() >= self.max && !map.contains_key(key) {
+            map.clear();
+        }
+        map.entry(key.clone()).or_default().record(now_s);
+    }
+
+    /// Counts one of `key`'s requests if it is under `limit`, else says how long to wait.
+    pub fn take(&self, key: &K, now_s: i64, limit: u32) -> Result<(), u64> {
+        let mut map = self.locked();
+        if map.len() >= self.max && !map.contains_key(key) {
+            map.clear();
+        }
+        let w = map.entry(key.clone()).or_default();
+        if let Some(wait) = w.wait_for(now_s, limit) {
+            return Err(wait);
+        }
+        w.record(now_s);
+        Ok(())
+    }
+
+    pub fn forget(&self, key: &K) {
+        self.locked().remove(key);
+    }
+}
+
 /// The live counters of one client (a key, a JWT subject) or one tenant.
 #[derive(Debug)]
 pub struct ClientState {

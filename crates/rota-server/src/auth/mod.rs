@@ -23,6 +23,7 @@ pub mod jwt;
 pub mod limits;
 mod lookup;
 mod maintenance;
+mod oauth;
 mod owners;
 mod registry;
 mod request;
@@ -35,6 +36,7 @@ pub use caller::Caller;
 pub use config::{AuthConfig, LimitDefaults, Secret};
 pub use credentials::Credential;
 pub use lookup::MISSING_TTL;
+pub use oauth::{Issued, OAuthError};
 pub use request::{authenticate, BySessionCookie, STREAM_ROUTE, WEBSOCKET_ROUTE};
 pub use tickets::{CLOCK_SKEW_MS, SESSION_TTL_MS, TICKET_TTL_MS};
 
@@ -87,6 +89,8 @@ pub struct Principal {
     /// When a JWT stops being accepted (`exp` with the leeway) on the system's clock, which
     /// the verifier measures it by.
     pub token_expires_at: Option<Timestamp>,
+    /// An OAuth access token's scope: of what its key may do, only this.
+    pub scope: Option<rota_core::auth::Scope>,
 }
 
 impl Principal {
@@ -102,6 +106,7 @@ impl Principal {
             kinds: None,
             expires_at: None,
             token_expires_at: None,
+            scope: None,
         }
     }
 
@@ -247,6 +252,10 @@ pub struct Auth {
     jwt_clients: Mutex<HashMap<(String, String), Arc<ClientState>>>,
     /// Signs and checks dashboard sessions and event tickets.
     signing: tickets::Signing,
+    /// Sign and check OAuth access tokens (derived from the same secrets).
+    tokens: oauth::TokenKeys,
+    /// Failed token requests, by address and client id.
+    oauth_attempts: oauth::Attempts,
     /// The admin token has no stored record: its sessions' `sessions_valid_from` (ms) is kept
     /// here, by this server only.
     admin_sessions_from: AtomicI64,
@@ -296,8 +305,11 @@ impl Auth {
             .clone()
             .map(|c| jwt::JwtVerifier::new(c).map(Arc::new))
             .transpose()?;
+        let signing = tickets::Signing::new(&config);
         Ok(Arc::new(Auth {
-            signing: tickets::Signing::new(&config),
+            tokens: oauth::TokenKeys::new(&signing),
+            oauth_attempts: Default::default(),
+            signing,
             admin_sessions_from: AtomicI64::new(i64::MIN),
             lookups: Default::default(),
             env_admin: config.admin_token.as_ref().map(|t| token::Stored::of(&t.0)),

@@ -15,6 +15,7 @@ impl Caller {
             tenant: p.tenant.clone(),
             roles: p.roles.clone(),
             queues: p.queues.clone(),
+            scope: p.scope.clone(),
         }
     }
 }
@@ -38,7 +39,9 @@ impl Auth {
                     .ok_or_else(|| format!("API key `{id}` no longer exists"))?;
                 let rec = &entry.record;
                 credentials::key_holds(&st, rec, self.clock.now())?;
-                credentials::key_principal_of(rec, owner.label.clone())
+                let mut p = credentials::key_principal_of(rec, owner.label.clone());
+                p.scope = owner.scope.clone();
+                p
             }
             None => Principal {
                 tenant: owner.tenant.clone(),
@@ -49,6 +52,7 @@ impl Auth {
                 kinds: None,
                 expires_at: None,
                 token_expires_at: None,
+                scope: owner.scope.clone(),
             },
         };
         // No limits to count against: the deliverer is not a request.

@@ -54,6 +54,11 @@ impl Signing {
         }
     }
 
+    /// The current secret and the previous one, if configured.
+    pub(super) fn secrets(&self) -> (&[u8], Option<&[u8]>) {
+        (&self.current, self.previous.as_deref())
+    }
+
     fn sign(secret: &[u8], what: &str) -> [u8; 32] {
         let mut m = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
         m.update(what.as_bytes());

@@ -17,7 +17,7 @@ pub const PREFIX: &str = "rota_";
 const ID_BYTES: usize = 8;
 const SECRET_BYTES: usize = 32;
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
         .iter()

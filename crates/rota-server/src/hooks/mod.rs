@@ -7,7 +7,7 @@
 pub mod receive;
 pub mod verify;
 
-use crate::auth::limits::RateWindow;
+use crate::auth::limits::Throttle;
 use rota_core::{TaskId, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
@@ -103,19 +103,31 @@ pub struct HookRequest {
 
 /// How many recent requests each hook keeps (on each server).
 pub const RECENT: usize = 50;
-/// Addresses whose refusals are counted at once; past it the oldest counts are dropped.
-const MAX_ADDRESSES: usize = 10_000;
+/// Addresses (and hooks) counted at once; past it the counts start again.
+const MAX_COUNTED: usize = 10_000;
 
 /// Per-hook and per-address counters and each hook's recent requests, in memory.
-#[derive(Default)]
 pub struct Hooks {
-    per_hook: Mutex<HashMap<String, RateWindow>>,
-    rejected_by_address: Mutex<HashMap<IpAddr, RateWindow>>,
+    per_hook: Throttle<String>,
+    /// `hook.rejected` events logged per hook.
+    logged_rejections: Throttle<String>,
+    rejected_by_address: Throttle<IpAddr>,
     recent: Mutex<HashMap<String, VecDeque<HookRequest>>>,
 }
 
-fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+impl Default for Hooks {
+    fn default() -> Self {
+        Hooks {
+            per_hook: Throttle::new(MAX_COUNTED),
+            logged_rejections: Throttle::new(MAX_COUNTED),
+            rejected_by_address: Throttle::new(MAX_COUNTED),
+            recent: Mutex::default(),
+        }
+    }
+}
+
+fn secs(now: Timestamp) -> i64 {
+    now.0.div_euclid(1000)
 }
 
 impl Hooks {
@@ -126,36 +138,28 @@ impl Hooks {
         now: Timestamp,
         limit: u32,
     ) -> Option<u64> {
-        let now_s = now.0.div_euclid(1000);
-        locked(&self.rejected_by_address)
-            .get_mut(&addr)
-            .and_then(|w| w.wait_for(now_s, limit))
+        self.rejected_by_address.wait(&addr, secs(now), limit)
     }
 
     /// Counts a refused request of `addr`.
     pub fn note_refused(&self, addr: IpAddr, now: Timestamp) {
-        let mut map = locked(&self.rejected_by_address);
-        if map.len() >= MAX_ADDRESSES && !map.contains_key(&addr) {
-            // Forget every address: a flood from many addresses costs memory no more than this.
-            map.clear();
-        }
-        map.entry(addr).or_default().record(now.0.div_euclid(1000));
+        self.rejected_by_address.record(&addr, secs(now));
     }
 
     /// Takes one of `hook`'s requests this minute, or says how many seconds until one is free.
     pub fn take(&self, hook: &str, now: Timestamp, limit: u32) -> Result<(), u64> {
-        let now_s = now.0.div_euclid(1000);
-        let mut map = locked(&self.per_hook);
-        let w = map.entry(hook.to_owned()).or_default();
-        if let Some(wait) = w.wait_for(now_s, limit) {
-            return Err(wait);
-        }
-        w.record(now_s);
-        Ok(())
+        self.per_hook.take(&hook.to_owned(), secs(now), limit)
+    }
+
+    /// Whether one more `hook.rejected` of `hook` may be logged this minute (`limit` a minute).
+    pub fn log_rejection(&self, hook: &str, now: Timestamp, limit: u32) -> bool {
+        self.logged_rejections
+            .take(&hook.to_owned(), secs(now), limit)
+            .is_ok()
     }
 
     pub fn remember(&self, hook: &str, r: HookRequest) {
-        let mut map = locked(&self.recent);
+        let mut map = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         let list = map.entry(hook.to_owned()).or_default();
         if list.len() == RECENT {
             list.pop_back();
@@ -165,7 +169,9 @@ impl Hooks {
 
     /// `hook`'s recent requests, newest first.
     pub fn recent(&self, hook: &str) -> Vec<HookRequest> {
-        locked(&self.recent)
+        self.recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .get(hook)
             .map(|l| l.iter().cloned().collect())
             .unwrap_or_default()
@@ -173,7 +179,11 @@ impl Hooks {
 
     /// Drops what is kept of a deleted hook.
     pub fn forget(&self, hook: &str) {
-        locked(&self.recent).remove(hook);
-        locked(&self.per_hook).remove(hook);
+        self.recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(hook);
+        self.per_hook.forget(&hook.to_owned());
+        self.logged_rejections.forget(&hook.to_owned());
     }
 }

@@ -94,11 +94,9 @@ impl Service {
                 self.hooks.note_refused(req.addr, now);
                 self.remember(&hook, &req, now, Err(&e), delivery.clone());
                 metrics::counter!("rota_hook_requests_total", "outcome" => "rejected").increment(1);
-                if self.hooks.take(
-                    &format!("rejections/{}", hook.id),
-                    now,
-                    LOGGED_REJECTIONS_PER_MINUTE,
-                ) == Ok(())
+                if self
+                    .hooks
+                    .log_rejection(&hook.id, now, LOGGED_REJECTIONS_PER_MINUTE)
                 {
                     let mut ev = event(EventType::HookRejected, &hook, TaskId::NONE, delivery, now);
                     ev.error = Some(format!("{}: {}", e.code, e.message));

@@ -27,6 +27,7 @@ fn hook(id: &str, tenant: &str, name: &str) -> HookRecord {
             tenant: tenant.to_owned(),
             roles: vec!["producer".into()],
             queues: vec![],
+            scope: None,
         }),
         created_at: Timestamp(T0),
         updated_at: Timestamp(T0),

@@ -201,6 +201,8 @@ async fn gitlab_sends_its_token_and_a_json_body_stays_json() {
     let (status, refused) = deliver(&s, url, &headers[..2], "{not json").await;
     assert_eq!(status, 400, "{refused}");
     assert_eq!(s.count("mirror").await, 1);
+    let (status, unknown) = deliver(&s, &format!("{}/hooks/hk_nope", s.url), &headers, body).await;
+    assert_eq!(status, 404, "{unknown}");
     s.stop().await;
 }
 
@@ -334,6 +336,15 @@ async fn disabled_oversized_unknown_and_throttled_requests_change_nothing() {
     let (status, refused) = deliver(&s, url, &token, "ping").await;
     assert_eq!(status, 403);
     assert_eq!(refused["error"]["code"], "hook_disabled");
+    // Who cannot sign does not learn that the hook is off.
+    let (status, _) = deliver(
+        &s,
+        url,
+        &[("x-gitlab-token", "not-the-secret-at-all")],
+        "ping",
+    )
+    .await;
+    assert_eq!(status, 401);
     let on = s
         .send(
             "PATCH",
@@ -344,11 +355,10 @@ async fn disabled_oversized_unknown_and_throttled_requests_change_nothing() {
     assert_eq!(on.status, 200);
     assert_eq!(s.count("q").await, 0);
 
-    // Two refusals so far from this address; an unknown hook makes the third, and then the
-    // address is refused before anything is checked.
-    let (status, _) = deliver(&s, &format!("{}/hooks/hk_nope", s.url), &token, "ping").await;
-    assert_eq!(status, 404);
-    let (status, throttled) = deliver(&s, url, &token, "ping").await;
+    // Three refusals so far from this address: it is refused before anything is checked,
+    // an unknown hook's id included.
+    let (status, throttled) =
+        deliver(&s, &format!("{}/hooks/hk_nope", s.url), &token, "ping").await;
     assert_eq!(status, 429, "{throttled}");
     s.clock.advance_ms(60_000);
 

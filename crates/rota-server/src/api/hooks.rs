@@ -281,9 +281,10 @@ pub async fn requests(
 /// A provider's request: verified by the hook's `verify` rule, it becomes a task of the
 /// hook's queue and kind (202), or finds the task an earlier delivery of it made (200).
 #[utoipa::path(post, path = "/hooks/{id}", tag = "hooks", params(("id" = String, Path)),
-    request_body(content = String, description = "the provider's body, as it signed it", content_type = "application/json"),
+    request_body(description = "the provider's body, byte for byte as it signed it: JSON (kept as JSON in the task) or text",
+        content((serde_json::Value = "application/json"), (String = "text/plain"))),
     security(()),
-    responses((status = 202, body = HookReceived), (status = 200, description = "a redelivery", body = HookReceived),
+    responses((status = 202, description = "the task it became", body = HookReceived), (status = 200, description = "a redelivery: the task an earlier delivery made", body = HookReceived),
         (status = 400, description = "the body is not what its content type says", body = ErrorBody),
         (status = 401, description = "a missing or wrong signature, or a stale timestamp", body = ErrorBody),
         (status = 403, description = "the hook is disabled, or its owner no longer may enqueue", body = ErrorBody),
@@ -294,6 +295,23 @@ pub async fn requests(
 pub async fn receive(
     State(st): State<AppState>,
     Path(id): Path<String>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match receive_one(st, id, request).await {
+        Ok(ok) => ok.into_response(),
+        Err(e) => {
+            let mut r = e.into_response();
+            // The signature is the credential here, not a bearer token.
+            r.headers_mut().remove(axum::http::header::WWW_AUTHENTICATE);
+            r
+        }
+    }
+}
+
+async fn receive_one(
+    st: AppState,
+    id: String,
     request: axum::extract::Request,
 ) -> ApiResult<(StatusCode, Json<HookReceived>)> {
     let (parts, body) = request.into_parts();

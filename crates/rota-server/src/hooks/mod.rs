@@ -78,14 +78,23 @@ pub fn resource(id: &str) -> String {
     format!("hooks/{id}")
 }
 
+/// What became of a request to a hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A task was enqueued.
+    Received,
+    /// A redelivery: the task an earlier delivery made was found.
+    Duplicate,
+    Rejected,
+}
+
 /// One request a hook saw, as `GET /v1/hooks/{id}/requests` shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HookRequest {
     #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
-    /// `received` (a task was enqueued), `duplicate` (a redelivery: the task an earlier one
-    /// made was found), or `rejected`.
-    pub outcome: &'static str,
+    pub outcome: Outcome,
     /// The HTTP status it was answered with.
     pub status: u16,
     /// Why it was rejected.

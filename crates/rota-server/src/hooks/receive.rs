@@ -3,7 +3,7 @@
 //! owner is now, and logged (`hook.received`, or `hook.rejected` with the reason).
 
 use super::verify::{self, Rejection};
-use super::HookRequest;
+use super::{HookRequest, Outcome};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::service::Service;
@@ -130,22 +130,22 @@ impl Service {
             );
             (e, None)
         })?;
+        // Proven first: who cannot sign learns nothing of the hook, not even that it is off.
+        let window = i64::from(cfg.replay_window_s);
+        let verified = verify::verify(hook, req.header, body, now, window)
+            .map_err(|r| (unauthenticated(r), None))?;
+        let delivery = verified.delivery.clone();
+        let fail = |e: ApiError| (e, delivery.clone());
         if !hook.enabled {
-            let e = ApiError::new(
+            return Err(fail(ApiError::new(
                 ErrorKind::Forbidden,
                 "hook_disabled",
                 format!(
                     "hook `{}` is disabled; enable it to take requests",
                     hook.name
                 ),
-            );
-            return Err((e, None));
+            )));
         }
-        let window = i64::from(cfg.replay_window_s);
-        let verified = verify::verify(hook, req.header, body, now, window)
-            .map_err(|r| (unauthenticated(r), None))?;
-        let delivery = verified.delivery.clone();
-        let fail = |e: ApiError| (e, delivery.clone());
         if let Some(m) = auth.maintenance(now).filter(|m| m.refuses(now)) {
             return Err(fail(crate::maintenance::refusal(&m, now)));
         }
@@ -209,10 +209,10 @@ impl Service {
         delivery: Option<String>,
     ) {
         let (outcome, status, reason, task_id) = match outcome {
-            Ok(r) if r.duplicate => ("duplicate", 200, None, Some(r.task.id)),
-            Ok(r) => ("received", 202, None, Some(r.task.id)),
+            Ok(r) if r.duplicate => (Outcome::Duplicate, 200, None, Some(r.task.id)),
+            Ok(r) => (Outcome::Received, 202, None, Some(r.task.id)),
             Err(e) => (
-                "rejected",
+                Outcome::Rejected,
                 e.kind.http_status().as_u16(),
                 Some(format!("{}: {}", e.code, e.message)),
                 None,

@@ -56,6 +56,22 @@ impl Service {
         )
         .map_err(ApiError::invalid)?;
         Self::check_description(&input.description)?;
+        if let Some(h) = caller
+            .auth()
+            .hooks(&caller.tenant)
+            .into_iter()
+            .find(|h| h.name == input.name)
+        {
+            // Before the queue is made: a refused create changes nothing.
+            return Err(ApiError::new(
+                crate::error::ErrorKind::Conflict,
+                "conflict",
+                format!(
+                    "hook `{}` already exists (id {}); choose another name",
+                    h.name, h.id
+                ),
+            ));
+        }
         self.check_hook_target(caller, &input.queue, &input.kind)
             .await?;
         let now = self.clock.now();

@@ -10,13 +10,14 @@ import httpx
 
 from ._body import some
 from ._http import query, seg
-from .models import JSON, CallbackSecret, Delivery, DeliveryPage, Schedule, Webhook
+from .models import JSON, CallbackSecret, Delivery, DeliveryPage, Hook, HookRequest, Schedule, Webhook
 
 M = TypeVar("M")
 
 
 class Hooks:
-    """Schedules, webhooks and task-result callbacks: what the server starts or sends by itself."""
+    """Schedules, webhooks and task-result callbacks: what the server starts or sends by itself;
+    and inbound webhooks (hooks), what others send it."""
 
     if TYPE_CHECKING:  # the client's plumbing, which the class using this mixin has
 
@@ -152,3 +153,60 @@ class Hooks:
     def rotate_callback_secret(self, *, grace_ms: Optional[int] = None) -> CallbackSecret:
         """A new callback secret (shown this once); the first call creates it."""
         return self._one(CallbackSecret, "POST", "/v1/callbacks/rotate-secret", body=some(grace_ms=grace_ms))
+
+    # ---- inbound webhooks (hooks) -------------------------------------------------------------
+
+    def hooks(self) -> List[Hook]:
+        return self._many(Hook, "hooks", "GET", "/v1/hooks")
+
+    def hook(self, id: str) -> Hook:
+        return self._one(Hook, "GET", f"/v1/hooks/{seg(id)}")
+
+    def create_hook(
+        self,
+        name: str,
+        queue: str,
+        kind: str,
+        verify: str,
+        *,
+        secret: Optional[str] = None,
+        description: Optional[str] = None,
+    ) -> Hook:
+        """A hook whose verified requests (``POST`` to its ``url``, no bearer token) become tasks
+        of ``queue`` and ``kind``. ``verify`` is ``"github"``, ``"gitlab"``, ``"hmac-sha256"`` or
+        ``"stripe"``; ``secret`` is the shared secret as the provider knows it (16 to 256
+        printable ASCII characters; left out, one is made). The answer's ``secret`` is shown this
+        once."""
+        body = some(name=name, queue=queue, kind=kind, verify=verify, secret=secret, description=description)
+        return self._one(Hook, "POST", "/v1/hooks", body=body)
+
+    def update_hook(
+        self,
+        id: str,
+        *,
+        queue: Optional[str] = None,
+        kind: Optional[str] = None,
+        description: Optional[str] = None,
+        enabled: Optional[bool] = None,
+    ) -> Hook:
+        """Changes the fields given; ``enabled=False`` refuses its requests (403 ``hook_disabled``)
+        until it is enabled again. The caller becomes the hook's ``owner``."""
+        body = some(queue=queue, kind=kind, description=description, enabled=enabled)
+        return self._one(Hook, "PATCH", f"/v1/hooks/{seg(id)}", body=body)
+
+    def delete_hook(self, id: str) -> None:
+        self._send("DELETE", f"/v1/hooks/{seg(id)}")
+
+    def rotate_hook_secret(
+        self, id: str, *, grace_ms: Optional[int] = None, secret: Optional[str] = None
+    ) -> Hook:
+        """A new secret (``secret``, else one is made), in the answer's ``secret`` this once. The
+        old one is still accepted for ``grace_ms`` (0 to 259,200,000; 0 refuses it at once; the
+        server's default is a day), until ``previous_secret_until``."""
+        body = some(grace_ms=grace_ms, secret=secret)
+        return self._one(Hook, "POST", f"/v1/hooks/{seg(id)}/rotate-secret", body=body)
+
+    def hook_requests(self, id: str) -> List[HookRequest]:
+        """The last requests this server answered for the hook (at most 50), newest first; every
+        server's are in the event log as ``hook.received`` and ``hook.rejected``."""
+        return self._many(HookRequest, "requests", "GET", f"/v1/hooks/{seg(id)}/requests")

@@ -39,6 +39,16 @@ OPERATIONS: Dict[Tuple[str, str], Optional[str]] = {
     ("POST", "/v1/events/tickets"): "event_ticket",
     # The same stream as a WebSocket, for browsers; follow_events (SSE) is the client's follow.
     ("GET", "/v1/events/ws"): None,
+    ("GET", "/v1/hooks"): "hooks",
+    ("POST", "/v1/hooks"): "create_hook",
+    ("GET", "/v1/hooks/{id}"): "hook",
+    ("PATCH", "/v1/hooks/{id}"): "update_hook",
+    ("DELETE", "/v1/hooks/{id}"): "delete_hook",
+    ("POST", "/v1/hooks/{id}/rotate-secret"): "rotate_hook_secret",
+    ("GET", "/v1/hooks/{id}/requests"): "hook_requests",
+    # A provider's request to an inbound webhook (GitHub, GitLab, Stripe, a Rota webhook),
+    # proven by its signature, not by an API token: not the API client's to send.
+    ("POST", "/hooks/{id}"): None,
     ("GET", "/v1/keys"): "keys",
     ("POST", "/v1/keys"): "create_key",
     ("GET", "/v1/keys/{id}"): "key",
@@ -133,6 +143,8 @@ SCHEMAS: Dict[str, Source] = {
     "ScheduleOut": m.Schedule,
     "RunOut": m.ScheduleRun,
     "WebhookOut": m.Webhook,
+    "HookOut": m.Hook,
+    "HookRequest": m.HookRequest,
     "DeliveryOut": m.Delivery,
     "DeliveryList": m.DeliveryPage,
     "CallbacksOut": m.CallbackSecret,
@@ -199,6 +211,9 @@ SCHEMAS: Dict[str, Source] = {
     "RotateBody": ("grace_ms",),  # rotate_webhook_secret, rotate_callback_secret
     "NewKey": ("roles", "name", "queues", "expires_at", "expires_in_s", "limits"),  # create_key
     "RotateKey": ("grace_ms",),  # rotate_key
+    "HookBody": ("name", "queue", "kind", "verify", "secret", "description"),  # create_hook
+    "HookPatchBody": ("queue", "kind", "description", "enabled"),  # update_hook
+    "HookRotateBody": ("grace_ms", "secret"),  # rotate_hook_secret
     "NewTenant": ("name", "limits", "event_retention_ms"),  # create_tenant
     "TenantPatch": ("limits", "event_retention_ms"),  # update_tenant
     "RoleBody": ("rules",),  # put_role
@@ -219,8 +234,12 @@ SCHEMAS: Dict[str, Source] = {
     "ScheduleList": ("schedules",),
     "TenantList": ("tenants",),
     "WebhookList": ("webhooks",),
+    "HookList": ("hooks",),
+    "HookRequestList": ("requests",),
     "WorkerList": ("workers",),
     "MaintenanceState": ("maintenance",),
+    # the answer a provider gets from POST /hooks/{id}, which the library does not send
+    "HookReceived": ("task_id", "duplicate"),
 }
 
 UNTYPED: Dict[str, FrozenSet[str]] = {

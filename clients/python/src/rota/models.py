@@ -263,6 +263,53 @@ class CallbackSecret:
     previous_secret_until: Optional[datetime] = None
 
 
+# ---- inbound webhooks (hooks) -----------------------------------------------------------------
+
+
+@dataclass
+class Hook:
+    """An inbound webhook: a provider's requests to ``url`` (no bearer token; proven by the
+    ``verify`` rule with the hook's secret) become tasks of ``queue`` and ``kind``, with the
+    payload ``{"body": ..., "headers": {...}}``."""
+
+    id: str
+    name: str
+    url: str
+    """Where the provider sends: ``POST`` here, no bearer token."""
+    queue: str
+    kind: str
+    verify: str
+    """``github``, ``gitlab``, ``hmac-sha256`` (Rota's own webhooks) or ``stripe``."""
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+    description: Optional[str] = None
+    owner: Optional[str] = None
+    """The credential its requests enqueue as (its last writer)."""
+    previous_secret_until: Optional[datetime] = None
+    """Until when the secret before the last rotation is still accepted."""
+    secret: Optional[str] = None
+    """Only when created or rotated: the secret, shown this once."""
+
+
+@dataclass
+class HookRequest:
+    """One request a hook answered (:meth:`Client.hook_requests`, newest first)."""
+
+    at: datetime
+    outcome: str
+    """``received`` (a task was enqueued), ``duplicate`` (a redelivery: the earlier task was
+    found) or ``rejected``."""
+    status: int
+    """The HTTP status it was answered with."""
+    address: str
+    reason: Optional[str] = None
+    """Why it was rejected (``<code>: <message>``)."""
+    delivery: Optional[str] = None
+    """The provider's delivery id."""
+    task_id: Optional[str] = None
+
+
 # ---- access control ----------------------------------------------------------------------------
 
 
@@ -420,6 +467,8 @@ __all__ = [
     "GroupPage",
     "GroupSettings",
     "Held",
+    "Hook",
+    "HookRequest",
     "ItemOutcome",
     "Key",
     "Lease",

@@ -1,6 +1,7 @@
 import { Batches } from "./batches.js";
 import { Keys, MaintenanceMode, Roles, Tenants, whoami } from "./admin.js";
 import { Events } from "./events.js";
+import { Hooks } from "./hooks.js";
 import { type CallOptions, type ClientOptions, Transport } from "./http.js";
 import { Processes } from "./processes.js";
 import { Queues } from "./queues.js";
@@ -25,6 +26,8 @@ export class RotaClient {
   readonly queues: Queues;
   readonly schedules: Schedules;
   readonly webhooks: Webhooks;
+  /** Inbound webhooks: a provider's requests that become tasks. */
+  readonly hooks: Hooks;
   readonly workflows: Workflows;
   readonly batches: Batches;
   readonly events: Events;
@@ -42,6 +45,7 @@ export class RotaClient {
     this.queues = new Queues(this.http);
     this.schedules = new Schedules(this.http);
     this.webhooks = new Webhooks(this.http);
+    this.hooks = new Hooks(this.http);
     this.workflows = new Workflows(this.http);
     this.batches = new Batches(this.http);
     this.events = new Events(this.http);

@@ -10,3 +10,4 @@ export type { DeliveryQuery } from "./webhooks.js";
 export { KNOWN_OPERATIONS, KNOWN_FIELDS } from "./known.js";
 export type * from "./types.js";
 export type * from "./workflow-types.js";
+export type * from "./hook-types.js";

@@ -324,12 +324,16 @@ export type EventType =
   | "schedule.fired"
   | "schedule.skipped"
   | "delivery.dead"
-  | "webhook.disabled";
+  | "webhook.disabled"
+  | "hook.received"
+  | "hook.rejected";
 
 /**
  * One event of the log. A `workflow.*` event (a workflow or batch whose tasks all ended) names
  * the workflow's last task (a batch's callback) and carries `workflow` (its id) and `state` in
- * `data`.
+ * `data`. A `hook.received` or `hook.rejected` event (an inbound webhook's request) names the
+ * hook's queue and kind and carries `hook_id`, the provider's `delivery` when it sent one and,
+ * rejected, the `reason`.
  */
 export interface RotaEvent {
   cursor: number;

@@ -15,12 +15,15 @@ type Operation struct {
 // operations are the server's operations this library implements, each by the method named
 // beside it. GET /v1/events/ws (the WebSocket form of the event stream) is known and
 // deliberately left to Follow's Server-Sent Events, which resume the same way with only the
-// standard library.
+// standard library. POST /hooks/{id} is known and deliberately not wrapped: it is a provider's
+// request to an inbound webhook, proven by its signature rather than an API token, so it is not
+// the API client's to send.
 var operations = []Operation{
 	{"GET", "/healthz"},                                       // Healthz
 	{"GET", "/readyz"},                                        // Readyz
 	{"GET", "/metrics"},                                       // Metrics
 	{"GET", "/openapi.json"},                                  // OpenAPI
+	{"POST", "/hooks/{id}"},                                   // (a provider's request; not wrapped)
 	{"GET", "/v1/admin/maintenance"},                          // Maintenance
 	{"PUT", "/v1/admin/maintenance"},                          // SetMaintenance
 	{"DELETE", "/v1/admin/maintenance"},                       // EndMaintenance
@@ -40,6 +43,13 @@ var operations = []Operation{
 	{"GET", "/v1/events/stream"},                              // Follow
 	{"POST", "/v1/events/tickets"},                            // EventTicket
 	{"GET", "/v1/events/ws"},                                  // (Follow, over SSE)
+	{"GET", "/v1/hooks"},                                      // Hooks
+	{"POST", "/v1/hooks"},                                     // CreateHook
+	{"GET", "/v1/hooks/{id}"},                                 // GetHook
+	{"PATCH", "/v1/hooks/{id}"},                               // UpdateHook
+	{"DELETE", "/v1/hooks/{id}"},                              // DeleteHook
+	{"GET", "/v1/hooks/{id}/requests"},                        // HookRequests
+	{"POST", "/v1/hooks/{id}/rotate-secret"},                  // RotateHookSecret
 	{"GET", "/v1/keys"},                                       // Keys
 	{"POST", "/v1/keys"},                                      // CreateKey
 	{"GET", "/v1/keys/{id}"},                                  // GetKey
@@ -128,6 +138,11 @@ var models = map[string]any{
 	"GroupSettings":      GroupSettings{},
 	"HeartbeatBody":      heartbeatBody{},
 	"Held":               Held{},
+	"HookBody":           NewHook{},
+	"HookOut":            Hook{},
+	"HookPatchBody":      HookPatch{},
+	"HookRequest":        HookRequest{},
+	"HookRotateBody":     HookRotation{},
 	"ItemOutcome":        ItemOutcome{},
 	"KeyInfo":            Key{},
 	"KillBody":           killBody{},
@@ -217,6 +232,12 @@ var envelopes = map[string][]string{
 	// The name or id of what a DELETE removed, which its caller already holds: deliberately
 	// not returned.
 	"Deleted": {"deleted"},
+
+	// Inbound webhooks: the lists Hooks and HookRequests unwrap, and the answer a provider gets
+	// from POST /hooks/{id}, which the library does not send.
+	"HookList":        {"hooks"},
+	"HookRequestList": {"requests"},
+	"HookReceived":    {"duplicate", "task_id"},
 }
 
 // KnownOperations are the operations of the server's API this library implements.

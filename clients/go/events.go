@@ -11,9 +11,10 @@ import (
 )
 
 // Event is one entry of the event log: a task transition, a schedule's tick, a delivery's end,
-// or a workflow's (or batch's) end once its tasks all ended (workflow.succeeded,
+// a workflow's (or batch's) end once its tasks all ended (workflow.succeeded,
 // workflow.failed, workflow.cancelled: Data has the workflow's id as "workflow" and its
-// "state").
+// "state"), or an inbound webhook's request (hook.received, hook.rejected: Data has "hook_id",
+// the provider's "delivery" when it sent one and, rejected, the "reason").
 type Event struct {
 	// Cursor only grows; resume after the last one seen.
 	Cursor  int64     `json:"cursor"`

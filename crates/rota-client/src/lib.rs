@@ -7,6 +7,7 @@ mod doctor;
 mod error;
 mod events;
 mod groups;
+mod hooks;
 mod maintenance;
 mod processes;
 mod schedules;
@@ -20,8 +21,10 @@ pub use doctor::{DoctorFinding, DoctorReport};
 use error::ErrorBody;
 pub use error::{Error, ErrorDetail, Result};
 pub use events::{EventOptions, EventPage, EventRecord};
+pub use hooks::{HookInfo, HookRequestInfo, HookUpdate, NewHook};
 pub use maintenance::Maintenance;
 pub use processes::WorkerProcess;
+pub use rota_core::hooks::Verify;
 pub use rota_core::workflow::{
     BatchSummary, DependencyResult, Workflow, WorkflowKind, WorkflowState, WorkflowTask,
 };

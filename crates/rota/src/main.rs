@@ -14,6 +14,7 @@ mod doctor;
 mod events;
 mod flow;
 mod health;
+mod hooks;
 mod keys;
 mod maintenance;
 mod output;
@@ -140,6 +141,10 @@ enum ApiCommand {
     /// Webhooks: endpoints that receive events as signed POSTs, and their deliveries.
     #[command(subcommand)]
     Webhook(webhooks::WebhookCmd),
+    /// Inbound webhooks: URLs that turn a provider's signed request (GitHub, GitLab, Stripe,
+    /// or an HMAC-SHA256 signature) into a task.
+    #[command(subcommand)]
+    Hook(hooks::HookCmd),
     /// The event log: every task transition, a page at a time or followed live.
     ///
     /// Example: rota events --follow --types task.dead
@@ -175,6 +180,7 @@ impl ApiCommand {
             ApiCommand::Schedule(cmd) => schedules::schedule(&client, cmd, fmt).await,
             ApiCommand::Workflow(cmd) => workflows::workflow(&client, cmd, fmt).await,
             ApiCommand::Webhook(cmd) => webhooks::webhook(&client, cmd, fmt).await,
+            ApiCommand::Hook(cmd) => hooks::hook(&client, cmd, fmt).await,
             ApiCommand::Maintenance(cmd) => maintenance::maintenance(&client, cmd, fmt).await,
             ApiCommand::Doctor(args) => doctor::doctor(&client, args, fmt).await,
         }

@@ -364,3 +364,120 @@ async fn the_keys_page_shows_expiry_and_rotation() {
     );
     assert!(row.contains("old secret valid in 2h 0m"), "{row}");
 }
+
+/// The hooks page shows each hook the key may read, with the URL to give its provider and the
+/// requests it answered; a key without `hooks:read` on a hook does not see it.
+#[tokio::test]
+async fn the_hooks_page_shows_hooks_and_their_requests_as_far_as_the_key_may_read() {
+    let s = TestServer::start().await;
+    let token = "gitlab-token-0123456789";
+    let mut made = Vec::new();
+    for name in ["gitlab-push", "gitlab-tags"] {
+        let a = s
+            .post(
+                "/v1/hooks",
+                json!({"name": name, "queue": "mirror", "kind": "push", "verify": "gitlab",
+                       "secret": token}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.body);
+        made.push(a.body);
+    }
+    let (push, tags) = (&made[0], &made[1]);
+    let (id, other) = (push["id"].as_str().unwrap(), tags["id"].as_str().unwrap());
+    let url = push["url"].as_str().unwrap();
+    let deliver = |token: &'static str, delivery: &'static str| {
+        http()
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-gitlab-token", token)
+            .header("idempotency-key", delivery)
+            .body(r#"{"object_kind":"push"}"#)
+            .send()
+    };
+    let r = deliver(token, "delivery-1").await.unwrap();
+    assert_eq!(r.status(), 202);
+    let task = r.json::<serde_json::Value>().await.unwrap()["task_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = deliver("not-the-token-0123456", "delivery-2")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let rotated = s
+        .post(
+            &format!("/v1/hooks/{other}/rotate-secret"),
+            json!({"grace_ms": 7_200_000}),
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+
+    let session = sign_in(&s, ADMIN).await.unwrap();
+    let page = get(&s, "/hooks", &session).await.text().await.unwrap();
+    assert!(page.contains(r#"<a href="/hooks" class="on">"#), "{page}");
+    let card = page
+        .split(&format!(r#"id="hook-{id}""#))
+        .nth(1)
+        .and_then(|rest| rest.split("id=\"hook-").next())
+        .unwrap_or_else(|| panic!("no card for {id}: {page}"));
+    assert!(card.contains("gitlab-push") && card.contains(url), "{card}");
+    assert!(card.contains(r#"<a href="/queues/mirror">"#), "{card}");
+    let received = card
+        .split("<tr>")
+        .find(|r| r.contains("delivery-1"))
+        .unwrap_or_else(|| panic!("no row for delivery-1: {card}"));
+    assert!(
+        received.contains("received")
+            && received.contains("202")
+            && received.contains(&format!(r#"<a href="/tasks/{task}">"#)),
+        "{received}"
+    );
+    let rejected = card
+        .split("<tr>")
+        .find(|r| r.contains("rejected"))
+        .unwrap_or_else(|| panic!("no row for the refused request: {card}"));
+    assert!(
+        rejected.contains("rejected")
+            && rejected.contains("401")
+            && rejected.contains("bad_signature"),
+        "{rejected}"
+    );
+    assert!(!page.contains(token), "the secret is never shown");
+    let rotated = page
+        .split(&format!(r#"id="hook-{other}""#))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no card for {other}: {page}"));
+    assert!(
+        rotated.contains("old secret accepted in 2h 0m"),
+        "{rotated}"
+    );
+    assert!(!card.contains("old secret"), "{card}");
+
+    // A key that may read one hook sees that one only; one without hooks:read sees none.
+    let role = json!({"rules": [{"resource": format!("hooks/{id}"), "action": "hooks:read",
+                                 "effect": "allow"}]});
+    let put = s
+        .send("PUT", "/v1/roles/one-hook", Some(&role.to_string()))
+        .await;
+    assert_eq!(put.status, 201, "{}", put.body);
+    for (roles, sees) in [(json!(["one-hook"]), true), (json!(["producer"]), false)] {
+        let key = s.post("/v1/keys", json!({"roles": roles})).await;
+        let session = sign_in(&s, key.body["token"].as_str().unwrap())
+            .await
+            .unwrap();
+        let page = get(&s, "/hooks", &session).await;
+        assert_eq!(page.status(), 200);
+        let page = page.text().await.unwrap();
+        assert_eq!(
+            page.contains(&format!(r#"id="hook-{id}""#)),
+            sees,
+            "{roles}: {page}"
+        );
+        assert!(!page.contains(other), "{roles}: {page}");
+        if !sees {
+            assert!(page.contains("takes hooks:read"), "{page}");
+        }
+    }
+}

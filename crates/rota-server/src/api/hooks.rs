@@ -146,8 +146,9 @@ pub struct HookReceived {
     pub duplicate: bool,
 }
 
-/// `hooks.public_url`, else the scheme and host the request came through.
-fn base_url(st: &AppState, headers: &HeaderMap) -> String {
+/// `hooks.public_url`, else the scheme and host the request came through (the dashboard's
+/// hooks page shows the same URLs).
+pub(crate) fn base_url(st: &AppState, headers: &HeaderMap) -> String {
     let public = st.config.hooks.public_url.trim_end_matches('/');
     if !public.is_empty() {
         return public.to_owned();

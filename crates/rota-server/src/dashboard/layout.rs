@@ -14,6 +14,7 @@ const NAV: &[(&str, &str)] = &[
     ("/workers", "Workers"),
     ("/schedules", "Schedules"),
     ("/webhooks", "Webhooks"),
+    ("/hooks", "Hooks"),
     ("/keys", "Keys & roles"),
 ];
 

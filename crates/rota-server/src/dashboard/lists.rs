@@ -1,11 +1,13 @@
-//! Workers that asked for work recently, schedules, webhooks with their latest deliveries, keys
-//! and roles: each shown only as far as the caller may read it.
+//! Workers that asked for work recently, schedules, webhooks with their latest deliveries,
+//! inbound webhooks (hooks) with their latest requests, keys and roles: each shown only as far
+//! as the caller may read it.
 
 use super::layout::{self, since};
 use super::{Ctx, PageResult};
 use crate::auth::Caller;
 use crate::AppState;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use maud::{html, Markup};
 use rota_core::auth::{actions, RoleInfo, BUILTIN_ROLES};
 use rota_core::Timestamp;
@@ -128,6 +130,68 @@ pub async fn webhooks(caller: Caller, State(st): State<AppState>) -> PageResult 
         }
     };
     Ok(layout::page(&cx, "Webhooks", "/webhooks", false, body))
+}
+
+/// Requests shown per hook (the server keeps its last 50 of each).
+const HOOK_REQUESTS_SHOWN: usize = 10;
+
+pub async fn hooks(caller: Caller, State(st): State<AppState>, headers: HeaderMap) -> PageResult {
+    let cx = Ctx {
+        st: &st,
+        caller: &caller,
+    };
+    let base = crate::api::hooks::base_url(&st, &headers);
+    let mut rows = Vec::new();
+    for h in st.service.hooks(&caller) {
+        let recent = st.service.hook_requests(&caller, &h.id)?;
+        rows.push((h, recent));
+    }
+    let now = st.clock.now();
+    let body = html! {
+        h1 { "Inbound webhooks" }
+        @if rows.is_empty() {
+            p.muted { "None to show (seeing hooks takes hooks:read). \
+                       rota hook create <name> --queue Q --kind K --verify github" }
+        }
+        @for (h, recent) in &rows {
+            div.card id={ "hook-" (h.id) } {
+                h2 { (h.name) " "
+                     @if h.enabled { span.badge.succeeded { "enabled" } } @else { span.badge.dead { "disabled" } }
+                     " " span.badge { (h.verify.as_str()) } }
+                div { code { (base) "/hooks/" (h.id) } }
+                div.muted { "tasks of kind " (h.kind) " in queue " a href={ "/queues/" (h.queue) } { (h.queue) }
+                    @if let Some(o) = &h.owner { ", enqueued as " (o.label) } }
+                @if let Some(d) = &h.description { div { (d) } }
+                @if let Some(until) = h.previous_until.filter(|u| *u > now) {
+                    div.muted { "old secret accepted " (ahead(until, now)) " (until " (until) ")" }
+                }
+                @if recent.is_empty() { p.muted { "No requests on this server yet." } } @else {
+                    table.requests {
+                        thead { tr { th { "When" } th { "Outcome" } th.num { "Status" } th { "Delivery" } th { "Task" } th { "Reason" } } }
+                        tbody { @for r in recent.iter().take(HOOK_REQUESTS_SHOWN) { tr {
+                            td { (since(Some(r.at), now)) }
+                            td { @match r.outcome {
+                                "received" => { span.badge.succeeded { "received" } }
+                                "duplicate" => { span.badge { "duplicate" } }
+                                other => { span.badge.dead { (other) } }
+                            } }
+                            td.num { (r.status) }
+                            td { code { (r.delivery.as_deref().unwrap_or("-")) } }
+                            td { @if let Some(t) = r.task_id { a href={ "/tasks/" (t) } { (t) } } @else { "-" } }
+                            td.muted { (layout::brief(r.reason.as_deref().unwrap_or(""), 120)) }
+                        } } }
+                    }
+                    @if recent.len() > HOOK_REQUESTS_SHOWN {
+                        p.muted { "The newest " (HOOK_REQUESTS_SHOWN) " of " (recent.len()) "; rota hook requests " (h.id) " shows them all." }
+                    }
+                }
+            }
+        }
+        @if !rows.is_empty() {
+            p.muted { "Requests are the ones this server answered; every server's are in the event log as hook.received and hook.rejected." }
+        }
+    };
+    Ok(layout::page(&cx, "Inbound webhooks", "/hooks", false, body))
 }
 
 pub async fn keys(caller: Caller, State(st): State<AppState>) -> PageResult {

@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/workers", get(lists::workers))
         .route("/schedules", get(lists::schedules))
         .route("/webhooks", get(lists::webhooks))
+        .route("/hooks", get(lists::hooks))
         .route("/keys", get(lists::keys))
         .route("/tenant", post(session::switch_tenant))
         .route("/logout", post(session::logout))

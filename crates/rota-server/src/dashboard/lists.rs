@@ -5,6 +5,7 @@
 use super::layout::{self, since};
 use super::{Ctx, PageResult};
 use crate::auth::Caller;
+use crate::hooks::Outcome;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -171,9 +172,9 @@ pub async fn hooks(caller: Caller, State(st): State<AppState>, headers: HeaderMa
                         tbody { @for r in recent.iter().take(HOOK_REQUESTS_SHOWN) { tr {
                             td { (since(Some(r.at), now)) }
                             td { @match r.outcome {
-                                "received" => { span.badge.succeeded { "received" } }
-                                "duplicate" => { span.badge { "duplicate" } }
-                                other => { span.badge.dead { (other) } }
+                                Outcome::Received => { span.badge.succeeded { "received" } }
+                                Outcome::Duplicate => { span.badge { "duplicate" } }
+                                Outcome::Rejected => { span.badge.dead { "rejected" } }
                             } }
                             td.num { (r.status) }
                             td { code { (r.delivery.as_deref().unwrap_or("-")) } }

@@ -20,10 +20,13 @@ pub struct TokenRequest {
     /// Only `client_credentials`.
     #[schema(pattern = "^client_credentials$")]
     pub grant_type: String,
-    /// The API key's id (or send both by HTTP Basic).
-    pub client_id: Option<String>,
+    /// The API key's id. A client may send it and the secret by HTTP Basic instead (RFC 6749
+    /// §2.3.1), leaving both out of the form.
+    #[schema(min_length = 1)]
+    pub client_id: String,
     /// The API key's whole token, `rota_<id>_<secret>`.
-    pub client_secret: Option<String>,
+    #[schema(min_length = 1)]
+    pub client_secret: String,
     /// Space-separated actions (`tasks:claim`, `tasks:*`) and queue patterns
     /// (`queues/emails-*`) the token is narrowed to; the key's roles still apply.
     pub scope: Option<String>,

@@ -160,6 +160,16 @@ async fn a_scope_narrows_the_token_to_some_actions_and_queues() {
     let msg = refused.assert_error(403, "forbidden");
     assert!(msg.contains("scope"), "{msg}");
 
+    // Parameters the grant does not know are ignored (RFC 6749 §3.2), repeated or not.
+    let extra = [
+        ("grant_type", "client_credentials"),
+        ("client_id", id.as_str()),
+        ("client_secret", secret.as_str()),
+        ("resource", "https://a.example"),
+        ("resource", "https://b.example"),
+    ];
+    assert_eq!(token_request(&s, &extra, None).await.0, 200);
+
     // A scope cannot widen the key, nor name what does not exist.
     for (scope, what) in [
         ("keys:create", "keys:create"),

@@ -147,8 +147,13 @@ pub async fn token(State(st): State<AppState>, request: axum::extract::Request) 
         };
         return refuse(StatusCode::PAYLOAD_TOO_LARGE, e, false, None);
     };
+    // RFC 6749 §3.2: unknown parameters are ignored; a known one may be given once.
+    const KNOWN: [&str; 4] = ["grant_type", "client_id", "client_secret", "scope"];
     let mut form = std::collections::HashMap::new();
     for (k, v) in url::form_urlencoded::parse(&bytes) {
+        if !KNOWN.contains(&k.as_ref()) {
+            continue;
+        }
         if form
             .insert(k.clone().into_owned(), v.into_owned())
             .is_some()

@@ -24,7 +24,8 @@ pub struct HooksConfig {
     /// The largest request body a hook takes (also bounded by `limits.max_payload_bytes`,
     /// since the body becomes the task's payload).
     pub max_body_bytes: usize,
-    /// Requests one hook takes per minute (on each server); more answer 429.
+    /// Signed requests one hook takes per minute (on each server); more answer 429. Forged
+    /// ones do not count, so they cannot use up what the provider sends.
     pub per_hook_per_minute: u32,
     /// Refused requests (bad signature, unknown hook, ...) one address may make per minute;
     /// more answer 429 without being checked or logged.

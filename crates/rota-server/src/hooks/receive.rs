@@ -58,20 +58,6 @@ impl Service {
                 format!("hook `{}` does not exist", req.hook_id),
             ));
         };
-        if let Err(wait) = self.hooks.take(&hook.id, now, cfg.per_hook_per_minute) {
-            let e = ApiError::new(
-                ErrorKind::RateLimited,
-                "rate_limited",
-                format!(
-                    "hook `{}` took its {} requests of this minute (hooks.per_hook_per_minute)",
-                    hook.name, cfg.per_hook_per_minute
-                ),
-            )
-            .retry_after(wait);
-            self.remember(&hook, &req, now, Err(&e), None);
-            metrics::counter!("rota_hook_requests_total", "outcome" => "throttled").increment(1);
-            return Err(e);
-        }
         match self.admit_hook_request(auth, &hook, &req, now).await {
             Ok((r, delivery)) => {
                 self.remember(&hook, &req, now, Ok(&r), delivery.clone());
@@ -88,6 +74,14 @@ impl Service {
             Err((e, delivery)) if e.kind == ErrorKind::Unavailable => {
                 // The server's trouble, not the request's: the provider retries.
                 self.remember(&hook, &req, now, Err(&e), delivery);
+                Err(e)
+            }
+            Err((e, delivery)) if e.kind == ErrorKind::RateLimited => {
+                // A signed request over the hook's bound: its sender is not at fault, so it is
+                // neither counted against its address nor logged one by one.
+                self.remember(&hook, &req, now, Err(&e), delivery);
+                metrics::counter!("rota_hook_requests_total", "outcome" => "throttled")
+                    .increment(1);
                 Err(e)
             }
             Err((e, delivery)) => {
@@ -145,6 +139,23 @@ impl Service {
                     hook.name
                 ),
             )));
+        }
+        // Only signed requests take from the hook's bound, so a flood of forged ones (bounded
+        // per address) cannot use up what its provider sends.
+        let limit = cfg.per_hook_per_minute;
+        if let Err(wait) = self.hooks.take(&hook.id, now, limit) {
+            return Err(fail(
+                ApiError::new(
+                    ErrorKind::RateLimited,
+                    "rate_limited",
+                    format!(
+                        "hook `{}` took its {limit} requests of this minute \
+                         (hooks.per_hook_per_minute)",
+                        hook.name
+                    ),
+                )
+                .retry_after(wait),
+            ));
         }
         if let Some(m) = auth.maintenance(now).filter(|m| m.refuses(now)) {
             return Err(fail(crate::maintenance::refusal(&m, now)));

@@ -46,8 +46,9 @@ OPERATIONS: Dict[Tuple[str, str], Optional[str]] = {
     ("DELETE", "/v1/hooks/{id}"): "delete_hook",
     ("POST", "/v1/hooks/{id}/rotate-secret"): "rotate_hook_secret",
     ("GET", "/v1/hooks/{id}/requests"): "hook_requests",
-    # A provider's request to an inbound webhook (GitHub, GitLab, Stripe, a Rota webhook),
-    # proven by its signature, not by an API token: not the API client's to send.
+    # A provider's request to an inbound webhook (GitHub, GitLab, Stripe, a Rota webhook; its
+    # body JSON or text), proven by its signature, not by an API token: not the API client's
+    # to send.
     ("POST", "/hooks/{id}"): None,
     ("GET", "/v1/keys"): "keys",
     ("POST", "/v1/keys"): "create_key",

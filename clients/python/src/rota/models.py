@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Literal, Optional, Tuple
 
 from ._task_models import (
     FINAL_STATES,
@@ -292,12 +292,18 @@ class Hook:
     """Only when created or rotated: the secret, shown this once."""
 
 
+HookOutcome = Literal["received", "duplicate", "rejected"]
+"""What became of a request to a hook (the API's ``Outcome``)."""
+
+HOOK_OUTCOMES: Tuple[HookOutcome, ...] = ("received", "duplicate", "rejected")
+
+
 @dataclass
 class HookRequest:
     """One request a hook answered (:meth:`Client.hook_requests`, newest first)."""
 
     at: datetime
-    outcome: str
+    outcome: HookOutcome
     """``received`` (a task was enqueued), ``duplicate`` (a redelivery: the earlier task was
     found) or ``rejected``."""
     status: int
@@ -442,6 +448,7 @@ class Readiness:
 
 __all__ = [
     "JSON",
+    "HOOK_OUTCOMES",
     "TASK_STATES",
     "FINAL_STATES",
     "WORKFLOW_STATES",
@@ -468,6 +475,7 @@ __all__ = [
     "GroupSettings",
     "Held",
     "Hook",
+    "HookOutcome",
     "HookRequest",
     "ItemOutcome",
     "Key",

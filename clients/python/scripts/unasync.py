@@ -34,6 +34,7 @@ REPLACEMENTS = [
     (r"\bawait ", ""),
     (r"\bAsyncIterator\b", "Iterator"),
     (r"\bAsyncClient\b", "Client"),
+    (r"\bAsyncTokenCache\b", "TokenCache"),
     (r"\bAsync(Workflows|Hooks|Admin)\b", r"\1"),
     (r"\b_async_(workflows|hooks|admin)\b", r"_sync_\1"),
     (r"\baiter_lines\b", "iter_lines"),

@@ -1,12 +1,12 @@
-"""Small tools the tests share: free ports, polling, a background thread runner, and a TCP
-proxy whose connections a test can cut."""
+"""Small tools the tests share: free ports, polling, a background thread runner, a TCP proxy
+whose connections a test can cut, and a stand-in token endpoint."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
-from typing import Any, Callable, List, Optional, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Set, TypeVar
 
 T = TypeVar("T")
 
@@ -166,3 +166,65 @@ class SilentServer:
         self.listener.close()
         for conn in self._held:
             conn.close()
+
+
+class FakeTokenServer:
+    """A stand-in for the token endpoint and one API route, to watch a client built with client
+    credentials: ``POST /oauth/token`` issues ``t1``, ``t2``... lasting ``expires_in`` seconds
+    (after ``token_delay`` seconds), and ``GET /v1/queues`` accepts only the tokens in ``valid``
+    (each issued token is added) while ``accepting``, answering 401 otherwise."""
+
+    def __init__(self, expires_in: int = 3600, token_delay: float = 0.0) -> None:
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs
+
+        self.expires_in = expires_in
+        self.token_delay = token_delay
+        self.forms: List[Dict[str, str]] = []
+        self.bearers: List[str] = []
+        self.valid: Set[str] = set()
+        self.accepting = True
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self, status: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                length = int(self.headers.get("content-length", "0"))
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                time.sleep(fake.token_delay)
+                with fake._lock:
+                    fake.forms.append(form)
+                    token = f"t{len(fake.forms)}"
+                    fake.valid.add(token)
+                body = {"access_token": token, "token_type": "Bearer", "expires_in": fake.expires_in, "scope": ""}
+                self._answer(200, body)
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                bearer = self.headers.get("authorization", "").removeprefix("Bearer ")
+                with fake._lock:
+                    fake.bearers.append(bearer)
+                    ok = fake.accepting and bearer in fake.valid
+                if ok:
+                    self._answer(200, {"queues": []})
+                else:
+                    self._answer(401, {"error": {"code": "unauthorized", "message": "not a valid token"}})
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -119,11 +119,17 @@ def _retry_after(response: httpx.Response) -> Optional[float]:
 
 
 def error_from(response: httpx.Response, body: bytes) -> ApiError:
+    """Rota's ``{"error": {"code", "message"}}``, or OAuth's ``{"error", "error_description"}``
+    (the token endpoint's, RFC 6749), whose ``error`` becomes the code."""
     request_id = response.headers.get("x-request-id")
     try:
-        detail = json.loads(body)["error"]
-        code, message = str(detail["code"]), str(detail["message"])
-    except (ValueError, KeyError, TypeError):
+        answer = json.loads(body)
+        detail = answer["error"]
+        if isinstance(detail, str):
+            code, message = detail, str(answer.get("error_description") or detail)
+        else:
+            code, message = str(detail["code"]), str(detail["message"])
+    except (ValueError, KeyError, TypeError, AttributeError):
         code, message = "unknown", body.decode("utf-8", "replace")[:500]
     return error_for(
         response.status_code,

@@ -17,10 +17,12 @@ from ._sync_workflows import Workflows
 from ._body import UNSET, patch, some
 from ._decode import decode, decode_list
 from ._http import query, seg
+from ._oauth import TokenCache, Scope, token_form
 from ._sse import SseParser
-from .errors import ApiError, RateLimited, Unavailable
+from .errors import ApiError, RateLimited, Unauthorized, Unavailable
 from .models import (
     JSON,
+    AccessToken,
     CompleteItem,
     EnqueuedTask,
     Event,
@@ -56,6 +58,11 @@ class Client(Workflows, Hooks, Admin):
     once, since a write whose answer was lost may have happened. Every request carries an
     ``X-Request-Id``, which errors carry back as ``request_id``.
 
+    With ``client_id`` and ``client_secret`` (an API key's id and whole token) instead of a
+    ``token``, the client authenticates by OAuth 2.0 client credentials: it fetches an access
+    token (narrowed to ``scope`` when given) on first use, fetches a new one shortly before it
+    expires, and on a 401 fetches one more and tries the request once more.
+
     Workflows, batches and spawning tasks from a running task: see :class:`Workflows`;
     schedules, webhooks and callbacks: :class:`Hooks`; tenants, keys, roles and operations:
     :class:`Admin`.
@@ -70,7 +77,20 @@ class Client(Workflows, Hooks, Admin):
         timeout: float = _http.DEFAULT_TIMEOUT,
         read_attempts: int = _http.READ_ATTEMPTS,
         max_connections: int = 100,
+        client_id: Optional[str] = None,
+        client_secret: Optional[str] = None,
+        scope: Scope = None,
     ) -> None:
+        self._tokens: Optional[TokenCache] = None
+        if client_id is not None or client_secret is not None:
+            if client_id is None or client_secret is None:
+                raise ValueError("client credentials need both client_id and client_secret")
+            if token is not None:
+                raise ValueError("give a token or client credentials, not both")
+            token = ""  # and not ROTA_TOKEN: the access tokens are the credential
+            key: str = client_id
+            secret: str = client_secret
+            self._tokens = TokenCache(lambda: self.fetch_token(key, secret, scope=scope))
         self._config = _http.make_config(url, token, tenant, timeout, read_attempts)
         self._http = httpx.Client(
             base_url=self._config.base_url,
@@ -108,7 +128,9 @@ class Client(Workflows, Hooks, Admin):
         wait_s: float = 0.0,
         headers: Optional[Dict[str, str]] = None,
     ) -> httpx.Response:
-        """The answer to one request: retried when a read gets none, raised when an error."""
+        """The answer to one request: retried when a read gets none, raised when an error.
+        With client credentials, a 401 drops the access token and the request is sent once more
+        with a new one (it was refused, so nothing happened)."""
         request_id = _http.new_request_id()
         content = None if body is _NO_BODY else _http.dump(body)
         hdrs = _http.request_headers(request_id, headers)
@@ -116,7 +138,9 @@ class Client(Workflows, Hooks, Admin):
             hdrs["content-type"] = "application/json"
         attempts = self._config.read_attempts if _http.is_read(method) else 1
         attempt = 0
+        refreshed = False
         while True:
+            bearer = self._bearer(hdrs)
             try:
                 response = self._http.request(
                     method,
@@ -126,15 +150,28 @@ class Client(Workflows, Hooks, Admin):
                     headers=hdrs,
                     timeout=self._config.timeout + wait_s,
                 )
-                break
             except httpx.TransportError as e:
                 attempt += 1
                 if attempt >= attempts:
                     raise _http.to_transport_error(e, method, path) from e
                 time.sleep(_http.retry_delay(attempt))
+                continue
+            if response.status_code == 401 and self._tokens is not None and not refreshed:
+                self._tokens.refused(bearer)
+                refreshed = True
+                continue
+            break
         if response.status_code >= 400:
             raise _http.error_from(response, response.content)
         return response
+
+    def _bearer(self, headers: Dict[str, str]) -> str:
+        """With client credentials, sets the access token in ``headers`` and answers it."""
+        if self._tokens is None:
+            return ""
+        bearer = self._tokens.token()
+        headers["authorization"] = f"Bearer {bearer}"
+        return bearer
 
     def _json(self, method: str, path: str, **kw: Any) -> Any:
         response = self._send(method, path, **kw)
@@ -145,6 +182,32 @@ class Client(Workflows, Hooks, Admin):
 
     def _many(self, cls: Type[M], key: str, method: str, path: str, **kw: Any) -> List[M]:
         return decode_list(cls, (self._json(method, path, **kw))[key])
+
+    # ---- OAuth 2.0 ----------------------------------------------------------------------------
+
+    def fetch_token(self, client_id: str, client_secret: str, *, scope: Scope = None) -> AccessToken:
+        """Exchanges an API key's id and whole token (``rota_<id>_<secret>``) for an access
+        token (``POST /oauth/token``, the OAuth 2.0 client credentials grant), narrowed to
+        ``scope`` when given: actions (``tasks:claim``, ``tasks:*``) and queue patterns
+        (``queues/emails-*``), space-separated or as a list. Sent without this client's own
+        credential. A refusal raises :class:`ApiError` whose ``code`` is OAuth's ``error``:
+        ``invalid_client`` (:class:`Unauthorized`, 401), ``invalid_scope`` or ``invalid_request``
+        (:class:`InvalidRequest`, 400), and past too many failures :class:`RateLimited`."""
+        request = self._http.build_request(
+            "POST",
+            "/oauth/token",
+            data=token_form(client_id, client_secret, scope),
+            headers=_http.request_headers(_http.new_request_id()),
+            timeout=self._config.timeout,
+        )
+        request.headers.pop("authorization", None)
+        try:
+            response = self._http.send(request)
+        except httpx.TransportError as e:
+            raise _http.to_transport_error(e, "POST", "/oauth/token") from e
+        if response.status_code >= 400:
+            raise _http.error_from(response, response.content)
+        return decode(AccessToken, _http.read_json(response.content))
 
     # ---- tasks --------------------------------------------------------------------------------
 
@@ -407,13 +470,16 @@ class Client(Workflows, Hooks, Admin):
         again from it once an event arrives."""
         cursor = after
         delay = reconnect_delay
+        refreshed = False
         while True:
             headers = {"accept": "text/event-stream"}
             if cursor is not None:
                 headers["last-event-id"] = str(cursor)
             params = query(types=types, queue=queue)
             request_id = _http.new_request_id()
+            bearer = ""
             try:
+                bearer = self._bearer(headers)
                 with self._http.stream(
                     "GET",
                     "/v1/events/stream",
@@ -423,6 +489,7 @@ class Client(Workflows, Hooks, Admin):
                 ) as response:
                     if response.status_code >= 400:
                         raise _http.error_from(response, response.read())
+                    refreshed = False
                     parser = SseParser()
                     for line in response.iter_lines():
                         message = parser.feed(line)
@@ -432,6 +499,13 @@ class Client(Workflows, Hooks, Admin):
                         cursor = event.cursor
                         delay = reconnect_delay
                         yield event
+            except Unauthorized:
+                if self._tokens is None or refreshed:
+                    raise
+                # With client credentials: once more with a new access token.
+                self._tokens.refused(bearer)
+                refreshed = True
+                continue
             except (httpx.TransportError, RateLimited, Unavailable) as e:
                 if isinstance(e, ApiError) and e.retry_after:
                     time.sleep(e.retry_after)

@@ -20,7 +20,8 @@ class DecodeError(RotaError):
 
 
 class ApiError(RotaError):
-    """The server answered with an error: ``{"error": {"code", "message"}}``."""
+    """The server answered with an error: ``{"error": {"code", "message"}}``, or from the
+    token endpoint OAuth's ``{"error", "error_description"}`` (``code`` is OAuth's ``error``)."""
 
     def __init__(
         self,
@@ -41,11 +42,12 @@ class ApiError(RotaError):
 
 
 class InvalidRequest(ApiError):
-    """400 ``bad_request`` or 422 ``invalid_field``; the message names the field."""
+    """400 ``bad_request`` or 422 ``invalid_field``; the message names the field. From the token
+    endpoint: 400 ``invalid_request``, ``invalid_scope`` or ``unsupported_grant_type``."""
 
 
 class Unauthorized(ApiError):
-    """401: no, unknown, expired or revoked credential."""
+    """401: no, unknown, expired or revoked credential (the token endpoint's ``invalid_client``)."""
 
 
 class Forbidden(ApiError):

@@ -20,6 +20,10 @@ from ._decode import wire_fields
 # (the reason beside it).
 OPERATIONS: Dict[Tuple[str, str], Optional[str]] = {
     ("GET", "/healthz"): "healthy",
+    ("POST", "/oauth/token"): "fetch_token",
+    # The public keys access tokens are signed with, for a service that checks them itself;
+    # the client only sends its tokens to the server, which checks them.
+    ("GET", "/.well-known/jwks.json"): None,
     ("GET", "/metrics"): "metrics",
     ("GET", "/openapi.json"): "openapi",
     ("GET", "/readyz"): "ready",
@@ -165,6 +169,7 @@ SCHEMAS: Dict[str, Source] = {
     "WorkflowTask": m.WorkflowTask,
     "WorkflowList": m.WorkflowPage,
     "SpawnedTasks": m.Spawned,
+    "TokenResponse": m.AccessToken,
     # request bodies: the keyword arguments of the method named
     "TaskInput": m.NewTask,  # enqueue, enqueue_batch
     # submit_workflow (a batch's tasks, NewBatchTask, take the same fields but name and deps)
@@ -219,6 +224,7 @@ SCHEMAS: Dict[str, Source] = {
     "TenantPatch": ("limits", "event_retention_ms"),  # update_tenant
     "RoleBody": ("rules",),  # put_role
     "MaintenanceRequest": ("mode", "message", "until"),  # set_maintenance
+    "TokenRequest": ("grant_type", "client_id", "client_secret", "scope"),  # fetch_token (a form)
     # envelopes the methods unwrap
     "Claimed": ("tasks",),
     "EnqueuedBatch": ("tasks",),
@@ -229,6 +235,8 @@ SCHEMAS: Dict[str, Source] = {
     "Deleted": ("deleted",),
     "Purged": ("deleted",),
     "ErrorBody": ("error",),
+    # the token endpoint's errors (RFC 6749), read into ApiError's code and message
+    "OAuthErrorBody": ("error", "error_description"),
     "KeyList": ("keys",),
     "QueueList": ("queues",),
     "RoleList": ("roles",),

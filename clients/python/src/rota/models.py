@@ -316,6 +316,25 @@ class HookRequest:
     task_id: Optional[str] = None
 
 
+# ---- OAuth 2.0 client credentials --------------------------------------------------------------
+
+
+@dataclass
+class AccessToken:
+    """An access token from ``POST /oauth/token`` (:meth:`Client.fetch_token`): sent as
+    ``Authorization: Bearer``, it acts as its API key narrowed to ``scope``, until it expires
+    or the key is revoked."""
+
+    access_token: str = field(repr=False)
+    token_type: str
+    """``Bearer``."""
+    expires_in: int
+    """Seconds it lasts from when it was issued."""
+    scope: str
+    """What it may do (space-separated): the scope asked for, or the actions the key's roles
+    allow."""
+
+
 # ---- access control ----------------------------------------------------------------------------
 
 
@@ -452,6 +471,7 @@ __all__ = [
     "TASK_STATES",
     "FINAL_STATES",
     "WORKFLOW_STATES",
+    "AccessToken",
     "AttemptError",
     "Backoff",
     "BatchSummary",

@@ -70,6 +70,7 @@ export interface Hook {
   secret?: string | null;
 }
 
+/** What became of a request to a hook: the API's `Outcome` enum. */
 export type HookOutcome = "received" | "duplicate" | "rejected";
 
 /** One request a hook answered (`hooks.requests`, newest first). */

@@ -96,8 +96,8 @@ export const KNOWN_OPERATIONS: readonly string[] = [
   "DELETE /v1/hooks/{id}",
   "GET /v1/hooks/{id}/requests",
   "POST /v1/hooks/{id}/rotate-secret",
-  // Not wrapped: a provider's request to an inbound webhook, proven by its signature rather
-  // than an API token, so not the API client's to send (see `Hooks`).
+  // Not wrapped: a provider's request to an inbound webhook (its body JSON or text), proven by
+  // its signature rather than an API token, so not the API client's to send (see `Hooks`).
   "POST /hooks/{id}",
   "GET /v1/keys",
   "POST /v1/keys",

@@ -3,6 +3,7 @@ import { Keys, MaintenanceMode, Roles, Tenants, whoami } from "./admin.js";
 import { Events } from "./events.js";
 import { Hooks } from "./hooks.js";
 import { type CallOptions, type ClientOptions, Transport } from "./http.js";
+import { type AccessToken, type ClientCredentials, requestToken } from "./oauth.js";
 import { Processes } from "./processes.js";
 import { Queues } from "./queues.js";
 import { Schedules } from "./schedules.js";
@@ -20,6 +21,9 @@ import { Workflows } from "./workflows.js";
  * const rota = new RotaClient(); // ROTA_URL, ROTA_TOKEN
  * const task = await rota.tasks.enqueue("emails", { kind: "send", payload: { to: "ada@example.com" } });
  * ```
+ *
+ * With `clientCredentials` (an API key's id and token) instead of a `token`, the client
+ * authenticates with OAuth 2.0 access tokens that it fetches and renews itself.
  */
 export class RotaClient {
   readonly tasks: Tasks;
@@ -59,6 +63,17 @@ export class RotaClient {
   /** The server this client talks to. */
   get url(): string {
     return this.http.baseUrl;
+  }
+
+  /**
+   * Exchanges an API key's id and whole token for an access token (`POST /oauth/token`, the
+   * OAuth 2.0 client credentials grant), narrowed to `scope` when given; sent without this
+   * client's own credential. A refusal rejects with a `RotaError` whose `code` is OAuth's
+   * `error`: 401 `invalid_client` (a wrong id or secret, a revoked or expired key), 400
+   * `invalid_scope`, `invalid_request` or `unsupported_grant_type`, 429 after too many failures.
+   */
+  fetchToken(credentials: ClientCredentials, call?: CallOptions): Promise<AccessToken> {
+    return requestToken(this.http, credentials, call);
   }
 
   /** Who the credential is, and which tenant it acts in. */

@@ -1,5 +1,6 @@
 export { RotaClient } from "./client.js";
 export type { ClientOptions, CallOptions } from "./http.js";
+export type { AccessToken, ClientCredentials } from "./oauth.js";
 export { RotaError, TransportError } from "./errors.js";
 export { Worker, type Handler, type WorkerOptions } from "./worker.js";
 export type { WorkerStats } from "./completer.js";

@@ -56,17 +56,23 @@ import type {
 } from "./types.js";
 import type { BatchInput, Spawned, Workflow, WorkflowList, WorkflowTask, WorkflowTaskInput } from "./workflow-types.js";
 import type { Hook, HookInput, HookPatch, HookRequest, HookRotation } from "./hook-types.js";
+import type { AccessToken } from "./oauth.js";
 
 /**
  * What this library knows of the server's API, kept by hand as data: every operation it
- * implements (method and path, as in the OpenAPI document; the one it deliberately leaves to
- * others, a provider's `POST /hooks/{id}`, is listed with the reason beside it) and, for every
+ * implements (method and path, as in the OpenAPI document; those it deliberately leaves to
+ * others, a provider's `POST /hooks/{id}` and the token signing keys, are listed with the reason
+ * beside them) and, for every
  * component schema with properties, the fields its TypeScript model has. The coverage test
  * compares these with a live server's `/openapi.json`, so a new operation or field fails it
  * until it is added here and to the model named beside it.
  */
 export const KNOWN_OPERATIONS: readonly string[] = [
   "GET /healthz",
+  "POST /oauth/token",
+  // Not wrapped: the public keys access tokens are signed with, for a service that checks the
+  // tokens itself; this client only sends its tokens to the server, which checks them.
+  "GET /.well-known/jwks.json",
   "GET /metrics",
   "GET /openapi.json",
   "GET /readyz",
@@ -244,6 +250,8 @@ export const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
   MaintenanceState: ["maintenance"],
   NewKey: fieldsOf<KeyInput>()(["expires_at", "expires_in_s", "limits", "name", "queues", "roles"]),
   NewTenant: fieldsOf<TenantInput>()(["event_retention_ms", "limits", "name"]),
+  // the token endpoint's errors (RFC 6749), read into RotaError's code and message
+  OAuthErrorBody: ["error", "error_description"],
   // wire wrapper: number (purge)
   Purged: ["deleted"],
   QueueInfo: fieldsOf<QueueInfo>()(["counts", "created_at", "last_claim_at", "name", "next_start_at", "oldest_ready_age_ms", "settings", "shard"]),
@@ -282,6 +290,9 @@ export const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
   TenantPatch: fieldsOf<TenantPatch>()(["event_retention_ms", "limits"]),
   TenantRecord: fieldsOf<Tenant>()(["created_at", "event_retention_ms", "limits", "name"]),
   Ticket: fieldsOf<Ticket>()(["expires_at", "ticket"]),
+  // wire form: fetchToken(ClientCredentials), sent as application/x-www-form-urlencoded
+  TokenRequest: ["client_id", "client_secret", "grant_type", "scope"],
+  TokenResponse: fieldsOf<AccessToken>()(["access_token", "expires_in", "scope", "token_type"]),
   WebhookBody: fieldsOf<WebhookInput>()(["description", "events", "queues", "url"]),
   // wire wrapper: Webhook[] (webhooks.list)
   WebhookList: ["webhooks"],

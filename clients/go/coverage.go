@@ -16,8 +16,8 @@ type Operation struct {
 // beside it. GET /v1/events/ws (the WebSocket form of the event stream) is known and
 // deliberately left to Follow's Server-Sent Events, which resume the same way with only the
 // standard library. POST /hooks/{id} is known and deliberately not wrapped: it is a provider's
-// request to an inbound webhook, proven by its signature rather than an API token, so it is not
-// the API client's to send.
+// request to an inbound webhook (its body JSON or text), proven by its signature rather than an
+// API token, so it is not the API client's to send.
 var operations = []Operation{
 	{"GET", "/healthz"},                                       // Healthz
 	{"GET", "/readyz"},                                        // Readyz

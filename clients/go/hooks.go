@@ -80,12 +80,22 @@ type Hook struct {
 	UpdatedAt           time.Time  `json:"updated_at"`
 }
 
+// HookOutcome is what became of a request to a hook (the API's Outcome).
+type HookOutcome string
+
+const (
+	// HookReceived: the request was verified and a task enqueued.
+	HookReceived HookOutcome = "received"
+	// HookDuplicate: a redelivery (the same delivery id) found the task the first one made.
+	HookDuplicate HookOutcome = "duplicate"
+	// HookRejected: the request was refused (Reason says why).
+	HookRejected HookOutcome = "rejected"
+)
+
 // HookRequest is one request a hook answered.
 type HookRequest struct {
-	At time.Time `json:"at"`
-	// Outcome is received (a task was enqueued), duplicate (a redelivery found its task) or
-	// rejected.
-	Outcome string `json:"outcome"`
+	At      time.Time   `json:"at"`
+	Outcome HookOutcome `json:"outcome"`
 	// Status is the HTTP status it was answered with.
 	Status int `json:"status"`
 	// Reason is why it was rejected ("<code>: <message>").

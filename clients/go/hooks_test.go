@@ -168,7 +168,7 @@ func TestS20GitLabHookTurnsARequestIntoATask(t *testing.T) {
 	}
 	var seen []string
 	for _, r := range requests {
-		seen = append(seen, r.Outcome+" "+http.StatusText(r.Status))
+		seen = append(seen, string(r.Outcome)+" "+http.StatusText(r.Status))
 	}
 	if strings.Join(seen, ", ") != "rejected Unauthorized, rejected Unauthorized, received Accepted" {
 		t.Fatalf("requests %v", seen)
@@ -305,8 +305,9 @@ func TestS20GitHubHookVerifiesItsSignatureAndFindsARedelivery(t *testing.T) {
 	if err != nil || len(requests) != 3 {
 		t.Fatalf("requests %+v, %v", requests, err)
 	}
-	got := []string{requests[0].Outcome, requests[1].Outcome, requests[2].Outcome}
-	if strings.Join(got, ",") != "rejected,duplicate,received" || requests[1].Status != 200 || requests[2].Status != 202 {
+	outcomes := []rota.HookOutcome{requests[0].Outcome, requests[1].Outcome, requests[2].Outcome}
+	wantOutcomes := []rota.HookOutcome{rota.HookRejected, rota.HookDuplicate, rota.HookReceived}
+	if !reflect.DeepEqual(outcomes, wantOutcomes) || requests[1].Status != 200 || requests[2].Status != 202 {
 		t.Fatalf("requests %+v", requests)
 	}
 	for _, r := range requests[1:] {

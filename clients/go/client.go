@@ -23,6 +23,8 @@ const DefaultURL = "http://127.0.0.1:7070"
 type Client struct {
 	base         string
 	token        string
+	tokenGiven   bool
+	tokens       *tokenSource // WithClientCredentials
 	tenant       string
 	http         *http.Client
 	timeout      time.Duration
@@ -36,7 +38,9 @@ type Option func(*Client)
 func WithURL(u string) Option { return func(c *Client) { c.base = strings.TrimRight(u, "/") } }
 
 // WithToken sets the bearer token: an API key or a JWT (default ROTA_TOKEN).
-func WithToken(token string) Option { return func(c *Client) { c.token = token } }
+func WithToken(token string) Option {
+	return func(c *Client) { c.token, c.tokenGiven = token, true }
+}
 
 // WithTenant makes an admin credential act in another tenant (default ROTA_TENANT).
 func WithTenant(tenant string) Option { return func(c *Client) { c.tenant = tenant } }
@@ -74,6 +78,12 @@ func New(opts ...Option) (*Client, error) {
 	}
 	for _, o := range opts {
 		o(c)
+	}
+	if c.tokens != nil {
+		if c.tokenGiven {
+			return nil, errors.New("rota: give WithToken or WithClientCredentials, not both")
+		}
+		c.token = "" // not ROTA_TOKEN: the access tokens are the credential
 	}
 	if _, err := url.Parse(c.base); err != nil {
 		return nil, fmt.Errorf("rota: bad server URL %q: %w", c.base, err)
@@ -156,11 +166,7 @@ func (c *Client) callRaw(ctx context.Context, method, path string, query url.Val
 func (c *Client) once(ctx context.Context, method, u, id string, payload []byte, wait time.Duration) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout+wait)
 	defer cancel()
-	req, err := c.newRequest(ctx, method, u, id, payload)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.http.Do(req)
+	resp, err := c.do(ctx, func() (*http.Request, error) { return c.newRequest(ctx, method, u, id, payload) })
 	if err != nil {
 		return nil, fmt.Errorf("rota: %s %s: %w", method, u, err)
 	}
@@ -173,6 +179,32 @@ func (c *Client) once(ctx context.Context, method, u, id string, payload []byte,
 		return nil, answerError(resp.StatusCode, raw, id)
 	}
 	return raw, nil
+}
+
+// do sends the request build makes. With client credentials it carries the access token, and a
+// 401 drops that token and the request is made and sent once more with a new one (it was
+// refused, so nothing happened).
+func (c *Client) do(ctx context.Context, build func() (*http.Request, error)) (*http.Response, error) {
+	for retried := false; ; retried = true {
+		req, err := build()
+		if err != nil {
+			return nil, err
+		}
+		var bearer string
+		if c.tokens != nil {
+			if bearer, err = c.tokens.get(ctx); err != nil {
+				return nil, err
+			}
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := c.http.Do(req)
+		if err != nil || c.tokens == nil || resp.StatusCode != http.StatusUnauthorized || retried {
+			return resp, err
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64*1024))
+		resp.Body.Close()
+		c.tokens.refused(bearer)
+	}
 }
 
 func (c *Client) newRequest(ctx context.Context, method, u, id string, payload []byte) (*http.Request, error) {
@@ -199,12 +231,26 @@ func (c *Client) newRequest(ctx context.Context, method, u, id string, payload [
 	return req, nil
 }
 
+// answerError reads Rota's {"error": {"code", "message"}}, or OAuth's {"error",
+// "error_description"} (the token endpoint's, RFC 6749), whose error becomes the Code.
 func answerError(status int, raw []byte, id string) error {
 	var body struct {
-		Error *ErrorDetail `json:"error"`
+		Error       json.RawMessage `json:"error"`
+		Description string          `json:"error_description"`
 	}
-	if json.Unmarshal(raw, &body) == nil && body.Error != nil {
-		return &Error{Status: status, Code: body.Error.Code, Message: body.Error.Message, RequestID: id}
+	if json.Unmarshal(raw, &body) == nil && len(body.Error) > 0 {
+		var detail ErrorDetail
+		var oauth string
+		switch {
+		case json.Unmarshal(body.Error, &oauth) == nil && oauth != "":
+			message := body.Description
+			if message == "" {
+				message = oauth
+			}
+			return &Error{Status: status, Code: oauth, Message: message, RequestID: id}
+		case json.Unmarshal(body.Error, &detail) == nil && detail.Code != "":
+			return &Error{Status: status, Code: detail.Code, Message: detail.Message, RequestID: id}
+		}
 	}
 	text := strings.TrimSpace(string(raw))
 	if len(text) > 500 {

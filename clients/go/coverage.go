@@ -17,9 +17,13 @@ type Operation struct {
 // deliberately left to Follow's Server-Sent Events, which resume the same way with only the
 // standard library. POST /hooks/{id} is known and deliberately not wrapped: it is a provider's
 // request to an inbound webhook (its body JSON or text), proven by its signature rather than an
-// API token, so it is not the API client's to send.
+// API token, so it is not the API client's to send. GET /.well-known/jwks.json is known and
+// deliberately not wrapped either: it is the public keys access tokens are signed with, for a
+// service that checks them itself; this client only sends its tokens to the server.
 var operations = []Operation{
 	{"GET", "/healthz"},                                       // Healthz
+	{"POST", "/oauth/token"},                                  // FetchToken, WithClientCredentials
+	{"GET", "/.well-known/jwks.json"},                         // (signing keys for other services; not wrapped)
 	{"GET", "/readyz"},                                        // Readyz
 	{"GET", "/metrics"},                                       // Metrics
 	{"GET", "/openapi.json"},                                  // OpenAPI
@@ -176,6 +180,7 @@ var models = map[string]any{
 	"TenantPatch":        TenantPatch{},
 	"TenantRecord":       Tenant{},
 	"Ticket":             Ticket{},
+	"TokenResponse":      AccessToken{},
 	"WebhookBody":        NewWebhook{},
 	"WebhookOut":         Webhook{},
 	"WebhookPatchBody":   WebhookPatch{},
@@ -238,6 +243,11 @@ var envelopes = map[string][]string{
 	"HookList":        {"hooks"},
 	"HookRequestList": {"requests"},
 	"HookReceived":    {"duplicate", "task_id"},
+
+	// OAuth 2.0: the form FetchToken sends, and the token endpoint's errors (RFC 6749), which
+	// answerError reads into Error's Code and Message.
+	"TokenRequest":   {"grant_type", "client_id", "client_secret", "scope"},
+	"OAuthErrorBody": {"error", "error_description"},
 }
 
 // KnownOperations are the operations of the server's API this library implements.

@@ -74,13 +74,15 @@ func (c *Client) stream(ctx context.Context, opts EventOptions, after int64, fn 
 	watchdog := time.AfterFunc(idle, cancel)
 	defer watchdog.Stop()
 	id := requestID(ctx)
-	req, err := c.newRequest(connCtx, http.MethodGet, u, id, nil)
-	if err != nil {
-		return false, err
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Last-Event-ID", strconv.FormatInt(after, 10))
-	resp, err := c.http.Do(req)
+	resp, err := c.do(connCtx, func() (*http.Request, error) {
+		req, err := c.newRequest(connCtx, http.MethodGet, u, id, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Accept", "text/event-stream")
+		req.Header.Set("Last-Event-ID", strconv.FormatInt(after, 10))
+		return req, nil
+	})
 	if err != nil {
 		return false, fmt.Errorf("rota: following events: %w", err)
 	}

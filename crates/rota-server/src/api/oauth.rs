@@ -178,6 +178,7 @@ pub async fn token(State(st): State<AppState>, request: axum::extract::Request) 
         return bad("access control is off on this server: no token is needed");
     }
     let basic = basic_credentials(&parts.headers);
+    let was_basic = basic.is_some();
     let in_form = (form.get("client_id"), form.get("client_secret"));
     let (id, secret) = match (basic, in_form) {
         (Some(_), (Some(_), _) | (_, Some(_))) => {
@@ -188,7 +189,6 @@ pub async fn token(State(st): State<AppState>, request: axum::extract::Request) 
         (None, (Some(id), Some(secret))) => (id.clone(), secret.clone()),
         (None, _) => return bad("client_id and client_secret are missing"),
     };
-    let was_basic = parts.headers.contains_key(header::AUTHORIZATION);
     let scope = form.get("scope").map(String::as_str);
     match st.auth.issue_token(addr, &id, &secret, scope).await {
         Ok(issued) => {

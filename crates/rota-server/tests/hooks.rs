@@ -456,3 +456,40 @@ async fn bad_hook_definitions_are_refused_by_name() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn the_doctor_names_a_hook_that_refuses_everything_its_provider_sends() {
+    let s = TestServer::start().await;
+    let hook = create(
+        &s,
+        json!({"name": "gl", "queue": "mirror", "kind": "push", "verify": "gitlab",
+               "secret": "the-right-secret-0001"}),
+    )
+    .await;
+    let (id, url) = (hook["id"].as_str().unwrap(), hook["url"].as_str().unwrap());
+    let named = |report: &Value| {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == "hook_rejecting")
+            .cloned()
+    };
+    for _ in 0..3 {
+        let wrong = [("x-gitlab-token", "an-old-secret-000001")];
+        assert_eq!(deliver(&s, url, &wrong, "ping").await.0, 401);
+    }
+    let report = s.get("/v1/doctor").await.body;
+    let f = named(&report).unwrap_or_else(|| panic!("no hook_rejecting in {report}"));
+    assert_eq!(f["subject"], format!("hook {id} (gl)"));
+    let seen = f["seen"].as_str().unwrap();
+    assert!(
+        seen.contains("3 requests refused") && seen.contains("bad_signature"),
+        "{seen}"
+    );
+    // Once one request is taken, the secret is right again.
+    let right = [("x-gitlab-token", "the-right-secret-0001")];
+    assert_eq!(deliver(&s, url, &right, "ping").await.0, 202);
+    assert_eq!(named(&s.get("/v1/doctor").await.body), None);
+    s.stop().await;
+}

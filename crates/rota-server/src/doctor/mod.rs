@@ -6,6 +6,7 @@
 
 pub mod checks;
 pub mod flow;
+pub mod hooks;
 pub mod keys;
 pub mod observed;
 pub mod workflows;
@@ -173,6 +174,16 @@ impl Service {
             seen.workflows.clear();
         }
         findings.extend(workflows::findings(&seen, &queues, now));
+        // Hooks the caller may read, of queues it may read (one queue's, with `queue`).
+        let hooks: Vec<_> = self
+            .hooks(caller)
+            .into_iter()
+            .filter(|h| only(&h.queue))
+            .filter(|h| caller.can(actions::TASKS_READ, &queue_resource(&h.queue)))
+            .collect();
+        findings.extend(hooks::findings(&hooks, &activity, |id| {
+            self.hooks.recent(id)
+        }));
         if whole && caller.can(actions::KEYS_READ, "keys/*") {
             let auth = store.load_auth().await?;
             findings.extend(keys::findings(&auth.keys, tenant, now));

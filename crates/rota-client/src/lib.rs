@@ -9,6 +9,7 @@ mod events;
 mod groups;
 mod hooks;
 mod maintenance;
+mod oauth;
 mod processes;
 mod schedules;
 pub mod trace;
@@ -23,6 +24,7 @@ pub use error::{Error, ErrorDetail, Result};
 pub use events::{EventOptions, EventPage, EventRecord};
 pub use hooks::{HookInfo, HookRequestInfo, HookUpdate, NewHook};
 pub use maintenance::Maintenance;
+pub use oauth::AccessToken;
 pub use processes::WorkerProcess;
 pub use rota_core::hooks::Verify;
 pub use rota_core::workflow::{
@@ -55,6 +57,8 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     tenant: Option<String>,
+    /// OAuth client credentials, for a client that fetches its own access tokens.
+    credentials: Option<std::sync::Arc<oauth::Credentials>>,
 }
 
 #[derive(Deserialize)]
@@ -112,6 +116,7 @@ impl Client {
             http,
             base: base_url.trim_end_matches('/').to_owned(),
             tenant: None,
+            credentials: None,
         })
     }
 
@@ -157,9 +162,14 @@ impl Client {
             1
         };
         let url = format!("{}{}", self.base, path);
+        let mut token = self.bearer(None).await?;
+        let mut refused_once = false;
         let mut attempt = 1;
         let resp = loop {
             let mut req = self.http.request(method.clone(), &url).timeout(timeout);
+            if let Some(t) = &token {
+                req = req.bearer_auth(t);
+            }
             if let Some(t) = &self.tenant {
                 req = req.header("rota-tenant", t);
             }
@@ -173,6 +183,16 @@ impl Client {
                 req = req.json(b);
             }
             match req.send().await {
+                // An access token refused (expired early, its key rotated): one new token and
+                // one more try; a refused request was not applied, so a write may be sent again.
+                Ok(resp)
+                    if resp.status() == reqwest::StatusCode::UNAUTHORIZED
+                        && self.credentials.is_some()
+                        && !refused_once =>
+                {
+                    refused_once = true;
+                    token = self.bearer(token.as_deref()).await?;
+                }
                 Ok(resp) => break resp,
                 Err(e) if attempt < attempts && (e.is_connect() || e.is_timeout()) => {
                     tokio::time::sleep(Duration::from_millis(100 << attempt)).await;

@@ -115,6 +115,12 @@ impl Client {
         Err(Error::from_answer(status, detail))
     }
 
+    /// The access token a client built with [`Client::with_client_credentials`] sends now
+    /// (fetched if it has none or it is due for renewal); `None` for any other client.
+    pub async fn access_token(&self) -> Result<Option<String>> {
+        self.bearer(None).await
+    }
+
     /// The bearer token to send: the client's credentials' current access token, fetched when
     /// there is none or it is due for renewal, or when the server refused `refused` and no
     /// other request has fetched a new one since; none for a client without credentials.

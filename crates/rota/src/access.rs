@@ -81,6 +81,58 @@ fn port_of(url: &str) -> Option<u16> {
 }
 
 /// What the CLI tried, for an error saying the server wants credentials.
+/// Where the CLI's client gets its credential: a token (explicit, or found as
+/// [`resolve_token`] says), or an API key's id and token for OAuth access tokens.
+pub struct ClientArgs<'a> {
+    pub url: Option<&'a str>,
+    pub token: Option<&'a str>,
+    pub tenant: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub client_secret: Option<&'a str>,
+    pub scope: Option<&'a str>,
+}
+
+/// The client, and whether it carries a credential (to explain a 401 if not).
+pub fn client(a: &ClientArgs<'_>) -> Result<(Client, bool)> {
+    let url = a.url.unwrap_or(crate::cli::DEFAULT_URL);
+    let client = match (a.client_id, a.client_secret) {
+        (None, None) => {
+            let token = resolve_token(url, a.token, &|k| std::env::var(k).ok());
+            let has_token = token.is_some();
+            return Ok((
+                Client::with_token(url, token.as_deref())?.with_tenant(a.tenant),
+                has_token,
+            ));
+        }
+        (Some(_), Some(_)) if a.token.is_some_and(|t| !t.is_empty()) => bail!(
+            "give a token (--token, ROTA_TOKEN) or client credentials (--client-id and \
+             --client-secret), not both"
+        ),
+        (Some(id), Some(secret)) => Client::with_client_credentials(url, id, secret, a.scope)?,
+        _ => bail!(
+            "client credentials need both --client-id (ROTA_CLIENT_ID, the key's id) and \
+             --client-secret (ROTA_CLIENT_SECRET, the key's token)"
+        ),
+    };
+    Ok((client.with_tenant(a.tenant), true))
+}
+
+/// `rota token`: the OAuth access token the client credentials fetch, for other programs
+/// (`curl -H "Authorization: Bearer $(rota token)"`).
+pub async fn token(c: &Client, fmt: Format) -> Result<()> {
+    let Some(t) = c.access_token().await? else {
+        bail!(
+            "rota token exchanges client credentials for an access token: set --client-id and \
+             --client-secret (ROTA_CLIENT_ID, ROTA_CLIENT_SECRET)"
+        );
+    };
+    match fmt {
+        Format::Json => crate::output::json(&serde_json::json!({ "access_token": t })),
+        Format::Table => println!("{t}"),
+    }
+    Ok(())
+}
+
 pub fn where_tokens_come_from(url: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
     let dir = env("ROTA_DATA_DIR").unwrap_or_else(|| crate::config::DEFAULT_DATA_DIR.into());
     let file = admin_token_path(Path::new(&dir));

@@ -563,21 +563,6 @@ pub async fn dead(c: &Client, cmd: DeadCmd, fmt: Format) -> Result<()> {
     }
 }
 
-/// The client for `url`, and whether it carries a token (to explain a 401 if not).
-pub fn client(
-    url: Option<&str>,
-    token: Option<&str>,
-    tenant: Option<&str>,
-) -> Result<(Client, bool)> {
-    let url = url.unwrap_or(DEFAULT_URL);
-    let token = crate::access::resolve_token(url, token, &|k| std::env::var(k).ok());
-    let has_token = token.is_some();
-    Ok((
-        Client::with_token(url, token.as_deref())?.with_tenant(tenant),
-        has_token,
-    ))
-}
-
 /// The W3C trace context in the environment (`TRACEPARENT`, `TRACESTATE`, as `rota worker`
 /// sets them for its command), so a task enqueued from a traced job joins its trace; one that
 /// is not valid is ignored.

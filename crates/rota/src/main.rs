@@ -52,6 +52,17 @@ struct Cli {
     /// $ROTA_DATA_DIR/admin-token (default ./rota-data/admin-token).
     #[arg(long, global = true, env = "ROTA_TOKEN", hide_env_values = true, help_heading = CLIENT)]
     token: Option<String>,
+    /// OAuth client credentials instead of a token: an API key's id (with --client-secret, the
+    /// key's token); the CLI fetches short-lived access tokens with them (docs/security.md).
+    #[arg(long, global = true, env = "ROTA_CLIENT_ID", help_heading = CLIENT)]
+    client_id: Option<String>,
+    /// The API key's token, with --client-id.
+    #[arg(long, global = true, env = "ROTA_CLIENT_SECRET", hide_env_values = true, help_heading = CLIENT)]
+    client_secret: Option<String>,
+    /// With client credentials: the access tokens' scope (space-separated actions and
+    /// queues/<pattern>s), narrowing what the key may do.
+    #[arg(long, global = true, env = "ROTA_OAUTH_SCOPE", help_heading = CLIENT)]
+    oauth_scope: Option<String>,
     /// Act in this tenant (an admin only; other credentials act in their own).
     #[arg(long, global = true, env = "ROTA_TENANT", help_heading = CLIENT)]
     tenant: Option<String>,
@@ -129,6 +140,11 @@ enum ApiCommand {
     Role(access::RoleCmd),
     /// Show who the token is: tenant, roles, limits on queues and kinds.
     Whoami,
+    /// Print an OAuth access token fetched with --client-id and --client-secret, for other
+    /// programs.
+    ///
+    /// Example: curl -H "Authorization: Bearer $(rota token)" $ROTA_URL/v1/queues
+    Token,
     /// Worker processes connected over the Faktory protocol: list, quiet, terminate.
     #[command(subcommand)]
     Workers(processes::WorkersCmd),
@@ -175,6 +191,7 @@ impl ApiCommand {
             ApiCommand::Key(cmd) => keys::key(&client, cmd, fmt).await,
             ApiCommand::Role(cmd) => access::role(&client, cmd, fmt).await,
             ApiCommand::Whoami => access::whoami(&client, fmt).await,
+            ApiCommand::Token => access::token(&client, fmt).await,
             ApiCommand::Workers(cmd) => processes::workers(&client, cmd, fmt).await,
             ApiCommand::Events(args) => events::events(&client, args, fmt).await,
             ApiCommand::Schedule(cmd) => schedules::schedule(&client, cmd, fmt).await,
@@ -238,6 +255,8 @@ fn main() -> ExitCode {
     }
     let runtime = || tokio::runtime::Runtime::new().context("cannot start the async runtime");
     let (url, token, tenant, fmt) = (cli.url, cli.token, cli.tenant, cli.output);
+    let (client_id, client_secret, oauth_scope) =
+        (cli.client_id, cli.client_secret, cli.oauth_scope);
     let outcome = match cli.command {
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::serve(args))),
         Command::Migrate(args) => runtime().and_then(|rt| rt.block_on(storage::migrate(args))),
@@ -256,26 +275,31 @@ fn main() -> ExitCode {
         }
         Command::Api(command) => {
             let target = url.clone().unwrap_or_else(|| cli::DEFAULT_URL.to_owned());
-            cli::client(url.as_deref(), token.as_deref(), tenant.as_deref()).and_then(
-                |(client, has_token)| {
-                    let ran = runtime()?.block_on(command.run(client, fmt));
-                    // A 401 with no token sent: say where the CLI looked and how to pass one.
-                    let unauthorized = ran.as_ref().err().is_some_and(|e| {
-                        e.chain().any(|c| {
-                            matches!(
-                                c.downcast_ref::<rota_client::Error>(),
-                                Some(rota_client::Error::Unauthorized { .. })
-                            )
-                        })
-                    });
-                    if unauthorized && !has_token {
-                        let hint =
-                            access::where_tokens_come_from(&target, &|k| std::env::var(k).ok());
-                        return ran.context(hint);
-                    }
-                    ran
-                },
-            )
+            let args = access::ClientArgs {
+                url: url.as_deref(),
+                token: token.as_deref(),
+                tenant: tenant.as_deref(),
+                client_id: client_id.as_deref(),
+                client_secret: client_secret.as_deref(),
+                scope: oauth_scope.as_deref(),
+            };
+            access::client(&args).and_then(|(client, has_token)| {
+                let ran = runtime()?.block_on(command.run(client, fmt));
+                // A 401 with no token sent: say where the CLI looked and how to pass one.
+                let unauthorized = ran.as_ref().err().is_some_and(|e| {
+                    e.chain().any(|c| {
+                        matches!(
+                            c.downcast_ref::<rota_client::Error>(),
+                            Some(rota_client::Error::Unauthorized { .. })
+                        )
+                    })
+                });
+                if unauthorized && !has_token {
+                    let hint = access::where_tokens_come_from(&target, &|k| std::env::var(k).ok());
+                    return ran.context(hint);
+                }
+                ran
+            })
         }
     };
     match outcome {

@@ -1,5 +1,6 @@
 //! `rota key rotate`: a new token for the same key, printed once; the old one works for the
-//! grace given, and with `--grace 0s` stops at once.
+//! grace given, and with `--grace 0s` stops at once. And a key's id and token as OAuth client
+//! credentials (`ROTA_CLIENT_ID`, `ROTA_CLIENT_SECRET`, `rota token`).
 
 mod common;
 
@@ -53,4 +54,47 @@ async fn rotate_prints_a_new_token_and_the_old_one_stops_after_the_grace() {
     assert!(too_long.contains("grace_ms"), "{too_long}");
     let unknown = fails(rota_at(&s).args(["key", "rotate", "0000000000000000"]));
     assert!(unknown.contains("acting tenant"), "{unknown}");
+}
+
+/// Client credentials instead of a token: the CLI fetches its own access token (and prints one
+/// with `rota token`), narrowed by a scope; a token and client credentials together are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_authenticates_with_client_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::start(dir.path()).await;
+    let key =
+        json(&ok(rota_at(&s).args([
+            "key", "create", "--role", "producer", "--output", "json",
+        ])));
+    let (id, token) = (
+        key["id"].as_str().unwrap().to_owned(),
+        key["token"].as_str().unwrap().to_owned(),
+    );
+    let with_credentials = |scope: Option<&str>| {
+        let mut c = rota(&s.url);
+        c.env("ROTA_CLIENT_ID", &id)
+            .env("ROTA_CLIENT_SECRET", &token);
+        if let Some(sc) = scope {
+            c.env("ROTA_OAUTH_SCOPE", sc);
+        }
+        c
+    };
+    let who = ok(with_credentials(None).args(["whoami"]));
+    assert!(who.contains("(access token)"), "{who}");
+    ok(with_credentials(None).args(["task", "add", "q", "--kind", "k"]));
+    let printed = ok(with_credentials(None).args(["token"]));
+    assert_eq!(printed.trim().split('.').count(), 3, "a JWT: {printed}");
+    let narrowed =
+        fails(with_credentials(Some("tasks:read")).args(["task", "add", "q", "--kind", "k"]));
+    assert!(narrowed.contains("scope"), "{narrowed}");
+    let both = fails(
+        with_credentials(None)
+            .env("ROTA_TOKEN", &token)
+            .args(["whoami"]),
+    );
+    assert!(both.contains("not both"), "{both}");
+    let half = fails(rota(&s.url).env("ROTA_CLIENT_ID", &id).args(["whoami"]));
+    assert!(half.contains("--client-secret"), "{half}");
+    let no_credentials = fails(rota_at(&s).args(["token"]));
+    assert!(no_credentials.contains("--client-id"), "{no_credentials}");
 }

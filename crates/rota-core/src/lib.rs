@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod backoff;
 pub mod clock;
+pub mod event_types;
 pub mod events;
 pub mod flow;
 pub mod flow_stats;

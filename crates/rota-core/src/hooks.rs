@@ -102,13 +102,12 @@ impl HookRecord {
     /// The secrets that prove a request at `now`: the current one, and the previous one while
     /// the rotation's grace lasts (the end excluded).
     pub fn secrets(&self, now: Timestamp) -> Vec<&str> {
-        let mut v = vec![self.secret.as_str()];
-        if let (Some(s), Some(until)) = (&self.previous_secret, self.previous_until) {
-            if now < until {
-                v.push(s);
-            }
-        }
-        v
+        crate::webhooks::live_secrets(
+            &self.secret,
+            self.previous_secret.as_deref(),
+            self.previous_until,
+            now,
+        )
     }
 
     /// The unique key of the task a delivery becomes: one per hook and delivery, so a

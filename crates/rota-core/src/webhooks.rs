@@ -132,13 +132,43 @@ impl Webhook {
     /// The secrets that sign a delivery sent at `now`: the current one, and the previous one
     /// during its grace period.
     pub fn signing_secrets(&self, now: Timestamp) -> Vec<&str> {
-        let mut s = vec![self.secret.as_str()];
-        if let (Some(old), Some(until)) = (&self.previous_secret, self.previous_until) {
-            if now < until {
-                s.push(old);
-            }
+        live_secrets(
+            &self.secret,
+            self.previous_secret.as_deref(),
+            self.previous_until,
+            now,
+        )
+    }
+}
+
+/// A secret that rotates with a grace period (a webhook's, an inbound webhook's): the current
+/// one, and the one it replaced while `now` is before `until`.
+pub fn live_secrets<'a>(
+    current: &'a str,
+    previous: Option<&'a str>,
+    until: Option<Timestamp>,
+    now: Timestamp,
+) -> Vec<&'a str> {
+    let mut s = vec![current];
+    if let (Some(old), Some(until)) = (previous, until) {
+        if now < until {
+            s.push(old);
         }
-        s
+    }
+    s
+}
+
+/// What a rotation at `now` keeps of the `old` secret: it until `grace_ms` from now, or nothing
+/// for no grace (`previous_secret`, `previous_until`).
+pub fn keep_for_grace(
+    old: String,
+    grace_ms: u64,
+    now: Timestamp,
+) -> (Option<String>, Option<Timestamp>) {
+    if grace_ms == 0 {
+        (None, None)
+    } else {
+        (Some(old), Some(now.plus_ms(grace_ms as i64)))
     }
 }
 

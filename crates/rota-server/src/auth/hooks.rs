@@ -32,6 +32,22 @@ impl Auth {
         }
     }
 
+    /// 409 when another hook of `tenant` (not `id`) is named `name`.
+    pub fn check_hook_name(&self, tenant: &str, name: &str, id: &str) -> ApiResult<()> {
+        let st = self.read();
+        let taken = st
+            .hooks
+            .values()
+            .find(|h| h.tenant == tenant && h.name == name && h.id != id);
+        match taken {
+            Some(other) => Err(conflict(format!(
+                "hook `{name}` already exists (id {}); choose another name",
+                other.id
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Stores a new or changed hook: its tenant must exist, its name be free in the tenant,
     /// and a new one fit under [`MAX_HOOKS_PER_TENANT`].
     pub async fn put_hook(&self, record: HookRecord) -> ApiResult<()> {
@@ -39,16 +55,11 @@ impl Auth {
         if !self.tenant_exists(&record.tenant) {
             return Err(not_found("tenant", &record.tenant));
         }
+        self.check_hook_name(&record.tenant, &record.name, &record.id)?;
         {
             let st = self.read();
-            let mine = || st.hooks.values().filter(|h| h.tenant == record.tenant);
-            if let Some(other) = mine().find(|h| h.name == record.name && h.id != record.id) {
-                return Err(conflict(format!(
-                    "hook `{}` already exists (id {}); choose another name",
-                    record.name, other.id
-                )));
-            }
-            if !st.hooks.contains_key(&record.id) && mine().count() >= MAX_HOOKS_PER_TENANT {
+            let mine = st.hooks.values().filter(|h| h.tenant == record.tenant);
+            if !st.hooks.contains_key(&record.id) && mine.count() >= MAX_HOOKS_PER_TENANT {
                 return Err(ApiError::new(
                     ErrorKind::Conflict,
                     "limit_reached",

@@ -56,22 +56,11 @@ impl Service {
         )
         .map_err(ApiError::invalid)?;
         Self::check_description(&input.description)?;
-        if let Some(h) = caller
+        // Before the queue is made: a refused create changes nothing (put_hook checks again,
+        // under the lock that orders writes).
+        caller
             .auth()
-            .hooks(&caller.tenant)
-            .into_iter()
-            .find(|h| h.name == input.name)
-        {
-            // Before the queue is made: a refused create changes nothing.
-            return Err(ApiError::new(
-                crate::error::ErrorKind::Conflict,
-                "conflict",
-                format!(
-                    "hook `{}` already exists (id {}); choose another name",
-                    h.name, h.id
-                ),
-            ));
-        }
+            .check_hook_name(&caller.tenant, &input.name, "")?;
         self.check_hook_target(caller, &input.queue, &input.kind)
             .await?;
         let now = self.clock.now();
@@ -164,11 +153,8 @@ impl Service {
         let mut h = caller.auth().tenant_hook(&caller.tenant, id)?;
         let now = self.clock.now();
         let old = std::mem::replace(&mut h.secret, secret.unwrap_or_else(new_hook_secret));
-        (h.previous_secret, h.previous_until) = if grace == 0 {
-            (None, None)
-        } else {
-            (Some(old), Some(now.plus_ms(grace as i64)))
-        };
+        (h.previous_secret, h.previous_until) =
+            rota_core::webhooks::keep_for_grace(old, grace, now);
         h.updated_at = now;
         caller.auth().put_hook(h.clone()).await?;
         Ok(h)

@@ -320,11 +320,8 @@ impl Service {
         }
         let now = self.clock.now();
         let old = std::mem::replace(&mut w.secret, new_secret());
-        (w.previous_secret, w.previous_until) = if grace > 0 {
-            (Some(old), Some(now.plus_ms(grace as i64)))
-        } else {
-            (None, None)
-        };
+        (w.previous_secret, w.previous_until) =
+            rota_core::webhooks::keep_for_grace(old, grace, now);
         w.updated_at = now;
         self.store.put_webhook(w.clone()).await?;
         Ok(w)

@@ -60,6 +60,8 @@ pub mod actions {
     pub const HOOKS_WRITE: &str = "hooks:write";
     /// Turn maintenance mode on, announce it or end it (`maintenance`; admin only).
     pub const MAINTENANCE_WRITE: &str = "maintenance:write";
+    /// Read the audit log (`audit`): an admin every tenant's, anyone else its own tenant's.
+    pub const AUDIT_READ: &str = "audit:read";
 
     /// Every action, for validating custom rules and for documentation.
     pub const ALL: &[&str] = &[
@@ -90,6 +92,7 @@ pub mod actions {
         HOOKS_READ,
         HOOKS_WRITE,
         MAINTENANCE_WRITE,
+        AUDIT_READ,
     ];
 }
 
@@ -220,6 +223,7 @@ pub fn builtin_rules(name: &str) -> Option<&'static [Rule]> {
                     Rule::new("schedules/*", "*", Effect::Allow),
                     Rule::new("webhooks/*", "*", Effect::Allow),
                     Rule::new("hooks/*", "*", Effect::Allow),
+                    Rule::new("audit", AUDIT_READ, Effect::Allow),
                 ],
             ),
             ("producer", {

@@ -2,6 +2,7 @@
 //! time and limits. Pure logic: nothing here does I/O, knows of HTTP or SQL, or reads the clock
 //! directly (a [`Clock`] is passed in).
 
+pub mod audit;
 pub mod auth;
 pub mod backoff;
 pub mod clock;

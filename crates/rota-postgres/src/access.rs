@@ -81,6 +81,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn change_access(&self, change: AuthChange) -> StoreResult<()> {
+        let audit = rota_store::audit::take();
         let mut client = self.conn().await?;
         let tx = client.transaction().await.map_err(db)?;
         let mut announce = true;
@@ -231,6 +232,7 @@ impl PostgresStore {
                 .await
                 .map_err(db)?;
         }
+        crate::audit::write(&tx, audit.as_ref()).await?;
         tx.commit().await.map_err(db)?;
         Ok(())
     }

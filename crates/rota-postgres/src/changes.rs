@@ -15,6 +15,7 @@ impl PostgresStore {
         id: TaskId,
         change: Change,
     ) -> StoreResult<Task> {
+        let audit = rota_store::audit::take();
         let now = self.now();
         let mut client = self.conn().await?;
         let tx = client.transaction().await.map_err(db)?;
@@ -102,6 +103,7 @@ impl PostgresStore {
         };
         self.log_change(&tx, tenant, &change, &t, now).await?;
         crate::events::append(&tx, &release.0, 1).await?;
+        crate::audit::write(&tx, audit.as_ref()).await?;
         tx.commit().await.map_err(db)?;
         self.after_release(&release.0, &release.1);
         self.announce_events([tenant]);

@@ -74,6 +74,7 @@ impl GroupStore for PostgresStore {
         group: &str,
         settings: GroupSettings,
     ) -> StoreResult<GroupInfo> {
+        let audit = rota_store::audit::take();
         let now = self.now();
         let mut client = self.conn().await?;
         let tx = client.transaction().await.map_err(db)?;
@@ -89,6 +90,7 @@ impl GroupStore for PostgresStore {
         .await
         .map_err(db)?;
         let info = group_info(&tx, qid, group, &queue, now).await?;
+        crate::audit::write(&tx, audit.as_ref()).await?;
         tx.commit().await.map_err(db)?;
         // A group resumed or given more room may have tasks to start.
         self.shared.signals.notify(key);

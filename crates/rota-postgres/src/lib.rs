@@ -14,6 +14,7 @@
 //! skewed clocks still agree who leads.
 
 mod access;
+mod audit;
 mod changes;
 mod deps;
 mod diagnose;
@@ -67,6 +68,8 @@ pub struct PostgresOptions {
     pub ca_file: Option<std::path::PathBuf>,
     /// How long the event log keeps an event (`events.retention_ms`).
     pub event_retention_ms: u64,
+    /// How long the audit log keeps an entry (`audit.retention_ms`).
+    pub audit_retention_ms: u64,
 }
 
 impl Default for PostgresOptions {
@@ -79,6 +82,7 @@ impl Default for PostgresOptions {
             migrate: true,
             ca_file: None,
             event_retention_ms: DEFAULT_EVENT_RETENTION_MS,
+            audit_retention_ms: rota_core::audit::DEFAULT_AUDIT_RETENTION_MS,
         }
     }
 }

@@ -149,6 +149,9 @@ impl PostgresStore {
         // Events past their tenant's retention.
         let (marks, default_ms) = (&self.shared.trim_marks, self.options.event_retention_ms);
         more |= crate::events::trim(&client, marks, default_ms, now, CHUNK as usize).await?;
+        // Audit entries past their retention.
+        let ms = i64::try_from(self.options.audit_retention_ms).unwrap_or(i64::MAX);
+        more |= crate::audit::trim(&client, now.plus_ms(-ms), CHUNK).await?;
         // Finished deliveries past their retention.
         let kept = now.plus_ms(-rota_core::webhooks::KEEP_FINISHED_MS);
         let dropped = client

@@ -136,6 +136,7 @@ impl PostgresStore {
         key: &QueueKey,
         patch: QueuePatch,
     ) -> StoreResult<QueueInfo> {
+        let audit = rota_store::audit::take();
         let now = self.now();
         let mut client = self.conn().await?;
         let tx = client.transaction().await.map_err(db)?;
@@ -175,6 +176,7 @@ impl PostgresStore {
             .map_err(db)?;
         }
         let resumed = q.settings.paused && !s.paused;
+        crate::audit::write(&tx, audit.as_ref()).await?;
         tx.commit().await.map_err(db)?;
         if s.retention_ms != q.settings.retention_ms {
             // Purge times moved: the elected maintenance plans its next pass again.
@@ -192,6 +194,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn purge_tasks(&self, key: &QueueKey, state: TaskState) -> StoreResult<u64> {
+        let audit = rota_store::audit::take();
         let now = self.now();
         let mut client = self.conn().await?;
         let tx = client.transaction().await.map_err(db)?;
@@ -231,6 +234,7 @@ impl PostgresStore {
             .await
             .map_err(db)?;
         crate::events::append(&tx, &release.0, 0).await?;
+        crate::audit::write(&tx, audit.as_ref()).await?;
         tx.commit().await.map_err(db)?;
         self.after_release(&release.0, &release.1);
         Ok(n)

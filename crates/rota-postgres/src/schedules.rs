@@ -54,6 +54,7 @@ impl PostgresStore {
         &self,
         rec: ScheduleRecord,
     ) -> StoreResult<(ScheduleRecord, bool)> {
+        let audit = rota_store::audit::take();
         let mut client = self.conn().await?;
         let tx = client.transaction().await.map_err(db)?;
         lock_tenant(&tx, &rec.tenant, false).await?;
@@ -88,6 +89,7 @@ impl PostgresStore {
         )
         .await
         .map_err(db)?;
+        crate::audit::write(&tx, audit.as_ref()).await?;
         tx.commit().await.map_err(db)?;
         Ok((out, old.is_none()))
     }
@@ -115,9 +117,10 @@ impl PostgresStore {
     }
 
     pub(crate) async fn delete_schedule_row(&self, tenant: &str, name: &str) -> StoreResult<()> {
-        let n = self
-            .conn()
-            .await?
+        let audit = rota_store::audit::take();
+        let mut client = self.conn().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let n = tx
             .execute(
                 "DELETE FROM rota_schedules WHERE tenant = $1 AND name = $2",
                 &[&tenant, &name],
@@ -127,7 +130,8 @@ impl PostgresStore {
         if n == 0 {
             return Err(StoreError::ScheduleNotFound(name.to_owned()));
         }
-        Ok(())
+        crate::audit::write(&tx, audit.as_ref()).await?;
+        tx.commit().await.map_err(db)
     }
 
     pub(crate) async fn due_schedule_rows(
@@ -164,6 +168,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn fire(&self, f: Firing) -> StoreResult<Option<ScheduleRecord>> {
+        let audit = rota_store::audit::take();
         let now = self.now();
         let mut client = self.task_conn().await?;
         let tx = client.transaction().await.map_err(db)?;
@@ -199,6 +204,7 @@ impl PostgresStore {
         )
         .await
         .map_err(db)?;
+        crate::audit::write(&tx, audit.as_ref()).await?;
         tx.commit().await.map_err(db)?;
         if !tasks.is_empty() {
             self.after_enqueue(&key, &tasks, now);

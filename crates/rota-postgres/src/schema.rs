@@ -444,6 +444,24 @@ CREATE TABLE rota_hooks (
 CREATE INDEX rota_hooks_tenant ON rota_hooks (tenant);
 "#,
     ),
+    (
+        "audit log",
+        r#"
+-- The audit log (docs/audit.md): one row per administrative change, written in its
+-- transaction; read newest first by (at, id).
+CREATE TABLE rota_audit (
+    at     BIGINT NOT NULL,
+    id     BIGINT NOT NULL,
+    tenant TEXT NOT NULL,
+    actor  TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    doc    TEXT NOT NULL,
+    PRIMARY KEY (at, id)
+);
+CREATE INDEX rota_audit_tenant ON rota_audit (tenant, at, id);
+"#,
+    ),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -109,6 +109,7 @@ async fn webhook(c: &impl GenericClient, tenant: &str, id: &str) -> StoreResult<
 
 impl PostgresStore {
     pub(crate) async fn put_webhook_row(&self, w: Webhook) -> StoreResult<()> {
+        let audit = rota_store::audit::take();
         let mut client = self.conn().await?;
         let tx = client.transaction().await.map_err(db)?;
         crate::tasks::lock_tenant(&tx, &w.tenant, false).await?;
@@ -121,6 +122,7 @@ impl PostgresStore {
             return Err(StoreError::TenantNotFound(w.tenant.clone()));
         }
         write(&tx, &w).await?;
+        crate::audit::write(&tx, audit.as_ref()).await?;
         tx.commit().await.map_err(db)
     }
 
@@ -146,6 +148,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn delete_webhook_row(&self, tenant: &str, id: &str) -> StoreResult<()> {
+        let audit = rota_store::audit::take();
         let mut client = self.conn().await?;
         let tx = client.transaction().await.map_err(db)?;
         let n = tx
@@ -164,6 +167,7 @@ impl PostgresStore {
         )
         .await
         .map_err(db)?;
+        crate::audit::write(&tx, audit.as_ref()).await?;
         tx.commit().await.map_err(db)
     }
 
@@ -369,10 +373,11 @@ impl PostgresStore {
         webhook_id: &str,
         id: i64,
     ) -> StoreResult<Delivery> {
+        let audit = rota_store::audit::take();
         let now = self.now();
-        let row = self
-            .conn()
-            .await?
+        let mut client = self.conn().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let row = tx
             .query_opt(
                 &format!(
                     "UPDATE rota_deliveries SET dstate = 'pending', next_at = $4, updated_at = $4 \
@@ -385,6 +390,8 @@ impl PostgresStore {
             .map_err(db)?
             .ok_or(StoreError::DeliveryNotFound(id))?;
         let d = delivery_from_row(&row)?;
+        crate::audit::write(&tx, audit.as_ref()).await?;
+        tx.commit().await.map_err(db)?;
         // Wake the deliverer wherever it runs.
         self.announce_events([tenant]);
         Ok(d)

@@ -2,6 +2,7 @@
 //! writer thread that group-commits (see `writer/`) and a small pool of read connections,
 //! which WAL lets proceed while the writer commits.
 
+mod audit;
 pub mod backup;
 mod catalog;
 mod cursors;
@@ -54,6 +55,8 @@ pub struct SqliteOptions {
     pub max_queues_per_tenant: usize,
     /// How long the event log keeps an event (`events.retention_ms`).
     pub event_retention_ms: u64,
+    /// How long the audit log keeps an entry (`audit.retention_ms`).
+    pub audit_retention_ms: u64,
     /// Shards new queues are spread over (`storage.shards`); a data directory with more
     /// shard files keeps using them all.
     pub shards: usize,
@@ -68,6 +71,7 @@ impl Default for SqliteOptions {
             queue_depth: 8_192,
             max_queues_per_tenant: rota_core::Limits::default().max_queues_per_tenant,
             event_retention_ms: DEFAULT_EVENT_RETENTION_MS,
+            audit_retention_ms: rota_core::audit::DEFAULT_AUDIT_RETENTION_MS,
             shards: 1,
         }
     }
@@ -100,6 +104,8 @@ pub(crate) struct Shared {
     pub events: Arc<rota_store::EventSignals>,
     /// How long events are kept, unless their tenant says otherwise.
     pub event_retention_ms: u64,
+    /// How long audit entries are kept.
+    pub audit_retention_ms: u64,
     /// Where retention's walks through the log have got to (only the writer uses it).
     pub trim_marks: Mutex<rota_store::TrimMarks>,
     /// What the writer has done (see [`rota_store::WriterStatus`]).

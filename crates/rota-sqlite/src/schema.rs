@@ -333,6 +333,21 @@ CREATE TABLE hooks (
 );
 CREATE INDEX hooks_tenant ON hooks (tenant);
 "#,
+    r#"
+-- The audit log (docs/audit.md): each entry in the shard whose transaction made its change,
+-- newest first by (at, id); reads merge the shards.
+CREATE TABLE audit (
+    at     INTEGER NOT NULL,
+    id     INTEGER NOT NULL,
+    tenant TEXT NOT NULL,
+    actor  TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    doc    TEXT NOT NULL,        -- JSON rota_core::audit::AuditEntry
+    PRIMARY KEY (at, id)
+) WITHOUT ROWID;
+CREATE INDEX audit_tenant ON audit (tenant, at, id);
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

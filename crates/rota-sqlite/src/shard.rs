@@ -132,6 +132,7 @@ impl Shard {
             max_queues_per_tenant: options.max_queues_per_tenant,
             events: link.events,
             event_retention_ms: options.event_retention_ms,
+            audit_retention_ms: options.audit_retention_ms,
             trim_marks: Default::default(),
             writer_busy_ns: AtomicU64::new(0),
             commits: AtomicU64::new(0),
@@ -176,8 +177,15 @@ impl Shard {
             .clone()
             .ok_or_else(|| unavailable("the store is closed"))?;
         let (tx, rx) = oneshot::channel();
+        let mut op = make(tx);
+        // An administrative change takes the audit entry waiting in its caller's scope.
+        if op.is_administrative() {
+            if let Some(entry) = rota_store::audit::take() {
+                op = Op::Audited(Box::new(op), Box::new(entry));
+            }
+        }
         sender
-            .send(make(tx))
+            .send(op)
             .await
             .map_err(|_| unavailable("the store is closed"))?;
         rx.await.map_err(|_| unavailable("the writer stopped"))

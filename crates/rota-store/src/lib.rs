@@ -5,6 +5,7 @@
 //! Architecture Invariant: nothing outside an engine crate knows SQL or file formats; the server
 //! talks only to `dyn Store`.
 
+pub mod audit;
 pub mod conformance;
 mod diagnosis;
 mod event_log;
@@ -320,7 +321,9 @@ impl Change {
 }
 
 #[async_trait]
-pub trait Store: EventLog + GroupStore + WorkflowStore + Send + Sync + 'static {
+pub trait Store:
+    EventLog + GroupStore + WorkflowStore + audit::AuditLog + Send + Sync + 'static
+{
     /// Enqueues all tasks in one atomic write, creating the queue on first use.
     async fn enqueue(
         &self,

@@ -33,6 +33,8 @@ struct FileConfig {
     #[serde(default)]
     hooks: Option<toml::Table>,
     #[serde(default)]
+    audit: Option<toml::Table>,
+    #[serde(default)]
     dashboard: Option<toml::Table>,
     /// Traces over OTLP; the `OTEL_*` variables fill what it leaves out.
     #[serde(default)]
@@ -116,6 +118,7 @@ pub fn load(o: Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeC
     server.events = numbers(file.events, "events", env)?;
     server.webhooks = numbers(file.webhooks, "webhooks", env)?;
     server.hooks = numbers(file.hooks, "hooks", env)?;
+    server.audit = numbers(file.audit, "audit", env)?;
     server.faktory = numbers(Some(faktory_file), "faktory", env)?;
     server.dashboard = numbers(file.dashboard, "dashboard", env)?;
     if let Some(auth) = file.auth {

@@ -132,6 +132,7 @@ pub async fn open(
             let options = SqliteOptions {
                 max_queues_per_tenant: limits.max_queues_per_tenant,
                 event_retention_ms: server.events.retention_ms,
+                audit_retention_ms: server.audit.retention_ms,
                 shards: *shards,
                 ..Default::default()
             };
@@ -150,6 +151,7 @@ pub async fn open(
                 migrate,
                 ca_file: ca_file.clone(),
                 event_retention_ms: server.events.retention_ms,
+                audit_retention_ms: server.audit.retention_ms,
                 ..Default::default()
             };
             let store = PostgresStore::open(url, clock, options)

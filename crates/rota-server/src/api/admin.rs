@@ -1,6 +1,7 @@
 //! Tenants (admin only), API keys and custom roles (per tenant), and `whoami`.
 
 use crate::api::schema;
+use crate::audit;
 use crate::auth::{Caller, NewKey};
 use crate::error::ErrorKind;
 use crate::error::{ApiResult, ErrorBody};
@@ -51,10 +52,14 @@ pub async fn create_tenant(
     JsonBody(body): JsonBody<NewTenant>,
 ) -> ApiResult<Response> {
     caller.require_admin(actions::TENANTS_WRITE, &format!("tenants/{}", body.name))?;
-    let t = caller
+    let entry = tenant_entry(&caller, "tenant.create", &body.name);
+    let after =
+        serde_json::json!({"limits": body.limits, "event_retention_ms": body.event_retention_ms});
+    let entry = audit::with(entry, None, Some(after));
+    let created = caller
         .auth()
-        .create_tenant(&body.name, body.limits, body.event_retention_ms)
-        .await?;
+        .create_tenant(&body.name, body.limits, body.event_retention_ms);
+    let t = audit::audited(entry, created).await?;
     tracing::info!(tenant = %t.name, by = %caller.principal.label, "tenant created");
     Ok((StatusCode::CREATED, axum::Json(t)).into_response())
 }
@@ -78,9 +83,14 @@ pub async fn update_tenant(
     JsonBody(body): JsonBody<TenantPatch>,
 ) -> ApiResult<axum::Json<TenantRecord>> {
     caller.require_admin(actions::TENANTS_WRITE, &format!("tenants/{tenant}"))?;
-    Ok(axum::Json(
-        caller.auth().update_tenant(&tenant, &body).await?,
-    ))
+    let before = caller.auth().tenant(&tenant).ok();
+    let entry = audit::with(
+        tenant_entry(&caller, "tenant.update", &tenant),
+        before.as_ref().and_then(audit::json),
+        audit::json(&body),
+    );
+    let updated = caller.auth().update_tenant(&tenant, &body);
+    Ok(axum::Json(audit::audited(entry, updated).await?))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -96,10 +106,9 @@ pub async fn delete_tenant(
     ApiPath(tenant): ApiPath<String>,
 ) -> ApiResult<axum::Json<Deleted>> {
     caller.require_admin(actions::TENANTS_WRITE, &format!("tenants/{tenant}"))?;
-    caller
-        .auth()
-        .delete_tenant(&caller.principal, &tenant)
-        .await?;
+    let entry = tenant_entry(&caller, "tenant.delete", &tenant);
+    let deleted = caller.auth().delete_tenant(&caller.principal, &tenant);
+    audit::audited(entry, deleted).await?;
     tracing::info!(tenant = %tenant, by = %caller.principal.label, "tenant deleted");
     Ok(axum::Json(Deleted { deleted: tenant }))
 }
@@ -115,10 +124,11 @@ pub struct KeyList {
     responses((status = 201, body = CreatedKey), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_key(caller: Caller, JsonBody(body): JsonBody<NewKey>) -> ApiResult<Response> {
     caller.require(actions::KEYS_CREATE, "keys/*")?;
-    let (key, token) = caller
+    let entry = caller.audit("key.create", "keys/*");
+    let created = caller
         .auth()
-        .create_key(&caller.principal, &caller.tenant, body)
-        .await?;
+        .create_key(&caller.principal, &caller.tenant, body);
+    let (key, token) = audit::audited(entry, created).await?;
     tracing::info!(key = %key.id, tenant = %key.tenant, roles = ?key.roles, by = %caller.principal.label, "API key created");
     Ok((
         StatusCode::CREATED,
@@ -164,7 +174,9 @@ pub async fn revoke_key(
 ) -> ApiResult<axum::Json<KeyInfo>> {
     caller.auth().key(&caller.tenant, &id)?;
     caller.require(actions::KEYS_REVOKE, &format!("keys/{id}"))?;
-    let key = caller.auth().revoke_key(&caller.tenant, &id).await?;
+    let entry = caller.audit("key.revoke", format!("keys/{id}"));
+    let revoked = caller.auth().revoke_key(&caller.tenant, &id);
+    let key = audit::audited(entry, revoked).await?;
     tracing::info!(key = %id, by = %caller.principal.label, "API key revoked");
     Ok(axum::Json(key.into()))
 }
@@ -183,7 +195,9 @@ pub async fn rotate_key(
     caller.auth().key(&caller.tenant, &id)?;
     // A new secret is a new credential: the right to create keys.
     caller.require(actions::KEYS_CREATE, &format!("keys/{id}"))?;
-    let (key, token) = caller.auth().rotate_key(&caller.tenant, &id, body).await?;
+    let entry = caller.audit("key.rotate", format!("keys/{id}"));
+    let rotated = caller.auth().rotate_key(&caller.tenant, &id, body);
+    let (key, token) = audit::audited(entry, rotated).await?;
     tracing::info!(key = %id, grace_until = ?key.previous_until, by = %caller.principal.label, "API key rotated");
     Ok(axum::Json(CreatedKey {
         key: key.into(),
@@ -200,7 +214,8 @@ pub async fn revoke_key_sessions(
 ) -> ApiResult<axum::Json<KeyInfo>> {
     caller.auth().key(&caller.tenant, &id)?;
     caller.require(actions::KEYS_REVOKE, &format!("keys/{id}"))?;
-    caller.auth().end_key_sessions(&id).await?;
+    let entry = caller.audit("key.end_sessions", format!("keys/{id}"));
+    audit::audited(entry, caller.auth().end_key_sessions(&id)).await?;
     tracing::info!(key = %id, by = %caller.principal.label, "dashboard sessions of an API key ended");
     Ok(axum::Json(caller.auth().key(&caller.tenant, &id)?.into()))
 }
@@ -275,10 +290,19 @@ pub async fn put_role(
     JsonBody(body): JsonBody<RoleBody>,
 ) -> ApiResult<Response> {
     caller.require(actions::ROLES_WRITE, &format!("roles/{name}"))?;
-    let (role, created) = caller
+    let before = caller
         .auth()
-        .put_role(&caller.tenant, &name, body.rules)
-        .await?;
+        .roles(&caller.tenant)
+        .into_iter()
+        .find(|r| r.name == name)
+        .map(|r| serde_json::json!({ "rules": r.rules }));
+    let entry = audit::with(
+        caller.audit("role.put", format!("roles/{name}")),
+        before,
+        Some(serde_json::json!({ "rules": body.rules })),
+    );
+    let put = caller.auth().put_role(&caller.tenant, &name, body.rules);
+    let (role, created) = audit::audited(entry, put).await?;
     tracing::info!(role = %name, tenant = %caller.tenant, by = %caller.principal.label, "role written");
     let status = if created {
         StatusCode::CREATED
@@ -296,7 +320,9 @@ pub async fn delete_role(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<axum::Json<Deleted>> {
     caller.require(actions::ROLES_WRITE, &format!("roles/{name}"))?;
-    caller.auth().delete_role(&caller.tenant, &name).await?;
+    let entry = caller.audit("role.delete", format!("roles/{name}"));
+    let deleted = caller.auth().delete_role(&caller.tenant, &name);
+    audit::audited(entry, deleted).await?;
     Ok(axum::Json(Deleted { deleted: name }))
 }
 
@@ -318,4 +344,11 @@ pub async fn whoami(
         queues: p.queues.clone(),
         kinds: p.kinds.clone(),
     })
+}
+
+/// An entry for a change to tenant `name`, kept in that tenant's part of the log.
+fn tenant_entry(caller: &Caller, action: &str, name: &str) -> rota_core::audit::AuditEntry {
+    let mut entry = caller.audit(action, format!("tenants/{name}"));
+    entry.tenant = name.to_owned();
+    entry
 }

@@ -64,7 +64,13 @@ pub async fn put(
         since: st.clock.now(),
         by: caller.principal.label.clone(),
     };
-    caller.auth().set_maintenance(Some(m.clone())).await?;
+    let action = if m.refusing {
+        "maintenance.on"
+    } else {
+        "maintenance.announce"
+    };
+    let entry = crate::audit::with(caller.audit(action, RESOURCE), None, crate::audit::json(&m));
+    crate::audit::audited(entry, caller.auth().set_maintenance(Some(m.clone()))).await?;
     tracing::warn!(by = %m.by, refusing = m.refusing, message = %m.message, "maintenance set");
     Ok(axum::Json(MaintenanceState {
         maintenance: Some(m),
@@ -75,7 +81,8 @@ pub async fn put(
     responses((status = 200, body = MaintenanceState), (status = 403, body = ErrorBody)))]
 pub async fn delete(caller: Caller) -> ApiResult<axum::Json<MaintenanceState>> {
     caller.require_admin(actions::MAINTENANCE_WRITE, RESOURCE)?;
-    caller.auth().set_maintenance(None).await?;
+    let entry = caller.audit("maintenance.off", RESOURCE);
+    crate::audit::audited(entry, caller.auth().set_maintenance(None)).await?;
     tracing::warn!(by = %caller.principal.label, "maintenance ended");
     Ok(axum::Json(MaintenanceState { maintenance: None }))
 }

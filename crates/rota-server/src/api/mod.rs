@@ -1,6 +1,7 @@
 //! The HTTP API: request and response shapes, their validation, and the handlers.
 
 pub mod admin;
+pub mod audit;
 pub mod batch;
 pub mod changes;
 pub mod doctor;

@@ -351,6 +351,30 @@ schema!(
     }
 );
 
+schema!(
+    /// A filter of the audit log: an actor, action or target.
+    AuditText, |l|
+    string("1 to 256 characters".into())
+        .min_length(Some(1))
+        .max_length(Some(256))
+);
+
+schema!(
+    /// Where a read of the audit log goes on (`next_cursor` of the page before).
+    AuditCursorText, |l|
+    string("`next_cursor` of the previous page".into())
+        .pattern(Some(rota_core::audit::AuditCursor::PATTERN))
+);
+
+schema!(
+    /// Entries in one page of the audit log.
+    AuditLimit, |l|
+    {
+        let max = rota_core::audit::MAX_AUDIT_PAGE as u64;
+        integer(format!("1 to {max}; default 100"), 1, max)
+    }
+);
+
 /// Every schema-only type above, built for limits `l`.
 fn all(l: &Limits) -> Vec<(String, RefOr<Schema>)> {
     macro_rules! each {
@@ -381,7 +405,10 @@ fn all(l: &Limits) -> Vec<(String, RefOr<Schema>)> {
         Description,
         EventRetentionMs,
         BannerMessage,
-        EnqueueAnswer
+        EnqueueAnswer,
+        AuditText,
+        AuditCursorText,
+        AuditLimit
     )
 }
 

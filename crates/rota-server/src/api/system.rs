@@ -298,6 +298,7 @@ impl utoipa::Modify for ErrorResponses {
         crate::api::admin::list_keys,
         crate::api::admin::get_key,
         crate::api::admin::revoke_key,
+        crate::api::audit::list,
         crate::api::admin::revoke_key_sessions,
         crate::api::admin::rotate_key,
         crate::api::admin::list_roles,

@@ -13,6 +13,8 @@ pub struct Caller {
     auth: Arc<Auth>,
     /// The live counters the request counts against: its credential's, then its tenant's.
     clients: Arc<[Arc<ClientState>]>,
+    /// Where the request came from, for the audit log.
+    pub origin: Arc<crate::audit::Origin>,
 }
 
 impl Caller {
@@ -27,7 +29,23 @@ impl Caller {
             tenant,
             auth,
             clients: clients.iter().map(|(c, _)| c.clone()).collect(),
+            origin: Default::default(),
         }
+    }
+
+    /// The caller of a request that came with `headers` from `peer`.
+    pub fn from_peer(
+        mut self,
+        headers: &axum::http::HeaderMap,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Caller {
+        self.origin = Arc::new(crate::audit::Origin::of(headers, peer));
+        self
+    }
+
+    /// The server's clock, as the caller's credentials are judged by it.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.auth.clock.now()
     }
 
     pub(crate) fn body_clients(&self) -> &[Arc<ClientState>] {

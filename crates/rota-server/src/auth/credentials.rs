@@ -200,7 +200,7 @@ impl Auth {
         ];
         let p = Principal {
             tenant: id.tenant,
-            label: format!("jwt subject {}", id.subject),
+            label: format!("{}{}", super::JWT_LABEL, id.subject),
             key_id: None,
             roles: id.roles,
             queues: vec![],

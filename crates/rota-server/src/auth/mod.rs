@@ -64,6 +64,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+/// How a JWT's caller is named: this, then its subject.
+pub(crate) const JWT_LABEL: &str = "jwt subject ";
+
 /// How the `ROTA_ADMIN_TOKEN` caller is named.
 const ADMIN_TOKEN_LABEL: &str = "admin token";
 

@@ -266,6 +266,18 @@ impl Auth {
     }
 
     async fn put_key(&self, record: KeyRecord) -> ApiResult<()> {
+        // The audit entry of the change (if one waits) names the key and how it is now.
+        rota_store::audit::amend(|e| {
+            e.target = format!("keys/{}", record.id);
+            e.after = Some(serde_json::json!({
+                "name": record.name,
+                "roles": record.roles,
+                "queues": record.queues,
+                "expires_at": record.expires_at,
+                "revoked_at": record.revoked_at,
+                "previous_until": record.previous_until,
+            }));
+        });
         self.store
             .change_auth(AuthChange::PutKey(Box::new(record.clone())))
             .await?;

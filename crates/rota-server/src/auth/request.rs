@@ -155,6 +155,11 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
         note_refusal(&st, Some(&acting), label, &resp);
         return resp;
     }
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let caller = caller.from_peer(req.headers(), peer);
     req.extensions_mut().insert(caller);
     if by_cookie {
         req.extensions_mut().insert(BySessionCookie);

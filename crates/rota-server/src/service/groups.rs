@@ -17,7 +17,15 @@ impl Service {
         let key = caller.queue(queue, actions::QUEUES_UPDATE)?;
         check_name("group", group, self.limits())?;
         settings.check().map_err(ApiError::invalid)?;
-        Ok(self.store.put_group(&key, group, settings).await?)
+        let entry = audit::with(
+            caller.audit(
+                "group.put",
+                format!("{}/groups/{group}", queue_resource(queue)),
+            ),
+            None,
+            audit::json(&settings),
+        );
+        Ok(audit::audited(entry, self.store.put_group(&key, group, settings)).await?)
     }
 
     /// A page of the queue's groups by name, after `after`.

@@ -80,7 +80,12 @@ impl Service {
             created_at: now,
             updated_at: now,
         };
-        caller.auth().put_hook(h.clone()).await?;
+        let entry = audit::with(
+            caller.audit("hook.create", resource(&h.id)),
+            None,
+            Some(audited_view(&h)),
+        );
+        audit::audited(entry, caller.auth().put_hook(h.clone())).await?;
         Ok(h)
     }
 
@@ -107,6 +112,7 @@ impl Service {
     ) -> ApiResult<HookRecord> {
         caller.require(actions::HOOKS_WRITE, &resource(id))?;
         let mut h = caller.auth().tenant_hook(&caller.tenant, id)?;
+        let before = audited_view(&h);
         Self::check_description(&patch.description)?;
         if let Some(q) = patch.queue {
             h.queue = q;
@@ -126,7 +132,12 @@ impl Service {
         }
         h.owner = Some(caller.as_owner());
         h.updated_at = self.clock.now();
-        caller.auth().put_hook(h.clone()).await?;
+        let entry = audit::with(
+            caller.audit("hook.update", resource(id)),
+            Some(before),
+            Some(audited_view(&h)),
+        );
+        audit::audited(entry, caller.auth().put_hook(h.clone())).await?;
         Ok(h)
     }
 
@@ -156,13 +167,19 @@ impl Service {
         (h.previous_secret, h.previous_until) =
             rota_core::webhooks::keep_for_grace(old, grace, now);
         h.updated_at = now;
-        caller.auth().put_hook(h.clone()).await?;
+        let entry = audit::with(
+            caller.audit("hook.rotate_secret", resource(id)),
+            None,
+            Some(serde_json::json!({ "grace_ms": grace })),
+        );
+        audit::audited(entry, caller.auth().put_hook(h.clone())).await?;
         Ok(h)
     }
 
     pub async fn delete_hook(&self, caller: &Caller, id: &str) -> ApiResult<()> {
         caller.require(actions::HOOKS_WRITE, &resource(id))?;
-        caller.auth().delete_hook(&caller.tenant, id).await?;
+        let entry = caller.audit("hook.delete", resource(id));
+        audit::audited(entry, caller.auth().delete_hook(&caller.tenant, id)).await?;
         self.hooks.forget(id);
         Ok(())
     }
@@ -176,4 +193,16 @@ impl Service {
         self.hook(caller, id)?;
         Ok(self.hooks.recent(id))
     }
+}
+
+/// What the audit log keeps of a hook: never its secrets.
+fn audited_view(h: &HookRecord) -> serde_json::Value {
+    serde_json::json!({
+        "name": h.name,
+        "queue": h.queue,
+        "kind": h.kind,
+        "verify": h.verify,
+        "enabled": h.enabled,
+        "description": h.description,
+    })
 }

@@ -31,6 +31,7 @@ pub use tasks::{check_task, Claim};
 pub use webhooks::{redact_unless_writer, WebhookInput, WebhookPatch, MAX_WEBHOOK_DESCRIPTION};
 pub use workflows::WorkflowTaskSpec;
 
+use crate::audit;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::ServerConfig;

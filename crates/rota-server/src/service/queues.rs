@@ -48,7 +48,20 @@ impl Service {
                 .map_err(|e| ApiError::invalid(format!("callback_url {e}")))?;
             self.require_callback_signer(caller).await?;
         }
-        Ok(self.store.update_queue(&key, patch).await?)
+        // The settings as they are (a new queue's are the defaults), for the entry's before.
+        let old = match self.store.queue(&key).await {
+            Ok(q) => q.settings,
+            Err(_) => Default::default(),
+        };
+        let mut new = old.clone();
+        patch.apply(&mut new);
+        let (before, after) = changed_fields(&old, &new);
+        let entry = audit::with(
+            caller.audit("queue.update", queue_resource(queue)),
+            Some(before),
+            Some(after),
+        );
+        Ok(audit::audited(entry, self.store.update_queue(&key, patch)).await?)
     }
 
     /// Pauses or resumes a queue that exists: pausing an unknown queue is most likely a typo,
@@ -65,7 +78,13 @@ impl Service {
             paused: Some(paused),
             ..Default::default()
         };
-        Ok(self.store.update_queue(&key, patch).await?)
+        let action = if paused {
+            "queue.pause"
+        } else {
+            "queue.resume"
+        };
+        let entry = caller.audit(action, queue_resource(queue));
+        Ok(audit::audited(entry, self.store.update_queue(&key, patch)).await?)
     }
 
     /// Deletes every task of a queue, live ones included (Faktory's `QUEUE REMOVE` and
@@ -74,7 +93,12 @@ impl Service {
         let key = caller.queue(queue, actions::QUEUES_PURGE)?;
         let mut n = 0;
         for state in TaskState::ALL {
-            n += self.store.purge(&key, state).await?;
+            let entry = audit::with(
+                caller.audit("queue.purge", queue_resource(queue)),
+                None,
+                Some(serde_json::json!({ "state": state })),
+            );
+            n += audit::audited(entry, self.store.purge(&key, state)).await?;
         }
         Ok(n)
     }
@@ -87,6 +111,33 @@ impl Service {
                 "only final states can be purged (succeeded, dead, cancelled), not `{state}`; cancel tasks first"
             )));
         }
-        Ok(self.store.purge(&key, state).await?)
+        let entry = audit::with(
+            caller.audit("queue.purge", queue_resource(queue)),
+            None,
+            Some(serde_json::json!({ "state": state })),
+        );
+        Ok(audit::audited(entry, self.store.purge(&key, state)).await?)
     }
+}
+
+/// The settings that differ between `old` and `new`: as they were, and as they are.
+fn changed_fields(
+    old: &rota_core::QueueSettings,
+    new: &rota_core::QueueSettings,
+) -> (serde_json::Value, serde_json::Value) {
+    use serde_json::{Map, Value};
+    let (Ok(Value::Object(old)), Ok(Value::Object(new))) =
+        (serde_json::to_value(old), serde_json::to_value(new))
+    else {
+        return (Value::Null, Value::Null);
+    };
+    let (mut before, mut after) = (Map::new(), Map::new());
+    for (k, v) in new {
+        let was = old.get(&k).cloned().unwrap_or(Value::Null);
+        if was != v {
+            before.insert(k.clone(), was);
+            after.insert(k, v);
+        }
+    }
+    (before.into(), after.into())
 }

@@ -34,6 +34,18 @@ impl Service {
         name: &str,
         spec: ScheduleSpec,
     ) -> ApiResult<(ScheduleView, bool)> {
+        self.write_schedule(caller, name, spec, "schedule.put")
+            .await
+    }
+
+    /// [`Service::put_schedule`], audited as `action`.
+    async fn write_schedule(
+        &self,
+        caller: &Caller,
+        name: &str,
+        spec: ScheduleSpec,
+        action: &str,
+    ) -> ApiResult<(ScheduleView, bool)> {
         self.check_schedule_name(name)?;
         caller.require(actions::SCHEDULES_WRITE, &resource(name))?;
         caller.queue(&spec.queue, actions::TASKS_ENQUEUE)?;
@@ -56,6 +68,11 @@ impl Service {
         } else {
             timing.next_after(now)
         };
+        let entry = audit::with(
+            caller.audit(action, resource(name)),
+            None,
+            audit::json(&spec),
+        );
         let rec = ScheduleRecord {
             tenant: caller.tenant.clone(),
             name: name.to_owned(),
@@ -65,7 +82,7 @@ impl Service {
             created_at: now,
             updated_at: now,
         };
-        let (record, created) = self.store.put_schedule(rec).await?;
+        let (record, created) = audit::audited(entry, self.store.put_schedule(rec)).await?;
         self.schedules_changed.notify_one();
         Ok((
             ScheduleView {
@@ -117,7 +134,8 @@ impl Service {
     pub async fn delete_schedule(&self, caller: &Caller, name: &str) -> ApiResult<()> {
         self.check_schedule_name(name)?;
         caller.require(actions::SCHEDULES_WRITE, &resource(name))?;
-        self.store.delete_schedule(&caller.tenant, name).await?;
+        let entry = caller.audit("schedule.delete", resource(name));
+        audit::audited(entry, self.store.delete_schedule(&caller.tenant, name)).await?;
         self.schedules_changed.notify_one();
         Ok(())
     }
@@ -133,7 +151,12 @@ impl Service {
         caller.require(actions::SCHEDULES_WRITE, &resource(name))?;
         let mut spec = self.one_schedule(caller, name).await?.spec;
         spec.paused = paused;
-        Ok(self.put_schedule(caller, name, spec).await?.0)
+        let action = if paused {
+            "schedule.pause"
+        } else {
+            "schedule.resume"
+        };
+        Ok(self.write_schedule(caller, name, spec, action).await?.0)
     }
 
     /// Enqueues the schedule's task now, outside its ticks (`next_run_at` stays).
@@ -163,9 +186,8 @@ impl Service {
                 },
             }],
         };
-        let record = self
-            .store
-            .fire_schedule(firing)
+        let entry = caller.audit("schedule.trigger", resource(name));
+        let record = audit::audited(entry, self.store.fire_schedule(firing))
             .await?
             .expect("a manual trigger expects nothing");
         Ok(ScheduleView {

@@ -441,7 +441,19 @@ impl Service {
         };
         self.authorize_task(caller, action, id).await?;
         let counted = matches!(change, Change::Cancel | Change::Kill { .. });
-        let t = self.store.change(&caller.tenant, id, change).await?;
+        let what = match &change {
+            Change::Cancel => "task.cancel",
+            Change::Kill { .. } => "task.kill",
+            Change::Retry => "task.retry",
+            Change::RunNow => "task.run_now",
+            Change::Delete => "task.delete",
+        };
+        let after = match &change {
+            Change::Kill { reason } => Some(serde_json::json!({ "reason": reason })),
+            _ => None,
+        };
+        let entry = audit::with(caller.audit(what, format!("tasks/{id}")), None, after);
+        let t = audit::audited(entry, self.store.change(&caller.tenant, id, change)).await?;
         if counted {
             m::task_outcome(&caller.tenant, &t);
         }

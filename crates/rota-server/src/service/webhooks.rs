@@ -135,7 +135,8 @@ impl Service {
         );
         // Never matched against events; it only signs.
         w.enabled = false;
-        self.store.put_webhook(w.clone()).await?;
+        let entry = caller.audit("webhook.create", resource(CALLBACKS_ID));
+        audit::audited(entry, self.store.put_webhook(w.clone())).await?;
         Ok(w)
     }
 
@@ -213,7 +214,12 @@ impl Service {
             now,
         );
         w.owner = Some(caller.as_owner());
-        self.store.put_webhook(w.clone()).await?;
+        let entry = audit::with(
+            caller.audit("webhook.create", resource(&w.id)),
+            None,
+            Some(audited_view(&w)),
+        );
+        audit::audited(entry, self.store.put_webhook(w.clone())).await?;
         Ok(w)
     }
 
@@ -252,6 +258,7 @@ impl Service {
             .webhooks(&caller.tenant, Some(id))
             .await?
             .remove(0);
+        let before = audited_view(&w);
         if let Some(u) = patch.url {
             w.url = u;
         }
@@ -276,14 +283,20 @@ impl Service {
         // Its writer now answers for what it hands on.
         w.owner = Some(caller.as_owner());
         w.updated_at = self.clock.now();
-        self.store.put_webhook(w.clone()).await?;
+        let entry = audit::with(
+            caller.audit("webhook.update", resource(id)),
+            Some(before),
+            Some(audited_view(&w)),
+        );
+        audit::audited(entry, self.store.put_webhook(w.clone())).await?;
         Ok(w)
     }
 
     pub async fn delete_webhook(&self, caller: &Caller, id: &str) -> ApiResult<()> {
         not_the_signer(id)?;
         caller.require(actions::WEBHOOKS_WRITE, &resource(id))?;
-        Ok(self.store.delete_webhook(&caller.tenant, id).await?)
+        let entry = caller.audit("webhook.delete", resource(id));
+        Ok(audit::audited(entry, self.store.delete_webhook(&caller.tenant, id)).await?)
     }
 
     /// A new secret (returned this once); the old one keeps signing for `grace_ms`.
@@ -323,7 +336,12 @@ impl Service {
         (w.previous_secret, w.previous_until) =
             rota_core::webhooks::keep_for_grace(old, grace, now);
         w.updated_at = now;
-        self.store.put_webhook(w.clone()).await?;
+        let entry = audit::with(
+            caller.audit("webhook.rotate_secret", resource(id)),
+            None,
+            Some(serde_json::json!({ "grace_ms": grace })),
+        );
+        audit::audited(entry, self.store.put_webhook(w.clone())).await?;
         Ok(w)
     }
 
@@ -360,9 +378,26 @@ impl Service {
         delivery: i64,
     ) -> ApiResult<Delivery> {
         caller.require(actions::WEBHOOKS_WRITE, &resource(id))?;
-        Ok(self
-            .store
-            .retry_delivery(&caller.tenant, id, delivery)
-            .await?)
+        let entry = audit::with(
+            caller.audit("delivery.retry", resource(id)),
+            None,
+            Some(serde_json::json!({ "delivery": delivery })),
+        );
+        let retried = self.store.retry_delivery(&caller.tenant, id, delivery);
+        Ok(audit::audited(entry, retried).await?)
     }
+}
+
+/// What the audit log keeps of a webhook: never its secrets, and of its URL only the origin
+/// (a path or query may carry a token).
+fn audited_view(w: &Webhook) -> serde_json::Value {
+    let origin = reqwest::Url::parse(&w.url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    serde_json::json!({
+        "url_origin": origin,
+        "filter": w.filter,
+        "enabled": w.enabled,
+        "description": w.description,
+    })
 }

@@ -396,9 +396,16 @@ impl Service {
         use futures_util::stream::{self, StreamExt};
         let ids: Vec<TaskId> = live.iter().map(|t| t.id).collect();
         let outcomes: Vec<_> = stream::iter(ids)
-            .map(|id| {
+            .map(|task| {
                 let (store, tenant) = (self.store.clone(), caller.tenant.clone());
-                async move { store.change(&tenant, id, Change::Cancel).await }
+                let entry = audit::with(
+                    caller.audit("task.cancel", format!("tasks/{task}")),
+                    None,
+                    Some(serde_json::json!({ "workflow": id.to_string() })),
+                );
+                audit::audited(entry, async move {
+                    store.change(&tenant, task, Change::Cancel).await
+                })
             })
             .buffer_unordered(CANCELS_AT_ONCE)
             .collect()

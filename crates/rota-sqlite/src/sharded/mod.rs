@@ -9,6 +9,7 @@
 //! (`id % ID_STRIPES`); event cursors come from one sequence shared by the writers, and
 //! readers merge the shards' logs below the cursors still in flight (see `cursors.rs`).
 
+mod audit;
 mod deps;
 mod merge;
 mod reconcile;

@@ -385,8 +385,12 @@ impl Store for SqliteStore {
     }
 
     async fn delete_schedule(&self, tenant: &str, name: &str) -> StoreResult<()> {
+        // Whichever shard holds it writes the audit entry (see `rota_store::audit`).
+        let entry = rota_store::audit::take();
         let mut found = false;
-        for r in self.each(|s| s.delete_schedule(tenant, name)).await {
+        let deletes = self
+            .each(|s| rota_store::audit::scope_opt(entry.clone(), s.delete_schedule(tenant, name)));
+        for r in deletes.await {
             match r {
                 Ok(()) => found = true,
                 Err(StoreError::ScheduleNotFound(_)) => {}
@@ -422,6 +426,7 @@ impl Store for SqliteStore {
     }
 
     async fn fire_schedule(&self, firing: Firing) -> StoreResult<Option<ScheduleRecord>> {
+        let entry = rota_store::audit::take();
         let Some((at, rec)) = self.schedule_shard(&firing.tenant, &firing.name).await? else {
             return Err(StoreError::ScheduleNotFound(firing.name.clone()));
         };
@@ -431,7 +436,8 @@ impl Store for SqliteStore {
         if target != at {
             self.put_schedule(rec).await?;
         }
-        self.shards[target].fire_schedule(firing).await
+        let fire = self.shards[target].fire_schedule(firing);
+        rota_store::audit::scope_opt(entry, fire).await
     }
 
     async fn put_webhook(&self, w: Webhook) -> StoreResult<()> {
@@ -510,8 +516,10 @@ impl Store for SqliteStore {
         webhook_id: &str,
         id: i64,
     ) -> StoreResult<Delivery> {
+        let entry = rota_store::audit::take();
         for s in self.shards.iter() {
-            match s.retry_delivery(tenant, webhook_id, id).await {
+            let retry = s.retry_delivery(tenant, webhook_id, id);
+            match rota_store::audit::scope_opt(entry.clone(), retry).await {
                 Err(StoreError::DeliveryNotFound(_)) => continue,
                 r => return r,
             }

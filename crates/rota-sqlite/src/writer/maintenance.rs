@@ -102,6 +102,9 @@ impl Ctx<'_> {
         let default_ms = self.shared.event_retention_ms;
         more |= crate::events::trim(self.tx(), &mut marks, default_ms, now, CHUNK)?;
         drop(marks);
+        // Audit entries past their retention.
+        let ms = i64::try_from(self.shared.audit_retention_ms).unwrap_or(i64::MAX);
+        more |= crate::audit::trim(self.tx(), now.plus_ms(-ms), CHUNK)?;
         // Finished deliveries past their retention.
         let kept = now.plus_ms(-rota_core::webhooks::KEEP_FINISHED_MS);
         more |= self

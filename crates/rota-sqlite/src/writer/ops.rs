@@ -5,6 +5,7 @@
 use super::ctx::Ctx;
 use super::{maintenance, Batch, Reply};
 use super::{Adopt, OutboxRow, Part, RegisterResult, WorkflowEnd, WorkflowRow};
+use rota_core::audit::AuditEntry;
 use rota_core::events::Event;
 use rota_core::flow::{GroupInfo, GroupSettings};
 use rota_core::webhooks::{Attempt, Delivery, Webhook};
@@ -91,6 +92,11 @@ pub enum Op {
     Probe(Reply<StoreResult<()>>),
     /// Events that are no task's transition (see `EventLog::log_events`).
     LogEvents(String, Vec<Event>, Reply<StoreResult<()>>),
+    /// An administrative op and its audit entry, written in its transaction if it succeeds
+    /// (see `rota_store::audit`).
+    Audited(Box<Op>, Box<AuditEntry>),
+    /// An audit entry for a change that is no write of its own (a backup).
+    Audit(Box<AuditEntry>, Reply<StoreResult<()>>),
 }
 
 /// What an applied op will answer once its batch commits.
@@ -113,10 +119,37 @@ pub(super) enum Answer {
     Tasks(StoreResult<Vec<Task>>),
 }
 
+impl Answer {
+    /// Whether the op did what it asked (an administrative op's audit entry is written only
+    /// then).
+    fn succeeded(&self) -> bool {
+        match self {
+            Answer::Enqueued(r) => r.is_ok(),
+            Answer::Claimed(r) => r.is_ok(),
+            Answer::Task(r) => r.is_ok(),
+            Answer::Each(rs) => rs.iter().any(Result::is_ok),
+            Answer::Unit(r) => r.is_ok(),
+            Answer::Count(r) => r.is_ok(),
+            Answer::Report(r) => r.is_ok(),
+            Answer::Schedule(r) => r.is_ok(),
+            Answer::Fired(r) => r.is_ok(),
+            Answer::Taken(r) => r.is_ok(),
+            Answer::Webhooks(r) => r.is_ok(),
+            Answer::Delivery(r) => r.is_ok(),
+            Answer::Group(r) => r.is_ok(),
+            Answer::Registered(_) => true,
+            Answer::Outbox(r) => r.is_ok(),
+            Answer::Tasks(r) => r.is_ok(),
+        }
+    }
+}
+
 impl Op {
     /// The lane the op waits in: its tenant's, or the server's own for maintenance and probes.
     pub(super) fn lane(&self) -> Option<&str> {
         match self {
+            Op::Audited(op, _) => op.lane(),
+            Op::Audit(e, _) => Some(&e.tenant),
             Op::Enqueue(q, ..)
             | Op::EnqueueWaiting(q, ..)
             | Op::Claim(q, ..)
@@ -156,9 +189,29 @@ impl Op {
         !matches!(self, Op::Claim(..) | Op::Heartbeat(..))
     }
 
+    /// Whether the op is an administrative change, which an audit entry waiting in its
+    /// caller's scope goes with.
+    pub(crate) fn is_administrative(&self) -> bool {
+        matches!(
+            self,
+            Op::Change(..)
+                | Op::UpdateQueue(..)
+                | Op::PutGroup(..)
+                | Op::Purge(..)
+                | Op::Auth(..)
+                | Op::PutSchedule(..)
+                | Op::DeleteSchedule(..)
+                | Op::PutWebhook(..)
+                | Op::DeleteWebhook(..)
+                | Op::RetryDelivery(..)
+                | Op::Fire(..)
+        )
+    }
+
     /// Rows the op may touch, for the per-commit budget.
     pub(super) fn rows(&self) -> usize {
         match self {
+            Op::Audited(op, _) => op.rows() + 1,
             Op::Enqueue(_, tasks, _) | Op::EnqueueWaiting(_, tasks, ..) => tasks.len(),
             Op::WorkflowPart(p, _) => p.tasks.len(),
             Op::Adopt(a, _) => a.added.len(),
@@ -177,6 +230,14 @@ impl Op {
     /// caller rolls back and applies the batch again without it.
     pub(super) fn apply(&self, ctx: &mut Ctx<'_>, b: &mut Batch) -> rusqlite::Result<Answer> {
         Ok(match self {
+            Op::Audited(op, entry) => {
+                let answer = op.apply(ctx, b)?;
+                if answer.succeeded() {
+                    crate::audit::write(ctx.tx(), entry)?;
+                }
+                answer
+            }
+            Op::Audit(entry, _) => Answer::Unit(Ok(crate::audit::write(ctx.tx(), entry)?)),
             Op::Enqueue(q, tasks, _) => {
                 Answer::Enqueued(ctx.enqueue(b, q, tasks, &Remote::default())?)
             }
@@ -245,6 +306,7 @@ impl Op {
             _ => 0,
         };
         match self {
+            Op::Audited(op, _) => op.answer(outcome),
             Op::Enqueue(.., r) | Op::EnqueueWaiting(.., r) => {
                 reply!(r, Answer::Enqueued(v) => v, Err)
             }
@@ -273,6 +335,7 @@ impl Op {
             | Op::NoteWebhookHealth(_, r)
             | Op::DeleteWebhook(.., r)
             | Op::LogEvents(.., r)
+            | Op::Audit(_, r)
             | Op::Endings(_, r)
             | Op::DropOutbox(_, r)
             | Op::CommitWorkflow(_, r)

@@ -4,6 +4,7 @@
 //! in a test file; each body below becomes one `#[tokio::test]` there. Bodies drive a
 //! [`ManualClock`] and call [`Store::run_maintenance`] themselves, so nothing sleeps.
 
+mod audit;
 mod changes;
 mod debounce;
 mod events;
@@ -21,6 +22,7 @@ mod webhooks;
 mod workflow_events;
 mod workflows;
 
+pub use audit::*;
 pub use changes::*;
 pub use debounce::*;
 pub use events::*;
@@ -69,6 +71,8 @@ macro_rules! conformance_tests {
             enqueue_then_get_round_trips,
             a_task_keeps_its_trace_context,
             inbound_hooks_round_trip_and_their_requests_are_logged,
+            each_administrative_change_writes_its_audit_entry_with_it,
+            the_audit_log_filters_pages_newest_first_and_trims_by_age,
             claim_orders_by_priority_then_fifo,
             claim_filters_by_kind,
             delayed_tasks_wait_for_run_at,

@@ -21,7 +21,7 @@ fn spec(queue: &str) -> ScheduleSpec {
     }
 }
 
-fn record(tenant: &str, name: &str, next: Option<i64>) -> ScheduleRecord {
+pub(super) fn record(tenant: &str, name: &str, next: Option<i64>) -> ScheduleRecord {
     ScheduleRecord {
         tenant: tenant.into(),
         name: name.into(),

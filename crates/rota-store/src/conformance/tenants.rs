@@ -26,7 +26,7 @@ fn key_record(id: &str, tenant: &str) -> KeyRecord {
     }
 }
 
-fn role_record(tenant: &str, name: &str) -> RoleRecord {
+pub(super) fn role_record(tenant: &str, name: &str) -> RoleRecord {
     RoleRecord {
         tenant: tenant.to_owned(),
         name: name.to_owned(),

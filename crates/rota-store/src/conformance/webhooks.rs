@@ -5,7 +5,7 @@ use super::*;
 use rota_core::events::EventFilter;
 use rota_core::webhooks::{Attempt, DeliveryState, Webhook, DISABLE_AFTER_MS, MAX_ATTEMPTS};
 
-fn hook(tenant: &str, id: &str, types: &[&str], queues: &[&str]) -> Webhook {
+pub(super) fn hook(tenant: &str, id: &str, types: &[&str], queues: &[&str]) -> Webhook {
     Webhook {
         tenant: tenant.into(),
         id: id.into(),

@@ -54,8 +54,9 @@ pub struct AuditList {
 
 #[utoipa::path(get, path = "/v1/audit", tag = "admin",
     params(AuditParams),
-    responses((status = 200, body = AuditList), (status = 403, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = AuditList),
+        (status = 400, description = "a parameter that is not of its type", body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
     State(st): State<AppState>,
     caller: Caller,

@@ -3,6 +3,7 @@
 //! reused.
 
 mod access;
+mod audit;
 mod doctor;
 mod error;
 mod events;
@@ -19,6 +20,7 @@ mod webhooks;
 pub mod worker;
 mod workflows;
 
+pub use audit::{AuditEntry, AuditPage, AuditQuery};
 pub use doctor::{DoctorFinding, DoctorReport};
 use error::ErrorBody;
 pub use error::{Error, ErrorDetail, Result};

@@ -51,7 +51,7 @@ impl Caller {
     /// An entry for a change the caller makes now in its tenant: `action` on `target`.
     pub fn audit(&self, action: &str, target: impl Into<String>) -> AuditEntry {
         AuditEntry {
-            id: AuditEntry::id_of(new_key()),
+            id: new_id(),
             at: self.now(),
             tenant: self.tenant.clone(),
             actor: self.actor(),
@@ -65,9 +65,9 @@ impl Caller {
     }
 }
 
-/// A fresh entry key: random, positive, never 0.
-fn new_key() -> i64 {
-    (rand::random::<u64>() >> 1).max(1) as i64
+/// A fresh entry id: random, positive, never 0.
+pub fn new_id() -> String {
+    AuditEntry::id_of((rand::random::<u64>() >> 1).max(1) as i64)
 }
 
 /// Adds what the change was asked to be, and what it replaced.

@@ -320,3 +320,16 @@ fn copy_into(src: &Connection, to: &Path) -> Result<Copied, String> {
         }
     }
 }
+
+/// Writes `entry` into the audit log of the store whose shard 0 is `db` (which a server may be
+/// using: the write waits up to 5 s for its writer), in a transaction of its own, bringing
+/// that file's schema up to date first (a restored backup of an older schema).
+pub fn record(db: &Path, entry: &rota_core::audit::AuditEntry) -> Result<(), String> {
+    let mut conn = Connection::open(db).map_err(err("cannot open", db))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(err("cannot open", db))?;
+    crate::schema::migrate(&mut conn)?;
+    let tx = conn.transaction().map_err(err("cannot write to", db))?;
+    crate::audit::write(&tx, entry).map_err(err("cannot write to", db))?;
+    tx.commit().map_err(err("cannot write to", db))
+}

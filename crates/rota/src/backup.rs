@@ -41,6 +41,16 @@ fn embedded_only(what: &str) -> Result<()> {
 pub fn backup(args: BackupArgs) -> Result<()> {
     embedded_only("backup")?;
     let db = config::db_path(&args.data_dir);
+    // Recorded first, so the backup holds its own entry.
+    let target = args.dir.display().to_string();
+    let entry = entry(
+        "backup.create",
+        &target,
+        serde_json::json!({ "to": target }),
+    );
+    if let Err(e) = rota_sqlite::backup::record(&db, &entry) {
+        eprintln!("warning: the audit log does not record this backup: {e}");
+    }
     let started = std::time::Instant::now();
     let copied = rota_sqlite::backup::backup(&db, &args.dir).map_err(anyhow::Error::msg)?;
     println!(
@@ -60,6 +70,15 @@ pub fn restore(args: RestoreArgs) -> Result<()> {
     embedded_only("restore")?;
     let copied =
         rota_sqlite::backup::restore(&args.backup, &args.data_dir).map_err(anyhow::Error::msg)?;
+    let from = args.backup.display().to_string();
+    let entry = entry(
+        "backup.restore",
+        &args.data_dir.display().to_string(),
+        serde_json::json!({ "from": from, "schema_version": copied.schema_version }),
+    );
+    rota_sqlite::backup::record(&config::db_path(&args.data_dir), &entry).map_err(|e| {
+        anyhow::anyhow!("restored, but the audit log could not record the restore: {e}")
+    })?;
     println!(
         "restored {} into {} ({} files, {} bytes, schema {}); start it with: rota serve \
          --data-dir {}",
@@ -71,4 +90,23 @@ pub fn restore(args: RestoreArgs) -> Result<()> {
         args.data_dir.display()
     );
     Ok(())
+}
+
+/// An audit entry for a backup or restore made from this command line: by the user running
+/// it, in the admin tenant.
+fn entry(action: &str, target: &str, after: serde_json::Value) -> rota_core::audit::AuditEntry {
+    use rota_core::{Clock, SystemClock};
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    rota_core::audit::AuditEntry {
+        id: rota_server::audit::new_id(),
+        at: SystemClock.now(),
+        tenant: rota_core::DEFAULT_TENANT.into(),
+        actor: format!("cli:{user}"),
+        action: action.into(),
+        target: format!("files/{target}"),
+        before: None,
+        after: Some(after),
+        request_id: None,
+        source: None,
+    }
 }

@@ -5,6 +5,7 @@
 #![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
 mod access;
+mod audit;
 mod backup;
 mod bench;
 mod cli;
@@ -161,6 +162,11 @@ enum ApiCommand {
     /// or an HMAC-SHA256 signature) into a task.
     #[command(subcommand)]
     Hook(hooks::HookCmd),
+    /// The audit log: every administrative change, who made it, from where, and what it
+    /// changed, newest first.
+    ///
+    /// Example: rota audit --action key. --since 7d
+    Audit(audit::AuditArgs),
     /// The event log: every task transition, a page at a time or followed live.
     ///
     /// Example: rota events --follow --types task.dead
@@ -194,6 +200,7 @@ impl ApiCommand {
             ApiCommand::Token => access::token(&client, fmt).await,
             ApiCommand::Workers(cmd) => processes::workers(&client, cmd, fmt).await,
             ApiCommand::Events(args) => events::events(&client, args, fmt).await,
+            ApiCommand::Audit(args) => audit::audit(&client, args, fmt).await,
             ApiCommand::Schedule(cmd) => schedules::schedule(&client, cmd, fmt).await,
             ApiCommand::Workflow(cmd) => workflows::workflow(&client, cmd, fmt).await,
             ApiCommand::Webhook(cmd) => webhooks::webhook(&client, cmd, fmt).await,

@@ -126,6 +126,16 @@ async fn a_backup_under_load_restores_every_acknowledged_task() {
     }
     assert!(ready >= before.len());
     assert!(ready <= during);
+    // The audit log holds the backup (recorded in the store before the copy, so the copy has
+    // it) and the restore, by the user who ran them.
+    let q = rota_client::AuditQuery {
+        action: Some("backup.".into()),
+        ..Default::default()
+    };
+    let logged = client.audit(&q).await.unwrap().entries;
+    let actions: Vec<&str> = logged.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["backup.restore", "backup.create"]);
+    assert!(logged.iter().all(|e| e.actor.starts_with("cli:")));
 
     // Restore refuses a directory in use and a file that is not a backup.
     let err = fails(

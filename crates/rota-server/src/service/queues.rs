@@ -56,8 +56,18 @@ impl Service {
         let mut new = old.clone();
         patch.apply(&mut new);
         let (before, after) = changed_fields(&old, &new);
+        // A change of `paused` alone is a pause or resume, whichever route asked it.
+        let only_paused = QueuePatch {
+            paused: patch.paused,
+            ..Default::default()
+        } == patch;
+        let action = match patch.paused {
+            Some(true) if only_paused => "queue.pause",
+            Some(false) if only_paused => "queue.resume",
+            _ => "queue.update",
+        };
         let entry = audit::with(
-            caller.audit("queue.update", queue_resource(queue)),
+            caller.audit(action, queue_resource(queue)),
             Some(before),
             Some(after),
         );

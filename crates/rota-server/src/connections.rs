@@ -57,6 +57,11 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// The address the connection comes from.
+    pub(crate) fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
     fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
         self.phase.lock().unwrap_or_else(|e| e.into_inner())
     }

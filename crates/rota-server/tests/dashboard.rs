@@ -481,3 +481,50 @@ async fn the_hooks_page_shows_hooks_and_their_requests_as_far_as_the_key_may_rea
         }
     }
 }
+
+/// The audit page lists the tenant's changes newest first, filters them by action, pages
+/// through them, and tells a key without `audit:read` what it takes.
+#[tokio::test]
+async fn the_audit_page_lists_changes_and_follows_permissions() {
+    let s = TestServer::start().await;
+    for n in 0..55 {
+        let a = s
+            .send(
+                "PATCH",
+                "/v1/queues/mail",
+                Some(&json!({"max_attempts": 2 + n % 3}).to_string()),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    s.send("POST", "/v1/queues/mail/pause", None).await;
+    let session = sign_in(&s, ADMIN).await.unwrap();
+    let page = get(&s, "/audit", &session).await.text().await.unwrap();
+    assert!(page.contains(r#"<a href="/audit" class="on">"#), "{page}");
+    let rows: Vec<&str> = page.split("<tr>").skip(2).collect();
+    assert_eq!(rows.len(), 50, "one page of 50");
+    assert!(rows[0].contains("queue.pause"), "newest first: {}", rows[0]);
+    assert!(page.contains("Older →"), "{page}");
+    let older = page
+        .split(r#"<a href=""#)
+        .find(|p| p.starts_with("/audit?"))
+        .and_then(|p| p.split('"').next())
+        .unwrap()
+        .replace("&amp;", "&");
+    let rest = get(&s, &older, &session).await.text().await.unwrap();
+    assert_eq!(rest.split("<tr>").skip(2).count(), 6, "{older}");
+    let paused = get(&s, "/audit?action=queue.pause", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(paused.split("<tr>").skip(2).count(), 1);
+
+    let reader = s.post("/v1/keys", json!({"roles": ["reader"]})).await;
+    let reader = sign_in(&s, reader.body["token"].as_str().unwrap())
+        .await
+        .unwrap();
+    let page = get(&s, "/audit", &reader).await.text().await.unwrap();
+    assert!(page.contains("takes audit:read"), "{page}");
+    assert!(!page.contains("queue.pause"));
+}

@@ -29,11 +29,9 @@ pub async fn quiet(
     caller: Caller,
     ApiPath(wid): ApiPath<String>,
 ) -> ApiResult<axum::Json<Worker>> {
-    Ok(axum::Json(st.service.signal_worker(
-        &caller,
-        &wid,
-        Signal::Quiet,
-    )?))
+    let w = st.service.signal_worker(&caller, &wid, Signal::Quiet)?;
+    record(&st, caller.audit("worker.quiet", format!("workers/{wid}"))).await;
+    Ok(axum::Json(w))
 }
 
 #[utoipa::path(post, path = "/v1/workers/{wid}/terminate", tag = "workers",
@@ -45,9 +43,20 @@ pub async fn terminate(
     caller: Caller,
     ApiPath(wid): ApiPath<String>,
 ) -> ApiResult<axum::Json<Worker>> {
-    Ok(axum::Json(st.service.signal_worker(
-        &caller,
-        &wid,
-        Signal::Terminate,
-    )?))
+    let w = st.service.signal_worker(&caller, &wid, Signal::Terminate)?;
+    record(
+        &st,
+        caller.audit("worker.terminate", format!("workers/{wid}")),
+    )
+    .await;
+    Ok(axum::Json(w))
+}
+
+/// Records a signal in the audit log. A signal lives in this server's memory, not in the
+/// store, so its entry is a write of its own, after it: one that fails is logged, and the
+/// signal stands.
+async fn record(st: &AppState, entry: rota_core::audit::AuditEntry) {
+    if let Err(e) = st.store.record_audit(entry).await {
+        tracing::error!(error = %e, "a worker signal was sent but the audit log could not record it");
+    }
 }

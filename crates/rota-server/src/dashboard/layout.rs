@@ -16,6 +16,7 @@ const NAV: &[(&str, &str)] = &[
     ("/webhooks", "Webhooks"),
     ("/hooks", "Hooks"),
     ("/keys", "Keys & roles"),
+    ("/audit", "Audit"),
 ];
 
 fn head(title: &str) -> Markup {

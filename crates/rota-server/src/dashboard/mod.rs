@@ -12,6 +12,7 @@
 //! page may be framed, sniffed as another type or named in another site's `Referer`.
 
 mod assets;
+mod audit;
 mod flow;
 mod layout;
 mod lists;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/webhooks", get(lists::webhooks))
         .route("/hooks", get(lists::hooks))
         .route("/keys", get(lists::keys))
+        .route("/audit", get(audit::page))
         .route("/tenant", post(session::switch_tenant))
         .route("/logout", post(session::logout))
         .route_layer(axum::middleware::from_fn_with_state(

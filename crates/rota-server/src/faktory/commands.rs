@@ -82,12 +82,21 @@ pub(super) async fn hello(st: &AppState, arg: &str) -> ApiResult<Session> {
 }
 
 /// Any command after HELLO.
-pub(super) async fn run(st: &AppState, s: &Session, verb: &str, arg: &str) -> Reply {
+pub(super) async fn run(
+    st: &AppState,
+    s: &Session,
+    verb: &str,
+    arg: &str,
+    peer: std::net::IpAddr,
+) -> Reply {
     // Checked again for every command, so a revoked key stops at its next command.
     let (caller, _permit) = match st.auth.admit(s.credential(), None).await {
         Ok(admitted) => admitted,
         Err(e) => return e.into(),
     };
+    // For the audit log of the administrative commands (QUEUE PAUSE, FLUSH, MUTATE, …).
+    let headers = axum::http::HeaderMap::new();
+    let caller = caller.from_peer(&headers, Some(std::net::SocketAddr::new(peer, 0)));
     st.faktory.command();
     // Maintenance refuses what it refuses at the HTTP door; work handed out may finish.
     let now = st.clock.now();

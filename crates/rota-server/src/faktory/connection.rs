@@ -152,7 +152,7 @@ async fn connection(
             break Ok(());
         }
         let reply = match &session {
-            Some(s) => commands::run(st, s, verb, arg).await,
+            Some(s) => commands::run(st, s, verb, arg, conn.addr()).await,
             None => {
                 let reply = match verb {
                     "HELLO" => match commands::hello(st, arg).await {

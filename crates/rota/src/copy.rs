@@ -1,5 +1,5 @@
 //! `rota copy --from ./rota-data --to postgres://…`: moves an embedded data directory into an
-//! empty PostgreSQL database — tenants, keys (hashes), roles, inbound webhooks, queues with their settings, and
+//! empty PostgreSQL database — tenants, keys (hashes), roles, inbound webhooks, the audit log, queues with their settings, and
 //! tasks in every state with their ids, attempts, errors, results and leases — then checks
 //! that every queue's counts by state match. The embedded server must be stopped (the data
 //! directory's lock is taken), so nothing changes while it copies. Tasks still waiting for
@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use rota_core::{Clock, QueueKey, SystemClock, TaskState};
 use rota_postgres::{PostgresOptions, PostgresStore};
 use rota_sqlite::{SqliteOptions, SqliteStore};
+use rota_store::audit::AuditLog;
 use rota_store::{AuthChange, ListFilter, Store};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -109,13 +110,15 @@ pub async fn copy(args: CopyArgs) -> Result<()> {
     let copied = result?;
     println!(
         "copied {} tenants, {} keys, {} roles, {} inbound webhooks, {} schedules, {} webhooks, \
-         {} queues and {} tasks from {} to {}; every queue's counts by state match",
+         {} audit entries, {} queues and {} tasks from {} to {}; every queue's counts by state \
+         match",
         copied.tenants,
         copied.keys,
         copied.roles,
         copied.hooks,
         copied.schedules,
         copied.webhooks,
+        copied.audit,
         copied.queues,
         copied.tasks,
         args.from.display(),
@@ -142,6 +145,7 @@ struct Copied {
     webhooks: usize,
     queues: usize,
     tasks: u64,
+    audit: usize,
 }
 
 async fn copy_all(source: &SqliteStore, target: &PostgresStore, batch: usize) -> Result<Copied> {
@@ -180,6 +184,22 @@ async fn copy_all(source: &SqliteStore, target: &PostgresStore, batch: usize) ->
         for w in source.webhooks(tenant, None).await? {
             target.put_webhook(w).await?;
             copied.webhooks += 1;
+        }
+    }
+    // The audit log, every tenant's, newest first; one transaction per entry.
+    let mut filter = rota_core::audit::AuditFilter {
+        limit: rota_core::audit::MAX_AUDIT_PAGE,
+        ..Default::default()
+    };
+    loop {
+        let page = source.audit(filter.clone()).await?;
+        filter.after = page.entries.last().map(rota_core::audit::AuditCursor::of);
+        for e in page.entries {
+            target.record_audit(e).await?;
+            copied.audit += 1;
+        }
+        if !page.more {
+            break;
         }
     }
     for (tenant, queue) in source.all_queues().await? {

@@ -203,6 +203,23 @@ async fn a_data_directory_moves_to_postgres_with_everything_in_it() {
     );
     let copied_hook = acme_admin.webhook(&hook.id).await.unwrap();
     assert_eq!(copied_hook.events, ["task.dead"]);
+    // The audit log came along whole: the embedded server's changes (the webhook's creation
+    // among them), in the same order.
+    let all = rota_client::AuditQuery {
+        limit: Some(500),
+        ..Default::default()
+    };
+    let audit = admin.audit(&all).await.unwrap().entries;
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "webhook.create" && e.tenant == "acme"),
+        "{audit:?}"
+    );
+    assert!(
+        said.contains(&format!("{} audit entries", audit.len())),
+        "{said}"
+    );
     for (id, was) in tasks.iter().chain([&scheduled]).zip(&before) {
         same(&acme_admin.get(*id).await.unwrap(), was);
     }

@@ -5,15 +5,17 @@ from ``_async_admin.py``. Do not edit: change the async module and run the scrip
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Type, TypeVar
+from typing import TYPE_CHECKING, Any, Iterator, Dict, List, Optional, Sequence, Type, TypeVar
 
 import httpx
 
 from . import _http
 from ._body import UNSET, patch, some
-from ._decode import decode
+from ._decode import decode, format_time
 from ._http import query, seg
 from .models import (
+    AuditEntry,
+    AuditPage,
     ClientLimits,
     CreatedKey,
     DoctorReport,
@@ -31,7 +33,8 @@ M = TypeVar("M")
 
 
 class Admin:
-    """Tenants, API keys and roles; worker processes, maintenance and the server's health."""
+    """Tenants, API keys and roles; the audit log; worker processes, maintenance and the server's
+    health."""
 
     if TYPE_CHECKING:  # the client's plumbing, which the class using this mixin has
         _http: httpx.Client
@@ -127,6 +130,70 @@ class Admin:
 
     def delete_role(self, name: str) -> None:
         self._send("DELETE", f"/v1/roles/{seg(name)}")
+
+    # ---- the audit log ------------------------------------------------------------------------
+
+    def audit(
+        self,
+        *,
+        tenant: Optional[str] = None,
+        actor: Optional[str] = None,
+        action: Optional[str] = None,
+        target: Optional[str] = None,
+        since: Optional[datetime] = None,
+        until: Optional[datetime] = None,
+        cursor: Optional[str] = None,
+        limit: Optional[int] = None,
+    ) -> AuditPage:
+        """One page of the audit log (every administrative change), newest first; pass
+        ``next_cursor`` back as ``cursor`` for the next. Needs ``audit:read`` (the ``admin`` and
+        ``tenant-admin`` roles). An admin reads every tenant's entries, or ``tenant``'s; anyone
+        else only their own tenant's. ``actor`` (``key:<id>``, ``jwt:<subject>``) and ``target``
+        (``queues/<name>``, ``keys/<id>``) match exactly; ``action`` is one action
+        (``key.create``), or every action of an object when it ends with a dot (``key.``).
+        ``since`` is inclusive, ``until`` exclusive; ``limit`` 1 to 500 (the server's default is
+        100)."""
+        params = query(
+            tenant=tenant,
+            actor=actor,
+            action=action,
+            target=target,
+            since=None if since is None else format_time(since),
+            until=None if until is None else format_time(until),
+            cursor=cursor,
+            limit=limit,
+        )
+        return self._one(AuditPage, "GET", "/v1/audit", params=params)
+
+    def iter_audit(
+        self,
+        *,
+        tenant: Optional[str] = None,
+        actor: Optional[str] = None,
+        action: Optional[str] = None,
+        target: Optional[str] = None,
+        since: Optional[datetime] = None,
+        until: Optional[datetime] = None,
+        page_size: Optional[int] = None,
+    ) -> Iterator[AuditEntry]:
+        """Every entry of the audit log that the filters match (newest first), page by page."""
+        cursor: Optional[str] = None
+        while True:
+            page = self.audit(
+                tenant=tenant,
+                actor=actor,
+                action=action,
+                target=target,
+                since=since,
+                until=until,
+                cursor=cursor,
+                limit=page_size,
+            )
+            for entry in page.entries:
+                yield entry
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     # ---- operations ---------------------------------------------------------------------------
 

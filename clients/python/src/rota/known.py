@@ -35,6 +35,7 @@ OPERATIONS: Dict[Tuple[str, str], Optional[str]] = {
     ("GET", "/v1/admin/tenants/{tenant}"): "tenant",
     ("DELETE", "/v1/admin/tenants/{tenant}"): "delete_tenant",
     ("PATCH", "/v1/admin/tenants/{tenant}"): "update_tenant",
+    ("GET", "/v1/audit"): "audit",
     ("GET", "/v1/callbacks"): "callbacks",
     ("POST", "/v1/callbacks/rotate-secret"): "rotate_callback_secret",
     ("GET", "/v1/doctor"): "doctor",
@@ -170,6 +171,8 @@ SCHEMAS: Dict[str, Source] = {
     "WorkflowList": m.WorkflowPage,
     "SpawnedTasks": m.Spawned,
     "TokenResponse": m.AccessToken,
+    "AuditEntry": m.AuditEntry,
+    "AuditList": m.AuditPage,
     # request bodies: the keyword arguments of the method named
     "TaskInput": m.NewTask,  # enqueue, enqueue_batch
     # submit_workflow (a batch's tasks, NewBatchTask, take the same fields but name and deps)
@@ -263,6 +266,7 @@ UNTYPED: Dict[str, FrozenSet[str]] = {
     "ScheduleOut": frozenset({"payload"}),
     "ScheduleBody": frozenset({"payload"}),
     "Status": frozenset({"checks"}),
+    "AuditEntry": frozenset({"before", "after"}),
 }
 """Fields passed through as decoded JSON, on purpose."""
 

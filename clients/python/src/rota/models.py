@@ -417,6 +417,46 @@ class WhoAmI:
     maintenance: Optional[Maintenance] = None
 
 
+# ---- the audit log -----------------------------------------------------------------------------
+
+
+@dataclass
+class AuditEntry:
+    """One administrative change (:meth:`Client.audit`): who made it, where, what it was done
+    to and, where it matters, the fields before and after."""
+
+    id: str
+    """Unique, and with ``at`` the entry's place in the log (newest first); 16 hex digits."""
+    at: datetime
+    tenant: str
+    """The tenant the change was made in (for a server-wide change such as maintenance mode,
+    the tenant of whoever made it)."""
+    actor: str
+    """Who: ``key:<key id>``, ``jwt:<subject>``, ``session:<key id>`` (the dashboard), or
+    ``system:<what>`` for the server itself."""
+    action: str
+    """What, as ``<object>.<verb>``: ``key.create``, ``queue.update``, ``task.cancel``..."""
+    target: str
+    """What it was done to: ``keys/<id>``, ``queues/<name>``, ``tasks/<id>``..."""
+    before: Optional[Dict[str, Any]] = None
+    """The changed fields as they were, where it matters (settings, roles, limits)."""
+    after: Optional[Dict[str, Any]] = None
+    """What was asked: the new settings, the role's rules, the change to a task."""
+    request_id: Optional[str] = None
+    """The request's ``X-Request-Id``."""
+    source: Optional[str] = None
+    """The address the request came from."""
+
+
+@dataclass
+class AuditPage:
+    """A page of the audit log, newest first; pass ``next_cursor`` back as ``cursor`` for the
+    next (older) page, ``None`` on the last."""
+
+    entries: List[AuditEntry]
+    next_cursor: Optional[str] = None
+
+
 # ---- operations --------------------------------------------------------------------------------
 
 
@@ -473,6 +513,8 @@ __all__ = [
     "WORKFLOW_STATES",
     "AccessToken",
     "AttemptError",
+    "AuditEntry",
+    "AuditPage",
     "Backoff",
     "BatchSummary",
     "CallbackSecret",

@@ -1,3 +1,4 @@
+import { Audit } from "./audit.js";
 import { Batches } from "./batches.js";
 import { Keys, MaintenanceMode, Roles, Tenants, whoami } from "./admin.js";
 import { Events } from "./events.js";
@@ -39,6 +40,8 @@ export class RotaClient {
   readonly keys: Keys;
   readonly roles: Roles;
   readonly maintenance: MaintenanceMode;
+  /** The audit log: every administrative change, newest first. */
+  readonly audit: Audit;
   /** Worker processes connected through the Faktory door. */
   readonly processes: Processes;
   private readonly http: Transport;
@@ -57,6 +60,7 @@ export class RotaClient {
     this.keys = new Keys(this.http);
     this.roles = new Roles(this.http);
     this.maintenance = new MaintenanceMode(this.http);
+    this.audit = new Audit(this.http);
     this.processes = new Processes(this.http);
   }
 

@@ -12,3 +12,4 @@ export { KNOWN_OPERATIONS, KNOWN_FIELDS } from "./known.js";
 export type * from "./types.js";
 export type * from "./workflow-types.js";
 export type * from "./hook-types.js";
+export type * from "./audit-types.js";

@@ -57,6 +57,7 @@ import type {
 import type { BatchInput, Spawned, Workflow, WorkflowList, WorkflowTask, WorkflowTaskInput } from "./workflow-types.js";
 import type { Hook, HookInput, HookPatch, HookRequest, HookRotation } from "./hook-types.js";
 import type { AccessToken } from "./oauth.js";
+import type { AuditEntry, AuditList } from "./audit-types.js";
 
 /**
  * What this library knows of the server's API, kept by hand as data: every operation it
@@ -84,6 +85,7 @@ export const KNOWN_OPERATIONS: readonly string[] = [
   "GET /v1/admin/tenants/{tenant}",
   "DELETE /v1/admin/tenants/{tenant}",
   "PATCH /v1/admin/tenants/{tenant}",
+  "GET /v1/audit",
   "POST /v1/batches",
   "GET /v1/batches/{id}",
   "POST /v1/batches/{id}/close",
@@ -185,6 +187,8 @@ export const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
   // wire wrapper: AddedTask[] (batches.add)
   AddedTasks: ["tasks"],
   AttemptError: fieldsOf<AttemptError>()(["at", "attempt", "message"]),
+  AuditEntry: fieldsOf<AuditEntry>()(["action", "actor", "after", "at", "before", "id", "request_id", "source", "target", "tenant"]),
+  AuditList: fieldsOf<AuditList>()(["entries", "next_cursor"]),
   Backoff: fieldsOf<Backoff>()(["base_ms", "max_ms"]),
   BatchInput: fieldsOf<BatchInput>()(["callback", "only_on_success", "open", "tasks"]),
   // wire wrapper: ItemOutcome[] (completeBatch, failBatch)

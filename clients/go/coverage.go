@@ -36,6 +36,7 @@ var operations = []Operation{
 	{"GET", "/v1/admin/tenants/{tenant}"},                     // GetTenant
 	{"PATCH", "/v1/admin/tenants/{tenant}"},                   // UpdateTenant
 	{"DELETE", "/v1/admin/tenants/{tenant}"},                  // DeleteTenant
+	{"GET", "/v1/audit"},                                      // Audit
 	{"POST", "/v1/batches"},                                   // SubmitBatch
 	{"GET", "/v1/batches/{id}"},                               // GetBatch
 	{"POST", "/v1/batches/{id}/close"},                        // CloseBatch
@@ -116,6 +117,8 @@ var operations = []Operation{
 // are the schema's properties this library knows.
 var models = map[string]any{
 	"AttemptError":       AttemptError{},
+	"AuditEntry":         AuditEntry{},
+	"AuditList":          AuditList{},
 	"Backoff":            Backoff{},
 	"BatchInput":         batchInput{},
 	"BatchSummary":       BatchSummary{},

@@ -1,6 +1,6 @@
 // Package rota is a client for Rota, the durable multi-tenant task queue server: a typed
 // client for its whole HTTP API (tasks, workflows, queues, dead letters, schedules, webhooks,
-// inbound webhooks, events, workers and administration) and a worker runtime that claims tasks in batches, runs
+// inbound webhooks, events, workers, administration and the audit log) and a worker runtime that claims tasks in batches, runs
 // them under a concurrency bound, heartbeats them and reports their outcomes in batches.
 //
 // Every call takes a context.Context. Errors the server answers are *Error values carrying its

@@ -70,11 +70,24 @@ pub enum EventType {
     /// the reason says which.
     #[serde(rename = "hook.rejected")]
     HookRejected,
+    /// An API key got a new secret; the old one works until `previous_secret_until`. These
+    /// four are the tenant's, in no queue (`queue` is empty); their subject names the key.
+    #[serde(rename = "key.rotated")]
+    KeyRotated,
+    /// An API key expires within `auth.key_expiry_warning_ms` (logged once per key).
+    #[serde(rename = "key.expiring")]
+    KeyExpiring,
+    /// An API key expired (logged once per key).
+    #[serde(rename = "key.expired")]
+    KeyExpired,
+    /// An API key was revoked.
+    #[serde(rename = "key.revoked")]
+    KeyRevoked,
 }
 
 impl EventType {
     /// Every type; engines may store a type as its place here, so it only grows at the end.
-    pub const ALL: [EventType; 21] = [
+    pub const ALL: [EventType; 25] = [
         EventType::Enqueued,
         EventType::Claimed,
         EventType::Succeeded,
@@ -96,6 +109,10 @@ impl EventType {
         EventType::WorkflowCancelled,
         EventType::HookReceived,
         EventType::HookRejected,
+        EventType::KeyRotated,
+        EventType::KeyExpiring,
+        EventType::KeyExpired,
+        EventType::KeyRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -121,6 +138,10 @@ impl EventType {
             EventType::WorkflowCancelled => "workflow.cancelled",
             EventType::HookReceived => "hook.received",
             EventType::HookRejected => "hook.rejected",
+            EventType::KeyRotated => "key.rotated",
+            EventType::KeyExpiring => "key.expiring",
+            EventType::KeyExpired => "key.expired",
+            EventType::KeyRevoked => "key.revoked",
         }
     }
 
@@ -146,6 +167,18 @@ impl EventType {
     /// names the hook).
     pub fn is_hook(self) -> bool {
         matches!(self, EventType::HookReceived | EventType::HookRejected)
+    }
+
+    /// Whether events of this type are about an API key: the tenant's, in no queue (their
+    /// subject names the key).
+    pub fn is_key(self) -> bool {
+        matches!(
+            self,
+            EventType::KeyRotated
+                | EventType::KeyExpiring
+                | EventType::KeyExpired
+                | EventType::KeyRevoked
+        )
     }
 
     pub fn parse(s: &str) -> Option<EventType> {
@@ -175,6 +208,8 @@ pub enum Subject {
         hook_id: String,
         delivery: Option<String>,
     },
+    /// An API key's id.
+    Key(String),
 }
 
 impl Subject {
@@ -182,7 +217,7 @@ impl Subject {
     /// `<webhook id>/<delivery id>` (webhook ids have no `/`).
     pub fn to_column(&self) -> String {
         match self {
-            Subject::Schedule(name) | Subject::Workflow(name) => name.clone(),
+            Subject::Schedule(name) | Subject::Workflow(name) | Subject::Key(name) => name.clone(),
             Subject::Delivery {
                 webhook_id,
                 delivery_id,
@@ -201,6 +236,9 @@ impl Subject {
         }
         if t.is_workflow() {
             return Some(Subject::Workflow(s.to_owned()));
+        }
+        if t.is_key() {
+            return Some(Subject::Key(s.to_owned()));
         }
         if t.is_hook() {
             // Hook ids have no `/`; a delivery id may.
@@ -224,7 +262,10 @@ impl Subject {
     pub fn webhook_id(&self) -> Option<&str> {
         match self {
             Subject::Delivery { webhook_id, .. } => Some(webhook_id),
-            Subject::Schedule(_) | Subject::Workflow(_) | Subject::Hook { .. } => None,
+            Subject::Schedule(_)
+            | Subject::Workflow(_)
+            | Subject::Hook { .. }
+            | Subject::Key(_) => None,
         }
     }
 }

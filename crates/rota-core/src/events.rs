@@ -79,6 +79,8 @@ impl Event {
             let name = match self.event_type {
                 EventType::Claimed => "lease_expires_at",
                 EventType::Failed => "retry_at",
+                EventType::KeyExpiring | EventType::KeyExpired => "expires_at",
+                EventType::KeyRotated => "previous_secret_until",
                 t if t.is_schedule() => "tick",
                 _ => "run_at",
             };
@@ -98,6 +100,9 @@ impl Event {
                 m.insert("webhook_id".into(), json!(webhook_id));
                 m.insert("delivery_id".into(), json!(delivery_id));
             }
+            Some(Subject::Key(id)) => {
+                m.insert("key_id".into(), json!(id));
+            }
             Some(Subject::Hook { hook_id, delivery }) => {
                 m.insert("hook_id".into(), json!(hook_id));
                 if let Some(d) = delivery {
@@ -107,6 +112,32 @@ impl Event {
             None => {}
         }
         Value::Object(m)
+    }
+}
+
+/// An event about API key `key_id` (`key.*`): the tenant's, in no queue; `due` is when it
+/// expires (`key.expiring`, `key.expired`) or when its previous secret stops working
+/// (`key.rotated`).
+pub fn about_key(
+    event_type: EventType,
+    key_id: &str,
+    at: Timestamp,
+    due: Option<Timestamp>,
+) -> Event {
+    debug_assert!(event_type.is_key());
+    Event {
+        cursor: 0,
+        event_type,
+        at,
+        queue: String::new(),
+        kind: String::new(),
+        task_id: TaskId::NONE,
+        attempt: 0,
+        state: None,
+        worker: None,
+        error: None,
+        due,
+        subject: Some(Subject::Key(key_id.to_owned())),
     }
 }
 

@@ -85,6 +85,8 @@ impl PostgresStore {
         let mut client = self.conn().await?;
         let tx = client.transaction().await.map_err(db)?;
         let mut announce = true;
+        // The tenant whose event this change logs, if it logs one.
+        let mut logged = None;
         match &change {
             AuthChange::PutTenant(t) => {
                 tx.execute(
@@ -226,6 +228,41 @@ impl PostgresStore {
                 .await
                 .map_err(db)?;
             }
+            AuthChange::KeyEvent {
+                key,
+                event,
+                expect_notice,
+            } => {
+                // The tenant's lock first, as every write that adds its rows takes it.
+                crate::tasks::lock_tenant(&tx, &key.tenant, false).await?;
+                if let Some(expected) = expect_notice {
+                    let field = rota_core::auth::EXPIRY_NOTICE_FIELD;
+                    let stored: Option<Option<String>> = tx
+                        .query_opt(
+                            &format!(
+                                "SELECT doc::jsonb->>'{field}' FROM rota_api_keys \
+                                 WHERE id = $1 FOR UPDATE"
+                            ),
+                            &[&key.id],
+                        )
+                        .await
+                        .map_err(db)?
+                        .map(|r| r.get(0));
+                    // Gone, or its notice already moved on (another server logged it).
+                    if stored.as_ref() != Some(expected) {
+                        return Ok(());
+                    }
+                }
+                tx.execute(
+                    "INSERT INTO rota_api_keys (id, tenant, doc) VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO UPDATE SET tenant = EXCLUDED.tenant, doc = EXCLUDED.doc",
+                    &[&key.id, &key.tenant, &doc(key)],
+                )
+                .await
+                .map_err(db)?;
+                crate::events::append(&tx, &[(key.tenant.clone(), (**event).clone())], 0).await?;
+                logged = Some(key.tenant.clone());
+            }
         }
         if announce {
             tx.execute(&format!("SELECT pg_notify('{AUTH}', '')"), &[])
@@ -234,6 +271,9 @@ impl PostgresStore {
         }
         crate::audit::write(&tx, audit.as_ref()).await?;
         tx.commit().await.map_err(db)?;
+        if let Some(tenant) = logged {
+            self.announce_events([tenant.as_str()]);
+        }
         Ok(())
     }
 

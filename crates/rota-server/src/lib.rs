@@ -511,6 +511,16 @@ pub async fn run_doors(
             move |stop| deliverer.clone().run(stop),
         ))
     };
+    let notices = {
+        let (auth, clock) = (state.auth.clone(), clock.clone());
+        tokio::spawn(background::elected(
+            store.clone(),
+            "key-notices",
+            me.clone(),
+            token.clone(),
+            move |stop| background::notices::run(auth.clone(), clock.clone(), stop),
+        ))
+    };
     let access_feed = tokio::spawn(background::access_feed(
         store.clone(),
         auth.clone(),
@@ -580,6 +590,7 @@ pub async fn run_doors(
     let _ = maintenance.await;
     let _ = scheduler.await;
     let _ = deliverer.await;
+    let _ = notices.await;
     let _ = access_feed.await;
     let _ = membership.await;
     let _ = upkeep.await;

@@ -34,10 +34,10 @@ pub(crate) fn type_code(t: EventType) -> i64 {
 const CHUNKS: [usize; 3] = [64, 8, 1];
 
 fn insert_sql(rows: usize) -> String {
-    let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     format!(
         "INSERT INTO events (cursor, at, queue_id, kind, task_id, attempt, type, state, worker, \
-         error, due, subject) VALUES {}",
+         error, due, subject, tenant) VALUES {}",
         vec![row; rows].join(", ")
     )
 }
@@ -80,7 +80,7 @@ pub(crate) fn append(
         while rest.len() >= size {
             let (chunk, tail) = rest.split_at_mut(size);
             let mut stmt = tx.prepare_cached(&insert_sql(size))?;
-            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(size * 12);
+            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(size * 13);
             // Values that are computed, kept alive beside the rows they belong to.
             let derived: Vec<Derived> = chunk.iter().map(|l| Derived::of(&l.event)).collect();
             for (l, d) in chunk.iter().zip(&derived) {
@@ -98,6 +98,7 @@ pub(crate) fn append(
                     &e.error,
                     &d.due,
                     &d.subject,
+                    &l.tenant,
                 ]);
             }
             stmt.execute(values.as_slice())?;
@@ -126,7 +127,7 @@ pub fn trim(
         let mut rows = Vec::new();
         {
             let mut stmt = tx.prepare_cached(
-                "SELECT e.cursor, e.at, q.tenant FROM events e \
+                "SELECT e.cursor, e.at, COALESCE(q.tenant, e.tenant) FROM events e \
                  LEFT JOIN queues q ON q.id = e.queue_id WHERE e.cursor > ?1 ORDER BY e.cursor",
             )?;
             let mut it = stmt.query(params![step.after])?;
@@ -169,7 +170,8 @@ fn tenant_retention(tx: &Transaction<'_>) -> rusqlite::Result<HashMap<String, u6
 /// Deletes a tenant's events (the tenant is being deleted).
 pub fn forget_tenant(tx: &Transaction<'_>, tenant: &str) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "DELETE FROM events WHERE queue_id IN (SELECT id FROM queues WHERE tenant = ?1)",
+        "DELETE FROM events WHERE queue_id IN (SELECT id FROM queues WHERE tenant = ?1) \
+         OR (queue_id = 0 AND tenant = ?1)",
     )?
     .execute([tenant])?;
     Ok(())
@@ -194,9 +196,11 @@ pub fn read(
     };
     let mut stmt = conn
         .prepare_cached(
-            "SELECT e.cursor, e.at, q.name, e.kind, e.task_id, e.attempt, e.type, e.state, \
-             e.worker, e.error, e.due, e.subject FROM events e JOIN queues q ON q.id = e.queue_id \
-             WHERE e.cursor > ?1 AND e.cursor <= ?2 AND q.tenant = ?3 ORDER BY e.cursor",
+            "SELECT e.cursor, e.at, COALESCE(q.name, ''), e.kind, e.task_id, e.attempt, e.type, \
+             e.state, e.worker, e.error, e.due, e.subject FROM events e \
+             LEFT JOIN queues q ON q.id = e.queue_id \
+             WHERE e.cursor > ?1 AND e.cursor <= ?2 \
+             AND (q.tenant = ?3 OR (e.queue_id = 0 AND e.tenant = ?3)) ORDER BY e.cursor",
         )
         .map_err(db)?;
     let mut rows = stmt.query(params![after, end, tenant]).map_err(db)?;

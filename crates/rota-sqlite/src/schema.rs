@@ -348,6 +348,11 @@ CREATE TABLE audit (
 ) WITHOUT ROWID;
 CREATE INDEX audit_tenant ON audit (tenant, at, id);
 "#,
+    r#"
+-- Events of a tenant in no queue (key.*, docs/events.md): queue_id 0 and the tenant here
+-- (NULL for every event of a queue, whose tenant is its queue's).
+ALTER TABLE events ADD COLUMN tenant TEXT;
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

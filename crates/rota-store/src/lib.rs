@@ -288,6 +288,15 @@ pub enum AuthChange {
         tenant: String,
         id: String,
     },
+    /// Writes key `key` and logs `event` (a `key.*` event of the key's tenant, in no queue)
+    /// in one transaction. With `expect_notice`, only when the stored key's `expiry_notice`
+    /// is that (else nothing is written): whichever server logs an expiry notice, it is
+    /// logged once.
+    KeyEvent {
+        key: Box<KeyRecord>,
+        event: Box<Event>,
+        expect_notice: Option<Option<String>>,
+    },
 }
 
 /// What an operator does to one task by its id, through [`Store::change`]. The transitions

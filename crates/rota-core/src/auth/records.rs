@@ -133,7 +133,14 @@ pub struct KeyRecord {
     pub previous_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_until: Option<Timestamp>,
+    /// The last expiry notice logged for the key (`key.expiring`, then `key.expired`), so
+    /// each is logged once (see `rota_store::AuthChange::KeyEvent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_notice: Option<String>,
 }
+
+/// The field of a stored key that holds its last expiry notice.
+pub const EXPIRY_NOTICE_FIELD: &str = "expiry_notice";
 
 /// The longest a rotated key's old secret may stay valid.
 pub const MAX_ROTATION_GRACE_MS: u64 = 72 * 3_600_000;

@@ -60,6 +60,8 @@ pub struct AuthConfig {
     pub jwt: Option<jwt::JwtConfig>,
     /// How long an OAuth access token (`POST /oauth/token`) lasts, in seconds.
     pub token_ttl_s: u64,
+    /// How long before a key expires its `key.expiring` event is logged.
+    pub key_expiry_warning_ms: u64,
 }
 
 impl Default for AuthConfig {
@@ -79,6 +81,7 @@ impl Default for AuthConfig {
             },
             jwt: None,
             token_ttl_s: 3_600,
+            key_expiry_warning_ms: 7 * 24 * 3_600_000,
         }
     }
 }
@@ -117,6 +120,12 @@ impl AuthConfig {
         }
         if let Some(j) = &self.jwt {
             j.validate()?;
+        }
+        if !(60_000..=365 * 86_400_000).contains(&self.key_expiry_warning_ms) {
+            return Err(
+                "auth.key_expiry_warning_ms must be a minute to a year (60000 to 31536000000)"
+                    .into(),
+            );
         }
         if !(60..=86_400).contains(&self.token_ttl_s) {
             return Err("auth.token_ttl_s must be 60 to 86400 (a day)".into());

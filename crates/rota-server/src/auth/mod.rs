@@ -23,6 +23,7 @@ pub mod jwt;
 pub mod limits;
 mod lookup;
 mod maintenance;
+mod notices;
 mod oauth;
 mod owners;
 mod registry;

@@ -4,6 +4,7 @@
 use super::*;
 use crate::error::ErrorKind;
 use rota_core::auth::{RotateKey, DEFAULT_ROTATION_GRACE_MS, MAX_ROTATION_GRACE_MS};
+use rota_core::events::{self, EventType};
 
 impl Auth {
     // ---- tenants ---------------------------------------------------------------------------
@@ -121,7 +122,7 @@ impl Auth {
         self.read().keys.get(id).map(|k| k.record.tenant.clone())
     }
 
-    fn key_view(k: &KeyEntry) -> KeyRecord {
+    pub(super) fn key_view(k: &KeyEntry) -> KeyRecord {
         let mut r = k.record.clone();
         let used = k.last_used.load(Ordering::Relaxed);
         r.last_used_at = (used > 0).then_some(Timestamp(used));
@@ -259,13 +260,15 @@ impl Auth {
             sessions_valid_from: None,
             previous_hash: None,
             previous_until: None,
+            expiry_notice: None,
             rotated_at: None,
         };
-        self.put_key(record.clone()).await?;
+        self.put_key(record.clone(), None).await?;
         Ok((record, secret))
     }
 
-    async fn put_key(&self, record: KeyRecord) -> ApiResult<()> {
+    /// Writes a key, with the `key.*` event it makes (in the same transaction).
+    async fn put_key(&self, record: KeyRecord, event: Option<events::Event>) -> ApiResult<()> {
         // The audit entry of the change (if one waits) names the key and how it is now.
         rota_store::audit::amend(|e| {
             e.target = format!("keys/{}", record.id);
@@ -278,9 +281,15 @@ impl Auth {
                 "previous_until": record.previous_until,
             }));
         });
-        self.store
-            .change_auth(AuthChange::PutKey(Box::new(record.clone())))
-            .await?;
+        let change = match event {
+            Some(e) => AuthChange::KeyEvent {
+                key: Box::new(record.clone()),
+                event: Box::new(e),
+                expect_notice: None,
+            },
+            None => AuthChange::PutKey(Box::new(record.clone())),
+        };
+        self.store.change_auth(change).await?;
         self.remember_key(record);
         Ok(())
     }
@@ -335,8 +344,10 @@ impl Auth {
             return Err(Self::last_admin(&format!("key `{id}` is")));
         }
         if record.revoked_at.is_none() {
-            record.revoked_at = Some(self.clock.now());
-            self.put_key(record.clone()).await?;
+            let now = self.clock.now();
+            record.revoked_at = Some(now);
+            let revoked = events::about_key(EventType::KeyRevoked, id, now, None);
+            self.put_key(record.clone(), Some(revoked)).await?;
         }
         Ok(record)
     }
@@ -378,7 +389,8 @@ impl Auth {
             (None, None)
         };
         record.rotated_at = Some(now);
-        self.put_key(record.clone()).await?;
+        let rotated = events::about_key(EventType::KeyRotated, id, now, record.previous_until);
+        self.put_key(record.clone(), Some(rotated)).await?;
         Ok((record, token))
     }
 
@@ -417,6 +429,7 @@ impl Auth {
             sessions_valid_from: None,
             previous_hash: None,
             previous_until: None,
+            expiry_notice: None,
             rotated_at: None,
         };
         let one = self.changes.lock().await;

@@ -8,6 +8,7 @@
 //! leader that stops cleanly resigns, so the next one takes over at once.
 
 pub mod maintenance;
+pub mod notices;
 pub mod schedules;
 
 use rota_store::DynStore;

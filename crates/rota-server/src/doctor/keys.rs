@@ -95,6 +95,7 @@ mod tests {
             sessions_valid_from: None,
             previous_hash: None,
             previous_until: None,
+            expiry_notice: None,
             rotated_at: None,
         }
     }

@@ -116,9 +116,15 @@ impl Service {
 /// it is about. The event log answers by it, and a webhook sends an event only if its owner
 /// may read it by this rule when it is sent.
 pub fn may_read_event(caller: &Caller, e: &Event) -> bool {
-    caller.can(actions::TASKS_READ, &queue_resource(&e.queue))
-        && caller.require_kinds([e.kind.as_str()]).is_ok()
-        && may_read_subject(caller, e)
+    match &e.subject {
+        // An API key's events are in no queue: reading them is reading the key.
+        Some(Subject::Key(id)) => caller.can(actions::KEYS_READ, &format!("keys/{id}")),
+        _ => {
+            caller.can(actions::TASKS_READ, &queue_resource(&e.queue))
+                && caller.require_kinds([e.kind.as_str()]).is_ok()
+                && may_read_subject(caller, e)
+        }
+    }
 }
 
 /// A schedule's events take leave to read the schedule; a delivery's, to read its webhook; a
@@ -136,5 +142,7 @@ fn may_read_subject(caller: &Caller, e: &Event) -> bool {
         Some(Subject::Hook { hook_id, .. }) => {
             caller.can(actions::HOOKS_READ, &crate::hooks::resource(hook_id))
         }
+        // Answered by `may_read_event` before the queue is asked.
+        Some(Subject::Key(_)) => false,
     }
 }

@@ -5,7 +5,7 @@ use super::ctx::{Ctx, Res};
 use super::Batch;
 use rota_core::events::Event;
 use rota_store::AuthChange;
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 /// Deletes the tenant and every row of it (queues, tasks and their dependency rows, events,
 /// keys, roles, schedules, webhooks, deliveries, hooks, workflows); answers the ids its queues had.
@@ -78,7 +78,9 @@ impl Ctx<'_> {
                     self.flow.forget(*qid);
                 }
                 b.delta.new_queues.retain(|q| &q.key.tenant != name);
-                b.events.retain(|l| !queues.contains(&l.queue_id));
+                b.events.retain(|l| {
+                    !queues.contains(&l.queue_id) && l.tenant.as_deref() != Some(name.as_str())
+                });
                 b.delta.removed_queues.extend(queues);
                 b.delta.new_tenants.remove(name);
                 b.delta.removed_tenants.insert(name.clone());
@@ -140,6 +142,28 @@ impl Ctx<'_> {
                     "DELETE FROM hooks WHERE tenant = ?1 AND id = ?2",
                     params![tenant, id],
                 )?;
+            }
+            AuthChange::KeyEvent {
+                key,
+                event,
+                expect_notice,
+            } => {
+                if let Some(expected) = expect_notice {
+                    let field = format!("$.{}", rota_core::auth::EXPIRY_NOTICE_FIELD);
+                    let stored: Option<Option<String>> = tx
+                        .prepare_cached("SELECT json_extract(doc, ?2) FROM api_keys WHERE id = ?1")?
+                        .query_row(params![key.id, field], |r| r.get(0))
+                        .optional()?;
+                    // Gone, or its notice already moved on (another server logged it).
+                    if stored.as_ref() != Some(expected) {
+                        return Ok(Ok(()));
+                    }
+                }
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO api_keys (id, tenant, doc) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![key.id, key.tenant, doc(key)])?;
+                b.log_tenant(&key.tenant, (**event).clone());
             }
         }
         Ok(Ok(()))

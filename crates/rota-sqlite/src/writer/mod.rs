@@ -62,9 +62,11 @@ pub type Reply<T> = oneshot::Sender<T>;
 /// An event a batch logs, with its queue's id (what the row stores; the tenant is the queue's)
 /// and, for a final outcome, the task's callback URL.
 pub(crate) struct Logged {
+    /// 0 for an event of the tenant in no queue (`key.*`), whose tenant is `tenant`.
     pub queue_id: i64,
     pub event: Event,
     pub callback: Option<String>,
+    pub tenant: Option<String>,
 }
 
 /// What one batch changed, beyond its rows.
@@ -113,6 +115,7 @@ impl Batch {
             queue_id,
             event,
             callback,
+            tenant: None,
         });
     }
 
@@ -122,6 +125,17 @@ impl Batch {
             queue_id,
             event,
             callback: None,
+            tenant: None,
+        });
+    }
+
+    /// Logs an event of `tenant` in no queue (`key.*`).
+    pub fn log_tenant(&mut self, tenant: &str, event: Event) {
+        self.events.push(Logged {
+            queue_id: 0,
+            event,
+            callback: None,
+            tenant: Some(tenant.to_owned()),
         });
     }
 
@@ -295,13 +309,18 @@ impl Writer {
             .catalog
             .read()
             .unwrap_or_else(|e| e.into_inner());
-        ids.into_iter()
+        let mut tenants: Vec<String> = ids
+            .into_iter()
             .filter_map(|id| {
                 cat.by_id(id)
                     .or_else(|| b.delta.new_queues.iter().find(|q| q.id == id))
                     .map(|q| q.key.tenant.clone())
             })
-            .collect()
+            .chain(b.events.iter().filter_map(|l| l.tenant.clone()))
+            .collect();
+        tenants.sort_unstable();
+        tenants.dedup();
+        tenants
     }
 
     /// Sets this shard's count of each tenant's queues back to its catalog's.

@@ -71,9 +71,14 @@ pub(crate) fn fan_out(
         queue_id,
         event: e,
         callback,
+        tenant,
     } in events
     {
-        let Some((tenant, queue_callback)) = target_of(*queue_id) else {
+        let target = match tenant {
+            Some(t) => Some((t.clone(), None)),
+            None => target_of(*queue_id),
+        };
+        let Some((tenant, queue_callback)) = target else {
             continue;
         };
         let hooks = cache.get(&tenant).map(Vec::as_slice).unwrap_or_default();

@@ -11,6 +11,7 @@ mod events;
 mod flow;
 mod flow_peers;
 mod hooks;
+mod key_events;
 mod peers;
 mod queues;
 mod schedules;
@@ -29,6 +30,7 @@ pub use events::*;
 pub use flow::*;
 pub use flow_peers::*;
 pub use hooks::*;
+pub use key_events::*;
 pub use peers::*;
 pub use queues::*;
 pub use schedules::*;
@@ -73,6 +75,7 @@ macro_rules! conformance_tests {
             inbound_hooks_round_trip_and_their_requests_are_logged,
             each_administrative_change_writes_its_audit_entry_with_it,
             the_audit_log_filters_pages_newest_first_and_trims_by_age,
+            key_events_are_the_tenants_in_no_queue_and_logged_once,
             claim_orders_by_priority_then_fifo,
             claim_filters_by_kind,
             delayed_tasks_wait_for_run_at,

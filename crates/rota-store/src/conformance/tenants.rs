@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn key_record(id: &str, tenant: &str) -> KeyRecord {
+pub(super) fn key_record(id: &str, tenant: &str) -> KeyRecord {
     KeyRecord {
         id: id.to_owned(),
         tenant: tenant.to_owned(),
@@ -22,6 +22,7 @@ fn key_record(id: &str, tenant: &str) -> KeyRecord {
         // A rotated key keeps its old secret's hash until the grace ends.
         previous_hash: Some(format!("v2:{}", "cd".repeat(32))),
         previous_until: Some(Timestamp(T0 + 30_000)),
+        expiry_notice: None,
         rotated_at: Some(Timestamp(T0)),
     }
 }

@@ -163,12 +163,14 @@ impl Rule {
             "webhooks/",
             "hooks/",
         ];
+        // `audit` (the audit log) is one resource, not a kind of them.
         if !kinds
             .iter()
             .any(|k| glob_match(&self.resource, &format!("{k}x")) || self.resource.starts_with(k))
+            && !glob_match(&self.resource, "audit")
         {
             return Err(format!(
-                "resource `{}` names nothing; use queues/<name>, keys/<id>, roles/<name>, tenants/<name>, workers/<wid>, schedules/<name>, webhooks/<id> or hooks/<id>, with * as a wildcard",
+                "resource `{}` names nothing; use queues/<name>, keys/<id>, roles/<name>, tenants/<name>, workers/<wid>, schedules/<name>, webhooks/<id>, hooks/<id> or audit, with * as a wildcard",
                 self.resource
             ));
         }

@@ -48,8 +48,10 @@ mod four_shards {
 /// Takes a file back to schema 2 (before schema 3's purge times, 4's event log, 5's schedules
 /// and 6's webhooks).
 /// Back to schema 13, before dependencies and workflows (14), workflow ends (15) and attempt
-/// starts (16), trace contexts (17) and inbound webhooks (18).
-const UNDO_DEPS: &str = "DROP TABLE hooks; ALTER TABLE tasks DROP COLUMN traceparent; \
+/// starts (16), trace contexts (17), inbound webhooks (18), the audit log (19) and events of a
+/// tenant in no queue (20).
+const UNDO_DEPS: &str = "ALTER TABLE events DROP COLUMN tenant; DROP TABLE audit; \
+    DROP TABLE hooks; ALTER TABLE tasks DROP COLUMN traceparent; \
     ALTER TABLE tasks DROP COLUMN tracestate; ALTER TABLE tasks DROP COLUMN started_at; \
     DROP INDEX tasks_workflow; DROP TABLE task_waits; \
     DROP TABLE task_dependents; DROP TABLE release_outbox; DROP TABLE workflows; \

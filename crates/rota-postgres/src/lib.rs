@@ -27,6 +27,7 @@ mod ids;
 mod import;
 mod listen;
 mod maintenance;
+mod migrations;
 mod notifier;
 mod outcomes;
 mod queues;

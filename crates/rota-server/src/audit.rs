@@ -12,6 +12,31 @@ use rota_store::DynStore;
 use std::future::Future;
 use std::net::SocketAddr;
 
+/// `[audit]` in the config file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// How long the audit log keeps an entry (default a year).
+    pub retention_ms: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention_ms: rota_core::audit::DEFAULT_AUDIT_RETENTION_MS,
+        }
+    }
+}
+
+impl AuditConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(3_600_000..=10 * 365 * 86_400_000).contains(&self.retention_ms) {
+            return Err("audit.retention_ms must be at least an hour and at most ten years".into());
+        }
+        Ok(())
+    }
+}
+
 /// The resource `audit:read` is asked on.
 pub const RESOURCE: &str = "audit";
 

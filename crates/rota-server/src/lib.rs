@@ -55,7 +55,7 @@ pub struct ServerConfig {
     /// Inbound webhooks (`POST /hooks/{id}`).
     pub hooks: hooks::HooksConfig,
     /// The audit log.
-    pub audit: AuditConfig,
+    pub audit: audit::AuditConfig,
     /// The Faktory door's own bounds.
     pub faktory: faktory::FaktoryConfig,
     /// The web dashboard.
@@ -63,22 +63,6 @@ pub struct ServerConfig {
     /// Traces exported over OTLP (docs/telemetry.md); off unless an endpoint is set here or
     /// in `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub telemetry: telemetry::TelemetryConfig,
-}
-
-/// `[audit]` in the config file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuditConfig {
-    /// How long the audit log keeps an entry (default a year).
-    pub retention_ms: u64,
-}
-
-impl Default for AuditConfig {
-    fn default() -> Self {
-        AuditConfig {
-            retention_ms: rota_core::audit::DEFAULT_AUDIT_RETENTION_MS,
-        }
-    }
 }
 
 /// `[events]` in the config file.
@@ -117,7 +101,7 @@ impl Default for ServerConfig {
             events: EventsConfig::default(),
             webhooks: webhooks::WebhooksConfig::default(),
             hooks: hooks::HooksConfig::default(),
-            audit: AuditConfig::default(),
+            audit: audit::AuditConfig::default(),
             faktory: faktory::FaktoryConfig::default(),
             dashboard: dashboard::DashboardConfig::default(),
             telemetry: telemetry::TelemetryConfig::default(),
@@ -146,9 +130,7 @@ impl ServerConfig {
             // A control frame (ping, close) carries up to 125 bytes.
             return Err("events.ws_max_message_bytes must be at least 125".into());
         }
-        if self.audit.retention_ms < 3_600_000 || self.audit.retention_ms > 10 * 365 * 86_400_000 {
-            return Err("audit.retention_ms must be at least an hour and at most ten years".into());
-        }
+        self.audit.validate()?;
         if self.events.retention_ms == 0 || self.events.retention_ms > self.limits.max_delay_ms {
             return Err(
                 "events.retention_ms must be at least 1 and at most limits.max_delay_ms".into(),

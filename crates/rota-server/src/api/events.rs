@@ -45,8 +45,9 @@ pub struct EventBody {
     pub event_type: EventType,
     #[schema(value_type = String, format = DateTime)]
     pub at: rota_core::Timestamp,
+    /// The queue; empty for an event of the tenant in no queue (`key.*`).
     pub queue: String,
-    /// The task's kind.
+    /// The task's kind (empty for `key.*`).
     pub kind: String,
     /// The task; absent for a schedule's tick that enqueued none.
     #[schema(value_type = Option<String>)]
@@ -55,7 +56,8 @@ pub struct EventBody {
     pub attempt: u32,
     /// What changed: `state`, `worker`, `error`, `run_at`, `lease_expires_at`, `retry_at`, as
     /// the type has them; for schedule events `schedule` and `tick` (and `reason` when
-    /// skipped); for delivery events `webhook_id`, `delivery_id` and `error` or `reason`.
+    /// skipped); for delivery events `webhook_id`, `delivery_id` and `error` or `reason`; for
+    /// key events (`key.*`, in no queue) `key_id` and `expires_at` or `previous_secret_until`.
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
 }

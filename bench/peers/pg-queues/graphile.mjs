@@ -1,0 +1,50 @@
+// graphile-worker 0.17: enqueue N no-op jobs with WorkerUtils.addJobs (its bulk `add_jobs`), then
+// drain them with one worker pool in the configuration of graphile-worker's own performance page
+// (https://worker.graphile.org/docs/performance): concurrentJobs 24, maxPoolSize 25, local queue
+// of 500, batched completion and failure (completeJobBatchDelay / failJobBatchDelay 0).
+//
+//   node graphile.mjs CONNECTION_STRING [TASKS]
+//
+// The schema is migrated before either clock starts. Enqueue: from the first addJobs call to the
+// last one's return. Drain: from `run()` to the jobs table being empty (graphile-worker deletes a
+// job when it completes), polled every 20 ms.
+import { Logger, makeWorkerUtils, run, runMigrations } from "graphile-worker";
+import { args, enqueueAll, now, report, seconds, waitUntilZero } from "./common.mjs";
+
+const opts = args("graphile");
+const quiet = new Logger(() => (level, message) => {
+  if (level === "error") console.error(message);
+});
+const preset = {
+  worker: {
+    connectionString: opts.url,
+    concurrentJobs: 24,
+    maxPoolSize: 25,
+    localQueue: { size: 500 },
+    completeJobBatchDelay: 0,
+    failJobBatchDelay: 0,
+    logger: quiet,
+  },
+};
+
+await runMigrations({ preset });
+const utils = await makeWorkerUtils({ preset });
+
+let t0 = now();
+await enqueueAll(opts, (count) =>
+  utils.addJobs(Array.from({ length: count }, () => ({ identifier: "noop", payload: {} }))));
+const enqueueSecs = seconds(t0);
+
+const remaining = async () =>
+  Number((await utils.withPgClient((c) =>
+    c.query("select count(*) as n from graphile_worker._private_jobs"))).rows[0].n);
+if ((await remaining()) !== opts.tasks) throw new Error("not every job was enqueued");
+
+t0 = now();
+const runner = await run({ preset, noHandleSignals: true, taskList: { noop: async () => {} } });
+await waitUntilZero(remaining);
+const drainSecs = seconds(t0);
+
+await runner.stop();
+await utils.release();
+report("graphile-worker", opts.tasks, enqueueSecs, drainSecs);

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Enqueue and drain throughput on PostgreSQL, Rota against graphile-worker and pg-boss, interleaved
+# on one machine: rota, graphile-worker, pg-boss, rota, ... RUNS rounds (default 3); prints each
+# run, then the medians and Rota's ratio to each peer.
+#
+# One throwaway PostgreSQL 15 (/usr/lib/postgresql/15/bin, PG_BIN to change) in a temporary dir,
+# on a free loopback port, listening on 127.0.0.1 only, trust auth, its socket in the temporary
+# dir: `synchronous_commit=on fsync=on shared_buffers=512MB max_connections=200`. PostgreSQL
+# refuses to run as root, so as root initdb and postgres run as PG_USER (default cloudsdk). Each
+# run gets a fresh database, dropped after it.
+#
+# - Rota: `rota bench --mode batch --tasks TASKS --quiet --database-url postgres://...`: its own
+#   server on that database, 4 producers and 4 consumers, 1,000 tasks per request and per claim
+#   (ROTA_BIN, else target/release/rota).
+# - graphile-worker: graphile.mjs here (graphile-worker 0.17.3): WorkerUtils.addJobs in batches of
+#   1,000, 4 in flight; one `run()` pool with concurrentJobs 24, maxPoolSize 25, localQueue 500,
+#   completeJobBatchDelay 0, failJobBatchDelay 0 (the configuration of its performance page).
+# - pg-boss: pgboss.mjs here (pg-boss 10.4.2): `insert` in batches of 1,000, 4 in flight; 4
+#   `work()` workers with batchSize 1,000 and pollingIntervalSeconds 0.5 (pg-boss's minimum).
+# Both pinned with pg 8.23.1 in package-lock.json and installed with `npm ci`.
+#
+#   ROTA_BIN=/path/to/rota bash bench/peers/pg-queues/run.sh [RUNS]
+#
+# Environment: TASKS (100000 per run), PG_BIN, PG_USER; MAX_LOAD and MAX_WAIT (seconds): before
+# the first run, wait up to MAX_WAIT for the 1-minute load average to drop below MAX_LOAD
+# (default: no wait).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../../.." && pwd)"
+runs="${1:-3}"
+tasks="${TASKS:-100000}"
+pg_bin="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+pg_user="${PG_USER:-cloudsdk}"
+
+[ -x "$pg_bin/postgres" ] || { echo "no PostgreSQL in $pg_bin: set PG_BIN" >&2; exit 1; }
+if [ -z "${ROTA_BIN:-}" ]; then
+  for b in "$root/target/release/rota" "$root/target/debug/rota"; do
+    [ -x "$b" ] && ROTA_BIN="$b" && break
+  done
+fi
+[ -x "${ROTA_BIN:-}" ] || { echo "no rota binary: set ROTA_BIN or cargo build --release -p rota" >&2; exit 1; }
+(cd "$here" && npm ci --no-audit --no-fund --silent)
+
+work="$(mktemp -d)"
+pg_started=""
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u "$pg_user" -- "$@"; else "$@"; fi
+}
+cleanup() {
+  [ -n "$pg_started" ] && as_pg "$pg_bin/pg_ctl" -D "$work/data" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+load1() { cut -d' ' -f1 /proc/loadavg; }
+
+[ "$(id -u)" -eq 0 ] && chown "$pg_user" "$work"
+port="$(free_port)"
+as_pg "$pg_bin/initdb" -D "$work/data" -U postgres -A trust -E UTF8 >"$work/initdb.log" 2>&1 \
+  || { cat "$work/initdb.log" >&2; exit 1; }
+as_pg "$pg_bin/pg_ctl" -D "$work/data" -l "$work/postgres.log" -w -o \
+  "-p $port -c listen_addresses=127.0.0.1 -k $work -c synchronous_commit=on -c fsync=on -c shared_buffers=512MB -c max_connections=200" \
+  start >/dev/null || { cat "$work/postgres.log" >&2; exit 1; }
+pg_started=1
+psql() { "$pg_bin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d postgres "$@"; }
+
+if [ -n "${MAX_LOAD:-}" ]; then
+  waited=0
+  while awk -v l="$(load1)" -v m="$MAX_LOAD" 'BEGIN { exit !(l >= m) }' && [ "$waited" -lt "${MAX_WAIT:-600}" ]; do
+    [ "$waited" -eq 0 ] && echo "load average $(load1) >= $MAX_LOAD: waiting up to ${MAX_WAIT:-600} s" >&2
+    sleep 10
+    waited=$((waited + 10))
+  done
+fi
+
+n=0
+fresh_db() { n=$((n + 1)); db="bench_$n"; psql -c "CREATE DATABASE $db" >/dev/null; echo "$db"; }
+drop_db() { psql -c "DROP DATABASE $1 WITH (FORCE)" >/dev/null; }
+
+rota_run() {
+  local db="$1" l out
+  l="$(load1)"
+  out="$("$ROTA_BIN" bench --mode batch --tasks "$tasks" --quiet \
+    --database-url "postgres://postgres@127.0.0.1:$port/$db" 2>&1)" || { echo "$out" >&2; return 1; }
+  echo "$out" | awk -v load="$l" -v tasks="$tasks" '
+    /batch enqueue/ && /tasks\/s/ { for (i = 1; i < NF; i++) if ($(i+1) ~ /^tasks\/s/) enq = $i }
+    /batch drain \(claim \+ complete\)/ && /tasks\/s/ { for (i = 1; i < NF; i++) if ($(i+1) ~ /^tasks\/s/) drain = $i }
+    END { gsub(/,/, "", enq); gsub(/,/, "", drain)
+          printf "{\"peer\":\"rota\",\"enqueue_per_s\":%d,\"drain_per_s\":%d,\"tasks\":%d,\"load\":%s}\n", enq, drain, tasks, load }'
+}
+
+node_run() {
+  local script="$1" db="$2" l
+  l="$(load1)"
+  node "$here/$script" "postgres://postgres@127.0.0.1:$port/$db" "$tasks" \
+    | node -e 'const r = JSON.parse(require("fs").readFileSync(0, "utf8")); r.load = Number(process.argv[1]); console.log(JSON.stringify(r))' "$l"
+}
+
+echo "rota: $("$ROTA_BIN" --version 2>/dev/null || echo "$ROTA_BIN"); $("$pg_bin/postgres" --version);" \
+  "graphile-worker $(node -p 'require("'"$here"'/node_modules/graphile-worker/package.json").version');" \
+  "pg-boss $(node -p 'require("'"$here"'/node_modules/pg-boss/package.json").version'); node $(node --version);" \
+  "$(nproc) cores; $tasks tasks a run; $(date -u +%FT%TZ)"
+echo "uptime at start: $(uptime)"
+results="$work/results"
+for i in $(seq 1 "$runs"); do
+  for peer in rota graphile pgboss; do
+    db="$(fresh_db)"
+    case "$peer" in
+      rota) rota_run "$db" ;;
+      graphile) node_run graphile.mjs "$db" ;;
+      pgboss) node_run pgboss.mjs "$db" ;;
+    esac | tee -a "$results"
+    drop_db "$db"
+  done
+done
+echo "uptime at end:   $(uptime)"
+node "$here/summary.mjs" "$results"

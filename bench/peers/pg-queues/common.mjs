@@ -32,12 +32,30 @@ export async function enqueueAll({ tasks, batch, producers }, insert) {
   await Promise.all(Array.from({ length: producers }, producer));
 }
 
-// Polls `remaining()` every `everyMs` until it returns 0.
-export async function waitUntilZero(remaining, everyMs = 20) {
+// Resolves once `counter.done` (bumped by the driver's handler) reaches `tasks`, then polls
+// `remaining()` (a query: jobs not yet completed in the database) every 5 ms until it returns 0.
+// Counting in the process first keeps the poll's query off the database during the drain.
+export async function drained(counter, tasks, remaining) {
+  await new Promise((resolve) => {
+    if (counter.done >= tasks) return resolve();
+    counter.onDone = resolve;
+  });
   for (;;) {
     if ((await remaining()) === 0) return;
-    await new Promise((r) => setTimeout(r, everyMs));
+    await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+export function makeCounter(tasks) {
+  const counter = {
+    done: 0,
+    onDone: null,
+    add(n) {
+      counter.done += n;
+      if (counter.done >= tasks && counter.onDone) counter.onDone();
+    },
+  };
+  return counter;
 }
 
 export const seconds = (t0) => Number(process.hrtime.bigint() - t0) / 1e9;

@@ -1,5 +1,5 @@
 // pg-boss 10: enqueue N no-op jobs with `insert` (its bulk insert), in batches, then drain them
-// with 4 workers, each `work(queue, { batchSize: 1000, pollingIntervalSeconds: 0.5 }, handler)`.
+// with 4 workers, each `work(queue, { batchSize: 1000, pollingIntervalSeconds: 0.5, priority }, handler)`.
 //
 //   node pgboss.mjs CONNECTION_STRING [TASKS]
 //
@@ -7,14 +7,16 @@
 // left of its polling interval (2 s by default; 0.5 s is the least pg-boss accepts) before the next
 // fetch. `boss.start()` (which creates and migrates the schema) and `createQueue` run before
 // either clock starts. Enqueue: from the first insert to the last one's return. Drain: from the
-// first `work()` call to `getQueueSize(queue, { before: "completed" })` (jobs not yet completed)
-// reaching 0, polled every 20 ms.
+// first `work()` call until `getQueueSize(queue, { before: "completed" })` (jobs not yet
+// completed) is 0: the jobs handed to the handlers are counted in the process, and once all N
+// have run that query is polled every 5 ms until the last completions have committed.
 import PgBoss from "pg-boss";
-import { args, enqueueAll, now, report, seconds, waitUntilZero } from "./common.mjs";
+import { args, drained, enqueueAll, makeCounter, now, report, seconds } from "./common.mjs";
 
 const opts = args("pgboss");
 const queue = "bench";
 const workers = Number(process.env.PGBOSS_WORKERS ?? 4);
+const priority = process.env.PGBOSS_PRIORITY !== "0";
 const boss = new PgBoss({ connectionString: opts.url });
 boss.on("error", (e) => console.error(e));
 await boss.start();
@@ -28,11 +30,12 @@ if ((await boss.getQueueSize(queue, { before: "completed" })) !== opts.tasks) {
   throw new Error("not every job was enqueued");
 }
 
+const counter = makeCounter(opts.tasks);
 t0 = now();
 for (let i = 0; i < workers; i++) {
-  await boss.work(queue, { batchSize: 1000, pollingIntervalSeconds: 0.5 }, async () => {});
+  await boss.work(queue, { batchSize: 1000, pollingIntervalSeconds: 0.5, priority }, async (jobs) => { counter.add(jobs.length); });
 }
-await waitUntilZero(() => boss.getQueueSize(queue, { before: "completed" }));
+await drained(counter, opts.tasks, () => boss.getQueueSize(queue, { before: "completed" }));
 const drainSecs = seconds(t0);
 
 await boss.stop({ graceful: false, wait: true });

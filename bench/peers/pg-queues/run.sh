@@ -21,7 +21,8 @@
 #
 #   ROTA_BIN=/path/to/rota bash bench/peers/pg-queues/run.sh [RUNS]
 #
-# Environment: TASKS (100000 per run), PG_BIN, PG_USER; MAX_LOAD and MAX_WAIT (seconds): before
+# Environment: TASKS (100000 per run), PEERS (which to run, in order: "rota graphile pgboss"),
+# PG_BIN, PG_USER; MAX_LOAD and MAX_WAIT (seconds): before
 # the first run, wait up to MAX_WAIT for the 1-minute load average to drop below MAX_LOAD
 # (default: no wait).
 set -euo pipefail
@@ -103,12 +104,13 @@ echo "rota: $("$ROTA_BIN" --version 2>/dev/null || echo "$ROTA_BIN"); $("$pg_bin
 echo "uptime at start: $(uptime)"
 results="$work/results"
 for i in $(seq 1 "$runs"); do
-  for peer in rota graphile pgboss; do
+  for peer in ${PEERS:-rota graphile pgboss}; do
     db="$(fresh_db)"
     case "$peer" in
       rota) rota_run "$db" ;;
       graphile) node_run graphile.mjs "$db" ;;
       pgboss) node_run pgboss.mjs "$db" ;;
+      *) echo "unknown peer $peer (PEERS: rota graphile pgboss)" >&2; exit 1 ;;
     esac | tee -a "$results"
     drop_db "$db"
   done

@@ -40,7 +40,8 @@ for (const p of peers) {
   const m = med[p];
   console.log(`| ${p} | ${m.runs} | ${fmt(m.enqueue)} (${fmt(m.enqueueRange[0])}–${fmt(m.enqueueRange[1])}) |` +
     ` ${fmt(m.drain)} (${fmt(m.drainRange[0])}–${fmt(m.drainRange[1])}) |` +
-    ` ${p === "rota" ? "" : ratio(med.rota.enqueue, m.enqueue)} | ${p === "rota" ? "" : ratio(med.rota.drain, m.drain)} |`);
+    ` ${p === "rota" || !med.rota ? "" : ratio(med.rota.enqueue, m.enqueue)} |` +
+    ` ${p === "rota" || !med.rota ? "" : ratio(med.rota.drain, m.drain)} |`);
 }
 
 const others = peers.filter((p) => p !== "rota");

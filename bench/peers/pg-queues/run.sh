@@ -21,8 +21,9 @@
 #
 #   ROTA_BIN=/path/to/rota bash bench/peers/pg-queues/run.sh [RUNS]
 #
-# Environment: TASKS (100000 per run), PEERS (which to run, in order: "rota graphile pgboss"),
-# PG_BIN, PG_USER; MAX_LOAD and MAX_WAIT (seconds): before
+# Environment: TASKS (100000 per run); PRODUCERS (4) and BATCH (1000): enqueue calls in flight and
+# tasks per call, for all three (rota's --producers and --batch; its consumers stay 4); PEERS
+# (which to run, in order: "rota graphile pgboss"); PG_BIN, PG_USER; MAX_LOAD and MAX_WAIT (seconds): before
 # the first run, wait up to MAX_WAIT for the 1-minute load average to drop below MAX_LOAD
 # (default: no wait).
 set -euo pipefail
@@ -30,6 +31,9 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
 runs="${1:-3}"
 tasks="${TASKS:-100000}"
+export PRODUCERS="${PRODUCERS:-4}" BATCH="${BATCH:-1000}"
+producers="$PRODUCERS"
+batch="$BATCH"
 pg_bin="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 pg_user="${PG_USER:-cloudsdk}"
 
@@ -81,7 +85,7 @@ drop_db() { psql -c "DROP DATABASE $1 WITH (FORCE)" >/dev/null; }
 rota_run() {
   local db="$1" l out
   l="$(load1)"
-  out="$("$ROTA_BIN" bench --mode batch --tasks "$tasks" --quiet \
+  out="$("$ROTA_BIN" bench --mode batch --tasks "$tasks" --quiet --producers "$producers" --batch "$batch" \
     --database-url "postgres://postgres@127.0.0.1:$port/$db" 2>&1)" || { echo "$out" >&2; return 1; }
   echo "$out" | awk -v load="$l" -v tasks="$tasks" '
     /batch enqueue/ && /tasks\/s/ { for (i = 1; i < NF; i++) if ($(i+1) ~ /^tasks\/s/) enq = $i }
@@ -100,7 +104,7 @@ node_run() {
 echo "rota: $("$ROTA_BIN" --version 2>/dev/null || echo "$ROTA_BIN"); $("$pg_bin/postgres" --version);" \
   "graphile-worker $(node -p 'require("'"$here"'/node_modules/graphile-worker/package.json").version');" \
   "pg-boss $(node -p 'require("'"$here"'/node_modules/pg-boss/package.json").version'); node $(node --version);" \
-  "$(nproc) cores; $tasks tasks a run; $(date -u +%FT%TZ)"
+  "$(nproc) cores; $tasks tasks a run, enqueued $batch a call, $producers in flight; $(date -u +%FT%TZ)"
 echo "uptime at start: $(uptime)"
 results="$work/results"
 for i in $(seq 1 "$runs"); do

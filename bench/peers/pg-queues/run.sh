@@ -23,9 +23,9 @@
 #
 # Environment: TASKS (100000 per run); PRODUCERS (4) and BATCH (1000): enqueue calls in flight and
 # tasks per call, for all three (rota's --producers and --batch; its consumers stay 4); PEERS
-# (which to run, in order: "rota graphile pgboss"); PG_BIN, PG_USER; MAX_LOAD and MAX_WAIT (seconds): before
-# the first run, wait up to MAX_WAIT for the 1-minute load average to drop below MAX_LOAD
-# (default: no wait).
+# (which to run, in order: "rota graphile pgboss"); PG_BIN, PG_USER; MAX_LOAD and MAX_WAIT
+# (seconds): before the first run, wait up to MAX_WAIT for the 1-minute load average to drop
+# below MAX_LOAD (default: no wait).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"

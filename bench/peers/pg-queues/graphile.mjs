@@ -12,6 +12,10 @@
 //
 // NO_LOG_SUCCESS=1 (graphile-worker reads it in dist/worker.js) skips its info log line per
 // completed job; the logger here drops everything below error anyway.
+//
+// PHASE (profile.sh uses it): `both` (the default: migrate, enqueue, drain, as above), `migrate`
+// (only create the schema), `enqueue` (migrate, enqueue, print the enqueue rate), `drain` (drain
+// the TASKS jobs already in the table, print the drain rate).
 import { EventEmitter } from "node:events";
 import { args, drained, enqueueAll, makeCounter, now, report, seconds } from "./common.mjs";
 
@@ -38,18 +42,32 @@ const preset = {
   },
 };
 
-await runMigrations({ preset });
+const phase = process.env.PHASE ?? "both";
+if (!["both", "migrate", "enqueue", "drain"].includes(phase)) {
+  console.error(`PHASE=${phase}: expected both, migrate, enqueue or drain`);
+  process.exit(2);
+}
+if (phase !== "drain") await runMigrations({ preset });
+if (phase === "migrate") process.exit(0);
 const utils = await makeWorkerUtils({ preset });
 
 let t0 = now();
-await enqueueAll(opts, (count) =>
-  utils.addJobs(Array.from({ length: count }, () => ({ identifier: "noop", payload: {} }))));
-const enqueueSecs = seconds(t0);
+let enqueueSecs = NaN;
+if (phase !== "drain") {
+  await enqueueAll(opts, (count) =>
+    utils.addJobs(Array.from({ length: count }, () => ({ identifier: "noop", payload: {} }))));
+  enqueueSecs = seconds(t0);
+}
 
 const remaining = async () =>
   Number((await utils.withPgClient((c) =>
     c.query("select count(*) as n from graphile_worker._private_jobs"))).rows[0].n);
-if ((await remaining()) !== opts.tasks) throw new Error("not every job was enqueued");
+if ((await remaining()) !== opts.tasks) throw new Error(`not ${opts.tasks} jobs in the table`);
+if (phase === "enqueue") {
+  await utils.release();
+  console.log(JSON.stringify({ peer: "graphile-worker", phase, enqueue_per_s: Math.round(opts.tasks / enqueueSecs), tasks: opts.tasks }));
+  process.exit(0);
+}
 
 t0 = now();
 const runner = await run({ preset, noHandleSignals: true, taskList: { noop: async () => {} } });
@@ -58,4 +76,8 @@ const drainSecs = seconds(t0);
 
 await runner.stop();
 await utils.release();
-report("graphile-worker", opts.tasks, enqueueSecs, drainSecs);
+if (phase === "drain") {
+  console.log(JSON.stringify({ peer: "graphile-worker", phase, drain_per_s: Math.round(opts.tasks / drainSecs), tasks: opts.tasks }));
+} else {
+  report("graphile-worker", opts.tasks, enqueueSecs, drainSecs);
+}

@@ -37,37 +37,8 @@ batch="$BATCH"
 pg_bin="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 pg_user="${PG_USER:-cloudsdk}"
 
-[ -x "$pg_bin/postgres" ] || { echo "no PostgreSQL in $pg_bin: set PG_BIN" >&2; exit 1; }
-if [ -z "${ROTA_BIN:-}" ]; then
-  for b in "$root/target/release/rota" "$root/target/debug/rota"; do
-    [ -x "$b" ] && ROTA_BIN="$b" && break
-  done
-fi
-[ -x "${ROTA_BIN:-}" ] || { echo "no rota binary: set ROTA_BIN or cargo build --release -p rota" >&2; exit 1; }
-(cd "$here" && npm ci --no-audit --no-fund --silent)
-
-work="$(mktemp -d)"
-pg_started=""
-as_pg() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u "$pg_user" -- "$@"; else "$@"; fi
-}
-cleanup() {
-  [ -n "$pg_started" ] && as_pg "$pg_bin/pg_ctl" -D "$work/data" -m immediate -w stop >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+source "$here/pg.sh"
 load1() { cut -d' ' -f1 /proc/loadavg; }
-
-[ "$(id -u)" -eq 0 ] && chown "$pg_user" "$work"
-port="$(free_port)"
-as_pg "$pg_bin/initdb" -D "$work/data" -U postgres -A trust -E UTF8 >"$work/initdb.log" 2>&1 \
-  || { cat "$work/initdb.log" >&2; exit 1; }
-as_pg "$pg_bin/pg_ctl" -D "$work/data" -l "$work/postgres.log" -w -o \
-  "-p $port -c listen_addresses=127.0.0.1 -k $work -c synchronous_commit=on -c fsync=on -c shared_buffers=512MB -c max_connections=200" \
-  start >/dev/null || { cat "$work/postgres.log" >&2; exit 1; }
-pg_started=1
-psql() { "$pg_bin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d postgres "$@"; }
 
 if [ -n "${MAX_LOAD:-}" ]; then
   waited=0
@@ -80,7 +51,6 @@ fi
 
 n=0
 fresh_db() { n=$((n + 1)); db="bench_$n"; psql -c "CREATE DATABASE $db" >/dev/null; echo "$db"; }
-drop_db() { psql -c "DROP DATABASE $1 WITH (FORCE)" >/dev/null; }
 
 rota_run() {
   local db="$1" l out

@@ -306,7 +306,8 @@ async fn serve_one(
         let conn = conn.clone();
         hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             let busy = conn.enter();
-            // The peer's address, for what is bounded per address (inbound webhooks).
+            // The peer's address (read back by `peer` below), for what is bounded per address
+            // and for the audit log.
             req.extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
             let call = app.clone().oneshot(req.map(axum::body::Body::new));
@@ -407,4 +408,12 @@ impl AsyncWrite for Tracked {
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
     }
+}
+
+/// The address a request came from, as the serve loop put it in the request's extensions
+/// (`None` for a request that did not come through it, such as one a test sends to the router).
+pub(crate) fn peer(extensions: &axum::http::Extensions) -> Option<std::net::SocketAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0)
 }

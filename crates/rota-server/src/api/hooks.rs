@@ -12,14 +12,13 @@ use crate::hooks::receive::Inbound;
 use crate::hooks::HookRequest;
 use crate::service::{HookInput, HookPatch};
 use crate::AppState;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rota_core::hooks::{HookRecord, Verify};
 use rota_core::{TaskId, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
 
 /// The administration routes (behind authentication, with the other `/v1` routes).
 pub fn admin_routes() -> Router<AppState> {
@@ -316,7 +315,7 @@ async fn receive_one(
     request: axum::extract::Request,
 ) -> ApiResult<(StatusCode, Json<HookReceived>)> {
     let (parts, body) = request.into_parts();
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+    let peer = crate::connections::peer(&parts.extensions);
     let headers = parts.headers;
     let max = st.config.hooks.max_body_bytes;
     let declared = headers
@@ -337,7 +336,7 @@ async fn receive_one(
             }
         }
     };
-    let addr = peer.map_or(std::net::Ipv4Addr::LOCALHOST.into(), |c| c.0.ip());
+    let addr = peer.map_or(std::net::Ipv4Addr::LOCALHOST.into(), |p| p.ip());
     let header = |name: &str| {
         headers
             .get(name)

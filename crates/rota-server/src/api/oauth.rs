@@ -5,13 +5,12 @@
 
 use crate::auth::OAuthError;
 use crate::AppState;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 /// The token endpoint's form (`application/x-www-form-urlencoded`).
@@ -123,10 +122,8 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), Str
 pub async fn token(State(st): State<AppState>, request: axum::extract::Request) -> Response {
     let started = tokio::time::Instant::now();
     let (parts, body) = request.into_parts();
-    let addr = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(std::net::Ipv4Addr::LOCALHOST.into(), |c| c.0.ip());
+    let addr = crate::connections::peer(&parts.extensions)
+        .map_or(std::net::Ipv4Addr::LOCALHOST.into(), |p| p.ip());
     let form_type = parts
         .headers
         .get(header::CONTENT_TYPE)

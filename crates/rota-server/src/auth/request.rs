@@ -155,10 +155,7 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
         note_refusal(&st, Some(&acting), label, &resp);
         return resp;
     }
-    let peer = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0);
+    let peer = crate::connections::peer(req.extensions());
     let caller = caller.from_peer(req.headers(), peer);
     req.extensions_mut().insert(caller);
     if by_cookie {

@@ -154,10 +154,7 @@ async fn signed_in(State(st): State<AppState>, mut req: Request, next: Next) -> 
         }
         Err(e) => return e.into_response(),
     };
-    let peer = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0);
+    let peer = crate::connections::peer(req.extensions());
     let caller = caller.from_peer(req.headers(), peer);
     req.extensions_mut().insert(caller);
     let resp = next.run(req).await;

@@ -26,7 +26,7 @@ tokio::task_local! {
 /// Runs `fut` (a store call that makes an administrative change) with `entry` waiting for the
 /// engine to write it in that change's transaction.
 pub async fn scope<F: Future>(entry: AuditEntry, fut: F) -> F::Output {
-    PENDING.scope(RefCell::new(Some(entry)), fut).await
+    scope_opt(Some(entry), fut).await
 }
 
 /// [`scope`] with an entry that may be absent (one an engine took to hand on).

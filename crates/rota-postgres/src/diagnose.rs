@@ -17,12 +17,17 @@ impl PostgresStore {
     ) -> StoreResult<Diagnosis> {
         let client = self.conn().await?;
         let mut d = Diagnosis::default();
-        let recent = "WITH recent AS (SELECT queue, type, error, at FROM rota_events \
-                      WHERE tenant = $1 AND at >= $2 ORDER BY cursor DESC LIMIT $3)";
+        // A row may be a run of events (`n` of them): counted as its events, scanned as one.
+        let recent = "WITH recent AS (SELECT queue, type, error, at, COALESCE(n, 1) AS n \
+                      FROM rota_events WHERE tenant = $1 AND at >= $2 ORDER BY cursor DESC \
+                      LIMIT $3)";
         let scan = DIAGNOSE_SCAN + 1;
         let rows = client
             .query(
-                &format!("{recent} SELECT queue, type, count(*) FROM recent GROUP BY 1, 2"),
+                &format!(
+                    "{recent} SELECT queue, type, sum(n)::bigint, count(*) FROM recent \
+                     GROUP BY 1, 2"
+                ),
                 &[&tenant, &since.0, &scan],
             )
             .await
@@ -30,7 +35,7 @@ impl PostgresStore {
         let mut seen = 0i64;
         for r in rows {
             let (queue, ty, n): (String, String, i64) = (r.get(0), r.get(1), r.get(2));
-            seen += n;
+            seen += r.get::<_, i64>(3);
             if let Some(t) = EventType::parse(&ty) {
                 *d.queues
                     .entry(queue)
@@ -59,7 +64,7 @@ impl PostgresStore {
         let minutes = client
             .query(
                 &format!(
-                    "{recent} SELECT queue, at / 60000, type, count(*) FROM recent \
+                    "{recent} SELECT queue, at / 60000, type, sum(n)::bigint FROM recent \
                      WHERE type IN ('task.succeeded', 'task.failed', 'task.dead') GROUP BY 1, 2, 3"
                 ),
                 &[&tenant, &since.0, &DIAGNOSE_SCAN],

@@ -5,7 +5,7 @@
 //! queue by name itself, so nothing it needs comes from an earlier answer. Only a queue's
 //! first enqueue takes a second trip, to create the queue.
 
-use crate::events::CURSOR;
+use crate::events::{Run, CURSOR, RUN_COLUMNS};
 use crate::rows::{
     dep_policy_to_sql, ids_to_sql, state_to_sql, tags_to_sql, task_from_row, TASK_COLUMNS,
 };
@@ -20,7 +20,8 @@ use std::sync::LazyLock;
 use tokio_postgres::types::ToSql;
 
 /// The INSERT: the queue by tenant and name, its default `max_attempts` for rows that give
-/// none, and the new tasks' `task.enqueued` events; answers how many rows are ready and
+/// none, and the new tasks' events (`task.enqueued` of the ready ones in one run, after the
+/// others' rows); answers how many rows are ready and
 /// scheduled, for the wake-ups sent after commit. The first grouped task of a queue marks it
 /// `grouped` (its claims then take the groups' turns, see flow.rs); later ones write nothing
 /// more.
@@ -47,14 +48,28 @@ pub(crate) static INSERT: LazyLock<String> = LazyLock::new(|| {
      RETURNING id, state, kind, run_at, grp), \
      g AS (UPDATE rota_queues SET grouped = true WHERE id = (SELECT id FROM q) AND NOT grouped \
        AND EXISTS (SELECT 1 FROM ins WHERE grp IS NOT NULL)), \
-     ev AS (INSERT INTO rota_events (tenant, cursor, at, queue, kind, task_id, attempt, type, \
-       state, due) \
+     ev AS (INSERT INTO rota_events ({RUN_COLUMNS}) \
      SELECT $1, {CURSOR}$21 + row_number() OVER (ORDER BY id)), \
        $3, $2, kind, id, 0, CASE WHEN state = 6 THEN 'task.waiting' ELSE 'task.enqueued' END, \
-       state, CASE WHEN state = 0 THEN run_at END \
-     FROM ins) \
+       state, NULL, CASE WHEN state = 0 THEN run_at END, NULL, NULL, NULL, NULL \
+     FROM ins WHERE state <> 1 \
+     UNION ALL {run}) \
      SELECT (SELECT id FROM q), (SELECT max_attempts FROM q), array(SELECT id FROM ins), \
-       (SELECT count(*) FROM ins WHERE state = 1), (SELECT count(*) FROM ins WHERE state = 0)"
+       (SELECT count(*) FROM ins WHERE state = 1), (SELECT count(*) FROM ins WHERE state = 0)",
+        run = Run {
+            tasks: "(SELECT id, kind, 0 AS attempt FROM ins WHERE state = 1)",
+            order: "s.id",
+            place: "$21 + (SELECT count(*) FROM ins WHERE state <> 1) + 1",
+            per_queue: false,
+            tenant: "$1",
+            at: "$3",
+            queue: "$2",
+            ty: "'task.enqueued'",
+            state: "1::smallint",
+            worker: "NULL::text",
+            due: "NULL::bigint",
+        }
+        .select()
     )
 });
 

@@ -23,6 +23,75 @@ pub const MAX_PER_TRANSACTION: usize = (1 << 20) - 1;
 /// The cursor below which every transaction has ended, as of this statement's snapshot.
 const HORIZON: &str = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)";
 
+/// One statement's run of events alike (see the schema's "event runs" migration): the SELECT
+/// that an `INSERT INTO rota_events ({RUN_COLUMNS})` takes, logging one row for the tasks of
+/// `tasks`, or one per queue of theirs.
+pub(crate) struct Run<'a> {
+    /// The tasks, a relation read as `s` with `id`, `kind` and `attempt` (and `queue_id` when
+    /// `per_queue`).
+    pub tasks: &'a str,
+    /// Their order in the run, over `s`.
+    pub order: &'a str,
+    /// The run's first place in the transaction (SQL).
+    pub place: &'a str,
+    /// One run per `s.queue_id`, in queue order; else one run.
+    pub per_queue: bool,
+    /// The events' fields, SQL; `queue` may read `r.queue_id` when `per_queue`.
+    pub tenant: &'a str,
+    pub at: &'a str,
+    pub queue: &'a str,
+    pub ty: &'a str,
+    pub state: &'a str,
+    pub worker: &'a str,
+    /// The events' due time: an aggregate over `s`, the same for every task.
+    pub due: &'a str,
+}
+
+/// The columns a [`Run`]'s SELECT gives, in its order.
+pub(crate) const RUN_COLUMNS: &str =
+    "tenant, cursor, at, queue, kind, task_id, attempt, type, state, worker, due, n, tasks, \
+     kinds, attempts";
+
+impl Run<'_> {
+    pub(crate) fn select(&self) -> String {
+        let Run {
+            tasks,
+            order: o,
+            place,
+            per_queue,
+            tenant,
+            at,
+            queue,
+            ty,
+            state,
+            worker,
+            due,
+        } = self;
+        let (key, group, place) = if *per_queue {
+            (
+                "s.queue_id, ",
+                " GROUP BY s.queue_id",
+                format!("{place} + sum(r.n) OVER (ORDER BY r.queue_id) - r.n"),
+            )
+        } else {
+            ("", "", place.to_string())
+        };
+        format!(
+            "SELECT {tenant}, {CURSOR}{place}), {at}, {queue}, r.kinds[1], r.tasks[1], \
+               r.attempts[1], {ty}, {state}, {worker}, r.due, r.n, r.tasks, \
+               CASE WHEN r.one_kind THEN NULL ELSE r.kinds END, \
+               CASE WHEN r.one_attempt THEN NULL ELSE r.attempts END \
+             FROM (SELECT {key}count(*)::int AS n, array_agg(s.id ORDER BY {o}) AS tasks, \
+               array_agg(s.kind ORDER BY {o}) AS kinds, \
+               array_agg(s.attempt ORDER BY {o}) AS attempts, \
+               min(s.kind) = max(s.kind) AS one_kind, \
+               min(s.attempt) = max(s.attempt) AS one_attempt, {due} AS due \
+               FROM {tasks} s{group}) r \
+             WHERE r.n > 0"
+        )
+    }
+}
+
 /// Appends `events` (with their tenants) in order, at places after `logged` (at least as
 /// many events as statements of this transaction logged before).
 pub async fn append(
@@ -179,13 +248,14 @@ pub async fn read(
     let mut pause = Duration::from_millis(1);
     // The newest event committed before this read.
     let newest: Option<i64> = client
-        .query_one(
-            "SELECT max(cursor) FROM rota_events WHERE tenant = $1",
+        .query_opt(
+            "SELECT cursor + COALESCE(n, 1) - 1 FROM rota_events WHERE tenant = $1 \
+             ORDER BY cursor DESC LIMIT 1",
             &[&tenant],
         )
         .await
         .map_err(db)?
-        .get(0);
+        .map(|r| r.get(0));
     loop {
         let (page, scan_full) = read_visible(client, tenant, after, limit, keep).await?;
         let covered = newest.is_none_or(|n| page.next_cursor >= n);
@@ -201,7 +271,10 @@ pub async fn read(
     }
 }
 
-/// The events below the horizon, and whether the scan read its whole [`EVENT_SCAN`] rows.
+/// The events below the horizon, and whether the scan read its whole [`EVENT_SCAN`] events.
+/// A run's rows are read whole (its first cursor is within 2^20 of any of its others, all of
+/// one transaction), up to the row that brings the scan to [`EVENT_SCAN`] events, and
+/// expanded here.
 async fn read_visible(
     client: &impl GenericClient,
     tenant: &str,
@@ -212,11 +285,14 @@ async fn read_visible(
     let rows = client
         .query(
             &format!(
-                "SELECT {EVENT_COLUMNS} FROM rota_events \
-                 WHERE tenant = $1 AND cursor > $2 AND cursor < {HORIZON} \
-                 ORDER BY cursor LIMIT $3"
+                "SELECT {EVENT_COLUMNS}, n, tasks, kinds, attempts FROM \
+                   (SELECT e.*, sum(COALESCE(e.n, 1)) OVER (ORDER BY e.cursor) AS upto FROM \
+                     (SELECT * FROM rota_events WHERE tenant = $1 AND cursor > $4 \
+                       AND cursor < {HORIZON} AND cursor + COALESCE(n, 1) - 1 > $2 \
+                      ORDER BY cursor LIMIT $3) e) w \
+                 WHERE upto - COALESCE(n, 1) < $3 ORDER BY cursor"
             ),
-            &[&tenant, &after, &EVENT_SCAN],
+            &[&tenant, &after, &EVENT_SCAN, &after.saturating_sub(1 << 20)],
         )
         .await
         .map_err(db)?;
@@ -224,17 +300,56 @@ async fn read_visible(
         events: Vec::new(),
         next_cursor: after,
     };
-    for r in &rows {
-        let e = event_from_row(r)?;
-        page.next_cursor = e.cursor;
-        if keep(&e) {
-            page.events.push(e);
-            if page.events.len() == limit {
-                break;
+    let mut scanned = 0i64;
+    'rows: for r in &rows {
+        let run = events_from_row(r)?;
+        scanned += run.len() as i64;
+        for e in run {
+            if e.cursor <= after {
+                continue;
+            }
+            page.next_cursor = e.cursor;
+            if keep(&e) {
+                page.events.push(e);
+                if page.events.len() == limit {
+                    break 'rows;
+                }
             }
         }
     }
-    Ok((page, rows.len() as i64 == EVENT_SCAN))
+    Ok((page, scanned >= EVENT_SCAN))
+}
+
+/// The events of a row read with [`EVENT_COLUMNS`] and then `n, tasks, kinds, attempts`: the
+/// event itself, or each of its run.
+fn events_from_row(r: &tokio_postgres::Row) -> StoreResult<Vec<Event>> {
+    let first = event_from_row(r)?;
+    let Some(tasks) = r.get::<_, Option<Vec<i64>>>(EVENT_COLUMN_COUNT + 1) else {
+        return Ok(vec![first]);
+    };
+    let kinds: Option<Vec<String>> = r.get(EVENT_COLUMN_COUNT + 2);
+    let attempts: Option<Vec<i32>> = r.get(EVENT_COLUMN_COUNT + 3);
+    let unreadable = || StoreError::Unavailable(format!("unreadable event run {}", first.cursor));
+    let n = tasks.len();
+    if kinds.as_ref().is_some_and(|k| k.len() != n)
+        || attempts.as_ref().is_some_and(|a| a.len() != n)
+    {
+        return Err(unreadable());
+    }
+    let mut out = Vec::with_capacity(n);
+    for (i, id) in tasks.into_iter().enumerate() {
+        let mut e = first.clone();
+        e.cursor = first.cursor + i as i64;
+        e.task_id = TaskId::from_i64(id);
+        if let Some(k) = &kinds {
+            e.kind.clone_from(&k[i]);
+        }
+        if let Some(a) = &attempts {
+            e.attempt = a[i].max(0) as u32;
+        }
+        out.push(e);
+    }
+    Ok(out)
 }
 
 /// An event's columns, in the order [`event_from_row`] reads them (deliveries store the same).

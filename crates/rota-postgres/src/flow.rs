@@ -14,7 +14,7 @@
 //! gives it its reads. A claim picks ids first (each read skips those picked) and leases them
 //! all in one UPDATE at the end.
 
-use crate::events::CURSOR;
+use crate::events::{Run, RUN_COLUMNS};
 use crate::flow_ahead::{Ahead, Scope};
 use crate::rows::{queue_from_row, task_from_row, QUEUE_COLUMNS, QUEUE_COLUMN_COUNT, TASK_COLUMNS};
 use crate::{db, PostgresStore};
@@ -201,11 +201,22 @@ impl<C: GenericClient> FlowClaim<'_, C> {
                lease_expires_at = $3, updated_at = $4, started_at = $4 \
                WHERE t.id = ANY($1) AND t.state = 1 \
                RETURNING t.*), \
-             ev AS (INSERT INTO rota_events (tenant, cursor, at, queue, kind, task_id, attempt, \
-               type, worker, due) \
-               SELECT $5, {CURSOR}array_position($1, c.id)), $4, $6, c.kind, c.id, c.attempt, \
-                 'task.claimed', $2, c.lease_expires_at FROM claimed c) \
-             SELECT {TASK_COLUMNS} FROM claimed t CROSS JOIN (SELECT $6::text AS name) q"
+             ev AS (INSERT INTO rota_events ({RUN_COLUMNS}) {run}) \
+             SELECT {TASK_COLUMNS} FROM claimed t CROSS JOIN (SELECT $6::text AS name) q",
+            run = Run {
+                tasks: "claimed",
+                order: "array_position($1, s.id)",
+                place: "1",
+                per_queue: false,
+                tenant: "$5",
+                at: "$4",
+                queue: "$6",
+                ty: "'task.claimed'",
+                state: "NULL::smallint",
+                worker: "$2",
+                due: "max(s.lease_expires_at)",
+            }
+            .select()
         );
         let stmt = self.tx.prepare_cached(&sql).await.map_err(db)?;
         let rows = self

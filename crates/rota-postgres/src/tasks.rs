@@ -4,7 +4,7 @@
 //! the row and asking rota-core's `check_lease`. Failures, cancels and retries are in
 //! `outcomes.rs`.
 
-use crate::events::CURSOR;
+use crate::events::{Run, RUN_COLUMNS};
 use crate::rows::{
     ms, state_to_sql, task_from_row, token_from_str, SettingsColumns, QUEUE_COLUMNS,
     SETTINGS_COLUMNS, TASK_COLUMNS, TASK_COLUMN_COUNT,
@@ -144,11 +144,22 @@ impl PostgresStore {
                lease_worker = $4, lease_token = ((random() - 0.5) * 1.8e19)::bigint, \
                lease_expires_at = $5 + COALESCE($6, (SELECT lease_ms FROM q)), updated_at = $5, \
                started_at = $5 WHERE t.id = ANY(ARRAY(SELECT id FROM picked)) RETURNING t.*), \
-             ev AS (INSERT INTO rota_events (tenant, cursor, at, queue, kind, task_id, attempt, \
-               type, worker, due) \
-               SELECT $1, {CURSOR}row_number() OVER (ORDER BY c.priority DESC, c.id)), $5, $2, \
-                 c.kind, c.id, c.attempt, 'task.claimed', $4, c.lease_expires_at FROM claimed c) \
-             SELECT {TASK_COLUMNS} FROM claimed t CROSS JOIN (SELECT $2::text AS name) q"
+             ev AS (INSERT INTO rota_events ({RUN_COLUMNS}) {run}) \
+             SELECT {TASK_COLUMNS} FROM claimed t CROSS JOIN (SELECT $2::text AS name) q",
+            run = Run {
+                tasks: "claimed",
+                order: "s.priority DESC, s.id",
+                place: "1",
+                per_queue: false,
+                tenant: "$1",
+                at: "$5",
+                queue: "$2",
+                ty: "'task.claimed'",
+                state: "NULL::smallint",
+                worker: "$4",
+                due: "max(s.lease_expires_at)",
+            }
+            .select()
         );
         let stmt = client.prepare_cached(&sql).await.map_err(db)?;
         let max = i64::try_from(req.max).unwrap_or(i64::MAX);
@@ -298,13 +309,23 @@ impl PostgresStore {
                AND t.state::int = 2 AND t.lease_expires_at - $1 > 0 \
                AND (SELECT q.tenant FROM rota_queues q WHERE q.id = t.queue_id) = $5 \
              RETURNING t.*), \
-             ev AS (INSERT INTO rota_events (tenant, cursor, at, queue, kind, task_id, attempt, \
-               type) \
-               SELECT $5, {CURSOR}row_number() OVER (ORDER BY u.id)), $1, \
-                 (SELECT q.name FROM rota_queues q WHERE q.id = u.queue_id), u.kind, u.id, \
-                 u.attempt, 'task.succeeded' FROM u) \
+             ev AS (INSERT INTO rota_events ({RUN_COLUMNS}) {run}) \
              SELECT {TASK_COLUMNS}, q.concurrency IS NOT NULL OR q.grouped, t.has_dependents \
-             FROM u t JOIN rota_queues q ON q.id = t.queue_id"
+             FROM u t JOIN rota_queues q ON q.id = t.queue_id",
+            run = Run {
+                tasks: "u",
+                order: "s.id",
+                place: "1",
+                per_queue: true,
+                tenant: "$5",
+                at: "$1",
+                queue: "(SELECT q.name FROM rota_queues q WHERE q.id = r.queue_id)",
+                ty: "'task.succeeded'",
+                state: "NULL::smallint",
+                worker: "NULL::text",
+                due: "NULL::bigint",
+            }
+            .select()
         );
         let stmt = client.prepare_cached(&sql).await.map_err(db)?;
         let rows = client

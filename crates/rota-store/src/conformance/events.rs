@@ -158,6 +158,101 @@ pub async fn every_transition_is_logged_in_commit_order<H: Harness>() {
     assert!(page.next_cursor >= last);
 }
 
+/// A batch's events (an engine may store them as one run) read the same from any cursor and
+/// page size as all at once, each with its own task's kind and attempt, and a webhook gets
+/// each of them as its own delivery.
+pub async fn a_batchs_events_read_alike_from_any_cursor<H: Harness>() {
+    let (_h, _clock, s) = setup::<H>().await;
+    s.put_webhook(webhooks::hook("default", "all", &["task.*"], &[]))
+        .await
+        .unwrap();
+    let (one, two) = (q("runs"), q("runs2"));
+    let mut batch: Vec<NewTask> = (0..6)
+        .map(|i| task(if i % 2 == 0 { "even" } else { "odd" }))
+        .collect();
+    batch[3].run_at = Some(Timestamp(T0 + 3_600_000));
+    s.enqueue(&one, batch).await.unwrap();
+    s.enqueue(&two, vec![task("c"), task("c")]).await.unwrap();
+    // One task of `runs` on its second attempt, the others on their first.
+    let first = claim_one(&s, &one).await;
+    fail(&s, &first, Some(0), false).await.unwrap();
+    let mut claimed = s.claim(&one, claim_req(10)).await.unwrap();
+    assert_eq!(claimed.len(), 5, "the five ready tasks of runs");
+    assert!(claimed.iter().any(|t| t.attempt == 2) && claimed.iter().any(|t| t.attempt == 1));
+    claimed.extend(s.claim(&two, claim_req(10)).await.unwrap());
+    let items = claimed
+        .iter()
+        .map(|t| Completion {
+            id: t.id,
+            lease: lease(t),
+            result: None,
+        })
+        .collect();
+    for r in s.complete("default", items).await {
+        r.unwrap();
+    }
+
+    let logged = read_all(&s, "default", 0).await;
+    assert!(logged.windows(2).all(|w| w[0].cursor < w[1].cursor));
+    for t in &claimed {
+        let mine: Vec<_> = logged.iter().filter(|e| e.task_id == t.id).collect();
+        assert!(mine.iter().all(|e| e.kind == t.kind), "{mine:?}");
+        let last: Vec<_> = mine.iter().rev().take(2).rev().collect();
+        assert_eq!(
+            last.iter()
+                .map(|e| (e.event_type.as_str(), e.attempt))
+                .collect::<Vec<_>>(),
+            [("task.claimed", t.attempt), ("task.succeeded", t.attempt)],
+            "{mine:?}"
+        );
+    }
+    let succeeded = logged
+        .iter()
+        .filter(|e| e.event_type.as_str() == "task.succeeded");
+    assert_eq!(succeeded.count(), 7);
+    // From every cursor, pages of one and of three continue exactly where `all` does.
+    let mut from = vec![0];
+    from.extend(logged.iter().map(|e| e.cursor));
+    for (i, after) in from.iter().enumerate() {
+        for limit in [1, 3] {
+            let page = s.events("default", *after, limit, all()).await.unwrap();
+            let want: Vec<i64> = logged
+                .iter()
+                .skip(i)
+                .take(limit)
+                .map(|e| e.cursor)
+                .collect();
+            let got: Vec<i64> = page.events.iter().map(|e| e.cursor).collect();
+            assert_eq!(got, want, "after {after}, limit {limit}");
+            assert_eq!(page.events[..], logged[i..i + got.len()]);
+        }
+    }
+    // A filter that keeps only the odd tasks skips within a batch's events.
+    let odd: EventKeep = Arc::new(|e: &Event| e.kind == "odd");
+    let page = s.events("default", 0, 1_000, odd).await.unwrap();
+    let want: Vec<&Event> = logged.iter().filter(|e| e.kind == "odd").collect();
+    assert_eq!(page.events.iter().collect::<Vec<_>>(), want);
+    // The webhook got one delivery per event, each carrying it.
+    let mut got = Vec::new();
+    let mut before = None;
+    loop {
+        let f = DeliveryFilter {
+            webhook_id: "all".into(),
+            state: None,
+            limit: 100,
+            before,
+        };
+        let page = s.deliveries("default", f).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        before = page.last().map(|d| d.id);
+        got.extend(page.into_iter().map(|d| d.event));
+    }
+    got.sort_by_key(|e| e.cursor);
+    assert_eq!(got, logged);
+}
+
 pub async fn events_past_retention_are_trimmed_and_cursors_keep_growing<H: Harness>() {
     let (_h, clock, s) = setup::<H>().await;
     let queue = q("old");

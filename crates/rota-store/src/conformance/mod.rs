@@ -91,6 +91,7 @@ macro_rules! conformance_tests {
             kill_sends_a_waiting_task_to_the_dead_letters,
             delete_removes_a_task_that_is_not_running,
             every_transition_is_logged_in_commit_order,
+            a_batchs_events_read_alike_from_any_cursor,
             a_commit_wakes_only_the_readers_of_its_tenants_events,
             events_past_retention_are_trimmed_and_cursors_keep_growing,
             each_tenant_keeps_events_for_its_own_retention,

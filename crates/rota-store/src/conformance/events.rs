@@ -251,6 +251,26 @@ pub async fn a_batchs_events_read_alike_from_any_cursor<H: Harness>() {
     }
     got.sort_by_key(|e| e.cursor);
     assert_eq!(got, logged);
+    // The doctor counts a batch's events one by one.
+    let d = s
+        .diagnose("default", Timestamp(T0 - 1), Timestamp(T0 + 86_400_000))
+        .await
+        .unwrap();
+    let count = |queue: &str| {
+        let a = &d.queues[queue];
+        [
+            EventType::Enqueued,
+            EventType::Claimed,
+            EventType::Succeeded,
+            EventType::Failed,
+        ]
+        .map(|t| a.count(t))
+    };
+    assert_eq!(count("runs"), [6, 6, 5, 1]);
+    assert_eq!(count("runs2"), [2, 2, 2, 0]);
+    let minute = T0 / 60_000 * 60_000;
+    let per_minute: Vec<_> = d.queues["runs"].minutes.iter().collect();
+    assert_eq!(per_minute, [(&minute, &(5, 1))]);
 }
 
 pub async fn events_past_retention_are_trimmed_and_cursors_keep_growing<H: Harness>() {

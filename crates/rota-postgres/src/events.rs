@@ -52,7 +52,31 @@ pub(crate) const RUN_COLUMNS: &str =
     "tenant, cursor, at, queue, kind, task_id, attempt, type, state, worker, due, n, tasks, \
      kinds, attempts";
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    /// A claim's `task.claimed` run of the tasks of the CTE `claimed`, in `order`, its
+    /// statement's only events; the other fields are SQL (`at`: the claim's time).
+    pub(crate) fn claimed(
+        tenant: &'a str,
+        at: &'a str,
+        queue: &'a str,
+        worker: &'a str,
+        order: &'a str,
+    ) -> Self {
+        Run {
+            tasks: "claimed",
+            order,
+            place: "1",
+            per_queue: false,
+            tenant,
+            at,
+            queue,
+            ty: "'task.claimed'",
+            state: "NULL::smallint",
+            worker,
+            due: "max(s.lease_expires_at)",
+        }
+    }
+
     pub(crate) fn select(&self) -> String {
         let Run {
             tasks,

@@ -203,20 +203,7 @@ impl<C: GenericClient> FlowClaim<'_, C> {
                RETURNING t.*), \
              ev AS (INSERT INTO rota_events ({RUN_COLUMNS}) {run}) \
              SELECT {TASK_COLUMNS} FROM claimed t CROSS JOIN (SELECT $6::text AS name) q",
-            run = Run {
-                tasks: "claimed",
-                order: "array_position($1, s.id)",
-                place: "1",
-                per_queue: false,
-                tenant: "$5",
-                at: "$4",
-                queue: "$6",
-                ty: "'task.claimed'",
-                state: "NULL::smallint",
-                worker: "$2",
-                due: "max(s.lease_expires_at)",
-            }
-            .select()
+            run = Run::claimed("$5", "$4", "$6", "$2", "array_position($1, s.id)").select()
         );
         let stmt = self.tx.prepare_cached(&sql).await.map_err(db)?;
         let rows = self

@@ -146,20 +146,7 @@ impl PostgresStore {
                started_at = $5 WHERE t.id = ANY(ARRAY(SELECT id FROM picked)) RETURNING t.*), \
              ev AS (INSERT INTO rota_events ({RUN_COLUMNS}) {run}) \
              SELECT {TASK_COLUMNS} FROM claimed t CROSS JOIN (SELECT $2::text AS name) q",
-            run = Run {
-                tasks: "claimed",
-                order: "s.priority DESC, s.id",
-                place: "1",
-                per_queue: false,
-                tenant: "$1",
-                at: "$5",
-                queue: "$2",
-                ty: "'task.claimed'",
-                state: "NULL::smallint",
-                worker: "$4",
-                due: "max(s.lease_expires_at)",
-            }
-            .select()
+            run = Run::claimed("$1", "$5", "$2", "$4", "s.priority DESC, s.id").select()
         );
         let stmt = client.prepare_cached(&sql).await.map_err(db)?;
         let max = i64::try_from(req.max).unwrap_or(i64::MAX);

@@ -40,17 +40,20 @@ impl TaskId {
 }
 
 impl fmt::Display for TaskId {
+    /// The UUID's 32 hex digits, most significant first, hyphenated 8-4-4-4-12 (written in
+    /// place: every task, event and outcome in an answer carries one).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let v = self.to_u128();
-        write!(
-            f,
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            (v >> 96) as u32,
-            (v >> 80) as u16,
-            (v >> 64) as u16,
-            (v >> 48) as u16,
-            v & 0xFFFF_FFFF_FFFF
-        )
+        let mut buf = [b'-'; 36];
+        let mut shift = 128;
+        for (i, b) in buf.iter_mut().enumerate() {
+            if !matches!(i, 8 | 13 | 18 | 23) {
+                shift -= 4;
+                *b = HEX[((v >> shift) & 0xF) as usize];
+            }
+        }
+        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -167,6 +170,30 @@ mod tests {
             "string order follows id order"
         );
         assert_eq!(a.unix_ms(), 1_764_000_000_000);
+    }
+
+    #[test]
+    fn shown_as_hyphenated_lowercase_hex() {
+        for raw in [
+            0,
+            1,
+            0x0123_4567_89ab_cdef,
+            u64::MAX,
+            1_764_000_000_000 << SEQ_BITS | 0xFFFFF,
+        ] {
+            let id = TaskId(raw);
+            let v = id.to_u128();
+            let want = format!(
+                "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+                (v >> 96) as u32,
+                (v >> 80) as u16,
+                (v >> 64) as u16,
+                (v >> 48) as u16,
+                v & 0xFFFF_FFFF_FFFF
+            );
+            assert_eq!(id.to_string(), want);
+            assert_eq!(want.parse::<TaskId>().unwrap(), id);
+        }
     }
 
     #[test]

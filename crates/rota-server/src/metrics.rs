@@ -7,7 +7,7 @@ use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 use rota_core::{Task, TaskState, Timestamp};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -124,35 +124,58 @@ pub fn tasks_started(tenant: &str, tasks: &[Task]) {
     }
 }
 
-/// A worker reported an attempt's outcome (`t` as it left it): how long the attempt ran, then
-/// the outcome as [`task_outcome`] counts it.
-pub fn attempt_ended(tenant: &str, t: &Task) {
-    if let Some(started) = t.started_at {
-        let (tn, queue) = queue_label(tenant, &t.queue);
-        metrics::histogram!("rota_task_run_seconds", "tenant" => tn, "queue" => queue)
-            .record(seconds(started, t.finished_at.unwrap_or(t.updated_at)));
-    }
-    task_outcome(tenant, t);
+/// Workers reported attempts' outcomes (each task as it left it): how long each attempt ran,
+/// then the outcomes as [`task_outcome`] counts them.
+pub fn attempts_ended<'t>(tenant: &str, tasks: impl IntoIterator<Item = &'t Task>) {
+    outcomes(tenant, tasks, true);
 }
 
 /// A task finished an attempt or was cancelled (`t` as it left it): counted by queue and by
 /// kind with the state it went to as `outcome` (`succeeded`, `retry` for a retry waiting,
 /// `dead`, `cancelled`); a final one also records its time from enqueue to that end.
 pub fn task_outcome(tenant: &str, t: &Task) {
-    let outcome = match t.state {
-        TaskState::Scheduled | TaskState::Ready => "retry",
-        other => other.as_str(),
-    };
-    let (tn, queue) = queue_label(tenant, &t.queue);
-    metrics::counter!("rota_task_outcomes_total", "tenant" => tn.clone(), "queue" => queue.clone(), "outcome" => outcome)
-        .increment(1);
-    if let Some(finished) = t.finished_at.filter(|_| t.state.is_final()) {
-        metrics::histogram!("rota_task_end_to_end_seconds", "tenant" => tn, "queue" => queue, "outcome" => outcome)
-            .record(seconds(t.created_at, finished));
+    outcomes(tenant, [t], false);
+}
+
+/// [`task_outcome`] for many tasks, and with `run`, each attempt's run time. The labels and
+/// series are looked up once per queue, kind and outcome, not once per task (a completion
+/// batch is mostly one queue and one kind).
+fn outcomes<'t>(tenant: &str, tasks: impl IntoIterator<Item = &'t Task>, run: bool) {
+    let mut by_queue: HashMap<(&str, &'static str), Vec<&Task>> = HashMap::new();
+    let mut by_kind: HashMap<(&str, &'static str), u64> = HashMap::new();
+    for t in tasks {
+        let outcome = match t.state {
+            TaskState::Scheduled | TaskState::Ready => "retry",
+            other => other.as_str(),
+        };
+        by_queue.entry((&t.queue, outcome)).or_default().push(t);
+        *by_kind.entry((&t.kind, outcome)).or_default() += 1;
     }
-    let (tk, kind) = kind_label(tenant, &t.kind);
-    metrics::counter!("rota_task_kind_outcomes_total", "tenant" => tk, "kind" => kind, "outcome" => outcome)
-        .increment(1);
+    for ((queue, outcome), ts) in by_queue {
+        let (tn, queue) = queue_label(tenant, queue);
+        let (mut ran, mut ended) = (None, None);
+        for t in &ts {
+            if let Some(started) = t.started_at.filter(|_| run) {
+                ran.get_or_insert_with(|| {
+                    metrics::histogram!("rota_task_run_seconds", "tenant" => tn.clone(), "queue" => queue.clone())
+                })
+                .record(seconds(started, t.finished_at.unwrap_or(t.updated_at)));
+            }
+            if let Some(finished) = t.finished_at.filter(|_| t.state.is_final()) {
+                ended.get_or_insert_with(|| {
+                    metrics::histogram!("rota_task_end_to_end_seconds", "tenant" => tn.clone(), "queue" => queue.clone(), "outcome" => outcome)
+                })
+                .record(seconds(t.created_at, finished));
+            }
+        }
+        metrics::counter!("rota_task_outcomes_total", "tenant" => tn, "queue" => queue, "outcome" => outcome)
+            .increment(ts.len() as u64);
+    }
+    for ((kind, outcome), n) in by_kind {
+        let (tk, kind) = kind_label(tenant, kind);
+        metrics::counter!("rota_task_kind_outcomes_total", "tenant" => tk, "kind" => kind, "outcome" => outcome)
+            .increment(n);
+    }
 }
 
 /// Per queue (the deepest `limits.max_metrics_queues`): tasks by state, how long the oldest

@@ -135,6 +135,88 @@ async fn tasks_wait_run_and_end_to_end_are_measured_per_queue() {
     s.stop().await;
 }
 
+/// Completions and failures reported in one batch count each task under its own queue, kind
+/// and outcome, with one run and end-to-end observation each.
+#[tokio::test]
+async fn a_batch_counts_each_task_by_queue_kind_and_outcome() {
+    let s = TestServer::start().await;
+    for _ in 0..3 {
+        s.enqueue("mb-1", json!({"kind": "x"})).await;
+    }
+    for _ in 0..2 {
+        s.enqueue("mb-2", json!({"kind": "y"})).await;
+    }
+    let mut claimed = s.claim("mb-1", json!({"worker": "w", "max": 10})).await;
+    claimed.extend(s.claim("mb-2", json!({"worker": "w", "max": 10})).await);
+    assert_eq!(claimed.len(), 5);
+    s.clock.advance_ms(20);
+    let items: Vec<_> = claimed
+        .iter()
+        .map(|c| json!({"id": id(c), "lease": lease(c)}))
+        .collect();
+    let done = s
+        .post("/v1/tasks/complete", json!({ "items": items }))
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    for _ in 0..2 {
+        s.enqueue("mb-1", json!({"kind": "z"})).await;
+    }
+    let retry = s.claim("mb-1", json!({"worker": "w", "max": 10})).await;
+    let items: Vec<_> = retry
+        .iter()
+        .map(|c| json!({"id": id(c), "lease": lease(c), "error": "boom", "retry_in_ms": 0}))
+        .collect();
+    let failed = s.post("/v1/tasks/fail", json!({ "items": items })).await;
+    assert_eq!(failed.status, 200, "{}", failed.body);
+
+    let text = scrape(&s).await;
+    let series = |name: &str, labels: &str| value(&text, &format!("{name}{{{labels}}}"));
+    let (one, two) = (
+        r#"tenant="default",queue="mb-1""#,
+        r#"tenant="default",queue="mb-2""#,
+    );
+    let outcomes = "rota_task_outcomes_total";
+    assert_eq!(
+        series(outcomes, &format!(r#"{one},outcome="succeeded""#)),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(outcomes, &format!(r#"{two},outcome="succeeded""#)),
+        Some(2.0)
+    );
+    assert_eq!(
+        series(outcomes, &format!(r#"{one},outcome="retry""#)),
+        Some(2.0)
+    );
+    let kinds = "rota_task_kind_outcomes_total";
+    for (kind, outcome, n) in [
+        ("x", "succeeded", 3.0),
+        ("y", "succeeded", 2.0),
+        ("z", "retry", 2.0),
+    ] {
+        let labels = format!(r#"tenant="default",kind="{kind}",outcome="{outcome}""#);
+        assert_eq!(series(kinds, &labels), Some(n), "{kind} {outcome}");
+    }
+    assert_eq!(series("rota_task_run_seconds_count", one), Some(5.0));
+    assert_eq!(series("rota_task_run_seconds_count", two), Some(2.0));
+    let ended = "rota_task_end_to_end_seconds_count";
+    assert_eq!(
+        series(ended, &format!(r#"{one},outcome="succeeded""#)),
+        Some(3.0)
+    );
+    assert_eq!(
+        series(ended, &format!(r#"{two},outcome="succeeded""#)),
+        Some(2.0)
+    );
+    assert_eq!(
+        series(ended, &format!(r#"{one},outcome="retry""#)),
+        None,
+        "a retry is no end"
+    );
+    s.stop().await;
+}
+
 /// Every metric the example alert rules name is one the server exports.
 #[test]
 fn alert_rules_name_metrics_the_server_exports() {

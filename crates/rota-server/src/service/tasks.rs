@@ -341,8 +341,8 @@ impl Service {
         } else {
             run(allowed).await
         };
+        m::attempts_ended(&caller.tenant, done.iter().flatten());
         for t in done.iter().flatten() {
-            m::attempt_ended(&caller.tenant, t);
             self.telemetry.attempt_ended(&caller.tenant, t, began);
         }
         let mut done = done.into_iter();

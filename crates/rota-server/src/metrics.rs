@@ -112,15 +112,22 @@ pub fn tasks_claimed(tenant: &str, queue: &str, n: usize) {
 }
 
 /// Claimed tasks: how long each waited from when it could first run (`run_at`: its creation,
-/// its delay's end, its retry's, or its release by its dependencies) to its claim.
+/// its delay's end, its retry's, or its release by its dependencies) to its claim. The series
+/// is looked up once per queue of the claim (one, but for a claim across queues).
 pub fn tasks_started(tenant: &str, tasks: &[Task]) {
+    let mut waited: Option<(&str, metrics::Histogram)> = None;
     for t in tasks {
         let Some(started) = t.started_at else {
             continue;
         };
-        let (tenant, queue) = queue_label(tenant, &t.queue);
-        metrics::histogram!("rota_task_wait_seconds", "tenant" => tenant, "queue" => queue)
-            .record(seconds(t.run_at, started));
+        if waited.as_ref().is_none_or(|(q, _)| *q != t.queue) {
+            let (tn, queue) = queue_label(tenant, &t.queue);
+            let h = metrics::histogram!("rota_task_wait_seconds", "tenant" => tn, "queue" => queue);
+            waited = Some((&t.queue, h));
+        }
+        if let Some((_, h)) = &waited {
+            h.record(seconds(t.run_at, started));
+        }
     }
 }
 

@@ -135,8 +135,8 @@ async fn tasks_wait_run_and_end_to_end_are_measured_per_queue() {
     s.stop().await;
 }
 
-/// Completions and failures reported in one batch count each task under its own queue, kind
-/// and outcome, with one run and end-to-end observation each.
+/// Claims of many tasks, and completions and failures reported in one batch, count each task
+/// under its own queue, kind and outcome, with one wait, run and end-to-end observation each.
 #[tokio::test]
 async fn a_batch_counts_each_task_by_queue_kind_and_outcome() {
     let s = TestServer::start().await;
@@ -198,6 +198,8 @@ async fn a_batch_counts_each_task_by_queue_kind_and_outcome() {
         let labels = format!(r#"tenant="default",kind="{kind}",outcome="{outcome}""#);
         assert_eq!(series(kinds, &labels), Some(n), "{kind} {outcome}");
     }
+    assert_eq!(series("rota_task_wait_seconds_count", one), Some(5.0));
+    assert_eq!(series("rota_task_wait_seconds_count", two), Some(2.0));
     assert_eq!(series("rota_task_run_seconds_count", one), Some(5.0));
     assert_eq!(series("rota_task_run_seconds_count", two), Some(2.0));
     let ended = "rota_task_end_to_end_seconds_count";

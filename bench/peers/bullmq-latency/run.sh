@@ -25,12 +25,8 @@ secs="${SECS:-10}"
 command -v redis-server >/dev/null 2>&1 || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
 }
-if [ -z "${ROTA_BIN:-}" ]; then
-  for b in "$root/target/release/rota" "$root/target/debug/rota"; do
-    [ -x "$b" ] && ROTA_BIN="$b" && break
-  done
-fi
-[ -x "${ROTA_BIN:-}" ] || { echo "no rota binary: set ROTA_BIN or cargo build --release -p rota" >&2; exit 1; }
+source "$here/../common.sh"
+find_rota
 (cd "$here" && npm ci --no-audit --no-fund --silent)
 
 work="$(mktemp -d)"
@@ -41,17 +37,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-load1() { cut -d' ' -f1 /proc/loadavg; }
 
-if [ -n "${MAX_LOAD:-}" ]; then
-  waited=0
-  while awk -v l="$(load1)" -v m="$MAX_LOAD" 'BEGIN { exit !(l >= m) }' && [ "$waited" -lt "${MAX_WAIT:-600}" ]; do
-    [ "$waited" -eq 0 ] && echo "load average $(load1) >= $MAX_LOAD: waiting up to ${MAX_WAIT:-600} s" >&2
-    sleep 10
-    waited=$((waited + 10))
-  done
-fi
+wait_for_quiet
 
 rota_run() {
   local l out

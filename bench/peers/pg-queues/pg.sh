@@ -6,12 +6,8 @@
 # drop_db().
 
 [ -x "$pg_bin/postgres" ] || { echo "no PostgreSQL in $pg_bin: set PG_BIN" >&2; exit 1; }
-if [ -z "${ROTA_BIN:-}" ]; then
-  for b in "$root/target/release/rota" "$root/target/debug/rota"; do
-    [ -x "$b" ] && ROTA_BIN="$b" && break
-  done
-fi
-[ -x "${ROTA_BIN:-}" ] || { echo "no rota binary: set ROTA_BIN or cargo build --release -p rota" >&2; exit 1; }
+source "$here/../common.sh"
+find_rota
 (cd "$here" && npm ci --no-audit --no-fund --silent)
 
 work="$(mktemp -d)"
@@ -24,7 +20,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 
 [ "$(id -u)" -eq 0 ] && chown "$pg_user" "$work"
 port="$(free_port)"

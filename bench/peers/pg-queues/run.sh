@@ -38,16 +38,8 @@ pg_bin="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 pg_user="${PG_USER:-cloudsdk}"
 
 source "$here/pg.sh"
-load1() { cut -d' ' -f1 /proc/loadavg; }
 
-if [ -n "${MAX_LOAD:-}" ]; then
-  waited=0
-  while awk -v l="$(load1)" -v m="$MAX_LOAD" 'BEGIN { exit !(l >= m) }' && [ "$waited" -lt "${MAX_WAIT:-600}" ]; do
-    [ "$waited" -eq 0 ] && echo "load average $(load1) >= $MAX_LOAD: waiting up to ${MAX_WAIT:-600} s" >&2
-    sleep 10
-    waited=$((waited + 10))
-  done
-fi
+wait_for_quiet
 
 n=0
 fresh_db() { n=$((n + 1)); db="bench_$n"; psql -c "CREATE DATABASE $db" >/dev/null; echo "$db"; }

@@ -280,3 +280,48 @@ async fn a_kind_limited_caller_replaces_only_tasks_of_its_kinds() {
     assert_eq!(again[0].task.id, own[0].task.id);
     assert_ne!(held[0].task.id, own[0].task.id);
 }
+
+/// A claim waiting on several queues is answered from the one an enqueue readied (on the
+/// embedded engine, inside that enqueue's commit); a claim whose wait has ended leaves
+/// nothing leased behind it when a task arrives after.
+#[tokio::test]
+async fn a_waiting_claim_gets_its_task_from_the_queue_that_readied_it_and_an_ended_one_none() {
+    let f = fixture().await;
+    let (admin, _permit) = f.auth.admit(Some(ADMIN.into()), None).await.unwrap();
+    let waiting = {
+        let (service, admin) = (f.service.clone(), admin.clone());
+        tokio::spawn(async move {
+            service
+                .claim_first(&admin, &["first", "second"], claim(1, 10_000))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let out = f
+        .service
+        .enqueue(&admin, "second", vec![task("k")], false)
+        .await
+        .unwrap();
+    let (i, tasks) = waiting.await.unwrap().unwrap().expect("a task");
+    assert_eq!((i, tasks.len()), (1, 1), "from the second queue");
+    assert_eq!(tasks[0].id, out[0].task.id);
+    assert_eq!(tasks[0].state, rota_core::TaskState::Running);
+
+    let ended = f
+        .service
+        .claim(&admin, "later", claim(1, 50))
+        .await
+        .unwrap();
+    assert!(ended.is_empty());
+    let out = f
+        .service
+        .enqueue(&admin, "later", vec![task("k")], false)
+        .await
+        .unwrap();
+    let now = f.service.get(&admin, out[0].task.id).await.unwrap();
+    assert_eq!(
+        now.state,
+        rota_core::TaskState::Ready,
+        "no ended wait took it"
+    );
+}

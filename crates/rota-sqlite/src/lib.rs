@@ -96,6 +96,8 @@ pub(crate) struct Shared {
     pub tenants: RwLock<HashSet<String>>,
     pub clock: Arc<dyn Clock>,
     pub signals: ReadySignals,
+    /// Waiting claims the writer claims for when their queue's tasks become ready.
+    pub parked: rota_store::ParkedClaims,
     pub maintenance: Arc<Notify>,
     /// Whether the last write batch failed to begin or commit (a full disk, say).
     pub write_failing: AtomicBool,

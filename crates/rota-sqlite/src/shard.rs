@@ -127,6 +127,7 @@ impl Shard {
             tenants: RwLock::new(opened.tenants),
             clock,
             signals: ReadySignals::default(),
+            parked: Default::default(),
             maintenance: link.maintenance,
             write_failing: AtomicBool::new(false),
             max_queues_per_tenant: options.max_queues_per_tenant,

@@ -10,6 +10,7 @@ pub mod conformance;
 mod diagnosis;
 mod event_log;
 mod groups;
+mod parked;
 mod retention;
 mod schedules;
 mod signals;
@@ -23,6 +24,7 @@ pub use event_log::{
     EventKeep, EventLog, EventPage, DEFAULT_EVENT_RETENTION_MS, EVENT_SCAN, MAX_LOGGED_EVENTS,
 };
 pub use groups::{GroupPage, GroupStore, MAX_GROUP_VISITS};
+pub use parked::{ParkedClaim, ParkedClaims};
 pub use retention::{EventRetention, TrimMarks, TrimRow, TrimStep, Trimmed, RESCAN_MS};
 use rota_core::webhooks::{Attempt, Delivery, Webhook};
 pub use schedules::{DueSchedules, Firing, ScheduleRecord, Tick};
@@ -388,6 +390,14 @@ pub trait Store:
     async fn run_maintenance(&self) -> StoreResult<MaintenanceReport>;
     /// Notified whenever tasks of `queue` may have become ready.
     fn ready_signal(&self, queue: &QueueKey) -> Arc<Notify>;
+    /// Leaves a waiting claim with the engine (see [`ParkedClaim`]): the write that makes
+    /// `queue`'s tasks ready claims them for it in the same transaction. `false` when the
+    /// engine does not park claims; the caller then relies on [`Store::ready_signal`] alone,
+    /// which every engine notifies either way.
+    fn park_claim(&self, queue: &QueueKey, claim: &Arc<ParkedClaim>) -> bool {
+        let _ = (queue, claim);
+        false
+    }
     /// Notified when a write creates a due time (run_at, lease expiry) that maintenance may not
     /// know of yet.
     fn maintenance_signal(&self) -> Arc<Notify>;

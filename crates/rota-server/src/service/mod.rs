@@ -9,6 +9,7 @@
 //! Architecture Invariant: nothing here knows about HTTP (no status codes, headers or axum
 //! types).
 
+mod claims;
 mod events;
 mod flow;
 mod groups;
@@ -22,12 +23,13 @@ mod webhooks;
 mod workers;
 mod workflows;
 
+pub use claims::Claim;
 pub use events::{may_read_event, EventQuery};
 pub use flow::{flow_stats, MAX_FLOW_SCAN_GROUPS};
 pub use hooks::{HookInput, HookPatch};
 pub use schedules::ScheduleView;
 pub use streams::EventFollow;
-pub use tasks::{check_task, Claim};
+pub use tasks::check_task;
 pub use webhooks::{redact_unless_writer, WebhookInput, WebhookPatch, MAX_WEBHOOK_DESCRIPTION};
 pub use workflows::WorkflowTaskSpec;
 

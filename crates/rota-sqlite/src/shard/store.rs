@@ -154,6 +154,11 @@ impl Shard {
         self.shared.signals.get(queue)
     }
 
+    pub fn park_claim(&self, queue: &QueueKey, claim: &Arc<rota_store::ParkedClaim>) -> bool {
+        self.shared.parked.park(queue, claim);
+        true
+    }
+
     pub fn writer_status(&self) -> Option<WriterStatus> {
         let s = &self.shared;
         let busy = s.writer_busy_ns.load(Ordering::Relaxed) as f64 / 1e9;

@@ -299,6 +299,10 @@ impl Store for SqliteStore {
         self.of_queue(queue).ready_signal(queue)
     }
 
+    fn park_claim(&self, queue: &QueueKey, claim: &Arc<rota_store::ParkedClaim>) -> bool {
+        self.of_queue(queue).park_claim(queue, claim)
+    }
+
     fn maintenance_signal(&self) -> Arc<Notify> {
         self.maintenance.clone()
     }

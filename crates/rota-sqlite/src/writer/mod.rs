@@ -22,6 +22,7 @@ mod flow;
 mod lanes;
 mod maintenance;
 mod ops;
+mod parked;
 mod schedules;
 pub(crate) mod spawn;
 mod tasks;
@@ -42,7 +43,7 @@ use lanes::Lanes;
 use rota_core::events::Event;
 use rota_core::webhooks::Webhook;
 use rota_core::{QueueKey, Task, TaskId, TaskState, Timestamp};
-use rota_store::StoreError;
+use rota_store::{ParkedClaim, StoreError};
 use rusqlite::{Connection, TransactionBehavior};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -84,6 +85,8 @@ pub(crate) struct Batch {
     pub ended: Vec<(TaskId, TaskState)>,
     /// Whether the batch wrote endings for the relay to carry to other shards.
     pub outbox: bool,
+    /// Parked claims the batch claimed for, with the queue and what each got.
+    pub served: Vec<(Arc<ParkedClaim>, QueueKey, Vec<Task>)>,
 }
 
 impl Batch {
@@ -98,6 +101,14 @@ impl Batch {
             webhooks: Vec::new(),
             ended: Vec::new(),
             outbox: false,
+            served: Vec::new(),
+        }
+    }
+
+    /// The batch did not commit: its parked claims wait again, with nothing.
+    fn give_back(&mut self) {
+        for (claim, queue, _) in self.served.drain(..) {
+            claim.fill(&queue, Vec::new());
         }
     }
 
@@ -161,6 +172,10 @@ pub struct Writer {
 
 /// A batch's fate: committed with each op's answer, or failed as a whole.
 type Applied = Result<Vec<Answer>, StoreError>;
+
+/// In `try_batch`'s `Err((i, _))`: not an op but the parked claims' statements failed; the
+/// batch is applied again without serving them (their callers claim for themselves).
+const PARKED: usize = usize::MAX;
 
 impl Writer {
     pub fn new(conn: Connection, shared: Arc<Shared>, hooks: Vec<Webhook>) -> Self {
@@ -243,9 +258,13 @@ impl Writer {
 
     /// Applies and commits `ops`, leaving out (and answering) each op whose statements fail.
     fn commit_batch(&mut self, mut ops: Vec<Op>) {
+        let mut serve_parked = true;
         loop {
             let mut b = Batch::new(self.shared.clock.now());
-            let tried = self.try_batch(&ops, &mut b);
+            let tried = self.try_batch(&ops, &mut b, serve_parked);
+            if !matches!(tried, Ok(Ok(_))) {
+                b.give_back();
+            }
             // Committed or rolled back: its cursors no longer hold readers back, and the
             // readers of the tenants whose events that made readable (this batch's, or other
             // shards' that waited behind its cursors) are woken below, those alone.
@@ -278,6 +297,11 @@ impl Writer {
                         op.answer(Err(e.clone()));
                     }
                     true
+                }
+                Err((PARKED, e)) => {
+                    tracing::error!(error = %e, "claiming for parked claims failed; the batch is applied again without them");
+                    serve_parked = false;
+                    false
                 }
                 Err((i, e)) => {
                     tracing::error!(error = %e, "a write failed; it was rolled back and the other writes of its batch are applied without it");
@@ -343,6 +367,7 @@ impl Writer {
         &mut self,
         ops: &[Op],
         b: &mut Batch,
+        serve_parked: bool,
     ) -> Result<Applied, (usize, rusqlite::Error)> {
         if let Err(e) = self.set_durability(ops.iter().any(Op::must_be_durable)) {
             return Ok(Err(StoreError::Unavailable(format!(
@@ -371,6 +396,9 @@ impl Writer {
                 return Ok(Err(StoreError::Unavailable(format!(
                     "cannot tell dependents of the tasks that ended: {e}"
                 ))));
+            }
+            if serve_parked && self.shared.parked.any() {
+                ctx.serve_parked(b).map_err(|e| (PARKED, e))?;
             }
             if let Err(e) = ctx.persist_last_claims(b) {
                 return Ok(Err(StoreError::Unavailable(format!("write failed: {e}"))));
@@ -422,6 +450,9 @@ impl Writer {
                 .filter_map(|id| cat.by_id(*id).map(|q| q.key.clone()))
                 .collect()
         };
+        for (claim, queue, tasks) in b.served.drain(..) {
+            claim.fill(&queue, tasks);
+        }
         for (op, answer) in ops.into_iter().zip(answers) {
             op.answer(Ok(answer));
         }

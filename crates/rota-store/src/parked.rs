@@ -85,7 +85,7 @@ impl ParkedClaim {
         self.filled.notified().await
     }
 
-    pub fn is_gone(&self) -> bool {
+    fn is_gone(&self) -> bool {
         matches!(*self.lock(), State::Gone)
     }
 

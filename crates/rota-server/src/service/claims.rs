@@ -72,12 +72,7 @@ impl Service {
                 req.max, limits.max_claim
             )));
         }
-        if req.wait_ms > limits.max_wait_ms {
-            return Err(ApiError::invalid(format!(
-                "wait_ms is {}; the limit is {} (limits.max_wait_ms)",
-                req.wait_ms, limits.max_wait_ms
-            )));
-        }
+        check_wait_ms(req.wait_ms, limits)?;
         check_lease_ms("lease_ms", req.lease_ms, limits)?;
         let kinds = req.kinds.clone();
         let (began, worker) = (std::time::SystemTime::now(), req.worker.clone());

@@ -38,12 +38,7 @@ impl Service {
                 q.limit, limits.max_list
             )));
         }
-        if q.wait_ms > limits.max_wait_ms {
-            return Err(ApiError::invalid(format!(
-                "wait_ms is {}; the limit is {} (limits.max_wait_ms)",
-                q.wait_ms, limits.max_wait_ms
-            )));
-        }
+        check_wait_ms(q.wait_ms, limits)?;
         if q.after < 0 {
             return Err(ApiError::bad_request("after is a cursor, 0 or more"));
         }

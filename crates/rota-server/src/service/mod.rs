@@ -179,6 +179,17 @@ pub fn check_lease_ms(field: &str, lease_ms: Option<u64>, limits: &Limits) -> Ap
     Ok(())
 }
 
+/// A long-poll's `wait_ms`: at most `limits.max_wait_ms`.
+pub fn check_wait_ms(wait_ms: u64, limits: &Limits) -> ApiResult<()> {
+    if wait_ms > limits.max_wait_ms {
+        return Err(ApiError::invalid(format!(
+            "wait_ms is {wait_ms}; the limit is {} (limits.max_wait_ms)",
+            limits.max_wait_ms
+        )));
+    }
+    Ok(())
+}
+
 pub fn check_max_attempts(field: &str, max_attempts: Option<u32>) -> ApiResult<()> {
     match max_attempts {
         Some(m) if m == 0 || m > MAX_ATTEMPTS_CEILING => Err(ApiError::invalid(format!(

@@ -234,12 +234,7 @@ impl Service {
     /// ends first. Woken by commits that log the tenant's events, not by a timer; a burst of
     /// commits costs one read per [`RESULT_RECHECK`] at most.
     pub async fn wait_final(&self, caller: &Caller, id: TaskId, wait_ms: u64) -> ApiResult<Task> {
-        let max = self.limits().max_wait_ms;
-        if wait_ms > max {
-            return Err(ApiError::invalid(format!(
-                "wait_ms is {wait_ms}; the limit is {max} (limits.max_wait_ms)"
-            )));
-        }
+        check_wait_ms(wait_ms, self.limits())?;
         let signal = self.store.tenant_event_signal(&caller.tenant);
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(wait_ms);
         loop {

@@ -12,7 +12,7 @@ impl Ctx<'_> {
     pub fn serve_parked(&mut self, b: &mut Batch) -> rusqlite::Result<()> {
         let mut queues: Vec<i64> = b.ready.iter().copied().collect();
         for &qid in &b.delta.freed {
-            if self.settings_of(b, qid).limited() || self.flow.grouped(qid) {
+            if self.flow.grouped(qid) || self.settings_of(b, qid).limited() {
                 queues.push(qid);
             }
         }

@@ -246,7 +246,8 @@ pub fn pool_gauges(pool: &rota_store::PoolStatus) {
 }
 
 /// The embedded store's writers: each one's busy time (its rate is the share of time that
-/// writer is busy), and commits, by whether they waited for an fsync.
+/// writer is busy), commits, by whether they waited for an fsync, and WAL checkpoints, by who
+/// ran them.
 pub fn writer_counters(w: &rota_store::WriterStatus) {
     for (shard, busy) in w.busy_by_writer.iter().enumerate() {
         metrics::counter!("rota_storage_writer_busy_microseconds_total", "shard" => shard.to_string())
@@ -255,6 +256,10 @@ pub fn writer_counters(w: &rota_store::WriterStatus) {
     metrics::counter!("rota_storage_commits_total", "fsync" => "yes").absolute(w.synced_commits);
     metrics::counter!("rota_storage_commits_total", "fsync" => "no")
         .absolute(w.commits.saturating_sub(w.synced_commits));
+    metrics::counter!("rota_storage_checkpoints_total", "by" => "background")
+        .absolute(w.checkpoints);
+    metrics::counter!("rota_storage_checkpoints_total", "by" => "writer")
+        .absolute(w.writer_checkpoints);
 }
 
 pub fn maintenance(report: &rota_store::MaintenanceReport) {

@@ -114,6 +114,9 @@ pub(crate) struct Shared {
     pub writer_busy_ns: AtomicU64,
     pub commits: AtomicU64,
     pub synced_commits: AtomicU64,
+    /// WAL checkpoints run by the shard's checkpoint thread, and by the writer itself.
+    pub checkpoints: AtomicU64,
+    pub writer_checkpoints: AtomicU64,
     /// This shard's index: its ids' stripe.
     pub shard: usize,
     /// Event cursors, shared by every shard's writer.

@@ -138,6 +138,8 @@ impl Shard {
             writer_busy_ns: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             synced_commits: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
+            writer_checkpoints: AtomicU64::new(0),
             shard: link.index,
             cursors: link.cursors,
             delivery_ids: link.delivery_ids,

@@ -245,6 +245,11 @@ pub struct WriterStatus {
     pub commits: u64,
     /// Of those, the ones that waited for an fsync.
     pub synced_commits: u64,
+    /// WAL checkpoints run beside the writers (by each shard's checkpoint thread).
+    pub checkpoints: u64,
+    /// WAL checkpoints a writer ran itself, between two batches, because the WAL had grown
+    /// past its hard size while the background ones ran.
+    pub writer_checkpoints: u64,
 }
 
 /// Everything access control keeps: tenants, API keys (hashes only) and custom roles; and the

@@ -167,6 +167,8 @@ impl Shard {
             busy_by_writer: vec![busy],
             commits: s.commits.load(Ordering::Relaxed),
             synced_commits: s.synced_commits.load(Ordering::Relaxed),
+            checkpoints: s.checkpoints.load(Ordering::Relaxed),
+            writer_checkpoints: s.writer_checkpoints.load(Ordering::Relaxed),
         })
     }
 

@@ -314,6 +314,8 @@ impl Store for SqliteStore {
             out.busy_by_writer.extend(w.busy_by_writer);
             out.commits += w.commits;
             out.synced_commits += w.synced_commits;
+            out.checkpoints += w.checkpoints;
+            out.writer_checkpoints += w.writer_checkpoints;
         }
         Some(out)
     }

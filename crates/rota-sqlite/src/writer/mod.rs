@@ -16,6 +16,7 @@
 
 mod access;
 mod changes;
+mod checkpoint;
 mod ctx;
 pub(crate) mod deps;
 mod flow;
@@ -168,6 +169,8 @@ pub struct Writer {
     hooks: webhooks::WebhookCache,
     /// Whether commits fsync now (`synchronous=FULL`, as the store opens).
     durable: bool,
+    /// When the WAL is checkpointed, mostly off this thread (checkpoint.rs).
+    checkpoints: checkpoint::Checkpoints,
 }
 
 /// A batch's fate: committed with each op's answer, or failed as a whole.
@@ -192,8 +195,13 @@ impl Writer {
         for w in hooks {
             webhooks::apply(&mut cache, webhooks::CacheChange::Put(Box::new(w)));
         }
+        let counted = shared.clone();
+        let checkpoints = checkpoint::Checkpoints::start(&conn, move || {
+            counted.checkpoints.fetch_add(1, Ordering::Relaxed);
+        });
         Writer {
             conn,
+            checkpoints,
             shared: shared.clone(),
             flow,
             deps,
@@ -251,6 +259,7 @@ impl Writer {
                 .writer_busy_ns
                 .fetch_add(busy, Ordering::Relaxed);
         }
+        self.checkpoints.stop();
         if let Err((_, e)) = self.conn.close() {
             tracing::error!(error = %e, "closing the write connection failed");
         }
@@ -288,6 +297,13 @@ impl Writer {
                         self.shared.synced_commits.fetch_add(1, Ordering::Relaxed);
                     }
                     self.publish(b, std::mem::take(&mut ops), answers);
+                    // After the answers: a checkpoint the writer must run itself delays only
+                    // the next batch.
+                    if self.checkpoints.committed(&self.conn) {
+                        self.shared
+                            .writer_checkpoints
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
                     true
                 }
                 Ok(Err(e)) => {

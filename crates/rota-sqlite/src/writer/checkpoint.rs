@@ -99,7 +99,9 @@ impl Checkpoints {
             .spawn(move || {
                 while asked.recv().is_ok() {
                     match own.query_row(CHECKPOINT, [], |r| r.get::<_, i64>(0)) {
-                        Ok(_) => done(),
+                        Ok(0) => done(),
+                        // Busy: the writer's own checkpoint held the lock.
+                        Ok(_) => {}
                         Err(e) => tracing::warn!(error = %e, "background checkpoint failed"),
                     }
                 }

@@ -4,9 +4,10 @@
 //! ([`lanes`]), takes a batch round-robin across the lanes up to a budget of rows, applies its
 //! claims and heartbeats in one `BEGIN IMMEDIATE` transaction committed without an fsync
 //! (`synchronous=NORMAL`) and answers them, then the rest in a second one, also committed
-//! without SQLite's fsync, after which the writer fsyncs the WAL file itself (what
-//! `synchronous=FULL` would do; it also makes the first durable), answering the claims parked
-//! with the shard that the batch served in between, and only then answers the rest. Under load one fsync carries hundreds of requests (group commit), and a
+//! without SQLite's fsync: it answers the claims parked with the shard that the batch served,
+//! and hands the other ops to the shard's sync thread ([`sync`]), which fsyncs the WAL (what
+//! `synchronous=FULL` would do; it also makes the first durable) and only then answers them,
+//! while the writer goes on with its next batch. Under load one fsync carries hundreds of requests (group commit), and a
 //! tenant flooding the server with large batches delays another tenant's request by about one
 //! commit, not by its whole backlog.
 //!
@@ -27,6 +28,7 @@ mod ops;
 mod parked;
 mod schedules;
 pub(crate) mod spawn;
+mod sync;
 mod tasks;
 mod webhooks;
 pub(crate) mod workflows;
@@ -172,8 +174,9 @@ pub struct Writer {
     /// where the writer could not open its WAL file; otherwise it is `NORMAL` and the writer
     /// fsyncs the WAL itself after a durable commit (see `commit_batch`).
     durable: bool,
-    /// The shard's WAL file, which the writer fsyncs after a durable commit.
-    wal: Option<std::fs::File>,
+    /// Fsyncs the WAL after durable commits and answers their ops (sync.rs); `None` where the
+    /// WAL file could not be opened, and SQLite then fsyncs in the commit.
+    syncer: Option<sync::Syncer>,
     /// When the WAL is checkpointed, mostly off this thread (checkpoint.rs).
     checkpoints: checkpoint::Checkpoints,
 }
@@ -204,16 +207,17 @@ impl Writer {
         let checkpoints = checkpoint::Checkpoints::start(&conn, move || {
             counted.checkpoints.fetch_add(1, Ordering::Relaxed);
         });
-        let wal = conn
-            .path()
-            .filter(|p| !p.is_empty())
-            .and_then(|p| match std::fs::File::open(format!("{p}-wal")) {
-                Ok(f) => Some(f),
+        let syncer = conn.path().filter(|p| !p.is_empty()).and_then(|p| {
+            let started = std::fs::File::open(format!("{p}-wal"))
+                .and_then(|wal| sync::Syncer::start(wal, shared.clone()));
+            match started {
+                Ok(s) => Some(s),
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot open the WAL file; SQLite fsyncs each durable commit itself");
+                    tracing::warn!(error = %e, "cannot fsync the WAL beside the writer; SQLite fsyncs each durable commit itself");
                     None
                 }
-            });
+            }
+        });
         Writer {
             conn,
             checkpoints,
@@ -223,7 +227,7 @@ impl Writer {
             known_next_due: None,
             hooks: cache,
             durable: true,
-            wal,
+            syncer,
         }
     }
 
@@ -275,6 +279,9 @@ impl Writer {
                 .writer_busy_ns
                 .fetch_add(busy, Ordering::Relaxed);
         }
+        if let Some(s) = self.syncer.as_mut() {
+            s.stop();
+        }
         self.checkpoints.stop();
         if let Err((_, e)) = self.conn.close() {
             tracing::error!(error = %e, "closing the write connection failed");
@@ -286,9 +293,10 @@ impl Writer {
     /// A durable batch commits with `synchronous=NORMAL`: its frames are in the WAL file (a
     /// killed process loses nothing) and readable, but not yet synced. The claims parked with
     /// the shard that it served are answered at once, as claims always are before an fsync
-    /// (ops.rs, `must_be_durable`); then the writer fsyncs the WAL, exactly what
-    /// `synchronous=FULL` would have done inside the commit, and only then answers the rest.
-    /// So a task enqueued for a waiting worker reaches it one fsync sooner.
+    /// (ops.rs, `must_be_durable`); its other ops go to the sync thread, which fsyncs the WAL
+    /// (what `synchronous=FULL` would have done inside the commit) and only then answers them,
+    /// while the writer goes on with the next batch. So a task enqueued for a waiting worker
+    /// reaches it without waiting for any fsync.
     fn commit_batch(&mut self, mut ops: Vec<Op>) {
         let durable = ops.iter().any(Op::must_be_durable);
         let mut serve_parked = true;
@@ -318,30 +326,19 @@ impl Writer {
                     for (claim, queue, tasks) in b.served.drain(..) {
                         claim.fill(&queue, tasks);
                     }
-                    let synced = match &self.wal {
-                        Some(wal) if durable => wal.sync_all().map(|_| true),
-                        _ => Ok(self.durable),
-                    };
-                    let answers = match synced {
-                        Ok(synced) => {
-                            self.shared.write_failing.store(false, Ordering::Relaxed);
-                            if synced {
+                    self.shared.write_failing.store(false, Ordering::Relaxed);
+                    self.shared.commits.fetch_add(1, Ordering::Relaxed);
+                    self.publish(b);
+                    let ops = std::mem::take(&mut ops);
+                    match &self.syncer {
+                        Some(syncer) if durable => syncer.after_sync(ops, answers),
+                        _ => {
+                            if self.durable {
                                 self.shared.synced_commits.fetch_add(1, Ordering::Relaxed);
                             }
-                            Ok(answers)
+                            sync::answer_all(ops, Ok(answers));
                         }
-                        // Committed and readable, but perhaps not on disk: no op is told
-                        // it is, though the writes stand (as after a crash before the answer).
-                        Err(e) => {
-                            self.shared.write_failing.store(true, Ordering::Relaxed);
-                            tracing::error!(error = %e, ops = ops.len(), "cannot fsync the WAL after a commit");
-                            Err(StoreError::Unavailable(format!(
-                                "the write was committed but could not be made durable: {e}"
-                            )))
-                        }
-                    };
-                    self.shared.commits.fetch_add(1, Ordering::Relaxed);
-                    self.publish(b, std::mem::take(&mut ops), answers);
+                    }
                     // After the answers: a checkpoint the writer must run itself delays only
                     // the next batch.
                     if self.checkpoints.committed(&self.conn) {
@@ -430,7 +427,7 @@ impl Writer {
         b: &mut Batch,
         serve_parked: bool,
     ) -> Result<Applied, (usize, rusqlite::Error)> {
-        let sqlite_syncs = self.wal.is_none() && ops.iter().any(Op::must_be_durable);
+        let sqlite_syncs = self.syncer.is_none() && ops.iter().any(Op::must_be_durable);
         if let Err(e) = self.set_durability(sqlite_syncs) {
             return Ok(Err(StoreError::Unavailable(format!(
                 "cannot set the commit's durability: {e}"
@@ -487,10 +484,9 @@ impl Writer {
         })
     }
 
-    /// After a commit: the catalog learns the batch's changes, every op gets its answer (or
-    /// the error that kept the commit from being made durable), and waiting claims and
-    /// maintenance are woken.
-    fn publish(&mut self, mut b: Batch, ops: Vec<Op>, answers: Result<Vec<Answer>, StoreError>) {
+    /// After a commit, before its ops are answered: the catalog learns the batch's changes,
+    /// and waiting claims and maintenance are woken.
+    fn publish(&mut self, mut b: Batch) {
         for change in std::mem::take(&mut b.webhooks) {
             webhooks::apply(&mut self.hooks, change);
         }
@@ -513,18 +509,6 @@ impl Writer {
                 .filter_map(|id| cat.by_id(*id).map(|q| q.key.clone()))
                 .collect()
         };
-        match answers {
-            Ok(answers) => {
-                for (op, answer) in ops.into_iter().zip(answers) {
-                    op.answer(Ok(answer));
-                }
-            }
-            Err(e) => {
-                for op in ops {
-                    op.answer(Err(e.clone()));
-                }
-            }
-        }
         for key in &ready_keys {
             shared.signals.notify(key);
         }

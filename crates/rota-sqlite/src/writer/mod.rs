@@ -7,9 +7,9 @@
 //! without SQLite's fsync: it answers the claims parked with the shard that the batch served,
 //! and hands the other ops to the shard's sync thread ([`sync`]), which fsyncs the WAL (what
 //! `synchronous=FULL` would do; it also makes the first durable) and only then answers them,
-//! while the writer goes on with its next batch. Under load one fsync carries hundreds of requests (group commit), and a
-//! tenant flooding the server with large batches delays another tenant's request by about one
-//! commit, not by its whole backlog.
+//! while the writer goes on with its next batch. Under load one fsync carries hundreds of
+//! requests (group commit), and a tenant flooding the server with large batches delays another
+//! tenant's request by about one commit, not by its whole backlog.
 //!
 //! Architecture Invariant: no reply is sent before the transaction holding its writes has
 //! committed, and none but a claim's or heartbeat's before an fsync (see ARCHITECTURE.md). An op whose statements fail is answered with its own error and left out; the
@@ -171,8 +171,8 @@ pub struct Writer {
     /// Every webhook, for turning events into deliveries.
     hooks: webhooks::WebhookCache,
     /// Whether SQLite fsyncs in the commit now (`synchronous=FULL`, as the store opens). Only
-    /// where the writer could not open its WAL file; otherwise it is `NORMAL` and the writer
-    /// fsyncs the WAL itself after a durable commit (see `commit_batch`).
+    /// where there is no sync thread; otherwise it is `NORMAL` and the sync thread fsyncs the
+    /// WAL after a durable commit (see `commit_batch`).
     durable: bool,
     /// Fsyncs the WAL after durable commits and answers their ops (sync.rs); `None` where the
     /// WAL file could not be opened, and SQLite then fsyncs in the commit.
@@ -302,7 +302,7 @@ impl Writer {
         let mut serve_parked = true;
         loop {
             let mut b = Batch::new(self.shared.clock.now());
-            let tried = self.try_batch(&ops, &mut b, serve_parked);
+            let tried = self.try_batch(&ops, durable, &mut b, serve_parked);
             if !matches!(tried, Ok(Ok(_))) {
                 b.give_back();
             }
@@ -351,9 +351,7 @@ impl Writer {
                 Ok(Err(e)) => {
                     self.shared.write_failing.store(true, Ordering::Relaxed);
                     tracing::error!(error = %e, ops = ops.len(), "write batch failed");
-                    for op in ops.drain(..) {
-                        op.answer(Err(e.clone()));
-                    }
+                    sync::answer_all(std::mem::take(&mut ops), Err(e));
                     true
                 }
                 Err((PARKED, e)) => {
@@ -418,17 +416,18 @@ impl Writer {
         }
     }
 
-    /// One attempt at the batch. `Err((i, e))`: op `i` failed and everything was rolled back;
-    /// `Ok(Err(_))`: the transaction itself could not begin or commit.
+    /// One attempt at the batch (`durable`: whether any of its ops must be). `Err((i, e))`: op
+    /// `i` failed and everything was rolled back; `Ok(Err(_))`: the transaction itself could
+    /// not begin or commit.
     #[allow(clippy::type_complexity)]
     fn try_batch(
         &mut self,
         ops: &[Op],
+        durable: bool,
         b: &mut Batch,
         serve_parked: bool,
     ) -> Result<Applied, (usize, rusqlite::Error)> {
-        let sqlite_syncs = self.syncer.is_none() && ops.iter().any(Op::must_be_durable);
-        if let Err(e) = self.set_durability(sqlite_syncs) {
+        if let Err(e) = self.set_durability(durable && self.syncer.is_none()) {
             return Ok(Err(StoreError::Unavailable(format!(
                 "cannot set the commit's durability: {e}"
             ))));
